@@ -1,0 +1,18 @@
+//! Number formats of eddy.
+//!
+//! Every tensor in a `.eddy` file has a [`TensorFormat`]. This crate knows how
+//! many bytes a tensor of a given format and shape occupies and holds the one
+//! scalar reference implementation of every operation on each format. Fast
+//! kernels elsewhere are tested against these references.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod float;
+mod format;
+
+pub use float::{dot_f16_f32, dot_f32, f16_to_f32_slice, f32_to_f16_bits};
+pub use format::{FormatError, TensorFormat};

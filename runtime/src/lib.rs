@@ -1,0 +1,36 @@
+//! eddy: run quantized recurrent language models on small machines.
+//!
+//! The core is `#![no_std]` and never allocates: [`Model::from_bytes`]
+//! validates a `.eddy` file and borrows its tensors in place, and a
+//! [`Session`] runs in memory the caller provides, sized by
+//! [`Model::state_bytes`] and [`Model::scratch_bytes`].
+//!
+//! Features: `alloc` adds owned sessions; `std` adds loading from a path
+//! (memory-mapped) and the file writer used by the host tools.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod arch;
+mod error;
+pub mod file;
+mod linear;
+pub mod mamba;
+mod model;
+mod ops;
+mod session;
+#[cfg(feature = "std")]
+pub mod writer;
+
+pub use arch::{Architecture, HParam};
+pub use eddy_quant::TensorFormat;
+pub use error::{FileError, ModelError, SessionError};
+pub use file::{BlobKind, EddyFile, TensorView};
+pub use model::Model;
+#[cfg(feature = "std")]
+pub use model::{MappedModel, OpenError};
+#[cfg(feature = "alloc")]
+pub use session::OwnedSession;
+pub use session::Session;

@@ -1,0 +1,545 @@
+//! Mamba-1 (selective state-space model), f32 reference path.
+//!
+//! Tensors are stored in the canonical order of [`tensor_schema`], so a
+//! layer's weights are found by index arithmetic at run time: no allocation
+//! and no string search per step. The loader checks every name and shape.
+
+use crate::arch::HParam;
+use crate::error::ModelError;
+use crate::file::{EddyFile, TensorView};
+use crate::linear::Linear;
+use crate::ops::{rms_norm, silu, softplus};
+use eddy_quant::TensorFormat;
+
+/// Hyper-parameters of a Mamba-1 model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mamba1Config {
+    /// Vocabulary size.
+    pub vocab_size: u32,
+    /// Model width.
+    pub d_model: u32,
+    /// Number of layers.
+    pub n_layer: u32,
+    /// SSM state size per channel.
+    pub d_state: u32,
+    /// Causal convolution width.
+    pub d_conv: u32,
+    /// Inner width.
+    pub d_inner: u32,
+    /// Time-step projection rank.
+    pub dt_rank: u32,
+    /// RMSNorm epsilon.
+    pub norm_eps: f32,
+    /// LM head tied to the embedding.
+    pub tied_embeddings: bool,
+    /// in_proj/out_proj have biases.
+    pub proj_bias: bool,
+    /// conv1d has a bias.
+    pub conv_bias: bool,
+}
+
+/// Upper bound on any single dimension; keeps all size arithmetic far from
+/// overflow and rejects absurd headers early.
+const MAX_DIM: u32 = 1 << 24;
+
+fn required(file: &EddyFile<'_>, key: HParam) -> Result<u32, ModelError> {
+    file.hparam(key)
+        .ok_or(ModelError::MissingHParam(key.name()))
+}
+
+fn dim(file: &EddyFile<'_>, key: HParam, max: u32) -> Result<u32, ModelError> {
+    let v = required(file, key)?;
+    if v == 0 || v > max {
+        return Err(ModelError::BadHParam {
+            name: key.name(),
+            value: v,
+        });
+    }
+    Ok(v)
+}
+
+fn flag(file: &EddyFile<'_>, key: HParam) -> Result<bool, ModelError> {
+    match file.hparam(key).unwrap_or(0) {
+        0 => Ok(false),
+        1 => Ok(true),
+        v => Err(ModelError::BadHParam {
+            name: key.name(),
+            value: v,
+        }),
+    }
+}
+
+impl Mamba1Config {
+    /// Read and check the hyper-parameters of a file.
+    pub fn from_file(file: &EddyFile<'_>) -> Result<Self, ModelError> {
+        let eps_bits = required(file, HParam::NormEps)?;
+        let norm_eps = f32::from_bits(eps_bits);
+        if !(norm_eps.is_finite() && norm_eps >= 0.0) {
+            return Err(ModelError::BadHParam {
+                name: HParam::NormEps.name(),
+                value: eps_bits,
+            });
+        }
+        Ok(Mamba1Config {
+            vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
+            d_model: dim(file, HParam::DModel, MAX_DIM)?,
+            n_layer: dim(file, HParam::NLayer, 4096)?,
+            d_state: dim(file, HParam::DState, 4096)?,
+            d_conv: dim(file, HParam::DConv, 64)?,
+            d_inner: dim(file, HParam::DInner, MAX_DIM)?,
+            dt_rank: dim(file, HParam::DtRank, MAX_DIM)?,
+            norm_eps,
+            tied_embeddings: flag(file, HParam::TiedEmbeddings)?,
+            proj_bias: flag(file, HParam::ProjBias)?,
+            conv_bias: flag(file, HParam::ConvBias)?,
+        })
+    }
+
+    /// f32 words of recurrent state per layer: conv window + SSM state.
+    fn layer_state_words(&self) -> usize {
+        self.d_inner as usize * (self.d_conv as usize - 1 + self.d_state as usize)
+    }
+
+    /// f32 words of state for the whole model.
+    pub fn state_words(&self) -> Option<usize> {
+        self.layer_state_words().checked_mul(self.n_layer as usize)
+    }
+
+    /// f32 words of scratch one step needs.
+    pub fn scratch_words(&self) -> Option<usize> {
+        let l = ScratchLayout::new(self);
+        Some(l.total)
+    }
+}
+
+/// Which storage a tensor in the schema may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorKind {
+    /// A matrix used by a linear layer (any weight format).
+    Matrix,
+    /// A small parameter kept in f32 (norms, biases, conv, A_log, D).
+    F32,
+}
+
+/// One entry of the canonical tensor list.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorSpec {
+    /// Canonical name; per-layer names contain `{i}`.
+    pub pattern: &'static str,
+    /// Layer index for per-layer tensors.
+    pub layer: Option<u32>,
+    /// Expected rows (1 for a vector).
+    pub rows: u64,
+    /// Expected columns.
+    pub cols: u64,
+    /// Allowed storage.
+    pub kind: TensorKind,
+}
+
+const LAYER_SLOTS: usize = 12;
+
+fn layer_specs(c: &Mamba1Config, i: u32) -> [Option<TensorSpec>; LAYER_SLOTS] {
+    let (dm, di, ds, dc, dr) = (
+        c.d_model as u64,
+        c.d_inner as u64,
+        c.d_state as u64,
+        c.d_conv as u64,
+        c.dt_rank as u64,
+    );
+    let s = |pattern, rows, cols, kind| {
+        Some(TensorSpec {
+            pattern,
+            layer: Some(i),
+            rows,
+            cols,
+            kind,
+        })
+    };
+    use TensorKind::{Matrix, F32};
+    [
+        s("layers.{i}.norm.weight", 1, dm, F32),
+        s("layers.{i}.in_proj.weight", 2 * di, dm, Matrix),
+        if c.proj_bias {
+            s("layers.{i}.in_proj.bias", 1, 2 * di, F32)
+        } else {
+            None
+        },
+        s("layers.{i}.conv1d.weight", di, dc, F32),
+        if c.conv_bias {
+            s("layers.{i}.conv1d.bias", 1, di, F32)
+        } else {
+            None
+        },
+        s("layers.{i}.x_proj.weight", dr + 2 * ds, di, Matrix),
+        s("layers.{i}.dt_proj.weight", di, dr, Matrix),
+        s("layers.{i}.dt_proj.bias", 1, di, F32),
+        s("layers.{i}.A_log", di, ds, F32),
+        s("layers.{i}.D", 1, di, F32),
+        s("layers.{i}.out_proj.weight", dm, di, Matrix),
+        if c.proj_bias {
+            s("layers.{i}.out_proj.bias", 1, dm, F32)
+        } else {
+            None
+        },
+    ]
+}
+
+/// Visit the canonical tensor list of a Mamba-1 model in file order.
+pub fn tensor_schema(c: &Mamba1Config, mut visit: impl FnMut(TensorSpec)) {
+    use TensorKind::{Matrix, F32};
+    let (v, dm) = (c.vocab_size as u64, c.d_model as u64);
+    visit(TensorSpec {
+        pattern: "embed.weight",
+        layer: None,
+        rows: v,
+        cols: dm,
+        kind: Matrix,
+    });
+    for i in 0..c.n_layer {
+        for spec in layer_specs(c, i).into_iter().flatten() {
+            visit(spec);
+        }
+    }
+    visit(TensorSpec {
+        pattern: "norm_f.weight",
+        layer: None,
+        rows: 1,
+        cols: dm,
+        kind: F32,
+    });
+    if !c.tied_embeddings {
+        visit(TensorSpec {
+            pattern: "lm_head.weight",
+            layer: None,
+            rows: v,
+            cols: dm,
+            kind: Matrix,
+        });
+    }
+}
+
+/// True if `name` is `pattern` with `{i}` replaced by `layer`.
+pub fn name_matches(name: &str, pattern: &str, layer: Option<u32>) -> bool {
+    match (layer, pattern.split_once("{i}")) {
+        (Some(l), Some((head, tail))) => {
+            let Some(rest) = name.strip_prefix(head) else {
+                return false;
+            };
+            let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
+            let (num, tail_found) = rest.split_at(digits);
+            // Reject leading zeros so each layer has exactly one spelling.
+            let canonical = num.len() == 1 || !num.starts_with('0');
+            canonical && num.parse::<u32>() == Ok(l) && tail_found == tail
+        }
+        _ => name == pattern,
+    }
+}
+
+/// Offsets of the per-step scratch vectors, in f32 words.
+struct ScratchLayout {
+    normed: usize,
+    xz: usize,
+    conv_out: usize,
+    x_dbl: usize,
+    dt: usize,
+    y: usize,
+    out: usize,
+    logits: usize,
+    total: usize,
+}
+
+impl ScratchLayout {
+    fn new(c: &Mamba1Config) -> Self {
+        let (dm, di, ds, dr, v) = (
+            c.d_model as usize,
+            c.d_inner as usize,
+            c.d_state as usize,
+            c.dt_rank as usize,
+            c.vocab_size as usize,
+        );
+        // The residual stream occupies words [0, d_model).
+        let normed = dm;
+        let xz = normed + dm;
+        let conv_out = xz + 2 * di;
+        let x_dbl = conv_out + di;
+        let dt = x_dbl + dr + 2 * ds;
+        let y = dt + di;
+        let out = y + di;
+        let logits = out + dm;
+        let total = logits + v;
+        ScratchLayout {
+            normed,
+            xz,
+            conv_out,
+            x_dbl,
+            dt,
+            y,
+            out,
+            logits,
+            total,
+        }
+    }
+}
+
+/// A loaded, validated Mamba-1 model.
+#[derive(Clone, Copy, Debug)]
+pub struct Mamba1<'a> {
+    /// Hyper-parameters.
+    pub config: Mamba1Config,
+    file: EddyFile<'a>,
+    embed_weight: TensorView<'a>,
+    per_layer: u32,
+}
+
+struct LayerWeights<'a> {
+    norm: &'a [f32],
+    in_proj: Linear<'a>,
+    conv_w: &'a [f32],
+    conv_b: Option<&'a [f32]>,
+    x_proj: Linear<'a>,
+    dt_proj: Linear<'a>,
+    a_log: &'a [f32],
+    d: &'a [f32],
+    out_proj: Linear<'a>,
+}
+
+fn f32_data<'a>(t: Option<TensorView<'a>>) -> &'a [f32] {
+    t.and_then(|t| t.as_f32()).unwrap_or(&[])
+}
+
+impl<'a> Mamba1<'a> {
+    /// Bind a parsed file: check hyper-parameters, then every tensor's name,
+    /// shape and format against the canonical schema.
+    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
+        let config = Mamba1Config::from_file(&file)?;
+        config.state_words().ok_or(ModelError::SizeOverflow)?;
+        let mut index = 0u32;
+        let mut result = Ok(());
+        tensor_schema(&config, |spec| {
+            if result.is_err() {
+                return;
+            }
+            result = check_tensor(&file, index, &spec);
+            index += 1;
+        });
+        result?;
+        if index != file.tensor_count() {
+            // Extra tensors after the schema: name the first one.
+            return Err(ModelError::UnexpectedTensor { index });
+        }
+        let per_layer = layer_specs(&config, 0).iter().flatten().count() as u32;
+        let embed_weight = file.tensor_at(0).ok_or(ModelError::MissingTensor {
+            name: "embed.weight",
+            layer: None,
+        })?;
+        Ok(Mamba1 {
+            config,
+            file,
+            embed_weight,
+            per_layer,
+        })
+    }
+
+    fn linear(&self, index: u32, bias_index: Option<u32>) -> Linear<'a> {
+        let bias = bias_index.map(|b| f32_data(self.file.tensor_at(b)));
+        // `load` checked that this index holds a matrix of the right shape;
+        // the fallback only keeps this function total.
+        let weight = self.file.tensor_at(index).unwrap_or(self.embed_weight);
+        Linear { weight, bias }
+    }
+
+    fn embed(&self) -> Linear<'a> {
+        Linear {
+            weight: self.embed_weight,
+            bias: None,
+        }
+    }
+
+    fn layer(&self, i: u32) -> LayerWeights<'a> {
+        let c = &self.config;
+        let mut idx = 1 + i * self.per_layer;
+        let mut next = || {
+            let v = idx;
+            idx += 1;
+            v
+        };
+        let norm = next();
+        let in_w = next();
+        let in_b = c.proj_bias.then(&mut next);
+        let conv_w = next();
+        let conv_b = c.conv_bias.then(&mut next);
+        let x_w = next();
+        let dt_w = next();
+        let dt_b = next();
+        let a_log = next();
+        let d = next();
+        let out_w = next();
+        let out_b = c.proj_bias.then(&mut next);
+        let f = &self.file;
+        LayerWeights {
+            norm: f32_data(f.tensor_at(norm)),
+            in_proj: self.linear(in_w, in_b),
+            conv_w: f32_data(f.tensor_at(conv_w)),
+            conv_b: conv_b.map(|b| f32_data(f.tensor_at(b))),
+            x_proj: self.linear(x_w, None),
+            dt_proj: self.linear(dt_w, Some(dt_b)),
+            a_log: f32_data(f.tensor_at(a_log)),
+            d: f32_data(f.tensor_at(d)),
+            out_proj: self.linear(out_w, out_b),
+        }
+    }
+
+    fn head(&self) -> (&'a [f32], Linear<'a>) {
+        let base = 1 + self.config.n_layer * self.per_layer;
+        let norm_f = f32_data(self.file.tensor_at(base));
+        let head = if self.config.tied_embeddings {
+            self.embed()
+        } else {
+            self.linear(base + 1, None)
+        };
+        (norm_f, head)
+    }
+
+    /// Advance the state by one token; if `want_logits`, leave the logits in
+    /// the returned slice of `scratch`. Buffers are sized by the config
+    /// (checked by the session); `token < vocab_size` (checked by the session).
+    pub(crate) fn step<'s>(
+        &self,
+        token: u32,
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        want_logits: bool,
+    ) -> &'s [f32] {
+        let c = &self.config;
+        let l = ScratchLayout::new(c);
+        let (di, ds, dc, dr) = (
+            c.d_inner as usize,
+            c.d_state as usize,
+            c.d_conv as usize,
+            c.dt_rank as usize,
+        );
+        let (head, logits) = scratch.split_at_mut(l.logits);
+        let (residual, rest) = head.split_at_mut(l.normed);
+        let (normed, rest) = rest.split_at_mut(l.xz - l.normed);
+        let (xz, rest) = rest.split_at_mut(l.conv_out - l.xz);
+        let (conv_out, rest) = rest.split_at_mut(l.x_dbl - l.conv_out);
+        let (x_dbl, rest) = rest.split_at_mut(l.dt - l.x_dbl);
+        let (dt, rest) = rest.split_at_mut(l.y - l.dt);
+        let (y, out) = rest.split_at_mut(l.out - l.y);
+        let logits = &mut logits[..c.vocab_size as usize];
+
+        self.embed().row(token as usize, residual);
+        for (i, layer_state) in state.chunks_exact_mut(c.layer_state_words()).enumerate() {
+            let w = self.layer(i as u32);
+            let (conv_state, ssm_state) = layer_state.split_at_mut(di * (dc - 1));
+            rms_norm(residual, w.norm, c.norm_eps, normed);
+            w.in_proj.matvec(normed, xz);
+            let (xs, z) = xz.split_at(di);
+            // Causal depthwise conv over the last d_conv inputs (oldest first).
+            for ch in 0..di {
+                let win = &mut conv_state[ch * (dc - 1)..(ch + 1) * (dc - 1)];
+                let kw = &w.conv_w[ch * dc..(ch + 1) * dc];
+                let mut acc = 0.0f32;
+                for k in 0..dc - 1 {
+                    acc += kw[k] * win[k];
+                }
+                acc += kw[dc - 1] * xs[ch];
+                if let Some(b) = w.conv_b {
+                    acc += b[ch];
+                }
+                conv_out[ch] = silu(acc);
+                if dc > 1 {
+                    win.copy_within(1.., 0);
+                    win[dc - 2] = xs[ch];
+                }
+            }
+            w.x_proj.matvec(conv_out, x_dbl);
+            let (dt_in, bc) = x_dbl.split_at(dr);
+            let (b, cmat) = bc.split_at(ds);
+            w.dt_proj.matvec(dt_in, dt);
+            for ch in 0..di {
+                let delta = softplus(dt[ch]);
+                let u = conv_out[ch];
+                let h = &mut ssm_state[ch * ds..(ch + 1) * ds];
+                let a_log = &w.a_log[ch * ds..(ch + 1) * ds];
+                let mut acc = 0.0f32;
+                for s in 0..ds {
+                    let decay = libm::expf(-libm::expf(a_log[s]) * delta);
+                    h[s] = decay * h[s] + delta * b[s] * u;
+                    acc += h[s] * cmat[s];
+                }
+                y[ch] = (acc + u * w.d[ch]) * silu(z[ch]);
+            }
+            w.out_proj.matvec(y, out);
+            for (r, o) in residual.iter_mut().zip(out.iter()) {
+                *r += o;
+            }
+        }
+        if want_logits {
+            let (norm_f, head) = self.head();
+            rms_norm(residual, norm_f, c.norm_eps, normed);
+            head.matvec(normed, logits);
+        }
+        logits
+    }
+}
+
+fn check_tensor(file: &EddyFile<'_>, index: u32, spec: &TensorSpec) -> Result<(), ModelError> {
+    let missing = ModelError::MissingTensor {
+        name: spec.pattern,
+        layer: spec.layer,
+    };
+    let t = file.tensor_at(index).ok_or(missing)?;
+    if !name_matches(t.name, spec.pattern, spec.layer) {
+        // Distinguish "absent" from "present but out of canonical order".
+        let present = file
+            .tensors()
+            .any(|o| name_matches(o.name, spec.pattern, spec.layer));
+        return Err(if present {
+            ModelError::OutOfOrder {
+                name: spec.pattern,
+                layer: spec.layer,
+                index,
+            }
+        } else {
+            missing
+        });
+    }
+    let found = (t.rows(), t.cols());
+    if found != (spec.rows, spec.cols) {
+        return Err(ModelError::ShapeMismatch {
+            name: spec.pattern,
+            layer: spec.layer,
+            expected: (spec.rows, spec.cols),
+            found,
+        });
+    }
+    let ok = match spec.kind {
+        TensorKind::F32 => t.format == TensorFormat::F32,
+        TensorKind::Matrix => matches!(t.format, TensorFormat::F32 | TensorFormat::F16),
+    };
+    if !ok {
+        return Err(ModelError::UnsupportedFormat {
+            name: spec.pattern,
+            layer: spec.layer,
+            format: t.format.name(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn layer_names_match_exactly() {
+        let p = "layers.{i}.in_proj.weight";
+        assert!(name_matches("layers.3.in_proj.weight", p, Some(3)));
+        assert!(name_matches("layers.0.in_proj.weight", p, Some(0)));
+        assert!(!name_matches("layers.03.in_proj.weight", p, Some(3)));
+        assert!(!name_matches("layers.13.in_proj.weight", p, Some(3)));
+        assert!(!name_matches("layers.3.in_proj.bias", p, Some(3)));
+        assert!(name_matches("embed.weight", "embed.weight", None));
+    }
+}

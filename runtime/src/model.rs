@@ -1,0 +1,162 @@
+//! A loaded model: a validated file bound to its architecture.
+
+use crate::arch::Architecture;
+use crate::error::ModelError;
+use crate::file::{BlobKind, EddyFile};
+use crate::mamba::Mamba1;
+
+/// Words at the start of the state buffer: magic, model checksum, and the
+/// 64-bit count of tokens consumed. They make a snapshot self-describing.
+pub(crate) const STATE_HEADER_WORDS: usize = 4;
+
+/// The architecture-specific part of a model.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Inner<'a> {
+    Mamba1(Mamba1<'a>),
+}
+
+/// A model used in place from borrowed bytes (mmap, flash, `include_bytes!`).
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    file: EddyFile<'a>,
+    pub(crate) inner: Inner<'a>,
+    state_words: usize,
+    scratch_words: usize,
+}
+
+impl<'a> Model<'a> {
+    /// Validate `bytes` (64-byte aligned) as a `.eddy` file, including its
+    /// checksum, and bind it to its architecture. Never copies or allocates.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, ModelError> {
+        Self::from_file(EddyFile::parse(bytes)?)
+    }
+
+    /// Bind an already parsed file.
+    pub fn from_file(file: EddyFile<'a>) -> Result<Self, ModelError> {
+        let (inner, words) = match file.architecture() {
+            Architecture::Mamba1 => {
+                let m = Mamba1::load(file)?;
+                let words = (m.config.state_words(), m.config.scratch_words());
+                (Inner::Mamba1(m), words)
+            }
+        };
+        let state_words = words
+            .0
+            .and_then(|w| w.checked_add(STATE_HEADER_WORDS))
+            .filter(|w| w.checked_mul(4).is_some())
+            .ok_or(ModelError::SizeOverflow)?;
+        let scratch_words = words
+            .1
+            .filter(|w| w.checked_mul(4).is_some())
+            .ok_or(ModelError::SizeOverflow)?;
+        Ok(Model {
+            file,
+            inner,
+            state_words,
+            scratch_words,
+        })
+    }
+
+    /// The underlying file.
+    pub fn file(&self) -> &EddyFile<'a> {
+        &self.file
+    }
+
+    /// The model family.
+    pub fn architecture(&self) -> Architecture {
+        self.file.architecture()
+    }
+
+    /// Vocabulary size (length of the logits).
+    pub fn vocab_size(&self) -> usize {
+        match &self.inner {
+            Inner::Mamba1(m) => m.config.vocab_size as usize,
+        }
+    }
+
+    /// The Mamba-1 view of the model, if it is one.
+    pub fn as_mamba1(&self) -> Option<&Mamba1<'a>> {
+        match &self.inner {
+            Inner::Mamba1(m) => Some(m),
+        }
+    }
+
+    /// Bytes of per-sequence state a session needs (constant for any
+    /// sequence length). This is also the size of a snapshot.
+    pub fn state_bytes(&self) -> usize {
+        self.state_words * 4
+    }
+
+    /// Bytes of scratch a session needs for `step`/`prefill`.
+    pub fn scratch_bytes(&self) -> usize {
+        self.scratch_words * 4
+    }
+
+    /// The embedded Hugging Face `tokenizer.json`, if the file has one.
+    pub fn tokenizer_json(&self) -> Option<&'a [u8]> {
+        self.file.blob(BlobKind::TokenizerJson)
+    }
+}
+
+/// Failure to open a model from a path.
+#[cfg(feature = "std")]
+#[derive(Debug)]
+pub enum OpenError {
+    /// The file could not be opened or mapped.
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The cause.
+        error: std::io::Error,
+    },
+    /// The file's contents are not a usable model.
+    Model(ModelError),
+}
+
+#[cfg(feature = "std")]
+impl core::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            OpenError::Io { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            OpenError::Model(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for OpenError {}
+
+/// A model file memory-mapped from disk (read-only, page aligned).
+#[cfg(feature = "std")]
+pub struct MappedModel {
+    map: memmap2::Mmap,
+}
+
+#[cfg(feature = "std")]
+impl MappedModel {
+    /// Map `path` and validate it completely (including the checksum).
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, OpenError> {
+        let path = path.as_ref();
+        let io = |error| OpenError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the map is read-only; eddy's own tools never modify a model
+        // file in place (they write a new file and rename it).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Model::from_bytes(&map).map_err(OpenError::Model)?;
+        Ok(MappedModel { map })
+    }
+
+    /// The model, borrowed from the map (structure re-validated, checksum
+    /// already verified by `open`).
+    pub fn model(&self) -> Result<Model<'_>, ModelError> {
+        Model::from_file(EddyFile::parse_without_checksum(&self.map)?)
+    }
+
+    /// The raw file bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+}

@@ -1,0 +1,196 @@
+//! Per-sequence state and the step/prefill/snapshot API.
+
+use crate::error::SessionError;
+use crate::model::{Inner, Model, STATE_HEADER_WORDS};
+
+/// `EDST` in little-endian: marks an initialized state buffer.
+const STATE_MAGIC: u32 = u32::from_le_bytes(*b"EDST");
+
+/// One sequence being run through a model. `S` is the buffer type: borrowed
+/// caller memory (`&mut [f32]`, no_std) or owned (`Vec<f32>`, `alloc`).
+///
+/// `step` and `prefill` never allocate.
+pub struct Session<'m, 'a, S> {
+    model: &'m Model<'a>,
+    state: S,
+    scratch: S,
+}
+
+/// A session that owns its buffers.
+#[cfg(feature = "alloc")]
+pub type OwnedSession<'m, 'a> = Session<'m, 'a, alloc::vec::Vec<f32>>;
+
+fn cast_buffer<'s>(
+    which: &'static str,
+    bytes: &'s mut [u8],
+    needed: usize,
+) -> Result<&'s mut [f32], SessionError> {
+    if bytes.len() < needed {
+        return Err(SessionError::BufferTooSmall {
+            which,
+            needed,
+            got: bytes.len(),
+        });
+    }
+    bytemuck::try_cast_slice_mut(&mut bytes[..needed])
+        .map_err(|_| SessionError::BufferMisaligned { which })
+}
+
+impl<'m, 'a, 's> Session<'m, 'a, &'s mut [f32]> {
+    /// A session in caller memory: `state` must hold at least
+    /// [`Model::state_bytes`], `scratch` at least [`Model::scratch_bytes`],
+    /// both 4-byte aligned. The state starts empty.
+    pub fn new(
+        model: &'m Model<'a>,
+        state: &'s mut [u8],
+        scratch: &'s mut [u8],
+    ) -> Result<Self, SessionError> {
+        let state = cast_buffer("state", state, model.state_bytes())?;
+        let scratch = cast_buffer("scratch", scratch, model.scratch_bytes())?;
+        let mut s = Session {
+            model,
+            state,
+            scratch,
+        };
+        s.reset();
+        Ok(s)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<'m, 'a> Session<'m, 'a, alloc::vec::Vec<f32>> {
+    /// A session that allocates its buffers once, here.
+    pub fn new_owned(model: &'m Model<'a>) -> Self {
+        let state = alloc::vec![0.0f32; model.state_bytes() / 4];
+        let scratch = alloc::vec![0.0f32; model.scratch_bytes() / 4];
+        let mut s = Session {
+            model,
+            state,
+            scratch,
+        };
+        s.reset();
+        s
+    }
+}
+
+impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
+    /// The model this session runs.
+    pub fn model(&self) -> &'m Model<'a> {
+        self.model
+    }
+
+    /// Forget all context: zero state, position 0.
+    pub fn reset(&mut self) {
+        let checksum = self.model.file().checksum();
+        let st = self.state.as_mut();
+        st.fill(0.0);
+        st[0] = f32::from_bits(STATE_MAGIC);
+        st[1] = f32::from_bits(checksum);
+    }
+
+    /// Tokens consumed since the last reset (or restored snapshot).
+    pub fn position(&self) -> u64 {
+        let st = self.state.as_ref();
+        (st[2].to_bits() as u64) | ((st[3].to_bits() as u64) << 32)
+    }
+
+    fn set_position(&mut self, p: u64) {
+        let st = self.state.as_mut();
+        st[2] = f32::from_bits(p as u32);
+        st[3] = f32::from_bits((p >> 32) as u32);
+    }
+
+    fn check_token(&self, token: u32) -> Result<(), SessionError> {
+        let vocab = self.model.vocab_size() as u32;
+        if token >= vocab {
+            return Err(SessionError::TokenOutOfRange { token, vocab });
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, token: u32, want_logits: bool) {
+        let pos = self.position();
+        let model = self.model;
+        let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
+        match &model.inner {
+            Inner::Mamba1(m) => {
+                m.step(token, body, self.scratch.as_mut(), want_logits);
+            }
+        }
+        self.set_position(pos.wrapping_add(1));
+    }
+
+    /// The logits left by the last `step`/`prefill` (zeros before any).
+    pub fn logits(&self) -> &[f32] {
+        let vocab = self.model.vocab_size();
+        let s = self.scratch.as_ref();
+        &s[s.len() - vocab..]
+    }
+
+    /// Feed one token; returns the logits for the next token.
+    pub fn step(&mut self, token: u32) -> Result<&[f32], SessionError> {
+        self.check_token(token)?;
+        self.advance(token, true);
+        Ok(self.logits())
+    }
+
+    /// Feed a prompt; returns the logits after its last token. All tokens are
+    /// checked before any state changes, so a bad token loses nothing.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], SessionError> {
+        self.prefill_with(tokens, |_, _| {}, false)?;
+        Ok(self.logits())
+    }
+
+    /// Feed a prompt and hand the logits of every position to `on_logits`
+    /// (`(position in tokens, logits)`), e.g. for perplexity. When
+    /// `all_logits` is false only the last position's logits are computed.
+    pub fn prefill_with(
+        &mut self,
+        tokens: &[u32],
+        mut on_logits: impl FnMut(usize, &[f32]),
+        all_logits: bool,
+    ) -> Result<(), SessionError> {
+        if tokens.is_empty() {
+            return Err(SessionError::EmptyPrompt);
+        }
+        for &t in tokens {
+            self.check_token(t)?;
+        }
+        let last = tokens.len() - 1;
+        for (i, &t) in tokens.iter().enumerate() {
+            let want = all_logits || i == last;
+            self.advance(t, want);
+            if want {
+                on_logits(i, self.logits());
+            }
+        }
+        Ok(())
+    }
+
+    /// The complete state as bytes (length [`Model::state_bytes`]): save it
+    /// to resume this sequence later with [`restore`](Self::restore).
+    pub fn snapshot(&self) -> &[u8] {
+        bytemuck::cast_slice(self.state.as_ref())
+    }
+
+    /// Restore a snapshot taken from a session of the same model. On error
+    /// the current state is left unchanged.
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), SessionError> {
+        let st = self.state.as_mut();
+        if snapshot.len() != st.len() * 4 {
+            return Err(SessionError::BadSnapshot);
+        }
+        let word = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&snapshot[i * 4..i * 4 + 4]);
+            u32::from_le_bytes(b)
+        };
+        if word(0) != STATE_MAGIC || word(1) != self.model.file().checksum() {
+            return Err(SessionError::BadSnapshot);
+        }
+        for (i, w) in st.iter_mut().enumerate() {
+            *w = f32::from_bits(word(i));
+        }
+        Ok(())
+    }
+}
