@@ -1,0 +1,9 @@
+//! Host-side tools of eddy: the converter from Hugging Face checkpoints and
+//! the helpers behind the `eddy` command (sampling, `.npy` output,
+//! tokenization).
+#![warn(missing_docs)]
+
+pub mod convert;
+pub mod npy;
+pub mod sample;
+pub mod text;

@@ -1,0 +1,321 @@
+//! `eddy`: convert, inspect and run recurrent language models.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use eddy::{HParam, MappedModel, Model, Session};
+use eddy_cli::convert::{convert_dir, write_atomic, WeightDtype};
+use eddy_cli::sample::{Sampler, SamplerConfig};
+use eddy_cli::text::{parse_token_list, TextCodec};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "eddy",
+    version,
+    about = "Run quantized recurrent language models on small machines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DtypeArg {
+    F32,
+    F16,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a Hugging Face checkpoint directory into a .eddy file.
+    Convert {
+        /// Directory with config.json, *.safetensors and tokenizer.json.
+        hf_dir: PathBuf,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Storage of the weight matrices (norms, biases, conv, A_log, D stay f32).
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: DtypeArg,
+    },
+    /// Print architecture, hyper-parameters, tensors and memory needs.
+    Inspect {
+        /// The .eddy file.
+        model: PathBuf,
+    },
+    /// Generate text from a prompt, streaming it.
+    Run {
+        /// The .eddy file.
+        model: PathBuf,
+        /// Prompt text (needs the embedded tokenizer).
+        #[arg(short, long, conflicts_with = "tokens")]
+        prompt: Option<String>,
+        /// Prompt as comma-separated token ids instead of text.
+        #[arg(long)]
+        tokens: Option<String>,
+        /// Tokens to generate.
+        #[arg(short = 'n', long, default_value_t = 64)]
+        n_tokens: usize,
+        /// Sampling temperature (0 = greedy, the default).
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        /// Keep only the k most likely tokens (0 = all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Nucleus sampling threshold (1 = off).
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        /// Random seed for sampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print generated token ids instead of text.
+        #[arg(long)]
+        ids: bool,
+    },
+    /// Write the logits of every position as a .npy array [tokens, vocab].
+    Logits {
+        /// The .eddy file.
+        model: PathBuf,
+        /// Comma-separated token ids.
+        #[arg(long)]
+        tokens: String,
+        /// Output .npy file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Use token-by-token decode instead of prefill.
+        #[arg(long)]
+        stepwise: bool,
+    },
+}
+
+fn open(path: &PathBuf) -> Result<MappedModel> {
+    MappedModel::open(path).map_err(anyhow::Error::from)
+}
+
+fn cmd_convert(hf_dir: PathBuf, output: PathBuf, dtype: DtypeArg) -> Result<()> {
+    let dtype = match dtype {
+        DtypeArg::F32 => WeightDtype::F32,
+        DtypeArg::F16 => WeightDtype::F16,
+    };
+    let conv = convert_dir(&hf_dir, dtype)?;
+    // Validate what we are about to write with the runtime's own reader.
+    let aligned = eddy::file::AlignedBytes::copy_from(&conv.bytes);
+    Model::from_bytes(aligned.as_slice())
+        .context("internal error: converted file does not load")?;
+    write_atomic(&output, &conv.bytes)?;
+    for name in &conv.ignored {
+        eprintln!("note: checkpoint tensor `{name}` is not used (tied or unknown)");
+    }
+    if !conv.has_tokenizer {
+        eprintln!(
+            "note: no tokenizer.json in {}; use token ids with `eddy run --tokens`",
+            hf_dir.display()
+        );
+    }
+    println!(
+        "wrote {} ({} bytes): mamba1, {} layers, d_model {}, vocab {}",
+        output.display(),
+        conv.bytes.len(),
+        conv.config.n_layer,
+        conv.config.d_model,
+        conv.config.vocab_size
+    );
+    Ok(())
+}
+
+fn cmd_inspect(path: PathBuf) -> Result<()> {
+    let mapped = open(&path)?;
+    let model = mapped.model()?;
+    let file = model.file();
+    println!("file:          {}", path.display());
+    println!("architecture:  {}", model.architecture().name());
+    println!("file bytes:    {}", file.len());
+    println!("checksum:      {:#010x}", file.checksum());
+    println!("hyper-parameters:");
+    for (k, v) in file.hparams() {
+        match HParam::from_code(k) {
+            Some(key) if key.is_float() => println!("  {:<16} {}", key.name(), f32::from_bits(v)),
+            Some(key) if v == u32::MAX => println!("  {:<16} none", key.name()),
+            Some(key) => println!("  {:<16} {v}", key.name()),
+            None => println!("  key#{k:<11} {v}"),
+        }
+    }
+    println!("tensors ({}):", file.tensor_count());
+    println!(
+        "  {:<32} {:<6} {:<16} {:>12}",
+        "name", "format", "shape", "bytes"
+    );
+    let mut total = 0u64;
+    let mut params = 0u64;
+    for t in file.tensors() {
+        let shape: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
+        println!(
+            "  {:<32} {:<6} {:<16} {:>12}",
+            t.name,
+            t.format.name(),
+            shape.join("x"),
+            t.data.len()
+        );
+        total += t.data.len() as u64;
+        params += t.numel();
+    }
+    println!(
+        "tensor bytes:  {total} ({params} parameters, {:.2} bits/parameter)",
+        total as f64 * 8.0 / params as f64
+    );
+    match model.tokenizer_json() {
+        Some(t) => println!("tokenizer:     embedded ({} bytes)", t.len()),
+        None => println!("tokenizer:     none"),
+    }
+    println!(
+        "state bytes:   {} (per sequence, constant for any length)",
+        model.state_bytes()
+    );
+    println!("scratch bytes: {}", model.scratch_bytes());
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_run(
+    path: PathBuf,
+    prompt: Option<String>,
+    tokens: Option<String>,
+    n_tokens: usize,
+    sampler: SamplerConfig,
+    print_ids: bool,
+) -> Result<()> {
+    let mapped = open(&path)?;
+    let model = mapped.model()?;
+    let codec = match model.tokenizer_json() {
+        Some(json) => Some(TextCodec::from_json(json)?),
+        None => None,
+    };
+    let prompt_ids = match (&prompt, &tokens) {
+        (_, Some(t)) => parse_token_list(t)?,
+        (Some(p), None) => match &codec {
+            Some(c) => c.encode(p)?,
+            None => bail!(
+                "{} has no embedded tokenizer; pass --tokens 1,2,3 instead of --prompt",
+                path.display()
+            ),
+        },
+        (None, None) => bail!("give a prompt with --prompt \"text\" or --tokens 1,2,3"),
+    };
+    if prompt_ids.is_empty() {
+        bail!("the prompt encodes to zero tokens; give a non-empty prompt");
+    }
+    let text_out = codec.as_ref().filter(|_| !print_ids);
+    let mut session = Session::new_owned(&model);
+    let mut sampler = Sampler::new(sampler);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let (Some(c), Some(p)) = (text_out, &prompt) {
+        let _ = c;
+        write!(out, "{p}")?;
+    }
+    let t0 = Instant::now();
+    let logits = session.prefill(&prompt_ids)?;
+    let mut next = sampler.sample(logits);
+    let t_prefill = t0.elapsed();
+    let mut all_ids = prompt_ids.clone();
+    let mut generated = Vec::new();
+    let t1 = Instant::now();
+    for i in 0..n_tokens {
+        generated.push(next);
+        all_ids.push(next);
+        match text_out {
+            Some(c) => write!(out, "{}", c.decode_increment(&all_ids)?)?,
+            None => write!(out, "{}{next}", if i == 0 { "" } else { "," })?,
+        }
+        out.flush()?;
+        if i + 1 == n_tokens {
+            break;
+        }
+        let logits = session.step(next)?;
+        next = sampler.sample(logits);
+    }
+    let t_gen = t1.elapsed();
+    writeln!(out)?;
+    eprintln!(
+        "prompt: {} tokens in {:.3} s ({:.1} tok/s); generated: {} tokens in {:.3} s ({:.1} tok/s)",
+        prompt_ids.len(),
+        t_prefill.as_secs_f64(),
+        prompt_ids.len() as f64 / t_prefill.as_secs_f64().max(1e-9),
+        generated.len(),
+        t_gen.as_secs_f64(),
+        generated.len().saturating_sub(1) as f64 / t_gen.as_secs_f64().max(1e-9),
+    );
+    Ok(())
+}
+
+fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) -> Result<()> {
+    let mapped = open(&path)?;
+    let model = mapped.model()?;
+    let ids = parse_token_list(&tokens)?;
+    if ids.is_empty() {
+        bail!("--tokens is empty; give at least one token id");
+    }
+    let vocab = model.vocab_size();
+    let mut session = Session::new_owned(&model);
+    let mut all = Vec::with_capacity(ids.len() * vocab);
+    if stepwise {
+        for &t in &ids {
+            all.extend_from_slice(session.step(t)?);
+        }
+    } else {
+        session.prefill_with(&ids, |_, l| all.extend_from_slice(l), true)?;
+    }
+    let mut buf = Vec::new();
+    eddy_cli::npy::write_f32_2d(&mut buf, ids.len(), vocab, &all)?;
+    std::fs::write(&output, buf).with_context(|| format!("cannot write {}", output.display()))?;
+    println!(
+        "wrote {} ([{}, {}] f32)",
+        output.display(),
+        ids.len(),
+        vocab
+    );
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Convert {
+            hf_dir,
+            output,
+            dtype,
+        } => cmd_convert(hf_dir, output, dtype),
+        Command::Inspect { model } => cmd_inspect(model),
+        Command::Run {
+            model,
+            prompt,
+            tokens,
+            n_tokens,
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            ids,
+        } => {
+            let cfg = SamplerConfig {
+                temperature,
+                top_k,
+                top_p,
+                seed,
+            };
+            cmd_run(model, prompt, tokens, n_tokens, cfg, ids)
+        }
+        Command::Logits {
+            model,
+            tokens,
+            output,
+            stepwise,
+        } => cmd_logits(model, tokens, output, stepwise),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
