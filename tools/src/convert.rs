@@ -115,10 +115,7 @@ pub enum ConvertError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
-    move |source| ConvertError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| ConvertError::Io { path: path.to_path_buf(), source }
 }
 
 /// What `convert` produced, for the caller to report.
@@ -138,27 +135,18 @@ fn get_u32(cfg: &Value, key: &'static str) -> Result<u32, ConvertError> {
     cfg.get(key)
         .and_then(Value::as_u64)
         .and_then(|v| u32::try_from(v).ok())
-        .ok_or(ConvertError::ConfigKey {
-            key,
-            expected: "an unsigned integer",
-        })
+        .ok_or(ConvertError::ConfigKey { key, expected: "an unsigned integer" })
 }
 
 fn get_bool(cfg: &Value, key: &'static str, default: bool) -> Result<bool, ConvertError> {
     match cfg.get(key) {
         None | Some(Value::Null) => Ok(default),
-        Some(v) => v.as_bool().ok_or(ConvertError::ConfigKey {
-            key,
-            expected: "a boolean",
-        }),
+        Some(v) => v.as_bool().ok_or(ConvertError::ConfigKey { key, expected: "a boolean" }),
     }
 }
 
 fn token_id(cfg: &Value, key: &str) -> u32 {
-    cfg.get(key)
-        .and_then(Value::as_u64)
-        .and_then(|v| u32::try_from(v).ok())
-        .unwrap_or(u32::MAX)
+    cfg.get(key).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()).unwrap_or(u32::MAX)
 }
 
 /// Read Mamba-1 hyper-parameters from a `config.json` value.
@@ -170,34 +158,25 @@ pub fn mamba1_config(cfg: &Value) -> Result<Mamba1Config, ConvertError> {
         .unwrap_or_default();
     let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
     if !(archs.contains(&"MambaForCausalLM") || (archs.is_empty() && model_type == "mamba")) {
-        let found = if archs.is_empty() {
-            model_type.to_string()
-        } else {
-            archs.join(",")
-        };
+        let found = if archs.is_empty() { model_type.to_string() } else { archs.join(",") };
         return Err(ConvertError::UnsupportedArchitecture { found });
     }
     let d_model = get_u32(cfg, "hidden_size")?;
     let expand = get_u32(cfg, "expand")?;
     let d_inner = match cfg.get("intermediate_size") {
         Some(_) => get_u32(cfg, "intermediate_size")?,
-        None => d_model
-            .checked_mul(expand)
-            .ok_or(ConvertError::ConfigValue {
-                key: "expand",
-                value: expand.to_string(),
-                why: "expand * hidden_size overflows",
-            })?,
+        None => d_model.checked_mul(expand).ok_or(ConvertError::ConfigValue {
+            key: "expand",
+            value: expand.to_string(),
+            why: "expand * hidden_size overflows",
+        })?,
     };
     let dt_rank = match cfg.get("time_step_rank") {
         Some(Value::String(s)) if s == "auto" => d_model.div_ceil(16),
         Some(_) => get_u32(cfg, "time_step_rank")?,
         None => d_model.div_ceil(16),
     };
-    let act = cfg
-        .get("hidden_act")
-        .and_then(Value::as_str)
-        .unwrap_or("silu");
+    let act = cfg.get("hidden_act").and_then(Value::as_str).unwrap_or("silu");
     if act != "silu" {
         return Err(ConvertError::ConfigValue {
             key: "hidden_act",
@@ -205,10 +184,7 @@ pub fn mamba1_config(cfg: &Value) -> Result<Mamba1Config, ConvertError> {
             why: "only silu is supported",
         });
     }
-    let norm_eps = cfg
-        .get("layer_norm_epsilon")
-        .and_then(Value::as_f64)
-        .unwrap_or(1e-5) as f32;
+    let norm_eps = cfg.get("layer_norm_epsilon").and_then(Value::as_f64).unwrap_or(1e-5) as f32;
     let c = Mamba1Config {
         vocab_size: get_u32(cfg, "vocab_size")?,
         d_model,
@@ -232,11 +208,7 @@ pub fn mamba1_config(cfg: &Value) -> Result<Mamba1Config, ConvertError> {
         ("time_step_rank", c.dt_rank),
     ] {
         if v == 0 {
-            return Err(ConvertError::ConfigValue {
-                key,
-                value: "0".into(),
-                why: "must be positive",
-            });
+            return Err(ConvertError::ConfigValue { key, value: "0".into(), why: "must be positive" });
         }
     }
     Ok(c)
@@ -279,22 +251,14 @@ impl Checkpoint {
         let index = dir.join("model.safetensors.index.json");
         let mut paths: Vec<PathBuf> = if index.exists() {
             let text = std::fs::read_to_string(&index).map_err(io_err(&index))?;
-            let v: Value = serde_json::from_str(&text).map_err(|source| ConvertError::Json {
-                path: index.clone(),
-                source,
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|source| ConvertError::Json { path: index.clone(), source })?;
+            let map = v.get("weight_map").and_then(Value::as_object).ok_or(ConvertError::ConfigKey {
+                key: "weight_map",
+                expected: "an object (in model.safetensors.index.json)",
             })?;
-            let map =
-                v.get("weight_map")
-                    .and_then(Value::as_object)
-                    .ok_or(ConvertError::ConfigKey {
-                        key: "weight_map",
-                        expected: "an object (in model.safetensors.index.json)",
-                    })?;
-            let mut shards: Vec<PathBuf> = map
-                .values()
-                .filter_map(Value::as_str)
-                .map(|s| dir.join(s))
-                .collect();
+            let mut shards: Vec<PathBuf> =
+                map.values().filter_map(Value::as_str).map(|s| dir.join(s)).collect();
             shards.sort();
             shards.dedup();
             shards
@@ -317,10 +281,8 @@ impl Checkpoint {
             let f = std::fs::File::open(&p).map_err(io_err(&p))?;
             // SAFETY: read-only map of an input file we do not modify.
             let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io_err(&p))?;
-            SafeTensors::deserialize(&map).map_err(|e| ConvertError::SafeTensors {
-                path: p.clone(),
-                message: e.to_string(),
-            })?;
+            SafeTensors::deserialize(&map)
+                .map_err(|e| ConvertError::SafeTensors { path: p.clone(), message: e.to_string() })?;
             files.push((p, map));
         }
         Ok(Checkpoint { files })
@@ -339,25 +301,20 @@ impl Checkpoint {
     /// Read a tensor as f32 values with its shape, if present.
     fn read_f32(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>, ConvertError> {
         for (path, map) in &self.files {
-            let st = SafeTensors::deserialize(map).map_err(|e| ConvertError::SafeTensors {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            let st = SafeTensors::deserialize(map)
+                .map_err(|e| ConvertError::SafeTensors { path: path.clone(), message: e.to_string() })?;
             let Ok(t) = st.tensor(name) else { continue };
             let data = t.data();
             let values: Vec<f32> = match t.dtype() {
-                Dtype::F32 => data
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-                Dtype::F16 => data
-                    .chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                Dtype::BF16 => data
-                    .chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
+                Dtype::F32 => {
+                    data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                }
+                Dtype::F16 => {
+                    data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+                }
+                Dtype::BF16 => {
+                    data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+                }
                 other => {
                     return Err(ConvertError::UnsupportedDtype {
                         hf_name: name.to_string(),
@@ -376,10 +333,8 @@ impl Checkpoint {
 pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertError> {
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(io_err(&cfg_path))?;
-    let cfg: Value = serde_json::from_str(&text).map_err(|source| ConvertError::Json {
-        path: cfg_path.clone(),
-        source,
-    })?;
+    let cfg: Value = serde_json::from_str(&text)
+        .map_err(|source| ConvertError::Json { path: cfg_path.clone(), source })?;
     let config = mamba1_config(&cfg)?;
     let ckpt = Checkpoint::open(dir)?;
 
@@ -407,10 +362,7 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         let eddy = eddy_name(spec);
         let (shape, values) = ckpt
             .read_f32(&hf)?
-            .ok_or_else(|| ConvertError::MissingTensor {
-                hf_name: hf.clone(),
-                eddy_name: eddy.clone(),
-            })?;
+            .ok_or_else(|| ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy.clone() })?;
         // HF stores conv1d as [d_inner, 1, d_conv] and vectors as [n].
         let expected: Vec<usize> = if spec.pattern.ends_with("conv1d.weight") {
             vec![spec.rows as usize, 1, spec.cols as usize]
@@ -420,20 +372,13 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
             vec![spec.rows as usize, spec.cols as usize]
         };
         if shape != expected {
-            return Err(ConvertError::ShapeMismatch {
-                hf_name: hf,
-                expected,
-                found: shape,
-            });
+            return Err(ConvertError::ShapeMismatch { hf_name: hf, expected, found: shape });
         }
         if values.iter().any(|v| !v.is_finite()) {
             return Err(ConvertError::NonFinite { hf_name: hf });
         }
-        let eddy_shape: Vec<u32> = if spec.rows == 1 {
-            vec![spec.cols as u32]
-        } else {
-            vec![spec.rows as u32, spec.cols as u32]
-        };
+        let eddy_shape: Vec<u32> =
+            if spec.rows == 1 { vec![spec.cols as u32] } else { vec![spec.rows as u32, spec.cols as u32] };
         let t = match (spec.kind, dtype) {
             (TensorKind::Matrix, WeightDtype::F16) => TensorData::f16(eddy, &eddy_shape, &values),
             _ => TensorData::f32(eddy, &eddy_shape, &values),
@@ -441,23 +386,14 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         builder.tensor(t)?;
         used.insert(hf, ());
     }
-    let ignored: Vec<String> = ckpt
-        .names()
-        .into_iter()
-        .filter(|n| !used.contains_key(n))
-        .collect();
+    let ignored: Vec<String> = ckpt.names().into_iter().filter(|n| !used.contains_key(n)).collect();
     let tok_path = dir.join("tokenizer.json");
     let has_tokenizer = tok_path.exists();
     if has_tokenizer {
         let tok = std::fs::read(&tok_path).map_err(io_err(&tok_path))?;
         builder.blob(BlobKind::TokenizerJson, tok);
     }
-    Ok(Converted {
-        bytes: builder.to_bytes(),
-        config,
-        has_tokenizer,
-        ignored,
-    })
+    Ok(Converted { bytes: builder.to_bytes(), config, has_tokenizer, ignored })
 }
 
 /// Write `bytes` to `path` atomically (temporary file, then rename), so a

@@ -5,5 +5,6 @@
 
 pub mod convert;
 pub mod npy;
+pub mod random;
 pub mod sample;
 pub mod text;

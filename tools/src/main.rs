@@ -11,11 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(
-    name = "eddy",
-    version,
-    about = "Run quantized recurrent language models on small machines"
-)]
+#[command(name = "eddy", version, about = "Run quantized recurrent language models on small machines")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,6 +70,24 @@ enum Command {
         #[arg(long)]
         ids: bool,
     },
+    /// Measure prefill and decode speed (single thread, f32 reference path).
+    Bench {
+        /// The .eddy file (or use --random-model).
+        model: Option<PathBuf>,
+        /// Benchmark a random-weight model of a named shape instead:
+        /// mamba-130m, mamba-370m, mamba-790m, mamba-1.4b, mamba-2.8b.
+        #[arg(long, conflicts_with = "model")]
+        random_model: Option<String>,
+        /// Storage of the random model's matrices.
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: DtypeArg,
+        /// Prompt tokens to prefill.
+        #[arg(long, default_value_t = 16)]
+        prompt: usize,
+        /// Tokens to decode.
+        #[arg(short = 'n', long, default_value_t = 32)]
+        n_tokens: usize,
+    },
     /// Write the logits of every position as a .npy array [tokens, vocab].
     Logits {
         /// The .eddy file.
@@ -102,17 +116,13 @@ fn cmd_convert(hf_dir: PathBuf, output: PathBuf, dtype: DtypeArg) -> Result<()> 
     let conv = convert_dir(&hf_dir, dtype)?;
     // Validate what we are about to write with the runtime's own reader.
     let aligned = eddy::file::AlignedBytes::copy_from(&conv.bytes);
-    Model::from_bytes(aligned.as_slice())
-        .context("internal error: converted file does not load")?;
+    Model::from_bytes(aligned.as_slice()).context("internal error: converted file does not load")?;
     write_atomic(&output, &conv.bytes)?;
     for name in &conv.ignored {
         eprintln!("note: checkpoint tensor `{name}` is not used (tied or unknown)");
     }
     if !conv.has_tokenizer {
-        eprintln!(
-            "note: no tokenizer.json in {}; use token ids with `eddy run --tokens`",
-            hf_dir.display()
-        );
+        eprintln!("note: no tokenizer.json in {}; use token ids with `eddy run --tokens`", hf_dir.display());
     }
     println!(
         "wrote {} ({} bytes): mamba1, {} layers, d_model {}, vocab {}",
@@ -143,21 +153,12 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
         }
     }
     println!("tensors ({}):", file.tensor_count());
-    println!(
-        "  {:<32} {:<6} {:<16} {:>12}",
-        "name", "format", "shape", "bytes"
-    );
+    println!("  {:<32} {:<6} {:<16} {:>12}", "name", "format", "shape", "bytes");
     let mut total = 0u64;
     let mut params = 0u64;
     for t in file.tensors() {
         let shape: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
-        println!(
-            "  {:<32} {:<6} {:<16} {:>12}",
-            t.name,
-            t.format.name(),
-            shape.join("x"),
-            t.data.len()
-        );
+        println!("  {:<32} {:<6} {:<16} {:>12}", t.name, t.format.name(), shape.join("x"), t.data.len());
         total += t.data.len() as u64;
         params += t.numel();
     }
@@ -169,10 +170,7 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
         Some(t) => println!("tokenizer:     embedded ({} bytes)", t.len()),
         None => println!("tokenizer:     none"),
     }
-    println!(
-        "state bytes:   {} (per sequence, constant for any length)",
-        model.state_bytes()
-    );
+    println!("state bytes:   {} (per sequence, constant for any length)", model.state_bytes());
     println!("scratch bytes: {}", model.scratch_bytes());
     Ok(())
 }
@@ -196,10 +194,9 @@ fn cmd_run(
         (_, Some(t)) => parse_token_list(t)?,
         (Some(p), None) => match &codec {
             Some(c) => c.encode(p)?,
-            None => bail!(
-                "{} has no embedded tokenizer; pass --tokens 1,2,3 instead of --prompt",
-                path.display()
-            ),
+            None => {
+                bail!("{} has no embedded tokenizer; pass --tokens 1,2,3 instead of --prompt", path.display())
+            }
         },
         (None, None) => bail!("give a prompt with --prompt \"text\" or --tokens 1,2,3"),
     };
@@ -250,6 +247,51 @@ fn cmd_run(
     Ok(())
 }
 
+fn cmd_bench(
+    path: Option<PathBuf>,
+    random_model: Option<String>,
+    dtype: DtypeArg,
+    prompt: usize,
+    n_tokens: usize,
+) -> Result<()> {
+    let (bytes, label) = match (path, random_model) {
+        (_, Some(name)) => {
+            let cfg = eddy_cli::random::named_shape(&name).with_context(|| {
+                format!("unknown shape `{name}`; known: {}", eddy_cli::random::NAMED_SHAPES.join(", "))
+            })?;
+            let d = match dtype {
+                DtypeArg::F32 => WeightDtype::F32,
+                DtypeArg::F16 => WeightDtype::F16,
+            };
+            (eddy_cli::random::random_mamba1(&cfg, d, 1), format!("{name} (random weights)"))
+        }
+        (Some(p), None) => (
+            std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        (None, None) => bail!("give a model file or --random-model NAME"),
+    };
+    let aligned = eddy::file::AlignedBytes::copy_from(&bytes);
+    let model = Model::from_bytes(aligned.as_slice())?;
+    let vocab = model.vocab_size() as u32;
+    let mut session = Session::new_owned(&model);
+    let tokens: Vec<u32> = (0..prompt.max(1) as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    let t0 = Instant::now();
+    let mut next = eddy_cli::sample::argmax(session.prefill(&tokens)?);
+    let pp = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    for _ in 0..n_tokens {
+        next = eddy_cli::sample::argmax(session.step(next)?);
+    }
+    let tg = t1.elapsed().as_secs_f64();
+    println!("model:   {label}");
+    println!("bytes:   {}", bytes.len());
+    println!("threads: 1, kernels: scalar reference");
+    println!("prefill: {} tokens, {:.2} tok/s", tokens.len(), tokens.len() as f64 / pp);
+    println!("decode:  {} tokens, {:.2} tok/s", n_tokens, n_tokens as f64 / tg.max(1e-9));
+    Ok(())
+}
+
 fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) -> Result<()> {
     let mapped = open(&path)?;
     let model = mapped.model()?;
@@ -270,49 +312,23 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
     let mut buf = Vec::new();
     eddy_cli::npy::write_f32_2d(&mut buf, ids.len(), vocab, &all)?;
     std::fs::write(&output, buf).with_context(|| format!("cannot write {}", output.display()))?;
-    println!(
-        "wrote {} ([{}, {}] f32)",
-        output.display(),
-        ids.len(),
-        vocab
-    );
+    println!("wrote {} ([{}, {}] f32)", output.display(), ids.len(), vocab);
     Ok(())
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Convert {
-            hf_dir,
-            output,
-            dtype,
-        } => cmd_convert(hf_dir, output, dtype),
+        Command::Convert { hf_dir, output, dtype } => cmd_convert(hf_dir, output, dtype),
         Command::Inspect { model } => cmd_inspect(model),
-        Command::Run {
-            model,
-            prompt,
-            tokens,
-            n_tokens,
-            temperature,
-            top_k,
-            top_p,
-            seed,
-            ids,
-        } => {
-            let cfg = SamplerConfig {
-                temperature,
-                top_k,
-                top_p,
-                seed,
-            };
+        Command::Run { model, prompt, tokens, n_tokens, temperature, top_k, top_p, seed, ids } => {
+            let cfg = SamplerConfig { temperature, top_k, top_p, seed };
             cmd_run(model, prompt, tokens, n_tokens, cfg, ids)
         }
-        Command::Logits {
-            model,
-            tokens,
-            output,
-            stepwise,
-        } => cmd_logits(model, tokens, output, stepwise),
+        Command::Bench { model, random_model, dtype, prompt, n_tokens } => {
+            cmd_bench(model, random_model, dtype, prompt, n_tokens)
+        }
+        Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

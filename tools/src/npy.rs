@@ -5,20 +5,14 @@
 use std::io::Write;
 
 /// Write a 2-D f32 array of `rows x cols` (row-major `data`) as `.npy`.
-pub fn write_f32_2d(
-    mut w: impl Write,
-    rows: usize,
-    cols: usize,
-    data: &[f32],
-) -> std::io::Result<()> {
+pub fn write_f32_2d(mut w: impl Write, rows: usize, cols: usize, data: &[f32]) -> std::io::Result<()> {
     if data.len() != rows * cols {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("npy: {} values for shape ({rows}, {cols})", data.len()),
         ));
     }
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Magic (6) + version (2) + header length (2) + header + '\n' must be a
     // multiple of 64 bytes.
     let unpadded = 10 + header.len() + 1;
@@ -41,9 +35,7 @@ mod tests {
         super::write_f32_2d(&mut out, 2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
         let hlen = u16::from_le_bytes([out[8], out[9]]) as usize;
         assert_eq!((10 + hlen) % 64, 0);
-        assert!(std::str::from_utf8(&out[10..10 + hlen])
-            .unwrap()
-            .contains("'shape': (2, 3)"));
+        assert!(std::str::from_utf8(&out[10..10 + hlen]).unwrap().contains("'shape': (2, 3)"));
         assert_eq!(out.len(), 10 + hlen + 24);
         assert_eq!(&out[10 + hlen..10 + hlen + 4], &1.0f32.to_le_bytes());
         assert!(super::write_f32_2d(&mut Vec::new(), 2, 2, &[0.0]).is_err());

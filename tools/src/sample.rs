@@ -37,11 +37,7 @@ pub fn argmax(logits: &[f32]) -> u32 {
 impl Sampler {
     /// A sampler with the given settings.
     pub fn new(config: SamplerConfig) -> Self {
-        Sampler {
-            config,
-            rng: StdRng::seed_from_u64(config.seed),
-            candidates: Vec::new(),
-        }
+        Sampler { config, rng: StdRng::seed_from_u64(config.seed), candidates: Vec::new() }
     }
 
     /// Pick the next token.
@@ -51,12 +47,7 @@ impl Sampler {
             return argmax(logits);
         }
         self.candidates.clear();
-        self.candidates.extend(
-            logits
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| (i as u32, v / c.temperature)),
-        );
+        self.candidates.extend(logits.iter().enumerate().map(|(i, &v)| (i as u32, v / c.temperature)));
         self.candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
         if c.top_k > 0 {
             self.candidates.truncate(c.top_k);
@@ -98,18 +89,8 @@ mod tests {
     fn greedy_and_top_k_one_pick_argmax() {
         let logits = [0.1, 3.0, -1.0, 2.9];
         for cfg in [
-            SamplerConfig {
-                temperature: 0.0,
-                top_k: 0,
-                top_p: 1.0,
-                seed: 1,
-            },
-            SamplerConfig {
-                temperature: 1.0,
-                top_k: 1,
-                top_p: 1.0,
-                seed: 1,
-            },
+            SamplerConfig { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 1 },
+            SamplerConfig { temperature: 1.0, top_k: 1, top_p: 1.0, seed: 1 },
         ] {
             assert_eq!(Sampler::new(cfg).sample(&logits), 1);
         }
@@ -118,12 +99,7 @@ mod tests {
     #[test]
     fn top_k_restricts_and_seed_repeats() {
         let logits = [5.0, 4.9, -10.0, -10.0];
-        let cfg = SamplerConfig {
-            temperature: 1.0,
-            top_k: 2,
-            top_p: 1.0,
-            seed: 7,
-        };
+        let cfg = SamplerConfig { temperature: 1.0, top_k: 2, top_p: 1.0, seed: 7 };
         let (mut a, mut b) = (Sampler::new(cfg), Sampler::new(cfg));
         let mut seen = [0; 4];
         for _ in 0..200 {
@@ -137,12 +113,7 @@ mod tests {
     #[test]
     fn top_p_keeps_only_the_dominant_token() {
         let logits = [10.0, 0.0, 0.0];
-        let cfg = SamplerConfig {
-            temperature: 1.0,
-            top_k: 0,
-            top_p: 0.5,
-            seed: 3,
-        };
+        let cfg = SamplerConfig { temperature: 1.0, top_k: 0, top_p: 0.5, seed: 3 };
         let mut s = Sampler::new(cfg);
         assert!((0..100).all(|_| s.sample(&logits) == 0));
     }

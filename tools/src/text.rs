@@ -18,18 +18,13 @@ impl TextCodec {
 
     /// Encode text without adding special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| anyhow!("tokenizing failed: {e}"))?;
+        let enc = self.tokenizer.encode(text, false).map_err(|e| anyhow!("tokenizing failed: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Decode ids to text.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer
-            .decode(ids, false)
-            .map_err(|e| anyhow!("decoding failed: {e}"))
+        self.tokenizer.decode(ids, false).map_err(|e| anyhow!("decoding failed: {e}"))
     }
 
     /// The text `ids[..n]` adds beyond `ids[..n-1]`, for streaming: decodes
@@ -38,10 +33,7 @@ impl TextCodec {
         let start = ids.len().saturating_sub(8);
         let with = self.decode(&ids[start..])?;
         let without = self.decode(&ids[start..ids.len().saturating_sub(1)])?;
-        Ok(with
-            .strip_prefix(&without)
-            .map(str::to_string)
-            .unwrap_or_default())
+        Ok(with.strip_prefix(&without).map(str::to_string).unwrap_or_default())
     }
 }
 
@@ -50,9 +42,6 @@ pub fn parse_token_list(s: &str) -> Result<Vec<u32>> {
     s.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| {
-            t.parse::<u32>()
-                .with_context(|| format!("`{t}` is not a token id"))
-        })
+        .map(|t| t.parse::<u32>().with_context(|| format!("`{t}` is not a token id")))
         .collect()
 }
