@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 /// Directory of a committed fixture, e.g. `fixture_dir("mamba-tiny-tied")`.
 pub fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
 /// Reference outputs of one fixture.
@@ -24,15 +22,9 @@ pub struct Reference {
 }
 
 fn f32s(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = st
-        .tensor(name)
-        .unwrap_or_else(|e| panic!("reference tensor {name}: {e}"));
+    let t = st.tensor(name).unwrap_or_else(|e| panic!("reference tensor {name}: {e}"));
     assert_eq!(t.dtype(), Dtype::F32, "{name} must be f32");
-    let v = t
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let v = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     (t.shape().to_vec(), v)
 }
 
@@ -43,26 +35,15 @@ pub fn load_reference(name: &str) -> Reference {
     let st = SafeTensors::deserialize(&bytes).expect("reference.safetensors parses");
     let ids = st.tensor("input_ids").expect("input_ids");
     assert_eq!(ids.dtype(), Dtype::I32);
-    let input_ids = ids
-        .data()
-        .chunks_exact(4)
-        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u32)
-        .collect();
+    let input_ids =
+        ids.data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u32).collect();
     let (shape, logits_forward) = f32s(&st, "logits_forward");
     let (_, logits_decode) = f32s(&st, "logits_decode");
-    Reference {
-        input_ids,
-        logits_forward,
-        logits_decode,
-        vocab: shape[1],
-    }
+    Reference { input_ids, logits_forward, logits_decode, vocab: shape[1] }
 }
 
 /// Largest absolute difference between two equally long slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }

@@ -241,6 +241,9 @@ pub fn eddy_name(spec: &TensorSpec) -> String {
     }
 }
 
+/// A tensor's shape and values, upcast to f32.
+type ShapedF32 = (Vec<usize>, Vec<f32>);
+
 /// All tensors of a checkpoint directory, memory-mapped.
 struct Checkpoint {
     files: Vec<(PathBuf, memmap2::Mmap)>,
@@ -299,7 +302,7 @@ impl Checkpoint {
     }
 
     /// Read a tensor as f32 values with its shape, if present.
-    fn read_f32(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>, ConvertError> {
+    fn read_f32(&self, name: &str) -> Result<Option<ShapedF32>, ConvertError> {
         for (path, map) in &self.files {
             let st = SafeTensors::deserialize(map)
                 .map_err(|e| ConvertError::SafeTensors { path: path.clone(), message: e.to_string() })?;

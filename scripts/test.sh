@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every check CI runs: formatting, lints, all tests, the no_std build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== no_std runtime for Cortex-M4F"
+cargo build -p eddy --no-default-features --target thumbv7em-none-eabihf
+echo "== cargo test"
+cargo test --workspace

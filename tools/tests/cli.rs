@@ -1,0 +1,168 @@
+//! The `eddy` binary end to end: conversion, inspection, generation, logits,
+//! and one-line errors (never a panic) for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn eddy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).output().expect("eddy runs")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eddy-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failed command: exit code 1, one `error:` line, no Rust panic.
+fn assert_clean_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.starts_with("error: "), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert!(err.contains(needle), "`{needle}` not in: {err}");
+}
+
+fn converted(name: &str) -> PathBuf {
+    let out = tmp(&format!("{name}.eddy"));
+    let o = eddy(&["convert", fixture(name).to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "convert failed: {}", stderr(&o));
+    out
+}
+
+#[test]
+fn inspect_lists_tensors_and_memory() {
+    let m = converted("mamba-tiny-untied");
+    let o = eddy(&["inspect", m.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8(o.stdout).unwrap();
+    for needle in
+        ["mamba1", "layers.2.in_proj.bias", "lm_head.weight", "state bytes:", "scratch bytes:", "d_state"]
+    {
+        assert!(s.contains(needle), "`{needle}` missing from:\n{s}");
+    }
+}
+
+#[test]
+fn run_generates_the_same_tokens_twice_greedy() {
+    let m = converted("mamba-tiny-tied");
+    let args = ["run", m.to_str().unwrap(), "--tokens", "1,2,3,4,5", "-n", "12", "--ids"];
+    let a = eddy(&args);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let ids: Vec<u32> =
+        String::from_utf8(a.stdout.clone()).unwrap().trim().split(',').map(|t| t.parse().unwrap()).collect();
+    assert_eq!(ids.len(), 12);
+    assert_eq!(eddy(&args).stdout, a.stdout);
+    assert!(stderr(&a).contains("tok/s"));
+}
+
+#[test]
+fn run_with_text_prompt_uses_embedded_tokenizer() {
+    let m = converted("mamba-tiny-tied");
+    let o = eddy(&[
+        "run",
+        m.to_str().unwrap(),
+        "--prompt",
+        "Hello",
+        "-n",
+        "8",
+        "--temperature",
+        "0.8",
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("Hello"));
+}
+
+#[test]
+fn logits_npy_has_header_and_shape() {
+    let m = converted("mamba-tiny-tied");
+    let out = tmp("logits.npy");
+    for extra in [None, Some("--stepwise")] {
+        let mut args = vec!["logits", m.to_str().unwrap(), "--tokens", "5,6,7", "-o", out.to_str().unwrap()];
+        args.extend(extra);
+        let o = eddy(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(&bytes[..6], b"\x93NUMPY");
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+        assert!(header.contains("'shape': (3, 300)"), "{header}");
+        assert_eq!(bytes.len(), 10 + hlen + 3 * 300 * 4);
+    }
+}
+
+#[test]
+fn missing_file_is_a_clean_error() {
+    assert_clean_error(&eddy(&["inspect", "/nonexistent/model.eddy"]), "/nonexistent/model.eddy");
+    assert_clean_error(&eddy(&["run", "/nonexistent/m.eddy", "--tokens", "1"]), "cannot read");
+}
+
+#[test]
+fn corrupted_file_is_a_clean_error() {
+    let m = converted("mamba-tiny-tied");
+    let mut bytes = std::fs::read(&m).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x40;
+    let bad = tmp("corrupt.eddy");
+    std::fs::write(&bad, &bytes).unwrap();
+    assert_clean_error(&eddy(&["inspect", bad.to_str().unwrap()]), "checksum mismatch");
+    std::fs::write(&bad, &bytes[..n / 3]).unwrap();
+    assert_clean_error(&eddy(&["inspect", bad.to_str().unwrap()]), "truncated");
+    std::fs::write(&bad, b"not a model at all, just some text bytes that go on for a while........").unwrap();
+    assert_clean_error(&eddy(&["run", bad.to_str().unwrap(), "--tokens", "1"]), "not an .eddy file");
+}
+
+#[test]
+fn bad_tokens_are_clean_errors() {
+    let m = converted("mamba-tiny-tied");
+    let p = m.to_str().unwrap();
+    assert_clean_error(&eddy(&["run", p, "--tokens", "1,999999"]), "out of range");
+    assert_clean_error(&eddy(&["run", p, "--tokens", "1,x"]), "not a token id");
+    assert_clean_error(&eddy(&["logits", p, "--tokens", "", "-o", "/tmp/x.npy"]), "empty");
+}
+
+fn copy_fixture(name: &str, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for e in std::fs::read_dir(fixture(name)).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dest.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn convert_rejects_unknown_architecture_and_bad_shapes() {
+    let dir = tmp("bad-arch");
+    copy_fixture("mamba-tiny-tied", &dir);
+    let cfg_path = dir.join("config.json");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, cfg.replace("MambaForCausalLM", "LlamaForCausalLM")).unwrap();
+    let out = tmp("never.eddy");
+    let o = eddy(&["convert", dir.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_clean_error(&o, "LlamaForCausalLM");
+    assert!(!out.exists(), "no output on failure");
+
+    // A config that disagrees with the weights names the tensor.
+    let mut v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    v["state_size"] = serde_json::json!(12);
+    std::fs::write(&cfg_path, v.to_string()).unwrap();
+    let o = eddy(&["convert", dir.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_clean_error(&o, "backbone.layers.0.mixer.x_proj.weight");
+
+    std::fs::write(&cfg_path, "{ not json").unwrap();
+    assert_clean_error(
+        &eddy(&["convert", dir.to_str().unwrap(), "-o", out.to_str().unwrap()]),
+        "invalid JSON",
+    );
+    assert_clean_error(&eddy(&["convert", "/nonexistent", "-o", out.to_str().unwrap()]), "config.json");
+}
