@@ -7,6 +7,7 @@ bash scripts/setup.sh
 cargo build --release -p eddy-cli
 EDDY=target/release/eddy
 MODEL_DIR=${1:-models/mamba-fortunes}
+[ -d "$MODEL_DIR" ] || MODEL_DIR=tests/fixtures/mamba-tiny-tied
 PROMPT=${PROMPT:-"The meaning of life is"}
 mkdir -p out
 name=$(basename "$MODEL_DIR")
