@@ -75,3 +75,27 @@ fn f16_storage_stays_within_measured_bound() {
         assert!(err > 0.0);
     }
 }
+
+#[test]
+fn perplexity_matches_torch_logits() {
+    let fixture = "mamba-tiny-untied";
+    let reference = load_reference(fixture);
+    let conv = convert_dir(&fixture_dir(fixture), WeightDtype::F32).unwrap();
+    let bytes = AlignedBytes::copy_from(&conv.bytes);
+    let model = Model::from_bytes(bytes.as_slice()).unwrap();
+    let ids = &reference.input_ids;
+    // Perplexity from PyTorch's logits, scored the same way.
+    let mut torch_nll = 0.0f64;
+    for i in 0..ids.len() - 1 {
+        let row = &reference.logits_forward[i * reference.vocab..(i + 1) * reference.vocab];
+        torch_nll += eddy_cli::eval::nll(row, ids[i + 1]);
+    }
+    torch_nll /= (ids.len() - 1) as f64;
+    // Chunk size must not matter: the state is carried across chunks.
+    for chunk in [1, 5, 512] {
+        let p = eddy_cli::eval::perplexity(&model, ids, chunk, |_| {}).unwrap();
+        assert_eq!(p.predicted, ids.len() - 1);
+        let rel = (p.ppl() - torch_nll.exp()).abs() / torch_nll.exp();
+        assert!(rel < 1e-5, "chunk {chunk}: eddy ppl {} vs torch {} (rel {rel:e})", p.ppl(), torch_nll.exp());
+    }
+}

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod convert;
+pub mod eval;
 pub mod npy;
 pub mod random;
 pub mod sample;

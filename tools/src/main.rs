@@ -88,6 +88,20 @@ enum Command {
         #[arg(short = 'n', long, default_value_t = 32)]
         n_tokens: usize,
     },
+    /// Perplexity of a text file (one stream, state carried across chunks).
+    Eval {
+        /// The .eddy file.
+        model: PathBuf,
+        /// UTF-8 text file to score (needs the embedded tokenizer).
+        #[arg(long)]
+        ppl: PathBuf,
+        /// Tokens per prefill chunk (does not change the result).
+        #[arg(long, default_value_t = 512)]
+        chunk: usize,
+        /// Score at most this many tokens (0 = all).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+    },
     /// Write the logits of every position as a .npy array [tokens, vocab].
     Logits {
         /// The .eddy file.
@@ -292,6 +306,40 @@ fn cmd_bench(
     Ok(())
 }
 
+fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Result<()> {
+    let mapped = open(&path)?;
+    let model = mapped.model()?;
+    let json = model
+        .tokenizer_json()
+        .with_context(|| format!("{} has no embedded tokenizer; eval needs one", path.display()))?;
+    let codec = TextCodec::from_json(json)?;
+    let text = std::fs::read_to_string(&text_path)
+        .with_context(|| format!("cannot read {} as UTF-8 text", text_path.display()))?;
+    let mut tokens = codec.encode(&text)?;
+    if limit > 0 {
+        tokens.truncate(limit);
+    }
+    if tokens.len() < 2 {
+        bail!("{} has fewer than 2 tokens; nothing to score", text_path.display());
+    }
+    let bar = indicatif::ProgressBar::new(tokens.len() as u64 - 1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} tokens ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let t0 = Instant::now();
+    let result = eddy_cli::eval::perplexity(&model, &tokens, chunk, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    println!(
+        "tokens evaluated: {}  mean nll: {:.6}  ppl: {:.4}  ({:.1} tok/s)",
+        result.predicted,
+        result.mean_nll,
+        result.ppl(),
+        result.predicted as f64 / t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) -> Result<()> {
     let mapped = open(&path)?;
     let model = mapped.model()?;
@@ -328,6 +376,7 @@ fn main() {
         Command::Bench { model, random_model, dtype, prompt, n_tokens } => {
             cmd_bench(model, random_model, dtype, prompt, n_tokens)
         }
+        Command::Eval { model, ppl, chunk, limit } => cmd_eval(model, ppl, chunk, limit),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
     };
     if let Err(e) = result {
