@@ -101,15 +101,13 @@ impl fmt::Display for FileError {
                 write!(f, "file is truncated: needs {needed} bytes, has {got}")
             }
             FileError::BadMagic => write!(f, "not an .eddy file (magic bytes are not \"EDDY\")"),
-            FileError::UnsupportedVersion(v) => write!(
-                f,
-                "file format version {v} is newer than this eddy understands (1); upgrade eddy"
-            ),
+            FileError::UnsupportedVersion(v) => {
+                write!(f, "file format version {v} is newer than this eddy understands (1); upgrade eddy")
+            }
             FileError::BadHeaderLen(l) => write!(f, "header length {l} is invalid (expected 64)"),
-            FileError::MisalignedBuffer => write!(
-                f,
-                "model bytes must start at a 64-byte aligned address to be used in place"
-            ),
+            FileError::MisalignedBuffer => {
+                write!(f, "model bytes must start at a 64-byte aligned address to be used in place")
+            }
             FileError::ChecksumMismatch { stored, computed } => write!(
                 f,
                 "checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is corrupted"
@@ -122,10 +120,9 @@ impl fmt::Display for FileError {
                 write!(f, "tensor/blob {index}: name is out of bounds or not UTF-8")
             }
             FileError::BadFormat { index, error } => write!(f, "tensor {index}: {error}"),
-            FileError::BadShape { index } => write!(
-                f,
-                "tensor {index}: shape must have 1 to 4 non-zero dimensions"
-            ),
+            FileError::BadShape { index } => {
+                write!(f, "tensor {index}: shape must have 1 to 4 non-zero dimensions")
+            }
             FileError::LengthMismatch { index, expected, stored } => write!(
                 f,
                 "tensor {index}: stored length {stored} bytes, but format and shape need {expected}"
@@ -136,10 +133,9 @@ impl fmt::Display for FileError {
             FileError::OutOfBounds { table, index } => {
                 write!(f, "{table} {index}: data lies outside the file's data area")
             }
-            FileError::Overlap { table, index } => write!(
-                f,
-                "{table} {index}: data overlaps the previous entry or is out of order"
-            ),
+            FileError::Overlap { table, index } => {
+                write!(f, "{table} {index}: data overlaps the previous entry or is out of order")
+            }
             FileError::ReservedNotZero => write!(f, "a reserved header field is not zero"),
             FileError::UnknownArchitecture(c) => {
                 write!(f, "architecture code {c} is not supported by this eddy")
@@ -275,10 +271,9 @@ impl fmt::Display for ModelError {
                 "tensor `{}` is not at position {index} of the canonical order; re-run `eddy convert`",
                 TensorName(name, layer)
             ),
-            ModelError::UnexpectedTensor { index } => write!(
-                f,
-                "tensor {index} is not part of this architecture's schema"
-            ),
+            ModelError::UnexpectedTensor { index } => {
+                write!(f, "tensor {index} is not part of this architecture's schema")
+            }
             ModelError::SizeOverflow => write!(f, "state/scratch size overflows memory"),
         }
     }
@@ -318,25 +313,18 @@ impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             SessionError::BufferTooSmall { which, needed, got } => {
-                write!(
-                    f,
-                    "{which} buffer too small: needs {needed} bytes, got {got}"
-                )
+                write!(f, "{which} buffer too small: needs {needed} bytes, got {got}")
             }
             SessionError::BufferMisaligned { which } => {
                 write!(f, "{which} buffer must be 4-byte aligned")
             }
             SessionError::TokenOutOfRange { token, vocab } => {
-                write!(
-                    f,
-                    "token id {token} is out of range (vocabulary size {vocab})"
-                )
+                write!(f, "token id {token} is out of range (vocabulary size {vocab})")
             }
             SessionError::EmptyPrompt => write!(f, "prefill needs at least one token"),
-            SessionError::BadSnapshot => write!(
-                f,
-                "snapshot does not match this model (wrong length or model checksum)"
-            ),
+            SessionError::BadSnapshot => {
+                write!(f, "snapshot does not match this model (wrong length or model checksum)")
+            }
         }
     }
 }

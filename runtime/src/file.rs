@@ -105,10 +105,7 @@ impl<'a> TensorView<'a> {
     /// Number of rows (product of all but the innermost dimension; 1 for a
     /// vector).
     pub fn rows(&self) -> u64 {
-        self.dims[..self.ndim as usize - 1]
-            .iter()
-            .map(|&d| d as u64)
-            .product()
+        self.dims[..self.ndim as usize - 1].iter().map(|&d| d as u64).product()
     }
 
     /// Total element count.
@@ -191,12 +188,7 @@ impl RawTensor {
             format_code: read_u32(e, 8),
             format_param: read_u32(e, 12),
             ndim: read_u32(e, 16),
-            dims: [
-                read_u32(e, 20),
-                read_u32(e, 24),
-                read_u32(e, 28),
-                read_u32(e, 32),
-            ],
+            dims: [read_u32(e, 20), read_u32(e, 24), read_u32(e, 28), read_u32(e, 32)],
             reserved: read_u32(e, 36),
             offset: read_u64(e, 40),
             length: read_u64(e, 48),
@@ -224,10 +216,7 @@ impl<'a> EddyFile<'a> {
 
     fn parse_inner(bytes: &'a [u8], verify_checksum: bool) -> Result<Self, FileError> {
         if bytes.len() < HEADER_LEN {
-            return Err(FileError::Truncated {
-                needed: HEADER_LEN as u64,
-                got: bytes.len() as u64,
-            });
+            return Err(FileError::Truncated { needed: HEADER_LEN as u64, got: bytes.len() as u64 });
         }
         if bytes[0..4] != MAGIC {
             return Err(FileError::BadMagic);
@@ -245,10 +234,7 @@ impl<'a> EddyFile<'a> {
         }
         let file_len = read_u64(bytes, 8);
         if file_len > bytes.len() as u64 || file_len < HEADER_LEN as u64 {
-            return Err(FileError::Truncated {
-                needed: file_len,
-                got: bytes.len() as u64,
-            });
+            return Err(FileError::Truncated { needed: file_len, got: bytes.len() as u64 });
         }
         // file_len <= bytes.len(), so it fits in usize.
         let bytes = &bytes[..file_len as usize];
@@ -290,10 +276,7 @@ impl<'a> EddyFile<'a> {
             return Err(FileError::TablesOutOfBounds);
         }
         if data_offset % DATA_ALIGN as u64 != 0 {
-            return Err(FileError::Misaligned {
-                table: "data area",
-                index: 0,
-            });
+            return Err(FileError::Misaligned { table: "data area", index: 0 });
         }
         let file = EddyFile {
             bytes,
@@ -325,8 +308,7 @@ impl<'a> EddyFile<'a> {
         if t.reserved != 0 || t.reserved2 != 0 {
             return Err(FileError::ReservedNotZero);
         }
-        self.name(t.name_off, t.name_len)
-            .ok_or(FileError::BadName { index: i })?;
+        self.name(t.name_off, t.name_len).ok_or(FileError::BadName { index: i })?;
         let format = TensorFormat::from_code(t.format_code, t.format_param)
             .map_err(|error| FileError::BadFormat { index: i, error })?;
         let ndim = t.ndim as usize;
@@ -341,29 +323,16 @@ impl<'a> EddyFile<'a> {
         let mut rows = 1u64;
         for &d in &t.dims[..ndim - 1] {
             // Four u32 factors can overflow u64 only through absurd shapes.
-            rows = rows.checked_mul(d as u64).ok_or(FileError::BadFormat {
-                index: i,
-                error: eddy_quant::FormatError::SizeOverflow,
-            })?;
+            rows = rows
+                .checked_mul(d as u64)
+                .ok_or(FileError::BadFormat { index: i, error: eddy_quant::FormatError::SizeOverflow })?;
         }
-        let expected = format
-            .byte_len(rows, cols)
-            .map_err(|error| FileError::BadFormat { index: i, error })?;
+        let expected =
+            format.byte_len(rows, cols).map_err(|error| FileError::BadFormat { index: i, error })?;
         if expected != t.length {
-            return Err(FileError::LengthMismatch {
-                index: i,
-                expected,
-                stored: t.length,
-            });
+            return Err(FileError::LengthMismatch { index: i, expected, stored: t.length });
         }
-        check_region(
-            "tensor",
-            i,
-            t.offset,
-            t.length,
-            prev_end,
-            self.bytes.len() as u64,
-        )
+        check_region("tensor", i, t.offset, t.length, prev_end, self.bytes.len() as u64)
     }
 
     fn name(&self, off: u32, len: u32) -> Option<&'a str> {
@@ -371,19 +340,14 @@ impl<'a> EddyFile<'a> {
         if end > self.strings_len {
             return None;
         }
-        let s = self
-            .bytes
-            .get(self.strings_start + off as usize..self.strings_start + end)?;
+        let s = self.bytes.get(self.strings_start + off as usize..self.strings_start + end)?;
         core::str::from_utf8(s).ok()
     }
 
     fn tensor_entry(&self, i: u32) -> &'a [u8] {
-        let start = HEADER_LEN
-            + self.hparam_count as usize * HPARAM_ENTRY_LEN
-            + i as usize * TENSOR_ENTRY_LEN;
-        self.bytes
-            .get(start..start + TENSOR_ENTRY_LEN)
-            .unwrap_or(&[])
+        let start =
+            HEADER_LEN + self.hparam_count as usize * HPARAM_ENTRY_LEN + i as usize * TENSOR_ENTRY_LEN;
+        self.bytes.get(start..start + TENSOR_ENTRY_LEN).unwrap_or(&[])
     }
 
     fn blob_entry(&self, i: u32) -> &'a [u8] {
@@ -425,9 +389,7 @@ impl<'a> EddyFile<'a> {
 
     /// The value of a hyper-parameter (the first if repeated).
     pub fn hparam(&self, key: HParam) -> Option<u32> {
-        self.hparams()
-            .find(|&(k, _)| k == key.code())
-            .map(|(_, v)| v)
+        self.hparams().find(|&(k, _)| k == key.code()).map(|(_, v)| v)
     }
 
     /// Number of tensors.
@@ -444,16 +406,8 @@ impl<'a> EddyFile<'a> {
         // Entries were validated in `parse`; the `?`s only guard the invariant.
         let name = self.name(t.name_off, t.name_len)?;
         let format = TensorFormat::from_code(t.format_code, t.format_param).ok()?;
-        let data = self
-            .bytes
-            .get(t.offset as usize..(t.offset + t.length) as usize)?;
-        Some(TensorView {
-            name,
-            format,
-            dims: t.dims,
-            ndim: t.ndim as u8,
-            data,
-        })
+        let data = self.bytes.get(t.offset as usize..(t.offset + t.length) as usize)?;
+        Some(TensorView { name, format, dims: t.dims, ndim: t.ndim as u8, data })
     }
 
     /// All tensors in file order.
@@ -488,18 +442,12 @@ impl<'a> EddyFile<'a> {
         }
         let e = self.blob_entry(i);
         let (offset, length) = (read_u64(e, 8) as usize, read_u64(e, 16) as usize);
-        Some((
-            BlobKind::from_code(read_u32(e, 0)),
-            self.bytes.get(offset..offset + length)?,
-        ))
+        Some((BlobKind::from_code(read_u32(e, 0)), self.bytes.get(offset..offset + length)?))
     }
 
     /// The first blob of a kind.
     pub fn blob(&self, kind: BlobKind) -> Option<&'a [u8]> {
-        (0..self.blob_count)
-            .filter_map(|i| self.blob_at(i))
-            .find(|(k, _)| *k == kind)
-            .map(|(_, b)| b)
+        (0..self.blob_count).filter_map(|i| self.blob_at(i)).find(|(k, _)| *k == kind).map(|(_, b)| b)
     }
 }
 
@@ -514,9 +462,7 @@ fn check_region(
     if offset % DATA_ALIGN as u64 != 0 {
         return Err(FileError::Misaligned { table, index });
     }
-    let end = offset
-        .checked_add(length)
-        .ok_or(FileError::OutOfBounds { table, index })?;
+    let end = offset.checked_add(length).ok_or(FileError::OutOfBounds { table, index })?;
     if end > file_len {
         return Err(FileError::OutOfBounds { table, index });
     }
@@ -548,10 +494,7 @@ impl AlignedBytes {
         for (b, chunk) in blocks.iter_mut().zip(src.chunks(64)) {
             b.0[..chunk.len()].copy_from_slice(chunk);
         }
-        AlignedBytes {
-            blocks,
-            len: src.len(),
-        }
+        AlignedBytes { blocks, len: src.len() }
     }
 
     /// The bytes.

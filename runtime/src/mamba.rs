@@ -43,17 +43,13 @@ pub struct Mamba1Config {
 const MAX_DIM: u32 = 1 << 24;
 
 fn required(file: &EddyFile<'_>, key: HParam) -> Result<u32, ModelError> {
-    file.hparam(key)
-        .ok_or(ModelError::MissingHParam(key.name()))
+    file.hparam(key).ok_or(ModelError::MissingHParam(key.name()))
 }
 
 fn dim(file: &EddyFile<'_>, key: HParam, max: u32) -> Result<u32, ModelError> {
     let v = required(file, key)?;
     if v == 0 || v > max {
-        return Err(ModelError::BadHParam {
-            name: key.name(),
-            value: v,
-        });
+        return Err(ModelError::BadHParam { name: key.name(), value: v });
     }
     Ok(v)
 }
@@ -62,10 +58,7 @@ fn flag(file: &EddyFile<'_>, key: HParam) -> Result<bool, ModelError> {
     match file.hparam(key).unwrap_or(0) {
         0 => Ok(false),
         1 => Ok(true),
-        v => Err(ModelError::BadHParam {
-            name: key.name(),
-            value: v,
-        }),
+        v => Err(ModelError::BadHParam { name: key.name(), value: v }),
     }
 }
 
@@ -75,10 +68,7 @@ impl Mamba1Config {
         let eps_bits = required(file, HParam::NormEps)?;
         let norm_eps = f32::from_bits(eps_bits);
         if !(norm_eps.is_finite() && norm_eps >= 0.0) {
-            return Err(ModelError::BadHParam {
-                name: HParam::NormEps.name(),
-                value: eps_bits,
-            });
+            return Err(ModelError::BadHParam { name: HParam::NormEps.name(), value: eps_bits });
         }
         Ok(Mamba1Config {
             vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
@@ -100,15 +90,49 @@ impl Mamba1Config {
         self.d_inner as usize * (self.d_conv as usize - 1 + self.d_state as usize)
     }
 
-    /// f32 words of state for the whole model.
+    /// f32 words of state for the whole model. Checked throughout: with
+    /// 32-bit `usize` the per-layer product alone can overflow, and this runs
+    /// before the tensors are checked against the hyper-parameters.
     pub fn state_words(&self) -> Option<usize> {
-        self.layer_state_words().checked_mul(self.n_layer as usize)
+        (self.d_conv as usize - 1)
+            .checked_add(self.d_state as usize)?
+            .checked_mul(self.d_inner as usize)?
+            .checked_mul(self.n_layer as usize)
     }
 
     /// f32 words of scratch one step needs.
     pub fn scratch_words(&self) -> Option<usize> {
         let l = ScratchLayout::new(self);
         Some(l.total)
+    }
+}
+
+/// A linear layer of Mamba-1, as seen by a calibration observer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LinearSite {
+    /// `layers.{i}.in_proj.weight`
+    InProj,
+    /// `layers.{i}.x_proj.weight`
+    XProj,
+    /// `layers.{i}.dt_proj.weight`
+    DtProj,
+    /// `layers.{i}.out_proj.weight`
+    OutProj,
+    /// `lm_head.weight`, or `embed.weight` when tied (layer 0).
+    Head,
+}
+
+impl LinearSite {
+    /// The canonical tensor name pattern of the site's weight.
+    pub fn pattern(self, tied: bool) -> &'static str {
+        match self {
+            LinearSite::InProj => "layers.{i}.in_proj.weight",
+            LinearSite::XProj => "layers.{i}.x_proj.weight",
+            LinearSite::DtProj => "layers.{i}.dt_proj.weight",
+            LinearSite::OutProj => "layers.{i}.out_proj.weight",
+            LinearSite::Head if tied => "embed.weight",
+            LinearSite::Head => "lm_head.weight",
+        }
     }
 }
 
@@ -139,48 +163,23 @@ pub struct TensorSpec {
 const LAYER_SLOTS: usize = 12;
 
 fn layer_specs(c: &Mamba1Config, i: u32) -> [Option<TensorSpec>; LAYER_SLOTS] {
-    let (dm, di, ds, dc, dr) = (
-        c.d_model as u64,
-        c.d_inner as u64,
-        c.d_state as u64,
-        c.d_conv as u64,
-        c.dt_rank as u64,
-    );
-    let s = |pattern, rows, cols, kind| {
-        Some(TensorSpec {
-            pattern,
-            layer: Some(i),
-            rows,
-            cols,
-            kind,
-        })
-    };
+    let (dm, di, ds, dc, dr) =
+        (c.d_model as u64, c.d_inner as u64, c.d_state as u64, c.d_conv as u64, c.dt_rank as u64);
+    let s = |pattern, rows, cols, kind| Some(TensorSpec { pattern, layer: Some(i), rows, cols, kind });
     use TensorKind::{Matrix, F32};
     [
         s("layers.{i}.norm.weight", 1, dm, F32),
         s("layers.{i}.in_proj.weight", 2 * di, dm, Matrix),
-        if c.proj_bias {
-            s("layers.{i}.in_proj.bias", 1, 2 * di, F32)
-        } else {
-            None
-        },
+        if c.proj_bias { s("layers.{i}.in_proj.bias", 1, 2 * di, F32) } else { None },
         s("layers.{i}.conv1d.weight", di, dc, F32),
-        if c.conv_bias {
-            s("layers.{i}.conv1d.bias", 1, di, F32)
-        } else {
-            None
-        },
+        if c.conv_bias { s("layers.{i}.conv1d.bias", 1, di, F32) } else { None },
         s("layers.{i}.x_proj.weight", dr + 2 * ds, di, Matrix),
         s("layers.{i}.dt_proj.weight", di, dr, Matrix),
         s("layers.{i}.dt_proj.bias", 1, di, F32),
         s("layers.{i}.A_log", di, ds, F32),
         s("layers.{i}.D", 1, di, F32),
         s("layers.{i}.out_proj.weight", dm, di, Matrix),
-        if c.proj_bias {
-            s("layers.{i}.out_proj.bias", 1, dm, F32)
-        } else {
-            None
-        },
+        if c.proj_bias { s("layers.{i}.out_proj.bias", 1, dm, F32) } else { None },
     ]
 }
 
@@ -188,33 +187,15 @@ fn layer_specs(c: &Mamba1Config, i: u32) -> [Option<TensorSpec>; LAYER_SLOTS] {
 pub fn tensor_schema(c: &Mamba1Config, mut visit: impl FnMut(TensorSpec)) {
     use TensorKind::{Matrix, F32};
     let (v, dm) = (c.vocab_size as u64, c.d_model as u64);
-    visit(TensorSpec {
-        pattern: "embed.weight",
-        layer: None,
-        rows: v,
-        cols: dm,
-        kind: Matrix,
-    });
+    visit(TensorSpec { pattern: "embed.weight", layer: None, rows: v, cols: dm, kind: Matrix });
     for i in 0..c.n_layer {
         for spec in layer_specs(c, i).into_iter().flatten() {
             visit(spec);
         }
     }
-    visit(TensorSpec {
-        pattern: "norm_f.weight",
-        layer: None,
-        rows: 1,
-        cols: dm,
-        kind: F32,
-    });
+    visit(TensorSpec { pattern: "norm_f.weight", layer: None, rows: 1, cols: dm, kind: F32 });
     if !c.tied_embeddings {
-        visit(TensorSpec {
-            pattern: "lm_head.weight",
-            layer: None,
-            rows: v,
-            cols: dm,
-            kind: Matrix,
-        });
+        visit(TensorSpec { pattern: "lm_head.weight", layer: None, rows: v, cols: dm, kind: Matrix });
     }
 }
 
@@ -267,17 +248,7 @@ impl ScratchLayout {
         let out = y + di;
         let logits = out + dm;
         let total = logits + v;
-        ScratchLayout {
-            normed,
-            xz,
-            conv_out,
-            x_dbl,
-            dt,
-            y,
-            out,
-            logits,
-            total,
-        }
+        ScratchLayout { normed, xz, conv_out, x_dbl, dt, y, out, logits, total }
     }
 }
 
@@ -328,16 +299,9 @@ impl<'a> Mamba1<'a> {
             return Err(ModelError::UnexpectedTensor { index });
         }
         let per_layer = layer_specs(&config, 0).iter().flatten().count() as u32;
-        let embed_weight = file.tensor_at(0).ok_or(ModelError::MissingTensor {
-            name: "embed.weight",
-            layer: None,
-        })?;
-        Ok(Mamba1 {
-            config,
-            file,
-            embed_weight,
-            per_layer,
-        })
+        let embed_weight =
+            file.tensor_at(0).ok_or(ModelError::MissingTensor { name: "embed.weight", layer: None })?;
+        Ok(Mamba1 { config, file, embed_weight, per_layer })
     }
 
     fn linear(&self, index: u32, bias_index: Option<u32>) -> Linear<'a> {
@@ -349,10 +313,7 @@ impl<'a> Mamba1<'a> {
     }
 
     fn embed(&self) -> Linear<'a> {
-        Linear {
-            weight: self.embed_weight,
-            bias: None,
-        }
+        Linear { weight: self.embed_weight, bias: None }
     }
 
     fn layer(&self, i: u32) -> LayerWeights<'a> {
@@ -392,11 +353,7 @@ impl<'a> Mamba1<'a> {
     fn head(&self) -> (&'a [f32], Linear<'a>) {
         let base = 1 + self.config.n_layer * self.per_layer;
         let norm_f = f32_data(self.file.tensor_at(base));
-        let head = if self.config.tied_embeddings {
-            self.embed()
-        } else {
-            self.linear(base + 1, None)
-        };
+        let head = if self.config.tied_embeddings { self.embed() } else { self.linear(base + 1, None) };
         (norm_f, head)
     }
 
@@ -409,15 +366,12 @@ impl<'a> Mamba1<'a> {
         state: &mut [f32],
         scratch: &'s mut [f32],
         want_logits: bool,
+        observe: &mut impl FnMut(LinearSite, u32, &[f32]),
     ) -> &'s [f32] {
         let c = &self.config;
         let l = ScratchLayout::new(c);
-        let (di, ds, dc, dr) = (
-            c.d_inner as usize,
-            c.d_state as usize,
-            c.d_conv as usize,
-            c.dt_rank as usize,
-        );
+        let (di, ds, dc, dr) =
+            (c.d_inner as usize, c.d_state as usize, c.d_conv as usize, c.dt_rank as usize);
         let (head, logits) = scratch.split_at_mut(l.logits);
         let (residual, rest) = head.split_at_mut(l.normed);
         let (normed, rest) = rest.split_at_mut(l.xz - l.normed);
@@ -433,6 +387,8 @@ impl<'a> Mamba1<'a> {
             let w = self.layer(i as u32);
             let (conv_state, ssm_state) = layer_state.split_at_mut(di * (dc - 1));
             rms_norm(residual, w.norm, c.norm_eps, normed);
+            let layer = i as u32;
+            observe(LinearSite::InProj, layer, normed);
             w.in_proj.matvec(normed, xz);
             let (xs, z) = xz.split_at(di);
             // Causal depthwise conv over the last d_conv inputs (oldest first).
@@ -453,9 +409,11 @@ impl<'a> Mamba1<'a> {
                     win[dc - 2] = xs[ch];
                 }
             }
+            observe(LinearSite::XProj, layer, conv_out);
             w.x_proj.matvec(conv_out, x_dbl);
             let (dt_in, bc) = x_dbl.split_at(dr);
             let (b, cmat) = bc.split_at(ds);
+            observe(LinearSite::DtProj, layer, dt_in);
             w.dt_proj.matvec(dt_in, dt);
             for ch in 0..di {
                 let delta = softplus(dt[ch]);
@@ -470,6 +428,7 @@ impl<'a> Mamba1<'a> {
                 }
                 y[ch] = (acc + u * w.d[ch]) * silu(z[ch]);
             }
+            observe(LinearSite::OutProj, layer, y);
             w.out_proj.matvec(y, out);
             for (r, o) in residual.iter_mut().zip(out.iter()) {
                 *r += o;
@@ -478,6 +437,7 @@ impl<'a> Mamba1<'a> {
         if want_logits {
             let (norm_f, head) = self.head();
             rms_norm(residual, norm_f, c.norm_eps, normed);
+            observe(LinearSite::Head, 0, normed);
             head.matvec(normed, logits);
         }
         logits
@@ -485,22 +445,13 @@ impl<'a> Mamba1<'a> {
 }
 
 fn check_tensor(file: &EddyFile<'_>, index: u32, spec: &TensorSpec) -> Result<(), ModelError> {
-    let missing = ModelError::MissingTensor {
-        name: spec.pattern,
-        layer: spec.layer,
-    };
+    let missing = ModelError::MissingTensor { name: spec.pattern, layer: spec.layer };
     let t = file.tensor_at(index).ok_or(missing)?;
     if !name_matches(t.name, spec.pattern, spec.layer) {
         // Distinguish "absent" from "present but out of canonical order".
-        let present = file
-            .tensors()
-            .any(|o| name_matches(o.name, spec.pattern, spec.layer));
+        let present = file.tensors().any(|o| name_matches(o.name, spec.pattern, spec.layer));
         return Err(if present {
-            ModelError::OutOfOrder {
-                name: spec.pattern,
-                layer: spec.layer,
-                index,
-            }
+            ModelError::OutOfOrder { name: spec.pattern, layer: spec.layer, index }
         } else {
             missing
         });

@@ -45,16 +45,8 @@ impl<'a> Model<'a> {
             .and_then(|w| w.checked_add(STATE_HEADER_WORDS))
             .filter(|w| w.checked_mul(4).is_some())
             .ok_or(ModelError::SizeOverflow)?;
-        let scratch_words = words
-            .1
-            .filter(|w| w.checked_mul(4).is_some())
-            .ok_or(ModelError::SizeOverflow)?;
-        Ok(Model {
-            file,
-            inner,
-            state_words,
-            scratch_words,
-        })
+        let scratch_words = words.1.filter(|w| w.checked_mul(4).is_some()).ok_or(ModelError::SizeOverflow)?;
+        Ok(Model { file, inner, state_words, scratch_words })
     }
 
     /// The underlying file.
@@ -137,10 +129,7 @@ impl MappedModel {
     /// Map `path` and validate it completely (including the checksum).
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
-        let io = |error| OpenError::Io {
-            path: path.to_path_buf(),
-            error,
-        };
+        let io = |error| OpenError::Io { path: path.to_path_buf(), error };
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: the map is read-only; eddy's own tools never modify a model
         // file in place (they write a new file and rename it).

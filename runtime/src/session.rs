@@ -1,6 +1,7 @@
 //! Per-sequence state and the step/prefill/snapshot API.
 
 use crate::error::SessionError;
+use crate::mamba::LinearSite;
 use crate::model::{Inner, Model, STATE_HEADER_WORDS};
 
 /// `EDST` in little-endian: marks an initialized state buffer.
@@ -26,14 +27,9 @@ fn cast_buffer<'s>(
     needed: usize,
 ) -> Result<&'s mut [f32], SessionError> {
     if bytes.len() < needed {
-        return Err(SessionError::BufferTooSmall {
-            which,
-            needed,
-            got: bytes.len(),
-        });
+        return Err(SessionError::BufferTooSmall { which, needed, got: bytes.len() });
     }
-    bytemuck::try_cast_slice_mut(&mut bytes[..needed])
-        .map_err(|_| SessionError::BufferMisaligned { which })
+    bytemuck::try_cast_slice_mut(&mut bytes[..needed]).map_err(|_| SessionError::BufferMisaligned { which })
 }
 
 impl<'m, 'a, 's> Session<'m, 'a, &'s mut [f32]> {
@@ -47,11 +43,7 @@ impl<'m, 'a, 's> Session<'m, 'a, &'s mut [f32]> {
     ) -> Result<Self, SessionError> {
         let state = cast_buffer("state", state, model.state_bytes())?;
         let scratch = cast_buffer("scratch", scratch, model.scratch_bytes())?;
-        let mut s = Session {
-            model,
-            state,
-            scratch,
-        };
+        let mut s = Session { model, state, scratch };
         s.reset();
         Ok(s)
     }
@@ -63,11 +55,7 @@ impl<'m, 'a> Session<'m, 'a, alloc::vec::Vec<f32>> {
     pub fn new_owned(model: &'m Model<'a>) -> Self {
         let state = alloc::vec![0.0f32; model.state_bytes() / 4];
         let scratch = alloc::vec![0.0f32; model.scratch_bytes() / 4];
-        let mut s = Session {
-            model,
-            state,
-            scratch,
-        };
+        let mut s = Session { model, state, scratch };
         s.reset();
         s
     }
@@ -109,12 +97,21 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
     }
 
     fn advance(&mut self, token: u32, want_logits: bool) {
+        self.advance_observed(token, want_logits, &mut |_, _, _| {});
+    }
+
+    fn advance_observed(
+        &mut self,
+        token: u32,
+        want_logits: bool,
+        observe: &mut impl FnMut(LinearSite, u32, &[f32]),
+    ) {
         let pos = self.position();
         let model = self.model;
         let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
         match &model.inner {
             Inner::Mamba1(m) => {
-                m.step(token, body, self.scratch.as_mut(), want_logits);
+                m.step(token, body, self.scratch.as_mut(), want_logits, observe);
             }
         }
         self.set_position(pos.wrapping_add(1));
@@ -131,6 +128,20 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
     pub fn step(&mut self, token: u32) -> Result<&[f32], SessionError> {
         self.check_token(token)?;
         self.advance(token, true);
+        Ok(self.logits())
+    }
+
+    /// Like [`step`](Self::step), and hands the input vector of every
+    /// linear layer to `observe` (`(site, layer, input)`) before it is
+    /// multiplied: the hook calibration uses to collect activation
+    /// statistics.
+    pub fn step_observed(
+        &mut self,
+        token: u32,
+        observe: &mut impl FnMut(LinearSite, u32, &[f32]),
+    ) -> Result<&[f32], SessionError> {
+        self.check_token(token)?;
+        self.advance_observed(token, true, observe);
         Ok(self.logits())
     }
 

@@ -2,8 +2,8 @@
 
 use crate::arch::{Architecture, HParam};
 use crate::file::{
-    compute_checksum, BlobKind, BLOB_ENTRY_LEN, CHECKSUM_OFFSET, DATA_ALIGN, HEADER_LEN,
-    HPARAM_ENTRY_LEN, MAGIC, MAX_DIMS, TENSOR_ENTRY_LEN, VERSION,
+    compute_checksum, BlobKind, BLOB_ENTRY_LEN, CHECKSUM_OFFSET, DATA_ALIGN, HEADER_LEN, HPARAM_ENTRY_LEN,
+    MAGIC, MAX_DIMS, TENSOR_ENTRY_LEN, VERSION,
 };
 use eddy_quant::TensorFormat;
 use std::string::String;
@@ -33,21 +33,11 @@ pub enum WriteError {
 impl core::fmt::Display for WriteError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            WriteError::LengthMismatch {
-                name,
-                expected,
-                got,
-            } => {
-                write!(
-                    f,
-                    "tensor `{name}`: {got} bytes given, format and shape need {expected}"
-                )
+            WriteError::LengthMismatch { name, expected, got } => {
+                write!(f, "tensor `{name}`: {got} bytes given, format and shape need {expected}")
             }
             WriteError::BadShape { name } => {
-                write!(
-                    f,
-                    "tensor `{name}`: shape must have 1 to 4 non-zero dimensions"
-                )
+                write!(f, "tensor `{name}`: shape must have 1 to 4 non-zero dimensions")
             }
             WriteError::DuplicateName(n) => write!(f, "tensor `{n}` added twice"),
         }
@@ -86,10 +76,7 @@ impl TensorData {
             name: name.into(),
             format: TensorFormat::F16,
             shape: shape.to_vec(),
-            data: values
-                .iter()
-                .flat_map(|&v| eddy_quant::f32_to_f16_bits(v).to_le_bytes())
-                .collect(),
+            data: values.iter().flat_map(|&v| eddy_quant::f32_to_f16_bits(v).to_le_bytes()).collect(),
         }
     }
 }
@@ -112,12 +99,7 @@ fn pad_to(buf: &mut Vec<u8>, align: usize) {
 impl FileBuilder {
     /// Start a file for an architecture.
     pub fn new(architecture: Architecture) -> Self {
-        FileBuilder {
-            architecture,
-            hparams: Vec::new(),
-            tensors: Vec::new(),
-            blobs: Vec::new(),
-        }
+        FileBuilder { architecture, hparams: Vec::new(), tensors: Vec::new(), blobs: Vec::new() }
     }
 
     /// Set a hyper-parameter (replaces an earlier value).
@@ -138,22 +120,11 @@ impl FileBuilder {
             return Err(WriteError::BadShape { name: t.name });
         }
         let cols = *t.shape.last().unwrap_or(&1) as u64;
-        let rows: u64 = t.shape[..t.shape.len() - 1]
-            .iter()
-            .map(|&d| d as u64)
-            .product();
-        let expected = t
-            .format
-            .byte_len(rows, cols)
-            .map_err(|_| WriteError::BadShape {
-                name: t.name.clone(),
-            })?;
+        let rows: u64 = t.shape[..t.shape.len() - 1].iter().map(|&d| d as u64).product();
+        let expected =
+            t.format.byte_len(rows, cols).map_err(|_| WriteError::BadShape { name: t.name.clone() })?;
         if expected != t.data.len() as u64 {
-            return Err(WriteError::LengthMismatch {
-                name: t.name,
-                expected,
-                got: t.data.len() as u64,
-            });
+            return Err(WriteError::LengthMismatch { name: t.name, expected, got: t.data.len() as u64 });
         }
         if self.tensors.iter().any(|o| o.name == t.name) {
             return Err(WriteError::DuplicateName(t.name));
