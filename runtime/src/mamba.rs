@@ -7,7 +7,7 @@
 use crate::arch::HParam;
 use crate::error::ModelError;
 use crate::file::{EddyFile, TensorView};
-use crate::linear::Linear;
+use crate::linear::{ActScratch, Linear};
 use crate::ops::{rms_norm, silu, softplus};
 use eddy_quant::TensorFormat;
 
@@ -226,6 +226,8 @@ struct ScratchLayout {
     y: usize,
     out: usize,
     logits: usize,
+    act: usize,
+    max_cols: usize,
     total: usize,
 }
 
@@ -247,8 +249,10 @@ impl ScratchLayout {
         let y = dt + di;
         let out = y + di;
         let logits = out + dm;
-        let total = logits + v;
-        ScratchLayout { normed, xz, conv_out, x_dbl, dt, y, out, logits, total }
+        let act = logits + v;
+        let max_cols = dm.max(di).max(dr);
+        let total = act + ActScratch::words(max_cols);
+        ScratchLayout { act, max_cols, normed, xz, conv_out, x_dbl, dt, y, out, logits, total }
     }
 }
 
@@ -279,6 +283,11 @@ fn f32_data<'a>(t: Option<TensorView<'a>>) -> &'a [f32] {
 }
 
 impl<'a> Mamba1<'a> {
+    /// Offset of the logits in the scratch buffer, in f32 words.
+    pub(crate) fn logits_offset_words(&self) -> usize {
+        ScratchLayout::new(&self.config).logits
+    }
+
     /// Bind a parsed file: check hyper-parameters, then every tensor's name,
     /// shape and format against the canonical schema.
     pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
@@ -372,7 +381,9 @@ impl<'a> Mamba1<'a> {
         let l = ScratchLayout::new(c);
         let (di, ds, dc, dr) =
             (c.d_inner as usize, c.d_state as usize, c.d_conv as usize, c.dt_rank as usize);
-        let (head, logits) = scratch.split_at_mut(l.logits);
+        let (head, tail) = scratch.split_at_mut(l.logits);
+        let (logits, act_words) = tail.split_at_mut(l.act - l.logits);
+        let act = &mut ActScratch::from_words(act_words, l.max_cols);
         let (residual, rest) = head.split_at_mut(l.normed);
         let (normed, rest) = rest.split_at_mut(l.xz - l.normed);
         let (xz, rest) = rest.split_at_mut(l.conv_out - l.xz);
@@ -389,7 +400,7 @@ impl<'a> Mamba1<'a> {
             rms_norm(residual, w.norm, c.norm_eps, normed);
             let layer = i as u32;
             observe(LinearSite::InProj, layer, normed);
-            w.in_proj.matvec(normed, xz);
+            w.in_proj.matvec(normed, xz, act);
             let (xs, z) = xz.split_at(di);
             // Causal depthwise conv over the last d_conv inputs (oldest first).
             for ch in 0..di {
@@ -410,11 +421,11 @@ impl<'a> Mamba1<'a> {
                 }
             }
             observe(LinearSite::XProj, layer, conv_out);
-            w.x_proj.matvec(conv_out, x_dbl);
+            w.x_proj.matvec(conv_out, x_dbl, act);
             let (dt_in, bc) = x_dbl.split_at(dr);
             let (b, cmat) = bc.split_at(ds);
             observe(LinearSite::DtProj, layer, dt_in);
-            w.dt_proj.matvec(dt_in, dt);
+            w.dt_proj.matvec(dt_in, dt, act);
             for ch in 0..di {
                 let delta = softplus(dt[ch]);
                 let u = conv_out[ch];
@@ -429,7 +440,7 @@ impl<'a> Mamba1<'a> {
                 y[ch] = (acc + u * w.d[ch]) * silu(z[ch]);
             }
             observe(LinearSite::OutProj, layer, y);
-            w.out_proj.matvec(y, out);
+            w.out_proj.matvec(y, out, act);
             for (r, o) in residual.iter_mut().zip(out.iter()) {
                 *r += o;
             }
@@ -438,7 +449,7 @@ impl<'a> Mamba1<'a> {
             let (norm_f, head) = self.head();
             rms_norm(residual, norm_f, c.norm_eps, normed);
             observe(LinearSite::Head, 0, normed);
-            head.matvec(normed, logits);
+            head.matvec(normed, logits, act);
         }
         logits
     }
@@ -467,7 +478,9 @@ fn check_tensor(file: &EddyFile<'_>, index: u32, spec: &TensorSpec) -> Result<()
     }
     let ok = match spec.kind {
         TensorKind::F32 => t.format == TensorFormat::F32,
-        TensorKind::Matrix => matches!(t.format, TensorFormat::F32 | TensorFormat::F16),
+        // Every storage format works for a matrix; the file reader already
+        // checked that its group size divides the columns.
+        TensorKind::Matrix => true,
     };
     if !ok {
         return Err(ModelError::UnsupportedFormat {

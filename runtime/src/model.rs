@@ -84,6 +84,13 @@ impl<'a> Model<'a> {
         self.scratch_words * 4
     }
 
+    /// Where the logits live in the scratch buffer, in f32 words.
+    pub(crate) fn logits_offset_words(&self) -> usize {
+        match &self.inner {
+            Inner::Mamba1(m) => m.logits_offset_words(),
+        }
+    }
+
     /// The embedded Hugging Face `tokenizer.json`, if the file has one.
     pub fn tokenizer_json(&self) -> Option<&'a [u8]> {
         self.file.blob(BlobKind::TokenizerJson)

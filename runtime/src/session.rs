@@ -121,7 +121,8 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
     pub fn logits(&self) -> &[f32] {
         let vocab = self.model.vocab_size();
         let s = self.scratch.as_ref();
-        &s[s.len() - vocab..]
+        let start = self.model.logits_offset_words();
+        &s[start..start + vocab]
     }
 
     /// Feed one token; returns the logits for the next token.

@@ -109,6 +109,14 @@ impl FileBuilder {
         self
     }
 
+    /// Set a hyper-parameter by its raw key code (to copy keys a newer
+    /// writer added that this version does not know).
+    pub fn hparam_raw(&mut self, code: u32, value: u32) -> &mut Self {
+        self.hparams.retain(|(k, _)| *k != code);
+        self.hparams.push((code, value));
+        self
+    }
+
     /// Set a float hyper-parameter.
     pub fn hparam_f32(&mut self, key: HParam, value: f32) -> &mut Self {
         self.hparam(key, value.to_bits())

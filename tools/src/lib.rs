@@ -3,9 +3,12 @@
 //! tokenization).
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod convert;
 pub mod eval;
 pub mod npy;
+pub mod quantize;
 pub mod random;
+pub mod recipe;
 pub mod sample;
 pub mod text;

@@ -23,6 +23,27 @@ enum DtypeArg {
     F16,
 }
 
+/// Quantization options shared by `convert` and `quantize`.
+#[derive(clap::Args)]
+struct QuantArgs {
+    /// Calibration text (UTF-8); without it, weights are quantized with
+    /// plain error (no activation statistics).
+    #[arg(long)]
+    calib: Option<PathBuf>,
+    /// Calibration tokens to use.
+    #[arg(long, default_value_t = 4096)]
+    calib_tokens: usize,
+    /// Override a tensor's format: PATTERN=FORMAT (repeatable), e.g. '*.out_proj.weight=w4g64'.
+    #[arg(long = "set")]
+    overrides: Vec<String>,
+    /// Ablation: plain per-group min/max instead of the clip search.
+    #[arg(long)]
+    no_clip_search: bool,
+    /// Ablation: ignore activation statistics in the error.
+    #[arg(long)]
+    no_act_aware: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Convert a Hugging Face checkpoint directory into a .eddy file.
@@ -35,6 +56,24 @@ enum Command {
         /// Storage of the weight matrices (norms, biases, conv, A_log, D stay f32).
         #[arg(long, value_enum, default_value = "f32")]
         dtype: DtypeArg,
+        /// Quantize right away with this recipe (see `eddy quantize`).
+        #[arg(long)]
+        recipe: Option<String>,
+        #[command(flatten)]
+        quant: QuantArgs,
+    },
+    /// Quantize a converted model's matrices by a recipe, calibrated on text.
+    Quantize {
+        /// The f32/f16 .eddy file (output of `eddy convert`).
+        model: PathBuf,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Recipe: a preset (f32, f16, w8a8, w4a8, w2a8) or a .toml file.
+        #[arg(long)]
+        recipe: String,
+        #[command(flatten)]
+        quant: QuantArgs,
     },
     /// Print architecture, hyper-parameters, tensors and memory needs.
     Inspect {
@@ -122,12 +161,86 @@ fn open(path: &PathBuf) -> Result<MappedModel> {
     MappedModel::open(path).map_err(anyhow::Error::from)
 }
 
-fn cmd_convert(hf_dir: PathBuf, output: PathBuf, dtype: DtypeArg) -> Result<()> {
+/// Quantize the model in `bytes` by `recipe`, printing a summary.
+fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> {
+    use eddy_cli::calibrate::{collect_activation_stats, matrix_names, CalibrationOptions};
+    let recipe = eddy_cli::recipe::Recipe::load(recipe)?.with_overrides(&q.overrides)?;
+    let aligned = eddy::file::AlignedBytes::copy_from(bytes);
+    let model = Model::from_bytes(aligned.as_slice())?;
+    let stats = match &q.calib {
+        None => None,
+        Some(path) => {
+            let json =
+                model.tokenizer_json().context("calibration text needs the model's embedded tokenizer")?;
+            let codec = TextCodec::from_json(json)?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read calibration text {}", path.display()))?;
+            let mut tokens = codec.encode(&text)?;
+            tokens.truncate(q.calib_tokens);
+            if tokens.is_empty() {
+                bail!("calibration text {} encodes to zero tokens", path.display());
+            }
+            let bar = progress_bar(tokens.len(), "calibration tokens");
+            let s = collect_activation_stats(&model, &tokens, |n| bar.set_position(n as u64))?;
+            bar.finish_and_clear();
+            eprintln!("calibrated on {} tokens of {}", tokens.len(), path.display());
+            Some((s, tokens.len()))
+        }
+    };
+    let opts = CalibrationOptions { clip_search: !q.no_clip_search, activation_aware: !q.no_act_aware };
+    let bar = progress_bar(model.file().tensor_count() as usize, "tensors");
+    let (out, report) = eddy_cli::quantize::quantize_model(
+        &model,
+        &recipe,
+        stats.as_ref().map(|s| &s.0),
+        stats.as_ref().map_or(0, |s| s.1),
+        opts,
+        |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    let names = matrix_names(&model);
+    eprintln!(
+        "recipe {}: {:.3} bits/weight overall, {:.3} on the matrices",
+        report.recipe,
+        report.bits_per_weight(false, &names),
+        report.bits_per_weight(true, &names)
+    );
+    Ok(out)
+}
+
+fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn cmd_quantize(path: PathBuf, output: PathBuf, recipe: String, q: QuantArgs) -> Result<()> {
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let out = quantize_bytes(&bytes, &recipe, &q)?;
+    write_atomic(&output, &out)?;
+    println!("wrote {} ({} bytes)", output.display(), out.len());
+    Ok(())
+}
+
+fn cmd_convert(
+    hf_dir: PathBuf,
+    output: PathBuf,
+    dtype: DtypeArg,
+    recipe: Option<String>,
+    q: QuantArgs,
+) -> Result<()> {
     let dtype = match dtype {
         DtypeArg::F32 => WeightDtype::F32,
         DtypeArg::F16 => WeightDtype::F16,
     };
-    let conv = convert_dir(&hf_dir, dtype)?;
+    let mut conv = convert_dir(&hf_dir, dtype)?;
+    if let Some(recipe) = recipe {
+        conv.bytes = quantize_bytes(&conv.bytes, &recipe, &q)?;
+    }
     // Validate what we are about to write with the runtime's own reader.
     let aligned = eddy::file::AlignedBytes::copy_from(&conv.bytes);
     Model::from_bytes(aligned.as_slice()).context("internal error: converted file does not load")?;
@@ -322,11 +435,7 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Re
     if tokens.len() < 2 {
         bail!("{} has fewer than 2 tokens; nothing to score", text_path.display());
     }
-    let bar = indicatif::ProgressBar::new(tokens.len() as u64 - 1);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} tokens ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(tokens.len() - 1, "tokens");
     let t0 = Instant::now();
     let result = eddy_cli::eval::perplexity(&model, &tokens, chunk, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
@@ -367,7 +476,10 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Convert { hf_dir, output, dtype } => cmd_convert(hf_dir, output, dtype),
+        Command::Convert { hf_dir, output, dtype, recipe, quant } => {
+            cmd_convert(hf_dir, output, dtype, recipe, quant)
+        }
+        Command::Quantize { model, output, recipe, quant } => cmd_quantize(model, output, recipe, quant),
         Command::Inspect { model } => cmd_inspect(model),
         Command::Run { model, prompt, tokens, n_tokens, temperature, top_k, top_p, seed, ids } => {
             let cfg = SamplerConfig { temperature, top_k, top_p, seed };

@@ -1,0 +1,161 @@
+//! Calibration: quantize a model's matrices using statistics of real
+//! activations.
+//!
+//! Two techniques, each switchable for the ablation table:
+//! - **clip search**: per group, try shrinking the `[min, max]` range and keep
+//!   the range with the smallest reconstruction error (plain min/max wastes
+//!   codes on outliers);
+//! - **activation-aware error**: weight each column's squared error by the
+//!   mean square of the activations that multiply it on calibration text, so
+//!   the search protects the weights that matter for the output.
+
+use crate::convert::eddy_name;
+use eddy::mamba::{tensor_schema, LinearSite, TensorKind};
+use eddy::{Model, Session, TensorFormat, TensorView};
+use std::collections::HashMap;
+
+/// Mean square of each input column of each linear layer, by tensor name.
+pub type ActivationStats = HashMap<String, Vec<f32>>;
+
+/// Run the model over `tokens` and collect [`ActivationStats`].
+pub fn collect_activation_stats(
+    model: &Model<'_>,
+    tokens: &[u32],
+    mut progress: impl FnMut(usize),
+) -> Result<ActivationStats, eddy::SessionError> {
+    let tied = model.as_mamba1().is_some_and(|m| m.config.tied_embeddings);
+    let mut sums: HashMap<(LinearSite, u32), Vec<f64>> = HashMap::new();
+    let mut session = Session::new_owned(model);
+    for (i, &t) in tokens.iter().enumerate() {
+        session.step_observed(t, &mut |site, layer, x| {
+            let acc = sums.entry((site, layer)).or_insert_with(|| vec![0.0; x.len()]);
+            for (a, v) in acc.iter_mut().zip(x) {
+                *a += (*v as f64) * (*v as f64);
+            }
+        })?;
+        if i % 64 == 63 {
+            progress(i + 1);
+        }
+    }
+    let n = tokens.len().max(1) as f64;
+    Ok(sums
+        .into_iter()
+        .map(|((site, layer), v)| {
+            let name = site.pattern(tied).replace("{i}", &layer.to_string());
+            (name, v.into_iter().map(|s| (s / n) as f32).collect())
+        })
+        .collect())
+}
+
+/// Which calibration techniques to use.
+#[derive(Clone, Copy, Debug)]
+pub struct CalibrationOptions {
+    /// Search per-group clip ranges (else plain min/max).
+    pub clip_search: bool,
+    /// Weight errors by activation statistics (else uniform).
+    pub activation_aware: bool,
+}
+
+/// Shrink factors tried for each end of a group's range.
+const CLIP_GRID: [f32; 8] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5];
+
+/// Error statistics of one quantized tensor.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TensorError {
+    /// Mean squared weight error, unweighted.
+    pub mse: f64,
+    /// Mean squared weight error weighted by activation mean squares (0 when
+    /// there are no statistics).
+    pub weighted_mse: f64,
+}
+
+/// Quantize a `[rows, cols]` f32 matrix to `format`.
+pub fn quantize_matrix(
+    format: TensorFormat,
+    rows: usize,
+    cols: usize,
+    weights: &[f32],
+    importance: Option<&[f32]>,
+    opts: CalibrationOptions,
+) -> Result<(Vec<u8>, TensorError), eddy_quant::QuantError> {
+    let row_bytes = format.byte_len(1, cols as u64).map_err(eddy_quant::QuantError::Format)? as usize;
+    let group = format.group_size().unwrap_or(cols);
+    let imp: Vec<f32> = match (importance, opts.activation_aware) {
+        (Some(i), true) if i.len() == cols => i.iter().map(|v| v.max(1e-12)).collect(),
+        _ => vec![1.0; cols],
+    };
+    let mut out = vec![0u8; row_bytes * rows];
+    let mut deq = vec![0f32; cols];
+    let mut ranges = vec![(0f32, 0f32); cols / group];
+    let mut trial_bytes = vec![0u8; format.byte_len(1, group as u64).unwrap_or(0) as usize];
+    let mut trial_deq = vec![0f32; group];
+    let mut err = TensorError::default();
+    for (r, row) in weights.chunks_exact(cols).enumerate() {
+        for (g, range) in ranges.iter_mut().enumerate() {
+            let w = &row[g * group..(g + 1) * group];
+            let ig = &imp[g * group..(g + 1) * group];
+            let lo = w.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            *range = (lo, hi);
+            if !opts.clip_search {
+                continue;
+            }
+            let mut best = f64::INFINITY;
+            for a in CLIP_GRID {
+                for b in CLIP_GRID {
+                    let cand = (lo * a, hi * b);
+                    eddy_quant::quantize_row_with_ranges(format, w, &[cand], &mut trial_bytes)?;
+                    eddy_quant::dequantize_row(format, &trial_bytes, &mut trial_deq);
+                    let e: f64 = w
+                        .iter()
+                        .zip(&trial_deq)
+                        .zip(ig)
+                        .map(|((x, y), i)| (*i as f64) * ((x - y) as f64).powi(2))
+                        .sum();
+                    if e < best {
+                        best = e;
+                        *range = cand;
+                    }
+                }
+            }
+        }
+        let dst = &mut out[r * row_bytes..(r + 1) * row_bytes];
+        eddy_quant::quantize_row_with_ranges(format, row, &ranges, dst)?;
+        eddy_quant::dequantize_row(format, dst, &mut deq);
+        for ((x, y), i) in row.iter().zip(&deq).zip(importance.unwrap_or(&imp)) {
+            let d2 = ((x - y) as f64).powi(2);
+            err.mse += d2;
+            err.weighted_mse += (*i as f64) * d2;
+        }
+    }
+    let n = (rows * cols).max(1) as f64;
+    err.mse /= n;
+    err.weighted_mse /= n;
+    Ok((out, err))
+}
+
+/// Decode a float tensor to f32 values.
+pub fn tensor_to_f32(t: &TensorView<'_>) -> Option<Vec<f32>> {
+    match t.format {
+        TensorFormat::F32 => t.as_f32().map(<[f32]>::to_vec),
+        TensorFormat::F16 => t.as_f16_bits().map(|b| {
+            let mut v = vec![0f32; b.len()];
+            eddy_quant::f16_to_f32_slice(b, &mut v);
+            v
+        }),
+        _ => None,
+    }
+}
+
+/// Canonical names of the tensors a recipe may quantize (matrices).
+pub fn matrix_names(model: &Model<'_>) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Some(m) = model.as_mamba1() {
+        tensor_schema(&m.config, |s| {
+            if s.kind == TensorKind::Matrix {
+                names.push(eddy_name(&s));
+            }
+        });
+    }
+    names
+}

@@ -1,0 +1,170 @@
+//! `eddy quantize`: rewrite a model's matrices in the formats a recipe picks.
+
+use crate::calibrate::{matrix_names, quantize_matrix, tensor_to_f32, ActivationStats, CalibrationOptions};
+use crate::recipe::Recipe;
+use eddy::writer::{FileBuilder, TensorData};
+use eddy::{BlobKind, Model, TensorFormat};
+
+/// Why quantization failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizeError {
+    /// The source tensor is already quantized.
+    #[error(
+        "tensor `{0}` is already quantized; quantize from an f32 or f16 model (the output of `eddy convert`)"
+    )]
+    AlreadyQuantized(String),
+    /// The format cannot hold this tensor's shape.
+    #[error("tensor `{name}` ({rows}x{cols}) cannot be stored as {format}: {reason}; override it with --set '{name}=f16'")]
+    Unfit {
+        /// Tensor name.
+        name: String,
+        /// Rows.
+        rows: u64,
+        /// Columns.
+        cols: u64,
+        /// Format name.
+        format: String,
+        /// Why not.
+        reason: String,
+    },
+    /// Writing the new file failed.
+    #[error("{0}")]
+    Write(#[from] eddy::writer::WriteError),
+}
+
+/// What happened to one tensor.
+#[derive(Clone, Debug)]
+pub struct TensorReport {
+    /// Canonical name.
+    pub name: String,
+    /// Format written.
+    pub format: TensorFormat,
+    /// Number of weights.
+    pub params: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Mean squared weight error (0 for float formats).
+    pub mse: f64,
+    /// Activation-weighted mean squared error.
+    pub weighted_mse: f64,
+}
+
+/// The outcome of quantizing a model.
+#[derive(Clone, Debug)]
+pub struct QuantizeReport {
+    /// Recipe name.
+    pub recipe: String,
+    /// Per-tensor results, in file order.
+    pub tensors: Vec<TensorReport>,
+    /// Calibration tokens used (0: none).
+    pub calib_tokens: usize,
+    /// Options used.
+    pub clip_search: bool,
+    /// Options used.
+    pub activation_aware: bool,
+}
+
+impl QuantizeReport {
+    /// Bits per weight over the given tensors (all when `filter` is None).
+    pub fn bits_per_weight(&self, matrices_only: bool, matrix_names: &[String]) -> f64 {
+        let (mut bits, mut n) = (0f64, 0f64);
+        for t in &self.tensors {
+            if matrices_only && !matrix_names.contains(&t.name) {
+                continue;
+            }
+            bits += t.bytes as f64 * 8.0;
+            n += t.params as f64;
+        }
+        bits / n.max(1.0)
+    }
+
+    /// The report as JSON (stored in the file as a blob).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "recipe": self.recipe,
+            "calib_tokens": self.calib_tokens,
+            "clip_search": self.clip_search,
+            "activation_aware": self.activation_aware,
+            "tensors": self.tensors.iter().map(|t| serde_json::json!({
+                "name": t.name, "format": t.format.name(), "params": t.params,
+                "bytes": t.bytes, "mse": t.mse, "weighted_mse": t.weighted_mse,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Quantize `model` by `recipe`. `stats` come from
+/// [`crate::calibrate::collect_activation_stats`]; `progress` gets
+/// `(tensors done, total)`.
+pub fn quantize_model(
+    model: &Model<'_>,
+    recipe: &Recipe,
+    stats: Option<&ActivationStats>,
+    calib_tokens: usize,
+    opts: CalibrationOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(Vec<u8>, QuantizeReport), QuantizeError> {
+    let file = model.file();
+    let matrices = matrix_names(model);
+    let mut b = FileBuilder::new(model.architecture());
+    for (k, v) in file.hparams() {
+        b.hparam_raw(k, v);
+    }
+    let mut report = QuantizeReport {
+        recipe: recipe.name.clone(),
+        tensors: Vec::new(),
+        calib_tokens,
+        clip_search: opts.clip_search,
+        activation_aware: opts.activation_aware,
+    };
+    let total = file.tensor_count() as usize;
+    for (i, t) in file.tensors().enumerate() {
+        let shape: Vec<u32> = t.shape().to_vec();
+        let (rows, cols) = (t.rows(), t.cols());
+        let target = if matrices.iter().any(|m| m == t.name) { recipe.format_for(t.name) } else { None };
+        let values = tensor_to_f32(&t);
+        let (data, format, mse, wmse) = match (target, values) {
+            (None, _) => (t.data.to_vec(), t.format, 0.0, 0.0),
+            (Some(_), None) => return Err(QuantizeError::AlreadyQuantized(t.name.to_string())),
+            (Some(TensorFormat::F32), Some(v)) => {
+                (TensorData::f32("", &shape, &v).data, TensorFormat::F32, 0.0, 0.0)
+            }
+            (Some(TensorFormat::F16), Some(v)) => {
+                (TensorData::f16("", &shape, &v).data, TensorFormat::F16, 0.0, 0.0)
+            }
+            (Some(fmt), Some(v)) => {
+                let unfit = |reason: String| QuantizeError::Unfit {
+                    name: t.name.to_string(),
+                    rows,
+                    cols,
+                    format: fmt.name().to_string(),
+                    reason,
+                };
+                fmt.byte_len(rows, cols).map_err(|e| unfit(e.to_string()))?;
+                let imp = stats.and_then(|s| s.get(t.name)).map(Vec::as_slice);
+                let (bytes, err) = quantize_matrix(fmt, rows as usize, cols as usize, &v, imp, opts)
+                    .map_err(|e| unfit(e.to_string()))?;
+                (bytes, fmt, err.mse, err.weighted_mse)
+            }
+        };
+        report.tensors.push(TensorReport {
+            name: t.name.to_string(),
+            format,
+            params: t.numel(),
+            bytes: data.len() as u64,
+            mse,
+            weighted_mse: wmse,
+        });
+        b.tensor(TensorData { name: t.name.to_string(), format, shape, data })?;
+        progress(i + 1, total);
+    }
+    for i in 0..file.blob_count() {
+        if let Some((kind, bytes)) = file.blob_at(i) {
+            if kind != BlobKind::QuantReport {
+                b.blob(kind, bytes.to_vec());
+            }
+        }
+    }
+    b.blob(BlobKind::QuantReport, report.to_json().to_string().into_bytes());
+    Ok((b.to_bytes(), report))
+}
