@@ -198,6 +198,9 @@ fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> 
         |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
     let names = matrix_names(&model);
     eprintln!(
         "recipe {}: {:.3} bits/weight overall, {:.3} on the matrices",

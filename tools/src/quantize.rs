@@ -62,6 +62,8 @@ pub struct QuantizeReport {
     pub clip_search: bool,
     /// Options used.
     pub activation_aware: bool,
+    /// Adjustments made to fit the recipe to the shapes (shown to the user).
+    pub notes: Vec<String>,
 }
 
 impl QuantizeReport {
@@ -85,12 +87,34 @@ impl QuantizeReport {
             "calib_tokens": self.calib_tokens,
             "clip_search": self.clip_search,
             "activation_aware": self.activation_aware,
+            "notes": self.notes,
             "tensors": self.tensors.iter().map(|t| serde_json::json!({
                 "name": t.name, "format": t.format.name(), "params": t.params,
                 "bytes": t.bytes, "mse": t.mse, "weighted_mse": t.weighted_mse,
             })).collect::<Vec<_>>(),
         })
     }
+}
+
+/// If `cols` is not a multiple of the format's group size, use the largest
+/// smaller group size that divides it; if none does, keep the tensor f16.
+fn fit_group(format: TensorFormat, cols: u64, name: &str, notes: &mut Vec<String>) -> TensorFormat {
+    let Some(group) = format.group_size() else { return format };
+    if cols % group as u64 == 0 {
+        return format;
+    }
+    let smaller = eddy_quant::GROUP_SIZES
+        .iter()
+        .rev()
+        .filter(|&&g| (g as usize) < group && cols % g as u64 == 0)
+        .find_map(|&g| TensorFormat::from_code(format.code(), g).ok());
+    let chosen = smaller.unwrap_or(TensorFormat::F16);
+    notes.push(format!(
+        "{name}: {cols} columns do not divide into groups of {group}; stored as {} instead of {}",
+        chosen.name(),
+        format.name()
+    ));
+    chosen
 }
 
 /// Quantize `model` by `recipe`. `stats` come from
@@ -116,12 +140,14 @@ pub fn quantize_model(
         calib_tokens,
         clip_search: opts.clip_search,
         activation_aware: opts.activation_aware,
+        notes: Vec::new(),
     };
     let total = file.tensor_count() as usize;
     for (i, t) in file.tensors().enumerate() {
         let shape: Vec<u32> = t.shape().to_vec();
         let (rows, cols) = (t.rows(), t.cols());
         let target = if matrices.iter().any(|m| m == t.name) { recipe.format_for(t.name) } else { None };
+        let target = target.map(|f| fit_group(f, cols, t.name, &mut report.notes));
         let values = tensor_to_f32(&t);
         let (data, format, mse, wmse) = match (target, values) {
             (None, _) => (t.data.to_vec(), t.format, 0.0, 0.0),
