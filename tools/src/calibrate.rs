@@ -159,3 +159,35 @@ pub fn matrix_names(model: &Model<'_>) -> Vec<String> {
     }
     names
 }
+
+/// Effective bits per weight of a model, including group scales.
+#[derive(Clone, Copy, Debug)]
+pub struct BitsSummary {
+    /// Over every tensor.
+    pub all: f64,
+    /// Over all matrices (embedding and head included).
+    pub matrices: f64,
+    /// Over the per-layer linear layers only (in/x/dt/out projections).
+    pub layer_linears: f64,
+}
+
+/// Compute [`BitsSummary`] from the tensors' stored sizes.
+pub fn bits_summary(model: &Model<'_>) -> BitsSummary {
+    let matrices = matrix_names(model);
+    let (mut a, mut m, mut l) = ([0f64; 2], [0f64; 2], [0f64; 2]);
+    for t in model.file().tensors() {
+        let (bits, n) = (t.data.len() as f64 * 8.0, t.numel() as f64);
+        a[0] += bits;
+        a[1] += n;
+        if matrices.iter().any(|x| x == t.name) {
+            m[0] += bits;
+            m[1] += n;
+            if t.name.starts_with("layers.") {
+                l[0] += bits;
+                l[1] += n;
+            }
+        }
+    }
+    let ratio = |x: [f64; 2]| x[0] / x[1].max(1.0);
+    BitsSummary { all: ratio(a), matrices: ratio(m), layer_linears: ratio(l) }
+}

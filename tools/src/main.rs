@@ -296,6 +296,21 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
         "tensor bytes:  {total} ({params} parameters, {:.2} bits/parameter)",
         total as f64 * 8.0 / params as f64
     );
+    let bits = eddy_cli::calibrate::bits_summary(&model);
+    println!(
+        "bits/weight:   {:.3} all tensors, {:.3} matrices, {:.3} layer linears (in/x/dt/out proj)",
+        bits.all, bits.matrices, bits.layer_linears
+    );
+    if let Some(report) = file.blob(eddy::BlobKind::QuantReport) {
+        let v: serde_json::Value = serde_json::from_slice(report).unwrap_or_default();
+        println!(
+            "quantized:     recipe {}, {} calibration tokens, clip search {}, activation-aware {}",
+            v["recipe"].as_str().unwrap_or("?"),
+            v["calib_tokens"],
+            v["clip_search"],
+            v["activation_aware"]
+        );
+    }
     match model.tokenizer_json() {
         Some(t) => println!("tokenizer:     embedded ({} bytes)", t.len()),
         None => println!("tokenizer:     none"),
