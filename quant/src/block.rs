@@ -223,8 +223,25 @@ pub fn quantize_activations_i8(
 #[inline]
 pub fn group_dot_i32(bits: u32, codes: &[u8], xq: &[i8]) -> i32 {
     let mut acc = 0i32;
-    for (i, &q) in xq.iter().enumerate() {
-        acc += code_at(bits, codes, i) as i32 * q as i32;
+    match bits {
+        8 => {
+            for (&c, &q) in codes.iter().zip(xq) {
+                acc += c as i32 * q as i32;
+            }
+        }
+        4 => {
+            for (&c, q) in codes.iter().zip(xq.chunks_exact(2)) {
+                acc += (c & 0x0f) as i32 * q[0] as i32 + (c >> 4) as i32 * q[1] as i32;
+            }
+        }
+        _ => {
+            for (&c, q) in codes.iter().zip(xq.chunks_exact(4)) {
+                acc += (c & 3) as i32 * q[0] as i32
+                    + ((c >> 2) & 3) as i32 * q[1] as i32
+                    + ((c >> 4) & 3) as i32 * q[2] as i32
+                    + (c >> 6) as i32 * q[3] as i32;
+            }
+        }
     }
     acc
 }

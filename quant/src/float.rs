@@ -2,14 +2,30 @@
 
 use half::f16;
 
-/// Dot product of two f32 vectors of equal length (sequential sum, the
-/// reference order).
+/// Lanes of the reference f32 dot product: element `i` accumulates into
+/// lane `i % 8`, lanes are summed pairwise at the end. Fixing the order
+/// makes results reproducible and lets the compiler vectorize the loop.
+pub const F32_DOT_LANES: usize = 8;
+
+/// Dot product of two f32 vectors of equal length, in the reference order
+/// (see [`F32_DOT_LANES`]).
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = 0.0f32;
-    for (x, y) in a.iter().zip(b) {
-        acc += x * y;
+    let mut acc = [0.0f32; F32_DOT_LANES];
+    let (ca, cb) = (a.chunks_exact(F32_DOT_LANES), b.chunks_exact(F32_DOT_LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..F32_DOT_LANES {
+            acc[l] += x[l] * y[l];
+        }
     }
-    acc
+    for (l, (x, y)) in ra.iter().zip(rb).enumerate() {
+        acc[l] += x * y;
+    }
+    reduce_lanes(acc)
+}
+
+fn reduce_lanes(acc: [f32; F32_DOT_LANES]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
 /// Dot product of f16 weights (as raw bits) with an f32 vector, accumulated

@@ -120,6 +120,9 @@ enum Command {
         /// Storage of the random model's matrices.
         #[arg(long, value_enum, default_value = "f32")]
         dtype: DtypeArg,
+        /// Quantize the model with this recipe first (no calibration).
+        #[arg(long)]
+        recipe: Option<String>,
         /// Prompt tokens to prefill.
         #[arg(long, default_value_t = 16)]
         prompt: usize,
@@ -396,6 +399,7 @@ fn cmd_bench(
     path: Option<PathBuf>,
     random_model: Option<String>,
     dtype: DtypeArg,
+    recipe: Option<String>,
     prompt: usize,
     n_tokens: usize,
 ) -> Result<()> {
@@ -415,6 +419,19 @@ fn cmd_bench(
             p.display().to_string(),
         ),
         (None, None) => bail!("give a model file or --random-model NAME"),
+    };
+    let (bytes, label) = match recipe {
+        None => (bytes, label),
+        Some(r) => {
+            let q = QuantArgs {
+                calib: None,
+                calib_tokens: 0,
+                overrides: Vec::new(),
+                no_clip_search: true,
+                no_act_aware: true,
+            };
+            (quantize_bytes(&bytes, &r, &q)?, format!("{label}, {r}"))
+        }
     };
     let aligned = eddy::file::AlignedBytes::copy_from(&bytes);
     let model = Model::from_bytes(aligned.as_slice())?;
@@ -503,8 +520,8 @@ fn main() {
             let cfg = SamplerConfig { temperature, top_k, top_p, seed };
             cmd_run(model, prompt, tokens, n_tokens, cfg, ids)
         }
-        Command::Bench { model, random_model, dtype, prompt, n_tokens } => {
-            cmd_bench(model, random_model, dtype, prompt, n_tokens)
+        Command::Bench { model, random_model, dtype, recipe, prompt, n_tokens } => {
+            cmd_bench(model, random_model, dtype, recipe, prompt, n_tokens)
         }
         Command::Eval { model, ppl, chunk, limit } => cmd_eval(model, ppl, chunk, limit),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
