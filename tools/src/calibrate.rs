@@ -14,17 +14,27 @@ use eddy::mamba::{tensor_schema, LinearSite, TensorKind};
 use eddy::{Model, Session, TensorFormat, TensorView};
 use std::collections::HashMap;
 
-/// Mean square of each input column of each linear layer, by tensor name.
-pub type ActivationStats = HashMap<String, Vec<f32>>;
+/// Statistics of the inputs of each linear layer on calibration text, by
+/// the weight tensor's canonical name.
+#[derive(Clone, Debug, Default)]
+pub struct ActivationStats {
+    /// Mean square of each input column.
+    pub mean_sq: HashMap<String, Vec<f32>>,
+    /// Mean of `x xᵀ` (row-major `cols x cols`), when requested (GPTQ).
+    pub hessians: HashMap<String, Vec<f64>>,
+}
 
-/// Run the model over `tokens` and collect [`ActivationStats`].
+/// Run the model over `tokens` and collect [`ActivationStats`];
+/// `hessians` also accumulates `x xᵀ` per layer (for GPTQ).
 pub fn collect_activation_stats(
     model: &Model<'_>,
     tokens: &[u32],
+    hessians: bool,
     mut progress: impl FnMut(usize),
 ) -> Result<ActivationStats, eddy::SessionError> {
     let tied = model.as_mamba1().is_some_and(|m| m.config.tied_embeddings);
     let mut sums: HashMap<(LinearSite, u32), Vec<f64>> = HashMap::new();
+    let mut outer: HashMap<(LinearSite, u32), Vec<f64>> = HashMap::new();
     let mut session = Session::new_owned(model);
     for (i, &t) in tokens.iter().enumerate() {
         session.step_observed(t, &mut |site, layer, x| {
@@ -32,19 +42,43 @@ pub fn collect_activation_stats(
             for (a, v) in acc.iter_mut().zip(x) {
                 *a += (*v as f64) * (*v as f64);
             }
+            if hessians {
+                let n = x.len();
+                let h = outer.entry((site, layer)).or_insert_with(|| vec![0.0; n * n]);
+                // Upper triangle only; mirrored below.
+                for (r, &xr) in x.iter().enumerate() {
+                    let xr = xr as f64;
+                    for (hv, &xc) in h[r * n + r..(r + 1) * n].iter_mut().zip(&x[r..]) {
+                        *hv += xr * xc as f64;
+                    }
+                }
+            }
         })?;
         if i % 64 == 63 {
             progress(i + 1);
         }
     }
     let n = tokens.len().max(1) as f64;
-    Ok(sums
+    let name = |site: LinearSite, layer: u32| site.pattern(tied).replace("{i}", &layer.to_string());
+    let mean_sq = sums
         .into_iter()
-        .map(|((site, layer), v)| {
-            let name = site.pattern(tied).replace("{i}", &layer.to_string());
-            (name, v.into_iter().map(|s| (s / n) as f32).collect())
+        .map(|((site, layer), v)| (name(site, layer), v.into_iter().map(|s| (s / n) as f32).collect()))
+        .collect();
+    let hessians = outer
+        .into_iter()
+        .map(|((site, layer), mut h)| {
+            let cols = (h.len() as f64).sqrt() as usize;
+            for r in 0..cols {
+                for c in r..cols {
+                    let v = h[r * cols + c] / n;
+                    h[r * cols + c] = v;
+                    h[c * cols + r] = v;
+                }
+            }
+            (name(site, layer), h)
         })
-        .collect())
+        .collect();
+    Ok(ActivationStats { mean_sq, hessians })
 }
 
 /// Which calibration techniques to use.
@@ -54,6 +88,8 @@ pub struct CalibrationOptions {
     pub clip_search: bool,
     /// Weight errors by activation statistics (else uniform).
     pub activation_aware: bool,
+    /// GPTQ error compensation (needs Hessians in the statistics).
+    pub gptq: bool,
 }
 
 /// Shrink factors tried for each end of a group's range.
@@ -67,6 +103,43 @@ pub struct TensorError {
     /// Mean squared weight error weighted by activation mean squares (0 when
     /// there are no statistics).
     pub weighted_mse: f64,
+}
+
+/// Choose one group's clip range: plain min/max, or the candidate of
+/// [`CLIP_GRID`] with the smallest importance-weighted squared error.
+pub fn search_range(
+    format: TensorFormat,
+    w: &[f32],
+    importance: &[f32],
+    clip_search: bool,
+    trial_bytes: &mut [u8],
+    trial_deq: &mut [f32],
+) -> Result<(f32, f32), eddy_quant::QuantError> {
+    let lo = w.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut range = (lo, hi);
+    if !clip_search {
+        return Ok(range);
+    }
+    let mut best = f64::INFINITY;
+    for a in CLIP_GRID {
+        for b in CLIP_GRID {
+            let cand = (lo * a, hi * b);
+            eddy_quant::quantize_row_with_ranges(format, w, &[cand], trial_bytes)?;
+            eddy_quant::dequantize_row(format, trial_bytes, trial_deq);
+            let e: f64 = w
+                .iter()
+                .zip(trial_deq.iter())
+                .zip(importance)
+                .map(|((x, y), i)| (*i as f64) * ((x - y) as f64).powi(2))
+                .sum();
+            if e < best {
+                best = e;
+                range = cand;
+            }
+        }
+    }
+    Ok(range)
 }
 
 /// Quantize a `[rows, cols]` f32 matrix to `format`.
@@ -94,30 +167,7 @@ pub fn quantize_matrix(
         for (g, range) in ranges.iter_mut().enumerate() {
             let w = &row[g * group..(g + 1) * group];
             let ig = &imp[g * group..(g + 1) * group];
-            let lo = w.iter().copied().fold(f32::INFINITY, f32::min);
-            let hi = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            *range = (lo, hi);
-            if !opts.clip_search {
-                continue;
-            }
-            let mut best = f64::INFINITY;
-            for a in CLIP_GRID {
-                for b in CLIP_GRID {
-                    let cand = (lo * a, hi * b);
-                    eddy_quant::quantize_row_with_ranges(format, w, &[cand], &mut trial_bytes)?;
-                    eddy_quant::dequantize_row(format, &trial_bytes, &mut trial_deq);
-                    let e: f64 = w
-                        .iter()
-                        .zip(&trial_deq)
-                        .zip(ig)
-                        .map(|((x, y), i)| (*i as f64) * ((x - y) as f64).powi(2))
-                        .sum();
-                    if e < best {
-                        best = e;
-                        *range = cand;
-                    }
-                }
-            }
+            *range = search_range(format, w, ig, opts.clip_search, &mut trial_bytes, &mut trial_deq)?;
         }
         let dst = &mut out[r * row_bytes..(r + 1) * row_bytes];
         eddy_quant::quantize_row_with_ranges(format, row, &ranges, dst)?;

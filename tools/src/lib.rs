@@ -6,6 +6,7 @@
 pub mod calibrate;
 pub mod convert;
 pub mod eval;
+pub mod gptq;
 pub mod npy;
 pub mod quantize;
 pub mod random;

@@ -42,6 +42,9 @@ struct QuantArgs {
     /// Ablation: ignore activation statistics in the error.
     #[arg(long)]
     no_act_aware: bool,
+    /// Ablation: no GPTQ error compensation.
+    #[arg(long)]
+    no_gptq: bool,
 }
 
 #[derive(Subcommand)]
@@ -184,13 +187,17 @@ fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> 
                 bail!("calibration text {} encodes to zero tokens", path.display());
             }
             let bar = progress_bar(tokens.len(), "calibration tokens");
-            let s = collect_activation_stats(&model, &tokens, |n| bar.set_position(n as u64))?;
+            let s = collect_activation_stats(&model, &tokens, !q.no_gptq, |n| bar.set_position(n as u64))?;
             bar.finish_and_clear();
             eprintln!("calibrated on {} tokens of {}", tokens.len(), path.display());
             Some((s, tokens.len()))
         }
     };
-    let opts = CalibrationOptions { clip_search: !q.no_clip_search, activation_aware: !q.no_act_aware };
+    let opts = CalibrationOptions {
+        clip_search: !q.no_clip_search,
+        activation_aware: !q.no_act_aware,
+        gptq: !q.no_gptq,
+    };
     let bar = progress_bar(model.file().tensor_count() as usize, "tensors");
     let (out, report) = eddy_cli::quantize::quantize_model(
         &model,
@@ -307,11 +314,12 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
     if let Some(report) = file.blob(eddy::BlobKind::QuantReport) {
         let v: serde_json::Value = serde_json::from_slice(report).unwrap_or_default();
         println!(
-            "quantized:     recipe {}, {} calibration tokens, clip search {}, activation-aware {}",
+            "quantized:     recipe {}, {} calibration tokens, clip search {}, activation-aware {}, gptq {}",
             v["recipe"].as_str().unwrap_or("?"),
             v["calib_tokens"],
             v["clip_search"],
-            v["activation_aware"]
+            v["activation_aware"],
+            v["gptq"]
         );
     }
     match model.tokenizer_json() {
@@ -429,6 +437,7 @@ fn cmd_bench(
                 overrides: Vec::new(),
                 no_clip_search: true,
                 no_act_aware: true,
+                no_gptq: true,
             };
             (quantize_bytes(&bytes, &r, &q)?, format!("{label}, {r}"))
         }

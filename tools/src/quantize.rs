@@ -47,6 +47,9 @@ pub struct TensorReport {
     pub mse: f64,
     /// Activation-weighted mean squared error.
     pub weighted_mse: f64,
+    /// Mean squared output error per row on calibration inputs,
+    /// `tr(ΔW H ΔWᵀ) / rows` (when Hessians were collected).
+    pub output_mse: Option<f64>,
 }
 
 /// The outcome of quantizing a model.
@@ -62,6 +65,8 @@ pub struct QuantizeReport {
     pub clip_search: bool,
     /// Options used.
     pub activation_aware: bool,
+    /// Options used.
+    pub gptq: bool,
     /// Adjustments made to fit the recipe to the shapes (shown to the user).
     pub notes: Vec<String>,
 }
@@ -87,13 +92,40 @@ impl QuantizeReport {
             "calib_tokens": self.calib_tokens,
             "clip_search": self.clip_search,
             "activation_aware": self.activation_aware,
+            "gptq": self.gptq,
             "notes": self.notes,
             "tensors": self.tensors.iter().map(|t| serde_json::json!({
                 "name": t.name, "format": t.format.name(), "params": t.params,
-                "bytes": t.bytes, "mse": t.mse, "weighted_mse": t.weighted_mse,
+                "bytes": t.bytes, "mse": t.mse, "weighted_mse": t.weighted_mse, "output_mse": t.output_mse,
             })).collect::<Vec<_>>(),
         })
     }
+}
+
+/// `tr(ΔW H ΔWᵀ) / rows` for the quantized `data` of f32 `weights`.
+fn output_mse(
+    format: TensorFormat,
+    rows: usize,
+    cols: usize,
+    weights: &[f32],
+    data: &[u8],
+    h: &[f64],
+) -> f64 {
+    let row_bytes = data.len() / rows.max(1);
+    let mut deq = vec![0f32; cols];
+    let mut delta = vec![0f64; cols];
+    let mut total = 0f64;
+    for r in 0..rows {
+        eddy_quant::dequantize_row(format, &data[r * row_bytes..(r + 1) * row_bytes], &mut deq);
+        for c in 0..cols {
+            delta[c] = (weights[r * cols + c] - deq[c]) as f64;
+        }
+        for a in 0..cols {
+            let hd: f64 = h[a * cols..(a + 1) * cols].iter().zip(&delta).map(|(x, y)| x * y).sum();
+            total += delta[a] * hd;
+        }
+    }
+    total / rows.max(1) as f64
 }
 
 /// If `cols` is not a multiple of the format's group size, use the largest
@@ -130,6 +162,7 @@ pub fn quantize_model(
 ) -> Result<(Vec<u8>, QuantizeReport), QuantizeError> {
     let file = model.file();
     let matrices = matrix_names(model);
+    let tied = model.as_mamba1().is_some_and(|m| m.config.tied_embeddings);
     let mut b = FileBuilder::new(model.architecture());
     for (k, v) in file.hparams() {
         b.hparam_raw(k, v);
@@ -140,6 +173,7 @@ pub fn quantize_model(
         calib_tokens,
         clip_search: opts.clip_search,
         activation_aware: opts.activation_aware,
+        gptq: opts.gptq,
         notes: Vec::new(),
     };
     let total = file.tensor_count() as usize;
@@ -149,14 +183,15 @@ pub fn quantize_model(
         let target = if matrices.iter().any(|m| m == t.name) { recipe.format_for(t.name) } else { None };
         let target = target.map(|f| fit_group(f, cols, t.name, &mut report.notes));
         let values = tensor_to_f32(&t);
-        let (data, format, mse, wmse) = match (target, values) {
+        let hessian = stats.and_then(|s| s.hessians.get(t.name));
+        let (data, format, mse, wmse) = match (target, values.as_ref()) {
             (None, _) => (t.data.to_vec(), t.format, 0.0, 0.0),
             (Some(_), None) => return Err(QuantizeError::AlreadyQuantized(t.name.to_string())),
             (Some(TensorFormat::F32), Some(v)) => {
-                (TensorData::f32("", &shape, &v).data, TensorFormat::F32, 0.0, 0.0)
+                (TensorData::f32("", &shape, v).data, TensorFormat::F32, 0.0, 0.0)
             }
             (Some(TensorFormat::F16), Some(v)) => {
-                (TensorData::f16("", &shape, &v).data, TensorFormat::F16, 0.0, 0.0)
+                (TensorData::f16("", &shape, v).data, TensorFormat::F16, 0.0, 0.0)
             }
             (Some(fmt), Some(v)) => {
                 let unfit = |reason: String| QuantizeError::Unfit {
@@ -167,11 +202,28 @@ pub fn quantize_model(
                     reason,
                 };
                 fmt.byte_len(rows, cols).map_err(|e| unfit(e.to_string()))?;
-                let imp = stats.and_then(|s| s.get(t.name)).map(Vec::as_slice);
-                let (bytes, err) = quantize_matrix(fmt, rows as usize, cols as usize, &v, imp, opts)
-                    .map_err(|e| unfit(e.to_string()))?;
+                let imp = stats.and_then(|s| s.mean_sq.get(t.name)).map(Vec::as_slice);
+                let (r, c) = (rows as usize, cols as usize);
+                // A tied embedding is also looked up row by row; GPTQ would
+                // trade lookup accuracy for head accuracy, so it is skipped.
+                let gptq_hessian = hessian.filter(|_| opts.gptq && !(tied && t.name == "embed.weight"));
+                let gptq = match gptq_hessian {
+                    Some(h) => crate::gptq::gptq_quantize(fmt, r, c, v, h, opts.clip_search)
+                        .map_err(|e| unfit(e.to_string()))?,
+                    None => None,
+                };
+                let (bytes, err) = match gptq {
+                    Some(done) => done,
+                    None => quantize_matrix(fmt, r, c, v, imp, opts).map_err(|e| unfit(e.to_string()))?,
+                };
                 (bytes, fmt, err.mse, err.weighted_mse)
             }
+        };
+        let output_mse = match (values.as_ref(), hessian, format.group_size()) {
+            (Some(v), Some(h), Some(_)) => {
+                Some(output_mse(format, rows as usize, cols as usize, v, &data, h))
+            }
+            _ => None,
         };
         report.tensors.push(TensorReport {
             name: t.name.to_string(),
@@ -180,6 +232,7 @@ pub fn quantize_model(
             bytes: data.len() as u64,
             mse,
             weighted_mse: wmse,
+            output_mse,
         });
         b.tensor(TensorData { name: t.name.to_string(), format, shape, data })?;
         progress(i + 1, total);
