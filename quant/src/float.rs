@@ -29,13 +29,21 @@ fn reduce_lanes(acc: [f32; F32_DOT_LANES]) -> f32 {
 }
 
 /// Dot product of f16 weights (as raw bits) with an f32 vector, accumulated
-/// in f32. Each f16 converts exactly to f32.
+/// in f32 in the same order as [`dot_f32`]. Each f16 converts exactly to
+/// f32, so f16 weights give the same result as their f32 widening.
 pub fn dot_f16_f32(w: &[u16], x: &[f32]) -> f32 {
-    let mut acc = 0.0f32;
-    for (b, v) in w.iter().zip(x) {
-        acc += f16::from_bits(*b).to_f32() * v;
+    let mut acc = [0.0f32; F32_DOT_LANES];
+    let (cw, cx) = (w.chunks_exact(F32_DOT_LANES), x.chunks_exact(F32_DOT_LANES));
+    let (rw, rx) = (cw.remainder(), cx.remainder());
+    for (a, b) in cw.zip(cx) {
+        for l in 0..F32_DOT_LANES {
+            acc[l] += f16::from_bits(a[l]).to_f32() * b[l];
+        }
     }
-    acc
+    for (l, (a, b)) in rw.iter().zip(rx).enumerate() {
+        acc[l] += f16::from_bits(*a).to_f32() * b;
+    }
+    reduce_lanes(acc)
 }
 
 /// Convert f16 bits to f32 values; `out` must be at least as long as `src`.

@@ -141,7 +141,7 @@ impl LinearSite {
 pub enum TensorKind {
     /// A matrix used by a linear layer (any weight format).
     Matrix,
-    /// A small parameter kept in f32 (norms, biases, conv, A_log, D).
+    /// A small parameter kept in f32 (norms, biases, conv, A, D).
     F32,
 }
 
@@ -176,7 +176,7 @@ fn layer_specs(c: &Mamba1Config, i: u32) -> [Option<TensorSpec>; LAYER_SLOTS] {
         s("layers.{i}.x_proj.weight", dr + 2 * ds, di, Matrix),
         s("layers.{i}.dt_proj.weight", di, dr, Matrix),
         s("layers.{i}.dt_proj.bias", 1, di, F32),
-        s("layers.{i}.A_log", di, ds, F32),
+        s("layers.{i}.A", di, ds, F32),
         s("layers.{i}.D", 1, di, F32),
         s("layers.{i}.out_proj.weight", dm, di, Matrix),
         if c.proj_bias { s("layers.{i}.out_proj.bias", 1, dm, F32) } else { None },
@@ -273,7 +273,7 @@ struct LayerWeights<'a> {
     conv_b: Option<&'a [f32]>,
     x_proj: Linear<'a>,
     dt_proj: Linear<'a>,
-    a_log: &'a [f32],
+    a: &'a [f32],
     d: &'a [f32],
     out_proj: Linear<'a>,
 }
@@ -341,7 +341,7 @@ impl<'a> Mamba1<'a> {
         let x_w = next();
         let dt_w = next();
         let dt_b = next();
-        let a_log = next();
+        let a = next();
         let d = next();
         let out_w = next();
         let out_b = c.proj_bias.then(&mut next);
@@ -353,7 +353,7 @@ impl<'a> Mamba1<'a> {
             conv_b: conv_b.map(|b| f32_data(f.tensor_at(b))),
             x_proj: self.linear(x_w, None),
             dt_proj: self.linear(dt_w, Some(dt_b)),
-            a_log: f32_data(f.tensor_at(a_log)),
+            a: f32_data(f.tensor_at(a)),
             d: f32_data(f.tensor_at(d)),
             out_proj: self.linear(out_w, out_b),
         }
@@ -430,10 +430,10 @@ impl<'a> Mamba1<'a> {
                 let delta = softplus(dt[ch]);
                 let u = conv_out[ch];
                 let h = &mut ssm_state[ch * ds..(ch + 1) * ds];
-                let a_log = &w.a_log[ch * ds..(ch + 1) * ds];
+                let a = &w.a[ch * ds..(ch + 1) * ds];
                 let mut acc = 0.0f32;
                 for s in 0..ds {
-                    let decay = libm::expf(-libm::expf(a_log[s]) * delta);
+                    let decay = libm::expf(a[s] * delta);
                     h[s] = decay * h[s] + delta * b[s] * u;
                     acc += h[s] * cmat[s];
                 }

@@ -4,7 +4,8 @@
 
 use eddy::file::AlignedBytes;
 use eddy::writer::{FileBuilder, TensorData};
-use eddy::{Architecture, HParam, Model, Session, SessionError};
+use eddy::{Architecture, HParam, Model, Session, SessionError, TensorFormat};
+use eddy_quant::quantize_row;
 
 #[derive(Clone, Copy, Debug)]
 struct Hp {
@@ -32,6 +33,9 @@ const TINY: Hp = Hp {
     proj_bias: true,
     conv_bias: true,
 };
+
+/// Wide enough for group-32 integer formats on every matrix but dt_proj.
+const QHP: Hp = Hp { vocab: 13, d_model: 32, d_inner: 64, dt_rank: 4, ..TINY };
 
 /// Deterministic xorshift64* generator.
 struct Rng(u64);
@@ -67,6 +71,20 @@ enum Mat {
     F16,
     /// f32, but with values rounded to f16 first (same numbers as `F16`).
     F32FromF16,
+    /// Integer group formats (W8, W4, W2 in turn, group 32) where the
+    /// columns allow, f16 elsewhere.
+    Quant,
+}
+
+/// A matrix quantized row by row with the reference quantizer.
+fn quantized(name: String, shape: &[u32], values: &[f32], format: TensorFormat) -> TensorData {
+    let cols = *shape.last().unwrap() as usize;
+    let row_bytes = format.byte_len(1, cols as u64).unwrap() as usize;
+    let mut data = vec![0u8; values.len() / cols * row_bytes];
+    for (row, out) in values.chunks_exact(cols).zip(data.chunks_exact_mut(row_bytes)) {
+        quantize_row(format, row, out).unwrap();
+    }
+    TensorData { name, format, shape: shape.to_vec(), data }
 }
 
 /// A random Mamba-1 file with the canonical schema of `hp`.
@@ -88,7 +106,7 @@ fn build(hp: &Hp, seed: u64, mat: Mat) -> Vec<u8> {
         sch.push((p("x_proj.weight"), vec![dr + 2 * ds, di], true));
         sch.push((p("dt_proj.weight"), vec![di, dr], true));
         sch.push((p("dt_proj.bias"), vec![di], false));
-        sch.push((p("A_log"), vec![di, ds], false));
+        sch.push((p("A"), vec![di, ds], false));
         sch.push((p("D"), vec![di], false));
         sch.push((p("out_proj.weight"), vec![dm, di], true));
         if hp.proj_bias {
@@ -113,6 +131,9 @@ fn build(hp: &Hp, seed: u64, mat: Mat) -> Vec<u8> {
         .hparam(HParam::ProjBias, hp.proj_bias as u32)
         .hparam(HParam::ConvBias, hp.conv_bias as u32);
     let mut rng = Rng::new(seed);
+    let int_formats =
+        [TensorFormat::W8 { group: 32 }, TensorFormat::W4 { group: 32 }, TensorFormat::W2 { group: 32 }];
+    let mut next_int = 0usize;
     for (name, shape, matrix) in sch {
         let n: u32 = shape.iter().product();
         let norm = name.ends_with("norm.weight") || name == "norm_f.weight";
@@ -121,6 +142,11 @@ fn build(hp: &Hp, seed: u64, mat: Mat) -> Vec<u8> {
             (0..n).map(|_| if norm { 1.0 + 0.2 * rng.f32() } else { scale * rng.f32() }).collect();
         let t = match (matrix, mat) {
             (true, Mat::F16) => TensorData::f16(name, &shape, &values),
+            (true, Mat::Quant) if shape[shape.len() - 1] % 32 == 0 => {
+                next_int += 1;
+                quantized(name, &shape, &values, int_formats[next_int % 3])
+            }
+            (true, Mat::Quant) => TensorData::f16(name, &shape, &values),
             (true, Mat::F32FromF16) => {
                 for x in &mut values {
                     *x = half_round(*x);
@@ -304,8 +330,8 @@ fn prefill_empty_is_an_error() {
 
 #[test]
 fn prefill_matches_steps_bit_exactly() {
-    for mat in [Mat::F32, Mat::F16] {
-        let a = aligned(&TINY, 3, mat);
+    for (hp, mat) in [(TINY, Mat::F32), (TINY, Mat::F16), (QHP, Mat::Quant)] {
+        let a = aligned(&hp, 3, mat);
         let m = Model::from_bytes(a.as_slice()).unwrap();
         for n in [1usize, 2, 7, 33] {
             let toks = tokens(n as u64, n, TINY.vocab);
@@ -337,8 +363,8 @@ fn prefill_matches_steps_bit_exactly() {
 
 #[test]
 fn snapshot_restore_resumes_bit_exactly() {
-    for mat in [Mat::F32, Mat::F16] {
-        let a = aligned(&TINY, 4, mat);
+    for (hp, mat) in [(TINY, Mat::F32), (TINY, Mat::F16), (QHP, Mat::Quant)] {
+        let a = aligned(&hp, 4, mat);
         let m = Model::from_bytes(a.as_slice()).unwrap();
         let mut s = Session::new_owned(&m);
         let prompt = tokens(10, 6, TINY.vocab);
@@ -463,6 +489,8 @@ fn borrowed_and_owned_sessions_agree_bit_exactly() {
         (TINY, Mat::F32),
         (TINY, Mat::F16),
         (Hp { tied: true, proj_bias: false, conv_bias: false, d_conv: 2, ..TINY }, Mat::F16),
+        (QHP, Mat::Quant),
+        (Hp { tied: true, ..QHP }, Mat::Quant),
     ] {
         let a = aligned(&hp, 9, mat);
         let m = Model::from_bytes(a.as_slice()).unwrap();
@@ -502,4 +530,20 @@ fn f16_matrices_compute_the_same_numbers_as_f32() {
         assert!((x - y).abs() <= 2e-2 * (1.0 + y.abs()), "{x} vs {y}");
     }
     assert_ne!(l16, lraw);
+}
+
+#[test]
+fn quantized_model_runs_with_all_integer_formats() {
+    let a = aligned(&QHP, 11, Mat::Quant);
+    let m = Model::from_bytes(a.as_slice()).unwrap();
+    let names: Vec<&str> = m.file().tensors().map(|t| t.format.name()).collect();
+    for f in ["w8g32", "w4g32", "w2g32", "f16", "f32"] {
+        assert!(names.contains(&f), "{f} missing from {names:?}");
+    }
+    let toks = tokens(6, 12, QHP.vocab);
+    let mut s = Session::new_owned(&m);
+    let l = run_steps(&mut s, &toks);
+    assert!(l.iter().flatten().all(|&x| f32::from_bits(x).is_finite()));
+    // Different tokens give different logits (the model is not degenerate).
+    assert_ne!(l[0], l[1]);
 }

@@ -226,6 +226,8 @@ pub fn hf_name(spec: &TensorSpec) -> String {
             let (layer, param) = rest.split_once('.').unwrap_or((rest, ""));
             if param == "norm.weight" {
                 format!("backbone.layers.{layer}.norm.weight")
+            } else if param == "A" {
+                format!("backbone.layers.{layer}.mixer.A_log")
             } else {
                 format!("backbone.layers.{layer}.mixer.{param}")
             }
@@ -380,6 +382,10 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         if values.iter().any(|v| !v.is_finite()) {
             return Err(ConvertError::NonFinite { hf_name: hf });
         }
+        // eddy stores A = -exp(A_log), computed once here as transformers
+        // does in f32, instead of two exponentials per state element per step.
+        let values: Vec<f32> =
+            if spec.pattern.ends_with(".A") { values.iter().map(|v| -v.exp()).collect() } else { values };
         let eddy_shape: Vec<u32> =
             if spec.rows == 1 { vec![spec.cols as u32] } else { vec![spec.rows as u32, spec.cols as u32] };
         let t = match (spec.kind, dtype) {

@@ -56,7 +56,7 @@ enum Command {
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
-        /// Storage of the weight matrices (norms, biases, conv, A_log, D stay f32).
+        /// Storage of the weight matrices (norms, biases, conv, A, D stay f32).
         #[arg(long, value_enum, default_value = "f32")]
         dtype: DtypeArg,
         /// Quantize right away with this recipe (see `eddy quantize`).

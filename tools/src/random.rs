@@ -57,8 +57,9 @@ pub fn random_mamba1(c: &Mamba1Config, dtype: WeightDtype, seed: u64) -> Vec<u8>
     for spec in specs {
         let n = (spec.rows * spec.cols) as usize;
         let scale = 1.0 / (spec.cols as f32).sqrt();
-        let values: Vec<f32> = if spec.pattern.ends_with("A_log") {
-            (0..n).map(|i| (1 + i % spec.cols as usize) as f32).map(f32::ln).collect()
+        let values: Vec<f32> = if spec.pattern.ends_with(".A") {
+            // Mamba's S4D-real initialization: A = -(1..=d_state).
+            (0..n).map(|i| -((1 + i % spec.cols as usize) as f32)).collect()
         } else if spec.pattern.ends_with("norm.weight") || spec.pattern == "norm_f.weight" {
             vec![1.0; n]
         } else {

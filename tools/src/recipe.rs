@@ -2,7 +2,7 @@
 //!
 //! A recipe is an ordered list of rules `pattern -> format`; the first rule
 //! whose glob pattern matches a tensor's canonical name decides. Tensors the
-//! runtime keeps in f32 (norms, biases, conv1d, A_log, D, dt bias) are never
+//! runtime keeps in f32 (norms, biases, conv1d, A, D, dt bias) are never
 //! quantized, whatever the rules say.
 
 use eddy::TensorFormat;

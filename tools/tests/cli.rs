@@ -33,7 +33,10 @@ fn assert_clean_error(o: &Output, needle: &str) {
 }
 
 fn converted(name: &str) -> PathBuf {
-    let out = tmp(&format!("{name}.eddy"));
+    // Tests run in parallel threads: each conversion gets its own file.
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = tmp(&format!("{name}-{n}.eddy"));
     let o = eddy(&["convert", fixture(name).to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "convert failed: {}", stderr(&o));
     out
