@@ -1,0 +1,102 @@
+//! Fast kernels for eddy's number formats, one module per ISA behind one
+//! interface ([`Kernels`]), with the scalar reference of `eddy-quant`
+//! always available. The choice is made once, at model load: at run time
+//! with `std` (CPU feature detection), at compile time without it
+//! (`target_feature`).
+//!
+//! Integer kernels reproduce the reference bit for bit: the same exact i32
+//! group sums and the same f32 operations in the same order. The f32/f16
+//! dot products use the reference's 8-lane order and no FMA, so they are
+//! bit-exact too.
+#![no_std]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+use eddy_quant::TensorFormat;
+
+/// int8 activations quantized per group (see
+/// `eddy_quant::quantize_activations_i8`).
+#[derive(Clone, Copy, Debug)]
+pub struct ActsI8<'a> {
+    /// Codes.
+    pub q: &'a [i8],
+    /// One scale per group.
+    pub scales: &'a [f32],
+    /// One code sum per group.
+    pub sums: &'a [i32],
+}
+
+/// Integer matrix-vector product: `out[r] = Σ_g s_g (scale_rg acc_rg +
+/// min_rg sum_g)` over quantized rows (see `eddy_quant::dot_row_i8`).
+/// `perm` is scratch of at least `cols` bytes for reordered activations.
+pub type MatvecI8 =
+    fn(format: TensorFormat, matrix: &[u8], cols: usize, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]);
+
+/// f32 matrix (`[rows, cols]` row-major) times f32 vector.
+pub type MatvecF32 = fn(matrix: &[f32], cols: usize, x: &[f32], out: &mut [f32]);
+
+/// f16 matrix (raw bits) times f32 vector.
+pub type MatvecF16 = fn(matrix: &[u16], cols: usize, x: &[f32], out: &mut [f32]);
+
+/// One set of kernels for one instruction set.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    /// Short name (`scalar`, `avx2`, ...), shown by `eddy inspect`.
+    pub name: &'static str,
+    /// Quantized weights × int8 activations.
+    pub matvec_i8: MatvecI8,
+    /// f32 weights × f32 activations.
+    pub matvec_f32: MatvecF32,
+    /// f16 weights × f32 activations.
+    pub matvec_f16: MatvecF16,
+}
+
+impl core::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Kernels({})", self.name)
+    }
+}
+
+/// The scalar reference kernels (every target).
+pub static SCALAR: Kernels = Kernels {
+    name: "scalar",
+    matvec_i8: scalar::matvec_i8,
+    matvec_f32: scalar::matvec_f32,
+    matvec_f16: scalar::matvec_f16,
+};
+
+#[cfg(target_arch = "x86_64")]
+static COMPILED: [&Kernels; 2] = [&SCALAR, &x86::AVX2];
+#[cfg(not(target_arch = "x86_64"))]
+static COMPILED: [&Kernels; 1] = [&SCALAR];
+
+/// Every kernel set this build contains, slowest first (the CPU may not
+/// support all).
+pub fn compiled() -> &'static [&'static Kernels] {
+    &COMPILED
+}
+
+/// True if this CPU can run `k`.
+pub fn supported(k: &Kernels) -> bool {
+    match k.name {
+        #[cfg(target_arch = "x86_64")]
+        "avx2" => x86::avx2_available(),
+        _ => true,
+    }
+}
+
+/// The kernel set named `name`, if compiled in and supported by this CPU.
+pub fn by_name(name: &str) -> Option<&'static Kernels> {
+    compiled().iter().copied().find(|k| k.name == name && supported(k))
+}
+
+/// The best kernel set for this CPU.
+pub fn best() -> &'static Kernels {
+    compiled().iter().rev().copied().find(|k| supported(k)).unwrap_or(&SCALAR)
+}

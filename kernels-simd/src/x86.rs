@@ -1,0 +1,228 @@
+//! x86-64 kernels: AVX2 (+F16C for f16 weights).
+//!
+//! Integer path: codes are unpacked to bytes with one 64-bit variable shift
+//! and a mask per 32 weights, multiplied with int8 activations by
+//! `vpmaddubsw` (u8 × i8 → i16 pairs; W2/W4 products cannot saturate) or,
+//! for W8 whose products can, by widening to i16 and `vpmaddwd`. Unpacking
+//! leaves codes in a fixed permuted order, so the activations are permuted
+//! the same way once per matrix-vector product.
+
+use crate::{ActsI8, Kernels};
+use core::arch::x86_64::*;
+use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
+
+/// AVX2 kernels; only selected when the CPU has AVX2 and F16C.
+pub static AVX2: Kernels = Kernels { name: "avx2", matvec_i8, matvec_f32, matvec_f16 };
+
+/// True if this CPU runs the AVX2 kernels.
+pub fn avx2_available() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(target_feature = "avx2", target_feature = "f16c"))
+    }
+}
+
+/// Reorder int8 activations to match the byte order the W2/W4 unpacking
+/// produces (per block of 32). W8 needs no reordering.
+fn permute_activations(bits: u32, xq: &[i8], perm: &mut [i8]) {
+    for (src, dst) in xq.chunks_exact(32).zip(perm.chunks_exact_mut(32)) {
+        match bits {
+            // Lane j*8 + k holds code 4k + j.
+            2 => {
+                for j in 0..4 {
+                    for k in 0..8 {
+                        dst[j * 8 + k] = src[4 * k + j];
+                    }
+                }
+            }
+            // Lane k holds code 2k, lane 16 + k code 2k + 1.
+            4 => {
+                for k in 0..16 {
+                    dst[k] = src[2 * k];
+                    dst[16 + k] = src[2 * k + 1];
+                }
+            }
+            _ => dst.copy_from_slice(src),
+        }
+    }
+}
+
+/// See [`crate::MatvecI8`]. Falls back to the scalar reference on a CPU
+/// without AVX2 or for shapes it does not cover.
+pub fn matvec_i8(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &ActsI8<'_>,
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
+    let (Some(group), Some(bits), Some(group_bytes)) =
+        (format.group_size(), format.code_bits(), format.group_bytes())
+    else {
+        return;
+    };
+    let groups = cols / group.max(1);
+    let row_bytes = groups * group_bytes;
+    let shapes_ok = cols % group == 0
+        && group % 32 == 0
+        && xq.len() >= cols
+        && perm.len() >= cols
+        && x_scales.len() >= groups
+        && x_sums.len() >= groups
+        && matrix.len() >= row_bytes * out.len();
+    if !avx2_available() || !shapes_ok {
+        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
+        return;
+    }
+    permute_activations(bits, &xq[..cols], &mut perm[..cols]);
+    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(row_bytes)) {
+        let mut result = 0f32;
+        for (g, gbytes) in row.chunks_exact(group_bytes).enumerate() {
+            let acts = &perm[g * group..(g + 1) * group];
+            let codes = &gbytes[GROUP_HEADER_BYTES..];
+            // SAFETY: AVX2 was detected above; `codes` holds group*bits/8
+            // bytes and `acts` group bytes, which is what the kernels read.
+            let acc = unsafe {
+                match bits {
+                    2 => group_dot_w2(codes, acts),
+                    4 => group_dot_w4(codes, acts),
+                    _ => group_dot_w8(codes, acts),
+                }
+            };
+            let (scale, min) = group_header(gbytes);
+            // Same expression and order as eddy_quant::dot_row_i8.
+            result += x_scales[g] * (scale * acc as f32 + min * x_sums[g] as f32);
+        }
+        *o = result;
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
+}
+
+/// Σ code·act over one W2 group (32·n codes in 8·n bytes).
+#[target_feature(enable = "avx2")]
+unsafe fn group_dot_w2(codes: &[u8], acts: &[i8]) -> i32 {
+    let shifts = _mm256_setr_epi64x(0, 2, 4, 6);
+    let mask = _mm256_set1_epi8(3);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_si256();
+    for (c, a) in codes.chunks_exact(8).zip(acts.chunks_exact(32)) {
+        let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let unpacked = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(v as i64), shifts), mask);
+        // SAFETY: `a` has exactly 32 bytes.
+        let x = _mm256_loadu_si256(a.as_ptr() as *const __m256i);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(unpacked, x), ones));
+    }
+    hsum_i32(acc)
+}
+
+/// Σ code·act over one W4 group (32·n codes in 16·n bytes).
+#[target_feature(enable = "avx2")]
+unsafe fn group_dot_w4(codes: &[u8], acts: &[i8]) -> i32 {
+    let shifts = _mm256_setr_epi64x(0, 0, 4, 4);
+    let mask = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_si256();
+    for (c, a) in codes.chunks_exact(16).zip(acts.chunks_exact(32)) {
+        // SAFETY: `c` has exactly 16 bytes, `a` 32.
+        let half = _mm_loadu_si128(c.as_ptr() as *const __m128i);
+        let both = _mm256_broadcastsi128_si256(half);
+        let unpacked = _mm256_and_si256(_mm256_srlv_epi64(both, shifts), mask);
+        let x = _mm256_loadu_si256(a.as_ptr() as *const __m256i);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(unpacked, x), ones));
+    }
+    hsum_i32(acc)
+}
+
+/// Σ code·act over one W8 group: widened to i16 because u8×i8 pair sums
+/// can exceed i16.
+#[target_feature(enable = "avx2")]
+unsafe fn group_dot_w8(codes: &[u8], acts: &[i8]) -> i32 {
+    let mut acc = _mm256_setzero_si256();
+    for (c, a) in codes.chunks_exact(16).zip(acts.chunks_exact(16)) {
+        // SAFETY: both chunks have exactly 16 bytes.
+        let cw = _mm256_cvtepu8_epi16(_mm_loadu_si128(c.as_ptr() as *const __m128i));
+        let xw = _mm256_cvtepi8_epi16(_mm_loadu_si128(a.as_ptr() as *const __m128i));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(cw, xw));
+    }
+    hsum_i32(acc)
+}
+
+/// The reference's lane reduction (see `eddy_quant::dot_f32`).
+fn reduce_lanes(a: [f32; 8]) -> f32 {
+    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
+}
+
+/// See [`crate::MatvecF32`]; bit-exact with the reference (no FMA).
+pub fn matvec_f32(matrix: &[f32], cols: usize, x: &[f32], out: &mut [f32]) {
+    if !avx2_available() || x.len() < cols {
+        crate::scalar::matvec_f32(matrix, cols, x, out);
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(cols.max(1))) {
+        // SAFETY: AVX2 detected; row and x have at least `cols` values.
+        *o = unsafe { dot_f32_avx2(row, x) };
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn dot_f32_avx2(row: &[f32], x: &[f32]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let (cw, cx) = (row.chunks_exact(8), x.chunks_exact(8));
+    let (rw, rx) = (cw.remainder(), cx.remainder());
+    for (w, v) in cw.zip(cx) {
+        // SAFETY: both chunks hold exactly 8 floats.
+        let p = _mm256_mul_ps(_mm256_loadu_ps(w.as_ptr()), _mm256_loadu_ps(v.as_ptr()));
+        acc = _mm256_add_ps(acc, p);
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 floats.
+    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+    for (l, (w, v)) in rw.iter().zip(rx).enumerate() {
+        lanes[l] += w * v;
+    }
+    reduce_lanes(lanes)
+}
+
+/// See [`crate::MatvecF16`]; f16 widens exactly, so bit-exact too.
+pub fn matvec_f16(matrix: &[u16], cols: usize, x: &[f32], out: &mut [f32]) {
+    if !avx2_available() || x.len() < cols {
+        crate::scalar::matvec_f16(matrix, cols, x, out);
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(cols.max(1))) {
+        // SAFETY: AVX2 and F16C detected; row and x have `cols` values.
+        *o = unsafe { dot_f16_avx2(row, x) };
+    }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn dot_f16_avx2(row: &[u16], x: &[f32]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let (cw, cx) = (row.chunks_exact(8), x.chunks_exact(8));
+    let (rw, rx) = (cw.remainder(), cx.remainder());
+    for (w, v) in cw.zip(cx) {
+        // SAFETY: 8 u16 (16 bytes) and 8 f32 per chunk.
+        let wf = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr() as *const __m128i));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(wf, _mm256_loadu_ps(v.as_ptr())));
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 floats.
+    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+    for (l, (w, v)) in rw.iter().zip(rx).enumerate() {
+        lanes[l] += half::f16::from_bits(*w).to_f32() * v;
+    }
+    reduce_lanes(lanes)
+}

@@ -1,0 +1,106 @@
+//! Every compiled kernel set that this CPU supports against the scalar
+//! reference: bit-exact, on random and extreme inputs, odd row counts and
+//! ragged f32 tails.
+
+use eddy_kernels::{compiled, supported, ActsI8, Kernels, SCALAR};
+use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat, GROUP_SIZES};
+
+struct Rng(u64);
+impl Rng {
+    fn f(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+fn kernel_sets() -> Vec<&'static Kernels> {
+    let sets: Vec<_> = compiled().iter().copied().filter(|k| supported(k)).collect();
+    println!("testing kernel sets: {:?}", sets.iter().map(|k| k.name).collect::<Vec<_>>());
+    sets
+}
+
+fn check_i8(k: &Kernels, f: TensorFormat, rows: usize, cols: usize, w: &[f32], x: &[f32]) {
+    let g = f.group_size().unwrap();
+    let rb = f.byte_len(1, cols as u64).unwrap() as usize;
+    let mut m = vec![0u8; rb * rows];
+    for r in 0..rows {
+        quantize_row(f, &w[r * cols..(r + 1) * cols], &mut m[r * rb..(r + 1) * rb]).unwrap();
+    }
+    let (mut q, mut s, mut sums) = (vec![0i8; cols], vec![0f32; cols / g], vec![0i32; cols / g]);
+    quantize_activations_i8(x, g, &mut q, &mut s, &mut sums).unwrap();
+    let (mut want, mut got) = (vec![0f32; rows], vec![1f32; rows]);
+    let mut perm = vec![0i8; cols];
+    (SCALAR.matvec_i8)(f, &m, cols, &ActsI8 { q: &q, scales: &s, sums: &sums }, &mut want, &mut perm);
+    (k.matvec_i8)(f, &m, cols, &ActsI8 { q: &q, scales: &s, sums: &sums }, &mut got, &mut perm);
+    let (wb, gb): (Vec<u32>, Vec<u32>) =
+        (want.iter().map(|v| v.to_bits()).collect(), got.iter().map(|v| v.to_bits()).collect());
+    assert_eq!(wb, gb, "{} {f:?} {rows}x{cols}", k.name);
+}
+
+#[test]
+fn integer_kernels_are_bit_exact() {
+    let mut rng = Rng(5);
+    for k in kernel_sets() {
+        for group in GROUP_SIZES {
+            for f in [TensorFormat::W2 { group }, TensorFormat::W4 { group }, TensorFormat::W8 { group }] {
+                for (rows, mult) in [(1, 1), (7, 3), (13, 2)] {
+                    let cols = group as usize * mult;
+                    let w: Vec<f32> = (0..rows * cols).map(|_| rng.f()).collect();
+                    let x: Vec<f32> = (0..cols).map(|_| rng.f() * 5.0).collect();
+                    check_i8(k, f, rows, cols, &w, &x);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn integer_kernels_exact_at_extremes() {
+    for k in kernel_sets() {
+        for f in [
+            TensorFormat::W2 { group: 256 },
+            TensorFormat::W4 { group: 256 },
+            TensorFormat::W8 { group: 256 },
+        ] {
+            let cols = 512;
+            // Alternating extremes saturate codes at 0 and max and
+            // activations at ±127: any i16 saturation would show.
+            let w: Vec<f32> = (0..2 * cols).map(|i| if i % 3 == 0 { -1.0 } else { 1.0 }).collect();
+            for x in [
+                vec![1.0f32; cols],
+                vec![-1.0f32; cols],
+                (0..cols).map(|i| if i % 2 == 0 { 7.0 } else { -7.0 }).collect(),
+            ] {
+                check_i8(k, f, 2, cols, &w, &x);
+            }
+            check_i8(k, f, 2, cols, &vec![0.0; 2 * cols], &vec![0.0; cols]);
+        }
+    }
+}
+
+#[test]
+fn float_kernels_are_bit_exact_including_ragged_tails() {
+    let mut rng = Rng(11);
+    for k in kernel_sets() {
+        for cols in [1, 7, 8, 9, 31, 64, 100] {
+            let rows = 5;
+            let w: Vec<f32> = (0..rows * cols).map(|_| rng.f()).collect();
+            let x: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
+            let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
+            (SCALAR.matvec_f32)(&w, cols, &x, &mut a);
+            (k.matvec_f32)(&w, cols, &x, &mut b);
+            assert_eq!(a, b, "{} f32 cols {cols}", k.name);
+            let w16: Vec<u16> = w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+            (SCALAR.matvec_f16)(&w16, cols, &x, &mut a);
+            (k.matvec_f16)(&w16, cols, &x, &mut b);
+            assert_eq!(a, b, "{} f16 cols {cols}", k.name);
+        }
+    }
+}
+
+#[test]
+fn names_resolve() {
+    assert_eq!(eddy_kernels::by_name("scalar").unwrap().name, "scalar");
+    assert!(eddy_kernels::by_name("no-such-isa").is_none());
+    assert!(supported(eddy_kernels::best()));
+}
