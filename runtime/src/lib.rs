@@ -25,6 +25,7 @@ mod session;
 pub mod writer;
 
 pub use arch::{Architecture, HParam};
+pub use eddy_kernels::Kernels;
 pub use eddy_quant::TensorFormat;
 pub use error::{FileError, ModelError, SessionError};
 pub use file::{BlobKind, EddyFile, TensorView};

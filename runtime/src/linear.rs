@@ -5,9 +5,8 @@
 //! group (A8), accumulate exactly in i32 per group, and scale to f32.
 
 use crate::file::TensorView;
-use eddy_quant::{
-    dequantize_row, dot_f16_f32, dot_f32, f16_to_f32_slice, matvec_i8, quantize_activations_i8, TensorFormat,
-};
+use eddy_kernels::{ActsI8, Kernels};
+use eddy_quant::{dequantize_row, f16_to_f32_slice, quantize_activations_i8, TensorFormat};
 
 /// Caller-owned buffers for quantized activations (part of the scratch).
 pub struct ActScratch<'s> {
@@ -17,23 +16,27 @@ pub struct ActScratch<'s> {
     pub scales: &'s mut [f32],
     /// One code sum per activation group.
     pub sums: &'s mut [i32],
+    /// Reordered codes, for kernels that unpack weights out of order.
+    pub perm: &'s mut [i8],
 }
 
 impl ActScratch<'_> {
     /// f32 words of scratch needed for inputs of up to `max_cols` values
     /// (smallest group size 32).
     pub fn words(max_cols: usize) -> usize {
-        max_cols.div_ceil(4) + 2 * max_cols.div_ceil(32)
+        2 * max_cols.div_ceil(4) + 2 * max_cols.div_ceil(32)
     }
 
     /// Carve the buffers out of `words` f32 words of scratch.
     pub fn from_words(words: &mut [f32], max_cols: usize) -> ActScratch<'_> {
         let (q, rest) = words.split_at_mut(max_cols.div_ceil(4));
+        let (perm, rest) = rest.split_at_mut(max_cols.div_ceil(4));
         let (scales, sums) = rest.split_at_mut(max_cols.div_ceil(32));
         ActScratch {
             q: bytemuck::cast_slice_mut(q),
             scales,
             sums: bytemuck::cast_slice_mut(&mut sums[..max_cols.div_ceil(32)]),
+            perm: bytemuck::cast_slice_mut(perm),
         }
     }
 }
@@ -53,23 +56,13 @@ impl<'a> Linear<'a> {
         self.weight.cols() as usize
     }
 
-    /// `y = W x + b` with the scalar reference kernels. `x.len() == cols`,
+    /// `y = W x + b` with the given kernel set. `x.len() == cols`,
     /// `y.len() == rows` (validated when the model was loaded).
-    pub fn matvec(&self, x: &[f32], y: &mut [f32], act: &mut ActScratch<'_>) {
+    pub fn matvec(&self, x: &[f32], y: &mut [f32], act: &mut ActScratch<'_>, kernels: &Kernels) {
         let cols = self.cols();
         match self.weight.format {
-            TensorFormat::F32 => {
-                let w = self.weight.as_f32().unwrap_or(&[]);
-                for (yo, row) in y.iter_mut().zip(w.chunks_exact(cols)) {
-                    *yo = dot_f32(row, x);
-                }
-            }
-            TensorFormat::F16 => {
-                let w = self.weight.as_f16_bits().unwrap_or(&[]);
-                for (yo, row) in y.iter_mut().zip(w.chunks_exact(cols)) {
-                    *yo = dot_f16_f32(row, x);
-                }
-            }
+            TensorFormat::F32 => (kernels.matvec_f32)(self.weight.as_f32().unwrap_or(&[]), cols, x, y),
+            TensorFormat::F16 => (kernels.matvec_f16)(self.weight.as_f16_bits().unwrap_or(&[]), cols, x, y),
             format => {
                 let group = format.group_size().unwrap_or(cols);
                 let groups = cols / group;
@@ -79,7 +72,8 @@ impl<'a> Linear<'a> {
                     y.fill(f32::NAN);
                     return;
                 }
-                matvec_i8(format, self.weight.data, cols, q, &act.scales[..groups], &act.sums[..groups], y);
+                let acts = ActsI8 { q, scales: &act.scales[..groups], sums: &act.sums[..groups] };
+                (kernels.matvec_i8)(format, self.weight.data, cols, &acts, y, act.perm);
             }
         }
         if let Some(b) = self.bias {

@@ -9,6 +9,7 @@ use crate::error::ModelError;
 use crate::file::{EddyFile, TensorView};
 use crate::linear::{ActScratch, Linear};
 use crate::ops::{rms_norm, silu, softplus};
+use eddy_kernels::Kernels;
 use eddy_quant::TensorFormat;
 
 /// Hyper-parameters of a Mamba-1 model.
@@ -375,6 +376,7 @@ impl<'a> Mamba1<'a> {
         state: &mut [f32],
         scratch: &'s mut [f32],
         want_logits: bool,
+        kernels: &Kernels,
         observe: &mut impl FnMut(LinearSite, u32, &[f32]),
     ) -> &'s [f32] {
         let c = &self.config;
@@ -400,7 +402,7 @@ impl<'a> Mamba1<'a> {
             rms_norm(residual, w.norm, c.norm_eps, normed);
             let layer = i as u32;
             observe(LinearSite::InProj, layer, normed);
-            w.in_proj.matvec(normed, xz, act);
+            w.in_proj.matvec(normed, xz, act, kernels);
             let (xs, z) = xz.split_at(di);
             // Causal depthwise conv over the last d_conv inputs (oldest first).
             for ch in 0..di {
@@ -421,11 +423,11 @@ impl<'a> Mamba1<'a> {
                 }
             }
             observe(LinearSite::XProj, layer, conv_out);
-            w.x_proj.matvec(conv_out, x_dbl, act);
+            w.x_proj.matvec(conv_out, x_dbl, act, kernels);
             let (dt_in, bc) = x_dbl.split_at(dr);
             let (b, cmat) = bc.split_at(ds);
             observe(LinearSite::DtProj, layer, dt_in);
-            w.dt_proj.matvec(dt_in, dt, act);
+            w.dt_proj.matvec(dt_in, dt, act, kernels);
             for ch in 0..di {
                 let delta = softplus(dt[ch]);
                 let u = conv_out[ch];
@@ -440,7 +442,7 @@ impl<'a> Mamba1<'a> {
                 y[ch] = (acc + u * w.d[ch]) * silu(z[ch]);
             }
             observe(LinearSite::OutProj, layer, y);
-            w.out_proj.matvec(y, out, act);
+            w.out_proj.matvec(y, out, act, kernels);
             for (r, o) in residual.iter_mut().zip(out.iter()) {
                 *r += o;
             }
@@ -449,7 +451,7 @@ impl<'a> Mamba1<'a> {
             let (norm_f, head) = self.head();
             rms_norm(residual, norm_f, c.norm_eps, normed);
             observe(LinearSite::Head, 0, normed);
-            head.matvec(normed, logits, act);
+            head.matvec(normed, logits, act, kernels);
         }
         logits
     }

@@ -4,6 +4,7 @@ use crate::arch::Architecture;
 use crate::error::ModelError;
 use crate::file::{BlobKind, EddyFile};
 use crate::mamba::Mamba1;
+use eddy_kernels::Kernels;
 
 /// Words at the start of the state buffer: magic, model checksum, and the
 /// 64-bit count of tokens consumed. They make a snapshot self-describing.
@@ -22,6 +23,7 @@ pub struct Model<'a> {
     pub(crate) inner: Inner<'a>,
     state_words: usize,
     scratch_words: usize,
+    kernels: &'static Kernels,
 }
 
 impl<'a> Model<'a> {
@@ -46,7 +48,19 @@ impl<'a> Model<'a> {
             .filter(|w| w.checked_mul(4).is_some())
             .ok_or(ModelError::SizeOverflow)?;
         let scratch_words = words.1.filter(|w| w.checked_mul(4).is_some()).ok_or(ModelError::SizeOverflow)?;
-        Ok(Model { file, inner, state_words, scratch_words })
+        Ok(Model { file, inner, state_words, scratch_words, kernels: eddy_kernels::best() })
+    }
+
+    /// The kernel set running this model's matrix products (chosen once at
+    /// load: the best this CPU supports).
+    pub fn kernels(&self) -> &'static Kernels {
+        self.kernels
+    }
+
+    /// Use another kernel set (e.g. `eddy_kernels::SCALAR` to compare).
+    /// Every set computes bit-identical results.
+    pub fn set_kernels(&mut self, kernels: &'static Kernels) {
+        self.kernels = kernels;
     }
 
     /// The underlying file.

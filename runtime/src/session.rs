@@ -111,7 +111,7 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
         let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
         match &model.inner {
             Inner::Mamba1(m) => {
-                m.step(token, body, self.scratch.as_mut(), want_logits, observe);
+                m.step(token, body, self.scratch.as_mut(), want_logits, model.kernels(), observe);
             }
         }
         self.set_position(pos.wrapping_add(1));

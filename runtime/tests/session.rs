@@ -215,7 +215,7 @@ fn buffer_sizes_match_documented_formula() {
         assert_eq!(m.state_bytes(), 4 * (4 + nl * di * (dc - 1 + ds)));
         // Float vectors, then int8 activation codes + per-group scales and sums.
         let max_cols = dm.max(di).max(dr);
-        let act_words = max_cols.div_ceil(4) + 2 * max_cols.div_ceil(32);
+        let act_words = 2 * max_cols.div_ceil(4) + 2 * max_cols.div_ceil(32);
         assert_eq!(m.scratch_bytes(), 4 * (3 * dm + 5 * di + dr + 2 * ds + v + act_words));
         let s = Session::new_owned(&m);
         assert_eq!(s.snapshot().len(), m.state_bytes());

@@ -15,6 +15,40 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Kernel set: scalar, avx2, ... (default: the best this CPU supports;
+    /// also settable with the EDDY_KERNELS environment variable).
+    #[arg(long, global = true)]
+    kernels: Option<String>,
+}
+
+/// The kernel set the user asked for (flag, then EDDY_KERNELS), if any.
+fn requested_kernels() -> Result<Option<&'static eddy::Kernels>> {
+    let name = KERNELS_ARG.get().cloned().flatten().or_else(|| std::env::var("EDDY_KERNELS").ok());
+    match name {
+        None => Ok(None),
+        Some(n) => match eddy_kernels::by_name(&n) {
+            Some(k) => Ok(Some(k)),
+            None => {
+                let avail: Vec<&str> = eddy_kernels::compiled()
+                    .iter()
+                    .filter(|k| eddy_kernels::supported(k))
+                    .map(|k| k.name)
+                    .collect();
+                bail!("kernel set `{n}` is not available on this CPU; available: {}", avail.join(", "))
+            }
+        },
+    }
+}
+
+static KERNELS_ARG: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Load a model from a mapped file with the requested kernel set.
+fn load(mapped: &MappedModel) -> Result<Model<'_>> {
+    let mut model = mapped.model()?;
+    if let Some(k) = requested_kernels()? {
+        model.set_kernels(k);
+    }
+    Ok(model)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -277,7 +311,7 @@ fn cmd_convert(
 
 fn cmd_inspect(path: PathBuf) -> Result<()> {
     let mapped = open(&path)?;
-    let model = mapped.model()?;
+    let model = load(&mapped)?;
     let file = model.file();
     println!("file:          {}", path.display());
     println!("architecture:  {}", model.architecture().name());
@@ -328,6 +362,10 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
     }
     println!("state bytes:   {} (per sequence, constant for any length)", model.state_bytes());
     println!("scratch bytes: {}", model.scratch_bytes());
+    println!("kernels:       {} (compiled: {})", model.kernels().name, {
+        let names: Vec<&str> = eddy_kernels::compiled().iter().map(|k| k.name).collect();
+        names.join(", ")
+    });
     Ok(())
 }
 
@@ -341,7 +379,7 @@ fn cmd_run(
     print_ids: bool,
 ) -> Result<()> {
     let mapped = open(&path)?;
-    let model = mapped.model()?;
+    let model = load(&mapped)?;
     let codec = match model.tokenizer_json() {
         Some(json) => Some(TextCodec::from_json(json)?),
         None => None,
@@ -443,7 +481,10 @@ fn cmd_bench(
         }
     };
     let aligned = eddy::file::AlignedBytes::copy_from(&bytes);
-    let model = Model::from_bytes(aligned.as_slice())?;
+    let mut model = Model::from_bytes(aligned.as_slice())?;
+    if let Some(k) = requested_kernels()? {
+        model.set_kernels(k);
+    }
     let vocab = model.vocab_size() as u32;
     let mut session = Session::new_owned(&model);
     let tokens: Vec<u32> = (0..prompt.max(1) as u32).map(|i| (i * 7919 + 13) % vocab).collect();
@@ -457,7 +498,7 @@ fn cmd_bench(
     let tg = t1.elapsed().as_secs_f64();
     println!("model:   {label}");
     println!("bytes:   {}", bytes.len());
-    println!("threads: 1, kernels: scalar reference");
+    println!("threads: 1, kernels: {}", model.kernels().name);
     println!("prefill: {} tokens, {:.2} tok/s", tokens.len(), tokens.len() as f64 / pp);
     println!("decode:  {} tokens, {:.2} tok/s", n_tokens, n_tokens as f64 / tg.max(1e-9));
     Ok(())
@@ -465,7 +506,7 @@ fn cmd_bench(
 
 fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Result<()> {
     let mapped = open(&path)?;
-    let model = mapped.model()?;
+    let model = load(&mapped)?;
     let json = model
         .tokenizer_json()
         .with_context(|| format!("{} has no embedded tokenizer; eval needs one", path.display()))?;
@@ -495,7 +536,7 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Re
 
 fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) -> Result<()> {
     let mapped = open(&path)?;
-    let model = mapped.model()?;
+    let model = load(&mapped)?;
     let ids = parse_token_list(&tokens)?;
     if ids.is_empty() {
         bail!("--tokens is empty; give at least one token id");
@@ -519,6 +560,7 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
 
 fn main() {
     let cli = Cli::parse();
+    let _ = KERNELS_ARG.set(cli.kernels.clone());
     let result = match cli.command {
         Command::Convert { hf_dir, output, dtype, recipe, quant } => {
             cmd_convert(hf_dir, output, dtype, recipe, quant)
