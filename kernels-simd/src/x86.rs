@@ -81,7 +81,19 @@ pub fn matvec_i8(
         return;
     }
     permute_activations(bits, &xq[..cols], &mut perm[..cols]);
-    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(row_bytes)) {
+    let perm = &perm[..cols];
+    // Eight rows at a time: one act load feeds eight rows, the eight group
+    // sums reduce together, and the f32 group math runs with one row per
+    // lane in the reference's order, so results stay bit-exact.
+    let full = out.len() / 8 * 8;
+    let (out8, out_tail) = out.split_at_mut(full);
+    let shape = GroupShape { bits, group, groups, group_bytes, row_bytes };
+    for (o, rows) in out8.chunks_exact_mut(8).zip(matrix.chunks_exact(8 * row_bytes)) {
+        // SAFETY: AVX2 and F16C were detected above; `rows` holds 8 rows of
+        // `row_bytes`, `perm` `cols` codes, scales/sums `groups` entries.
+        unsafe { rows8_dot(&shape, rows, perm, x_scales, x_sums, o) };
+    }
+    for (o, row) in out_tail.iter_mut().zip(matrix[full * row_bytes..].chunks_exact(row_bytes)) {
         let mut result = 0f32;
         for (g, gbytes) in row.chunks_exact(group_bytes).enumerate() {
             let acts = &perm[g * group..(g + 1) * group];
@@ -101,6 +113,106 @@ pub fn matvec_i8(
         }
         *o = result;
     }
+}
+
+/// Geometry of one quantized matrix.
+struct GroupShape {
+    bits: u32,
+    group: usize,
+    groups: usize,
+    group_bytes: usize,
+    row_bytes: usize,
+}
+
+/// Lane `r` of the result = Σ lanes of `v[r]` (eight horizontal sums at once).
+#[target_feature(enable = "avx2")]
+unsafe fn hsum8_i32(v: &[__m256i; 8]) -> __m256i {
+    let a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    let b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    // a = [r0 r1 r2 r3 | r0 r1 r2 r3] partial halves, b likewise for r4..r7.
+    _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31))
+}
+
+/// Codes of 32 W2 weights (8 bytes) unpacked to bytes in the permuted order.
+#[target_feature(enable = "avx2")]
+unsafe fn unpack_w2(c: &[u8]) -> __m256i {
+    let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+    let shifted = _mm256_srlv_epi64(_mm256_set1_epi64x(v as i64), _mm256_setr_epi64x(0, 2, 4, 6));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(3))
+}
+
+/// Codes of 32 W4 weights (16 bytes) unpacked to bytes in the permuted order.
+#[target_feature(enable = "avx2")]
+unsafe fn unpack_w4(c: &[u8]) -> __m256i {
+    // SAFETY (caller): `c` has at least 16 bytes.
+    let both = _mm256_broadcastsi128_si256(_mm_loadu_si128(c.as_ptr() as *const __m128i));
+    _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f))
+}
+
+/// Σ code·act of one group of one row as eight i32 lanes. W2/W4 products
+/// accumulate in i16 first: a pair sum is at most 2·15·127 = 3810 and a
+/// group has at most 8 blocks of 32, so 30480 < 32767 cannot overflow.
+#[target_feature(enable = "avx2")]
+unsafe fn group_lanes(bits: u32, codes: &[u8], acts: &[i8]) -> __m256i {
+    match bits {
+        2 | 4 => {
+            let code_bytes = if bits == 2 { 8 } else { 16 };
+            let mut acc16 = _mm256_setzero_si256();
+            for (c, a) in codes.chunks_exact(code_bytes).zip(acts.chunks_exact(32)) {
+                let w = if bits == 2 { unpack_w2(c) } else { unpack_w4(c) };
+                // SAFETY: `a` has exactly 32 bytes.
+                let x = _mm256_loadu_si256(a.as_ptr() as *const __m256i);
+                acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(w, x));
+            }
+            _mm256_madd_epi16(acc16, _mm256_set1_epi16(1))
+        }
+        _ => {
+            let mut acc = _mm256_setzero_si256();
+            for (c, a) in codes.chunks_exact(16).zip(acts.chunks_exact(16)) {
+                // SAFETY: both chunks have exactly 16 bytes.
+                let cw = _mm256_cvtepu8_epi16(_mm_loadu_si128(c.as_ptr() as *const __m128i));
+                let xw = _mm256_cvtepi8_epi16(_mm_loadu_si128(a.as_ptr() as *const __m128i));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(cw, xw));
+            }
+            acc
+        }
+    }
+}
+
+/// Eight rows of a quantized matrix times permuted int8 activations.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn rows8_dot(
+    s: &GroupShape,
+    rows: &[u8],
+    acts: &[i8],
+    x_scales: &[f32],
+    x_sums: &[i32],
+    out: &mut [f32],
+) {
+    let mut result = _mm256_setzero_ps();
+    for g in 0..s.groups {
+        let group_acts = &acts[g * s.group..(g + 1) * s.group];
+        let mut lanes = [_mm256_setzero_si256(); 8];
+        let mut scales = [0u16; 8];
+        let mut mins = [0u16; 8];
+        for r in 0..8 {
+            let start = r * s.row_bytes + g * s.group_bytes;
+            let gbytes = &rows[start..start + s.group_bytes];
+            scales[r] = u16::from_le_bytes([gbytes[0], gbytes[1]]);
+            mins[r] = u16::from_le_bytes([gbytes[2], gbytes[3]]);
+            lanes[r] = group_lanes(s.bits, &gbytes[GROUP_HEADER_BYTES..], group_acts);
+        }
+        let acc = _mm256_cvtepi32_ps(hsum8_i32(&lanes));
+        // SAFETY: each array holds 8 u16 = 16 bytes.
+        let scale = _mm256_cvtph_ps(_mm_loadu_si128(scales.as_ptr() as *const __m128i));
+        let min = _mm256_cvtph_ps(_mm_loadu_si128(mins.as_ptr() as *const __m128i));
+        let sum = _mm256_set1_ps(x_sums[g] as f32);
+        // result += s * (scale * acc + min * sum), no FMA: as the reference.
+        let inner = _mm256_add_ps(_mm256_mul_ps(scale, acc), _mm256_mul_ps(min, sum));
+        result = _mm256_add_ps(result, _mm256_mul_ps(_mm256_set1_ps(x_scales[g]), inner));
+    }
+    // SAFETY: `out` has exactly 8 floats.
+    _mm256_storeu_ps(out.as_mut_ptr(), result);
 }
 
 #[target_feature(enable = "avx2")]

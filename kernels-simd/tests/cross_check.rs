@@ -43,7 +43,7 @@ fn integer_kernels_are_bit_exact() {
     for k in kernel_sets() {
         for group in GROUP_SIZES {
             for f in [TensorFormat::W2 { group }, TensorFormat::W4 { group }, TensorFormat::W8 { group }] {
-                for (rows, mult) in [(1, 1), (7, 3), (13, 2)] {
+                for (rows, mult) in [(1, 1), (7, 3), (13, 2), (16, 1), (25, 2)] {
                     let cols = group as usize * mult;
                     let w: Vec<f32> = (0..rows * cols).map(|_| rng.f()).collect();
                     let x: Vec<f32> = (0..cols).map(|_| rng.f() * 5.0).collect();
@@ -65,15 +65,17 @@ fn integer_kernels_exact_at_extremes() {
             let cols = 512;
             // Alternating extremes saturate codes at 0 and max and
             // activations at ±127: any i16 saturation would show.
-            let w: Vec<f32> = (0..2 * cols).map(|i| if i % 3 == 0 { -1.0 } else { 1.0 }).collect();
+            // 11 rows: one block of eight rows plus a ragged tail.
+            let rows = 11;
+            let w: Vec<f32> = (0..rows * cols).map(|i| if i % 3 == 0 { -1.0 } else { 1.0 }).collect();
             for x in [
                 vec![1.0f32; cols],
                 vec![-1.0f32; cols],
                 (0..cols).map(|i| if i % 2 == 0 { 7.0 } else { -7.0 }).collect(),
             ] {
-                check_i8(k, f, 2, cols, &w, &x);
+                check_i8(k, f, rows, cols, &w, &x);
             }
-            check_i8(k, f, 2, cols, &vec![0.0; 2 * cols], &vec![0.0; cols]);
+            check_i8(k, f, rows, cols, &vec![0.0; rows * cols], &vec![0.0; cols]);
         }
     }
 }

@@ -143,7 +143,7 @@ pub fn quantize_row_with_ranges(
         // the dequantizer will use.
         let (s, m) = (scale.to_f32(), min.to_f32());
         for (i, &v) in w.iter().enumerate() {
-            let c = if s > 0.0 { libm::roundf((v - m) / s).clamp(0.0, levels) } else { 0.0 };
+            let c = if s > 0.0 { round_half_away((v - m) / s).clamp(0.0, levels) } else { 0.0 };
             put_code(bits, codes, i, c as u8);
         }
     }
@@ -188,6 +188,26 @@ pub fn dequantize_row(format: TensorFormat, bytes: &[u8], out: &mut [f32]) {
     }
 }
 
+/// Round to nearest, ties away from zero: the same result as C's
+/// `roundf` for every input, in branch-free arithmetic the compiler can
+/// vectorize (`libm::roundf` is a call per value, which dominated
+/// activation quantization).
+#[inline]
+pub fn round_half_away(x: f32) -> f32 {
+    // Truncation toward zero; exact for |x| < 2^23, where x - t is exact too.
+    let t = (x as i32) as f32;
+    let frac = x - t;
+    let up = if frac >= 0.5 { 1.0 } else { 0.0 };
+    let down = if frac <= -0.5 { 1.0 } else { 0.0 };
+    // Larger magnitudes are already integers; NaN stays NaN.
+    if x.abs() < 8_388_608.0 {
+        // Keep the sign of zero results (-0.3 rounds to -0.0, as roundf).
+        f32::from_bits((t + up - down).to_bits() | (x.to_bits() & 0x8000_0000))
+    } else {
+        x
+    }
+}
+
 /// Quantize activations to int8 per group of `group` values (the last group
 /// may be shorter). Writes codes, per-group scales and per-group code sums.
 pub fn quantize_activations_i8(
@@ -210,7 +230,7 @@ pub fn quantize_activations_i8(
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         let mut acc = 0i32;
         for (q, &v) in qg.iter_mut().zip(xg) {
-            *q = libm::roundf(v * inv).clamp(-127.0, 127.0) as i8;
+            *q = round_half_away(v * inv).clamp(-127.0, 127.0) as i8;
             acc += *q as i32;
         }
         *s = scale;

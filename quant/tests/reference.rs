@@ -192,3 +192,47 @@ fn packing_order_is_little_end_first() {
     assert_eq!(code_at(4, &[0xa5], 0), 5);
     assert_eq!(code_at(4, &[0xa5], 1), 10);
 }
+
+/// The vectorizable rounding equals libm's `roundf` everywhere that
+/// matters: ties, near-ties, huge values, signed zeros, non-finite values.
+#[test]
+fn round_half_away_equals_roundf() {
+    use eddy_quant::round_half_away;
+    let mut cases = vec![
+        0.0f32,
+        -0.0,
+        0.5,
+        -0.5,
+        1.5,
+        -1.5,
+        2.5,
+        -2.5,
+        0.49999997,
+        -0.49999997,
+        126.5,
+        -126.5,
+        127.49,
+        8388607.5,
+        8388608.0,
+        -8388609.0,
+        1e30,
+        -1e30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE,
+        3e9,
+        -3e9,
+    ];
+    let mut s = 0x1234_5678u32;
+    for _ in 0..200_000 {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        cases.push(f32::from_bits(s));
+        cases.push((s % 100_000) as f32 / 200.0 - 250.0);
+    }
+    for x in cases {
+        let (got, want) = (round_half_away(x), libm::roundf(x));
+        assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{x}: {got} vs {want}");
+    }
+}

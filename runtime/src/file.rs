@@ -92,6 +92,15 @@ pub struct TensorView<'a> {
 }
 
 impl<'a> TensorView<'a> {
+    /// A matrix view over `data` without a file (unit tests).
+    #[cfg(test)]
+    pub(crate) fn matrix(format: TensorFormat, rows: u32, cols: u32, data: &'a [u8]) -> Self {
+        let mut dims = [0; MAX_DIMS];
+        dims[0] = rows;
+        dims[1] = cols;
+        TensorView { name: "test", format, dims, ndim: 2, data }
+    }
+
     /// The shape, outermost dimension first.
     pub fn shape(&self) -> &[u32] {
         &self.dims[..self.ndim as usize]

@@ -6,7 +6,8 @@
 //! [`Model::state_bytes`] and [`Model::scratch_bytes`].
 //!
 //! Features: `alloc` adds owned sessions; `std` adds loading from a path
-//! (memory-mapped) and the file writer used by the host tools.
+//! (memory-mapped) and the file writer used by the host tools; `threads`
+//! (default) splits matrix work across a thread pool ([`Workers`]).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ mod linear;
 pub mod mamba;
 mod model;
 mod ops;
+pub mod parallel;
 mod session;
 #[cfg(feature = "std")]
 pub mod writer;
@@ -32,6 +34,7 @@ pub use file::{BlobKind, EddyFile, TensorView};
 pub use model::Model;
 #[cfg(feature = "std")]
 pub use model::{MappedModel, OpenError};
+pub use parallel::Workers;
 #[cfg(feature = "alloc")]
 pub use session::OwnedSession;
 pub use session::Session;

@@ -7,9 +7,11 @@
 use crate::arch::HParam;
 use crate::error::ModelError;
 use crate::file::{EddyFile, TensorView};
-use crate::linear::{ActScratch, Linear};
-use crate::ops::{rms_norm, silu, softplus};
+use crate::linear::{ActScratch, BatchActScratch, Linear};
+use crate::ops::{exp_fast, rms_norm, silu, softplus};
+use crate::parallel::Workers;
 use eddy_kernels::Kernels;
+use eddy_quant::dot_f32;
 use eddy_quant::TensorFormat;
 
 /// Hyper-parameters of a Mamba-1 model.
@@ -257,6 +259,52 @@ impl ScratchLayout {
     }
 }
 
+/// Offsets of the batched-prefill scratch for a chunk of `tokens` tokens,
+/// in f32 words: the step vectors, one row per token.
+struct PrefillLayout {
+    normed: usize,
+    xz: usize,
+    conv_out: usize,
+    x_dbl: usize,
+    dt_in: usize,
+    dt: usize,
+    y: usize,
+    out: usize,
+    logits: usize,
+    act: usize,
+    max_cols: usize,
+    total: usize,
+}
+
+impl PrefillLayout {
+    /// `logit_rows` is 1 (last token only) or `tokens`. Checked: `None` on
+    /// overflow.
+    fn new(c: &Mamba1Config, tokens: usize, logit_rows: usize) -> Option<Self> {
+        let (dm, di, ds, dr, v) = (
+            c.d_model as usize,
+            c.d_inner as usize,
+            c.d_state as usize,
+            c.dt_rank as usize,
+            c.vocab_size as usize,
+        );
+        let rows = |width: usize| tokens.checked_mul(width);
+        // The residual stream of every token occupies [0, tokens * d_model).
+        let normed = rows(dm)?;
+        let xz = normed.checked_add(rows(dm)?)?;
+        let conv_out = xz.checked_add(rows(2 * di)?)?;
+        let x_dbl = conv_out.checked_add(rows(di)?)?;
+        let dt_in = x_dbl.checked_add(rows(dr + 2 * ds)?)?;
+        let dt = dt_in.checked_add(rows(dr)?)?;
+        let y = dt.checked_add(rows(di)?)?;
+        let out = y.checked_add(rows(di)?)?;
+        let logits = out.checked_add(rows(dm)?)?;
+        let act = logits.checked_add(logit_rows.checked_mul(v)?)?;
+        let max_cols = dm.max(di).max(dr);
+        let total = act.checked_add(BatchActScratch::words(max_cols, tokens))?;
+        Some(PrefillLayout { normed, xz, conv_out, x_dbl, dt_in, dt, y, out, logits, act, max_cols, total })
+    }
+}
+
 /// A loaded, validated Mamba-1 model.
 #[derive(Clone, Copy, Debug)]
 pub struct Mamba1<'a> {
@@ -367,9 +415,101 @@ impl<'a> Mamba1<'a> {
         (norm_f, head)
     }
 
+    /// f32 words of scratch [`prefill_chunk`](Self::prefill_chunk) needs
+    /// for chunks of up to `tokens` tokens (`None` on overflow).
+    pub fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
+        let logit_rows = if all_logits { tokens } else { 1 };
+        PrefillLayout::new(&self.config, tokens, logit_rows).map(|l| l.total)
+    }
+
+    /// Advance the state by `tokens.len()` tokens at once: every linear
+    /// layer multiplies all the chunk's tokens while its weights are in
+    /// cache (see [`Linear::matmat`]); conv and scan run token by token.
+    /// Returns the logits of every token (`all_logits`) or of the last one,
+    /// row-major. Bit-identical to calling `step` per token. Buffers sized
+    /// by `prefill_scratch_words` (checked by the session); tokens checked
+    /// by the session.
+    pub(crate) fn prefill_chunk<'s>(
+        &self,
+        tokens: &[u32],
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        all_logits: bool,
+        kernels: &Kernels,
+        workers: Workers,
+    ) -> &'s [f32] {
+        let c = &self.config;
+        let n = tokens.len();
+        let (dm, di, ds, dc, dr, v) = (
+            c.d_model as usize,
+            c.d_inner as usize,
+            c.d_state as usize,
+            c.d_conv as usize,
+            c.dt_rank as usize,
+            c.vocab_size as usize,
+        );
+        let logit_rows = if all_logits { n } else { 1 };
+        let Some(l) = PrefillLayout::new(c, n, logit_rows) else {
+            return &[];
+        };
+        let (head, tail) = scratch.split_at_mut(l.logits);
+        let (logits, act_words) = tail.split_at_mut(l.act - l.logits);
+        let act = &mut BatchActScratch::from_words(act_words, l.max_cols, n);
+        let (residual, rest) = head.split_at_mut(l.normed);
+        let (normed, rest) = rest.split_at_mut(l.xz - l.normed);
+        let (xz, rest) = rest.split_at_mut(l.conv_out - l.xz);
+        let (conv_out, rest) = rest.split_at_mut(l.x_dbl - l.conv_out);
+        let (x_dbl, rest) = rest.split_at_mut(l.dt_in - l.x_dbl);
+        let (dt_in, rest) = rest.split_at_mut(l.dt - l.dt_in);
+        let (dt, rest) = rest.split_at_mut(l.y - l.dt);
+        let (y, out) = rest.split_at_mut(l.out - l.y);
+        let logits = &mut logits[..logit_rows * v];
+
+        for (&token, r) in tokens.iter().zip(residual.chunks_exact_mut(dm)) {
+            self.embed().row(token as usize, r);
+        }
+        let xw = dr + 2 * ds;
+        for (i, layer_state) in state.chunks_exact_mut(c.layer_state_words()).enumerate() {
+            let w = self.layer(i as u32);
+            let (conv_state, ssm_state) = layer_state.split_at_mut(di * (dc - 1));
+            for (r, o) in residual.chunks_exact(dm).zip(normed.chunks_exact_mut(dm)) {
+                rms_norm(r, w.norm, c.norm_eps, o);
+            }
+            w.in_proj.matmat(normed, xz, n, act, kernels, workers);
+            for (x, u) in xz.chunks_exact(2 * di).zip(conv_out.chunks_exact_mut(di)) {
+                conv_step(&w, conv_state, &x[..di], u, dc);
+            }
+            w.x_proj.matmat(conv_out, x_dbl, n, act, kernels, workers);
+            for (xd, d) in x_dbl.chunks_exact(xw).zip(dt_in.chunks_exact_mut(dr)) {
+                d.copy_from_slice(&xd[..dr]);
+            }
+            w.dt_proj.matmat(dt_in, dt, n, act, kernels, workers);
+            for t in 0..n {
+                let xd = &x_dbl[t * xw..(t + 1) * xw];
+                let (b, cmat) = xd[dr..].split_at(ds);
+                let z = &xz[t * 2 * di + di..(t + 1) * 2 * di];
+                let u = &conv_out[t * di..(t + 1) * di];
+                let dtt = &dt[t * di..(t + 1) * di];
+                scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds);
+            }
+            w.out_proj.matmat(y, out, n, act, kernels, workers);
+            for (r, o) in residual.iter_mut().zip(out.iter()) {
+                *r += o;
+            }
+        }
+        let (norm_f, head) = self.head();
+        let first = n - logit_rows;
+        for (r, o) in residual.chunks_exact(dm).skip(first).zip(normed.chunks_exact_mut(dm)) {
+            rms_norm(r, norm_f, c.norm_eps, o);
+        }
+        head.matmat(&normed[..logit_rows * dm], logits, logit_rows, act, kernels, workers);
+        logits
+    }
+
     /// Advance the state by one token; if `want_logits`, leave the logits in
     /// the returned slice of `scratch`. Buffers are sized by the config
     /// (checked by the session); `token < vocab_size` (checked by the session).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn step<'s>(
         &self,
         token: u32,
@@ -377,6 +517,7 @@ impl<'a> Mamba1<'a> {
         scratch: &'s mut [f32],
         want_logits: bool,
         kernels: &Kernels,
+        workers: Workers,
         observe: &mut impl FnMut(LinearSite, u32, &[f32]),
     ) -> &'s [f32] {
         let c = &self.config;
@@ -402,47 +543,18 @@ impl<'a> Mamba1<'a> {
             rms_norm(residual, w.norm, c.norm_eps, normed);
             let layer = i as u32;
             observe(LinearSite::InProj, layer, normed);
-            w.in_proj.matvec(normed, xz, act, kernels);
+            w.in_proj.matvec(normed, xz, act, kernels, workers);
             let (xs, z) = xz.split_at(di);
-            // Causal depthwise conv over the last d_conv inputs (oldest first).
-            for ch in 0..di {
-                let win = &mut conv_state[ch * (dc - 1)..(ch + 1) * (dc - 1)];
-                let kw = &w.conv_w[ch * dc..(ch + 1) * dc];
-                let mut acc = 0.0f32;
-                for k in 0..dc - 1 {
-                    acc += kw[k] * win[k];
-                }
-                acc += kw[dc - 1] * xs[ch];
-                if let Some(b) = w.conv_b {
-                    acc += b[ch];
-                }
-                conv_out[ch] = silu(acc);
-                if dc > 1 {
-                    win.copy_within(1.., 0);
-                    win[dc - 2] = xs[ch];
-                }
-            }
+            conv_step(&w, conv_state, xs, conv_out, dc);
             observe(LinearSite::XProj, layer, conv_out);
-            w.x_proj.matvec(conv_out, x_dbl, act, kernels);
+            w.x_proj.matvec(conv_out, x_dbl, act, kernels, workers);
             let (dt_in, bc) = x_dbl.split_at(dr);
             let (b, cmat) = bc.split_at(ds);
             observe(LinearSite::DtProj, layer, dt_in);
-            w.dt_proj.matvec(dt_in, dt, act, kernels);
-            for ch in 0..di {
-                let delta = softplus(dt[ch]);
-                let u = conv_out[ch];
-                let h = &mut ssm_state[ch * ds..(ch + 1) * ds];
-                let a = &w.a[ch * ds..(ch + 1) * ds];
-                let mut acc = 0.0f32;
-                for s in 0..ds {
-                    let decay = libm::expf(a[s] * delta);
-                    h[s] = decay * h[s] + delta * b[s] * u;
-                    acc += h[s] * cmat[s];
-                }
-                y[ch] = (acc + u * w.d[ch]) * silu(z[ch]);
-            }
+            w.dt_proj.matvec(dt_in, dt, act, kernels, workers);
+            scan_step(&w, ssm_state, dt, conv_out, b, cmat, z, y, ds);
             observe(LinearSite::OutProj, layer, y);
-            w.out_proj.matvec(y, out, act, kernels);
+            w.out_proj.matvec(y, out, act, kernels, workers);
             for (r, o) in residual.iter_mut().zip(out.iter()) {
                 *r += o;
             }
@@ -451,9 +563,58 @@ impl<'a> Mamba1<'a> {
             let (norm_f, head) = self.head();
             rms_norm(residual, norm_f, c.norm_eps, normed);
             observe(LinearSite::Head, 0, normed);
-            head.matvec(normed, logits, act, kernels);
+            head.matvec(normed, logits, act, kernels, workers);
         }
         logits
+    }
+}
+
+/// One token of the causal depthwise conv (window oldest first), then SiLU;
+/// shifts `xs` into the window.
+fn conv_step(w: &LayerWeights<'_>, conv_state: &mut [f32], xs: &[f32], conv_out: &mut [f32], dc: usize) {
+    for (ch, out) in conv_out.iter_mut().enumerate() {
+        let win = &mut conv_state[ch * (dc - 1)..(ch + 1) * (dc - 1)];
+        let kw = &w.conv_w[ch * dc..(ch + 1) * dc];
+        let mut acc = 0.0f32;
+        for k in 0..dc - 1 {
+            acc += kw[k] * win[k];
+        }
+        acc += kw[dc - 1] * xs[ch];
+        if let Some(b) = w.conv_b {
+            acc += b[ch];
+        }
+        *out = silu(acc);
+        if dc > 1 {
+            win.copy_within(1.., 0);
+            win[dc - 2] = xs[ch];
+        }
+    }
+}
+
+/// One token of the selective scan: `h = exp(A dt) h + dt B u`,
+/// `y = (C h + D u) * silu(z)` per channel.
+#[allow(clippy::too_many_arguments)]
+fn scan_step(
+    w: &LayerWeights<'_>,
+    ssm_state: &mut [f32],
+    dt: &[f32],
+    u: &[f32],
+    b: &[f32],
+    cmat: &[f32],
+    z: &[f32],
+    y: &mut [f32],
+    ds: usize,
+) {
+    for (ch, yc) in y.iter_mut().enumerate() {
+        let delta = softplus(dt[ch]);
+        let u = u[ch];
+        let h = &mut ssm_state[ch * ds..(ch + 1) * ds];
+        let a = &w.a[ch * ds..(ch + 1) * ds];
+        // Independent per state element: vectorizes with `exp_fast`.
+        for ((hs, &av), &bv) in h.iter_mut().zip(a).zip(b) {
+            *hs = exp_fast(av * delta) * *hs + delta * bv * u;
+        }
+        *yc = (dot_f32(h, cmat) + u * w.d[ch]) * silu(z[ch]);
     }
 }
 

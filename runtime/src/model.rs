@@ -4,6 +4,7 @@ use crate::arch::Architecture;
 use crate::error::ModelError;
 use crate::file::{BlobKind, EddyFile};
 use crate::mamba::Mamba1;
+use crate::parallel::Workers;
 use eddy_kernels::Kernels;
 
 /// Words at the start of the state buffer: magic, model checksum, and the
@@ -24,6 +25,7 @@ pub struct Model<'a> {
     state_words: usize,
     scratch_words: usize,
     kernels: &'static Kernels,
+    workers: Workers,
 }
 
 impl<'a> Model<'a> {
@@ -48,7 +50,14 @@ impl<'a> Model<'a> {
             .filter(|w| w.checked_mul(4).is_some())
             .ok_or(ModelError::SizeOverflow)?;
         let scratch_words = words.1.filter(|w| w.checked_mul(4).is_some()).ok_or(ModelError::SizeOverflow)?;
-        Ok(Model { file, inner, state_words, scratch_words, kernels: eddy_kernels::best() })
+        Ok(Model {
+            file,
+            inner,
+            state_words,
+            scratch_words,
+            kernels: eddy_kernels::best(),
+            workers: Workers::single(),
+        })
     }
 
     /// The kernel set running this model's matrix products (chosen once at
@@ -61,6 +70,28 @@ impl<'a> Model<'a> {
     /// Every set computes bit-identical results.
     pub fn set_kernels(&mut self, kernels: &'static Kernels) {
         self.kernels = kernels;
+    }
+
+    /// Where matrix work runs (one thread unless set otherwise).
+    pub fn workers(&self) -> Workers {
+        self.workers
+    }
+
+    /// Split matrix work across `workers` (e.g. `Workers::threads(2)?`).
+    /// Results are bit-identical for any thread count.
+    pub fn set_workers(&mut self, workers: Workers) {
+        self.workers = workers;
+    }
+
+    /// Bytes of extra scratch a batched prefill of chunks of up to `tokens`
+    /// tokens needs (see `Session::prefill_batched`); with `all_logits`
+    /// the logits of every token are kept, else only the last one's.
+    /// `None` if the size overflows.
+    pub fn prefill_scratch_bytes(&self, tokens: usize, all_logits: bool) -> Option<usize> {
+        let words = match &self.inner {
+            Inner::Mamba1(m) => m.prefill_scratch_words(tokens.max(1), all_logits)?,
+        };
+        words.checked_mul(4)
     }
 
     /// The underlying file.

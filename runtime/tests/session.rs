@@ -4,7 +4,7 @@
 
 use eddy::file::AlignedBytes;
 use eddy::writer::{FileBuilder, TensorData};
-use eddy::{Architecture, HParam, Model, Session, SessionError, TensorFormat};
+use eddy::{Architecture, HParam, Model, Session, SessionError, TensorFormat, Workers};
 use eddy_quant::quantize_row;
 
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +65,7 @@ impl Rng {
 }
 
 /// How matrices are stored.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Mat {
     F32,
     F16,
@@ -546,4 +546,62 @@ fn quantized_model_runs_with_all_integer_formats() {
     assert!(l.iter().flatten().all(|&x| f32::from_bits(x).is_finite()));
     // Different tokens give different logits (the model is not degenerate).
     assert_ne!(l[0], l[1]);
+}
+
+#[test]
+fn batched_prefill_matches_steps_bit_exactly() {
+    for (hp, mat) in [(TINY, Mat::F32), (TINY, Mat::F16), (QHP, Mat::Quant)] {
+        let a = aligned(&hp, 5, mat);
+        for threads in [1usize, 2, 3] {
+            let mut m = Model::from_bytes(a.as_slice()).unwrap();
+            m.set_workers(Workers::threads(threads).unwrap());
+            assert_eq!(m.workers().count(), threads);
+            for n in [1usize, 2, 7, 33] {
+                let toks = tokens(n as u64 + 100, n, hp.vocab);
+                let mut stepped = Session::new_owned(&m);
+                let per_step = run_steps(&mut stepped, &toks);
+                for chunk in [1usize, 4, 16, 64] {
+                    let ctx = format!("{mat:?} threads {threads} n {n} chunk {chunk}");
+                    let mut all = Vec::new();
+                    let mut s = Session::new_owned(&m);
+                    s.prefill_chunked(&toks, chunk, true, |i, l| all.push((i, bits(l)))).unwrap();
+                    assert_eq!(all.len(), n, "{ctx}");
+                    for (i, (j, l)) in all.iter().enumerate() {
+                        assert_eq!(i, *j, "{ctx}");
+                        assert_eq!(l, &per_step[i], "{ctx}: position {i}");
+                    }
+                    assert_eq!(s.snapshot(), stepped.snapshot(), "{ctx}");
+                    assert_eq!(bits(s.logits()), *per_step.last().unwrap(), "{ctx}");
+                    // Last logits only, in caller memory.
+                    let mut only = Vec::new();
+                    let mut s = Session::new_owned(&m);
+                    let mut buf = vec![0f32; m.prefill_scratch_bytes(chunk, false).unwrap() / 4];
+                    s.prefill_batched(&toks, chunk, bytemuck::cast_slice_mut(&mut buf), false, |i, l| {
+                        only.push((i, bits(l)))
+                    })
+                    .unwrap();
+                    assert_eq!(only, vec![(n - 1, per_step[n - 1].clone())], "{ctx}");
+                    assert_eq!(s.snapshot(), stepped.snapshot(), "{ctx}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn batched_prefill_rejects_bad_input_without_changing_state() {
+    let a = aligned(&TINY, 8, Mat::F32);
+    let m = Model::from_bytes(a.as_slice()).unwrap();
+    let mut s = Session::new_owned(&m);
+    s.step(1).unwrap();
+    let before = s.snapshot().to_vec();
+    let need = m.prefill_scratch_bytes(8, true).unwrap();
+    let mut small = vec![0f32; need / 4 - 1];
+    let err = s.prefill_batched(&[1, 2, 3], 8, bytemuck::cast_slice_mut(&mut small), true, |_, _| {});
+    assert!(matches!(err, Err(SessionError::BufferTooSmall { .. })), "{err:?}");
+    let err = s.prefill_chunked(&[1, 2, TINY.vocab], 8, true, |_, _| {});
+    assert!(matches!(err, Err(SessionError::TokenOutOfRange { .. })), "{err:?}");
+    let err = s.prefill_chunked(&[], 8, true, |_, _| {});
+    assert!(matches!(err, Err(SessionError::EmptyPrompt)), "{err:?}");
+    assert_eq!(s.snapshot(), &before[..]);
 }

@@ -26,6 +26,10 @@ pub fn nll(logits: &[f32], target: u32) -> f64 {
     sum.ln() + max - target
 }
 
+/// Tokens per batched prefill call: bounds the logits kept at once
+/// (`PREFILL_CHUNK * vocab` floats).
+const PREFILL_CHUNK: usize = 64;
+
 /// Score `tokens` as one stream: the state is carried across chunks of
 /// `chunk` tokens, so the result equals one pass over the whole sequence.
 /// Token `i + 1` is predicted from tokens `0..=i`. `progress` is called
@@ -45,14 +49,10 @@ pub fn perplexity(
     let inputs = &tokens[..tokens.len() - 1];
     for (c, part) in inputs.chunks(chunk.max(1)).enumerate() {
         let base = c * chunk.max(1);
-        session.prefill_with(
-            part,
-            |i, logits| {
-                total += nll(logits, tokens[base + i + 1]);
-                count += 1;
-            },
-            true,
-        )?;
+        session.prefill_chunked(part, PREFILL_CHUNK, true, |i, logits| {
+            total += nll(logits, tokens[base + i + 1]);
+            count += 1;
+        })?;
         progress(base + part.len());
     }
     Ok(Perplexity { predicted: count, mean_nll: total / count as f64 })

@@ -3,6 +3,7 @@
 //! tokenization).
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod calibrate;
 pub mod convert;
 pub mod eval;

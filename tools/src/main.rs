@@ -19,6 +19,10 @@ struct Cli {
     /// also settable with the EDDY_KERNELS environment variable).
     #[arg(long, global = true)]
     kernels: Option<String>,
+    /// Threads for matrix work (default: all cores; also settable with the
+    /// EDDY_THREADS environment variable). Results do not depend on it.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 /// The kernel set the user asked for (flag, then EDDY_KERNELS), if any.
@@ -41,13 +45,36 @@ fn requested_kernels() -> Result<Option<&'static eddy::Kernels>> {
 }
 
 static KERNELS_ARG: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+static THREADS_ARG: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
+/// Thread count from the flag, then EDDY_THREADS, then the core count.
+fn requested_threads() -> Result<usize> {
+    let n = match THREADS_ARG.get().copied().flatten() {
+        Some(n) => n,
+        None => match std::env::var("EDDY_THREADS") {
+            Ok(v) => v.parse().with_context(|| format!("EDDY_THREADS=`{v}` is not a number"))?,
+            Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+    };
+    if n == 0 {
+        bail!("the thread count must be at least 1");
+    }
+    Ok(n)
+}
+
+/// Apply the requested kernel set and thread count to a model.
+fn configure(model: &mut Model<'_>) -> Result<()> {
+    if let Some(k) = requested_kernels()? {
+        model.set_kernels(k);
+    }
+    model.set_workers(eddy::Workers::threads(requested_threads()?).context("cannot start the thread pool")?);
+    Ok(())
+}
 
 /// Load a model from a mapped file with the requested kernel set.
 fn load(mapped: &MappedModel) -> Result<Model<'_>> {
     let mut model = mapped.model()?;
-    if let Some(k) = requested_kernels()? {
-        model.set_kernels(k);
-    }
+    configure(&mut model)?;
     Ok(model)
 }
 
@@ -146,7 +173,8 @@ enum Command {
         #[arg(long)]
         ids: bool,
     },
-    /// Measure prefill and decode speed (single thread, f32 reference path).
+    /// Measure prefill (ppN) and decode (tgN) tokens/s like llama-bench,
+    /// with the decode memory-bandwidth roofline measured in the same run.
     Bench {
         /// The .eddy file (or use --random-model).
         model: Option<PathBuf>,
@@ -160,12 +188,27 @@ enum Command {
         /// Quantize the model with this recipe first (no calibration).
         #[arg(long)]
         recipe: Option<String>,
-        /// Prompt tokens to prefill.
-        #[arg(long, default_value_t = 16)]
-        prompt: usize,
-        /// Tokens to decode.
-        #[arg(short = 'n', long, default_value_t = 32)]
+        /// Prompt lengths to prefill, comma-separated (0 or empty: none).
+        #[arg(short = 'p', long, default_value = "128,512")]
+        prompts: String,
+        /// Tokens to generate (0: no decode test).
+        #[arg(short = 'n', long, default_value_t = 128)]
         n_tokens: usize,
+        /// Thread counts to test, comma-separated (default: --threads).
+        #[arg(long)]
+        sweep_threads: Option<String>,
+        /// Repetitions per test.
+        #[arg(short = 'r', long, default_value_t = 3)]
+        reps: usize,
+        /// Tokens per batched prefill chunk.
+        #[arg(long, default_value_t = 64)]
+        chunk: usize,
+        /// Skip the memory-bandwidth measurement (saves ~2 s).
+        #[arg(long)]
+        no_roofline: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Perplexity of a text file (one stream, state carried across chunks).
     Eval {
@@ -196,6 +239,9 @@ enum Command {
         stepwise: bool,
     },
 }
+
+/// Tokens per batched prefill chunk in the CLI.
+const PREFILL_CHUNK: usize = 64;
 
 fn open(path: &PathBuf) -> Result<MappedModel> {
     MappedModel::open(path).map_err(anyhow::Error::from)
@@ -407,8 +453,8 @@ fn cmd_run(
         write!(out, "{p}")?;
     }
     let t0 = Instant::now();
-    let logits = session.prefill(&prompt_ids)?;
-    let mut next = sampler.sample(logits);
+    session.prefill_chunked(&prompt_ids, PREFILL_CHUNK, false, |_, _| {})?;
+    let mut next = sampler.sample(session.logits());
     let t_prefill = t0.elapsed();
     let mut all_ids = prompt_ids.clone();
     let mut generated = Vec::new();
@@ -441,24 +487,42 @@ fn cmd_run(
     Ok(())
 }
 
-fn cmd_bench(
+/// `eddy bench` arguments.
+struct BenchArgs {
     path: Option<PathBuf>,
     random_model: Option<String>,
     dtype: DtypeArg,
     recipe: Option<String>,
-    prompt: usize,
+    prompts: String,
     n_tokens: usize,
-) -> Result<()> {
-    let (bytes, label) = match (path, random_model) {
+    sweep_threads: Option<String>,
+    reps: usize,
+    chunk: usize,
+    no_roofline: bool,
+    json: bool,
+}
+
+fn parse_counts(list: &str, what: &str) -> Result<Vec<usize>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().with_context(|| format!("{what}: `{s}` is not a number")))
+        .filter(|n| !matches!(n, Ok(0)))
+        .collect()
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    use eddy_cli::bench::{read_bandwidth, run_plan, BenchPlan, Roofline};
+    let (bytes, label) = match (a.path, a.random_model) {
         (_, Some(name)) => {
             let cfg = eddy_cli::random::named_shape(&name).with_context(|| {
                 format!("unknown shape `{name}`; known: {}", eddy_cli::random::NAMED_SHAPES.join(", "))
             })?;
-            let d = match dtype {
+            let d = match a.dtype {
                 DtypeArg::F32 => WeightDtype::F32,
                 DtypeArg::F16 => WeightDtype::F16,
             };
-            (eddy_cli::random::random_mamba1(&cfg, d, 1), format!("{name} (random weights)"))
+            (eddy_cli::random::random_mamba1(&cfg, d, 1), format!("{name} (random)"))
         }
         (Some(p), None) => (
             std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
@@ -466,7 +530,7 @@ fn cmd_bench(
         ),
         (None, None) => bail!("give a model file or --random-model NAME"),
     };
-    let (bytes, label) = match recipe {
+    let (bytes, label) = match a.recipe {
         None => (bytes, label),
         Some(r) => {
             let q = QuantArgs {
@@ -477,30 +541,70 @@ fn cmd_bench(
                 no_act_aware: true,
                 no_gptq: true,
             };
-            (quantize_bytes(&bytes, &r, &q)?, format!("{label}, {r}"))
+            (quantize_bytes(&bytes, &r, &q)?, format!("{label} {r}"))
         }
     };
     let aligned = eddy::file::AlignedBytes::copy_from(&bytes);
     let mut model = Model::from_bytes(aligned.as_slice())?;
-    if let Some(k) = requested_kernels()? {
-        model.set_kernels(k);
+    configure(&mut model)?;
+    let threads = match a.sweep_threads {
+        Some(list) => parse_counts(&list, "--sweep-threads")?,
+        None => vec![model.workers().count()],
+    };
+    if threads.is_empty() {
+        bail!("--sweep-threads lists no thread count");
     }
-    let vocab = model.vocab_size() as u32;
-    let mut session = Session::new_owned(&model);
-    let tokens: Vec<u32> = (0..prompt.max(1) as u32).map(|i| (i * 7919 + 13) % vocab).collect();
-    let t0 = Instant::now();
-    let mut next = eddy_cli::sample::argmax(session.prefill(&tokens)?);
-    let pp = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    for _ in 0..n_tokens {
-        next = eddy_cli::sample::argmax(session.step(next)?);
+    let plan = BenchPlan {
+        prompts: parse_counts(&a.prompts, "--prompts")?,
+        decode: a.n_tokens,
+        threads,
+        reps: a.reps,
+        chunk: a.chunk,
+    };
+    let roofline = (!a.no_roofline).then(|| Roofline::new(&model, read_bandwidth(512 << 20, 3)));
+    let rows = run_plan(&model, &plan)?;
+    let params: u64 = model.file().tensors().map(|t| t.rows() * t.cols()).sum();
+    let bpw = bytes.len() as f64 * 8.0 / params.max(1) as f64;
+    if a.json {
+        let v = serde_json::json!({
+            "model": label, "bytes": bytes.len(), "params": params, "bits_per_weight": bpw,
+            "kernels": model.kernels().name, "results": rows, "roofline": roofline,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
     }
-    let tg = t1.elapsed().as_secs_f64();
-    println!("model:   {label}");
-    println!("bytes:   {}", bytes.len());
-    println!("threads: 1, kernels: {}", model.kernels().name);
-    println!("prefill: {} tokens, {:.2} tok/s", tokens.len(), tokens.len() as f64 / pp);
-    println!("decode:  {} tokens, {:.2} tok/s", n_tokens, n_tokens as f64 / tg.max(1e-9));
+    println!("| model | size | params | bpw | kernels | threads | test | t/s |");
+    println!("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |");
+    for r in &rows {
+        println!(
+            "| {label} | {:.2} MiB | {:.1} M | {bpw:.2} | {} | {} | {} | {:.2} ± {:.2} |",
+            bytes.len() as f64 / (1 << 20) as f64,
+            params as f64 / 1e6,
+            model.kernels().name,
+            r.threads,
+            r.test,
+            r.tokens_per_s,
+            r.stddev
+        );
+    }
+    if let Some(rf) = roofline {
+        println!();
+        println!(
+            "roofline: {:.2} MB of weights read per token, single-thread read bandwidth {:.2} GB/s \
+             -> at most {:.1} tok/s",
+            rf.bytes_per_token as f64 / 1e6,
+            rf.read_bytes_per_s / 1e9,
+            rf.roofline_tokens_per_s
+        );
+        for r in rows.iter().filter(|r| r.test.starts_with("tg")) {
+            println!(
+                "decode {} thread(s): {:.2} tok/s = {:.0}% of the single-thread roofline",
+                r.threads,
+                r.tokens_per_s,
+                100.0 * r.tokens_per_s / rf.roofline_tokens_per_s
+            );
+        }
+    }
     Ok(())
 }
 
@@ -549,7 +653,7 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
             all.extend_from_slice(session.step(t)?);
         }
     } else {
-        session.prefill_with(&ids, |_, l| all.extend_from_slice(l), true)?;
+        session.prefill_chunked(&ids, PREFILL_CHUNK, true, |_, l| all.extend_from_slice(l))?;
     }
     let mut buf = Vec::new();
     eddy_cli::npy::write_f32_2d(&mut buf, ids.len(), vocab, &all)?;
@@ -561,6 +665,7 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
 fn main() {
     let cli = Cli::parse();
     let _ = KERNELS_ARG.set(cli.kernels.clone());
+    let _ = THREADS_ARG.set(cli.threads);
     let result = match cli.command {
         Command::Convert { hf_dir, output, dtype, recipe, quant } => {
             cmd_convert(hf_dir, output, dtype, recipe, quant)
@@ -571,9 +676,31 @@ fn main() {
             let cfg = SamplerConfig { temperature, top_k, top_p, seed };
             cmd_run(model, prompt, tokens, n_tokens, cfg, ids)
         }
-        Command::Bench { model, random_model, dtype, recipe, prompt, n_tokens } => {
-            cmd_bench(model, random_model, dtype, recipe, prompt, n_tokens)
-        }
+        Command::Bench {
+            model,
+            random_model,
+            dtype,
+            recipe,
+            prompts,
+            n_tokens,
+            sweep_threads,
+            reps,
+            chunk,
+            no_roofline,
+            json,
+        } => cmd_bench(BenchArgs {
+            path: model,
+            random_model,
+            dtype,
+            recipe,
+            prompts,
+            n_tokens,
+            sweep_threads,
+            reps,
+            chunk,
+            no_roofline,
+            json,
+        }),
         Command::Eval { model, ppl, chunk, limit } => cmd_eval(model, ppl, chunk, limit),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
     };

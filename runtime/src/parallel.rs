@@ -1,0 +1,112 @@
+//! Splitting matrix work across threads (feature `threads`).
+//!
+//! Without the feature, or with one thread, [`Workers`] runs everything on
+//! the calling thread. With it, work is handed to a rayon pool of a fixed
+//! size, created once per thread count and kept for the process lifetime
+//! (a pool per matrix product would cost more than the product).
+
+/// Where matrix work runs: the calling thread, or a fixed pool of threads.
+#[derive(Clone, Copy, Default)]
+pub struct Workers {
+    #[cfg(feature = "threads")]
+    pool: Option<&'static rayon::ThreadPool>,
+}
+
+impl core::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Workers({})", self.count())
+    }
+}
+
+impl Workers {
+    /// Everything on the calling thread.
+    pub const fn single() -> Self {
+        Workers {
+            #[cfg(feature = "threads")]
+            pool: None,
+        }
+    }
+
+    /// A pool of `threads` threads (1 means the calling thread only).
+    /// Pools are created once per size and shared by every model.
+    #[cfg(feature = "threads")]
+    pub fn threads(threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
+        use std::sync::{Mutex, OnceLock};
+        static POOLS: OnceLock<Mutex<std::vec::Vec<(usize, &'static rayon::ThreadPool)>>> = OnceLock::new();
+        if threads <= 1 {
+            return Ok(Workers::single());
+        }
+        let pools = POOLS.get_or_init(|| Mutex::new(std::vec::Vec::new()));
+        let mut pools = pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(&(_, pool)) = pools.iter().find(|(n, _)| *n == threads) {
+            return Ok(Workers { pool: Some(pool) });
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| std::format!("eddy-worker-{i}"))
+            .build()?;
+        // Leaked on purpose: one pool per distinct size, for the process.
+        let pool: &'static rayon::ThreadPool = std::boxed::Box::leak(std::boxed::Box::new(pool));
+        pools.push((threads, pool));
+        Ok(Workers { pool: Some(pool) })
+    }
+
+    /// Number of threads matrix work is split across.
+    pub fn count(&self) -> usize {
+        #[cfg(feature = "threads")]
+        if let Some(pool) = self.pool {
+            return pool.current_num_threads();
+        }
+        1
+    }
+
+    /// Call `job(index, chunk)` for consecutive chunks of `chunk` items of
+    /// `data`, in parallel when there is a pool. `job` gets a scratch slice
+    /// of `perm_len` bytes of its own (the kernels' reordered activations).
+    pub(crate) fn for_chunks<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk: usize,
+        perm: &mut [i8],
+        job: impl Fn(usize, &mut [T], &mut [i8]) + Sync,
+    ) {
+        let chunk = chunk.max(1);
+        #[cfg(feature = "threads")]
+        if let Some(pool) = self.pool {
+            if data.len() > chunk {
+                use rayon::prelude::*;
+                let perm_len = perm.len();
+                pool.install(|| {
+                    data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| {
+                        with_thread_perm(perm_len, |p| job(i, c, p));
+                    })
+                });
+                return;
+            }
+        }
+        for (i, c) in data.chunks_mut(chunk).enumerate() {
+            job(i, c, perm);
+        }
+    }
+}
+
+/// Run `f` with this thread's reordering buffer of `len` bytes. The buffer
+/// grows once per worker thread, then is reused: no allocation per step.
+#[cfg(feature = "threads")]
+fn with_thread_perm(len: usize, f: impl FnOnce(&mut [i8])) {
+    use core::cell::RefCell;
+    std::thread_local! {
+        static PERM: RefCell<std::vec::Vec<i8>> = const { RefCell::new(std::vec::Vec::new()) };
+    }
+    PERM.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            f(&mut buf[..len]);
+        }
+        // Re-entered on the same thread (rayon work stealing inside a job
+        // cannot happen here, but stay total): use a fresh buffer.
+        Err(_) => f(&mut std::vec![0i8; len]),
+    });
+}
