@@ -1,5 +1,6 @@
-//! Per-kernel throughput at realistic shapes (mamba-130m's projections).
-//! Run: cargo bench -p eddy-kernels
+//! Per-kernel throughput at realistic shapes (mamba-130m's projections and
+//! its 50280-row head), every compiled kernel set this CPU supports.
+//! Run: cargo bench -p eddy-kernels   (names: "matvec ROWSxCOLS/FORMAT SET")
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use eddy_kernels::{compiled, supported, ActsI8};
@@ -7,13 +8,17 @@ use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat};
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
-    let shapes = [(1536usize, 768usize), (768, 1536)];
+    let shapes = [(1536usize, 768usize), (768, 1536), (50280, 768)];
     let formats =
         [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 64 }, TensorFormat::W8 { group: 64 }];
     for (rows, cols) in shapes {
         let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
         let x: Vec<f32> = (0..cols).map(|i| ((i * 31) % 100) as f32 / 50.0 - 1.0).collect();
         let mut group = c.benchmark_group(format!("matvec {rows}x{cols}"));
+        if rows * cols > 10_000_000 {
+            // The head: one call is milliseconds on the scalar path.
+            group.sample_size(10);
+        }
         group.throughput(Throughput::Elements((rows * cols) as u64));
         for f in formats {
             let g = f.group_size().unwrap_or(64);

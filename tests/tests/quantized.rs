@@ -39,7 +39,8 @@ fn logit_error(fixture: &str, bytes: &AlignedBytes) -> f32 {
 }
 
 /// Bounds on the max abs logit error vs torch f32: measured (tied / untied)
-/// w8a8 0.212 / 0.133, w4a8 1.55 / 1.02, w2a8 5.31 / 3.54, plus ~60% headroom.
+/// w8a8 0.212 / 0.133, w4a8 1.55 / 1.02, w2a8 (groups of 128 where the
+/// columns allow) 5.87 / 3.54, plus ~50-60% headroom.
 /// These random-weight models have no structure to preserve, so the
 /// trained model's perplexity table is the real quality measure.
 const BOUNDS: [(&str, f32); 3] = [("w8a8", 0.35), ("w4a8", 2.5), ("w2a8", 9.0)];

@@ -408,10 +408,14 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
     }
     println!("state bytes:   {} (per sequence, constant for any length)", model.state_bytes());
     println!("scratch bytes: {}", model.scratch_bytes());
+    if let Some(b) = model.prefill_scratch_bytes(PREFILL_CHUNK, false) {
+        println!("prefill bytes: {b} (extra scratch for batched prefill of {PREFILL_CHUNK} tokens)");
+    }
     println!("kernels:       {} (compiled: {})", model.kernels().name, {
         let names: Vec<&str> = eddy_kernels::compiled().iter().map(|k| k.name).collect();
         names.join(", ")
     });
+    println!("threads:       {}", model.workers().count());
     Ok(())
 }
 
@@ -476,13 +480,16 @@ fn cmd_run(
     let t_gen = t1.elapsed();
     writeln!(out)?;
     eprintln!(
-        "prompt: {} tokens in {:.3} s ({:.1} tok/s); generated: {} tokens in {:.3} s ({:.1} tok/s)",
+        "prompt: {} tokens in {:.3} s ({:.1} tok/s); generated: {} tokens in {:.3} s ({:.1} tok/s); \
+         kernels {}, {} thread(s)",
         prompt_ids.len(),
         t_prefill.as_secs_f64(),
         prompt_ids.len() as f64 / t_prefill.as_secs_f64().max(1e-9),
         generated.len(),
         t_gen.as_secs_f64(),
         generated.len().saturating_sub(1) as f64 / t_gen.as_secs_f64().max(1e-9),
+        model.kernels().name,
+        model.workers().count(),
     );
     Ok(())
 }
