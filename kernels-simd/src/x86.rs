@@ -153,7 +153,7 @@ unsafe fn unpack_w4(c: &[u8]) -> __m256i {
 /// accumulate in i16 first: a pair sum is at most 2·15·127 = 3810 and a
 /// group has at most 8 blocks of 32, so 30480 < 32767 cannot overflow.
 #[target_feature(enable = "avx2")]
-unsafe fn group_lanes(bits: u32, codes: &[u8], acts: &[i8]) -> __m256i {
+unsafe fn group_lanes(bits: u32, codes: &[u8], acts: &[i8], x_sum: i32) -> __m256i {
     match bits {
         2 | 4 => {
             let code_bytes = if bits == 2 { 8 } else { 16 };
@@ -167,14 +167,20 @@ unsafe fn group_lanes(bits: u32, codes: &[u8], acts: &[i8]) -> __m256i {
             _mm256_madd_epi16(acc16, _mm256_set1_epi16(1))
         }
         _ => {
+            // u8 codes times i8 activations would saturate vpmaddubsw, so
+            // shift codes to i8 (w = c - 128) and use |w| · (x·sign(w)):
+            // |w| <= 128 and |x| <= 127 keep pair sums <= 32512. Then
+            // Σ c·x = Σ w·x + 128 Σ x, with Σ x the group's code sum.
+            let bias = _mm256_set1_epi8(-128);
             let mut acc = _mm256_setzero_si256();
-            for (c, a) in codes.chunks_exact(16).zip(acts.chunks_exact(16)) {
-                // SAFETY: both chunks have exactly 16 bytes.
-                let cw = _mm256_cvtepu8_epi16(_mm_loadu_si128(c.as_ptr() as *const __m128i));
-                let xw = _mm256_cvtepi8_epi16(_mm_loadu_si128(a.as_ptr() as *const __m128i));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(cw, xw));
+            for (c, a) in codes.chunks_exact(32).zip(acts.chunks_exact(32)) {
+                // SAFETY: both chunks have exactly 32 bytes.
+                let w = _mm256_xor_si256(_mm256_loadu_si256(c.as_ptr() as *const __m256i), bias);
+                let x = _mm256_loadu_si256(a.as_ptr() as *const __m256i);
+                let prod = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(prod, _mm256_set1_epi16(1)));
             }
-            acc
+            _mm256_add_epi32(acc, _mm256_setr_epi32(128 * x_sum, 0, 0, 0, 0, 0, 0, 0))
         }
     }
 }
@@ -200,7 +206,7 @@ unsafe fn rows8_dot(
             let gbytes = &rows[start..start + s.group_bytes];
             scales[r] = u16::from_le_bytes([gbytes[0], gbytes[1]]);
             mins[r] = u16::from_le_bytes([gbytes[2], gbytes[3]]);
-            lanes[r] = group_lanes(s.bits, &gbytes[GROUP_HEADER_BYTES..], group_acts);
+            lanes[r] = group_lanes(s.bits, &gbytes[GROUP_HEADER_BYTES..], group_acts, x_sums[g]);
         }
         let acc = _mm256_cvtepi32_ps(hsum8_i32(&lanes));
         // SAFETY: each array holds 8 u16 = 16 bytes.
