@@ -1,0 +1,85 @@
+//! Compile-time choice of the Cortex-M kernel sets.
+//!
+//! Stable Rust does not expose ARM target features to `cfg(target_feature)`
+//! (`rustc --print cfg --target thumbv7em-none-eabihf` lists none), so this
+//! script derives them and sets two cfgs for the crate:
+//!
+//! - `eddy_dsp`: the Armv7E-M DSP extension (`SMLAD`, `SXTB16`). Every
+//!   `thumbv7em` target has it (the "E" is that extension); other ARM
+//!   targets get it from `-C target-feature=+dsp`/`+mve` or a core that has
+//!   it (`-C target-cpu=cortex-m33|cortex-m35p|cortex-m55|cortex-m85`).
+//! - `eddy_mve`: Armv8.1-M Helium (MVE integer), from
+//!   `-C target-feature=+mve` (or `+mve.fp`) or
+//!   `-C target-cpu=cortex-m55|cortex-m85`.
+//!
+//! A feature that rustc does report in `CARGO_CFG_TARGET_FEATURE` counts too,
+//! and `-C target-feature=-dsp`/`-mve` turns a set off.
+
+use std::env;
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(eddy_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(eddy_mve)");
+    println!("cargo::rerun-if-changed=build.rs");
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("arm") {
+        return;
+    }
+    let target = env::var("TARGET").unwrap_or_default();
+    let reported: Vec<String> = env::var("CARGO_CFG_TARGET_FEATURE")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let (cpu, flag_features) = codegen_flags(&env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default());
+
+    let enabled = |name: &str| -> Option<bool> {
+        // The last mention wins, as for rustc itself.
+        flag_features.iter().rev().find(|(f, _)| f == name).map(|(_, on)| *on)
+    };
+    let cpu_has_mve = matches!(cpu.as_str(), "cortex-m55" | "cortex-m85");
+    let cpu_has_dsp = cpu_has_mve || matches!(cpu.as_str(), "cortex-m33" | "cortex-m35p");
+
+    let mve = enabled("mve").or(enabled("mve.fp")).unwrap_or(cpu_has_mve || reported.iter().any(|f| f == "mve"));
+    let dsp = enabled("dsp").unwrap_or(
+        mve || cpu_has_dsp || target.starts_with("thumbv7em") || reported.iter().any(|f| f == "dsp"),
+    );
+    if dsp {
+        println!("cargo::rustc-cfg=eddy_dsp");
+    }
+    if mve && dsp {
+        println!("cargo::rustc-cfg=eddy_mve");
+    }
+}
+
+/// `(target-cpu, [(feature, enabled)])` from the encoded RUSTFLAGS.
+fn codegen_flags(encoded: &str) -> (String, Vec<(String, bool)>) {
+    let mut cpu = String::new();
+    let mut features = Vec::new();
+    let args: Vec<&str> = encoded.split('\x1f').collect();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i];
+        let value = if arg == "-C" || arg == "--codegen" {
+            i += 1;
+            args.get(i).copied().unwrap_or("")
+        } else if let Some(v) = arg.strip_prefix("-C") {
+            v
+        } else {
+            ""
+        };
+        if let Some(c) = value.strip_prefix("target-cpu=") {
+            cpu = c.to_owned();
+        } else if let Some(list) = value.strip_prefix("target-feature=") {
+            for f in list.split(',') {
+                if let Some(name) = f.strip_prefix('+') {
+                    features.push((name.to_owned(), true));
+                } else if let Some(name) = f.strip_prefix('-') {
+                    features.push((name.to_owned(), false));
+                }
+            }
+        }
+        i += 1;
+    }
+    (cpu, features)
+}

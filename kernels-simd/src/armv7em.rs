@@ -1,0 +1,248 @@
+//! Armv7E-M kernels (Cortex-M4/M7, and any core with the DSP extension):
+//! the dual 16-bit multiply-accumulate `SMLAD`.
+//!
+//! One 32-bit word of packed codes is split into halfword pairs with a
+//! mask (`(w >> s) & 0x000m000m` puts one code in each halfword), and four
+//! int8 activations are sign-extended into two halfword pairs with
+//! `SXTB16` (bytes 0 and 2) and `SXTB16 ..., ROR #8` (bytes 1 and 3).
+//! `SMLAD` then adds both products to an i32 accumulator. Codes are at most
+//! 255 and activations at most 127 in magnitude, so every product and every
+//! group sum is exact, as in the reference.
+//!
+//! The pairs a word yields are codes `(i, i + n/2)` for a word of `n`
+//! codes, so the activations are reordered once per matrix-vector product
+//! (into the caller's `perm` scratch) so that each activation word lines up
+//! with two such pairs. W8 needs no reordering.
+//!
+//! Only the integer kernel is specialised: f32/f16 matrix-vector products
+//! use the scalar kernels (they are bit-exact by definition).
+
+use crate::{ActsI8, Kernels};
+use core::arch::asm;
+use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
+
+/// The DSP-extension kernel set (compiled when the target has `dsp`).
+pub static DSP: Kernels = Kernels {
+    name: "dsp",
+    matvec_i8,
+    matvec_f32: crate::scalar::matvec_f32,
+    matvec_f16: crate::scalar::matvec_f16,
+};
+
+/// `acc + lo(a)·lo(b) + hi(a)·hi(b)` on signed halfwords.
+#[inline(always)]
+fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: SMLAD reads and writes registers only; the DSP extension is
+    // present (this module is compiled only with `eddy_dsp`). It may set
+    // the sticky Q flag, so flags are not declared preserved.
+    unsafe {
+        asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+             acc = in(reg) acc, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// Bytes 0 and 2 of `x`, sign-extended to halfwords.
+#[inline(always)]
+fn sxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction, no flags touched.
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Bytes 1 and 3 of `x`, sign-extended to halfwords.
+#[inline(always)]
+fn sxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction, no flags touched.
+    unsafe {
+        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Bytes 0 and 2 of `x`, zero-extended to halfwords.
+#[inline(always)]
+fn uxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction, no flags touched.
+    unsafe {
+        asm!("uxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Bytes 1 and 3 of `x`, zero-extended to halfwords.
+#[inline(always)]
+fn uxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction, no flags touched.
+    unsafe {
+        asm!("uxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Little-endian word at `p`, any alignment (Armv7-M `LDR` allows
+/// unaligned addresses on normal memory).
+///
+/// # Safety
+/// `p .. p + 4` must be readable.
+#[inline(always)]
+unsafe fn word(p: *const u8) -> u32 {
+    // SAFETY: the caller guarantees 4 readable bytes.
+    u32::from_le(unsafe { core::ptr::read_unaligned(p as *const u32) })
+}
+
+/// Reorder activations so that, for a code word of `n = 32 / bits` codes,
+/// activation word `m` holds `[a(2m), a(2m+1), a(2m+n/2), a(2m+n/2+1)]`:
+/// `SXTB16` then yields exactly the pairs the code masks produce.
+fn permute_activations(bits: u32, xq: &[i8], perm: &mut [i8]) {
+    let n = (32 / bits) as usize;
+    let half = n / 2;
+    for (src, dst) in xq.chunks_exact(n).zip(perm.chunks_exact_mut(n)) {
+        for (m, d) in dst.chunks_exact_mut(4).enumerate() {
+            d[0] = src[2 * m];
+            d[1] = src[2 * m + 1];
+            d[2] = src[2 * m + half];
+            d[3] = src[2 * m + half + 1];
+        }
+    }
+}
+
+/// Σ code·act over one W8 group of `n` codes, activations in order.
+///
+/// # Safety
+/// `c` and `a` must point to `n` readable bytes each, `n` a multiple of 8.
+unsafe fn group_dot_w8(mut c: *const u8, mut a: *const u8, n: usize) -> i32 {
+    let mut acc = 0i32;
+    for _ in 0..n / 8 {
+        // SAFETY: each of the n / 8 iterations reads 8 bytes at c and a
+        // and advances both by 8.
+        let (c0, c1, a0, a1) = unsafe { (word(c), word(c.add(4)), word(a), word(a.add(4))) };
+        acc = smlad(uxtb16(c0), sxtb16(a0), acc);
+        acc = smlad(uxtb16_ror8(c0), sxtb16_ror8(a0), acc);
+        acc = smlad(uxtb16(c1), sxtb16(a1), acc);
+        acc = smlad(uxtb16_ror8(c1), sxtb16_ror8(a1), acc);
+        // SAFETY: stays within (or one past) the n-byte buffers.
+        unsafe { (c, a) = (c.add(8), a.add(8)) };
+    }
+    acc
+}
+
+/// Σ code·act over one W4 group of `n` codes (8 codes per word),
+/// activations permuted.
+///
+/// # Safety
+/// `c` must point to `n / 2` readable bytes and `a` to `n`, `n` a
+/// multiple of 8.
+unsafe fn group_dot_w4(mut c: *const u8, mut a: *const u8, n: usize) -> i32 {
+    const M: u32 = 0x000f_000f;
+    let mut acc = 0i32;
+    for _ in 0..n / 8 {
+        // SAFETY: each of the n / 8 iterations reads 4 code bytes and 8
+        // activation bytes and advances past them.
+        let (w, a0, a1) = unsafe { (word(c), word(a), word(a.add(4))) };
+        acc = smlad(w & M, sxtb16(a0), acc);
+        acc = smlad((w >> 4) & M, sxtb16_ror8(a0), acc);
+        acc = smlad((w >> 8) & M, sxtb16(a1), acc);
+        acc = smlad((w >> 12) & M, sxtb16_ror8(a1), acc);
+        // SAFETY: stays within (or one past) the buffers.
+        unsafe { (c, a) = (c.add(4), a.add(8)) };
+    }
+    acc
+}
+
+/// Σ code·act over one W2 group of `n` codes (16 codes per word),
+/// activations permuted.
+///
+/// # Safety
+/// `c` must point to `n / 4` readable bytes and `a` to `n`, `n` a
+/// multiple of 16.
+unsafe fn group_dot_w2(mut c: *const u8, mut a: *const u8, n: usize) -> i32 {
+    const M: u32 = 0x0003_0003;
+    let mut acc = 0i32;
+    for _ in 0..n / 16 {
+        // SAFETY: each of the n / 16 iterations reads 4 code bytes and 16
+        // activation bytes and advances past them.
+        let (w, a0, a1, a2, a3) = unsafe { (word(c), word(a), word(a.add(4)), word(a.add(8)), word(a.add(12))) };
+        acc = smlad(w & M, sxtb16(a0), acc);
+        acc = smlad((w >> 2) & M, sxtb16_ror8(a0), acc);
+        acc = smlad((w >> 4) & M, sxtb16(a1), acc);
+        acc = smlad((w >> 6) & M, sxtb16_ror8(a1), acc);
+        acc = smlad((w >> 8) & M, sxtb16(a2), acc);
+        acc = smlad((w >> 10) & M, sxtb16_ror8(a2), acc);
+        acc = smlad((w >> 12) & M, sxtb16(a3), acc);
+        acc = smlad((w >> 14) & M, sxtb16_ror8(a3), acc);
+        // SAFETY: stays within (or one past) the buffers.
+        unsafe { (c, a) = (c.add(4), a.add(16)) };
+    }
+    acc
+}
+
+/// See [`crate::MatvecI8`]. Falls back to the scalar reference for shapes
+/// it does not cover (groups not a multiple of 32, short buffers).
+pub fn matvec_i8(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &ActsI8<'_>,
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
+    let (Some(group), Some(bits), Some(group_bytes)) =
+        (format.group_size(), format.code_bits(), format.group_bytes())
+    else {
+        return;
+    };
+    let groups = cols / group.max(1);
+    let row_bytes = groups * group_bytes;
+    let shapes_ok = cols % group == 0
+        && group % 32 == 0
+        && xq.len() >= cols
+        && perm.len() >= cols
+        && x_scales.len() >= groups
+        && x_sums.len() >= groups
+        && matrix.len() >= row_bytes * out.len();
+    if !shapes_ok || row_bytes == 0 {
+        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
+        return;
+    }
+    let acts: &[i8] = if bits == 8 {
+        &xq[..cols]
+    } else {
+        permute_activations(bits, &xq[..cols], &mut perm[..cols]);
+        &perm[..cols]
+    };
+    // The kernels read activations as bytes to assemble words.
+    let acts: &[u8] = bytemuck::cast_slice(acts);
+    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(row_bytes)) {
+        let mut result = 0f32;
+        for (g, gbytes) in row.chunks_exact(group_bytes).enumerate() {
+            let a = &acts[g * group..(g + 1) * group];
+            let codes = &gbytes[GROUP_HEADER_BYTES..];
+            // SAFETY: `codes` holds group·bits/8 bytes and `a` group bytes,
+            // group a multiple of 32 (checked above): what each kernel reads.
+            let acc = unsafe {
+                match bits {
+                    2 => group_dot_w2(codes.as_ptr(), a.as_ptr(), group),
+                    4 => group_dot_w4(codes.as_ptr(), a.as_ptr(), group),
+                    _ => group_dot_w8(codes.as_ptr(), a.as_ptr(), group),
+                }
+            };
+            let (scale, min) = group_header(gbytes);
+            // Same expression and order as eddy_quant::dot_row_i8.
+            result += x_scales[g] * (scale * acc as f32 + min * x_sums[g] as f32);
+        }
+        *o = result;
+    }
+}
