@@ -40,7 +40,8 @@ fn main() {
     let cpu_has_mve = matches!(cpu.as_str(), "cortex-m55" | "cortex-m85");
     let cpu_has_dsp = cpu_has_mve || matches!(cpu.as_str(), "cortex-m33" | "cortex-m35p");
 
-    let mve = enabled("mve").or(enabled("mve.fp")).unwrap_or(cpu_has_mve || reported.iter().any(|f| f == "mve"));
+    let mve =
+        enabled("mve").or(enabled("mve.fp")).unwrap_or(cpu_has_mve || reported.iter().any(|f| f == "mve"));
     let dsp = enabled("dsp").unwrap_or(
         mve || cpu_has_dsp || target.starts_with("thumbv7em") || reported.iter().any(|f| f == "dsp"),
     );

@@ -19,7 +19,7 @@
 
 use crate::{ActsI8, Kernels};
 use core::arch::asm;
-use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
+use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 
 /// The DSP-extension kernel set (compiled when the target has `dsp`).
 pub static DSP: Kernels = Kernels {
@@ -96,6 +96,54 @@ fn uxtb16_ror8(x: u32) -> u32 {
 ///
 /// # Safety
 /// `p .. p + 4` must be readable.
+/// f16 bits to f32, the same value `half` (and so the reference) gives:
+/// normal numbers by rebiasing the exponent (a few integer instructions,
+/// exact), zeros, subnormals, infinities and NaNs through `half`.
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let h32 = h as u32;
+    let exp = h32 & 0x7c00;
+    if exp != 0 && exp != 0x7c00 {
+        f32::from_bits(((h32 & 0x8000) << 16) | (((h32 & 0x7fff) << 13) + ((127 - 15) << 23)))
+    } else {
+        half::f16::from_bits(h).to_f32()
+    }
+}
+
+/// The per-row driver shared by the Cortex-M sets: for each row, each
+/// group's exact integer dot `dot(codes, acts)` (group·bits/8 code bytes,
+/// `group` activations) and its f16 header widened by `f16_to_f32` (which
+/// must give `half`'s exact value), combined in f32 exactly as
+/// `eddy_quant::dot_row_i8` does, in the same order.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rows_i8(
+    matrix: &[u8],
+    row_bytes: usize,
+    group_bytes: usize,
+    acts: &[i8],
+    group: usize,
+    x_scales: &[f32],
+    x_sums: &[i32],
+    out: &mut [f32],
+    dot: impl Fn(&[u8], &[i8]) -> i32,
+    f16_to_f32: impl Fn(u16) -> f32,
+) {
+    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(row_bytes)) {
+        let mut result = 0f32;
+        for ((gbytes, a), (&s, &sum)) in
+            row.chunks_exact(group_bytes).zip(acts.chunks_exact(group)).zip(x_scales.iter().zip(x_sums))
+        {
+            let acc = dot(&gbytes[GROUP_HEADER_BYTES..], a);
+            let scale = f16_to_f32(u16::from_le_bytes([gbytes[0], gbytes[1]]));
+            let min = f16_to_f32(u16::from_le_bytes([gbytes[2], gbytes[3]]));
+            // Same expression and order as eddy_quant::dot_row_i8.
+            result += s * (scale * acc as f32 + min * sum as f32);
+        }
+        *o = result;
+    }
+}
+
 #[inline(always)]
 unsafe fn word(p: *const u8) -> u32 {
     // SAFETY: the caller guarantees 4 readable bytes.
@@ -173,7 +221,8 @@ unsafe fn group_dot_w2(mut c: *const u8, mut a: *const u8, n: usize) -> i32 {
     for _ in 0..n / 16 {
         // SAFETY: each of the n / 16 iterations reads 4 code bytes and 16
         // activation bytes and advances past them.
-        let (w, a0, a1, a2, a3) = unsafe { (word(c), word(a), word(a.add(4)), word(a.add(8)), word(a.add(12))) };
+        let (w, a0, a1, a2, a3) =
+            unsafe { (word(c), word(a), word(a.add(4)), word(a.add(8)), word(a.add(12))) };
         acc = smlad(w & M, sxtb16(a0), acc);
         acc = smlad((w >> 2) & M, sxtb16_ror8(a0), acc);
         acc = smlad((w >> 4) & M, sxtb16(a1), acc);
@@ -223,26 +272,55 @@ pub fn matvec_i8(
         permute_activations(bits, &xq[..cols], &mut perm[..cols]);
         &perm[..cols]
     };
-    // The kernels read activations as bytes to assemble words.
-    let acts: &[u8] = bytemuck::cast_slice(acts);
-    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(row_bytes)) {
-        let mut result = 0f32;
-        for (g, gbytes) in row.chunks_exact(group_bytes).enumerate() {
-            let a = &acts[g * group..(g + 1) * group];
-            let codes = &gbytes[GROUP_HEADER_BYTES..];
-            // SAFETY: `codes` holds group·bits/8 bytes and `a` group bytes,
-            // group a multiple of 32 (checked above): what each kernel reads.
-            let acc = unsafe {
-                match bits {
-                    2 => group_dot_w2(codes.as_ptr(), a.as_ptr(), group),
-                    4 => group_dot_w4(codes.as_ptr(), a.as_ptr(), group),
-                    _ => group_dot_w8(codes.as_ptr(), a.as_ptr(), group),
-                }
-            };
-            let (scale, min) = group_header(gbytes);
-            // Same expression and order as eddy_quant::dot_row_i8.
-            result += x_scales[g] * (scale * acc as f32 + min * x_sums[g] as f32);
-        }
-        *o = result;
+    let (m, a, xs, xsum) = (&matrix[..row_bytes * out.len()], acts, &x_scales[..groups], &x_sums[..groups]);
+    match bits {
+        2 => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w2(codes.as_ptr(), acts.as_ptr() as *const u8, group) }
+            },
+            f16_to_f32,
+        ),
+        4 => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w4(codes.as_ptr(), acts.as_ptr() as *const u8, group) }
+            },
+            f16_to_f32,
+        ),
+        _ => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w8(codes.as_ptr(), acts.as_ptr() as *const u8, group) }
+            },
+            f16_to_f32,
+        ),
     }
 }

@@ -25,9 +25,10 @@
 //! widening loads only accept r0-r7 as base, and the accumulator to r0
 //! because `VMLADAVA` needs an even register.
 
+use crate::armv7em::rows_i8;
 use crate::{ActsI8, Kernels};
 use core::arch::asm;
-use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
+use eddy_quant::TensorFormat;
 
 /// The Helium kernel set (compiled when the target has MVE).
 pub static HELIUM: Kernels = Kernels {
@@ -50,6 +51,23 @@ macro_rules! mve_asm {
             options(nostack, readonly),
         )
     };
+}
+
+/// f16 bits to f32 with the FPU's `VCVTB.F32.F16` (Armv8.1-M cores with
+/// MVE have the FP16 conversions). Exact; with the reset FPSCR (no
+/// default-NaN mode) a NaN keeps its payload and gets the quiet bit, as in
+/// `half`'s conversion that the reference uses (the cross-check feeds raw
+/// random headers, NaNs included).
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let r: f32;
+    // SAFETY: register-only FPU instructions (FP is enabled in CPACR before
+    // main by the runtime); no memory, stack or condition flags touched.
+    unsafe {
+        asm!("vmov {r}, {h}", "vcvtb.f32.f16 {r}, {r}", h = in(reg) h as u32, r = out(sreg) r,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
 }
 
 /// Reorder one chunk of `n` activations for codes packed `p` per byte:
@@ -246,25 +264,55 @@ pub fn matvec_i8(
         permute_activations(bits, group, &xq[..cols], &mut perm[..cols]);
         &perm[..cols]
     };
-    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(row_bytes)) {
-        let mut result = 0f32;
-        for (g, gbytes) in row.chunks_exact(group_bytes).enumerate() {
-            let a = &acts[g * group..(g + 1) * group];
-            let codes = &gbytes[GROUP_HEADER_BYTES..];
-            // SAFETY: `codes` holds group·bits/8 bytes and `a` group bytes,
-            // group a multiple of 32 and at least 32 (checked above): what
-            // each kernel reads.
-            let acc = unsafe {
-                match bits {
-                    2 => group_dot_w2(codes.as_ptr(), a.as_ptr(), group),
-                    4 => group_dot_w4(codes.as_ptr(), a.as_ptr(), group),
-                    _ => group_dot_w8(codes.as_ptr(), a.as_ptr(), group),
-                }
-            };
-            let (scale, min) = group_header(gbytes);
-            // Same expression and order as eddy_quant::dot_row_i8.
-            result += x_scales[g] * (scale * acc as f32 + min * x_sums[g] as f32);
-        }
-        *o = result;
+    let (m, a, xs, xsum) = (&matrix[..row_bytes * out.len()], acts, &x_scales[..groups], &x_sums[..groups]);
+    match bits {
+        2 => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w2(codes.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        ),
+        4 => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w4(codes.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        ),
+        _ => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w8(codes.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        ),
     }
 }
