@@ -64,10 +64,8 @@ fn codegen_flags(encoded: &str) -> (String, Vec<(String, bool)>) {
         let value = if arg == "-C" || arg == "--codegen" {
             i += 1;
             args.get(i).copied().unwrap_or("")
-        } else if let Some(v) = arg.strip_prefix("-C") {
-            v
         } else {
-            ""
+            arg.strip_prefix("-C").unwrap_or_default()
         };
         if let Some(c) = value.strip_prefix("target-cpu=") {
             cpu = c.to_owned();

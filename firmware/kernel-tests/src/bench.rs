@@ -86,8 +86,14 @@ pub fn instructions_per_matvec() -> bool {
     let mut matrix = [0u8; MATRIX_BYTES];
     let (mut out, mut perm) = ([0f32; ROWS], [0i8; COLS]);
     let mut row = [0f32; COLS];
-    hprintln!("bench: {}x{} matrix, group {}, instructions per matvec (ratio = scalar / set)", ROWS, COLS, GROUP);
-    for f in [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 64 }, TensorFormat::W8 { group: 64 }] {
+    hprintln!(
+        "bench: {}x{} matrix, group {}, instructions per matvec (ratio = scalar / set)",
+        ROWS,
+        COLS,
+        GROUP
+    );
+    for f in [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 64 }, TensorFormat::W8 { group: 64 }]
+    {
         let Ok(rb) = f.byte_len(1, COLS as u64) else { return false };
         let rb = rb as usize;
         for r in 0..ROWS {
