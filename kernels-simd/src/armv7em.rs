@@ -14,6 +14,12 @@
 //! (into the caller's `perm` scratch) so that each activation word lines up
 //! with two such pairs. W8 needs no reordering.
 //!
+//! Rows are processed two at a time so that each activation word is
+//! loaded and sign-extended once for both (W2's pair step is one block of
+//! assembly: as separate instructions the compiler spilled the
+//! sign-extended pairs). Group headers are widened from f16 with a short
+//! exact integer path for normal numbers.
+//!
 //! Only the integer kernel is specialised: f32/f16 matrix-vector products
 //! use the scalar kernels (they are bit-exact by definition).
 
@@ -166,75 +172,249 @@ fn permute_activations(bits: u32, xq: &[i8], perm: &mut [i8]) {
     }
 }
 
-/// Σ code·act over one W8 group of `n` codes, activations in order.
+/// Σ code·act over one W8 group of `n` codes for `R` rows at once
+/// (activations in order, sign-extended once for all rows).
 ///
 /// # Safety
-/// `c` and `a` must point to `n` readable bytes each, `n` a multiple of 8.
-unsafe fn group_dot_w8(mut c: *const u8, mut a: *const u8, n: usize) -> i32 {
-    let mut acc = 0i32;
+/// Each `c[r]` and `a` must point to `n` readable bytes, `n` a multiple
+/// of 8.
+#[inline(always)]
+unsafe fn group_dot_w8<const R: usize>(mut c: [*const u8; R], mut a: *const u8, n: usize) -> [i32; R] {
+    let mut acc = [0i32; R];
     for _ in 0..n / 8 {
-        // SAFETY: each of the n / 8 iterations reads 8 bytes at c and a
-        // and advances both by 8.
-        let (c0, c1, a0, a1) = unsafe { (word(c), word(c.add(4)), word(a), word(a.add(4))) };
-        acc = smlad(uxtb16(c0), sxtb16(a0), acc);
-        acc = smlad(uxtb16_ror8(c0), sxtb16_ror8(a0), acc);
-        acc = smlad(uxtb16(c1), sxtb16(a1), acc);
-        acc = smlad(uxtb16_ror8(c1), sxtb16_ror8(a1), acc);
-        // SAFETY: stays within (or one past) the n-byte buffers.
-        unsafe { (c, a) = (c.add(8), a.add(8)) };
+        // SAFETY: each of the n / 8 iterations reads 8 bytes at a and at
+        // every c[r], then advances them by 8.
+        let (a0, a1) = unsafe { (word(a), word(a.add(4))) };
+        let (x0, x1, x2, x3) = (sxtb16(a0), sxtb16_ror8(a0), sxtb16(a1), sxtb16_ror8(a1));
+        for (acc, c) in acc.iter_mut().zip(c.iter_mut()) {
+            // SAFETY: as above.
+            let (c0, c1) = unsafe { (word(*c), word(c.add(4))) };
+            *acc = smlad(uxtb16(c0), x0, *acc);
+            *acc = smlad(uxtb16_ror8(c0), x1, *acc);
+            *acc = smlad(uxtb16(c1), x2, *acc);
+            *acc = smlad(uxtb16_ror8(c1), x3, *acc);
+            // SAFETY: stays within (or one past) the row's group.
+            *c = unsafe { c.add(8) };
+        }
+        // SAFETY: stays within (or one past) the activations.
+        a = unsafe { a.add(8) };
     }
     acc
 }
 
-/// Σ code·act over one W4 group of `n` codes (8 codes per word),
-/// activations permuted.
+/// Σ code·act over one W4 group of `n` codes (8 codes per word) for `R`
+/// rows at once, activations permuted.
 ///
 /// # Safety
-/// `c` must point to `n / 2` readable bytes and `a` to `n`, `n` a
+/// Each `c[r]` must point to `n / 2` readable bytes and `a` to `n`, `n` a
 /// multiple of 8.
-unsafe fn group_dot_w4(mut c: *const u8, mut a: *const u8, n: usize) -> i32 {
+#[inline(always)]
+unsafe fn group_dot_w4<const R: usize>(mut c: [*const u8; R], mut a: *const u8, n: usize) -> [i32; R] {
     const M: u32 = 0x000f_000f;
-    let mut acc = 0i32;
+    let mut acc = [0i32; R];
     for _ in 0..n / 8 {
-        // SAFETY: each of the n / 8 iterations reads 4 code bytes and 8
-        // activation bytes and advances past them.
-        let (w, a0, a1) = unsafe { (word(c), word(a), word(a.add(4))) };
-        acc = smlad(w & M, sxtb16(a0), acc);
-        acc = smlad((w >> 4) & M, sxtb16_ror8(a0), acc);
-        acc = smlad((w >> 8) & M, sxtb16(a1), acc);
-        acc = smlad((w >> 12) & M, sxtb16_ror8(a1), acc);
-        // SAFETY: stays within (or one past) the buffers.
-        unsafe { (c, a) = (c.add(4), a.add(8)) };
+        // SAFETY: each of the n / 8 iterations reads 8 activation bytes
+        // and 4 code bytes per row, then advances past them.
+        let (a0, a1) = unsafe { (word(a), word(a.add(4))) };
+        let (x0, x1, x2, x3) = (sxtb16(a0), sxtb16_ror8(a0), sxtb16(a1), sxtb16_ror8(a1));
+        for (acc, c) in acc.iter_mut().zip(c.iter_mut()) {
+            // SAFETY: as above.
+            let w = unsafe { word(*c) };
+            *acc = smlad(w & M, x0, *acc);
+            *acc = smlad((w >> 4) & M, x1, *acc);
+            *acc = smlad((w >> 8) & M, x2, *acc);
+            *acc = smlad((w >> 12) & M, x3, *acc);
+            // SAFETY: stays within (or one past) the row's group.
+            *c = unsafe { c.add(4) };
+        }
+        // SAFETY: stays within (or one past) the activations.
+        a = unsafe { a.add(8) };
     }
     acc
 }
 
-/// Σ code·act over one W2 group of `n` codes (16 codes per word),
-/// activations permuted.
+/// Σ code·act over one W2 group of `n` codes (16 codes per word) for `R`
+/// rows at once, activations permuted.
 ///
 /// # Safety
-/// `c` must point to `n / 4` readable bytes and `a` to `n`, `n` a
+/// Each `c[r]` must point to `n / 4` readable bytes and `a` to `n`, `n` a
 /// multiple of 16.
-unsafe fn group_dot_w2(mut c: *const u8, mut a: *const u8, n: usize) -> i32 {
+#[inline(always)]
+unsafe fn group_dot_w2<const R: usize>(mut c: [*const u8; R], mut a: *const u8, n: usize) -> [i32; R] {
+    if R == 2 {
+        // SAFETY: the caller's contract, for two rows.
+        let [acc0, acc1] = unsafe { group_dot_w2_pair(c[0], c[1], a, n) };
+        let mut acc = [0i32; R];
+        (acc[0], acc[1]) = (acc0, acc1);
+        return acc;
+    }
     const M: u32 = 0x0003_0003;
-    let mut acc = 0i32;
+    let mut acc = [0i32; R];
     for _ in 0..n / 16 {
-        // SAFETY: each of the n / 16 iterations reads 4 code bytes and 16
-        // activation bytes and advances past them.
-        let (w, a0, a1, a2, a3) =
-            unsafe { (word(c), word(a), word(a.add(4)), word(a.add(8)), word(a.add(12))) };
-        acc = smlad(w & M, sxtb16(a0), acc);
-        acc = smlad((w >> 2) & M, sxtb16_ror8(a0), acc);
-        acc = smlad((w >> 4) & M, sxtb16(a1), acc);
-        acc = smlad((w >> 6) & M, sxtb16_ror8(a1), acc);
-        acc = smlad((w >> 8) & M, sxtb16(a2), acc);
-        acc = smlad((w >> 10) & M, sxtb16_ror8(a2), acc);
-        acc = smlad((w >> 12) & M, sxtb16(a3), acc);
-        acc = smlad((w >> 14) & M, sxtb16_ror8(a3), acc);
-        // SAFETY: stays within (or one past) the buffers.
-        unsafe { (c, a) = (c.add(4), a.add(16)) };
+        let mut w = [0u32; R];
+        for (w, c) in w.iter_mut().zip(c.iter_mut()) {
+            // SAFETY: each of the n / 16 iterations reads 4 code bytes per
+            // row and advances past them.
+            *w = unsafe { word(*c) };
+            // SAFETY: stays within (or one past) the row's group.
+            *c = unsafe { c.add(4) };
+        }
+        for k in 0..4 {
+            // SAFETY: 16 activation bytes per iteration (k < 4 words).
+            let ak = unsafe { word(a.add(4 * k)) };
+            let (x0, x1) = (sxtb16(ak), sxtb16_ror8(ak));
+            for (acc, w) in acc.iter_mut().zip(w) {
+                *acc = smlad((w >> (4 * k)) & M, x0, *acc);
+                *acc = smlad((w >> (4 * k + 2)) & M, x1, *acc);
+            }
+        }
+        // SAFETY: stays within (or one past) the activations.
+        a = unsafe { a.add(16) };
     }
     acc
+}
+
+/// Two W2 rows against the same 16 permuted activations per step, in one
+/// block of assembly so that each sign-extended activation pair is used
+/// for both rows straight from a register (the compiler, given the same
+/// steps as separate instructions, spilled them to the stack).
+///
+/// # Safety
+/// `c0` and `c1` must point to `n / 4` readable bytes and `a` to `n`, `n`
+/// a multiple of 16.
+#[inline(always)]
+unsafe fn group_dot_w2_pair(mut c0: *const u8, mut c1: *const u8, mut a: *const u8, n: usize) -> [i32; 2] {
+    let (mut acc0, mut acc1) = (0i32, 0i32);
+    for _ in 0..n / 16 {
+        // SAFETY: each of the n / 16 iterations reads 4 code bytes per row
+        // and 16 activation bytes.
+        let (w0, w1) = unsafe { (word(c0), word(c1)) };
+        // SAFETY: reads the 16 bytes at `a` (LDR allows any alignment on
+        // Armv7-M normal memory), writes registers only; DSP instructions
+        // are present (module compiled with `eddy_dsp`). SMLAD may set the
+        // sticky Q flag, so flags are not declared preserved.
+        unsafe {
+            asm!(
+                "ldr {ak}, [{a}]",
+                "sxtb16 {x0}, {ak}",
+                "sxtb16 {x1}, {ak}, ror #8",
+                "and {t}, {m}, {w0}",
+                "smlad {acc0}, {t}, {x0}, {acc0}",
+                "and {t}, {m}, {w0}, lsr #2",
+                "smlad {acc0}, {t}, {x1}, {acc0}",
+                "and {t}, {m}, {w1}",
+                "smlad {acc1}, {t}, {x0}, {acc1}",
+                "and {t}, {m}, {w1}, lsr #2",
+                "smlad {acc1}, {t}, {x1}, {acc1}",
+                "ldr {ak}, [{a}, #4]",
+                "sxtb16 {x0}, {ak}",
+                "sxtb16 {x1}, {ak}, ror #8",
+                "and {t}, {m}, {w0}, lsr #4",
+                "smlad {acc0}, {t}, {x0}, {acc0}",
+                "and {t}, {m}, {w0}, lsr #6",
+                "smlad {acc0}, {t}, {x1}, {acc0}",
+                "and {t}, {m}, {w1}, lsr #4",
+                "smlad {acc1}, {t}, {x0}, {acc1}",
+                "and {t}, {m}, {w1}, lsr #6",
+                "smlad {acc1}, {t}, {x1}, {acc1}",
+                "ldr {ak}, [{a}, #8]",
+                "sxtb16 {x0}, {ak}",
+                "sxtb16 {x1}, {ak}, ror #8",
+                "and {t}, {m}, {w0}, lsr #8",
+                "smlad {acc0}, {t}, {x0}, {acc0}",
+                "and {t}, {m}, {w0}, lsr #10",
+                "smlad {acc0}, {t}, {x1}, {acc0}",
+                "and {t}, {m}, {w1}, lsr #8",
+                "smlad {acc1}, {t}, {x0}, {acc1}",
+                "and {t}, {m}, {w1}, lsr #10",
+                "smlad {acc1}, {t}, {x1}, {acc1}",
+                "ldr {ak}, [{a}, #12]",
+                "sxtb16 {x0}, {ak}",
+                "sxtb16 {x1}, {ak}, ror #8",
+                "and {t}, {m}, {w0}, lsr #12",
+                "smlad {acc0}, {t}, {x0}, {acc0}",
+                "and {t}, {m}, {w0}, lsr #14",
+                "smlad {acc0}, {t}, {x1}, {acc0}",
+                "and {t}, {m}, {w1}, lsr #12",
+                "smlad {acc1}, {t}, {x0}, {acc1}",
+                "and {t}, {m}, {w1}, lsr #14",
+                "smlad {acc1}, {t}, {x1}, {acc1}",
+                a = in(reg) a,
+                w0 = in(reg) w0,
+                w1 = in(reg) w1,
+                m = in(reg) 0x0003_0003u32,
+                acc0 = inout(reg) acc0,
+                acc1 = inout(reg) acc1,
+                ak = out(reg) _,
+                x0 = out(reg) _,
+                x1 = out(reg) _,
+                t = out(reg) _,
+                options(pure, readonly, nostack),
+            );
+        }
+        // SAFETY: stays within (or one past) the buffers.
+        unsafe { (c0, c1, a) = (c0.add(4), c1.add(4), a.add(16)) };
+    }
+    [acc0, acc1]
+}
+
+/// A group's f16 scale and minimum as f32.
+#[inline(always)]
+fn header(g: &[u8]) -> (f32, f32) {
+    (f16_to_f32(u16::from_le_bytes([g[0], g[1]])), f16_to_f32(u16::from_le_bytes([g[2], g[3]])))
+}
+
+/// Like [`rows_i8`], two rows at a time (activations unpacked once per
+/// pair), the last odd row alone; per row the same operations in the
+/// same order.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_pairs_i8(
+    matrix: &[u8],
+    row_bytes: usize,
+    group_bytes: usize,
+    acts: &[i8],
+    group: usize,
+    x_scales: &[f32],
+    x_sums: &[i32],
+    out: &mut [f32],
+    dot1: impl Fn([&[u8]; 1], &[i8]) -> [i32; 1],
+    dot2: impl Fn([&[u8]; 2], &[i8]) -> [i32; 2],
+) {
+    let pairs = out.len() / 2;
+    let (paired_out, last_out) = out.split_at_mut(2 * pairs);
+    for (o, rows) in paired_out.chunks_exact_mut(2).zip(matrix.chunks_exact(2 * row_bytes)) {
+        let (row0, row1) = rows.split_at(row_bytes);
+        let (mut result0, mut result1) = (0f32, 0f32);
+        for (((g0, g1), a), (&s, &sum)) in row0
+            .chunks_exact(group_bytes)
+            .zip(row1.chunks_exact(group_bytes))
+            .zip(acts.chunks_exact(group))
+            .zip(x_scales.iter().zip(x_sums))
+        {
+            let [acc0, acc1] = dot2([&g0[GROUP_HEADER_BYTES..], &g1[GROUP_HEADER_BYTES..]], a);
+            let (scale0, min0) = header(g0);
+            let (scale1, min1) = header(g1);
+            // Same expression and order as eddy_quant::dot_row_i8, per row.
+            result0 += s * (scale0 * acc0 as f32 + min0 * sum as f32);
+            result1 += s * (scale1 * acc1 as f32 + min1 * sum as f32);
+        }
+        o[0] = result0;
+        o[1] = result1;
+    }
+    let last_row = &matrix[2 * pairs * row_bytes..];
+    rows_i8(
+        last_row,
+        row_bytes,
+        group_bytes,
+        acts,
+        group,
+        x_scales,
+        x_sums,
+        last_out,
+        |c, a| dot1([c], a)[0],
+        f16_to_f32,
+    );
 }
 
 /// See [`crate::MatvecI8`]. Falls back to the scalar reference for shapes
@@ -273,54 +453,33 @@ pub fn matvec_i8(
         &perm[..cols]
     };
     let (m, a, xs, xsum) = (&matrix[..row_bytes * out.len()], acts, &x_scales[..groups], &x_sums[..groups]);
+    macro_rules! run {
+        ($dot:ident) => {
+            row_pairs_i8(
+                m,
+                row_bytes,
+                group_bytes,
+                a,
+                group,
+                xs,
+                xsum,
+                out,
+                |[c0], acts| {
+                    // SAFETY: a code slice holds group·bits/8 bytes and
+                    // `acts` group bytes, group a multiple of 32 (checked
+                    // above).
+                    unsafe { $dot([c0.as_ptr()], acts.as_ptr() as *const u8, group) }
+                },
+                |[c0, c1], acts| {
+                    // SAFETY: as above, for both rows.
+                    unsafe { $dot([c0.as_ptr(), c1.as_ptr()], acts.as_ptr() as *const u8, group) }
+                },
+            )
+        };
+    }
     match bits {
-        2 => rows_i8(
-            m,
-            row_bytes,
-            group_bytes,
-            a,
-            group,
-            xs,
-            xsum,
-            out,
-            |codes, acts| {
-                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
-                // bytes, group a multiple of 32 (checked above).
-                unsafe { group_dot_w2(codes.as_ptr(), acts.as_ptr() as *const u8, group) }
-            },
-            f16_to_f32,
-        ),
-        4 => rows_i8(
-            m,
-            row_bytes,
-            group_bytes,
-            a,
-            group,
-            xs,
-            xsum,
-            out,
-            |codes, acts| {
-                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
-                // bytes, group a multiple of 32 (checked above).
-                unsafe { group_dot_w4(codes.as_ptr(), acts.as_ptr() as *const u8, group) }
-            },
-            f16_to_f32,
-        ),
-        _ => rows_i8(
-            m,
-            row_bytes,
-            group_bytes,
-            a,
-            group,
-            xs,
-            xsum,
-            out,
-            |codes, acts| {
-                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
-                // bytes, group a multiple of 32 (checked above).
-                unsafe { group_dot_w8(codes.as_ptr(), acts.as_ptr() as *const u8, group) }
-            },
-            f16_to_f32,
-        ),
+        2 => run!(group_dot_w2),
+        4 => run!(group_dot_w4),
+        _ => run!(group_dot_w8),
     }
 }
