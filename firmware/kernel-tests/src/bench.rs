@@ -59,9 +59,16 @@ pub fn instructions_per_matvec() -> bool {
     p.SYST.enable_counter();
     let t = Ticks(p.SYST);
 
+    // DWT CYCCNT, the usual cycle counter, for the record: QEMU does not
+    // model it (the run prints what it reads).
+    p.DCB.enable_trace();
+    p.DWT.enable_cycle_counter();
+    let cyc_start = cortex_m::peripheral::DWT::cycle_count();
     let start = t.now();
     calibration_loop(CAL_ITERS);
     let cal_ticks = t.since(start);
+    let cyc = cortex_m::peripheral::DWT::cycle_count().wrapping_sub(cyc_start);
+    hprintln!("bench: DWT CYCCNT advanced by {} over the calibration loop", cyc);
     // The loop is 2 instructions per iteration, plus the measuring code
     // around it (a handful), negligible against 10^6.
     let cal_instr = 2 * CAL_ITERS as u64;
