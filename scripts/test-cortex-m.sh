@@ -19,15 +19,15 @@ RUSTFLAGS="$M55_FLAGS" $NICE cargo clippy -p eddy-kernels --target thumbv8m.main
 cd firmware/kernel-tests
 echo "== fmt + clippy firmware/kernel-tests"
 cargo fmt --check
-EDDY_EXPECT_KERNELS=scalar,dsp $NICE cargo clippy --locked --release --target thumbv7em-none-eabihf -- -D warnings
+EDDY_EXPECT_KERNELS=scalar,dsp $NICE cargo clippy --release --target thumbv7em-none-eabihf -- -D warnings
 
 run() {
   local target=$1 expect=$2
   echo "== kernel tests in QEMU: $target (expects kernel sets $expect)"
   # The runner in .cargo/config.toml starts QEMU; its exit status is the
   # firmware's (semihosting SYS_EXIT). timeout guards against a hang.
-  EDDY_EXPECT_KERNELS=$expect $NICE cargo build --locked --release --target "$target"
-  EDDY_EXPECT_KERNELS=$expect timeout 300 $NICE cargo run --locked --release --target "$target"
+  EDDY_EXPECT_KERNELS=$expect $NICE cargo build --release --target "$target"
+  EDDY_EXPECT_KERNELS=$expect timeout 300 $NICE cargo run --release --target "$target"
 }
 run thumbv7em-none-eabihf scalar,dsp
 run thumbv8m.main-none-eabihf scalar,dsp,helium
