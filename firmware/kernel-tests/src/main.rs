@@ -29,7 +29,19 @@ fn main() -> ! {
     loop {}
 }
 
+/// SCB CPACR: CP10/CP11 (FPU and, on Armv8.1-M, MVE) access bits 20..24.
+const CPACR: *const u32 = 0xE000_ED88 as *const u32;
+
 fn run() -> bool {
+    // SAFETY: CPACR is an always-present, word-aligned System Control
+    // Block register on Armv7-M/Armv8-M; a volatile read has no effect.
+    let cpacr = unsafe { core::ptr::read_volatile(CPACR) };
+    // cortex-m-rt's reset handler sets it for `eabihf` targets before main.
+    hprintln!("CPACR = {:#010x} (CP10/CP11 full access: {})", cpacr, cpacr & 0x00f0_0000 == 0x00f0_0000);
+    if cpacr & 0x00f0_0000 != 0x00f0_0000 {
+        hprintln!("error: FPU/MVE access not enabled in CPACR");
+        return false;
+    }
     let names = || compiled().iter().map(|k| k.name);
     hprintln!("compiled kernel sets:");
     for n in names() {
