@@ -9,8 +9,9 @@
 //!   targets get it from `-C target-feature=+dsp`/`+mve` or a core that has
 //!   it (`-C target-cpu=cortex-m33|cortex-m35p|cortex-m55|cortex-m85`).
 //! - `eddy_mve`: Armv8.1-M Helium (MVE integer), from
-//!   `-C target-feature=+mve` (or `+mve.fp`) or
-//!   `-C target-cpu=cortex-m55|cortex-m85`.
+//!   `-C target-cpu=cortex-m55|cortex-m85` (or `-C target-feature=+mve`
+//!   together with `+vfp2`, which rustc needs before inline assembly may
+//!   name FPU registers), on a hard-float (`eabihf`) target.
 //!
 //! A feature that rustc does report in `CARGO_CFG_TARGET_FEATURE` counts too,
 //! and `-C target-feature=-dsp`/`-mve` turns a set off.
@@ -48,8 +49,19 @@ fn main() {
     if dsp {
         println!("cargo::rustc-cfg=eddy_dsp");
     }
-    if mve && dsp {
+    // The Helium kernels name FPU registers in their inline assembly, which
+    // rustc allows only with its `vfp2` feature: a hard-float target with
+    // a core that has it (cortex-m55/m85) or with it named explicitly.
+    let hard_float = target.ends_with("eabihf");
+    let rustc_vfp2 =
+        cpu_has_mve || ["vfp2", "vfp3", "vfp4", "fp-armv8"].iter().any(|f| enabled(f) == Some(true));
+    if mve && dsp && hard_float && rustc_vfp2 {
         println!("cargo::rustc-cfg=eddy_mve");
+    } else if mve {
+        println!(
+            "cargo::warning=eddy-kernels: MVE requested but the helium kernels need a hard-float target and \
+             `-C target-cpu=cortex-m55` (or cortex-m85, or `+vfp2` next to `+mve`); building without them"
+        );
     }
 }
 
