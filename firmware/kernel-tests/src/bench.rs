@@ -18,7 +18,8 @@ use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat};
 const ROWS: usize = 64;
 const COLS: usize = 768;
 const GROUP: usize = 64;
-/// Bytes of the widest matrix (W8, 64-wide groups).
+/// Bytes of the widest matrix (W8, 64-wide groups); GROUP is also the
+/// smallest group measured.
 const MATRIX_BYTES: usize = ROWS * (COLS / GROUP) * (4 + GROUP);
 /// Iterations of the calibration loop.
 const CAL_ITERS: u32 = 500_000;
@@ -45,7 +46,8 @@ fn calibration_loop(n: u32) {
     }
 }
 
-/// Measure every compiled set on W2/W4/W8 (group 64) at ROWS×COLS; prints
+/// Measure every compiled set on W2/W4/W8 (group 64) and W2 (group 128)
+/// at ROWS×COLS; prints
 /// ticks, instructions and the ratio to scalar. False if the counter does
 /// not advance (no `-icount`, or a QEMU without SysTick).
 pub fn instructions_per_matvec() -> bool {
@@ -84,23 +86,24 @@ pub fn instructions_per_matvec() -> bool {
     for v in x.iter_mut() {
         *v = rng.f() * 3.0;
     }
-    let (mut q, mut scales, mut sums) = ([0i8; COLS], [0f32; COLS / GROUP], [0i32; COLS / GROUP]);
-    if quantize_activations_i8(&x, GROUP, &mut q, &mut scales, &mut sums).is_err() {
-        hprintln!("bench: activation quantization failed");
-        return false;
-    }
-    let acts = ActsI8 { q: &q, scales: &scales, sums: &sums };
     let mut matrix = [0u8; MATRIX_BYTES];
     let (mut out, mut perm) = ([0f32; ROWS], [0i8; COLS]);
     let mut row = [0f32; COLS];
-    hprintln!(
-        "bench: {}x{} matrix, group {}, instructions per matvec (ratio = scalar / set)",
-        ROWS,
-        COLS,
-        GROUP
-    );
-    for f in [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 64 }, TensorFormat::W8 { group: 64 }]
-    {
+    hprintln!("bench: {}x{} matrix, instructions per matvec (ratio = scalar / set)", ROWS, COLS);
+    // Group 64 for every format, and the w2a8 preset's group 128.
+    for f in [
+        TensorFormat::W2 { group: 64 },
+        TensorFormat::W4 { group: 64 },
+        TensorFormat::W8 { group: 64 },
+        TensorFormat::W2 { group: 128 },
+    ] {
+        let group = f.group_size().unwrap_or(GROUP);
+        let (mut q, mut scales, mut sums) = ([0i8; COLS], [0f32; COLS / 32], [0i32; COLS / 32]);
+        if quantize_activations_i8(&x, group, &mut q, &mut scales, &mut sums).is_err() {
+            hprintln!("bench: activation quantization failed");
+            return false;
+        }
+        let acts = ActsI8 { q: &q, scales: &scales[..COLS / group], sums: &sums[..COLS / group] };
         let Ok(rb) = f.byte_len(1, COLS as u64) else { return false };
         let rb = rb as usize;
         for r in 0..ROWS {
