@@ -7,6 +7,22 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust with rustup first (https://rustup.rs)" >&2
   exit 1
 fi
-# Cross targets: the no_std runtime is checked for Cortex-M4F.
-rustup target add thumbv7em-none-eabihf >/dev/null
+# Cross targets: the no_std runtime is checked for Cortex-M4F; the
+# Cortex-M kernel tests also build for Cortex-M55 (Armv8.1-M + Helium).
+rustup target add thumbv7em-none-eabihf thumbv8m.main-none-eabihf >/dev/null
+
+# apt packages, installed only when missing (sudo only if not root).
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+# Cortex-M kernel tests run in QEMU (mps2-an386 = M4, mps3-an547 = M55).
+apt_install qemu-system-arm
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -9,5 +9,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== no_std runtime for Cortex-M4F"
 cargo build -p eddy --no-default-features --target thumbv7em-none-eabihf
+echo "== Cortex-M kernels in QEMU (M4 dsp, M55 helium)"
+bash scripts/test-cortex-m.sh
 echo "== cargo test"
 cargo test --workspace

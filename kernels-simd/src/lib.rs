@@ -2,7 +2,8 @@
 //! interface ([`Kernels`]), with the scalar reference of `eddy-quant`
 //! always available. The choice is made once, at model load: at run time
 //! with `std` (CPU feature detection), at compile time without it
-//! (`target_feature`).
+//! (`target_feature`; on ARM, where stable Rust reports no target
+//! features, the build script derives them: see `build.rs`).
 //!
 //! Integer kernels reproduce the reference bit for bit: the same exact i32
 //! group sums and the same f32 operations in the same order. The f32/f16
@@ -14,6 +15,10 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(all(target_arch = "arm", eddy_dsp))]
+pub mod armv7em;
+#[cfg(all(target_arch = "arm", eddy_mve))]
+pub mod mve;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -73,7 +78,11 @@ pub static SCALAR: Kernels = Kernels {
 
 #[cfg(target_arch = "x86_64")]
 static COMPILED: [&Kernels; 2] = [&SCALAR, &x86::AVX2];
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(all(target_arch = "arm", eddy_dsp, not(eddy_mve)))]
+static COMPILED: [&Kernels; 2] = [&SCALAR, &armv7em::DSP];
+#[cfg(all(target_arch = "arm", eddy_mve))]
+static COMPILED: [&Kernels; 3] = [&SCALAR, &armv7em::DSP, &mve::HELIUM];
+#[cfg(not(any(target_arch = "x86_64", all(target_arch = "arm", eddy_dsp))))]
 static COMPILED: [&Kernels; 1] = [&SCALAR];
 
 /// Every kernel set this build contains, slowest first (the CPU may not
@@ -82,7 +91,8 @@ pub fn compiled() -> &'static [&'static Kernels] {
     &COMPILED
 }
 
-/// True if this CPU can run `k`.
+/// True if this CPU can run `k`. The Cortex-M sets (`dsp`, `helium`) are
+/// chosen at compile time, so they are always supported when compiled.
 pub fn supported(k: &Kernels) -> bool {
     match k.name {
         #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,318 @@
+//! Armv8.1-M Helium (MVE) kernels (Cortex-M55/M85): `VMLADAVA`, the
+//! multiply-accumulate across a 128-bit vector into a scalar register.
+//!
+//! - W8: 8 codes are loaded zero-extended to u16 lanes (`VLDRB.U16`), 8
+//!   activations sign-extended to s16 (`VLDRB.S16`), and `VMLADAVA.S16` adds
+//!   the 8 products to an i32. (MVE has no mixed-sign byte dot product, and
+//!   a code up to 255 does not fit an s8 lane.)
+//! - W4: 16 code bytes give the 16 low nibbles (`VAND`) and the 16 high
+//!   nibbles (`VSHR.U8 #4`), all below 16 and so valid s8 lanes;
+//!   `VMLADAVA.S8` adds 16 products each.
+//! - W2: 16 code bytes give four vectors of 2-bit codes (shift + mask);
+//!   a 32-code tail (groups of 32) uses u16/s16 lanes on 8 bytes.
+//!
+//! Lane `k` of an unpacked vector holds code `p·k + j` (`p` codes per byte,
+//! `j` the vector), so activations are reordered once per matrix-vector
+//! product into the caller's `perm` scratch to match. All sums are exact
+//! i32, the per-group f32 arithmetic is the reference's expression in the
+//! reference's order, so results are bit-identical.
+//!
+//! Only the integer kernel uses Helium: f32/f16 matrix-vector products use
+//! the scalar kernels (bit-exact by definition).
+//!
+//! The inline assembly uses q0-q3 (aliases of s0-s15) and declares them
+//! clobbered; pointers and counters are pinned to r1-r3 because the
+//! widening loads only accept r0-r7 as base, and the accumulator to r0
+//! because `VMLADAVA` needs an even register.
+
+use crate::armv7em::rows_i8;
+use crate::{ActsI8, Kernels};
+use core::arch::asm;
+use eddy_quant::TensorFormat;
+
+/// The Helium kernel set (compiled when the target has MVE).
+pub static HELIUM: Kernels = Kernels {
+    name: "helium",
+    matvec_i8,
+    matvec_f32: crate::scalar::matvec_f32,
+    matvec_f16: crate::scalar::matvec_f16,
+};
+
+/// `asm!` with q0-q3 (s0-s15) declared clobbered; reads memory, writes
+/// none, no stack.
+macro_rules! mve_asm {
+    ($($body:tt)*) => {
+        asm!(
+            $($body)*
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// f16 bits to f32 with the FPU's `VCVTB.F32.F16` (Armv8.1-M cores with
+/// MVE have the FP16 conversions). Exact; with the reset FPSCR (no
+/// default-NaN mode) a NaN keeps its payload and gets the quiet bit, as in
+/// `half`'s conversion that the reference uses (the cross-check feeds raw
+/// random headers, NaNs included).
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let r: f32;
+    // SAFETY: register-only FPU instructions (FP is enabled in CPACR before
+    // main by the runtime); no memory, stack or condition flags touched.
+    unsafe {
+        asm!("vmov {r}, {h}", "vcvtb.f32.f16 {r}, {r}", h = in(reg) h as u32, r = out(sreg) r,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Reorder one chunk of `n` activations for codes packed `p` per byte:
+/// `dst[j·(n/p) + k] = src[p·k + j]`.
+fn permute_chunk(p: usize, src: &[i8], dst: &mut [i8]) {
+    let lanes = src.len() / p;
+    for j in 0..p {
+        for k in 0..lanes {
+            dst[j * lanes + k] = src[p * k + j];
+        }
+    }
+}
+
+/// Reorder activations group by group to the lane order of the unpacked
+/// codes: W4 in chunks of 32, W2 in chunks of 64 plus a 32 tail.
+fn permute_activations(bits: u32, group: usize, xq: &[i8], perm: &mut [i8]) {
+    let p = (8 / bits) as usize;
+    let chunk = 16 * p;
+    for (src, dst) in xq.chunks_exact(group).zip(perm.chunks_exact_mut(group)) {
+        for (s, d) in src.chunks(chunk).zip(dst.chunks_mut(chunk)) {
+            permute_chunk(p, s, d);
+        }
+    }
+}
+
+/// Σ code·act over one W8 group of `n` codes (`n` a multiple of 32).
+///
+/// # Safety
+/// `codes` and `acts` must hold at least `n` bytes each, `n >= 32`.
+unsafe fn group_dot_w8(codes: *const u8, acts: *const i8, n: usize) -> i32 {
+    let mut acc = 0i32;
+    // SAFETY: the caller guarantees n readable bytes at both pointers; the
+    // loop reads exactly n bytes from each (n / 32 iterations of 4 × 8).
+    unsafe {
+        mve_asm!(
+            "2:",
+            "vldrb.u16 q0, [r1], #8",
+            "vldrb.s16 q1, [r2], #8",
+            "vmladava.s16 r0, q0, q1",
+            "vldrb.u16 q2, [r1], #8",
+            "vldrb.s16 q3, [r2], #8",
+            "vmladava.s16 r0, q2, q3",
+            "vldrb.u16 q0, [r1], #8",
+            "vldrb.s16 q1, [r2], #8",
+            "vmladava.s16 r0, q0, q1",
+            "vldrb.u16 q2, [r1], #8",
+            "vldrb.s16 q3, [r2], #8",
+            "vmladava.s16 r0, q2, q3",
+            "subs r3, #1",
+            "bne 2b",
+            inout("r0") acc,
+            inout("r1") codes => _,
+            inout("r2") acts => _,
+            inout("r3") n / 32 => _,
+        );
+    }
+    acc
+}
+
+/// Σ code·act over one W4 group of `n` codes (`n` a multiple of 32), with
+/// activations permuted per 32.
+///
+/// # Safety
+/// `codes` must hold `n / 2` bytes and `acts` `n`, `n >= 32`.
+unsafe fn group_dot_w4(codes: *const u8, acts: *const i8, n: usize) -> i32 {
+    let mut acc = 0i32;
+    // SAFETY: n / 32 iterations each read 16 code bytes and 32 activation
+    // bytes, exactly what the caller guarantees.
+    unsafe {
+        mve_asm!(
+            "vmov.i8 q3, #15",
+            "2:",
+            "vldrb.u8 q0, [r1], #16",
+            "vand q1, q0, q3",
+            "vshr.u8 q0, q0, #4",
+            "vldrb.s8 q2, [r2], #16",
+            "vmladava.s8 r0, q1, q2",
+            "vldrb.s8 q2, [r2], #16",
+            "vmladava.s8 r0, q0, q2",
+            "subs r3, #1",
+            "bne 2b",
+            inout("r0") acc,
+            inout("r1") codes => _,
+            inout("r2") acts => _,
+            inout("r3") n / 32 => _,
+        );
+    }
+    acc
+}
+
+/// Σ code·act over one W2 group of `n` codes (`n` a multiple of 32), with
+/// activations permuted per 64 (and per 32 for a tail).
+///
+/// # Safety
+/// `codes` must hold `n / 4` bytes and `acts` `n`, `n >= 32`.
+unsafe fn group_dot_w2(codes: *const u8, acts: *const i8, n: usize) -> i32 {
+    let mut acc = 0i32;
+    let (blocks, tail) = (n / 64, n % 64 != 0);
+    let (mut c, mut a) = (codes, acts);
+    if blocks > 0 {
+        // SAFETY: `blocks` iterations read 16 code bytes and 64 activation
+        // bytes each, within the caller's n / 4 and n bytes.
+        unsafe {
+            mve_asm!(
+                "vmov.i8 q3, #3",
+                "2:",
+                "vldrb.u8 q0, [r1], #16",
+                "vand q1, q0, q3",
+                "vldrb.s8 q2, [r2], #16",
+                "vmladava.s8 r0, q1, q2",
+                "vshr.u8 q1, q0, #2",
+                "vand q1, q1, q3",
+                "vldrb.s8 q2, [r2], #16",
+                "vmladava.s8 r0, q1, q2",
+                "vshr.u8 q1, q0, #4",
+                "vand q1, q1, q3",
+                "vldrb.s8 q2, [r2], #16",
+                "vmladava.s8 r0, q1, q2",
+                "vshr.u8 q1, q0, #6",
+                "vldrb.s8 q2, [r2], #16",
+                "vmladava.s8 r0, q1, q2",
+                "subs r3, #1",
+                "bne 2b",
+                inout("r0") acc,
+                inout("r1") c,
+                inout("r2") a,
+                inout("r3") blocks => _,
+            );
+        }
+    }
+    if tail {
+        // SAFETY: the last 32 codes: 8 code bytes at `c` and 32 activation
+        // bytes at `a`, both inside the caller's buffers.
+        unsafe {
+            mve_asm!(
+                "vmov.i16 q3, #3",
+                "vldrb.u16 q0, [r1]",
+                "vand q1, q0, q3",
+                "vldrb.s16 q2, [r2], #8",
+                "vmladava.s16 r0, q1, q2",
+                "vshr.u16 q1, q0, #2",
+                "vand q1, q1, q3",
+                "vldrb.s16 q2, [r2], #8",
+                "vmladava.s16 r0, q1, q2",
+                "vshr.u16 q1, q0, #4",
+                "vand q1, q1, q3",
+                "vldrb.s16 q2, [r2], #8",
+                "vmladava.s16 r0, q1, q2",
+                "vshr.u16 q1, q0, #6",
+                "vldrb.s16 q2, [r2]",
+                "vmladava.s16 r0, q1, q2",
+                inout("r0") acc,
+                in("r1") c,
+                inout("r2") a => _,
+            );
+        }
+    }
+    acc
+}
+
+/// See [`crate::MatvecI8`]. Falls back to the scalar reference for shapes
+/// it does not cover (groups not a multiple of 32, short buffers).
+pub fn matvec_i8(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &ActsI8<'_>,
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
+    let (Some(group), Some(bits), Some(group_bytes)) =
+        (format.group_size(), format.code_bits(), format.group_bytes())
+    else {
+        return;
+    };
+    let groups = cols / group.max(1);
+    let row_bytes = groups * group_bytes;
+    let shapes_ok = cols % group == 0
+        && group % 32 == 0
+        && group >= 32
+        && xq.len() >= cols
+        && perm.len() >= cols
+        && x_scales.len() >= groups
+        && x_sums.len() >= groups
+        && matrix.len() >= row_bytes * out.len();
+    if !shapes_ok || row_bytes == 0 {
+        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
+        return;
+    }
+    let acts: &[i8] = if bits == 8 {
+        &xq[..cols]
+    } else {
+        permute_activations(bits, group, &xq[..cols], &mut perm[..cols]);
+        &perm[..cols]
+    };
+    let (m, a, xs, xsum) = (&matrix[..row_bytes * out.len()], acts, &x_scales[..groups], &x_sums[..groups]);
+    match bits {
+        2 => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w2(codes.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        ),
+        4 => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w4(codes.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        ),
+        _ => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w8(codes.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        ),
+    }
+}
