@@ -12,9 +12,9 @@ NICE="nice -n 10"
 M55_FLAGS="-C target-cpu=cortex-m55"
 
 echo "== clippy eddy-kernels (thumbv7em-none-eabihf: dsp)"
-$NICE cargo clippy -p eddy-kernels --target thumbv7em-none-eabihf -- -D warnings
+$NICE cargo clippy -p eddy-kernels --no-default-features --target thumbv7em-none-eabihf -- -D warnings
 echo "== clippy eddy-kernels (thumbv8m.main-none-eabihf, cortex-m55: dsp + helium)"
-RUSTFLAGS="$M55_FLAGS" $NICE cargo clippy -p eddy-kernels --target thumbv8m.main-none-eabihf -- -D warnings
+RUSTFLAGS="$M55_FLAGS" $NICE cargo clippy -p eddy-kernels --no-default-features --target thumbv8m.main-none-eabihf -- -D warnings
 
 cd firmware/kernel-tests
 echo "== fmt + clippy firmware/kernel-tests"
