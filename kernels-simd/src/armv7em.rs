@@ -31,6 +31,7 @@ use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 pub static DSP: Kernels = Kernels {
     name: "dsp",
     matvec_i8,
+    matmat_i8: None,
     matvec_f32: crate::scalar::matvec_f32,
     matvec_f16: crate::scalar::matvec_f16,
 };

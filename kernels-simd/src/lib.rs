@@ -43,6 +43,20 @@ pub struct ActsI8<'a> {
 pub type MatvecI8 =
     fn(format: TensorFormat, matrix: &[u8], cols: usize, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]);
 
+/// Integer matrix times several token vectors (prefill): `out[t * rows + r]`
+/// is exactly what [`MatvecI8`] gives for token `t`, row `r`
+/// (`rows = out.len() / acts.len()`). `perm` is scratch of at least
+/// `acts.len() * cols` bytes. Lets a kernel unpack each weight once for
+/// several tokens.
+pub type MatmatI8 = fn(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+);
+
 /// f32 matrix (`[rows, cols]` row-major) times f32 vector.
 pub type MatvecF32 = fn(matrix: &[f32], cols: usize, x: &[f32], out: &mut [f32]);
 
@@ -56,6 +70,9 @@ pub struct Kernels {
     pub name: &'static str,
     /// Quantized weights × int8 activations.
     pub matvec_i8: MatvecI8,
+    /// Quantized weights × several tokens' activations, if this set has a
+    /// kernel that is faster than one `matvec_i8` per token.
+    pub matmat_i8: Option<MatmatI8>,
     /// f32 weights × f32 activations.
     pub matvec_f32: MatvecF32,
     /// f16 weights × f32 activations.
@@ -72,6 +89,7 @@ impl core::fmt::Debug for Kernels {
 pub static SCALAR: Kernels = Kernels {
     name: "scalar",
     matvec_i8: scalar::matvec_i8,
+    matmat_i8: None,
     matvec_f32: scalar::matvec_f32,
     matvec_f16: scalar::matvec_f16,
 };

@@ -34,6 +34,7 @@ use eddy_quant::TensorFormat;
 pub static HELIUM: Kernels = Kernels {
     name: "helium",
     matvec_i8,
+    matmat_i8: None,
     matvec_f32: crate::scalar::matvec_f32,
     matvec_f16: crate::scalar::matvec_f16,
 };

@@ -12,7 +12,8 @@ use core::arch::x86_64::*;
 use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
 
 /// AVX2 kernels; only selected when the CPU has AVX2 and F16C.
-pub static AVX2: Kernels = Kernels { name: "avx2", matvec_i8, matvec_f32, matvec_f16 };
+pub static AVX2: Kernels =
+    Kernels { name: "avx2", matvec_i8, matmat_i8: Some(matmat_i8), matvec_f32, matvec_f16 };
 
 /// True if this CPU runs the AVX2 kernels.
 pub fn avx2_available() -> bool {
@@ -112,6 +113,154 @@ pub fn matvec_i8(
             result += x_scales[g] * (scale * acc as f32 + min * x_sums[g] as f32);
         }
         *o = result;
+    }
+}
+
+/// Tokens one multi-token pass multiplies with each unpacked weight block.
+const TOKEN_BATCH: usize = 4;
+
+/// Bytes of weights in one cache block of the multi-token kernel.
+const BLOCK_BYTES: usize = 32 * 1024;
+
+/// See [`crate::MatmatI8`]. W2/W4 codes are unpacked once per eight rows
+/// and group and multiplied with up to four tokens; each (row, token)
+/// result is computed by exactly the operations of [`matvec_i8`].
+pub fn matmat_i8(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let tokens = acts.len();
+    if tokens == 0 {
+        return;
+    }
+    let rows = out.len() / tokens;
+    let (Some(group), Some(bits), Some(group_bytes)) =
+        (format.group_size(), format.code_bits(), format.group_bytes())
+    else {
+        return;
+    };
+    let groups = cols / group.max(1);
+    let row_bytes = groups * group_bytes;
+    let shapes_ok = bits != 8
+        && cols % group == 0
+        && group % 32 == 0
+        && perm.len() >= tokens * cols
+        && matrix.len() >= row_bytes * rows
+        && acts.iter().all(|a| a.q.len() >= cols && a.scales.len() >= groups && a.sums.len() >= groups);
+    if !avx2_available() || !shapes_ok {
+        // W8 has no unpacking to share: one matrix-vector product per token.
+        for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
+            matvec_i8(format, matrix, cols, a, o, perm);
+        }
+        return;
+    }
+    for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {
+        permute_activations(bits, &a.q[..cols], p);
+    }
+    let shape = GroupShape { bits, group, groups, group_bytes, row_bytes };
+    let full = rows / 8 * 8;
+    // Blocks of rows small enough to stay in L1/L2 while every token
+    // passes over them: each weight is read from memory once per call.
+    let block_rows = ((BLOCK_BYTES / row_bytes.max(1)) / 8 * 8).max(8);
+    for block_start in (0..full).step_by(block_rows) {
+        let block_end = (block_start + block_rows).min(full);
+        for first in (0..tokens).step_by(TOKEN_BATCH) {
+            let batch = TokenBatch { first, count: TOKEN_BATCH.min(tokens - first), cols, out_stride: rows };
+            for row0 in (block_start..block_end).step_by(8) {
+                let rows8 = &matrix[row0 * row_bytes..(row0 + 8) * row_bytes];
+                // SAFETY: AVX2 and F16C were detected above; `rows8` holds 8
+                // rows, `perm` `tokens * cols` permuted codes, every `acts`
+                // entry `groups` scales and sums, `out` `tokens * rows` values.
+                unsafe { rows8_dot_tokens(&shape, rows8, perm, acts, &batch, out, row0) };
+            }
+        }
+    }
+    // Up to seven leftover rows: the scalar reference, token by token.
+    for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
+        eddy_quant::matvec_i8(
+            format,
+            &matrix[full * row_bytes..],
+            cols,
+            a.q,
+            a.scales,
+            a.sums,
+            &mut o[full..],
+        );
+    }
+}
+
+/// Which tokens a multi-token pass covers, and the output layout.
+struct TokenBatch {
+    first: usize,
+    count: usize,
+    cols: usize,
+    out_stride: usize,
+}
+
+/// Eight rows times up to [`TOKEN_BATCH`] tokens (W2/W4 only).
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn rows8_dot_tokens(
+    s: &GroupShape,
+    rows: &[u8],
+    perm: &[i8],
+    acts: &[ActsI8<'_>],
+    batch: &TokenBatch,
+    out: &mut [f32],
+    row0: usize,
+) {
+    let ones = _mm256_set1_epi16(1);
+    let blocks = s.group / 32;
+    let code_bytes = if s.bits == 2 { 8 } else { 16 };
+    let mut result = [_mm256_setzero_ps(); TOKEN_BATCH];
+    for g in 0..s.groups {
+        let mut lanes = [[_mm256_setzero_si256(); 8]; TOKEN_BATCH];
+        let mut scales = [0u16; 8];
+        let mut mins = [0u16; 8];
+        for r in 0..8 {
+            let start = r * s.row_bytes + g * s.group_bytes;
+            let gbytes = &rows[start..start + s.group_bytes];
+            scales[r] = u16::from_le_bytes([gbytes[0], gbytes[1]]);
+            mins[r] = u16::from_le_bytes([gbytes[2], gbytes[3]]);
+            let codes = &gbytes[GROUP_HEADER_BYTES..];
+            // At most 8 blocks of 32 codes (groups of up to 256).
+            let mut unpacked = [_mm256_setzero_si256(); 8];
+            for (b, w) in unpacked.iter_mut().enumerate().take(blocks) {
+                let c = &codes[b * code_bytes..(b + 1) * code_bytes];
+                *w = if s.bits == 2 { unpack_w2(c) } else { unpack_w4(c) };
+            }
+            for (t, token_lanes) in lanes.iter_mut().enumerate().take(batch.count) {
+                let base = (batch.first + t) * batch.cols + g * s.group;
+                let mut acc16 = _mm256_setzero_si256();
+                for (b, w) in unpacked.iter().enumerate().take(blocks) {
+                    let a = &perm[base + b * 32..base + b * 32 + 32];
+                    // SAFETY: `a` has exactly 32 bytes.
+                    let x = _mm256_loadu_si256(a.as_ptr() as *const __m256i);
+                    acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(*w, x));
+                }
+                token_lanes[r] = _mm256_madd_epi16(acc16, ones);
+            }
+        }
+        // SAFETY: each array holds 8 u16 = 16 bytes.
+        let scale = _mm256_cvtph_ps(_mm_loadu_si128(scales.as_ptr() as *const __m128i));
+        let min = _mm256_cvtph_ps(_mm_loadu_si128(mins.as_ptr() as *const __m128i));
+        for (t, res) in result.iter_mut().enumerate().take(batch.count) {
+            let a = &acts[batch.first + t];
+            let acc = _mm256_cvtepi32_ps(hsum8_i32(&lanes[t]));
+            let sum = _mm256_set1_ps(a.sums[g] as f32);
+            // As in rows8_dot: result += s * (scale * acc + min * sum).
+            let inner = _mm256_add_ps(_mm256_mul_ps(scale, acc), _mm256_mul_ps(min, sum));
+            *res = _mm256_add_ps(*res, _mm256_mul_ps(_mm256_set1_ps(a.scales[g]), inner));
+        }
+    }
+    for (t, res) in result.iter().enumerate().take(batch.count) {
+        let at = (batch.first + t) * batch.out_stride + row0;
+        let o = &mut out[at..at + 8];
+        // SAFETY: `o` has exactly 8 floats.
+        _mm256_storeu_ps(o.as_mut_ptr(), *res);
     }
 }
 

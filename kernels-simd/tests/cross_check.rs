@@ -113,3 +113,78 @@ fn names_resolve() {
         assert!(kernel_sets().iter().any(|k| k.name == "avx2"));
     }
 }
+
+/// Multi-token kernels: every (token, row) equals the scalar matvec of
+/// that token, for token counts around the kernels' batch of four, row
+/// counts around blocks of eight, and every format and group size.
+#[test]
+fn multi_token_kernels_are_bit_exact() {
+    let mut rng = Rng(11);
+    let sets: Vec<_> = kernel_sets().into_iter().filter(|k| k.matmat_i8.is_some()).collect();
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+        assert!(sets.iter().any(|k| k.name == "avx2"), "avx2 must provide matmat_i8");
+    }
+    for k in sets {
+        let matmat = k.matmat_i8.unwrap();
+        for group in GROUP_SIZES {
+            for f in [TensorFormat::W2 { group }, TensorFormat::W4 { group }, TensorFormat::W8 { group }] {
+                for (rows, tokens) in [(8, 1), (13, 3), (16, 4), (25, 5), (9, 9)] {
+                    let cols = group as usize * 2;
+                    let g = group as usize;
+                    let rb = f.byte_len(1, cols as u64).unwrap() as usize;
+                    let mut m = vec![0u8; rb * rows];
+                    for r in 0..rows {
+                        let w: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
+                        quantize_row(f, &w, &mut m[r * rb..(r + 1) * rb]).unwrap();
+                    }
+                    let mut q = vec![0i8; tokens * cols];
+                    let mut s = vec![0f32; tokens * cols / g];
+                    let mut sums = vec![0i32; tokens * cols / g];
+                    for t in 0..tokens {
+                        // Token 0 saturates at ±127 to exercise i16 headroom.
+                        let x: Vec<f32> = (0..cols)
+                            .map(|i| {
+                                if t == 0 {
+                                    if i % 2 == 0 {
+                                        9.0
+                                    } else {
+                                        -9.0
+                                    }
+                                } else {
+                                    rng.f() * 4.0
+                                }
+                            })
+                            .collect();
+                        let gs = cols / g;
+                        quantize_activations_i8(
+                            &x,
+                            g,
+                            &mut q[t * cols..(t + 1) * cols],
+                            &mut s[t * gs..(t + 1) * gs],
+                            &mut sums[t * gs..(t + 1) * gs],
+                        )
+                        .unwrap();
+                    }
+                    let gs = cols / g;
+                    let acts: Vec<ActsI8> = (0..tokens)
+                        .map(|t| ActsI8 {
+                            q: &q[t * cols..(t + 1) * cols],
+                            scales: &s[t * gs..(t + 1) * gs],
+                            sums: &sums[t * gs..(t + 1) * gs],
+                        })
+                        .collect();
+                    let mut want = vec![0f32; tokens * rows];
+                    let mut perm = vec![0i8; tokens * cols];
+                    for (a, o) in acts.iter().zip(want.chunks_exact_mut(rows)) {
+                        (SCALAR.matvec_i8)(f, &m, cols, a, o, &mut perm);
+                    }
+                    let mut got = vec![1f32; tokens * rows];
+                    matmat(f, &m, cols, &acts, &mut got, &mut perm);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&want), bits(&got), "{} {f:?} {rows} rows x {tokens} tokens", k.name);
+                }
+            }
+        }
+    }
+}

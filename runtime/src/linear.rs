@@ -52,7 +52,7 @@ pub struct BatchActScratch<'s> {
     pub scales: &'s mut [f32],
     /// Code sums, `tokens * groups(max_cols)`.
     pub sums: &'s mut [i32],
-    /// Reordered codes for one token, `max_cols`.
+    /// Reordered codes for [`KERNEL_TOKENS`] tokens.
     pub perm: &'s mut [i8],
     max_cols: usize,
 }
@@ -61,7 +61,7 @@ impl BatchActScratch<'_> {
     /// f32 words of scratch for `tokens` inputs of up to `max_cols` values.
     pub fn words(max_cols: usize, tokens: usize) -> usize {
         let groups = max_cols.div_ceil(32);
-        tokens * (max_cols.div_ceil(4) + 2 * groups) + max_cols.div_ceil(4)
+        tokens * (max_cols.div_ceil(4) + 2 * groups) + KERNEL_TOKENS * max_cols.div_ceil(4)
     }
 
     /// Carve the buffers out of `words` f32 words of scratch.
@@ -69,7 +69,7 @@ impl BatchActScratch<'_> {
         let groups = max_cols.div_ceil(32);
         let code_words = max_cols.div_ceil(4);
         let (q, rest) = words.split_at_mut(tokens * code_words);
-        let (perm, rest) = rest.split_at_mut(code_words);
+        let (perm, rest) = rest.split_at_mut(KERNEL_TOKENS * code_words);
         let (scales, rest) = rest.split_at_mut(tokens * groups);
         let sums = &mut rest[..tokens * groups];
         BatchActScratch {
@@ -81,6 +81,10 @@ impl BatchActScratch<'_> {
         }
     }
 }
+
+/// Tokens handed to one multi-token kernel call (`Kernels::matmat_i8`):
+/// the kernel reads each weight block once per call.
+pub const KERNEL_TOKENS: usize = 64;
 
 /// Bytes of weights a row block aims for in prefill: small enough to stay
 /// in L1/L2 while every token of the chunk is multiplied with it.
@@ -205,7 +209,6 @@ impl<'a> Linear<'a> {
         if tokens == 0 || cols == 0 || rows == 0 {
             return;
         }
-        let block_rows = (PREFILL_BLOCK_BYTES / self.row_bytes().max(1)).clamp(8, rows.max(8));
         let tokens_per_worker = tokens.div_ceil(workers.count());
         let group = self.weight.format.group_size();
         let groups = group.map_or(0, |g| cols / g);
@@ -222,6 +225,58 @@ impl<'a> Linear<'a> {
             }
         }
         let (q, scales, sums) = (&*q, &*scales, &*sums);
+        let token_acts = |t: usize| ActsI8 {
+            q: &q[t * code_stride..t * code_stride + cols],
+            scales: &scales[t * group_stride..t * group_stride + groups],
+            sums: &sums[t * group_stride..t * group_stride + groups],
+        };
+        if let (Some(matmat), Some(_)) = (kernels.matmat_i8, group) {
+            // The kernel shares each unpacked weight among several tokens.
+            workers.for_chunks(ys, tokens_per_worker * rows, perm, |chunk, out, perm| {
+                let first_token = chunk * tokens_per_worker;
+                for (b, out) in out.chunks_mut(KERNEL_TOKENS * rows).enumerate() {
+                    let first = first_token + b * KERNEL_TOKENS;
+                    let n = out.len() / rows;
+                    let mut acts: [ActsI8<'_>; KERNEL_TOKENS] =
+                        core::array::from_fn(|_| ActsI8 { q: &[], scales: &[], sums: &[] });
+                    for (i, a) in acts.iter_mut().take(n).enumerate() {
+                        *a = token_acts(first + i);
+                    }
+                    let data = self.weight.data.get(..rows * self.row_bytes()).unwrap_or(&[]);
+                    matmat(self.weight.format, data, cols, &acts[..n], out, perm);
+                }
+            });
+        } else {
+            self.matmat_by_blocks(xs, ys, tokens, &token_acts, kernels, workers, perm);
+        }
+        if !all_finite {
+            // Same contract as `matvec`: non-finite input gives NaN output.
+            for (x, y) in xs.chunks_exact(cols).zip(ys.chunks_exact_mut(rows)) {
+                if x.iter().any(|v| !v.is_finite()) {
+                    y.fill(f32::NAN);
+                }
+            }
+        }
+        self.add_bias_batch(ys, rows);
+    }
+
+    /// [`matmat`](Self::matmat) with one kernel call per row block and
+    /// token: for float weights and kernel sets without `matmat_i8`.
+    #[allow(clippy::too_many_arguments)]
+    fn matmat_by_blocks<'x>(
+        &self,
+        xs: &[f32],
+        ys: &mut [f32],
+        tokens: usize,
+        token_acts: &(dyn Fn(usize) -> ActsI8<'x> + Sync),
+        kernels: &Kernels,
+        workers: Workers,
+        perm: &mut [i8],
+    ) {
+        let (cols, rows) = (self.cols(), self.rows());
+        let block_rows = (PREFILL_BLOCK_BYTES / self.row_bytes().max(1)).clamp(8, rows.max(8));
+        let tokens_per_worker = tokens.div_ceil(workers.count());
+        let group = self.weight.format.group_size();
         workers.for_chunks(ys, tokens_per_worker * rows, perm, |chunk, out, perm| {
             let first_token = chunk * tokens_per_worker;
             for block_start in (0..rows).step_by(block_rows) {
@@ -229,12 +284,7 @@ impl<'a> Linear<'a> {
                 for (i, y) in out.chunks_exact_mut(rows).enumerate() {
                     let t = first_token + i;
                     let x = &xs[t * cols..(t + 1) * cols];
-                    let acts = ActsI8 {
-                        q: &q[t * code_stride..t * code_stride + cols],
-                        scales: &scales[t * group_stride..t * group_stride + groups],
-                        sums: &sums[t * group_stride..t * group_stride + groups],
-                    };
-                    let acts = group.map(|_| acts);
+                    let acts = group.map(|_| token_acts(t));
                     self.rows_product(
                         block_start,
                         x,
@@ -246,15 +296,6 @@ impl<'a> Linear<'a> {
                 }
             }
         });
-        if !all_finite {
-            // Same contract as `matvec`: non-finite input gives NaN output.
-            for (x, y) in xs.chunks_exact(cols).zip(ys.chunks_exact_mut(rows)) {
-                if x.iter().any(|v| !v.is_finite()) {
-                    y.fill(f32::NAN);
-                }
-            }
-        }
-        self.add_bias_batch(ys, rows);
     }
 
     fn add_bias_batch(&self, ys: &mut [f32], rows: usize) {
