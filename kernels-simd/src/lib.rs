@@ -37,6 +37,50 @@ pub struct ActsI8<'a> {
     pub sums: &'a [i32],
 }
 
+/// Geometry of a quantized matrix, as the SIMD kernels walk it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntShape {
+    /// Bits per code (2, 4 or 8).
+    pub bits: u32,
+    /// Weights per group.
+    pub group: usize,
+    /// Groups per row.
+    pub groups: usize,
+    /// Bytes per group (header + codes).
+    pub group_bytes: usize,
+    /// Bytes per row.
+    pub row_bytes: usize,
+}
+
+impl IntShape {
+    /// The shape of a `rows x cols` matrix in `format` if the SIMD kernels
+    /// cover it (whole groups that are a multiple of 32 weights) and every
+    /// buffer is long enough; `None` sends the caller to the scalar
+    /// reference.
+    pub fn for_matvec(
+        format: TensorFormat,
+        cols: usize,
+        rows: usize,
+        matrix: &[u8],
+        acts: &ActsI8<'_>,
+        perm_len: usize,
+    ) -> Option<Self> {
+        let (group, bits, group_bytes) = (format.group_size()?, format.code_bits()?, format.group_bytes()?);
+        let groups = cols / group.max(1);
+        let row_bytes = groups * group_bytes;
+        let ok = group >= 32
+            && group % 32 == 0
+            && cols % group == 0
+            && row_bytes > 0
+            && acts.q.len() >= cols
+            && perm_len >= cols
+            && acts.scales.len() >= groups
+            && acts.sums.len() >= groups
+            && matrix.len() >= row_bytes.checked_mul(rows)?;
+        ok.then_some(IntShape { bits, group, groups, group_bytes, row_bytes })
+    }
+}
+
 /// Integer matrix-vector product: `out[r] = Σ_g s_g (scale_rg acc_rg +
 /// min_rg sum_g)` over quantized rows (see `eddy_quant::dot_row_i8`).
 /// `perm` is scratch of at least `cols` bytes for reordered activations.

@@ -26,7 +26,7 @@
 //! because `VMLADAVA` needs an even register.
 
 use crate::armv7em::rows_i8;
-use crate::{ActsI8, Kernels};
+use crate::{ActsI8, IntShape, Kernels};
 use core::arch::asm;
 use eddy_quant::TensorFormat;
 
@@ -240,25 +240,12 @@ pub fn matvec_i8(
     perm: &mut [i8],
 ) {
     let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
-    let (Some(group), Some(bits), Some(group_bytes)) =
-        (format.group_size(), format.code_bits(), format.group_bytes())
+    let Some(IntShape { bits, group, groups, group_bytes, row_bytes }) =
+        IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len())
     else {
-        return;
-    };
-    let groups = cols / group.max(1);
-    let row_bytes = groups * group_bytes;
-    let shapes_ok = cols % group == 0
-        && group % 32 == 0
-        && group >= 32
-        && xq.len() >= cols
-        && perm.len() >= cols
-        && x_scales.len() >= groups
-        && x_sums.len() >= groups
-        && matrix.len() >= row_bytes * out.len();
-    if !shapes_ok || row_bytes == 0 {
         eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
         return;
-    }
+    };
     let acts: &[i8] = if bits == 8 {
         &xq[..cols]
     } else {

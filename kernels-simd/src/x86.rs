@@ -7,7 +7,7 @@
 //! leaves codes in a fixed permuted order, so the activations are permuted
 //! the same way once per matrix-vector product.
 
-use crate::{ActsI8, Kernels};
+use crate::{ActsI8, IntShape, Kernels};
 use core::arch::x86_64::*;
 use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
 
@@ -63,24 +63,14 @@ pub fn matvec_i8(
     perm: &mut [i8],
 ) {
     let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
-    let (Some(group), Some(bits), Some(group_bytes)) =
-        (format.group_size(), format.code_bits(), format.group_bytes())
-    else {
-        return;
+    let shape = match IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len()) {
+        Some(shape) if avx2_available() => shape,
+        _ => {
+            eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
+            return;
+        }
     };
-    let groups = cols / group.max(1);
-    let row_bytes = groups * group_bytes;
-    let shapes_ok = cols % group == 0
-        && group % 32 == 0
-        && xq.len() >= cols
-        && perm.len() >= cols
-        && x_scales.len() >= groups
-        && x_sums.len() >= groups
-        && matrix.len() >= row_bytes * out.len();
-    if !avx2_available() || !shapes_ok {
-        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
-        return;
-    }
+    let IntShape { bits, group, group_bytes, row_bytes, .. } = shape;
     permute_activations(bits, &xq[..cols], &mut perm[..cols]);
     let perm = &perm[..cols];
     // Eight rows at a time: one act load feeds eight rows, the eight group
@@ -88,7 +78,6 @@ pub fn matvec_i8(
     // lane in the reference's order, so results stay bit-exact.
     let full = out.len() / 8 * 8;
     let (out8, out_tail) = out.split_at_mut(full);
-    let shape = GroupShape { bits, group, groups, group_bytes, row_bytes };
     for (o, rows) in out8.chunks_exact_mut(8).zip(matrix.chunks_exact(8 * row_bytes)) {
         // SAFETY: AVX2 and F16C were detected above; `rows` holds 8 rows of
         // `row_bytes`, `perm` `cols` codes, scales/sums `groups` entries.
@@ -138,30 +127,23 @@ pub fn matmat_i8(
         return;
     }
     let rows = out.len() / tokens;
-    let (Some(group), Some(bits), Some(group_bytes)) =
-        (format.group_size(), format.code_bits(), format.group_bytes())
-    else {
-        return;
-    };
-    let groups = cols / group.max(1);
-    let row_bytes = groups * group_bytes;
-    let shapes_ok = bits != 8
-        && cols % group == 0
-        && group % 32 == 0
-        && perm.len() >= tokens * cols
-        && matrix.len() >= row_bytes * rows
-        && acts.iter().all(|a| a.q.len() >= cols && a.scales.len() >= groups && a.sums.len() >= groups);
-    if !avx2_available() || !shapes_ok {
+    let shape = acts
+        .iter()
+        .map(|a| IntShape::for_matvec(format, cols, rows, matrix, a, perm.len() / tokens))
+        .reduce(|a, b| if a == b { a } else { None })
+        .flatten()
+        .filter(|s| s.bits != 8 && avx2_available());
+    let Some(shape) = shape else {
         // W8 has no unpacking to share: one matrix-vector product per token.
         for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
             matvec_i8(format, matrix, cols, a, o, perm);
         }
         return;
-    }
+    };
+    let row_bytes = shape.row_bytes;
     for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {
-        permute_activations(bits, &a.q[..cols], p);
+        permute_activations(shape.bits, &a.q[..cols], p);
     }
-    let shape = GroupShape { bits, group, groups, group_bytes, row_bytes };
     let full = rows / 8 * 8;
     // Blocks of rows small enough to stay in L1/L2 while every token
     // passes over them: each weight is read from memory once per call.
@@ -204,7 +186,7 @@ struct TokenBatch {
 /// Eight rows times up to [`TOKEN_BATCH`] tokens (W2/W4 only).
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn rows8_dot_tokens(
-    s: &GroupShape,
+    s: &IntShape,
     rows: &[u8],
     perm: &[i8],
     acts: &[ActsI8<'_>],
@@ -262,15 +244,6 @@ unsafe fn rows8_dot_tokens(
         // SAFETY: `o` has exactly 8 floats.
         _mm256_storeu_ps(o.as_mut_ptr(), *res);
     }
-}
-
-/// Geometry of one quantized matrix.
-struct GroupShape {
-    bits: u32,
-    group: usize,
-    groups: usize,
-    group_bytes: usize,
-    row_bytes: usize,
 }
 
 /// Lane `r` of the result = Σ lanes of `v[r]` (eight horizontal sums at once).
@@ -337,7 +310,7 @@ unsafe fn group_lanes(bits: u32, codes: &[u8], acts: &[i8], x_sum: i32) -> __m25
 /// Eight rows of a quantized matrix times permuted int8 activations.
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn rows8_dot(
-    s: &GroupShape,
+    s: &IntShape,
     rows: &[u8],
     acts: &[i8],
     x_scales: &[f32],

@@ -175,41 +175,7 @@ enum Command {
     },
     /// Measure prefill (ppN) and decode (tgN) tokens/s like llama-bench,
     /// with the decode memory-bandwidth roofline measured in the same run.
-    Bench {
-        /// The .eddy file (or use --random-model).
-        model: Option<PathBuf>,
-        /// Benchmark a random-weight model of a named shape instead:
-        /// mamba-130m, mamba-370m, mamba-790m, mamba-1.4b, mamba-2.8b.
-        #[arg(long, conflicts_with = "model")]
-        random_model: Option<String>,
-        /// Storage of the random model's matrices.
-        #[arg(long, value_enum, default_value = "f32")]
-        dtype: DtypeArg,
-        /// Quantize the model with this recipe first (no calibration).
-        #[arg(long)]
-        recipe: Option<String>,
-        /// Prompt lengths to prefill, comma-separated (0 or empty: none).
-        #[arg(short = 'p', long, default_value = "128,512")]
-        prompts: String,
-        /// Tokens to generate (0: no decode test).
-        #[arg(short = 'n', long, default_value_t = 128)]
-        n_tokens: usize,
-        /// Thread counts to test, comma-separated (default: --threads).
-        #[arg(long)]
-        sweep_threads: Option<String>,
-        /// Repetitions per test.
-        #[arg(short = 'r', long, default_value_t = 3)]
-        reps: usize,
-        /// Tokens per batched prefill chunk.
-        #[arg(long, default_value_t = 64)]
-        chunk: usize,
-        /// Skip the memory-bandwidth measurement (saves ~2 s).
-        #[arg(long)]
-        no_roofline: bool,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
     /// Perplexity of a text file (one stream, state carried across chunks).
     Eval {
         /// The .eddy file.
@@ -495,17 +461,41 @@ fn cmd_run(
 }
 
 /// `eddy bench` arguments.
+#[derive(clap::Args)]
 struct BenchArgs {
+    /// The .eddy file (or use --random-model).
+    #[arg(value_name = "MODEL")]
     path: Option<PathBuf>,
+    /// Benchmark a random-weight model of a named shape instead:
+    /// mamba-130m, mamba-370m, mamba-790m, mamba-1.4b, mamba-2.8b.
+    #[arg(long, conflicts_with = "path")]
     random_model: Option<String>,
+    /// Storage of the random model's matrices.
+    #[arg(long, value_enum, default_value = "f32")]
     dtype: DtypeArg,
+    /// Quantize the model with this recipe first (no calibration).
+    #[arg(long)]
     recipe: Option<String>,
+    /// Prompt lengths to prefill, comma-separated (0 or empty: none).
+    #[arg(short = 'p', long, default_value = "128,512")]
     prompts: String,
+    /// Tokens to generate (0: no decode test).
+    #[arg(short = 'n', long, default_value_t = 128)]
     n_tokens: usize,
+    /// Thread counts to test, comma-separated (default: --threads).
+    #[arg(long)]
     sweep_threads: Option<String>,
+    /// Repetitions per test.
+    #[arg(short = 'r', long, default_value_t = 3)]
     reps: usize,
+    /// Tokens per batched prefill chunk.
+    #[arg(long, default_value_t = 64)]
     chunk: usize,
+    /// Skip the memory-bandwidth measurement (saves ~2 s).
+    #[arg(long)]
     no_roofline: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
     json: bool,
 }
 
@@ -683,31 +673,7 @@ fn main() {
             let cfg = SamplerConfig { temperature, top_k, top_p, seed };
             cmd_run(model, prompt, tokens, n_tokens, cfg, ids)
         }
-        Command::Bench {
-            model,
-            random_model,
-            dtype,
-            recipe,
-            prompts,
-            n_tokens,
-            sweep_threads,
-            reps,
-            chunk,
-            no_roofline,
-            json,
-        } => cmd_bench(BenchArgs {
-            path: model,
-            random_model,
-            dtype,
-            recipe,
-            prompts,
-            n_tokens,
-            sweep_threads,
-            reps,
-            chunk,
-            no_roofline,
-            json,
-        }),
+        Command::Bench(args) => cmd_bench(args),
         Command::Eval { model, ppl, chunk, limit } => cmd_eval(model, ppl, chunk, limit),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
     };

@@ -169,3 +169,60 @@ fn convert_rejects_unknown_architecture_and_bad_shapes() {
     );
     assert_clean_error(&eddy(&["convert", "/nonexistent", "-o", out.to_str().unwrap()]), "config.json");
 }
+
+#[test]
+fn bench_reports_every_test_and_thread_count_as_json() {
+    let m = converted("mamba-tiny-tied");
+    let args = [
+        "bench",
+        m.to_str().unwrap(),
+        "-p",
+        "5,9",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "--sweep-threads",
+        "1,2",
+        "--no-roofline",
+        "--json",
+    ];
+    let o = eddy(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tests: Vec<(String, u64)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["test"].as_str().unwrap().to_string(), r["threads"].as_u64().unwrap()))
+        .collect();
+    let want: Vec<(String, u64)> =
+        [1u64, 2].iter().flat_map(|&t| ["pp5", "pp9", "tg4"].map(|n| (n.to_string(), t))).collect();
+    assert_eq!(tests, want);
+    assert!(v["results"].as_array().unwrap().iter().all(|r| r["tokens_per_s"].as_f64().unwrap() > 0.0));
+    let o = eddy(&["bench", m.to_str().unwrap(), "--sweep-threads", "x"]);
+    assert_clean_error(&o, "--sweep-threads");
+}
+
+#[test]
+fn threads_do_not_change_tokens() {
+    let m = converted("mamba-tiny-untied");
+    let run = |threads: &str| {
+        let o = eddy(&[
+            "--threads",
+            threads,
+            "run",
+            m.to_str().unwrap(),
+            "--tokens",
+            "1,2,3,4,5",
+            "-n",
+            "12",
+            "--ids",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o.stdout
+    };
+    assert_eq!(run("1"), run("2"));
+    let o = eddy(&["--threads", "0", "run", m.to_str().unwrap(), "--tokens", "1", "-n", "1"]);
+    assert_clean_error(&o, "thread");
+}
