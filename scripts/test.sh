@@ -13,3 +13,5 @@ echo "== Cortex-M kernels in QEMU (M4 dsp, M55 helium)"
 bash scripts/test-cortex-m.sh
 echo "== cargo test"
 cargo test --workspace
+echo "== demo firmware in QEMU (M4, M55) vs host tokens"
+bash scripts/test-firmware.sh
