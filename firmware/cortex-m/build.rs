@@ -11,7 +11,9 @@
 //!   the copy (after sizing), to test that the firmware reports a damaged
 //!   model as an error instead of faulting;
 //! - turns the prompt (`EDDY_FW_PROMPT`, comma-separated token ids) and
-//!   the number of tokens to generate (`EDDY_FW_GENERATE`) into constants.
+//!   the number of tokens to generate (`EDDY_FW_GENERATE`) into constants;
+//!   `EDDY_FW_KERNELS=<name>` (e.g. `scalar`) makes the firmware use that
+//!   kernel set instead of the best one compiled in (for comparisons).
 use std::{env, fmt::Write as _, fs, path::PathBuf};
 
 const DEFAULT_GENERATE: usize = 16;
@@ -30,7 +32,8 @@ fn main() {
     for f in ["memory-m4.x", "memory-m55.x", "build.rs"] {
         println!("cargo::rerun-if-changed={f}");
     }
-    for v in ["EDDY_FW_MODEL", "EDDY_FW_CORRUPT_AT", "EDDY_FW_PROMPT", "EDDY_FW_GENERATE"] {
+    for v in ["EDDY_FW_MODEL", "EDDY_FW_CORRUPT_AT", "EDDY_FW_PROMPT", "EDDY_FW_GENERATE", "EDDY_FW_KERNELS"]
+    {
         println!("cargo::rerun-if-env-changed={v}");
     }
 
@@ -105,6 +108,9 @@ fn main() {
     line(format!("pub const GENERATE: usize = {generate};"));
     line("/// Byte flipped on purpose in the embedded copy, if any.".into());
     line(format!("pub const CORRUPT_AT: Option<usize> = {corrupt_at:?};"));
+    let kernels = env::var("EDDY_FW_KERNELS").ok().filter(|k| !k.is_empty());
+    line("/// Kernel set requested by name instead of the best compiled one.".into());
+    line(format!("pub const KERNELS: Option<&str> = {kernels:?};"));
     fs::write(out.join("build_consts.rs"), consts)
         .unwrap_or_else(|e| fail(format!("cannot write constants: {e}")));
 }

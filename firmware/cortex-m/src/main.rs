@@ -22,7 +22,9 @@ mod build {
     include!(concat!(env!("OUT_DIR"), "/build_consts.rs"));
 }
 
-use build::{CORRUPT_AT, GENERATE, MODEL_LEN, MODEL_NAME, PROMPT, SCRATCH_BYTES, STATE_BYTES, VOCAB};
+use build::{
+    CORRUPT_AT, GENERATE, KERNELS, MODEL_LEN, MODEL_NAME, PROMPT, SCRATCH_BYTES, STATE_BYTES, VOCAB,
+};
 use clock::Clock;
 use core::fmt::Write as _;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
@@ -104,11 +106,20 @@ fn run(mut clock: Clock, state: &mut [u8], scratch: &mut [u8]) -> Status {
         hprintln!("note: byte {} of the embedded model was flipped on purpose (EDDY_FW_CORRUPT_AT)", at);
     }
     let t0 = clock.ticks();
-    let model = match Model::from_bytes(bytes) {
+    let mut model = match Model::from_bytes(bytes) {
         Ok(m) => m,
         Err(e) => return fail(model_status(&e), "model rejected", &e),
     };
     let t_load = clock.ticks() - t0;
+    if let Some(name) = KERNELS {
+        match eddy_kernels::by_name(name) {
+            Some(k) => model.set_kernels(k),
+            None => {
+                let why = format_args!("kernel set `{name}` is not compiled in for this target");
+                return fail(Status::NoSuchKernels, "EDDY_FW_KERNELS", &why);
+            }
+        }
+    }
     hprintln!(
         "model: vocab {}, kernels {}, state {} bytes, scratch {} bytes (static)",
         VOCAB,

@@ -21,6 +21,8 @@ pub enum Status {
     BadPrompt = 5,
     /// SysTick does not count (QEMU without `-icount shift=0`).
     NoClock = 6,
+    /// The kernel set named by `EDDY_FW_KERNELS` is not in this build.
+    NoSuchKernels = 7,
     /// A Rust panic (a bug: library code must not panic on input).
     Panic = 101,
     /// A HardFault (a bug).
