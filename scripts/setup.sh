@@ -25,4 +25,6 @@ apt_install() {
 }
 # Cortex-M kernel tests run in QEMU (mps2-an386 = M4, mps3-an547 = M55).
 apt_install qemu-system-arm
+# The C API's host example (scripts/test-firmware.sh) is built with gcc.
+apt_install gcc libc6-dev
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -10,7 +10,9 @@
 #   - its measured stack high-water mark is within 8 KiB;
 # and that a model with a flipped byte, or a prompt token outside the
 # vocabulary, ends with the documented error code and message, never a
-# fault. Needs what scripts/setup.sh installs (rustup targets, qemu).
+# fault. Then the C API: header check, the host C example (gcc) must give
+# the same tokens and pass its snapshot/restore and error-code checks.
+# Needs what scripts/setup.sh installs (rustup targets, qemu, gcc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -91,4 +93,19 @@ mid=$(( $(stat -c %s "$model") / 2 ))
 check_error "flipped byte $mid" m4 2 'checksum mismatch' EDDY_FW_CORRUPT_AT=$mid
 check_error "flipped byte $mid" m55 2 'checksum mismatch' EDDY_FW_CORRUPT_AT=$mid
 PROMPT_OVERRIDE="1,999999" check_error "token out of range" m4 5 'out of range'
+
+echo "== C API: static library, header check, host C example (gcc)"
+$NICE cargo build --release -q -p eddy-capi
+$NICE cargo test -q -p eddy-capi --test header
+$NICE gcc -std=c11 -O2 -Wall -Wextra -Werror -Ifirmware/capi/include firmware/capi/examples/host_demo.c \
+  target/release/libeddy_capi.a -lpthread -ldl -lm -o out/fw/host_demo
+status=0
+out/fw/host_demo "$model" "$PROMPT" $N >"$log" 2>&1 || status=$?
+[ "$status" -eq 0 ] || fail "host_demo exited with $status"
+grep -E "^(state|host_demo)" "$log"
+got=$(tail -n 1 "$log")
+echo "C API tokens: $got"
+[ "$got" = "$expected" ] || fail "C API tokens differ from the host's ($expected)"
+echo "== C API for Cortex-M (no_std static library builds)"
+$NICE cargo build --release -q -p eddy-capi --no-default-features --target thumbv7em-none-eabihf
 echo "== firmware tests passed"

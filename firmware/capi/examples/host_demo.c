@@ -1,0 +1,157 @@
+/* Host example of the eddy C API: greedy generation, snapshot/restore, and
+ * the error codes for bad input.
+ *
+ *   host_demo MODEL.eddy PROMPT_IDS N     e.g. host_demo m.eddy 1,2,3 16
+ *
+ * Prints what it checks; the last line is the N generated token ids,
+ * comma-separated (like `eddy run --ids`). Exits 0 only if every check
+ * passed. Built and run by scripts/test-firmware.sh.
+ */
+#include "eddy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0;
+
+static void expect(const char *what, eddy_status got, eddy_status want) {
+    if (got != want) {
+        printf("FAIL %s: status %d (%s), expected %d\n", what, (int)got, eddy_status_message(got), (int)want);
+        failures++;
+    } else {
+        printf("ok   %s: %d (%s)\n", what, (int)got, eddy_status_message(got));
+    }
+}
+
+static uint32_t argmax(const float *logits, size_t n) {
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    return (uint32_t)best;
+}
+
+/* Greedy: out[0] is the argmax of logits, each next one after a step. */
+static eddy_status generate(eddy_session *s, const float *logits, size_t n_logits, uint32_t *out,
+                            size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        out[i] = argmax(logits, n_logits);
+        if (i + 1 == n) break;
+        eddy_status st = eddy_session_step(s, out[i], &logits, &n_logits);
+        if (st != EDDY_OK) return st;
+    }
+    return EDDY_OK;
+}
+
+static uint8_t *read_aligned(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    /* +64: room to test a misaligned start. */
+    uint8_t *buf = aligned_alloc(64, ((size_t)size + 64 + 63) / 64 * 64);
+    if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)size;
+    return buf;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s MODEL.eddy PROMPT_IDS N\n", argv[0]);
+        return 2;
+    }
+    size_t len = 0;
+    uint8_t *bytes = read_aligned(argv[1], &len);
+    if (!bytes) {
+        fprintf(stderr, "cannot read %s\n", argv[1]);
+        return 2;
+    }
+    uint32_t prompt[4096];
+    size_t n_prompt = 0;
+    for (char *t = strtok(argv[2], ","); t && n_prompt < 4096; t = strtok(NULL, ","))
+        prompt[n_prompt++] = (uint32_t)strtoul(t, NULL, 10);
+    size_t n = strtoul(argv[3], NULL, 10);
+    if (n == 0 || n_prompt == 0) {
+        fprintf(stderr, "need a prompt and N >= 1\n");
+        return 2;
+    }
+
+    static eddy_model model;
+    expect("open model", eddy_model_open(&model, bytes, len), EDDY_OK);
+    if (failures) return 1;
+    size_t state_len = eddy_model_state_bytes(&model), scratch_len = eddy_model_scratch_bytes(&model);
+    size_t vocab = eddy_model_vocab_size(&model);
+    printf("state %zu bytes, scratch %zu bytes, vocab %zu\n", state_len, scratch_len, vocab);
+    uint8_t *state = aligned_alloc(16, (state_len + 15) / 16 * 16);
+    uint8_t *scratch = aligned_alloc(16, (scratch_len + 15) / 16 * 16);
+    uint8_t *snapshot = malloc(state_len);
+    uint32_t *first = malloc(n * sizeof *first), *again = malloc(n * sizeof *again);
+    if (!state || !scratch || !snapshot || !first || !again) return 2;
+
+    static eddy_session session;
+    expect("session init", eddy_session_init(&session, &model, state, state_len, scratch, scratch_len), EDDY_OK);
+    /* Prompt = prefill of all but the last token, a snapshot, then a step
+     * with the last token (the same logits as one prefill of it all). */
+    const float *logits = NULL;
+    size_t n_logits = 0, head = n_prompt - 1;
+    if (head > 0) expect("prefill", eddy_session_prefill(&session, prompt, head, NULL, NULL), EDDY_OK);
+    expect("snapshot", eddy_session_snapshot(&session, snapshot, state_len), EDDY_OK);
+    expect("step last prompt token", eddy_session_step(&session, prompt[head], &logits, &n_logits), EDDY_OK);
+    if (failures) return 1;
+    expect("generate", generate(&session, logits, n_logits, first, n), EDDY_OK);
+    uint64_t pos = 0;
+    expect("position", eddy_session_position(&session, &pos), EDDY_OK);
+    if (pos != n_prompt + n - 1) {
+        printf("FAIL position %llu, expected %zu\n", (unsigned long long)pos, n_prompt + n - 1);
+        failures++;
+    }
+
+    /* Resume from the snapshot: the same tokens again. */
+    expect("restore", eddy_session_restore(&session, snapshot, state_len), EDDY_OK);
+    expect("position after restore", eddy_session_position(&session, &pos), EDDY_OK);
+    if (pos != head) {
+        printf("FAIL position after restore %llu, expected %zu\n", (unsigned long long)pos, head);
+        failures++;
+    }
+    expect("step last prompt token again", eddy_session_step(&session, prompt[head], &logits, &n_logits), EDDY_OK);
+    expect("generate again", generate(&session, logits, n_logits, again, n), EDDY_OK);
+    if (memcmp(first, again, n * sizeof *first) != 0) {
+        printf("FAIL tokens after restore differ\n");
+        failures++;
+    } else {
+        printf("ok   tokens after restore are the same\n");
+    }
+    expect("reset", eddy_session_reset(&session), EDDY_OK);
+
+    /* Bad input gives error codes, never a crash. */
+    expect("NULL model", eddy_model_open(NULL, bytes, len), EDDY_ERR_NULL_POINTER);
+    expect("token >= vocab", eddy_session_step(&session, (uint32_t)vocab, NULL, NULL), EDDY_ERR_TOKEN_OUT_OF_RANGE);
+    expect("empty prompt", eddy_session_prefill(&session, prompt, 0, NULL, NULL), EDDY_ERR_EMPTY_PROMPT);
+    expect("short snapshot", eddy_session_restore(&session, snapshot, state_len - 4), EDDY_ERR_BAD_SNAPSHOT);
+    expect("snapshot buffer too small", eddy_session_snapshot(&session, snapshot, 8), EDDY_ERR_BUFFER_TOO_SMALL);
+    static eddy_session small;
+    expect("state too small", eddy_session_init(&small, &model, state, state_len - 4, scratch, scratch_len),
+           EDDY_ERR_BUFFER_TOO_SMALL);
+    expect("use of failed session", eddy_session_step(&small, 0, NULL, NULL), EDDY_ERR_NOT_INITIALIZED);
+    static eddy_model unopened;
+    expect("unopened model", eddy_session_init(&small, &unopened, state, state_len, scratch, scratch_len),
+           EDDY_ERR_NOT_INITIALIZED);
+    static eddy_model bad;
+    memmove(bytes + 1, bytes, len);
+    expect("misaligned model bytes", eddy_model_open(&bad, bytes + 1, len), EDDY_ERR_MODEL_FILE);
+    memmove(bytes, bytes + 1, len);
+    bytes[len / 2] ^= 0xff;
+    expect("flipped model byte", eddy_model_open(&bad, bytes, len), EDDY_ERR_MODEL_FILE);
+    expect("truncated model", eddy_model_open(&bad, bytes, 100), EDDY_ERR_MODEL_FILE);
+    printf("unknown code: %s\n", eddy_status_message(1234));
+
+    printf("%s\n", failures ? "host_demo: FAILED" : "host_demo: all checks passed");
+    for (size_t i = 0; i < n; i++) printf("%s%u", i ? "," : "", first[i]);
+    printf("\n");
+    return failures ? 1 : 0;
+}
