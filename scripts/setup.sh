@@ -27,4 +27,12 @@ apt_install() {
 apt_install qemu-system-arm
 # The C API's host example (scripts/test-firmware.sh) is built with gcc.
 apt_install gcc libc6-dev
+# The C API's Cortex-M example firmware is built with arm-none-eabi-gcc
+# (freestanding: newlib is not needed, so no recommends).
+if ! dpkg -s gcc-arm-none-eabi >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends gcc-arm-none-eabi >/dev/null
+fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -106,6 +106,20 @@ grep -E "^(state|host_demo)" "$log"
 got=$(tail -n 1 "$log")
 echo "C API tokens: $got"
 [ "$got" = "$expected" ] || fail "C API tokens differ from the host's ($expected)"
-echo "== C API for Cortex-M (no_std static library builds)"
+echo "== C API on Cortex-M4: C firmware (arm-none-eabi-gcc) + no_std static library, in QEMU"
 $NICE cargo build --release -q -p eddy-capi --no-default-features --target thumbv7em-none-eabihf
+c_prompt="{$PROMPT}"
+$NICE arm-none-eabi-gcc -std=c11 -Os -Wall -Wextra -Werror -ffreestanding -mcpu=cortex-m4 -mthumb \
+  -mfloat-abi=hard -mfpu=fpv4-sp-d16 -ffunction-sections -fdata-sections -nostdlib -nostartfiles \
+  -Ifirmware/capi/include -DEDDY_MODEL_PATH="\"$model\"" -DSTATE_BYTES="$state" -DSCRATCH_BYTES="$scratch" \
+  -DPROMPT="$c_prompt" -DGENERATE=$N -T firmware/capi/examples/cortex-m/link.ld -Wl,--gc-sections \
+  -Wl,-z,noexecstack firmware/capi/examples/cortex-m/main.c \
+  target/thumbv7em-none-eabihf/release/libeddy_capi.a -lgcc -o out/fw/c-firmware-m4.elf
+status=0
+timeout 600 $NICE qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none \
+  -semihosting-config enable=on,target=native -kernel out/fw/c-firmware-m4.elf >"$log" 2>&1 || status=$?
+[ "$status" -eq 0 ] || fail "C firmware exited with $status"
+got=$(tail -n 1 "$log")
+echo "C firmware tokens: $got"
+[ "$got" = "$expected" ] || fail "C firmware tokens differ from the host's ($expected)"
 echo "== firmware tests passed"
