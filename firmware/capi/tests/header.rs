@@ -61,14 +61,15 @@ fn header_functions() -> BTreeMap<String, (String, Vec<String>)> {
         HEADER.lines().filter(|l| !l.trim_start().starts_with("/*")).collect::<Vec<_>>().join(" ");
     for decl in code.split(';') {
         let decl = squash(decl);
-        let Some(open) = decl.find("eddy_").filter(|_| decl.contains('(')) else { continue };
+        if !decl.contains("eddy_") || !decl.contains('(') {
+            continue;
+        }
         let head = &decl[..decl.find('(').unwrap()];
-        let Some(name_at) = head.rfind(|c: char| c == ' ' || c == '*') else { continue };
+        let Some(name_at) = head.rfind([' ', '*']) else { continue };
         let name = head[name_at + 1..].to_string();
         if !name.starts_with("eddy_") || head.contains("typedef") {
             continue;
         }
-        let _ = open;
         let ret = head[..name_at + 1].trim().rsplit("*/").next().unwrap().trim().to_string();
         let params = &decl[decl.find('(').unwrap() + 1..decl.rfind(')').unwrap()];
         let types = params
@@ -76,7 +77,7 @@ fn header_functions() -> BTreeMap<String, (String, Vec<String>)> {
             .map(|p| {
                 let p = p.trim();
                 // Drop the parameter name: the last identifier.
-                let cut = p.rfind(|c: char| c == ' ' || c == '*').unwrap();
+                let cut = p.rfind([' ', '*']).unwrap();
                 p[..cut + 1].trim().to_string()
             })
             .collect();
