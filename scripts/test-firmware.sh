@@ -106,20 +106,42 @@ grep -E "^(state|host_demo)" "$log"
 got=$(tail -n 1 "$log")
 echo "C API tokens: $got"
 [ "$got" = "$expected" ] || fail "C API tokens differ from the host's ($expected)"
-echo "== C API on Cortex-M4: C firmware (arm-none-eabi-gcc) + no_std static library, in QEMU"
-$NICE cargo build --release -q -p eddy-capi --no-default-features --target thumbv7em-none-eabihf
-c_prompt="{$PROMPT}"
-$NICE arm-none-eabi-gcc -std=c11 -Os -Wall -Wextra -Werror -ffreestanding -mcpu=cortex-m4 -mthumb \
-  -mfloat-abi=hard -mfpu=fpv4-sp-d16 -ffunction-sections -fdata-sections -nostdlib -nostartfiles \
-  -Ifirmware/capi/include -DEDDY_MODEL_PATH="\"$model\"" -DSTATE_BYTES="$state" -DSCRATCH_BYTES="$scratch" \
-  -DPROMPT="$c_prompt" -DGENERATE=$N -T firmware/capi/examples/cortex-m/link.ld -Wl,--gc-sections \
-  -Wl,-z,noexecstack firmware/capi/examples/cortex-m/main.c \
-  target/thumbv7em-none-eabihf/release/libeddy_capi.a -lgcc -o out/fw/c-firmware-m4.elf
-status=0
-timeout 600 $NICE qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none \
-  -semihosting-config enable=on,target=native -kernel out/fw/c-firmware-m4.elf >"$log" 2>&1 || status=$?
-[ "$status" -eq 0 ] || fail "C firmware exited with $status"
-got=$(tail -n 1 "$log")
-echo "C firmware tokens: $got"
-[ "$got" = "$expected" ] || fail "C firmware tokens differ from the host's ($expected)"
+# c_firmware CORE: the bare-metal C example linked with the no_std library,
+# built with arm-none-eabi-gcc and run in QEMU; tokens must match the host.
+c_firmware() {
+  local core=$1 target cflags qemu kernels status=0
+  case $core in
+    m4) target=thumbv7em-none-eabihf; cflags="-mcpu=cortex-m4 -mfpu=fpv4-sp-d16"
+        qemu="-machine mps2-an386 -cpu cortex-m4"; kernels=dsp ;;
+    m55) target=thumbv8m.main-none-eabihf; cflags="-mcpu=cortex-m55"
+         qemu="-machine mps3-an547"; kernels=helium ;;
+  esac
+  echo "== C API on $core: C firmware (arm-none-eabi-gcc) + no_std static library, in QEMU"
+  if [ $core = m55 ]; then
+    # Helium kernels need the core named (as in firmware/*/.cargo/config.toml).
+    RUSTFLAGS="-C target-cpu=cortex-m55" $NICE cargo build --release -q -p eddy-capi --no-default-features \
+      --target $target --target-dir target/capi-m55
+    lib=target/capi-m55/$target/release/libeddy_capi.a
+  else
+    $NICE cargo build --release -q -p eddy-capi --no-default-features --target $target
+    lib=target/$target/release/libeddy_capi.a
+  fi
+  # shellcheck disable=SC2086
+  $NICE arm-none-eabi-gcc -std=c11 -Os -Wall -Wextra -Werror -ffreestanding $cflags -mthumb -mfloat-abi=hard \
+    -ffunction-sections -fdata-sections -nostdlib -nostartfiles -Ifirmware/capi/include \
+    -DEDDY_MODEL_PATH="\"$model\"" -DSTATE_BYTES="$state" -DSCRATCH_BYTES="$scratch" -DPROMPT="{$PROMPT}" \
+    -DGENERATE=$N -T firmware/capi/examples/cortex-m/link-$core.ld -Wl,--gc-sections -Wl,-z,noexecstack \
+    firmware/capi/examples/cortex-m/main.c "$lib" -lgcc -o out/fw/c-firmware-$core.elf
+  # shellcheck disable=SC2086
+  timeout 600 $NICE qemu-system-arm $qemu -nographic -monitor none -serial none \
+    -semihosting-config enable=on,target=native -kernel out/fw/c-firmware-$core.elf >"$log" 2>&1 || status=$?
+  [ "$status" -eq 0 ] || fail "C firmware on $core exited with $status"
+  grep -E "^(kernels|snapshot|truncated)" "$log"
+  grep -qx "kernels $kernels" "$log" || fail "C firmware on $core did not use the $kernels kernels"
+  got=$(tail -n 1 "$log")
+  echo "C firmware tokens ($core): $got"
+  [ "$got" = "$expected" ] || fail "C firmware tokens on $core differ from the host's ($expected)"
+}
+c_firmware m4
+c_firmware m55
 echo "== firmware tests passed"

@@ -86,7 +86,14 @@ int main(int argc, char **argv) {
     if (failures) return 1;
     size_t state_len = eddy_model_state_bytes(&model), scratch_len = eddy_model_scratch_bytes(&model);
     size_t vocab = eddy_model_vocab_size(&model);
-    printf("state %zu bytes, scratch %zu bytes, vocab %zu\n", state_len, scratch_len, vocab);
+    char kernels[4];
+    size_t name_len = eddy_model_kernels(&model, kernels, sizeof kernels);
+    printf("state %zu bytes, scratch %zu bytes, vocab %zu, kernels %s (%zu bytes, truncated to 3)\n", state_len,
+           scratch_len, vocab, kernels, name_len);
+    if (name_len < 3 || strlen(kernels) != 3) {
+        printf("FAIL eddy_model_kernels: length %zu, truncated name \"%s\"\n", name_len, kernels);
+        failures++;
+    }
     uint8_t *state = aligned_alloc(16, (state_len + 15) / 16 * 16);
     uint8_t *scratch = aligned_alloc(16, (scratch_len + 15) / 16 * 16);
     uint8_t *snapshot = malloc(state_len);

@@ -63,6 +63,11 @@ size_t eddy_model_scratch_bytes(const eddy_model *model);
 /** Vocabulary size (number of logits); 0 if not open. */
 size_t eddy_model_vocab_size(const eddy_model *model);
 
+/** Name of the kernel set running the matrix products ("scalar", "dsp",
+ *  "helium", "avx2", ...), written NUL-terminated to buf (truncated to
+ *  len - 1 bytes); returns the name's full length, 0 if not open. */
+size_t eddy_model_kernels(const eddy_model *model, char *buf, size_t len);
+
 /** Start a session with empty state in caller memory. */
 eddy_status eddy_session_init(eddy_session *session, const eddy_model *model, uint8_t *state,
                               size_t state_len, uint8_t *scratch, size_t scratch_len);

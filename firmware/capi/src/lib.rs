@@ -216,6 +216,30 @@ pub unsafe extern "C" fn eddy_model_vocab_size(model: *const EddyModel) -> usize
     unsafe { model_ref(model) }.map(|m| m.vocab_size()).unwrap_or(0)
 }
 
+/// Write the name of the kernel set running the model's matrix products
+/// (e.g. `scalar`, `dsp`, `helium`, `avx2`) to `buf` as a NUL-terminated
+/// string, truncated to `len - 1` bytes; returns the name's full length
+/// (like `snprintf`), 0 if `model` is NULL or not open.
+///
+/// # Safety
+/// `model` is NULL or points to an `eddy_model`; `buf` is NULL or points
+/// to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn eddy_model_kernels(model: *const EddyModel, buf: *mut c_char, len: usize) -> usize {
+    // SAFETY: forwarded caller contract.
+    let Ok(m) = (unsafe { model_ref(model) }) else { return 0 };
+    let name = m.kernels().name.as_bytes();
+    if !buf.is_null() && len > 0 {
+        let n = name.len().min(len - 1);
+        // SAFETY: `buf` has `len` writable bytes and `n + 1 <= len`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(name.as_ptr(), buf as *mut u8, n);
+            *buf.add(n) = 0;
+        }
+    }
+    name.len()
+}
+
 /// Start a session of `model` in caller memory: `state` (at least
 /// `eddy_model_state_bytes`) and `scratch` (at least
 /// `eddy_model_scratch_bytes`), both 4-byte aligned. The state starts

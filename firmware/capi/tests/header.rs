@@ -30,6 +30,7 @@ fn c_type(rust: &str) -> String {
         "*mut usize" => "size_t*",
         "*mut *const f32" => "const float**",
         "*const c_char" => "const char*",
+        "*mut c_char" => "char*",
         other => panic!("no C mapping for Rust type `{other}`; extend c_type()"),
     };
     c.to_string()

@@ -1,4 +1,5 @@
-/* Bare-metal C firmware for a Cortex-M4F (QEMU mps2-an386) that links the
+/* Bare-metal C firmware for a Cortex-M4F (QEMU mps2-an386) or Cortex-M55
+ * (mps3-an547, link-m55.ld) that links the
  * eddy C API static library (no_std build) and runs a model embedded in
  * flash: prefill, greedy generation, snapshot/restore check, a truncated
  * model rejected with an error code. Output and exit status via
@@ -84,6 +85,11 @@ int main(void) {
     put_u(len);
     put(" bytes in flash\n");
     if (check("open", eddy_model_open(&model, model_start, len))) return 2;
+    char kernels[16];
+    eddy_model_kernels(&model, kernels, sizeof kernels);
+    put("kernels ");
+    put(kernels);
+    put("\n");
     if (eddy_model_state_bytes(&model) != STATE_BYTES || eddy_model_scratch_bytes(&model) != SCRATCH_BYTES) {
         put("error: STATE_BYTES/SCRATCH_BYTES do not match the model\n");
         return 4;
