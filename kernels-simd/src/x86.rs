@@ -247,6 +247,7 @@ unsafe fn rows8_dot_tokens(
 }
 
 /// Lane `r` of the result = Σ lanes of `v[r]` (eight horizontal sums at once).
+#[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn hsum8_i32(v: &[__m256i; 8]) -> __m256i {
     let a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
@@ -256,7 +257,9 @@ unsafe fn hsum8_i32(v: &[__m256i; 8]) -> __m256i {
 }
 
 /// Codes of 32 W2 weights (8 bytes) unpacked to bytes in the permuted order.
-#[target_feature(enable = "avx2")]
+// Not `#[target_feature]`: a plain `inline(always)` function is inlined
+// into its AVX2 callers, which LLVM refused to do for the annotated one.
+#[inline(always)]
 unsafe fn unpack_w2(c: &[u8]) -> __m256i {
     let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
     let shifted = _mm256_srlv_epi64(_mm256_set1_epi64x(v as i64), _mm256_setr_epi64x(0, 2, 4, 6));
@@ -264,7 +267,9 @@ unsafe fn unpack_w2(c: &[u8]) -> __m256i {
 }
 
 /// Codes of 32 W4 weights (16 bytes) unpacked to bytes in the permuted order.
-#[target_feature(enable = "avx2")]
+// Not `#[target_feature]`: a plain `inline(always)` function is inlined
+// into its AVX2 callers, which LLVM refused to do for the annotated one.
+#[inline(always)]
 unsafe fn unpack_w4(c: &[u8]) -> __m256i {
     // SAFETY (caller): `c` has at least 16 bytes.
     let both = _mm256_broadcastsi128_si256(_mm_loadu_si128(c.as_ptr() as *const __m128i));
@@ -274,6 +279,7 @@ unsafe fn unpack_w4(c: &[u8]) -> __m256i {
 /// Σ code·act of one group of one row as eight i32 lanes. W2/W4 products
 /// accumulate in i16 first: a pair sum is at most 2·15·127 = 3810 and a
 /// group has at most 8 blocks of 32, so 30480 < 32767 cannot overflow.
+#[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn group_lanes(bits: u32, codes: &[u8], acts: &[i8], x_sum: i32) -> __m256i {
     match bits {
@@ -343,6 +349,7 @@ unsafe fn rows8_dot(
     _mm256_storeu_ps(out.as_mut_ptr(), result);
 }
 
+#[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn hsum_i32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
