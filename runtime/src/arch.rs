@@ -5,6 +5,12 @@
 pub enum Architecture {
     /// Mamba-1 (selective state-space model), as `MambaForCausalLM`.
     Mamba1,
+    /// Mamba-2 (multi-head SSD), as `Mamba2ForCausalLM`.
+    Mamba2,
+    /// Stacked GRU layers (PyTorch `nn.GRU`) between embedding and head.
+    Gru,
+    /// Stacked LSTM layers (PyTorch `nn.LSTM`) between embedding and head.
+    Lstm,
 }
 
 impl Architecture {
@@ -12,6 +18,9 @@ impl Architecture {
     pub fn from_code(code: u32) -> Option<Self> {
         match code {
             1 => Some(Architecture::Mamba1),
+            2 => Some(Architecture::Mamba2),
+            3 => Some(Architecture::Gru),
+            4 => Some(Architecture::Lstm),
             _ => None,
         }
     }
@@ -20,6 +29,9 @@ impl Architecture {
     pub fn code(self) -> u32 {
         match self {
             Architecture::Mamba1 => 1,
+            Architecture::Mamba2 => 2,
+            Architecture::Gru => 3,
+            Architecture::Lstm => 4,
         }
     }
 
@@ -27,6 +39,9 @@ impl Architecture {
     pub fn name(self) -> &'static str {
         match self {
             Architecture::Mamba1 => "mamba1",
+            Architecture::Mamba2 => "mamba2",
+            Architecture::Gru => "gru",
+            Architecture::Lstm => "lstm",
         }
     }
 }
@@ -62,11 +77,19 @@ pub enum HParam {
     BosToken,
     /// Token id that ends a sequence, if any (u32::MAX: none).
     EosToken,
+    /// Width of the first layer's input (RNN embedding width).
+    InputDim,
+    /// 1 if the LM head carries a bias.
+    HeadBias,
+    /// Number of heads (Mamba-2 SSD heads).
+    NHeads,
+    /// Number of B/C groups (Mamba-2), each shared by `n_heads / n_groups` heads.
+    NGroups,
 }
 
 impl HParam {
     /// All keys this version knows.
-    pub const ALL: [HParam; 13] = [
+    pub const ALL: [HParam; 17] = [
         HParam::VocabSize,
         HParam::DModel,
         HParam::NLayer,
@@ -80,6 +103,10 @@ impl HParam {
         HParam::ConvBias,
         HParam::BosToken,
         HParam::EosToken,
+        HParam::InputDim,
+        HParam::HeadBias,
+        HParam::NHeads,
+        HParam::NGroups,
     ];
 
     /// File code of the key.
@@ -98,6 +125,10 @@ impl HParam {
             HParam::ConvBias => 11,
             HParam::BosToken => 12,
             HParam::EosToken => 13,
+            HParam::InputDim => 14,
+            HParam::HeadBias => 15,
+            HParam::NHeads => 16,
+            HParam::NGroups => 17,
         }
     }
 
@@ -123,6 +154,10 @@ impl HParam {
             HParam::ConvBias => "conv_bias",
             HParam::BosToken => "bos_token",
             HParam::EosToken => "eos_token",
+            HParam::InputDim => "input_dim",
+            HParam::HeadBias => "head_bias",
+            HParam::NHeads => "n_heads",
+            HParam::NGroups => "n_groups",
         }
     }
 

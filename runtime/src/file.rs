@@ -92,6 +92,10 @@ pub struct TensorView<'a> {
 }
 
 impl<'a> TensorView<'a> {
+    /// An empty f32 vector named "" (a total fallback; never in a file).
+    pub const EMPTY: TensorView<'static> =
+        TensorView { name: "", format: TensorFormat::F32, dims: [0; MAX_DIMS], ndim: 1, data: &[] };
+
     /// A matrix view over `data` without a file (unit tests).
     #[cfg(test)]
     pub(crate) fn matrix(format: TensorFormat, rows: u32, cols: u32, data: &'a [u8]) -> Self {

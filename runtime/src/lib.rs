@@ -16,12 +16,16 @@ extern crate alloc;
 
 pub mod arch;
 mod error;
+mod family;
 pub mod file;
 mod linear;
 pub mod mamba;
+pub mod mamba2;
 mod model;
 mod ops;
 pub mod parallel;
+pub mod rnn;
+pub mod schema;
 mod session;
 #[cfg(feature = "std")]
 pub mod writer;
@@ -30,6 +34,7 @@ pub use arch::{Architecture, HParam};
 pub use eddy_kernels::Kernels;
 pub use eddy_quant::TensorFormat;
 pub use error::{FileError, ModelError, SessionError};
+pub use family::Observer;
 pub use file::{BlobKind, EddyFile, TensorView};
 pub use model::Model;
 #[cfg(feature = "std")]

@@ -6,13 +6,12 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::file::{EddyFile, TensorView};
+use crate::family::{observe_input, Compute, Family, Observer};
+use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
-use crate::ops::{exp_fast, rms_norm, silu, softplus};
-use crate::parallel::Workers;
-use eddy_kernels::Kernels;
+use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, rms_norm, silu, softplus};
+use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use eddy_quant::dot_f32;
-use eddy_quant::TensorFormat;
 
 /// Hyper-parameters of a Mamba-1 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,38 +40,10 @@ pub struct Mamba1Config {
     pub conv_bias: bool,
 }
 
-/// Upper bound on any single dimension; keeps all size arithmetic far from
-/// overflow and rejects absurd headers early.
-const MAX_DIM: u32 = 1 << 24;
-
-fn required(file: &EddyFile<'_>, key: HParam) -> Result<u32, ModelError> {
-    file.hparam(key).ok_or(ModelError::MissingHParam(key.name()))
-}
-
-fn dim(file: &EddyFile<'_>, key: HParam, max: u32) -> Result<u32, ModelError> {
-    let v = required(file, key)?;
-    if v == 0 || v > max {
-        return Err(ModelError::BadHParam { name: key.name(), value: v });
-    }
-    Ok(v)
-}
-
-fn flag(file: &EddyFile<'_>, key: HParam) -> Result<bool, ModelError> {
-    match file.hparam(key).unwrap_or(0) {
-        0 => Ok(false),
-        1 => Ok(true),
-        v => Err(ModelError::BadHParam { name: key.name(), value: v }),
-    }
-}
-
 impl Mamba1Config {
     /// Read and check the hyper-parameters of a file.
     pub fn from_file(file: &EddyFile<'_>) -> Result<Self, ModelError> {
-        let eps_bits = required(file, HParam::NormEps)?;
-        let norm_eps = f32::from_bits(eps_bits);
-        if !(norm_eps.is_finite() && norm_eps >= 0.0) {
-            return Err(ModelError::BadHParam { name: HParam::NormEps.name(), value: eps_bits });
-        }
+        let norm_eps = epsilon(file, HParam::NormEps)?;
         Ok(Mamba1Config {
             vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
             d_model: dim(file, HParam::DModel, MAX_DIM)?,
@@ -110,65 +81,12 @@ impl Mamba1Config {
     }
 }
 
-/// A linear layer of Mamba-1, as seen by a calibration observer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LinearSite {
-    /// `layers.{i}.in_proj.weight`
-    InProj,
-    /// `layers.{i}.x_proj.weight`
-    XProj,
-    /// `layers.{i}.dt_proj.weight`
-    DtProj,
-    /// `layers.{i}.out_proj.weight`
-    OutProj,
-    /// `lm_head.weight`, or `embed.weight` when tied (layer 0).
-    Head,
-}
-
-impl LinearSite {
-    /// The canonical tensor name pattern of the site's weight.
-    pub fn pattern(self, tied: bool) -> &'static str {
-        match self {
-            LinearSite::InProj => "layers.{i}.in_proj.weight",
-            LinearSite::XProj => "layers.{i}.x_proj.weight",
-            LinearSite::DtProj => "layers.{i}.dt_proj.weight",
-            LinearSite::OutProj => "layers.{i}.out_proj.weight",
-            LinearSite::Head if tied => "embed.weight",
-            LinearSite::Head => "lm_head.weight",
-        }
-    }
-}
-
-/// Which storage a tensor in the schema may have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TensorKind {
-    /// A matrix used by a linear layer (any weight format).
-    Matrix,
-    /// A small parameter kept in f32 (norms, biases, conv, A, D).
-    F32,
-}
-
-/// One entry of the canonical tensor list.
-#[derive(Clone, Copy, Debug)]
-pub struct TensorSpec {
-    /// Canonical name; per-layer names contain `{i}`.
-    pub pattern: &'static str,
-    /// Layer index for per-layer tensors.
-    pub layer: Option<u32>,
-    /// Expected rows (1 for a vector).
-    pub rows: u64,
-    /// Expected columns.
-    pub cols: u64,
-    /// Allowed storage.
-    pub kind: TensorKind,
-}
-
 const LAYER_SLOTS: usize = 12;
 
 fn layer_specs(c: &Mamba1Config, i: u32) -> [Option<TensorSpec>; LAYER_SLOTS] {
     let (dm, di, ds, dc, dr) =
         (c.d_model as u64, c.d_inner as u64, c.d_state as u64, c.d_conv as u64, c.dt_rank as u64);
-    let s = |pattern, rows, cols, kind| Some(TensorSpec { pattern, layer: Some(i), rows, cols, kind });
+    let s = |pattern, rows, cols, kind| Some(TensorSpec::layer(pattern, i, rows, cols, kind));
     use TensorKind::{Matrix, F32};
     [
         s("layers.{i}.norm.weight", 1, dm, F32),
@@ -187,35 +105,18 @@ fn layer_specs(c: &Mamba1Config, i: u32) -> [Option<TensorSpec>; LAYER_SLOTS] {
 }
 
 /// Visit the canonical tensor list of a Mamba-1 model in file order.
-pub fn tensor_schema(c: &Mamba1Config, mut visit: impl FnMut(TensorSpec)) {
+pub fn tensor_schema(c: &Mamba1Config, visit: &mut dyn FnMut(TensorSpec)) {
     use TensorKind::{Matrix, F32};
     let (v, dm) = (c.vocab_size as u64, c.d_model as u64);
-    visit(TensorSpec { pattern: "embed.weight", layer: None, rows: v, cols: dm, kind: Matrix });
+    visit(TensorSpec::global("embed.weight", v, dm, Matrix));
     for i in 0..c.n_layer {
         for spec in layer_specs(c, i).into_iter().flatten() {
             visit(spec);
         }
     }
-    visit(TensorSpec { pattern: "norm_f.weight", layer: None, rows: 1, cols: dm, kind: F32 });
+    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
     if !c.tied_embeddings {
-        visit(TensorSpec { pattern: "lm_head.weight", layer: None, rows: v, cols: dm, kind: Matrix });
-    }
-}
-
-/// True if `name` is `pattern` with `{i}` replaced by `layer`.
-pub fn name_matches(name: &str, pattern: &str, layer: Option<u32>) -> bool {
-    match (layer, pattern.split_once("{i}")) {
-        (Some(l), Some((head, tail))) => {
-            let Some(rest) = name.strip_prefix(head) else {
-                return false;
-            };
-            let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
-            let (num, tail_found) = rest.split_at(digits);
-            // Reject leading zeros so each layer has exactly one spelling.
-            let canonical = num.len() == 1 || !num.starts_with('0');
-            canonical && num.parse::<u32>() == Ok(l) && tail_found == tail
-        }
-        _ => name == pattern,
+        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
     }
 }
 
@@ -311,7 +212,6 @@ pub struct Mamba1<'a> {
     /// Hyper-parameters.
     pub config: Mamba1Config,
     file: EddyFile<'a>,
-    embed_weight: TensorView<'a>,
     per_layer: u32,
 }
 
@@ -327,97 +227,69 @@ struct LayerWeights<'a> {
     out_proj: Linear<'a>,
 }
 
-fn f32_data<'a>(t: Option<TensorView<'a>>) -> &'a [f32] {
-    t.and_then(|t| t.as_f32()).unwrap_or(&[])
-}
-
 impl<'a> Mamba1<'a> {
-    /// Offset of the logits in the scratch buffer, in f32 words.
-    pub(crate) fn logits_offset_words(&self) -> usize {
-        ScratchLayout::new(&self.config).logits
-    }
-
     /// Bind a parsed file: check hyper-parameters, then every tensor's name,
     /// shape and format against the canonical schema.
     pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
         let config = Mamba1Config::from_file(&file)?;
         config.state_words().ok_or(ModelError::SizeOverflow)?;
-        let mut index = 0u32;
-        let mut result = Ok(());
-        tensor_schema(&config, |spec| {
-            if result.is_err() {
-                return;
-            }
-            result = check_tensor(&file, index, &spec);
-            index += 1;
-        });
-        result?;
-        if index != file.tensor_count() {
-            // Extra tensors after the schema: name the first one.
-            return Err(ModelError::UnexpectedTensor { index });
-        }
+        check_schema(&file, |visit| tensor_schema(&config, visit))?;
         let per_layer = layer_specs(&config, 0).iter().flatten().count() as u32;
-        let embed_weight =
-            file.tensor_at(0).ok_or(ModelError::MissingTensor { name: "embed.weight", layer: None })?;
-        Ok(Mamba1 { config, file, embed_weight, per_layer })
-    }
-
-    fn linear(&self, index: u32, bias_index: Option<u32>) -> Linear<'a> {
-        let bias = bias_index.map(|b| f32_data(self.file.tensor_at(b)));
-        // `load` checked that this index holds a matrix of the right shape;
-        // the fallback only keeps this function total.
-        let weight = self.file.tensor_at(index).unwrap_or(self.embed_weight);
-        Linear { weight, bias }
+        Ok(Mamba1 { config, file, per_layer })
     }
 
     fn embed(&self) -> Linear<'a> {
-        Linear { weight: self.embed_weight, bias: None }
+        TensorCursor::at(&self.file, 0).linear(false)
     }
 
     fn layer(&self, i: u32) -> LayerWeights<'a> {
         let c = &self.config;
-        let mut idx = 1 + i * self.per_layer;
-        let mut next = || {
-            let v = idx;
-            idx += 1;
-            v
-        };
-        let norm = next();
-        let in_w = next();
-        let in_b = c.proj_bias.then(&mut next);
-        let conv_w = next();
-        let conv_b = c.conv_bias.then(&mut next);
-        let x_w = next();
-        let dt_w = next();
-        let dt_b = next();
-        let a = next();
-        let d = next();
-        let out_w = next();
-        let out_b = c.proj_bias.then(&mut next);
-        let f = &self.file;
+        let mut t = TensorCursor::at(&self.file, 1 + i * self.per_layer);
         LayerWeights {
-            norm: f32_data(f.tensor_at(norm)),
-            in_proj: self.linear(in_w, in_b),
-            conv_w: f32_data(f.tensor_at(conv_w)),
-            conv_b: conv_b.map(|b| f32_data(f.tensor_at(b))),
-            x_proj: self.linear(x_w, None),
-            dt_proj: self.linear(dt_w, Some(dt_b)),
-            a: f32_data(f.tensor_at(a)),
-            d: f32_data(f.tensor_at(d)),
-            out_proj: self.linear(out_w, out_b),
+            norm: t.f32(),
+            in_proj: t.linear(c.proj_bias),
+            conv_w: t.f32(),
+            conv_b: t.f32_if(c.conv_bias),
+            x_proj: t.linear(false),
+            dt_proj: t.linear(true),
+            a: t.f32(),
+            d: t.f32(),
+            out_proj: t.linear(c.proj_bias),
         }
     }
 
     fn head(&self) -> (&'a [f32], Linear<'a>) {
-        let base = 1 + self.config.n_layer * self.per_layer;
-        let norm_f = f32_data(self.file.tensor_at(base));
-        let head = if self.config.tied_embeddings { self.embed() } else { self.linear(base + 1, None) };
+        let mut t = TensorCursor::at(&self.file, 1 + self.config.n_layer * self.per_layer);
+        let norm_f = t.f32();
+        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
         (norm_f, head)
+    }
+}
+
+impl<'a> Family<'a> for Mamba1<'a> {
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size as usize
+    }
+
+    fn state_words(&self) -> Option<usize> {
+        self.config.state_words()
+    }
+
+    fn scratch_words(&self) -> Option<usize> {
+        self.config.scratch_words()
+    }
+
+    fn logits_offset_words(&self) -> usize {
+        ScratchLayout::new(&self.config).logits
+    }
+
+    fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec)) {
+        tensor_schema(&self.config, visit)
     }
 
     /// f32 words of scratch [`prefill_chunk`](Self::prefill_chunk) needs
     /// for chunks of up to `tokens` tokens (`None` on overflow).
-    pub fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
+    fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
         let logit_rows = if all_logits { tokens } else { 1 };
         PrefillLayout::new(&self.config, tokens, logit_rows).map(|l| l.total)
     }
@@ -429,15 +301,15 @@ impl<'a> Mamba1<'a> {
     /// row-major. Bit-identical to calling `step` per token. Buffers sized
     /// by `prefill_scratch_words` (checked by the session); tokens checked
     /// by the session.
-    pub(crate) fn prefill_chunk<'s>(
+    fn prefill_chunk<'s>(
         &self,
         tokens: &[u32],
         state: &mut [f32],
         scratch: &'s mut [f32],
         all_logits: bool,
-        kernels: &Kernels,
-        workers: Workers,
+        cx: Compute<'_>,
     ) -> &'s [f32] {
+        let Compute { kernels, workers } = cx;
         let c = &self.config;
         let n = tokens.len();
         let (dm, di, ds, dc, dr, v) = (
@@ -477,7 +349,7 @@ impl<'a> Mamba1<'a> {
             }
             w.in_proj.matmat(normed, xz, n, act, kernels, workers);
             for (x, u) in xz.chunks_exact(2 * di).zip(conv_out.chunks_exact_mut(di)) {
-                conv_step(&w, conv_state, &x[..di], u, dc);
+                causal_conv_silu_step(w.conv_w, w.conv_b, conv_state, &x[..di], u, dc);
             }
             w.x_proj.matmat(conv_out, x_dbl, n, act, kernels, workers);
             for (xd, d) in x_dbl.chunks_exact(xw).zip(dt_in.chunks_exact_mut(dr)) {
@@ -493,9 +365,7 @@ impl<'a> Mamba1<'a> {
                 scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds);
             }
             w.out_proj.matmat(y, out, n, act, kernels, workers);
-            for (r, o) in residual.iter_mut().zip(out.iter()) {
-                *r += o;
-            }
+            add_assign(residual, out);
         }
         let (norm_f, head) = self.head();
         let first = n - logit_rows;
@@ -509,17 +379,16 @@ impl<'a> Mamba1<'a> {
     /// Advance the state by one token; if `want_logits`, leave the logits in
     /// the returned slice of `scratch`. Buffers are sized by the config
     /// (checked by the session); `token < vocab_size` (checked by the session).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn step<'s>(
+    fn step<'s>(
         &self,
         token: u32,
         state: &mut [f32],
         scratch: &'s mut [f32],
         want_logits: bool,
-        kernels: &Kernels,
-        workers: Workers,
-        observe: &mut impl FnMut(LinearSite, u32, &[f32]),
+        cx: Compute<'_>,
+        mut observe: Option<Observer<'_>>,
     ) -> &'s [f32] {
+        let Compute { kernels, workers } = cx;
         let c = &self.config;
         let l = ScratchLayout::new(c);
         let (di, ds, dc, dr) =
@@ -541,53 +410,28 @@ impl<'a> Mamba1<'a> {
             let w = self.layer(i as u32);
             let (conv_state, ssm_state) = layer_state.split_at_mut(di * (dc - 1));
             rms_norm(residual, w.norm, c.norm_eps, normed);
-            let layer = i as u32;
-            observe(LinearSite::InProj, layer, normed);
+            observe_input(&mut observe, &w.in_proj, normed);
             w.in_proj.matvec(normed, xz, act, kernels, workers);
             let (xs, z) = xz.split_at(di);
-            conv_step(&w, conv_state, xs, conv_out, dc);
-            observe(LinearSite::XProj, layer, conv_out);
+            causal_conv_silu_step(w.conv_w, w.conv_b, conv_state, xs, conv_out, dc);
+            observe_input(&mut observe, &w.x_proj, conv_out);
             w.x_proj.matvec(conv_out, x_dbl, act, kernels, workers);
             let (dt_in, bc) = x_dbl.split_at(dr);
             let (b, cmat) = bc.split_at(ds);
-            observe(LinearSite::DtProj, layer, dt_in);
+            observe_input(&mut observe, &w.dt_proj, dt_in);
             w.dt_proj.matvec(dt_in, dt, act, kernels, workers);
             scan_step(&w, ssm_state, dt, conv_out, b, cmat, z, y, ds);
-            observe(LinearSite::OutProj, layer, y);
+            observe_input(&mut observe, &w.out_proj, y);
             w.out_proj.matvec(y, out, act, kernels, workers);
-            for (r, o) in residual.iter_mut().zip(out.iter()) {
-                *r += o;
-            }
+            add_assign(residual, out);
         }
         if want_logits {
             let (norm_f, head) = self.head();
             rms_norm(residual, norm_f, c.norm_eps, normed);
-            observe(LinearSite::Head, 0, normed);
+            observe_input(&mut observe, &head, normed);
             head.matvec(normed, logits, act, kernels, workers);
         }
         logits
-    }
-}
-
-/// One token of the causal depthwise conv (window oldest first), then SiLU;
-/// shifts `xs` into the window.
-fn conv_step(w: &LayerWeights<'_>, conv_state: &mut [f32], xs: &[f32], conv_out: &mut [f32], dc: usize) {
-    for (ch, out) in conv_out.iter_mut().enumerate() {
-        let win = &mut conv_state[ch * (dc - 1)..(ch + 1) * (dc - 1)];
-        let kw = &w.conv_w[ch * dc..(ch + 1) * dc];
-        let mut acc = 0.0f32;
-        for k in 0..dc - 1 {
-            acc += kw[k] * win[k];
-        }
-        acc += kw[dc - 1] * xs[ch];
-        if let Some(b) = w.conv_b {
-            acc += b[ch];
-        }
-        *out = silu(acc);
-        if dc > 1 {
-            win.copy_within(1.., 0);
-            win[dc - 2] = xs[ch];
-        }
     }
 }
 
@@ -615,58 +459,5 @@ fn scan_step(
             *hs = exp_fast(av * delta) * *hs + delta * bv * u;
         }
         *yc = (dot_f32(h, cmat) + u * w.d[ch]) * silu(z[ch]);
-    }
-}
-
-fn check_tensor(file: &EddyFile<'_>, index: u32, spec: &TensorSpec) -> Result<(), ModelError> {
-    let missing = ModelError::MissingTensor { name: spec.pattern, layer: spec.layer };
-    let t = file.tensor_at(index).ok_or(missing)?;
-    if !name_matches(t.name, spec.pattern, spec.layer) {
-        // Distinguish "absent" from "present but out of canonical order".
-        let present = file.tensors().any(|o| name_matches(o.name, spec.pattern, spec.layer));
-        return Err(if present {
-            ModelError::OutOfOrder { name: spec.pattern, layer: spec.layer, index }
-        } else {
-            missing
-        });
-    }
-    let found = (t.rows(), t.cols());
-    if found != (spec.rows, spec.cols) {
-        return Err(ModelError::ShapeMismatch {
-            name: spec.pattern,
-            layer: spec.layer,
-            expected: (spec.rows, spec.cols),
-            found,
-        });
-    }
-    let ok = match spec.kind {
-        TensorKind::F32 => t.format == TensorFormat::F32,
-        // Every storage format works for a matrix; the file reader already
-        // checked that its group size divides the columns.
-        TensorKind::Matrix => true,
-    };
-    if !ok {
-        return Err(ModelError::UnsupportedFormat {
-            name: spec.pattern,
-            layer: spec.layer,
-            format: t.format.name(),
-        });
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::name_matches;
-
-    #[test]
-    fn layer_names_match_exactly() {
-        let p = "layers.{i}.in_proj.weight";
-        assert!(name_matches("layers.3.in_proj.weight", p, Some(3)));
-        assert!(name_matches("layers.0.in_proj.weight", p, Some(0)));
-        assert!(!name_matches("layers.03.in_proj.weight", p, Some(3)));
-        assert!(!name_matches("layers.13.in_proj.weight", p, Some(3)));
-        assert!(!name_matches("layers.3.in_proj.bias", p, Some(3)));
-        assert!(name_matches("embed.weight", "embed.weight", None));
     }
 }

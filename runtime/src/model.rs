@@ -2,9 +2,13 @@
 
 use crate::arch::Architecture;
 use crate::error::ModelError;
+use crate::family::{Compute, Family};
 use crate::file::{BlobKind, EddyFile};
 use crate::mamba::Mamba1;
+use crate::mamba2::Mamba2;
 use crate::parallel::Workers;
+use crate::rnn::{Cell, Rnn};
+use crate::schema::TensorSpec;
 use eddy_kernels::Kernels;
 
 /// Words at the start of the state buffer: magic, model checksum, and the
@@ -15,7 +19,21 @@ pub(crate) const STATE_HEADER_WORDS: usize = 4;
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Inner<'a> {
     Mamba1(Mamba1<'a>),
+    Mamba2(Mamba2<'a>),
+    Rnn(Rnn<'a>),
 }
+
+/// Run `$body` with `$m` bound to the family inside `$inner`.
+macro_rules! with_family {
+    ($inner:expr, $m:ident => $body:expr) => {
+        match $inner {
+            Inner::Mamba1($m) => $body,
+            Inner::Mamba2($m) => $body,
+            Inner::Rnn($m) => $body,
+        }
+    };
+}
+pub(crate) use with_family;
 
 /// A model used in place from borrowed bytes (mmap, flash, `include_bytes!`).
 #[derive(Clone, Copy, Debug)]
@@ -37,13 +55,13 @@ impl<'a> Model<'a> {
 
     /// Bind an already parsed file.
     pub fn from_file(file: EddyFile<'a>) -> Result<Self, ModelError> {
-        let (inner, words) = match file.architecture() {
-            Architecture::Mamba1 => {
-                let m = Mamba1::load(file)?;
-                let words = (m.config.state_words(), m.config.scratch_words());
-                (Inner::Mamba1(m), words)
-            }
+        let inner = match file.architecture() {
+            Architecture::Mamba1 => Inner::Mamba1(Mamba1::load(file)?),
+            Architecture::Gru => Inner::Rnn(Rnn::load(file, Cell::Gru)?),
+            Architecture::Lstm => Inner::Rnn(Rnn::load(file, Cell::Lstm)?),
+            Architecture::Mamba2 => Inner::Mamba2(Mamba2::load(file)?),
         };
+        let words = with_family!(&inner, m => (m.state_words(), m.scratch_words()));
         let state_words = words
             .0
             .and_then(|w| w.checked_add(STATE_HEADER_WORDS))
@@ -88,9 +106,7 @@ impl<'a> Model<'a> {
     /// the logits of every token are kept, else only the last one's.
     /// `None` if the size overflows.
     pub fn prefill_scratch_bytes(&self, tokens: usize, all_logits: bool) -> Option<usize> {
-        let words = match &self.inner {
-            Inner::Mamba1(m) => m.prefill_scratch_words(tokens.max(1), all_logits)?,
-        };
+        let words = with_family!(&self.inner, m => m.prefill_scratch_words(tokens.max(1), all_logits))?;
         words.checked_mul(4)
     }
 
@@ -106,16 +122,26 @@ impl<'a> Model<'a> {
 
     /// Vocabulary size (length of the logits).
     pub fn vocab_size(&self) -> usize {
-        match &self.inner {
-            Inner::Mamba1(m) => m.config.vocab_size as usize,
-        }
+        with_family!(&self.inner, m => m.vocab_size())
     }
 
     /// The Mamba-1 view of the model, if it is one.
     pub fn as_mamba1(&self) -> Option<&Mamba1<'a>> {
         match &self.inner {
             Inner::Mamba1(m) => Some(m),
+            _ => None,
         }
+    }
+
+    /// Visit the model's canonical tensor list in file order (what each
+    /// tensor is: a matrix any format may store, or an f32 parameter).
+    pub fn visit_schema(&self, mut visit: impl FnMut(TensorSpec)) {
+        with_family!(&self.inner, m => m.visit_schema(&mut visit))
+    }
+
+    /// The kernels and workers, as the families take them.
+    pub(crate) fn compute(&self) -> Compute<'static> {
+        Compute { kernels: self.kernels, workers: self.workers }
     }
 
     /// Bytes of per-sequence state a session needs (constant for any
@@ -131,9 +157,7 @@ impl<'a> Model<'a> {
 
     /// Where the logits live in the scratch buffer, in f32 words.
     pub(crate) fn logits_offset_words(&self) -> usize {
-        match &self.inner {
-            Inner::Mamba1(m) => m.logits_offset_words(),
-        }
+        with_family!(&self.inner, m => m.logits_offset_words())
     }
 
     /// The embedded Hugging Face `tokenizer.json`, if the file has one.

@@ -12,6 +12,25 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// Gated RMSNorm of Mamba-2 (gate before norm): `v = x * silu(gate)`,
+/// then each group of `group` values is RMS-normalized and scaled by
+/// `weight`. Written in place over `x`.
+pub fn gated_group_rms_norm(x: &mut [f32], gate: &[f32], weight: &[f32], group: usize, eps: f32) {
+    for (v, g) in x.iter_mut().zip(gate) {
+        *v *= silu(*g);
+    }
+    for (xs, ws) in x.chunks_exact_mut(group).zip(weight.chunks_exact(group)) {
+        let mut ss = 0.0f32;
+        for v in xs.iter() {
+            ss += v * v;
+        }
+        let inv = 1.0 / libm::sqrtf(ss / group as f32 + eps);
+        for (v, w) in xs.iter_mut().zip(ws) {
+            *v = w * (*v * inv);
+        }
+    }
+}
+
 /// `e^x` in branch-free f32 arithmetic that vectorizes (the scan calls it
 /// `d_inner * d_state` times per layer and token; `libm::expf` is a call
 /// per value). Range reduction `x = n ln2 + r`, |r| <= ln2/2, then a
@@ -52,6 +71,58 @@ pub fn softplus(x: f32) -> f32 {
         x
     } else {
         libm::log1pf(exp_fast(x))
+    }
+}
+
+/// Logistic sigmoid `1 / (1 + e^-x)`.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp_fast(-x))
+}
+
+/// Hyperbolic tangent (libm: accurate to an ulp; RNN gates saturate it).
+#[inline]
+pub fn tanh(x: f32) -> f32 {
+    libm::tanhf(x)
+}
+
+/// `y += x` elementwise (residual connections).
+#[inline]
+pub fn add_assign(y: &mut [f32], x: &[f32]) {
+    for (a, b) in y.iter_mut().zip(x) {
+        *a += b;
+    }
+}
+
+/// One token of a causal depthwise convolution of width `width`, then
+/// SiLU. `window` holds the previous `width - 1` inputs per channel, oldest
+/// first; `xs` (the new inputs) is shifted into it. Weights are
+/// `[channels, width]`, row-major.
+pub fn causal_conv_silu_step(
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    window: &mut [f32],
+    xs: &[f32],
+    out: &mut [f32],
+    width: usize,
+) {
+    let keep = width - 1;
+    for (ch, o) in out.iter_mut().enumerate() {
+        let win = &mut window[ch * keep..(ch + 1) * keep];
+        let kw = &weight[ch * width..(ch + 1) * width];
+        let mut acc = 0.0f32;
+        for k in 0..keep {
+            acc += kw[k] * win[k];
+        }
+        acc += kw[keep] * xs[ch];
+        if let Some(b) = bias {
+            acc += b[ch];
+        }
+        *o = silu(acc);
+        if keep > 0 {
+            win.copy_within(1.., 0);
+            win[keep - 1] = xs[ch];
+        }
     }
 }
 

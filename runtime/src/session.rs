@@ -1,8 +1,8 @@
 //! Per-sequence state and the step/prefill/snapshot API.
 
 use crate::error::SessionError;
-use crate::mamba::LinearSite;
-use crate::model::{Inner, Model, STATE_HEADER_WORDS};
+use crate::family::{Family, Observer};
+use crate::model::{with_family, Inner, Model, STATE_HEADER_WORDS};
 
 /// `EDST` in little-endian: marks an initialized state buffer.
 const STATE_MAGIC: u32 = u32::from_le_bytes(*b"EDST");
@@ -97,31 +97,17 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
     }
 
     fn advance(&mut self, token: u32, want_logits: bool) {
-        self.advance_observed(token, want_logits, &mut |_, _, _| {});
+        self.advance_observed(token, want_logits, None);
     }
 
-    fn advance_observed(
-        &mut self,
-        token: u32,
-        want_logits: bool,
-        observe: &mut impl FnMut(LinearSite, u32, &[f32]),
-    ) {
+    fn advance_observed(&mut self, token: u32, want_logits: bool, observe: Option<Observer<'_>>) {
         let pos = self.position();
         let model = self.model;
         let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
-        match &model.inner {
-            Inner::Mamba1(m) => {
-                m.step(
-                    token,
-                    body,
-                    self.scratch.as_mut(),
-                    want_logits,
-                    model.kernels(),
-                    model.workers(),
-                    observe,
-                );
-            }
-        }
+        let scratch = self.scratch.as_mut();
+        with_family!(&model.inner, m => {
+            m.step(token, body, scratch, want_logits, model.compute(), observe);
+        });
         self.set_position(pos.wrapping_add(1));
     }
 
@@ -141,16 +127,16 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
     }
 
     /// Like [`step`](Self::step), and hands the input vector of every
-    /// linear layer to `observe` (`(site, layer, input)`) before it is
-    /// multiplied: the hook calibration uses to collect activation
+    /// linear layer to `observe` (`(weight tensor name, input)`) before it
+    /// is multiplied: the hook calibration uses to collect activation
     /// statistics.
     pub fn step_observed(
         &mut self,
         token: u32,
-        observe: &mut impl FnMut(LinearSite, u32, &[f32]),
+        observe: &mut impl FnMut(&str, &[f32]),
     ) -> Result<&[f32], SessionError> {
         self.check_token(token)?;
-        self.advance_observed(token, true, observe);
+        self.advance_observed(token, true, Some(observe));
         Ok(self.logits())
     }
 
@@ -225,11 +211,7 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
             let want = all_logits || c == last_chunk;
             let pos = self.position();
             let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
-            let logits = match &model.inner {
-                Inner::Mamba1(m) => {
-                    m.prefill_chunk(part, body, scratch, all_logits, model.kernels(), model.workers())
-                }
-            };
+            let logits = with_family!(&model.inner, m => m.prefill_chunk(part, body, scratch, all_logits, model.compute()));
             self.set_position(pos.wrapping_add(part.len() as u64));
             if !want {
                 continue;

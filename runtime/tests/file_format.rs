@@ -8,7 +8,8 @@ use eddy::file::{
     HPARAM_ENTRY_LEN, MAGIC, MAX_BLOBS, MAX_DIMS, MAX_HPARAMS, MAX_STRINGS_LEN, MAX_TENSORS,
     TENSOR_ENTRY_LEN, VERSION,
 };
-use eddy::mamba::{tensor_schema, Mamba1Config, TensorKind};
+use eddy::mamba::{tensor_schema, Mamba1Config};
+use eddy::schema::TensorKind;
 use eddy::writer::{FileBuilder, TensorData};
 use eddy::{Architecture, BlobKind, EddyFile, FileError, HParam, Model, ModelError, Session, TensorFormat};
 use eddy_quant::FormatError;
@@ -343,7 +344,7 @@ fn test_schema_agrees_with_runtime_schema() {
             conv_bias: hp.conv_bias,
         };
         let mut specs = Vec::new();
-        tensor_schema(&cfg, |s| specs.push(s));
+        tensor_schema(&cfg, &mut |s| specs.push(s));
         let ours = schema(&hp);
         assert_eq!(specs.len(), ours.len());
         for (s, (name, shape, f32_only)) in specs.iter().zip(&ours) {
@@ -677,7 +678,7 @@ fn reserved_fields_must_be_zero() {
 
 #[test]
 fn unknown_architecture() {
-    for code in [0u32, 2, 99, u32::MAX] {
+    for code in [0u32, 5, 99, u32::MAX] {
         let e = structural(&tiny(), |b| wr32(b, 20, code));
         assert_eq!(e, FileError::UnknownArchitecture(code));
     }

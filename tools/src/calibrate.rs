@@ -10,7 +10,7 @@
 //!   the search protects the weights that matter for the output.
 
 use crate::convert::eddy_name;
-use eddy::mamba::{tensor_schema, LinearSite, TensorKind};
+use eddy::schema::TensorKind;
 use eddy::{Model, Session, TensorFormat, TensorView};
 use std::collections::HashMap;
 
@@ -32,19 +32,24 @@ pub fn collect_activation_stats(
     hessians: bool,
     mut progress: impl FnMut(usize),
 ) -> Result<ActivationStats, eddy::SessionError> {
-    let tied = model.as_mamba1().is_some_and(|m| m.config.tied_embeddings);
-    let mut sums: HashMap<(LinearSite, u32), Vec<f64>> = HashMap::new();
-    let mut outer: HashMap<(LinearSite, u32), Vec<f64>> = HashMap::new();
+    let mut sums: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut outer: HashMap<String, Vec<f64>> = HashMap::new();
     let mut session = Session::new_owned(model);
     for (i, &t) in tokens.iter().enumerate() {
-        session.step_observed(t, &mut |site, layer, x| {
-            let acc = sums.entry((site, layer)).or_insert_with(|| vec![0.0; x.len()]);
+        session.step_observed(t, &mut |name, x| {
+            if !sums.contains_key(name) {
+                sums.insert(name.to_string(), vec![0.0; x.len()]);
+            }
+            let acc = sums.get_mut(name).expect("inserted above");
             for (a, v) in acc.iter_mut().zip(x) {
                 *a += (*v as f64) * (*v as f64);
             }
             if hessians {
                 let n = x.len();
-                let h = outer.entry((site, layer)).or_insert_with(|| vec![0.0; n * n]);
+                if !outer.contains_key(name) {
+                    outer.insert(name.to_string(), vec![0.0; n * n]);
+                }
+                let h = outer.get_mut(name).expect("inserted above");
                 // Upper triangle only; mirrored below.
                 for (r, &xr) in x.iter().enumerate() {
                     let xr = xr as f64;
@@ -59,14 +64,11 @@ pub fn collect_activation_stats(
         }
     }
     let n = tokens.len().max(1) as f64;
-    let name = |site: LinearSite, layer: u32| site.pattern(tied).replace("{i}", &layer.to_string());
-    let mean_sq = sums
-        .into_iter()
-        .map(|((site, layer), v)| (name(site, layer), v.into_iter().map(|s| (s / n) as f32).collect()))
-        .collect();
+    let mean_sq =
+        sums.into_iter().map(|(name, v)| (name, v.into_iter().map(|s| (s / n) as f32).collect())).collect();
     let hessians = outer
         .into_iter()
-        .map(|((site, layer), mut h)| {
+        .map(|(name, mut h)| {
             let cols = (h.len() as f64).sqrt() as usize;
             for r in 0..cols {
                 for c in r..cols {
@@ -75,7 +77,7 @@ pub fn collect_activation_stats(
                     h[c * cols + r] = v;
                 }
             }
-            (name(site, layer), h)
+            (name, h)
         })
         .collect();
     Ok(ActivationStats { mean_sq, hessians })
@@ -200,13 +202,11 @@ pub fn tensor_to_f32(t: &TensorView<'_>) -> Option<Vec<f32>> {
 /// Canonical names of the tensors a recipe may quantize (matrices).
 pub fn matrix_names(model: &Model<'_>) -> Vec<String> {
     let mut names = Vec::new();
-    if let Some(m) = model.as_mamba1() {
-        tensor_schema(&m.config, |s| {
-            if s.kind == TensorKind::Matrix {
-                names.push(eddy_name(&s));
-            }
-        });
-    }
+    model.visit_schema(|s| {
+        if s.kind == TensorKind::Matrix {
+            names.push(eddy_name(&s));
+        }
+    });
     names
 }
 

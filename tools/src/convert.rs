@@ -6,7 +6,8 @@
 //! every shape before anything is written.
 
 use eddy::arch::{Architecture, HParam};
-use eddy::mamba::{tensor_schema, Mamba1Config, TensorKind, TensorSpec};
+use eddy::mamba::{tensor_schema, Mamba1Config};
+use eddy::schema::{TensorKind, TensorSpec};
 use eddy::writer::{FileBuilder, TensorData};
 use eddy::BlobKind;
 use safetensors::{Dtype, SafeTensors};
@@ -360,7 +361,7 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         .hparam(HParam::EosToken, token_id(&cfg, "eos_token_id"));
 
     let mut specs = Vec::new();
-    tensor_schema(&config, |s| specs.push(s));
+    tensor_schema(&config, &mut |s| specs.push(s));
     let mut used = BTreeMap::new();
     for spec in &specs {
         let hf = hf_name(spec);

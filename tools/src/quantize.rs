@@ -162,7 +162,7 @@ pub fn quantize_model(
 ) -> Result<(Vec<u8>, QuantizeReport), QuantizeError> {
     let file = model.file();
     let matrices = matrix_names(model);
-    let tied = model.as_mamba1().is_some_and(|m| m.config.tied_embeddings);
+    let tied = model.file().hparam(eddy::HParam::TiedEmbeddings) == Some(1);
     let mut b = FileBuilder::new(model.architecture());
     for (k, v) in file.hparams() {
         b.hparam_raw(k, v);

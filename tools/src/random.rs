@@ -3,7 +3,8 @@
 
 use crate::convert::{eddy_name, WeightDtype};
 use eddy::arch::{Architecture, HParam};
-use eddy::mamba::{tensor_schema, Mamba1Config, TensorKind};
+use eddy::mamba::{tensor_schema, Mamba1Config};
+use eddy::schema::TensorKind;
 use eddy::writer::{FileBuilder, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -53,7 +54,7 @@ pub fn random_mamba1(c: &Mamba1Config, dtype: WeightDtype, seed: u64) -> Vec<u8>
         .hparam(HParam::ProjBias, c.proj_bias as u32)
         .hparam(HParam::ConvBias, c.conv_bias as u32);
     let mut specs = Vec::new();
-    tensor_schema(c, |s| specs.push(s));
+    tensor_schema(c, &mut |s| specs.push(s));
     for spec in specs {
         let n = (spec.rows * spec.cols) as usize;
         let scale = 1.0 / (spec.cols as f32).sqrt();

@@ -1,0 +1,129 @@
+//! The one interface every model family implements, and what they share.
+//!
+//! A family is a module (`mamba`, `mamba2`, `rnn`, ...) with a loaded-model
+//! type implementing [`Family`]: sizes of its state and scratch, one
+//! token step, and a chunked prefill. [`Model`](crate::Model) dispatches
+//! to it; [`Session`](crate::Session) owns the buffers and checks input.
+
+use crate::linear::Linear;
+use crate::parallel::Workers;
+use crate::schema::TensorSpec;
+use eddy_kernels::Kernels;
+
+/// Where matrix work runs: the kernel set and the workers.
+#[derive(Clone, Copy)]
+pub(crate) struct Compute<'k> {
+    /// Kernels for matrix products.
+    pub kernels: &'k Kernels,
+    /// Threads to split them across.
+    pub workers: Workers,
+}
+
+/// Receives the input vector of every linear layer before it is multiplied,
+/// with the weight tensor's canonical name (calibration statistics).
+pub type Observer<'o> = &'o mut dyn FnMut(&str, &[f32]);
+
+/// Hand `x`, the input of `linear`, to the observer.
+#[inline]
+pub(crate) fn observe_input(observe: &mut Option<Observer<'_>>, linear: &Linear<'_>, x: &[f32]) {
+    if let Some(o) = observe {
+        o(linear.weight.name, x);
+    }
+}
+
+/// A loaded model of one family. Buffers passed in are sized by the
+/// methods here (the session checks); tokens are `< vocab_size`.
+pub(crate) trait Family<'a> {
+    /// Length of the logits.
+    fn vocab_size(&self) -> usize;
+
+    /// f32 words of recurrent state (without the session header); `None`
+    /// on overflow.
+    fn state_words(&self) -> Option<usize>;
+
+    /// f32 words of scratch a step needs; `None` on overflow.
+    fn scratch_words(&self) -> Option<usize>;
+
+    /// Where `step` leaves the logits in its scratch, in f32 words.
+    fn logits_offset_words(&self) -> usize;
+
+    /// Visit the canonical tensor list in file order.
+    fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec));
+
+    /// Advance the state by one token; if `want_logits`, return the logits
+    /// (a slice of `scratch` at `logits_offset_words`).
+    fn step<'s>(
+        &self,
+        token: u32,
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        want_logits: bool,
+        cx: Compute<'_>,
+        observe: Option<Observer<'_>>,
+    ) -> &'s [f32];
+
+    /// f32 words of scratch `prefill_chunk` needs for up to `tokens`
+    /// tokens. The default (token-by-token prefill) needs the step scratch
+    /// and room for the logits rows.
+    fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
+        let rows = if all_logits { tokens } else { 1 };
+        self.scratch_words()?.checked_add(rows.checked_mul(self.vocab_size())?)
+    }
+
+    /// Advance the state by `tokens.len()` tokens; return the logits of
+    /// every token (`all_logits`) or of the last one, row-major. Must be
+    /// bit-identical to calling `step` per token. The default steps token
+    /// by token; families override it to batch the matrix work.
+    fn prefill_chunk<'s>(
+        &self,
+        tokens: &[u32],
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        all_logits: bool,
+        cx: Compute<'_>,
+    ) -> &'s [f32] {
+        let vocab = self.vocab_size();
+        let Some(step_words) = self.scratch_words() else {
+            return &[];
+        };
+        let (step_scratch, rows) = scratch.split_at_mut(step_words);
+        let last = tokens.len().saturating_sub(1);
+        for (i, &t) in tokens.iter().enumerate() {
+            let want = all_logits || i == last;
+            let logits = self.step(t, state, step_scratch, want, cx, None);
+            if want {
+                let row = if all_logits { i } else { 0 };
+                rows[row * vocab..(row + 1) * vocab].copy_from_slice(&logits[..vocab]);
+            }
+        }
+        let n = if all_logits { tokens.len() } else { 1 };
+        &rows[..n * vocab]
+    }
+}
+
+/// Hands out consecutive pieces of a scratch buffer (a layout computed by
+/// the family; the session already checked the total length).
+pub(crate) struct Carver<'s> {
+    rest: &'s mut [f32],
+}
+
+impl<'s> Carver<'s> {
+    /// Carve from `buffer`.
+    pub(crate) fn new(buffer: &'s mut [f32]) -> Self {
+        Carver { rest: buffer }
+    }
+
+    /// The next `n` words (fewer if the buffer is short, which the size
+    /// checks rule out).
+    pub(crate) fn take(&mut self, n: usize) -> &'s mut [f32] {
+        let rest = core::mem::take(&mut self.rest);
+        let (piece, rest) = rest.split_at_mut(n.min(rest.len()));
+        self.rest = rest;
+        piece
+    }
+}
+
+/// Sum of sizes, `None` on overflow.
+pub(crate) fn checked_total(sizes: &[Option<usize>]) -> Option<usize> {
+    sizes.iter().try_fold(0usize, |acc, s| acc.checked_add((*s)?))
+}
