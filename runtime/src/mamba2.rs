@@ -199,7 +199,7 @@ impl<'a> Mamba2<'a> {
     }
 
     fn per_layer(&self) -> u32 {
-        9 + 2 * self.config.proj_bias as u32 + self.config.conv_bias as u32
+        8 + 2 * self.config.proj_bias as u32 + self.config.conv_bias as u32
     }
 
     fn embed(&self) -> Linear<'a> {

@@ -311,12 +311,13 @@ fn cmd_convert(
         eprintln!("note: no tokenizer.json in {}; use token ids with `eddy run --tokens`", hf_dir.display());
     }
     println!(
-        "wrote {} ({} bytes): mamba1, {} layers, d_model {}, vocab {}",
+        "wrote {} ({} bytes): {}, {} layers, width {}, vocab {}",
         output.display(),
         conv.bytes.len(),
-        conv.config.n_layer,
-        conv.config.d_model,
-        conv.config.vocab_size
+        conv.architecture.name(),
+        conv.shape.0,
+        conv.shape.1,
+        conv.shape.2
     );
     Ok(())
 }

@@ -103,6 +103,7 @@ impl Recipe {
                 ("*.dt_proj.weight", "f16"),
                 ("embed.weight", "w8g64"),
                 ("lm_head.weight", "w8g64"),
+                ("head.weight", "w8g64"),
                 ("*", "w4g64"),
             ],
             // Groups of 128 (2.25 bits per weight with the f16 scale and
@@ -113,12 +114,14 @@ impl Recipe {
                 ("*.dt_proj.weight", "f16"),
                 ("embed.weight", "w8g64"),
                 ("lm_head.weight", "w8g64"),
+                ("head.weight", "w8g64"),
                 ("*", "w2g128"),
             ],
             "w2a8-g64" => &[
                 ("*.dt_proj.weight", "f16"),
                 ("embed.weight", "w8g64"),
                 ("lm_head.weight", "w8g64"),
+                ("head.weight", "w8g64"),
                 ("*", "w2g64"),
             ],
             other => return Err(RecipeError::UnknownPreset(other.to_string())),

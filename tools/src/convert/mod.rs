@@ -6,7 +6,6 @@
 //! every shape before anything is written.
 
 use eddy::arch::{Architecture, HParam};
-use eddy::mamba::{tensor_schema, Mamba1Config};
 use eddy::schema::{TensorKind, TensorSpec};
 use eddy::writer::{FileBuilder, TensorData};
 use eddy::BlobKind;
@@ -14,6 +13,14 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod mamba1;
+mod mamba2;
+mod rnn;
+
+pub use mamba1::{hf_name, mamba1_config};
+pub use mamba2::mamba2_config;
+pub use rnn::rnn_config;
 
 /// Storage chosen for the large matrices (small parameters stay f32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +59,10 @@ pub enum ConvertError {
         message: String,
     },
     /// The architecture is not supported.
-    #[error("unsupported architecture {found:?} in config.json; supported: MambaForCausalLM (model_type \"mamba\")")]
+    #[error(
+        "unsupported architecture {found:?} in config.json; supported: MambaForCausalLM (model_type \"mamba\"), \
+         Mamba2ForCausalLM (\"mamba2\"), and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
+    )]
     UnsupportedArchitecture {
         /// What config.json says.
         found: String,
@@ -124,8 +134,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
 pub struct Converted {
     /// The serialized `.eddy` file.
     pub bytes: Vec<u8>,
-    /// The model's hyper-parameters.
-    pub config: Mamba1Config,
+    /// The model family.
+    pub architecture: Architecture,
+    /// Layers, model width and vocabulary size, for the summary line.
+    pub shape: (u32, u32, u32),
     /// Whether a tokenizer was embedded.
     pub has_tokenizer: bool,
     /// Checkpoint tensors that were not used (e.g. a tied `lm_head`).
@@ -150,90 +162,141 @@ fn token_id(cfg: &Value, key: &str) -> u32 {
     cfg.get(key).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()).unwrap_or(u32::MAX)
 }
 
-/// Read Mamba-1 hyper-parameters from a `config.json` value.
-pub fn mamba1_config(cfg: &Value) -> Result<Mamba1Config, ConvertError> {
-    let archs: Vec<&str> = cfg
+/// `architectures` and `model_type` of a config, for family detection.
+fn arch_names(cfg: &Value) -> (Vec<&str>, &str) {
+    let archs = cfg
         .get("architectures")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
-    if !(archs.contains(&"MambaForCausalLM") || (archs.is_empty() && model_type == "mamba")) {
-        let found = if archs.is_empty() { model_type.to_string() } else { archs.join(",") };
-        return Err(ConvertError::UnsupportedArchitecture { found });
-    }
-    let d_model = get_u32(cfg, "hidden_size")?;
-    let expand = get_u32(cfg, "expand")?;
-    let d_inner = match cfg.get("intermediate_size") {
-        Some(_) => get_u32(cfg, "intermediate_size")?,
-        None => d_model.checked_mul(expand).ok_or(ConvertError::ConfigValue {
-            key: "expand",
-            value: expand.to_string(),
-            why: "expand * hidden_size overflows",
-        })?,
-    };
-    let dt_rank = match cfg.get("time_step_rank") {
-        Some(Value::String(s)) if s == "auto" => d_model.div_ceil(16),
-        Some(_) => get_u32(cfg, "time_step_rank")?,
-        None => d_model.div_ceil(16),
-    };
-    let act = cfg.get("hidden_act").and_then(Value::as_str).unwrap_or("silu");
-    if act != "silu" {
-        return Err(ConvertError::ConfigValue {
-            key: "hidden_act",
-            value: act.to_string(),
-            why: "only silu is supported",
-        });
-    }
-    let norm_eps = cfg.get("layer_norm_epsilon").and_then(Value::as_f64).unwrap_or(1e-5) as f32;
-    let c = Mamba1Config {
-        vocab_size: get_u32(cfg, "vocab_size")?,
-        d_model,
-        n_layer: get_u32(cfg, "num_hidden_layers")?,
-        d_state: get_u32(cfg, "state_size")?,
-        d_conv: get_u32(cfg, "conv_kernel")?,
-        d_inner,
-        dt_rank,
-        norm_eps,
-        tied_embeddings: get_bool(cfg, "tie_word_embeddings", true)?,
-        proj_bias: get_bool(cfg, "use_bias", false)?,
-        conv_bias: get_bool(cfg, "use_conv_bias", true)?,
-    };
-    for (key, v) in [
-        ("vocab_size", c.vocab_size),
-        ("hidden_size", c.d_model),
-        ("num_hidden_layers", c.n_layer),
-        ("state_size", c.d_state),
-        ("conv_kernel", c.d_conv),
-        ("intermediate_size", c.d_inner),
-        ("time_step_rank", c.dt_rank),
-    ] {
+    (archs, cfg.get("model_type").and_then(Value::as_str).unwrap_or(""))
+}
+
+fn unsupported(cfg: &Value) -> ConvertError {
+    let (archs, model_type) = arch_names(cfg);
+    let found = if archs.is_empty() { model_type.to_string() } else { archs.join(",") };
+    ConvertError::UnsupportedArchitecture { found }
+}
+
+/// Reject zero dimensions, naming the config key.
+fn positive(dims: &[(&'static str, u32)]) -> Result<(), ConvertError> {
+    for &(key, v) in dims {
         if v == 0 {
             return Err(ConvertError::ConfigValue { key, value: "0".into(), why: "must be positive" });
         }
     }
-    Ok(c)
+    Ok(())
 }
 
-/// The Hugging Face name of a canonical eddy tensor.
-pub fn hf_name(spec: &TensorSpec) -> String {
-    let eddy = eddy_name(spec);
-    match spec.pattern {
-        "embed.weight" => "backbone.embeddings.weight".into(),
-        "norm_f.weight" => "backbone.norm_f.weight".into(),
-        "lm_head.weight" => "lm_head.weight".into(),
-        _ => {
-            let rest = eddy.strip_prefix("layers.").unwrap_or(&eddy);
-            let (layer, param) = rest.split_once('.').unwrap_or((rest, ""));
-            if param == "norm.weight" {
-                format!("backbone.layers.{layer}.norm.weight")
-            } else if param == "A" {
-                format!("backbone.layers.{layer}.mixer.A_log")
-            } else {
-                format!("backbone.layers.{layer}.mixer.{param}")
-            }
+/// How one family's checkpoint maps onto its eddy schema.
+trait FamilyLayout {
+    /// The checkpoint name of a canonical tensor.
+    fn hf_name(&self, spec: &TensorSpec) -> String;
+
+    /// The shape the checkpoint stores a canonical tensor with.
+    fn hf_shape(&self, spec: &TensorSpec) -> Vec<usize> {
+        if spec.rows == 1 {
+            vec![spec.cols as usize]
+        } else {
+            vec![spec.rows as usize, spec.cols as usize]
         }
     }
+
+    /// Values as eddy stores them (e.g. `A = -exp(A_log)`).
+    fn transform(&self, _spec: &TensorSpec, values: Vec<f32>) -> Vec<f32> {
+        values
+    }
+}
+
+/// Everything a family's converter decides from `config.json` (and, for
+/// RNNs, the tensor shapes): header, schema and name mapping.
+struct Plan {
+    architecture: Architecture,
+    hparams: Vec<(HParam, u32)>,
+    specs: Vec<TensorSpec>,
+    layout: Box<dyn FamilyLayout>,
+    shape: (u32, u32, u32),
+}
+
+/// Convert the checkpoint in `dir`. Nothing is written to disk here; the
+/// caller writes `Converted::bytes`.
+pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertError> {
+    let cfg_path = dir.join("config.json");
+    let (cfg, ckpt): (Value, Checkpoint) = match std::fs::read_to_string(&cfg_path) {
+        Ok(text) => (
+            serde_json::from_str(&text)
+                .map_err(|source| ConvertError::Json { path: cfg_path.clone(), source })?,
+            Checkpoint::open(dir)?,
+        ),
+        Err(e) => {
+            // Without config.json only a bare GRU/LSTM state dict converts:
+            // its shapes say everything. Otherwise report the missing file.
+            let ckpt = Checkpoint::open(dir).map_err(|_| io_err(&cfg_path)(e))?;
+            match rnn::infer_config(&ckpt)? {
+                Some(cfg) => (cfg, ckpt),
+                None => {
+                    let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+                    return Err(io_err(&cfg_path)(e));
+                }
+            }
+        }
+    };
+    let (archs, model_type) = arch_names(&cfg);
+    let plan = if archs.contains(&"MambaForCausalLM") || (archs.is_empty() && model_type == "mamba") {
+        mamba1::plan(&cfg)?
+    } else if archs.contains(&"Mamba2ForCausalLM") || (archs.is_empty() && model_type == "mamba2") {
+        mamba2::plan(&cfg)?
+    } else if model_type == "gru" || model_type == "lstm" {
+        rnn::plan(&cfg, &ckpt)?
+    } else {
+        return Err(unsupported(&cfg));
+    };
+
+    let mut builder = FileBuilder::new(plan.architecture);
+    for &(key, value) in &plan.hparams {
+        builder.hparam(key, value);
+    }
+    builder
+        .hparam(HParam::BosToken, token_id(&cfg, "bos_token_id"))
+        .hparam(HParam::EosToken, token_id(&cfg, "eos_token_id"));
+    let mut used = BTreeMap::new();
+    for spec in &plan.specs {
+        let hf = plan.layout.hf_name(spec);
+        let eddy = eddy_name(spec);
+        let (shape, values) = ckpt
+            .read_f32(&hf)?
+            .ok_or_else(|| ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy.clone() })?;
+        let expected = plan.layout.hf_shape(spec);
+        if shape != expected {
+            return Err(ConvertError::ShapeMismatch { hf_name: hf, expected, found: shape });
+        }
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(ConvertError::NonFinite { hf_name: hf });
+        }
+        let values = plan.layout.transform(spec, values);
+        let eddy_shape: Vec<u32> =
+            if spec.rows == 1 { vec![spec.cols as u32] } else { vec![spec.rows as u32, spec.cols as u32] };
+        let t = match (spec.kind, dtype) {
+            (TensorKind::Matrix, WeightDtype::F16) => TensorData::f16(eddy, &eddy_shape, &values),
+            _ => TensorData::f32(eddy, &eddy_shape, &values),
+        };
+        builder.tensor(t)?;
+        used.insert(hf, ());
+    }
+    let ignored: Vec<String> = ckpt.names().into_iter().filter(|n| !used.contains_key(n)).collect();
+    let tok_path = dir.join("tokenizer.json");
+    let has_tokenizer = tok_path.exists();
+    if has_tokenizer {
+        let tok = std::fs::read(&tok_path).map_err(io_err(&tok_path))?;
+        builder.blob(BlobKind::TokenizerJson, tok);
+    }
+    Ok(Converted {
+        bytes: builder.to_bytes(),
+        architecture: plan.architecture,
+        shape: plan.shape,
+        has_tokenizer,
+        ignored,
+    })
 }
 
 /// The canonical eddy name of a schema entry.
@@ -304,6 +367,15 @@ impl Checkpoint {
         out
     }
 
+    /// The shape of a tensor, if present.
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.files.iter().find_map(|(_, map)| {
+            let st = SafeTensors::deserialize(map).ok()?;
+            let t = st.tensor(name).ok()?;
+            Some(t.shape().to_vec())
+        })
+    }
+
     /// Read a tensor as f32 values with its shape, if present.
     fn read_f32(&self, name: &str) -> Result<Option<ShapedF32>, ConvertError> {
         for (path, map) in &self.files {
@@ -332,78 +404,6 @@ impl Checkpoint {
         }
         Ok(None)
     }
-}
-
-/// Convert the checkpoint in `dir`. Nothing is written to disk here; the
-/// caller writes `Converted::bytes`.
-pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertError> {
-    let cfg_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(io_err(&cfg_path))?;
-    let cfg: Value = serde_json::from_str(&text)
-        .map_err(|source| ConvertError::Json { path: cfg_path.clone(), source })?;
-    let config = mamba1_config(&cfg)?;
-    let ckpt = Checkpoint::open(dir)?;
-
-    let mut builder = FileBuilder::new(Architecture::Mamba1);
-    builder
-        .hparam(HParam::VocabSize, config.vocab_size)
-        .hparam(HParam::DModel, config.d_model)
-        .hparam(HParam::NLayer, config.n_layer)
-        .hparam(HParam::DState, config.d_state)
-        .hparam(HParam::DConv, config.d_conv)
-        .hparam(HParam::DInner, config.d_inner)
-        .hparam(HParam::DtRank, config.dt_rank)
-        .hparam_f32(HParam::NormEps, config.norm_eps)
-        .hparam(HParam::TiedEmbeddings, config.tied_embeddings as u32)
-        .hparam(HParam::ProjBias, config.proj_bias as u32)
-        .hparam(HParam::ConvBias, config.conv_bias as u32)
-        .hparam(HParam::BosToken, token_id(&cfg, "bos_token_id"))
-        .hparam(HParam::EosToken, token_id(&cfg, "eos_token_id"));
-
-    let mut specs = Vec::new();
-    tensor_schema(&config, &mut |s| specs.push(s));
-    let mut used = BTreeMap::new();
-    for spec in &specs {
-        let hf = hf_name(spec);
-        let eddy = eddy_name(spec);
-        let (shape, values) = ckpt
-            .read_f32(&hf)?
-            .ok_or_else(|| ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy.clone() })?;
-        // HF stores conv1d as [d_inner, 1, d_conv] and vectors as [n].
-        let expected: Vec<usize> = if spec.pattern.ends_with("conv1d.weight") {
-            vec![spec.rows as usize, 1, spec.cols as usize]
-        } else if spec.rows == 1 {
-            vec![spec.cols as usize]
-        } else {
-            vec![spec.rows as usize, spec.cols as usize]
-        };
-        if shape != expected {
-            return Err(ConvertError::ShapeMismatch { hf_name: hf, expected, found: shape });
-        }
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(ConvertError::NonFinite { hf_name: hf });
-        }
-        // eddy stores A = -exp(A_log), computed once here as transformers
-        // does in f32, instead of two exponentials per state element per step.
-        let values: Vec<f32> =
-            if spec.pattern.ends_with(".A") { values.iter().map(|v| -v.exp()).collect() } else { values };
-        let eddy_shape: Vec<u32> =
-            if spec.rows == 1 { vec![spec.cols as u32] } else { vec![spec.rows as u32, spec.cols as u32] };
-        let t = match (spec.kind, dtype) {
-            (TensorKind::Matrix, WeightDtype::F16) => TensorData::f16(eddy, &eddy_shape, &values),
-            _ => TensorData::f32(eddy, &eddy_shape, &values),
-        };
-        builder.tensor(t)?;
-        used.insert(hf, ());
-    }
-    let ignored: Vec<String> = ckpt.names().into_iter().filter(|n| !used.contains_key(n)).collect();
-    let tok_path = dir.join("tokenizer.json");
-    let has_tokenizer = tok_path.exists();
-    if has_tokenizer {
-        let tok = std::fs::read(&tok_path).map_err(io_err(&tok_path))?;
-        builder.blob(BlobKind::TokenizerJson, tok);
-    }
-    Ok(Converted { bytes: builder.to_bytes(), config, has_tokenizer, ignored })
 }
 
 /// Write `bytes` to `path` atomically (temporary file, then rename), so a

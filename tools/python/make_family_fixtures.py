@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Golden fixtures for eddy's other model families (GRU, LSTM, Mamba-2).
+
+Same conventions as make_fixtures.py: tiny random models saved in the layout
+`eddy convert` reads, plus the reference logits of a full-sequence forward and
+of token-by-token decode with the recurrent state carried, computed in
+float64 and stored as float32.
+
+Run: python3 tools/python/make_family_fixtures.py
+"""
+import json
+import os
+import shutil
+import sys
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from transformers import Mamba2Config, Mamba2ForCausalLM
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import OUT, SEQ_LEN, make_tokenizer, perturb, reference_logits  # noqa: E402
+
+
+class RnnLM(nn.Module):
+    """eddy's GRU/LSTM layout: embed -> stacked nn.GRU/nn.LSTM -> head."""
+
+    def __init__(self, cell, vocab, emb, hidden, layers, bias=True, head_bias=True):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, emb)
+        rnn = nn.GRU if cell == "gru" else nn.LSTM
+        self.rnn = rnn(emb, hidden, layers, bias=bias, batch_first=True)
+        self.head = nn.Linear(hidden, vocab, bias=head_bias)
+
+    def forward(self, ids, state=None):
+        out, state = self.rnn(self.embed(ids), state)
+        return self.head(out), state
+
+
+def rnn_reference(model, ids):
+    model = model.double().eval()
+    with torch.no_grad():
+        forward = model(ids[None])[0][0]
+        decode, state = [], None
+        for i in range(len(ids)):
+            logits, state = model(ids[None, i : i + 1], state)
+            decode.append(logits[0, -1])
+        decode = torch.stack(decode)
+    diff = (forward - decode).abs().max().item()
+    assert diff < 1e-9, diff
+    return forward.float(), decode.float(), diff
+
+
+def save_reference(d, ids, forward, decode):
+    save_file(
+        {
+            "input_ids": ids.to(torch.int32),
+            "logits_forward": forward.contiguous(),
+            "logits_decode": decode.contiguous(),
+        },
+        os.path.join(d, "reference.safetensors"),
+    )
+
+
+def fresh_dir(name):
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def build_rnn(name, seed, cell, with_config, bare_names, **kw):
+    torch.manual_seed(seed)
+    model = RnnLM(cell, **kw).float()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    ids = torch.randint(0, kw["vocab"], (SEQ_LEN,), generator=g)
+    forward, decode, diff = rnn_reference(model, ids)
+    d = fresh_dir(name)
+    sd = {k: v.float().contiguous() for k, v in model.state_dict().items()}
+    if bare_names:
+        # As in the state_dict of a plain nn.GRU/nn.LSTM.
+        sd = {k.removeprefix("rnn."): v for k, v in sd.items()}
+    save_file(sd, os.path.join(d, "model.safetensors"))
+    if with_config:
+        cfg = {
+            "model_type": cell,
+            "vocab_size": kw["vocab"],
+            "embedding_dim": kw["emb"],
+            "hidden_size": kw["hidden"],
+            "num_layers": kw["layers"],
+            "bias": kw.get("bias", True),
+            "head_bias": kw.get("head_bias", True),
+        }
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+    save_reference(d, ids, forward, decode)
+    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}")
+
+
+def build_mamba2(name, seed, cfg):
+    torch.manual_seed(seed)
+    model = Mamba2ForCausalLM(Mamba2Config(**cfg)).float()
+    perturb(model, seed + 1)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("dt_bias"):
+                p.copy_(torch.linspace(-2.0, 0.5, p.numel()))
+    g = torch.Generator().manual_seed(seed + 2)
+    ids = torch.randint(0, cfg["vocab_size"], (SEQ_LEN,), generator=g)
+    forward, decode, diff = reference_logits(model, ids)
+    d = fresh_dir(name)
+    model.float().save_pretrained(d, safe_serialization=True)
+    make_tokenizer(cfg["vocab_size"]).save(os.path.join(d, "tokenizer.json"))
+    save_reference(d, ids, forward, decode)
+    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
+
+
+def main():
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    build_rnn("gru-tiny", 11, "gru", True, False, vocab=300, emb=32, hidden=64, layers=2)
+    build_rnn("lstm-tiny", 12, "lstm", False, True, vocab=300, emb=64, hidden=32, layers=2, head_bias=False)
+    build_mamba2(
+        "mamba2-tiny",
+        13,
+        dict(
+            vocab_size=300,
+            hidden_size=64,
+            state_size=16,
+            num_heads=8,
+            head_dim=16,
+            expand=2,
+            n_groups=2,
+            num_hidden_layers=2,
+            conv_kernel=4,
+            use_bias=False,
+            use_conv_bias=True,
+            layer_norm_epsilon=1e-5,
+            tie_word_embeddings=False,
+            chunk_size=8,
+        ),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
