@@ -355,7 +355,7 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
     );
     let bits = eddy_cli::calibrate::bits_summary(&model);
     println!(
-        "bits/weight:   {:.3} all tensors, {:.3} matrices, {:.3} layer linears (in/x/dt/out proj)",
+        "bits/weight:   {:.3} all tensors, {:.3} matrices, {:.3} layer linears (per-layer matrices)",
         bits.all, bits.matrices, bits.layer_linears
     );
     if let Some(report) = file.blob(eddy::BlobKind::QuantReport) {
@@ -374,6 +374,8 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
         None => println!("tokenizer:     none"),
     }
     println!("state bytes:   {} (per sequence, constant for any length)", model.state_bytes());
+    // Every family eddy runs keeps a fixed-size state: no KV cache grows.
+    println!("state growth:  0 bytes per token of context");
     println!("scratch bytes: {}", model.scratch_bytes());
     if let Some(b) = model.prefill_scratch_bytes(PREFILL_CHUNK, false) {
         println!("prefill bytes: {b} (extra scratch for batched prefill of {PREFILL_CHUNK} tokens)");

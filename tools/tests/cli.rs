@@ -226,3 +226,32 @@ fn threads_do_not_change_tokens() {
     let o = eddy(&["--threads", "0", "run", m.to_str().unwrap(), "--tokens", "1", "-n", "1"]);
     assert_clean_error(&o, "thread");
 }
+
+#[test]
+fn other_families_convert_inspect_quantize_and_run() {
+    for (fixture, arch, needle) in [
+        ("gru-tiny", "gru", "input_dim"),
+        ("lstm-tiny", "lstm", "layers.1.weight_hh"),
+        ("mamba2-tiny", "mamba2", "n_heads"),
+    ] {
+        let m = converted(fixture);
+        let o = eddy(&["inspect", m.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s = String::from_utf8(o.stdout).unwrap();
+        for n in [arch, needle, "state growth:  0 bytes per token"] {
+            assert!(s.contains(n), "{fixture}: `{n}` missing from:\n{s}");
+        }
+        let q = tmp(&format!("{fixture}-w2a8.eddy"));
+        let o = eddy(&["quantize", m.to_str().unwrap(), "--recipe", "w2a8", "-o", q.to_str().unwrap()]);
+        assert!(o.status.success(), "{fixture}: {}", stderr(&o));
+        let run = |path: &PathBuf| {
+            let o = eddy(&["run", path.to_str().unwrap(), "--tokens", "1,2,3", "-n", "6", "--ids"]);
+            assert!(o.status.success(), "{fixture}: {}", stderr(&o));
+            String::from_utf8(o.stdout).unwrap()
+        };
+        let (a, b) = (run(&m), run(&q));
+        let ids = a.split(|c: char| !c.is_ascii_digit()).filter(|t| !t.is_empty()).count();
+        assert!(ids >= 6, "{fixture}: expected 6 generated ids in {a:?}");
+        assert!(!b.trim().is_empty(), "{fixture}: quantized run printed nothing");
+    }
+}
