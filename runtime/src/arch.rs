@@ -11,6 +11,8 @@ pub enum Architecture {
     Gru,
     /// Stacked LSTM layers (PyTorch `nn.LSTM`) between embedding and head.
     Lstm,
+    /// RWKV-4, as `RwkvForCausalLM`.
+    Rwkv4,
 }
 
 impl Architecture {
@@ -21,6 +23,7 @@ impl Architecture {
             2 => Some(Architecture::Mamba2),
             3 => Some(Architecture::Gru),
             4 => Some(Architecture::Lstm),
+            5 => Some(Architecture::Rwkv4),
             _ => None,
         }
     }
@@ -32,6 +35,7 @@ impl Architecture {
             Architecture::Mamba2 => 2,
             Architecture::Gru => 3,
             Architecture::Lstm => 4,
+            Architecture::Rwkv4 => 5,
         }
     }
 
@@ -42,6 +46,7 @@ impl Architecture {
             Architecture::Mamba2 => "mamba2",
             Architecture::Gru => "gru",
             Architecture::Lstm => "lstm",
+            Architecture::Rwkv4 => "rwkv4",
         }
     }
 }

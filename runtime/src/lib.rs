@@ -25,6 +25,7 @@ mod model;
 mod ops;
 pub mod parallel;
 pub mod rnn;
+pub mod rwkv4;
 pub mod schema;
 mod session;
 #[cfg(feature = "std")]

@@ -8,6 +8,7 @@ use crate::mamba::Mamba1;
 use crate::mamba2::Mamba2;
 use crate::parallel::Workers;
 use crate::rnn::{Cell, Rnn};
+use crate::rwkv4::Rwkv4;
 use crate::schema::TensorSpec;
 use eddy_kernels::Kernels;
 
@@ -21,6 +22,7 @@ pub(crate) enum Inner<'a> {
     Mamba1(Mamba1<'a>),
     Mamba2(Mamba2<'a>),
     Rnn(Rnn<'a>),
+    Rwkv4(Rwkv4<'a>),
 }
 
 /// Run `$body` with `$m` bound to the family inside `$inner`.
@@ -30,6 +32,7 @@ macro_rules! with_family {
             Inner::Mamba1($m) => $body,
             Inner::Mamba2($m) => $body,
             Inner::Rnn($m) => $body,
+            Inner::Rwkv4($m) => $body,
         }
     };
 }
@@ -60,6 +63,7 @@ impl<'a> Model<'a> {
             Architecture::Gru => Inner::Rnn(Rnn::load(file, Cell::Gru)?),
             Architecture::Lstm => Inner::Rnn(Rnn::load(file, Cell::Lstm)?),
             Architecture::Mamba2 => Inner::Mamba2(Mamba2::load(file)?),
+            Architecture::Rwkv4 => Inner::Rwkv4(Rwkv4::load(file)?),
         };
         let words = with_family!(&inner, m => (m.state_words(), m.scratch_words()));
         let state_words = words

@@ -12,6 +12,18 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// LayerNorm (PyTorch `nn.LayerNorm`): `(x - mean) / sqrt(var + eps) *
+/// weight + bias`, biased variance.
+pub fn layer_norm(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let inv = 1.0 / libm::sqrtf(var + eps);
+    for (((o, v), w), b) in out.iter_mut().zip(x).zip(weight).zip(bias) {
+        *o = (v - mean) * inv * w + b;
+    }
+}
+
 /// Gated RMSNorm of Mamba-2 (gate before norm): `v = x * silu(gate)`,
 /// then each group of `group` values is RMS-normalized and scaled by
 /// `weight`. Written in place over `x`.

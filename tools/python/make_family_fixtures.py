@@ -16,7 +16,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from transformers import Mamba2Config, Mamba2ForCausalLM
+from transformers import Mamba2Config, Mamba2ForCausalLM, RwkvConfig, RwkvForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fixtures import OUT, SEQ_LEN, make_tokenizer, perturb, reference_logits  # noqa: E402
@@ -118,11 +118,56 @@ def build_mamba2(name, seed, cfg):
     print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
 
 
+def rwkv_reference(model, ids):
+    """Full forward vs token-by-token decode with RWKV's state."""
+    model = model.double().eval()
+    with torch.no_grad():
+        forward = model(ids[None], use_cache=False).logits[0]
+        decode, state = [], None
+        for i in range(len(ids)):
+            out = model(ids[None, i : i + 1], state=state, use_cache=True)
+            state = out.state
+            decode.append(out.logits[0, -1])
+        decode = torch.stack(decode)
+    diff = (forward - decode).abs().max().item()
+    assert diff < 1e-6, diff
+    return forward.float(), decode.float(), diff
+
+
+def build_rwkv(name, seed, cfg):
+    torch.manual_seed(seed)
+    model = RwkvForCausalLM(RwkvConfig(**cfg)).float()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if "time_mix" in n:
+                p.copy_(torch.rand(p.shape, generator=g))
+            elif "ln" in n and n.endswith("weight"):
+                p.copy_(1.0 + 0.1 * noise)
+            elif "time_" in n:
+                p.add_(0.3 * noise)
+            else:
+                p.add_(0.15 * noise)
+    ids = torch.randint(0, cfg["vocab_size"], (SEQ_LEN,), generator=g)
+    forward, decode, diff = rwkv_reference(model, ids)
+    d = fresh_dir(name)
+    model.float().save_pretrained(d, safe_serialization=True)
+    save_reference(d, ids, forward, decode)
+    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
+
+
 def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     build_rnn("gru-tiny", 11, "gru", True, False, vocab=300, emb=32, hidden=64, layers=2)
     build_rnn("lstm-tiny", 12, "lstm", False, True, vocab=300, emb=64, hidden=32, layers=2, head_bias=False)
+    build_rwkv(
+        "rwkv4-tiny",
+        14,
+        dict(vocab_size=300, hidden_size=64, num_hidden_layers=2, intermediate_size=128, context_length=64,
+             rescale_every=0, tie_word_embeddings=False, layer_norm_epsilon=1e-5),
+    )
     build_mamba2(
         "mamba2-tiny",
         13,

@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 mod mamba1;
 mod mamba2;
 mod rnn;
+mod rwkv4;
 
 pub use mamba1::{hf_name, mamba1_config};
 pub use mamba2::mamba2_config;
 pub use rnn::rnn_config;
+pub use rwkv4::rwkv4_config;
 
 /// Storage chosen for the large matrices (small parameters stay f32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +63,7 @@ pub enum ConvertError {
     /// The architecture is not supported.
     #[error(
         "unsupported architecture {found:?} in config.json; supported: MambaForCausalLM (model_type \"mamba\"), \
-         Mamba2ForCausalLM (\"mamba2\"), and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
+         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
     )]
     UnsupportedArchitecture {
         /// What config.json says.
@@ -246,6 +248,8 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         mamba1::plan(&cfg)?
     } else if archs.contains(&"Mamba2ForCausalLM") || (archs.is_empty() && model_type == "mamba2") {
         mamba2::plan(&cfg)?
+    } else if archs.contains(&"RwkvForCausalLM") || (archs.is_empty() && model_type == "rwkv") {
+        rwkv4::plan(&cfg)?
     } else if model_type == "gru" || model_type == "lstm" {
         rnn::plan(&cfg, &ckpt)?
     } else {

@@ -1,0 +1,451 @@
+//! RWKV-4 (`RwkvForCausalLM`): token-shift mixing, the WKV recurrence with
+//! per-channel decay `w` and bonus `u`, and a squared-ReLU channel mix,
+//! with LayerNorms.
+//!
+//! The WKV state per channel is `(num, den, max)`, the numerically stable
+//! form of `a = Σ e^{k_i + (t-1-i) w} v_i`, `b = Σ e^{k_i + (t-1-i) w}`
+//! scaled by `e^{-max}`. A zero state is equivalent to the reference's
+//! `max = -1e38` start (the pair represents the same sums). Checkpoints
+//! saved with `rescale_every` (transformers halves the residual every N
+//! layers at inference) are run unscaled: the same model up to LayerNorm's
+//! epsilon. Prefill batches every projection over the chunk; only the WKV
+//! recurrence runs token by token.
+
+use crate::arch::HParam;
+use crate::error::ModelError;
+use crate::family::{checked_total, observe_input, Carver, Compute, Family, Observer};
+use crate::file::EddyFile;
+use crate::linear::{ActScratch, BatchActScratch, Linear};
+use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid};
+use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+
+/// Hyper-parameters of an RWKV-4 model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rwkv4Config {
+    /// Vocabulary size.
+    pub vocab_size: u32,
+    /// Model width (also the attention width).
+    pub d_model: u32,
+    /// Number of blocks.
+    pub n_layer: u32,
+    /// Channel-mix (feed-forward) width.
+    pub d_ffn: u32,
+    /// LayerNorm epsilon.
+    pub norm_eps: f32,
+    /// LM head tied to the embedding.
+    pub tied_embeddings: bool,
+}
+
+impl Rwkv4Config {
+    /// Read and check the hyper-parameters of a file.
+    pub fn from_file(file: &EddyFile<'_>) -> Result<Self, ModelError> {
+        Ok(Rwkv4Config {
+            vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
+            d_model: dim(file, HParam::DModel, MAX_DIM)?,
+            n_layer: dim(file, HParam::NLayer, 4096)?,
+            d_ffn: dim(file, HParam::DInner, MAX_DIM)?,
+            norm_eps: epsilon(file, HParam::NormEps)?,
+            tied_embeddings: flag(file, HParam::TiedEmbeddings)?,
+        })
+    }
+
+    /// f32 words of state: per layer the previous attention input, WKV
+    /// `num`, `den`, `max`, and the previous channel-mix input.
+    pub fn state_words(&self) -> Option<usize> {
+        (5 * self.d_model as usize).checked_mul(self.n_layer as usize)
+    }
+
+    /// Scratch sizes for `n` tokens: residual, normed, mix k/v/r (3x),
+    /// k, v, r, wkv, out, ffn key, logits rows, activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 13] {
+        let (dm, df) = (self.d_model as usize, self.d_ffn as usize);
+        let max_cols = dm.max(df);
+        let act = if n == 1 {
+            Some(ActScratch::words(max_cols))
+        } else {
+            n.checked_mul(max_cols * 2).map(|_| BatchActScratch::words(max_cols, n))
+        };
+        let rows = |w: usize| n.checked_mul(w);
+        [
+            rows(dm),
+            rows(dm),
+            rows(dm),
+            rows(dm),
+            rows(dm),
+            rows(dm),
+            rows(dm),
+            rows(dm),
+            rows(dm),
+            rows(dm),
+            rows(df),
+            logit_rows.checked_mul(self.vocab_size as usize),
+            act,
+        ]
+    }
+}
+
+/// Visit the canonical tensor list of an RWKV-4 model in file order.
+pub fn tensor_schema(c: &Rwkv4Config, visit: &mut dyn FnMut(TensorSpec)) {
+    use TensorKind::{Matrix, F32};
+    let (v, dm, df) = (c.vocab_size as u64, c.d_model as u64, c.d_ffn as u64);
+    visit(TensorSpec::global("embed.weight", v, dm, Matrix));
+    visit(TensorSpec::global("pre_ln.weight", 1, dm, F32));
+    visit(TensorSpec::global("pre_ln.bias", 1, dm, F32));
+    for i in 0..c.n_layer {
+        let s = |pattern, rows, cols, kind| TensorSpec::layer(pattern, i, rows, cols, kind);
+        for spec in [
+            s("layers.{i}.ln1.weight", 1, dm, F32),
+            s("layers.{i}.ln1.bias", 1, dm, F32),
+            s("layers.{i}.att.time_decay", 1, dm, F32),
+            s("layers.{i}.att.time_first", 1, dm, F32),
+            s("layers.{i}.att.time_mix_key", 1, dm, F32),
+            s("layers.{i}.att.time_mix_value", 1, dm, F32),
+            s("layers.{i}.att.time_mix_receptance", 1, dm, F32),
+            s("layers.{i}.att.key.weight", dm, dm, Matrix),
+            s("layers.{i}.att.value.weight", dm, dm, Matrix),
+            s("layers.{i}.att.receptance.weight", dm, dm, Matrix),
+            s("layers.{i}.att.output.weight", dm, dm, Matrix),
+            s("layers.{i}.ln2.weight", 1, dm, F32),
+            s("layers.{i}.ln2.bias", 1, dm, F32),
+            s("layers.{i}.ffn.time_mix_key", 1, dm, F32),
+            s("layers.{i}.ffn.time_mix_receptance", 1, dm, F32),
+            s("layers.{i}.ffn.key.weight", df, dm, Matrix),
+            s("layers.{i}.ffn.receptance.weight", dm, dm, Matrix),
+            s("layers.{i}.ffn.value.weight", dm, df, Matrix),
+        ] {
+            visit(spec);
+        }
+    }
+    visit(TensorSpec::global("ln_out.weight", 1, dm, F32));
+    visit(TensorSpec::global("ln_out.bias", 1, dm, F32));
+    if !c.tied_embeddings {
+        visit(TensorSpec::global("head.weight", v, dm, Matrix));
+    }
+}
+
+const PER_LAYER: u32 = 18;
+
+/// A loaded, validated RWKV-4 model.
+#[derive(Clone, Copy, Debug)]
+pub struct Rwkv4<'a> {
+    /// Hyper-parameters.
+    pub config: Rwkv4Config,
+    file: EddyFile<'a>,
+}
+
+struct LayerWeights<'a> {
+    ln1: (&'a [f32], &'a [f32]),
+    /// `-exp(time_decay)`, stored so by the converter.
+    decay: &'a [f32],
+    first: &'a [f32],
+    mix_k: &'a [f32],
+    mix_v: &'a [f32],
+    mix_r: &'a [f32],
+    key: Linear<'a>,
+    value: Linear<'a>,
+    receptance: Linear<'a>,
+    output: Linear<'a>,
+    ln2: (&'a [f32], &'a [f32]),
+    ffn_mix_k: &'a [f32],
+    ffn_mix_r: &'a [f32],
+    ffn_key: Linear<'a>,
+    ffn_receptance: Linear<'a>,
+    ffn_value: Linear<'a>,
+}
+
+/// `out = x * mix + prev * (1 - mix)`, the token shift.
+fn token_shift(x: &[f32], prev: &[f32], mix: &[f32], out: &mut [f32]) {
+    for (((o, &a), &p), &m) in out.iter_mut().zip(x).zip(prev).zip(mix) {
+        *o = a * m + p * (1.0 - m);
+    }
+}
+
+/// One token of WKV: `out = r * wkv`, state `(num, den, max)` advanced.
+fn wkv_step(w: &LayerWeights<'_>, wkv_state: &mut [f32], k: &[f32], v: &[f32], r: &[f32], out: &mut [f32]) {
+    let dm = out.len();
+    let (num, rest) = wkv_state.split_at_mut(dm);
+    let (den, max) = rest.split_at_mut(dm);
+    for c in 0..dm {
+        let (kc, vc) = (k[c], v[c]);
+        let ku = kc + w.first[c];
+        let m_out = max[c].max(ku);
+        let (e1, e2) = (exp_fast(max[c] - m_out), exp_fast(ku - m_out));
+        out[c] = sigmoid(r[c]) * ((e1 * num[c] + e2 * vc) / (e1 * den[c] + e2));
+        let decayed = max[c] + w.decay[c];
+        let m_state = decayed.max(kc);
+        let (e1, e2) = (exp_fast(decayed - m_state), exp_fast(kc - m_state));
+        num[c] = e1 * num[c] + e2 * vc;
+        den[c] = e1 * den[c] + e2;
+        max[c] = m_state;
+    }
+}
+
+impl<'a> Rwkv4<'a> {
+    /// Bind a parsed file: check hyper-parameters and every tensor.
+    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
+        let config = Rwkv4Config::from_file(&file)?;
+        config.state_words().ok_or(ModelError::SizeOverflow)?;
+        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
+        check_schema(&file, |visit| tensor_schema(&config, visit))?;
+        Ok(Rwkv4 { config, file })
+    }
+
+    fn embed(&self) -> Linear<'a> {
+        TensorCursor::at(&self.file, 0).linear(false)
+    }
+
+    fn pre_ln(&self) -> (&'a [f32], &'a [f32]) {
+        let mut t = TensorCursor::at(&self.file, 1);
+        (t.f32(), t.f32())
+    }
+
+    fn layer(&self, i: u32) -> LayerWeights<'a> {
+        let mut t = TensorCursor::at(&self.file, 3 + i * PER_LAYER);
+        LayerWeights {
+            ln1: (t.f32(), t.f32()),
+            decay: t.f32(),
+            first: t.f32(),
+            mix_k: t.f32(),
+            mix_v: t.f32(),
+            mix_r: t.f32(),
+            key: t.linear(false),
+            value: t.linear(false),
+            receptance: t.linear(false),
+            output: t.linear(false),
+            ln2: (t.f32(), t.f32()),
+            ffn_mix_k: t.f32(),
+            ffn_mix_r: t.f32(),
+            ffn_key: t.linear(false),
+            ffn_receptance: t.linear(false),
+            ffn_value: t.linear(false),
+        }
+    }
+
+    fn head(&self) -> ((&'a [f32], &'a [f32]), Linear<'a>) {
+        let mut t = TensorCursor::at(&self.file, 3 + self.config.n_layer * PER_LAYER);
+        let ln_out = (t.f32(), t.f32());
+        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
+        (ln_out, head)
+    }
+}
+
+/// Per-token vectors of a chunk, `n` rows each (1 for a step).
+struct Rows<'s> {
+    x: &'s mut [f32],
+    normed: &'s mut [f32],
+    mix_k: &'s mut [f32],
+    mix_v: &'s mut [f32],
+    mix_r: &'s mut [f32],
+    k: &'s mut [f32],
+    v: &'s mut [f32],
+    r: &'s mut [f32],
+    wkv: &'s mut [f32],
+    out: &'s mut [f32],
+    ffn: &'s mut [f32],
+    logits: &'s mut [f32],
+}
+
+impl<'s> Rows<'s> {
+    fn carve(carve: &mut Carver<'s>, sizes: &[usize; 13]) -> Self {
+        Rows {
+            x: carve.take(sizes[0]),
+            normed: carve.take(sizes[1]),
+            mix_k: carve.take(sizes[2]),
+            mix_v: carve.take(sizes[3]),
+            mix_r: carve.take(sizes[4]),
+            k: carve.take(sizes[5]),
+            v: carve.take(sizes[6]),
+            r: carve.take(sizes[7]),
+            wkv: carve.take(sizes[8]),
+            out: carve.take(sizes[9]),
+            ffn: carve.take(sizes[10]),
+            logits: carve.take(sizes[11]),
+        }
+    }
+}
+
+/// Either one token's matvec or a chunk's matmat, same results per token.
+enum Acts<'s> {
+    One(ActScratch<'s>),
+    Chunk(BatchActScratch<'s>),
+}
+
+impl Acts<'_> {
+    fn apply(&mut self, l: &Linear<'_>, xs: &[f32], ys: &mut [f32], n: usize, cx: Compute<'_>) {
+        match self {
+            Acts::One(a) => l.matvec(xs, ys, a, cx.kernels, cx.workers),
+            Acts::Chunk(a) => l.matmat(xs, ys, n, a, cx.kernels, cx.workers),
+        }
+    }
+}
+
+impl<'a> Rwkv4<'a> {
+    /// Run `tokens` through all blocks, layer by layer (a step is a chunk
+    /// of one). Leaves the logits of the last `logit_rows` tokens.
+    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
+    fn run(
+        &self,
+        tokens: &[u32],
+        state: &mut [f32],
+        rows: &mut Rows<'_>,
+        acts: &mut Acts<'_>,
+        logit_rows: usize,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let c = &self.config;
+        let (dm, df, n) = (c.d_model as usize, c.d_ffn as usize, tokens.len());
+        let eps = c.norm_eps;
+        let (pre_w, pre_b) = self.pre_ln();
+        for (&t, x) in tokens.iter().zip(rows.x.chunks_exact_mut(dm)) {
+            self.embed().row(t as usize, &mut rows.normed[..dm]);
+            layer_norm(&rows.normed[..dm], pre_w, pre_b, eps, x);
+        }
+        let x = &mut rows.x[..n * dm];
+        for (i, layer_state) in state.chunks_exact_mut(5 * dm).enumerate() {
+            let w = self.layer(i as u32);
+            let (att_prev, rest) = layer_state.split_at_mut(dm);
+            let (wkv_state, ffn_prev) = rest.split_at_mut(3 * dm);
+            // Time mix: token shift against the previous token's normed input.
+            for (xt, a) in x.chunks_exact(dm).zip(rows.normed.chunks_exact_mut(dm)) {
+                layer_norm(xt, w.ln1.0, w.ln1.1, eps, a);
+            }
+            for t in 0..n {
+                let a = &rows.normed[t * dm..(t + 1) * dm];
+                let prev = if t == 0 { &*att_prev } else { &rows.normed[(t - 1) * dm..t * dm] };
+                let span = t * dm..(t + 1) * dm;
+                token_shift(a, prev, w.mix_k, &mut rows.mix_k[span.clone()]);
+                token_shift(a, prev, w.mix_v, &mut rows.mix_v[span.clone()]);
+                token_shift(a, prev, w.mix_r, &mut rows.mix_r[span]);
+            }
+            att_prev.copy_from_slice(&rows.normed[(n - 1) * dm..n * dm]);
+            let m = n * dm;
+            observe_input(observe, &w.key, &rows.mix_k[..m]);
+            acts.apply(&w.key, &rows.mix_k[..m], &mut rows.k[..m], n, cx);
+            observe_input(observe, &w.value, &rows.mix_v[..m]);
+            acts.apply(&w.value, &rows.mix_v[..m], &mut rows.v[..m], n, cx);
+            observe_input(observe, &w.receptance, &rows.mix_r[..m]);
+            acts.apply(&w.receptance, &rows.mix_r[..m], &mut rows.r[..m], n, cx);
+            for t in 0..n {
+                let s = t * dm..(t + 1) * dm;
+                wkv_step(
+                    &w,
+                    wkv_state,
+                    &rows.k[s.clone()],
+                    &rows.v[s.clone()],
+                    &rows.r[s.clone()],
+                    &mut rows.wkv[s],
+                );
+            }
+            observe_input(observe, &w.output, &rows.wkv[..m]);
+            acts.apply(&w.output, &rows.wkv[..m], &mut rows.out[..m], n, cx);
+            add_assign(x, &rows.out[..m]);
+
+            // Channel mix.
+            for (xt, f) in x.chunks_exact(dm).zip(rows.normed.chunks_exact_mut(dm)) {
+                layer_norm(xt, w.ln2.0, w.ln2.1, eps, f);
+            }
+            for t in 0..n {
+                let f = &rows.normed[t * dm..(t + 1) * dm];
+                let prev = if t == 0 { &*ffn_prev } else { &rows.normed[(t - 1) * dm..t * dm] };
+                let span = t * dm..(t + 1) * dm;
+                token_shift(f, prev, w.ffn_mix_k, &mut rows.mix_k[span.clone()]);
+                token_shift(f, prev, w.ffn_mix_r, &mut rows.mix_r[span]);
+            }
+            ffn_prev.copy_from_slice(&rows.normed[(n - 1) * dm..n * dm]);
+            observe_input(observe, &w.ffn_key, &rows.mix_k[..m]);
+            acts.apply(&w.ffn_key, &rows.mix_k[..m], &mut rows.ffn[..n * df], n, cx);
+            for v in rows.ffn[..n * df].iter_mut() {
+                let relu = v.max(0.0);
+                *v = relu * relu;
+            }
+            observe_input(observe, &w.ffn_value, &rows.ffn[..n * df]);
+            acts.apply(&w.ffn_value, &rows.ffn[..n * df], &mut rows.out[..m], n, cx);
+            observe_input(observe, &w.ffn_receptance, &rows.mix_r[..m]);
+            acts.apply(&w.ffn_receptance, &rows.mix_r[..m], &mut rows.r[..m], n, cx);
+            for ((xv, o), r) in x.iter_mut().zip(&rows.out[..m]).zip(&rows.r[..m]) {
+                *xv += sigmoid(*r) * o;
+            }
+        }
+        if logit_rows == 0 {
+            return;
+        }
+        let ((ln_w, ln_b), head) = self.head();
+        let first = n - logit_rows;
+        for (xt, o) in x.chunks_exact(dm).skip(first).zip(rows.normed.chunks_exact_mut(dm)) {
+            layer_norm(xt, ln_w, ln_b, eps, o);
+        }
+        observe_input(observe, &head, &rows.normed[..logit_rows * dm]);
+        let logits = &mut rows.logits[..logit_rows * c.vocab_size as usize];
+        acts.apply(&head, &rows.normed[..logit_rows * dm], logits, logit_rows, cx);
+    }
+}
+
+impl<'a> Family<'a> for Rwkv4<'a> {
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size as usize
+    }
+
+    fn state_words(&self) -> Option<usize> {
+        self.config.state_words()
+    }
+
+    fn scratch_words(&self) -> Option<usize> {
+        checked_total(&self.config.sizes(1, 1))
+    }
+
+    fn logits_offset_words(&self) -> usize {
+        self.config.sizes(1, 1)[..11].iter().map(|s| s.unwrap_or(0)).sum()
+    }
+
+    fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec)) {
+        tensor_schema(&self.config, visit)
+    }
+
+    fn step<'s>(
+        &self,
+        token: u32,
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        want_logits: bool,
+        cx: Compute<'_>,
+        mut observe: Option<Observer<'_>>,
+    ) -> &'s [f32] {
+        let c = &self.config;
+        let sizes = c.sizes(1, 1).map(|s| s.unwrap_or(0));
+        let mut carve = Carver::new(scratch);
+        let mut rows = Rows::carve(&mut carve, &sizes);
+        let max_cols = (c.d_model as usize).max(c.d_ffn as usize);
+        let mut acts = Acts::One(ActScratch::from_words(carve.take(sizes[12]), max_cols));
+        self.run(&[token], state, &mut rows, &mut acts, want_logits as usize, cx, &mut observe);
+        let Rows { logits, .. } = rows;
+        logits
+    }
+
+    fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
+        let rows = if all_logits { tokens } else { 1 };
+        checked_total(&self.config.sizes(tokens.max(2), rows))
+    }
+
+    fn prefill_chunk<'s>(
+        &self,
+        tokens: &[u32],
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        all_logits: bool,
+        cx: Compute<'_>,
+    ) -> &'s [f32] {
+        let c = &self.config;
+        let n = tokens.len();
+        let cap = n.max(2);
+        let logit_rows = if all_logits { n } else { 1 };
+        let sizes = c.sizes(cap, logit_rows).map(|s| s.unwrap_or(0));
+        let mut carve = Carver::new(scratch);
+        let mut rows = Rows::carve(&mut carve, &sizes);
+        let max_cols = (c.d_model as usize).max(c.d_ffn as usize);
+        let mut acts = Acts::Chunk(BatchActScratch::from_words(carve.take(sizes[12]), max_cols, cap));
+        self.run(tokens, state, &mut rows, &mut acts, logit_rows, cx, &mut None);
+        let Rows { logits, .. } = rows;
+        &logits[..logit_rows * c.vocab_size as usize]
+    }
+}
