@@ -13,6 +13,9 @@ pub enum Architecture {
     Lstm,
     /// RWKV-4, as `RwkvForCausalLM`.
     Rwkv4,
+    /// Gated DeltaNet layers with SwiGLU MLPs, as the linear-attention
+    /// layers of `Qwen3NextForCausalLM`.
+    GatedDeltaNet,
 }
 
 impl Architecture {
@@ -24,6 +27,7 @@ impl Architecture {
             3 => Some(Architecture::Gru),
             4 => Some(Architecture::Lstm),
             5 => Some(Architecture::Rwkv4),
+            6 => Some(Architecture::GatedDeltaNet),
             _ => None,
         }
     }
@@ -36,6 +40,7 @@ impl Architecture {
             Architecture::Gru => 3,
             Architecture::Lstm => 4,
             Architecture::Rwkv4 => 5,
+            Architecture::GatedDeltaNet => 6,
         }
     }
 
@@ -47,6 +52,7 @@ impl Architecture {
             Architecture::Gru => "gru",
             Architecture::Lstm => "lstm",
             Architecture::Rwkv4 => "rwkv4",
+            Architecture::GatedDeltaNet => "gated-deltanet",
         }
     }
 }
@@ -88,13 +94,16 @@ pub enum HParam {
     HeadBias,
     /// Number of heads (Mamba-2 SSD heads).
     NHeads,
-    /// Number of B/C groups (Mamba-2), each shared by `n_heads / n_groups` heads.
+    /// Number of B/C groups (Mamba-2) or key heads (Gated DeltaNet), each
+    /// shared by `n_heads / n_groups` heads.
     NGroups,
+    /// Feed-forward (MLP) width.
+    DFfn,
 }
 
 impl HParam {
     /// All keys this version knows.
-    pub const ALL: [HParam; 17] = [
+    pub const ALL: [HParam; 18] = [
         HParam::VocabSize,
         HParam::DModel,
         HParam::NLayer,
@@ -112,6 +121,7 @@ impl HParam {
         HParam::HeadBias,
         HParam::NHeads,
         HParam::NGroups,
+        HParam::DFfn,
     ];
 
     /// File code of the key.
@@ -134,6 +144,7 @@ impl HParam {
             HParam::HeadBias => 15,
             HParam::NHeads => 16,
             HParam::NGroups => 17,
+            HParam::DFfn => 18,
         }
     }
 
@@ -163,6 +174,7 @@ impl HParam {
             HParam::HeadBias => "head_bias",
             HParam::NHeads => "n_heads",
             HParam::NGroups => "n_groups",
+            HParam::DFfn => "d_ffn",
         }
     }
 

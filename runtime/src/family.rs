@@ -5,7 +5,7 @@
 //! token step, and a chunked prefill. [`Model`](crate::Model) dispatches
 //! to it; [`Session`](crate::Session) owns the buffers and checks input.
 
-use crate::linear::Linear;
+use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::parallel::Workers;
 use crate::schema::TensorSpec;
 use eddy_kernels::Kernels;
@@ -126,4 +126,45 @@ impl<'s> Carver<'s> {
 /// Sum of sizes, `None` on overflow.
 pub(crate) fn checked_total(sizes: &[Option<usize>]) -> Option<usize> {
     sizes.iter().try_fold(0usize, |acc, s| acc.checked_add((*s)?))
+}
+
+/// Activation scratch for one token's matvec or a chunk's matmat, so one
+/// code path serves `step` and `prefill_chunk` with per-token identical
+/// results.
+pub(crate) enum ProductScratch<'s> {
+    /// A single token (`Linear::matvec`).
+    One(ActScratch<'s>),
+    /// A chunk of tokens (`Linear::matmat`).
+    Chunk(BatchActScratch<'s>),
+}
+
+impl ProductScratch<'_> {
+    /// `ys[t] = l(xs[t])` for the `n` tokens of `xs`.
+    pub(crate) fn apply(&mut self, l: &Linear<'_>, xs: &[f32], ys: &mut [f32], n: usize, cx: Compute<'_>) {
+        match self {
+            ProductScratch::One(a) => l.matvec(xs, ys, a, cx.kernels, cx.workers),
+            ProductScratch::Chunk(a) => l.matmat(xs, ys, n, a, cx.kernels, cx.workers),
+        }
+    }
+
+    /// f32 words for `n` tokens of up to `max_cols` inputs (`None` on
+    /// overflow).
+    pub(crate) fn words(max_cols: usize, n: usize) -> Option<usize> {
+        if n <= 1 {
+            Some(ActScratch::words(max_cols))
+        } else {
+            // BatchActScratch::words is unchecked; bound its largest term.
+            n.checked_mul(max_cols.checked_mul(2)?).map(|_| BatchActScratch::words(max_cols, n))
+        }
+    }
+
+    /// Carve for `n` tokens (as sized by [`words`](Self::words)).
+    pub(crate) fn carve<'s>(carver: &mut Carver<'s>, max_cols: usize, n: usize) -> ProductScratch<'s> {
+        let words = carver.take(Self::words(max_cols, n).unwrap_or(0));
+        if n <= 1 {
+            ProductScratch::One(ActScratch::from_words(words, max_cols))
+        } else {
+            ProductScratch::Chunk(BatchActScratch::from_words(words, max_cols, n))
+        }
+    }
 }

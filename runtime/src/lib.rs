@@ -18,6 +18,7 @@ pub mod arch;
 mod error;
 mod family;
 pub mod file;
+pub mod gated_deltanet;
 mod linear;
 pub mod mamba;
 pub mod mamba2;

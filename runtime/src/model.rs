@@ -4,6 +4,7 @@ use crate::arch::Architecture;
 use crate::error::ModelError;
 use crate::family::{Compute, Family};
 use crate::file::{BlobKind, EddyFile};
+use crate::gated_deltanet::GatedDeltaNet;
 use crate::mamba::Mamba1;
 use crate::mamba2::Mamba2;
 use crate::parallel::Workers;
@@ -23,6 +24,7 @@ pub(crate) enum Inner<'a> {
     Mamba2(Mamba2<'a>),
     Rnn(Rnn<'a>),
     Rwkv4(Rwkv4<'a>),
+    GatedDeltaNet(GatedDeltaNet<'a>),
 }
 
 /// Run `$body` with `$m` bound to the family inside `$inner`.
@@ -33,6 +35,7 @@ macro_rules! with_family {
             Inner::Mamba2($m) => $body,
             Inner::Rnn($m) => $body,
             Inner::Rwkv4($m) => $body,
+            Inner::GatedDeltaNet($m) => $body,
         }
     };
 }
@@ -64,6 +67,7 @@ impl<'a> Model<'a> {
             Architecture::Lstm => Inner::Rnn(Rnn::load(file, Cell::Lstm)?),
             Architecture::Mamba2 => Inner::Mamba2(Mamba2::load(file)?),
             Architecture::Rwkv4 => Inner::Rwkv4(Rwkv4::load(file)?),
+            Architecture::GatedDeltaNet => Inner::GatedDeltaNet(GatedDeltaNet::load(file)?),
         };
         let words = with_family!(&inner, m => (m.state_words(), m.scratch_words()));
         let state_words = words

@@ -13,7 +13,7 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{checked_total, observe_input, Carver, Compute, Family, Observer};
+use crate::family::{checked_total, observe_input, Carver, Compute, Family, Observer, ProductScratch};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid};
@@ -264,21 +264,6 @@ impl<'s> Rows<'s> {
     }
 }
 
-/// Either one token's matvec or a chunk's matmat, same results per token.
-enum Acts<'s> {
-    One(ActScratch<'s>),
-    Chunk(BatchActScratch<'s>),
-}
-
-impl Acts<'_> {
-    fn apply(&mut self, l: &Linear<'_>, xs: &[f32], ys: &mut [f32], n: usize, cx: Compute<'_>) {
-        match self {
-            Acts::One(a) => l.matvec(xs, ys, a, cx.kernels, cx.workers),
-            Acts::Chunk(a) => l.matmat(xs, ys, n, a, cx.kernels, cx.workers),
-        }
-    }
-}
-
 impl<'a> Rwkv4<'a> {
     /// Run `tokens` through all blocks, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
@@ -288,7 +273,7 @@ impl<'a> Rwkv4<'a> {
         tokens: &[u32],
         state: &mut [f32],
         rows: &mut Rows<'_>,
-        acts: &mut Acts<'_>,
+        acts: &mut ProductScratch<'_>,
         logit_rows: usize,
         cx: Compute<'_>,
         observe: &mut Option<Observer<'_>>,
@@ -416,7 +401,7 @@ impl<'a> Family<'a> for Rwkv4<'a> {
         let mut carve = Carver::new(scratch);
         let mut rows = Rows::carve(&mut carve, &sizes);
         let max_cols = (c.d_model as usize).max(c.d_ffn as usize);
-        let mut acts = Acts::One(ActScratch::from_words(carve.take(sizes[12]), max_cols));
+        let mut acts = ProductScratch::One(ActScratch::from_words(carve.take(sizes[12]), max_cols));
         self.run(&[token], state, &mut rows, &mut acts, want_logits as usize, cx, &mut observe);
         let Rows { logits, .. } = rows;
         logits
@@ -443,7 +428,8 @@ impl<'a> Family<'a> for Rwkv4<'a> {
         let mut carve = Carver::new(scratch);
         let mut rows = Rows::carve(&mut carve, &sizes);
         let max_cols = (c.d_model as usize).max(c.d_ffn as usize);
-        let mut acts = Acts::Chunk(BatchActScratch::from_words(carve.take(sizes[12]), max_cols, cap));
+        let mut acts =
+            ProductScratch::Chunk(BatchActScratch::from_words(carve.take(sizes[12]), max_cols, cap));
         self.run(tokens, state, &mut rows, &mut acts, logit_rows, cx, &mut None);
         let Rows { logits, .. } = rows;
         &logits[..logit_rows * c.vocab_size as usize]

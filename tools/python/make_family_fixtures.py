@@ -16,7 +16,8 @@ import sys
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from transformers import Mamba2Config, Mamba2ForCausalLM, RwkvConfig, RwkvForCausalLM
+from transformers import (Mamba2Config, Mamba2ForCausalLM, Qwen3NextConfig, Qwen3NextForCausalLM, RwkvConfig,
+                          RwkvForCausalLM)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fixtures import OUT, SEQ_LEN, make_tokenizer, perturb, reference_logits  # noqa: E402
@@ -157,6 +158,36 @@ def build_rwkv(name, seed, cfg):
     print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
 
 
+def build_gated_deltanet(name, seed, cfg):
+    torch.manual_seed(seed)
+    model = Qwen3NextForCausalLM(Qwen3NextConfig(**cfg)).float()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if n.endswith("A_log"):
+                p.copy_(torch.log(torch.linspace(0.5, 4.0, p.numel())))
+            elif "norm" in n:
+                p.add_(0.1 * noise)
+            else:
+                p.add_(0.15 * noise)
+    ids = torch.randint(0, cfg["vocab_size"], (SEQ_LEN,), generator=g)
+    # transformers' cache cannot hold only linear-attention layers (its
+    # get_seq_length needs an attention layer), so "decode" is the last
+    # logits of a forward over each prefix: the same causal quantity.
+    model = model.double().eval()
+    with torch.no_grad():
+        forward = model(ids[None], use_cache=False).logits[0]
+        decode = torch.stack([model(ids[None, : i + 1], use_cache=False).logits[0, -1] for i in range(len(ids))])
+    diff = (forward - decode).abs().max().item()
+    assert diff < 1e-6, diff
+    forward, decode = forward.float(), decode.float()
+    d = fresh_dir(name)
+    model.float().save_pretrained(d, safe_serialization=True)
+    save_reference(d, ids, forward, decode)
+    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
+
+
 def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -167,6 +198,15 @@ def main():
         14,
         dict(vocab_size=300, hidden_size=64, num_hidden_layers=2, intermediate_size=128, context_length=64,
              rescale_every=0, tie_word_embeddings=False, layer_norm_epsilon=1e-5),
+    )
+    build_gated_deltanet(
+        "gated-deltanet-tiny",
+        15,
+        dict(vocab_size=300, hidden_size=64, num_hidden_layers=2, intermediate_size=128,
+             linear_num_value_heads=4, linear_num_key_heads=2, linear_key_head_dim=16, linear_value_head_dim=16,
+             linear_conv_kernel_dim=4, layer_types=["linear_attention"] * 2, num_experts=0,
+             num_attention_heads=4, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6,
+             tie_word_embeddings=False),
     )
     build_mamba2(
         "mamba2-tiny",

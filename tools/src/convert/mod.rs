@@ -14,11 +14,13 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod gated_deltanet;
 mod mamba1;
 mod mamba2;
 mod rnn;
 mod rwkv4;
 
+pub use gated_deltanet::gated_deltanet_config;
 pub use mamba1::{hf_name, mamba1_config};
 pub use mamba2::mamba2_config;
 pub use rnn::rnn_config;
@@ -63,7 +65,7 @@ pub enum ConvertError {
     /// The architecture is not supported.
     #[error(
         "unsupported architecture {found:?} in config.json; supported: MambaForCausalLM (model_type \"mamba\"), \
-         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
+         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
     )]
     UnsupportedArchitecture {
         /// What config.json says.
@@ -250,6 +252,8 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         mamba2::plan(&cfg)?
     } else if archs.contains(&"RwkvForCausalLM") || (archs.is_empty() && model_type == "rwkv") {
         rwkv4::plan(&cfg)?
+    } else if archs.contains(&"Qwen3NextForCausalLM") || (archs.is_empty() && model_type == "qwen3_next") {
+        gated_deltanet::plan(&cfg)?
     } else if model_type == "gru" || model_type == "lstm" {
         rnn::plan(&cfg, &ckpt)?
     } else {

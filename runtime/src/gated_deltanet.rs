@@ -1,0 +1,471 @@
+//! Gated DeltaNet (the linear-attention layers of Qwen3-Next): per value
+//! head a matrix state `S` (`head_k_dim x head_v_dim`) updated by the gated
+//! delta rule, then a gated RMSNorm; each layer is followed by a SwiGLU MLP.
+//!
+//! Per token and value head `h` (key head `h / (n_heads / n_groups)`):
+//! `q, k` are L2-normalized (`q` also scaled by `1/sqrt(head_k_dim)`),
+//! `β = sigmoid(b)`, `g = A softplus(a + dt_bias)` with `A = -exp(A_log)`;
+//! `S ← e^g S`, `S ← S + k ((v - Sᵀk) β)ᵀ`, `o = Sᵀ q`.
+//!
+//! The converter reorders Qwen3-Next's per-key-head interleaved `qkvz` and
+//! `ba` projection rows into contiguous `[q | k | v | z]` and `[b | a]`
+//! blocks (a row permutation: exact), and stores the `1 + w` of Qwen3-Next's
+//! RMSNorms as plain weights. Prefill batches every projection over the
+//! chunk; the delta rule runs token by token (no chunked WY form yet).
+
+use crate::arch::HParam;
+use crate::error::ModelError;
+use crate::family::{checked_total, observe_input, Carver, Compute, Family, Observer, ProductScratch};
+use crate::file::EddyFile;
+use crate::linear::Linear;
+use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, rms_norm, sigmoid, silu, softplus};
+use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+
+/// Hyper-parameters of a Gated DeltaNet model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GatedDeltaNetConfig {
+    /// Vocabulary size.
+    pub vocab_size: u32,
+    /// Model width.
+    pub d_model: u32,
+    /// Number of layers.
+    pub n_layer: u32,
+    /// Value heads (one state matrix each).
+    pub n_v_heads: u32,
+    /// Query/key heads, each shared by `n_v_heads / n_k_heads` value heads.
+    pub n_k_heads: u32,
+    /// Query/key head width.
+    pub head_k_dim: u32,
+    /// Value head width.
+    pub head_v_dim: u32,
+    /// Causal convolution width.
+    pub d_conv: u32,
+    /// MLP width.
+    pub d_ffn: u32,
+    /// RMSNorm epsilon.
+    pub norm_eps: f32,
+    /// LM head tied to the embedding.
+    pub tied_embeddings: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Dims {
+    dm: usize,
+    kd: usize,
+    vd: usize,
+    hk: usize,
+    hv: usize,
+    nv: usize,
+    conv_dim: usize,
+    /// Conv window kept per channel (`d_conv - 1`).
+    keep: usize,
+    ff: usize,
+    v: usize,
+    max_cols: usize,
+}
+
+impl GatedDeltaNetConfig {
+    /// Read and check the hyper-parameters of a file.
+    pub fn from_file(file: &EddyFile<'_>) -> Result<Self, ModelError> {
+        let n_v_heads = dim(file, HParam::NHeads, 4096)?;
+        let n_k_heads = dim(file, HParam::NGroups, 4096)?;
+        let value_dim = dim(file, HParam::DInner, MAX_DIM)?;
+        if n_v_heads % n_k_heads != 0 {
+            return Err(ModelError::BadHParam { name: HParam::NGroups.name(), value: n_k_heads });
+        }
+        if value_dim % n_v_heads != 0 {
+            return Err(ModelError::BadHParam { name: HParam::DInner.name(), value: value_dim });
+        }
+        Ok(GatedDeltaNetConfig {
+            vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
+            d_model: dim(file, HParam::DModel, MAX_DIM)?,
+            n_layer: dim(file, HParam::NLayer, 4096)?,
+            n_v_heads,
+            n_k_heads,
+            head_k_dim: dim(file, HParam::DState, 4096)?,
+            head_v_dim: value_dim / n_v_heads,
+            d_conv: dim(file, HParam::DConv, 64)?,
+            d_ffn: dim(file, HParam::DFfn, MAX_DIM)?,
+            norm_eps: epsilon(file, HParam::NormEps)?,
+            tied_embeddings: flag(file, HParam::TiedEmbeddings)?,
+        })
+    }
+
+    fn dims(&self) -> Dims {
+        let (hk, hv) = (self.head_k_dim as usize, self.head_v_dim as usize);
+        let kd = self.n_k_heads as usize * hk;
+        let vd = self.n_v_heads as usize * hv;
+        let (dm, ff) = (self.d_model as usize, self.d_ffn as usize);
+        Dims {
+            dm,
+            kd,
+            vd,
+            hk,
+            hv,
+            nv: self.n_v_heads as usize,
+            conv_dim: 2 * kd + vd,
+            keep: self.d_conv as usize - 1,
+            ff,
+            v: self.vocab_size as usize,
+            max_cols: dm.max(vd).max(ff),
+        }
+    }
+
+    /// f32 words of state: conv window and delta-rule matrices per layer.
+    pub fn state_words(&self) -> Option<usize> {
+        let d = self.dims();
+        let conv = d.conv_dim.checked_mul(d.keep)?;
+        let mats = d.nv.checked_mul(d.hk)?.checked_mul(d.hv)?;
+        conv.checked_add(mats)?.checked_mul(self.n_layer as usize)
+    }
+
+    /// Scratch sizes for `n` tokens: residual, normed, qkvz, ba, conv out,
+    /// core, out, gate, up, logits rows, activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 11] {
+        let d = self.dims();
+        let rows = |w: usize| n.checked_mul(w);
+        [
+            rows(d.dm),
+            rows(d.dm),
+            rows(2 * d.kd + 2 * d.vd),
+            rows(2 * d.nv),
+            rows(d.conv_dim),
+            rows(d.vd),
+            rows(d.dm),
+            rows(d.ff),
+            rows(d.ff),
+            logit_rows.checked_mul(d.v),
+            ProductScratch::words(d.max_cols, n),
+        ]
+    }
+}
+
+/// Visit the canonical tensor list of a Gated DeltaNet model in file order.
+pub fn tensor_schema(c: &GatedDeltaNetConfig, visit: &mut dyn FnMut(TensorSpec)) {
+    use TensorKind::{Matrix, F32};
+    let d = c.dims();
+    let (v, dm, nv) = (d.v as u64, d.dm as u64, d.nv as u64);
+    visit(TensorSpec::global("embed.weight", v, dm, Matrix));
+    for i in 0..c.n_layer {
+        let s = |pattern, rows, cols, kind| TensorSpec::layer(pattern, i, rows, cols, kind);
+        for spec in [
+            s("layers.{i}.norm.weight", 1, dm, F32),
+            s("layers.{i}.in_proj_qkvz.weight", (2 * d.kd + 2 * d.vd) as u64, dm, Matrix),
+            s("layers.{i}.in_proj_ba.weight", 2 * nv, dm, Matrix),
+            s("layers.{i}.conv1d.weight", d.conv_dim as u64, c.d_conv as u64, F32),
+            s("layers.{i}.dt_bias", 1, nv, F32),
+            s("layers.{i}.A", 1, nv, F32),
+            s("layers.{i}.gate_norm.weight", 1, d.hv as u64, F32),
+            s("layers.{i}.out_proj.weight", dm, d.vd as u64, Matrix),
+            s("layers.{i}.mlp_norm.weight", 1, dm, F32),
+            s("layers.{i}.gate_proj.weight", d.ff as u64, dm, Matrix),
+            s("layers.{i}.up_proj.weight", d.ff as u64, dm, Matrix),
+            s("layers.{i}.down_proj.weight", dm, d.ff as u64, Matrix),
+        ] {
+            visit(spec);
+        }
+    }
+    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
+    if !c.tied_embeddings {
+        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
+    }
+}
+
+const PER_LAYER: u32 = 12;
+
+/// A loaded, validated Gated DeltaNet model.
+#[derive(Clone, Copy, Debug)]
+pub struct GatedDeltaNet<'a> {
+    /// Hyper-parameters.
+    pub config: GatedDeltaNetConfig,
+    file: EddyFile<'a>,
+}
+
+struct LayerWeights<'a> {
+    norm: &'a [f32],
+    qkvz: Linear<'a>,
+    ba: Linear<'a>,
+    conv_w: &'a [f32],
+    dt_bias: &'a [f32],
+    a: &'a [f32],
+    gate_norm: &'a [f32],
+    out_proj: Linear<'a>,
+    mlp_norm: &'a [f32],
+    gate_proj: Linear<'a>,
+    up_proj: Linear<'a>,
+    down_proj: Linear<'a>,
+}
+
+/// Scale `x` to unit L2 norm as Qwen3-Next does (`x * rsqrt(Σx² + 1e-6)`).
+fn l2_normalize(x: &mut [f32], scale: f32) {
+    let ss: f32 = x.iter().map(|v| v * v).sum();
+    let inv = scale / libm::sqrtf(ss + 1e-6);
+    for v in x {
+        *v *= inv;
+    }
+}
+
+/// Per-token vectors of a chunk, `n` rows each (1 for a step).
+struct Rows<'s> {
+    x: &'s mut [f32],
+    normed: &'s mut [f32],
+    qkvz: &'s mut [f32],
+    ba: &'s mut [f32],
+    conv: &'s mut [f32],
+    core: &'s mut [f32],
+    out: &'s mut [f32],
+    gate: &'s mut [f32],
+    up: &'s mut [f32],
+    logits: &'s mut [f32],
+}
+
+impl<'a> GatedDeltaNet<'a> {
+    /// Bind a parsed file: check hyper-parameters and every tensor.
+    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
+        let config = GatedDeltaNetConfig::from_file(&file)?;
+        config.state_words().ok_or(ModelError::SizeOverflow)?;
+        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
+        check_schema(&file, |visit| tensor_schema(&config, visit))?;
+        Ok(GatedDeltaNet { config, file })
+    }
+
+    fn embed(&self) -> Linear<'a> {
+        TensorCursor::at(&self.file, 0).linear(false)
+    }
+
+    fn layer(&self, i: u32) -> LayerWeights<'a> {
+        let mut t = TensorCursor::at(&self.file, 1 + i * PER_LAYER);
+        LayerWeights {
+            norm: t.f32(),
+            qkvz: t.linear(false),
+            ba: t.linear(false),
+            conv_w: t.f32(),
+            dt_bias: t.f32(),
+            a: t.f32(),
+            gate_norm: t.f32(),
+            out_proj: t.linear(false),
+            mlp_norm: t.f32(),
+            gate_proj: t.linear(false),
+            up_proj: t.linear(false),
+            down_proj: t.linear(false),
+        }
+    }
+
+    fn head(&self) -> (&'a [f32], Linear<'a>) {
+        let mut t = TensorCursor::at(&self.file, 1 + self.config.n_layer * PER_LAYER);
+        let norm_f = t.f32();
+        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
+        (norm_f, head)
+    }
+
+    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 11]) -> Rows<'s> {
+        Rows {
+            x: carver.take(sizes[0]),
+            normed: carver.take(sizes[1]),
+            qkvz: carver.take(sizes[2]),
+            ba: carver.take(sizes[3]),
+            conv: carver.take(sizes[4]),
+            core: carver.take(sizes[5]),
+            out: carver.take(sizes[6]),
+            gate: carver.take(sizes[7]),
+            up: carver.take(sizes[8]),
+            logits: carver.take(sizes[9]),
+        }
+    }
+
+    /// Conv, delta rule and gated norm of one token: `qkvz`/`ba` rows in,
+    /// `core` row out. `layer_state` is the conv window, then the matrices.
+    fn mix_token(
+        &self,
+        w: &LayerWeights<'_>,
+        layer_state: &mut [f32],
+        qkvz: &[f32],
+        ba: &[f32],
+        conv: &mut [f32],
+        core: &mut [f32],
+    ) {
+        let d = self.config.dims();
+        let (window, mats) = layer_state.split_at_mut(d.conv_dim * d.keep);
+        let (qkv, z) = qkvz.split_at(d.conv_dim);
+        causal_conv_silu_step(w.conv_w, None, window, qkv, conv, d.keep + 1);
+        let (q, rest) = conv.split_at_mut(d.kd);
+        let (k, v) = rest.split_at_mut(d.kd);
+        let q_scale = 1.0 / libm::sqrtf(d.hk as f32);
+        for (qh, kh) in q.chunks_exact_mut(d.hk).zip(k.chunks_exact_mut(d.hk)) {
+            l2_normalize(qh, q_scale);
+            l2_normalize(kh, 1.0);
+        }
+        let (b, a) = ba.split_at(d.nv);
+        let per_key = d.nv / self.config.n_k_heads as usize;
+        for h in 0..d.nv {
+            let kh = h / per_key;
+            let (qh, khv) = (&q[kh * d.hk..(kh + 1) * d.hk], &k[kh * d.hk..(kh + 1) * d.hk]);
+            let vh = &v[h * d.hv..(h + 1) * d.hv];
+            let s = &mut mats[h * d.hk * d.hv..(h + 1) * d.hk * d.hv];
+            let beta = sigmoid(b[h]);
+            let decay = exp_fast(w.a[h] * softplus(a[h] + w.dt_bias[h]));
+            let o = &mut core[h * d.hv..(h + 1) * d.hv];
+            // o temporarily holds Sᵀk (the memory read at k), after decay.
+            o.fill(0.0);
+            for (row, &ki) in s.chunks_exact_mut(d.hv).zip(khv) {
+                for (sv, ov) in row.iter_mut().zip(o.iter_mut()) {
+                    *sv *= decay;
+                    *ov += *sv * ki;
+                }
+            }
+            for (ov, &vv) in o.iter_mut().zip(vh) {
+                *ov = (vv - *ov) * beta;
+            }
+            // Rank-1 update with delta = o, then read out at q into o.
+            for (row, &ki) in s.chunks_exact_mut(d.hv).zip(khv) {
+                for (sv, dv) in row.iter_mut().zip(o.iter()) {
+                    *sv += ki * dv;
+                }
+            }
+            o.fill(0.0);
+            for (row, &qi) in s.chunks_exact(d.hv).zip(qh) {
+                for (ov, sv) in o.iter_mut().zip(row) {
+                    *ov += sv * qi;
+                }
+            }
+            // Gated RMSNorm per head: norm, weight, then silu(z).
+            let zh = &z[h * d.hv..(h + 1) * d.hv];
+            let ss: f32 = o.iter().map(|x| x * x).sum();
+            let inv = 1.0 / libm::sqrtf(ss / d.hv as f32 + self.config.norm_eps);
+            for ((ov, wv), zv) in o.iter_mut().zip(w.gate_norm).zip(zh) {
+                *ov = wv * (*ov * inv) * silu(*zv);
+            }
+        }
+    }
+
+    /// Run `tokens` through all layers, layer by layer (a step is a chunk
+    /// of one). Leaves the logits of the last `logit_rows` tokens.
+    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
+    fn run(
+        &self,
+        tokens: &[u32],
+        state: &mut [f32],
+        r: &mut Rows<'_>,
+        acts: &mut ProductScratch<'_>,
+        logit_rows: usize,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let c = &self.config;
+        let d = c.dims();
+        let n = tokens.len();
+        let (m, qw) = (n * d.dm, 2 * d.kd + 2 * d.vd);
+        for (&t, x) in tokens.iter().zip(r.x.chunks_exact_mut(d.dm)) {
+            self.embed().row(t as usize, x);
+        }
+        let layer_words = d.conv_dim * d.keep + d.nv * d.hk * d.hv;
+        for (i, layer_state) in state.chunks_exact_mut(layer_words).enumerate() {
+            let w = self.layer(i as u32);
+            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
+                rms_norm(x, w.norm, c.norm_eps, o);
+            }
+            observe_input(observe, &w.qkvz, &r.normed[..m]);
+            acts.apply(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * qw], n, cx);
+            observe_input(observe, &w.ba, &r.normed[..m]);
+            acts.apply(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n, cx);
+            for t in 0..n {
+                let (qkvz, ba) = (&r.qkvz[t * qw..(t + 1) * qw], &r.ba[t * 2 * d.nv..(t + 1) * 2 * d.nv]);
+                let core = &mut r.core[t * d.vd..(t + 1) * d.vd];
+                self.mix_token(&w, layer_state, qkvz, ba, &mut r.conv[..d.conv_dim], core);
+            }
+            observe_input(observe, &w.out_proj, &r.core[..n * d.vd]);
+            acts.apply(&w.out_proj, &r.core[..n * d.vd], &mut r.out[..m], n, cx);
+            add_assign(&mut r.x[..m], &r.out[..m]);
+            // SwiGLU MLP.
+            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
+                rms_norm(x, w.mlp_norm, c.norm_eps, o);
+            }
+            let f = n * d.ff;
+            observe_input(observe, &w.gate_proj, &r.normed[..m]);
+            acts.apply(&w.gate_proj, &r.normed[..m], &mut r.gate[..f], n, cx);
+            observe_input(observe, &w.up_proj, &r.normed[..m]);
+            acts.apply(&w.up_proj, &r.normed[..m], &mut r.up[..f], n, cx);
+            for (g, u) in r.gate[..f].iter_mut().zip(&r.up[..f]) {
+                *g = silu(*g) * u;
+            }
+            observe_input(observe, &w.down_proj, &r.gate[..f]);
+            acts.apply(&w.down_proj, &r.gate[..f], &mut r.out[..m], n, cx);
+            add_assign(&mut r.x[..m], &r.out[..m]);
+        }
+        if logit_rows == 0 {
+            return;
+        }
+        let (norm_f, head) = self.head();
+        let first = n - logit_rows;
+        for (x, o) in r.x[..m].chunks_exact(d.dm).skip(first).zip(r.normed.chunks_exact_mut(d.dm)) {
+            rms_norm(x, norm_f, c.norm_eps, o);
+        }
+        observe_input(observe, &head, &r.normed[..logit_rows * d.dm]);
+        acts.apply(&head, &r.normed[..logit_rows * d.dm], &mut r.logits[..logit_rows * d.v], logit_rows, cx);
+    }
+}
+
+impl<'a> Family<'a> for GatedDeltaNet<'a> {
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size as usize
+    }
+
+    fn state_words(&self) -> Option<usize> {
+        self.config.state_words()
+    }
+
+    fn scratch_words(&self) -> Option<usize> {
+        checked_total(&self.config.sizes(1, 1))
+    }
+
+    fn logits_offset_words(&self) -> usize {
+        self.config.sizes(1, 1)[..9].iter().map(|s| s.unwrap_or(0)).sum()
+    }
+
+    fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec)) {
+        tensor_schema(&self.config, visit)
+    }
+
+    fn step<'s>(
+        &self,
+        token: u32,
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        want_logits: bool,
+        cx: Compute<'_>,
+        mut observe: Option<Observer<'_>>,
+    ) -> &'s [f32] {
+        let sizes = self.config.sizes(1, 1).map(|s| s.unwrap_or(0));
+        let mut carver = Carver::new(scratch);
+        let mut rows = self.carve(&mut carver, &sizes);
+        let mut acts = ProductScratch::carve(&mut carver, self.config.dims().max_cols, 1);
+        self.run(&[token], state, &mut rows, &mut acts, want_logits as usize, cx, &mut observe);
+        let Rows { logits, .. } = rows;
+        logits
+    }
+
+    fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
+        let rows = if all_logits { tokens } else { 1 };
+        checked_total(&self.config.sizes(tokens.max(2), rows))
+    }
+
+    fn prefill_chunk<'s>(
+        &self,
+        tokens: &[u32],
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        all_logits: bool,
+        cx: Compute<'_>,
+    ) -> &'s [f32] {
+        let n = tokens.len();
+        let cap = n.max(2);
+        let logit_rows = if all_logits { n } else { 1 };
+        let sizes = self.config.sizes(cap, logit_rows).map(|s| s.unwrap_or(0));
+        let mut carver = Carver::new(scratch);
+        let mut rows = self.carve(&mut carver, &sizes);
+        let mut acts = ProductScratch::carve(&mut carver, self.config.dims().max_cols, cap);
+        self.run(tokens, state, &mut rows, &mut acts, logit_rows, cx, &mut None);
+        let Rows { logits, .. } = rows;
+        &logits[..logit_rows * self.config.vocab_size as usize]
+    }
+}
