@@ -16,6 +16,8 @@ pub enum Architecture {
     /// Gated DeltaNet layers with SwiGLU MLPs, as the linear-attention
     /// layers of `Qwen3NextForCausalLM`.
     GatedDeltaNet,
+    /// RWKV-7 "Goose" (generalized delta rule), BlinkDL's checkpoint layout.
+    Rwkv7,
 }
 
 impl Architecture {
@@ -28,6 +30,7 @@ impl Architecture {
             4 => Some(Architecture::Lstm),
             5 => Some(Architecture::Rwkv4),
             6 => Some(Architecture::GatedDeltaNet),
+            7 => Some(Architecture::Rwkv7),
             _ => None,
         }
     }
@@ -41,6 +44,7 @@ impl Architecture {
             Architecture::Lstm => 4,
             Architecture::Rwkv4 => 5,
             Architecture::GatedDeltaNet => 6,
+            Architecture::Rwkv7 => 7,
         }
     }
 
@@ -53,6 +57,7 @@ impl Architecture {
             Architecture::Lstm => "lstm",
             Architecture::Rwkv4 => "rwkv4",
             Architecture::GatedDeltaNet => "gated-deltanet",
+            Architecture::Rwkv7 => "rwkv7",
         }
     }
 }
@@ -99,11 +104,21 @@ pub enum HParam {
     NGroups,
     /// Feed-forward (MLP) width.
     DFfn,
+    /// RWKV-7 decay LoRA rank.
+    LoraDecay,
+    /// RWKV-7 in-context learning rate (`a`) LoRA rank.
+    LoraIclr,
+    /// RWKV-7 value-residual LoRA rank.
+    LoraValue,
+    /// RWKV-7 output gate LoRA rank.
+    LoraGate,
+    /// Epsilon of the per-head GroupNorm (f32 bits).
+    HeadNormEps,
 }
 
 impl HParam {
     /// All keys this version knows.
-    pub const ALL: [HParam; 18] = [
+    pub const ALL: [HParam; 23] = [
         HParam::VocabSize,
         HParam::DModel,
         HParam::NLayer,
@@ -122,6 +137,11 @@ impl HParam {
         HParam::NHeads,
         HParam::NGroups,
         HParam::DFfn,
+        HParam::LoraDecay,
+        HParam::LoraIclr,
+        HParam::LoraValue,
+        HParam::LoraGate,
+        HParam::HeadNormEps,
     ];
 
     /// File code of the key.
@@ -145,6 +165,11 @@ impl HParam {
             HParam::NHeads => 16,
             HParam::NGroups => 17,
             HParam::DFfn => 18,
+            HParam::LoraDecay => 19,
+            HParam::LoraIclr => 20,
+            HParam::LoraValue => 21,
+            HParam::LoraGate => 22,
+            HParam::HeadNormEps => 23,
         }
     }
 
@@ -175,11 +200,16 @@ impl HParam {
             HParam::NHeads => "n_heads",
             HParam::NGroups => "n_groups",
             HParam::DFfn => "d_ffn",
+            HParam::LoraDecay => "lora_decay",
+            HParam::LoraIclr => "lora_iclr",
+            HParam::LoraValue => "lora_value",
+            HParam::LoraGate => "lora_gate",
+            HParam::HeadNormEps => "head_norm_eps",
         }
     }
 
     /// True if the value is an f32 stored as bits.
     pub fn is_float(self) -> bool {
-        matches!(self, HParam::NormEps)
+        matches!(self, HParam::NormEps | HParam::HeadNormEps)
     }
 }

@@ -27,6 +27,7 @@ mod ops;
 pub mod parallel;
 pub mod rnn;
 pub mod rwkv4;
+pub mod rwkv7;
 pub mod schema;
 mod session;
 #[cfg(feature = "std")]

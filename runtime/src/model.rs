@@ -10,6 +10,7 @@ use crate::mamba2::Mamba2;
 use crate::parallel::Workers;
 use crate::rnn::{Cell, Rnn};
 use crate::rwkv4::Rwkv4;
+use crate::rwkv7::Rwkv7;
 use crate::schema::TensorSpec;
 use eddy_kernels::Kernels;
 
@@ -25,6 +26,7 @@ pub(crate) enum Inner<'a> {
     Rnn(Rnn<'a>),
     Rwkv4(Rwkv4<'a>),
     GatedDeltaNet(GatedDeltaNet<'a>),
+    Rwkv7(Rwkv7<'a>),
 }
 
 /// Run `$body` with `$m` bound to the family inside `$inner`.
@@ -36,6 +38,7 @@ macro_rules! with_family {
             Inner::Rnn($m) => $body,
             Inner::Rwkv4($m) => $body,
             Inner::GatedDeltaNet($m) => $body,
+            Inner::Rwkv7($m) => $body,
         }
     };
 }
@@ -68,6 +71,7 @@ impl<'a> Model<'a> {
             Architecture::Mamba2 => Inner::Mamba2(Mamba2::load(file)?),
             Architecture::Rwkv4 => Inner::Rwkv4(Rwkv4::load(file)?),
             Architecture::GatedDeltaNet => Inner::GatedDeltaNet(GatedDeltaNet::load(file)?),
+            Architecture::Rwkv7 => Inner::Rwkv7(Rwkv7::load(file)?),
         };
         let words = with_family!(&inner, m => (m.state_words(), m.scratch_words()));
         let state_words = words

@@ -188,6 +188,27 @@ def build_gated_deltanet(name, seed, cfg):
     print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
 
 
+def build_rwkv7(name, seed, **kw):
+    """BlinkDL-layout safetensors (no config.json: eddy infers the shapes)."""
+    from rwkv7_reference import Rwkv7LM
+
+    torch.manual_seed(seed)
+    model = Rwkv7LM(**kw).double()
+    g = torch.Generator().manual_seed(seed + 1)
+    ids = torch.randint(0, kw["vocab"], (SEQ_LEN,), generator=g)
+    with torch.no_grad():
+        forward, _ = model(ids)
+        # Decode in two halves with the state carried: the same recurrence.
+        a, state = model(ids[: SEQ_LEN // 2])
+        b, _ = model(ids[SEQ_LEN // 2 :], state)
+        decode = torch.cat([a, b])
+    d = fresh_dir(name)
+    save_file({k: v.float().contiguous() for k, v in model.state_dict_blinkdl().items()},
+              os.path.join(d, "model.safetensors"))
+    save_reference(d, ids, forward.float(), decode.float())
+    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}")
+
+
 def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -199,6 +220,7 @@ def main():
         dict(vocab_size=300, hidden_size=64, num_hidden_layers=2, intermediate_size=128, context_length=64,
              rescale_every=0, tie_word_embeddings=False, layer_norm_epsilon=1e-5),
     )
+    build_rwkv7("rwkv7-tiny", 16, vocab=300, C=64, layers=2, head_size=16, ffn=128, lora=(32, 32, 32, 32))
     build_gated_deltanet(
         "gated-deltanet-tiny",
         15,

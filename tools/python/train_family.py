@@ -8,7 +8,7 @@ rounded to float16) with a TRAINING.md record. Test perplexity is measured
 with `eddy eval` on the converted model (golden-tested against PyTorch), the
 same procedure as for the Mamba-1 model.
 
-Run: python3 tools/python/train_family.py --family gru --minutes 12
+Run: python3 tools/python/train_family.py --family gru --steps 409
 """
 import argparse
 import json
@@ -54,7 +54,9 @@ def logits_of(model, family, ids):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", choices=["gru", "lstm", "mamba2"], required=True)
-    ap.add_argument("--minutes", type=float, default=12)
+    ap.add_argument("--minutes", type=float, default=12, help="time budget (ignored with --steps)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="train exactly this many steps (409 = the Mamba-1 model's token budget)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--layers", type=int, default=None)
@@ -96,8 +98,8 @@ def main():
 
     budget, t0, step, seen, log, warmup = args.minutes * 60, time.time(), 0, 0, [], 50
     model.train()
-    while time.time() - t0 < budget:
-        frac = (time.time() - t0) / budget
+    while (step < args.steps) if args.steps else (time.time() - t0 < budget):
+        frac = step / args.steps if args.steps else (time.time() - t0) / budget
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for pg in opt.param_groups:
             pg["lr"] = lr

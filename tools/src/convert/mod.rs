@@ -19,6 +19,7 @@ mod mamba1;
 mod mamba2;
 mod rnn;
 mod rwkv4;
+mod rwkv7;
 
 pub use gated_deltanet::gated_deltanet_config;
 pub use mamba1::{hf_name, mamba1_config};
@@ -65,7 +66,7 @@ pub enum ConvertError {
     /// The architecture is not supported.
     #[error(
         "unsupported architecture {found:?} in config.json; supported: MambaForCausalLM (model_type \"mamba\"), \
-         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
+         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, RWKV-7 in BlinkDL's layout, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
     )]
     UnsupportedArchitecture {
         /// What config.json says.
@@ -233,10 +234,10 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
             Checkpoint::open(dir)?,
         ),
         Err(e) => {
-            // Without config.json only a bare GRU/LSTM state dict converts:
-            // its shapes say everything. Otherwise report the missing file.
+            // Without config.json only a bare GRU/LSTM state dict or an
+            // RWKV-7 checkpoint converts: their shapes say everything. Otherwise report the missing file.
             let ckpt = Checkpoint::open(dir).map_err(|_| io_err(&cfg_path)(e))?;
-            match rnn::infer_config(&ckpt)? {
+            match rnn::infer_config(&ckpt)?.or(rwkv7::infer_config(&ckpt)?) {
                 Some(cfg) => (cfg, ckpt),
                 None => {
                     let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
@@ -254,6 +255,8 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         rwkv4::plan(&cfg)?
     } else if archs.contains(&"Qwen3NextForCausalLM") || (archs.is_empty() && model_type == "qwen3_next") {
         gated_deltanet::plan(&cfg)?
+    } else if model_type == "rwkv7" {
+        rwkv7::plan(&cfg, &ckpt)?
     } else if model_type == "gru" || model_type == "lstm" {
         rnn::plan(&cfg, &ckpt)?
     } else {
