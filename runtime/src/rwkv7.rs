@@ -395,7 +395,7 @@ impl<'a> Rwkv7<'a> {
             let hs = h * n..(h + 1) * n;
             // κ = normalized k ⊙ k_k of this head (F.normalize, eps 1e-12).
             let norm = {
-                let ss: f32 = hs.clone().map(|j| (kt[j] * w.k_k[j]).powi(2)).sum();
+                let ss: f32 = hs.clone().map(|j| (kt[j] * w.k_k[j]) * (kt[j] * w.k_k[j])).sum();
                 libm::sqrtf(ss).max(1e-12)
             };
             let s = &mut mats[h * n * n..(h + 1) * n * n];

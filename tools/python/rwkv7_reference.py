@@ -118,3 +118,49 @@ class Rwkv7LM(nn.Module):
             state = new_state
             logits.append(self.w("head.weight") @ self.ln(x, "ln_out"))
         return torch.stack(logits), state
+
+
+def batched_forward(model, ids):
+    """The same math as `Rwkv7LM.forward` from a zero state, batched over
+    [B, T] for training: everything but the recurrence runs on whole
+    sequences. Returns logits [B, T, V]."""
+    m = model
+    B, T = ids.shape
+    H, N, C = m.H, m.N, m.C
+    x = F.layer_norm(m.w("emb.weight")[ids], (C,), m.w("blocks.0.ln0.weight"), m.w("blocks.0.ln0.bias"), m.ln_eps)
+    v_first = None
+    for i in range(m.L):
+        b = f"blocks.{i}.att."
+        xa = m.ln(x, f"blocks.{i}.ln1")
+        xx = F.pad(xa, (0, 0, 1, -1)) - xa  # previous token minus current
+        xr, xw, xk, xv, xa_, xg = (xa + xx * m.w(b + n).view(-1) for n in ("x_r", "x_w", "x_k", "x_v", "x_a", "x_g"))
+        r = xr @ m.w(b + "receptance.weight").t()
+        w = torch.tanh(xw @ m.w(b + "w1")) @ m.w(b + "w2")
+        k = xk @ m.w(b + "key.weight").t()
+        v = xv @ m.w(b + "value.weight").t()
+        a = torch.sigmoid(m.w(b + "a0").view(-1) + (xa_ @ m.w(b + "a1")) @ m.w(b + "a2"))
+        g = torch.sigmoid(xg @ m.w(b + "g1")) @ m.w(b + "g2")
+        kk = F.normalize((k * m.w(b + "k_k").view(-1)).view(B, T, H, N), dim=-1, p=2.0)
+        k = k * (1 + (a - 1) * m.w(b + "k_a").view(-1))
+        if i == 0:
+            v_first = v
+        else:
+            v = v + (v_first - v) * torch.sigmoid(m.w(b + "v0").view(-1) + (xv @ m.w(b + "v1")) @ m.w(b + "v2"))
+        w = torch.exp(-DECAY_SCALE * torch.sigmoid(m.w(b + "w0").view(-1) + w)).view(B, T, H, N)
+        r4, k4, v4, a4 = (t.view(B, T, H, N) for t in (r, k, v, a))
+        S = x.new_zeros(B, H, N, N)
+        outs = []
+        for t in range(T):
+            sa = S @ (-kk[:, t]).unsqueeze(-1)  # [B, H, N, 1]
+            S = S * w[:, t].unsqueeze(-2) + sa @ (kk[:, t] * a4[:, t]).unsqueeze(-2) \
+                + v4[:, t].unsqueeze(-1) @ k4[:, t].unsqueeze(-2)
+            outs.append((S @ r4[:, t].unsqueeze(-1)).squeeze(-1))
+        out = torch.stack(outs, dim=1)  # [B, T, H, N]
+        out = F.group_norm(out.reshape(B * T, H * N), H, m.w(b + "ln_x.weight"), m.w(b + "ln_x.bias"), m.gn_eps)
+        out = out.view(B, T, H, N) + (r4 * k4 * m.w(b + "r_k")).sum(-1, keepdim=True) * v4
+        x = x + (out.reshape(B, T, C) * g) @ m.w(b + "output.weight").t()
+        xf = m.ln(x, f"blocks.{i}.ln2")
+        kf = xf + (F.pad(xf, (0, 0, 1, -1)) - xf) * m.w(f"blocks.{i}.ffn.x_k").view(-1)
+        kf = torch.relu(kf @ m.w(f"blocks.{i}.ffn.key.weight").t()) ** 2
+        x = x + kf @ m.w(f"blocks.{i}.ffn.value.weight").t()
+    return m.ln(x, "ln_out") @ m.w("head.weight").t()

@@ -26,12 +26,16 @@ from transformers import Mamba2Config, Mamba2ForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_family_fixtures import RnnLM  # noqa: E402
+from rwkv7_reference import Rwkv7LM, batched_forward  # noqa: E402
 from train_tiny import ROOT, read  # noqa: E402
 
 TOKENIZER = os.path.join(ROOT, "models", "mamba-fortunes", "tokenizer.json")
 
 
 def build(args, vocab):
+    if args.family == "rwkv7":
+        model = Rwkv7LM(vocab, args.d_model, args.layers, args.head_dim, 2 * args.d_model, lora=(32, 32, 16, 64))
+        return model, None
     if args.family in ("gru", "lstm"):
         cfg = {"model_type": args.family, "vocab_size": vocab, "embedding_dim": args.d_model,
                "hidden_size": args.hidden, "num_layers": args.layers, "bias": True, "head_bias": True}
@@ -46,6 +50,8 @@ def build(args, vocab):
 
 
 def logits_of(model, family, ids):
+    if family == "rwkv7":
+        return batched_forward(model, ids)
     if family in ("gru", "lstm"):
         return model(ids)[0]
     return model(ids, use_cache=False).logits
@@ -53,7 +59,7 @@ def logits_of(model, family, ids):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--family", choices=["gru", "lstm", "mamba2"], required=True)
+    ap.add_argument("--family", choices=["gru", "lstm", "mamba2", "rwkv7"], required=True)
     ap.add_argument("--minutes", type=float, default=12, help="time budget (ignored with --steps)")
     ap.add_argument("--steps", type=int, default=0,
                     help="train exactly this many steps (409 = the Mamba-1 model's token budget)")
@@ -62,14 +68,14 @@ def main():
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--d-model", type=int, default=256)
     ap.add_argument("--hidden", type=int, default=384, help="GRU/LSTM hidden width")
-    ap.add_argument("--head-dim", type=int, default=32, help="Mamba-2 head width")
+    ap.add_argument("--head-dim", type=int, default=32, help="Mamba-2 / RWKV-7 head width")
     ap.add_argument("--d-state", type=int, default=32, help="Mamba-2 state per head channel")
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     args = ap.parse_args()
     if args.layers is None:
-        args.layers = 2 if args.family in ("gru", "lstm") else 4
+        args.layers = {"gru": 2, "lstm": 2, "mamba2": 4, "rwkv7": 3}[args.family]
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
@@ -127,7 +133,10 @@ def main():
     for f in os.listdir(out):
         if f.endswith(".safetensors"):
             os.remove(os.path.join(out, f))
-    if args.family in ("gru", "lstm"):
+    if args.family == "rwkv7":
+        save_file({k: v.half().contiguous() for k, v in model.state_dict_blinkdl().items()},
+                  os.path.join(out, "model.safetensors"))
+    elif args.family in ("gru", "lstm"):
         save_file({k: v.half().contiguous() for k, v in model.state_dict().items()},
                   os.path.join(out, "model.safetensors"))
         with open(os.path.join(out, "config.json"), "w") as f:
@@ -143,8 +152,9 @@ def main():
         f"Command: `{cmd}`",
         "",
         f"- family: {args.family}, {args.layers} layers, width {args.d_model}"
-        + (f", hidden {args.hidden}" if args.family != "mamba2" else
-           f", head_dim {args.head_dim}, d_state {args.d_state}, expand 2, 1 group, tied head"),
+        + {"mamba2": f", head_dim {args.head_dim}, d_state {args.d_state}, expand 2, 1 group, tied head",
+           "rwkv7": f", head size {args.head_dim}, ffn {2 * args.d_model}, LoRA ranks 32/32/16/64, untied head",
+           }.get(args.family, f", hidden {args.hidden}"),
         f"- tokenizer: models/mamba-fortunes/tokenizer.json (same ids as the Mamba-1 model)",
         f"- parameters: {n_params}",
         f"- training: {step} steps of {args.batch}x{args.seq} tokens ({seen} tokens) in {train_time / 60:.1f} min "
