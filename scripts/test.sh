@@ -7,8 +7,9 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== no_std runtime for Cortex-M4F"
-cargo build -p eddy --no-default-features --target thumbv7em-none-eabihf
+echo "== no_std runtime for Cortex-M4F (all families, and Mamba-1 alone as the firmware builds it)"
+cargo build -p eddy --no-default-features --features all-families --target thumbv7em-none-eabihf
+cargo build -p eddy --no-default-features --features mamba1 --target thumbv7em-none-eabihf
 echo "== Cortex-M kernels in QEMU (M4 dsp, M55 helium)"
 bash scripts/test-cortex-m.sh
 echo "== cargo test"

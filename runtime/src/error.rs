@@ -210,6 +210,8 @@ pub enum ModelError {
     },
     /// State or scratch size does not fit in memory addresses.
     SizeOverflow,
+    /// The file's model family was left out of this build (cargo feature).
+    FamilyNotCompiled(&'static str),
 }
 
 impl From<FileError> for ModelError {
@@ -275,6 +277,10 @@ impl fmt::Display for ModelError {
                 write!(f, "tensor {index} is not part of this architecture's schema")
             }
             ModelError::SizeOverflow => write!(f, "state/scratch size overflows memory"),
+            ModelError::FamilyNotCompiled(name) => write!(
+                f,
+                "this build of eddy does not include the `{name}` family; enable its cargo feature (or `all-families`)"
+            ),
         }
     }
 }

@@ -7,26 +7,46 @@
 //!
 //! Features: `alloc` adds owned sessions; `std` adds loading from a path
 //! (memory-mapped) and the file writer used by the host tools; `threads`
-//! (default) splits matrix work across a thread pool ([`Workers`]).
+//! (default) splits matrix work across a thread pool ([`Workers`]); one
+//! feature per model family (`mamba1`, `mamba2`, `rnn`, `rwkv4`, `rwkv7`,
+//! `gated-deltanet`; `all-families` is default) chooses what is compiled in.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
+// With only some families compiled in, helpers of the others go unused.
+#![cfg_attr(not(feature = "all-families"), allow(dead_code, unused_imports))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
+
+#[cfg(not(any(
+    feature = "mamba1",
+    feature = "mamba2",
+    feature = "rnn",
+    feature = "rwkv4",
+    feature = "rwkv7",
+    feature = "gated-deltanet"
+)))]
+compile_error!("enable at least one model family feature of `eddy` (e.g. `mamba1`, or `all-families`)");
 
 pub mod arch;
 mod error;
 mod family;
 pub mod file;
+#[cfg(feature = "gated-deltanet")]
 pub mod gated_deltanet;
 mod linear;
+#[cfg(feature = "mamba1")]
 pub mod mamba;
+#[cfg(feature = "mamba2")]
 pub mod mamba2;
 mod model;
 mod ops;
 pub mod parallel;
+#[cfg(feature = "rnn")]
 pub mod rnn;
+#[cfg(feature = "rwkv4")]
 pub mod rwkv4;
+#[cfg(feature = "rwkv7")]
 pub mod rwkv7;
 pub mod schema;
 mod session;

@@ -4,12 +4,18 @@ use crate::arch::Architecture;
 use crate::error::ModelError;
 use crate::family::{Compute, Family};
 use crate::file::{BlobKind, EddyFile};
+#[cfg(feature = "gated-deltanet")]
 use crate::gated_deltanet::GatedDeltaNet;
+#[cfg(feature = "mamba1")]
 use crate::mamba::Mamba1;
+#[cfg(feature = "mamba2")]
 use crate::mamba2::Mamba2;
 use crate::parallel::Workers;
+#[cfg(feature = "rnn")]
 use crate::rnn::{Cell, Rnn};
+#[cfg(feature = "rwkv4")]
 use crate::rwkv4::Rwkv4;
+#[cfg(feature = "rwkv7")]
 use crate::rwkv7::Rwkv7;
 use crate::schema::TensorSpec;
 use eddy_kernels::Kernels;
@@ -21,11 +27,17 @@ pub(crate) const STATE_HEADER_WORDS: usize = 4;
 /// The architecture-specific part of a model.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Inner<'a> {
+    #[cfg(feature = "mamba1")]
     Mamba1(Mamba1<'a>),
+    #[cfg(feature = "mamba2")]
     Mamba2(Mamba2<'a>),
+    #[cfg(feature = "rnn")]
     Rnn(Rnn<'a>),
+    #[cfg(feature = "rwkv4")]
     Rwkv4(Rwkv4<'a>),
+    #[cfg(feature = "gated-deltanet")]
     GatedDeltaNet(GatedDeltaNet<'a>),
+    #[cfg(feature = "rwkv7")]
     Rwkv7(Rwkv7<'a>),
 }
 
@@ -33,11 +45,17 @@ pub(crate) enum Inner<'a> {
 macro_rules! with_family {
     ($inner:expr, $m:ident => $body:expr) => {
         match $inner {
+            #[cfg(feature = "mamba1")]
             Inner::Mamba1($m) => $body,
+            #[cfg(feature = "mamba2")]
             Inner::Mamba2($m) => $body,
+            #[cfg(feature = "rnn")]
             Inner::Rnn($m) => $body,
+            #[cfg(feature = "rwkv4")]
             Inner::Rwkv4($m) => $body,
+            #[cfg(feature = "gated-deltanet")]
             Inner::GatedDeltaNet($m) => $body,
+            #[cfg(feature = "rwkv7")]
             Inner::Rwkv7($m) => $body,
         }
     };
@@ -65,13 +83,22 @@ impl<'a> Model<'a> {
     /// Bind an already parsed file.
     pub fn from_file(file: EddyFile<'a>) -> Result<Self, ModelError> {
         let inner = match file.architecture() {
+            #[cfg(feature = "mamba1")]
             Architecture::Mamba1 => Inner::Mamba1(Mamba1::load(file)?),
+            #[cfg(feature = "rnn")]
             Architecture::Gru => Inner::Rnn(Rnn::load(file, Cell::Gru)?),
+            #[cfg(feature = "rnn")]
             Architecture::Lstm => Inner::Rnn(Rnn::load(file, Cell::Lstm)?),
+            #[cfg(feature = "mamba2")]
             Architecture::Mamba2 => Inner::Mamba2(Mamba2::load(file)?),
+            #[cfg(feature = "rwkv4")]
             Architecture::Rwkv4 => Inner::Rwkv4(Rwkv4::load(file)?),
+            #[cfg(feature = "gated-deltanet")]
             Architecture::GatedDeltaNet => Inner::GatedDeltaNet(GatedDeltaNet::load(file)?),
+            #[cfg(feature = "rwkv7")]
             Architecture::Rwkv7 => Inner::Rwkv7(Rwkv7::load(file)?),
+            #[allow(unreachable_patterns)] // only when a family is left out
+            other => return Err(ModelError::FamilyNotCompiled(other.name())),
         };
         let words = with_family!(&inner, m => (m.state_words(), m.scratch_words()));
         let state_words = words
@@ -138,9 +165,11 @@ impl<'a> Model<'a> {
     }
 
     /// The Mamba-1 view of the model, if it is one.
+    #[cfg(feature = "mamba1")]
     pub fn as_mamba1(&self) -> Option<&Mamba1<'a>> {
         match &self.inner {
             Inner::Mamba1(m) => Some(m),
+            #[allow(unreachable_patterns)] // only with a single family compiled in
             _ => None,
         }
     }
