@@ -18,6 +18,9 @@ pub enum Architecture {
     GatedDeltaNet,
     /// RWKV-7 "Goose" (generalized delta rule), BlinkDL's checkpoint layout.
     Rwkv7,
+    /// Gated linear attention (GLA) with SwiGLU MLPs, in fla's
+    /// `GLAForCausalLM` layout.
+    Gla,
 }
 
 impl Architecture {
@@ -31,6 +34,7 @@ impl Architecture {
             5 => Some(Architecture::Rwkv4),
             6 => Some(Architecture::GatedDeltaNet),
             7 => Some(Architecture::Rwkv7),
+            8 => Some(Architecture::Gla),
             _ => None,
         }
     }
@@ -45,6 +49,7 @@ impl Architecture {
             Architecture::Rwkv4 => 5,
             Architecture::GatedDeltaNet => 6,
             Architecture::Rwkv7 => 7,
+            Architecture::Gla => 8,
         }
     }
 
@@ -58,6 +63,7 @@ impl Architecture {
             Architecture::Rwkv4 => "rwkv4",
             Architecture::GatedDeltaNet => "gated-deltanet",
             Architecture::Rwkv7 => "rwkv7",
+            Architecture::Gla => "gla",
         }
     }
 }
@@ -114,11 +120,13 @@ pub enum HParam {
     LoraGate,
     /// Epsilon of the per-head GroupNorm (f32 bits).
     HeadNormEps,
+    /// GLA: the log-sigmoid gate is divided by this (f32 bits).
+    GateNormalizer,
 }
 
 impl HParam {
     /// All keys this version knows.
-    pub const ALL: [HParam; 23] = [
+    pub const ALL: [HParam; 24] = [
         HParam::VocabSize,
         HParam::DModel,
         HParam::NLayer,
@@ -142,6 +150,7 @@ impl HParam {
         HParam::LoraValue,
         HParam::LoraGate,
         HParam::HeadNormEps,
+        HParam::GateNormalizer,
     ];
 
     /// File code of the key.
@@ -170,6 +179,7 @@ impl HParam {
             HParam::LoraValue => 21,
             HParam::LoraGate => 22,
             HParam::HeadNormEps => 23,
+            HParam::GateNormalizer => 24,
         }
     }
 
@@ -205,11 +215,12 @@ impl HParam {
             HParam::LoraValue => "lora_value",
             HParam::LoraGate => "lora_gate",
             HParam::HeadNormEps => "head_norm_eps",
+            HParam::GateNormalizer => "gate_normalizer",
         }
     }
 
     /// True if the value is an f32 stored as bits.
     pub fn is_float(self) -> bool {
-        matches!(self, HParam::NormEps | HParam::HeadNormEps)
+        matches!(self, HParam::NormEps | HParam::HeadNormEps | HParam::GateNormalizer)
     }
 }

@@ -9,7 +9,7 @@
 //! (memory-mapped) and the file writer used by the host tools; `threads`
 //! (default) splits matrix work across a thread pool ([`Workers`]); one
 //! feature per model family (`mamba1`, `mamba2`, `rnn`, `rwkv4`, `rwkv7`,
-//! `gated-deltanet`; `all-families` is default) chooses what is compiled in.
+//! `gated-deltanet`, `gla`; `all-families` is default) chooses what is compiled in.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 // With only some families compiled in, helpers of the others go unused.
@@ -24,7 +24,8 @@ extern crate alloc;
     feature = "rnn",
     feature = "rwkv4",
     feature = "rwkv7",
-    feature = "gated-deltanet"
+    feature = "gated-deltanet",
+    feature = "gla"
 )))]
 compile_error!("enable at least one model family feature of `eddy` (e.g. `mamba1`, or `all-families`)");
 
@@ -34,6 +35,8 @@ mod family;
 pub mod file;
 #[cfg(feature = "gated-deltanet")]
 pub mod gated_deltanet;
+#[cfg(feature = "gla")]
+pub mod gla;
 mod linear;
 #[cfg(feature = "mamba1")]
 pub mod mamba;

@@ -6,6 +6,8 @@ use crate::family::{Compute, Family};
 use crate::file::{BlobKind, EddyFile};
 #[cfg(feature = "gated-deltanet")]
 use crate::gated_deltanet::GatedDeltaNet;
+#[cfg(feature = "gla")]
+use crate::gla::Gla;
 #[cfg(feature = "mamba1")]
 use crate::mamba::Mamba1;
 #[cfg(feature = "mamba2")]
@@ -39,6 +41,8 @@ pub(crate) enum Inner<'a> {
     GatedDeltaNet(GatedDeltaNet<'a>),
     #[cfg(feature = "rwkv7")]
     Rwkv7(Rwkv7<'a>),
+    #[cfg(feature = "gla")]
+    Gla(Gla<'a>),
 }
 
 /// Run `$body` with `$m` bound to the family inside `$inner`.
@@ -57,6 +61,8 @@ macro_rules! with_family {
             Inner::GatedDeltaNet($m) => $body,
             #[cfg(feature = "rwkv7")]
             Inner::Rwkv7($m) => $body,
+            #[cfg(feature = "gla")]
+            Inner::Gla($m) => $body,
         }
     };
 }
@@ -97,6 +103,8 @@ impl<'a> Model<'a> {
             Architecture::GatedDeltaNet => Inner::GatedDeltaNet(GatedDeltaNet::load(file)?),
             #[cfg(feature = "rwkv7")]
             Architecture::Rwkv7 => Inner::Rwkv7(Rwkv7::load(file)?),
+            #[cfg(feature = "gla")]
+            Architecture::Gla => Inner::Gla(Gla::load(file)?),
             #[allow(unreachable_patterns)] // only when a family is left out
             other => return Err(ModelError::FamilyNotCompiled(other.name())),
         };

@@ -1,5 +1,6 @@
 //! Golden logits for the families beyond Mamba-1 (GRU, LSTM, Mamba-2, RWKV-4,
-//! Gated DeltaNet, RWKV-7 against tools/python/rwkv7_reference.py):
+//! Gated DeltaNet; RWKV-7 and GLA against references written here from their
+//! papers, tools/python/{rwkv7,gla}_reference.py):
 //! eddy's converter + runtime against PyTorch on tiny random models
 //! (fixtures from tools/python/make_family_fixtures.py), plus the
 //! properties every family must have: prefill == step, bit-exact
@@ -16,7 +17,8 @@ use eddy_tests::{fixture_dir, load_reference, max_abs_diff};
 /// f32 tolerance: only summation order and exp/tanh implementations differ.
 const F32_TOL: f32 = 1e-4;
 
-const FAMILIES: [(&str, Architecture); 6] = [
+const FAMILIES: [(&str, Architecture); 7] = [
+    ("gla-tiny", Architecture::Gla),
     ("rwkv7-tiny", Architecture::Rwkv7),
     ("gated-deltanet-tiny", Architecture::GatedDeltaNet),
     ("gru-tiny", Architecture::Gru),
@@ -83,11 +85,13 @@ fn snapshot_restore_is_bit_exact() {
 /// Bounds on the max abs logit error vs torch f32, w8a8 / w4a8 / w2a8.
 /// Measured: GRU 0.197 / 1.99 / 5.43, LSTM 0.036 / 0.190 / 0.820,
 /// Mamba-2 0.246 / 1.82 / 5.35, RWKV-4 0.136 / 1.30 / 5.24, Gated DeltaNet
-/// 0.538 / 3.78 / 5.42, RWKV-7 0.081 / 0.834 / 2.40; bounds carry ~50% headroom (less where the
+/// 0.538 / 3.78 / 5.42, RWKV-7 0.081 / 0.834 / 2.40, GLA 0.128 / 0.947 /
+/// 2.52; bounds carry ~50% headroom (less where the
 /// logits' own spread caps the error). Random weights have no
 /// structure to preserve; the trained models' perplexity is the real
 /// measure (README quality table).
-const BOUNDS: [(&str, [f32; 3]); 6] = [
+const BOUNDS: [(&str, [f32; 3]); 7] = [
+    ("gla-tiny", [0.2, 1.45, 3.8]),
     ("rwkv7-tiny", [0.12, 1.25, 3.6]),
     ("gated-deltanet-tiny", [0.8, 5.5, 8.0]),
     ("gru-tiny", [0.3, 3.0, 8.0]),

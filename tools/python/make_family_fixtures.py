@@ -209,6 +209,32 @@ def build_rwkv7(name, seed, **kw):
     print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}")
 
 
+def build_gla(name, seed, vocab, hidden, layers, heads, ffn):
+    """fla GLAForCausalLM layout + config.json; reference from gla_reference.py."""
+    from gla_reference import GlaLM
+
+    torch.manual_seed(seed)
+    model = GlaLM(vocab, hidden, layers, heads, ffn).double()
+    g = torch.Generator().manual_seed(seed + 1)
+    ids = torch.randint(0, vocab, (SEQ_LEN,), generator=g)
+    with torch.no_grad():
+        forward, decode = model.parallel_logits(ids), model.recurrent_logits(ids)
+    diff = (forward - decode).abs().max().item()
+    assert diff < 1e-9, diff
+    d = fresh_dir(name)
+    save_file({k: v.float().contiguous() for k, v in model.state_dict_fla().items()},
+              os.path.join(d, "model.safetensors"))
+    cfg = {"architectures": ["GLAForCausalLM"], "model_type": "gla", "vocab_size": vocab, "hidden_size": hidden,
+           "expand_k": 0.5, "expand_v": 1, "num_heads": heads, "num_kv_heads": None, "intermediate_size": ffn,
+           "num_hidden_layers": layers, "norm_eps": 1e-6, "use_short_conv": False, "feature_map": None,
+           "use_output_gate": True, "fuse_norm": True, "hidden_act": "swish", "gate_logit_normalizer": 16,
+           "gate_low_rank_dim": 16, "clamp_min": None, "tie_word_embeddings": False}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    save_reference(d, ids, forward.float(), decode.float())
+    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, parallel-recurrent {diff:.1e}")
+
+
 def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -220,6 +246,7 @@ def main():
         dict(vocab_size=300, hidden_size=64, num_hidden_layers=2, intermediate_size=128, context_length=64,
              rescale_every=0, tie_word_embeddings=False, layer_norm_epsilon=1e-5),
     )
+    build_gla("gla-tiny", 17, vocab=300, hidden=64, layers=2, heads=2, ffn=128)
     build_rwkv7("rwkv7-tiny", 16, vocab=300, C=64, layers=2, head_size=16, ffn=128, lora=(32, 32, 32, 32))
     build_gated_deltanet(
         "gated-deltanet-tiny",

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod gated_deltanet;
+mod gla;
 mod mamba1;
 mod mamba2;
 mod rnn;
@@ -66,7 +67,7 @@ pub enum ConvertError {
     /// The architecture is not supported.
     #[error(
         "unsupported architecture {found:?} in config.json; supported: MambaForCausalLM (model_type \"mamba\"), \
-         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, RWKV-7 in BlinkDL's layout, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
+         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, RWKV-7 in BlinkDL's layout, fla's GLAForCausalLM, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
     )]
     UnsupportedArchitecture {
         /// What config.json says.
@@ -255,6 +256,8 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         rwkv4::plan(&cfg)?
     } else if archs.contains(&"Qwen3NextForCausalLM") || (archs.is_empty() && model_type == "qwen3_next") {
         gated_deltanet::plan(&cfg)?
+    } else if archs.contains(&"GLAForCausalLM") || (archs.is_empty() && model_type == "gla") {
+        gla::plan(&cfg)?
     } else if model_type == "rwkv7" {
         rwkv7::plan(&cfg, &ckpt)?
     } else if model_type == "gru" || model_type == "lstm" {

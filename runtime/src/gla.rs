@@ -1,0 +1,439 @@
+//! Gated linear attention (GLA, Yang et al. 2024) in the layout of fla's
+//! `GLAForCausalLM`: per head a matrix state `S` (`head_k_dim x
+//! head_v_dim`) with a data-dependent per-key-channel decay, then a gated
+//! RMSNorm; each layer is followed by a SwiGLU MLP.
+//!
+//! Per token and head: `α = exp(logsigmoid(G2 G1 x + b) / normalizer)`,
+//! `S ← diag(α) S + k vᵀ`, `o = Sᵀ (q / sqrt(head_k_dim))`, then
+//! `o = rmsnorm(o) ⊙ w ⊙ silu(g)` and the output projection. Supported:
+//! fla's defaults (no short convolution, no feature map, output gate with
+//! the fused swish norm, as many key/value heads as heads). Prefill batches
+//! every projection over the chunk; the recurrence runs token by token.
+
+use crate::arch::HParam;
+use crate::error::ModelError;
+use crate::family::{checked_total, observe_input, Carver, Compute, Family, Observer, ProductScratch};
+use crate::file::EddyFile;
+use crate::linear::Linear;
+use crate::ops::{add_assign, exp_fast, rms_norm, silu, softplus};
+use crate::schema::{
+    check_schema, dim, epsilon, flag, required, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
+};
+
+/// Hyper-parameters of a GLA model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GlaConfig {
+    /// Vocabulary size.
+    pub vocab_size: u32,
+    /// Model width.
+    pub d_model: u32,
+    /// Number of layers.
+    pub n_layer: u32,
+    /// Heads (one state matrix each).
+    pub n_heads: u32,
+    /// Query/key head width.
+    pub head_k_dim: u32,
+    /// Value head width.
+    pub head_v_dim: u32,
+    /// Rank of the gate projection.
+    pub gate_rank: u32,
+    /// MLP width.
+    pub d_ffn: u32,
+    /// Divisor of the log-sigmoid gate.
+    pub gate_normalizer: f32,
+    /// RMSNorm epsilon.
+    pub norm_eps: f32,
+    /// LM head tied to the embedding.
+    pub tied_embeddings: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Dims {
+    dm: usize,
+    kd: usize,
+    vd: usize,
+    hk: usize,
+    hv: usize,
+    nh: usize,
+    rank: usize,
+    ff: usize,
+    v: usize,
+    max_cols: usize,
+}
+
+impl GlaConfig {
+    /// Read and check the hyper-parameters of a file.
+    pub fn from_file(file: &EddyFile<'_>) -> Result<Self, ModelError> {
+        let n_heads = dim(file, HParam::NHeads, 4096)?;
+        let value_dim = dim(file, HParam::DInner, MAX_DIM)?;
+        if value_dim % n_heads != 0 {
+            return Err(ModelError::BadHParam { name: HParam::DInner.name(), value: value_dim });
+        }
+        let bits = required(file, HParam::GateNormalizer)?;
+        let gate_normalizer = f32::from_bits(bits);
+        if !(gate_normalizer.is_finite() && gate_normalizer > 0.0) {
+            return Err(ModelError::BadHParam { name: HParam::GateNormalizer.name(), value: bits });
+        }
+        Ok(GlaConfig {
+            vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
+            d_model: dim(file, HParam::DModel, MAX_DIM)?,
+            n_layer: dim(file, HParam::NLayer, 4096)?,
+            n_heads,
+            head_k_dim: dim(file, HParam::DState, 4096)?,
+            head_v_dim: value_dim / n_heads,
+            gate_rank: dim(file, HParam::LoraDecay, MAX_DIM)?,
+            d_ffn: dim(file, HParam::DFfn, MAX_DIM)?,
+            gate_normalizer,
+            norm_eps: epsilon(file, HParam::NormEps)?,
+            tied_embeddings: flag(file, HParam::TiedEmbeddings)?,
+        })
+    }
+
+    fn dims(&self) -> Dims {
+        let (hk, hv, nh) = (self.head_k_dim as usize, self.head_v_dim as usize, self.n_heads as usize);
+        let (dm, ff) = (self.d_model as usize, self.d_ffn as usize);
+        Dims {
+            dm,
+            kd: nh * hk,
+            vd: nh * hv,
+            hk,
+            hv,
+            nh,
+            rank: self.gate_rank as usize,
+            ff,
+            v: self.vocab_size as usize,
+            max_cols: dm.max(nh * hv).max(ff).max(self.gate_rank as usize),
+        }
+    }
+
+    /// f32 words of state: the head matrices of every layer.
+    pub fn state_words(&self) -> Option<usize> {
+        let d = self.dims();
+        d.nh.checked_mul(d.hk)?.checked_mul(d.hv)?.checked_mul(self.n_layer as usize)
+    }
+
+    /// Scratch sizes for `n` tokens: residual, normed, q, k, v, g, gate
+    /// hidden, gate, core, out, mlp gate, mlp up, logits rows, activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 14] {
+        let d = self.dims();
+        let rows = |w: usize| n.checked_mul(w);
+        [
+            rows(d.dm),
+            rows(d.dm),
+            rows(d.kd),
+            rows(d.kd),
+            rows(d.vd),
+            rows(d.vd),
+            rows(d.rank),
+            rows(d.kd),
+            rows(d.vd),
+            rows(d.dm),
+            rows(d.ff),
+            rows(d.ff),
+            logit_rows.checked_mul(d.v),
+            ProductScratch::words(d.max_cols, n),
+        ]
+    }
+}
+
+/// Visit the canonical tensor list of a GLA model in file order.
+pub fn tensor_schema(c: &GlaConfig, visit: &mut dyn FnMut(TensorSpec)) {
+    use TensorKind::{Matrix, F32};
+    let d = c.dims();
+    let (v, dm, kd, vd) = (d.v as u64, d.dm as u64, d.kd as u64, d.vd as u64);
+    visit(TensorSpec::global("embed.weight", v, dm, Matrix));
+    for i in 0..c.n_layer {
+        let s = |pattern, rows, cols, kind| TensorSpec::layer(pattern, i, rows, cols, kind);
+        for spec in [
+            s("layers.{i}.attn_norm.weight", 1, dm, F32),
+            s("layers.{i}.q_proj.weight", kd, dm, Matrix),
+            s("layers.{i}.k_proj.weight", kd, dm, Matrix),
+            s("layers.{i}.v_proj.weight", vd, dm, Matrix),
+            s("layers.{i}.g_proj.weight", vd, dm, Matrix),
+            s("layers.{i}.gk_down.weight", d.rank as u64, dm, Matrix),
+            s("layers.{i}.gk_up.weight", kd, d.rank as u64, Matrix),
+            s("layers.{i}.gk_up.bias", 1, kd, F32),
+            s("layers.{i}.g_norm.weight", 1, d.hv as u64, F32),
+            s("layers.{i}.o_proj.weight", dm, vd, Matrix),
+            s("layers.{i}.mlp_norm.weight", 1, dm, F32),
+            s("layers.{i}.gate_proj.weight", d.ff as u64, dm, Matrix),
+            s("layers.{i}.up_proj.weight", d.ff as u64, dm, Matrix),
+            s("layers.{i}.down_proj.weight", dm, d.ff as u64, Matrix),
+        ] {
+            visit(spec);
+        }
+    }
+    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
+    if !c.tied_embeddings {
+        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
+    }
+}
+
+const PER_LAYER: u32 = 14;
+
+/// A loaded, validated GLA model.
+#[derive(Clone, Copy, Debug)]
+pub struct Gla<'a> {
+    /// Hyper-parameters.
+    pub config: GlaConfig,
+    file: EddyFile<'a>,
+}
+
+struct LayerWeights<'a> {
+    attn_norm: &'a [f32],
+    q: Linear<'a>,
+    k: Linear<'a>,
+    v: Linear<'a>,
+    g: Linear<'a>,
+    gk_down: Linear<'a>,
+    gk_up: Linear<'a>,
+    g_norm: &'a [f32],
+    o: Linear<'a>,
+    mlp_norm: &'a [f32],
+    gate_proj: Linear<'a>,
+    up_proj: Linear<'a>,
+    down_proj: Linear<'a>,
+}
+
+/// Per-token vectors of a chunk, `n` rows each (1 for a step).
+struct Rows<'s> {
+    x: &'s mut [f32],
+    normed: &'s mut [f32],
+    q: &'s mut [f32],
+    k: &'s mut [f32],
+    v: &'s mut [f32],
+    g: &'s mut [f32],
+    hidden: &'s mut [f32],
+    gk: &'s mut [f32],
+    core: &'s mut [f32],
+    out: &'s mut [f32],
+    mlp_gate: &'s mut [f32],
+    mlp_up: &'s mut [f32],
+    logits: &'s mut [f32],
+}
+
+impl<'a> Gla<'a> {
+    /// Bind a parsed file: check hyper-parameters and every tensor.
+    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
+        let config = GlaConfig::from_file(&file)?;
+        config.state_words().ok_or(ModelError::SizeOverflow)?;
+        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
+        check_schema(&file, |visit| tensor_schema(&config, visit))?;
+        Ok(Gla { config, file })
+    }
+
+    fn embed(&self) -> Linear<'a> {
+        TensorCursor::at(&self.file, 0).linear(false)
+    }
+
+    fn layer(&self, i: u32) -> LayerWeights<'a> {
+        let mut t = TensorCursor::at(&self.file, 1 + i * PER_LAYER);
+        LayerWeights {
+            attn_norm: t.f32(),
+            q: t.linear(false),
+            k: t.linear(false),
+            v: t.linear(false),
+            g: t.linear(false),
+            gk_down: t.linear(false),
+            gk_up: t.linear(true),
+            g_norm: t.f32(),
+            o: t.linear(false),
+            mlp_norm: t.f32(),
+            gate_proj: t.linear(false),
+            up_proj: t.linear(false),
+            down_proj: t.linear(false),
+        }
+    }
+
+    fn head(&self) -> (&'a [f32], Linear<'a>) {
+        let mut t = TensorCursor::at(&self.file, 1 + self.config.n_layer * PER_LAYER);
+        let norm_f = t.f32();
+        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
+        (norm_f, head)
+    }
+
+    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 14]) -> Rows<'s> {
+        Rows {
+            x: carver.take(sizes[0]),
+            normed: carver.take(sizes[1]),
+            q: carver.take(sizes[2]),
+            k: carver.take(sizes[3]),
+            v: carver.take(sizes[4]),
+            g: carver.take(sizes[5]),
+            hidden: carver.take(sizes[6]),
+            gk: carver.take(sizes[7]),
+            core: carver.take(sizes[8]),
+            out: carver.take(sizes[9]),
+            mlp_gate: carver.take(sizes[10]),
+            mlp_up: carver.take(sizes[11]),
+            logits: carver.take(sizes[12]),
+        }
+    }
+
+    /// The recurrence and gated norm of token `t` for every head.
+    fn mix_token(&self, w: &LayerWeights<'_>, mats: &mut [f32], r: &mut Rows<'_>, t: usize) {
+        let d = self.config.dims();
+        let scale = 1.0 / libm::sqrtf(d.hk as f32);
+        let (q, k, v) =
+            (&r.q[t * d.kd..(t + 1) * d.kd], &r.k[t * d.kd..(t + 1) * d.kd], &r.v[t * d.vd..(t + 1) * d.vd]);
+        let (gk, g) = (&r.gk[t * d.kd..(t + 1) * d.kd], &r.g[t * d.vd..(t + 1) * d.vd]);
+        let core = &mut r.core[t * d.vd..(t + 1) * d.vd];
+        for h in 0..d.nh {
+            let s = &mut mats[h * d.hk * d.hv..(h + 1) * d.hk * d.hv];
+            let o = &mut core[h * d.hv..(h + 1) * d.hv];
+            o.fill(0.0);
+            for (i, row) in s.chunks_exact_mut(d.hv).enumerate() {
+                let j = h * d.hk + i;
+                // α = exp(logsigmoid(gk) / normalizer), logsigmoid(x) = -softplus(-x).
+                let alpha = exp_fast(-softplus(-gk[j]) / self.config.gate_normalizer);
+                let (kj, qj) = (k[j], q[j] * scale);
+                for ((sv, &vv), ov) in row.iter_mut().zip(&v[h * d.hv..(h + 1) * d.hv]).zip(o.iter_mut()) {
+                    *sv = alpha * *sv + kj * vv;
+                    *ov += *sv * qj;
+                }
+            }
+            let ss: f32 = o.iter().map(|x| x * x).sum();
+            let inv = 1.0 / libm::sqrtf(ss / d.hv as f32 + self.config.norm_eps);
+            for ((ov, wv), gv) in o.iter_mut().zip(w.g_norm).zip(&g[h * d.hv..(h + 1) * d.hv]) {
+                *ov = wv * (*ov * inv) * silu(*gv);
+            }
+        }
+    }
+
+    /// Run `tokens` through all layers, layer by layer (a step is a chunk
+    /// of one). Leaves the logits of the last `logit_rows` tokens.
+    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
+    fn run(
+        &self,
+        tokens: &[u32],
+        state: &mut [f32],
+        r: &mut Rows<'_>,
+        acts: &mut ProductScratch<'_>,
+        logit_rows: usize,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let c = &self.config;
+        let d = c.dims();
+        let n = tokens.len();
+        let m = n * d.dm;
+        for (&t, x) in tokens.iter().zip(r.x.chunks_exact_mut(d.dm)) {
+            self.embed().row(t as usize, x);
+        }
+        for (i, mats) in state.chunks_exact_mut(d.nh * d.hk * d.hv).enumerate() {
+            let w = self.layer(i as u32);
+            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
+                rms_norm(x, w.attn_norm, c.norm_eps, o);
+            }
+            let normed = &r.normed[..m];
+            for (l, out, width) in [
+                (&w.q, &mut *r.q, d.kd),
+                (&w.k, &mut *r.k, d.kd),
+                (&w.v, &mut *r.v, d.vd),
+                (&w.g, &mut *r.g, d.vd),
+                (&w.gk_down, &mut *r.hidden, d.rank),
+            ] {
+                observe_input(observe, l, normed);
+                acts.apply(l, normed, &mut out[..n * width], n, cx);
+            }
+            observe_input(observe, &w.gk_up, &r.hidden[..n * d.rank]);
+            acts.apply(&w.gk_up, &r.hidden[..n * d.rank], &mut r.gk[..n * d.kd], n, cx);
+            for t in 0..n {
+                self.mix_token(&w, mats, r, t);
+            }
+            observe_input(observe, &w.o, &r.core[..n * d.vd]);
+            acts.apply(&w.o, &r.core[..n * d.vd], &mut r.out[..m], n, cx);
+            add_assign(&mut r.x[..m], &r.out[..m]);
+            // SwiGLU MLP.
+            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
+                rms_norm(x, w.mlp_norm, c.norm_eps, o);
+            }
+            let f = n * d.ff;
+            observe_input(observe, &w.gate_proj, &r.normed[..m]);
+            acts.apply(&w.gate_proj, &r.normed[..m], &mut r.mlp_gate[..f], n, cx);
+            observe_input(observe, &w.up_proj, &r.normed[..m]);
+            acts.apply(&w.up_proj, &r.normed[..m], &mut r.mlp_up[..f], n, cx);
+            for (g, u) in r.mlp_gate[..f].iter_mut().zip(&r.mlp_up[..f]) {
+                *g = silu(*g) * u;
+            }
+            observe_input(observe, &w.down_proj, &r.mlp_gate[..f]);
+            acts.apply(&w.down_proj, &r.mlp_gate[..f], &mut r.out[..m], n, cx);
+            add_assign(&mut r.x[..m], &r.out[..m]);
+        }
+        if logit_rows == 0 {
+            return;
+        }
+        let (norm_f, head) = self.head();
+        let first = n - logit_rows;
+        for (x, o) in r.x[..m].chunks_exact(d.dm).skip(first).zip(r.normed.chunks_exact_mut(d.dm)) {
+            rms_norm(x, norm_f, c.norm_eps, o);
+        }
+        observe_input(observe, &head, &r.normed[..logit_rows * d.dm]);
+        acts.apply(&head, &r.normed[..logit_rows * d.dm], &mut r.logits[..logit_rows * d.v], logit_rows, cx);
+    }
+}
+
+impl<'a> Family<'a> for Gla<'a> {
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size as usize
+    }
+
+    fn state_words(&self) -> Option<usize> {
+        self.config.state_words()
+    }
+
+    fn scratch_words(&self) -> Option<usize> {
+        checked_total(&self.config.sizes(1, 1))
+    }
+
+    fn logits_offset_words(&self) -> usize {
+        self.config.sizes(1, 1)[..12].iter().map(|s| s.unwrap_or(0)).sum()
+    }
+
+    fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec)) {
+        tensor_schema(&self.config, visit)
+    }
+
+    fn step<'s>(
+        &self,
+        token: u32,
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        want_logits: bool,
+        cx: Compute<'_>,
+        mut observe: Option<Observer<'_>>,
+    ) -> &'s [f32] {
+        let sizes = self.config.sizes(1, 1).map(|s| s.unwrap_or(0));
+        let mut carver = Carver::new(scratch);
+        let mut rows = self.carve(&mut carver, &sizes);
+        let mut acts = ProductScratch::carve(&mut carver, self.config.dims().max_cols, 1);
+        self.run(&[token], state, &mut rows, &mut acts, want_logits as usize, cx, &mut observe);
+        let Rows { logits, .. } = rows;
+        logits
+    }
+
+    fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
+        let rows = if all_logits { tokens } else { 1 };
+        checked_total(&self.config.sizes(tokens.max(2), rows))
+    }
+
+    fn prefill_chunk<'s>(
+        &self,
+        tokens: &[u32],
+        state: &mut [f32],
+        scratch: &'s mut [f32],
+        all_logits: bool,
+        cx: Compute<'_>,
+    ) -> &'s [f32] {
+        let n = tokens.len();
+        let cap = n.max(2);
+        let logit_rows = if all_logits { n } else { 1 };
+        let sizes = self.config.sizes(cap, logit_rows).map(|s| s.unwrap_or(0));
+        let mut carver = Carver::new(scratch);
+        let mut rows = self.carve(&mut carver, &sizes);
+        let mut acts = ProductScratch::carve(&mut carver, self.config.dims().max_cols, cap);
+        self.run(tokens, state, &mut rows, &mut acts, logit_rows, cx, &mut None);
+        let Rows { logits, .. } = rows;
+        &logits[..logit_rows * self.config.vocab_size as usize]
+    }
+}

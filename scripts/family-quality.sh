@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The per-family quality table of the README: test perplexity of each trained
+# model (same text, split and tokenizer) at f32, W4A8 and W2A8, with bits per
+# weight. Usage: scripts/family-quality.sh [model-dir...]
+#   (default: every models/*-fortunes directory; prints a Markdown table)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TEST=data/fortunes/test.txt
+CALIB=data/fortunes/train.txt
+CALIB_TOKENS=${CALIB_TOKENS:-8192}
+JOBS=${JOBS:-2}
+export EDDY_THREADS=1
+cargo build --release -q -p eddy-cli
+E=target/release/eddy
+W=out/family-quality
+mkdir -p "$W"
+dirs=("$@")
+[ ${#dirs[@]} -gt 0 ] || dirs=(models/*-fortunes)
+names=()
+for d in "${dirs[@]}"; do
+  n=$(basename "$d")
+  names+=("$n")
+  $E convert "$d" -o "$W/$n-f32.eddy" >/dev/null 2>&1
+  for r in w4a8 w2a8; do
+    $E quantize "$W/$n-f32.eddy" --recipe $r --calib "$CALIB" --calib-tokens "$CALIB_TOKENS" \
+      -o "$W/$n-$r.eddy" >/dev/null 2>&1
+  done
+done
+for n in "${names[@]}"; do for r in f32 w4a8 w2a8; do echo "$n-$r"; done; done |
+  xargs -P "$JOBS" -I{} sh -c "$E eval $W/{}.eddy --ppl $TEST > $W/{}.ppl 2>/dev/null"
+ppl() { sed -E 's/.*ppl: ([0-9.]+).*/\1/' "$W/$1.ppl"; }
+lin() { $E inspect "$W/$1.eddy" | grep '^bits/weight' | sed -E 's/.*, ([0-9.]+) layer linears.*/\1/'; }
+echo "| model | family | parameters | state bytes | f32 ppl | W4A8 ppl (bits) | W2A8 ppl (bits) | W2A8 vs f32 |"
+echo "|---|---|---|---|---|---|---|---|"
+for n in "${names[@]}"; do
+  info=$($E inspect "$W/$n-f32.eddy")
+  arch=$(echo "$info" | sed -nE 's/^architecture: +(.*)/\1/p')
+  params=$(echo "$info" | sed -nE 's/^tensor bytes: +[0-9]+ \(([0-9]+) parameters.*/\1/p')
+  state=$(echo "$info" | sed -nE 's/^state bytes: +([0-9]+).*/\1/p')
+  base=$(ppl "$n-f32")
+  rel=$(awk -v p="$(ppl "$n-w2a8")" -v b="$base" 'BEGIN { printf "%+.1f%%", (p / b - 1) * 100 }')
+  echo "| $n | $arch | $params | $state | $base | $(ppl "$n-w4a8") ($(lin "$n-w4a8")) | $(ppl "$n-w2a8") ($(lin "$n-w2a8")) | $rel |"
+done
+echo
+echo "bits = bits per weight of the per-layer matrices (scales included); calibration: first $CALIB_TOKENS tokens of $CALIB"
