@@ -25,8 +25,9 @@ apt_install() {
 }
 # Cortex-M kernel tests run in QEMU (mps2-an386 = M4, mps3-an547 = M55).
 apt_install qemu-system-arm
-# The C API's host example (scripts/test-firmware.sh) is built with gcc.
-apt_install gcc libc6-dev
+# The C API's host example (scripts/test-firmware.sh) is built with gcc;
+# the FPGA kernels' C-simulation (eddy-fpga's build.rs and tests) with g++.
+apt_install gcc g++ libc6-dev
 # The C API's Cortex-M example firmware is built with arm-none-eabi-gcc
 # (freestanding: newlib is not needed, so no recommends).
 if ! dpkg -s gcc-arm-none-eabi >/dev/null 2>&1; then

@@ -15,8 +15,8 @@ use eddy_kernels::Kernels;
 pub(crate) struct Compute<'k> {
     /// Kernels for matrix products.
     pub kernels: &'k Kernels,
-    /// Threads to split them across.
-    pub workers: Workers,
+    /// Threads to split them across (and the offload device, if any).
+    pub workers: Workers<'k>,
 }
 
 /// Receives the input vector of every linear layer before it is multiplied,

@@ -43,6 +43,7 @@ pub mod mamba;
 #[cfg(feature = "mamba2")]
 pub mod mamba2;
 mod model;
+pub mod offload;
 mod ops;
 pub mod parallel;
 #[cfg(feature = "rnn")]
@@ -65,6 +66,7 @@ pub use file::{BlobKind, EddyFile, TensorView};
 pub use model::Model;
 #[cfg(feature = "std")]
 pub use model::{MappedModel, OpenError};
+pub use offload::{Offload, OffloadError};
 pub use parallel::Workers;
 #[cfg(feature = "alloc")]
 pub use session::OwnedSession;

@@ -183,6 +183,11 @@ impl<'a> Linear<'a> {
                     return;
                 }
                 let acts = ActsI8 { q, scales: &act.scales[..groups], sums: &act.sums[..groups] };
+                let matrix = self.weight.data.get(..self.rows() * self.row_bytes()).unwrap_or(&[]);
+                if crate::offload::try_matvec(workers, self.weight.format, matrix, cols, &acts, y) {
+                    self.add_bias(y);
+                    return;
+                }
                 workers.for_chunks(y, rows_per_worker, perm, |i, out, perm| {
                     self.rows_product(i * rows_per_worker, x, Some(&acts), out, perm, kernels)
                 });
@@ -230,7 +235,12 @@ impl<'a> Linear<'a> {
             scales: &scales[t * group_stride..t * group_stride + groups],
             sums: &sums[t * group_stride..t * group_stride + groups],
         };
-        if let (Some(matmat), Some(_)) = (kernels.matmat_i8, group) {
+        let matrix = self.weight.data.get(..rows * self.row_bytes()).unwrap_or(&[]);
+        if group.is_some()
+            && crate::offload::try_matmat(workers, self.weight.format, matrix, cols, &token_acts, ys, tokens)
+        {
+            // Every token's rows came from the offload device.
+        } else if let (Some(matmat), Some(_)) = (kernels.matmat_i8, group) {
             // The kernel shares each unpacked weight among several tokens.
             workers.for_chunks(ys, tokens_per_worker * rows, perm, |chunk, out, perm| {
                 let first_token = chunk * tokens_per_worker;

@@ -9,9 +9,9 @@ use crate::error::ModelError;
 use crate::family::{observe_input, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
-use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, rms_norm, silu, softplus};
+use crate::ops::{add_assign, causal_conv_silu_step, rms_norm};
+use crate::parallel::Workers;
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
-use eddy_quant::dot_f32;
 
 /// Hyper-parameters of a Mamba-1 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -362,7 +362,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
                 let z = &xz[t * 2 * di + di..(t + 1) * 2 * di];
                 let u = &conv_out[t * di..(t + 1) * di];
                 let dtt = &dt[t * di..(t + 1) * di];
-                scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds);
+                scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, workers);
             }
             w.out_proj.matmat(y, out, n, act, kernels, workers);
             add_assign(residual, out);
@@ -420,7 +420,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
             let (b, cmat) = bc.split_at(ds);
             observe_input(&mut observe, &w.dt_proj, dt_in);
             w.dt_proj.matvec(dt_in, dt, act, kernels, workers);
-            scan_step(&w, ssm_state, dt, conv_out, b, cmat, z, y, ds);
+            scan_step(&w, ssm_state, dt, conv_out, b, cmat, z, y, ds, workers);
             observe_input(&mut observe, &w.out_proj, y);
             w.out_proj.matvec(y, out, act, kernels, workers);
             add_assign(residual, out);
@@ -436,7 +436,8 @@ impl<'a> Family<'a> for Mamba1<'a> {
 }
 
 /// One token of the selective scan: `h = exp(A dt) h + dt B u`,
-/// `y = (C h + D u) * silu(z)` per channel.
+/// `y = (C h + D u) * silu(z)` per channel (on the offload device if it
+/// has a scan unit).
 #[allow(clippy::too_many_arguments)]
 fn scan_step(
     w: &LayerWeights<'_>,
@@ -448,16 +449,10 @@ fn scan_step(
     z: &[f32],
     y: &mut [f32],
     ds: usize,
+    workers: Workers<'_>,
 ) {
-    for (ch, yc) in y.iter_mut().enumerate() {
-        let delta = softplus(dt[ch]);
-        let u = u[ch];
-        let h = &mut ssm_state[ch * ds..(ch + 1) * ds];
-        let a = &w.a[ch * ds..(ch + 1) * ds];
-        // Independent per state element: vectorizes with `exp_fast`.
-        for ((hs, &av), &bv) in h.iter_mut().zip(a).zip(b) {
-            *hs = exp_fast(av * delta) * *hs + delta * bv * u;
-        }
-        *yc = (dot_f32(h, cmat) + u * w.d[ch]) * silu(z[ch]);
+    let args = crate::offload::ScanArgs { a: w.a, d: w.d, dt, u, b, c: cmat, z, d_state: ds };
+    if !crate::offload::try_scan(workers, &args, ssm_state, y) {
+        crate::offload::scan_cpu(&args, ssm_state, y);
     }
 }

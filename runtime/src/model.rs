@@ -76,7 +76,7 @@ pub struct Model<'a> {
     state_words: usize,
     scratch_words: usize,
     kernels: &'static Kernels,
-    workers: Workers,
+    workers: Workers<'a>,
 }
 
 impl<'a> Model<'a> {
@@ -138,14 +138,25 @@ impl<'a> Model<'a> {
     }
 
     /// Where matrix work runs (one thread unless set otherwise).
-    pub fn workers(&self) -> Workers {
+    pub fn workers(&self) -> Workers<'a> {
         self.workers
     }
 
     /// Split matrix work across `workers` (e.g. `Workers::threads(2)?`).
-    /// Results are bit-identical for any thread count.
-    pub fn set_workers(&mut self, workers: Workers) {
-        self.workers = workers;
+    /// Results are bit-identical for any thread count. An offload device
+    /// already set stays set unless `workers` brings its own.
+    pub fn set_workers(&mut self, workers: Workers<'a>) {
+        self.workers = match (self.workers.offload(), workers.offload()) {
+            (Some(dev), None) => workers.with_offload(dev),
+            _ => workers,
+        };
+    }
+
+    /// Offer every integer matrix product (and the scan, if the device has
+    /// one) to `device` first; what it declines runs on the CPU. Keeps the
+    /// thread setting.
+    pub fn set_offload(&mut self, device: &'a dyn crate::offload::Offload) {
+        self.workers = self.workers.with_offload(device);
     }
 
     /// Bytes of extra scratch a batched prefill of chunks of up to `tokens`
@@ -189,7 +200,7 @@ impl<'a> Model<'a> {
     }
 
     /// The kernels and workers, as the families take them.
-    pub(crate) fn compute(&self) -> Compute<'static> {
+    pub(crate) fn compute(&self) -> Compute<'a> {
         Compute { kernels: self.kernels, workers: self.workers }
     }
 

@@ -5,26 +5,45 @@
 //! size, created once per thread count and kept for the process lifetime
 //! (a pool per matrix product would cost more than the product).
 
-/// Where matrix work runs: the calling thread, or a fixed pool of threads.
+use crate::offload::Offload;
+
+/// Where matrix work runs: the calling thread, or a fixed pool of threads;
+/// integer matrix products (and the scan) go to an [`Offload`] device
+/// first when one is set.
 #[derive(Clone, Copy, Default)]
-pub struct Workers {
+pub struct Workers<'o> {
     #[cfg(feature = "threads")]
     pool: Option<&'static rayon::ThreadPool>,
+    offload: Option<&'o dyn Offload>,
 }
 
-impl core::fmt::Debug for Workers {
+impl core::fmt::Debug for Workers<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Workers({})", self.count())
+        match self.offload {
+            Some(dev) => write!(f, "Workers({}, offload {})", self.count(), dev.name()),
+            None => write!(f, "Workers({})", self.count()),
+        }
     }
 }
 
-impl Workers {
+impl<'o> Workers<'o> {
     /// Everything on the calling thread.
     pub const fn single() -> Self {
         Workers {
             #[cfg(feature = "threads")]
             pool: None,
+            offload: None,
         }
+    }
+
+    /// The same workers, with matrix products offered to `device` first.
+    pub fn with_offload(self, device: &'o dyn Offload) -> Self {
+        Workers { offload: Some(device), ..self }
+    }
+
+    /// The offload device, if one is set.
+    pub fn offload(&self) -> Option<&'o dyn Offload> {
+        self.offload
     }
 
     /// A pool of `threads` threads (1 means the calling thread only).
@@ -39,7 +58,7 @@ impl Workers {
         let pools = POOLS.get_or_init(|| Mutex::new(std::vec::Vec::new()));
         let mut pools = pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(&(_, pool)) = pools.iter().find(|(n, _)| *n == threads) {
-            return Ok(Workers { pool: Some(pool) });
+            return Ok(Workers { pool: Some(pool), offload: None });
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -48,7 +67,7 @@ impl Workers {
         // Leaked on purpose: one pool per distinct size, for the process.
         let pool: &'static rayon::ThreadPool = std::boxed::Box::leak(std::boxed::Box::new(pool));
         pools.push((threads, pool));
-        Ok(Workers { pool: Some(pool) })
+        Ok(Workers { pool: Some(pool), offload: None })
     }
 
     /// Number of threads matrix work is split across.

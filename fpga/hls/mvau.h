@@ -1,0 +1,217 @@
+// Matrix-vector unit for eddy's packed group formats (W2/W4/W8 weights x
+// int8 activations), FINN-MVAU style: EDDY_PE rows in parallel, EDDY_SIMD
+// weights per row per cycle.
+//
+// Weight layout (eddy_quant::block): a row is cols/group groups; a group is
+// [f16 scale, f16 min, group*bits/8 bytes of codes], codes little end
+// first. For row r and activation group g (scale s_g, code sum sum_g):
+//   acc = sum_i code_i * q_i            (exact, int32)
+//   y_r += s_g * (scale * acc + min * sum_g)   (f32, groups in order)
+// The float operations and their order are exactly the CPU reference's, so
+// results are bit-identical (compile without FMA contraction).
+#ifndef EDDY_MVAU_H
+#define EDDY_MVAU_H
+
+#include "eddy_hls.h"
+#include "eddy_params.h"
+
+namespace eddy_kern {
+
+/// One group's headers for the PE rows of a tile.
+struct GroupHead {
+  float scale[EDDY_PE];
+  float min[EDDY_PE];
+};
+
+/// EDDY_SIMD unpacked codes for each of the EDDY_PE rows.
+struct LaneCodes {
+  uint8_t code[EDDY_PE][EDDY_SIMD];
+};
+
+/// Geometry of one matrix-vector product, checked by `mvau_check`.
+struct MvauShape {
+  uint32_t bits;        // 2, 4 or 8
+  uint32_t group;       // 32, 64, 128 or 256
+  uint32_t rows;        // >= 1
+  uint32_t cols;        // multiple of group, <= EDDY_MAX_COLS
+  uint32_t groups;      // cols / group
+  uint32_t group_bytes; // 4 + group * bits / 8
+  uint32_t row_bytes;   // groups * group_bytes
+};
+
+/// Status codes the kernel reports (REGISTERS.md, STATUS register).
+enum Status : uint32_t {
+  kOk = 0,
+  kBadBits = 1,
+  kBadGroup = 2,
+  kBadCols = 3,
+  kTooManyCols = 4,
+  kBadRows = 5,
+  kBadOp = 6,
+  kBadState = 7,
+  kBusError = 8,
+};
+
+/// Validate arguments; fills `shape` when they are usable.
+inline uint32_t mvau_check(uint32_t bits, uint32_t group, uint32_t rows, uint32_t cols, MvauShape* shape) {
+  if (bits != 2 && bits != 4 && bits != 8) return kBadBits;
+  if (group != 32 && group != 64 && group != 128 && group != 256) return kBadGroup;
+  if (cols == 0 || cols % group != 0) return kBadCols;
+  if (cols > EDDY_MAX_COLS) return kTooManyCols;
+  if (rows == 0) return kBadRows;
+  shape->bits = bits;
+  shape->group = group;
+  shape->rows = rows;
+  shape->cols = cols;
+  shape->groups = cols / group;
+  shape->group_bytes = 4 + group * bits / 8;
+  shape->row_bytes = shape->groups * shape->group_bytes;
+  return kOk;
+}
+
+/// Reader: streams the headers and unpacked codes of rows
+/// [row0, row0 + EDDY_PE) group by group. Rows past the end read as zero.
+inline void mvau_read(const uint8_t* w, const MvauShape& s, uint32_t row0,
+                      eddy_hls::stream<GroupHead>& heads, eddy_hls::stream<LaneCodes>& codes) {
+  const uint32_t steps = s.group / EDDY_SIMD;
+  const uint32_t per_byte = 8 / s.bits;
+  const uint8_t mask = static_cast<uint8_t>((1u << s.bits) - 1u);
+groups:
+  for (uint32_t g = 0; g < s.groups; ++g) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
+    GroupHead h;
+    for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
+#pragma HLS UNROLL
+      const uint32_t r = row0 + pe;
+      if (r < s.rows) {
+        const uint8_t* grp = w + static_cast<uint64_t>(r) * s.row_bytes + g * s.group_bytes;
+        h.scale[pe] = eddy_hls::f16_to_f32(eddy_hls::load_u16(grp));
+        h.min[pe] = eddy_hls::f16_to_f32(eddy_hls::load_u16(grp + 2));
+      } else {
+        h.scale[pe] = 0.0f;
+        h.min[pe] = 0.0f;
+      }
+    }
+    heads.write(h);
+  lanes:
+    for (uint32_t step = 0; step < steps; ++step) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
+      LaneCodes lc;
+      for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
+#pragma HLS UNROLL
+        const uint32_t r = row0 + pe;
+        const uint64_t c = static_cast<uint64_t>(r) * s.row_bytes + g * s.group_bytes + 4;
+        for (uint32_t l = 0; l < EDDY_SIMD; ++l) {
+#pragma HLS UNROLL
+          const uint32_t i = step * EDDY_SIMD + l;
+          uint8_t v = 0;
+          if (r < s.rows) {
+            const uint8_t byte = w[c + i / per_byte];
+            v = static_cast<uint8_t>((byte >> ((i % per_byte) * s.bits)) & mask);
+          }
+          lc.code[pe][l] = v;
+        }
+      }
+      codes.write(lc);
+    }
+  }
+}
+
+/// Compute: EDDY_PE x EDDY_SIMD multiply-accumulates per cycle into exact
+/// int32 group sums, then one f32 update per row and group. Writes the
+/// tile's rows of y. Returns the MAC pipeline iterations it ran.
+inline uint64_t mvau_compute(const MvauShape& s, uint32_t row0, const int8_t xbuf[EDDY_MAX_COLS],
+                             const float xscale[EDDY_MAX_COLS / EDDY_MIN_GROUP],
+                             const int32_t xsum[EDDY_MAX_COLS / EDDY_MIN_GROUP],
+                             eddy_hls::stream<GroupHead>& heads, eddy_hls::stream<LaneCodes>& codes, float* y) {
+  const uint32_t steps = s.group / EDDY_SIMD;
+  float result[EDDY_PE];
+#pragma HLS ARRAY_PARTITION variable = result complete
+  for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
+#pragma HLS UNROLL
+    result[pe] = 0.0f;
+  }
+  uint64_t iters = 0;
+groups:
+  for (uint32_t g = 0; g < s.groups; ++g) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
+    const GroupHead h = heads.read();
+    int32_t acc[EDDY_PE];
+#pragma HLS ARRAY_PARTITION variable = acc complete
+    for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
+#pragma HLS UNROLL
+      acc[pe] = 0;
+    }
+  macs:
+    for (uint32_t step = 0; step < steps; ++step) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
+      const LaneCodes lc = codes.read();
+      const uint32_t base = g * s.group + step * EDDY_SIMD;
+      for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
+#pragma HLS UNROLL
+        int32_t partial = 0;
+        for (uint32_t l = 0; l < EDDY_SIMD; ++l) {
+#pragma HLS UNROLL
+          partial += static_cast<int32_t>(lc.code[pe][l]) * static_cast<int32_t>(xbuf[base + l]);
+        }
+        acc[pe] += partial;
+      }
+      ++iters;
+    }
+    const float sg = xscale[g];
+    const float sumg = static_cast<float>(xsum[g]);
+    for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
+#pragma HLS UNROLL
+      result[pe] += sg * (h.scale[pe] * static_cast<float>(acc[pe]) + h.min[pe] * sumg);
+    }
+  }
+  for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
+#pragma HLS PIPELINE II = 1
+    if (row0 + pe < s.rows) y[row0 + pe] = result[pe];
+  }
+  return iters;
+}
+
+/// y = W x for a whole matrix: activations loaded on chip once, then the
+/// rows in tiles of EDDY_PE, each tile a reader -> compute dataflow.
+/// Returns the MAC pipeline iterations (rows/PE * cols/SIMD).
+inline uint64_t mvau(const uint8_t* w, const int8_t* xq, const float* xs, const int32_t* xsum_in, float* y,
+                     const MvauShape& s) {
+  // On-chip buffers (BRAM); not static, so concurrent C-simulations of
+  // several kernels stay independent.
+  int8_t xbuf[EDDY_MAX_COLS];
+#pragma HLS ARRAY_PARTITION variable = xbuf cyclic factor = EDDY_SIMD
+  float xscale[EDDY_MAX_COLS / EDDY_MIN_GROUP];
+  int32_t xsum[EDDY_MAX_COLS / EDDY_MIN_GROUP];
+load_x:
+  for (uint32_t i = 0; i < s.cols; ++i) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 32 max = 8192
+    xbuf[i] = xq[i];
+  }
+load_scales:
+  for (uint32_t g = 0; g < s.groups; ++g) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
+    xscale[g] = xs[g];
+    xsum[g] = xsum_in[g];
+  }
+  uint64_t iters = 0;
+tiles:
+  for (uint32_t row0 = 0; row0 < s.rows; row0 += EDDY_PE) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 8192
+#pragma HLS DATAFLOW
+    eddy_hls::stream<GroupHead> heads;
+    eddy_hls::stream<LaneCodes> codes;
+#pragma HLS STREAM variable = codes depth = 64
+    mvau_read(w, s, row0, heads, codes);
+    iters += mvau_compute(s, row0, xbuf, xscale, xsum, heads, codes, y);
+  }
+  return iters;
+}
+
+}  // namespace eddy_kern
+
+#endif  // EDDY_MVAU_H
