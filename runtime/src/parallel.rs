@@ -38,7 +38,9 @@ impl<'o> Workers<'o> {
 
     /// The same workers, with matrix products offered to `device` first.
     pub fn with_offload(self, device: &'o dyn Offload) -> Self {
-        Workers { offload: Some(device), ..self }
+        let mut workers = self;
+        workers.offload = Some(device);
+        workers
     }
 
     /// The offload device, if one is set.
