@@ -17,10 +17,12 @@
 pub mod bus;
 pub mod driver;
 pub mod golden;
+pub mod offload;
 pub mod regs;
 pub mod sim;
 
 pub use bus::{DeviceMemory, MemoryError, RegisterBus};
 pub use driver::{Accel, ArgError, Device, DriverError, MatvecJob, RunInfo, ScanJob};
+pub use offload::{FpgaOffload, OffloadInitError, OffloadStats};
 pub use regs::KernelStatus;
 pub use sim::{KernelParams, SimBus, SimError};

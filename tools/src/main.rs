@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use eddy::{HParam, MappedModel, Model, Session};
 use eddy_cli::convert::{convert_dir, write_atomic, WeightDtype};
+use eddy_cli::fpga::Backend;
 use eddy_cli::sample::{Sampler, SamplerConfig};
 use eddy_cli::text::{parse_token_list, TextCodec};
 use std::io::Write;
@@ -23,6 +24,25 @@ struct Cli {
     /// EDDY_THREADS environment variable). Results do not depend on it.
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Where integer matrix products run (run, logits): the CPU, or the
+    /// FPGA kernel in C-simulation (bit-identical results).
+    #[arg(long, global = true, value_enum, default_value = "cpu")]
+    backend: Backend,
+    /// With --backend fpga-sim: run the selective scan on the accelerator
+    /// too (within the bound in fpga/README.md, not bit-exact).
+    #[arg(long, global = true)]
+    fpga_scan: bool,
+}
+
+static BACKEND_ARG: std::sync::OnceLock<(Backend, bool)> = std::sync::OnceLock::new();
+
+/// The simulated accelerator for a model if `--backend fpga-sim` was given.
+fn fpga_for<'m>(
+    model: &Model<'_>,
+    bytes: &'m [u8],
+) -> Result<Option<eddy_fpga::FpgaOffload<'m, eddy_fpga::SimBus>>> {
+    let (backend, scan) = BACKEND_ARG.get().copied().unwrap_or((Backend::Cpu, false));
+    eddy_cli::fpga::attach(backend, scan, model, bytes)
 }
 
 /// The kernel set the user asked for (flag, then EDDY_KERNELS), if any.
@@ -398,7 +418,11 @@ fn cmd_run(
     print_ids: bool,
 ) -> Result<()> {
     let mapped = open(&path)?;
-    let model = load(&mapped)?;
+    let mut model = load(&mapped)?;
+    let fpga = fpga_for(&model, mapped.bytes())?;
+    if let Some(f) = &fpga {
+        model.set_offload(f);
+    }
     let codec = match model.tokenizer_json() {
         Some(json) => Some(TextCodec::from_json(json)?),
         None => None,
@@ -460,7 +484,7 @@ fn cmd_run(
         model.kernels().name,
         model.workers().count(),
     );
-    Ok(())
+    eddy_cli::fpga::report(fpga.as_ref())
 }
 
 /// `eddy bench` arguments.
@@ -640,7 +664,11 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Re
 
 fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) -> Result<()> {
     let mapped = open(&path)?;
-    let model = load(&mapped)?;
+    let mut model = load(&mapped)?;
+    let fpga = fpga_for(&model, mapped.bytes())?;
+    if let Some(f) = &fpga {
+        model.set_offload(f);
+    }
     let ids = parse_token_list(&tokens)?;
     if ids.is_empty() {
         bail!("--tokens is empty; give at least one token id");
@@ -659,13 +687,14 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
     eddy_cli::npy::write_f32_2d(&mut buf, ids.len(), vocab, &all)?;
     std::fs::write(&output, buf).with_context(|| format!("cannot write {}", output.display()))?;
     println!("wrote {} ([{}, {}] f32)", output.display(), ids.len(), vocab);
-    Ok(())
+    eddy_cli::fpga::report(fpga.as_ref())
 }
 
 fn main() {
     let cli = Cli::parse();
     let _ = KERNELS_ARG.set(cli.kernels.clone());
     let _ = THREADS_ARG.set(cli.threads);
+    let _ = BACKEND_ARG.set((cli.backend, cli.fpga_scan));
     let result = match cli.command {
         Command::Convert { hf_dir, output, dtype, recipe, quant } => {
             cmd_convert(hf_dir, output, dtype, recipe, quant)
