@@ -86,9 +86,10 @@ fn scan_through_registers_is_within_bound() {
         assert_eq!(info.iters as usize, cells);
         let h = read_f32(&mut acc, job.h, cells);
         let y = read_f32(&mut acc, job.y, case.channels);
-        for (got, want) in h.iter().zip(&case.h_out).chain(y.iter().zip(&case.y)) {
+        let mags = case.h_mag.iter().chain(&case.y_mag);
+        for ((got, want), mag) in h.iter().zip(&case.h_out).chain(y.iter().zip(&case.y)).zip(mags) {
             assert!(
-                (got - want).abs() <= SCAN_ABS_BOUND + SCAN_REL_BOUND * want.abs(),
+                (got - want).abs() <= SCAN_ABS_BOUND + SCAN_REL_BOUND * mag,
                 "{}: {got} vs {want}",
                 case.name
             );
