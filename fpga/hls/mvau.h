@@ -119,59 +119,67 @@ groups:
 }
 
 /// Compute: EDDY_PE x EDDY_SIMD multiply-accumulates per cycle into exact
-/// int32 group sums, then one f32 update per row and group. Writes the
-/// tile's rows of y. Returns the MAC pipeline iterations it ran.
+/// int32 group sums, then one f32 update per row and group. One pipelined
+/// loop over (group, step): the f32 update of a group happens in the
+/// iteration of its last step, so the recurrence on `result` spans
+/// group/EDDY_SIMD iterations, which eddy_params.h requires to cover the
+/// f32 adder's latency in synthesis (the DEPENDENCE pragma states it).
+/// Writes the tile's rows of y. Returns the MAC pipeline iterations.
 inline uint64_t mvau_compute(const MvauShape& s, uint32_t row0, const int8_t xbuf[EDDY_MAX_COLS],
                              const float xscale[EDDY_MAX_COLS / EDDY_MIN_GROUP],
                              const int32_t xsum[EDDY_MAX_COLS / EDDY_MIN_GROUP],
                              eddy_hls::stream<GroupHead>& heads, eddy_hls::stream<LaneCodes>& codes, float* y) {
   const uint32_t steps = s.group / EDDY_SIMD;
   float result[EDDY_PE];
+  int32_t acc[EDDY_PE];
 #pragma HLS ARRAY_PARTITION variable = result complete
+#pragma HLS ARRAY_PARTITION variable = acc complete
   for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
 #pragma HLS UNROLL
     result[pe] = 0.0f;
+    acc[pe] = 0;
   }
-  uint64_t iters = 0;
-groups:
-  for (uint32_t g = 0; g < s.groups; ++g) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
-    const GroupHead h = heads.read();
-    int32_t acc[EDDY_PE];
-#pragma HLS ARRAY_PARTITION variable = acc complete
-    for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
-#pragma HLS UNROLL
-      acc[pe] = 0;
-    }
-  macs:
-    for (uint32_t step = 0; step < steps; ++step) {
+  GroupHead h = {};
+  uint32_t g = 0, step = 0;
+  const uint64_t total = static_cast<uint64_t>(s.groups) * steps;
+macs:
+  for (uint64_t it = 0; it < total; ++it) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
-      const LaneCodes lc = codes.read();
-      const uint32_t base = g * s.group + step * EDDY_SIMD;
-      for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
-#pragma HLS UNROLL
-        int32_t partial = 0;
-        for (uint32_t l = 0; l < EDDY_SIMD; ++l) {
-#pragma HLS UNROLL
-          partial += static_cast<int32_t>(lc.code[pe][l]) * static_cast<int32_t>(xbuf[base + l]);
-        }
-        acc[pe] += partial;
-      }
-      ++iters;
-    }
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 65536
+#pragma HLS DEPENDENCE variable = result inter false
+    if (step == 0) h = heads.read();
+    const LaneCodes lc = codes.read();
+    const uint32_t base = g * s.group + step * EDDY_SIMD;
+    const bool last = step + 1 == steps;
     const float sg = xscale[g];
     const float sumg = static_cast<float>(xsum[g]);
     for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
 #pragma HLS UNROLL
-      result[pe] += sg * (h.scale[pe] * static_cast<float>(acc[pe]) + h.min[pe] * sumg);
+      int32_t partial = 0;
+      for (uint32_t l = 0; l < EDDY_SIMD; ++l) {
+#pragma HLS UNROLL
+        partial += static_cast<int32_t>(lc.code[pe][l]) * static_cast<int32_t>(xbuf[base + l]);
+      }
+      const int32_t a = acc[pe] + partial;
+      if (last) {
+        result[pe] += sg * (h.scale[pe] * static_cast<float>(a) + h.min[pe] * sumg);
+        acc[pe] = 0;
+      } else {
+        acc[pe] = a;
+      }
+    }
+    if (last) {
+      step = 0;
+      ++g;
+    } else {
+      ++step;
     }
   }
   for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
 #pragma HLS PIPELINE II = 1
     if (row0 + pe < s.rows) y[row0 + pe] = result[pe];
   }
-  return iters;
+  return total;
 }
 
 /// y = W x for a whole matrix: activations loaded on chip once, then the

@@ -56,7 +56,7 @@ fn csim_testbench_passes_for_several_parallelisms() {
         .collect();
     golden.sort();
     let n = golden.len();
-    for (pe, simd) in [(8, 32), (1, 1), (3, 8)] {
+    for (pe, simd) in [(8, 4), (1, 1), (3, 8), (16, 32)] {
         let tb = build_testbench(pe, simd);
         let out = Command::new(&tb).args(&golden).output().expect("run testbench");
         let text = String::from_utf8_lossy(&out.stdout);
