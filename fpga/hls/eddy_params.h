@@ -24,6 +24,16 @@
 #define EDDY_MAX_DSTATE 64
 #endif
 
+/// Largest channel count (d_inner) the scan unit's on-chip buffers hold.
+#ifndef EDDY_MAX_CHANNELS
+#define EDDY_MAX_CHANNELS 8192
+#endif
+
+/// Channels the scan unit updates side by side.
+#ifndef EDDY_SCAN_LANES
+#define EDDY_SCAN_LANES 8
+#endif
+
 /// Smallest weight group (the format's); activation scales per group.
 #define EDDY_MIN_GROUP 32
 #define EDDY_MAX_GROUP 256

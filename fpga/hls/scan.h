@@ -72,19 +72,29 @@ inline float silu_unit(float x) { return x / (1.0f + exp_unit(-x)); }
 
 /// Check the scan's shape.
 inline uint32_t scan_check(uint32_t channels, uint32_t d_state) {
-  if (channels == 0) return 5;                              // kBadRows
+  if (channels == 0 || channels > EDDY_MAX_CHANNELS) return 5;  // kBadRows
   if (d_state == 0 || d_state > EDDY_MAX_DSTATE) return 7;  // kBadState
   return 0;
 }
 
-/// One token of the selective scan over `channels` channels.
+/// One token of the selective scan over `channels` channels, in three
+/// pipelined stages: per channel softplus (II=1 over channels); the state
+/// update with EDDY_SCAN_LANES channels side by side (II=1 over states);
+/// per channel output (II=1 over channels). Each channel's float
+/// operations are the CPU's, in the CPU's order.
 /// a: [channels * ds] f32; chp: [channels * 4] f32 (dt before softplus, u,
 /// z, D); bc: [2 * ds] f32 (B then C); h: [channels * ds] f32 state, read
-/// and written; y: [channels] f32. Returns pipeline iterations.
+/// and written; y: [channels] f32. Returns the state-loop iterations
+/// (ceil(channels / EDDY_SCAN_LANES) * ds).
 inline uint64_t scan(uint32_t channels, uint32_t ds, const float* a, const float* chp, const float* bc, float* h,
                      float* y) {
   float bbuf[EDDY_MAX_DSTATE];
   float cbuf[EDDY_MAX_DSTATE];
+  // Per-channel values between the stages (BRAM).
+  float delta[EDDY_MAX_CHANNELS];
+  float dot[EDDY_MAX_CHANNELS];
+#pragma HLS ARRAY_PARTITION variable = delta cyclic factor = EDDY_SCAN_LANES
+#pragma HLS ARRAY_PARTITION variable = dot cyclic factor = EDDY_SCAN_LANES
 load_bc:
   for (uint32_t s = 0; s < ds; ++s) {
 #pragma HLS PIPELINE II = 1
@@ -92,33 +102,55 @@ load_bc:
     bbuf[s] = bc[s];
     cbuf[s] = bc[ds + s];
   }
-  uint64_t iters = 0;
-channels:
+deltas:
   for (uint32_t c = 0; c < channels; ++c) {
+#pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 64 max = 8192
-    const float dt = chp[4 * c + 0];
-    const float u = chp[4 * c + 1];
-    const float z = chp[4 * c + 2];
-    const float d = chp[4 * c + 3];
-    const float delta = softplus_unit(dt);
-    float lane[8];
-#pragma HLS ARRAY_PARTITION variable = lane complete
-    for (int l = 0; l < 8; ++l) {
+    delta[c] = softplus_unit(chp[4 * c + 0]);
+  }
+  uint64_t iters = 0;
+tiles:
+  for (uint32_t c0 = 0; c0 < channels; c0 += EDDY_SCAN_LANES) {
+#pragma HLS LOOP_TRIPCOUNT min = 4 max = 512
+    float lane[EDDY_SCAN_LANES][8];
+#pragma HLS ARRAY_PARTITION variable = lane complete dim = 0
+    float du[EDDY_SCAN_LANES];
+    for (uint32_t l = 0; l < EDDY_SCAN_LANES; ++l) {
 #pragma HLS UNROLL
-      lane[l] = 0.0f;
+      for (int k = 0; k < 8; ++k) lane[l][k] = 0.0f;
+      du[l] = (c0 + l < channels) ? chp[4 * (c0 + l) + 1] : 0.0f;
     }
   states:
     for (uint32_t s = 0; s < ds; ++s) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 16 max = 64
-      const uint64_t idx = static_cast<uint64_t>(c) * ds + s;
-      const float hv = exp_unit(a[idx] * delta) * h[idx] + delta * bbuf[s] * u;
-      h[idx] = hv;
-      lane[s % 8] += hv * cbuf[s];
+      for (uint32_t l = 0; l < EDDY_SCAN_LANES; ++l) {
+#pragma HLS UNROLL
+        const uint32_t c = c0 + l;
+        if (c < channels) {
+          const uint64_t idx = static_cast<uint64_t>(c) * ds + s;
+          const float d = delta[c];
+          const float hv = exp_unit(a[idx] * d) * h[idx] + d * bbuf[s] * du[l];
+          h[idx] = hv;
+          lane[l][s % 8] += hv * cbuf[s];
+        }
+      }
       ++iters;
     }
-    const float dot = ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
-    y[c] = (dot + u * d) * silu_unit(z);
+    for (uint32_t l = 0; l < EDDY_SCAN_LANES; ++l) {
+#pragma HLS UNROLL
+      const float* p = lane[l];
+      if (c0 + l < channels) dot[c0 + l] = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
+    }
+  }
+outputs:
+  for (uint32_t c = 0; c < channels; ++c) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 64 max = 8192
+    const float u = chp[4 * c + 1];
+    const float z = chp[4 * c + 2];
+    const float d = chp[4 * c + 3];
+    y[c] = (dot[c] + u * d) * silu_unit(z);
   }
   return iters;
 }

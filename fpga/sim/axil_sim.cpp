@@ -75,7 +75,7 @@ struct Sim {
                    reinterpret_cast<int32_t*>(xsum), reinterpret_cast<float*>(y), nullptr, nullptr, nullptr, nullptr,
                    &st, &n);
       }
-    } else if (op == kOpScan && rows != 0 && cols != 0 && cols <= EDDY_MAX_DSTATE) {
+    } else if (op == kOpScan && rows != 0 && rows <= EDDY_MAX_CHANNELS && cols != 0 && cols <= EDDY_MAX_DSTATE) {
       const uint64_t cells = static_cast<uint64_t>(rows) * cols;
       uint8_t* a = ptr(addr(kA), cells * 4, 4, &ok);
       uint8_t* chp = ptr(addr(kChp), static_cast<uint64_t>(rows) * 16, 4, &ok);
@@ -146,12 +146,15 @@ struct Sim {
 
 extern "C" {
 
-/// Compile-time parameters of this build, in order: PE, SIMD, MAX_COLS, MAX_DSTATE.
-void eddy_sim_params(uint32_t out[4]) {
+/// Compile-time parameters of this build, in order: PE, SIMD, MAX_COLS,
+/// MAX_DSTATE, MAX_CHANNELS, SCAN_LANES.
+void eddy_sim_params(uint32_t out[6]) {
   out[0] = EDDY_PE;
   out[1] = EDDY_SIMD;
   out[2] = EDDY_MAX_COLS;
   out[3] = EDDY_MAX_DSTATE;
+  out[4] = EDDY_MAX_CHANNELS;
+  out[5] = EDDY_SCAN_LANES;
 }
 
 /// A simulator with `mem_bytes` of zeroed device memory at bus address `base`; NULL if it cannot be allocated.

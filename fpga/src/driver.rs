@@ -73,6 +73,13 @@ pub enum ArgError {
         /// The kernel's limit (`EDDY_MAX_COLS`).
         max: u32,
     },
+    /// More scan channels than the kernel's buffers hold.
+    TooManyChannels {
+        /// Channels asked for.
+        channels: u32,
+        /// The kernel's limit (`EDDY_MAX_CHANNELS`).
+        max: u32,
+    },
     /// Scan state size zero or above the kernel's limit.
     StateSize {
         /// State size asked for.
@@ -118,6 +125,10 @@ impl core::fmt::Display for ArgError {
             ArgError::TooManyCols { cols, max } => write!(
                 f,
                 "{cols} columns exceed the kernel's activation buffer ({max}); rebuild with a larger EDDY_MAX_COLS"
+            ),
+            ArgError::TooManyChannels { channels, max } => write!(
+                f,
+                "{channels} scan channels exceed the kernel's buffers ({max}); rebuild with a larger EDDY_MAX_CHANNELS"
             ),
             ArgError::StateSize { d_state, max } => {
                 write!(f, "state size {d_state} is zero or above the kernel's limit {max} (EDDY_MAX_DSTATE)")
@@ -281,6 +292,9 @@ impl<D: Device> Accel<D> {
     pub fn check_scan(&self, job: &ScanJob) -> Result<(), ArgError> {
         if job.channels == 0 {
             return Err(ArgError::ZeroRows);
+        }
+        if job.channels > self.params.max_channels {
+            return Err(ArgError::TooManyChannels { channels: job.channels, max: self.params.max_channels });
         }
         if job.d_state == 0 || job.d_state > self.params.max_dstate {
             return Err(ArgError::StateSize { d_state: job.d_state, max: self.params.max_dstate });

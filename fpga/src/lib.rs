@@ -15,11 +15,14 @@
 //! The register map is in `fpga/REGISTERS.md`, the flow in `fpga/README.md`.
 
 pub mod bus;
+pub mod cycles;
 pub mod driver;
+pub mod export;
 pub mod golden;
 pub mod offload;
 pub mod regs;
 pub mod sim;
+pub mod uio;
 
 pub use bus::{DeviceMemory, MemoryError, RegisterBus};
 pub use driver::{Accel, ArgError, Device, DriverError, MatvecJob, RunInfo, ScanJob};

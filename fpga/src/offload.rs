@@ -337,7 +337,8 @@ impl<D: Device + Send> Offload for FpgaOffload<'_, D> {
                 && args.b.len() >= ds
                 && args.c.len() >= ds
                 && state.len() == channels * ds
-                && ds <= self.params.max_dstate as usize;
+                && ds <= self.params.max_dstate as usize
+                && channels <= self.params.max_channels as usize;
         let (base, l) = (st.base, st.layout);
         let a = self.model_addr(base, a_bytes).filter(|_| self.scan && complete && !a_bytes.is_empty());
         let Some(a) = a else {

@@ -34,6 +34,10 @@ pub struct KernelParams {
     pub max_cols: u32,
     /// Largest scan state size per channel.
     pub max_dstate: u32,
+    /// Largest scan channel count.
+    pub max_channels: u32,
+    /// Channels the scan unit updates side by side.
+    pub scan_lanes: u32,
 }
 
 /// The simulator could not be created.
@@ -95,10 +99,17 @@ impl SimBus {
 
     /// The compiled kernel's parameters.
     pub fn params() -> KernelParams {
-        let mut p = [0u32; 4];
-        // SAFETY: writes exactly four u32 into `p`.
+        let mut p = [0u32; 6];
+        // SAFETY: writes exactly six u32 into `p`.
         unsafe { eddy_sim_params(p.as_mut_ptr()) };
-        KernelParams { pe: p[0], simd: p[1], max_cols: p[2], max_dstate: p[3] }
+        KernelParams {
+            pe: p[0],
+            simd: p[1],
+            max_cols: p[2],
+            max_dstate: p[3],
+            max_channels: p[4],
+            scan_lanes: p[5],
+        }
     }
 
     /// Simulated cycles each pause between polls lets pass.

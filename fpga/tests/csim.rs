@@ -35,6 +35,7 @@ fn build_testbench(pe: u32, simd: u32) -> PathBuf {
         .args(["-Wno-unknown-pragmas", "-Wno-unused-label"])
         .arg(format!("-DEDDY_PE={pe}"))
         .arg(format!("-DEDDY_SIMD={simd}"))
+        .arg(format!("-DEDDY_SCAN_LANES={}", pe.max(1)))
         .arg("-I")
         .arg(&hls)
         .arg(hls.join("eddy_accel.cpp"))

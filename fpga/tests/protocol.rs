@@ -83,7 +83,8 @@ fn scan_through_registers_is_within_bound() {
         dev.write(job.bc, &f32_bytes(&case.bc)).unwrap();
         dev.write(job.h, &f32_bytes(&case.h_in)).unwrap();
         let info = acc.scan(&job).expect("scan");
-        assert_eq!(info.iters as usize, cells);
+        let lanes = acc.params().scan_lanes as usize;
+        assert_eq!(info.iters as usize, case.channels.div_ceil(lanes) * case.d_state);
         let h = read_f32(&mut acc, job.h, cells);
         let y = read_f32(&mut acc, job.y, case.channels);
         let mags = case.h_mag.iter().chain(&case.y_mag);
@@ -282,4 +283,42 @@ fn the_kernel_checks_what_reaches_it() {
     assert_eq!(program(dev, regs::OP_MATVEC, 2, 128, 0x1000), KernelStatus::BusError);
     assert_eq!(program(dev, regs::OP_MATVEC, 2, 128, job.w), KernelStatus::Ok);
     assert_eq!(dev.starts(), 5);
+}
+
+#[test]
+fn cycle_model_iterations_match_the_csim_kernel() {
+    // The model's MAC iteration count is what the C-simulated kernel ran.
+    use eddy_fpga::cycles::{matvec_cost, Design, U280};
+    let mut acc = accel();
+    let p = acc.params();
+    let design = Design { pe: p.pe, simd: p.simd, ..U280.design };
+    for case in matvec_cases() {
+        let job = place(&mut acc, &case);
+        let info = acc.matvec(&job).unwrap();
+        let cost = matvec_cost(&design, &U280, case.format, case.rows as u64, case.cols as u64);
+        assert_eq!(cost.iters, info.iters as u64, "{}", case.name);
+        assert!(cost.cycles >= cost.iters);
+    }
+}
+
+#[test]
+fn cycle_model_scan_iterations_match_the_csim_kernel() {
+    use eddy_fpga::cycles::{scan_iters, Design, U280};
+    let mut acc = accel();
+    let p = acc.params();
+    let design = Design { scan_lanes: p.scan_lanes, ..U280.design };
+    let base = acc.device().base();
+    for (channels, ds) in [(1u32, 1u32), (7, 16), (64, 16), (33, 5), (100, 64)] {
+        let job = ScanJob {
+            channels,
+            d_state: ds,
+            a: base,
+            chp: base + 0x2_0000,
+            bc: base + 0x3_0000,
+            h: base + 0x4_0000,
+            y: base + 0x6_0000,
+        };
+        let info = acc.scan(&job).unwrap();
+        assert_eq!(info.iters as u64, scan_iters(&design, channels as u64, ds as u64), "{channels}x{ds}");
+    }
 }

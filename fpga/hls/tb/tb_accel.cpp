@@ -103,7 +103,8 @@ std::string run_scan(Reader& r, double* worst) {
   eddy_accel(kOpScan, 0, 0, ch, ds, nullptr, nullptr, nullptr, nullptr, y.data(), a.data(), chp.data(), bc.data(),
              h.data(), &status, &iters);
   if (status != 0) return "status " + std::to_string(status);
-  if (iters != cells) return "iters " + std::to_string(iters);
+  const uint64_t expect_iters = static_cast<uint64_t>((ch + EDDY_SCAN_LANES - 1) / EDDY_SCAN_LANES) * ds;
+  if (iters != expect_iters) return "iters " + std::to_string(iters) + " != " + std::to_string(expect_iters);
   // Bound relative to the size of the terms each value is made of (the
   // update can cancel, so relative to the result no bound holds).
   auto check = [&](const char* what, const std::vector<float>& got, const std::vector<float>& want,
@@ -135,7 +136,7 @@ int bad_args() {
       {kOpMatvec, 3, 64, 4, 64, 1},   {kOpMatvec, 2, 48, 4, 96, 2},  {kOpMatvec, 2, 64, 4, 100, 3},
       {kOpMatvec, 2, 64, 4, 0, 3},    {kOpMatvec, 8, 256, 4, EDDY_MAX_COLS + 256, 4},
       {kOpMatvec, 4, 32, 0, 64, 5},   {7, 2, 64, 4, 64, 6},          {kOpScan, 0, 0, 16, 0, 7},
-      {kOpScan, 0, 0, 16, EDDY_MAX_DSTATE + 1, 7},                   {kOpScan, 0, 0, 0, 16, 5},
+      {kOpScan, 0, 0, 16, EDDY_MAX_DSTATE + 1, 7},                   {kOpScan, 0, 0, 0, 16, 5}, {kOpScan, 0, 0, EDDY_MAX_CHANNELS + 1, 16, 5},
   };
   for (const Case& c : cases) {
     uint32_t status = 99, iters = 99;
@@ -155,8 +156,8 @@ int bad_args() {
 int main(int argc, char** argv) {
   int passed = 0, failed = 0;
   double worst = 0.0;
-  std::printf("eddy_accel C-sim: PE=%d SIMD=%d MAX_COLS=%d MAX_DSTATE=%d\n", EDDY_PE, EDDY_SIMD, EDDY_MAX_COLS,
-              EDDY_MAX_DSTATE);
+  std::printf("eddy_accel C-sim: PE=%d SIMD=%d MAX_COLS=%d MAX_DSTATE=%d SCAN_LANES=%d\n", EDDY_PE, EDDY_SIMD,
+              EDDY_MAX_COLS, EDDY_MAX_DSTATE, EDDY_SCAN_LANES);
   for (int i = 1; i < argc; ++i) {
     Reader r;
     std::ifstream f(argv[i], std::ios::binary);
