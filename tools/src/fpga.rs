@@ -49,3 +49,76 @@ pub fn report(fpga: Option<&FpgaOffload<'_, SimBus>>) -> Result<()> {
     }
     Ok(())
 }
+
+/// `eddy fpga ...` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum FpgaCommand {
+    /// Write a Vitis HLS project (tcl, sources, directives, C-sim golden
+    /// vectors) and the host configuration for a board.
+    Export {
+        /// Target board.
+        #[arg(long, value_parser = ["u280", "kv260"])]
+        board: String,
+        /// Output directory.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+        /// Design parameters (default: the board's, see `eddy fpga predict`).
+        #[command(flatten)]
+        design: DesignArgs,
+    },
+    /// Print the cycle model's predicted tokens/s for Mamba-130M and
+    /// Mamba-2.8B on each board (model predictions, not measurements).
+    Predict,
+}
+
+/// Overrides of a board's default design parameters.
+#[derive(Debug, clap::Args)]
+pub struct DesignArgs {
+    /// Processing elements (rows in parallel).
+    #[arg(long)]
+    pub pe: Option<u32>,
+    /// SIMD lanes (weights per row per cycle); 32/SIMD must cover the f32
+    /// adder latency (8).
+    #[arg(long)]
+    pub simd: Option<u32>,
+    /// Kernel clock in MHz.
+    #[arg(long)]
+    pub clock_mhz: Option<f64>,
+    /// Scan channels side by side.
+    #[arg(long)]
+    pub scan_lanes: Option<u32>,
+}
+
+/// Run an `eddy fpga` subcommand.
+pub fn run(cmd: FpgaCommand) -> Result<()> {
+    use eddy_fpga::cycles;
+    match cmd {
+        FpgaCommand::Export { board, output, design } => {
+            let Some(b) = cycles::board(&board) else { bail!("unknown board `{board}`; use u280 or kv260") };
+            let mut d = b.design;
+            d.pe = design.pe.unwrap_or(d.pe);
+            d.simd = design.simd.unwrap_or(d.simd);
+            d.clock_mhz = design.clock_mhz.unwrap_or(d.clock_mhz);
+            d.scan_lanes = design.scan_lanes.unwrap_or(d.scan_lanes);
+            let files = eddy_fpga::export::export(&b, &d, &output)?;
+            println!(
+                "wrote {} files to {} ({}, part {}, PE {} x SIMD {}, {} scan lanes, {} MHz)",
+                files.len(),
+                output.display(),
+                b.name,
+                b.part,
+                d.pe,
+                d.simd,
+                d.scan_lanes,
+                d.clock_mhz
+            );
+            println!("next: cd {} && vitis_hls -f run_hls.tcl   (see fpga/README.md)", output.display());
+            Ok(())
+        }
+        FpgaCommand::Predict => {
+            println!("Model predictions (fpga/src/cycles.rs), not measurements:\n");
+            print!("{}", cycles::prediction_table());
+            Ok(())
+        }
+    }
+}

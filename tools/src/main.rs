@@ -210,6 +210,11 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         limit: usize,
     },
+    /// FPGA backend: export a board project, print the cycle model.
+    Fpga {
+        #[command(subcommand)]
+        command: eddy_cli::fpga::FpgaCommand,
+    },
     /// Write the logits of every position as a .npy array [tokens, vocab].
     Logits {
         /// The .eddy file.
@@ -708,6 +713,7 @@ fn main() {
         Command::Bench(args) => cmd_bench(args),
         Command::Eval { model, ppl, chunk, limit } => cmd_eval(model, ppl, chunk, limit),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
+        Command::Fpga { command } => eddy_cli::fpga::run(command),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

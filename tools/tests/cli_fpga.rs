@@ -70,3 +70,28 @@ fn fpga_scan_without_the_fpga_backend_is_a_clean_error() {
     let o = eddy(&["run", m.to_str().unwrap(), "--tokens", "1", "--backend", "gpu"]);
     assert_ne!(o.status.code(), Some(0));
 }
+
+#[test]
+fn fpga_export_and_predict() {
+    let dir = tmp("export-u280");
+    let out = ok(&eddy(&["fpga", "export", "--board", "u280", "-o", dir.to_str().unwrap(), "--pe", "128"]));
+    assert!(out.contains("PE 128 x SIMD 4"), "{out}");
+    let tcl = std::fs::read_to_string(dir.join("run_hls.tcl")).unwrap();
+    assert!(
+        tcl.contains("xcu280") && tcl.contains("-DEDDY_PE=128") && tcl.contains("set_top eddy_accel"),
+        "{tcl}"
+    );
+    assert!(dir.join("connectivity.cfg").exists() && dir.join("eddy-host.conf").exists());
+    let o = eddy(&["fpga", "export", "--board", "u280", "-o", dir.to_str().unwrap(), "--simd", "16"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("too wide"));
+    assert_ne!(
+        eddy(&["fpga", "export", "--board", "vu9p", "-o", dir.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let table = ok(&eddy(&["fpga", "predict"]));
+    assert!(
+        table.contains("not measurements") && table.contains("Mamba-2.8B") && table.contains("kv260"),
+        "{table}"
+    );
+}
