@@ -36,4 +36,12 @@ if ! dpkg -s gcc-arm-none-eabi >/dev/null 2>&1; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends gcc-arm-none-eabi >/dev/null
 fi
+# The FPGA backend's RTL checks (fpga/tests/rtl.rs): Icarus Verilog
+# simulation and yosys synthesis of the MAC array.
+if ! dpkg -s iverilog >/dev/null 2>&1 || ! dpkg -s yosys >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends iverilog yosys >/dev/null
+fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -84,7 +84,7 @@ pub const KV260: Board = Board {
     mem_gbs: 12.0,
     dsps: 1248,
     design: Design {
-        pe: 64,
+        pe: 48,
         simd: 4,
         clock_mhz: 200.0,
         weight_ports: 4,
@@ -258,12 +258,14 @@ pub fn predict_token(design: &Design, board: &Board, shape: &MambaShape) -> Toke
     }
 }
 
-/// Rough DSP count: int8 MACs packed two per DSP48E2, four f32 units
-/// (~3 DSPs each) per PE for the group update, and per scan lane an exp
-/// unit and four f32 multiply/adds (~25). Not from synthesis.
+/// Rough DSP count: one DSP48E2 per int8 MAC lane (what yosys maps the
+/// RTL MAC array to, `tests/rtl.rs`; packing two per DSP by hand would
+/// halve it), four f32 units (~3 DSPs each) per PE for the group update,
+/// and per scan lane an exp unit and four f32 multiply/adds (~25). Only the
+/// MAC term is backed by a synthesis run.
 pub fn dsp_estimate(design: &Design) -> u64 {
     let (pe, simd) = (design.pe as u64, design.simd as u64);
-    (pe * simd).div_ceil(2) + pe * 12 + design.scan_lanes as u64 * 25 + 60
+    pe * simd + pe * 12 + design.scan_lanes as u64 * 25 + 60
 }
 
 /// The prediction table of `fpga/README.md` (Markdown), with the published
