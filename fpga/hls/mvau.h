@@ -69,10 +69,43 @@ inline uint32_t mvau_check(uint32_t bits, uint32_t group, uint32_t rows, uint32_
   return kOk;
 }
 
-/// Reader: streams the headers and unpacked codes of rows
-/// [row0, row0 + EDDY_PE) group by group. Rows past the end read as zero.
+/// Bytes one row can take: W8 with groups of 32 (36 bytes per 32 weights).
+#define EDDY_MAX_ROW_BYTES ((EDDY_MAX_COLS / EDDY_MIN_GROUP) * (4 + EDDY_MIN_GROUP))
+
+/// Bytes the reader moves per burst beat (a 512-bit AXI port).
+#ifndef EDDY_PORT_BYTES
+#define EDDY_PORT_BYTES 64
+#endif
+
+/// Reader: loads the tile's rows [row0, row0 + EDDY_PE) into on-chip
+/// buffers, then streams their headers and unpacked codes group by group.
+/// The rows of a tile are adjacent in eddy's row-major layout, so the load
+/// is one contiguous burst of EDDY_PORT_BYTES per beat. Rows past the end
+/// read as zero.
 inline void mvau_read(const uint8_t* w, const MvauShape& s, uint32_t row0,
                       eddy_hls::stream<GroupHead>& heads, eddy_hls::stream<LaneCodes>& codes) {
+  uint8_t tile[EDDY_PE][EDDY_MAX_ROW_BYTES];
+#pragma HLS ARRAY_PARTITION variable = tile complete dim = 1
+#pragma HLS BIND_STORAGE variable = tile type = ram_2p impl = uram
+  const uint32_t nrows = s.rows - row0 < EDDY_PE ? s.rows - row0 : EDDY_PE;
+  const uint64_t tile_bytes = static_cast<uint64_t>(nrows) * s.row_bytes;
+  const uint8_t* src = w + static_cast<uint64_t>(row0) * s.row_bytes;
+  uint32_t pe_at = 0, off = 0;
+burst:
+  for (uint64_t i = 0; i < tile_bytes; i += EDDY_PORT_BYTES) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = 1152
+    for (uint32_t k = 0; k < EDDY_PORT_BYTES; ++k) {
+#pragma HLS UNROLL
+      if (i + k < tile_bytes) {
+        tile[pe_at][off] = src[i + k];
+        if (++off == s.row_bytes) {
+          off = 0;
+          ++pe_at;
+        }
+      }
+    }
+  }
   const uint32_t steps = s.group / EDDY_SIMD;
   const uint32_t per_byte = 8 / s.bits;
   const uint8_t mask = static_cast<uint8_t>((1u << s.bits) - 1u);
@@ -80,13 +113,12 @@ groups:
   for (uint32_t g = 0; g < s.groups; ++g) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = 256
     GroupHead h;
+    const uint32_t gb = g * s.group_bytes;
     for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
 #pragma HLS UNROLL
-      const uint32_t r = row0 + pe;
-      if (r < s.rows) {
-        const uint8_t* grp = w + static_cast<uint64_t>(r) * s.row_bytes + g * s.group_bytes;
-        h.scale[pe] = eddy_hls::f16_to_f32(eddy_hls::load_u16(grp));
-        h.min[pe] = eddy_hls::f16_to_f32(eddy_hls::load_u16(grp + 2));
+      if (pe < nrows) {
+        h.scale[pe] = eddy_hls::f16_to_f32(eddy_hls::load_u16(&tile[pe][gb]));
+        h.min[pe] = eddy_hls::f16_to_f32(eddy_hls::load_u16(&tile[pe][gb + 2]));
       } else {
         h.scale[pe] = 0.0f;
         h.min[pe] = 0.0f;
@@ -100,14 +132,12 @@ groups:
       LaneCodes lc;
       for (uint32_t pe = 0; pe < EDDY_PE; ++pe) {
 #pragma HLS UNROLL
-        const uint32_t r = row0 + pe;
-        const uint64_t c = static_cast<uint64_t>(r) * s.row_bytes + g * s.group_bytes + 4;
         for (uint32_t l = 0; l < EDDY_SIMD; ++l) {
 #pragma HLS UNROLL
           const uint32_t i = step * EDDY_SIMD + l;
           uint8_t v = 0;
-          if (r < s.rows) {
-            const uint8_t byte = w[c + i / per_byte];
+          if (pe < nrows) {
+            const uint8_t byte = tile[pe][gb + 4 + i / per_byte];
             v = static_cast<uint8_t>((byte >> ((i % per_byte) * s.bits)) & mask);
           }
           lc.code[pe][l] = v;

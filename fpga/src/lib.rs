@@ -13,6 +13,7 @@
 //! - [`cycles`]: the cycle/throughput model; [`export`]: the board project.
 //!
 //! The register map is in `fpga/REGISTERS.md`, the flow in `fpga/README.md`.
+#![warn(missing_docs)]
 
 pub mod bus;
 pub mod cycles;
