@@ -8,8 +8,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 # Cross targets: the no_std runtime is checked for Cortex-M4F; the
-# Cortex-M kernel tests also build for Cortex-M55 (Armv8.1-M + Helium).
-rustup target add thumbv7em-none-eabihf thumbv8m.main-none-eabihf >/dev/null
+# Cortex-M kernel tests also build for Cortex-M55 (Armv8.1-M + Helium); the
+# NEON kernels and the on-device CLI build for aarch64 Linux.
+rustup target add thumbv7em-none-eabihf thumbv8m.main-none-eabihf aarch64-unknown-linux-gnu >/dev/null
 
 # apt packages, installed only when missing (sudo only if not root).
 apt_install() {
@@ -44,4 +45,7 @@ if ! dpkg -s iverilog >/dev/null 2>&1 || ! dpkg -s yosys >/dev/null 2>&1; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends iverilog yosys >/dev/null
 fi
+# aarch64 tests and CLI run in QEMU user mode (qemu-aarch64), linked by the
+# cross gcc against the arm64 C library.
+apt_install qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

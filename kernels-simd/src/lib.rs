@@ -15,6 +15,8 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub mod aarch64;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
 pub mod armv7em;
 #[cfg(all(target_arch = "arm", eddy_mve))]
@@ -144,7 +146,13 @@ static COMPILED: [&Kernels; 2] = [&SCALAR, &x86::AVX2];
 static COMPILED: [&Kernels; 2] = [&SCALAR, &armv7em::DSP];
 #[cfg(all(target_arch = "arm", eddy_mve))]
 static COMPILED: [&Kernels; 3] = [&SCALAR, &armv7em::DSP, &mve::HELIUM];
-#[cfg(not(any(target_arch = "x86_64", all(target_arch = "arm", eddy_dsp))))]
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+static COMPILED: [&Kernels; 3] = [&SCALAR, &aarch64::NEON, &aarch64::NEON_DOT];
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "arm", eddy_dsp),
+    all(target_arch = "aarch64", target_feature = "neon")
+)))]
 static COMPILED: [&Kernels; 1] = [&SCALAR];
 
 /// Every kernel set this build contains, slowest first (the CPU may not
@@ -154,11 +162,14 @@ pub fn compiled() -> &'static [&'static Kernels] {
 }
 
 /// True if this CPU can run `k`. The Cortex-M sets (`dsp`, `helium`) are
-/// chosen at compile time, so they are always supported when compiled.
+/// chosen at compile time, so they are always supported when compiled, as
+/// is `neon` on aarch64; `neon-dot` needs `dotprod`.
 pub fn supported(k: &Kernels) -> bool {
     match k.name {
         #[cfg(target_arch = "x86_64")]
         "avx2" => x86::avx2_available(),
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        "neon-dot" => aarch64::dotprod_available(),
         _ => true,
     }
 }

@@ -1,6 +1,10 @@
 //! Every compiled kernel set that this CPU supports against the scalar
 //! reference: bit-exact, on random and extreme inputs, odd row counts and
 //! ragged f32 tails.
+//!
+//! `EDDY_EXPECT_KERNELS=scalar,neon,...` (set by the QEMU scripts) names
+//! exactly the sets this CPU must support, so a set that silently stops
+//! being compiled or detected (and so tested) fails the run.
 
 use eddy_kernels::{compiled, supported, ActsI8, Kernels, SCALAR};
 use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat, GROUP_SIZES};
@@ -186,5 +190,42 @@ fn multi_token_kernels_are_bit_exact() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn expected_kernel_sets_are_the_ones_tested() {
+    let Ok(expected) = std::env::var("EDDY_EXPECT_KERNELS") else { return };
+    let expected: Vec<&str> = expected.split(',').filter(|n| !n.is_empty()).collect();
+    let tested: Vec<&str> = kernel_sets().iter().map(|k| k.name).collect();
+    assert_eq!(tested, expected, "kernel sets supported (and so tested) on this CPU");
+    assert_eq!(eddy_kernels::best().name, *expected.last().unwrap());
+    // Every compiled set that is not expected must be reported unsupported
+    // (e.g. neon-dot on a CPU without dotprod), not run.
+    for k in compiled() {
+        let want = expected.contains(&k.name);
+        assert_eq!(eddy_kernels::by_name(k.name).is_some(), want, "by_name({})", k.name);
+    }
+}
+
+#[test]
+fn integer_kernels_fall_back_on_uncovered_shapes() {
+    // Shapes the SIMD paths do not take (no columns, float formats, short
+    // activation buffers) must neither panic nor differ from the reference.
+    let f = TensorFormat::W4 { group: 32 };
+    for k in kernel_sets() {
+        let mut perm = [0i8; 0];
+        let acts = ActsI8 { q: &[], scales: &[], sums: &[] };
+        // Outputs start as non-zero, so one that the reference writes and
+        // a kernel leaves unwritten (or the reverse) shows.
+        let (mut want, mut got) = (vec![1f32; 9], vec![1f32; 9]);
+        (SCALAR.matvec_i8)(f, &[], 0, &acts, &mut want, &mut perm);
+        (k.matvec_i8)(f, &[], 0, &acts, &mut got, &mut perm);
+        assert_eq!(want, got, "{} cols 0", k.name);
+        let m = vec![0u8; 9 * 64];
+        let (mut want, mut got) = (vec![1f32; 9], vec![1f32; 9]);
+        (SCALAR.matvec_i8)(TensorFormat::F32, &m, 16, &acts, &mut want, &mut perm);
+        (k.matvec_i8)(TensorFormat::F32, &m, 16, &acts, &mut got, &mut perm);
+        assert_eq!(want, got, "{} f32 format", k.name);
     }
 }
