@@ -147,7 +147,7 @@ static COMPILED: [&Kernels; 2] = [&SCALAR, &armv7em::DSP];
 #[cfg(all(target_arch = "arm", eddy_mve))]
 static COMPILED: [&Kernels; 3] = [&SCALAR, &armv7em::DSP, &mve::HELIUM];
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-static COMPILED: [&Kernels; 3] = [&SCALAR, &aarch64::NEON, &aarch64::NEON_DOT];
+static COMPILED: [&Kernels; 3] = [&SCALAR, &aarch64::NEON, &aarch64::NEON_SDOT];
 #[cfg(not(any(
     target_arch = "x86_64",
     all(target_arch = "arm", eddy_dsp),
@@ -163,13 +163,13 @@ pub fn compiled() -> &'static [&'static Kernels] {
 
 /// True if this CPU can run `k`. The Cortex-M sets (`dsp`, `helium`) are
 /// chosen at compile time, so they are always supported when compiled, as
-/// is `neon` on aarch64; `neon-dot` needs `dotprod`.
+/// is `neon` on aarch64; `neon-sdot` needs `dotprod`.
 pub fn supported(k: &Kernels) -> bool {
     match k.name {
         #[cfg(target_arch = "x86_64")]
         "avx2" => x86::avx2_available(),
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-        "neon-dot" => aarch64::dotprod_available(),
+        "neon-sdot" => aarch64::dotprod_available(),
         _ => true,
     }
 }

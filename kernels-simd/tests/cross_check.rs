@@ -116,6 +116,58 @@ fn names_resolve() {
         assert_eq!(eddy_kernels::best().name, "avx2");
         assert!(kernel_sets().iter().any(|k| k.name == "avx2"));
     }
+    // aarch64: plain NEON always; NEON+sdot exactly when the CPU has
+    // dotprod (and then it is the best set). EDDY_EXPECT_KERNELS (below)
+    // pins the answer per emulated CPU independently of this detection.
+    #[cfg(target_arch = "aarch64")]
+    {
+        let dot = std::arch::is_aarch64_feature_detected!("dotprod");
+        assert!(eddy_kernels::by_name("neon").is_some(), "neon must be available on aarch64");
+        assert_eq!(eddy_kernels::by_name("neon-sdot").is_some(), dot, "neon-sdot iff dotprod");
+        assert_eq!(eddy_kernels::best().name, if dot { "neon-sdot" } else { "neon" });
+    }
+}
+
+/// Random shapes: every integer format and group size, odd and even group
+/// counts, row counts that leave ragged tails after the kernels' row
+/// blocks, activations from tiny to saturating; f32/f16 with random
+/// ragged column counts. Integer results bit for bit; float results bit
+/// for bit too (the kernels keep the reference's operation order).
+#[test]
+fn random_shapes_are_bit_exact() {
+    let mut rng = Rng(23);
+    let mut pick = |n: usize| ((rng.f() + 1.0) * 0.5 * n as f32) as usize % n;
+    let mut shapes = Vec::new();
+    for _ in 0..40 {
+        let group = GROUP_SIZES[pick(GROUP_SIZES.len())];
+        let f = [TensorFormat::W2 { group }, TensorFormat::W4 { group }, TensorFormat::W8 { group }][pick(3)];
+        let (rows, groups, amp) = (1 + pick(23), 1 + pick(5), [0.01f32, 1.0, 40.0][pick(3)]);
+        shapes.push((f, rows, groups * group as usize, amp));
+    }
+    let float_cols: Vec<usize> = (0..12).map(|_| 1 + pick(97)).collect();
+    let mut rng = Rng(29);
+    for k in kernel_sets() {
+        for &(f, rows, cols, amp) in &shapes {
+            let w: Vec<f32> = (0..rows * cols).map(|_| rng.f()).collect();
+            let x: Vec<f32> = (0..cols).map(|_| rng.f() * amp).collect();
+            check_i8(k, f, rows, cols, &w, &x);
+        }
+        for &cols in &float_cols {
+            let rows = 3;
+            let w: Vec<f32> = (0..rows * cols).map(|_| rng.f()).collect();
+            let x: Vec<f32> = (0..cols).map(|_| rng.f() * 3.0).collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let (mut a, mut b) = (vec![0f32; rows], vec![1f32; rows]);
+            (SCALAR.matvec_f32)(&w, cols, &x, &mut a);
+            (k.matvec_f32)(&w, cols, &x, &mut b);
+            assert_eq!(bits(&a), bits(&b), "{} f32 {rows}x{cols}", k.name);
+            let w16: Vec<u16> = w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+            b.fill(1.0);
+            (SCALAR.matvec_f16)(&w16, cols, &x, &mut a);
+            (k.matvec_f16)(&w16, cols, &x, &mut b);
+            assert_eq!(bits(&a), bits(&b), "{} f16 {rows}x{cols}", k.name);
+        }
+    }
 }
 
 /// Multi-token kernels: every (token, row) equals the scalar matvec of
@@ -201,7 +253,7 @@ fn expected_kernel_sets_are_the_ones_tested() {
     assert_eq!(tested, expected, "kernel sets supported (and so tested) on this CPU");
     assert_eq!(eddy_kernels::best().name, *expected.last().unwrap());
     // Every compiled set that is not expected must be reported unsupported
-    // (e.g. neon-dot on a CPU without dotprod), not run.
+    // (e.g. neon-sdot on a CPU without dotprod), not run.
     for k in compiled() {
         let want = expected.contains(&k.name);
         assert_eq!(eddy_kernels::by_name(k.name).is_some(), want, "by_name({})", k.name);

@@ -3,7 +3,8 @@
 //! are whole blocks of 32 codes; activations come permuted (see
 //! `permute_activations`).
 
-use super::{headers_to_f32, GroupShape};
+use super::headers_to_f32;
+use crate::IntShape;
 use core::arch::aarch64::*;
 use eddy_quant::GROUP_HEADER_BYTES;
 
@@ -157,7 +158,7 @@ pub(crate) unsafe fn group_dot_sdot<const BITS: u32>(codes: &[u8], acts: &[i8], 
 /// order and without FMA.
 #[inline(always)]
 unsafe fn rows4<const BITS: u32, const DOT: bool>(
-    s: &GroupShape,
+    s: &IntShape,
     rows: &[u8],
     acts: &[i8],
     x_scales: &[f32],
@@ -205,7 +206,7 @@ unsafe fn rows4<const BITS: u32, const DOT: bool>(
 /// `s.groups * s.group` codes, `x_scales`/`x_sums` `s.groups` entries,
 /// `out` 4 floats; `s.group` is a multiple of 32.
 pub(crate) unsafe fn rows4_mull<const BITS: u32>(
-    s: &GroupShape,
+    s: &IntShape,
     rows: &[u8],
     acts: &[i8],
     x_scales: &[f32],
@@ -222,7 +223,7 @@ pub(crate) unsafe fn rows4_mull<const BITS: u32>(
 /// As [`rows4_mull`], and the CPU must have `dotprod`.
 #[target_feature(enable = "dotprod")]
 pub(crate) unsafe fn rows4_sdot<const BITS: u32>(
-    s: &GroupShape,
+    s: &IntShape,
     rows: &[u8],
     acts: &[i8],
     x_scales: &[f32],

@@ -1,5 +1,5 @@
 //! aarch64 kernels: plain NEON (`neon`, every aarch64 CPU with Advanced
-//! SIMD) and NEON with the Armv8.2 dot-product instruction (`neon-dot`,
+//! SIMD) and NEON with the Armv8.2 dot-product instruction (`neon-sdot`,
 //! `sdot` via `asm!` because `vdotq_s32` is unstable; only selected when
 //! the CPU has `dotprod`).
 //!
@@ -9,7 +9,7 @@
 //! W2/W4 codes in a fixed permuted order, so the activations are permuted
 //! the same way once per matrix-vector product (one `ld4`/`ld2` per 32).
 //! `neon` multiplies with `smull`/`smlal` into i16 and accumulates pairs
-//! into i32 with `sadalp`; `neon-dot` accumulates four products per i32
+//! into i32 with `sadalp`; `neon-sdot` accumulates four products per i32
 //! lane with `sdot`. Both give the reference's exact i32 group sums; four
 //! rows share each activation load, and the f32 group math runs with one
 //! row per lane in the reference's order (no FMA), so results are
@@ -21,18 +21,20 @@ mod group;
 
 pub use float::{matvec_f16, matvec_f32};
 
-use crate::{ActsI8, Kernels};
+use crate::{ActsI8, IntShape, Kernels};
 use core::arch::aarch64::*;
 use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
 
 /// Plain NEON kernels (every aarch64 CPU this module compiles for).
-pub static NEON: Kernels = Kernels { name: "neon", matvec_i8: matvec_i8_neon, matvec_f32, matvec_f16 };
+pub static NEON: Kernels =
+    Kernels { name: "neon", matvec_i8: matvec_i8_neon, matmat_i8: None, matvec_f32, matvec_f16 };
 
 /// NEON + `sdot` kernels; only selected when the CPU has `dotprod`.
-pub static NEON_DOT: Kernels = Kernels { name: "neon-dot", matvec_i8: matvec_i8_dot, matvec_f32, matvec_f16 };
+pub static NEON_SDOT: Kernels =
+    Kernels { name: "neon-sdot", matvec_i8: matvec_i8_sdot, matmat_i8: None, matvec_f32, matvec_f16 };
 
 /// True if this CPU has the dot-product instructions (`sdot`) that the
-/// `neon-dot` set needs: detected at run time with `std`, from
+/// `neon-sdot` set needs: detected at run time with `std`, from
 /// `target_feature` (e.g. `-C target-cpu=cortex-a76`) without it.
 pub fn dotprod_available() -> bool {
     #[cfg(feature = "std")]
@@ -64,7 +66,7 @@ pub fn matvec_i8_neon(
 ///
 /// Like the AVX2 kernels, W8 relies on the contract of [`ActsI8`]: `sums`
 /// holds each group's activation code sum.
-pub fn matvec_i8_dot(
+pub fn matvec_i8_sdot(
     format: TensorFormat,
     matrix: &[u8],
     cols: usize,
@@ -73,14 +75,6 @@ pub fn matvec_i8_dot(
     perm: &mut [i8],
 ) {
     matvec_i8(dotprod_available(), format, matrix, cols, acts, out, perm);
-}
-
-/// Geometry of one quantized matrix.
-pub(crate) struct GroupShape {
-    pub(crate) group: usize,
-    pub(crate) groups: usize,
-    pub(crate) group_bytes: usize,
-    pub(crate) row_bytes: usize,
 }
 
 fn matvec_i8(
@@ -93,23 +87,11 @@ fn matvec_i8(
     perm: &mut [i8],
 ) {
     let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
-    let covered = match (format.group_size(), format.code_bits(), format.group_bytes()) {
-        (Some(group), Some(bits), Some(group_bytes)) if group % 32 == 0 && cols > 0 && cols % group == 0 => {
-            let groups = cols / group;
-            let shape = GroupShape { group, groups, group_bytes, row_bytes: groups * group_bytes };
-            let fits = xq.len() >= cols
-                && perm.len() >= cols
-                && x_scales.len() >= groups
-                && x_sums.len() >= groups
-                && matrix.len() >= shape.row_bytes * out.len();
-            fits.then_some((bits, shape))
-        }
-        _ => None,
-    };
-    let Some((bits, shape)) = covered else {
+    let Some(shape) = IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len()) else {
         eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
         return;
     };
+    let bits = shape.bits;
     // SAFETY: NEON is present (this module compiles only with it); both
     // slices have exactly `cols` bytes, a multiple of 32.
     unsafe { permute_activations(bits, &xq[..cols], &mut perm[..cols]) };
