@@ -3,72 +3,111 @@
 #
 # 1. clippy for eddy-kernels on aarch64 (both kernel sets compile cleanly).
 # 2. eddy-kernels' tests (cross_check: every supported set against the
-#    scalar reference, bit for bit) on two emulated CPUs:
-#      -cpu max         has dotprod: sets scalar, neon, neon-dot
-#      -cpu cortex-a53  no dotprod:  sets scalar, neon (neon-dot unsupported)
-#    EDDY_EXPECT_KERNELS makes the tests fail unless exactly those sets ran.
+#    scalar reference, bit for bit, random shapes and ragged tails) on two
+#    emulated CPUs:
+#      -cpu max         has dotprod: sets scalar, neon, neon-sdot
+#      -cpu cortex-a53  no dotprod:  sets scalar, neon (neon-sdot unsupported)
+#    EDDY_EXPECT_KERNELS makes the tests fail unless exactly those sets were
+#    detected, tested, and the last one chosen as the best.
 # 3. The eddy CLI cross-built for aarch64 generates the same greedy tokens
-#    and the same logits (bit for bit) under QEMU as the x86 build, for a
-#    fixture model quantized to w2a8 by the x86 build.
+#    and the same logits (bit for bit) under QEMU as the x86 build, for
+#    models/mamba-fortunes quantized by the x86 build to w2a8 with W4
+#    out_proj (so W2, W4, W8 and f16 kernels all run), with every kernel
+#    set on each emulated CPU; `eddy inspect` must report the set asked
+#    for, and neon-sdot must be refused on the CPU without dotprod.
 # Needs what scripts/setup.sh installs (rustup target, qemu-user,
 # gcc-aarch64-linux-gnu); .cargo/config.toml names the linker and runner.
-# Debug builds (dependencies at opt-level 2, see Cargo.toml) keep it cheap.
+# The aarch64 builds use the `cross-test` profile (dependencies unoptimised,
+# eddy's crates at opt-level 2) to keep compile time down; the x86 CLI is
+# the release build that scripts/test-firmware.sh uses too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NICE="nice -n 10"
 TARGET=aarch64-unknown-linux-gnu
+PROFILE=cross-test
+QEMU="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 
 echo "== clippy eddy-kernels ($TARGET)"
-$NICE cargo clippy -p eddy-kernels --target $TARGET --all-targets -- -D warnings
+$NICE cargo clippy -q -p eddy-kernels --target $TARGET --all-targets -- -D warnings
 
 kernel_tests() {
-  local cpu=$1 expect=$2
+  local cpu=$1 expect=$2 log
+  log=$(mktemp)
   echo "== eddy-kernels tests in qemu-aarch64 -cpu $cpu (expects kernel sets $expect)"
-  QEMU_CPU=$cpu EDDY_EXPECT_KERNELS=$expect timeout 600 $NICE cargo test -q -p eddy-kernels --target $TARGET --tests
+  if ! QEMU_CPU=$cpu EDDY_EXPECT_KERNELS=$expect timeout 600 $NICE \
+    cargo test -q -p eddy-kernels --target $TARGET --profile $PROFILE --tests -- --nocapture >"$log" 2>&1; then
+    cat "$log"
+    echo "FAIL: eddy-kernels tests on -cpu $cpu" >&2
+    exit 1
+  fi
+  grep -E "^testing kernel sets" "$log" | sort -u
+  grep -E "^test result" "$log"
+  rm -f "$log"
 }
-kernel_tests max scalar,neon,neon-dot
+kernel_tests max scalar,neon,neon-sdot
 kernel_tests cortex-a53 scalar,neon
 
-echo "== eddy CLI: x86 vs aarch64 (QEMU) on a w2a8 fixture model"
-$NICE cargo build -q -p eddy-cli
-$NICE cargo build -q -p eddy-cli --target $TARGET
-X86=target/debug/eddy
-ARM="qemu-aarch64 -L /usr/aarch64-linux-gnu target/$TARGET/debug/eddy"
+echo "== eddy CLI: x86 (release) and aarch64 ($PROFILE) builds"
+$NICE cargo build -q --release -p eddy-cli
+$NICE cargo build -q -p eddy-cli --target $TARGET --profile $PROFILE
+X86=target/release/eddy
+ARM="$QEMU target/$TARGET/$PROFILE/eddy"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-$X86 convert tests/fixtures/mamba-tiny-untied -o "$WORK/tiny.eddy" --recipe w2a8 >/dev/null
-PROMPT="1,17,42,99,5,230,64,8"
-N=24
+MODEL="$WORK/fortunes-w2a8.eddy"
+$X86 convert models/mamba-fortunes -o "$WORK/f32.eddy" >/dev/null
+$X86 quantize "$WORK/f32.eddy" --recipe w2a8 --set '*.out_proj.weight=w4g64' -o "$MODEL" >"$WORK/log" 2>&1 ||
+  { cat "$WORK/log"; echo "FAIL: quantize" >&2; exit 1; }
+formats=$($X86 inspect "$MODEL" | awk '$1 ~ /_proj.weight$|^embed.weight$/ {print $2}' | sort -u | tr '\n' ' ')
+echo "model: $(stat -c %s "$MODEL") bytes, matrix formats: $formats"
+for f in w2g128 w4g64 w8g64 f16; do
+  grep -qw "$f" <<<"$formats" || { echo "FAIL: model has no $f matrix" >&2; exit 1; }
+done
+# 20 prompt tokens (prefilled in one chunk), then 32 greedy tokens.
+PROMPT="1,17,42,99,5,230,64,8,300,511,2,77,128,900,13,1000,256,31,600,4"
+N=32
 
-# Greedy tokens and all logits: x86 with each set this CPU supports (of
-# avx2, scalar), then aarch64 with each set on an emulated CPU that has it.
-# Each run checks (`inspect`) that the set asked for is the one in use.
+# Greedy tokens and all prompt logits: x86 with each set this CPU supports
+# (of avx2, scalar), then aarch64 with each set on an emulated CPU that has
+# it. Each run first checks (`inspect`) that the set asked for is in use.
 runs=()
 for k in avx2 scalar; do
-  EDDY_KERNELS=$k $X86 inspect "$WORK/tiny.eddy" 2>/dev/null | grep -q "^kernels: *$k " || continue
-  EDDY_KERNELS=$k $X86 run "$WORK/tiny.eddy" --tokens "$PROMPT" -n $N --ids >"$WORK/x86-$k.ids"
-  EDDY_KERNELS=$k $X86 logits "$WORK/tiny.eddy" --tokens "$PROMPT" -o "$WORK/x86-$k.npy" >/dev/null
+  # (inspect output is captured whole: `| grep -q` may close the pipe early.)
+  info=$(EDDY_KERNELS=$k $X86 inspect "$MODEL" 2>/dev/null) || continue
+  grep -q "^kernels: *$k " <<<"$info" || { echo "FAIL: x86 inspect does not report $k" >&2; exit 1; }
+  EDDY_KERNELS=$k $X86 run "$MODEL" --tokens "$PROMPT" -n $N --ids >"$WORK/x86-$k.ids" 2>"$WORK/log"
+  echo "x86 $k: $(cat "$WORK/log")"
+  EDDY_KERNELS=$k $X86 logits "$MODEL" --tokens "$PROMPT" -o "$WORK/x86-$k.npy" >/dev/null
   runs+=("x86-$k")
 done
-for spec in max:neon-dot cortex-a53:neon max:scalar; do
+for spec in max:neon-sdot max:neon max:scalar cortex-a53:neon cortex-a53:scalar; do
   cpu=${spec%%:*} k=${spec#*:}
-  export QEMU_CPU=$cpu EDDY_KERNELS=$k
-  $NICE $ARM inspect "$WORK/tiny.eddy" | grep -q "^kernels: *$k " ||
+  # The default (no EDDY_KERNELS) must be the best set of that CPU.
+  if [ "$k" = scalar ]; then
+    best=$( [ "$cpu" = max ] && echo neon-sdot || echo neon )
+    info=$(QEMU_CPU=$cpu $ARM inspect "$MODEL")
+    grep -q "^kernels: *$best " <<<"$info" ||
+      { echo "FAIL: default kernel set on -cpu $cpu is not $best" >&2; exit 1; }
+  fi
+  info=$(QEMU_CPU=$cpu EDDY_KERNELS=$k $ARM inspect "$MODEL")
+  grep -q "^kernels: *$k " <<<"$info" ||
     { echo "FAIL: kernel set $k not in use on -cpu $cpu" >&2; exit 1; }
-  $NICE $ARM run "$WORK/tiny.eddy" --tokens "$PROMPT" -n $N --ids >"$WORK/arm-$k.ids"
-  $NICE $ARM logits "$WORK/tiny.eddy" --tokens "$PROMPT" -o "$WORK/arm-$k.npy" >/dev/null
-  unset QEMU_CPU EDDY_KERNELS
-  runs+=("arm-$k")
+  QEMU_CPU=$cpu EDDY_KERNELS=$k $NICE $ARM run "$MODEL" --tokens "$PROMPT" -n $N --ids \
+    >"$WORK/arm-$cpu-$k.ids" 2>"$WORK/log"
+  echo "aarch64 -cpu $cpu $k (emulated): $(cat "$WORK/log")"
+  QEMU_CPU=$cpu EDDY_KERNELS=$k $NICE $ARM logits "$MODEL" --tokens "$PROMPT" -o "$WORK/arm-$cpu-$k.npy" >/dev/null
+  runs+=("arm-$cpu-$k")
 done
-# The CLI must refuse neon-dot on a CPU without dotprod.
-if QEMU_CPU=cortex-a53 EDDY_KERNELS=neon-dot $ARM inspect "$WORK/tiny.eddy" >/dev/null 2>&1; then
-  echo "FAIL: neon-dot accepted on cortex-a53 (no dotprod)" >&2
+# The CLI must refuse neon-sdot on a CPU without dotprod, naming the sets.
+if err=$(QEMU_CPU=cortex-a53 $ARM --kernels neon-sdot inspect "$MODEL" 2>&1 >/dev/null); then
+  echo "FAIL: neon-sdot accepted on cortex-a53 (no dotprod)" >&2
   exit 1
 fi
+grep -q "available: scalar, neon$" <<<"$err" || { echo "FAIL: unexpected refusal: $err" >&2; exit 1; }
 
 ref=${runs[0]}
-[ -s "$WORK/$ref.ids" ] || { echo "FAIL: $ref generated no tokens" >&2; exit 1; }
-echo "$ref tokens: $(tr '\n' ' ' <"$WORK/$ref.ids")"
+[ "$(tr ',' ' ' <"$WORK/$ref.ids" | wc -w)" -eq $N ] || { echo "FAIL: $ref did not generate $N tokens" >&2; exit 1; }
+echo "$ref tokens: $(cat "$WORK/$ref.ids")"
 for r in "${runs[@]:1}"; do
   cmp -s "$WORK/$ref.ids" "$WORK/$r.ids" || {
     echo "FAIL: greedy tokens differ: $ref vs $r" >&2
@@ -76,6 +115,6 @@ for r in "${runs[@]:1}"; do
     exit 1
   }
   cmp -s "$WORK/$ref.npy" "$WORK/$r.npy" || { echo "FAIL: logits differ (bits): $ref vs $r" >&2; exit 1; }
-  echo "$r: same tokens and bit-identical logits as $ref"
+  echo "$r: same tokens and bit-identical logits"
 done
 echo "== aarch64 tests passed"

@@ -12,6 +12,8 @@ cargo build -p eddy --no-default-features --features all-families --target thumb
 cargo build -p eddy --no-default-features --features mamba1 --target thumbv7em-none-eabihf
 echo "== Cortex-M kernels in QEMU (M4 dsp, M55 helium)"
 bash scripts/test-cortex-m.sh
+echo "== aarch64 NEON kernels and CLI in QEMU (max: neon-sdot, cortex-a53: neon) vs x86 tokens"
+bash scripts/test-aarch64.sh
 echo "== cargo test"
 cargo test --workspace
 echo "== demo firmware in QEMU (M4, M55) vs host tokens"
