@@ -26,6 +26,7 @@ NICE="nice -n 10"
 TARGET=aarch64-unknown-linux-gnu
 PROFILE=cross-test
 QEMU="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 echo "== clippy eddy-kernels ($TARGET)"
 $NICE cargo clippy -q -p eddy-kernels --target $TARGET --all-targets -- -D warnings
@@ -33,7 +34,7 @@ $NICE cargo clippy -q -p eddy-kernels --target $TARGET --all-targets -- -D warni
 kernel_tests() {
   local cpu=$1 expect=$2 log
   log=$(mktemp)
-  echo "== eddy-kernels tests in qemu-aarch64 -cpu $cpu (expects kernel sets $expect)"
+  echo "== eddy-kernels tests in qemu-aarch64 -cpu $cpu (expects kernel sets $expect; at ${SECONDS}s)"
   if ! QEMU_CPU=$cpu EDDY_EXPECT_KERNELS=$expect timeout 600 $NICE \
     cargo test -q -p eddy-kernels --target $TARGET --profile $PROFILE --tests -- --nocapture >"$log" 2>&1; then
     cat "$log"
@@ -47,13 +48,14 @@ kernel_tests() {
 kernel_tests max scalar,neon,neon-sdot
 kernel_tests cortex-a53 scalar,neon
 
-echo "== eddy CLI: x86 (release) and aarch64 ($PROFILE) builds"
+echo "== eddy CLI: x86 (release) and aarch64 ($PROFILE) builds (at ${SECONDS}s)"
 $NICE cargo build -q --release -p eddy-cli
 $NICE cargo build -q -p eddy-cli --target $TARGET --profile $PROFILE
-X86=target/release/eddy
-ARM="$QEMU target/$TARGET/$PROFILE/eddy"
+X86=$TARGET_DIR/release/eddy
+ARM="$QEMU $TARGET_DIR/$TARGET/$PROFILE/eddy"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+echo "== x86 vs aarch64 runs (at ${SECONDS}s)"
 MODEL="$WORK/fortunes-w2a8.eddy"
 $X86 convert models/mamba-fortunes -o "$WORK/f32.eddy" >/dev/null
 $X86 quantize "$WORK/f32.eddy" --recipe w2a8 --set '*.out_proj.weight=w4g64' -o "$MODEL" >"$WORK/log" 2>&1 ||
@@ -117,4 +119,4 @@ for r in "${runs[@]:1}"; do
   cmp -s "$WORK/$ref.npy" "$WORK/$r.npy" || { echo "FAIL: logits differ (bits): $ref vs $r" >&2; exit 1; }
   echo "$r: same tokens and bit-identical logits"
 done
-echo "== aarch64 tests passed"
+echo "== aarch64 tests passed (${SECONDS}s)"

@@ -1,67 +1,83 @@
-//! Integer group dot products: plain NEON (`smull`/`smlal` + `sadalp`) and
-//! `sdot`, for one row or four rows at a time. `BITS` is 2, 4 or 8; groups
-//! are whole blocks of 32 codes; activations come permuted (see
-//! `permute_activations`).
+//! Integer row blocks: plain NEON (`smull`/`smlal` into i16, `sadalp` into
+//! i32) and `sdot`, four rows (or one, for the ragged tail) at a time.
+//!
+//! Within a group, each step loads one unit of activations (32 codes, or
+//! 64 for W2 when the group allows) once and multiplies it with the same
+//! unit of every row in the block. Activations come permuted to match the
+//! unpacked code order (see `permute_activations`).
 
-use super::headers_to_f32;
+use super::f16x4_to_f32;
 use crate::IntShape;
 use core::arch::aarch64::*;
 use eddy_quant::GROUP_HEADER_BYTES;
 
-/// One block of 32 codes unpacked to two i8 vectors matching the permuted
-/// activations: W2/W4 codes as they are (0..=3, 0..=15), W8 re-biased to
-/// `c - 128` (the caller adds `128 Σx`).
-///
-/// # Safety
-/// NEON must be present; `codes` points at `32 * BITS / 8` readable bytes.
-#[inline(always)]
-unsafe fn unpack32<const BITS: u32>(codes: *const u8) -> (int8x16_t, int8x16_t) {
-    // SAFETY: the loads read 8 (W2), 16 (W4) or 32 (W8) bytes, what the
-    // caller guarantees; the rest is register arithmetic.
-    unsafe {
-        match BITS {
-            2 => {
-                let c = vld1_u8(codes);
-                let m = vdup_n_u8(3);
-                let w0 = vcombine_u8(vand_u8(c, m), vand_u8(vshr_n_u8::<2>(c), m));
-                let w1 = vcombine_u8(vand_u8(vshr_n_u8::<4>(c), m), vshr_n_u8::<6>(c));
-                (vreinterpretq_s8_u8(w0), vreinterpretq_s8_u8(w1))
-            }
-            4 => {
-                let c = vld1q_u8(codes);
-                (vreinterpretq_s8_u8(vandq_u8(c, vdupq_n_u8(0x0f))), vreinterpretq_s8_u8(vshrq_n_u8::<4>(c)))
-            }
-            _ => {
-                let bias = vdupq_n_u8(0x80);
-                let w0 = veorq_u8(vld1q_u8(codes), bias);
-                let w1 = veorq_u8(vld1q_u8(codes.add(16)), bias);
-                (vreinterpretq_s8_u8(w0), vreinterpretq_s8_u8(w1))
-            }
-        }
+/// One unit of unpacked codes or activations: two (32 codes) or four (64
+/// codes, W2 with `WIDE`) 16-lane vectors; unused vectors stay zero.
+type Unit = [int8x16_t; 4];
+
+/// Vectors per unit.
+const fn vectors(bits: u32, wide: bool) -> usize {
+    if bits == 2 && wide {
+        4
+    } else {
+        2
     }
 }
 
-/// `acc + Σ w·x` over one block of 32 with widening multiplies. W2/W4: four
-/// products per i16 lane, at most 4·15·127 = 7620; W8 (|w| <= 128): two per
-/// i16 lane, at most 2·128·127 = 32512. No i16 overflow either way.
+/// Bytes of codes per unit.
+const fn unit_bytes(bits: u32, wide: bool) -> usize {
+    vectors(bits, wide) * 16 * bits as usize / 8
+}
+
+/// One unit of codes unpacked to i8 vectors in the permuted order: W2 wide
+/// (64 codes from 16 bytes): vector `j` lane `k` = code `4k + j`; W2 narrow
+/// (32 codes from 8 bytes): lane `8j + k` of the 32 = code `4k + j`; W4:
+/// lane `k` = code `2k`, lane `16 + k` = code `2k + 1`; W8: in order,
+/// re-biased to `c - 128` (the caller adds `128 Σx`).
 ///
 /// # Safety
-/// NEON must be present.
+/// NEON must be present; `c` points at `unit_bytes(BITS, WIDE)` readable
+/// bytes.
 #[inline(always)]
-unsafe fn block_mull<const BITS: u32>(
-    acc: int32x4_t,
-    w: (int8x16_t, int8x16_t),
-    x: (int8x16_t, int8x16_t),
-) -> int32x4_t {
-    // SAFETY: register-only NEON arithmetic.
+unsafe fn unpack<const BITS: u32, const WIDE: bool>(c: *const u8) -> Unit {
+    let zero = vdupq_n_s8(0);
+    // SAFETY: the loads read exactly `unit_bytes(BITS, WIDE)` bytes from
+    // `c`, as the caller guarantees; the rest is register arithmetic.
     unsafe {
-        let p = vmlal_high_s8(vmull_s8(vget_low_s8(w.0), vget_low_s8(x.0)), w.0, x.0);
-        let (acc, p) = if BITS == 8 {
-            (vpadalq_s16(acc, p), vmull_s8(vget_low_s8(w.1), vget_low_s8(x.1)))
-        } else {
-            (acc, vmlal_s8(p, vget_low_s8(w.1), vget_low_s8(x.1)))
-        };
-        vpadalq_s16(acc, vmlal_high_s8(p, w.1, x.1))
+        let m2 = vdupq_n_u8(3);
+        match (BITS, WIDE) {
+            (2, true) => {
+                let v = vld1q_u8(c);
+                [
+                    vreinterpretq_s8_u8(vandq_u8(v, m2)),
+                    vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8::<2>(v), m2)),
+                    vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8::<4>(v), m2)),
+                    vreinterpretq_s8_u8(vshrq_n_u8::<6>(v)),
+                ]
+            }
+            (2, false) => {
+                // The 8 code bytes in both halves, shifted right by 0|2 and
+                // 4|6 bits per half (`ushl` by a negative count).
+                let h = vld1_u8(c);
+                let v = vcombine_u8(h, h);
+                let s01 = vcombine_s8(vdup_n_s8(0), vdup_n_s8(-2));
+                let s23 = vcombine_s8(vdup_n_s8(-4), vdup_n_s8(-6));
+                let w0 = vandq_u8(vshlq_u8(v, s01), m2);
+                let w1 = vandq_u8(vshlq_u8(v, s23), m2);
+                [vreinterpretq_s8_u8(w0), vreinterpretq_s8_u8(w1), zero, zero]
+            }
+            (4, _) => {
+                let v = vld1q_u8(c);
+                let w0 = vandq_u8(v, vdupq_n_u8(0x0f));
+                [vreinterpretq_s8_u8(w0), vreinterpretq_s8_u8(vshrq_n_u8::<4>(v)), zero, zero]
+            }
+            _ => {
+                let bias = vdupq_n_u8(0x80);
+                let w0 = veorq_u8(vld1q_u8(c), bias);
+                let w1 = veorq_u8(vld1q_u8(c.add(16)), bias);
+                [vreinterpretq_s8_u8(w0), vreinterpretq_s8_u8(w1), zero, zero]
+            }
+        }
     }
 }
 
@@ -86,150 +102,185 @@ unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     acc
 }
 
-/// `acc + Σ w·x` over one block of 32 with two `sdot`.
+/// `acc + Σ w·x` over one unit: exact i32 sums either way. Plain NEON
+/// accumulates W2/W4 products in i16 first: at most 8 per lane, each at
+/// most 15·128 = 1920 in magnitude, so 15360 cannot overflow; W8 (|w| <=
+/// 128, |x| <= 127 as the quantizer makes them) two per lane, at most
+/// 32512, then widens.
 ///
 /// # Safety
-/// The CPU must have `dotprod`.
-#[target_feature(enable = "dotprod")]
-#[inline]
-unsafe fn block_sdot(acc: int32x4_t, w: (int8x16_t, int8x16_t), x: (int8x16_t, int8x16_t)) -> int32x4_t {
-    // SAFETY: `dotprod` per this function's contract.
-    unsafe { sdot(sdot(acc, w.0, x.0), w.1, x.1) }
-}
-
-/// Σ code·act of one group as four i32 lanes (W8 without the `128 Σx`).
-///
-/// # Safety
-/// NEON must be present, and `dotprod` if `DOT`; `codes` holds
-/// `acts.len() * BITS / 8` bytes; `acts.len()` is a multiple of 32.
+/// NEON must be present, and `dotprod` if `DOT`.
 #[inline(always)]
-unsafe fn group_lanes<const BITS: u32, const DOT: bool>(codes: &[u8], acts: &[i8]) -> int32x4_t {
-    let block_bytes = 4 * BITS as usize;
-    // SAFETY: block k reads codes[k*block_bytes..][..block_bytes] and
-    // acts[32k..][..32], in bounds by the contract; `sdot` needs `dotprod`,
-    // which the contract guarantees when `DOT`.
+unsafe fn unit_dot<const BITS: u32, const WIDE: bool, const DOT: bool>(
+    acc: int32x4_t,
+    w: &Unit,
+    x: &Unit,
+) -> int32x4_t {
+    let n = vectors(BITS, WIDE);
+    // SAFETY: register-only arithmetic; `sdot` only when `DOT`, in which
+    // case the caller guarantees `dotprod`.
     unsafe {
-        let mut acc = vdupq_n_s32(0);
-        for k in 0..acts.len() / 32 {
-            let w = unpack32::<BITS>(codes.as_ptr().add(k * block_bytes));
-            let a = acts.as_ptr().add(32 * k);
-            let x = (vld1q_s8(a), vld1q_s8(a.add(16)));
-            acc = if DOT { block_sdot(acc, w, x) } else { block_mull::<BITS>(acc, w, x) };
+        if DOT {
+            let mut acc = acc;
+            for i in 0..n {
+                acc = sdot(acc, w[i], x[i]);
+            }
+            acc
+        } else if BITS == 8 {
+            let mut acc = acc;
+            for i in 0..n {
+                let p = vmull_s8(vget_low_s8(w[i]), vget_low_s8(x[i]));
+                acc = vpadalq_s16(acc, vmlal_high_s8(p, w[i], x[i]));
+            }
+            acc
+        } else {
+            let mut p = vmull_s8(vget_low_s8(w[0]), vget_low_s8(x[0]));
+            p = vmlal_high_s8(p, w[0], x[0]);
+            for i in 1..n {
+                p = vmlal_high_s8(vmlal_s8(p, vget_low_s8(w[i]), vget_low_s8(x[i])), w[i], x[i]);
+            }
+            vpadalq_s16(acc, p)
         }
-        acc
     }
 }
 
-/// Σ code·act of one group, exactly as `eddy_quant::group_dot_i32`.
-#[inline(always)]
-unsafe fn group_dot<const BITS: u32, const DOT: bool>(codes: &[u8], acts: &[i8], x_sum: i32) -> i32 {
-    // SAFETY: forwarded contract (see `group_dot_mull`/`group_dot_sdot`).
-    let lanes = unsafe { vaddvq_s32(group_lanes::<BITS, DOT>(codes, acts)) };
-    if BITS == 8 {
-        lanes.wrapping_add(x_sum.wrapping_mul(128))
-    } else {
-        lanes
-    }
-}
-
-/// Σ code·act of one group with plain NEON (`x_sum`: the group's code sum,
-/// used by W8).
+/// `R` rows (1 or 4) times the permuted activations: `out[r] = Σ_g s_g
+/// (scale_rg acc_rg + min_rg sum_g)` with one row per f32 lane, in the
+/// reference's order and without FMA, so bit-exact with it.
 ///
 /// # Safety
-/// NEON must be present; `codes` holds `acts.len() * BITS / 8` bytes and
-/// `acts.len()` is a multiple of 32.
-pub(crate) unsafe fn group_dot_mull<const BITS: u32>(codes: &[u8], acts: &[i8], x_sum: i32) -> i32 {
-    // SAFETY: same contract.
-    unsafe { group_dot::<BITS, false>(codes, acts, x_sum) }
-}
-
-/// Σ code·act of one group with `sdot`.
-///
-/// # Safety
-/// As [`group_dot_mull`], and the CPU must have `dotprod`.
-#[target_feature(enable = "dotprod")]
-pub(crate) unsafe fn group_dot_sdot<const BITS: u32>(codes: &[u8], acts: &[i8], x_sum: i32) -> i32 {
-    // SAFETY: same contract, plus `dotprod`.
-    unsafe { group_dot::<BITS, true>(codes, acts, x_sum) }
-}
-
-/// Four rows times the permuted activations: `out[r] = Σ_g s_g (scale_rg
-/// acc_rg + min_rg sum_g)` with one row per f32 lane, in the reference's
-/// order and without FMA.
+/// NEON must be present, and `dotprod` if `DOT`; `rows` points at `R` rows
+/// of `s.row_bytes` bytes; `acts` holds `s.groups * s.group` permuted
+/// codes; `x_scales`/`x_sums` hold `s.groups` entries; `out` holds `R`
+/// floats; `s.group` is a multiple of 32 (of 64 if `WIDE`).
 #[inline(always)]
-unsafe fn rows4<const BITS: u32, const DOT: bool>(
+unsafe fn rows<const BITS: u32, const WIDE: bool, const DOT: bool, const R: usize>(
     s: &IntShape,
-    rows: &[u8],
+    rows: *const u8,
     acts: &[i8],
     x_scales: &[f32],
     x_sums: &[i32],
     out: &mut [f32],
 ) {
-    // SAFETY: every slice below is bounds-checked; the kernels' contract
-    // (NEON, `dotprod` if `DOT`, code/act lengths) is forwarded from the
-    // caller; `out` holds 4 floats for the final store.
+    let n = vectors(BITS, WIDE);
+    let (unit_codes, unit_bytes) = (16 * n, unit_bytes(BITS, WIDE));
+    let units = s.group / unit_codes;
+    // SAFETY: every pointer below stays inside row `r < R` (group `g <
+    // s.groups`, unit `u < units`, within `s.group_bytes`) or inside
+    // `acts` (sliced, so bounds-checked); NEON/`dotprod` per the contract.
     unsafe {
         let mut result = vdupq_n_f32(0.0);
-        for g in 0..s.groups {
-            let group_acts = &acts[g * s.group..(g + 1) * s.group];
-            let mut lanes = [vdupq_n_s32(0); 4];
-            let mut scales = [0u16; 4];
-            let mut mins = [0u16; 4];
-            for r in 0..4 {
-                let start = r * s.row_bytes + g * s.group_bytes;
-                let gbytes = &rows[start..start + s.group_bytes];
-                scales[r] = u16::from_le_bytes([gbytes[0], gbytes[1]]);
-                mins[r] = u16::from_le_bytes([gbytes[2], gbytes[3]]);
-                lanes[r] = group_lanes::<BITS, DOT>(&gbytes[GROUP_HEADER_BYTES..], group_acts);
+        for (g, group_acts) in acts.chunks_exact(s.group).take(s.groups).enumerate() {
+            let mut acc = [vdupq_n_s32(0); 4];
+            let mut headers = [0u32; 4];
+            let group_at = |r: usize| rows.add(r * s.row_bytes + g * s.group_bytes);
+            for (r, h) in headers.iter_mut().enumerate().take(R) {
+                *h = (group_at(r) as *const u32).read_unaligned();
             }
-            // Lane r = Σ lanes[r]: exact integer sums of each row's group.
-            let mut acc = vpaddq_s32(vpaddq_s32(lanes[0], lanes[1]), vpaddq_s32(lanes[2], lanes[3]));
+            for (u, xs) in group_acts.chunks_exact(unit_codes).take(units).enumerate() {
+                let mut x = [vdupq_n_s8(0); 4];
+                for (i, v) in x.iter_mut().enumerate().take(n) {
+                    *v = vld1q_s8(xs.as_ptr().add(16 * i));
+                }
+                for (r, a) in acc.iter_mut().enumerate().take(R) {
+                    let w = unpack::<BITS, WIDE>(group_at(r).add(GROUP_HEADER_BYTES + u * unit_bytes));
+                    *a = unit_dot::<BITS, WIDE, DOT>(*a, &w, &x);
+                }
+            }
+            // Lane r = Σ acc[r]: the exact integer sum of row r's group.
+            let mut sums = vpaddq_s32(vpaddq_s32(acc[0], acc[1]), vpaddq_s32(acc[2], acc[3]));
             if BITS == 8 {
-                acc = vaddq_s32(acc, vdupq_n_s32(x_sums[g].wrapping_mul(128)));
+                sums = vaddq_s32(sums, vdupq_n_s32(x_sums[g].wrapping_mul(128)));
             }
-            let acc = vcvtq_f32_s32(acc);
-            let (scale, min) = headers_to_f32(&scales, &mins);
+            // Headers are little-endian (scale, min) f16 pairs.
+            let h = vld1q_u32(headers.as_ptr());
+            let scale = f16x4_to_f32(vmovn_u32(h));
+            let min = f16x4_to_f32(vshrn_n_u32::<16>(h));
             let sum = vdupq_n_f32(x_sums[g] as f32);
             // result += s * (scale * acc + min * sum), as the reference.
-            let inner = vaddq_f32(vmulq_f32(scale, acc), vmulq_f32(min, sum));
+            let inner = vaddq_f32(vmulq_f32(scale, vcvtq_f32_s32(sums)), vmulq_f32(min, sum));
             result = vaddq_f32(result, vmulq_f32(vdupq_n_f32(x_scales[g]), inner));
         }
-        let out = &mut out[..4];
-        vst1q_f32(out.as_mut_ptr(), result);
+        if R == 4 {
+            vst1q_f32(out[..4].as_mut_ptr(), result);
+        } else {
+            let mut lanes = [0f32; 4];
+            vst1q_f32(lanes.as_mut_ptr(), result);
+            out[..R].copy_from_slice(&lanes[..R]);
+        }
     }
 }
 
-/// Four rows with plain NEON (see `rows4`).
+/// Which row-block kernel: code width and unit size.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    /// W2, 64-code units (group a multiple of 64).
+    W2Wide,
+    /// W2, 32-code units (group 32).
+    W2,
+    /// W4, 32-code units.
+    W4,
+    /// W8, 32-code units.
+    W8,
+}
+
+impl Kind {
+    /// The kernel for `s`.
+    pub(crate) fn of(s: &IntShape) -> Kind {
+        match s.bits {
+            2 if s.group % 64 == 0 => Kind::W2Wide,
+            2 => Kind::W2,
+            4 => Kind::W4,
+            _ => Kind::W8,
+        }
+    }
+}
+
+/// [`rows`] with plain NEON, dispatched on `kind`; `R` is 1 or 4.
 ///
 /// # Safety
-/// NEON must be present; `rows` holds 4 rows of `s.row_bytes`, `acts`
-/// `s.groups * s.group` codes, `x_scales`/`x_sums` `s.groups` entries,
-/// `out` 4 floats; `s.group` is a multiple of 32.
-pub(crate) unsafe fn rows4_mull<const BITS: u32>(
+/// As [`rows`] (with `WIDE` = `kind` is [`Kind::W2Wide`]), NEON only.
+pub(crate) unsafe fn rows_mull<const R: usize>(
+    kind: Kind,
     s: &IntShape,
-    rows: &[u8],
+    p: *const u8,
     acts: &[i8],
     x_scales: &[f32],
     x_sums: &[i32],
     out: &mut [f32],
 ) {
     // SAFETY: same contract.
-    unsafe { rows4::<BITS, false>(s, rows, acts, x_scales, x_sums, out) }
+    unsafe {
+        match kind {
+            Kind::W2Wide => rows::<2, true, false, R>(s, p, acts, x_scales, x_sums, out),
+            Kind::W2 => rows::<2, false, false, R>(s, p, acts, x_scales, x_sums, out),
+            Kind::W4 => rows::<4, false, false, R>(s, p, acts, x_scales, x_sums, out),
+            Kind::W8 => rows::<8, false, false, R>(s, p, acts, x_scales, x_sums, out),
+        }
+    }
 }
 
-/// Four rows with `sdot` (see `rows4`).
+/// [`rows`] with `sdot`, dispatched on `kind`; `R` is 1 or 4.
 ///
 /// # Safety
-/// As [`rows4_mull`], and the CPU must have `dotprod`.
+/// As [`rows_mull`], and the CPU must have `dotprod`.
 #[target_feature(enable = "dotprod")]
-pub(crate) unsafe fn rows4_sdot<const BITS: u32>(
+pub(crate) unsafe fn rows_sdot<const R: usize>(
+    kind: Kind,
     s: &IntShape,
-    rows: &[u8],
+    p: *const u8,
     acts: &[i8],
     x_scales: &[f32],
     x_sums: &[i32],
     out: &mut [f32],
 ) {
     // SAFETY: same contract, plus `dotprod`.
-    unsafe { rows4::<BITS, true>(s, rows, acts, x_scales, x_sums, out) }
+    unsafe {
+        match kind {
+            Kind::W2Wide => rows::<2, true, true, R>(s, p, acts, x_scales, x_sums, out),
+            Kind::W2 => rows::<2, false, true, R>(s, p, acts, x_scales, x_sums, out),
+            Kind::W4 => rows::<4, false, true, R>(s, p, acts, x_scales, x_sums, out),
+            Kind::W8 => rows::<8, false, true, R>(s, p, acts, x_scales, x_sums, out),
+        }
+    }
 }

@@ -3,18 +3,22 @@
 //! `sdot` via `asm!` because `vdotq_s32` is unstable; only selected when
 //! the CPU has `dotprod`).
 //!
-//! Integer path: each block of 32 codes is unpacked into two 16-byte
-//! vectors with shifts and masks (W2/W4) or re-biased to i8 (W8,
-//! `w = c - 128`, corrected with `128 Σx` per group). Unpacking leaves
-//! W2/W4 codes in a fixed permuted order, so the activations are permuted
-//! the same way once per matrix-vector product (one `ld4`/`ld2` per 32).
-//! `neon` multiplies with `smull`/`smlal` into i16 and accumulates pairs
-//! into i32 with `sadalp`; `neon-sdot` accumulates four products per i32
-//! lane with `sdot`. Both give the reference's exact i32 group sums; four
-//! rows share each activation load, and the f32 group math runs with one
+//! Integer path: codes are unpacked to 16-lane i8 vectors with shifts and
+//! masks (W2: 64 codes from one 16-byte load when the group is a multiple
+//! of 64, else 32 from 8 bytes; W4: 32 from 16 bytes) or re-biased to i8
+//! (W8, `w = c - 128`, corrected with `128 Σx` per group). Unpacking
+//! leaves W2/W4 codes in a fixed permuted order, so the activations are
+//! permuted the same way once per matrix-vector product (`ld4`/`ld2`).
+//! Rows go in blocks of four: each unit of activations is loaded once and
+//! multiplied with the same unit of the four rows. `neon` multiplies with
+//! `smull`/`smlal` into i16 and widens into i32 with `sadalp`; `neon-sdot`
+//! accumulates four products per i32 lane with `sdot`. Both give the
+//! reference's exact i32 group sums, and the f32 group math runs with one
 //! row per lane in the reference's order (no FMA), so results are
-//! bit-exact. The f32/f16 matrix-vector products use the reference's
-//! 8-lane order (two 4-lane accumulators), f16 widened with `fcvtl`.
+//! bit-exact. Group headers of the four rows are loaded as four u32 and
+//! split into scales and mins with `xtn`/`shrn`, widened with `fcvtl`.
+//! The f32/f16 matrix-vector products use the reference's 8-lane order
+//! (two 4-lane accumulators), f16 widened with `fcvtl`.
 
 mod float;
 mod group;
@@ -23,7 +27,7 @@ pub use float::{matvec_f16, matvec_f32};
 
 use crate::{ActsI8, IntShape, Kernels};
 use core::arch::aarch64::*;
-use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
+use eddy_quant::TensorFormat;
 
 /// Plain NEON kernels (every aarch64 CPU this module compiles for).
 pub static NEON: Kernels =
@@ -91,86 +95,79 @@ fn matvec_i8(
         eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
         return;
     };
-    let bits = shape.bits;
+    let kind = group::Kind::of(&shape);
     // SAFETY: NEON is present (this module compiles only with it); both
-    // slices have exactly `cols` bytes, a multiple of 32.
-    unsafe { permute_activations(bits, &xq[..cols], &mut perm[..cols]) };
+    // slices have exactly `cols` bytes, a multiple of the group.
+    unsafe { permute_activations(kind, &xq[..cols], &mut perm[..cols]) };
     let perm = &perm[..cols];
     let (x_scales, x_sums) = (&x_scales[..shape.groups], &x_sums[..shape.groups]);
+    let row_bytes = shape.row_bytes;
     let full = out.len() / 4 * 4;
     let (out4, out_tail) = out.split_at_mut(full);
-    for (o, rows) in out4.chunks_exact_mut(4).zip(matrix.chunks_exact(4 * shape.row_bytes)) {
-        // SAFETY: `rows` holds 4 rows of `row_bytes`, `perm` `cols` codes,
-        // scales/sums `groups` entries, `o` 4 floats; `sdot` only runs when
-        // the CPU has `dotprod` (`dot` is `dotprod_available()`).
-        unsafe {
-            match (dot, bits) {
-                (true, 2) => group::rows4_sdot::<2>(&shape, rows, perm, x_scales, x_sums, o),
-                (true, 4) => group::rows4_sdot::<4>(&shape, rows, perm, x_scales, x_sums, o),
-                (true, _) => group::rows4_sdot::<8>(&shape, rows, perm, x_scales, x_sums, o),
-                (false, 2) => group::rows4_mull::<2>(&shape, rows, perm, x_scales, x_sums, o),
-                (false, 4) => group::rows4_mull::<4>(&shape, rows, perm, x_scales, x_sums, o),
-                (false, _) => group::rows4_mull::<8>(&shape, rows, perm, x_scales, x_sums, o),
-            }
+    let blocks4 = out4.chunks_exact_mut(4).zip(matrix.chunks_exact(4 * row_bytes));
+    let tail = out_tail.chunks_exact_mut(1).zip(matrix[full * row_bytes..].chunks_exact(row_bytes));
+    // SAFETY (all calls): each `rows` slice holds the 4 (or 1) rows the
+    // kernel reads, `perm` `groups * group` codes, scales/sums `groups`
+    // entries, `o` 4 (or 1) floats; IntShape::for_matvec checked the
+    // matrix length and that the group is a multiple of 32 (`Kind` picks
+    // 64-code units only for multiples of 64); `sdot` runs only when the
+    // CPU has `dotprod` (`dot` is `dotprod_available()`).
+    if dot {
+        for (o, rows) in blocks4 {
+            unsafe { group::rows_sdot::<4>(kind, &shape, rows.as_ptr(), perm, x_scales, x_sums, o) };
         }
-    }
-    for (o, row) in out_tail.iter_mut().zip(matrix[full * shape.row_bytes..].chunks_exact(shape.row_bytes)) {
-        let mut result = 0f32;
-        for (g, gbytes) in row.chunks_exact(shape.group_bytes).enumerate() {
-            let codes = &gbytes[GROUP_HEADER_BYTES..];
-            let acts = &perm[g * shape.group..(g + 1) * shape.group];
-            // SAFETY: `codes` holds group*bits/8 bytes and `acts` group
-            // bytes (a multiple of 32), which is what the kernels read;
-            // `sdot` only runs when the CPU has `dotprod`.
-            let acc = unsafe {
-                match (dot, bits) {
-                    (true, 2) => group::group_dot_sdot::<2>(codes, acts, x_sums[g]),
-                    (true, 4) => group::group_dot_sdot::<4>(codes, acts, x_sums[g]),
-                    (true, _) => group::group_dot_sdot::<8>(codes, acts, x_sums[g]),
-                    (false, 2) => group::group_dot_mull::<2>(codes, acts, x_sums[g]),
-                    (false, 4) => group::group_dot_mull::<4>(codes, acts, x_sums[g]),
-                    (false, _) => group::group_dot_mull::<8>(codes, acts, x_sums[g]),
-                }
-            };
-            let (scale, min) = group_header(gbytes);
-            // Same expression and order as eddy_quant::dot_row_i8.
-            result += x_scales[g] * (scale * acc as f32 + min * x_sums[g] as f32);
+        for (o, row) in tail {
+            unsafe { group::rows_sdot::<1>(kind, &shape, row.as_ptr(), perm, x_scales, x_sums, o) };
         }
-        *o = result;
+    } else {
+        for (o, rows) in blocks4 {
+            unsafe { group::rows_mull::<4>(kind, &shape, rows.as_ptr(), perm, x_scales, x_sums, o) };
+        }
+        for (o, row) in tail {
+            unsafe { group::rows_mull::<1>(kind, &shape, row.as_ptr(), perm, x_scales, x_sums, o) };
+        }
     }
 }
 
-/// Reorder int8 activations to match the byte order the W2/W4 unpacking
-/// produces, per block of 32: W2 lane `8j + k` holds code `4k + j`, W4
-/// lane `k` code `2k` and lane `16 + k` code `2k + 1`. W8 is unchanged.
+/// Reorder int8 activations to match the order `group::unpack` leaves the
+/// codes in: W2 in units of 64 (vector `j` lane `k` = code `4k + j`, one
+/// `ld4` of 16-byte vectors) or of 32 (lane `8j + k` = code `4k + j`, one
+/// `ld4` of 8-byte vectors); W4 per 32 (lane `k` = code `2k`, lane `16 + k`
+/// = code `2k + 1`, one `ld2`). W8 is copied unchanged.
 ///
 /// # Safety
 /// NEON must be present; `xq` and `perm` have the same length, a multiple
-/// of 32.
-unsafe fn permute_activations(bits: u32, xq: &[i8], perm: &mut [i8]) {
-    for (src, dst) in xq.chunks_exact(32).zip(perm.chunks_exact_mut(32)) {
+/// of 64 for [`group::Kind::W2Wide`] and of 32 otherwise.
+unsafe fn permute_activations(kind: group::Kind, xq: &[i8], perm: &mut [i8]) {
+    use group::Kind;
+    let unit = if matches!(kind, Kind::W2Wide) { 64 } else { 32 };
+    for (src, dst) in xq.chunks_exact(unit).zip(perm.chunks_exact_mut(unit)) {
         let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
-        match bits {
-            2 => {
-                // SAFETY: `src` and `dst` have 32 bytes: `ld4` reads all 32
-                // (lane k of vector j = byte 4k + j), four 8-byte stores.
-                unsafe {
+        // SAFETY: `src` and `dst` hold `unit` bytes: each arm reads and
+        // writes exactly that many.
+        unsafe {
+            match kind {
+                Kind::W2Wide => {
+                    let v = vld4q_s8(s);
+                    vst1q_s8(d, v.0);
+                    vst1q_s8(d.add(16), v.1);
+                    vst1q_s8(d.add(32), v.2);
+                    vst1q_s8(d.add(48), v.3);
+                }
+                Kind::W2 => {
                     let v = vld4_s8(s);
                     vst1_s8(d, v.0);
                     vst1_s8(d.add(8), v.1);
                     vst1_s8(d.add(16), v.2);
                     vst1_s8(d.add(24), v.3);
                 }
-            }
-            4 => {
-                // SAFETY: as above; `ld2` reads 32 bytes into even/odd.
-                unsafe {
+                Kind::W4 => {
                     let v = vld2q_s8(s);
                     vst1q_s8(d, v.0);
                     vst1q_s8(d.add(16), v.1);
                 }
+                Kind::W8 => dst.copy_from_slice(src),
             }
-            _ => dst.copy_from_slice(src),
         }
     }
 }
@@ -212,14 +209,4 @@ unsafe fn f16x8_high_to_f32(bits: uint16x8_t) -> float32x4_t {
         );
     }
     out
-}
-
-/// `(scale, min)` of four groups' f16 headers as f32 lanes.
-///
-/// # Safety
-/// NEON must be present.
-#[inline(always)]
-unsafe fn headers_to_f32(scales: &[u16; 4], mins: &[u16; 4]) -> (float32x4_t, float32x4_t) {
-    // SAFETY: each array holds 4 u16 = 8 bytes, what `ld1` reads.
-    unsafe { (f16x4_to_f32(vld1_u16(scales.as_ptr())), f16x4_to_f32(vld1_u16(mins.as_ptr()))) }
 }

@@ -1,0 +1,70 @@
+//! Runs one kernel set's integer matrix-vector product a given number of
+//! times on a synthetic matrix, for instruction counting under QEMU (see
+//! `scripts/bench-aarch64.sh`): the setup is cheap (no quantization
+//! search), so the difference between two call counts is the kernel's.
+//!
+//! `matvec_calls SET FORMAT ROWS COLS CALLS`, e.g.
+//! `matvec_calls neon-sdot w2g64 1536 768 3`. Prints a checksum of the
+//! output (so the work cannot be optimised away) to stdout.
+
+use eddy_kernels::{by_name, compiled, ActsI8};
+use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
+use std::hint::black_box;
+use std::process::ExitCode;
+
+/// The formats this tool accepts, by name.
+const FORMATS: [TensorFormat; 3] =
+    [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 64 }, TensorFormat::W8 { group: 64 }];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(sum) => {
+            println!("checksum {sum}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("matvec_calls: {msg}");
+            eprintln!("usage: matvec_calls SET FORMAT ROWS COLS CALLS (FORMAT: w2g64, w4g64 or w8g64)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<f64, String> {
+    let [set, format, rows, cols, calls] = args else {
+        return Err(format!("expected 5 arguments, got {}", args.len()));
+    };
+    let k = by_name(set).ok_or_else(|| {
+        let names: Vec<&str> = compiled().iter().map(|k| k.name).collect();
+        format!("kernel set `{set}` is not available here (compiled: {})", names.join(", "))
+    })?;
+    let f = FORMATS.into_iter().find(|f| f.name() == format).ok_or(format!("unknown format `{format}`"))?;
+    let number = |s: &String| s.parse::<usize>().map_err(|e| format!("`{s}`: {e}"));
+    let (rows, cols, calls) = (number(rows)?, number(cols)?, number(calls)?);
+    let group = f.group_size().ok_or("not an integer format")?;
+    if cols == 0 || cols % group != 0 {
+        return Err(format!("COLS must be a positive multiple of {group}"));
+    }
+    let group_bytes = f.group_bytes().ok_or("not an integer format")?;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as u8
+    };
+    // Random codes under small f16 group headers (scale 2^-7, min -2^-6).
+    let mut matrix: Vec<u8> = (0..rows * cols / group * group_bytes).map(|_| next()).collect();
+    for header in matrix.chunks_exact_mut(group_bytes) {
+        header[..GROUP_HEADER_BYTES].copy_from_slice(&[0x00, 0x20, 0x00, 0xa4]);
+    }
+    let q: Vec<i8> = (0..cols).map(|_| (next() as i8).max(-127)).collect();
+    let sums: Vec<i32> = q.chunks_exact(group).map(|g| g.iter().map(|&v| v as i32).sum()).collect();
+    let scales = vec![0.01f32; cols / group];
+    let acts = ActsI8 { q: &q, scales: &scales, sums: &sums };
+    let (mut out, mut perm) = (vec![0f32; rows], vec![0i8; cols]);
+    for _ in 0..calls {
+        (k.matvec_i8)(f, black_box(&matrix), cols, &acts, &mut out, &mut perm);
+        black_box(&mut out);
+    }
+    Ok(out.iter().map(|&v| v as f64).sum())
+}

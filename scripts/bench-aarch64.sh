@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Guest instructions per integer matrix-vector product of the aarch64
+# kernel sets (scalar, neon, neon-sdot) under qemu-aarch64, W2/W4/W8 with
+# groups of 64:
+#
+#   scripts/bench-aarch64.sh [ROWS COLS]      (default 1536 768)
+#
+# Debian's QEMU has no TCG plugins, so instructions are counted from the
+# translation-block trace (`-d in_asm,exec,nochain`): each executed block
+# is logged, each block's length comes from its disassembly. The example
+# `matvec_calls` runs the kernel 1 and 3 times; half the difference is one
+# call, without setup and process start. Also prints QEMU wall-clock time
+# per call for the same runs. Both are emulation: instruction counts say
+# nothing about stalls, memory bandwidth or per-instruction cost on a
+# real core, and QEMU's speed per guest instruction differs by kind, so
+# the ratios are only indicative.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-1536}
+COLS=${2:-768}
+TARGET=aarch64-unknown-linux-gnu
+nice -n 10 cargo build -q --release -p eddy-kernels --example matvec_calls --target $TARGET
+BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/examples/matvec_calls
+QEMU=(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# instructions SET FORMAT CALLS: guest instructions of one whole run.
+instructions() {
+  mkfifo "$WORK/trace"
+  awk '
+    function key(a) { sub(/^0x/, "", a); sub(/:$/, "", a); sub(/^0+/, "", a); return tolower(a) }
+    /^IN:/ { inblock = 1; first = 1; next }
+    inblock && /^0x[0-9a-f]+:/ { if (first) { pc = key($1); len[pc] = 0; first = 0 } len[pc]++; next }
+    inblock && /^$/ { inblock = 0; next }
+    /^Trace / { if (match($0, /\[[0-9a-f]+\/[0-9a-f]+\//)) { s = substr($0, RSTART + 1, RLENGTH - 2); split(s, f, "/"); n[key(f[2])]++ } }
+    END { t = 0; for (p in n) t += n[p] * len[p]; printf "%d\n", t }
+  ' <"$WORK/trace" >"$WORK/count" &
+  local awk_pid=$!
+  "${QEMU[@]}" -d in_asm,exec,nochain -D "$WORK/trace" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" >/dev/null
+  wait $awk_pid
+  rm -f "$WORK/trace"
+  cat "$WORK/count"
+}
+
+# seconds SET FORMAT CALLS: wall-clock seconds of one run under QEMU.
+seconds() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "${QEMU[@]}" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" >/dev/null
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
+echo "matvec ${ROWS}x${COLS}, qemu-aarch64 -cpu max ($(qemu-aarch64 --version | head -n 1))"
+printf "%-6s %-10s %14s %10s %14s %10s\n" format set "instr/call" "vs scalar" "emul. ms/call" "vs scalar"
+for f in w2g64 w4g64 w8g64; do
+  base_i="" base_t=""
+  for k in scalar neon neon-sdot; do
+    i1=$(instructions $k $f 1)
+    i3=$(instructions $k $f 3)
+    per=$(((i3 - i1) / 2))
+    # Wall clock: 1 and 21 calls, best of three each.
+    best() { for _ in 1 2 3; do seconds "$@"; done | sort -g | head -n 1; }
+    ms=$(echo "($(best $k $f 21) - $(best $k $f 1)) * 1000 / 20" | bc -l)
+    [ -n "$base_i" ] || { base_i=$per base_t=$ms; }
+    printf "%-6s %-10s %14d %9.2fx %14.2f %9.2fx\n" $f $k $per \
+      "$(echo "$base_i / $per" | bc -l)" "$ms" "$(echo "$base_t / $ms" | bc -l)"
+  done
+done
