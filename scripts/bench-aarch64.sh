@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Guest instructions per integer matrix-vector product of the aarch64
 # kernel sets (scalar, neon, neon-sdot) under qemu-aarch64, W2/W4/W8 with
-# groups of 64:
+# groups of 64, W2 also with groups of 128 (the w2a8 preset) and 32 (the
+# 32-code unpacking path):
 #
 #   scripts/bench-aarch64.sh [ROWS COLS]      (default 1536 768)
+#   FORMATS="w2g64 w8g64" scripts/bench-aarch64.sh   (a subset)
 #
 # Debian's QEMU has no TCG plugins, so instructions are counted from the
 # translation-block trace (`-d in_asm,exec,nochain`): each executed block
 # is logged, each block's length comes from its disassembly. The example
 # `matvec_calls` runs the kernel 1 and 3 times; half the difference is one
-# call, without setup and process start. Also prints QEMU wall-clock time
-# per call for the same runs. Both are emulation: instruction counts say
+# call, without setup and process start. Also prints the CPU time QEMU
+# spends per call (1 and 41 calls, best of three). Both are emulation: instruction counts say
 # nothing about stalls, memory bandwidth or per-instruction cost on a
 # real core, and QEMU's speed per guest instruction differs by kind, so
 # the ratios are only indicative.
@@ -43,26 +45,24 @@ instructions() {
   cat "$WORK/count"
 }
 
-# seconds SET FORMAT CALLS: wall-clock seconds of one run under QEMU.
+# seconds SET FORMAT CALLS: CPU seconds (user + sys) of one run under QEMU
+# (less sensitive than wall-clock time to other load on the machine).
 seconds() {
-  local t0 t1
-  t0=$(date +%s.%N)
-  "${QEMU[@]}" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" >/dev/null
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l
+  local TIMEFORMAT="%U %S"
+  { time "${QEMU[@]}" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" >/dev/null; } 2>&1 | awk '{print $1 + $2}'
 }
 
 echo "matvec ${ROWS}x${COLS}, qemu-aarch64 -cpu max ($(qemu-aarch64 --version | head -n 1))"
-printf "%-6s %-10s %14s %10s %14s %10s\n" format set "instr/call" "vs scalar" "emul. ms/call" "vs scalar"
-for f in w2g64 w4g64 w8g64; do
+printf "%-6s %-10s %14s %10s %14s %10s\n" format set "instr/call" "vs scalar" "qemu ms/call" "vs scalar"
+for f in ${FORMATS:-w2g64 w4g64 w8g64 w2g128 w2g32}; do
   base_i="" base_t=""
   for k in scalar neon neon-sdot; do
     i1=$(instructions $k $f 1)
     i3=$(instructions $k $f 3)
     per=$(((i3 - i1) / 2))
-    # Wall clock: 1 and 21 calls, best of three each.
+    # QEMU CPU time: 1 and 41 calls, best of three each.
     best() { for _ in 1 2 3; do seconds "$@"; done | sort -g | head -n 1; }
-    ms=$(echo "($(best $k $f 21) - $(best $k $f 1)) * 1000 / 20" | bc -l)
+    ms=$(echo "($(best $k $f 41) - $(best $k $f 1)) * 1000 / 40" | bc -l)
     [ -n "$base_i" ] || { base_i=$per base_t=$ms; }
     printf "%-6s %-10s %14d %9.2fx %14.2f %9.2fx\n" $f $k $per \
       "$(echo "$base_i / $per" | bc -l)" "$ms" "$(echo "$base_t / $ms" | bc -l)"

@@ -13,8 +13,13 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 /// The formats this tool accepts, by name.
-const FORMATS: [TensorFormat; 3] =
-    [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 64 }, TensorFormat::W8 { group: 64 }];
+const FORMATS: [TensorFormat; 5] = [
+    TensorFormat::W2 { group: 32 },
+    TensorFormat::W2 { group: 64 },
+    TensorFormat::W2 { group: 128 },
+    TensorFormat::W4 { group: 64 },
+    TensorFormat::W8 { group: 64 },
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,7 +30,7 @@ fn main() -> ExitCode {
         }
         Err(msg) => {
             eprintln!("matvec_calls: {msg}");
-            eprintln!("usage: matvec_calls SET FORMAT ROWS COLS CALLS (FORMAT: w2g64, w4g64 or w8g64)");
+            eprintln!("usage: matvec_calls SET FORMAT ROWS COLS CALLS (FORMAT: w2g32, w2g64, w2g128, w4g64 or w8g64)");
             ExitCode::from(2)
         }
     }

@@ -170,78 +170,105 @@ fn random_shapes_are_bit_exact() {
     }
 }
 
+/// Kernel sets that must have a multi-token kernel on this CPU.
+fn expected_matmat_sets() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+        names.push("avx2");
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        names.push("neon");
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            names.push("neon-sdot");
+        }
+    }
+    names
+}
+
+/// The sets with a multi-token kernel, checked against the expected ones.
+fn matmat_sets() -> Vec<&'static Kernels> {
+    let sets: Vec<_> = kernel_sets().into_iter().filter(|k| k.matmat_i8.is_some()).collect();
+    for name in expected_matmat_sets() {
+        assert!(sets.iter().any(|k| k.name == name), "{name} must provide matmat_i8");
+    }
+    sets
+}
+
+/// `tokens` random token vectors (token 0 saturating at ±127 to exercise
+/// i16 headroom) times a random `rows x cols` matrix in `f`: the
+/// multi-token kernel of `k` against the scalar matvec of each token.
+fn check_matmat(k: &Kernels, rng: &mut Rng, f: TensorFormat, rows: usize, tokens: usize, cols: usize) {
+    let matmat = k.matmat_i8.unwrap();
+    let g = f.group_size().unwrap();
+    let rb = f.byte_len(1, cols as u64).unwrap() as usize;
+    let mut m = vec![0u8; rb * rows];
+    for r in 0..rows {
+        let w: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
+        quantize_row(f, &w, &mut m[r * rb..(r + 1) * rb]).unwrap();
+    }
+    let gs = cols / g;
+    let mut q = vec![0i8; tokens * cols];
+    let mut s = vec![0f32; tokens * gs];
+    let mut sums = vec![0i32; tokens * gs];
+    for t in 0..tokens {
+        let x: Vec<f32> = (0..cols)
+            .map(|i| match (t, i % 2) {
+                (0, 0) => 9.0,
+                (0, _) => -9.0,
+                _ => rng.f() * 4.0,
+            })
+            .collect();
+        let (q, s, sums) =
+            (&mut q[t * cols..(t + 1) * cols], &mut s[t * gs..(t + 1) * gs], &mut sums[t * gs..(t + 1) * gs]);
+        quantize_activations_i8(&x, g, q, s, sums).unwrap();
+    }
+    let acts: Vec<ActsI8> = (0..tokens)
+        .map(|t| ActsI8 {
+            q: &q[t * cols..(t + 1) * cols],
+            scales: &s[t * gs..(t + 1) * gs],
+            sums: &sums[t * gs..(t + 1) * gs],
+        })
+        .collect();
+    let mut want = vec![0f32; tokens * rows];
+    let mut perm = vec![0i8; tokens * cols];
+    for (a, o) in acts.iter().zip(want.chunks_exact_mut(rows)) {
+        (SCALAR.matvec_i8)(f, &m, cols, a, o, &mut perm);
+    }
+    let mut got = vec![1f32; tokens * rows];
+    matmat(f, &m, cols, &acts, &mut got, &mut perm);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&want), bits(&got), "{} {f:?} {rows} rows x {tokens} tokens x {cols} cols", k.name);
+}
+
 /// Multi-token kernels: every (token, row) equals the scalar matvec of
 /// that token, for token counts around the kernels' batch of four, row
-/// counts around blocks of eight, and every format and group size.
+/// counts around blocks of four and eight, and every format and group size.
 #[test]
 fn multi_token_kernels_are_bit_exact() {
     let mut rng = Rng(11);
-    let sets: Vec<_> = kernel_sets().into_iter().filter(|k| k.matmat_i8.is_some()).collect();
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
-        assert!(sets.iter().any(|k| k.name == "avx2"), "avx2 must provide matmat_i8");
-    }
-    for k in sets {
-        let matmat = k.matmat_i8.unwrap();
+    for k in matmat_sets() {
         for group in GROUP_SIZES {
             for f in [TensorFormat::W2 { group }, TensorFormat::W4 { group }, TensorFormat::W8 { group }] {
-                for (rows, tokens) in [(8, 1), (13, 3), (16, 4), (25, 5), (9, 9)] {
-                    let cols = group as usize * 2;
-                    let g = group as usize;
-                    let rb = f.byte_len(1, cols as u64).unwrap() as usize;
-                    let mut m = vec![0u8; rb * rows];
-                    for r in 0..rows {
-                        let w: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
-                        quantize_row(f, &w, &mut m[r * rb..(r + 1) * rb]).unwrap();
-                    }
-                    let mut q = vec![0i8; tokens * cols];
-                    let mut s = vec![0f32; tokens * cols / g];
-                    let mut sums = vec![0i32; tokens * cols / g];
-                    for t in 0..tokens {
-                        // Token 0 saturates at ±127 to exercise i16 headroom.
-                        let x: Vec<f32> = (0..cols)
-                            .map(|i| {
-                                if t == 0 {
-                                    if i % 2 == 0 {
-                                        9.0
-                                    } else {
-                                        -9.0
-                                    }
-                                } else {
-                                    rng.f() * 4.0
-                                }
-                            })
-                            .collect();
-                        let gs = cols / g;
-                        quantize_activations_i8(
-                            &x,
-                            g,
-                            &mut q[t * cols..(t + 1) * cols],
-                            &mut s[t * gs..(t + 1) * gs],
-                            &mut sums[t * gs..(t + 1) * gs],
-                        )
-                        .unwrap();
-                    }
-                    let gs = cols / g;
-                    let acts: Vec<ActsI8> = (0..tokens)
-                        .map(|t| ActsI8 {
-                            q: &q[t * cols..(t + 1) * cols],
-                            scales: &s[t * gs..(t + 1) * gs],
-                            sums: &sums[t * gs..(t + 1) * gs],
-                        })
-                        .collect();
-                    let mut want = vec![0f32; tokens * rows];
-                    let mut perm = vec![0i8; tokens * cols];
-                    for (a, o) in acts.iter().zip(want.chunks_exact_mut(rows)) {
-                        (SCALAR.matvec_i8)(f, &m, cols, a, o, &mut perm);
-                    }
-                    let mut got = vec![1f32; tokens * rows];
-                    matmat(f, &m, cols, &acts, &mut got, &mut perm);
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&want), bits(&got), "{} {f:?} {rows} rows x {tokens} tokens", k.name);
+                for (rows, tokens) in [(8, 1), (13, 3), (16, 4), (25, 5), (9, 9), (6, 8)] {
+                    check_matmat(k, &mut rng, f, rows, tokens, group as usize * 2);
                 }
             }
         }
+    }
+}
+
+/// Multi-token kernels over matrices larger than their cache blocks (32
+/// KiB of weights), with a ragged last block and ragged rows and tokens.
+#[test]
+fn multi_token_kernels_span_cache_blocks() {
+    let mut rng = Rng(17);
+    for k in matmat_sets() {
+        // 24-, 72- and 132-byte rows: 3001, 1003 and 603 rows are 2-3 blocks.
+        check_matmat(k, &mut rng, TensorFormat::W2 { group: 32 }, 3001, 5, 64);
+        check_matmat(k, &mut rng, TensorFormat::W4 { group: 64 }, 1003, 6, 128);
+        check_matmat(k, &mut rng, TensorFormat::W8 { group: 128 }, 603, 4, 128);
     }
 }
 

@@ -13,7 +13,7 @@ use eddy_quant::GROUP_HEADER_BYTES;
 
 /// One unit of unpacked codes or activations: two (32 codes) or four (64
 /// codes, W2 with `WIDE`) 16-lane vectors; unused vectors stay zero.
-type Unit = [int8x16_t; 4];
+pub(super) type Unit = [int8x16_t; 4];
 
 /// Vectors per unit.
 const fn vectors(bits: u32, wide: bool) -> usize {
@@ -39,7 +39,7 @@ const fn unit_bytes(bits: u32, wide: bool) -> usize {
 /// NEON must be present; `c` points at `unit_bytes(BITS, WIDE)` readable
 /// bytes.
 #[inline(always)]
-unsafe fn unpack<const BITS: u32, const WIDE: bool>(c: *const u8) -> Unit {
+pub(super) unsafe fn unpack<const BITS: u32, const WIDE: bool>(c: *const u8) -> Unit {
     let zero = vdupq_n_s8(0);
     // SAFETY: the loads read exactly `unit_bytes(BITS, WIDE)` bytes from
     // `c`, as the caller guarantees; the rest is register arithmetic.
@@ -111,7 +111,7 @@ unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 /// # Safety
 /// NEON must be present, and `dotprod` if `DOT`.
 #[inline(always)]
-unsafe fn unit_dot<const BITS: u32, const WIDE: bool, const DOT: bool>(
+pub(super) unsafe fn unit_dot<const BITS: u32, const WIDE: bool, const DOT: bool>(
     acc: int32x4_t,
     w: &Unit,
     x: &Unit,

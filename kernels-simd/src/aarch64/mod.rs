@@ -22,6 +22,7 @@
 
 mod float;
 mod group;
+mod matmat;
 
 pub use float::{matvec_f16, matvec_f32};
 
@@ -30,12 +31,22 @@ use core::arch::aarch64::*;
 use eddy_quant::TensorFormat;
 
 /// Plain NEON kernels (every aarch64 CPU this module compiles for).
-pub static NEON: Kernels =
-    Kernels { name: "neon", matvec_i8: matvec_i8_neon, matmat_i8: None, matvec_f32, matvec_f16 };
+pub static NEON: Kernels = Kernels {
+    name: "neon",
+    matvec_i8: matvec_i8_neon,
+    matmat_i8: Some(matmat_i8_neon),
+    matvec_f32,
+    matvec_f16,
+};
 
 /// NEON + `sdot` kernels; only selected when the CPU has `dotprod`.
-pub static NEON_SDOT: Kernels =
-    Kernels { name: "neon-sdot", matvec_i8: matvec_i8_sdot, matmat_i8: None, matvec_f32, matvec_f16 };
+pub static NEON_SDOT: Kernels = Kernels {
+    name: "neon-sdot",
+    matvec_i8: matvec_i8_sdot,
+    matmat_i8: Some(matmat_i8_sdot),
+    matvec_f32,
+    matvec_f16,
+};
 
 /// True if this CPU has the dot-product instructions (`sdot`) that the
 /// `neon-sdot` set needs: detected at run time with `std`, from
@@ -81,6 +92,32 @@ pub fn matvec_i8_sdot(
     matvec_i8(dotprod_available(), format, matrix, cols, acts, out, perm);
 }
 
+/// [`crate::MatmatI8`] with plain NEON: each unpacked weight unit is
+/// multiplied with four tokens (see `matmat`); bit-exact per token.
+pub fn matmat_i8_neon(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    matmat::matmat_i8(false, format, matrix, cols, acts, out, perm);
+}
+
+/// [`crate::MatmatI8`] with `sdot` (the plain NEON path on a CPU without
+/// `dotprod`).
+pub fn matmat_i8_sdot(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    matmat::matmat_i8(dotprod_available(), format, matrix, cols, acts, out, perm);
+}
+
 fn matvec_i8(
     dot: bool,
     format: TensorFormat,
@@ -99,8 +136,25 @@ fn matvec_i8(
     // SAFETY: NEON is present (this module compiles only with it); both
     // slices have exactly `cols` bytes, a multiple of the group.
     unsafe { permute_activations(kind, &xq[..cols], &mut perm[..cols]) };
-    let perm = &perm[..cols];
-    let (x_scales, x_sums) = (&x_scales[..shape.groups], &x_sums[..shape.groups]);
+    let permuted = ActsI8 { q: &perm[..cols], scales: x_scales, sums: x_sums };
+    rows_permuted(dot, kind, &shape, matrix, &permuted, out);
+}
+
+/// `out.len()` rows of `matrix` (from its first byte) times activations
+/// whose codes `acts.q` are already permuted for `kind`: blocks of four
+/// rows, then single rows. Rows `matrix` does not hold stay unwritten
+/// (callers checked the length with [`IntShape::for_matvec`]).
+fn rows_permuted(
+    dot: bool,
+    kind: group::Kind,
+    shape: &IntShape,
+    matrix: &[u8],
+    acts: &ActsI8<'_>,
+    out: &mut [f32],
+) {
+    let groups = shape.groups;
+    let (perm, x_scales, x_sums) =
+        (&acts.q[..groups * shape.group], &acts.scales[..groups], &acts.sums[..groups]);
     let row_bytes = shape.row_bytes;
     let full = out.len() / 4 * 4;
     let (out4, out_tail) = out.split_at_mut(full);
@@ -108,23 +162,23 @@ fn matvec_i8(
     let tail = out_tail.chunks_exact_mut(1).zip(matrix[full * row_bytes..].chunks_exact(row_bytes));
     // SAFETY (all calls): each `rows` slice holds the 4 (or 1) rows the
     // kernel reads, `perm` `groups * group` codes, scales/sums `groups`
-    // entries, `o` 4 (or 1) floats; IntShape::for_matvec checked the
-    // matrix length and that the group is a multiple of 32 (`Kind` picks
-    // 64-code units only for multiples of 64); `sdot` runs only when the
-    // CPU has `dotprod` (`dot` is `dotprod_available()`).
+    // entries, `o` 4 (or 1) floats; IntShape::for_matvec checked that the
+    // group is a multiple of 32 (`Kind` picks 64-code units only for
+    // multiples of 64); `sdot` runs only when the CPU has `dotprod` (the
+    // callers pass `dotprod_available()` as `dot`).
     if dot {
         for (o, rows) in blocks4 {
-            unsafe { group::rows_sdot::<4>(kind, &shape, rows.as_ptr(), perm, x_scales, x_sums, o) };
+            unsafe { group::rows_sdot::<4>(kind, shape, rows.as_ptr(), perm, x_scales, x_sums, o) };
         }
         for (o, row) in tail {
-            unsafe { group::rows_sdot::<1>(kind, &shape, row.as_ptr(), perm, x_scales, x_sums, o) };
+            unsafe { group::rows_sdot::<1>(kind, shape, row.as_ptr(), perm, x_scales, x_sums, o) };
         }
     } else {
         for (o, rows) in blocks4 {
-            unsafe { group::rows_mull::<4>(kind, &shape, rows.as_ptr(), perm, x_scales, x_sums, o) };
+            unsafe { group::rows_mull::<4>(kind, shape, rows.as_ptr(), perm, x_scales, x_sums, o) };
         }
         for (o, row) in tail {
-            unsafe { group::rows_mull::<1>(kind, &shape, row.as_ptr(), perm, x_scales, x_sums, o) };
+            unsafe { group::rows_mull::<1>(kind, shape, row.as_ptr(), perm, x_scales, x_sums, o) };
         }
     }
 }

@@ -1,0 +1,237 @@
+//! Multi-token kernel (prefill): the codes of four rows are unpacked
+//! once per 32 codes and multiplied with four tokens' activations, over
+//! blocks of rows small enough to stay in cache while every batch of
+//! tokens passes over them. Each (token, row) result comes from exactly
+//! the operations of the matrix-vector kernel, so it is bit-exact too.
+
+use super::group::{unit_dot, unpack, Kind, Unit};
+use super::{f16x4_to_f32, permute_activations, rows_permuted};
+use crate::{ActsI8, IntShape};
+use core::arch::aarch64::*;
+use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
+
+/// Tokens one pass multiplies with each unpacked weight unit.
+const TOKENS: usize = 4;
+
+/// Bytes of weights in one cache block of rows.
+const BLOCK_BYTES: usize = 32 * 1024;
+
+/// See [`crate::MatmatI8`]; `dot` as in `super::matvec_i8`. Shapes the
+/// kernels do not cover run one matrix-vector product per token, as do
+/// the tokens after the last whole batch of four.
+pub(super) fn matmat_i8(
+    dot: bool,
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let tokens = acts.len();
+    let rows = out.len() / tokens.max(1);
+    if rows == 0 {
+        return;
+    }
+    let shape = acts
+        .iter()
+        .map(|a| IntShape::for_matvec(format, cols, rows, matrix, a, perm.len() / tokens))
+        .reduce(|a, b| if a == b { a } else { None })
+        .flatten();
+    let Some(shape) = shape else {
+        for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
+            super::matvec_i8(dot, format, matrix, cols, a, o, perm);
+        }
+        return;
+    };
+    let kind = Kind::of(&shape);
+    let perm = &mut perm[..tokens * cols];
+    for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {
+        // SAFETY: NEON is present; both slices hold `cols` bytes, a
+        // multiple of the group.
+        unsafe { permute_activations(kind, &a.q[..cols], p) };
+    }
+    let perm = &*perm;
+    let row_bytes = shape.row_bytes;
+    let (full_rows, full_tokens) = (rows / 4 * 4, tokens / TOKENS * TOKENS);
+    let block_rows = (BLOCK_BYTES / row_bytes).max(4) / 4 * 4;
+    for block_start in (0..full_rows).step_by(block_rows) {
+        let block_end = (block_start + block_rows).min(full_rows);
+        for first in (0..full_tokens).step_by(TOKENS) {
+            let batch = Batch { acts: &acts[first..first + TOKENS], perm: &perm[first * cols..], cols };
+            for row0 in (block_start..block_end).step_by(4) {
+                let rows4 = &matrix[row0 * row_bytes..(row0 + 4) * row_bytes];
+                let o = &mut out[first * rows + row0..];
+                // SAFETY: `rows4` holds 4 rows; `batch.perm` holds
+                // `TOKENS * cols` permuted codes and each of its `acts`
+                // `groups` scales and sums (checked by for_matvec); `o`
+                // reaches row `row0 + 3` of token `first + 3`; `sdot` only
+                // when the CPU has `dotprod` (the callers' `dot`).
+                unsafe {
+                    if dot {
+                        rows4_tokens_sdot(kind, &shape, rows4.as_ptr(), &batch, o, rows);
+                    } else {
+                        rows4_tokens_mull(kind, &shape, rows4.as_ptr(), &batch, o, rows);
+                    }
+                }
+            }
+        }
+    }
+    // Leftover rows of the batched tokens, and every row of the rest.
+    for (t, (a, o)) in acts.iter().zip(out.chunks_exact_mut(rows)).enumerate() {
+        let permuted = ActsI8 { q: &perm[t * cols..(t + 1) * cols], scales: a.scales, sums: a.sums };
+        let first_row = if t < full_tokens { full_rows } else { 0 };
+        rows_permuted(dot, kind, &shape, &matrix[first_row * row_bytes..], &permuted, &mut o[first_row..]);
+    }
+}
+
+/// One batch of [`TOKENS`] tokens: their activations (scales, sums) and
+/// permuted codes (`cols` per token, one after the other).
+struct Batch<'a> {
+    acts: &'a [ActsI8<'a>],
+    perm: &'a [i8],
+    cols: usize,
+}
+
+/// Four rows times the batch's four tokens; `out[t * stride + r]` gets
+/// token `t`, row `r`. Per 32 codes each row's codes are unpacked once
+/// (W2 with 64-code units: loaded once per 64; W8: re-biased once, with
+/// `128 Σx` added per token) and multiplied with every token.
+///
+/// # Safety
+/// NEON must be present, and `dotprod` if `DOT`; `rows` points at 4 rows
+/// of `s.row_bytes`; `batch.perm` holds `TOKENS * batch.cols` codes and
+/// `batch.acts` `TOKENS` entries of at least `s.groups` scales and sums;
+/// `out` holds `3 * stride + 4` floats; `s.group` is a multiple of 32 (of
+/// 64 if `WIDE`).
+#[inline(always)]
+unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool, const DOT: bool>(
+    s: &IntShape,
+    rows: *const u8,
+    batch: &Batch<'_>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    // Halves of 32 codes per unpacked unit, bytes of codes per unit.
+    let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
+    let units = s.group / (32 * halves);
+    let zero = vdupq_n_s8(0);
+    // SAFETY: code pointers stay inside row `r < 4`, group `g`, unit `u`
+    // (within `s.group_bytes`); activation slices are bounds-checked;
+    // NEON/`dotprod` per the contract.
+    unsafe {
+        let mut result = [vdupq_n_f32(0.0); TOKENS];
+        for g in 0..s.groups {
+            let group_at = |r: usize| rows.add(r * s.row_bytes + g * s.group_bytes);
+            let mut headers = [0u32; 4];
+            for (r, h) in headers.iter_mut().enumerate() {
+                *h = (group_at(r) as *const u32).read_unaligned();
+            }
+            let mut acc = [[vdupq_n_s32(0); 4]; TOKENS];
+            for u in 0..units {
+                let unit_at = |r: usize| group_at(r).add(GROUP_HEADER_BYTES + u * unit_bytes);
+                // W2 wide: each row's 64 codes loaded once, unpacked per half.
+                let mut loaded = [vdupq_n_u8(0); 4];
+                if WIDE {
+                    for (r, v) in loaded.iter_mut().enumerate() {
+                        *v = vld1q_u8(unit_at(r));
+                    }
+                }
+                for h in 0..halves {
+                    let mut w: [Unit; 4] = [[zero; 4]; 4];
+                    for (r, wr) in w.iter_mut().enumerate() {
+                        *wr = if WIDE { wide_half(loaded[r], h) } else { unpack::<BITS, false>(unit_at(r)) };
+                    }
+                    let at = g * s.group + (u * halves + h) * 32;
+                    for (t, acc_t) in acc.iter_mut().enumerate() {
+                        let xs = &batch.perm[t * batch.cols + at..][..32];
+                        let x: Unit = [vld1q_s8(xs.as_ptr()), vld1q_s8(xs.as_ptr().add(16)), zero, zero];
+                        for (a, wr) in acc_t.iter_mut().zip(&w) {
+                            *a = unit_dot::<BITS, false, DOT>(*a, wr, &x);
+                        }
+                    }
+                }
+            }
+            let hv = vld1q_u32(headers.as_ptr());
+            let scale = f16x4_to_f32(vmovn_u32(hv));
+            let min = f16x4_to_f32(vshrn_n_u32::<16>(hv));
+            for ((res, acc_t), a) in result.iter_mut().zip(&acc).zip(batch.acts) {
+                // Lane r = Σ acc_t[r], as in the matrix-vector kernel.
+                let mut sums = vpaddq_s32(vpaddq_s32(acc_t[0], acc_t[1]), vpaddq_s32(acc_t[2], acc_t[3]));
+                if BITS == 8 {
+                    sums = vaddq_s32(sums, vdupq_n_s32(a.sums[g].wrapping_mul(128)));
+                }
+                let sum = vdupq_n_f32(a.sums[g] as f32);
+                let inner = vaddq_f32(vmulq_f32(scale, vcvtq_f32_s32(sums)), vmulq_f32(min, sum));
+                *res = vaddq_f32(*res, vmulq_f32(vdupq_n_f32(a.scales[g]), inner));
+            }
+        }
+        for (t, res) in result.iter().enumerate() {
+            vst1q_f32(out[t * stride..t * stride + 4].as_mut_ptr(), *res);
+        }
+    }
+}
+
+/// Half `h` (0 or 1) of 64 W2 codes loaded as 16 bytes, unpacked like
+/// `group::unpack` (vectors `2h` and `2h + 1` of its wide unit).
+///
+/// # Safety
+/// NEON must be present.
+#[inline(always)]
+unsafe fn wide_half(v: uint8x16_t, h: usize) -> Unit {
+    let m = vdupq_n_u8(3);
+    let (a, b) = if h == 0 {
+        (vandq_u8(v, m), vandq_u8(vshrq_n_u8::<2>(v), m))
+    } else {
+        (vandq_u8(vshrq_n_u8::<4>(v), m), vshrq_n_u8::<6>(v))
+    };
+    let zero = vdupq_n_s8(0);
+    [vreinterpretq_s8_u8(a), vreinterpretq_s8_u8(b), zero, zero]
+}
+
+/// [`rows4_tokens`] with plain NEON, dispatched on `kind`.
+///
+/// # Safety
+/// As [`rows4_tokens`], NEON only.
+unsafe fn rows4_tokens_mull(
+    kind: Kind,
+    s: &IntShape,
+    rows: *const u8,
+    b: &Batch<'_>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    // SAFETY: same contract.
+    unsafe {
+        match kind {
+            Kind::W2Wide => rows4_tokens::<2, true, false>(s, rows, b, out, stride),
+            Kind::W2 => rows4_tokens::<2, false, false>(s, rows, b, out, stride),
+            Kind::W4 => rows4_tokens::<4, false, false>(s, rows, b, out, stride),
+            Kind::W8 => rows4_tokens::<8, false, false>(s, rows, b, out, stride),
+        }
+    }
+}
+
+/// [`rows4_tokens`] with `sdot`, dispatched on `kind`.
+///
+/// # Safety
+/// As [`rows4_tokens`], and the CPU must have `dotprod`.
+#[target_feature(enable = "dotprod")]
+unsafe fn rows4_tokens_sdot(
+    kind: Kind,
+    s: &IntShape,
+    rows: *const u8,
+    b: &Batch<'_>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    // SAFETY: same contract, plus `dotprod`.
+    unsafe {
+        match kind {
+            Kind::W2Wide => rows4_tokens::<2, true, true>(s, rows, b, out, stride),
+            Kind::W2 => rows4_tokens::<2, false, true>(s, rows, b, out, stride),
+            Kind::W4 => rows4_tokens::<4, false, true>(s, rows, b, out, stride),
+            Kind::W8 => rows4_tokens::<8, false, true>(s, rows, b, out, stride),
+        }
+    }
+}
