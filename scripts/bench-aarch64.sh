@@ -6,16 +6,18 @@
 #
 #   scripts/bench-aarch64.sh [ROWS COLS]      (default 1536 768)
 #   FORMATS="w2g64 w8g64" scripts/bench-aarch64.sh   (a subset)
+#   TOKENS=16 scripts/bench-aarch64.sh   (prefill: one multi-token product
+#                                         of 16 tokens per call, per token)
 #
 # Debian's QEMU has no TCG plugins, so instructions are counted from the
 # translation-block trace (`-d in_asm,exec,nochain`): each executed block
 # is logged, each block's length comes from its disassembly. The example
 # `matvec_calls` runs the kernel 1 and 3 times; half the difference is one
 # call, without setup and process start. Also prints the CPU time QEMU
-# spends per call (1 and 41 calls, best of three). Both are emulation: instruction counts say
-# nothing about stalls, memory bandwidth or per-instruction cost on a
-# real core, and QEMU's speed per guest instruction differs by kind, so
-# the ratios are only indicative.
+# spends per call (1 and 41 calls, best of three). Both are emulation:
+# instruction counts say nothing about stalls, memory bandwidth or
+# per-instruction cost on a real core, and QEMU's speed per guest
+# instruction differs by kind, so the ratios are only indicative.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-1536}
@@ -39,7 +41,7 @@ instructions() {
     END { t = 0; for (p in n) t += n[p] * len[p]; printf "%d\n", t }
   ' <"$WORK/trace" >"$WORK/count" &
   local awk_pid=$!
-  "${QEMU[@]}" -d in_asm,exec,nochain -D "$WORK/trace" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" >/dev/null
+  "${QEMU[@]}" -d in_asm,exec,nochain -D "$WORK/trace" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" ${TOKENS:+"$TOKENS"} >/dev/null
   wait $awk_pid
   rm -f "$WORK/trace"
   cat "$WORK/count"
@@ -49,22 +51,25 @@ instructions() {
 # (less sensitive than wall-clock time to other load on the machine).
 seconds() {
   local TIMEFORMAT="%U %S"
-  { time "${QEMU[@]}" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" >/dev/null; } 2>&1 | awk '{print $1 + $2}'
+  { time "${QEMU[@]}" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" ${TOKENS:+"$TOKENS"} >/dev/null; } 2>&1 | awk '{print $1 + $2}'
 }
 
-echo "matvec ${ROWS}x${COLS}, qemu-aarch64 -cpu max ($(qemu-aarch64 --version | head -n 1))"
-printf "%-6s %-10s %14s %10s %14s %10s\n" format set "instr/call" "vs scalar" "qemu ms/call" "vs scalar"
+per=${TOKENS:-1}
+unit=$([ -n "${TOKENS:-}" ] && echo token || echo call)
+echo "matvec ${ROWS}x${COLS}${TOKENS:+, $TOKENS tokens per call (multi-token kernel where the set has one)}," \
+  "qemu-aarch64 -cpu max ($(qemu-aarch64 --version | head -n 1))"
+printf "%-7s %-10s %14s %10s %14s %10s\n" format set "instr/$unit" "vs scalar" "qemu ms/$unit" "vs scalar"
 for f in ${FORMATS:-w2g64 w4g64 w8g64 w2g128 w2g32}; do
   base_i="" base_t=""
   for k in scalar neon neon-sdot; do
     i1=$(instructions $k $f 1)
     i3=$(instructions $k $f 3)
-    per=$(((i3 - i1) / 2))
+    n=$(((i3 - i1) / 2 / per))
     # QEMU CPU time: 1 and 41 calls, best of three each.
     best() { for _ in 1 2 3; do seconds "$@"; done | sort -g | head -n 1; }
-    ms=$(echo "($(best $k $f 41) - $(best $k $f 1)) * 1000 / 40" | bc -l)
-    [ -n "$base_i" ] || { base_i=$per base_t=$ms; }
-    printf "%-6s %-10s %14d %9.2fx %14.2f %9.2fx\n" $f $k $per \
-      "$(echo "$base_i / $per" | bc -l)" "$ms" "$(echo "$base_t / $ms" | bc -l)"
+    ms=$(echo "($(best $k $f 41) - $(best $k $f 1)) * 1000 / 40 / $per" | bc -l)
+    [ -n "$base_i" ] || { base_i=$n base_t=$ms; }
+    printf "%-7s %-10s %14d %9.2fx %14.3f %9.2fx\n" $f $k $n \
+      "$(echo "$base_i / $n" | bc -l)" "$ms" "$(echo "$base_t / $ms" | bc -l)"
   done
 done

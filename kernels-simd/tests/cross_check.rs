@@ -178,11 +178,8 @@ fn expected_matmat_sets() -> Vec<&'static str> {
         names.push("avx2");
     }
     #[cfg(target_arch = "aarch64")]
-    {
-        names.push("neon");
-        if std::arch::is_aarch64_feature_detected!("dotprod") {
-            names.push("neon-sdot");
-        }
+    if std::arch::is_aarch64_feature_detected!("dotprod") {
+        names.push("neon-sdot");
     }
     names
 }
@@ -306,5 +303,25 @@ fn integer_kernels_fall_back_on_uncovered_shapes() {
         (SCALAR.matvec_i8)(TensorFormat::F32, &m, 16, &acts, &mut want, &mut perm);
         (k.matvec_i8)(TensorFormat::F32, &m, 16, &acts, &mut got, &mut perm);
         assert_eq!(want, got, "{} f32 format", k.name);
+    }
+}
+
+/// A compiled set this CPU does not support (e.g. neon-sdot without
+/// dotprod) must still be safe to call: it falls back to code the CPU has
+/// and stays bit-exact (matrix-vector and multi-token kernels).
+#[test]
+fn unsupported_sets_fall_back_bit_exactly() {
+    let mut rng = Rng(31);
+    for k in compiled().iter().copied().filter(|k| !supported(k)) {
+        println!("unsupported set called: {}", k.name);
+        for f in [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 32 }, TensorFormat::W8 { group: 64 }] {
+            let (rows, cols) = (6, 128);
+            let w: Vec<f32> = (0..rows * cols).map(|_| rng.f()).collect();
+            let x: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
+            check_i8(k, f, rows, cols, &w, &x);
+            if k.matmat_i8.is_some() {
+                check_matmat(k, &mut rng, f, 9, 5, cols);
+            }
+        }
     }
 }

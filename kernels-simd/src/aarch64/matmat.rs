@@ -1,11 +1,17 @@
-//! Multi-token kernel (prefill): the codes of four rows are unpacked
-//! once per 32 codes and multiplied with four tokens' activations, over
-//! blocks of rows small enough to stay in cache while every batch of
-//! tokens passes over them. Each (token, row) result comes from exactly
-//! the operations of the matrix-vector kernel, so it is bit-exact too.
+//! Multi-token kernel (prefill) with `sdot`: the codes of four rows are
+//! unpacked once per 32 codes and multiplied with four tokens'
+//! activations, over blocks of rows small enough to stay in cache while
+//! every batch of tokens passes over them. Each (token, row) result comes
+//! from exactly the operations of the matrix-vector kernel, so it is
+//! bit-exact too.
+//!
+//! There is no plain-NEON version: with `smull`/`smlal` the sixteen
+//! (token, row) accumulators and their i16 partial sums do not fit in the
+//! 32 vector registers, and the spilling version took more instructions
+//! per token than one matrix-vector product per token.
 
 use super::group::{unit_dot, unpack, Kind, Unit};
-use super::{f16x4_to_f32, permute_activations, rows_permuted};
+use super::{dotprod_available, f16x4_to_f32, permute_activations, rows_permuted};
 use crate::{ActsI8, IntShape};
 use core::arch::aarch64::*;
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
@@ -16,11 +22,11 @@ const TOKENS: usize = 4;
 /// Bytes of weights in one cache block of rows.
 const BLOCK_BYTES: usize = 32 * 1024;
 
-/// See [`crate::MatmatI8`]; `dot` as in `super::matvec_i8`. Shapes the
-/// kernels do not cover run one matrix-vector product per token, as do
-/// the tokens after the last whole batch of four.
+/// See [`crate::MatmatI8`]. On a CPU without `dotprod`, and for shapes
+/// the kernels do not cover, one plain-NEON matrix-vector product per
+/// token; the tokens after the last whole batch of four use the `sdot`
+/// matrix-vector kernel.
 pub(super) fn matmat_i8(
-    dot: bool,
     format: TensorFormat,
     matrix: &[u8],
     cols: usize,
@@ -38,7 +44,8 @@ pub(super) fn matmat_i8(
         .map(|a| IntShape::for_matvec(format, cols, rows, matrix, a, perm.len() / tokens))
         .reduce(|a, b| if a == b { a } else { None })
         .flatten();
-    let Some(shape) = shape else {
+    let dot = dotprod_available();
+    let (Some(shape), true) = (shape, dot) else {
         for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
             super::matvec_i8(dot, format, matrix, cols, a, o, perm);
         }
@@ -66,14 +73,8 @@ pub(super) fn matmat_i8(
                 // `TOKENS * cols` permuted codes and each of its `acts`
                 // `groups` scales and sums (checked by for_matvec); `o`
                 // reaches row `row0 + 3` of token `first + 3`; `sdot` only
-                // when the CPU has `dotprod` (the callers' `dot`).
-                unsafe {
-                    if dot {
-                        rows4_tokens_sdot(kind, &shape, rows4.as_ptr(), &batch, o, rows);
-                    } else {
-                        rows4_tokens_mull(kind, &shape, rows4.as_ptr(), &batch, o, rows);
-                    }
-                }
+                // is present (checked above).
+                unsafe { rows4_tokens_sdot(kind, &shape, rows4.as_ptr(), &batch, o, rows) };
             }
         }
     }
@@ -99,13 +100,13 @@ struct Batch<'a> {
 /// `128 Σx` added per token) and multiplied with every token.
 ///
 /// # Safety
-/// NEON must be present, and `dotprod` if `DOT`; `rows` points at 4 rows
+/// NEON and `dotprod` must be present; `rows` points at 4 rows
 /// of `s.row_bytes`; `batch.perm` holds `TOKENS * batch.cols` codes and
 /// `batch.acts` `TOKENS` entries of at least `s.groups` scales and sums;
 /// `out` holds `3 * stride + 4` floats; `s.group` is a multiple of 32 (of
 /// 64 if `WIDE`).
 #[inline(always)]
-unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool, const DOT: bool>(
+unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool>(
     s: &IntShape,
     rows: *const u8,
     batch: &Batch<'_>,
@@ -118,7 +119,7 @@ unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool, const DOT: bool>(
     let zero = vdupq_n_s8(0);
     // SAFETY: code pointers stay inside row `r < 4`, group `g`, unit `u`
     // (within `s.group_bytes`); activation slices are bounds-checked;
-    // NEON/`dotprod` per the contract.
+    // NEON and `dotprod` per the contract.
     unsafe {
         let mut result = [vdupq_n_f32(0.0); TOKENS];
         for g in 0..s.groups {
@@ -147,7 +148,7 @@ unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool, const DOT: bool>(
                         let xs = &batch.perm[t * batch.cols + at..][..32];
                         let x: Unit = [vld1q_s8(xs.as_ptr()), vld1q_s8(xs.as_ptr().add(16)), zero, zero];
                         for (a, wr) in acc_t.iter_mut().zip(&w) {
-                            *a = unit_dot::<BITS, false, DOT>(*a, wr, &x);
+                            *a = unit_dot::<BITS, false, true>(*a, wr, &x);
                         }
                     }
                 }
@@ -189,33 +190,10 @@ unsafe fn wide_half(v: uint8x16_t, h: usize) -> Unit {
     [vreinterpretq_s8_u8(a), vreinterpretq_s8_u8(b), zero, zero]
 }
 
-/// [`rows4_tokens`] with plain NEON, dispatched on `kind`.
+/// [`rows4_tokens`] dispatched on `kind`.
 ///
 /// # Safety
-/// As [`rows4_tokens`], NEON only.
-unsafe fn rows4_tokens_mull(
-    kind: Kind,
-    s: &IntShape,
-    rows: *const u8,
-    b: &Batch<'_>,
-    out: &mut [f32],
-    stride: usize,
-) {
-    // SAFETY: same contract.
-    unsafe {
-        match kind {
-            Kind::W2Wide => rows4_tokens::<2, true, false>(s, rows, b, out, stride),
-            Kind::W2 => rows4_tokens::<2, false, false>(s, rows, b, out, stride),
-            Kind::W4 => rows4_tokens::<4, false, false>(s, rows, b, out, stride),
-            Kind::W8 => rows4_tokens::<8, false, false>(s, rows, b, out, stride),
-        }
-    }
-}
-
-/// [`rows4_tokens`] with `sdot`, dispatched on `kind`.
-///
-/// # Safety
-/// As [`rows4_tokens`], and the CPU must have `dotprod`.
+/// As [`rows4_tokens`].
 #[target_feature(enable = "dotprod")]
 unsafe fn rows4_tokens_sdot(
     kind: Kind,
@@ -228,10 +206,10 @@ unsafe fn rows4_tokens_sdot(
     // SAFETY: same contract, plus `dotprod`.
     unsafe {
         match kind {
-            Kind::W2Wide => rows4_tokens::<2, true, true>(s, rows, b, out, stride),
-            Kind::W2 => rows4_tokens::<2, false, true>(s, rows, b, out, stride),
-            Kind::W4 => rows4_tokens::<4, false, true>(s, rows, b, out, stride),
-            Kind::W8 => rows4_tokens::<8, false, true>(s, rows, b, out, stride),
+            Kind::W2Wide => rows4_tokens::<2, true>(s, rows, b, out, stride),
+            Kind::W2 => rows4_tokens::<2, false>(s, rows, b, out, stride),
+            Kind::W4 => rows4_tokens::<4, false>(s, rows, b, out, stride),
+            Kind::W8 => rows4_tokens::<8, false>(s, rows, b, out, stride),
         }
     }
 }

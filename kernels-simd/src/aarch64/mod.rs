@@ -31,13 +31,8 @@ use core::arch::aarch64::*;
 use eddy_quant::TensorFormat;
 
 /// Plain NEON kernels (every aarch64 CPU this module compiles for).
-pub static NEON: Kernels = Kernels {
-    name: "neon",
-    matvec_i8: matvec_i8_neon,
-    matmat_i8: Some(matmat_i8_neon),
-    matvec_f32,
-    matvec_f16,
-};
+pub static NEON: Kernels =
+    Kernels { name: "neon", matvec_i8: matvec_i8_neon, matmat_i8: None, matvec_f32, matvec_f16 };
 
 /// NEON + `sdot` kernels; only selected when the CPU has `dotprod`.
 pub static NEON_SDOT: Kernels = Kernels {
@@ -92,21 +87,9 @@ pub fn matvec_i8_sdot(
     matvec_i8(dotprod_available(), format, matrix, cols, acts, out, perm);
 }
 
-/// [`crate::MatmatI8`] with plain NEON: each unpacked weight unit is
-/// multiplied with four tokens (see `matmat`); bit-exact per token.
-pub fn matmat_i8_neon(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    matmat::matmat_i8(false, format, matrix, cols, acts, out, perm);
-}
-
-/// [`crate::MatmatI8`] with `sdot` (the plain NEON path on a CPU without
-/// `dotprod`).
+/// [`crate::MatmatI8`] with `sdot`: each unpacked weight unit is
+/// multiplied with four tokens (see `matmat`); bit-exact per token. On a
+/// CPU without `dotprod`, one plain-NEON matrix-vector product per token.
 pub fn matmat_i8_sdot(
     format: TensorFormat,
     matrix: &[u8],
@@ -115,7 +98,7 @@ pub fn matmat_i8_sdot(
     out: &mut [f32],
     perm: &mut [i8],
 ) {
-    matmat::matmat_i8(dotprod_available(), format, matrix, cols, acts, out, perm);
+    matmat::matmat_i8(format, matrix, cols, acts, out, perm);
 }
 
 fn matvec_i8(
