@@ -314,7 +314,9 @@ fn unsupported_sets_fall_back_bit_exactly() {
     let mut rng = Rng(31);
     for k in compiled().iter().copied().filter(|k| !supported(k)) {
         println!("unsupported set called: {}", k.name);
-        for f in [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 32 }, TensorFormat::W8 { group: 64 }] {
+        for f in
+            [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 32 }, TensorFormat::W8 { group: 64 }]
+        {
             let (rows, cols) = (6, 128);
             let w: Vec<f32> = (0..rows * cols).map(|_| rng.f()).collect();
             let x: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
