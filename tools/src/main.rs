@@ -16,8 +16,9 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Kernel set: scalar, avx2, ... (default: the best this CPU supports;
-    /// also settable with the EDDY_KERNELS environment variable).
+    /// Kernel set: scalar, avx2 (x86-64), neon, neon-sdot (aarch64)
+    /// (default: the best this CPU supports; also settable with the
+    /// EDDY_KERNELS environment variable).
     #[arg(long, global = true)]
     kernels: Option<String>,
     /// Threads for matrix work (default: all cores; also settable with the
