@@ -46,6 +46,7 @@ if ! dpkg -s iverilog >/dev/null 2>&1 || ! dpkg -s yosys >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends iverilog yosys >/dev/null
 fi
 # aarch64 tests and CLI run in QEMU user mode (qemu-aarch64), linked by the
-# cross gcc against the arm64 C library.
-apt_install qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+# cross gcc against the arm64 C library; the CLI's FPGA C-simulation
+# (eddy-fpga, C++) needs the cross g++ and its libstdc++.
+apt_install qemu-user gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
