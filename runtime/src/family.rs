@@ -168,3 +168,93 @@ impl ProductScratch<'_> {
         }
     }
 }
+
+/// Implements [`Family`] for a family whose step and prefill are one
+/// layer-major routine over per-token rows (a step is a chunk of one
+/// token). The invoking module provides: `config.sizes(n, logit_rows)`
+/// (row buffer sizes in carve order, the logits at `logits_slot`, the
+/// activations last), `carve(&self, &mut Carver, &sizes) -> Rows` (a struct
+/// with a `logits` field), `max_cols(&self)`, `run(&self, tokens, state,
+/// rows, acts, logit_rows, cx, observe)`, `config.state_words()`,
+/// `config.vocab_size` and `tensor_schema`.
+macro_rules! layer_major_family {
+    ($ty:ident, logits_slot = $slot:expr) => {
+        impl<'a> $ty<'a> {
+            /// Carve the rows for `cap` tokens with room for `alloc_rows`
+            /// logits rows, run `tokens`, return `logit_rows` logits rows.
+            #[allow(clippy::too_many_arguments)] // the Family arguments, passed through
+            fn run_rows<'s>(
+                &self,
+                tokens: &[u32],
+                state: &mut [f32],
+                scratch: &'s mut [f32],
+                cap: usize,
+                alloc_rows: usize,
+                logit_rows: usize,
+                cx: $crate::family::Compute<'_>,
+                observe: &mut Option<$crate::family::Observer<'_>>,
+            ) -> &'s [f32] {
+                let sizes = self.config.sizes(cap, alloc_rows).map(|s| s.unwrap_or(0));
+                let mut carver = $crate::family::Carver::new(scratch);
+                let mut rows = self.carve(&mut carver, &sizes);
+                let mut acts = $crate::family::ProductScratch::carve(&mut carver, self.max_cols(), cap);
+                self.run(tokens, state, &mut rows, &mut acts, logit_rows, cx, observe);
+                let Rows { logits, .. } = rows;
+                &logits[..logit_rows * self.config.vocab_size as usize]
+            }
+        }
+
+        impl<'a> $crate::family::Family<'a> for $ty<'a> {
+            fn vocab_size(&self) -> usize {
+                self.config.vocab_size as usize
+            }
+
+            fn state_words(&self) -> Option<usize> {
+                self.config.state_words()
+            }
+
+            fn scratch_words(&self) -> Option<usize> {
+                $crate::family::checked_total(&self.config.sizes(1, 1))
+            }
+
+            fn logits_offset_words(&self) -> usize {
+                self.config.sizes(1, 1)[..$slot].iter().map(|s| s.unwrap_or(0)).sum()
+            }
+
+            fn visit_schema(&self, visit: &mut dyn FnMut($crate::schema::TensorSpec)) {
+                tensor_schema(&self.config, visit)
+            }
+
+            fn step<'s>(
+                &self,
+                token: u32,
+                state: &mut [f32],
+                scratch: &'s mut [f32],
+                want_logits: bool,
+                cx: $crate::family::Compute<'_>,
+                mut observe: Option<$crate::family::Observer<'_>>,
+            ) -> &'s [f32] {
+                self.run_rows(&[token], state, scratch, 1, 1, want_logits as usize, cx, &mut observe)
+            }
+
+            fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
+                let rows = if all_logits { tokens } else { 1 };
+                $crate::family::checked_total(&self.config.sizes(tokens.max(2), rows))
+            }
+
+            fn prefill_chunk<'s>(
+                &self,
+                tokens: &[u32],
+                state: &mut [f32],
+                scratch: &'s mut [f32],
+                all_logits: bool,
+                cx: $crate::family::Compute<'_>,
+            ) -> &'s [f32] {
+                let n = tokens.len();
+                let rows = if all_logits { n } else { 1 };
+                self.run_rows(tokens, state, scratch, n.max(2), rows, rows, cx, &mut None)
+            }
+        }
+    };
+}
+pub(crate) use layer_major_family;

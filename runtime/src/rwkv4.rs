@@ -13,9 +13,11 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{checked_total, observe_input, Carver, Compute, Family, Observer, ProductScratch};
+use crate::family::{
+    checked_total, layer_major_family, observe_input, Carver, Compute, Observer, ProductScratch,
+};
 use crate::file::EddyFile;
-use crate::linear::{ActScratch, BatchActScratch, Linear};
+use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 
@@ -59,12 +61,7 @@ impl Rwkv4Config {
     /// k, v, r, wkv, out, ffn key, logits rows, activations.
     fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 13] {
         let (dm, df) = (self.d_model as usize, self.d_ffn as usize);
-        let max_cols = dm.max(df);
-        let act = if n == 1 {
-            Some(ActScratch::words(max_cols))
-        } else {
-            n.checked_mul(max_cols * 2).map(|_| BatchActScratch::words(max_cols, n))
-        };
+        let act = ProductScratch::words(dm.max(df), n);
         let rows = |w: usize| n.checked_mul(w);
         [
             rows(dm),
@@ -188,6 +185,15 @@ impl<'a> Rwkv4<'a> {
         checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
         check_schema(&file, |visit| tensor_schema(&config, visit))?;
         Ok(Rwkv4 { config, file })
+    }
+
+    /// Widest input of any matrix (activation scratch).
+    fn max_cols(&self) -> usize {
+        (self.config.d_model as usize).max(self.config.d_ffn as usize)
+    }
+
+    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 13]) -> Rows<'s> {
+        Rows::carve(carver, sizes)
     }
 
     fn embed(&self) -> Linear<'a> {
@@ -366,72 +372,4 @@ impl<'a> Rwkv4<'a> {
     }
 }
 
-impl<'a> Family<'a> for Rwkv4<'a> {
-    fn vocab_size(&self) -> usize {
-        self.config.vocab_size as usize
-    }
-
-    fn state_words(&self) -> Option<usize> {
-        self.config.state_words()
-    }
-
-    fn scratch_words(&self) -> Option<usize> {
-        checked_total(&self.config.sizes(1, 1))
-    }
-
-    fn logits_offset_words(&self) -> usize {
-        self.config.sizes(1, 1)[..11].iter().map(|s| s.unwrap_or(0)).sum()
-    }
-
-    fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec)) {
-        tensor_schema(&self.config, visit)
-    }
-
-    fn step<'s>(
-        &self,
-        token: u32,
-        state: &mut [f32],
-        scratch: &'s mut [f32],
-        want_logits: bool,
-        cx: Compute<'_>,
-        mut observe: Option<Observer<'_>>,
-    ) -> &'s [f32] {
-        let c = &self.config;
-        let sizes = c.sizes(1, 1).map(|s| s.unwrap_or(0));
-        let mut carve = Carver::new(scratch);
-        let mut rows = Rows::carve(&mut carve, &sizes);
-        let max_cols = (c.d_model as usize).max(c.d_ffn as usize);
-        let mut acts = ProductScratch::One(ActScratch::from_words(carve.take(sizes[12]), max_cols));
-        self.run(&[token], state, &mut rows, &mut acts, want_logits as usize, cx, &mut observe);
-        let Rows { logits, .. } = rows;
-        logits
-    }
-
-    fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
-        let rows = if all_logits { tokens } else { 1 };
-        checked_total(&self.config.sizes(tokens.max(2), rows))
-    }
-
-    fn prefill_chunk<'s>(
-        &self,
-        tokens: &[u32],
-        state: &mut [f32],
-        scratch: &'s mut [f32],
-        all_logits: bool,
-        cx: Compute<'_>,
-    ) -> &'s [f32] {
-        let c = &self.config;
-        let n = tokens.len();
-        let cap = n.max(2);
-        let logit_rows = if all_logits { n } else { 1 };
-        let sizes = c.sizes(cap, logit_rows).map(|s| s.unwrap_or(0));
-        let mut carve = Carver::new(scratch);
-        let mut rows = Rows::carve(&mut carve, &sizes);
-        let max_cols = (c.d_model as usize).max(c.d_ffn as usize);
-        let mut acts =
-            ProductScratch::Chunk(BatchActScratch::from_words(carve.take(sizes[12]), max_cols, cap));
-        self.run(tokens, state, &mut rows, &mut acts, logit_rows, cx, &mut None);
-        let Rows { logits, .. } = rows;
-        &logits[..logit_rows * c.vocab_size as usize]
-    }
-}
+layer_major_family!(Rwkv4, logits_slot = 11);

@@ -16,7 +16,9 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{checked_total, observe_input, Carver, Compute, Family, Observer, ProductScratch};
+use crate::family::{
+    checked_total, layer_major_family, observe_input, Carver, Compute, Observer, ProductScratch,
+};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid, tanh};
@@ -251,6 +253,11 @@ struct Rows<'s> {
 }
 
 impl<'a> Rwkv7<'a> {
+    /// Widest input of any matrix (activation scratch).
+    fn max_cols(&self) -> usize {
+        self.config.max_cols()
+    }
+
     /// Bind a parsed file: check hyper-parameters and every tensor.
     pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
         let config = Rwkv7Config::from_file(&file)?;
@@ -553,67 +560,4 @@ impl<'a> Rwkv7<'a> {
     }
 }
 
-impl<'a> Family<'a> for Rwkv7<'a> {
-    fn vocab_size(&self) -> usize {
-        self.config.vocab_size as usize
-    }
-
-    fn state_words(&self) -> Option<usize> {
-        self.config.state_words()
-    }
-
-    fn scratch_words(&self) -> Option<usize> {
-        checked_total(&self.config.sizes(1, 1))
-    }
-
-    fn logits_offset_words(&self) -> usize {
-        self.config.sizes(1, 1)[..18].iter().map(|s| s.unwrap_or(0)).sum()
-    }
-
-    fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec)) {
-        tensor_schema(&self.config, visit)
-    }
-
-    fn step<'s>(
-        &self,
-        token: u32,
-        state: &mut [f32],
-        scratch: &'s mut [f32],
-        want_logits: bool,
-        cx: Compute<'_>,
-        mut observe: Option<Observer<'_>>,
-    ) -> &'s [f32] {
-        let sizes = self.config.sizes(1, 1).map(|s| s.unwrap_or(0));
-        let mut carver = Carver::new(scratch);
-        let mut rows = self.carve(&mut carver, &sizes);
-        let mut acts = ProductScratch::carve(&mut carver, self.config.max_cols(), 1);
-        self.run(&[token], state, &mut rows, &mut acts, want_logits as usize, cx, &mut observe);
-        let Rows { logits, .. } = rows;
-        logits
-    }
-
-    fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
-        let rows = if all_logits { tokens } else { 1 };
-        checked_total(&self.config.sizes(tokens.max(2), rows))
-    }
-
-    fn prefill_chunk<'s>(
-        &self,
-        tokens: &[u32],
-        state: &mut [f32],
-        scratch: &'s mut [f32],
-        all_logits: bool,
-        cx: Compute<'_>,
-    ) -> &'s [f32] {
-        let n = tokens.len();
-        let cap = n.max(2);
-        let logit_rows = if all_logits { n } else { 1 };
-        let sizes = self.config.sizes(cap, logit_rows).map(|s| s.unwrap_or(0));
-        let mut carver = Carver::new(scratch);
-        let mut rows = self.carve(&mut carver, &sizes);
-        let mut acts = ProductScratch::carve(&mut carver, self.config.max_cols(), cap);
-        self.run(tokens, state, &mut rows, &mut acts, logit_rows, cx, &mut None);
-        let Rows { logits, .. } = rows;
-        &logits[..logit_rows * self.config.vocab_size as usize]
-    }
-}
+layer_major_family!(Rwkv7, logits_slot = 18);

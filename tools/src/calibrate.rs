@@ -40,7 +40,7 @@ pub fn collect_activation_stats(
             if !sums.contains_key(name) {
                 sums.insert(name.to_string(), vec![0.0; x.len()]);
             }
-            let acc = sums.get_mut(name).expect("inserted above");
+            let Some(acc) = sums.get_mut(name) else { return };
             for (a, v) in acc.iter_mut().zip(x) {
                 *a += (*v as f64) * (*v as f64);
             }
@@ -49,7 +49,7 @@ pub fn collect_activation_stats(
                 if !outer.contains_key(name) {
                     outer.insert(name.to_string(), vec![0.0; n * n]);
                 }
-                let h = outer.get_mut(name).expect("inserted above");
+                let Some(h) = outer.get_mut(name) else { return };
                 // Upper triangle only; mirrored below.
                 for (r, &xr) in x.iter().enumerate() {
                     let xr = xr as f64;
