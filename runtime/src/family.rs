@@ -258,3 +258,60 @@ macro_rules! layer_major_family {
     };
 }
 pub(crate) use layer_major_family;
+
+/// The SwiGLU MLP block after a mixer (Qwen3-Next, fla GLA): for `n` rows,
+/// `x += down(silu(gate(h)) * up(h))` with `h = rmsnorm(x)`.
+pub(crate) struct SwiGlu<'a> {
+    /// RMSNorm weight before the MLP.
+    pub norm: &'a [f32],
+    /// Gate projection.
+    pub gate: Linear<'a>,
+    /// Up projection.
+    pub up: Linear<'a>,
+    /// Down projection.
+    pub down: Linear<'a>,
+}
+
+/// Row buffers [`SwiGlu::add_to`] works in, each at least `n` rows long.
+pub(crate) struct SwiGluRows<'r> {
+    /// The residual stream the block adds to, `n * d_model`.
+    pub x: &'r mut [f32],
+    /// Normed input, `n * d_model`.
+    pub normed: &'r mut [f32],
+    /// Gate activations, `n * d_ffn` (overwritten by the product).
+    pub gate: &'r mut [f32],
+    /// Up activations, `n * d_ffn`.
+    pub up: &'r mut [f32],
+    /// Down-projection output, `n * d_model`.
+    pub out: &'r mut [f32],
+}
+
+impl SwiGlu<'_> {
+    /// Add the block's output for `n` rows of `rows.x` to `rows.x`.
+    pub(crate) fn add_to(
+        &self,
+        rows: SwiGluRows<'_>,
+        n: usize,
+        eps: f32,
+        acts: &mut ProductScratch<'_>,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let (dm, f) = (self.down.rows(), n * self.gate.rows());
+        let (m, x) = (n * dm, rows.x);
+        for (xt, o) in x[..m].chunks_exact(dm).zip(rows.normed.chunks_exact_mut(dm)) {
+            crate::ops::rms_norm(xt, self.norm, eps, o);
+        }
+        let normed = &rows.normed[..m];
+        observe_input(observe, &self.gate, normed);
+        acts.apply(&self.gate, normed, &mut rows.gate[..f], n, cx);
+        observe_input(observe, &self.up, normed);
+        acts.apply(&self.up, normed, &mut rows.up[..f], n, cx);
+        for (g, u) in rows.gate[..f].iter_mut().zip(&rows.up[..f]) {
+            *g = crate::ops::silu(*g) * u;
+        }
+        observe_input(observe, &self.down, &rows.gate[..f]);
+        acts.apply(&self.down, &rows.gate[..f], &mut rows.out[..m], n, cx);
+        crate::ops::add_assign(&mut x[..m], &rows.out[..m]);
+    }
+}

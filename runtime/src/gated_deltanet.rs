@@ -18,6 +18,7 @@ use crate::error::ModelError;
 use crate::family::{
     checked_total, layer_major_family, observe_input, Carver, Compute, Observer, ProductScratch,
 };
+use crate::family::{SwiGlu, SwiGluRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, rms_norm, sigmoid, silu, softplus};
@@ -192,10 +193,7 @@ struct LayerWeights<'a> {
     a: &'a [f32],
     gate_norm: &'a [f32],
     out_proj: Linear<'a>,
-    mlp_norm: &'a [f32],
-    gate_proj: Linear<'a>,
-    up_proj: Linear<'a>,
-    down_proj: Linear<'a>,
+    mlp: SwiGlu<'a>,
 }
 
 /// Scale `x` to unit L2 norm as Qwen3-Next does (`x * rsqrt(Σx² + 1e-6)`).
@@ -251,10 +249,7 @@ impl<'a> GatedDeltaNet<'a> {
             a: t.f32(),
             gate_norm: t.f32(),
             out_proj: t.linear(false),
-            mlp_norm: t.f32(),
-            gate_proj: t.linear(false),
-            up_proj: t.linear(false),
-            down_proj: t.linear(false),
+            mlp: SwiGlu { norm: t.f32(), gate: t.linear(false), up: t.linear(false), down: t.linear(false) },
         }
     }
 
@@ -383,21 +378,8 @@ impl<'a> GatedDeltaNet<'a> {
             observe_input(observe, &w.out_proj, &r.core[..n * d.vd]);
             acts.apply(&w.out_proj, &r.core[..n * d.vd], &mut r.out[..m], n, cx);
             add_assign(&mut r.x[..m], &r.out[..m]);
-            // SwiGLU MLP.
-            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
-                rms_norm(x, w.mlp_norm, c.norm_eps, o);
-            }
-            let f = n * d.ff;
-            observe_input(observe, &w.gate_proj, &r.normed[..m]);
-            acts.apply(&w.gate_proj, &r.normed[..m], &mut r.gate[..f], n, cx);
-            observe_input(observe, &w.up_proj, &r.normed[..m]);
-            acts.apply(&w.up_proj, &r.normed[..m], &mut r.up[..f], n, cx);
-            for (g, u) in r.gate[..f].iter_mut().zip(&r.up[..f]) {
-                *g = silu(*g) * u;
-            }
-            observe_input(observe, &w.down_proj, &r.gate[..f]);
-            acts.apply(&w.down_proj, &r.gate[..f], &mut r.out[..m], n, cx);
-            add_assign(&mut r.x[..m], &r.out[..m]);
+            let mlp_rows = SwiGluRows { x: r.x, normed: r.normed, gate: r.gate, up: r.up, out: r.out };
+            w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
         }
         if logit_rows == 0 {
             return;

@@ -15,6 +15,7 @@ use crate::error::ModelError;
 use crate::family::{
     checked_total, layer_major_family, observe_input, Carver, Compute, Observer, ProductScratch,
 };
+use crate::family::{SwiGlu, SwiGluRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, rms_norm, silu, softplus};
@@ -191,10 +192,7 @@ struct LayerWeights<'a> {
     gk_up: Linear<'a>,
     g_norm: &'a [f32],
     o: Linear<'a>,
-    mlp_norm: &'a [f32],
-    gate_proj: Linear<'a>,
-    up_proj: Linear<'a>,
-    down_proj: Linear<'a>,
+    mlp: SwiGlu<'a>,
 }
 
 /// Per-token vectors of a chunk, `n` rows each (1 for a step).
@@ -245,10 +243,7 @@ impl<'a> Gla<'a> {
             gk_up: t.linear(true),
             g_norm: t.f32(),
             o: t.linear(false),
-            mlp_norm: t.f32(),
-            gate_proj: t.linear(false),
-            up_proj: t.linear(false),
-            down_proj: t.linear(false),
+            mlp: SwiGlu { norm: t.f32(), gate: t.linear(false), up: t.linear(false), down: t.linear(false) },
         }
     }
 
@@ -351,21 +346,9 @@ impl<'a> Gla<'a> {
             observe_input(observe, &w.o, &r.core[..n * d.vd]);
             acts.apply(&w.o, &r.core[..n * d.vd], &mut r.out[..m], n, cx);
             add_assign(&mut r.x[..m], &r.out[..m]);
-            // SwiGLU MLP.
-            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
-                rms_norm(x, w.mlp_norm, c.norm_eps, o);
-            }
-            let f = n * d.ff;
-            observe_input(observe, &w.gate_proj, &r.normed[..m]);
-            acts.apply(&w.gate_proj, &r.normed[..m], &mut r.mlp_gate[..f], n, cx);
-            observe_input(observe, &w.up_proj, &r.normed[..m]);
-            acts.apply(&w.up_proj, &r.normed[..m], &mut r.mlp_up[..f], n, cx);
-            for (g, u) in r.mlp_gate[..f].iter_mut().zip(&r.mlp_up[..f]) {
-                *g = silu(*g) * u;
-            }
-            observe_input(observe, &w.down_proj, &r.mlp_gate[..f]);
-            acts.apply(&w.down_proj, &r.mlp_gate[..f], &mut r.out[..m], n, cx);
-            add_assign(&mut r.x[..m], &r.out[..m]);
+            let mlp_rows =
+                SwiGluRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
+            w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
         }
         if logit_rows == 0 {
             return;

@@ -13,7 +13,7 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 // With only some families compiled in, helpers of the others go unused.
-#![cfg_attr(not(feature = "all-families"), allow(dead_code, unused_imports))]
+#![cfg_attr(not(feature = "all-families"), allow(dead_code, unused_imports, unused_macros))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
