@@ -1,6 +1,7 @@
 //! Typed errors. Every message says what is wrong and, where it helps, what
 //! was expected, so a user can act on it.
 
+use crate::state_store::StateFormat;
 use core::fmt;
 use eddy_quant::FormatError;
 
@@ -313,6 +314,13 @@ pub enum SessionError {
     EmptyPrompt,
     /// A snapshot has the wrong length or belongs to another model.
     BadSnapshot,
+    /// A snapshot was taken with another state format than this session's.
+    StateFormatMismatch {
+        /// The snapshot's state format.
+        snapshot: StateFormat,
+        /// This session's (its model's) state format.
+        session: StateFormat,
+    },
 }
 
 impl fmt::Display for SessionError {
@@ -331,6 +339,11 @@ impl fmt::Display for SessionError {
             SessionError::BadSnapshot => {
                 write!(f, "snapshot does not match this model (wrong length or model checksum)")
             }
+            SessionError::StateFormatMismatch { snapshot, session } => write!(
+                f,
+                "snapshot state is stored as {snapshot} but this session stores {session}; \
+                 restore it into a session of a model set to {snapshot} state"
+            ),
         }
     }
 }

@@ -8,6 +8,7 @@
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::parallel::Workers;
 use crate::schema::TensorSpec;
+use crate::state_store::{StateParts, StateStore};
 use eddy_kernels::Kernels;
 
 /// Where matrix work runs: the kernel set and the workers.
@@ -37,9 +38,13 @@ pub(crate) trait Family<'a> {
     /// Length of the logits.
     fn vocab_size(&self) -> usize;
 
-    /// f32 words of recurrent state (without the session header); `None`
-    /// on overflow.
-    fn state_words(&self) -> Option<usize>;
+    /// Layers that hold state, in the order `step` opens them.
+    fn state_layers(&self) -> usize;
+
+    /// The parts of layer `layer`'s state in the family's f32 layout: its
+    /// large matrices `Coded` (stored quantized in Q8/Q4), small vectors
+    /// `Exact` (see [`crate::state_store`]).
+    fn state_parts(&self, layer: usize) -> StateParts;
 
     /// f32 words of scratch a step needs; `None` on overflow.
     fn scratch_words(&self) -> Option<usize>;
@@ -51,11 +56,12 @@ pub(crate) trait Family<'a> {
     fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec));
 
     /// Advance the state by one token; if `want_logits`, return the logits
-    /// (a slice of `scratch` at `logits_offset_words`).
+    /// (a slice of `scratch` at `logits_offset_words`). Open each layer's
+    /// state with `state.layers()` and call `end_token` after its update.
     fn step<'s>(
         &self,
         token: u32,
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
         want_logits: bool,
         cx: Compute<'_>,
@@ -73,11 +79,13 @@ pub(crate) trait Family<'a> {
     /// Advance the state by `tokens.len()` tokens; return the logits of
     /// every token (`all_logits`) or of the last one, row-major. Must be
     /// bit-identical to calling `step` per token. The default steps token
-    /// by token; families override it to batch the matrix work.
+    /// by token; families override it to batch the matrix work (calling
+    /// the layer's `end_token` after every token's recurrence, as a step
+    /// does, keeps them bit-identical with quantized state).
     fn prefill_chunk<'s>(
         &self,
         tokens: &[u32],
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
         all_logits: bool,
         cx: Compute<'_>,
@@ -175,8 +183,8 @@ impl ProductScratch<'_> {
 /// (row buffer sizes in carve order, the logits at `logits_slot`, the
 /// activations last), `carve(&self, &mut Carver, &sizes) -> Rows` (a struct
 /// with a `logits` field), `max_cols(&self)`, `run(&self, tokens, state,
-/// rows, acts, logit_rows, cx, observe)`, `config.state_words()`,
-/// `config.vocab_size` and `tensor_schema`.
+/// rows, acts, logit_rows, cx, observe)`, `layer_parts(&self, layer)`,
+/// `config.n_layer`, `config.vocab_size` and `tensor_schema`.
 macro_rules! layer_major_family {
     ($ty:ident, logits_slot = $slot:expr) => {
         impl<'a> $ty<'a> {
@@ -186,7 +194,7 @@ macro_rules! layer_major_family {
             fn run_rows<'s>(
                 &self,
                 tokens: &[u32],
-                state: &mut [f32],
+                state: &mut $crate::state_store::StateStore<'_>,
                 scratch: &'s mut [f32],
                 cap: usize,
                 alloc_rows: usize,
@@ -209,8 +217,12 @@ macro_rules! layer_major_family {
                 self.config.vocab_size as usize
             }
 
-            fn state_words(&self) -> Option<usize> {
-                self.config.state_words()
+            fn state_layers(&self) -> usize {
+                self.config.n_layer as usize
+            }
+
+            fn state_parts(&self, layer: usize) -> $crate::state_store::StateParts {
+                self.layer_parts(layer)
             }
 
             fn scratch_words(&self) -> Option<usize> {
@@ -228,7 +240,7 @@ macro_rules! layer_major_family {
             fn step<'s>(
                 &self,
                 token: u32,
-                state: &mut [f32],
+                state: &mut $crate::state_store::StateStore<'_>,
                 scratch: &'s mut [f32],
                 want_logits: bool,
                 cx: $crate::family::Compute<'_>,
@@ -245,7 +257,7 @@ macro_rules! layer_major_family {
             fn prefill_chunk<'s>(
                 &self,
                 tokens: &[u32],
-                state: &mut [f32],
+                state: &mut $crate::state_store::StateStore<'_>,
                 scratch: &'s mut [f32],
                 all_logits: bool,
                 cx: $crate::family::Compute<'_>,

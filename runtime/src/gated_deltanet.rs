@@ -23,6 +23,7 @@ use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, rms_norm, sigmoid, silu, softplus};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of a Gated DeltaNet model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -225,6 +226,16 @@ impl<'a> GatedDeltaNet<'a> {
         self.config.dims().max_cols
     }
 
+    /// A layer's state: the conv window (exact), then the delta-rule
+    /// matrices, `head_k_dim` rows of `head_v_dim` values per value head.
+    fn layer_parts(&self, _layer: usize) -> StateParts {
+        let d = self.config.dims();
+        StateParts::new([
+            StatePart::Exact(d.conv_dim * d.keep),
+            StatePart::Coded { rows: d.nv * d.hk, cols: d.hv },
+        ])
+    }
+
     /// Bind a parsed file: check hyper-parameters and every tensor.
     pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
         let config = GatedDeltaNetConfig::from_file(&file)?;
@@ -346,7 +357,7 @@ impl<'a> GatedDeltaNet<'a> {
     fn run(
         &self,
         tokens: &[u32],
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         r: &mut Rows<'_>,
         acts: &mut ProductScratch<'_>,
         logit_rows: usize,
@@ -360,9 +371,10 @@ impl<'a> GatedDeltaNet<'a> {
         for (&t, x) in tokens.iter().zip(r.x.chunks_exact_mut(d.dm)) {
             self.embed().row(t as usize, x);
         }
-        let layer_words = d.conv_dim * d.keep + d.nv * d.hk * d.hv;
-        for (i, layer_state) in state.chunks_exact_mut(layer_words).enumerate() {
-            let w = self.layer(i as u32);
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.layer_parts(i as usize));
             for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
                 rms_norm(x, w.norm, c.norm_eps, o);
             }
@@ -373,7 +385,8 @@ impl<'a> GatedDeltaNet<'a> {
             for t in 0..n {
                 let (qkvz, ba) = (&r.qkvz[t * qw..(t + 1) * qw], &r.ba[t * 2 * d.nv..(t + 1) * 2 * d.nv]);
                 let core = &mut r.core[t * d.vd..(t + 1) * d.vd];
-                self.mix_token(&w, layer_state, qkvz, ba, &mut r.conv[..d.conv_dim], core);
+                self.mix_token(&w, layer.words(), qkvz, ba, &mut r.conv[..d.conv_dim], core);
+                layer.end_token();
             }
             observe_input(observe, &w.out_proj, &r.core[..n * d.vd]);
             acts.apply(&w.out_proj, &r.core[..n * d.vd], &mut r.out[..m], n, cx);

@@ -22,6 +22,7 @@ use crate::ops::{add_assign, exp_fast, rms_norm, silu, softplus};
 use crate::schema::{
     check_schema, dim, epsilon, flag, required, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
+use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of a GLA model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -218,6 +219,13 @@ impl<'a> Gla<'a> {
         self.config.dims().max_cols
     }
 
+    /// A layer's state: the head matrices, `head_k_dim` rows of
+    /// `head_v_dim` values per head.
+    fn layer_parts(&self, _layer: usize) -> StateParts {
+        let d = self.config.dims();
+        StateParts::new([StatePart::Coded { rows: d.nh * d.hk, cols: d.hv }])
+    }
+
     /// Bind a parsed file: check hyper-parameters and every tensor.
     pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
         let config = GlaConfig::from_file(&file)?;
@@ -308,7 +316,7 @@ impl<'a> Gla<'a> {
     fn run(
         &self,
         tokens: &[u32],
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         r: &mut Rows<'_>,
         acts: &mut ProductScratch<'_>,
         logit_rows: usize,
@@ -322,8 +330,10 @@ impl<'a> Gla<'a> {
         for (&t, x) in tokens.iter().zip(r.x.chunks_exact_mut(d.dm)) {
             self.embed().row(t as usize, x);
         }
-        for (i, mats) in state.chunks_exact_mut(d.nh * d.hk * d.hv).enumerate() {
-            let w = self.layer(i as u32);
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.layer_parts(i as usize));
             for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
                 rms_norm(x, w.attn_norm, c.norm_eps, o);
             }
@@ -341,7 +351,8 @@ impl<'a> Gla<'a> {
             observe_input(observe, &w.gk_up, &r.hidden[..n * d.rank]);
             acts.apply(&w.gk_up, &r.hidden[..n * d.rank], &mut r.gk[..n * d.kd], n, cx);
             for t in 0..n {
-                self.mix_token(&w, mats, r, t);
+                self.mix_token(&w, layer.words(), r, t);
+                layer.end_token();
             }
             observe_input(observe, &w.o, &r.core[..n * d.vd]);
             acts.apply(&w.o, &r.core[..n * d.vd], &mut r.out[..m], n, cx);

@@ -10,6 +10,9 @@
 //! (default) splits matrix work across a thread pool ([`Workers`]); one
 //! feature per model family (`mamba1`, `mamba2`, `rnn`, `rwkv4`, `rwkv7`,
 //! `gated-deltanet`, `gla`; `all-families` is default) chooses what is compiled in.
+//!
+//! A model can keep its sessions' recurrent state quantized to 8 or 4 bits
+//! ([`Model::set_state_format`], [`StateFormat`]) to shrink per-sequence memory.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 // With only some families compiled in, helpers of the others go unused.
@@ -54,6 +57,7 @@ pub mod rwkv4;
 pub mod rwkv7;
 pub mod schema;
 mod session;
+mod state_store;
 #[cfg(feature = "std")]
 pub mod writer;
 
@@ -71,3 +75,4 @@ pub use parallel::Workers;
 #[cfg(feature = "alloc")]
 pub use session::OwnedSession;
 pub use session::Session;
+pub use state_store::{StateFormat, STATE_GROUP};

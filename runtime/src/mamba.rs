@@ -12,6 +12,7 @@ use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, causal_conv_silu_step, rms_norm};
 use crate::parallel::Workers;
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of a Mamba-1 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -57,11 +58,6 @@ impl Mamba1Config {
             proj_bias: flag(file, HParam::ProjBias)?,
             conv_bias: flag(file, HParam::ConvBias)?,
         })
-    }
-
-    /// f32 words of recurrent state per layer: conv window + SSM state.
-    fn layer_state_words(&self) -> usize {
-        self.d_inner as usize * (self.d_conv as usize - 1 + self.d_state as usize)
     }
 
     /// f32 words of state for the whole model. Checked throughout: with
@@ -271,8 +267,17 @@ impl<'a> Family<'a> for Mamba1<'a> {
         self.config.vocab_size as usize
     }
 
-    fn state_words(&self) -> Option<usize> {
-        self.config.state_words()
+    fn state_layers(&self) -> usize {
+        self.config.n_layer as usize
+    }
+
+    /// The conv window (exact), then the SSM state `h[channel][state]`.
+    fn state_parts(&self, _layer: usize) -> StateParts {
+        let (di, dc) = (self.config.d_inner as usize, self.config.d_conv as usize);
+        StateParts::new([
+            StatePart::Exact(di * (dc - 1)),
+            StatePart::Coded { rows: di, cols: self.config.d_state as usize },
+        ])
     }
 
     fn scratch_words(&self) -> Option<usize> {
@@ -304,7 +309,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
     fn prefill_chunk<'s>(
         &self,
         tokens: &[u32],
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
         all_logits: bool,
         cx: Compute<'_>,
@@ -341,13 +346,16 @@ impl<'a> Family<'a> for Mamba1<'a> {
             self.embed().row(token as usize, r);
         }
         let xw = dr + 2 * ds;
-        for (i, layer_state) in state.chunks_exact_mut(c.layer_state_words()).enumerate() {
-            let w = self.layer(i as u32);
-            let (conv_state, ssm_state) = layer_state.split_at_mut(di * (dc - 1));
+        let conv_words = di * (dc - 1);
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.state_parts(i as usize));
             for (r, o) in residual.chunks_exact(dm).zip(normed.chunks_exact_mut(dm)) {
                 rms_norm(r, w.norm, c.norm_eps, o);
             }
             w.in_proj.matmat(normed, xz, n, act, kernels, workers);
+            let conv_state = &mut layer.words()[..conv_words];
             for (x, u) in xz.chunks_exact(2 * di).zip(conv_out.chunks_exact_mut(di)) {
                 causal_conv_silu_step(w.conv_w, w.conv_b, conv_state, &x[..di], u, dc);
             }
@@ -362,7 +370,9 @@ impl<'a> Family<'a> for Mamba1<'a> {
                 let z = &xz[t * 2 * di + di..(t + 1) * 2 * di];
                 let u = &conv_out[t * di..(t + 1) * di];
                 let dtt = &dt[t * di..(t + 1) * di];
+                let ssm_state = &mut layer.words()[conv_words..];
                 scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, workers);
+                layer.end_token();
             }
             w.out_proj.matmat(y, out, n, act, kernels, workers);
             add_assign(residual, out);
@@ -382,7 +392,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
     fn step<'s>(
         &self,
         token: u32,
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
         want_logits: bool,
         cx: Compute<'_>,
@@ -406,9 +416,11 @@ impl<'a> Family<'a> for Mamba1<'a> {
         let logits = &mut logits[..c.vocab_size as usize];
 
         self.embed().row(token as usize, residual);
-        for (i, layer_state) in state.chunks_exact_mut(c.layer_state_words()).enumerate() {
-            let w = self.layer(i as u32);
-            let (conv_state, ssm_state) = layer_state.split_at_mut(di * (dc - 1));
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.state_parts(i as usize));
+            let (conv_state, ssm_state) = layer.words().split_at_mut(di * (dc - 1));
             rms_norm(residual, w.norm, c.norm_eps, normed);
             observe_input(&mut observe, &w.in_proj, normed);
             w.in_proj.matvec(normed, xz, act, kernels, workers);
@@ -421,6 +433,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
             observe_input(&mut observe, &w.dt_proj, dt_in);
             w.dt_proj.matvec(dt_in, dt, act, kernels, workers);
             scan_step(&w, ssm_state, dt, conv_out, b, cmat, z, y, ds, workers);
+            layer.end_token();
             observe_input(&mut observe, &w.out_proj, y);
             w.out_proj.matvec(y, out, act, kernels, workers);
             add_assign(residual, out);

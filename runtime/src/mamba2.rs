@@ -14,6 +14,7 @@ use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, gated_group_rms_norm, rms_norm, softplus};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::state_store::{StatePart, StateParts, StateStore};
 use eddy_quant::dot_f32;
 
 /// Hyper-parameters of a Mamba-2 model.
@@ -239,7 +240,7 @@ impl<'a> Mamba2<'a> {
         y: &mut [f32],
     ) {
         let d = self.config.dims();
-        let (conv_state, ssm) = layer_state.split_at_mut(d.conv_dim * (d.dc - 1));
+        let (conv_state, ssm) = layer_state.split_at_mut(self.conv_words());
         let (z, rest) = proj.split_at(d.di);
         let (xbc, dt_raw) = rest.split_at(d.conv_dim);
         causal_conv_silu_step(w.conv_w, w.conv_b, conv_state, xbc, conv_out, d.dc);
@@ -265,9 +266,10 @@ impl<'a> Mamba2<'a> {
         gated_group_rms_norm(y, z, w.gate_norm, group, self.config.norm_eps);
     }
 
-    fn layer_state_words(&self) -> usize {
+    /// Words of the conv window at the start of a layer's state.
+    fn conv_words(&self) -> usize {
         let d = self.config.dims();
-        d.conv_dim * (d.dc - 1) + d.di * d.ds
+        d.conv_dim * (d.dc - 1)
     }
 }
 
@@ -276,8 +278,14 @@ impl<'a> Family<'a> for Mamba2<'a> {
         self.config.vocab_size as usize
     }
 
-    fn state_words(&self) -> Option<usize> {
-        self.config.state_words()
+    fn state_layers(&self) -> usize {
+        self.config.n_layer as usize
+    }
+
+    /// The conv window (exact), then the SSM state `S[channel][state]`.
+    fn state_parts(&self, _layer: usize) -> StateParts {
+        let d = self.config.dims();
+        StateParts::new([StatePart::Exact(self.conv_words()), StatePart::Coded { rows: d.di, cols: d.ds }])
     }
 
     fn scratch_words(&self) -> Option<usize> {
@@ -295,7 +303,7 @@ impl<'a> Family<'a> for Mamba2<'a> {
     fn step<'s>(
         &self,
         token: u32,
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
         want_logits: bool,
         cx: Compute<'_>,
@@ -315,12 +323,15 @@ impl<'a> Family<'a> for Mamba2<'a> {
         let act = &mut ActScratch::from_words(carve.take(sizes[7]), d.max_cols);
 
         self.embed().row(token as usize, residual);
-        for (i, layer_state) in state.chunks_exact_mut(self.layer_state_words()).enumerate() {
-            let w = self.layer(i as u32);
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.state_parts(i as usize));
             rms_norm(residual, w.norm, c.norm_eps, normed);
             observe_input(&mut observe, &w.in_proj, normed);
             w.in_proj.matvec(normed, proj, act, cx.kernels, cx.workers);
-            self.mix_token(&w, layer_state, proj, conv_out, y);
+            self.mix_token(&w, layer.words(), proj, conv_out, y);
+            layer.end_token();
             observe_input(&mut observe, &w.out_proj, y);
             w.out_proj.matvec(y, out, act, cx.kernels, cx.workers);
             add_assign(residual, out);
@@ -342,7 +353,7 @@ impl<'a> Family<'a> for Mamba2<'a> {
     fn prefill_chunk<'s>(
         &self,
         tokens: &[u32],
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
         all_logits: bool,
         cx: Compute<'_>,
@@ -367,14 +378,17 @@ impl<'a> Family<'a> for Mamba2<'a> {
         for (&token, r) in tokens.iter().zip(residual.chunks_exact_mut(d.dm)) {
             self.embed().row(token as usize, r);
         }
-        for (i, layer_state) in state.chunks_exact_mut(self.layer_state_words()).enumerate() {
-            let w = self.layer(i as u32);
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.state_parts(i as usize));
             for (r, o) in residual.chunks_exact(d.dm).zip(normed.chunks_exact_mut(d.dm)) {
                 rms_norm(r, w.norm, c.norm_eps, o);
             }
             w.in_proj.matmat(normed, proj, n, act, cx.kernels, cx.workers);
             for (p, yt) in proj.chunks_exact(d.proj).zip(y.chunks_exact_mut(d.di)) {
-                self.mix_token(&w, layer_state, p, &mut conv_out[..d.conv_dim], yt);
+                self.mix_token(&w, layer.words(), p, &mut conv_out[..d.conv_dim], yt);
+                layer.end_token();
             }
             w.out_proj.matmat(y, out, n, act, cx.kernels, cx.workers);
             add_assign(residual, out);

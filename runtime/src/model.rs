@@ -20,6 +20,7 @@ use crate::rwkv4::Rwkv4;
 #[cfg(feature = "rwkv7")]
 use crate::rwkv7::Rwkv7;
 use crate::schema::TensorSpec;
+use crate::state_store::{StateFormat, StateSize};
 use eddy_kernels::Kernels;
 
 /// Words at the start of the state buffer: magic, model checksum, and the
@@ -73,8 +74,13 @@ pub(crate) use with_family;
 pub struct Model<'a> {
     file: EddyFile<'a>,
     pub(crate) inner: Inner<'a>,
+    state_format: StateFormat,
+    /// State buffer words in `state_format`, header included.
     state_words: usize,
+    /// Step scratch words, the state working area included.
     scratch_words: usize,
+    /// Words at the end of the scratch: one layer's state as f32 (0 for f32 state).
+    work_words: usize,
     kernels: &'static Kernels,
     workers: Workers<'a>,
 }
@@ -108,21 +114,63 @@ impl<'a> Model<'a> {
             #[allow(unreachable_patterns)] // only when a family is left out
             other => return Err(ModelError::FamilyNotCompiled(other.name())),
         };
-        let words = with_family!(&inner, m => (m.state_words(), m.scratch_words()));
-        let state_words = words
-            .0
-            .and_then(|w| w.checked_add(STATE_HEADER_WORDS))
-            .filter(|w| w.checked_mul(4).is_some())
-            .ok_or(ModelError::SizeOverflow)?;
-        let scratch_words = words.1.filter(|w| w.checked_mul(4).is_some()).ok_or(ModelError::SizeOverflow)?;
-        Ok(Model {
+        let mut model = Model {
             file,
             inner,
-            state_words,
-            scratch_words,
+            state_format: StateFormat::F32,
+            state_words: 0,
+            scratch_words: 0,
+            work_words: 0,
             kernels: eddy_kernels::best(),
             workers: Workers::single(),
-        })
+        };
+        model.set_state_format(StateFormat::F32)?;
+        Ok(model)
+    }
+
+    /// Store the recurrent state of sessions of this model in `format`
+    /// (f32 by default): Q8/Q4 shrink [`state_bytes`](Self::state_bytes)
+    /// (and snapshots) at some cost in quality (README, "Quantized
+    /// state"); [`scratch_bytes`](Self::scratch_bytes) grows by one
+    /// layer's f32 state. Sizes overflowing memory are `SizeOverflow`.
+    pub fn set_state_format(&mut self, format: StateFormat) -> Result<(), ModelError> {
+        let (size, scratch) = with_family!(&self.inner, m => (
+            StateSize::of(format, m.state_layers(), |i| m.state_parts(i)),
+            m.scratch_words(),
+        ));
+        let size = size.ok_or(ModelError::SizeOverflow)?;
+        let state_words = size
+            .stored
+            .checked_add(STATE_HEADER_WORDS)
+            .filter(|w| w.checked_mul(4).is_some())
+            .ok_or(ModelError::SizeOverflow)?;
+        let scratch_words = scratch
+            .and_then(|w| w.checked_add(size.work))
+            .filter(|w| w.checked_mul(4).is_some())
+            .ok_or(ModelError::SizeOverflow)?;
+        (self.state_format, self.state_words, self.scratch_words, self.work_words) =
+            (format, state_words, scratch_words, size.work);
+        Ok(())
+    }
+
+    /// This model with its sessions' state stored in `format` (see
+    /// [`set_state_format`](Self::set_state_format)).
+    pub fn with_state_format(mut self, format: StateFormat) -> Result<Self, ModelError> {
+        self.set_state_format(format)?;
+        Ok(self)
+    }
+
+    /// How sessions of this model store their recurrent state.
+    pub fn state_format(&self) -> StateFormat {
+        self.state_format
+    }
+
+    /// Bytes of per-sequence state a session of this model would need in
+    /// `format` (header included); `None` if it overflows.
+    pub fn state_bytes_in(&self, format: StateFormat) -> Option<usize> {
+        let size =
+            with_family!(&self.inner, m => StateSize::of(format, m.state_layers(), |i| m.state_parts(i)))?;
+        size.stored.checked_add(STATE_HEADER_WORDS)?.checked_mul(4)
     }
 
     /// The kernel set running this model's matrix products (chosen once at
@@ -205,7 +253,8 @@ impl<'a> Model<'a> {
     }
 
     /// Bytes of per-sequence state a session needs (constant for any
-    /// sequence length). This is also the size of a snapshot.
+    /// sequence length) in this model's [`state_format`](Self::state_format).
+    /// This is also the size of a snapshot.
     pub fn state_bytes(&self) -> usize {
         self.state_words * 4
     }
@@ -213,6 +262,12 @@ impl<'a> Model<'a> {
     /// Bytes of scratch a session needs for `step`/`prefill`.
     pub fn scratch_bytes(&self) -> usize {
         self.scratch_words * 4
+    }
+
+    /// Words at the end of the step scratch where one layer's state is
+    /// worked on as f32 (0 for f32 state).
+    pub(crate) fn state_work_words(&self) -> usize {
+        self.work_words
     }
 
     /// Where the logits live in the scratch buffer, in f32 words.

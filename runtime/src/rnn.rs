@@ -13,6 +13,7 @@ use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{sigmoid, tanh};
 use crate::schema::{check_schema, dim, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Which cell the layers use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,10 +205,6 @@ impl<'a> Rnn<'a> {
             }
         }
     }
-
-    fn layer_state_words(&self) -> usize {
-        self.config.cell.state_vectors() * self.config.hidden as usize
-    }
 }
 
 impl<'a> Family<'a> for Rnn<'a> {
@@ -215,8 +212,14 @@ impl<'a> Family<'a> for Rnn<'a> {
         self.config.vocab_size as usize
     }
 
-    fn state_words(&self) -> Option<usize> {
-        self.config.state_words()
+    fn state_layers(&self) -> usize {
+        self.config.n_layer as usize
+    }
+
+    /// `h` (and `c` for LSTM), one row each: the whole state is coded.
+    fn state_parts(&self, _layer: usize) -> StateParts {
+        let rows = self.config.cell.state_vectors();
+        StateParts::new([StatePart::Coded { rows, cols: self.config.hidden as usize }])
     }
 
     fn scratch_words(&self) -> Option<usize> {
@@ -235,7 +238,7 @@ impl<'a> Family<'a> for Rnn<'a> {
     fn step<'s>(
         &self,
         token: u32,
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
         want_logits: bool,
         cx: Compute<'_>,
@@ -253,14 +256,19 @@ impl<'a> Family<'a> for Rnn<'a> {
 
         self.embed().row(token as usize, &mut input[..e]);
         let mut width = e;
-        for (i, layer_state) in state.chunks_exact_mut(self.layer_state_words()).enumerate() {
-            let w = self.layer(i as u32);
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.state_parts(i as usize));
+            let layer_state = layer.words();
             observe_input(&mut observe, &w.ih, &input[..width]);
             w.ih.matvec(&input[..width], gi, act, cx.kernels, cx.workers);
             observe_input(&mut observe, &w.hh, &layer_state[..h]);
             w.hh.matvec(&layer_state[..h], gh, act, cx.kernels, cx.workers);
             self.update(gi, gh, layer_state);
+            // The next layer gets the exact new `h`; only the carried state is coded.
             input[..h].copy_from_slice(&layer_state[..h]);
+            layer.end_token();
             width = h;
         }
         if want_logits {
@@ -279,7 +287,7 @@ impl<'a> Family<'a> for Rnn<'a> {
     fn prefill_chunk<'s>(
         &self,
         tokens: &[u32],
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
         all_logits: bool,
         cx: Compute<'_>,
@@ -303,14 +311,18 @@ impl<'a> Family<'a> for Rnn<'a> {
             self.embed().row(token as usize, row);
         }
         let mut width = e;
-        for (i, layer_state) in state.chunks_exact_mut(self.layer_state_words()).enumerate() {
-            let w = self.layer(i as u32);
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.state_parts(i as usize));
             // Every token's input product at once; then the recurrence.
             w.ih.matmat(&inputs[..n * width], &mut gi[..n * g], n, batch_act, cx.kernels, cx.workers);
             for (t, out) in outputs.chunks_exact_mut(h).enumerate() {
+                let layer_state = layer.words();
                 w.hh.matvec(&layer_state[..h], gh, act, cx.kernels, cx.workers);
                 self.update(&gi[t * g..(t + 1) * g], gh, layer_state);
                 out.copy_from_slice(&layer_state[..h]);
+                layer.end_token();
             }
             inputs[..n * h].copy_from_slice(&outputs[..n * h]);
             width = h;

@@ -20,6 +20,7 @@ use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of an RWKV-4 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -192,6 +193,16 @@ impl<'a> Rwkv4<'a> {
         (self.config.d_model as usize).max(self.config.d_ffn as usize)
     }
 
+    /// A layer's state: previous attention input, WKV `num`, `den`, `max`,
+    /// previous channel-mix input, all exact in every format: there is no
+    /// large matrix, and `max` is an exponent (a coding error in it scales
+    /// `num`/`den` by e^error), while `den` near zero would turn a coding
+    /// error into a division blow-up. (With no coded part, `run` needs no
+    /// `end_token` calls.)
+    fn layer_parts(&self, _layer: usize) -> StateParts {
+        StateParts::new([StatePart::Exact(5 * self.config.d_model as usize)])
+    }
+
     fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 13]) -> Rows<'s> {
         Rows::carve(carver, sizes)
     }
@@ -277,7 +288,7 @@ impl<'a> Rwkv4<'a> {
     fn run(
         &self,
         tokens: &[u32],
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         rows: &mut Rows<'_>,
         acts: &mut ProductScratch<'_>,
         logit_rows: usize,
@@ -293,9 +304,11 @@ impl<'a> Rwkv4<'a> {
             layer_norm(&rows.normed[..dm], pre_w, pre_b, eps, x);
         }
         let x = &mut rows.x[..n * dm];
-        for (i, layer_state) in state.chunks_exact_mut(5 * dm).enumerate() {
-            let w = self.layer(i as u32);
-            let (att_prev, rest) = layer_state.split_at_mut(dm);
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.layer_parts(i as usize));
+            let (att_prev, rest) = layer.words().split_at_mut(dm);
             let (wkv_state, ffn_prev) = rest.split_at_mut(3 * dm);
             // Time mix: token shift against the previous token's normed input.
             for (xt, a) in x.chunks_exact(dm).zip(rows.normed.chunks_exact_mut(dm)) {

@@ -23,6 +23,7 @@ use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid, tanh};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of an RWKV-7 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,13 +80,6 @@ impl Rwkv7Config {
     fn max_cols(&self) -> usize {
         let lora = self.lora.iter().copied().max().unwrap_or(0) as usize;
         (self.d_model as usize).max(self.d_ffn as usize).max(lora)
-    }
-
-    /// f32 words of state per layer: previous attention input, the head
-    /// matrices, previous channel-mix input.
-    fn layer_state_words(&self) -> usize {
-        let c = self.d_model as usize;
-        2 * c + c * self.head_size()
     }
 
     /// f32 words of state for the whole model.
@@ -256,6 +250,15 @@ impl<'a> Rwkv7<'a> {
     /// Widest input of any matrix (activation scratch).
     fn max_cols(&self) -> usize {
         self.config.max_cols()
+    }
+
+    /// A layer's state: the previous attention input (exact), the head
+    /// matrices (row `i` of head `h` is value `i`, one column per key),
+    /// the previous channel-mix input (exact).
+    fn layer_parts(&self, _layer: usize) -> StateParts {
+        let c = self.config.d_model as usize;
+        let rows = StatePart::Coded { rows: c, cols: self.config.head_size() };
+        StateParts::new([StatePart::Exact(c), rows, StatePart::Exact(c)])
     }
 
     /// Bind a parsed file: check hyper-parameters and every tensor.
@@ -445,7 +448,7 @@ impl<'a> Rwkv7<'a> {
     fn run(
         &self,
         tokens: &[u32],
-        state: &mut [f32],
+        state: &mut StateStore<'_>,
         r: &mut Rows<'_>,
         acts: &mut ProductScratch<'_>,
         logit_rows: usize,
@@ -464,13 +467,15 @@ impl<'a> Rwkv7<'a> {
             self.embed().row(t as usize, &mut r.normed[..c]);
             layer_norm(&r.normed[..c], ln0w, ln0b, eps, x);
         }
-        for (i, layer_state) in state.chunks_exact_mut(cfg.layer_state_words()).enumerate() {
-            let w = self.layer(i as u32);
-            let (att_prev, rest) = layer_state.split_at_mut(c);
-            let (mats, ffn_prev) = rest.split_at_mut(c * cfg.head_size());
+        let mats_words = c * cfg.head_size();
+        let mut layers = state.layers();
+        for i in 0..cfg.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.layer_parts(i as usize));
             for (x, o) in r.x[..m].chunks_exact(c).zip(r.normed.chunks_exact_mut(c)) {
                 layer_norm(x, w.ln1.0, w.ln1.1, eps, o);
             }
+            let att_prev = &mut layer.words()[..c];
             for t in 0..n {
                 let prev = if t == 0 { &*att_prev } else { &r.normed[(t - 1) * c..t * c] };
                 let xt = &r.normed[t * c..(t + 1) * c];
@@ -513,7 +518,9 @@ impl<'a> Rwkv7<'a> {
             }
             for t in 0..n {
                 let out = core::mem::take(&mut r.out);
+                let mats = &mut layer.words()[c..c + mats_words];
                 self.time_mix_token(&w, mats, r, t, &mut out[t * c..(t + 1) * c]);
+                layer.end_token();
                 r.out = out;
             }
             // out now holds (norm + bonus) * g per token; project it.
@@ -526,6 +533,7 @@ impl<'a> Rwkv7<'a> {
             for (x, o) in r.x[..m].chunks_exact(c).zip(r.normed.chunks_exact_mut(c)) {
                 layer_norm(x, w.ln2.0, w.ln2.1, eps, o);
             }
+            let ffn_prev = &mut layer.words()[c + mats_words..];
             for t in 0..n {
                 let prev = if t == 0 { &*ffn_prev } else { &r.normed[(t - 1) * c..t * c] };
                 token_shift(

@@ -3,9 +3,7 @@
 use crate::error::SessionError;
 use crate::family::{Family, Observer};
 use crate::model::{with_family, Inner, Model, STATE_HEADER_WORDS};
-
-/// `EDST` in little-endian: marks an initialized state buffer.
-const STATE_MAGIC: u32 = u32::from_le_bytes(*b"EDST");
+use crate::state_store::{StateFormat, StateStore};
 
 /// One sequence being run through a model. `S` is the buffer type: borrowed
 /// caller memory (`&mut [f32]`, no_std) or owned (`Vec<f32>`, `alloc`).
@@ -70,10 +68,22 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
     /// Forget all context: zero state, position 0.
     pub fn reset(&mut self) {
         let checksum = self.model.file().checksum();
+        let magic = self.model.state_format().magic();
         let st = self.state.as_mut();
         st.fill(0.0);
-        st[0] = f32::from_bits(STATE_MAGIC);
+        st[0] = f32::from_bits(magic);
         st[1] = f32::from_bits(checksum);
+    }
+
+    /// The state body and the step scratch split from its working area:
+    /// what a family's step or chunk runs on.
+    fn parts(&mut self) -> (StateStore<'_>, &mut [f32]) {
+        let format = self.model.state_format();
+        let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
+        let scratch = self.scratch.as_mut();
+        let at = scratch.len() - self.model.state_work_words();
+        let (scratch, work) = scratch.split_at_mut(at);
+        (StateStore::new(format, body, work), scratch)
     }
 
     /// Tokens consumed since the last reset (or restored snapshot).
@@ -103,10 +113,9 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
     fn advance_observed(&mut self, token: u32, want_logits: bool, observe: Option<Observer<'_>>) {
         let pos = self.position();
         let model = self.model;
-        let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
-        let scratch = self.scratch.as_mut();
+        let (mut store, scratch) = self.parts();
         with_family!(&model.inner, m => {
-            m.step(token, body, scratch, want_logits, model.compute(), observe);
+            m.step(token, &mut store, scratch, want_logits, model.compute(), observe);
         });
         self.set_position(pos.wrapping_add(1));
     }
@@ -210,8 +219,8 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
         for (c, part) in tokens.chunks(chunk).enumerate() {
             let want = all_logits || c == last_chunk;
             let pos = self.position();
-            let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
-            let logits = with_family!(&model.inner, m => m.prefill_chunk(part, body, scratch, all_logits, model.compute()));
+            let (mut store, _) = self.parts();
+            let logits = with_family!(&model.inner, m => m.prefill_chunk(part, &mut store, scratch, all_logits, model.compute()));
             self.set_position(pos.wrapping_add(part.len() as u64));
             if !want {
                 continue;
@@ -257,21 +266,28 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
         bytemuck::cast_slice(self.state.as_ref())
     }
 
-    /// Restore a snapshot taken from a session of the same model. On error
-    /// the current state is left unchanged.
+    /// Restore a snapshot taken from a session of the same model with the
+    /// same state format. On error the current state is left unchanged.
     pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), SessionError> {
+        let session = self.model.state_format();
         let st = self.state.as_mut();
-        if snapshot.len() != st.len() * 4 {
-            return Err(SessionError::BadSnapshot);
-        }
         let word = |i: usize| {
             let mut b = [0u8; 4];
-            b.copy_from_slice(&snapshot[i * 4..i * 4 + 4]);
-            u32::from_le_bytes(b)
+            b.copy_from_slice(snapshot.get(i * 4..i * 4 + 4)?);
+            Some(u32::from_le_bytes(b))
         };
-        if word(0) != STATE_MAGIC || word(1) != self.model.file().checksum() {
+        // The magic names the state format: say so when only that differs.
+        match word(0).and_then(StateFormat::from_magic) {
+            Some(snapshot) if snapshot != session => {
+                return Err(SessionError::StateFormatMismatch { snapshot, session })
+            }
+            Some(_) => {}
+            None => return Err(SessionError::BadSnapshot),
+        }
+        if snapshot.len() != st.len() * 4 || word(1) != Some(self.model.file().checksum()) {
             return Err(SessionError::BadSnapshot);
         }
+        let word = |i: usize| word(i).unwrap_or(0);
         for (i, w) in st.iter_mut().enumerate() {
             *w = f32::from_bits(word(i));
         }
