@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use eddy::{HParam, MappedModel, Model, Session};
+use eddy::{HParam, MappedModel, Model, Session, StateFormat};
 use eddy_cli::convert::{convert_dir, write_atomic, WeightDtype};
 use eddy_cli::fpga::Backend;
 use eddy_cli::sample::{Sampler, SamplerConfig};
@@ -33,7 +33,23 @@ struct Cli {
     /// too (within the bound in fpga/README.md, not bit-exact).
     #[arg(long, global = true)]
     fpga_scan: bool,
+    /// Bits per value of the recurrent state kept between steps (run,
+    /// eval, bench, logits): 32 (f32, exact), 8 or 4 (large state tensors
+    /// coded with a scale per group of 32; less memory, some quality).
+    #[arg(long, global = true, value_name = "32|8|4", default_value = "32", value_parser = parse_state_bits)]
+    state_bits: StateFormat,
 }
+
+/// `--state-bits`: 32, 8 or 4.
+fn parse_state_bits(s: &str) -> Result<StateFormat, String> {
+    s.trim()
+        .parse::<u32>()
+        .ok()
+        .and_then(StateFormat::from_bits)
+        .ok_or_else(|| format!("`{s}` is not a state width; use 32 (f32), 8 or 4"))
+}
+
+static STATE_ARG: std::sync::OnceLock<StateFormat> = std::sync::OnceLock::new();
 
 static BACKEND_ARG: std::sync::OnceLock<(Backend, bool)> = std::sync::OnceLock::new();
 
@@ -83,11 +99,13 @@ fn requested_threads() -> Result<usize> {
     Ok(n)
 }
 
-/// Apply the requested kernel set and thread count to a model.
+/// Apply the requested kernel set, thread count and state format to a model.
 fn configure(model: &mut Model<'_>) -> Result<()> {
     if let Some(k) = requested_kernels()? {
         model.set_kernels(k);
     }
+    let state = STATE_ARG.get().copied().unwrap_or_default();
+    model.set_state_format(state).with_context(|| format!("cannot keep this model's state as {state}"))?;
     model.set_workers(eddy::Workers::threads(requested_threads()?).context("cannot start the thread pool")?);
     Ok(())
 }
@@ -399,7 +417,19 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
         Some(t) => println!("tokenizer:     embedded ({} bytes)", t.len()),
         None => println!("tokenizer:     none"),
     }
-    println!("state bytes:   {} (per sequence, constant for any length)", model.state_bytes());
+    println!(
+        "state bytes:   {} (per sequence, constant for any length; state {})",
+        model.state_bytes(),
+        model.state_format()
+    );
+    let by_format: Vec<String> = StateFormat::ALL
+        .iter()
+        .map(|&f| match model.state_bytes_in(f) {
+            Some(b) => format!("{} {b}", f.bits()),
+            None => format!("{} overflows", f.bits()),
+        })
+        .collect();
+    println!("state by bits: {} (--state-bits)", by_format.join(", "));
     // Every family eddy runs keeps a fixed-size state: no KV cache grows.
     println!("state growth:  0 bytes per token of context");
     println!("scratch bytes: {}", model.scratch_bytes());
@@ -480,7 +510,7 @@ fn cmd_run(
     writeln!(out)?;
     eprintln!(
         "prompt: {} tokens in {:.3} s ({:.1} tok/s); generated: {} tokens in {:.3} s ({:.1} tok/s); \
-         kernels {}, {} thread(s)",
+         kernels {}, {} thread(s), state {} ({} bytes)",
         prompt_ids.len(),
         t_prefill.as_secs_f64(),
         prompt_ids.len() as f64 / t_prefill.as_secs_f64().max(1e-9),
@@ -489,6 +519,8 @@ fn cmd_run(
         generated.len().saturating_sub(1) as f64 / t_gen.as_secs_f64().max(1e-9),
         model.kernels().name,
         model.workers().count(),
+        model.state_format(),
+        model.state_bytes(),
     );
     eddy_cli::fpga::report(fpga.as_ref())
 }
@@ -577,6 +609,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let aligned = eddy::file::AlignedBytes::copy_from(&bytes);
     let mut model = Model::from_bytes(aligned.as_slice())?;
     configure(&mut model)?;
+    let label = match model.state_format() {
+        StateFormat::F32 => label,
+        f => format!("{label} state {f}"),
+    };
     let threads = match a.sweep_threads {
         Some(list) => parse_counts(&list, "--sweep-threads")?,
         None => vec![model.workers().count()],
@@ -659,11 +695,13 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Re
     let result = eddy_cli::eval::perplexity(&model, &tokens, chunk, |done| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     println!(
-        "tokens evaluated: {}  mean nll: {:.6}  ppl: {:.4}  ({:.1} tok/s)",
+        "tokens evaluated: {}  mean nll: {:.6}  ppl: {:.4}  ({:.1} tok/s, state {}, {} bytes)",
         result.predicted,
         result.mean_nll,
         result.ppl(),
-        result.predicted as f64 / t0.elapsed().as_secs_f64()
+        result.predicted as f64 / t0.elapsed().as_secs_f64(),
+        model.state_format(),
+        model.state_bytes()
     );
     Ok(())
 }
@@ -701,6 +739,7 @@ fn main() {
     let _ = KERNELS_ARG.set(cli.kernels.clone());
     let _ = THREADS_ARG.set(cli.threads);
     let _ = BACKEND_ARG.set((cli.backend, cli.fpga_scan));
+    let _ = STATE_ARG.set(cli.state_bits);
     let result = match cli.command {
         Command::Convert { hf_dir, output, dtype, recipe, quant } => {
             cmd_convert(hf_dir, output, dtype, recipe, quant)
