@@ -22,4 +22,4 @@ pub use block::{
 };
 pub use float::{dot_f16_f32, dot_f32, f16_to_f32_slice, f32_to_f16_bits};
 pub use format::{FormatError, TensorFormat, GROUP_HEADER_BYTES, GROUP_SIZES};
-pub use state::{bf16_round_up, bf16_to_f32, dequantize_state_group, requantize_state_group, StateBits};
+pub use state::{dequantize_state_group, requantize_state_group, StateBits};

@@ -2,15 +2,20 @@
 //! reference for the 8-bit and 4-bit state codes.
 //!
 //! A state group is up to a few dozen consecutive f32 values (a piece of
-//! one row of an SSM state or a head matrix). It is stored as one 16-bit
+//! one row of an SSM state or a head matrix). It is stored as one f32
 //! `scale` and one signed code per value, symmetric around zero:
 //!
-//! - `scale = max|v| / Q` with `Q = 127` (8-bit) or `Q = 7` (4-bit),
-//!   rounded **up** to bfloat16 (the top 16 bits of an f32: f32's range,
-//!   8 bits of precision), so no code ever needs clamping and no finite
-//!   state overflows the scale;
-//! - `code = round_half_away(v * (1 / scale))`, clamped to `-Q ..= Q`;
+//! - `scale = max|v| / Q` with `Q = 127` (8-bit) or `Q = 7` (4-bit);
+//! - `code = round_half_away(v / scale)`, clamped to `-Q ..= Q`;
 //! - the stored value is `code * scale`.
+//!
+//! The scale is a full f32 on purpose. Recurrent states decay by a factor
+//! `a` just below 1 per token in their slow channels; with an f32 scale a
+//! coded group decays by exactly that factor (`scale` scales, codes stay),
+//! while a 16-bit scale rounds `a * scale` back to `scale` whenever `a` is
+//! within its precision of 1, so the slowest channels stop decaying
+//! (bfloat16 scales rounded up cost the trained Mamba-1 model +27% test
+//! perplexity at 4 bits; BENCHMARKS.md, "State storage").
 //!
 //! Symmetric codes keep an exact zero (a fresh state is all zero bytes,
 //! which decodes to `+0.0`) and need no offset. Codes are two's
@@ -60,37 +65,16 @@ impl StateBits {
     }
 }
 
-/// The bfloat16 bits of `x >= 0` rounded toward +infinity (an infinite
-/// `x`, or one within 2^-8 of f32's largest, gives infinity).
-pub fn bf16_round_up(x: f32) -> u16 {
-    let bits = x.to_bits();
-    let top = (bits >> 16) as u16;
-    // Adding one to the top half carries from mantissa into exponent as
-    // the next larger bfloat16 needs.
-    if bits & 0xffff != 0 && x.is_finite() {
-        top + 1
-    } else {
-        top
-    }
-}
-
-/// The f32 value of bfloat16 bits (exact).
-pub fn bf16_to_f32(bits: u16) -> f32 {
-    f32::from_bits((bits as u32) << 16)
-}
-
 /// Code `values` as one group: write the codes to `codes` (at least
 /// [`StateBits::code_bytes`]`(values.len())` bytes; extra bytes are left
 /// alone), replace every value by its decoded value, and return the group
-/// scale as bfloat16 bits. NaN codes as 0; an infinite value makes the
-/// scale infinite (the group then decodes to NaN, as poisoned as the f32
-/// state would be). Never panics on values; panics only if `codes` is too
-/// short.
-pub fn requantize_state_group(bits: StateBits, values: &mut [f32], codes: &mut [u8]) -> u16 {
+/// scale. NaN codes as 0; an infinite value makes the scale infinite (the
+/// group then decodes to NaN, as poisoned as the f32 state would be).
+/// Never panics on values; panics only if `codes` is too short.
+pub fn requantize_state_group(bits: StateBits, values: &mut [f32], codes: &mut [u8]) -> f32 {
     let q = bits.max_code() as f32;
     let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let scale_bits = bf16_round_up(amax / q);
-    let scale = bf16_to_f32(scale_bits);
+    let scale = amax / q;
     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
     let code = |v: f32| round_half_away(v * inv).clamp(-q, q) as i8;
     match bits {
@@ -113,14 +97,12 @@ pub fn requantize_state_group(bits: StateBits, values: &mut [f32], codes: &mut [
             }
         }
     }
-    scale_bits
+    scale
 }
 
-/// Decode a group written by [`requantize_state_group`] (its codes and
-/// bfloat16 scale bits) into `out` (its length is the group's length;
-/// `codes` must hold that many codes).
-pub fn dequantize_state_group(bits: StateBits, codes: &[u8], scale_bits: u16, out: &mut [f32]) {
-    let scale = bf16_to_f32(scale_bits);
+/// Decode a group written by [`requantize_state_group`] into `out` (its
+/// length is the group's length; `codes` must hold that many codes).
+pub fn dequantize_state_group(bits: StateBits, codes: &[u8], scale: f32, out: &mut [f32]) {
     match bits {
         StateBits::Eight => {
             for (o, &c) in out.iter_mut().zip(codes) {

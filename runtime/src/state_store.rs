@@ -1,6 +1,6 @@
 //! How a session keeps its recurrent state between steps: as f32, or with
 //! the large tensors (SSM states, head matrices) coded to 8 or 4 bits per
-//! value with one bfloat16 scale per group ([`eddy_quant::StateBits`]).
+//! value with one f32 scale per group ([`eddy_quant::StateBits`]).
 //!
 //! A family describes each layer's state as a short list of
 //! [`StatePart`]s in its f32 layout: `Exact` words stay f32 in every
@@ -35,9 +35,8 @@
 //! of [`STATE_GROUP`] values (the last group of a row may be shorter);
 //! a row's codes take `(cols / G) * code_bytes(G) + code_bytes(cols % G)`
 //! bytes, rows follow each other, the code bytes are padded with zeros to
-//! a multiple of 4, then come `rows * ceil(cols / G)` bfloat16 scales
-//! (u16, row by row, group by group), padded with zeros to a multiple of 4
-//! bytes.
+//! a multiple of 4, then come `rows * ceil(cols / G)` f32 scales (row by
+//! row, group by group).
 
 use eddy_quant::{dequantize_state_group, requantize_state_group, StateBits};
 
@@ -52,9 +51,9 @@ pub enum StateFormat {
     /// Every value as f32 (exact; the default).
     #[default]
     F32,
-    /// Large state tensors as 8-bit codes with a 16-bit scale per group.
+    /// Large state tensors as 8-bit codes with one f32 scale per group.
     Q8,
-    /// Large state tensors as 4-bit codes with a 16-bit scale per group.
+    /// Large state tensors as 4-bit codes with one f32 scale per group.
     Q4,
 }
 
@@ -149,7 +148,7 @@ impl StatePart {
         match (self, format.codec()) {
             (StatePart::Coded { rows, cols }, Some(bits)) => {
                 let code_words = rows.checked_mul(row_code_bytes(bits, cols))?.div_ceil(4);
-                code_words.checked_add(rows.checked_mul(cols.div_ceil(STATE_GROUP))?.div_ceil(2))
+                code_words.checked_add(rows.checked_mul(cols.div_ceil(STATE_GROUP))?)
             }
             _ => self.words(),
         }
@@ -354,13 +353,12 @@ fn for_each_group(
     rows: usize,
     cols: usize,
     stored: &mut [f32],
-    mut f: impl FnMut(core::ops::Range<usize>, &mut [u8], &mut u16),
+    mut f: impl FnMut(core::ops::Range<usize>, &mut [u8], &mut f32),
 ) {
     let row_bytes = row_code_bytes(bits, cols);
     let code_words = (rows * row_bytes).div_ceil(4);
     let (codes, scales) = stored.split_at_mut(code_words);
     let codes: &mut [u8] = bytemuck::cast_slice_mut(codes);
-    let scales: &mut [u16] = bytemuck::cast_slice_mut(scales);
     let mut scales = scales.iter_mut();
     for (r, row_codes) in codes.chunks_exact_mut(row_bytes.max(1)).take(rows).enumerate() {
         let mut at = 0usize;
