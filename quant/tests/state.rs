@@ -102,11 +102,11 @@ fn packing_is_twos_complement_low_nibble_first() {
 }
 
 #[test]
-fn ties_round_away_from_zero() {
-    // amax 14 -> 4-bit scale 2: 3 codes as 1.5 -> 2, -5 as -2.5 -> -3.
-    let (_, decoded, scale, _) = round_trip(StateBits::Four, &[14.0, 3.0, -5.0, 1.0]);
+fn ties_round_to_even() {
+    // amax 14 -> 4-bit scale 2: 3 is 1.5 steps -> 2, -5 is -2.5 -> -2, 1 is 0.5 -> 0.
+    let (_, decoded, scale, _) = round_trip(StateBits::Four, &[14.0, 3.0, -5.0, 1.0, -7.0]);
     assert_eq!(scale, 2.0);
-    assert_eq!(decoded, vec![14.0, 4.0, -6.0, 2.0]);
+    assert_eq!(decoded, vec![14.0, 4.0, -4.0, 0.0, -8.0]);
 }
 
 #[test]
