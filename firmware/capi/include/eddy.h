@@ -33,7 +33,7 @@ typedef enum eddy_status {
     EDDY_ERR_BUFFER_MISALIGNED = 5, /* state/scratch not 4-byte aligned */
     EDDY_ERR_TOKEN_OUT_OF_RANGE = 6,/* token id >= vocabulary size */
     EDDY_ERR_EMPTY_PROMPT = 7,      /* prefill with zero tokens */
-    EDDY_ERR_BAD_SNAPSHOT = 8,      /* snapshot of another model or wrong length */
+    EDDY_ERR_BAD_SNAPSHOT = 8,      /* snapshot of another model, state format or length */
     EDDY_ERR_NOT_INITIALIZED = 9    /* model/session not set up by a successful open/init */
 } eddy_status;
 

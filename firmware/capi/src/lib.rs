@@ -37,7 +37,8 @@ pub enum EddyStatus {
     TokenOutOfRange = 6,
     /// `eddy_session_prefill` got no tokens.
     EmptyPrompt = 7,
-    /// A snapshot has the wrong length or belongs to another model.
+    /// A snapshot has the wrong length, belongs to another model, or was
+    /// taken with another state format.
     BadSnapshot = 8,
     /// The `eddy_model` or `eddy_session` was not initialized by a
     /// successful `eddy_model_open` / `eddy_session_init`.
@@ -58,7 +59,10 @@ pub const STATUS_MESSAGES: [(EddyStatus, &CStr); 10] = [
     (EddyStatus::BufferMisaligned, c"state and scratch buffers must be 4-byte aligned"),
     (EddyStatus::TokenOutOfRange, c"a token id is not below the vocabulary size"),
     (EddyStatus::EmptyPrompt, c"prefill needs at least one token"),
-    (EddyStatus::BadSnapshot, c"the snapshot does not match this model (wrong length or model checksum)"),
+    (
+        EddyStatus::BadSnapshot,
+        c"the snapshot does not match this model (wrong length, model checksum or state format)",
+    ),
     (EddyStatus::NotInitialized, c"the model or session was not initialized by a successful open/init call"),
 ];
 
@@ -103,7 +107,7 @@ fn session_status(e: SessionError) -> EddyStatus {
         SessionError::BufferMisaligned { .. } => EddyStatus::BufferMisaligned,
         SessionError::TokenOutOfRange { .. } => EddyStatus::TokenOutOfRange,
         SessionError::EmptyPrompt => EddyStatus::EmptyPrompt,
-        SessionError::BadSnapshot => EddyStatus::BadSnapshot,
+        SessionError::BadSnapshot | SessionError::StateFormatMismatch { .. } => EddyStatus::BadSnapshot,
     }
 }
 
