@@ -255,3 +255,34 @@ fn other_families_convert_inspect_quantize_and_run() {
         assert!(!b.trim().is_empty(), "{fixture}: quantized run printed nothing");
     }
 }
+
+#[test]
+fn state_bits_shrink_the_state_and_bad_widths_are_refused() {
+    let m = converted("mamba2-tiny");
+    let state_bytes = |bits: &str| -> (usize, String) {
+        let o = eddy(&["inspect", m.to_str().unwrap(), "--state-bits", bits]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s = String::from_utf8(o.stdout).unwrap();
+        let line = s.lines().find(|l| l.starts_with("state bytes:")).unwrap().to_string();
+        let n = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        let by_bits = s.lines().find(|l| l.starts_with("state by bits:")).unwrap().to_string();
+        (n, by_bits)
+    };
+    let (f32_bytes, by_bits) = state_bytes("32");
+    let (q8_bytes, _) = state_bytes("8");
+    let (q4_bytes, _) = state_bytes("4");
+    assert!(q4_bytes < q8_bytes && q8_bytes < f32_bytes, "{f32_bytes} {q8_bytes} {q4_bytes}");
+    assert!(by_bits.contains(&format!("32 {f32_bytes}, 8 {q8_bytes}, 4 {q4_bytes}")), "{by_bits}");
+    let run = |bits: &str| {
+        eddy(&["run", m.to_str().unwrap(), "--tokens", "1,2,3", "-n", "6", "--ids", "--state-bits", bits])
+    };
+    let o = run("4");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("state q4 ({q4_bytes} bytes)")), "{}", stderr(&o));
+    for bad in ["16", "0", "x"] {
+        let o = run(bad);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains("use 32 (f32), 8 or 4") && !err.contains("panicked"), "{err}");
+    }
+}
