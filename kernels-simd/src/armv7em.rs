@@ -34,6 +34,8 @@ pub static DSP: Kernels = Kernels {
     matmat_i8: None,
     matvec_f32: crate::scalar::matvec_f32,
     matvec_f16: crate::scalar::matvec_f16,
+    kv_scores: crate::scalar::kv_scores,
+    kv_mix: crate::scalar::kv_mix,
 };
 
 /// `acc + lo(a)·lo(b) + hi(a)·hi(b)` on signed halfwords.

@@ -37,6 +37,8 @@ pub static HELIUM: Kernels = Kernels {
     matmat_i8: None,
     matvec_f32: crate::scalar::matvec_f32,
     matvec_f16: crate::scalar::matvec_f16,
+    kv_scores: crate::scalar::kv_scores,
+    kv_mix: crate::scalar::kv_mix,
 };
 
 /// `asm!` with q0-q3 (s0-s15) declared clobbered; reads memory, writes

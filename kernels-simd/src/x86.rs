@@ -12,8 +12,15 @@ use core::arch::x86_64::*;
 use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
 
 /// AVX2 kernels; only selected when the CPU has AVX2 and F16C.
-pub static AVX2: Kernels =
-    Kernels { name: "avx2", matvec_i8, matmat_i8: Some(matmat_i8), matvec_f32, matvec_f16 };
+pub static AVX2: Kernels = Kernels {
+    name: "avx2",
+    matvec_i8,
+    matmat_i8: Some(matmat_i8),
+    matvec_f32,
+    matvec_f16,
+    kv_scores: crate::scalar::kv_scores,
+    kv_mix: crate::scalar::kv_mix,
+};
 
 /// True if this CPU runs the AVX2 kernels.
 pub fn avx2_available() -> bool {

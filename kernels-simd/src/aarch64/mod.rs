@@ -31,8 +31,15 @@ use core::arch::aarch64::*;
 use eddy_quant::TensorFormat;
 
 /// Plain NEON kernels (every aarch64 CPU this module compiles for).
-pub static NEON: Kernels =
-    Kernels { name: "neon", matvec_i8: matvec_i8_neon, matmat_i8: None, matvec_f32, matvec_f16 };
+pub static NEON: Kernels = Kernels {
+    name: "neon",
+    matvec_i8: matvec_i8_neon,
+    matmat_i8: None,
+    matvec_f32,
+    matvec_f16,
+    kv_scores: crate::scalar::kv_scores,
+    kv_mix: crate::scalar::kv_mix,
+};
 
 /// NEON + `sdot` kernels; only selected when the CPU has `dotprod`.
 pub static NEON_SDOT: Kernels = Kernels {
@@ -41,6 +48,8 @@ pub static NEON_SDOT: Kernels = Kernels {
     matmat_i8: Some(matmat_i8_sdot),
     matvec_f32,
     matvec_f16,
+    kv_scores: crate::scalar::kv_scores,
+    kv_mix: crate::scalar::kv_mix,
 };
 
 /// True if this CPU has the dot-product instructions (`sdot`) that the
