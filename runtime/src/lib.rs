@@ -30,6 +30,7 @@ extern crate alloc;
 compile_error!("enable at least one model family feature of `eddy` (e.g. `mamba1`, or `all-families`)");
 
 pub mod arch;
+pub mod attention;
 mod error;
 mod family;
 pub mod file;
@@ -58,8 +59,9 @@ mod session;
 pub mod writer;
 
 pub use arch::{Architecture, HParam};
+pub use attention::KvCacheOptions;
 pub use eddy_kernels::Kernels;
-pub use eddy_quant::TensorFormat;
+pub use eddy_quant::{KvFormat, TensorFormat};
 pub use error::{FileError, ModelError, SessionError};
 pub use family::Observer;
 pub use file::{BlobKind, EddyFile, TensorView};
