@@ -266,7 +266,13 @@ mod tests {
     }
 
     /// Plain f64 attention over an explicit list of visible positions.
-    fn naive(sh: &AttentionShape, qs: &[f32], ks: &[Vec<f32>], vs: &[Vec<f32>], visible: &[usize]) -> Vec<f32> {
+    fn naive(
+        sh: &AttentionShape,
+        qs: &[f32],
+        ks: &[Vec<f32>],
+        vs: &[Vec<f32>],
+        visible: &[usize],
+    ) -> Vec<f32> {
         let hd = sh.head_dim;
         let mut out = vec![0f32; sh.n_heads * hd];
         for h in 0..sh.n_heads {
@@ -327,7 +333,18 @@ mod tests {
             ks.push(k_rot);
             vs.push(v.clone());
             let mut out = vec![0f32; qd];
-            attend(&sh, &layout, &mut cache, pos, &mut q, &mut k, &v, &mut out, &mut scratch, &eddy_kernels::SCALAR);
+            attend(
+                &sh,
+                &layout,
+                &mut cache,
+                pos,
+                &mut q,
+                &mut k,
+                &v,
+                &mut out,
+                &mut scratch,
+                &eddy_kernels::SCALAR,
+            );
             let p = pos as usize;
             let visible: Vec<usize> = (0..=p)
                 .filter(|&j| j < options.sinks as usize || j + (options.window as usize) > p)
@@ -362,13 +379,16 @@ mod tests {
 
     #[test]
     fn slots_follow_the_lambda_window() {
-        let layout = CacheLayout::new(&shape(), KvCacheOptions { format: KvFormat::Q4, sinks: 2, window: 3 }).unwrap();
+        let layout =
+            CacheLayout::new(&shape(), KvCacheOptions { format: KvFormat::Q4, sinks: 2, window: 3 }).unwrap();
         let slots: Vec<usize> = (0..9).map(|p| layout.slot_of(p)).collect();
         assert_eq!(slots, [0, 1, 2, 3, 4, 2, 3, 4, 2]);
         assert_eq!((layout.live(0), layout.live(3), layout.live(1 << 40)), (1, 4, 5));
         // 5 slots x 2 kv heads x 20 bytes (16 codes + 4 of scale/min), keys and values.
         assert_eq!(layout.bytes(), Some(5 * 2 * 20 * 2));
-        let bad = |sinks, window| CacheLayout::new(&shape(), KvCacheOptions { format: KvFormat::F16, sinks, window });
+        let bad = |sinks, window| {
+            CacheLayout::new(&shape(), KvCacheOptions { format: KvFormat::F16, sinks, window })
+        };
         assert!(bad(4, 0).is_none());
         assert!(bad(u32::MAX, 2).is_none());
         assert!(bad(0, MAX_CACHE_SLOTS + 1).is_none());

@@ -212,6 +212,19 @@ pub enum ModelError {
     SizeOverflow,
     /// The file's model family was left out of this build (cargo feature).
     FamilyNotCompiled(&'static str),
+    /// A hybrid model's layer-kinds table is missing or malformed.
+    BadLayerKinds,
+    /// KV cache options that attention layers cannot use.
+    BadKvCache {
+        /// Cache format name.
+        format: &'static str,
+        /// Values per head.
+        head_dim: u32,
+        /// Attention sinks asked for.
+        sinks: u32,
+        /// Window asked for.
+        window: u32,
+    },
 }
 
 impl From<FileError> for ModelError {
@@ -280,6 +293,15 @@ impl fmt::Display for ModelError {
             ModelError::FamilyNotCompiled(name) => write!(
                 f,
                 "this build of eddy does not include the `{name}` family; enable its cargo feature (or `all-families`)"
+            ),
+            ModelError::BadLayerKinds => write!(
+                f,
+                "the layer-kinds table (which layers are attention) is missing or does not list one 0/1 entry per layer; re-run `eddy convert`"
+            ),
+            ModelError::BadKvCache { format, head_dim, sinks, window } => write!(
+                f,
+                "KV cache {format} with {sinks} sinks + window {window} is unusable for heads of {head_dim} values: the window must be at least 1, sinks + window at most {}, and q4 needs an even head size",
+                crate::attention::MAX_CACHE_SLOTS
             ),
         }
     }

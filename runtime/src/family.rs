@@ -50,6 +50,23 @@ pub(crate) trait Family<'a> {
     /// Visit the canonical tensor list in file order.
     fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec));
 
+    /// KV cache options of the attention layers (`None`: no attention).
+    fn kv_cache(&self) -> Option<crate::attention::KvCacheOptions> {
+        None
+    }
+
+    /// The same model with other KV cache options; families without
+    /// attention layers return themselves unchanged.
+    fn with_kv_cache(
+        &self,
+        _options: crate::attention::KvCacheOptions,
+    ) -> Result<Self, crate::error::ModelError>
+    where
+        Self: Sized + Copy,
+    {
+        Ok(*self)
+    }
+
     /// Advance the state by one token; if `want_logits`, return the logits
     /// (a slice of `scratch` at `logits_offset_words`).
     fn step<'s>(
@@ -176,9 +193,10 @@ impl ProductScratch<'_> {
 /// activations last), `carve(&self, &mut Carver, &sizes) -> Rows` (a struct
 /// with a `logits` field), `max_cols(&self)`, `run(&self, tokens, state,
 /// rows, acts, logit_rows, cx, observe)`, `config.state_words()`,
-/// `config.vocab_size` and `tensor_schema`.
+/// `config.vocab_size` and `tensor_schema`; hybrids also name their KV
+/// cache option getter and setter (`kv = (get, set)`).
 macro_rules! layer_major_family {
-    ($ty:ident, logits_slot = $slot:expr) => {
+    ($ty:ident, logits_slot = $slot:expr $(, kv = ($kv_get:ident, $kv_set:ident))?) => {
         impl<'a> $ty<'a> {
             /// Carve the rows for `cap` tokens with room for `alloc_rows`
             /// logits rows, run `tokens`, return `logit_rows` logits rows.
@@ -224,6 +242,19 @@ macro_rules! layer_major_family {
             fn visit_schema(&self, visit: &mut dyn FnMut($crate::schema::TensorSpec)) {
                 tensor_schema(&self.config, visit)
             }
+
+            $(
+                fn kv_cache(&self) -> Option<$crate::attention::KvCacheOptions> {
+                    self.$kv_get()
+                }
+
+                fn with_kv_cache(
+                    &self,
+                    options: $crate::attention::KvCacheOptions,
+                ) -> Result<Self, $crate::error::ModelError> {
+                    self.$kv_set(options)
+                }
+            )?
 
             fn step<'s>(
                 &self,

@@ -9,7 +9,7 @@
 //! (memory-mapped) and the file writer used by the host tools; `threads`
 //! (default) splits matrix work across a thread pool ([`Workers`]); one
 //! feature per model family (`mamba1`, `mamba2`, `rnn`, `rwkv4`, `rwkv7`,
-//! `gated-deltanet`, `gla`; `all-families` is default) chooses what is compiled in.
+//! `gated-deltanet`, `gla`, `lfm2`, `recurrent-gemma`; `all-families` is default) chooses what is compiled in.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 // With only some families compiled in, helpers of the others go unused.
@@ -25,7 +25,9 @@ extern crate alloc;
     feature = "rwkv4",
     feature = "rwkv7",
     feature = "gated-deltanet",
-    feature = "gla"
+    feature = "gla",
+    feature = "lfm2",
+    feature = "recurrent-gemma"
 )))]
 compile_error!("enable at least one model family feature of `eddy` (e.g. `mamba1`, or `all-families`)");
 
@@ -38,6 +40,10 @@ pub mod file;
 pub mod gated_deltanet;
 #[cfg(feature = "gla")]
 pub mod gla;
+#[cfg(any(feature = "lfm2", feature = "recurrent-gemma"))]
+pub mod hybrid;
+#[cfg(feature = "lfm2")]
+pub mod lfm2;
 mod linear;
 #[cfg(feature = "mamba1")]
 pub mod mamba;

@@ -1,6 +1,7 @@
 //! A loaded model: a validated file bound to its architecture.
 
 use crate::arch::Architecture;
+use crate::attention::KvCacheOptions;
 use crate::error::ModelError;
 use crate::family::{Compute, Family};
 use crate::file::{BlobKind, EddyFile};
@@ -8,6 +9,8 @@ use crate::file::{BlobKind, EddyFile};
 use crate::gated_deltanet::GatedDeltaNet;
 #[cfg(feature = "gla")]
 use crate::gla::Gla;
+#[cfg(feature = "lfm2")]
+use crate::lfm2::Lfm2;
 #[cfg(feature = "mamba1")]
 use crate::mamba::Mamba1;
 #[cfg(feature = "mamba2")]
@@ -43,6 +46,8 @@ pub(crate) enum Inner<'a> {
     Rwkv7(Rwkv7<'a>),
     #[cfg(feature = "gla")]
     Gla(Gla<'a>),
+    #[cfg(feature = "lfm2")]
+    Lfm2(Lfm2<'a>),
 }
 
 /// Run `$body` with `$m` bound to the family inside `$inner`.
@@ -63,10 +68,37 @@ macro_rules! with_family {
             Inner::Rwkv7($m) => $body,
             #[cfg(feature = "gla")]
             Inner::Gla($m) => $body,
+            #[cfg(feature = "lfm2")]
+            Inner::Lfm2($m) => $body,
         }
     };
 }
 pub(crate) use with_family;
+
+/// Rebuild `$inner` with `$m` bound to its family and `$body` giving the
+/// new family value (a `Result`), in the same variant.
+macro_rules! map_family {
+    ($inner:expr, $m:ident => $body:expr) => {
+        match $inner {
+            #[cfg(feature = "mamba1")]
+            Inner::Mamba1($m) => Inner::Mamba1($body?),
+            #[cfg(feature = "mamba2")]
+            Inner::Mamba2($m) => Inner::Mamba2($body?),
+            #[cfg(feature = "rnn")]
+            Inner::Rnn($m) => Inner::Rnn($body?),
+            #[cfg(feature = "rwkv4")]
+            Inner::Rwkv4($m) => Inner::Rwkv4($body?),
+            #[cfg(feature = "gated-deltanet")]
+            Inner::GatedDeltaNet($m) => Inner::GatedDeltaNet($body?),
+            #[cfg(feature = "rwkv7")]
+            Inner::Rwkv7($m) => Inner::Rwkv7($body?),
+            #[cfg(feature = "gla")]
+            Inner::Gla($m) => Inner::Gla($body?),
+            #[cfg(feature = "lfm2")]
+            Inner::Lfm2($m) => Inner::Lfm2($body?),
+        }
+    };
+}
 
 /// A model used in place from borrowed bytes (mmap, flash, `include_bytes!`).
 #[derive(Clone, Copy, Debug)]
@@ -105,16 +137,12 @@ impl<'a> Model<'a> {
             Architecture::Rwkv7 => Inner::Rwkv7(Rwkv7::load(file)?),
             #[cfg(feature = "gla")]
             Architecture::Gla => Inner::Gla(Gla::load(file)?),
+            #[cfg(feature = "lfm2")]
+            Architecture::Lfm2 => Inner::Lfm2(Lfm2::load(file)?),
             #[allow(unreachable_patterns)] // only when a family is left out
             other => return Err(ModelError::FamilyNotCompiled(other.name())),
         };
-        let words = with_family!(&inner, m => (m.state_words(), m.scratch_words()));
-        let state_words = words
-            .0
-            .and_then(|w| w.checked_add(STATE_HEADER_WORDS))
-            .filter(|w| w.checked_mul(4).is_some())
-            .ok_or(ModelError::SizeOverflow)?;
-        let scratch_words = words.1.filter(|w| w.checked_mul(4).is_some()).ok_or(ModelError::SizeOverflow)?;
+        let (state_words, scratch_words) = Self::sizes(&inner)?;
         Ok(Model {
             file,
             inner,
@@ -123,6 +151,35 @@ impl<'a> Model<'a> {
             kernels: eddy_kernels::best(),
             workers: Workers::single(),
         })
+    }
+
+    /// State words (with the session header) and scratch words of a family.
+    fn sizes(inner: &Inner<'a>) -> Result<(usize, usize), ModelError> {
+        let words = with_family!(inner, m => (m.state_words(), m.scratch_words()));
+        let state_words = words
+            .0
+            .and_then(|w| w.checked_add(STATE_HEADER_WORDS))
+            .filter(|w| w.checked_mul(4).is_some())
+            .ok_or(ModelError::SizeOverflow)?;
+        let scratch_words = words.1.filter(|w| w.checked_mul(4).is_some()).ok_or(ModelError::SizeOverflow)?;
+        Ok((state_words, scratch_words))
+    }
+
+    /// KV cache options of the attention layers; `None` for models
+    /// without attention.
+    pub fn kv_cache(&self) -> Option<KvCacheOptions> {
+        with_family!(&self.inner, m => m.kv_cache())
+    }
+
+    /// The same model with the attention layers caching keys and values as
+    /// `options` say (format, sinks, window). This changes
+    /// [`state_bytes`](Self::state_bytes), so sessions and snapshots of
+    /// the old options do not fit. Models without attention layers are
+    /// returned unchanged.
+    pub fn with_kv_cache(&self, options: KvCacheOptions) -> Result<Self, ModelError> {
+        let inner = map_family!(&self.inner, m => m.with_kv_cache(options));
+        let (state_words, scratch_words) = Self::sizes(&inner)?;
+        Ok(Model { inner, state_words, scratch_words, ..*self })
     }
 
     /// The kernel set running this model's matrix products (chosen once at
