@@ -33,6 +33,50 @@ struct Cli {
     /// too (within the bound in fpga/README.md, not bit-exact).
     #[arg(long, global = true)]
     fpga_scan: bool,
+    /// KV cache format of attention layers (hybrid models): f32, f16, q8
+    /// or q4 (default q4).
+    #[arg(long, global = true)]
+    kv: Option<String>,
+    /// Attention sinks: first tokens that stay in the KV cache (default 4
+    /// for full-attention layers, 0 for sliding-window ones).
+    #[arg(long, global = true)]
+    kv_sinks: Option<u32>,
+    /// Most recent tokens kept in the KV cache (default: the model's own
+    /// window, or 4092 for full-attention layers).
+    #[arg(long, global = true)]
+    kv_window: Option<u32>,
+}
+
+/// `--kv`, `--kv-sinks`, `--kv-window` as given.
+#[derive(Clone, Default)]
+struct KvArgs {
+    format: Option<String>,
+    sinks: Option<u32>,
+    window: Option<u32>,
+}
+
+static KV_ARG: std::sync::OnceLock<KvArgs> = std::sync::OnceLock::new();
+
+/// Apply the KV cache flags to a model with attention layers.
+fn configure_kv(model: &mut Model<'_>) -> Result<()> {
+    let args = KV_ARG.get().cloned().unwrap_or_default();
+    if args.format.is_none() && args.sinks.is_none() && args.window.is_none() {
+        return Ok(());
+    }
+    let Some(mut kv) = model.kv_cache() else {
+        bail!(
+            "--kv/--kv-sinks/--kv-window set the KV cache of attention layers; this {} model has none",
+            model.architecture().name()
+        )
+    };
+    if let Some(f) = &args.format {
+        kv.format =
+            eddy::KvFormat::parse(f).with_context(|| format!("--kv `{f}`: expected f32, f16, q8 or q4"))?;
+    }
+    kv.sinks = args.sinks.unwrap_or(kv.sinks);
+    kv.window = args.window.unwrap_or(kv.window);
+    *model = model.with_kv_cache(kv)?;
+    Ok(())
 }
 
 static BACKEND_ARG: std::sync::OnceLock<(Backend, bool)> = std::sync::OnceLock::new();
@@ -89,7 +133,7 @@ fn configure(model: &mut Model<'_>) -> Result<()> {
         model.set_kernels(k);
     }
     model.set_workers(eddy::Workers::threads(requested_threads()?).context("cannot start the thread pool")?);
-    Ok(())
+    configure_kv(model)
 }
 
 /// Load a model from a mapped file with the requested kernel set.
@@ -210,6 +254,10 @@ enum Command {
         /// Score at most this many tokens (0 = all).
         #[arg(long, default_value_t = 0)]
         limit: usize,
+        /// Restart from an empty state every this many tokens (0 = score
+        /// the text as one stream).
+        #[arg(long, default_value_t = 0)]
+        ctx: usize,
     },
     /// FPGA backend: export a board project, print the cycle model.
     Fpga {
@@ -400,8 +448,17 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
         None => println!("tokenizer:     none"),
     }
     println!("state bytes:   {} (per sequence, constant for any length)", model.state_bytes());
-    // Every family eddy runs keeps a fixed-size state: no KV cache grows.
+    // Every family eddy runs keeps a fixed-size state: attention layers
+    // keep a bounded (sinks + window) cache, so nothing grows.
     println!("state growth:  0 bytes per token of context");
+    if let Some(kv) = model.kv_cache() {
+        println!(
+            "kv cache:      {}, {} sinks + {} recent tokens (--kv, --kv-sinks, --kv-window)",
+            kv.format.name(),
+            kv.sinks,
+            kv.window
+        );
+    }
     println!("scratch bytes: {}", model.scratch_bytes());
     if let Some(b) = model.prefill_scratch_bytes(PREFILL_CHUNK, false) {
         println!("prefill bytes: {b} (extra scratch for batched prefill of {PREFILL_CHUNK} tokens)");
@@ -638,7 +695,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Result<()> {
+fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize, ctx: usize) -> Result<()> {
     let mapped = open(&path)?;
     let model = load(&mapped)?;
     let json = model
@@ -656,7 +713,9 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Re
     }
     let bar = progress_bar(tokens.len() - 1, "tokens");
     let t0 = Instant::now();
-    let result = eddy_cli::eval::perplexity(&model, &tokens, chunk, |done| bar.set_position(done as u64))?;
+    let result = eddy_cli::eval::perplexity_in_windows(&model, &tokens, chunk, ctx, |done| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     println!(
         "tokens evaluated: {}  mean nll: {:.6}  ppl: {:.4}  ({:.1} tok/s)",
@@ -701,6 +760,7 @@ fn main() {
     let _ = KERNELS_ARG.set(cli.kernels.clone());
     let _ = THREADS_ARG.set(cli.threads);
     let _ = BACKEND_ARG.set((cli.backend, cli.fpga_scan));
+    let _ = KV_ARG.set(KvArgs { format: cli.kv.clone(), sinks: cli.kv_sinks, window: cli.kv_window });
     let result = match cli.command {
         Command::Convert { hf_dir, output, dtype, recipe, quant } => {
             cmd_convert(hf_dir, output, dtype, recipe, quant)
@@ -712,7 +772,7 @@ fn main() {
             cmd_run(model, prompt, tokens, n_tokens, cfg, ids)
         }
         Command::Bench(args) => cmd_bench(args),
-        Command::Eval { model, ppl, chunk, limit } => cmd_eval(model, ppl, chunk, limit),
+        Command::Eval { model, ppl, chunk, limit, ctx } => cmd_eval(model, ppl, chunk, limit, ctx),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
         Command::Fpga { command } => eddy_cli::fpga::run(command),
     };
