@@ -290,9 +290,18 @@ macro_rules! layer_major_family {
 }
 pub(crate) use layer_major_family;
 
-/// The SwiGLU MLP block after a mixer (Qwen3-Next, fla GLA): for `n` rows,
-/// `x += down(silu(gate(h)) * up(h))` with `h = rmsnorm(x)`.
-pub(crate) struct SwiGlu<'a> {
+/// Activation of the gate branch of a [`GatedMlp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GateActivation {
+    /// SiLU: SwiGLU (Qwen3-Next, fla GLA, LFM2).
+    Silu,
+    /// GELU, tanh approximation: GeGLU (RecurrentGemma).
+    GeluTanh,
+}
+
+/// The gated MLP block after a mixer: for `n` rows,
+/// `x += down(act(gate(h)) * up(h))` with `h = rmsnorm(x)`.
+pub(crate) struct GatedMlp<'a> {
     /// RMSNorm weight before the MLP.
     pub norm: &'a [f32],
     /// Gate projection.
@@ -301,10 +310,12 @@ pub(crate) struct SwiGlu<'a> {
     pub up: Linear<'a>,
     /// Down projection.
     pub down: Linear<'a>,
+    /// Activation of the gate branch.
+    pub act: GateActivation,
 }
 
-/// Row buffers [`SwiGlu::add_to`] works in, each at least `n` rows long.
-pub(crate) struct SwiGluRows<'r> {
+/// Row buffers [`GatedMlp::add_to`] works in, each at least `n` rows long.
+pub(crate) struct MlpRows<'r> {
     /// The residual stream the block adds to, `n * d_model`.
     pub x: &'r mut [f32],
     /// Normed input, `n * d_model`.
@@ -317,11 +328,11 @@ pub(crate) struct SwiGluRows<'r> {
     pub out: &'r mut [f32],
 }
 
-impl SwiGlu<'_> {
+impl GatedMlp<'_> {
     /// Add the block's output for `n` rows of `rows.x` to `rows.x`.
     pub(crate) fn add_to(
         &self,
-        rows: SwiGluRows<'_>,
+        rows: MlpRows<'_>,
         n: usize,
         eps: f32,
         acts: &mut ProductScratch<'_>,
@@ -338,8 +349,12 @@ impl SwiGlu<'_> {
         acts.apply(&self.gate, normed, &mut rows.gate[..f], n, cx);
         observe_input(observe, &self.up, normed);
         acts.apply(&self.up, normed, &mut rows.up[..f], n, cx);
+        let act = match self.act {
+            GateActivation::Silu => crate::ops::silu,
+            GateActivation::GeluTanh => crate::ops::gelu_tanh,
+        };
         for (g, u) in rows.gate[..f].iter_mut().zip(&rows.up[..f]) {
-            *g = crate::ops::silu(*g) * u;
+            *g = act(*g) * u;
         }
         observe_input(observe, &self.down, &rows.gate[..f]);
         acts.apply(&self.down, &rows.gate[..f], &mut rows.out[..m], n, cx);

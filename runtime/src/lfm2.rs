@@ -18,8 +18,8 @@ use crate::arch::HParam;
 use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
-    checked_total, layer_major_family, observe_input, Carver, Compute, Observer, ProductScratch, SwiGlu,
-    SwiGluRows,
+    checked_total, layer_major_family, observe_input, Carver, Compute, GateActivation, GatedMlp, MlpRows,
+    Observer, ProductScratch,
 };
 use crate::file::EddyFile;
 use crate::hybrid::{attention_shape, cache_layout, default_kv_options, native_window, LayerKinds};
@@ -251,7 +251,7 @@ enum Mixer<'a> {
 struct LayerWeights<'a> {
     operator_norm: &'a [f32],
     mixer: Mixer<'a>,
-    mlp: SwiGlu<'a>,
+    mlp: GatedMlp<'a>,
 }
 
 /// Per-token vectors of a chunk, `n` rows each (1 for a step).
@@ -321,7 +321,13 @@ impl<'a> Lfm2<'a> {
                 out_proj: t.linear(bias),
             }
         };
-        let mlp = SwiGlu { norm: t.f32(), gate: t.linear(false), up: t.linear(false), down: t.linear(false) };
+        let mlp = GatedMlp {
+            norm: t.f32(),
+            gate: t.linear(false),
+            up: t.linear(false),
+            down: t.linear(false),
+            act: GateActivation::Silu,
+        };
         LayerWeights { operator_norm, mixer, mlp }
     }
 
@@ -454,8 +460,7 @@ impl<'a> Lfm2<'a> {
             }
             self.mix(&w.mixer, layer_state, pos, n, r, acts, cx, observe);
             add_assign(&mut r.x[..m], &r.out[..m]);
-            let mlp_rows =
-                SwiGluRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
+            let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
             w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
         }
         attention::store_position(position, pos.wrapping_add(n as u64));

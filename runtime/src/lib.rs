@@ -53,6 +53,8 @@ mod model;
 pub mod offload;
 mod ops;
 pub mod parallel;
+#[cfg(feature = "recurrent-gemma")]
+pub mod recurrent_gemma;
 #[cfg(feature = "rnn")]
 pub mod rnn;
 #[cfg(feature = "rwkv4")]

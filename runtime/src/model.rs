@@ -16,6 +16,8 @@ use crate::mamba::Mamba1;
 #[cfg(feature = "mamba2")]
 use crate::mamba2::Mamba2;
 use crate::parallel::Workers;
+#[cfg(feature = "recurrent-gemma")]
+use crate::recurrent_gemma::RecurrentGemma;
 #[cfg(feature = "rnn")]
 use crate::rnn::{Cell, Rnn};
 #[cfg(feature = "rwkv4")]
@@ -48,6 +50,8 @@ pub(crate) enum Inner<'a> {
     Gla(Gla<'a>),
     #[cfg(feature = "lfm2")]
     Lfm2(Lfm2<'a>),
+    #[cfg(feature = "recurrent-gemma")]
+    RecurrentGemma(RecurrentGemma<'a>),
 }
 
 /// Run `$body` with `$m` bound to the family inside `$inner`.
@@ -70,6 +74,8 @@ macro_rules! with_family {
             Inner::Gla($m) => $body,
             #[cfg(feature = "lfm2")]
             Inner::Lfm2($m) => $body,
+            #[cfg(feature = "recurrent-gemma")]
+            Inner::RecurrentGemma($m) => $body,
         }
     };
 }
@@ -96,6 +102,8 @@ macro_rules! map_family {
             Inner::Gla($m) => Inner::Gla($body?),
             #[cfg(feature = "lfm2")]
             Inner::Lfm2($m) => Inner::Lfm2($body?),
+            #[cfg(feature = "recurrent-gemma")]
+            Inner::RecurrentGemma($m) => Inner::RecurrentGemma($body?),
         }
     };
 }
@@ -139,6 +147,8 @@ impl<'a> Model<'a> {
             Architecture::Gla => Inner::Gla(Gla::load(file)?),
             #[cfg(feature = "lfm2")]
             Architecture::Lfm2 => Inner::Lfm2(Lfm2::load(file)?),
+            #[cfg(feature = "recurrent-gemma")]
+            Architecture::RecurrentGemma => Inner::RecurrentGemma(RecurrentGemma::load(file)?),
             #[allow(unreachable_patterns)] // only when a family is left out
             other => return Err(ModelError::FamilyNotCompiled(other.name())),
         };

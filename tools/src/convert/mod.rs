@@ -19,6 +19,7 @@ mod gla;
 mod lfm2;
 mod mamba1;
 mod mamba2;
+mod recurrent_gemma;
 mod rnn;
 mod rwkv4;
 mod rwkv7;
@@ -68,7 +69,7 @@ pub enum ConvertError {
     /// The architecture is not supported.
     #[error(
         "unsupported architecture {found:?} in config.json; supported: MambaForCausalLM (model_type \"mamba\"), \
-         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, Lfm2ForCausalLM, RWKV-7 in BlinkDL's layout, fla's GLAForCausalLM, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
+         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, Lfm2ForCausalLM, RecurrentGemmaForCausalLM, RWKV-7 in BlinkDL's layout, fla's GLAForCausalLM, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
     )]
     UnsupportedArchitecture {
         /// What config.json says.
@@ -263,6 +264,10 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         gla::plan(&cfg)?
     } else if archs.contains(&"Lfm2ForCausalLM") || (archs.is_empty() && model_type == "lfm2") {
         lfm2::plan(&cfg, &ckpt)?
+    } else if archs.contains(&"RecurrentGemmaForCausalLM")
+        || (archs.is_empty() && model_type == "recurrent_gemma")
+    {
+        recurrent_gemma::plan(&cfg, &ckpt)?
     } else if model_type == "rwkv7" {
         rwkv7::plan(&cfg, &ckpt)?
     } else if model_type == "gru" || model_type == "lstm" {
