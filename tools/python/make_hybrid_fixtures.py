@@ -18,6 +18,12 @@ equivalents while it computes references (float64_exact). It also recomputes
 every fixture with the plain formulas below (spec_* functions, independent of
 transformers) and asserts max |spec - transformers| < 1e-9: the notes below
 are checked, not recalled. Unpatched transformers differs by ~1e-6 (printed).
+Sensitivity (measured by editing the spec and comparing with the stored
+logits): exact-erf GELU instead of tanh GELU moves logits by 1.7e-3, exact
+sqrt(48) instead of its bfloat16 value by 9.9e-3, dropping the soft cap by
+5.6e-2, every other mistake tried (window or sink off by one, B/C swapped,
+q/k norm after RoPE, no position-0 reset, full instead of partial RoPE,
+transposed gate weights, w vs 1 + w) by > 0.3. So compare at < 1e-3.
 
 reference.safetensors (both fixtures):
   input_ids       int32 [24]
@@ -53,7 +59,9 @@ attention_window_size 8 (< 24 tokens), conv1d_width 4, logits_soft_cap 30,
 rms_norm_eps 1e-6, intermediate_size 96 (the MLP is intermediate_size // 2 =
 48 wide!), hidden_activation gelu_pytorch_tanh, rope_parameters {rope_theta
 10000, partial_rotary_factor 0.5}, tie_word_embeddings true (no
-lm_head.weight in the file). hidden_size 48 != lru_width 64 on purpose (so
+lm_head.weight in the file). This transformers writes rope_theta and
+partial_rotary_factor inside rope_parameters; older config.json files have
+them top-level. hidden_size 48 != lru_width 64 on purpose (so
 swapped dimensions cannot pass), and sqrt(48) is not a bfloat16 number.
 Tensors (L = model.layers.{i}):
   model.embed_tokens.weight [V, D]; model.final_norm.weight [D]
@@ -91,7 +99,7 @@ Recurrent block (t = position, 0-based):
   s[t] = a * s[t-1] + scale * (g_in * c[t]);  s[-1] = 0  (state: R floats)
   out = linear_out(s[t] * y)
 Attention block: q = q_proj(h) as H heads of hd, k/v = k_proj/v_proj as KV
-  heads (query head n uses kv head n * KV / H; here all share head 0). RoPE
+  heads (query head n uses kv head n // (H / KV); here all use head 0). RoPE
   on the first rot = int(hd * 0.5) = 6 dims of each q/k head only, the rest
   passes through; inside those rot dims pairs are (i, i + rot/2) ("rotate
   half", NOT interleaved): angle = pos * 10000^(-2i/rot), i < rot/2, i.e. the
@@ -103,8 +111,8 @@ Attention block: q = q_proj(h) as H heads of hd, k/v = k_proj/v_proj as KV
 transformers quirks: (1) its decode crashes when lru_width != hidden_size:
   the conv state is allocated with hidden_size channels, so this script
   allocates the per-layer states itself (correct width) before decoding;
-  (2) the cache and recurrent states live on the modules, not in
-  past_key_values, so each run starts by resetting them; (3) cached decode
+  (2) the conv and RG-LRU states live on the recurrent modules (only the
+  attention K/V is in past_key_values), so each decode run resets them; (3) cached decode
   with the sliding window agrees with the full forward (max diff printed,
   ~1e-15), so logits_decode is transformers' real cached decode.
 
@@ -149,7 +157,11 @@ Attention operator: q = q_proj(h) as H heads of hd, then q_layernorm per head
   pairs (i, i + hd/2), angle = pos * 1e6^(-2i/hd). Query head n uses kv head
   n // (H / KV). scores / sqrt(hd), causal softmax, out_proj.
 transformers quirks: none in decode; logits_decode is its real cached decode
-  (DynamicCache holds both the conv states and the K/V).
+  (DynamicCache holds both the conv states and the K/V). Config aliases a
+  converter meets in hub checkpoints (transformers maps them): block_ff_dim
+  = intermediate_size, tie_embedding = tie_word_embeddings, full_attn_idxs
+  (attention layer indices) when layer_types is absent, and top-level
+  rope_theta instead of rope_parameters.rope_theta.
 
 Both tokenizers are the same small byte-level BPE as the other fixtures.
 """
