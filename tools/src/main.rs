@@ -451,6 +451,11 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
     // Every family eddy runs keeps a fixed-size state: attention layers
     // keep a bounded (sinks + window) cache, so nothing grows.
     println!("state growth:  0 bytes per token of context");
+    if let Some(kinds) = file.blob(eddy::BlobKind::LayerKinds) {
+        let attention: Vec<String> =
+            kinds.iter().enumerate().filter(|(_, &k)| k == 1).map(|(i, _)| i.to_string()).collect();
+        println!("attention:     {} of {} layers ({})", attention.len(), kinds.len(), attention.join(", "));
+    }
     if let Some(kv) = model.kv_cache() {
         println!(
             "kv cache:      {}, {} sinks + {} recent tokens (--kv, --kv-sinks, --kv-window)",

@@ -233,6 +233,8 @@ fn other_families_convert_inspect_quantize_and_run() {
         ("gru-tiny", "gru", "input_dim"),
         ("lstm-tiny", "lstm", "layers.1.weight_hh"),
         ("mamba2-tiny", "mamba2", "n_heads"),
+        ("lfm2-tiny", "lfm2", "kv cache:      q4, 4 sinks + 4092 recent tokens"),
+        ("recurrentgemma-tiny", "recurrent-gemma", "kv cache:      q4, 0 sinks + 8 recent tokens"),
     ] {
         let m = converted(fixture);
         let o = eddy(&["inspect", m.to_str().unwrap()]);
@@ -254,4 +256,43 @@ fn other_families_convert_inspect_quantize_and_run() {
         assert!(ids >= 6, "{fixture}: expected 6 generated ids in {a:?}");
         assert!(!b.trim().is_empty(), "{fixture}: quantized run printed nothing");
     }
+}
+
+#[test]
+fn kv_cache_flags_change_the_state_and_refuse_bad_input() {
+    let m = converted("lfm2-tiny");
+    let path = m.to_str().unwrap();
+    let state = |args: &[&str]| {
+        let o = eddy(&[args, &["inspect", path]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s = String::from_utf8(o.stdout).unwrap();
+        let line = s.lines().find(|l| l.starts_with("state bytes:")).unwrap().to_string();
+        line.split_whitespace().nth(2).unwrap().parse::<usize>().unwrap()
+    };
+    let (q4, f16) = (state(&[]), state(&["--kv", "f16"]));
+    assert!(q4 < f16, "q4 cache {q4} must be smaller than f16 {f16}");
+    assert!(state(&["--kv-window", "60"]) < q4);
+    let o = eddy(&["--kv", "q3", "inspect", path]);
+    assert!(!o.status.success() && stderr(&o).contains("expected f32, f16, q8 or q4"), "{}", stderr(&o));
+    let o = eddy(&["--kv-window", "0", "inspect", path]);
+    assert!(!o.status.success() && stderr(&o).contains("window"), "{}", stderr(&o));
+    // A model without attention layers says so instead of ignoring the flag.
+    let gru = converted("gru-tiny");
+    let o = eddy(&["--kv", "q4", "inspect", gru.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("has none"), "{}", stderr(&o));
+    // Generation runs with a wrapped Lambda window.
+    let o = eddy(&[
+        "--kv-sinks",
+        "1",
+        "--kv-window",
+        "3",
+        "run",
+        path,
+        "--tokens",
+        "1,2,3,4,5",
+        "-n",
+        "8",
+        "--ids",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
