@@ -9,6 +9,7 @@ pub mod convert;
 pub mod eval;
 pub mod fpga;
 pub mod gptq;
+pub mod memory;
 pub mod npy;
 pub mod quantize;
 pub mod random;

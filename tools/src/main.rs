@@ -264,6 +264,15 @@ enum Command {
         #[command(subcommand)]
         command: eddy_cli::fpga::FpgaCommand,
     },
+    /// Per-sequence memory at several context lengths: full KV cache vs
+    /// the bounded (sinks + window) cache in f16/q8/q4.
+    Memory {
+        /// The .eddy file.
+        model: PathBuf,
+        /// Context lengths, comma-separated.
+        #[arg(long, default_value = "1024,32768,1048576")]
+        ctx: String,
+    },
     /// Write the logits of every position as a .npy array [tokens, vocab].
     Logits {
         /// The .eddy file.
@@ -732,6 +741,30 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize, ctx: 
     Ok(())
 }
 
+fn cmd_memory(path: PathBuf, ctx: String) -> Result<()> {
+    let mapped = open(&path)?;
+    let model = load(&mapped)?;
+    let contexts: Vec<u32> = parse_counts(&ctx, "--ctx")?.into_iter().map(|c| c as u32).collect();
+    if contexts.is_empty() || contexts.contains(&0) {
+        bail!("--ctx needs positive context lengths, e.g. 1024,32768,1048576");
+    }
+    let rows = eddy_cli::memory::memory_rows(&model, &contexts)?;
+    let mib = |b: usize| match b {
+        b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b if b < 1 << 30 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+    };
+    println!("per-sequence state of {} ({})", path.display(), model.architecture().name());
+    let head: Vec<String> = contexts.iter().map(|c| format!("{c} tokens")).collect();
+    println!("| cache | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(contexts.len()));
+    for r in rows {
+        let cells: Vec<String> = r.bytes.iter().map(|&b| mib(b)).collect();
+        println!("| {} | {} |", r.setting, cells.join(" | "));
+    }
+    Ok(())
+}
+
 fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) -> Result<()> {
     let mapped = open(&path)?;
     let mut model = load(&mapped)?;
@@ -779,6 +812,7 @@ fn main() {
         Command::Bench(args) => cmd_bench(args),
         Command::Eval { model, ppl, chunk, limit, ctx } => cmd_eval(model, ppl, chunk, limit, ctx),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
+        Command::Memory { model, ctx } => cmd_memory(model, ctx),
         Command::Fpga { command } => eddy_cli::fpga::run(command),
     };
     if let Err(e) = result {

@@ -296,3 +296,21 @@ fn kv_cache_flags_change_the_state_and_refuse_bad_input() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn memory_report_compares_full_and_bounded_caches() {
+    let m = converted("lfm2-tiny");
+    let o = eddy(&["memory", m.to_str().unwrap(), "--ctx", "1024,1048576"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8(o.stdout).unwrap();
+    // 2 attention layers x 2 kv heads x 16 values x 2 bytes x (K and V):
+    // 256 bytes per token, so 1M tokens need 256 MiB; the q4 Lambda cache
+    // stays the same at both lengths.
+    let full = s.lines().find(|l| l.contains("full cache")).unwrap();
+    assert!(full.contains("256.0 MiB"), "{s}");
+    let q4 = s.lines().find(|l| l.starts_with("| q4")).unwrap();
+    let cells: Vec<&str> = q4.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells[1], cells[2], "{s}");
+    let o = eddy(&["memory", m.to_str().unwrap(), "--ctx", "0"]);
+    assert!(!o.status.success());
+}
