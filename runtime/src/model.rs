@@ -175,6 +175,19 @@ impl<'a> Model<'a> {
         Ok((state_words, scratch_words))
     }
 
+    /// The word a session stores to tie its state to this model and its
+    /// state layout: the file checksum, mixed with the KV cache options so
+    /// that a snapshot of one cache layout never restores into another of
+    /// the same byte length.
+    pub(crate) fn state_tag(&self) -> u32 {
+        let Some(kv) = self.kv_cache() else { return self.file.checksum() };
+        let mut h = crc32fast::Hasher::new();
+        for word in [kv.format.code(), kv.sinks, kv.window] {
+            h.update(&word.to_le_bytes());
+        }
+        self.file.checksum() ^ h.finalize()
+    }
+
     /// KV cache options of the attention layers; `None` for models
     /// without attention.
     pub fn kv_cache(&self) -> Option<KvCacheOptions> {

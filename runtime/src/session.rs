@@ -69,7 +69,7 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
 
     /// Forget all context: zero state, position 0.
     pub fn reset(&mut self) {
-        let checksum = self.model.file().checksum();
+        let checksum = self.model.state_tag();
         let st = self.state.as_mut();
         st.fill(0.0);
         st[0] = f32::from_bits(STATE_MAGIC);
@@ -269,7 +269,7 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
             b.copy_from_slice(&snapshot[i * 4..i * 4 + 4]);
             u32::from_le_bytes(b)
         };
-        if word(0) != STATE_MAGIC || word(1) != self.model.file().checksum() {
+        if word(0) != STATE_MAGIC || word(1) != self.model.state_tag() {
             return Err(SessionError::BadSnapshot);
         }
         for (i, w) in st.iter_mut().enumerate() {

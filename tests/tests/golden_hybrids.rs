@@ -155,4 +155,13 @@ fn bad_kv_options_are_refused_with_a_reason() {
     a.step(1).unwrap();
     let mut b = Session::new_owned(&model);
     assert!(b.restore(a.snapshot()).is_err());
+    // Even when two layouts have the same byte length: f16 rows of 16
+    // values take 32 bytes, q8 rows 18, so 9 f16 slots = 16 q8 slots.
+    let f16 = model.with_kv_cache(KvCacheOptions { format: KvFormat::F16, sinks: 0, window: 9 }).unwrap();
+    let q8 = model.with_kv_cache(KvCacheOptions { format: KvFormat::Q8, sinks: 0, window: 16 }).unwrap();
+    assert_eq!(f16.state_bytes(), q8.state_bytes());
+    let mut a = Session::new_owned(&f16);
+    a.step(1).unwrap();
+    let mut b = Session::new_owned(&q8);
+    assert!(b.restore(a.snapshot()).is_err());
 }
