@@ -18,80 +18,43 @@
 //! them (rows stay in cache between passes), computing each element as the
 //! reference does: `acc + w * (scale * c + min)`.
 
+use crate::kv_shape::{KvShape, LANES, MAX_GROUPS};
 use crate::KvRows;
 use core::arch::x86_64::*;
-use eddy_quant::{kv_group, KvFormat};
+use eddy_quant::KvFormat;
 
-/// Scale groups per row that the scores kernel keeps Q4 query sums for on
-/// the stack (head_dim up to 2048 at groups of 32); more goes to the scalar
-/// reference.
-const MAX_GROUPS: usize = 64;
-
-/// The geometry of a valid set of rows.
-struct Layout {
-    head_dim: usize,
-    group: usize,
-    groups: usize,
-    /// Offset of the group parameters in a row.
-    code_bytes: usize,
-    stride: usize,
-}
-
-impl Layout {
-    /// `None` (use the scalar reference) if the rows are invalid, the CPU
-    /// lacks AVX2/F16C, `len` (of `q` or `out`) is not `head_dim`, or the
-    /// row has too many groups.
-    fn of(rows: &KvRows<'_>, len: usize) -> Option<Self> {
-        rows.row_bytes()?;
-        let head_dim = rows.head_dim;
-        let group = kv_group(head_dim);
-        let groups = head_dim / group;
-        let code_bytes = match rows.format {
-            KvFormat::F32 => 4 * head_dim,
-            KvFormat::F16 => 2 * head_dim,
-            KvFormat::Q8 => head_dim,
-            KvFormat::Q4 => head_dim / 2,
-        };
-        let ok = super::avx2_available() && len == head_dim && groups <= MAX_GROUPS;
-        ok.then_some(Layout { head_dim, group, groups, code_bytes, stride: rows.stride })
-    }
+/// The shape of `rows` if this CPU runs the AVX2 kernels and they cover it.
+fn covered(rows: &KvRows<'_>, len: usize) -> Option<KvShape> {
+    KvShape::of(rows, len).filter(|_| super::avx2_available())
 }
 
 /// See [`crate::KvScores`]; bit-exact with [`crate::scalar::kv_scores`].
 pub fn kv_scores(rows: KvRows<'_>, q: &[f32], scores: &mut [f32]) {
-    let Some(layout) = Layout::of(&rows, q.len()) else {
+    let Some(shape) = covered(&rows, q.len()) else {
         crate::scalar::kv_scores(rows, q, scores);
         return;
     };
     let n = rows.count.min(scores.len());
     let scores = &mut scores[..n];
-    // Q4: Σ q per group and lane, in the reference's order.
-    let mut qsum = [[0f32; 8]; MAX_GROUPS];
-    if rows.format == KvFormat::Q4 {
-        for (sums, qg) in qsum.iter_mut().zip(q.chunks_exact(layout.group)) {
-            for (j, qi) in qg.iter().enumerate() {
-                sums[j % 8] += qi;
-            }
-        }
-    }
+    let qsum = if rows.format == KvFormat::Q4 { shape.query_sums(q) } else { [[0f32; LANES]; MAX_GROUPS] };
     let base = rows.bytes.as_ptr();
-    // SAFETY: AVX2 and F16C were detected (Layout::of); KvRows::row_bytes
+    // SAFETY: AVX2 and F16C were detected (`covered`); KvRows::row_bytes
     // checked that rows 0..count, `stride` bytes apart, each hold a whole
     // row of `head_dim` values inside `bytes`, and n <= count; `q` holds
     // `head_dim` values.
     unsafe {
         match rows.format {
-            KvFormat::F32 => scores_rows::<F32>(&layout, base, q, &qsum, scores),
-            KvFormat::F16 => scores_rows::<F16>(&layout, base, q, &qsum, scores),
-            KvFormat::Q8 => scores_rows::<Q8>(&layout, base, q, &qsum, scores),
-            KvFormat::Q4 => scores_rows::<Q4>(&layout, base, q, &qsum, scores),
+            KvFormat::F32 => scores_rows::<F32>(&shape, base, q, &qsum, scores),
+            KvFormat::F16 => scores_rows::<F16>(&shape, base, q, &qsum, scores),
+            KvFormat::Q8 => scores_rows::<Q8>(&shape, base, q, &qsum, scores),
+            KvFormat::Q4 => scores_rows::<Q4>(&shape, base, q, &qsum, scores),
         }
     }
 }
 
 /// See [`crate::KvMix`]; bit-exact with [`crate::scalar::kv_mix`].
 pub fn kv_mix(rows: KvRows<'_>, weights: &[f32], out: &mut [f32]) {
-    let Some(layout) = Layout::of(&rows, out.len()) else {
+    let Some(shape) = covered(&rows, out.len()) else {
         crate::scalar::kv_mix(rows, weights, out);
         return;
     };
@@ -101,10 +64,10 @@ pub fn kv_mix(rows: KvRows<'_>, weights: &[f32], out: &mut [f32]) {
     // `out` holding `head_dim` values.
     unsafe {
         match rows.format {
-            KvFormat::F32 => mix_rows::<F32>(&layout, base, weights, out),
-            KvFormat::F16 => mix_rows::<F16>(&layout, base, weights, out),
-            KvFormat::Q8 => mix_rows::<Q8>(&layout, base, weights, out),
-            KvFormat::Q4 => mix_rows::<Q4>(&layout, base, weights, out),
+            KvFormat::F32 => mix_rows::<F32>(&shape, base, weights, out),
+            KvFormat::F16 => mix_rows::<F16>(&shape, base, weights, out),
+            KvFormat::Q8 => mix_rows::<Q8>(&shape, base, weights, out),
+            KvFormat::Q4 => mix_rows::<Q4>(&shape, base, weights, out),
         }
     }
 }
@@ -259,10 +222,10 @@ unsafe fn accumulate<C: Codes, const R: usize>(
 /// As [`accumulate`]; `qsum` holds the Q4 query sums of every group.
 #[inline(always)]
 unsafe fn row_lanes<C: Codes, const R: usize>(
-    l: &Layout,
+    l: &KvShape,
     rows: &[*const u8; R],
     q: *const f32,
-    qsum: &[[f32; 8]; MAX_GROUPS],
+    qsum: &[[f32; LANES]; MAX_GROUPS],
 ) -> [__m256; R] {
     let mut lanes = [_mm256_setzero_ps(); R];
     if C::PARAMS == 0 {
@@ -314,10 +277,10 @@ unsafe fn reduce4(a: &[__m256; 4]) -> __m128 {
 /// are whole rows; `q` has `head_dim` values.
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn scores_rows<C: Codes>(
-    l: &Layout,
+    l: &KvShape,
     base: *const u8,
     q: &[f32],
-    qsum: &[[f32; 8]; MAX_GROUPS],
+    qsum: &[[f32; LANES]; MAX_GROUPS],
     scores: &mut [f32],
 ) {
     let q = q.as_ptr();
@@ -344,7 +307,7 @@ unsafe fn scores_rows<C: Codes>(
 /// AVX2 and F16C present; rows `0..weights.len()` at `base + j * stride`
 /// are whole rows; `out` has `head_dim` values.
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn mix_rows<C: Codes>(l: &Layout, base: *const u8, weights: &[f32], out: &mut [f32]) {
+unsafe fn mix_rows<C: Codes>(l: &KvShape, base: *const u8, weights: &[f32], out: &mut [f32]) {
     let units = l.head_dim / 8;
     let mut u0 = 0;
     while units - u0 >= 8 {
@@ -388,7 +351,7 @@ unsafe fn mix_rows<C: Codes>(l: &Layout, base: *const u8, weights: &[f32], out: 
 /// As [`mix_rows`], with `u0 + U <= head_dim / 8`.
 #[inline(always)]
 unsafe fn mix_pass<C: Codes, const U: usize>(
-    l: &Layout,
+    l: &KvShape,
     base: *const u8,
     weights: &[f32],
     out: &mut [f32],
