@@ -19,6 +19,8 @@ extern crate std;
 pub mod aarch64;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
 pub mod armv7em;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+mod kv_shape;
 #[cfg(all(target_arch = "arm", eddy_mve))]
 pub mod mve;
 pub mod scalar;

@@ -6,6 +6,10 @@
 //! for W8 whose products can, by widening to i16 and `vpmaddwd`. Unpacking
 //! leaves codes in a fixed permuted order, so the activations are permuted
 //! the same way once per matrix-vector product.
+//!
+//! Attention over the KV cache (`kv_scores`, `kv_mix`): see [`kv`].
+
+pub mod kv;
 
 use crate::{ActsI8, IntShape, Kernels};
 use core::arch::x86_64::*;
@@ -18,8 +22,8 @@ pub static AVX2: Kernels = Kernels {
     matmat_i8: Some(matmat_i8),
     matvec_f32,
     matvec_f16,
-    kv_scores: crate::scalar::kv_scores,
-    kv_mix: crate::scalar::kv_mix,
+    kv_scores: kv::kv_scores,
+    kv_mix: kv::kv_mix,
 };
 
 /// True if this CPU runs the AVX2 kernels.

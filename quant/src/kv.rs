@@ -22,12 +22,26 @@
 //!
 //! # Products
 //!
-//! `dot`: per group, `acc = Σ c_i q_i` in f32 in index order, then
-//! `result += scale * acc + min * Σ q_i` in group order (`min = 0` for
-//! Q8). `axpy`: `acc_i += p * v_i` with `v_i` decoded as above. SIMD
-//! kernels may reorder the sums: they are tested within a bound.
+//! `dot` keeps eight partial sums (lanes), like `eddy_quant::dot_f32`, in
+//! an order that SIMD kernels reproduce exactly (so they are bit-exact):
+//!
+//! - `F32`/`F16`: `lanes[i % 8] += v_i * q_i` over the row in index order,
+//!   exactly [`dot_f32`](crate::dot_f32) of the decoded row.
+//! - `Q8`/`Q4`, per group in group order: `acc[j % 8] += c_j * q_j` (and,
+//!   for Q4, `qsum[j % 8] += q_j`) over the group's offsets `j` in order,
+//!   from zero; then `lanes[l] += scale * acc[l]` (Q8) or
+//!   `lanes[l] += scale * acc[l] + min * qsum[l]` (Q4) for every lane.
+//!
+//! The result is the pairwise lane sum
+//! `((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7))`. Every operation is
+//! a separate f32 multiply or add (no fused multiply-add).
+//!
+//! `axpy`: `acc_i += p * v_i` with `v_i` decoded as `value_at` does
+//! (`scale * c` for Q8, `scale * c + min` for Q4): one element at a time,
+//! so any kernel that keeps this expression per element is bit-exact.
 
 use crate::block::round_half_away;
+use crate::float::{reduce_lanes, F32_DOT_LANES};
 use crate::QuantError;
 use half::f16;
 
@@ -224,43 +238,54 @@ pub fn decode_kv_row(format: KvFormat, row: &[u8], out: &mut [f32]) {
     }
 }
 
-/// `q · row` for a row of `q.len()` values (0 if the lengths disagree).
+/// `q · row` for a row of `q.len()` values (0 if the lengths disagree),
+/// summed in the lane order documented at the top of this module.
 pub fn kv_dot(format: KvFormat, row: &[u8], q: &[f32]) -> f32 {
+    const LANES: usize = F32_DOT_LANES;
     let head_dim = q.len();
     if format.row_bytes(head_dim) != Some(row.len()) {
         return 0.0;
     }
+    let mut lanes = [0f32; LANES];
     match format {
         KvFormat::F32 | KvFormat::F16 => {
-            let mut acc = 0f32;
             for (i, qi) in q.iter().enumerate() {
-                acc += value_at(format, row, head_dim, i) * qi;
+                lanes[i % LANES] += value_at(format, row, head_dim, i) * qi;
             }
-            acc
         }
-        KvFormat::Q8 | KvFormat::Q4 => {
+        KvFormat::Q8 => {
             let group = kv_group(head_dim);
             let params = &row[format.code_bytes(head_dim)..];
-            let mut result = 0f32;
             for (g, qg) in q.chunks_exact(group).enumerate() {
-                let (mut acc, mut qsum) = (0f32, 0f32);
+                let mut acc = [0f32; LANES];
+                for (j, qi) in qg.iter().enumerate() {
+                    acc[j % LANES] += (row[g * group + j] as i8) as f32 * qi;
+                }
+                let scale = f16_at(params, 2 * g);
+                for (l, a) in lanes.iter_mut().zip(acc) {
+                    *l += scale * a;
+                }
+            }
+        }
+        KvFormat::Q4 => {
+            let group = kv_group(head_dim);
+            let params = &row[format.code_bytes(head_dim)..];
+            for (g, qg) in q.chunks_exact(group).enumerate() {
+                let (mut acc, mut qsum) = ([0f32; LANES], [0f32; LANES]);
                 for (j, qi) in qg.iter().enumerate() {
                     let i = g * group + j;
-                    let c = match format {
-                        KvFormat::Q8 => (row[i] as i8) as f32,
-                        _ => ((row[i / 2] >> (4 * (i % 2))) & 0x0f) as f32,
-                    };
-                    acc += c * qi;
-                    qsum += qi;
+                    let c = (row[i / 2] >> (4 * (i % 2))) & 0x0f;
+                    acc[j % LANES] += c as f32 * qi;
+                    qsum[j % LANES] += qi;
                 }
-                result += match format {
-                    KvFormat::Q8 => f16_at(params, 2 * g) * acc,
-                    _ => f16_at(params, 4 * g) * acc + f16_at(params, 4 * g + 2) * qsum,
-                };
+                let (scale, min) = (f16_at(params, 4 * g), f16_at(params, 4 * g + 2));
+                for ((l, a), s) in lanes.iter_mut().zip(acc).zip(qsum) {
+                    *l += scale * a + min * s;
+                }
             }
-            result
         }
     }
+    reduce_lanes(lanes)
 }
 
 /// `acc += p * row` for a row of `acc.len()` values (nothing if the
@@ -361,6 +386,26 @@ mod tests {
             kv_axpy(f, row, 0.5, &mut acc);
             for (a, v) in acc.iter().zip(&v) {
                 assert_eq!(*a, 1.0 + 0.5 * v);
+            }
+        }
+    }
+
+    #[test]
+    fn float_dots_are_dot_f32_of_the_decoded_row() {
+        // The documented lane order for F32/F16 is exactly dot_f32's, so
+        // the SIMD float dot products and these agree bit for bit.
+        for head_dim in [1usize, 7, 8, 13, 64, 100] {
+            let x = sample(head_dim, 21);
+            let q = sample(head_dim, 22);
+            let (x, q) = (&x[..head_dim], &q[..head_dim]);
+            for f in [KvFormat::F32, KvFormat::F16] {
+                let mut row = [0u8; 512];
+                let row = &mut row[..f.row_bytes(head_dim).unwrap()];
+                encode_kv_row(f, x, row).unwrap();
+                let mut v = [0f32; 128];
+                decode_kv_row(f, row, &mut v[..head_dim]);
+                let want = crate::dot_f32(&v[..head_dim], q);
+                assert_eq!(kv_dot(f, row, q).to_bits(), want.to_bits(), "{f:?} d{head_dim}");
             }
         }
     }
