@@ -73,9 +73,9 @@ pub use eddy_quant::{KvFormat, TensorFormat};
 pub use error::{FileError, ModelError, SessionError};
 pub use family::Observer;
 pub use file::{BlobKind, EddyFile, TensorView};
-pub use model::Model;
 #[cfg(feature = "std")]
 pub use model::{MappedModel, OpenError};
+pub use model::{Model, STATE_HEADER_WORDS};
 pub use offload::{Offload, OffloadError};
 pub use parallel::Workers;
 #[cfg(feature = "alloc")]

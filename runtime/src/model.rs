@@ -29,7 +29,7 @@ use eddy_kernels::Kernels;
 
 /// Words at the start of the state buffer: magic, model checksum, and the
 /// 64-bit count of tokens consumed. They make a snapshot self-describing.
-pub(crate) const STATE_HEADER_WORDS: usize = 4;
+pub const STATE_HEADER_WORDS: usize = 4;
 
 /// The architecture-specific part of a model.
 #[derive(Clone, Copy, Debug)]

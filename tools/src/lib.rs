@@ -15,4 +15,5 @@ pub mod quantize;
 pub mod random;
 pub mod recipe;
 pub mod sample;
+pub mod shapes;
 pub mod text;

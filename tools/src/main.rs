@@ -267,8 +267,13 @@ enum Command {
     /// Per-sequence memory at several context lengths: full KV cache vs
     /// the bounded (sinks + window) cache in f16/q8/q4.
     Memory {
-        /// The .eddy file.
-        model: PathBuf,
+        /// The .eddy file (or use --shape).
+        #[arg(required_unless_present = "shape")]
+        model: Option<PathBuf>,
+        /// A public model's shape instead of a file: mamba-130m, mamba-2.8b,
+        /// mamba2-2.7b, lfm2-350m, lfm2-1.2b, recurrentgemma-2b.
+        #[arg(long, conflicts_with = "model")]
+        shape: Option<String>,
         /// Context lengths, comma-separated.
         #[arg(long, default_value = "1024,32768,1048576")]
         ctx: String,
@@ -741,25 +746,34 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize, ctx: 
     Ok(())
 }
 
-fn cmd_memory(path: PathBuf, ctx: String) -> Result<()> {
-    let mapped = open(&path)?;
-    let model = load(&mapped)?;
+fn cmd_memory(path: Option<PathBuf>, shape: Option<String>, ctx: String) -> Result<()> {
     let contexts: Vec<u32> = parse_counts(&ctx, "--ctx")?.into_iter().map(|c| c as u32).collect();
     if contexts.is_empty() || contexts.contains(&0) {
         bail!("--ctx needs positive context lengths, e.g. 1024,32768,1048576");
     }
-    let rows = eddy_cli::memory::memory_rows(&model, &contexts)?;
-    let mib = |b: usize| match b {
+    let rows = match (&path, &shape) {
+        (Some(path), _) => {
+            let mapped = open(path)?;
+            let model = load(&mapped)?;
+            println!("per-sequence state of {} ({})", path.display(), model.architecture().name());
+            eddy_cli::memory::model_memory_rows(&model, &contexts)?
+        }
+        (None, Some(name)) => {
+            println!("per-sequence state of the {name} shape (hyper-parameters of the public checkpoint)");
+            eddy_cli::memory::shape_memory_rows(name, &contexts)?
+        }
+        (None, None) => bail!("give a .eddy file or --shape"),
+    };
+    let size = |b: usize| match b {
         b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
         b if b < 1 << 30 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
         b => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
     };
-    println!("per-sequence state of {} ({})", path.display(), model.architecture().name());
     let head: Vec<String> = contexts.iter().map(|c| format!("{c} tokens")).collect();
     println!("| cache | {} |", head.join(" | "));
     println!("|---|{}", "---|".repeat(contexts.len()));
     for r in rows {
-        let cells: Vec<String> = r.bytes.iter().map(|&b| mib(b)).collect();
+        let cells: Vec<String> = r.bytes.iter().map(|&b| size(b)).collect();
         println!("| {} | {} |", r.setting, cells.join(" | "));
     }
     Ok(())
@@ -812,7 +826,7 @@ fn main() {
         Command::Bench(args) => cmd_bench(args),
         Command::Eval { model, ppl, chunk, limit, ctx } => cmd_eval(model, ppl, chunk, limit, ctx),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
-        Command::Memory { model, ctx } => cmd_memory(model, ctx),
+        Command::Memory { model, shape, ctx } => cmd_memory(model, shape, ctx),
         Command::Fpga { command } => eddy_cli::fpga::run(command),
     };
     if let Err(e) = result {

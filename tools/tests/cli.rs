@@ -314,3 +314,15 @@ fn memory_report_compares_full_and_bounded_caches() {
     let o = eddy(&["memory", m.to_str().unwrap(), "--ctx", "0"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn memory_of_named_public_shapes() {
+    // RecurrentGemma-2B: 8 attention layers x 1 kv head x 256 values x f16 x
+    // (K and V) = 8 KiB per token of full cache: 8 GiB at 1M tokens.
+    let o = eddy(&["memory", "--shape", "recurrentgemma-2b", "--ctx", "1048576"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8(o.stdout).unwrap();
+    assert!(s.lines().any(|l| l.contains("full cache") && l.contains("8.00 GiB")), "{s}");
+    let o = eddy(&["memory", "--shape", "gpt-5"]);
+    assert!(!o.status.success() && stderr(&o).contains("known: mamba-130m"), "{}", stderr(&o));
+}
