@@ -3,9 +3,12 @@
 //! hyper-parameters and cache options.
 
 use crate::arch::HParam;
-use crate::attention::{AttentionShape, CacheLayout, KvCacheOptions};
+use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions};
 use crate::error::ModelError;
+use crate::family::{observe_input, Compute, Observer, ProductScratch};
 use crate::file::{BlobKind, EddyFile};
+use crate::linear::Linear;
+use crate::ops::rms_norm_in_place;
 use crate::schema::{dim, required, MAX_DIM};
 use eddy_quant::KvFormat;
 
@@ -102,4 +105,76 @@ pub(crate) fn cache_layout(
         sinks: options.sinks,
         window: options.window,
     })
+}
+
+/// The weights of one attention layer: projections, optional per-head
+/// RMSNorms of queries and keys (applied before rotary embedding).
+pub(crate) struct AttentionWeights<'a> {
+    /// Query projection.
+    pub q: Linear<'a>,
+    /// Key projection.
+    pub k: Linear<'a>,
+    /// Value projection.
+    pub v: Linear<'a>,
+    /// Output projection.
+    pub o: Linear<'a>,
+    /// Per-head query and key RMSNorm weights, and their epsilon.
+    pub qk_norms: Option<(&'a [f32], &'a [f32], f32)>,
+}
+
+/// Row buffers an attention layer works in, each at least `n` rows.
+pub(crate) struct AttentionRows<'r> {
+    /// Normed input, `n * d_model`.
+    pub normed: &'r [f32],
+    /// Queries, `n * n_heads * head_dim`.
+    pub q: &'r mut [f32],
+    /// Keys, `n * n_kv_heads * head_dim`.
+    pub k: &'r mut [f32],
+    /// Values, `n * n_kv_heads * head_dim`.
+    pub v: &'r mut [f32],
+    /// Attention output, `n * n_heads * head_dim`.
+    pub mixed: &'r mut [f32],
+    /// Output projection, `n * d_model`.
+    pub out: &'r mut [f32],
+    /// [`attention::scratch_words`] words.
+    pub scratch: &'r mut [f32],
+}
+
+impl AttentionWeights<'_> {
+    /// The layer for `n` tokens at positions `pos..pos + n`: projections
+    /// batched over the chunk, attention token by token on the layer's
+    /// cache (its state), output projection batched.
+    #[allow(clippy::too_many_arguments)] // shape, cache, rows and the compute context
+    pub(crate) fn apply(
+        &self,
+        shape: &AttentionShape,
+        layout: &CacheLayout,
+        layer_state: &mut [f32],
+        pos: u64,
+        n: usize,
+        r: AttentionRows<'_>,
+        acts: &mut ProductScratch<'_>,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let hd = shape.head_dim;
+        let (qd, kd) = (shape.n_heads * hd, shape.n_kv_heads * hd);
+        for (l, out, width) in [(&self.q, &mut *r.q, qd), (&self.k, &mut *r.k, kd), (&self.v, &mut *r.v, kd)]
+        {
+            observe_input(observe, l, r.normed);
+            acts.apply(l, r.normed, &mut out[..n * width], n, cx);
+        }
+        let cache = bytemuck::cast_slice_mut::<f32, u8>(layer_state);
+        for t in 0..n {
+            let (qt, kt) = (&mut r.q[t * qd..(t + 1) * qd], &mut r.k[t * kd..(t + 1) * kd]);
+            if let Some((q_norm, k_norm, eps)) = self.qk_norms {
+                qt.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, q_norm, eps));
+                kt.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, k_norm, eps));
+            }
+            let (vt, ot) = (&r.v[t * kd..(t + 1) * kd], &mut r.mixed[t * qd..(t + 1) * qd]);
+            attention::attend(shape, layout, cache, pos + t as u64, qt, kt, vt, ot, r.scratch, cx.kernels);
+        }
+        observe_input(observe, &self.o, &r.mixed[..n * qd]);
+        acts.apply(&self.o, &r.mixed[..n * qd], &mut r.out[..n * self.o.rows()], n, cx);
+    }
 }

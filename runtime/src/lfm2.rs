@@ -22,9 +22,12 @@ use crate::family::{
     Observer, ProductScratch,
 };
 use crate::file::EddyFile;
-use crate::hybrid::{attention_shape, cache_layout, default_kv_options, native_window, LayerKinds};
+use crate::hybrid::{
+    attention_shape, cache_layout, default_kv_options, native_window, AttentionRows, AttentionWeights,
+    LayerKinds,
+};
 use crate::linear::Linear;
-use crate::ops::{add_assign, causal_conv_step, rms_norm, rms_norm_in_place};
+use crate::ops::{add_assign, causal_conv_step, rms_norm};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 
 /// Hyper-parameters of an LFM2 model.
@@ -232,20 +235,8 @@ pub struct Lfm2<'a> {
 
 /// The mixer of one layer.
 enum Mixer<'a> {
-    Conv {
-        in_proj: Linear<'a>,
-        conv_w: &'a [f32],
-        conv_b: Option<&'a [f32]>,
-        out_proj: Linear<'a>,
-    },
-    Attention {
-        q: Linear<'a>,
-        k: Linear<'a>,
-        v: Linear<'a>,
-        q_norm: &'a [f32],
-        k_norm: &'a [f32],
-        o: Linear<'a>,
-    },
+    Conv { in_proj: Linear<'a>, conv_w: &'a [f32], conv_b: Option<&'a [f32]>, out_proj: Linear<'a> },
+    Attention(AttentionWeights<'a>),
 }
 
 struct LayerWeights<'a> {
@@ -304,14 +295,10 @@ impl<'a> Lfm2<'a> {
         let mut t = TensorCursor::at(&self.file, index);
         let operator_norm = t.f32();
         let mixer = if self.config.is_attention(i) {
-            Mixer::Attention {
-                q: t.linear(false),
-                k: t.linear(false),
-                v: t.linear(false),
-                q_norm: t.f32(),
-                k_norm: t.f32(),
-                o: t.linear(false),
-            }
+            let (q, k, v) = (t.linear(false), t.linear(false), t.linear(false));
+            let (q_norm, k_norm) = (t.f32(), t.f32());
+            let qk_norms = Some((q_norm, k_norm, self.config.norm_eps));
+            Mixer::Attention(AttentionWeights { q, k, v, o: t.linear(false), qk_norms })
         } else {
             let bias = self.config.conv_bias;
             Mixer::Conv {
@@ -388,40 +375,13 @@ impl<'a> Lfm2<'a> {
                 observe_input(observe, out_proj, &r.mixed[..n * d.dm]);
                 acts.apply(out_proj, &r.mixed[..n * d.dm], &mut r.out[..n * d.dm], n, cx);
             }
-            Mixer::Attention { q, k, v, q_norm, k_norm, o } => {
-                let w = d.qd + 2 * d.kd;
-                let (qs, rest) = r.proj[..n * w].split_at_mut(n * d.qd);
-                let (ks, vs) = rest.split_at_mut(n * d.kd);
-                for (l, out) in [(q, &mut *qs), (k, &mut *ks), (v, &mut *vs)] {
-                    observe_input(observe, l, normed);
-                    acts.apply(l, normed, out, n, cx);
-                }
-                let (shape, hd) = (c.attention(), c.head_dim as usize);
+            Mixer::Attention(weights) => {
                 let Ok(layout) = c.cache() else { return };
-                let cache = bytemuck::cast_slice_mut::<f32, u8>(layer_state);
-                for t in 0..n {
-                    let (qt, kt) = (&mut qs[t * d.qd..(t + 1) * d.qd], &mut ks[t * d.kd..(t + 1) * d.kd]);
-                    for head in qt.chunks_exact_mut(hd) {
-                        rms_norm_in_place(head, q_norm, c.norm_eps);
-                    }
-                    for head in kt.chunks_exact_mut(hd) {
-                        rms_norm_in_place(head, k_norm, c.norm_eps);
-                    }
-                    attention::attend(
-                        &shape,
-                        &layout,
-                        cache,
-                        pos + t as u64,
-                        qt,
-                        kt,
-                        &vs[t * d.kd..(t + 1) * d.kd],
-                        &mut r.mixed[t * d.qd..(t + 1) * d.qd],
-                        r.attention,
-                        cx.kernels,
-                    );
-                }
-                observe_input(observe, o, &r.mixed[..n * d.qd]);
-                acts.apply(o, &r.mixed[..n * d.qd], &mut r.out[..n * d.dm], n, cx);
+                let (q, rest) = r.proj[..n * (d.qd + 2 * d.kd)].split_at_mut(n * d.qd);
+                let (k, v) = rest.split_at_mut(n * d.kd);
+                let rows =
+                    AttentionRows { normed, q, k, v, mixed: r.mixed, out: r.out, scratch: r.attention };
+                weights.apply(&c.attention(), &layout, layer_state, pos, n, rows, acts, cx, observe);
             }
         }
     }

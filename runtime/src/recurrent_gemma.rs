@@ -25,7 +25,10 @@ use crate::family::{
     Observer, ProductScratch,
 };
 use crate::file::EddyFile;
-use crate::hybrid::{attention_shape, cache_layout, default_kv_options, native_window, LayerKinds};
+use crate::hybrid::{
+    attention_shape, cache_layout, default_kv_options, native_window, AttentionRows, AttentionWeights,
+    LayerKinds,
+};
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_step, exp_fast, gelu_tanh, rms_norm, sigmoid};
 use crate::schema::{
@@ -293,7 +296,7 @@ struct RecurrentWeights<'a> {
 /// The temporal mixer of one block.
 enum Mixer<'a> {
     Recurrent(RecurrentWeights<'a>),
-    Attention { q: Linear<'a>, k: Linear<'a>, v: Linear<'a>, o: Linear<'a> },
+    Attention(AttentionWeights<'a>),
 }
 
 struct LayerWeights<'a> {
@@ -371,7 +374,8 @@ impl<'a> RecurrentGemma<'a> {
         let temporal_norm = t.f32();
         let mixer = if self.config.is_attention(i) {
             let b = self.config.attention_bias;
-            Mixer::Attention { q: t.linear(b), k: t.linear(b), v: t.linear(b), o: t.linear(true) }
+            let (q, k, v) = (t.linear(b), t.linear(b), t.linear(b));
+            Mixer::Attention(AttentionWeights { q, k, v, o: t.linear(true), qk_norms: None })
         } else {
             Mixer::Recurrent(RecurrentWeights {
                 linear_y: t.linear(true),
@@ -468,49 +472,6 @@ impl<'a> RecurrentGemma<'a> {
         acts.apply(&w.linear_out, &r.mixed[..n * lru], &mut r.out[..n * d.dm], n, cx);
     }
 
-    /// The attention block for the `n` rows of `r.normed`, output in `r.out`.
-    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
-    fn attend(
-        &self,
-        (q, k, v, o): (&Linear<'_>, &Linear<'_>, &Linear<'_>, &Linear<'_>),
-        layer_state: &mut [f32],
-        pos: u64,
-        n: usize,
-        r: &mut Rows<'_>,
-        acts: &mut ProductScratch<'_>,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
-    ) {
-        let c = &self.config;
-        let d = c.dims();
-        let normed = &r.normed[..n * d.dm];
-        for (l, out, width) in
-            [(q, &mut *r.proj_a, d.qd), (k, &mut *r.proj_b, d.kd), (v, &mut *r.proj_c, d.kd)]
-        {
-            observe_input(observe, l, normed);
-            acts.apply(l, normed, &mut out[..n * width], n, cx);
-        }
-        let Ok(layout) = c.cache() else { return };
-        let shape = c.attention();
-        let cache = bytemuck::cast_slice_mut::<f32, u8>(layer_state);
-        for t in 0..n {
-            attention::attend(
-                &shape,
-                &layout,
-                cache,
-                pos + t as u64,
-                &mut r.proj_a[t * d.qd..(t + 1) * d.qd],
-                &mut r.proj_b[t * d.kd..(t + 1) * d.kd],
-                &r.proj_c[t * d.kd..(t + 1) * d.kd],
-                &mut r.mixed[t * d.qd..(t + 1) * d.qd],
-                r.attention,
-                cx.kernels,
-            );
-        }
-        observe_input(observe, o, &r.mixed[..n * d.qd]);
-        acts.apply(o, &r.mixed[..n * d.qd], &mut r.out[..n * d.dm], n, cx);
-    }
-
     /// Run `tokens` through all layers, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
     #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
@@ -549,8 +510,18 @@ impl<'a> RecurrentGemma<'a> {
             }
             match &w.mixer {
                 Mixer::Recurrent(rw) => self.recurrent(rw, layer_state, pos, n, r, acts, cx, observe),
-                Mixer::Attention { q, k, v, o } => {
-                    self.attend((q, k, v, o), layer_state, pos, n, r, acts, cx, observe)
+                Mixer::Attention(weights) => {
+                    let Ok(layout) = c.cache() else { return };
+                    let rows = AttentionRows {
+                        normed: &r.normed[..m],
+                        q: r.proj_a,
+                        k: r.proj_b,
+                        v: r.proj_c,
+                        mixed: r.mixed,
+                        out: r.out,
+                        scratch: r.attention,
+                    };
+                    weights.apply(&c.attention(), &layout, layer_state, pos, n, rows, acts, cx, observe);
                 }
             }
             add_assign(&mut r.x[..m], &r.out[..m]);
