@@ -17,8 +17,12 @@
 //! i32, the per-group f32 arithmetic is the reference's expression in the
 //! reference's order, so results are bit-identical.
 //!
-//! Only the integer kernel uses Helium: f32/f16 matrix-vector products use
-//! the scalar kernels (bit-exact by definition).
+//! Only the integer kernel uses Helium. MVE floating point computes with
+//! the standard FPSCR value (subnormals flushed to zero, default NaN), so
+//! it cannot reproduce the IEEE reference bit for bit: the f32 product is
+//! the scalar kernel, and the f16 product is the reference's loop with the
+//! FPU's f16 conversion (`VCVTB`, IEEE with the reset FPSCR) in place of
+//! the software one.
 //!
 //! The inline assembly uses q0-q3 (aliases of s0-s15) and declares them
 //! clobbered; pointers and counters are pinned to r1-r3 because the
@@ -31,13 +35,8 @@ use core::arch::asm;
 use eddy_quant::TensorFormat;
 
 /// The Helium kernel set (compiled when the target has MVE).
-pub static HELIUM: Kernels = Kernels {
-    name: "helium",
-    matvec_i8,
-    matmat_i8: None,
-    matvec_f32: crate::scalar::matvec_f32,
-    matvec_f16: crate::scalar::matvec_f16,
-};
+pub static HELIUM: Kernels =
+    Kernels { name: "helium", matvec_i8, matmat_i8: None, matvec_f32: crate::scalar::matvec_f32, matvec_f16 };
 
 /// `asm!` with q0-q3 (s0-s15) declared clobbered; reads memory, writes
 /// none, no stack.
@@ -69,6 +68,16 @@ pub fn f16_to_f32(h: u16) -> f32 {
              options(pure, nomem, nostack, preserves_flags));
     }
     r
+}
+
+/// See [`crate::MatvecF16`]: `eddy_quant::dot_f16_f32` per row, with
+/// [`f16_to_f32`] (one `VCVTB`) instead of the software conversion, which
+/// costs ~20 instructions per weight; scalar FPU arithmetic in the
+/// reference's lane order, so the result is bit-identical.
+pub fn matvec_f16(matrix: &[u16], cols: usize, x: &[f32], out: &mut [f32]) {
+    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(cols.max(1))) {
+        *o = eddy_quant::dot_f16_f32_with(row, x, f16_to_f32);
+    }
 }
 
 /// Reorder one chunk of `n` activations for codes packed `p` per byte:
