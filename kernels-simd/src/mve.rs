@@ -29,7 +29,7 @@
 //! widening loads only accept r0-r7 as base, and the accumulator to r0
 //! because `VMLADAVA` needs an even register.
 
-use crate::armv7em::rows_i8;
+use crate::armv7em::{row_pairs_i8, rows_i8};
 use crate::{ActsI8, IntShape, Kernels};
 use core::arch::asm;
 use eddy_quant::TensorFormat;
@@ -48,6 +48,25 @@ macro_rules! mve_asm {
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
             out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// `asm!` with all of q0-q7 (s0-s31) declared clobbered; reads memory,
+/// writes none, no stack.
+macro_rules! mve_asm_q0_q7 {
+    ($($body:tt)*) => {
+        asm!(
+            $($body)*
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack, readonly),
         )
     };
@@ -238,6 +257,62 @@ unsafe fn group_dot_w2(codes: *const u8, acts: *const i8, n: usize) -> i32 {
     acc
 }
 
+/// Σ code·act over one W2 group of `n` codes (`n` a multiple of 64) for
+/// two rows at once, activations in their natural order: `VLD40..VLD43`
+/// de-interleave 64 activations into four vectors, vector `j` lane `k`
+/// holding activation `4k + j`, the lane order of the codes at bits
+/// `2j..2j+2` of 16 code bytes. No reordering pass, and the activations
+/// are loaded once for both rows.
+///
+/// # Safety
+/// `c0` and `c1` must hold `n / 4` bytes each and `acts` `n`, `n >= 64`.
+unsafe fn group_dot_w2_x2(c0: *const u8, c1: *const u8, acts: *const i8, n: usize) -> [i32; 2] {
+    let (mut acc0, mut acc1) = (0i32, 0i32);
+    // SAFETY: n / 64 iterations each read 16 bytes at c0 and at c1 and 64
+    // at acts, exactly what the caller guarantees.
+    unsafe {
+        mve_asm_q0_q7!(
+            "vmov.i8 q3, #3",
+            "2:",
+            "vld40.8 {{q4, q5, q6, q7}}, [r2]",
+            "vld41.8 {{q4, q5, q6, q7}}, [r2]",
+            "vld42.8 {{q4, q5, q6, q7}}, [r2]",
+            "vld43.8 {{q4, q5, q6, q7}}, [r2]!",
+            "vldrb.u8 q0, [r1], #16",
+            "vldrb.u8 q1, [r5], #16",
+            "vand q2, q0, q3",
+            "vmladava.s8 r0, q2, q4",
+            "vand q2, q1, q3",
+            "vmladava.s8 r4, q2, q4",
+            "vshr.u8 q2, q0, #2",
+            "vand q2, q2, q3",
+            "vmladava.s8 r0, q2, q5",
+            "vshr.u8 q2, q1, #2",
+            "vand q2, q2, q3",
+            "vmladava.s8 r4, q2, q5",
+            "vshr.u8 q2, q0, #4",
+            "vand q2, q2, q3",
+            "vmladava.s8 r0, q2, q6",
+            "vshr.u8 q2, q1, #4",
+            "vand q2, q2, q3",
+            "vmladava.s8 r4, q2, q6",
+            "vshr.u8 q2, q0, #6",
+            "vmladava.s8 r0, q2, q7",
+            "vshr.u8 q2, q1, #6",
+            "vmladava.s8 r4, q2, q7",
+            "subs r3, #1",
+            "bne 2b",
+            inout("r0") acc0,
+            inout("r4") acc1,
+            inout("r1") c0 => _,
+            inout("r5") c1 => _,
+            inout("r2") acts => _,
+            inout("r3") n / 64 => _,
+        );
+    }
+    [acc0, acc1]
+}
+
 /// See [`crate::MatvecI8`]. Falls back to the scalar reference for shapes
 /// it does not cover (groups not a multiple of 32, short buffers).
 pub fn matvec_i8(
@@ -255,6 +330,33 @@ pub fn matvec_i8(
         eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
         return;
     };
+    if bits == 2 && group % 64 == 0 {
+        // Two rows per pass, activations de-interleaved by the loads.
+        let (m, a, xs, xsum) =
+            (&matrix[..row_bytes * out.len()], &xq[..cols], &x_scales[..groups], &x_sums[..groups]);
+        row_pairs_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |[c0], acts| {
+                // SAFETY: a code slice holds group / 4 bytes and `acts`
+                // group bytes, group a multiple of 64 (checked above); the
+                // lone last row is read twice.
+                unsafe { [group_dot_w2_x2(c0.as_ptr(), c0.as_ptr(), acts.as_ptr(), group)[0]] }
+            },
+            |[c0, c1], acts| {
+                // SAFETY: as above, for both rows.
+                unsafe { group_dot_w2_x2(c0.as_ptr(), c1.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        );
+        return;
+    }
     let acts: &[i8] = if bits == 8 {
         &xq[..cols]
     } else {
