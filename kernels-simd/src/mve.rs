@@ -313,6 +313,54 @@ unsafe fn group_dot_w2_x2(c0: *const u8, c1: *const u8, acts: *const i8, n: usiz
     [acc0, acc1]
 }
 
+/// Σ code·act over one W8 group of `n` codes (`n` a multiple of 32) for
+/// two rows at once. A code `c` (0..=255) does not fit an s8 lane, but
+/// `c ^ 0x80` read as s8 is `c - 128`, so `VMLADAVA.S8` gives
+/// `Σ (c - 128)·a` sixteen lanes at a time and `VADDVA.S8` gives `Σ a`;
+/// `Σ c·a = Σ (c - 128)·a + 128·Σ a`, exact in i32 (|Σ c·a| < 2^24 for
+/// the largest group). The activations are loaded once for both rows.
+///
+/// # Safety
+/// `c0`, `c1` and `acts` must hold `n` bytes each, `n >= 32`.
+unsafe fn group_dot_w8_x2(c0: *const u8, c1: *const u8, acts: *const i8, n: usize) -> [i32; 2] {
+    let (mut acc0, mut acc1, mut act_sum) = (0i32, 0i32, 0i32);
+    // SAFETY: n / 32 iterations each read 32 bytes at c0, c1 and acts,
+    // exactly what the caller guarantees.
+    unsafe {
+        mve_asm!(
+            "vmov.i8 q3, #0x80",
+            "2:",
+            "vldrb.u8 q2, [r2], #16",
+            "vldrb.u8 q0, [r1], #16",
+            "vldrb.u8 q1, [r5], #16",
+            "veor q0, q0, q3",
+            "veor q1, q1, q3",
+            "vmladava.s8 r0, q0, q2",
+            "vmladava.s8 r4, q1, q2",
+            "vaddva.s8 r8, q2",
+            "vldrb.u8 q2, [r2], #16",
+            "vldrb.u8 q0, [r1], #16",
+            "vldrb.u8 q1, [r5], #16",
+            "veor q0, q0, q3",
+            "veor q1, q1, q3",
+            "vmladava.s8 r0, q0, q2",
+            "vmladava.s8 r4, q1, q2",
+            "vaddva.s8 r8, q2",
+            "subs r3, #1",
+            "bne 2b",
+            inout("r0") acc0,
+            inout("r4") acc1,
+            inout("r8") act_sum,
+            inout("r1") c0 => _,
+            inout("r5") c1 => _,
+            inout("r2") acts => _,
+            inout("r3") n / 32 => _,
+        );
+    }
+    let offset = act_sum.wrapping_mul(128);
+    [acc0.wrapping_add(offset), acc1.wrapping_add(offset)]
+}
+
 /// See [`crate::MatvecI8`]. Falls back to the scalar reference for shapes
 /// it does not cover (groups not a multiple of 32, short buffers).
 pub fn matvec_i8(
@@ -330,8 +378,8 @@ pub fn matvec_i8(
         eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
         return;
     };
-    if bits == 2 && group % 64 == 0 {
-        // Two rows per pass, activations de-interleaved by the loads.
+    if bits == 8 || (bits == 2 && group % 64 == 0) {
+        // Two rows per pass; W2 activations de-interleaved by the loads.
         let (m, a, xs, xsum) =
             (&matrix[..row_bytes * out.len()], &xq[..cols], &x_scales[..groups], &x_sums[..groups]);
         row_pairs_i8(
@@ -344,14 +392,28 @@ pub fn matvec_i8(
             xsum,
             out,
             |[c0], acts| {
-                // SAFETY: a code slice holds group / 4 bytes and `acts`
-                // group bytes, group a multiple of 64 (checked above); the
-                // lone last row is read twice.
-                unsafe { [group_dot_w2_x2(c0.as_ptr(), c0.as_ptr(), acts.as_ptr(), group)[0]] }
+                // SAFETY: a code slice holds group·bits/8 bytes and `acts`
+                // group bytes, group a multiple of 32 for W8 and of 64 for
+                // W2 (checked above); the lone last row is read twice.
+                let (c, a) = (c0.as_ptr(), acts.as_ptr());
+                unsafe {
+                    [if bits == 8 {
+                        group_dot_w8_x2(c, c, a, group)
+                    } else {
+                        group_dot_w2_x2(c, c, a, group)
+                    }[0]]
+                }
             },
             |[c0, c1], acts| {
                 // SAFETY: as above, for both rows.
-                unsafe { group_dot_w2_x2(c0.as_ptr(), c1.as_ptr(), acts.as_ptr(), group) }
+                let (c0, c1, a) = (c0.as_ptr(), c1.as_ptr(), acts.as_ptr());
+                unsafe {
+                    if bits == 8 {
+                        group_dot_w8_x2(c0, c1, a, group)
+                    } else {
+                        group_dot_w2_x2(c0, c1, a, group)
+                    }
+                }
             },
             f16_to_f32,
         );
