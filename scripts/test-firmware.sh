@@ -11,10 +11,11 @@
 #   - its measured stack high-water mark is within 8 KiB;
 # and that a model with a flipped byte, or a prompt token outside the
 # vocabulary, ends with the documented error code and message, never a
-# fault. Then the C API: header check, the host C example (gcc) must give
+# fault. Then the C API: the header must be cbindgen's output and match
+# the Rust exports, the host C example (gcc) must give
 # the same tokens and pass its snapshot/restore and error-code checks.
 # Needs what scripts/setup.sh installs (rustup targets, qemu, gcc,
-# defmt-print).
+# defmt-print, cbindgen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -109,7 +110,8 @@ check_error "flipped byte $mid" m55 2 'checksum mismatch' EDDY_FW_CORRUPT_AT=$mi
 PROMPT_OVERRIDE="1,999999" check_error "token out of range" m4 5 'out of range'
 LOG=defmt check_error "flipped byte $mid (defmt log)" m55 2 'checksum mismatch' EDDY_FW_CORRUPT_AT=$mid
 
-echo "== C API: static library, header check, host C example (gcc)"
+echo "== C API: header is cbindgen's output, static library, host C example (gcc)"
+bash scripts/gen-capi-header.sh --check
 $NICE cargo build --release -q -p eddy-capi
 $NICE cargo test -q -p eddy-capi --test header
 $NICE gcc -std=c11 -O2 -Wall -Wextra -Werror -Ifirmware/capi/include firmware/capi/examples/host_demo.c \
