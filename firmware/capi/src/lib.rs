@@ -1,4 +1,5 @@
-//! C interface to the eddy runtime (`include/eddy.h`).
+//! C interface to the eddy runtime. The header, `include/eddy.h`, is
+//! generated from this file by cbindgen (`scripts/gen-capi-header.sh`).
 //!
 //! Everything lives in caller memory: the model bytes (64-byte aligned,
 //! e.g. in flash), an `eddy_model` and an `eddy_session` (opaque, fixed
@@ -74,9 +75,9 @@ pub struct EddySession {
     opaque: [u64; SESSION_WORDS],
 }
 
-/// Words of `eddy_model` (`EDDY_MODEL_STORAGE_WORDS` in the header).
+/// Size of an `eddy_model` in 64-bit words (`EDDY_MODEL_STORAGE_WORDS` in C).
 pub const MODEL_WORDS: usize = 64;
-/// Words of `eddy_session` (`EDDY_SESSION_STORAGE_WORDS` in the header).
+/// Size of an `eddy_session` in 64-bit words (`EDDY_SESSION_STORAGE_WORDS` in C).
 pub const SESSION_WORDS: usize = 8;
 /// Marks initialized storage in its last word.
 const MODEL_MAGIC: u64 = u64::from_le_bytes(*b"EDDYMODL");
