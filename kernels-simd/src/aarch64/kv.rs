@@ -11,8 +11,7 @@
 //! in index order. Scores take four rows at a time (one query load feeds
 //! four rows); Q4's `Σ q` per group and lane is computed once per call.
 //! Mix keeps up to 64 output values in registers and walks every row for
-//! them, computing each element as the reference does (Q4's `scale * c +
-//! min` with one `fmla`, exact here, see `mix_pass`).
+//! them, computing each element as the reference does.
 
 use super::{f16x4_to_f32, f16x8_high_to_f32};
 use crate::kv_shape::{KvShape, LANES, MAX_GROUPS};
@@ -423,12 +422,7 @@ unsafe fn mix_pass<C: Codes, const U: usize>(
                 let v = match C::PARAMS {
                     0 => x,
                     1 => (vmulq_f32(scale, x.0), vmulq_f32(scale, x.1)),
-                    // `scale * c + min` fused, yet equal to the reference's
-                    // separate multiply and add: an f16 scale (11
-                    // significant bits, at least 2^-24 in magnitude) times
-                    // a code 0..=15 is exact in f32, so only the add
-                    // rounds, once, either way.
-                    _ => (vfmaq_f32(min, scale, x.0), vfmaq_f32(min, scale, x.1)),
+                    _ => (vaddq_f32(vmulq_f32(scale, x.0), min), vaddq_f32(vmulq_f32(scale, x.1), min)),
                 };
                 *a = add_mul(*a, (p, p), v);
             }
