@@ -8,7 +8,10 @@
 //! Integer kernels reproduce the reference bit for bit: the same exact i32
 //! group sums and the same f32 operations in the same order. The f32/f16
 //! dot products use the reference's 8-lane order and no FMA, so they are
-//! bit-exact too.
+//! bit-exact too, as are the attention kernels ([`KvScores`], [`KvMix`]):
+//! `eddy_quant::kv_dot` fixes an 8-lane summation order per scale group
+//! that SIMD reproduces, and `eddy_quant::kv_axpy` works element by
+//! element.
 #![no_std]
 #![warn(missing_docs)]
 
@@ -147,11 +150,14 @@ impl<'a> KvRows<'a> {
 }
 
 /// Attention scores: `scores[j] = q · row_j` for the `rows.count` rows
-/// (`q.len() == head_dim`, `scores.len() >= count`).
+/// (`q.len() == head_dim`, `scores.len() >= count`), each exactly
+/// `eddy_quant::kv_dot` (bit for bit in every kernel set).
 pub type KvScores = fn(rows: KvRows<'_>, q: &[f32], scores: &mut [f32]);
 
 /// Attention output: `out = Σ_j weights[j] row_j` (`out.len() == head_dim`,
-/// overwritten).
+/// overwritten), summed over `j` in order from zero with
+/// `eddy_quant::kv_axpy`'s per-element expression (bit for bit in every
+/// kernel set).
 pub type KvMix = fn(rows: KvRows<'_>, weights: &[f32], out: &mut [f32]);
 
 /// One set of kernels for one instruction set.

@@ -1,4 +1,5 @@
-//! x86-64 kernels: AVX2 (+F16C for f16 weights).
+//! x86-64 kernels: AVX2 (+F16C for f16 weights and parameters, +FMA where
+//! a fused multiply-add is provably exact, see [`kv`]).
 //!
 //! Integer path: codes are unpacked to bytes with one 64-bit variable shift
 //! and a mask per 32 weights, multiplied with int8 activations by
@@ -15,7 +16,8 @@ use crate::{ActsI8, IntShape, Kernels};
 use core::arch::x86_64::*;
 use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
 
-/// AVX2 kernels; only selected when the CPU has AVX2 and F16C.
+/// AVX2 kernels; only selected when the CPU has AVX2, FMA and F16C (every
+/// AVX2 CPU from Intel Haswell and AMD Zen on has all three).
 pub static AVX2: Kernels = Kernels {
     name: "avx2",
     matvec_i8,
@@ -30,11 +32,13 @@ pub static AVX2: Kernels = Kernels {
 pub fn avx2_available() -> bool {
     #[cfg(feature = "std")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(feature = "std"))]
     {
-        cfg!(all(target_feature = "avx2", target_feature = "f16c"))
+        cfg!(all(target_feature = "avx2", target_feature = "fma", target_feature = "f16c"))
     }
 }
 

@@ -225,6 +225,26 @@ fn random_shapes_are_bit_exact() {
     }
 }
 
+/// The largest head_dim the SIMD kernels take (64 groups of 32) and larger
+/// ones, which go to the scalar reference: equal either way.
+#[test]
+fn largest_head_dims_are_bit_exact() {
+    let mut rng = Rng(19);
+    let sets = kernel_sets();
+    for head_dim in [2048usize, 2080, 4096] {
+        let count = 5;
+        let values: Vec<f32> = (0..count * head_dim).map(|_| rng.f()).collect();
+        let q: Vec<f32> = (0..head_dim).map(|_| rng.f()).collect();
+        let weights: Vec<f32> = (0..count).map(|_| rng.f()).collect();
+        for f in supported_formats(head_dim) {
+            let cache = Cache::encoded(&mut rng, f, head_dim, &values, 2, 1);
+            for k in &sets {
+                check(k, &cache, &q, &weights, "large head_dim");
+            }
+        }
+    }
+}
+
 /// Invalid calls (rows outside the buffer, a stride shorter than a row,
 /// query or output of the wrong length, unsupported head_dim) behave as
 /// the reference: no panic, same outputs.

@@ -18,10 +18,12 @@
 //! bit-exact. Group headers of the four rows are loaded as four u32 and
 //! split into scales and mins with `xtn`/`shrn`, widened with `fcvtl`.
 //! The f32/f16 matrix-vector products use the reference's 8-lane order
-//! (two 4-lane accumulators), f16 widened with `fcvtl`.
+//! (two 4-lane accumulators), f16 widened with `fcvtl`. Attention over
+//! the KV cache (`kv_scores`, `kv_mix`, both sets): see [`kv`].
 
 mod float;
 mod group;
+pub mod kv;
 mod matmat;
 
 pub use float::{matvec_f16, matvec_f32};
@@ -37,8 +39,8 @@ pub static NEON: Kernels = Kernels {
     matmat_i8: None,
     matvec_f32,
     matvec_f16,
-    kv_scores: crate::scalar::kv_scores,
-    kv_mix: crate::scalar::kv_mix,
+    kv_scores: kv::kv_scores,
+    kv_mix: kv::kv_mix,
 };
 
 /// NEON + `sdot` kernels; only selected when the CPU has `dotprod`.
@@ -48,8 +50,8 @@ pub static NEON_SDOT: Kernels = Kernels {
     matmat_i8: Some(matmat_i8_sdot),
     matvec_f32,
     matvec_f16,
-    kv_scores: crate::scalar::kv_scores,
-    kv_mix: crate::scalar::kv_mix,
+    kv_scores: kv::kv_scores,
+    kv_mix: kv::kv_mix,
 };
 
 /// True if this CPU has the dot-product instructions (`sdot`) that the

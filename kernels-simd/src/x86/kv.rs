@@ -1,4 +1,4 @@
-//! AVX2 (+F16C) attention over the KV cache: `kv_scores` (`q · k` for every
+//! AVX2 (+F16C, FMA) attention over the KV cache: `kv_scores` (`q · k` for every
 //! cached row) and `kv_mix` (`Σ_j w_j v_j`), bit-exact with the scalar
 //! reference (`eddy_quant::kv_dot`, `eddy_quant::kv_axpy`).
 //!
@@ -16,7 +16,8 @@
 //!
 //! Mix keeps up to 64 output values in registers and walks every row for
 //! them (rows stay in cache between passes), computing each element as the
-//! reference does: `acc + w * (scale * c + min)`.
+//! reference does: `acc + w * (scale * c + min)`, the inner Q4 part with
+//! one FMA (exact here, see `mix_pass`).
 
 use crate::kv_shape::{KvShape, LANES, MAX_GROUPS};
 use crate::KvRows;
@@ -38,7 +39,7 @@ pub fn kv_scores(rows: KvRows<'_>, q: &[f32], scores: &mut [f32]) {
     let scores = &mut scores[..n];
     let qsum = if rows.format == KvFormat::Q4 { shape.query_sums(q) } else { [[0f32; LANES]; MAX_GROUPS] };
     let base = rows.bytes.as_ptr();
-    // SAFETY: AVX2 and F16C were detected (`covered`); KvRows::row_bytes
+    // SAFETY: AVX2, FMA and F16C were detected (`covered`); KvRows::row_bytes
     // checked that rows 0..count, `stride` bytes apart, each hold a whole
     // row of `head_dim` values inside `bytes`, and n <= count; `q` holds
     // `head_dim` values.
@@ -304,9 +305,9 @@ unsafe fn scores_rows<C: Codes>(
 /// in registers, then the ragged tail column by column.
 ///
 /// # Safety
-/// AVX2 and F16C present; rows `0..weights.len()` at `base + j * stride`
+/// AVX2, FMA and F16C present; rows `0..weights.len()` at `base + j * stride`
 /// are whole rows; `out` has `head_dim` values.
-#[target_feature(enable = "avx2,f16c")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn mix_rows<C: Codes>(l: &KvShape, base: *const u8, weights: &[f32], out: &mut [f32]) {
     let units = l.head_dim / 8;
     let mut u0 = 0;
@@ -378,7 +379,12 @@ unsafe fn mix_pass<C: Codes, const U: usize>(
             let v = match C::PARAMS {
                 0 => x,
                 1 => _mm256_mul_ps(scale, x),
-                _ => _mm256_add_ps(_mm256_mul_ps(scale, x), min),
+                // `scale * c + min` fused, yet equal to the reference's
+                // separate multiply and add: the product of an f16 scale
+                // (11 significant bits, at least 2^-24 in magnitude) and a
+                // code 0..=15 (4 bits) is exact in f32, so only the add
+                // rounds, once, either way.
+                _ => _mm256_fmadd_ps(scale, x, min),
             };
             *a = _mm256_add_ps(*a, _mm256_mul_ps(p, v));
         }
