@@ -10,7 +10,7 @@
 # build.rs) next to what `eddy inspect` reports, .bss, and the measured
 # stack high-water mark (cortex-m-rt paints the stack; the firmware scans
 # it). Instructions per token come from SysTick under QEMU -icount (see
-# cortex-m/src/clock.rs): instructions, not cycles.
+# cortex-m/src/qemu.rs): instructions, not cycles.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"

@@ -50,3 +50,17 @@ fi
 # (eddy-fpga, C++) needs the cross g++ and its libstdc++.
 apt_install qemu-user gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# Host tools built from crates.io, each only when this version is not
+# installed yet (about 1.5 and 2.5 min on 2 cores, then cached in
+# ~/.cargo/bin): defmt-print decodes the demo firmware's defmt log
+# (firmware/run-qemu with EDDY_FW_LOG=defmt); cbindgen generates the C
+# API's header (scripts/gen-capi-header.sh, checked by test-firmware.sh).
+cargo_tool() {
+  local crate=$1 version=$2
+  if ! "$crate" --version 2>/dev/null | grep -qx "$crate $version"; then
+    echo "setup: cargo install $crate $version"
+    cargo install --quiet --locked "$crate" --version "$version"
+  fi
+}
+cargo_tool defmt-print 1.2.0
+cargo_tool cbindgen 0.29.4

@@ -2,8 +2,9 @@
 # aarch64: the NEON kernel sets and the on-device CLI, in QEMU user mode.
 #
 # 1. clippy for eddy-kernels' library on aarch64 (the NEON code lints cleanly).
-# 2. eddy-kernels' tests (cross_check: every supported set against the
-#    scalar reference, bit for bit, random shapes and ragged tails) on two
+# 2. eddy-kernels' tests (cross_check and kv_cross_check: every supported
+#    set against the scalar reference, bit for bit, random shapes and
+#    ragged tails; matrix kernels and the attention-cache kernels) on two
 #    emulated CPUs:
 #      -cpu max         has dotprod: sets scalar, neon, neon-sdot
 #      -cpu cortex-a53  no dotprod:  sets scalar, neon (neon-sdot unsupported)

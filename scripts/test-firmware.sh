@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Demo firmware (firmware/cortex-m) end to end: lints, then for both cores
 # (Cortex-M4 mps2-an386 with the DSP kernels, Cortex-M55 mps3-an547 with
-# Helium) build the image with the W2A8 model embedded, run it in QEMU and
-# check that
+# Helium) build the image with the W2A8 model embedded, twice: logging
+# text, and logging defmt frames decoded by defmt-print (EDDY_FW_LOG=defmt,
+# see firmware/run-qemu); run each in QEMU and check that
 #   - its generated tokens equal the host runtime's greedy tokens
 #     (`eddy run MODEL --tokens PROMPT -n N --ids`) for the same model,
 #   - it used the expected kernel set,
@@ -10,9 +11,11 @@
 #   - its measured stack high-water mark is within 8 KiB;
 # and that a model with a flipped byte, or a prompt token outside the
 # vocabulary, ends with the documented error code and message, never a
-# fault. Then the C API: header check, the host C example (gcc) must give
+# fault. Then the C API: the header must be cbindgen's output and match
+# the Rust exports, the host C example (gcc) must give
 # the same tokens and pass its snapshot/restore and error-code checks.
-# Needs what scripts/setup.sh installs (rustup targets, qemu, gcc).
+# Needs what scripts/setup.sh installs (rustup targets, qemu, gcc,
+# defmt-print, cbindgen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -49,36 +52,48 @@ echo "host tokens (scalar kernels): $expected"
 echo "== fmt + clippy firmware/cortex-m"
 (cd firmware/cortex-m && cargo fmt --check)
 for t in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
-  (cd firmware/cortex-m && EDDY_FW_MODEL="$model" $NICE cargo clippy -q --release --target $t -- -D warnings)
+  for features in "" defmt; do
+    (cd firmware/cortex-m && EDDY_FW_MODEL="$model" $NICE cargo clippy -q --release --target $t \
+      ${features:+--features $features} -- -D warnings)
+  done
 done
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 fail() { echo "FAIL: $*"; echo "--- firmware output:"; cat "$log"; exit 1; }
 
-# run CORE EXPECTED_STATUS [env...]: run the firmware, output in $log.
+# run CORE EXPECTED_STATUS [env...]: run the firmware (log format $LOG:
+# text or defmt), output in $log.
 run() {
   local core=$1 want=$2 status=0
   shift 2
-  env "$@" EDDY_FW_PROMPT="${PROMPT_OVERRIDE:-$PROMPT}" EDDY_FW_GENERATE=$N \
+  env "$@" EDDY_FW_LOG="${LOG:-text}" EDDY_FW_PROMPT="${PROMPT_OVERRIDE:-$PROMPT}" EDDY_FW_GENERATE=$N \
     firmware/run-qemu "$core" "$model" >"$log" 2>&1 || status=$?
-  [ "$status" -eq "$want" ] || fail "$core exited with status $status, expected $want"
+  [ "$status" -eq "$want" ] || fail "$core (${LOG:-text} log) exited with status $status, expected $want"
 }
 
 for core in m4 m55; do
   case $core in m4) kernels=dsp ;; m55) kernels=helium ;; esac
-  echo "== $core: generate $N tokens in QEMU"
-  run $core 0
-  grep -E "^(model|prefill|decode|stack):" "$log"
-  got=$(tail -n 1 "$log")
-  echo "firmware tokens: $got"
-  [ "$got" = "$expected" ] || fail "$core tokens differ from the host's ($expected)"
-  grep -q "kernels $kernels," "$log" || fail "$core did not use the $kernels kernels"
-  grep -q "state $state bytes, scratch $scratch bytes" "$log" \
-    || fail "$core state/scratch differ from eddy inspect (state $state, scratch $scratch)"
-  used=$(sed -n 's/^stack: \([0-9]*\) bytes used.*/\1/p' "$log")
-  [ -n "$used" ] && [ "$used" -le $STACK_LIMIT ] || fail "$core stack high-water mark ${used:-?} > $STACK_LIMIT"
+  for LOG in text defmt; do
+    echo "== $core: generate $N tokens in QEMU, $LOG log"
+    run $core 0
+    grep -E "^(model|prefill|decode|stack):" "$log"
+    got=$(tail -n 1 "$log")
+    echo "firmware tokens ($LOG): $got"
+    if [ $LOG = defmt ]; then
+      # defmt-print shows the `{=[u32]}` argument as `[a, b, ...]`.
+      [[ "$got" == "tokens: ["*"]" ]] || fail "$core: the last decoded defmt line is not 'tokens: [...]'"
+      got=$(sed -e 's/^tokens: \[//' -e 's/\]$//' -e 's/, /,/g' <<<"$got")
+    fi
+    [ "$got" = "$expected" ] || fail "$core tokens ($LOG log) differ from the host's ($expected)"
+    grep -q "kernels $kernels," "$log" || fail "$core did not use the $kernels kernels"
+    grep -q "state $state bytes, scratch $scratch bytes" "$log" \
+      || fail "$core state/scratch differ from eddy inspect (state $state, scratch $scratch)"
+    used=$(sed -n 's/^stack: \([0-9]*\) bytes used.*/\1/p' "$log")
+    [ -n "$used" ] && [ "$used" -le $STACK_LIMIT ] || fail "$core stack high-water mark ${used:-?} > $STACK_LIMIT"
+  done
 done
+LOG=text
 
 echo "== bad input gives an error code and message, not a fault"
 check_error() {
@@ -93,8 +108,10 @@ mid=$(( $(stat -c %s "$model") / 2 ))
 check_error "flipped byte $mid" m4 2 'checksum mismatch' EDDY_FW_CORRUPT_AT=$mid
 check_error "flipped byte $mid" m55 2 'checksum mismatch' EDDY_FW_CORRUPT_AT=$mid
 PROMPT_OVERRIDE="1,999999" check_error "token out of range" m4 5 'out of range'
+LOG=defmt check_error "flipped byte $mid (defmt log)" m55 2 'checksum mismatch' EDDY_FW_CORRUPT_AT=$mid
 
-echo "== C API: static library, header check, host C example (gcc)"
+echo "== C API: header is cbindgen's output, static library, host C example (gcc)"
+bash scripts/gen-capi-header.sh --check
 $NICE cargo build --release -q -p eddy-capi
 $NICE cargo test -q -p eddy-capi --test header
 $NICE gcc -std=c11 -O2 -Wall -Wextra -Werror -Ifirmware/capi/include firmware/capi/examples/host_demo.c \

@@ -1,5 +1,6 @@
 //! Build-time setup of the demo firmware:
 //!
+//! - with the `defmt` feature, links defmt's `defmt.x`;
 //! - picks the memory map for the target (`memory-m4.x` or `memory-m55.x`)
 //!   and puts it where cortex-m-rt's `link.x` finds it as `memory.x`;
 //! - opens the model named by `EDDY_FW_MODEL` with the host build of the
@@ -29,6 +30,11 @@ fn main() {
     let memory = if target.starts_with("thumbv8m") { "memory-m55.x" } else { "memory-m4.x" };
     fs::copy(memory, out.join("memory.x")).unwrap_or_else(|e| fail(format!("cannot copy {memory}: {e}")));
     println!("cargo::rustc-link-search={}", out.display());
+    // defmt's linker script places the log strings' symbols (in the ELF
+    // only; they take no flash); it exists only when defmt is built.
+    if env::var_os("CARGO_FEATURE_DEFMT").is_some() {
+        println!("cargo::rustc-link-arg=-Tdefmt.x");
+    }
     for f in ["memory-m4.x", "memory-m55.x", "build.rs"] {
         println!("cargo::rerun-if-changed={f}");
     }

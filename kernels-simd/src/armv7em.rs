@@ -34,6 +34,8 @@ pub static DSP: Kernels = Kernels {
     matmat_i8: None,
     matvec_f32: crate::scalar::matvec_f32,
     matvec_f16: crate::scalar::matvec_f16,
+    kv_scores: crate::scalar::kv_scores,
+    kv_mix: crate::scalar::kv_mix,
 };
 
 /// `acc + lo(a)·lo(b) + hi(a)·hi(b)` on signed halfwords.
@@ -361,16 +363,16 @@ unsafe fn group_dot_w2_pair(mut c0: *const u8, mut c1: *const u8, mut a: *const 
 
 /// A group's f16 scale and minimum as f32.
 #[inline(always)]
-fn header(g: &[u8]) -> (f32, f32) {
+fn header(g: &[u8], f16_to_f32: impl Fn(u16) -> f32) -> (f32, f32) {
     (f16_to_f32(u16::from_le_bytes([g[0], g[1]])), f16_to_f32(u16::from_le_bytes([g[2], g[3]])))
 }
 
 /// Like [`rows_i8`], two rows at a time (activations unpacked once per
 /// pair), the last odd row alone; per row the same operations in the
-/// same order.
+/// same order. `f16_to_f32` as for [`rows_i8`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn row_pairs_i8(
+pub(crate) fn row_pairs_i8(
     matrix: &[u8],
     row_bytes: usize,
     group_bytes: usize,
@@ -381,6 +383,7 @@ fn row_pairs_i8(
     out: &mut [f32],
     dot1: impl Fn([&[u8]; 1], &[i8]) -> [i32; 1],
     dot2: impl Fn([&[u8]; 2], &[i8]) -> [i32; 2],
+    f16_to_f32: impl Fn(u16) -> f32 + Copy,
 ) {
     let pairs = out.len() / 2;
     let (paired_out, last_out) = out.split_at_mut(2 * pairs);
@@ -394,8 +397,8 @@ fn row_pairs_i8(
             .zip(x_scales.iter().zip(x_sums))
         {
             let [acc0, acc1] = dot2([&g0[GROUP_HEADER_BYTES..], &g1[GROUP_HEADER_BYTES..]], a);
-            let (scale0, min0) = header(g0);
-            let (scale1, min1) = header(g1);
+            let (scale0, min0) = header(g0, f16_to_f32);
+            let (scale1, min1) = header(g1, f16_to_f32);
             // Same expression and order as eddy_quant::dot_row_i8, per row.
             result0 += s * (scale0 * acc0 as f32 + min0 * sum as f32);
             result1 += s * (scale1 * acc1 as f32 + min1 * sum as f32);
@@ -463,6 +466,7 @@ pub fn matvec_i8(
                     // SAFETY: as above, for both rows.
                     unsafe { $dot([c0.as_ptr(), c1.as_ptr()], acts.as_ptr() as *const u8, group) }
                 },
+                f16_to_f32,
             )
         };
     }

@@ -8,7 +8,10 @@
 //! Integer kernels reproduce the reference bit for bit: the same exact i32
 //! group sums and the same f32 operations in the same order. The f32/f16
 //! dot products use the reference's 8-lane order and no FMA, so they are
-//! bit-exact too.
+//! bit-exact too, as are the attention kernels ([`KvScores`], [`KvMix`]):
+//! `eddy_quant::kv_dot` fixes an 8-lane summation order per scale group
+//! that SIMD reproduces, and `eddy_quant::kv_axpy` works element by
+//! element.
 #![no_std]
 #![warn(missing_docs)]
 
@@ -19,13 +22,15 @@ extern crate std;
 pub mod aarch64;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
 pub mod armv7em;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+mod kv_shape;
 #[cfg(all(target_arch = "arm", eddy_mve))]
 pub mod mve;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
-use eddy_quant::TensorFormat;
+use eddy_quant::{KvFormat, TensorFormat};
 
 /// int8 activations quantized per group (see
 /// `eddy_quant::quantize_activations_i8`).
@@ -109,6 +114,52 @@ pub type MatvecF32 = fn(matrix: &[f32], cols: usize, x: &[f32], out: &mut [f32])
 /// f16 matrix (raw bits) times f32 vector.
 pub type MatvecF16 = fn(matrix: &[u16], cols: usize, x: &[f32], out: &mut [f32]);
 
+/// `count` rows of an attention cache, `stride` bytes apart, each one
+/// head vector of `head_dim` values in `format` (see `eddy_quant::kv_dot`).
+#[derive(Clone, Copy, Debug)]
+pub struct KvRows<'a> {
+    /// Storage format of every row.
+    pub format: KvFormat,
+    /// The rows; row `j` starts at byte `j * stride`.
+    pub bytes: &'a [u8],
+    /// Bytes from one row to the next.
+    pub stride: usize,
+    /// Number of rows.
+    pub count: usize,
+    /// Values per row.
+    pub head_dim: usize,
+}
+
+impl<'a> KvRows<'a> {
+    /// Bytes of one row, if the format holds `head_dim` values and every
+    /// row lies inside `bytes`; `None` means there is nothing valid to read.
+    pub fn row_bytes(&self) -> Option<usize> {
+        let row = self.format.row_bytes(self.head_dim)?;
+        if self.count == 0 {
+            return Some(row);
+        }
+        let end = (self.count - 1).checked_mul(self.stride)?.checked_add(row)?;
+        (self.stride >= row && end <= self.bytes.len()).then_some(row)
+    }
+
+    /// Row `j` (caller checked [`row_bytes`](Self::row_bytes)).
+    #[inline]
+    pub fn row(&self, j: usize, row_bytes: usize) -> &'a [u8] {
+        &self.bytes[j * self.stride..j * self.stride + row_bytes]
+    }
+}
+
+/// Attention scores: `scores[j] = q · row_j` for the `rows.count` rows
+/// (`q.len() == head_dim`, `scores.len() >= count`), each exactly
+/// `eddy_quant::kv_dot` (bit for bit in every kernel set).
+pub type KvScores = fn(rows: KvRows<'_>, q: &[f32], scores: &mut [f32]);
+
+/// Attention output: `out = Σ_j weights[j] row_j` (`out.len() == head_dim`,
+/// overwritten), summed over `j` in order from zero with
+/// `eddy_quant::kv_axpy`'s per-element expression (bit for bit in every
+/// kernel set).
+pub type KvMix = fn(rows: KvRows<'_>, weights: &[f32], out: &mut [f32]);
+
 /// One set of kernels for one instruction set.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -123,6 +174,10 @@ pub struct Kernels {
     pub matvec_f32: MatvecF32,
     /// f16 weights × f32 activations.
     pub matvec_f16: MatvecF16,
+    /// `q · k` over an attention cache.
+    pub kv_scores: KvScores,
+    /// Weighted sum of attention cache rows.
+    pub kv_mix: KvMix,
 }
 
 impl core::fmt::Debug for Kernels {
@@ -138,6 +193,8 @@ pub static SCALAR: Kernels = Kernels {
     matmat_i8: None,
     matvec_f32: scalar::matvec_f32,
     matvec_f16: scalar::matvec_f16,
+    kv_scores: scalar::kv_scores,
+    kv_mix: scalar::kv_mix,
 };
 
 #[cfg(target_arch = "x86_64")]

@@ -1,7 +1,7 @@
 //! The scalar kernels: thin wrappers over `eddy-quant`'s references.
 
-use crate::ActsI8;
-use eddy_quant::{dot_f16_f32, dot_f32, TensorFormat};
+use crate::{ActsI8, KvRows};
+use eddy_quant::{dot_f16_f32, dot_f32, kv_axpy, kv_dot, TensorFormat};
 
 /// See [`crate::MatvecI8`].
 pub fn matvec_i8(
@@ -26,5 +26,22 @@ pub fn matvec_f32(matrix: &[f32], cols: usize, x: &[f32], out: &mut [f32]) {
 pub fn matvec_f16(matrix: &[u16], cols: usize, x: &[f32], out: &mut [f32]) {
     for (o, row) in out.iter_mut().zip(matrix.chunks_exact(cols.max(1))) {
         *o = dot_f16_f32(row, x);
+    }
+}
+
+/// See [`crate::KvScores`].
+pub fn kv_scores(rows: KvRows<'_>, q: &[f32], scores: &mut [f32]) {
+    let Some(row_bytes) = rows.row_bytes() else { return };
+    for (j, s) in scores.iter_mut().take(rows.count).enumerate() {
+        *s = kv_dot(rows.format, rows.row(j, row_bytes), q);
+    }
+}
+
+/// See [`crate::KvMix`].
+pub fn kv_mix(rows: KvRows<'_>, weights: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    let Some(row_bytes) = rows.row_bytes() else { return };
+    for (j, &w) in weights.iter().take(rows.count).enumerate() {
+        kv_axpy(rows.format, rows.row(j, row_bytes), w, out);
     }
 }

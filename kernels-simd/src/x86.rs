@@ -1,4 +1,5 @@
-//! x86-64 kernels: AVX2 (+F16C for f16 weights).
+//! x86-64 kernels: AVX2 (+F16C for f16 weights and parameters, +FMA where
+//! a fused multiply-add is provably exact, see [`kv`]).
 //!
 //! Integer path: codes are unpacked to bytes with one 64-bit variable shift
 //! and a mask per 32 weights, multiplied with int8 activations by
@@ -6,24 +7,38 @@
 //! for W8 whose products can, by widening to i16 and `vpmaddwd`. Unpacking
 //! leaves codes in a fixed permuted order, so the activations are permuted
 //! the same way once per matrix-vector product.
+//!
+//! Attention over the KV cache (`kv_scores`, `kv_mix`): see [`kv`].
+
+pub mod kv;
 
 use crate::{ActsI8, IntShape, Kernels};
 use core::arch::x86_64::*;
 use eddy_quant::{group_header, TensorFormat, GROUP_HEADER_BYTES};
 
-/// AVX2 kernels; only selected when the CPU has AVX2 and F16C.
-pub static AVX2: Kernels =
-    Kernels { name: "avx2", matvec_i8, matmat_i8: Some(matmat_i8), matvec_f32, matvec_f16 };
+/// AVX2 kernels; only selected when the CPU has AVX2, FMA and F16C (every
+/// AVX2 CPU from Intel Haswell and AMD Zen on has all three).
+pub static AVX2: Kernels = Kernels {
+    name: "avx2",
+    matvec_i8,
+    matmat_i8: Some(matmat_i8),
+    matvec_f32,
+    matvec_f16,
+    kv_scores: kv::kv_scores,
+    kv_mix: kv::kv_mix,
+};
 
 /// True if this CPU runs the AVX2 kernels.
 pub fn avx2_available() -> bool {
     #[cfg(feature = "std")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c")
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(feature = "std"))]
     {
-        cfg!(all(target_feature = "avx2", target_feature = "f16c"))
+        cfg!(all(target_feature = "avx2", target_feature = "fma", target_feature = "f16c"))
     }
 }
 

@@ -109,10 +109,13 @@ fn names_resolve() {
     assert_eq!(eddy_kernels::by_name("scalar").unwrap().name, "scalar");
     assert!(eddy_kernels::by_name("no-such-isa").is_none());
     assert!(supported(eddy_kernels::best()));
-    // A CPU with AVX2+F16C must get (and so test) the AVX2 set: if
+    // A CPU with AVX2+FMA+F16C must get (and so test) the AVX2 set: if
     // detection broke, every comparison above would silently be scalar.
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+    if std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
+    {
         assert_eq!(eddy_kernels::best().name, "avx2");
         assert!(kernel_sets().iter().any(|k| k.name == "avx2"));
     }
@@ -174,7 +177,10 @@ fn random_shapes_are_bit_exact() {
 fn expected_matmat_sets() -> Vec<&'static str> {
     let mut names = Vec::new();
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
+    if std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
+    {
         names.push("avx2");
     }
     #[cfg(target_arch = "aarch64")]

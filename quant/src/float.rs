@@ -24,7 +24,8 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     reduce_lanes(acc)
 }
 
-fn reduce_lanes(acc: [f32; F32_DOT_LANES]) -> f32 {
+/// The pairwise lane sum that ends every reference dot product.
+pub(crate) fn reduce_lanes(acc: [f32; F32_DOT_LANES]) -> f32 {
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
@@ -32,16 +33,25 @@ fn reduce_lanes(acc: [f32; F32_DOT_LANES]) -> f32 {
 /// in f32 in the same order as [`dot_f32`]. Each f16 converts exactly to
 /// f32, so f16 weights give the same result as their f32 widening.
 pub fn dot_f16_f32(w: &[u16], x: &[f32]) -> f32 {
+    dot_f16_f32_with(w, x, |h| f16::from_bits(h).to_f32())
+}
+
+/// [`dot_f16_f32`] with the f16 to f32 conversion given by the caller (a
+/// kernel with a hardware conversion). `to_f32` must be exact (every f16
+/// is an f32), NaNs keeping their payload with the quiet bit set, as
+/// `half`'s conversion does; then the result is bit-identical.
+#[inline(always)]
+pub fn dot_f16_f32_with(w: &[u16], x: &[f32], to_f32: impl Fn(u16) -> f32) -> f32 {
     let mut acc = [0.0f32; F32_DOT_LANES];
     let (cw, cx) = (w.chunks_exact(F32_DOT_LANES), x.chunks_exact(F32_DOT_LANES));
     let (rw, rx) = (cw.remainder(), cx.remainder());
     for (a, b) in cw.zip(cx) {
         for l in 0..F32_DOT_LANES {
-            acc[l] += f16::from_bits(a[l]).to_f32() * b[l];
+            acc[l] += to_f32(a[l]) * b[l];
         }
     }
     for (l, (a, b)) in rw.iter().zip(rx).enumerate() {
-        acc[l] += f16::from_bits(*a).to_f32() * b;
+        acc[l] += to_f32(*a) * b;
     }
     reduce_lanes(acc)
 }

@@ -21,6 +21,12 @@ pub enum Architecture {
     /// Gated linear attention (GLA) with SwiGLU MLPs, in fla's
     /// `GLAForCausalLM` layout.
     Gla,
+    /// LFM2 hybrid: gated short-convolution layers and grouped-query
+    /// attention layers, each followed by a SwiGLU MLP, as `Lfm2ForCausalLM`.
+    Lfm2,
+    /// RecurrentGemma / Griffin hybrid: RG-LRU recurrent blocks and local
+    /// sliding-window attention, as `RecurrentGemmaForCausalLM`.
+    RecurrentGemma,
 }
 
 impl Architecture {
@@ -35,6 +41,8 @@ impl Architecture {
             6 => Some(Architecture::GatedDeltaNet),
             7 => Some(Architecture::Rwkv7),
             8 => Some(Architecture::Gla),
+            9 => Some(Architecture::Lfm2),
+            10 => Some(Architecture::RecurrentGemma),
             _ => None,
         }
     }
@@ -50,6 +58,8 @@ impl Architecture {
             Architecture::GatedDeltaNet => 6,
             Architecture::Rwkv7 => 7,
             Architecture::Gla => 8,
+            Architecture::Lfm2 => 9,
+            Architecture::RecurrentGemma => 10,
         }
     }
 
@@ -64,6 +74,8 @@ impl Architecture {
             Architecture::GatedDeltaNet => "gated-deltanet",
             Architecture::Rwkv7 => "rwkv7",
             Architecture::Gla => "gla",
+            Architecture::Lfm2 => "lfm2",
+            Architecture::RecurrentGemma => "recurrent-gemma",
         }
     }
 }
@@ -122,11 +134,23 @@ pub enum HParam {
     HeadNormEps,
     /// GLA: the log-sigmoid gate is divided by this (f32 bits).
     GateNormalizer,
+    /// Key/value heads of attention layers (grouped-query attention).
+    NKvHeads,
+    /// Values per attention head.
+    HeadDim,
+    /// Rotary embedding base frequency (f32 bits).
+    RopeTheta,
+    /// Leading values of each attention head that get rotary embedding.
+    RotaryDims,
+    /// Tokens a local-attention layer sees (0: full attention).
+    AttentionWindow,
+    /// Final logits soft cap `c * tanh(x / c)` (f32 bits; 0: none).
+    LogitSoftCap,
 }
 
 impl HParam {
     /// All keys this version knows.
-    pub const ALL: [HParam; 24] = [
+    pub const ALL: [HParam; 30] = [
         HParam::VocabSize,
         HParam::DModel,
         HParam::NLayer,
@@ -151,6 +175,12 @@ impl HParam {
         HParam::LoraGate,
         HParam::HeadNormEps,
         HParam::GateNormalizer,
+        HParam::NKvHeads,
+        HParam::HeadDim,
+        HParam::RopeTheta,
+        HParam::RotaryDims,
+        HParam::AttentionWindow,
+        HParam::LogitSoftCap,
     ];
 
     /// File code of the key.
@@ -180,6 +210,12 @@ impl HParam {
             HParam::LoraGate => 22,
             HParam::HeadNormEps => 23,
             HParam::GateNormalizer => 24,
+            HParam::NKvHeads => 25,
+            HParam::HeadDim => 26,
+            HParam::RopeTheta => 27,
+            HParam::RotaryDims => 28,
+            HParam::AttentionWindow => 29,
+            HParam::LogitSoftCap => 30,
         }
     }
 
@@ -216,11 +252,24 @@ impl HParam {
             HParam::LoraGate => "lora_gate",
             HParam::HeadNormEps => "head_norm_eps",
             HParam::GateNormalizer => "gate_normalizer",
+            HParam::NKvHeads => "n_kv_heads",
+            HParam::HeadDim => "head_dim",
+            HParam::RopeTheta => "rope_theta",
+            HParam::RotaryDims => "rotary_dims",
+            HParam::AttentionWindow => "attention_window",
+            HParam::LogitSoftCap => "logit_soft_cap",
         }
     }
 
     /// True if the value is an f32 stored as bits.
     pub fn is_float(self) -> bool {
-        matches!(self, HParam::NormEps | HParam::HeadNormEps | HParam::GateNormalizer)
+        matches!(
+            self,
+            HParam::NormEps
+                | HParam::HeadNormEps
+                | HParam::GateNormalizer
+                | HParam::RopeTheta
+                | HParam::LogitSoftCap
+        )
     }
 }

@@ -213,6 +213,19 @@ pub enum ModelError {
     SizeOverflow,
     /// The file's model family was left out of this build (cargo feature).
     FamilyNotCompiled(&'static str),
+    /// A hybrid model's layer-kinds table is missing or malformed.
+    BadLayerKinds,
+    /// KV cache options that attention layers cannot use.
+    BadKvCache {
+        /// Cache format name.
+        format: &'static str,
+        /// Values per head.
+        head_dim: u32,
+        /// Attention sinks asked for.
+        sinks: u32,
+        /// Window asked for.
+        window: u32,
+    },
 }
 
 impl From<FileError> for ModelError {
@@ -282,6 +295,15 @@ impl fmt::Display for ModelError {
                 f,
                 "this build of eddy does not include the `{name}` family; enable its cargo feature (or `all-families`)"
             ),
+            ModelError::BadLayerKinds => write!(
+                f,
+                "the layer-kinds table (which layers are attention) is missing or does not list one 0/1 entry per layer; re-run `eddy convert`"
+            ),
+            ModelError::BadKvCache { format, head_dim, sinks, window } => write!(
+                f,
+                "KV cache {format} with {sinks} sinks + window {window} is unusable for heads of {head_dim} values: the window must be at least 1, sinks + window at most {}, and q4 needs an even head size",
+                crate::attention::MAX_CACHE_SLOTS
+            ),
         }
     }
 }
@@ -312,7 +334,8 @@ pub enum SessionError {
     },
     /// `prefill` was given no tokens.
     EmptyPrompt,
-    /// A snapshot has the wrong length or belongs to another model.
+    /// A snapshot has the wrong length or belongs to another model or KV
+    /// cache layout.
     BadSnapshot,
     /// A snapshot was taken with another state format than this session's.
     StateFormatMismatch {
@@ -337,7 +360,10 @@ impl fmt::Display for SessionError {
             }
             SessionError::EmptyPrompt => write!(f, "prefill needs at least one token"),
             SessionError::BadSnapshot => {
-                write!(f, "snapshot does not match this model (wrong length or model checksum)")
+                write!(
+                    f,
+                    "snapshot does not match this model (wrong length, model checksum or KV cache layout)"
+                )
             }
             SessionError::StateFormatMismatch { snapshot, session } => write!(
                 f,

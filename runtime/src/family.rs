@@ -55,6 +55,23 @@ pub(crate) trait Family<'a> {
     /// Visit the canonical tensor list in file order.
     fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec));
 
+    /// KV cache options of the attention layers (`None`: no attention).
+    fn kv_cache(&self) -> Option<crate::attention::KvCacheOptions> {
+        None
+    }
+
+    /// The same model with other KV cache options; families without
+    /// attention layers return themselves unchanged.
+    fn with_kv_cache(
+        &self,
+        _options: crate::attention::KvCacheOptions,
+    ) -> Result<Self, crate::error::ModelError>
+    where
+        Self: Sized + Copy,
+    {
+        Ok(*self)
+    }
+
     /// Advance the state by one token; if `want_logits`, return the logits
     /// (a slice of `scratch` at `logits_offset_words`). Open each layer's
     /// state with `state.layers()` and call `end_token` after its update.
@@ -183,10 +200,21 @@ impl ProductScratch<'_> {
 /// (row buffer sizes in carve order, the logits at `logits_slot`, the
 /// activations last), `carve(&self, &mut Carver, &sizes) -> Rows` (a struct
 /// with a `logits` field), `max_cols(&self)`, `run(&self, tokens, state,
-/// rows, acts, logit_rows, cx, observe)`, `layer_parts(&self, layer)`,
-/// `config.n_layer`, `config.vocab_size` and `tensor_schema`.
+/// rows, acts, logit_rows, cx, observe)` (state walked as
+/// [`crate::state_store`] says), `layer_parts(&self, layer)`,
+/// `config.n_layer`, `config.vocab_size` and `tensor_schema`. Hybrids also
+/// name their KV cache option getter and setter and the method counting
+/// their state layers (`kv = (get, set), state_layers = count`: the
+/// position words are a state layer before the model's layers).
 macro_rules! layer_major_family {
-    ($ty:ident, logits_slot = $slot:expr) => {
+    (@state_layers $self:ident) => {
+        $self.config.n_layer as usize
+    };
+    (@state_layers $self:ident, $count:ident) => {
+        $self.$count()
+    };
+    ($ty:ident, logits_slot = $slot:expr
+        $(, kv = ($kv_get:ident, $kv_set:ident), state_layers = $count:ident)?) => {
         impl<'a> $ty<'a> {
             /// Carve the rows for `cap` tokens with room for `alloc_rows`
             /// logits rows, run `tokens`, return `logit_rows` logits rows.
@@ -218,7 +246,7 @@ macro_rules! layer_major_family {
             }
 
             fn state_layers(&self) -> usize {
-                self.config.n_layer as usize
+                $crate::family::layer_major_family!(@state_layers self $(, $count)?)
             }
 
             fn state_parts(&self, layer: usize) -> $crate::state_store::StateParts {
@@ -236,6 +264,19 @@ macro_rules! layer_major_family {
             fn visit_schema(&self, visit: &mut dyn FnMut($crate::schema::TensorSpec)) {
                 tensor_schema(&self.config, visit)
             }
+
+            $(
+                fn kv_cache(&self) -> Option<$crate::attention::KvCacheOptions> {
+                    self.$kv_get()
+                }
+
+                fn with_kv_cache(
+                    &self,
+                    options: $crate::attention::KvCacheOptions,
+                ) -> Result<Self, $crate::error::ModelError> {
+                    self.$kv_set(options)
+                }
+            )?
 
             fn step<'s>(
                 &self,
@@ -271,9 +312,18 @@ macro_rules! layer_major_family {
 }
 pub(crate) use layer_major_family;
 
-/// The SwiGLU MLP block after a mixer (Qwen3-Next, fla GLA): for `n` rows,
-/// `x += down(silu(gate(h)) * up(h))` with `h = rmsnorm(x)`.
-pub(crate) struct SwiGlu<'a> {
+/// Activation of the gate branch of a [`GatedMlp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GateActivation {
+    /// SiLU: SwiGLU (Qwen3-Next, fla GLA, LFM2).
+    Silu,
+    /// GELU, tanh approximation: GeGLU (RecurrentGemma).
+    GeluTanh,
+}
+
+/// The gated MLP block after a mixer: for `n` rows,
+/// `x += down(act(gate(h)) * up(h))` with `h = rmsnorm(x)`.
+pub(crate) struct GatedMlp<'a> {
     /// RMSNorm weight before the MLP.
     pub norm: &'a [f32],
     /// Gate projection.
@@ -282,10 +332,12 @@ pub(crate) struct SwiGlu<'a> {
     pub up: Linear<'a>,
     /// Down projection.
     pub down: Linear<'a>,
+    /// Activation of the gate branch.
+    pub act: GateActivation,
 }
 
-/// Row buffers [`SwiGlu::add_to`] works in, each at least `n` rows long.
-pub(crate) struct SwiGluRows<'r> {
+/// Row buffers [`GatedMlp::add_to`] works in, each at least `n` rows long.
+pub(crate) struct MlpRows<'r> {
     /// The residual stream the block adds to, `n * d_model`.
     pub x: &'r mut [f32],
     /// Normed input, `n * d_model`.
@@ -298,11 +350,11 @@ pub(crate) struct SwiGluRows<'r> {
     pub out: &'r mut [f32],
 }
 
-impl SwiGlu<'_> {
+impl GatedMlp<'_> {
     /// Add the block's output for `n` rows of `rows.x` to `rows.x`.
     pub(crate) fn add_to(
         &self,
-        rows: SwiGluRows<'_>,
+        rows: MlpRows<'_>,
         n: usize,
         eps: f32,
         acts: &mut ProductScratch<'_>,
@@ -319,8 +371,12 @@ impl SwiGlu<'_> {
         acts.apply(&self.gate, normed, &mut rows.gate[..f], n, cx);
         observe_input(observe, &self.up, normed);
         acts.apply(&self.up, normed, &mut rows.up[..f], n, cx);
+        let act = match self.act {
+            GateActivation::Silu => crate::ops::silu,
+            GateActivation::GeluTanh => crate::ops::gelu_tanh,
+        };
         for (g, u) in rows.gate[..f].iter_mut().zip(&rows.up[..f]) {
-            *g = crate::ops::silu(*g) * u;
+            *g = act(*g) * u;
         }
         observe_input(observe, &self.down, &rows.gate[..f]);
         acts.apply(&self.down, &rows.gate[..f], &mut rows.out[..m], n, cx);

@@ -41,6 +41,9 @@ pub enum BlobKind {
     TokenizerJson,
     /// A JSON quantization report written by `eddy quantize`.
     QuantReport,
+    /// One byte per layer of a hybrid model: 0 for the recurrent (or
+    /// convolution) mixer, 1 for attention.
+    LayerKinds,
     /// A kind this version does not know (kept, ignored).
     Unknown(u32),
 }
@@ -51,6 +54,7 @@ impl BlobKind {
         match code {
             1 => BlobKind::TokenizerJson,
             2 => BlobKind::QuantReport,
+            3 => BlobKind::LayerKinds,
             c => BlobKind::Unknown(c),
         }
     }
@@ -60,6 +64,7 @@ impl BlobKind {
         match self {
             BlobKind::TokenizerJson => 1,
             BlobKind::QuantReport => 2,
+            BlobKind::LayerKinds => 3,
             BlobKind::Unknown(c) => c,
         }
     }

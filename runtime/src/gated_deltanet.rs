@@ -16,9 +16,10 @@
 use crate::arch::HParam;
 use crate::error::ModelError;
 use crate::family::{
-    checked_total, layer_major_family, observe_input, Carver, Compute, Observer, ProductScratch,
+    checked_total, layer_major_family, observe_input, Carver, Compute, GateActivation, Observer,
+    ProductScratch,
 };
-use crate::family::{SwiGlu, SwiGluRows};
+use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, rms_norm, sigmoid, silu, softplus};
@@ -194,7 +195,7 @@ struct LayerWeights<'a> {
     a: &'a [f32],
     gate_norm: &'a [f32],
     out_proj: Linear<'a>,
-    mlp: SwiGlu<'a>,
+    mlp: GatedMlp<'a>,
 }
 
 /// Scale `x` to unit L2 norm as Qwen3-Next does (`x * rsqrt(Σx² + 1e-6)`).
@@ -260,7 +261,13 @@ impl<'a> GatedDeltaNet<'a> {
             a: t.f32(),
             gate_norm: t.f32(),
             out_proj: t.linear(false),
-            mlp: SwiGlu { norm: t.f32(), gate: t.linear(false), up: t.linear(false), down: t.linear(false) },
+            mlp: GatedMlp {
+                norm: t.f32(),
+                gate: t.linear(false),
+                up: t.linear(false),
+                down: t.linear(false),
+                act: GateActivation::Silu,
+            },
         }
     }
 
@@ -391,7 +398,7 @@ impl<'a> GatedDeltaNet<'a> {
             observe_input(observe, &w.out_proj, &r.core[..n * d.vd]);
             acts.apply(&w.out_proj, &r.core[..n * d.vd], &mut r.out[..m], n, cx);
             add_assign(&mut r.x[..m], &r.out[..m]);
-            let mlp_rows = SwiGluRows { x: r.x, normed: r.normed, gate: r.gate, up: r.up, out: r.out };
+            let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.gate, up: r.up, out: r.out };
             w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
         }
         if logit_rows == 0 {

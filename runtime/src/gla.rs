@@ -13,9 +13,10 @@
 use crate::arch::HParam;
 use crate::error::ModelError;
 use crate::family::{
-    checked_total, layer_major_family, observe_input, Carver, Compute, Observer, ProductScratch,
+    checked_total, layer_major_family, observe_input, Carver, Compute, GateActivation, Observer,
+    ProductScratch,
 };
-use crate::family::{SwiGlu, SwiGluRows};
+use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, rms_norm, silu, softplus};
@@ -193,7 +194,7 @@ struct LayerWeights<'a> {
     gk_up: Linear<'a>,
     g_norm: &'a [f32],
     o: Linear<'a>,
-    mlp: SwiGlu<'a>,
+    mlp: GatedMlp<'a>,
 }
 
 /// Per-token vectors of a chunk, `n` rows each (1 for a step).
@@ -251,7 +252,13 @@ impl<'a> Gla<'a> {
             gk_up: t.linear(true),
             g_norm: t.f32(),
             o: t.linear(false),
-            mlp: SwiGlu { norm: t.f32(), gate: t.linear(false), up: t.linear(false), down: t.linear(false) },
+            mlp: GatedMlp {
+                norm: t.f32(),
+                gate: t.linear(false),
+                up: t.linear(false),
+                down: t.linear(false),
+                act: GateActivation::Silu,
+            },
         }
     }
 
@@ -357,8 +364,7 @@ impl<'a> Gla<'a> {
             observe_input(observe, &w.o, &r.core[..n * d.vd]);
             acts.apply(&w.o, &r.core[..n * d.vd], &mut r.out[..m], n, cx);
             add_assign(&mut r.x[..m], &r.out[..m]);
-            let mlp_rows =
-                SwiGluRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
+            let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
             w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
         }
         if logit_rows == 0 {

@@ -9,7 +9,7 @@
 //! (memory-mapped) and the file writer used by the host tools; `threads`
 //! (default) splits matrix work across a thread pool ([`Workers`]); one
 //! feature per model family (`mamba1`, `mamba2`, `rnn`, `rwkv4`, `rwkv7`,
-//! `gated-deltanet`, `gla`; `all-families` is default) chooses what is compiled in.
+//! `gated-deltanet`, `gla`, `lfm2`, `recurrent-gemma`; `all-families` is default) chooses what is compiled in.
 //!
 //! A model can keep its sessions' recurrent state quantized to 8 or 4 bits
 //! ([`Model::set_state_format`], [`StateFormat`]) to shrink per-sequence memory.
@@ -28,11 +28,14 @@ extern crate alloc;
     feature = "rwkv4",
     feature = "rwkv7",
     feature = "gated-deltanet",
-    feature = "gla"
+    feature = "gla",
+    feature = "lfm2",
+    feature = "recurrent-gemma"
 )))]
 compile_error!("enable at least one model family feature of `eddy` (e.g. `mamba1`, or `all-families`)");
 
 pub mod arch;
+pub mod attention;
 mod error;
 mod family;
 pub mod file;
@@ -40,6 +43,10 @@ pub mod file;
 pub mod gated_deltanet;
 #[cfg(feature = "gla")]
 pub mod gla;
+#[cfg(any(feature = "lfm2", feature = "recurrent-gemma"))]
+pub mod hybrid;
+#[cfg(feature = "lfm2")]
+pub mod lfm2;
 mod linear;
 #[cfg(feature = "mamba1")]
 pub mod mamba;
@@ -49,6 +56,8 @@ mod model;
 pub mod offload;
 mod ops;
 pub mod parallel;
+#[cfg(feature = "recurrent-gemma")]
+pub mod recurrent_gemma;
 #[cfg(feature = "rnn")]
 pub mod rnn;
 #[cfg(feature = "rwkv4")]
@@ -62,14 +71,15 @@ mod state_store;
 pub mod writer;
 
 pub use arch::{Architecture, HParam};
+pub use attention::KvCacheOptions;
 pub use eddy_kernels::Kernels;
-pub use eddy_quant::TensorFormat;
+pub use eddy_quant::{KvFormat, TensorFormat};
 pub use error::{FileError, ModelError, SessionError};
 pub use family::Observer;
 pub use file::{BlobKind, EddyFile, TensorView};
-pub use model::Model;
 #[cfg(feature = "std")]
 pub use model::{MappedModel, OpenError};
+pub use model::{Model, STATE_HEADER_WORDS};
 pub use offload::{Offload, OffloadError};
 pub use parallel::Workers;
 #[cfg(feature = "alloc")]

@@ -1,6 +1,7 @@
 //! A loaded model: a validated file bound to its architecture.
 
 use crate::arch::Architecture;
+use crate::attention::KvCacheOptions;
 use crate::error::ModelError;
 use crate::family::{Compute, Family};
 use crate::file::{BlobKind, EddyFile};
@@ -8,11 +9,15 @@ use crate::file::{BlobKind, EddyFile};
 use crate::gated_deltanet::GatedDeltaNet;
 #[cfg(feature = "gla")]
 use crate::gla::Gla;
+#[cfg(feature = "lfm2")]
+use crate::lfm2::Lfm2;
 #[cfg(feature = "mamba1")]
 use crate::mamba::Mamba1;
 #[cfg(feature = "mamba2")]
 use crate::mamba2::Mamba2;
 use crate::parallel::Workers;
+#[cfg(feature = "recurrent-gemma")]
+use crate::recurrent_gemma::RecurrentGemma;
 #[cfg(feature = "rnn")]
 use crate::rnn::{Cell, Rnn};
 #[cfg(feature = "rwkv4")]
@@ -23,9 +28,10 @@ use crate::schema::TensorSpec;
 use crate::state_store::{StateFormat, StateSize};
 use eddy_kernels::Kernels;
 
-/// Words at the start of the state buffer: magic, model checksum, and the
+/// Words at the start of the state buffer: magic (naming the state format),
+/// tag (model checksum mixed with the KV cache options), and the
 /// 64-bit count of tokens consumed. They make a snapshot self-describing.
-pub(crate) const STATE_HEADER_WORDS: usize = 4;
+pub const STATE_HEADER_WORDS: usize = 4;
 
 /// The architecture-specific part of a model.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +50,10 @@ pub(crate) enum Inner<'a> {
     Rwkv7(Rwkv7<'a>),
     #[cfg(feature = "gla")]
     Gla(Gla<'a>),
+    #[cfg(feature = "lfm2")]
+    Lfm2(Lfm2<'a>),
+    #[cfg(feature = "recurrent-gemma")]
+    RecurrentGemma(RecurrentGemma<'a>),
 }
 
 /// Run `$body` with `$m` bound to the family inside `$inner`.
@@ -64,10 +74,41 @@ macro_rules! with_family {
             Inner::Rwkv7($m) => $body,
             #[cfg(feature = "gla")]
             Inner::Gla($m) => $body,
+            #[cfg(feature = "lfm2")]
+            Inner::Lfm2($m) => $body,
+            #[cfg(feature = "recurrent-gemma")]
+            Inner::RecurrentGemma($m) => $body,
         }
     };
 }
 pub(crate) use with_family;
+
+/// Rebuild `$inner` with `$m` bound to its family and `$body` giving the
+/// new family value (a `Result`), in the same variant.
+macro_rules! map_family {
+    ($inner:expr, $m:ident => $body:expr) => {
+        match $inner {
+            #[cfg(feature = "mamba1")]
+            Inner::Mamba1($m) => Inner::Mamba1($body?),
+            #[cfg(feature = "mamba2")]
+            Inner::Mamba2($m) => Inner::Mamba2($body?),
+            #[cfg(feature = "rnn")]
+            Inner::Rnn($m) => Inner::Rnn($body?),
+            #[cfg(feature = "rwkv4")]
+            Inner::Rwkv4($m) => Inner::Rwkv4($body?),
+            #[cfg(feature = "gated-deltanet")]
+            Inner::GatedDeltaNet($m) => Inner::GatedDeltaNet($body?),
+            #[cfg(feature = "rwkv7")]
+            Inner::Rwkv7($m) => Inner::Rwkv7($body?),
+            #[cfg(feature = "gla")]
+            Inner::Gla($m) => Inner::Gla($body?),
+            #[cfg(feature = "lfm2")]
+            Inner::Lfm2($m) => Inner::Lfm2($body?),
+            #[cfg(feature = "recurrent-gemma")]
+            Inner::RecurrentGemma($m) => Inner::RecurrentGemma($body?),
+        }
+    };
+}
 
 /// A model used in place from borrowed bytes (mmap, flash, `include_bytes!`).
 #[derive(Clone, Copy, Debug)]
@@ -111,6 +152,10 @@ impl<'a> Model<'a> {
             Architecture::Rwkv7 => Inner::Rwkv7(Rwkv7::load(file)?),
             #[cfg(feature = "gla")]
             Architecture::Gla => Inner::Gla(Gla::load(file)?),
+            #[cfg(feature = "lfm2")]
+            Architecture::Lfm2 => Inner::Lfm2(Lfm2::load(file)?),
+            #[cfg(feature = "recurrent-gemma")]
+            Architecture::RecurrentGemma => Inner::RecurrentGemma(RecurrentGemma::load(file)?),
             #[allow(unreachable_patterns)] // only when a family is left out
             other => return Err(ModelError::FamilyNotCompiled(other.name())),
         };
@@ -132,24 +177,12 @@ impl<'a> Model<'a> {
     /// (f32 by default): Q8/Q4 shrink [`state_bytes`](Self::state_bytes)
     /// (and snapshots) at some cost in quality (README, "Quantized
     /// state"); [`scratch_bytes`](Self::scratch_bytes) grows by one
-    /// layer's f32 state. Sizes overflowing memory are `SizeOverflow`.
+    /// layer's f32 state. KV caches of attention layers stay as their
+    /// [`KvCacheOptions`] say. Sizes overflowing memory are `SizeOverflow`.
     pub fn set_state_format(&mut self, format: StateFormat) -> Result<(), ModelError> {
-        let (size, scratch) = with_family!(&self.inner, m => (
-            StateSize::of(format, m.state_layers(), |i| m.state_parts(i)),
-            m.scratch_words(),
-        ));
-        let size = size.ok_or(ModelError::SizeOverflow)?;
-        let state_words = size
-            .stored
-            .checked_add(STATE_HEADER_WORDS)
-            .filter(|w| w.checked_mul(4).is_some())
-            .ok_or(ModelError::SizeOverflow)?;
-        let scratch_words = scratch
-            .and_then(|w| w.checked_add(size.work))
-            .filter(|w| w.checked_mul(4).is_some())
-            .ok_or(ModelError::SizeOverflow)?;
-        (self.state_format, self.state_words, self.scratch_words, self.work_words) =
-            (format, state_words, scratch_words, size.work);
+        let sizes = Self::sizes(&self.inner, format)?;
+        (self.state_words, self.scratch_words, self.work_words) = sizes;
+        self.state_format = format;
         Ok(())
     }
 
@@ -171,6 +204,56 @@ impl<'a> Model<'a> {
         let size =
             with_family!(&self.inner, m => StateSize::of(format, m.state_layers(), |i| m.state_parts(i)))?;
         size.stored.checked_add(STATE_HEADER_WORDS)?.checked_mul(4)
+    }
+
+    /// State words in `format` (with the session header), scratch words
+    /// (with the state working area) and working-area words of a family.
+    fn sizes(inner: &Inner<'a>, format: StateFormat) -> Result<(usize, usize, usize), ModelError> {
+        let (size, scratch) = with_family!(inner, m => (
+            StateSize::of(format, m.state_layers(), |i| m.state_parts(i)),
+            m.scratch_words(),
+        ));
+        let size = size.ok_or(ModelError::SizeOverflow)?;
+        let state_words = size
+            .stored
+            .checked_add(STATE_HEADER_WORDS)
+            .filter(|w| w.checked_mul(4).is_some())
+            .ok_or(ModelError::SizeOverflow)?;
+        let scratch_words = scratch
+            .and_then(|w| w.checked_add(size.work))
+            .filter(|w| w.checked_mul(4).is_some())
+            .ok_or(ModelError::SizeOverflow)?;
+        Ok((state_words, scratch_words, size.work))
+    }
+
+    /// The word a session stores to tie its state to this model and its
+    /// state layout: the file checksum, mixed with the KV cache options so
+    /// that a snapshot of one cache layout never restores into another of
+    /// the same byte length. (The state format is word 0, the magic.)
+    pub(crate) fn state_tag(&self) -> u32 {
+        let Some(kv) = self.kv_cache() else { return self.file.checksum() };
+        let mut h = crc32fast::Hasher::new();
+        for word in [kv.format.code(), kv.sinks, kv.window] {
+            h.update(&word.to_le_bytes());
+        }
+        self.file.checksum() ^ h.finalize()
+    }
+
+    /// KV cache options of the attention layers; `None` for models
+    /// without attention.
+    pub fn kv_cache(&self) -> Option<KvCacheOptions> {
+        with_family!(&self.inner, m => m.kv_cache())
+    }
+
+    /// The same model with the attention layers caching keys and values as
+    /// `options` say (format, sinks, window); the state format is kept.
+    /// This changes [`state_bytes`](Self::state_bytes), so sessions and
+    /// snapshots of the old options do not fit. Models without attention
+    /// layers are returned unchanged.
+    pub fn with_kv_cache(&self, options: KvCacheOptions) -> Result<Self, ModelError> {
+        let inner = map_family!(&self.inner, m => m.with_kv_cache(options));
+        let (state_words, scratch_words, work_words) = Self::sizes(&inner, self.state_format)?;
+        Ok(Model { inner, state_words, scratch_words, work_words, ..*self })
     }
 
     /// The kernel set running this model's matrix products (chosen once at

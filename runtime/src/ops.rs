@@ -12,6 +12,18 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// [`rms_norm`] of `x` into itself (per-head query/key norms).
+pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    let mut ss = 0.0f32;
+    for v in x.iter() {
+        ss += v * v;
+    }
+    let inv = 1.0 / libm::sqrtf(ss / x.len() as f32 + eps);
+    for (v, w) in x.iter_mut().zip(weight) {
+        *v = w * (*v * inv);
+    }
+}
+
 /// LayerNorm (PyTorch `nn.LayerNorm`): `(x - mean) / sqrt(var + eps) *
 /// weight + bias`, biased variance.
 pub fn layer_norm(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
@@ -86,6 +98,13 @@ pub fn softplus(x: f32) -> f32 {
     }
 }
 
+/// GELU with the tanh approximation (PyTorch `gelu(approximate="tanh")`).
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
+}
+
 /// Logistic sigmoid `1 / (1 + e^-x)`.
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {
@@ -106,11 +125,11 @@ pub fn add_assign(y: &mut [f32], x: &[f32]) {
     }
 }
 
-/// One token of a causal depthwise convolution of width `width`, then
-/// SiLU. `window` holds the previous `width - 1` inputs per channel, oldest
-/// first; `xs` (the new inputs) is shifted into it. Weights are
+/// One token of a causal depthwise convolution of width `width` (no
+/// activation). `window` holds the previous `width - 1` inputs per channel,
+/// oldest first; `xs` (the new inputs) is shifted into it. Weights are
 /// `[channels, width]`, row-major.
-pub fn causal_conv_silu_step(
+pub fn causal_conv_step(
     weight: &[f32],
     bias: Option<&[f32]>,
     window: &mut [f32],
@@ -130,11 +149,26 @@ pub fn causal_conv_silu_step(
         if let Some(b) = bias {
             acc += b[ch];
         }
-        *o = silu(acc);
+        *o = acc;
         if keep > 0 {
             win.copy_within(1.., 0);
             win[keep - 1] = xs[ch];
         }
+    }
+}
+
+/// [`causal_conv_step`], then SiLU (Mamba's convolution).
+pub fn causal_conv_silu_step(
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    window: &mut [f32],
+    xs: &[f32],
+    out: &mut [f32],
+    width: usize,
+) {
+    causal_conv_step(weight, bias, window, xs, out, width);
+    for o in out.iter_mut().take(xs.len()) {
+        *o = silu(*o);
     }
 }
 

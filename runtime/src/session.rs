@@ -67,7 +67,7 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
 
     /// Forget all context: zero state, position 0.
     pub fn reset(&mut self) {
-        let checksum = self.model.file().checksum();
+        let checksum = self.model.state_tag();
         let magic = self.model.state_format().magic();
         let st = self.state.as_mut();
         st.fill(0.0);
@@ -284,7 +284,7 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
             Some(_) => {}
             None => return Err(SessionError::BadSnapshot),
         }
-        if snapshot.len() != st.len() * 4 || word(1) != Some(self.model.file().checksum()) {
+        if snapshot.len() != st.len() * 4 || word(1) != Some(self.model.state_tag()) {
             return Err(SessionError::BadSnapshot);
         }
         let word = |i: usize| word(i).unwrap_or(0);

@@ -21,11 +21,17 @@
 //! ```
 //!
 //! With [`StateFormat::F32`] `words()` is the state buffer itself and both
-//! calls do nothing. With Q8/Q4 the layer is decoded into a working area
-//! of one layer's f32 words (at the end of the session's scratch) and
-//! coded back after every token, so a batched prefill sees after each
-//! token exactly what a step would decode: prefill stays bit-identical to
-//! stepping.
+//! calls do nothing; so it is for a layer without `Coded` parts in any
+//! format (its stored layout is its f32 layout: a KV cache, a convolution
+//! window), which is worked on in place and never copied. Otherwise, with
+//! Q8/Q4, the layer is decoded into a working area of one layer's f32
+//! words (at the end of the session's scratch) and coded back after every
+//! token, so a batched prefill sees after each token exactly what a step
+//! would decode: prefill stays bit-identical to stepping.
+//!
+//! Words before the first layer that every format keeps as f32 (a hybrid's
+//! token position) are a layer of one `Exact` part, taken for the whole
+//! walk with [`StateLayers::take_exact`].
 //!
 //! # Stored layout of a layer (Q8/Q4)
 //!
@@ -184,6 +190,22 @@ impl StateParts {
         self.parts.into_iter().take(self.len)
     }
 
+    /// Whether any part is coded in Q8/Q4 (otherwise the layer is stored
+    /// as f32 in every format and worked on in place).
+    fn has_coded(&self) -> bool {
+        self.each().any(|p| matches!(p, StatePart::Coded { .. }))
+    }
+
+    /// The format the layer is actually kept in: `format`, or f32 for a
+    /// layer without coded parts (the same bytes either way).
+    fn effective(&self, format: StateFormat) -> StateFormat {
+        if self.has_coded() {
+            format
+        } else {
+            StateFormat::F32
+        }
+    }
+
     /// f32 words of the layer in the family's layout.
     pub(crate) fn words(&self) -> Option<usize> {
         self.each().try_fold(0usize, |acc, p| acc.checked_add(p.words()?))
@@ -200,7 +222,8 @@ impl StateParts {
 pub(crate) struct StateSize {
     /// The state buffer after the session header.
     pub stored: usize,
-    /// The f32 working area a step needs in scratch (0 for f32).
+    /// The f32 working area a step needs in scratch: the largest layer
+    /// with coded parts (0 for f32 or without coded parts).
     pub work: usize,
 }
 
@@ -215,7 +238,7 @@ impl StateSize {
         for i in 0..layers {
             let p = parts(i);
             size.stored = size.stored.checked_add(p.stored_words(format)?)?;
-            if format != StateFormat::F32 {
+            if p.effective(format) != StateFormat::F32 {
                 size.work = size.work.max(p.words()?);
             }
         }
@@ -253,19 +276,34 @@ pub(crate) struct StateLayers<'c> {
 
 impl StateLayers<'_> {
     /// The next layer's state, laid out as `parts`; decoded to f32 if the
-    /// format is quantized.
+    /// format is quantized and the layer has coded parts.
     pub(crate) fn next(&mut self, parts: StateParts) -> LayerState<'_> {
-        let stored_words = parts.stored_words(self.format).unwrap_or(0);
+        let format = parts.effective(self.format);
+        let stored_words = parts.stored_words(format).unwrap_or(0);
         let rest = core::mem::take(&mut self.rest);
         let (stored, rest) = rest.split_at_mut(stored_words.min(rest.len()));
         self.rest = rest;
-        let work_words = match self.format.codec() {
+        let work_words = match format.codec() {
             Some(_) => parts.words().unwrap_or(0).min(self.work.len()),
             None => 0,
         };
-        let mut layer = LayerState { format: self.format, parts, stored, work: &mut self.work[..work_words] };
+        let mut layer = LayerState { format, parts, stored, work: &mut self.work[..work_words] };
         layer.decode();
         layer
+    }
+}
+
+impl<'c> StateLayers<'c> {
+    /// The next layer, whose parts must be just `[Exact(words)]`, for the
+    /// rest of the walk: its stored words are its f32 words in every
+    /// format, so it is handed out in place and can stay open while later
+    /// layers are (a hybrid's position, read before and written after the
+    /// layers).
+    pub(crate) fn take_exact(&mut self, words: usize) -> &'c mut [f32] {
+        let rest = core::mem::take(&mut self.rest);
+        let (taken, rest) = rest.split_at_mut(words.min(rest.len()));
+        self.rest = rest;
+        taken
     }
 }
 

@@ -3,9 +3,14 @@
 //! bit-identical to stepping, bit-exact snapshot/restore, snapshots that
 //! name their format, state sizes by the documented formula
 //! (runtime/FORMAT.md), and no allocation in step or batched prefill.
+//! Hybrids run with an f32 KV cache here (so only the state format
+//! differs); the last tests combine state formats with KV cache options.
 
 use eddy::file::AlignedBytes;
-use eddy::{Architecture, HParam, Model, Session, SessionError, StateFormat, STATE_GROUP};
+use eddy::{
+    Architecture, BlobKind, HParam, KvCacheOptions, KvFormat, Model, Session, SessionError, StateFormat,
+    STATE_GROUP,
+};
 use eddy_cli::convert::{convert_dir, WeightDtype};
 use eddy_tests::{fixture_dir, load_reference, max_abs_diff};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -57,7 +62,7 @@ fn allocations_in(f: impl FnOnce()) -> usize {
 /// (for comparison, W4 weights cost 0.2-3.8 on the same fixtures,
 /// golden_families.rs); the trained models' perplexity is the real
 /// measure (README, "Quantized state").
-const BOUNDS: [(&str, [f32; 2]); 9] = [
+const BOUNDS: [(&str, [f32; 2]); 11] = [
     ("gla-tiny", [0.11, 1.62]),
     ("rwkv7-tiny", [0.022, 0.34]),
     ("gated-deltanet-tiny", [0.155, 1.97]),
@@ -67,12 +72,23 @@ const BOUNDS: [(&str, [f32; 2]); 9] = [
     ("rwkv4-tiny", [1e-4, 1e-4]),
     ("mamba-tiny-tied", [0.037, 0.72]),
     ("mamba-tiny-untied", [0.015, 0.26]),
+    ("lfm2-tiny", [1e-4, 1e-4]),
+    ("recurrentgemma-tiny", [1.0, 1.0]),
 ];
 
 const QUANTIZED: [StateFormat; 2] = [StateFormat::Q8, StateFormat::Q4];
 
 fn convert(fixture: &str) -> AlignedBytes {
     AlignedBytes::copy_from(&convert_dir(&fixture_dir(fixture), WeightDtype::F32).expect("convert").bytes)
+}
+
+/// The model in `bytes`, hybrids with an f32 KV cache (default window).
+fn load(bytes: &AlignedBytes) -> Model<'_> {
+    let model = Model::from_bytes(bytes.as_slice()).unwrap();
+    match model.kv_cache() {
+        Some(kv) => model.with_kv_cache(KvCacheOptions { format: KvFormat::F32, ..kv }).unwrap(),
+        None => model,
+    }
 }
 
 /// Logits of every position: (token by token, batched prefill in chunks of 5).
@@ -92,7 +108,7 @@ fn run(model: &Model<'_>, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
 fn quantized_state_stays_within_measured_bounds_and_prefill_equals_step() {
     for (fixture, bounds) in BOUNDS {
         let bytes = convert(fixture);
-        let f32_model = Model::from_bytes(bytes.as_slice()).unwrap();
+        let f32_model = load(&bytes);
         let reference = load_reference(fixture);
         let mut prev = 0.0f32;
         for (format, bound) in QUANTIZED.into_iter().zip(bounds) {
@@ -106,10 +122,10 @@ fn quantized_state_stays_within_measured_bounds_and_prefill_equals_step() {
             let err = max_abs_diff(&stepwise, &reference.logits_decode);
             println!("{fixture} state {format}: max abs logit error {err:.5}");
             assert!(err <= bound, "{fixture} {format}: {err} > {bound}");
-            if f32_model.architecture() == Architecture::Rwkv4 {
-                // RWKV-4 keeps all of its state exact: nothing may change.
+            if matches!(f32_model.architecture(), Architecture::Rwkv4 | Architecture::Lfm2) {
+                // RWKV-4 and LFM2 keep all of their state exact: nothing may change.
                 let (f32_logits, _) = run(&f32_model, &reference.input_ids);
-                assert!(stepwise == f32_logits, "{fixture} {format}: RWKV-4 state must stay exact");
+                assert!(stepwise == f32_logits, "{fixture} {format}: the state must stay exact");
             } else {
                 assert!(err > prev, "{fixture} {format}: fewer bits must cost more ({err} <= {prev})");
             }
@@ -118,23 +134,40 @@ fn quantized_state_stays_within_measured_bounds_and_prefill_equals_step() {
     }
 }
 
-/// f32 words of one layer's state and how it is stored: `(exact words,
-/// coded (rows, cols))` per layer, from the file's hyper-parameters.
-fn layer_parts(model: &Model<'_>) -> (usize, Option<(usize, usize)>) {
+/// Every state layer as `(exact f32 words, coded (rows, cols))`, from the
+/// file's hyper-parameters (hybrids: the position first, then per layer a
+/// convolution window and RG-LRU state, or an f32 KV cache of `sinks +
+/// window` slots of keys and values).
+fn state_layers(model: &Model<'_>) -> Vec<(usize, Option<(usize, usize)>)> {
     let h = |k| model.file().hparam(k).map(|v| v as usize).unwrap_or(0);
     let (dm, di, ds, dc, nh) =
         (h(HParam::DModel), h(HParam::DInner), h(HParam::DState), h(HParam::DConv), h(HParam::NHeads));
+    let uniform = |part| vec![part; h(HParam::NLayer)];
     match model.architecture() {
-        Architecture::Mamba1 => (di * (dc - 1), Some((di, ds))),
-        Architecture::Mamba2 => ((di + 2 * h(HParam::NGroups) * ds) * (dc - 1), Some((di, ds))),
-        Architecture::Gru => (0, Some((1, dm))),
-        Architecture::Lstm => (0, Some((2, dm))),
-        Architecture::Rwkv4 => (5 * dm, None),
-        Architecture::Rwkv7 => (2 * dm, Some((dm, dm / nh))),
-        Architecture::Gla => (0, Some((nh * ds, di / nh))),
+        Architecture::Mamba1 => uniform((di * (dc - 1), Some((di, ds)))),
+        Architecture::Mamba2 => uniform(((di + 2 * h(HParam::NGroups) * ds) * (dc - 1), Some((di, ds)))),
+        Architecture::Gru => uniform((0, Some((1, dm)))),
+        Architecture::Lstm => uniform((0, Some((2, dm)))),
+        Architecture::Rwkv4 => uniform((5 * dm, None)),
+        Architecture::Rwkv7 => uniform((2 * dm, Some((dm, dm / nh)))),
+        Architecture::Gla => uniform((0, Some((nh * ds, di / nh)))),
         Architecture::GatedDeltaNet => {
             let conv_dim = 2 * h(HParam::NGroups) * ds + di;
-            (conv_dim * (dc - 1), Some((nh * ds, di / nh)))
+            uniform((conv_dim * (dc - 1), Some((nh * ds, di / nh))))
+        }
+        arch @ (Architecture::Lfm2 | Architecture::RecurrentGemma) => {
+            let kv = model.kv_cache().unwrap();
+            assert_eq!(kv.format, KvFormat::F32, "the formula below is for an f32 cache");
+            let cache = 2 * (kv.sinks + kv.window) as usize * h(HParam::NKvHeads) * h(HParam::HeadDim);
+            let kinds = model.file().blob(BlobKind::LayerKinds).unwrap();
+            let position = std::iter::once((2, None));
+            position
+                .chain(kinds.iter().map(|&kind| match (kind, arch) {
+                    (1, _) => (cache, None),
+                    (_, Architecture::Lfm2) => ((dc - 1) * dm, None),
+                    _ => ((dc - 1) * di, Some((1, di))),
+                }))
+                .collect()
         }
     }
 }
@@ -143,36 +176,44 @@ fn layer_parts(model: &Model<'_>) -> (usize, Option<(usize, usize)>) {
 fn state_and_scratch_bytes_follow_the_documented_formula() {
     for (fixture, _) in BOUNDS {
         let bytes = convert(fixture);
-        let f32_model = Model::from_bytes(bytes.as_slice()).unwrap();
-        let layers = f32_model.file().hparam(HParam::NLayer).unwrap() as usize;
-        let (exact, coded) = layer_parts(&f32_model);
-        let (rows, cols) = coded.unwrap_or((0, 0));
-        let layer_f32 = exact + rows * cols;
-        assert_eq!(f32_model.state_bytes(), 4 * (4 + layers * layer_f32), "{fixture}: f32 layout unchanged");
+        let f32_model = load(&bytes);
+        let layers = state_layers(&f32_model);
+        let f32_words = |&(exact, coded): &(usize, Option<(usize, usize)>)| {
+            let (rows, cols) = coded.unwrap_or((0, 0));
+            exact + rows * cols
+        };
+        let f32_total: usize = layers.iter().map(f32_words).sum();
+        assert_eq!(f32_model.state_bytes(), 4 * (4 + f32_total), "{fixture}: f32 layout unchanged");
+        // The working area: the largest layer with coded parts, as f32.
+        let work = layers.iter().filter(|l| l.1.is_some()).map(f32_words).max().unwrap_or(0);
         for format in QUANTIZED {
             let model = f32_model.with_state_format(format).unwrap();
             let code_bytes = |n: usize| if format == StateFormat::Q4 { n.div_ceil(2) } else { n };
-            let row_bytes = (cols / STATE_GROUP) * code_bytes(STATE_GROUP) + code_bytes(cols % STATE_GROUP);
-            let coded_words = (rows * row_bytes).div_ceil(4) + rows * cols.div_ceil(STATE_GROUP);
-            let want = 4 * (4 + layers * (exact + coded_words));
+            let stored: usize = layers
+                .iter()
+                .map(|&(exact, coded)| {
+                    let (rows, cols) = coded.unwrap_or((0, 0));
+                    let row_bytes =
+                        (cols / STATE_GROUP) * code_bytes(STATE_GROUP) + code_bytes(cols % STATE_GROUP);
+                    exact + (rows * row_bytes).div_ceil(4) + rows * cols.div_ceil(STATE_GROUP)
+                })
+                .sum();
+            let want = 4 * (4 + stored);
             assert_eq!(model.state_bytes(), want, "{fixture} {format}");
             assert_eq!(f32_model.state_bytes_in(format), Some(want), "{fixture} {format}");
-            assert_eq!(
-                model.scratch_bytes(),
-                f32_model.scratch_bytes() + 4 * layer_f32,
-                "{fixture} {format}"
-            );
-            if coded.is_some() {
+            assert_eq!(model.scratch_bytes(), f32_model.scratch_bytes() + 4 * work, "{fixture} {format}");
+            if work > 0 {
                 assert!(
                     model.state_bytes() < f32_model.state_bytes(),
                     "{fixture} {format}: state must shrink"
                 );
             }
             println!(
-                "{fixture}: state bytes f32 {} -> {format} {} ({:.2}x)",
+                "{fixture}: state bytes f32 {} -> {format} {} ({:.2}x), scratch +{} bytes",
                 f32_model.state_bytes(),
                 model.state_bytes(),
-                f32_model.state_bytes() as f64 / model.state_bytes() as f64
+                f32_model.state_bytes() as f64 / model.state_bytes() as f64,
+                4 * work
             );
         }
     }
@@ -182,7 +223,7 @@ fn state_and_scratch_bytes_follow_the_documented_formula() {
 fn snapshot_restore_is_bit_exact_and_snapshots_name_their_format() {
     for (fixture, _) in BOUNDS {
         let bytes = convert(fixture);
-        let f32_model = Model::from_bytes(bytes.as_slice()).unwrap();
+        let f32_model = load(&bytes);
         let ids = load_reference(fixture).input_ids;
         let (head, tail) = ids.split_at(ids.len() / 2);
         let mut snapshots = Vec::new();
@@ -254,7 +295,7 @@ fn fresh_quantized_state_is_header_then_zeros_in_caller_buffers() {
 fn step_and_batched_prefill_do_not_allocate_with_quantized_state() {
     for (fixture, _) in BOUNDS {
         let bytes = convert(fixture);
-        let f32_model = Model::from_bytes(bytes.as_slice()).unwrap();
+        let f32_model = load(&bytes);
         let ids = load_reference(fixture).input_ids;
         for format in StateFormat::ALL {
             let model = f32_model.with_state_format(format).unwrap();

@@ -38,22 +38,43 @@ pub fn perplexity(
     model: &Model<'_>,
     tokens: &[u32],
     chunk: usize,
+    progress: impl FnMut(usize),
+) -> Result<Perplexity, SessionError> {
+    perplexity_in_windows(model, tokens, chunk, 0, progress)
+}
+
+/// Like [`perplexity`], but with a fresh session every `context` tokens
+/// (`0`: one stream): the usual evaluation of models trained on windows of
+/// that length. The first token of each window is context only.
+pub fn perplexity_in_windows(
+    model: &Model<'_>,
+    tokens: &[u32],
+    chunk: usize,
+    context: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<Perplexity, SessionError> {
     if tokens.len() < 2 {
         return Err(SessionError::EmptyPrompt);
     }
+    let context = if context == 0 { tokens.len() } else { context.max(2) };
     let mut session = Session::new_owned(model);
     let mut total = 0.0f64;
     let mut count = 0usize;
-    let inputs = &tokens[..tokens.len() - 1];
-    for (c, part) in inputs.chunks(chunk.max(1)).enumerate() {
-        let base = c * chunk.max(1);
-        session.prefill_chunked(part, PREFILL_CHUNK, true, |i, logits| {
-            total += nll(logits, tokens[base + i + 1]);
-            count += 1;
-        })?;
-        progress(base + part.len());
+    for (w, window) in tokens.chunks(context).enumerate() {
+        if window.len() < 2 {
+            continue;
+        }
+        session.reset();
+        let start = w * context;
+        let inputs = &window[..window.len() - 1];
+        for (c, part) in inputs.chunks(chunk.max(1)).enumerate() {
+            let base = c * chunk.max(1);
+            session.prefill_chunked(part, PREFILL_CHUNK, true, |i, logits| {
+                total += nll(logits, window[base + i + 1]);
+                count += 1;
+            })?;
+            progress(start + base + part.len());
+        }
     }
     Ok(Perplexity { predicted: count, mean_nll: total / count as f64 })
 }

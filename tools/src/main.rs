@@ -38,6 +38,50 @@ struct Cli {
     /// coded with a scale per group of 32; less memory, some quality).
     #[arg(long, global = true, value_name = "32|8|4", default_value = "32", value_parser = parse_state_bits)]
     state_bits: StateFormat,
+    /// KV cache format of attention layers (hybrid models): f32, f16, q8
+    /// or q4 (default q4).
+    #[arg(long, global = true)]
+    kv: Option<String>,
+    /// Attention sinks: first tokens that stay in the KV cache (default 4
+    /// for full-attention layers, 0 for sliding-window ones).
+    #[arg(long, global = true)]
+    kv_sinks: Option<u32>,
+    /// Most recent tokens kept in the KV cache (default: the model's own
+    /// window, or 4092 for full-attention layers).
+    #[arg(long, global = true)]
+    kv_window: Option<u32>,
+}
+
+/// `--kv`, `--kv-sinks`, `--kv-window` as given.
+#[derive(Clone, Default)]
+struct KvArgs {
+    format: Option<String>,
+    sinks: Option<u32>,
+    window: Option<u32>,
+}
+
+static KV_ARG: std::sync::OnceLock<KvArgs> = std::sync::OnceLock::new();
+
+/// Apply the KV cache flags to a model with attention layers.
+fn configure_kv(model: &mut Model<'_>) -> Result<()> {
+    let args = KV_ARG.get().cloned().unwrap_or_default();
+    if args.format.is_none() && args.sinks.is_none() && args.window.is_none() {
+        return Ok(());
+    }
+    let Some(mut kv) = model.kv_cache() else {
+        bail!(
+            "--kv/--kv-sinks/--kv-window set the KV cache of attention layers; this {} model has none",
+            model.architecture().name()
+        )
+    };
+    if let Some(f) = &args.format {
+        kv.format =
+            eddy::KvFormat::parse(f).with_context(|| format!("--kv `{f}`: expected f32, f16, q8 or q4"))?;
+    }
+    kv.sinks = args.sinks.unwrap_or(kv.sinks);
+    kv.window = args.window.unwrap_or(kv.window);
+    *model = model.with_kv_cache(kv)?;
+    Ok(())
 }
 
 /// `--state-bits`: 32, 8 or 4.
@@ -107,7 +151,7 @@ fn configure(model: &mut Model<'_>) -> Result<()> {
     let state = STATE_ARG.get().copied().unwrap_or_default();
     model.set_state_format(state).with_context(|| format!("cannot keep this model's state as {state}"))?;
     model.set_workers(eddy::Workers::threads(requested_threads()?).context("cannot start the thread pool")?);
-    Ok(())
+    configure_kv(model)
 }
 
 /// Load a model from a mapped file with the requested kernel set.
@@ -228,11 +272,29 @@ enum Command {
         /// Score at most this many tokens (0 = all).
         #[arg(long, default_value_t = 0)]
         limit: usize,
+        /// Restart from an empty state every this many tokens (0 = score
+        /// the text as one stream).
+        #[arg(long, default_value_t = 0)]
+        ctx: usize,
     },
     /// FPGA backend: export a board project, print the cycle model.
     Fpga {
         #[command(subcommand)]
         command: eddy_cli::fpga::FpgaCommand,
+    },
+    /// Per-sequence memory at several context lengths: full KV cache vs
+    /// the bounded (sinks + window) cache in f16/q8/q4.
+    Memory {
+        /// The .eddy file (or use --shape).
+        #[arg(required_unless_present = "shape")]
+        model: Option<PathBuf>,
+        /// A public model's shape instead of a file: mamba-130m, mamba-2.8b,
+        /// mamba2-2.7b, lfm2-350m, lfm2-1.2b, recurrentgemma-2b.
+        #[arg(long, conflicts_with = "model")]
+        shape: Option<String>,
+        /// Context lengths, comma-separated.
+        #[arg(long, default_value = "1024,32768,1048576")]
+        ctx: String,
     },
     /// Write the logits of every position as a .npy array [tokens, vocab].
     Logits {
@@ -430,8 +492,22 @@ fn cmd_inspect(path: PathBuf) -> Result<()> {
         })
         .collect();
     println!("state by bits: {} (--state-bits)", by_format.join(", "));
-    // Every family eddy runs keeps a fixed-size state: no KV cache grows.
+    // Every family eddy runs keeps a fixed-size state: attention layers
+    // keep a bounded (sinks + window) cache, so nothing grows.
     println!("state growth:  0 bytes per token of context");
+    if let Some(kinds) = file.blob(eddy::BlobKind::LayerKinds) {
+        let attention: Vec<String> =
+            kinds.iter().enumerate().filter(|(_, &k)| k == 1).map(|(i, _)| i.to_string()).collect();
+        println!("attention:     {} of {} layers ({})", attention.len(), kinds.len(), attention.join(", "));
+    }
+    if let Some(kv) = model.kv_cache() {
+        println!(
+            "kv cache:      {}, {} sinks + {} recent tokens (--kv, --kv-sinks, --kv-window)",
+            kv.format.name(),
+            kv.sinks,
+            kv.window
+        );
+    }
     println!("scratch bytes: {}", model.scratch_bytes());
     if let Some(b) = model.prefill_scratch_bytes(PREFILL_CHUNK, false) {
         println!("prefill bytes: {b} (extra scratch for batched prefill of {PREFILL_CHUNK} tokens)");
@@ -674,7 +750,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Result<()> {
+fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize, ctx: usize) -> Result<()> {
     let mapped = open(&path)?;
     let model = load(&mapped)?;
     let json = model
@@ -692,7 +768,9 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Re
     }
     let bar = progress_bar(tokens.len() - 1, "tokens");
     let t0 = Instant::now();
-    let result = eddy_cli::eval::perplexity(&model, &tokens, chunk, |done| bar.set_position(done as u64))?;
+    let result = eddy_cli::eval::perplexity_in_windows(&model, &tokens, chunk, ctx, |done| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     println!(
         "tokens evaluated: {}  mean nll: {:.6}  ppl: {:.4}  ({:.1} tok/s, state {}, {} bytes)",
@@ -703,6 +781,39 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize) -> Re
         model.state_format(),
         model.state_bytes()
     );
+    Ok(())
+}
+
+fn cmd_memory(path: Option<PathBuf>, shape: Option<String>, ctx: String) -> Result<()> {
+    let contexts: Vec<u32> = parse_counts(&ctx, "--ctx")?.into_iter().map(|c| c as u32).collect();
+    if contexts.is_empty() || contexts.contains(&0) {
+        bail!("--ctx needs positive context lengths, e.g. 1024,32768,1048576");
+    }
+    let rows = match (&path, &shape) {
+        (Some(path), _) => {
+            let mapped = open(path)?;
+            let model = load(&mapped)?;
+            println!("per-sequence state of {} ({})", path.display(), model.architecture().name());
+            eddy_cli::memory::model_memory_rows(&model, &contexts)?
+        }
+        (None, Some(name)) => {
+            println!("per-sequence state of the {name} shape (hyper-parameters of the public checkpoint)");
+            eddy_cli::memory::shape_memory_rows(name, &contexts)?
+        }
+        (None, None) => bail!("give a .eddy file or --shape"),
+    };
+    let size = |b: usize| match b {
+        b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b if b < 1 << 30 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+    };
+    let head: Vec<String> = contexts.iter().map(|c| format!("{c} tokens")).collect();
+    println!("| cache | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(contexts.len()));
+    for r in rows {
+        let cells: Vec<String> = r.bytes.iter().map(|&b| size(b)).collect();
+        println!("| {} | {} |", r.setting, cells.join(" | "));
+    }
     Ok(())
 }
 
@@ -740,6 +851,7 @@ fn main() {
     let _ = THREADS_ARG.set(cli.threads);
     let _ = BACKEND_ARG.set((cli.backend, cli.fpga_scan));
     let _ = STATE_ARG.set(cli.state_bits);
+    let _ = KV_ARG.set(KvArgs { format: cli.kv.clone(), sinks: cli.kv_sinks, window: cli.kv_window });
     let result = match cli.command {
         Command::Convert { hf_dir, output, dtype, recipe, quant } => {
             cmd_convert(hf_dir, output, dtype, recipe, quant)
@@ -751,8 +863,9 @@ fn main() {
             cmd_run(model, prompt, tokens, n_tokens, cfg, ids)
         }
         Command::Bench(args) => cmd_bench(args),
-        Command::Eval { model, ppl, chunk, limit } => cmd_eval(model, ppl, chunk, limit),
+        Command::Eval { model, ppl, chunk, limit, ctx } => cmd_eval(model, ppl, chunk, limit, ctx),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
+        Command::Memory { model, shape, ctx } => cmd_memory(model, shape, ctx),
         Command::Fpga { command } => eddy_cli::fpga::run(command),
     };
     if let Err(e) = result {

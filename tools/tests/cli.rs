@@ -233,6 +233,8 @@ fn other_families_convert_inspect_quantize_and_run() {
         ("gru-tiny", "gru", "input_dim"),
         ("lstm-tiny", "lstm", "layers.1.weight_hh"),
         ("mamba2-tiny", "mamba2", "n_heads"),
+        ("lfm2-tiny", "lfm2", "kv cache:      q4, 4 sinks + 4092 recent tokens"),
+        ("recurrentgemma-tiny", "recurrent-gemma", "kv cache:      q4, 0 sinks + 8 recent tokens"),
     ] {
         let m = converted(fixture);
         let o = eddy(&["inspect", m.to_str().unwrap()]);
@@ -285,4 +287,73 @@ fn state_bits_shrink_the_state_and_bad_widths_are_refused() {
         let err = stderr(&o);
         assert!(err.contains("use 32 (f32), 8 or 4") && !err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn kv_cache_flags_change_the_state_and_refuse_bad_input() {
+    let m = converted("lfm2-tiny");
+    let path = m.to_str().unwrap();
+    let state = |args: &[&str]| {
+        let o = eddy(&[args, &["inspect", path]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s = String::from_utf8(o.stdout).unwrap();
+        let line = s.lines().find(|l| l.starts_with("state bytes:")).unwrap().to_string();
+        line.split_whitespace().nth(2).unwrap().parse::<usize>().unwrap()
+    };
+    let (q4, f16) = (state(&[]), state(&["--kv", "f16"]));
+    assert!(q4 < f16, "q4 cache {q4} must be smaller than f16 {f16}");
+    assert!(state(&["--kv-window", "60"]) < q4);
+    let o = eddy(&["--kv", "q3", "inspect", path]);
+    assert!(!o.status.success() && stderr(&o).contains("expected f32, f16, q8 or q4"), "{}", stderr(&o));
+    let o = eddy(&["--kv-window", "0", "inspect", path]);
+    assert!(!o.status.success() && stderr(&o).contains("window"), "{}", stderr(&o));
+    // A model without attention layers says so instead of ignoring the flag.
+    let gru = converted("gru-tiny");
+    let o = eddy(&["--kv", "q4", "inspect", gru.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("has none"), "{}", stderr(&o));
+    // Generation runs with a wrapped Lambda window.
+    let o = eddy(&[
+        "--kv-sinks",
+        "1",
+        "--kv-window",
+        "3",
+        "run",
+        path,
+        "--tokens",
+        "1,2,3,4,5",
+        "-n",
+        "8",
+        "--ids",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn memory_report_compares_full_and_bounded_caches() {
+    let m = converted("lfm2-tiny");
+    let o = eddy(&["memory", m.to_str().unwrap(), "--ctx", "1024,1048576"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8(o.stdout).unwrap();
+    // 2 attention layers x 2 kv heads x 16 values x 2 bytes x (K and V):
+    // 256 bytes per token, so 1M tokens need 256 MiB; the q4 Lambda cache
+    // stays the same at both lengths.
+    let full = s.lines().find(|l| l.contains("full cache")).unwrap();
+    assert!(full.contains("256.0 MiB"), "{s}");
+    let q4 = s.lines().find(|l| l.starts_with("| q4")).unwrap();
+    let cells: Vec<&str> = q4.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells[1], cells[2], "{s}");
+    let o = eddy(&["memory", m.to_str().unwrap(), "--ctx", "0"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn memory_of_named_public_shapes() {
+    // RecurrentGemma-2B: 8 attention layers x 1 kv head x 256 values x f16 x
+    // (K and V) = 8 KiB per token of full cache: 8 GiB at 1M tokens.
+    let o = eddy(&["memory", "--shape", "recurrentgemma-2b", "--ctx", "1048576"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8(o.stdout).unwrap();
+    assert!(s.lines().any(|l| l.contains("full cache") && l.contains("8.00 GiB")), "{s}");
+    let o = eddy(&["memory", "--shape", "gpt-5"]);
+    assert!(!o.status.success() && stderr(&o).contains("known: mamba-130m"), "{}", stderr(&o));
 }

@@ -38,9 +38,9 @@ static eddy_status generate(eddy_session *s, const float *logits, size_t n_logit
         out[i] = argmax(logits, n_logits);
         if (i + 1 == n) break;
         eddy_status st = eddy_session_step(s, out[i], &logits, &n_logits);
-        if (st != EDDY_OK) return st;
+        if (st != EDDY_STATUS_OK) return st;
     }
-    return EDDY_OK;
+    return EDDY_STATUS_OK;
 }
 
 static uint8_t *read_aligned(const char *path, size_t *len) {
@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     }
 
     static eddy_model model;
-    expect("open model", eddy_model_open(&model, bytes, len), EDDY_OK);
+    expect("open model", eddy_model_open(&model, bytes, len), EDDY_STATUS_OK);
     if (failures) return 1;
     size_t state_len = eddy_model_state_bytes(&model), scratch_len = eddy_model_scratch_bytes(&model);
     size_t vocab = eddy_model_vocab_size(&model);
@@ -101,60 +101,60 @@ int main(int argc, char **argv) {
     if (!state || !scratch || !snapshot || !first || !again) return 2;
 
     static eddy_session session;
-    expect("session init", eddy_session_init(&session, &model, state, state_len, scratch, scratch_len), EDDY_OK);
+    expect("session init", eddy_session_init(&session, &model, state, state_len, scratch, scratch_len), EDDY_STATUS_OK);
     /* Prompt = prefill of all but the last token, a snapshot, then a step
      * with the last token (the same logits as one prefill of it all). */
     const float *logits = NULL;
     size_t n_logits = 0, head = n_prompt - 1;
-    if (head > 0) expect("prefill", eddy_session_prefill(&session, prompt, head, NULL, NULL), EDDY_OK);
-    expect("snapshot", eddy_session_snapshot(&session, snapshot, state_len), EDDY_OK);
-    expect("step last prompt token", eddy_session_step(&session, prompt[head], &logits, &n_logits), EDDY_OK);
+    if (head > 0) expect("prefill", eddy_session_prefill(&session, prompt, head, NULL, NULL), EDDY_STATUS_OK);
+    expect("snapshot", eddy_session_snapshot(&session, snapshot, state_len), EDDY_STATUS_OK);
+    expect("step last prompt token", eddy_session_step(&session, prompt[head], &logits, &n_logits), EDDY_STATUS_OK);
     if (failures) return 1;
-    expect("generate", generate(&session, logits, n_logits, first, n), EDDY_OK);
+    expect("generate", generate(&session, logits, n_logits, first, n), EDDY_STATUS_OK);
     uint64_t pos = 0;
-    expect("position", eddy_session_position(&session, &pos), EDDY_OK);
+    expect("position", eddy_session_position(&session, &pos), EDDY_STATUS_OK);
     if (pos != n_prompt + n - 1) {
         printf("FAIL position %llu, expected %zu\n", (unsigned long long)pos, n_prompt + n - 1);
         failures++;
     }
 
     /* Resume from the snapshot: the same tokens again. */
-    expect("restore", eddy_session_restore(&session, snapshot, state_len), EDDY_OK);
-    expect("position after restore", eddy_session_position(&session, &pos), EDDY_OK);
+    expect("restore", eddy_session_restore(&session, snapshot, state_len), EDDY_STATUS_OK);
+    expect("position after restore", eddy_session_position(&session, &pos), EDDY_STATUS_OK);
     if (pos != head) {
         printf("FAIL position after restore %llu, expected %zu\n", (unsigned long long)pos, head);
         failures++;
     }
-    expect("step last prompt token again", eddy_session_step(&session, prompt[head], &logits, &n_logits), EDDY_OK);
-    expect("generate again", generate(&session, logits, n_logits, again, n), EDDY_OK);
+    expect("step last prompt token again", eddy_session_step(&session, prompt[head], &logits, &n_logits), EDDY_STATUS_OK);
+    expect("generate again", generate(&session, logits, n_logits, again, n), EDDY_STATUS_OK);
     if (memcmp(first, again, n * sizeof *first) != 0) {
         printf("FAIL tokens after restore differ\n");
         failures++;
     } else {
         printf("ok   tokens after restore are the same\n");
     }
-    expect("reset", eddy_session_reset(&session), EDDY_OK);
+    expect("reset", eddy_session_reset(&session), EDDY_STATUS_OK);
 
     /* Bad input gives error codes, never a crash. */
-    expect("NULL model", eddy_model_open(NULL, bytes, len), EDDY_ERR_NULL_POINTER);
-    expect("token >= vocab", eddy_session_step(&session, (uint32_t)vocab, NULL, NULL), EDDY_ERR_TOKEN_OUT_OF_RANGE);
-    expect("empty prompt", eddy_session_prefill(&session, prompt, 0, NULL, NULL), EDDY_ERR_EMPTY_PROMPT);
-    expect("short snapshot", eddy_session_restore(&session, snapshot, state_len - 4), EDDY_ERR_BAD_SNAPSHOT);
-    expect("snapshot buffer too small", eddy_session_snapshot(&session, snapshot, 8), EDDY_ERR_BUFFER_TOO_SMALL);
+    expect("NULL model", eddy_model_open(NULL, bytes, len), EDDY_STATUS_NULL_POINTER);
+    expect("token >= vocab", eddy_session_step(&session, (uint32_t)vocab, NULL, NULL), EDDY_STATUS_TOKEN_OUT_OF_RANGE);
+    expect("empty prompt", eddy_session_prefill(&session, prompt, 0, NULL, NULL), EDDY_STATUS_EMPTY_PROMPT);
+    expect("short snapshot", eddy_session_restore(&session, snapshot, state_len - 4), EDDY_STATUS_BAD_SNAPSHOT);
+    expect("snapshot buffer too small", eddy_session_snapshot(&session, snapshot, 8), EDDY_STATUS_BUFFER_TOO_SMALL);
     static eddy_session small;
     expect("state too small", eddy_session_init(&small, &model, state, state_len - 4, scratch, scratch_len),
-           EDDY_ERR_BUFFER_TOO_SMALL);
-    expect("use of failed session", eddy_session_step(&small, 0, NULL, NULL), EDDY_ERR_NOT_INITIALIZED);
+           EDDY_STATUS_BUFFER_TOO_SMALL);
+    expect("use of failed session", eddy_session_step(&small, 0, NULL, NULL), EDDY_STATUS_NOT_INITIALIZED);
     static eddy_model unopened;
     expect("unopened model", eddy_session_init(&small, &unopened, state, state_len, scratch, scratch_len),
-           EDDY_ERR_NOT_INITIALIZED);
+           EDDY_STATUS_NOT_INITIALIZED);
     static eddy_model bad;
     memmove(bytes + 1, bytes, len);
-    expect("misaligned model bytes", eddy_model_open(&bad, bytes + 1, len), EDDY_ERR_MODEL_FILE);
+    expect("misaligned model bytes", eddy_model_open(&bad, bytes + 1, len), EDDY_STATUS_MODEL_FILE);
     memmove(bytes, bytes + 1, len);
     bytes[len / 2] ^= 0xff;
-    expect("flipped model byte", eddy_model_open(&bad, bytes, len), EDDY_ERR_MODEL_FILE);
-    expect("truncated model", eddy_model_open(&bad, bytes, 100), EDDY_ERR_MODEL_FILE);
+    expect("flipped model byte", eddy_model_open(&bad, bytes, len), EDDY_STATUS_MODEL_FILE);
+    expect("truncated model", eddy_model_open(&bad, bytes, 100), EDDY_STATUS_MODEL_FILE);
     printf("unknown code: %s\n", eddy_status_message(1234));
 
     printf("%s\n", failures ? "host_demo: FAILED" : "host_demo: all checks passed");

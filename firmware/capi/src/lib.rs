@@ -1,4 +1,5 @@
-//! C interface to the eddy runtime (`include/eddy.h`).
+//! C interface to the eddy runtime. The header, `include/eddy.h`, is
+//! generated from this file by cbindgen (`scripts/gen-capi-header.sh`).
 //!
 //! Everything lives in caller memory: the model bytes (64-byte aligned,
 //! e.g. in flash), an `eddy_model` and an `eddy_session` (opaque, fixed
@@ -37,8 +38,8 @@ pub enum EddyStatus {
     TokenOutOfRange = 6,
     /// `eddy_session_prefill` got no tokens.
     EmptyPrompt = 7,
-    /// A snapshot has the wrong length, belongs to another model, or was
-    /// taken with another state format.
+    /// A snapshot has the wrong length, belongs to another model or KV
+    /// cache layout, or was taken with another state format.
     BadSnapshot = 8,
     /// The `eddy_model` or `eddy_session` was not initialized by a
     /// successful `eddy_model_open` / `eddy_session_init`.
@@ -61,7 +62,7 @@ pub const STATUS_MESSAGES: [(EddyStatus, &CStr); 10] = [
     (EddyStatus::EmptyPrompt, c"prefill needs at least one token"),
     (
         EddyStatus::BadSnapshot,
-        c"the snapshot does not match this model (wrong length, model checksum or state format)",
+        c"the snapshot does not match this model (wrong length, model or KV cache layout, or state format)",
     ),
     (EddyStatus::NotInitialized, c"the model or session was not initialized by a successful open/init call"),
 ];
@@ -78,9 +79,9 @@ pub struct EddySession {
     opaque: [u64; SESSION_WORDS],
 }
 
-/// Words of `eddy_model` (`EDDY_MODEL_STORAGE_WORDS` in the header).
+/// Size of an `eddy_model` in 64-bit words (`EDDY_MODEL_STORAGE_WORDS` in C).
 pub const MODEL_WORDS: usize = 64;
-/// Words of `eddy_session` (`EDDY_SESSION_STORAGE_WORDS` in the header).
+/// Size of an `eddy_session` in 64-bit words (`EDDY_SESSION_STORAGE_WORDS` in C).
 pub const SESSION_WORDS: usize = 8;
 /// Marks initialized storage in its last word.
 const MODEL_MAGIC: u64 = u64::from_le_bytes(*b"EDDYMODL");

@@ -18,10 +18,12 @@
 //! bit-exact. Group headers of the four rows are loaded as four u32 and
 //! split into scales and mins with `xtn`/`shrn`, widened with `fcvtl`.
 //! The f32/f16 matrix-vector products use the reference's 8-lane order
-//! (two 4-lane accumulators), f16 widened with `fcvtl`.
+//! (two 4-lane accumulators), f16 widened with `fcvtl`. Attention over
+//! the KV cache (`kv_scores`, `kv_mix`, both sets): see [`kv`].
 
 mod float;
 mod group;
+pub mod kv;
 mod matmat;
 
 pub use float::{matvec_f16, matvec_f32};
@@ -31,8 +33,15 @@ use core::arch::aarch64::*;
 use eddy_quant::TensorFormat;
 
 /// Plain NEON kernels (every aarch64 CPU this module compiles for).
-pub static NEON: Kernels =
-    Kernels { name: "neon", matvec_i8: matvec_i8_neon, matmat_i8: None, matvec_f32, matvec_f16 };
+pub static NEON: Kernels = Kernels {
+    name: "neon",
+    matvec_i8: matvec_i8_neon,
+    matmat_i8: None,
+    matvec_f32,
+    matvec_f16,
+    kv_scores: kv::kv_scores,
+    kv_mix: kv::kv_mix,
+};
 
 /// NEON + `sdot` kernels; only selected when the CPU has `dotprod`.
 pub static NEON_SDOT: Kernels = Kernels {
@@ -41,6 +50,8 @@ pub static NEON_SDOT: Kernels = Kernels {
     matmat_i8: Some(matmat_i8_sdot),
     matvec_f32,
     matvec_f16,
+    kv_scores: kv::kv_scores,
+    kv_mix: kv::kv_mix,
 };
 
 /// True if this CPU has the dot-product instructions (`sdot`) that the

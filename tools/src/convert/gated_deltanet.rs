@@ -178,5 +178,6 @@ pub(super) fn plan(cfg: &Value) -> Result<Plan, ConvertError> {
         specs,
         layout: Box::new(Qwen3NextLayout { config: c }),
         shape: (c.n_layer, c.d_model, c.vocab_size),
+        blobs: vec![],
     })
 }

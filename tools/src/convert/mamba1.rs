@@ -139,5 +139,6 @@ pub(super) fn plan(cfg: &Value) -> Result<Plan, ConvertError> {
         specs,
         layout: Box::new(MambaLayout),
         shape: (c.n_layer, c.d_model, c.vocab_size),
+        blobs: vec![],
     })
 }

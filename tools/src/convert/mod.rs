@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 
 mod gated_deltanet;
 mod gla;
+mod lfm2;
 mod mamba1;
 mod mamba2;
+mod recurrent_gemma;
 mod rnn;
 mod rwkv4;
 mod rwkv7;
@@ -67,7 +69,7 @@ pub enum ConvertError {
     /// The architecture is not supported.
     #[error(
         "unsupported architecture {found:?} in config.json; supported: MambaForCausalLM (model_type \"mamba\"), \
-         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, RWKV-7 in BlinkDL's layout, fla's GLAForCausalLM, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
+         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, Lfm2ForCausalLM, RecurrentGemmaForCausalLM, RWKV-7 in BlinkDL's layout, fla's GLAForCausalLM, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
     )]
     UnsupportedArchitecture {
         /// What config.json says.
@@ -222,6 +224,8 @@ struct Plan {
     specs: Vec<TensorSpec>,
     layout: Box<dyn FamilyLayout>,
     shape: (u32, u32, u32),
+    /// Extra blobs (e.g. a hybrid's layer-kinds table).
+    blobs: Vec<(BlobKind, Vec<u8>)>,
 }
 
 /// Convert the checkpoint in `dir`. Nothing is written to disk here; the
@@ -258,6 +262,12 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         gated_deltanet::plan(&cfg)?
     } else if archs.contains(&"GLAForCausalLM") || (archs.is_empty() && model_type == "gla") {
         gla::plan(&cfg)?
+    } else if archs.contains(&"Lfm2ForCausalLM") || (archs.is_empty() && model_type == "lfm2") {
+        lfm2::plan(&cfg, &ckpt)?
+    } else if archs.contains(&"RecurrentGemmaForCausalLM")
+        || (archs.is_empty() && model_type == "recurrent_gemma")
+    {
+        recurrent_gemma::plan(&cfg, &ckpt)?
     } else if model_type == "rwkv7" {
         rwkv7::plan(&cfg, &ckpt)?
     } else if model_type == "gru" || model_type == "lstm" {
@@ -296,6 +306,9 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         };
         builder.tensor(t)?;
         used.insert(hf, ());
+    }
+    for (kind, bytes) in plan.blobs {
+        builder.blob(kind, bytes);
     }
     let ignored: Vec<String> = ckpt.names().into_iter().filter(|n| !used.contains_key(n)).collect();
     let tok_path = dir.join("tokenizer.json");

@@ -131,5 +131,6 @@ pub(super) fn plan(cfg: &Value, ckpt: &Checkpoint) -> Result<Plan, ConvertError>
         specs,
         layout: Box::new(RnnLayout { prefix: rnn_prefix(ckpt).unwrap_or("rnn.") }),
         shape: (c.n_layer, c.hidden, c.vocab_size),
+        blobs: vec![],
     })
 }

@@ -102,5 +102,6 @@ pub(super) fn plan(cfg: &Value) -> Result<Plan, ConvertError> {
         specs,
         layout: Box::new(Rwkv4Layout),
         shape: (c.n_layer, c.d_model, c.vocab_size),
+        blobs: vec![],
     })
 }

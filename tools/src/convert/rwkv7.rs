@@ -167,5 +167,6 @@ pub(super) fn plan(cfg: &Value, ckpt: &Checkpoint) -> Result<Plan, ConvertError>
         specs,
         layout: Box::new(BlinkLayout { config: c }),
         shape: (c.n_layer, c.d_model, c.vocab_size),
+        blobs: vec![],
     })
 }

@@ -47,7 +47,7 @@ static const uint32_t prompt[] = PROMPT;
 static uint32_t first[GENERATE], again[GENERATE];
 
 static int check(const char *what, eddy_status st) {
-    if (st == EDDY_OK) return 0;
+    if (st == EDDY_STATUS_OK) return 0;
     put("error ");
     put_u((unsigned)st);
     put(": ");
@@ -71,7 +71,7 @@ static eddy_status run(uint32_t *out) {
     size_t n;
     size_t head = sizeof prompt / sizeof prompt[0] - 1;
     eddy_status st = eddy_session_step(&session, prompt[head], &logits, &n);
-    for (int i = 0; st == EDDY_OK && i < GENERATE; i++) {
+    for (int i = 0; st == EDDY_STATUS_OK && i < GENERATE; i++) {
         out[i] = argmax(logits, n);
         if (i + 1 < GENERATE) st = eddy_session_step(&session, out[i], &logits, &n);
     }
@@ -112,7 +112,7 @@ int main(void) {
     put("truncated model: ");
     put(eddy_status_message(st));
     put("\n");
-    if (st != EDDY_ERR_MODEL_FILE) return 1;
+    if (st != EDDY_STATUS_MODEL_FILE) return 1;
     for (int i = 0; i < GENERATE; i++) {
         if (i) put(",");
         put_u(first[i]);

@@ -1,0 +1,180 @@
+//! What hybrid families (recurrent or convolution layers mixed with
+//! attention layers) share: the per-layer kind table and the attention
+//! hyper-parameters and cache options.
+
+use crate::arch::HParam;
+use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions};
+use crate::error::ModelError;
+use crate::family::{observe_input, Compute, Observer, ProductScratch};
+use crate::file::{BlobKind, EddyFile};
+use crate::linear::Linear;
+use crate::ops::rms_norm_in_place;
+use crate::schema::{dim, required, MAX_DIM};
+use eddy_quant::KvFormat;
+
+/// Cache format when the user does not choose one.
+pub const DEFAULT_KV_FORMAT: KvFormat = KvFormat::Q4;
+
+/// Attention sinks kept for full-attention layers by default.
+pub const DEFAULT_SINKS: u32 = 4;
+
+/// Recent tokens kept for full-attention layers by default (with the
+/// sinks, 4096 cached tokens).
+pub const DEFAULT_WINDOW: u32 = 4092;
+
+/// Which layers of a hybrid are attention layers (from the file's
+/// [`BlobKind::LayerKinds`] table).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LayerKinds<'a> {
+    kinds: &'a [u8],
+}
+
+impl<'a> LayerKinds<'a> {
+    /// The table of `file`, checked to list `n_layer` kinds of 0 or 1.
+    pub(crate) fn from_file(file: &EddyFile<'a>, n_layer: u32) -> Result<Self, ModelError> {
+        let kinds = file.blob(BlobKind::LayerKinds).ok_or(ModelError::BadLayerKinds)?;
+        if kinds.len() != n_layer as usize || kinds.iter().any(|&k| k > 1) {
+            return Err(ModelError::BadLayerKinds);
+        }
+        Ok(LayerKinds { kinds })
+    }
+
+    /// The table: one byte per layer, 1 for attention.
+    pub(crate) fn as_bytes(&self) -> &'a [u8] {
+        self.kinds
+    }
+}
+
+/// Read the attention shape hyper-parameters (`n_heads`, `n_kv_heads`,
+/// `head_dim`, `rotary_dims`, `rope_theta`); scores are scaled by
+/// `score_scale`.
+pub(crate) fn attention_shape(file: &EddyFile<'_>, score_scale: f32) -> Result<AttentionShape, ModelError> {
+    let n_heads = dim(file, HParam::NHeads, 4096)?;
+    let n_kv_heads = dim(file, HParam::NKvHeads, 4096)?;
+    if n_heads % n_kv_heads != 0 {
+        return Err(ModelError::BadHParam { name: HParam::NKvHeads.name(), value: n_kv_heads });
+    }
+    let head_dim = dim(file, HParam::HeadDim, 4096)?;
+    let rotary_dims = file.hparam(HParam::RotaryDims).unwrap_or(head_dim);
+    if rotary_dims % 2 != 0 || rotary_dims > head_dim {
+        return Err(ModelError::BadHParam { name: HParam::RotaryDims.name(), value: rotary_dims });
+    }
+    let theta_bits = required(file, HParam::RopeTheta)?;
+    let rope_theta = f32::from_bits(theta_bits);
+    if !(rope_theta.is_finite() && rope_theta > 1.0) {
+        return Err(ModelError::BadHParam { name: HParam::RopeTheta.name(), value: theta_bits });
+    }
+    Ok(AttentionShape {
+        n_heads: n_heads as usize,
+        n_kv_heads: n_kv_heads as usize,
+        head_dim: head_dim as usize,
+        rotary_dims: rotary_dims as usize,
+        rope_theta,
+        score_scale,
+    })
+}
+
+/// The model's own attention window (`None`: full attention).
+pub(crate) fn native_window(file: &EddyFile<'_>) -> Result<Option<u32>, ModelError> {
+    match file.hparam(HParam::AttentionWindow).unwrap_or(0) {
+        0 => Ok(None),
+        w if w <= MAX_DIM => Ok(Some(w)),
+        w => Err(ModelError::BadHParam { name: HParam::AttentionWindow.name(), value: w }),
+    }
+}
+
+/// Cache options when the user does not choose: the model's own sliding
+/// window exactly, or for full attention [`DEFAULT_SINKS`] +
+/// [`DEFAULT_WINDOW`]; [`DEFAULT_KV_FORMAT`].
+pub(crate) fn default_kv_options(native: Option<u32>) -> KvCacheOptions {
+    match native {
+        Some(window) => KvCacheOptions { format: DEFAULT_KV_FORMAT, sinks: 0, window },
+        None => KvCacheOptions { format: DEFAULT_KV_FORMAT, sinks: DEFAULT_SINKS, window: DEFAULT_WINDOW },
+    }
+}
+
+/// The cache layout for `shape` under `options`, or the error naming why
+/// the options do not fit.
+pub(crate) fn cache_layout(
+    shape: &AttentionShape,
+    options: KvCacheOptions,
+) -> Result<CacheLayout, ModelError> {
+    CacheLayout::new(shape, options).ok_or(ModelError::BadKvCache {
+        format: options.format.name(),
+        head_dim: shape.head_dim as u32,
+        sinks: options.sinks,
+        window: options.window,
+    })
+}
+
+/// The weights of one attention layer: projections, optional per-head
+/// RMSNorms of queries and keys (applied before rotary embedding).
+pub(crate) struct AttentionWeights<'a> {
+    /// Query projection.
+    pub q: Linear<'a>,
+    /// Key projection.
+    pub k: Linear<'a>,
+    /// Value projection.
+    pub v: Linear<'a>,
+    /// Output projection.
+    pub o: Linear<'a>,
+    /// Per-head query and key RMSNorm weights, and their epsilon.
+    pub qk_norms: Option<(&'a [f32], &'a [f32], f32)>,
+}
+
+/// Row buffers an attention layer works in, each at least `n` rows.
+pub(crate) struct AttentionRows<'r> {
+    /// Normed input, `n * d_model`.
+    pub normed: &'r [f32],
+    /// Queries, `n * n_heads * head_dim`.
+    pub q: &'r mut [f32],
+    /// Keys, `n * n_kv_heads * head_dim`.
+    pub k: &'r mut [f32],
+    /// Values, `n * n_kv_heads * head_dim`.
+    pub v: &'r mut [f32],
+    /// Attention output, `n * n_heads * head_dim`.
+    pub mixed: &'r mut [f32],
+    /// Output projection, `n * d_model`.
+    pub out: &'r mut [f32],
+    /// [`attention::scratch_words`] words.
+    pub scratch: &'r mut [f32],
+}
+
+impl AttentionWeights<'_> {
+    /// The layer for `n` tokens at positions `pos..pos + n`: projections
+    /// batched over the chunk, attention token by token on the layer's
+    /// cache (its state), output projection batched.
+    #[allow(clippy::too_many_arguments)] // shape, cache, rows and the compute context
+    pub(crate) fn apply(
+        &self,
+        shape: &AttentionShape,
+        layout: &CacheLayout,
+        layer_state: &mut [f32],
+        pos: u64,
+        n: usize,
+        r: AttentionRows<'_>,
+        acts: &mut ProductScratch<'_>,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let hd = shape.head_dim;
+        let (qd, kd) = (shape.n_heads * hd, shape.n_kv_heads * hd);
+        for (l, out, width) in [(&self.q, &mut *r.q, qd), (&self.k, &mut *r.k, kd), (&self.v, &mut *r.v, kd)]
+        {
+            observe_input(observe, l, r.normed);
+            acts.apply(l, r.normed, &mut out[..n * width], n, cx);
+        }
+        let cache = bytemuck::cast_slice_mut::<f32, u8>(layer_state);
+        for t in 0..n {
+            let (qt, kt) = (&mut r.q[t * qd..(t + 1) * qd], &mut r.k[t * kd..(t + 1) * kd]);
+            if let Some((q_norm, k_norm, eps)) = self.qk_norms {
+                qt.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, q_norm, eps));
+                kt.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, k_norm, eps));
+            }
+            let (vt, ot) = (&r.v[t * kd..(t + 1) * kd], &mut r.mixed[t * qd..(t + 1) * qd]);
+            attention::attend(shape, layout, cache, pos + t as u64, qt, kt, vt, ot, r.scratch, cx.kernels);
+        }
+        observe_input(observe, &self.o, &r.mixed[..n * qd]);
+        acts.apply(&self.o, &r.mixed[..n * qd], &mut r.out[..n * self.o.rows()], n, cx);
+    }
+}

@@ -1,0 +1,478 @@
+//! LFM2 (Liquid AI): a hybrid of gated short-convolution layers and
+//! grouped-query attention layers, each followed by a SwiGLU MLP, in the
+//! layout of `Lfm2ForCausalLM`.
+//!
+//! Convolution layer: `B, C, x = in_proj(h)`, `y = C ⊙ conv(B ⊙ x)` with a
+//! causal depthwise convolution of width `d_conv` (no activation), then
+//! `out_proj`. Attention layer: per-head RMSNorm of queries and keys,
+//! rotary embedding, attention over the bounded KV cache of
+//! [`crate::attention`] (full attention in the original model, so a
+//! window shorter than the context is an approximation; measured in
+//! BENCHMARKS.md). Pre-norm residual blocks, a final RMSNorm, tied head.
+//!
+//! State: the token position, then per layer the convolution window
+//! (`(d_conv - 1) x d_model`) or the KV cache, all exact in every state
+//! format (no part of it is coded to 8 or 4 bits). Prefill batches every
+//! projection over the chunk; convolution and attention run token by token.
+
+use crate::arch::HParam;
+use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions, POSITION_WORDS};
+use crate::error::ModelError;
+use crate::family::{
+    checked_total, layer_major_family, observe_input, Carver, Compute, GateActivation, GatedMlp, MlpRows,
+    Observer, ProductScratch,
+};
+use crate::file::EddyFile;
+use crate::hybrid::{
+    attention_shape, cache_layout, default_kv_options, native_window, AttentionRows, AttentionWeights,
+    LayerKinds,
+};
+use crate::linear::Linear;
+use crate::ops::{add_assign, causal_conv_step, rms_norm};
+use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::state_store::{StatePart, StateParts, StateStore};
+
+/// Hyper-parameters of an LFM2 model.
+#[derive(Clone, Copy, Debug)]
+pub struct Lfm2Config<'a> {
+    /// Vocabulary size.
+    pub vocab_size: u32,
+    /// Model width.
+    pub d_model: u32,
+    /// Number of layers.
+    pub n_layer: u32,
+    /// MLP width.
+    pub d_ffn: u32,
+    /// Convolution width (`conv_L_cache`).
+    pub d_conv: u32,
+    /// Convolution layers carry biases.
+    pub conv_bias: bool,
+    /// RMSNorm epsilon.
+    pub norm_eps: f32,
+    /// LM head tied to the embedding.
+    pub tied_embeddings: bool,
+    /// Query heads of attention layers.
+    pub n_heads: u32,
+    /// Key/value heads of attention layers.
+    pub n_kv_heads: u32,
+    /// Values per attention head.
+    pub head_dim: u32,
+    /// Rotary base frequency.
+    pub rope_theta: f32,
+    /// One byte per layer: 1 for attention, 0 for convolution.
+    pub layer_kinds: &'a [u8],
+    /// How attention layers cache keys and values.
+    pub kv: KvCacheOptions,
+}
+
+#[derive(Clone, Copy)]
+struct Dims {
+    dm: usize,
+    qd: usize,
+    kd: usize,
+    ff: usize,
+    v: usize,
+    keep: usize,
+    max_cols: usize,
+}
+
+impl<'a> Lfm2Config<'a> {
+    /// Read and check the hyper-parameters of a file (KV cache options
+    /// at their defaults).
+    pub fn from_file(file: &EddyFile<'a>) -> Result<Self, ModelError> {
+        let n_layer = dim(file, HParam::NLayer, 4096)?;
+        let head_dim = dim(file, HParam::HeadDim, 4096)?;
+        let attention = attention_shape(file, 1.0 / libm::sqrtf(head_dim as f32))?;
+        let kv = default_kv_options(native_window(file)?);
+        let c = Lfm2Config {
+            vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
+            d_model: dim(file, HParam::DModel, MAX_DIM)?,
+            n_layer,
+            d_ffn: dim(file, HParam::DFfn, MAX_DIM)?,
+            d_conv: dim(file, HParam::DConv, 64)?,
+            conv_bias: flag(file, HParam::ConvBias)?,
+            norm_eps: epsilon(file, HParam::NormEps)?,
+            tied_embeddings: flag(file, HParam::TiedEmbeddings)?,
+            n_heads: attention.n_heads as u32,
+            n_kv_heads: attention.n_kv_heads as u32,
+            head_dim,
+            rope_theta: attention.rope_theta,
+            layer_kinds: LayerKinds::from_file(file, n_layer)?.as_bytes(),
+            kv,
+        };
+        c.cache()?;
+        Ok(c)
+    }
+
+    /// Shape of every attention layer.
+    fn attention(&self) -> AttentionShape {
+        AttentionShape {
+            n_heads: self.n_heads as usize,
+            n_kv_heads: self.n_kv_heads as usize,
+            head_dim: self.head_dim as usize,
+            rotary_dims: self.head_dim as usize,
+            rope_theta: self.rope_theta,
+            score_scale: 1.0 / libm::sqrtf(self.head_dim as f32),
+        }
+    }
+
+    /// Cache layout of every attention layer.
+    fn cache(&self) -> Result<CacheLayout, ModelError> {
+        cache_layout(&self.attention(), self.kv)
+    }
+
+    fn is_attention(&self, i: usize) -> bool {
+        self.layer_kinds.get(i) == Some(&1)
+    }
+
+    fn dims(&self) -> Dims {
+        let a = self.attention();
+        let (dm, ff) = (self.d_model as usize, self.d_ffn as usize);
+        let qd = a.n_heads * a.head_dim;
+        Dims {
+            dm,
+            qd,
+            kd: a.n_kv_heads * a.head_dim,
+            ff,
+            v: self.vocab_size as usize,
+            keep: self.d_conv as usize - 1,
+            max_cols: dm.max(qd).max(ff),
+        }
+    }
+
+    /// f32 words of one layer's state.
+    fn layer_state_words(&self, i: usize) -> Option<usize> {
+        if self.is_attention(i) {
+            self.cache().ok()?.words()
+        } else {
+            let d = self.dims();
+            d.keep.checked_mul(d.dm)
+        }
+    }
+
+    /// f32 words of state: position, then every layer's.
+    pub fn state_words(&self) -> Option<usize> {
+        (0..self.n_layer as usize)
+            .try_fold(POSITION_WORDS, |acc, i| acc.checked_add(self.layer_state_words(i)?))
+    }
+
+    /// Scratch sizes for `n` tokens: residual, normed, projections (B/C/x
+    /// or q/k/v), mixer output, block output, mlp gate, mlp up, attention
+    /// scratch, logits rows, activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 10] {
+        let d = self.dims();
+        let rows = |w: usize| n.checked_mul(w);
+        [
+            rows(d.dm),
+            rows(d.dm),
+            rows((3 * d.dm).max(d.qd + 2 * d.kd)),
+            rows(d.dm.max(d.qd)),
+            rows(d.dm),
+            rows(d.ff),
+            rows(d.ff),
+            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache)),
+            logit_rows.checked_mul(d.v),
+            ProductScratch::words(d.max_cols, n),
+        ]
+    }
+}
+
+/// Visit the canonical tensor list of an LFM2 model in file order.
+pub fn tensor_schema(c: &Lfm2Config<'_>, visit: &mut dyn FnMut(TensorSpec)) {
+    use TensorKind::{Matrix, F32};
+    let d = c.dims();
+    let (v, dm, qd, kd, ff) = (d.v as u64, d.dm as u64, d.qd as u64, d.kd as u64, d.ff as u64);
+    let hd = c.head_dim as u64;
+    visit(TensorSpec::global("embed.weight", v, dm, Matrix));
+    for i in 0..c.n_layer {
+        let s = |pattern, rows, cols, kind| TensorSpec::layer(pattern, i, rows, cols, kind);
+        visit(s("layers.{i}.operator_norm.weight", 1, dm, F32));
+        if c.is_attention(i as usize) {
+            for spec in [
+                s("layers.{i}.q_proj.weight", qd, dm, Matrix),
+                s("layers.{i}.k_proj.weight", kd, dm, Matrix),
+                s("layers.{i}.v_proj.weight", kd, dm, Matrix),
+                s("layers.{i}.q_norm.weight", 1, hd, F32),
+                s("layers.{i}.k_norm.weight", 1, hd, F32),
+                s("layers.{i}.o_proj.weight", dm, qd, Matrix),
+            ] {
+                visit(spec);
+            }
+        } else {
+            visit(s("layers.{i}.in_proj.weight", 3 * dm, dm, Matrix));
+            if c.conv_bias {
+                visit(s("layers.{i}.in_proj.bias", 1, 3 * dm, F32));
+            }
+            visit(s("layers.{i}.conv.weight", dm, c.d_conv as u64, F32));
+            if c.conv_bias {
+                visit(s("layers.{i}.conv.bias", 1, dm, F32));
+            }
+            visit(s("layers.{i}.out_proj.weight", dm, dm, Matrix));
+            if c.conv_bias {
+                visit(s("layers.{i}.out_proj.bias", 1, dm, F32));
+            }
+        }
+        for spec in [
+            s("layers.{i}.ffn_norm.weight", 1, dm, F32),
+            s("layers.{i}.gate_proj.weight", ff, dm, Matrix),
+            s("layers.{i}.up_proj.weight", ff, dm, Matrix),
+            s("layers.{i}.down_proj.weight", dm, ff, Matrix),
+        ] {
+            visit(spec);
+        }
+    }
+    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
+    if !c.tied_embeddings {
+        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
+    }
+}
+
+/// A loaded, validated LFM2 model.
+#[derive(Clone, Copy, Debug)]
+pub struct Lfm2<'a> {
+    /// Hyper-parameters.
+    pub config: Lfm2Config<'a>,
+    file: EddyFile<'a>,
+}
+
+/// The mixer of one layer.
+enum Mixer<'a> {
+    Conv { in_proj: Linear<'a>, conv_w: &'a [f32], conv_b: Option<&'a [f32]>, out_proj: Linear<'a> },
+    Attention(AttentionWeights<'a>),
+}
+
+struct LayerWeights<'a> {
+    operator_norm: &'a [f32],
+    mixer: Mixer<'a>,
+    mlp: GatedMlp<'a>,
+}
+
+/// Per-token vectors of a chunk, `n` rows each (1 for a step).
+struct Rows<'s> {
+    x: &'s mut [f32],
+    normed: &'s mut [f32],
+    proj: &'s mut [f32],
+    mixed: &'s mut [f32],
+    out: &'s mut [f32],
+    mlp_gate: &'s mut [f32],
+    mlp_up: &'s mut [f32],
+    attention: &'s mut [f32],
+    logits: &'s mut [f32],
+}
+
+impl<'a> Lfm2<'a> {
+    /// Widest input of any matrix (activation scratch).
+    fn max_cols(&self) -> usize {
+        self.config.dims().max_cols
+    }
+
+    /// Bind a parsed file: check hyper-parameters and every tensor.
+    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
+        let config = Lfm2Config::from_file(&file)?;
+        Self::check(config, file)
+    }
+
+    fn check(config: Lfm2Config<'a>, file: EddyFile<'a>) -> Result<Self, ModelError> {
+        config.state_words().ok_or(ModelError::SizeOverflow)?;
+        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
+        check_schema(&file, |visit| tensor_schema(&config, visit))?;
+        Ok(Lfm2 { config, file })
+    }
+
+    /// Tensors of layer `i`.
+    fn tensors_in_layer(&self, i: usize) -> u32 {
+        if self.config.is_attention(i) {
+            11
+        } else {
+            8 + 3 * self.config.conv_bias as u32
+        }
+    }
+
+    /// State layers: the position, then one per model layer.
+    fn state_layer_count(&self) -> usize {
+        self.config.n_layer as usize + 1
+    }
+
+    /// State layer `layer`: the position words (0), then the convolution
+    /// window or KV cache of model layer `layer - 1`, exact in every
+    /// format: the window is small and read by the batched convolution,
+    /// and the KV cache has its own format ([`KvCacheOptions`]), bytes
+    /// inside f32 words that must not be recoded. (With no coded part,
+    /// `run` needs no `end_token` calls.)
+    fn layer_parts(&self, layer: usize) -> StateParts {
+        match layer.checked_sub(1) {
+            None => StateParts::new([StatePart::Exact(POSITION_WORDS)]),
+            Some(i) => StateParts::new([StatePart::Exact(self.config.layer_state_words(i).unwrap_or(0))]),
+        }
+    }
+
+    fn embed(&self) -> Linear<'a> {
+        TensorCursor::at(&self.file, 0).linear(false)
+    }
+
+    /// Weights of layer `i`, whose first tensor is at `index`.
+    fn layer(&self, i: usize, index: u32) -> LayerWeights<'a> {
+        let mut t = TensorCursor::at(&self.file, index);
+        let operator_norm = t.f32();
+        let mixer = if self.config.is_attention(i) {
+            let (q, k, v) = (t.linear(false), t.linear(false), t.linear(false));
+            let (q_norm, k_norm) = (t.f32(), t.f32());
+            let qk_norms = Some((q_norm, k_norm, self.config.norm_eps));
+            Mixer::Attention(AttentionWeights { q, k, v, o: t.linear(false), qk_norms })
+        } else {
+            let bias = self.config.conv_bias;
+            Mixer::Conv {
+                in_proj: t.linear(bias),
+                conv_w: t.f32(),
+                conv_b: t.f32_if(bias),
+                out_proj: t.linear(bias),
+            }
+        };
+        let mlp = GatedMlp {
+            norm: t.f32(),
+            gate: t.linear(false),
+            up: t.linear(false),
+            down: t.linear(false),
+            act: GateActivation::Silu,
+        };
+        LayerWeights { operator_norm, mixer, mlp }
+    }
+
+    fn head(&self, index: u32) -> (&'a [f32], Linear<'a>) {
+        let mut t = TensorCursor::at(&self.file, index);
+        let norm_f = t.f32();
+        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
+        (norm_f, head)
+    }
+
+    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 10]) -> Rows<'s> {
+        Rows {
+            x: carver.take(sizes[0]),
+            normed: carver.take(sizes[1]),
+            proj: carver.take(sizes[2]),
+            mixed: carver.take(sizes[3]),
+            out: carver.take(sizes[4]),
+            mlp_gate: carver.take(sizes[5]),
+            mlp_up: carver.take(sizes[6]),
+            attention: carver.take(sizes[7]),
+            logits: carver.take(sizes[8]),
+        }
+    }
+
+    /// The mixer of one layer for the `n` rows of `r.normed`, output in
+    /// `r.out`.
+    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
+    fn mix(
+        &self,
+        mixer: &Mixer<'_>,
+        layer_state: &mut [f32],
+        pos: u64,
+        n: usize,
+        r: &mut Rows<'_>,
+        acts: &mut ProductScratch<'_>,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let c = &self.config;
+        let d = c.dims();
+        let normed = &r.normed[..n * d.dm];
+        match mixer {
+            Mixer::Conv { in_proj, conv_w, conv_b, out_proj } => {
+                observe_input(observe, in_proj, normed);
+                acts.apply(in_proj, normed, &mut r.proj[..n * 3 * d.dm], n, cx);
+                for (bcx, y) in r.proj.chunks_exact_mut(3 * d.dm).zip(r.mixed.chunks_exact_mut(d.dm)).take(n)
+                {
+                    let (b, rest) = bcx.split_at_mut(d.dm);
+                    let (cg, x) = rest.split_at(d.dm);
+                    for (bv, xv) in b.iter_mut().zip(x) {
+                        *bv *= xv;
+                    }
+                    causal_conv_step(conv_w, *conv_b, layer_state, b, y, c.d_conv as usize);
+                    for (yv, cv) in y.iter_mut().zip(cg) {
+                        *yv *= cv;
+                    }
+                }
+                observe_input(observe, out_proj, &r.mixed[..n * d.dm]);
+                acts.apply(out_proj, &r.mixed[..n * d.dm], &mut r.out[..n * d.dm], n, cx);
+            }
+            Mixer::Attention(weights) => {
+                let Ok(layout) = c.cache() else { return };
+                let (q, rest) = r.proj[..n * (d.qd + 2 * d.kd)].split_at_mut(n * d.qd);
+                let (k, v) = rest.split_at_mut(n * d.kd);
+                let rows =
+                    AttentionRows { normed, q, k, v, mixed: r.mixed, out: r.out, scratch: r.attention };
+                weights.apply(&c.attention(), &layout, layer_state, pos, n, rows, acts, cx, observe);
+            }
+        }
+    }
+
+    /// Run `tokens` through all layers, layer by layer (a step is a chunk
+    /// of one). Leaves the logits of the last `logit_rows` tokens.
+    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
+    fn run(
+        &self,
+        tokens: &[u32],
+        state: &mut StateStore<'_>,
+        r: &mut Rows<'_>,
+        acts: &mut ProductScratch<'_>,
+        logit_rows: usize,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let c = &self.config;
+        let d = c.dims();
+        let n = tokens.len();
+        let m = n * d.dm;
+        let mut layers = state.layers();
+        let position = layers.take_exact(POSITION_WORDS);
+        let pos = attention::load_position(position);
+        for (&t, x) in tokens.iter().zip(r.x.chunks_exact_mut(d.dm)) {
+            self.embed().row(t as usize, x);
+        }
+        let mut index = 1u32;
+        for i in 0..c.n_layer as usize {
+            let w = self.layer(i, index);
+            index += self.tensors_in_layer(i);
+            let mut layer = layers.next(self.layer_parts(i + 1));
+            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
+                rms_norm(x, w.operator_norm, c.norm_eps, o);
+            }
+            self.mix(&w.mixer, layer.words(), pos, n, r, acts, cx, observe);
+            add_assign(&mut r.x[..m], &r.out[..m]);
+            let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
+            w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
+        }
+        attention::store_position(position, pos.wrapping_add(n as u64));
+        if logit_rows == 0 {
+            return;
+        }
+        let (norm_f, head) = self.head(index);
+        let first = n - logit_rows;
+        for (x, o) in r.x[..m].chunks_exact(d.dm).skip(first).zip(r.normed.chunks_exact_mut(d.dm)) {
+            rms_norm(x, norm_f, c.norm_eps, o);
+        }
+        observe_input(observe, &head, &r.normed[..logit_rows * d.dm]);
+        acts.apply(&head, &r.normed[..logit_rows * d.dm], &mut r.logits[..logit_rows * d.v], logit_rows, cx);
+    }
+
+    /// KV cache options in use.
+    fn kv_options(&self) -> Option<KvCacheOptions> {
+        self.config.layer_kinds.contains(&1).then_some(self.config.kv)
+    }
+
+    /// The same model with other KV cache options.
+    fn with_kv_options(&self, options: KvCacheOptions) -> Result<Self, ModelError> {
+        let config = Lfm2Config { kv: options, ..self.config };
+        config.cache()?;
+        config.state_words().ok_or(ModelError::SizeOverflow)?;
+        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
+        Ok(Lfm2 { config, file: self.file })
+    }
+}
+
+layer_major_family!(
+    Lfm2,
+    logits_slot = 8,
+    kv = (kv_options, with_kv_options),
+    state_layers = state_layer_count
+);

@@ -1,0 +1,611 @@
+//! RecurrentGemma / Griffin (De et al. 2024): residual blocks whose
+//! temporal mixer is either an RG-LRU recurrent block or local
+//! sliding-window attention, each followed by a GeGLU MLP, in the layout of
+//! `RecurrentGemmaForCausalLM`.
+//!
+//! Recurrent block: `y = gelu(W_y h)`, `x = conv(W_x h)` (causal depthwise,
+//! width `d_conv`, with bias), then the RG-LRU per channel:
+//! `i = sigmoid(B_i x + b_i)`, `r = sigmoid(B_a x + b_a)` with
+//! block-diagonal `B` (one block per head), `log a = c r` where the
+//! converter stores `c = -8 softplus(Λ)`, and
+//! `h ← a h + sqrt(1 - a²) (i ⊙ x)` (at position 0: `h = i ⊙ x`); output
+//! `W_out (h ⊙ y)`. Attention block: grouped-query attention with rotary
+//! embedding on the first `rotary_dims` values of each head, over the
+//! model's own window (exact with the default cache options), biased
+//! output projection. The embedding is scaled by `sqrt(d_model)` rounded
+//! to bfloat16 (as the reference implementation does), RMSNorms use
+//! `1 + w` (folded into the stored weights by the converter), and the
+//! logits are soft-capped: `c tanh(logits / c)`.
+
+use crate::arch::HParam;
+use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions, POSITION_WORDS};
+use crate::error::ModelError;
+use crate::family::{
+    checked_total, layer_major_family, observe_input, Carver, Compute, GateActivation, GatedMlp, MlpRows,
+    Observer, ProductScratch,
+};
+use crate::file::EddyFile;
+use crate::hybrid::{
+    attention_shape, cache_layout, default_kv_options, native_window, AttentionRows, AttentionWeights,
+    LayerKinds,
+};
+use crate::linear::Linear;
+use crate::ops::{add_assign, causal_conv_step, exp_fast, gelu_tanh, rms_norm, sigmoid};
+use crate::schema::{
+    check_schema, dim, epsilon, flag, required, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
+};
+use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
+
+/// Hyper-parameters of a RecurrentGemma model.
+#[derive(Clone, Copy, Debug)]
+pub struct RecurrentGemmaConfig<'a> {
+    /// Vocabulary size.
+    pub vocab_size: u32,
+    /// Model width.
+    pub d_model: u32,
+    /// Number of residual blocks.
+    pub n_layer: u32,
+    /// Width of the RG-LRU (`lru_width`).
+    pub lru_width: u32,
+    /// Heads: attention query heads, and blocks of the RG-LRU gates.
+    pub n_heads: u32,
+    /// Key/value heads of attention blocks.
+    pub n_kv_heads: u32,
+    /// Values per attention head.
+    pub head_dim: u32,
+    /// Leading values of each head with rotary embedding.
+    pub rotary_dims: u32,
+    /// Rotary base frequency.
+    pub rope_theta: f32,
+    /// Tokens each attention block sees (its sliding window).
+    pub attention_window: u32,
+    /// Width of the recurrent block's convolution.
+    pub d_conv: u32,
+    /// MLP width (each of the gate and up branches).
+    pub d_ffn: u32,
+    /// Query/key/value projections carry biases.
+    pub attention_bias: bool,
+    /// RMSNorm epsilon.
+    pub norm_eps: f32,
+    /// Logit soft cap (0: none).
+    pub logit_soft_cap: f32,
+    /// LM head tied to the embedding.
+    pub tied_embeddings: bool,
+    /// One byte per layer: 1 for attention, 0 for the recurrent block.
+    pub layer_kinds: &'a [u8],
+    /// How attention blocks cache keys and values.
+    pub kv: KvCacheOptions,
+}
+
+#[derive(Clone, Copy)]
+struct Dims {
+    dm: usize,
+    lru: usize,
+    block: usize,
+    qd: usize,
+    kd: usize,
+    ff: usize,
+    v: usize,
+    keep: usize,
+    max_cols: usize,
+}
+
+impl<'a> RecurrentGemmaConfig<'a> {
+    /// Read and check the hyper-parameters of a file (KV cache options at
+    /// their defaults: the model's own window, exactly).
+    pub fn from_file(file: &EddyFile<'a>) -> Result<Self, ModelError> {
+        let n_layer = dim(file, HParam::NLayer, 4096)?;
+        let attention = attention_shape(file, 1.0)?;
+        let window = native_window(file)?.ok_or(ModelError::MissingHParam(HParam::AttentionWindow.name()))?;
+        let cap_bits = required(file, HParam::LogitSoftCap)?;
+        let logit_soft_cap = f32::from_bits(cap_bits);
+        if !(logit_soft_cap.is_finite() && logit_soft_cap >= 0.0) {
+            return Err(ModelError::BadHParam { name: HParam::LogitSoftCap.name(), value: cap_bits });
+        }
+        let c = RecurrentGemmaConfig {
+            vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
+            d_model: dim(file, HParam::DModel, MAX_DIM)?,
+            n_layer,
+            lru_width: dim(file, HParam::DInner, MAX_DIM)?,
+            n_heads: attention.n_heads as u32,
+            n_kv_heads: attention.n_kv_heads as u32,
+            head_dim: attention.head_dim as u32,
+            rotary_dims: attention.rotary_dims as u32,
+            rope_theta: attention.rope_theta,
+            attention_window: window,
+            d_conv: dim(file, HParam::DConv, 64)?,
+            d_ffn: dim(file, HParam::DFfn, MAX_DIM)?,
+            attention_bias: flag(file, HParam::ProjBias)?,
+            norm_eps: epsilon(file, HParam::NormEps)?,
+            logit_soft_cap,
+            tied_embeddings: flag(file, HParam::TiedEmbeddings)?,
+            layer_kinds: LayerKinds::from_file(file, n_layer)?.as_bytes(),
+            kv: default_kv_options(Some(window)),
+        };
+        if c.lru_width % c.n_heads != 0 {
+            return Err(ModelError::BadHParam { name: HParam::DInner.name(), value: c.lru_width });
+        }
+        c.cache()?;
+        Ok(c)
+    }
+
+    /// Shape of every attention block.
+    fn attention(&self) -> AttentionShape {
+        AttentionShape {
+            n_heads: self.n_heads as usize,
+            n_kv_heads: self.n_kv_heads as usize,
+            head_dim: self.head_dim as usize,
+            rotary_dims: self.rotary_dims as usize,
+            rope_theta: self.rope_theta,
+            score_scale: 1.0 / libm::sqrtf(self.head_dim as f32),
+        }
+    }
+
+    /// Cache layout of every attention block.
+    fn cache(&self) -> Result<CacheLayout, ModelError> {
+        cache_layout(&self.attention(), self.kv)
+    }
+
+    fn is_attention(&self, i: usize) -> bool {
+        self.layer_kinds.get(i) == Some(&1)
+    }
+
+    fn dims(&self) -> Dims {
+        let (dm, lru, ff) = (self.d_model as usize, self.lru_width as usize, self.d_ffn as usize);
+        let qd = (self.n_heads * self.head_dim) as usize;
+        Dims {
+            dm,
+            lru,
+            block: lru / self.n_heads as usize,
+            qd,
+            kd: (self.n_kv_heads * self.head_dim) as usize,
+            ff,
+            v: self.vocab_size as usize,
+            keep: self.d_conv as usize - 1,
+            max_cols: dm.max(lru).max(qd).max(ff),
+        }
+    }
+
+    /// f32 words of one layer's state: convolution window and RG-LRU
+    /// state, or the KV cache.
+    fn layer_state_words(&self, i: usize) -> Option<usize> {
+        if self.is_attention(i) {
+            self.cache().ok()?.words()
+        } else {
+            let d = self.dims();
+            d.keep.checked_add(1)?.checked_mul(d.lru)
+        }
+    }
+
+    /// f32 words of state: position, then every layer's.
+    pub fn state_words(&self) -> Option<usize> {
+        (0..self.n_layer as usize)
+            .try_fold(POSITION_WORDS, |acc, i| acc.checked_add(self.layer_state_words(i)?))
+    }
+
+    /// Scratch sizes for `n` tokens: residual, normed, three projection
+    /// rows (y/x/conv or q/k/v), input gate, recurrence gate, mixer output,
+    /// block output, mlp gate, mlp up, attention scratch, logits rows,
+    /// activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 14] {
+        let d = self.dims();
+        let rows = |w: usize| n.checked_mul(w);
+        let wide = d.lru.max(d.qd);
+        [
+            rows(d.dm),
+            rows(d.dm),
+            rows(wide),
+            rows(wide),
+            rows(wide),
+            rows(d.lru),
+            rows(d.lru),
+            rows(wide),
+            rows(d.dm),
+            rows(d.ff),
+            rows(d.ff),
+            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache)),
+            logit_rows.checked_mul(d.v),
+            ProductScratch::words(d.max_cols, n),
+        ]
+    }
+}
+
+/// Visit the canonical tensor list of a RecurrentGemma model in file order.
+pub fn tensor_schema(c: &RecurrentGemmaConfig<'_>, visit: &mut dyn FnMut(TensorSpec)) {
+    use TensorKind::{Matrix, F32};
+    let d = c.dims();
+    let (v, dm, lru, qd, kd, ff) =
+        (d.v as u64, d.dm as u64, d.lru as u64, d.qd as u64, d.kd as u64, d.ff as u64);
+    visit(TensorSpec::global("embed.weight", v, dm, Matrix));
+    for i in 0..c.n_layer {
+        let s = |pattern, rows, cols, kind| TensorSpec::layer(pattern, i, rows, cols, kind);
+        visit(s("layers.{i}.temporal_norm.weight", 1, dm, F32));
+        if c.is_attention(i as usize) {
+            let b = c.attention_bias;
+            for (spec, bias) in [
+                (s("layers.{i}.q_proj.weight", qd, dm, Matrix), s("layers.{i}.q_proj.bias", 1, qd, F32)),
+                (s("layers.{i}.k_proj.weight", kd, dm, Matrix), s("layers.{i}.k_proj.bias", 1, kd, F32)),
+                (s("layers.{i}.v_proj.weight", kd, dm, Matrix), s("layers.{i}.v_proj.bias", 1, kd, F32)),
+            ] {
+                visit(spec);
+                if b {
+                    visit(bias);
+                }
+            }
+            visit(s("layers.{i}.o_proj.weight", dm, qd, Matrix));
+            visit(s("layers.{i}.o_proj.bias", 1, dm, F32));
+        } else {
+            let block = d.block as u64;
+            for spec in [
+                s("layers.{i}.linear_y.weight", lru, dm, Matrix),
+                s("layers.{i}.linear_y.bias", 1, lru, F32),
+                s("layers.{i}.linear_x.weight", lru, dm, Matrix),
+                s("layers.{i}.linear_x.bias", 1, lru, F32),
+                s("layers.{i}.conv.weight", lru, c.d_conv as u64, F32),
+                s("layers.{i}.conv.bias", 1, lru, F32),
+                s("layers.{i}.input_gate.weight", lru, block, F32),
+                s("layers.{i}.input_gate.bias", 1, lru, F32),
+                s("layers.{i}.a_gate.weight", lru, block, F32),
+                s("layers.{i}.a_gate.bias", 1, lru, F32),
+                s("layers.{i}.log_a_coef", 1, lru, F32),
+                s("layers.{i}.linear_out.weight", dm, lru, Matrix),
+                s("layers.{i}.linear_out.bias", 1, dm, F32),
+            ] {
+                visit(spec);
+            }
+        }
+        for spec in [
+            s("layers.{i}.channel_norm.weight", 1, dm, F32),
+            s("layers.{i}.gate_proj.weight", ff, dm, Matrix),
+            s("layers.{i}.gate_proj.bias", 1, ff, F32),
+            s("layers.{i}.up_proj.weight", ff, dm, Matrix),
+            s("layers.{i}.up_proj.bias", 1, ff, F32),
+            s("layers.{i}.down_proj.weight", dm, ff, Matrix),
+            s("layers.{i}.down_proj.bias", 1, dm, F32),
+        ] {
+            visit(spec);
+        }
+    }
+    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
+    if !c.tied_embeddings {
+        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
+    }
+}
+
+/// A loaded, validated RecurrentGemma model.
+#[derive(Clone, Copy, Debug)]
+pub struct RecurrentGemma<'a> {
+    /// Hyper-parameters.
+    pub config: RecurrentGemmaConfig<'a>,
+    file: EddyFile<'a>,
+}
+
+/// The RG-LRU recurrent block's weights.
+struct RecurrentWeights<'a> {
+    linear_y: Linear<'a>,
+    linear_x: Linear<'a>,
+    conv_w: &'a [f32],
+    conv_b: &'a [f32],
+    input_gate: &'a [f32],
+    input_bias: &'a [f32],
+    a_gate: &'a [f32],
+    a_bias: &'a [f32],
+    log_a_coef: &'a [f32],
+    linear_out: Linear<'a>,
+}
+
+/// The temporal mixer of one block.
+enum Mixer<'a> {
+    Recurrent(RecurrentWeights<'a>),
+    Attention(AttentionWeights<'a>),
+}
+
+struct LayerWeights<'a> {
+    temporal_norm: &'a [f32],
+    mixer: Mixer<'a>,
+    mlp: GatedMlp<'a>,
+}
+
+/// Per-token vectors of a chunk, `n` rows each (1 for a step).
+struct Rows<'s> {
+    x: &'s mut [f32],
+    normed: &'s mut [f32],
+    proj_a: &'s mut [f32],
+    proj_b: &'s mut [f32],
+    proj_c: &'s mut [f32],
+    gate_i: &'s mut [f32],
+    gate_a: &'s mut [f32],
+    mixed: &'s mut [f32],
+    out: &'s mut [f32],
+    mlp_gate: &'s mut [f32],
+    mlp_up: &'s mut [f32],
+    attention: &'s mut [f32],
+    logits: &'s mut [f32],
+}
+
+/// `out[h*b + j] = bias + Σ_i x[h*b + i] w[h*b + j][i]`: a block-diagonal
+/// product with one `b x b` block per head (rows are outputs).
+fn block_diagonal(w: &[f32], bias: &[f32], x: &[f32], out: &mut [f32], block: usize) {
+    for (r, (o, row)) in out.iter_mut().zip(w.chunks_exact(block)).enumerate() {
+        let xs = &x[(r / block) * block..(r / block + 1) * block];
+        let mut acc = bias[r];
+        for (a, b) in row.iter().zip(xs) {
+            acc += a * b;
+        }
+        *o = acc;
+    }
+}
+
+/// `sqrt(d_model)` rounded to bfloat16 (nearest, ties to even), the
+/// embedding scale of the reference implementation.
+fn embed_scale(d_model: u32) -> f32 {
+    let bits = libm::sqrtf(d_model as f32).to_bits();
+    let round = 0x7fff + ((bits >> 16) & 1);
+    f32::from_bits((bits + round) & 0xffff_0000)
+}
+
+impl<'a> RecurrentGemma<'a> {
+    /// Widest input of any matrix (activation scratch).
+    fn max_cols(&self) -> usize {
+        self.config.dims().max_cols
+    }
+
+    /// Bind a parsed file: check hyper-parameters and every tensor.
+    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
+        let config = RecurrentGemmaConfig::from_file(&file)?;
+        config.state_words().ok_or(ModelError::SizeOverflow)?;
+        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
+        check_schema(&file, |visit| tensor_schema(&config, visit))?;
+        Ok(RecurrentGemma { config, file })
+    }
+
+    /// Tensors of layer `i`.
+    fn tensors_in_layer(&self, i: usize) -> u32 {
+        let mixer = if self.config.is_attention(i) { 5 + 3 * self.config.attention_bias as u32 } else { 13 };
+        1 + mixer + 7
+    }
+
+    /// State layers: the position, then one per model layer.
+    fn state_layer_count(&self) -> usize {
+        self.config.n_layer as usize + 1
+    }
+
+    /// State layer `layer`: the position words (0), then for model layer
+    /// `layer - 1` its convolution window (exact: small, and read by the
+    /// batched convolution) and RG-LRU state `h` (coded in Q8/Q4), or its
+    /// KV cache (exact: it has its own format, [`KvCacheOptions`], bytes
+    /// inside f32 words that must not be recoded).
+    fn layer_parts(&self, layer: usize) -> StateParts {
+        let c = &self.config;
+        match layer.checked_sub(1) {
+            None => StateParts::new([StatePart::Exact(POSITION_WORDS)]),
+            Some(i) if c.is_attention(i) => {
+                StateParts::new([StatePart::Exact(c.layer_state_words(i).unwrap_or(0))])
+            }
+            Some(_) => {
+                let d = c.dims();
+                StateParts::new([StatePart::Exact(d.keep * d.lru), StatePart::Coded { rows: 1, cols: d.lru }])
+            }
+        }
+    }
+
+    fn embed(&self) -> Linear<'a> {
+        TensorCursor::at(&self.file, 0).linear(false)
+    }
+
+    /// Weights of layer `i`, whose first tensor is at `index`.
+    fn layer(&self, i: usize, index: u32) -> LayerWeights<'a> {
+        let mut t = TensorCursor::at(&self.file, index);
+        let temporal_norm = t.f32();
+        let mixer = if self.config.is_attention(i) {
+            let b = self.config.attention_bias;
+            let (q, k, v) = (t.linear(b), t.linear(b), t.linear(b));
+            Mixer::Attention(AttentionWeights { q, k, v, o: t.linear(true), qk_norms: None })
+        } else {
+            Mixer::Recurrent(RecurrentWeights {
+                linear_y: t.linear(true),
+                linear_x: t.linear(true),
+                conv_w: t.f32(),
+                conv_b: t.f32(),
+                input_gate: t.f32(),
+                input_bias: t.f32(),
+                a_gate: t.f32(),
+                a_bias: t.f32(),
+                log_a_coef: t.f32(),
+                linear_out: t.linear(true),
+            })
+        };
+        let mlp = GatedMlp {
+            norm: t.f32(),
+            gate: t.linear(true),
+            up: t.linear(true),
+            down: t.linear(true),
+            act: GateActivation::GeluTanh,
+        };
+        LayerWeights { temporal_norm, mixer, mlp }
+    }
+
+    fn head(&self, index: u32) -> (&'a [f32], Linear<'a>) {
+        let mut t = TensorCursor::at(&self.file, index);
+        let norm_f = t.f32();
+        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
+        (norm_f, head)
+    }
+
+    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 14]) -> Rows<'s> {
+        Rows {
+            x: carver.take(sizes[0]),
+            normed: carver.take(sizes[1]),
+            proj_a: carver.take(sizes[2]),
+            proj_b: carver.take(sizes[3]),
+            proj_c: carver.take(sizes[4]),
+            gate_i: carver.take(sizes[5]),
+            gate_a: carver.take(sizes[6]),
+            mixed: carver.take(sizes[7]),
+            out: carver.take(sizes[8]),
+            mlp_gate: carver.take(sizes[9]),
+            mlp_up: carver.take(sizes[10]),
+            attention: carver.take(sizes[11]),
+            logits: carver.take(sizes[12]),
+        }
+    }
+
+    /// The recurrent block for the `n` rows of `r.normed`, output in
+    /// `r.out`; the layer's state is coded back after every token.
+    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
+    fn recurrent(
+        &self,
+        w: &RecurrentWeights<'_>,
+        layer: &mut LayerState<'_>,
+        pos: u64,
+        n: usize,
+        r: &mut Rows<'_>,
+        acts: &mut ProductScratch<'_>,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let d = self.config.dims();
+        let (lru, normed) = (d.lru, &r.normed[..n * d.dm]);
+        observe_input(observe, &w.linear_y, normed);
+        acts.apply(&w.linear_y, normed, &mut r.proj_a[..n * lru], n, cx);
+        observe_input(observe, &w.linear_x, normed);
+        acts.apply(&w.linear_x, normed, &mut r.proj_b[..n * lru], n, cx);
+        for t in 0..n {
+            let (window, h) = layer.words().split_at_mut(d.keep * lru);
+            let rows = t * lru..(t + 1) * lru;
+            let x = &mut r.proj_c[rows.clone()];
+            causal_conv_step(w.conv_w, Some(w.conv_b), window, &r.proj_b[rows.clone()], x, d.keep + 1);
+            let (gi, ga) = (&mut r.gate_i[rows.clone()], &mut r.gate_a[rows.clone()]);
+            block_diagonal(w.input_gate, w.input_bias, x, gi, d.block);
+            block_diagonal(w.a_gate, w.a_bias, x, ga, d.block);
+            let first = pos + t as u64 == 0;
+            let y = &r.proj_a[rows.clone()];
+            let out = &mut r.mixed[rows];
+            for c in 0..lru {
+                let gated = x[c] * sigmoid(gi[c]);
+                let log_a = w.log_a_coef[c] * sigmoid(ga[c]);
+                h[c] = if first {
+                    gated
+                } else {
+                    let a = exp_fast(log_a);
+                    let multiplier = libm::sqrtf(1.0 - exp_fast(2.0 * log_a));
+                    a * h[c] + multiplier * gated
+                };
+                out[c] = h[c] * gelu_tanh(y[c]);
+            }
+            layer.end_token();
+        }
+        observe_input(observe, &w.linear_out, &r.mixed[..n * lru]);
+        acts.apply(&w.linear_out, &r.mixed[..n * lru], &mut r.out[..n * d.dm], n, cx);
+    }
+
+    /// Run `tokens` through all layers, layer by layer (a step is a chunk
+    /// of one). Leaves the logits of the last `logit_rows` tokens.
+    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
+    fn run(
+        &self,
+        tokens: &[u32],
+        state: &mut StateStore<'_>,
+        r: &mut Rows<'_>,
+        acts: &mut ProductScratch<'_>,
+        logit_rows: usize,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) {
+        let c = &self.config;
+        let d = c.dims();
+        let n = tokens.len();
+        let m = n * d.dm;
+        let mut layers = state.layers();
+        let position = layers.take_exact(POSITION_WORDS);
+        let pos = attention::load_position(position);
+        let scale = embed_scale(c.d_model);
+        for (&t, x) in tokens.iter().zip(r.x.chunks_exact_mut(d.dm)) {
+            self.embed().row(t as usize, x);
+            for v in x.iter_mut() {
+                *v *= scale;
+            }
+        }
+        let mut index = 1u32;
+        for i in 0..c.n_layer as usize {
+            let w = self.layer(i, index);
+            index += self.tensors_in_layer(i);
+            let mut layer = layers.next(self.layer_parts(i + 1));
+            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
+                rms_norm(x, w.temporal_norm, c.norm_eps, o);
+            }
+            match &w.mixer {
+                Mixer::Recurrent(rw) => self.recurrent(rw, &mut layer, pos, n, r, acts, cx, observe),
+                Mixer::Attention(weights) => {
+                    let Ok(layout) = c.cache() else { return };
+                    let rows = AttentionRows {
+                        normed: &r.normed[..m],
+                        q: r.proj_a,
+                        k: r.proj_b,
+                        v: r.proj_c,
+                        mixed: r.mixed,
+                        out: r.out,
+                        scratch: r.attention,
+                    };
+                    let cache = layer.words();
+                    weights.apply(&c.attention(), &layout, cache, pos, n, rows, acts, cx, observe);
+                }
+            }
+            add_assign(&mut r.x[..m], &r.out[..m]);
+            let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
+            w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
+        }
+        attention::store_position(position, pos.wrapping_add(n as u64));
+        if logit_rows == 0 {
+            return;
+        }
+        let (norm_f, head) = self.head(index);
+        let first = n - logit_rows;
+        for (x, o) in r.x[..m].chunks_exact(d.dm).skip(first).zip(r.normed.chunks_exact_mut(d.dm)) {
+            rms_norm(x, norm_f, c.norm_eps, o);
+        }
+        observe_input(observe, &head, &r.normed[..logit_rows * d.dm]);
+        let logits = &mut r.logits[..logit_rows * d.v];
+        acts.apply(&head, &r.normed[..logit_rows * d.dm], logits, logit_rows, cx);
+        if c.logit_soft_cap > 0.0 {
+            let cap = c.logit_soft_cap;
+            for l in logits.iter_mut() {
+                *l = cap * libm::tanhf(*l / cap);
+            }
+        }
+    }
+
+    /// KV cache options in use.
+    fn kv_options(&self) -> Option<KvCacheOptions> {
+        self.config.layer_kinds.contains(&1).then_some(self.config.kv)
+    }
+
+    /// The same model with other KV cache options.
+    fn with_kv_options(&self, options: KvCacheOptions) -> Result<Self, ModelError> {
+        let config = RecurrentGemmaConfig { kv: options, ..self.config };
+        config.cache()?;
+        config.state_words().ok_or(ModelError::SizeOverflow)?;
+        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
+        Ok(RecurrentGemma { config, file: self.file })
+    }
+}
+
+layer_major_family!(
+    RecurrentGemma,
+    logits_slot = 12,
+    kv = (kv_options, with_kv_options),
+    state_layers = state_layer_count
+);
+
+#[cfg(test)]
+mod tests {
+    use super::embed_scale;
+
+    #[test]
+    fn embedding_scale_is_rounded_to_bfloat16() {
+        assert_eq!(embed_scale(64), 8.0);
+        // sqrt(2560) = 50.596...; bfloat16 keeps 8 significant bits: 50.5.
+        assert_eq!(embed_scale(2560), 50.5);
+        assert_eq!(embed_scale(4096), 64.0);
+    }
+}

@@ -1,0 +1,167 @@
+//! Golden logits for the hybrid families (LFM2, RecurrentGemma): eddy's
+//! converter + runtime against transformers on tiny random models
+//! (fixtures from tools/python/make_hybrid_fixtures.py), the Lambda window
+//! against a masked-attention reference, and the KV cache formats.
+
+use eddy::file::AlignedBytes;
+use eddy::{Architecture, KvCacheOptions, KvFormat, Model, Session};
+use eddy_cli::convert::{convert_dir, WeightDtype};
+use eddy_tests::{fixture_dir, load_reference, max_abs_diff};
+use safetensors::SafeTensors;
+
+/// f32 tolerance: only summation order and exp/tanh implementations differ.
+const F32_TOL: f32 = 1e-4;
+
+const HYBRIDS: [(&str, Architecture); 2] =
+    [("lfm2-tiny", Architecture::Lfm2), ("recurrentgemma-tiny", Architecture::RecurrentGemma)];
+
+fn convert(fixture: &str) -> AlignedBytes {
+    AlignedBytes::copy_from(&convert_dir(&fixture_dir(fixture), WeightDtype::F32).expect("convert").bytes)
+}
+
+/// The model with its cache in `format`, keeping the default window.
+fn with_format<'a>(model: &Model<'a>, format: KvFormat) -> Model<'a> {
+    let kv = model.kv_cache().expect("hybrids have attention layers");
+    model.with_kv_cache(KvCacheOptions { format, ..kv }).unwrap()
+}
+
+/// Logits of every position: (token by token, batched prefill in chunks of 5).
+fn run(model: &Model<'_>, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let mut session = Session::new_owned(model);
+    let stepwise: Vec<f32> = ids.iter().flat_map(|&t| session.step(t).unwrap().to_vec()).collect();
+    session.reset();
+    let mut batched = Vec::new();
+    session.prefill_chunked(ids, 5, true, |_, l| batched.extend_from_slice(l)).unwrap();
+    (stepwise, batched)
+}
+
+#[test]
+fn f32_cache_matches_transformers_and_prefill_equals_step() {
+    for (fixture, arch) in HYBRIDS {
+        let bytes = convert(fixture);
+        let model = with_format(&Model::from_bytes(bytes.as_slice()).unwrap(), KvFormat::F32);
+        assert_eq!(model.architecture(), arch);
+        let reference = load_reference(fixture);
+        let (stepwise, batched) = run(&model, &reference.input_ids);
+        let e_dec = max_abs_diff(&stepwise, &reference.logits_decode);
+        let e_fwd = max_abs_diff(&batched, &reference.logits_forward);
+        println!("{fixture}: max |eddy step - decode| {e_dec:.3e}, |eddy prefill - forward| {e_fwd:.3e}");
+        assert!(e_dec <= F32_TOL && e_fwd <= F32_TOL, "{fixture}: {e_dec} / {e_fwd}");
+        assert_eq!(stepwise, batched, "{fixture}: batched prefill must equal stepping bit for bit");
+    }
+}
+
+#[test]
+fn recurrent_gemma_defaults_to_its_own_window() {
+    let bytes = convert("recurrentgemma-tiny");
+    let model = Model::from_bytes(bytes.as_slice()).unwrap();
+    // The fixture's attention_window_size is 8 (shorter than its 24 tokens).
+    let kv = model.kv_cache().unwrap();
+    assert_eq!((kv.sinks, kv.window, kv.format), (0, 8, KvFormat::Q4));
+}
+
+#[test]
+fn lambda_window_matches_masked_attention() {
+    let bytes = convert("lfm2-tiny");
+    let model = Model::from_bytes(bytes.as_slice()).unwrap();
+    let raw = std::fs::read(fixture_dir("lfm2-tiny").join("reference.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&raw).unwrap();
+    let int = |name: &str| {
+        let d = st.tensor(name).unwrap().data().to_vec();
+        i32::from_le_bytes([d[0], d[1], d[2], d[3]]) as u32
+    };
+    let (sinks, window) = (int("lambda_sinks"), int("lambda_window"));
+    let want: Vec<f32> = st
+        .tensor("lambda_logits")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let reference = load_reference("lfm2-tiny");
+    let lambda = model.with_kv_cache(KvCacheOptions { format: KvFormat::F32, sinks, window }).unwrap();
+    let (stepwise, batched) = run(&lambda, &reference.input_ids);
+    let err = max_abs_diff(&stepwise, &want);
+    println!("lfm2-tiny sinks {sinks} window {window}: max |eddy - masked reference| {err:.3e}");
+    assert!(err <= F32_TOL, "lambda window error {err}");
+    assert_eq!(stepwise, batched);
+    // And the window really matters here: the full-attention logits differ.
+    assert!(max_abs_diff(&stepwise, &reference.logits_forward) > 1e-2);
+    // A smaller cache holds fewer slots.
+    assert!(lambda.state_bytes() < with_format(&model, KvFormat::F32).state_bytes());
+}
+
+/// Worst logit errors against the f32 cache, per format f16/q8/q4: bounds
+/// about 2-3x the measurement (lfm2 0.0012/0.033/0.42, recurrentgemma
+/// 0.0012/0.017/0.38; random tiny heads of 16 and 12 values, one scale
+/// group per head); fewer bits must cost more.
+const KV_BOUNDS: [(&str, [f32; 3]); 2] =
+    [("lfm2-tiny", [0.003, 0.08, 0.9]), ("recurrentgemma-tiny", [0.003, 0.04, 0.8])];
+
+#[test]
+fn kv_formats_stay_bounded_and_snapshots_are_exact() {
+    for (fixture, bounds) in KV_BOUNDS {
+        let bytes = convert(fixture);
+        let model = Model::from_bytes(bytes.as_slice()).unwrap();
+        let ids = load_reference(fixture).input_ids;
+        let (exact, _) = run(&with_format(&model, KvFormat::F32), &ids);
+        let mut prev = 0.0;
+        let mut prev_bytes = usize::MAX;
+        for (format, bound) in [KvFormat::F16, KvFormat::Q8, KvFormat::Q4].into_iter().zip(bounds) {
+            let m = with_format(&model, format);
+            let (stepwise, batched) = run(&m, &ids);
+            assert_eq!(stepwise, batched, "{fixture} {format:?}: prefill != step");
+            let err = max_abs_diff(&stepwise, &exact);
+            println!(
+                "{fixture} kv {}: max logit error vs f32 cache {err:.4}, state {} bytes",
+                format.name(),
+                m.state_bytes()
+            );
+            assert!(
+                err <= bound && err > prev,
+                "{fixture} {format:?}: {err} (bound {bound}, previous {prev})"
+            );
+            assert!(m.state_bytes() < prev_bytes, "{fixture} {format:?}: fewer bits must take less state");
+            (prev, prev_bytes) = (err, m.state_bytes());
+            // Snapshot mid-stream, continue, restore, continue: identical.
+            let (head, tail) = ids.split_at(ids.len() / 2);
+            let mut a = Session::new_owned(&m);
+            a.prefill(head).unwrap();
+            let saved = a.snapshot().to_vec();
+            let want: Vec<f32> = tail.iter().flat_map(|&t| a.step(t).unwrap().to_vec()).collect();
+            let mut b = Session::new_owned(&m);
+            b.prefill(&tail[..3]).unwrap();
+            b.restore(&saved).unwrap();
+            let got: Vec<f32> = tail.iter().flat_map(|&t| b.step(t).unwrap().to_vec()).collect();
+            assert_eq!(want, got, "{fixture} {format:?}: snapshot/restore");
+        }
+    }
+}
+
+#[test]
+fn bad_kv_options_are_refused_with_a_reason() {
+    let bytes = convert("lfm2-tiny");
+    let model = Model::from_bytes(bytes.as_slice()).unwrap();
+    for bad in [
+        KvCacheOptions { format: KvFormat::Q4, sinks: 4, window: 0 },
+        KvCacheOptions { format: KvFormat::F16, sinks: u32::MAX, window: 8 },
+    ] {
+        let e = model.with_kv_cache(bad).unwrap_err();
+        assert!(e.to_string().contains("window"), "{e}");
+    }
+    // Snapshots of one cache layout do not restore into another.
+    let small = model.with_kv_cache(KvCacheOptions { format: KvFormat::Q4, sinks: 0, window: 4 }).unwrap();
+    let mut a = Session::new_owned(&small);
+    a.step(1).unwrap();
+    let mut b = Session::new_owned(&model);
+    assert!(b.restore(a.snapshot()).is_err());
+    // Even when two layouts have the same byte length: f16 rows of 16
+    // values take 32 bytes, q8 rows 18, so 9 f16 slots = 16 q8 slots.
+    let f16 = model.with_kv_cache(KvCacheOptions { format: KvFormat::F16, sinks: 0, window: 9 }).unwrap();
+    let q8 = model.with_kv_cache(KvCacheOptions { format: KvFormat::Q8, sinks: 0, window: 16 }).unwrap();
+    assert_eq!(f16.state_bytes(), q8.state_bytes());
+    let mut a = Session::new_owned(&f16);
+    a.step(1).unwrap();
+    let mut b = Session::new_owned(&q8);
+    assert!(b.restore(a.snapshot()).is_err());
+}
