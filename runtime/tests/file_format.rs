@@ -678,7 +678,7 @@ fn reserved_fields_must_be_zero() {
 
 #[test]
 fn unknown_architecture() {
-    for code in [0u32, 9, 99, u32::MAX] {
+    for code in [0u32, 11, 99, u32::MAX] {
         let e = structural(&tiny(), |b| wr32(b, 20, code));
         assert_eq!(e, FileError::UnknownArchitecture(code));
     }
