@@ -793,10 +793,18 @@ fn cmd_memory(path: Option<PathBuf>, shape: Option<String>, ctx: String) -> Resu
         (Some(path), _) => {
             let mapped = open(path)?;
             let model = load(&mapped)?;
-            println!("per-sequence state of {} ({})", path.display(), model.architecture().name());
+            println!(
+                "per-sequence state of {} ({}, state {}: --state-bits)",
+                path.display(),
+                model.architecture().name(),
+                model.state_format()
+            );
             eddy_cli::memory::model_memory_rows(&model, &contexts)?
         }
         (None, Some(name)) => {
+            if STATE_ARG.get().is_some_and(|&f| f != StateFormat::F32) {
+                bail!("--state-bits needs a .eddy file: a --shape is sized with an f32 recurrent state");
+            }
             println!("per-sequence state of the {name} shape (hyper-parameters of the public checkpoint)");
             eddy_cli::memory::shape_memory_rows(name, &contexts)?
         }

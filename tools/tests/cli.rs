@@ -357,3 +357,29 @@ fn memory_of_named_public_shapes() {
     let o = eddy(&["memory", "--shape", "gpt-5"]);
     assert!(!o.status.success() && stderr(&o).contains("known: mamba-130m"), "{}", stderr(&o));
 }
+
+#[test]
+fn state_bits_and_kv_flags_compose_on_a_hybrid() {
+    let m = converted("recurrentgemma-tiny");
+    let path = m.to_str().unwrap();
+    let state = |args: &[&str]| {
+        let o = eddy(&[args, &["inspect", path]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s = String::from_utf8(o.stdout).unwrap();
+        let line = s.lines().find(|l| l.starts_with("state bytes:")).unwrap().to_string();
+        line.split_whitespace().nth(2).unwrap().parse::<usize>().unwrap()
+    };
+    // 4-bit state codes the RG-LRU state; an f16 cache is larger than the
+    // default q4 one whatever the state format.
+    let (f32_q4, bits4_q4) = (state(&[]), state(&["--state-bits", "4"]));
+    let (f32_f16, bits4_f16) = (state(&["--kv", "f16"]), state(&["--state-bits", "4", "--kv", "f16"]));
+    assert!(bits4_q4 < f32_q4 && bits4_f16 < f32_f16, "{bits4_q4} {f32_q4} {bits4_f16} {f32_f16}");
+    assert_eq!(f32_q4 - bits4_q4, f32_f16 - bits4_f16, "the state format must not change the cache");
+    let o = eddy(&["--state-bits", "8", "--kv", "q8", "run", path, "--tokens", "1,2,3", "-n", "6", "--ids"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("state q8"), "{}", stderr(&o));
+    let o = eddy(&["--state-bits", "4", "memory", path, "--ctx", "1024"]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("state q4"), "{}", stderr(&o));
+    let o = eddy(&["--state-bits", "4", "memory", "--shape", "recurrentgemma-2b"]);
+    assert!(!o.status.success() && stderr(&o).contains("needs a .eddy file"), "{}", stderr(&o));
+}
