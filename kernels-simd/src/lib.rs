@@ -21,13 +21,16 @@ pub mod aarch64;
 pub mod armv7em;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 mod kv_shape;
+pub mod math;
 #[cfg(all(target_arch = "arm", eddy_mve))]
 pub mod mve;
 pub mod scalar;
+pub mod scan;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
 use eddy_quant::{KvFormat, TensorFormat};
+pub use scan::{recurrent_kernels, RecurrentKernels, ScanArgs, SelectiveScan};
 
 /// int8 activations quantized per group (see
 /// `eddy_quant::quantize_activations_i8`).

@@ -1,10 +1,12 @@
 //! x86-64 kernels: AVX2 (+F16C for f16 weights).
 //!
 //! Integer weights × int8 activations: see [`int`]. Attention over the KV
-//! cache (`kv_scores`, `kv_mix`): see [`kv`].
+//! cache (`kv_scores`, `kv_mix`): see [`kv`]. The f32 work of the recurrent
+//! layers (selective scan): see [`scan`].
 
 pub mod int;
 pub mod kv;
+pub mod scan;
 
 pub use int::{matmat_i8, matvec_i8};
 

@@ -10,7 +10,6 @@ use crate::family::{observe_input, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, causal_conv_silu_step, rms_norm};
-use crate::parallel::Workers;
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 
 /// Hyper-parameters of a Mamba-1 model.
@@ -362,7 +361,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
                 let z = &xz[t * 2 * di + di..(t + 1) * 2 * di];
                 let u = &conv_out[t * di..(t + 1) * di];
                 let dtt = &dt[t * di..(t + 1) * di];
-                scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, workers);
+                scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, cx);
             }
             w.out_proj.matmat(y, out, n, act, kernels, workers);
             add_assign(residual, out);
@@ -420,7 +419,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
             let (b, cmat) = bc.split_at(ds);
             observe_input(&mut observe, &w.dt_proj, dt_in);
             w.dt_proj.matvec(dt_in, dt, act, kernels, workers);
-            scan_step(&w, ssm_state, dt, conv_out, b, cmat, z, y, ds, workers);
+            scan_step(&w, ssm_state, dt, conv_out, b, cmat, z, y, ds, cx);
             observe_input(&mut observe, &w.out_proj, y);
             w.out_proj.matvec(y, out, act, kernels, workers);
             add_assign(residual, out);
@@ -437,7 +436,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
 
 /// One token of the selective scan: `h = exp(A dt) h + dt B u`,
 /// `y = (C h + D u) * silu(z)` per channel (on the offload device if it
-/// has a scan unit).
+/// has a scan unit, else with the kernel set's scan).
 #[allow(clippy::too_many_arguments)]
 fn scan_step(
     w: &LayerWeights<'_>,
@@ -449,10 +448,10 @@ fn scan_step(
     z: &[f32],
     y: &mut [f32],
     ds: usize,
-    workers: Workers<'_>,
+    cx: Compute<'_>,
 ) {
     let args = crate::offload::ScanArgs { a: w.a, d: w.d, dt, u, b, c: cmat, z, d_state: ds };
-    if !crate::offload::try_scan(workers, &args, ssm_state, y) {
-        crate::offload::scan_cpu(&args, ssm_state, y);
+    if !crate::offload::try_scan(cx.workers, &args, ssm_state, y) {
+        (eddy_kernels::recurrent_kernels(cx.kernels).selective_scan)(&args, ssm_state, y);
     }
 }

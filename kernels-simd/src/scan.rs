@@ -1,0 +1,88 @@
+//! The f32 kernels of the recurrent layers (for now the Mamba-1 selective
+//! scan), one set per ISA with the scalar reference always present. A
+//! kernel set's recurrent kernels are found by its name
+//! ([`recurrent_kernels`]), so choosing a [`Kernels`] set chooses them too.
+//!
+//! Every SIMD version evaluates the reference's operations lane by lane in
+//! the same order, without FMA, so results are bit-identical: the choice of
+//! kernel set never changes a token.
+
+use crate::math::{exp_fast, silu, softplus};
+use crate::Kernels;
+
+/// One token of the Mamba-1 selective scan for `dt.len()` channels.
+#[derive(Clone, Copy, Debug)]
+pub struct ScanArgs<'x> {
+    /// `A`, `[channels, d_state]`.
+    pub a: &'x [f32],
+    /// `D`, `[channels]`.
+    pub d: &'x [f32],
+    /// Time steps before softplus, `[channels]`.
+    pub dt: &'x [f32],
+    /// Input `u` (conv output), `[channels]`.
+    pub u: &'x [f32],
+    /// `B`, `[d_state]`.
+    pub b: &'x [f32],
+    /// `C`, `[d_state]`.
+    pub c: &'x [f32],
+    /// Gate `z`, `[channels]`.
+    pub z: &'x [f32],
+    /// State size per channel.
+    pub d_state: usize,
+}
+
+/// One token of the selective scan: per channel `delta = softplus(dt)`,
+/// `h = exp(A delta) h + delta B u`, `y = (C·h + D u) silu(z)`. `state` is
+/// `[channels, d_state]`, `y` is `[channels]`; shorter inputs stop early.
+pub type SelectiveScan = fn(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]);
+
+/// The f32 kernels of one kernel set.
+#[derive(Clone, Copy)]
+pub struct RecurrentKernels {
+    /// Name of the kernel set these belong to.
+    pub name: &'static str,
+    /// Mamba-1 selective scan, one token.
+    pub selective_scan: SelectiveScan,
+}
+
+impl core::fmt::Debug for RecurrentKernels {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RecurrentKernels({})", self.name)
+    }
+}
+
+/// The scalar reference (every target).
+pub static SCALAR_RECURRENT: RecurrentKernels =
+    RecurrentKernels { name: "scalar", selective_scan: selective_scan_scalar };
+
+/// The recurrent kernels that go with kernel set `k`: its own SIMD versions
+/// where they exist, else the scalar reference (which the compiler may
+/// still vectorize for the target).
+pub fn recurrent_kernels(k: &Kernels) -> &'static RecurrentKernels {
+    match k.name {
+        #[cfg(target_arch = "x86_64")]
+        "avx2" => &crate::x86::scan::AVX2_RECURRENT,
+        _ => &SCALAR_RECURRENT,
+    }
+}
+
+/// The reference selective scan (see [`SelectiveScan`]).
+pub fn selective_scan_scalar(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
+    let ds = args.d_state;
+    if ds == 0 {
+        return;
+    }
+    let channels = state.chunks_exact_mut(ds).zip(args.a.chunks_exact(ds));
+    for (ch, (yc, (h, a))) in y.iter_mut().zip(channels).enumerate() {
+        let (Some(&dt), Some(&u), Some(&d), Some(&z)) =
+            (args.dt.get(ch), args.u.get(ch), args.d.get(ch), args.z.get(ch))
+        else {
+            return;
+        };
+        let delta = softplus(dt);
+        for ((hs, &av), &bv) in h.iter_mut().zip(a).zip(args.b) {
+            *hs = exp_fast(av * delta) * *hs + delta * bv * u;
+        }
+        *yc = (eddy_quant::dot_f32(h, args.c) + u * d) * silu(z);
+    }
+}

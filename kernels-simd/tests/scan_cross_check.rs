@@ -1,0 +1,100 @@
+//! The recurrent kernels of every kernel set this CPU supports against the
+//! scalar reference: bit-exact, on random inputs of realistic and extreme
+//! size, channel counts that leave a ragged tail, and state sizes the SIMD
+//! versions do not cover (which must fall back).
+
+use eddy_kernels::scan::{selective_scan_scalar, SCALAR_RECURRENT};
+use eddy_kernels::{compiled, recurrent_kernels, supported, ScanArgs};
+
+struct Rng(u64);
+impl Rng {
+    fn f(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.f() * scale).collect()
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Run `steps` tokens of the scan with the scalar reference and with `k`'s
+/// scan from the same state; states and outputs must agree bit for bit.
+fn check(name: &str, rng: &mut Rng, channels: usize, ds: usize, dt_scale: f32, steps: usize) {
+    let k = eddy_kernels::by_name(name).expect("supported set");
+    let scan = recurrent_kernels(k).selective_scan;
+    // A like Mamba's (negative), D and the state random.
+    let a: Vec<f32> = (0..channels * ds).map(|i| -((1 + i % ds) as f32) * (1.0 + rng.f().abs())).collect();
+    let d = rng.vec(channels, 1.0);
+    let mut want_state = rng.vec(channels * ds, 2.0);
+    let mut got_state = want_state.clone();
+    for step in 0..steps {
+        let (dt, u, z) = (rng.vec(channels, dt_scale), rng.vec(channels, 3.0), rng.vec(channels, 6.0));
+        let (b, c) = (rng.vec(ds, 1.5), rng.vec(ds, 1.5));
+        let args = ScanArgs { a: &a, d: &d, dt: &dt, u: &u, b: &b, c: &c, z: &z, d_state: ds };
+        let (mut want_y, mut got_y) = (vec![0f32; channels], vec![1f32; channels]);
+        selective_scan_scalar(&args, &mut want_state, &mut want_y);
+        scan(&args, &mut got_state, &mut got_y);
+        let what = format!("{name} channels {channels} d_state {ds} dt scale {dt_scale} step {step}");
+        assert_eq!(bits(&got_y), bits(&want_y), "y: {what}");
+        assert_eq!(bits(&got_state), bits(&want_state), "state: {what}");
+    }
+}
+
+#[test]
+fn selective_scans_are_bit_exact() {
+    let mut rng = Rng(11);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        println!("scan of set {} is {:?}", k.name, recurrent_kernels(k));
+        for (channels, ds) in [(1536, 16), (37, 16), (8, 8), (64, 24), (5, 16), (16, 4), (19, 3), (0, 16)] {
+            // dt around Mamba's range, and wide enough to reach softplus's
+            // linear region (> 20) and its tiny tail.
+            for dt_scale in [4.0, 40.0] {
+                check(k.name, &mut rng, channels, ds, dt_scale, 3);
+            }
+        }
+    }
+}
+
+#[test]
+fn scan_handles_non_finite_inputs_like_the_reference() {
+    let mut rng = Rng(3);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let scan = recurrent_kernels(k).selective_scan;
+        let (channels, ds) = (24, 16);
+        let a = vec![-1.0f32; channels * ds];
+        let d = rng.vec(channels, 1.0);
+        let mut dt = rng.vec(channels, 3.0);
+        let mut z = rng.vec(channels, 3.0);
+        dt[3] = f32::NAN;
+        dt[9] = f32::INFINITY;
+        dt[17] = f32::NEG_INFINITY;
+        z[5] = f32::NAN;
+        let (u, b, c) = (rng.vec(channels, 1.0), rng.vec(ds, 1.0), rng.vec(ds, 1.0));
+        let args = ScanArgs { a: &a, d: &d, dt: &dt, u: &u, b: &b, c: &c, z: &z, d_state: ds };
+        let mut want_state = vec![0.5f32; channels * ds];
+        let mut got_state = want_state.clone();
+        let (mut want_y, mut got_y) = (vec![0f32; channels], vec![0f32; channels]);
+        selective_scan_scalar(&args, &mut want_state, &mut want_y);
+        scan(&args, &mut got_state, &mut got_y);
+        assert_eq!(bits(&got_y), bits(&want_y), "{}", k.name);
+        assert_eq!(bits(&got_state), bits(&want_state), "{}", k.name);
+    }
+}
+
+#[test]
+fn sets_without_their_own_scan_use_the_reference() {
+    let scalar = eddy_kernels::by_name("scalar").expect("always compiled");
+    assert_eq!(recurrent_kernels(scalar).name, SCALAR_RECURRENT.name);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let r = recurrent_kernels(k);
+        assert!(r.name == k.name || r.name == "scalar", "{} uses {}", k.name, r.name);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(avx2) = eddy_kernels::by_name("avx2") {
+        assert_eq!(recurrent_kernels(avx2).name, "avx2");
+    }
+}
