@@ -7,9 +7,12 @@
 //! cache), as decode does, where every weight comes from memory; "warm"
 //! repeats one copy, which stays in cache when it fits.
 //!
+//! Also times one token of the selective scan (mamba-130m: 1536 channels,
+//! d_state 16) with each set's recurrent kernels.
+//!
 //! `cargo run --release -p eddy-kernels --example matvec_time [CALLS]`
 
-use eddy_kernels::{compiled, supported, ActsI8, Kernels};
+use eddy_kernels::{compiled, recurrent_kernels, supported, ActsI8, Kernels, ScanArgs};
 use eddy_quant::{quantize_activations_i8, TensorFormat, GROUP_HEADER_BYTES};
 use std::hint::black_box;
 use std::time::Instant;
@@ -113,4 +116,27 @@ fn main() {
             black_box(&out);
         }
     }
+    scan_times(&sets, calls);
+}
+
+/// One token of the selective scan at mamba-130m's shape, per set.
+fn scan_times(sets: &[&Kernels], calls: usize) {
+    let (channels, ds) = (1536, 16);
+    let wave =
+        |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k) % 997) as f32 / 498.5 - 1.0).collect() };
+    let a: Vec<f32> = (0..channels * ds).map(|i| -((1 + i % ds) as f32)).collect();
+    let (d, dt, u, z) = (wave(channels, 3), wave(channels, 5), wave(channels, 7), wave(channels, 11));
+    let (b, c) = (wave(ds, 13), wave(ds, 17));
+    let args = ScanArgs { a: &a, d: &d, dt: &dt, u: &u, b: &b, c: &c, z: &z, d_state: ds };
+    let mut state = vec![0f32; channels * ds];
+    let mut y = vec![0f32; channels];
+    println!();
+    println!("| selective scan {channels}x{ds} | set | µs |");
+    println!("|---|---|---:|");
+    for k in sets {
+        let scan = recurrent_kernels(k).selective_scan;
+        let t = best_of(calls, || scan(black_box(&args), &mut state, &mut y));
+        println!("| one token | {} | {:.1} |", k.name, t * 1e6);
+    }
+    black_box(&y);
 }

@@ -141,21 +141,33 @@ unsafe fn scan_blocks(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32], blo
         _mm256_storeu_ps(deltas.as_mut_ptr(), delta8);
         _mm256_storeu_ps(us.as_mut_ptr(), u8v);
         let mut dots = [_mm256_setzero_ps(); LANES];
-        for (i, dot) in dots.iter_mut().enumerate() {
-            let ch = ch0 + i;
-            let (delta, u) = (_mm256_set1_ps(deltas[i]), _mm256_set1_ps(us[i]));
-            let h = state.as_mut_ptr().add(ch * ds);
-            let a = args.a.as_ptr().add(ch * ds);
-            let mut acc = _mm256_setzero_ps();
-            for j in (0..ds).step_by(LANES) {
-                // h = exp(a delta) h + (delta b) u, then acc += h c.
-                let decay = exp8(_mm256_mul_ps(_mm256_loadu_ps(a.add(j)), delta));
-                let input = _mm256_mul_ps(_mm256_mul_ps(delta, _mm256_loadu_ps(b.add(j))), u);
-                let hv = _mm256_add_ps(_mm256_mul_ps(decay, _mm256_loadu_ps(h.add(j))), input);
-                _mm256_storeu_ps(h.add(j), hv);
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(hv, _mm256_loadu_ps(c.add(j))));
-            }
-            *dot = acc;
+        // Eight states of all eight channels per pass, written out: eight
+        // independent `exp8` chains in a row keep the FP pipes busy (one
+        // channel's chains alone are latency-bound, and LLVM keeps the
+        // channel loop rolled).
+        let state = state.as_mut_ptr();
+        for j in (0..ds).step_by(LANES) {
+            let (bj, cj) = (_mm256_loadu_ps(b.add(j)), _mm256_loadu_ps(c.add(j)));
+            let update = |i: usize, dot: &mut __m256| {
+                let at = (ch0 + i) * ds + j;
+                let (delta, u) = (_mm256_set1_ps(deltas[i]), _mm256_set1_ps(us[i]));
+                let h = state.add(at);
+                // h = exp(a delta) h + (delta b) u, then dot += h c.
+                let decay = exp8(_mm256_mul_ps(_mm256_loadu_ps(args.a.as_ptr().add(at)), delta));
+                let input = _mm256_mul_ps(_mm256_mul_ps(delta, bj), u);
+                let hv = _mm256_add_ps(_mm256_mul_ps(decay, _mm256_loadu_ps(h)), input);
+                _mm256_storeu_ps(h, hv);
+                *dot = _mm256_add_ps(*dot, _mm256_mul_ps(hv, cj));
+            };
+            let [d0, d1, d2, d3, d4, d5, d6, d7] = &mut dots;
+            update(0, d0);
+            update(1, d1);
+            update(2, d2);
+            update(3, d3);
+            update(4, d4);
+            update(5, d5);
+            update(6, d6);
+            update(7, d7);
         }
         let du = _mm256_mul_ps(u8v, _mm256_loadu_ps(args.d.as_ptr().add(ch0)));
         let gate = silu8(_mm256_loadu_ps(args.z.as_ptr().add(ch0)));
