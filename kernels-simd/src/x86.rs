@@ -36,69 +36,111 @@ pub fn avx2_available() -> bool {
     }
 }
 
-/// The reference's lane reduction (see `eddy_quant::dot_f32`).
-fn reduce_lanes(a: [f32; 8]) -> f32 {
-    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
+/// Lane `i` of the result = the reference's pairwise lane sum of `v[i]`
+/// (`((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`), eight at once.
+#[inline(always)]
+pub(crate) unsafe fn reduce_lanes8(v: &[__m256; 8]) -> __m256 {
+    // Halves added: [vi: a0+a4, a1+a5, a2+a6, a3+a7 | vj: ...].
+    let halves = |i: usize, j: usize| {
+        _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(v[i], v[j]), _mm256_permute2f128_ps::<0x31>(v[i], v[j]))
+    };
+    let (s01, s23, s45, s67) = (halves(0, 1), halves(2, 3), halves(4, 5), halves(6, 7));
+    // (l0 + l2) and (l1 + l3): [v0: A, B, v2: A, B | v1: A, B, v3: A, B].
+    let pair = |x: __m256, y: __m256| {
+        _mm256_add_ps(_mm256_shuffle_ps::<0b01_00_01_00>(x, y), _mm256_shuffle_ps::<0b11_10_11_10>(x, y))
+    };
+    let (p, q) = (pair(s01, s23), pair(s45, s67));
+    // A + B: [v0, v2, v4, v6 | v1, v3, v5, v7].
+    let sums =
+        _mm256_add_ps(_mm256_shuffle_ps::<0b10_00_10_00>(p, q), _mm256_shuffle_ps::<0b11_01_11_01>(p, q));
+    _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// How [`matvec_float`] loads eight weights as f32.
+trait FloatWeights: Copy {
+    /// Eight weights at `p`, widened to f32 (exactly).
+    unsafe fn load8(p: *const Self) -> __m256;
+    /// One weight as f32.
+    fn to_f32(self) -> f32;
+}
+
+impl FloatWeights for f32 {
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> __m256 {
+        // SAFETY (caller): 8 floats readable at `p`.
+        _mm256_loadu_ps(p)
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl FloatWeights for u16 {
+    #[inline(always)]
+    unsafe fn load8(p: *const u16) -> __m256 {
+        // SAFETY (caller): 8 u16 readable at `p`; F16C enabled by the caller.
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+    fn to_f32(self) -> f32 {
+        half::f16::from_bits(self).to_f32()
+    }
+}
+
+/// `out[r] = Σ_c w[r][c] x[c]` exactly as the reference dot product: lane
+/// `l` sums columns `l, l + 8, ...` (and lane `l` of the ragged tail), no
+/// FMA, then the pairwise lane sum. Eight rows at a time share each load
+/// of `x` and reduce together.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn matvec_float<W: FloatWeights>(matrix: &[W], cols: usize, x: &[f32], out: &mut [f32]) {
+    let full = cols / 8 * 8;
+    let rows = out.len().min(matrix.len() / cols.max(1));
+    let (w, xp) = (matrix.as_ptr(), x.as_ptr());
+    let mut r0 = 0;
+    while r0 < rows {
+        let n = (rows - r0).min(8);
+        // Rows past the end repeat the last one; their sums are dropped.
+        let row = |i: usize| w.add((r0 + i.min(n - 1)) * cols);
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for c in (0..full).step_by(8) {
+            let xv = _mm256_loadu_ps(xp.add(c));
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(W::load8(row(i).add(c)), xv));
+            }
+        }
+        if full < cols {
+            for (i, a) in acc.iter_mut().enumerate() {
+                let mut lanes = [0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+                for (l, c) in (full..cols).enumerate() {
+                    lanes[l] += (*row(i).add(c)).to_f32() * x[c];
+                }
+                *a = _mm256_loadu_ps(lanes.as_ptr());
+            }
+        }
+        let mut sums = [0f32; 8];
+        _mm256_storeu_ps(sums.as_mut_ptr(), reduce_lanes8(&acc));
+        out[r0..r0 + n].copy_from_slice(&sums[..n]);
+        r0 += 8;
+    }
 }
 
 /// See [`crate::MatvecF32`]; bit-exact with the reference (no FMA).
 pub fn matvec_f32(matrix: &[f32], cols: usize, x: &[f32], out: &mut [f32]) {
-    if !avx2_available() || x.len() < cols {
+    if !avx2_available() || x.len() < cols || cols == 0 {
         crate::scalar::matvec_f32(matrix, cols, x, out);
         return;
     }
-    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(cols.max(1))) {
-        // SAFETY: AVX2 detected; row and x have at least `cols` values.
-        *o = unsafe { dot_f32_avx2(row, x) };
-    }
-}
-
-#[target_feature(enable = "avx2")]
-unsafe fn dot_f32_avx2(row: &[f32], x: &[f32]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let (cw, cx) = (row.chunks_exact(8), x.chunks_exact(8));
-    let (rw, rx) = (cw.remainder(), cx.remainder());
-    for (w, v) in cw.zip(cx) {
-        // SAFETY: both chunks hold exactly 8 floats.
-        let p = _mm256_mul_ps(_mm256_loadu_ps(w.as_ptr()), _mm256_loadu_ps(v.as_ptr()));
-        acc = _mm256_add_ps(acc, p);
-    }
-    let mut lanes = [0f32; 8];
-    // SAFETY: `lanes` holds 8 floats.
-    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
-    for (l, (w, v)) in rw.iter().zip(rx).enumerate() {
-        lanes[l] += w * v;
-    }
-    reduce_lanes(lanes)
+    // SAFETY: AVX2 and F16C detected; every row read lies in `matrix`
+    // (rows <= matrix.len() / cols) and `x` has at least `cols` values.
+    unsafe { matvec_float(matrix, cols, x, out) }
 }
 
 /// See [`crate::MatvecF16`]; f16 widens exactly, so bit-exact too.
 pub fn matvec_f16(matrix: &[u16], cols: usize, x: &[f32], out: &mut [f32]) {
-    if !avx2_available() || x.len() < cols {
+    if !avx2_available() || x.len() < cols || cols == 0 {
         crate::scalar::matvec_f16(matrix, cols, x, out);
         return;
     }
-    for (o, row) in out.iter_mut().zip(matrix.chunks_exact(cols.max(1))) {
-        // SAFETY: AVX2 and F16C detected; row and x have `cols` values.
-        *o = unsafe { dot_f16_avx2(row, x) };
-    }
-}
-
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_f16_avx2(row: &[u16], x: &[f32]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let (cw, cx) = (row.chunks_exact(8), x.chunks_exact(8));
-    let (rw, rx) = (cw.remainder(), cx.remainder());
-    for (w, v) in cw.zip(cx) {
-        // SAFETY: 8 u16 (16 bytes) and 8 f32 per chunk.
-        let wf = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr() as *const __m128i));
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(wf, _mm256_loadu_ps(v.as_ptr())));
-    }
-    let mut lanes = [0f32; 8];
-    // SAFETY: `lanes` holds 8 floats.
-    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
-    for (l, (w, v)) in rw.iter().zip(rx).enumerate() {
-        lanes[l] += half::f16::from_bits(*w).to_f32() * v;
-    }
-    reduce_lanes(lanes)
+    // SAFETY: as in `matvec_f32`.
+    unsafe { matvec_float(matrix, cols, x, out) }
 }

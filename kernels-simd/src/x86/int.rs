@@ -203,7 +203,7 @@ unsafe fn group_step(result: __m256, acc: __m256i, scale: __m256, min: __m256, s
 }
 
 /// Where eight rows are: row `r` starts `offsets[r]` bytes after `base`
-/// (rows past the matrix's end repeat its last row), plus the block to
+/// (rows past the matrix's end repeat its last row), plus the bytes to
 /// prefetch meanwhile.
 #[derive(Clone, Copy)]
 struct RowBlock {
@@ -212,31 +212,63 @@ struct RowBlock {
     /// Start of the bytes to prefetch.
     prefetch: *const u8,
     /// Bytes to prefetch per group (so that the last group has requested
-    /// the whole next block).
+    /// a whole block of rows).
     prefetch_share: usize,
+    /// Bytes to prefetch in all.
     prefetch_end: usize,
 }
 
+/// How far ahead of the rows being computed the kernels prefetch: far
+/// enough to cover the memory latency while a block is computed.
+const PREFETCH_AHEAD_BYTES: usize = 4096;
+
+/// Prefetch plan of one matrix: blocks of 8 rows, `ahead` blocks ahead.
+#[derive(Clone, Copy)]
+struct Prefetch {
+    /// Blocks between the one computed and the one prefetched.
+    ahead: usize,
+    /// Bytes per group and block: `8 * row_bytes / groups`, rounded up.
+    share: usize,
+}
+
+impl Prefetch {
+    fn new(s: &IntShape) -> Self {
+        let block_bytes = ROWS * s.row_bytes;
+        Prefetch {
+            ahead: PREFETCH_AHEAD_BYTES.div_ceil(block_bytes).max(1),
+            share: block_bytes.div_ceil(s.groups.max(1)),
+        }
+    }
+
+    /// No prefetching (the rows are in cache already).
+    const NONE: Prefetch = Prefetch { ahead: 0, share: 0 };
+}
+
 impl RowBlock {
-    /// Rows `first..first + 8` (clamped to `rows`) of a matrix at
-    /// `matrix` with `s.groups` groups per row.
-    fn new(matrix: *const u8, rows: usize, s: &IntShape, first: usize) -> Self {
-        let row_bytes = s.row_bytes;
+    /// Rows `first..first + 8` (clamped to `rows`) of a matrix at `matrix`,
+    /// prefetching the block `plan.ahead` blocks on.
+    fn new(matrix: *const u8, rows: usize, row_bytes: usize, first: usize, plan: Prefetch) -> Self {
         let offsets = core::array::from_fn(|r| (first + r).min(rows - 1).saturating_sub(first) * row_bytes);
-        let next = first + ROWS;
-        let ahead = rows.saturating_sub(next).min(ROWS) * row_bytes;
+        let next = first + plan.ahead * ROWS;
+        let ahead = if plan.ahead == 0 { 0 } else { rows.saturating_sub(next).min(ROWS) * row_bytes };
         RowBlock {
             base: matrix.wrapping_add(first * row_bytes),
             offsets,
             prefetch: matrix.wrapping_add(next * row_bytes),
-            prefetch_share: ahead.div_ceil(s.groups.max(1)),
+            prefetch_share: plan.share,
             prefetch_end: ahead,
         }
     }
+}
 
-    /// The same rows without prefetching (they are already in cache).
-    fn cached(self) -> Self {
-        RowBlock { prefetch_share: 0, prefetch_end: 0, ..self }
+/// Prefetch `bytes` bytes at `at` (whole lines), e.g. the blocks between
+/// the first one and the first one prefetched while computing.
+#[inline(always)]
+unsafe fn prefetch_range(at: *const u8, bytes: usize) {
+    for line in (0..bytes).step_by(64) {
+        // Prefetching never faults; the caller keeps the range inside the
+        // matrix.
+        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line) as *const i8);
     }
 }
 
@@ -407,8 +439,12 @@ unsafe fn matvec_rows<C: Codes>(
     out: &mut [f32],
 ) -> bool {
     let rows = out.len();
+    let plan = Prefetch::new(s);
+    // The blocks before the first one prefetched on the way.
+    let early = (plan.ahead * ROWS).min(rows).saturating_sub(ROWS) * s.row_bytes;
+    prefetch_range(matrix.as_ptr().wrapping_add(ROWS * s.row_bytes), early);
     for (b, o) in out.chunks_mut(ROWS).enumerate() {
-        let block = RowBlock::new(matrix.as_ptr(), rows, s, b * ROWS);
+        let block = RowBlock::new(matrix.as_ptr(), rows, s.row_bytes, b * ROWS, plan);
         let result = rows8::<C>(s, &block, xq.as_ptr(), x_scales, x_sums);
         store_rows(result, o);
     }
@@ -489,7 +525,7 @@ unsafe fn matmat_rows<C: Codes>(
             let count = TOKEN_BATCH.min(tokens - first);
             for row0 in (block_start..block_end).step_by(ROWS) {
                 // The rows are in cache: they were read for the first batch.
-                let block = RowBlock::new(matrix.as_ptr(), rows, s, row0).cached();
+                let block = RowBlock::new(matrix.as_ptr(), rows, s.row_bytes, row0, Prefetch::NONE);
                 let mut results = [_mm256_setzero_ps(); TOKEN_BATCH];
                 rows8_tokens::<C>(
                     s,

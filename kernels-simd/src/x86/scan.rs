@@ -8,7 +8,7 @@
 //! `C·h` dot products keep the reference's eight partial sums per channel
 //! and reduce eight channels together in its pairwise order.
 
-use super::avx2_available;
+use super::{avx2_available, reduce_lanes8};
 use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
 use crate::scan::{selective_scan_scalar, RecurrentKernels, ScanArgs};
 use core::arch::x86_64::*;
@@ -77,26 +77,6 @@ unsafe fn softplus8(x: __m256) -> __m256 {
 unsafe fn silu8(x: __m256) -> __m256 {
     let neg = _mm256_xor_ps(x, _mm256_set1_ps(-0.0));
     _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0), exp8(neg)))
-}
-
-/// Lane `i` of the result = the reference's pairwise lane sum of `v[i]`
-/// (`((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`), eight at once.
-#[inline(always)]
-unsafe fn reduce_lanes8(v: &[__m256; LANES]) -> __m256 {
-    // Halves added: [vi: a0+a4, a1+a5, a2+a6, a3+a7 | vj: ...].
-    let halves = |i: usize, j: usize| {
-        _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(v[i], v[j]), _mm256_permute2f128_ps::<0x31>(v[i], v[j]))
-    };
-    let (s01, s23, s45, s67) = (halves(0, 1), halves(2, 3), halves(4, 5), halves(6, 7));
-    // (l0 + l2) and (l1 + l3): [v0: A, B, v2: A, B | v1: A, B, v3: A, B].
-    let pair = |x: __m256, y: __m256| {
-        _mm256_add_ps(_mm256_shuffle_ps::<0b01_00_01_00>(x, y), _mm256_shuffle_ps::<0b11_10_11_10>(x, y))
-    };
-    let (p, q) = (pair(s01, s23), pair(s45, s67));
-    // A + B: [v0, v2, v4, v6 | v1, v3, v5, v7].
-    let sums =
-        _mm256_add_ps(_mm256_shuffle_ps::<0b10_00_10_00>(p, q), _mm256_shuffle_ps::<0b11_01_11_01>(p, q));
-    _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
 }
 
 /// See [`crate::scan::SelectiveScan`]; bit-exact with
