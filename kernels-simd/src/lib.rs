@@ -25,12 +25,12 @@ pub mod math;
 #[cfg(all(target_arch = "arm", eddy_mve))]
 pub mod mve;
 pub mod scalar;
-pub mod scan;
+pub mod vector;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
 use eddy_quant::{KvFormat, TensorFormat};
-pub use scan::{recurrent_kernels, RecurrentKernels, ScanArgs, SelectiveScan};
+pub use vector::{vector_kernels, QuantizeActs, ScanArgs, SelectiveScan, VectorKernels};
 
 /// int8 activations quantized per group (see
 /// `eddy_quant::quantize_activations_i8`).

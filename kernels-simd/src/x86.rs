@@ -1,9 +1,11 @@
 //! x86-64 kernels: AVX2 (+F16C for f16 weights).
 //!
 //! Integer weights × int8 activations: see [`int`]. Attention over the KV
-//! cache (`kv_scores`, `kv_mix`): see [`kv`]. The f32 work of the recurrent
-//! layers (selective scan): see [`scan`].
+//! cache (`kv_scores`, `kv_mix`): see [`kv`]. Activation quantization: see
+//! [`acts`]; the f32 work of the recurrent layers (selective scan): see
+//! [`scan`].
 
+pub mod acts;
 pub mod int;
 pub mod kv;
 pub mod scan;
@@ -22,6 +24,13 @@ pub static AVX2: Kernels = Kernels {
     matvec_f16,
     kv_scores: kv::kv_scores,
     kv_mix: kv::kv_mix,
+};
+
+/// The AVX2 vector kernels (chosen with the `avx2` set).
+pub static AVX2_VECTOR: crate::VectorKernels = crate::VectorKernels {
+    name: "avx2",
+    quantize_acts: acts::quantize_activations_i8,
+    selective_scan: scan::selective_scan,
 };
 
 /// True if this CPU runs the AVX2 kernels.

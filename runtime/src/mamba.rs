@@ -452,6 +452,6 @@ fn scan_step(
 ) {
     let args = crate::offload::ScanArgs { a: w.a, d: w.d, dt, u, b, c: cmat, z, d_state: ds };
     if !crate::offload::try_scan(cx.workers, &args, ssm_state, y) {
-        (eddy_kernels::recurrent_kernels(cx.kernels).selective_scan)(&args, ssm_state, y);
+        (eddy_kernels::vector_kernels(cx.kernels).selective_scan)(&args, ssm_state, y);
     }
 }

@@ -129,5 +129,5 @@ pub(crate) fn try_scan(workers: Workers<'_>, args: &ScanArgs<'_>, state: &mut [f
 /// it. `state` is `[channels, d_state]`, `y` is `[channels]`; shorter
 /// inputs stop early. Every SIMD kernel set's scan is bit-identical to it.
 pub fn scan_cpu(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
-    eddy_kernels::scan::selective_scan_scalar(args, state, y)
+    eddy_kernels::vector::selective_scan_scalar(args, state, y)
 }

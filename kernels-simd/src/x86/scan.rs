@@ -10,11 +10,8 @@
 
 use super::{avx2_available, reduce_lanes8};
 use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
-use crate::scan::{selective_scan_scalar, RecurrentKernels, ScanArgs};
+use crate::vector::{selective_scan_scalar, ScanArgs};
 use core::arch::x86_64::*;
-
-/// The AVX2 recurrent kernels (selected with the `avx2` kernel set).
-pub static AVX2_RECURRENT: RecurrentKernels = RecurrentKernels { name: "avx2", selective_scan };
 
 /// Lanes per vector.
 const LANES: usize = 8;
@@ -79,7 +76,7 @@ unsafe fn silu8(x: __m256) -> __m256 {
     _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0), exp8(neg)))
 }
 
-/// See [`crate::scan::SelectiveScan`]; bit-exact with
+/// See [`crate::vector::SelectiveScan`]; bit-exact with
 /// [`selective_scan_scalar`]. Runs the reference for state sizes that are
 /// not a multiple of eight and for the last `channels % 8` channels.
 pub fn selective_scan(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {

@@ -1,7 +1,10 @@
-//! The f32 kernels of the recurrent layers (for now the Mamba-1 selective
-//! scan), one set per ISA with the scalar reference always present. A
-//! kernel set's recurrent kernels are found by its name
-//! ([`recurrent_kernels`]), so choosing a [`Kernels`] set chooses them too.
+//! The per-token vector work around the matrix products: int8 activation
+//! quantization and the f32 work of the recurrent layers (for now the
+//! Mamba-1 selective scan), one set per ISA with the scalar reference
+//! always present. A kernel set's vector kernels are found by its name
+//! ([`vector_kernels`]), so choosing a [`Kernels`] set chooses them too.
+//! (They are not fields of [`Kernels`] so that adding one does not touch
+//! every ISA's matrix kernel set.)
 //!
 //! Every SIMD version evaluates the reference's operations lane by lane in
 //! the same order, without FMA, so results are bit-identical: the choice of
@@ -9,6 +12,7 @@
 
 use crate::math::{exp_fast, silu, softplus};
 use crate::Kernels;
+use eddy_quant::QuantError;
 
 /// One token of the Mamba-1 selective scan for `dt.len()` channels.
 #[derive(Clone, Copy, Debug)]
@@ -36,33 +40,49 @@ pub struct ScanArgs<'x> {
 /// `[channels, d_state]`, `y` is `[channels]`; shorter inputs stop early.
 pub type SelectiveScan = fn(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]);
 
-/// The f32 kernels of one kernel set.
+/// int8 activation quantization per group, exactly
+/// `eddy_quant::quantize_activations_i8` (same codes, scales, sums and
+/// errors).
+pub type QuantizeActs = fn(
+    x: &[f32],
+    group: usize,
+    out_q: &mut [i8],
+    out_scales: &mut [f32],
+    out_sums: &mut [i32],
+) -> Result<(), QuantError>;
+
+/// The vector kernels of one kernel set.
 #[derive(Clone, Copy)]
-pub struct RecurrentKernels {
+pub struct VectorKernels {
     /// Name of the kernel set these belong to.
     pub name: &'static str,
+    /// Activation quantization before every integer matrix product.
+    pub quantize_acts: QuantizeActs,
     /// Mamba-1 selective scan, one token.
     pub selective_scan: SelectiveScan,
 }
 
-impl core::fmt::Debug for RecurrentKernels {
+impl core::fmt::Debug for VectorKernels {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "RecurrentKernels({})", self.name)
+        write!(f, "VectorKernels({})", self.name)
     }
 }
 
 /// The scalar reference (every target).
-pub static SCALAR_RECURRENT: RecurrentKernels =
-    RecurrentKernels { name: "scalar", selective_scan: selective_scan_scalar };
+pub static SCALAR_VECTOR: VectorKernels = VectorKernels {
+    name: "scalar",
+    quantize_acts: eddy_quant::quantize_activations_i8,
+    selective_scan: selective_scan_scalar,
+};
 
-/// The recurrent kernels that go with kernel set `k`: its own SIMD versions
+/// The vector kernels that go with kernel set `k`: its own SIMD versions
 /// where they exist, else the scalar reference (which the compiler may
 /// still vectorize for the target).
-pub fn recurrent_kernels(k: &Kernels) -> &'static RecurrentKernels {
+pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
     match k.name {
         #[cfg(target_arch = "x86_64")]
-        "avx2" => &crate::x86::scan::AVX2_RECURRENT,
-        _ => &SCALAR_RECURRENT,
+        "avx2" => &crate::x86::AVX2_VECTOR,
+        _ => &SCALAR_VECTOR,
     }
 }
 

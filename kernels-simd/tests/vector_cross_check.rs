@@ -3,8 +3,8 @@
 //! size, channel counts that leave a ragged tail, and state sizes the SIMD
 //! versions do not cover (which must fall back).
 
-use eddy_kernels::scan::{selective_scan_scalar, SCALAR_RECURRENT};
-use eddy_kernels::{compiled, recurrent_kernels, supported, ScanArgs};
+use eddy_kernels::vector::{selective_scan_scalar, SCALAR_VECTOR};
+use eddy_kernels::{compiled, supported, vector_kernels, ScanArgs};
 
 struct Rng(u64);
 impl Rng {
@@ -25,7 +25,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 /// scan from the same state; states and outputs must agree bit for bit.
 fn check(name: &str, rng: &mut Rng, channels: usize, ds: usize, dt_scale: f32, steps: usize) {
     let k = eddy_kernels::by_name(name).expect("supported set");
-    let scan = recurrent_kernels(k).selective_scan;
+    let scan = vector_kernels(k).selective_scan;
     // A like Mamba's (negative), D and the state random.
     let a: Vec<f32> = (0..channels * ds).map(|i| -((1 + i % ds) as f32) * (1.0 + rng.f().abs())).collect();
     let d = rng.vec(channels, 1.0);
@@ -48,7 +48,7 @@ fn check(name: &str, rng: &mut Rng, channels: usize, ds: usize, dt_scale: f32, s
 fn selective_scans_are_bit_exact() {
     let mut rng = Rng(11);
     for k in compiled().iter().filter(|k| supported(k)) {
-        println!("scan of set {} is {:?}", k.name, recurrent_kernels(k));
+        println!("scan of set {} is {:?}", k.name, vector_kernels(k));
         for (channels, ds) in [(1536, 16), (37, 16), (8, 8), (64, 24), (5, 16), (16, 4), (19, 3), (0, 16)] {
             // dt around Mamba's range, and wide enough to reach softplus's
             // linear region (> 20) and its tiny tail.
@@ -63,7 +63,7 @@ fn selective_scans_are_bit_exact() {
 fn scan_handles_non_finite_inputs_like_the_reference() {
     let mut rng = Rng(3);
     for k in compiled().iter().filter(|k| supported(k)) {
-        let scan = recurrent_kernels(k).selective_scan;
+        let scan = vector_kernels(k).selective_scan;
         let (channels, ds) = (24, 16);
         let a = vec![-1.0f32; channels * ds];
         let d = rng.vec(channels, 1.0);
@@ -88,13 +88,61 @@ fn scan_handles_non_finite_inputs_like_the_reference() {
 #[test]
 fn sets_without_their_own_scan_use_the_reference() {
     let scalar = eddy_kernels::by_name("scalar").expect("always compiled");
-    assert_eq!(recurrent_kernels(scalar).name, SCALAR_RECURRENT.name);
+    assert_eq!(vector_kernels(scalar).name, SCALAR_VECTOR.name);
     for k in compiled().iter().filter(|k| supported(k)) {
-        let r = recurrent_kernels(k);
+        let r = vector_kernels(k);
         assert!(r.name == k.name || r.name == "scalar", "{} uses {}", k.name, r.name);
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(avx2) = eddy_kernels::by_name("avx2") {
-        assert_eq!(recurrent_kernels(avx2).name, "avx2");
+        assert_eq!(vector_kernels(avx2).name, "avx2");
+    }
+}
+
+/// Activation quantization of every set against the reference: codes,
+/// scales, sums and errors identical, for every group size, ragged last
+/// groups, rounding ties, extremes and non-finite input.
+#[test]
+fn activation_quantization_is_exact() {
+    let mut rng = Rng(23);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let quantize = vector_kernels(k).quantize_acts;
+        for group in [32usize, 64, 128, 256] {
+            for len in [group, 3 * group, 6 * group + 17, 5, 1536] {
+                let mut inputs = vec![rng.vec(len, 4.0), rng.vec(len, 1e-3), vec![0.0; len]];
+                // Ties: amax 127 makes every x/scale an exact half-integer.
+                let mut ties: Vec<f32> = (0..len).map(|i| (i % 254) as f32 - 126.5).collect();
+                ties[0] = 127.0;
+                inputs.push(ties);
+                let mut bad = rng.vec(len, 1.0);
+                bad[len / 2] = f32::NAN;
+                inputs.push(bad);
+                let mut inf = rng.vec(len, 1.0);
+                inf[len - 1] = f32::NEG_INFINITY;
+                inputs.push(inf);
+                for x in inputs {
+                    let groups = len.div_ceil(group);
+                    let mut want = (vec![0i8; len], vec![0f32; groups], vec![0i32; groups]);
+                    let mut got = (vec![1i8; len], vec![1f32; groups], vec![1i32; groups]);
+                    let w =
+                        eddy_quant::quantize_activations_i8(&x, group, &mut want.0, &mut want.1, &mut want.2);
+                    let g = quantize(&x, group, &mut got.0, &mut got.1, &mut got.2);
+                    let what = format!("{} group {group} len {len}", k.name);
+                    assert_eq!(w, g, "result: {what}");
+                    if w.is_ok() {
+                        assert_eq!(want.0, got.0, "codes: {what}");
+                        assert_eq!(bits(&want.1), bits(&got.1), "scales: {what}");
+                        assert_eq!(want.2, got.2, "sums: {what}");
+                    }
+                }
+            }
+        }
+        // Buffers too short: the same error as the reference.
+        let x = rng.vec(64, 1.0);
+        let (mut q, mut s, mut u) = (vec![0i8; 63], vec![0f32; 2], vec![0i32; 2]);
+        assert_eq!(
+            quantize(&x, 32, &mut q, &mut s, &mut u),
+            eddy_quant::quantize_activations_i8(&x, 32, &mut q, &mut s, &mut u)
+        );
     }
 }
