@@ -19,6 +19,7 @@
 use super::avx2_available;
 use crate::{ActsI8, IntShape};
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 
 /// Rows computed together (one per f32 lane).
@@ -523,18 +524,19 @@ unsafe fn matmat_rows<C: Codes>(
         let block_end = (block_start + block_rows).min(rows);
         for first in (0..tokens).step_by(TOKEN_BATCH) {
             let count = TOKEN_BATCH.min(tokens - first);
+            // A short last batch repeats its first token; the extra
+            // results are dropped (every lane is then written, so nothing
+            // needs zeroing in the kernel).
+            let token = |t: usize| first + if t < count { t } else { 0 };
+            let batch = TokenBatch {
+                acts: core::array::from_fn(|t| perm.as_ptr().add(token(t) * cols)),
+                scales: core::array::from_fn(|t| acts[token(t)].scales.as_ptr()),
+                sums: core::array::from_fn(|t| acts[token(t)].sums.as_ptr()),
+            };
             for row0 in (block_start..block_end).step_by(ROWS) {
                 // The rows are in cache: they were read for the first batch.
                 let block = RowBlock::new(matrix.as_ptr(), rows, s.row_bytes, row0, Prefetch::NONE);
-                let mut results = [_mm256_setzero_ps(); TOKEN_BATCH];
-                rows8_tokens::<C>(
-                    s,
-                    &block,
-                    &perm[first * cols..],
-                    cols,
-                    &acts[first..first + count],
-                    &mut results,
-                );
+                let results = rows8_tokens::<C>(s, &block, &batch);
                 for (t, res) in results.iter().enumerate().take(count) {
                     let at = (first + t) * rows + row0;
                     store_rows(*res, &mut out[at..(at + ROWS).min((first + t + 1) * rows)]);
@@ -545,33 +547,42 @@ unsafe fn matmat_rows<C: Codes>(
     true
 }
 
-/// Eight rows times up to [`TOKEN_BATCH`] tokens: each row's group is
-/// unpacked once and multiplied with every token's activations (`perm`,
-/// `cols` apart).
+/// The tokens of one multi-token pass: each one's permuted activations,
+/// scales and sums (one per group).
+struct TokenBatch {
+    acts: [*const i8; TOKEN_BATCH],
+    scales: [*const f32; TOKEN_BATCH],
+    sums: [*const i32; TOKEN_BATCH],
+}
+
+/// Eight rows times [`TOKEN_BATCH`] tokens: each row's group is unpacked
+/// once and multiplied with every token's activations.
 #[inline(always)]
 unsafe fn rows8_tokens<C: Codes>(
     s: &IntShape,
     block: &RowBlock,
-    perm: &[i8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    results: &mut [__m256; TOKEN_BATCH],
-) {
+    batch: &TokenBatch,
+) -> [__m256; TOKEN_BATCH] {
     let offsets = offsets_i32(&block.offsets);
-    let count = acts.len().min(TOKEN_BATCH);
+    let mut results = [_mm256_setzero_ps(); TOKEN_BATCH];
     for g in 0..s.groups {
         let group = block.base.add(g * s.group_bytes);
-        let mut lanes = [[_mm256_setzero_si256(); ROWS]; TOKEN_BATCH];
+        // Uninitialized: zeroing 1 KiB per group was a `memset` call.
+        let mut lanes = [[MaybeUninit::<__m256i>::uninit(); ROWS]; TOKEN_BATCH];
         for r in 0..ROWS {
             let w = C::unpack(group.add(block.offsets[r] + GROUP_HEADER_BYTES));
-            for (t, token_lanes) in lanes.iter_mut().enumerate().take(count) {
-                token_lanes[r] = C::dot(&w, perm.as_ptr().add(t * cols + g * C::GROUP));
+            for (t, token_lanes) in lanes.iter_mut().enumerate() {
+                token_lanes[r].write(C::dot(&w, batch.acts[t].add(g * C::GROUP)));
             }
         }
         let (scale, min) = headers8(group, offsets);
-        for (t, (res, a)) in results.iter_mut().zip(acts).enumerate().take(count) {
-            let acc = _mm256_add_epi32(hsum8_i32(&lanes[t]), _mm256_set1_epi32(C::SUM_BIAS * a.sums[g]));
-            *res = group_step(*res, acc, scale, min, a.scales[g], a.sums[g]);
+        for (t, res) in results.iter_mut().enumerate() {
+            let (x_scale, x_sum) = (*batch.scales[t].add(g), *batch.sums[t].add(g));
+            // SAFETY: the loops above wrote every (token, row) entry.
+            let token_lanes: [__m256i; ROWS] = core::array::from_fn(|r| lanes[t][r].assume_init());
+            let acc = _mm256_add_epi32(hsum8_i32(&token_lanes), _mm256_set1_epi32(C::SUM_BIAS * x_sum));
+            *res = group_step(*res, acc, scale, min, x_scale, x_sum);
         }
     }
+    results
 }
