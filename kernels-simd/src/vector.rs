@@ -51,6 +51,11 @@ pub type QuantizeActs = fn(
     out_sums: &mut [i32],
 ) -> Result<(), QuantError>;
 
+/// One token of Mamba's causal depthwise convolution of width `width`
+/// followed by SiLU, exactly `math::causal_conv_silu_step`.
+pub type ConvSilu =
+    fn(weight: &[f32], bias: Option<&[f32]>, window: &mut [f32], xs: &[f32], out: &mut [f32], width: usize);
+
 /// The vector kernels of one kernel set.
 #[derive(Clone, Copy)]
 pub struct VectorKernels {
@@ -58,6 +63,8 @@ pub struct VectorKernels {
     pub name: &'static str,
     /// Activation quantization before every integer matrix product.
     pub quantize_acts: QuantizeActs,
+    /// Causal convolution + SiLU (Mamba-1/2, Gated DeltaNet), one token.
+    pub conv_silu: ConvSilu,
     /// Mamba-1 selective scan, one token.
     pub selective_scan: SelectiveScan,
 }
@@ -72,6 +79,7 @@ impl core::fmt::Debug for VectorKernels {
 pub static SCALAR_VECTOR: VectorKernels = VectorKernels {
     name: "scalar",
     quantize_acts: eddy_quant::quantize_activations_i8,
+    conv_silu: crate::math::causal_conv_silu_step,
     selective_scan: selective_scan_scalar,
 };
 

@@ -30,6 +30,7 @@ pub static AVX2: Kernels = Kernels {
 pub static AVX2_VECTOR: crate::VectorKernels = crate::VectorKernels {
     name: "avx2",
     quantize_acts: acts::quantize_activations_i8,
+    conv_silu: scan::conv_silu,
     selective_scan: scan::selective_scan,
 };
 

@@ -9,7 +9,7 @@ use crate::error::ModelError;
 use crate::family::{observe_input, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
-use crate::ops::{add_assign, causal_conv_silu_step, rms_norm};
+use crate::ops::{add_assign, rms_norm};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 
 /// Hyper-parameters of a Mamba-1 model.
@@ -309,6 +309,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
         cx: Compute<'_>,
     ) -> &'s [f32] {
         let Compute { kernels, workers } = cx;
+        let conv_silu = eddy_kernels::vector_kernels(kernels).conv_silu;
         let c = &self.config;
         let n = tokens.len();
         let (dm, di, ds, dc, dr, v) = (
@@ -348,7 +349,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
             }
             w.in_proj.matmat(normed, xz, n, act, kernels, workers);
             for (x, u) in xz.chunks_exact(2 * di).zip(conv_out.chunks_exact_mut(di)) {
-                causal_conv_silu_step(w.conv_w, w.conv_b, conv_state, &x[..di], u, dc);
+                conv_silu(w.conv_w, w.conv_b, conv_state, &x[..di], u, dc);
             }
             w.x_proj.matmat(conv_out, x_dbl, n, act, kernels, workers);
             for (xd, d) in x_dbl.chunks_exact(xw).zip(dt_in.chunks_exact_mut(dr)) {
@@ -388,6 +389,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
         mut observe: Option<Observer<'_>>,
     ) -> &'s [f32] {
         let Compute { kernels, workers } = cx;
+        let conv_silu = eddy_kernels::vector_kernels(kernels).conv_silu;
         let c = &self.config;
         let l = ScratchLayout::new(c);
         let (di, ds, dc, dr) =
@@ -412,7 +414,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
             observe_input(&mut observe, &w.in_proj, normed);
             w.in_proj.matvec(normed, xz, act, kernels, workers);
             let (xs, z) = xz.split_at(di);
-            causal_conv_silu_step(w.conv_w, w.conv_b, conv_state, xs, conv_out, dc);
+            conv_silu(w.conv_w, w.conv_b, conv_state, xs, conv_out, dc);
             observe_input(&mut observe, &w.x_proj, conv_out);
             w.x_proj.matvec(conv_out, x_dbl, act, kernels, workers);
             let (dt_in, bc) = x_dbl.split_at(dr);

@@ -55,9 +55,9 @@ pub fn gated_group_rms_norm(x: &mut [f32], gate: &[f32], weight: &[f32], group: 
     }
 }
 
-// `exp_fast`, `silu` and `softplus` live with the kernels, whose SIMD
-// versions must reproduce them bit for bit.
-pub use eddy_kernels::math::{exp_fast, silu, softplus};
+// These live with the kernels, whose SIMD versions must reproduce them bit
+// for bit.
+pub use eddy_kernels::math::{causal_conv_silu_step, causal_conv_step, exp_fast, silu, softplus};
 
 /// GELU with the tanh approximation (PyTorch `gelu(approximate="tanh")`).
 #[inline]
@@ -83,56 +83,5 @@ pub fn tanh(x: f32) -> f32 {
 pub fn add_assign(y: &mut [f32], x: &[f32]) {
     for (a, b) in y.iter_mut().zip(x) {
         *a += b;
-    }
-}
-
-/// One token of a causal depthwise convolution of width `width` (no
-/// activation). `window` holds the previous `width - 1` inputs per channel,
-/// oldest first; `xs` (the new inputs) is shifted into it. Weights are
-/// `[channels, width]`, row-major.
-pub fn causal_conv_step(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
-    let keep = width - 1;
-    for (ch, o) in out.iter_mut().enumerate() {
-        let win = &mut window[ch * keep..(ch + 1) * keep];
-        let kw = &weight[ch * width..(ch + 1) * width];
-        let mut acc = 0.0f32;
-        for k in 0..keep {
-            acc += kw[k] * win[k];
-        }
-        acc += kw[keep] * xs[ch];
-        if let Some(b) = bias {
-            acc += b[ch];
-        }
-        *o = acc;
-        if keep > 0 {
-            // Element moves, not `copy_within`: a `memmove` call per
-            // channel of three floats cost more than the arithmetic.
-            for k in 1..keep {
-                win[k - 1] = win[k];
-            }
-            win[keep - 1] = xs[ch];
-        }
-    }
-}
-
-/// [`causal_conv_step`], then SiLU (Mamba's convolution).
-pub fn causal_conv_silu_step(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
-    causal_conv_step(weight, bias, window, xs, out, width);
-    for o in out.iter_mut().take(xs.len()) {
-        *o = silu(*o);
     }
 }
