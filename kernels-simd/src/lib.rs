@@ -24,13 +24,16 @@ pub mod aarch64;
 pub mod armv7em;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 mod kv_shape;
+pub mod math;
 #[cfg(all(target_arch = "arm", eddy_mve))]
 pub mod mve;
 pub mod scalar;
+pub mod vector;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
 use eddy_quant::{KvFormat, TensorFormat};
+pub use vector::{vector_kernels, ConvSilu, QuantizeActs, ScanArgs, SelectiveScan, VectorKernels};
 
 /// int8 activations quantized per group (see
 /// `eddy_quant::quantize_activations_i8`).

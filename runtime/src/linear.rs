@@ -7,7 +7,7 @@
 use crate::file::TensorView;
 use crate::parallel::Workers;
 use eddy_kernels::{ActsI8, Kernels};
-use eddy_quant::{dequantize_row, f16_to_f32_slice, quantize_activations_i8, TensorFormat};
+use eddy_quant::{dequantize_row, f16_to_f32_slice, TensorFormat};
 
 /// Caller-owned buffers for quantized activations (part of the scratch).
 pub struct ActScratch<'s> {
@@ -177,7 +177,8 @@ impl<'a> Linear<'a> {
             Some(group) => {
                 let groups = cols / group;
                 let q = &mut act.q[..cols];
-                if quantize_activations_i8(x, group, q, act.scales, act.sums).is_err() {
+                let quantize = eddy_kernels::vector_kernels(kernels).quantize_acts;
+                if quantize(x, group, q, act.scales, act.sums).is_err() {
                     // Non-finite activations: propagate NaN rather than garbage.
                     y.fill(f32::NAN);
                     return;
@@ -221,12 +222,13 @@ impl<'a> Linear<'a> {
         let (code_stride, group_stride) = (*max_cols, max_cols.div_ceil(32));
         let mut all_finite = true;
         if let Some(group) = group {
+            let quantize = eddy_kernels::vector_kernels(kernels).quantize_acts;
             for t in 0..tokens {
                 let x = &xs[t * cols..(t + 1) * cols];
                 let q = &mut q[t * code_stride..t * code_stride + cols];
                 let scales = &mut scales[t * group_stride..t * group_stride + groups];
                 let sums = &mut sums[t * group_stride..t * group_stride + groups];
-                all_finite &= quantize_activations_i8(x, group, q, scales, sums).is_ok();
+                all_finite &= quantize(x, group, q, scales, sums).is_ok();
             }
         }
         let (q, scales, sums) = (&*q, &*scales, &*sums);

@@ -9,8 +9,7 @@ use crate::error::ModelError;
 use crate::family::{observe_input, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
-use crate::ops::{add_assign, causal_conv_silu_step, rms_norm};
-use crate::parallel::Workers;
+use crate::ops::{add_assign, rms_norm};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 
@@ -315,6 +314,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
         cx: Compute<'_>,
     ) -> &'s [f32] {
         let Compute { kernels, workers } = cx;
+        let conv_silu = eddy_kernels::vector_kernels(kernels).conv_silu;
         let c = &self.config;
         let n = tokens.len();
         let (dm, di, ds, dc, dr, v) = (
@@ -357,7 +357,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
             w.in_proj.matmat(normed, xz, n, act, kernels, workers);
             let conv_state = &mut layer.words()[..conv_words];
             for (x, u) in xz.chunks_exact(2 * di).zip(conv_out.chunks_exact_mut(di)) {
-                causal_conv_silu_step(w.conv_w, w.conv_b, conv_state, &x[..di], u, dc);
+                conv_silu(w.conv_w, w.conv_b, conv_state, &x[..di], u, dc);
             }
             w.x_proj.matmat(conv_out, x_dbl, n, act, kernels, workers);
             for (xd, d) in x_dbl.chunks_exact(xw).zip(dt_in.chunks_exact_mut(dr)) {
@@ -371,7 +371,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
                 let u = &conv_out[t * di..(t + 1) * di];
                 let dtt = &dt[t * di..(t + 1) * di];
                 let ssm_state = &mut layer.words()[conv_words..];
-                scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, workers);
+                scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, cx);
                 layer.end_token();
             }
             w.out_proj.matmat(y, out, n, act, kernels, workers);
@@ -399,6 +399,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
         mut observe: Option<Observer<'_>>,
     ) -> &'s [f32] {
         let Compute { kernels, workers } = cx;
+        let conv_silu = eddy_kernels::vector_kernels(kernels).conv_silu;
         let c = &self.config;
         let l = ScratchLayout::new(c);
         let (di, ds, dc, dr) =
@@ -425,14 +426,14 @@ impl<'a> Family<'a> for Mamba1<'a> {
             observe_input(&mut observe, &w.in_proj, normed);
             w.in_proj.matvec(normed, xz, act, kernels, workers);
             let (xs, z) = xz.split_at(di);
-            causal_conv_silu_step(w.conv_w, w.conv_b, conv_state, xs, conv_out, dc);
+            conv_silu(w.conv_w, w.conv_b, conv_state, xs, conv_out, dc);
             observe_input(&mut observe, &w.x_proj, conv_out);
             w.x_proj.matvec(conv_out, x_dbl, act, kernels, workers);
             let (dt_in, bc) = x_dbl.split_at(dr);
             let (b, cmat) = bc.split_at(ds);
             observe_input(&mut observe, &w.dt_proj, dt_in);
             w.dt_proj.matvec(dt_in, dt, act, kernels, workers);
-            scan_step(&w, ssm_state, dt, conv_out, b, cmat, z, y, ds, workers);
+            scan_step(&w, ssm_state, dt, conv_out, b, cmat, z, y, ds, cx);
             layer.end_token();
             observe_input(&mut observe, &w.out_proj, y);
             w.out_proj.matvec(y, out, act, kernels, workers);
@@ -450,7 +451,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
 
 /// One token of the selective scan: `h = exp(A dt) h + dt B u`,
 /// `y = (C h + D u) * silu(z)` per channel (on the offload device if it
-/// has a scan unit).
+/// has a scan unit, else with the kernel set's scan).
 #[allow(clippy::too_many_arguments)]
 fn scan_step(
     w: &LayerWeights<'_>,
@@ -462,10 +463,10 @@ fn scan_step(
     z: &[f32],
     y: &mut [f32],
     ds: usize,
-    workers: Workers<'_>,
+    cx: Compute<'_>,
 ) {
     let args = crate::offload::ScanArgs { a: w.a, d: w.d, dt, u, b, c: cmat, z, d_state: ds };
-    if !crate::offload::try_scan(workers, &args, ssm_state, y) {
-        crate::offload::scan_cpu(&args, ssm_state, y);
+    if !crate::offload::try_scan(cx.workers, &args, ssm_state, y) {
+        (eddy_kernels::vector_kernels(cx.kernels).selective_scan)(&args, ssm_state, y);
     }
 }

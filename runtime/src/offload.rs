@@ -22,26 +22,7 @@ pub enum OffloadError {
     Device,
 }
 
-/// One token of the Mamba-1 selective scan for `dt.len()` channels.
-#[derive(Clone, Copy, Debug)]
-pub struct ScanArgs<'x> {
-    /// `A`, `[channels, d_state]`.
-    pub a: &'x [f32],
-    /// `D`, `[channels]`.
-    pub d: &'x [f32],
-    /// Time steps before softplus, `[channels]`.
-    pub dt: &'x [f32],
-    /// Input `u` (conv output), `[channels]`.
-    pub u: &'x [f32],
-    /// `B`, `[d_state]`.
-    pub b: &'x [f32],
-    /// `C`, `[d_state]`.
-    pub c: &'x [f32],
-    /// Gate `z`, `[channels]`.
-    pub z: &'x [f32],
-    /// State size per channel.
-    pub d_state: usize,
-}
+pub use eddy_kernels::ScanArgs;
 
 /// An accelerator that computes a model's matrix products (and optionally
 /// its scan). Object safe; shared by reference across worker threads.
@@ -141,29 +122,12 @@ pub(crate) fn try_scan(workers: Workers<'_>, args: &ScanArgs<'_>, state: &mut [f
     }
 }
 
-/// The CPU's selective scan for one token (what `Mamba1` runs when no
-/// device takes the scan): per channel `delta = softplus(dt)`,
-/// `h = exp(A delta) h + delta B u`, `y = (C·h + D u) silu(z)`. Public so
-/// an accelerator's scan can be measured against it. `state` is
-/// `[channels, d_state]`, `y` is `[channels]`; shorter inputs stop early.
+/// The CPU's reference selective scan for one token (what `Mamba1` runs
+/// with the scalar kernel set when no device takes the scan): per channel
+/// `delta = softplus(dt)`, `h = exp(A delta) h + delta B u`, `y = (C·h +
+/// D u) silu(z)`. Public so an accelerator's scan can be measured against
+/// it. `state` is `[channels, d_state]`, `y` is `[channels]`; shorter
+/// inputs stop early. Every SIMD kernel set's scan is bit-identical to it.
 pub fn scan_cpu(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
-    use crate::ops::{exp_fast, silu, softplus};
-    let ds = args.d_state;
-    if ds == 0 {
-        return;
-    }
-    let channels = state.chunks_exact_mut(ds).zip(args.a.chunks_exact(ds));
-    for (ch, (yc, (h, a))) in y.iter_mut().zip(channels).enumerate() {
-        let (Some(&dt), Some(&u), Some(&d), Some(&z)) =
-            (args.dt.get(ch), args.u.get(ch), args.d.get(ch), args.z.get(ch))
-        else {
-            return;
-        };
-        let delta = softplus(dt);
-        // Independent per state element: vectorizes with `exp_fast`.
-        for ((hs, &av), &bv) in h.iter_mut().zip(a).zip(args.b) {
-            *hs = exp_fast(av * delta) * *hs + delta * bv * u;
-        }
-        *yc = (eddy_quant::dot_f32(h, args.c) + u * d) * silu(z);
-    }
+    eddy_kernels::vector::selective_scan_scalar(args, state, y)
 }

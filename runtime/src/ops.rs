@@ -55,48 +55,9 @@ pub fn gated_group_rms_norm(x: &mut [f32], gate: &[f32], weight: &[f32], group: 
     }
 }
 
-/// `e^x` in branch-free f32 arithmetic that vectorizes (the scan calls it
-/// `d_inner * d_state` times per layer and token; `libm::expf` is a call
-/// per value). Range reduction `x = n ln2 + r`, |r| <= ln2/2, then a
-/// degree-6 Taylor polynomial: relative error below 3e-7 (about 2 ulp)
-/// over the clamped range [-87, 88]; inputs below give e^-87 (~1.6e-38),
-/// above e^88; NaN stays NaN.
-#[inline(always)]
-pub fn exp_fast(x: f32) -> f32 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    // 2^n through the exponent bits. `t`'s low mantissa bits hold n in
-    // two's complement (n in [-126, 127] after the clamp): integer-only
-    // work that vectorizes, unlike a saturating float-to-int cast.
-    let n_int = t.to_bits().wrapping_sub(ROUND.to_bits());
-    let scale = f32::from_bits(n_int.wrapping_add(127) << 23);
-    p * scale
-}
-
-/// SiLU (swish): `x * sigmoid(x)`.
-#[inline]
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + exp_fast(-x))
-}
-
-/// Softplus with PyTorch's default threshold (linear above 20).
-#[inline]
-pub fn softplus(x: f32) -> f32 {
-    if x > 20.0 {
-        x
-    } else {
-        libm::log1pf(exp_fast(x))
-    }
-}
+// These live with the kernels, whose SIMD versions must reproduce them bit
+// for bit.
+pub use eddy_kernels::math::{causal_conv_silu_step, causal_conv_step, exp_fast, silu, softplus};
 
 /// GELU with the tanh approximation (PyTorch `gelu(approximate="tanh")`).
 #[inline]
@@ -122,74 +83,5 @@ pub fn tanh(x: f32) -> f32 {
 pub fn add_assign(y: &mut [f32], x: &[f32]) {
     for (a, b) in y.iter_mut().zip(x) {
         *a += b;
-    }
-}
-
-/// One token of a causal depthwise convolution of width `width` (no
-/// activation). `window` holds the previous `width - 1` inputs per channel,
-/// oldest first; `xs` (the new inputs) is shifted into it. Weights are
-/// `[channels, width]`, row-major.
-pub fn causal_conv_step(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
-    let keep = width - 1;
-    for (ch, o) in out.iter_mut().enumerate() {
-        let win = &mut window[ch * keep..(ch + 1) * keep];
-        let kw = &weight[ch * width..(ch + 1) * width];
-        let mut acc = 0.0f32;
-        for k in 0..keep {
-            acc += kw[k] * win[k];
-        }
-        acc += kw[keep] * xs[ch];
-        if let Some(b) = bias {
-            acc += b[ch];
-        }
-        *o = acc;
-        if keep > 0 {
-            win.copy_within(1.., 0);
-            win[keep - 1] = xs[ch];
-        }
-    }
-}
-
-/// [`causal_conv_step`], then SiLU (Mamba's convolution).
-pub fn causal_conv_silu_step(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
-    causal_conv_step(weight, bias, window, xs, out, width);
-    for o in out.iter_mut().take(xs.len()) {
-        *o = silu(*o);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::exp_fast;
-
-    #[test]
-    fn exp_fast_is_within_3e7_relative() {
-        let mut worst = 0.0f64;
-        let mut x = -87.0f32;
-        while x <= 88.0 {
-            let want = (x as f64).exp();
-            let got = exp_fast(x) as f64;
-            worst = worst.max(((got - want) / want).abs());
-            x += 0.00137;
-        }
-        assert!(worst < 3e-7, "worst relative error {worst:e}");
-        assert!(exp_fast(f32::NAN).is_nan());
-        assert!(exp_fast(-1000.0) > 0.0 && exp_fast(-1000.0) < 1e-37);
-        assert!(exp_fast(1000.0).is_finite());
-        assert_eq!(exp_fast(0.0), 1.0);
     }
 }

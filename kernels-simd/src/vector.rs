@@ -1,0 +1,116 @@
+//! The per-token vector work around the matrix products: int8 activation
+//! quantization and the f32 work of the recurrent layers (for now the
+//! Mamba-1 selective scan), one set per ISA with the scalar reference
+//! always present. A kernel set's vector kernels are found by its name
+//! ([`vector_kernels`]), so choosing a [`Kernels`] set chooses them too.
+//! (They are not fields of [`Kernels`] so that adding one does not touch
+//! every ISA's matrix kernel set.)
+//!
+//! Every SIMD version evaluates the reference's operations lane by lane in
+//! the same order, without FMA, so results are bit-identical: the choice of
+//! kernel set never changes a token.
+
+use crate::math::{exp_fast, silu, softplus};
+use crate::Kernels;
+use eddy_quant::QuantError;
+
+/// One token of the Mamba-1 selective scan for `dt.len()` channels.
+#[derive(Clone, Copy, Debug)]
+pub struct ScanArgs<'x> {
+    /// `A`, `[channels, d_state]`.
+    pub a: &'x [f32],
+    /// `D`, `[channels]`.
+    pub d: &'x [f32],
+    /// Time steps before softplus, `[channels]`.
+    pub dt: &'x [f32],
+    /// Input `u` (conv output), `[channels]`.
+    pub u: &'x [f32],
+    /// `B`, `[d_state]`.
+    pub b: &'x [f32],
+    /// `C`, `[d_state]`.
+    pub c: &'x [f32],
+    /// Gate `z`, `[channels]`.
+    pub z: &'x [f32],
+    /// State size per channel.
+    pub d_state: usize,
+}
+
+/// One token of the selective scan: per channel `delta = softplus(dt)`,
+/// `h = exp(A delta) h + delta B u`, `y = (C·h + D u) silu(z)`. `state` is
+/// `[channels, d_state]`, `y` is `[channels]`; shorter inputs stop early.
+pub type SelectiveScan = fn(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]);
+
+/// int8 activation quantization per group, exactly
+/// `eddy_quant::quantize_activations_i8` (same codes, scales, sums and
+/// errors).
+pub type QuantizeActs = fn(
+    x: &[f32],
+    group: usize,
+    out_q: &mut [i8],
+    out_scales: &mut [f32],
+    out_sums: &mut [i32],
+) -> Result<(), QuantError>;
+
+/// One token of Mamba's causal depthwise convolution of width `width`
+/// followed by SiLU, exactly `math::causal_conv_silu_step`.
+pub type ConvSilu =
+    fn(weight: &[f32], bias: Option<&[f32]>, window: &mut [f32], xs: &[f32], out: &mut [f32], width: usize);
+
+/// The vector kernels of one kernel set.
+#[derive(Clone, Copy)]
+pub struct VectorKernels {
+    /// Name of the kernel set these belong to.
+    pub name: &'static str,
+    /// Activation quantization before every integer matrix product.
+    pub quantize_acts: QuantizeActs,
+    /// Causal convolution + SiLU (Mamba-1/2, Gated DeltaNet), one token.
+    pub conv_silu: ConvSilu,
+    /// Mamba-1 selective scan, one token.
+    pub selective_scan: SelectiveScan,
+}
+
+impl core::fmt::Debug for VectorKernels {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VectorKernels({})", self.name)
+    }
+}
+
+/// The scalar reference (every target).
+pub static SCALAR_VECTOR: VectorKernels = VectorKernels {
+    name: "scalar",
+    quantize_acts: eddy_quant::quantize_activations_i8,
+    conv_silu: crate::math::causal_conv_silu_step,
+    selective_scan: selective_scan_scalar,
+};
+
+/// The vector kernels that go with kernel set `k`: its own SIMD versions
+/// where they exist, else the scalar reference (which the compiler may
+/// still vectorize for the target).
+pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
+    match k.name {
+        #[cfg(target_arch = "x86_64")]
+        "avx2" => &crate::x86::AVX2_VECTOR,
+        _ => &SCALAR_VECTOR,
+    }
+}
+
+/// The reference selective scan (see [`SelectiveScan`]).
+pub fn selective_scan_scalar(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
+    let ds = args.d_state;
+    if ds == 0 {
+        return;
+    }
+    let channels = state.chunks_exact_mut(ds).zip(args.a.chunks_exact(ds));
+    for (ch, (yc, (h, a))) in y.iter_mut().zip(channels).enumerate() {
+        let (Some(&dt), Some(&u), Some(&d), Some(&z)) =
+            (args.dt.get(ch), args.u.get(ch), args.d.get(ch), args.z.get(ch))
+        else {
+            return;
+        };
+        let delta = softplus(dt);
+        for ((hs, &av), &bv) in h.iter_mut().zip(a).zip(args.b) {
+            *hs = exp_fast(av * delta) * *hs + delta * bv * u;
+        }
+        *yc = (eddy_quant::dot_f32(h, args.c) + u * d) * silu(z);
+    }
+}

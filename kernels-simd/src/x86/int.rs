@@ -1,0 +1,588 @@
+//! AVX2 integer kernels: quantized weights (W2/W4/W8) times int8
+//! activations, one token ([`matvec_i8`]) or several ([`matmat_i8`]),
+//! bit-exact with `eddy_quant::matvec_i8`.
+//!
+//! Codes are unpacked to bytes (W2/W4: shifts and a mask; W8: `c - 128` as
+//! i8) and multiplied with the activations by `vpmaddubsw`. Unpacking
+//! leaves codes in a fixed permuted order, so the activations are permuted
+//! the same way once per call; W8 needs no reordering. Each format and
+//! group size is its own instantiation ([`Codes`]), so the per-group loops
+//! are fully unrolled and every vector stays in a register.
+//!
+//! Eight rows are computed at once: their group sums reduce together
+//! (one row per lane), their group headers are loaded with one gather, and
+//! the per-group f32 arithmetic runs with one row per lane in the
+//! reference's order and without FMA, which keeps results bit-exact. While
+//! one block of eight rows is computed, the next block is prefetched, so
+//! decode (every weight read from memory once per token) streams.
+
+use super::avx2_available;
+use crate::{ActsI8, IntShape};
+use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
+use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
+
+/// Rows computed together (one per f32 lane).
+const ROWS: usize = 8;
+
+/// Most 32-code blocks in a group (groups of up to 256 weights).
+const MAX_BLOCKS: usize = 8;
+
+/// One format's codes of one group, unpacked: up to [`MAX_BLOCKS`] vectors
+/// of 32 bytes, vector `b` lined up with permuted activations `32 b..32 b +
+/// 32` of the group.
+type Unpacked = [__m256i; MAX_BLOCKS];
+
+/// How the codes of one format and group size are unpacked and multiplied.
+trait Codes {
+    /// Weights per group.
+    const GROUP: usize;
+    /// What [`Codes::dot`] lacks of Σ code·act, per unit of the group's
+    /// activation sum (W8 multiplies `code - 128`).
+    const SUM_BIAS: i32;
+    /// 32-code blocks per group.
+    const BLOCKS: usize = Self::GROUP / 32;
+
+    /// Unpack one group's codes (`GROUP * BITS / 8` bytes at `codes`).
+    unsafe fn unpack(codes: *const u8) -> Unpacked;
+
+    /// Σ w·act over one group as eight i32 lanes; `acts` points at the
+    /// group's `GROUP` permuted activations.
+    unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i;
+}
+
+/// W2 codes; groups of 64 or more unpack 64 codes per 16-byte load.
+struct W2<const G: usize>;
+/// W4 codes, 32 per 16-byte load.
+struct W4<const G: usize>;
+/// W8 codes, stored `c - 128` as i8 so `vpmaddubsw` multiplies |w| by
+/// act·sign(w) without saturating.
+struct W8<const G: usize>;
+
+/// Σ over the group's blocks of `vpmaddubsw(w_b, act_b)`, accumulated in
+/// i16: a W2/W4 pair sum is at most 2·15·127 = 3810 and a group has at
+/// most 8 blocks, so 30480 < 32767 cannot overflow.
+#[inline(always)]
+unsafe fn dot_small_codes(w: &Unpacked, acts: *const i8, blocks: usize) -> __m256i {
+    let mut acc16 = _mm256_setzero_si256();
+    for (b, wb) in w.iter().enumerate().take(blocks) {
+        // SAFETY (caller): `acts` holds the group's `32 * blocks` bytes.
+        let x = _mm256_loadu_si256(acts.add(32 * b) as *const __m256i);
+        acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(*wb, x));
+    }
+    _mm256_madd_epi16(acc16, _mm256_set1_epi16(1))
+}
+
+impl<const G: usize> Codes for W2<G> {
+    const GROUP: usize = G;
+    const SUM_BIAS: i32 = 0;
+
+    #[inline(always)]
+    unsafe fn unpack(codes: *const u8) -> Unpacked {
+        let mut w = [_mm256_setzero_si256(); MAX_BLOCKS];
+        let mask = _mm256_set1_epi8(3);
+        if G % 64 == 0 {
+            // 16 bytes in both halves; halves shifted by (0, 2) and (4, 6):
+            // lane i of block 2u is code 4i (i < 16) or 4(i-16)+1, of block
+            // 2u+1 code 4i+2 or 4(i-16)+3, within the 64-code unit u.
+            let (lo, hi) = (_mm256_setr_epi64x(0, 0, 2, 2), _mm256_setr_epi64x(4, 4, 6, 6));
+            for u in 0..G / 64 {
+                // SAFETY (caller): the group's `G / 4` code bytes are readable.
+                let c = _mm256_broadcastsi128_si256(_mm_loadu_si128(codes.add(16 * u) as *const __m128i));
+                w[2 * u] = _mm256_and_si256(_mm256_srlv_epi64(c, lo), mask);
+                w[2 * u + 1] = _mm256_and_si256(_mm256_srlv_epi64(c, hi), mask);
+            }
+        } else {
+            // 8 bytes in every 64-bit lane, lane k shifted by 2k: byte
+            // 8k + j holds code 4j + k.
+            let shifts = _mm256_setr_epi64x(0, 2, 4, 6);
+            for (b, wb) in w.iter_mut().enumerate().take(G / 32) {
+                // SAFETY (caller): as above.
+                let v = (codes.add(8 * b) as *const i64).read_unaligned();
+                *wb = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(v), shifts), mask);
+            }
+        }
+        w
+    }
+
+    #[inline(always)]
+    unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i {
+        dot_small_codes(w, acts, Self::BLOCKS)
+    }
+}
+
+impl<const G: usize> Codes for W4<G> {
+    const GROUP: usize = G;
+    const SUM_BIAS: i32 = 0;
+
+    #[inline(always)]
+    unsafe fn unpack(codes: *const u8) -> Unpacked {
+        let mut w = [_mm256_setzero_si256(); MAX_BLOCKS];
+        // Low nibbles of the 16 bytes in lanes 0..16 (codes 2k), high
+        // nibbles in lanes 16..32 (codes 2k + 1).
+        let (shifts, mask) = (_mm256_setr_epi64x(0, 0, 4, 4), _mm256_set1_epi8(0x0f));
+        for (b, wb) in w.iter_mut().enumerate().take(G / 32) {
+            // SAFETY (caller): the group's `G / 2` code bytes are readable.
+            let c = _mm256_broadcastsi128_si256(_mm_loadu_si128(codes.add(16 * b) as *const __m128i));
+            *wb = _mm256_and_si256(_mm256_srlv_epi64(c, shifts), mask);
+        }
+        w
+    }
+
+    #[inline(always)]
+    unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i {
+        dot_small_codes(w, acts, Self::BLOCKS)
+    }
+}
+
+impl<const G: usize> Codes for W8<G> {
+    const GROUP: usize = G;
+    // Σ c·x = Σ (c - 128)·x + 128 Σ x.
+    const SUM_BIAS: i32 = 128;
+
+    #[inline(always)]
+    unsafe fn unpack(codes: *const u8) -> Unpacked {
+        let mut w = [_mm256_setzero_si256(); MAX_BLOCKS];
+        let bias = _mm256_set1_epi8(-128);
+        for (b, wb) in w.iter_mut().enumerate().take(G / 32) {
+            // SAFETY (caller): the group's `G` code bytes are readable.
+            *wb = _mm256_xor_si256(_mm256_loadu_si256(codes.add(32 * b) as *const __m256i), bias);
+        }
+        w
+    }
+
+    #[inline(always)]
+    unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i {
+        // |w| <= 128 and |x| <= 127 keep pair sums <= 32512: no saturation;
+        // each block's pairs widen to i32 before the next is added.
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_si256();
+        for (b, wb) in w.iter().enumerate().take(Self::BLOCKS) {
+            // SAFETY (caller): `acts` holds the group's `G` bytes.
+            let x = _mm256_loadu_si256(acts.add(32 * b) as *const __m256i);
+            let prod = _mm256_maddubs_epi16(_mm256_abs_epi8(*wb), _mm256_sign_epi8(x, *wb));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(prod, ones));
+        }
+        acc
+    }
+}
+
+/// Lane `r` of the result = Σ lanes of `v[r]` (eight horizontal sums at once).
+#[inline(always)]
+unsafe fn hsum8_i32(v: &[__m256i; ROWS]) -> __m256i {
+    let a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    let b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    // a = [r0 r1 r2 r3 | r0 r1 r2 r3] partial halves, b likewise for r4..r7.
+    _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31))
+}
+
+/// The f16 scales and minimums of one group of eight rows, as f32 lanes.
+/// `headers` points at row 0's group; row `r`'s is `offsets[r]` bytes on.
+#[inline(always)]
+unsafe fn headers8(headers: *const u8, offsets: __m256i) -> (__m256, __m256) {
+    // Each row's 4-byte header (scale | min << 16) in one i32 lane.
+    let h = _mm256_i32gather_epi32::<1>(headers as *const i32, offsets);
+    // Scales to bytes 0..8 of each 128-bit half, minimums to 8..16, then
+    // the halves' scales together (low 128 bits) and minimums (high).
+    let split = _mm256_setr_epi8(
+        0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11,
+        14, 15,
+    );
+    let p = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_shuffle_epi8(h, split));
+    (_mm256_cvtph_ps(_mm256_castsi256_si128(p)), _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(p)))
+}
+
+/// `result + s * (scale * acc + min * sum)`: the reference's group step
+/// for eight rows (no FMA, same order).
+#[inline(always)]
+unsafe fn group_step(result: __m256, acc: __m256i, scale: __m256, min: __m256, s: f32, sum: i32) -> __m256 {
+    let inner = _mm256_add_ps(
+        _mm256_mul_ps(scale, _mm256_cvtepi32_ps(acc)),
+        _mm256_mul_ps(min, _mm256_set1_ps(sum as f32)),
+    );
+    _mm256_add_ps(result, _mm256_mul_ps(_mm256_set1_ps(s), inner))
+}
+
+/// Where eight rows are: row `r` starts `offsets[r]` bytes after `base`
+/// (rows past the matrix's end repeat its last row), plus the bytes to
+/// prefetch meanwhile.
+#[derive(Clone, Copy)]
+struct RowBlock {
+    base: *const u8,
+    offsets: [usize; ROWS],
+    /// Start of the bytes to prefetch.
+    prefetch: *const u8,
+    /// Bytes to prefetch per group (so that the last group has requested
+    /// a whole block of rows).
+    prefetch_share: usize,
+    /// Bytes to prefetch in all.
+    prefetch_end: usize,
+}
+
+/// How far ahead of the rows being computed the kernels prefetch: far
+/// enough to cover the memory latency while a block is computed.
+const PREFETCH_AHEAD_BYTES: usize = 4096;
+
+/// Prefetch plan of one matrix: blocks of 8 rows, `ahead` blocks ahead.
+#[derive(Clone, Copy)]
+struct Prefetch {
+    /// Blocks between the one computed and the one prefetched.
+    ahead: usize,
+    /// Bytes per group and block: `8 * row_bytes / groups`, rounded up.
+    share: usize,
+}
+
+impl Prefetch {
+    fn new(s: &IntShape) -> Self {
+        let block_bytes = ROWS * s.row_bytes;
+        Prefetch {
+            ahead: PREFETCH_AHEAD_BYTES.div_ceil(block_bytes).max(1),
+            share: block_bytes.div_ceil(s.groups.max(1)),
+        }
+    }
+
+    /// No prefetching (the rows are in cache already).
+    const NONE: Prefetch = Prefetch { ahead: 0, share: 0 };
+}
+
+impl RowBlock {
+    /// Rows `first..first + 8` (clamped to `rows`) of a matrix at `matrix`,
+    /// prefetching the block `plan.ahead` blocks on.
+    fn new(matrix: *const u8, rows: usize, row_bytes: usize, first: usize, plan: Prefetch) -> Self {
+        let offsets = core::array::from_fn(|r| (first + r).min(rows - 1).saturating_sub(first) * row_bytes);
+        let next = first + plan.ahead * ROWS;
+        let ahead = if plan.ahead == 0 { 0 } else { rows.saturating_sub(next).min(ROWS) * row_bytes };
+        RowBlock {
+            base: matrix.wrapping_add(first * row_bytes),
+            offsets,
+            prefetch: matrix.wrapping_add(next * row_bytes),
+            prefetch_share: plan.share,
+            prefetch_end: ahead,
+        }
+    }
+}
+
+/// Prefetch `bytes` bytes at `at` (whole lines), e.g. the blocks between
+/// the first one and the first one prefetched while computing.
+#[inline(always)]
+unsafe fn prefetch_range(at: *const u8, bytes: usize) {
+    for line in (0..bytes).step_by(64) {
+        // Prefetching never faults; the caller keeps the range inside the
+        // matrix.
+        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line) as *const i8);
+    }
+}
+
+/// Prefetch group `g`'s share of the next block (lines spread evenly over
+/// the groups, so the whole block is requested by the last group).
+#[inline(always)]
+unsafe fn prefetch_share(block: &RowBlock, g: usize) {
+    let share = block.prefetch_share;
+    let (start, end) = (g * share, ((g + 1) * share).min(block.prefetch_end));
+    let mut at = start;
+    while at < end {
+        // Prefetching never faults; the address lies inside the matrix.
+        _mm_prefetch::<_MM_HINT_T0>(block.prefetch.wrapping_add(at) as *const i8);
+        at += 64;
+    }
+}
+
+/// Eight rows times one token: returns the rows' results as f32 lanes.
+#[inline(always)]
+unsafe fn rows8<C: Codes>(
+    s: &IntShape,
+    block: &RowBlock,
+    acts: *const i8,
+    x_scales: &[f32],
+    x_sums: &[i32],
+) -> __m256 {
+    let offsets = offsets_i32(&block.offsets);
+    let mut result = _mm256_setzero_ps();
+    for g in 0..s.groups {
+        prefetch_share(block, g);
+        let group = block.base.add(g * s.group_bytes);
+        let group_acts = acts.add(g * C::GROUP);
+        let mut lanes = [_mm256_setzero_si256(); ROWS];
+        for (r, l) in lanes.iter_mut().enumerate() {
+            let codes = group.add(block.offsets[r] + GROUP_HEADER_BYTES);
+            *l = C::dot(&C::unpack(codes), group_acts);
+        }
+        let acc = _mm256_add_epi32(hsum8_i32(&lanes), _mm256_set1_epi32(C::SUM_BIAS * x_sums[g]));
+        let (scale, min) = headers8(group, offsets);
+        result = group_step(result, acc, scale, min, x_scales[g], x_sums[g]);
+    }
+    result
+}
+
+/// Row offsets as i32 lanes for the header gather (checked to fit by
+/// [`fits_gather`]).
+#[inline(always)]
+unsafe fn offsets_i32(offsets: &[usize; ROWS]) -> __m256i {
+    let o = offsets.map(|v| v as i32);
+    // SAFETY: `o` holds 8 i32 = 32 bytes.
+    _mm256_loadu_si256(o.as_ptr() as *const __m256i)
+}
+
+/// True if eight rows' offsets fit the i32 lanes of the header gather.
+fn fits_gather(row_bytes: usize) -> bool {
+    row_bytes.checked_mul(ROWS).is_some_and(|b| b <= i32::MAX as usize)
+}
+
+/// Reorder int8 activations to the order [`Codes::unpack`] leaves codes in.
+fn permute_activations(bits: u32, group: usize, xq: &[i8], perm: &mut [i8]) {
+    match bits {
+        2 if group % 64 == 0 => {
+            for (src, dst) in xq.chunks_exact(64).zip(perm.chunks_exact_mut(64)) {
+                for k in 0..4 {
+                    for i in 0..16 {
+                        dst[16 * k + i] = src[4 * i + k];
+                    }
+                }
+            }
+        }
+        2 => {
+            for (src, dst) in xq.chunks_exact(32).zip(perm.chunks_exact_mut(32)) {
+                for j in 0..4 {
+                    for k in 0..8 {
+                        dst[8 * j + k] = src[4 * k + j];
+                    }
+                }
+            }
+        }
+        4 => {
+            for (src, dst) in xq.chunks_exact(32).zip(perm.chunks_exact_mut(32)) {
+                for k in 0..16 {
+                    dst[k] = src[2 * k];
+                    dst[16 + k] = src[2 * k + 1];
+                }
+            }
+        }
+        _ => perm.copy_from_slice(xq),
+    }
+}
+
+/// The activations a kernel reads: W8 uses the codes as they are.
+fn kernel_acts<'p>(bits: u32, group: usize, xq: &'p [i8], perm: &'p mut [i8]) -> &'p [i8] {
+    if bits == 8 {
+        return xq;
+    }
+    permute_activations(bits, group, xq, perm);
+    perm
+}
+
+/// Call `$f::<Codes type>($args)` for a format's bits and group size.
+macro_rules! dispatch {
+    ($shape:expr, $f:ident, $($arg:expr),*) => {
+        match ($shape.bits, $shape.group) {
+            (2, 32) => $f::<W2<32>>($($arg),*),
+            (2, 64) => $f::<W2<64>>($($arg),*),
+            (2, 128) => $f::<W2<128>>($($arg),*),
+            (2, 256) => $f::<W2<256>>($($arg),*),
+            (4, 32) => $f::<W4<32>>($($arg),*),
+            (4, 64) => $f::<W4<64>>($($arg),*),
+            (4, 128) => $f::<W4<128>>($($arg),*),
+            (4, 256) => $f::<W4<256>>($($arg),*),
+            (8, 32) => $f::<W8<32>>($($arg),*),
+            (8, 64) => $f::<W8<64>>($($arg),*),
+            (8, 128) => $f::<W8<128>>($($arg),*),
+            (8, 256) => $f::<W8<256>>($($arg),*),
+            _ => false,
+        }
+    };
+}
+
+/// The shape of a product the AVX2 kernels cover, if this CPU runs them.
+fn covered(
+    format: TensorFormat,
+    cols: usize,
+    rows: usize,
+    matrix: &[u8],
+    acts: &ActsI8<'_>,
+    perm_len: usize,
+) -> Option<IntShape> {
+    IntShape::for_matvec(format, cols, rows, matrix, acts, perm_len)
+        .filter(|s| rows > 0 && fits_gather(s.row_bytes) && s.group <= 32 * MAX_BLOCKS && avx2_available())
+}
+
+/// See [`crate::MatvecI8`]. Falls back to the scalar reference on a CPU
+/// without AVX2 or for shapes it does not cover.
+pub fn matvec_i8(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &ActsI8<'_>,
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let done = match covered(format, cols, out.len(), matrix, acts, perm.len()) {
+        Some(shape) => {
+            let xq = kernel_acts(shape.bits, shape.group, &acts.q[..cols], &mut perm[..cols]);
+            let (scales, sums) = (&acts.scales[..shape.groups], &acts.sums[..shape.groups]);
+            // SAFETY: AVX2 and F16C were detected (`covered`); the shape
+            // check guarantees `matrix` holds `out.len()` rows of
+            // `row_bytes`, `xq` `cols` codes and scales/sums one per group.
+            unsafe { dispatch!(shape, matvec_rows, &shape, matrix, xq, scales, sums, out) }
+        }
+        None => false,
+    };
+    if !done {
+        eddy_quant::matvec_i8(format, matrix, cols, acts.q, acts.scales, acts.sums, out);
+    }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn matvec_rows<C: Codes>(
+    s: &IntShape,
+    matrix: &[u8],
+    xq: &[i8],
+    x_scales: &[f32],
+    x_sums: &[i32],
+    out: &mut [f32],
+) -> bool {
+    let rows = out.len();
+    let plan = Prefetch::new(s);
+    // The blocks before the first one prefetched on the way.
+    let early = (plan.ahead * ROWS).min(rows).saturating_sub(ROWS) * s.row_bytes;
+    prefetch_range(matrix.as_ptr().wrapping_add(ROWS * s.row_bytes), early);
+    for (b, o) in out.chunks_mut(ROWS).enumerate() {
+        let block = RowBlock::new(matrix.as_ptr(), rows, s.row_bytes, b * ROWS, plan);
+        let result = rows8::<C>(s, &block, xq.as_ptr(), x_scales, x_sums);
+        store_rows(result, o);
+    }
+    true
+}
+
+/// Store the first `o.len()` (at most 8) lanes of `v`.
+#[inline(always)]
+unsafe fn store_rows(v: __m256, o: &mut [f32]) {
+    let mut lanes = [0f32; ROWS];
+    // SAFETY: `lanes` holds 8 floats.
+    _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+    let n = o.len().min(ROWS);
+    o[..n].copy_from_slice(&lanes[..n]);
+}
+
+/// Tokens one multi-token pass multiplies with each unpacked weight group.
+const TOKEN_BATCH: usize = 4;
+
+/// Bytes of weights in one cache block of the multi-token kernel.
+const BLOCK_BYTES: usize = 32 * 1024;
+
+/// See [`crate::MatmatI8`]. Codes are unpacked once per row and group and
+/// multiplied with up to four tokens, over blocks of rows that stay in
+/// cache while every token passes over them; each (row, token) result is
+/// computed by exactly the operations of [`matvec_i8`].
+pub fn matmat_i8(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let tokens = acts.len();
+    if tokens == 0 {
+        return;
+    }
+    let rows = out.len() / tokens;
+    let shape = acts
+        .iter()
+        .map(|a| covered(format, cols, rows, matrix, a, perm.len() / tokens))
+        .reduce(|a, b| if a == b { a } else { None })
+        .flatten();
+    let done = match shape {
+        Some(shape) => {
+            for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {
+                permute_activations(shape.bits, shape.group, &a.q[..cols], p);
+            }
+            // SAFETY: AVX2 and F16C were detected (`covered`); every
+            // token's shape check passed, `perm` holds `tokens * cols`
+            // reordered codes and `out` `tokens * rows` values.
+            unsafe { dispatch!(shape, matmat_rows, &shape, matrix, perm, acts, out) }
+        }
+        None => false,
+    };
+    if !done {
+        for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
+            eddy_quant::matvec_i8(format, matrix, cols, a.q, a.scales, a.sums, o);
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn matmat_rows<C: Codes>(
+    s: &IntShape,
+    matrix: &[u8],
+    perm: &[i8],
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+) -> bool {
+    let tokens = acts.len();
+    let (rows, cols) = (out.len() / tokens, s.groups * C::GROUP);
+    let block_rows = ((BLOCK_BYTES / s.row_bytes.max(1)) / ROWS * ROWS).max(ROWS);
+    for block_start in (0..rows).step_by(block_rows) {
+        let block_end = (block_start + block_rows).min(rows);
+        for first in (0..tokens).step_by(TOKEN_BATCH) {
+            let count = TOKEN_BATCH.min(tokens - first);
+            // A short last batch repeats its first token; the extra
+            // results are dropped (every lane is then written, so nothing
+            // needs zeroing in the kernel).
+            let token = |t: usize| first + if t < count { t } else { 0 };
+            let batch = TokenBatch {
+                acts: core::array::from_fn(|t| perm.as_ptr().add(token(t) * cols)),
+                scales: core::array::from_fn(|t| acts[token(t)].scales.as_ptr()),
+                sums: core::array::from_fn(|t| acts[token(t)].sums.as_ptr()),
+            };
+            for row0 in (block_start..block_end).step_by(ROWS) {
+                // The rows are in cache: they were read for the first batch.
+                let block = RowBlock::new(matrix.as_ptr(), rows, s.row_bytes, row0, Prefetch::NONE);
+                let results = rows8_tokens::<C>(s, &block, &batch);
+                for (t, res) in results.iter().enumerate().take(count) {
+                    let at = (first + t) * rows + row0;
+                    store_rows(*res, &mut out[at..(at + ROWS).min((first + t + 1) * rows)]);
+                }
+            }
+        }
+    }
+    true
+}
+
+/// The tokens of one multi-token pass: each one's permuted activations,
+/// scales and sums (one per group).
+struct TokenBatch {
+    acts: [*const i8; TOKEN_BATCH],
+    scales: [*const f32; TOKEN_BATCH],
+    sums: [*const i32; TOKEN_BATCH],
+}
+
+/// Eight rows times [`TOKEN_BATCH`] tokens: each row's group is unpacked
+/// once and multiplied with every token's activations.
+#[inline(always)]
+unsafe fn rows8_tokens<C: Codes>(
+    s: &IntShape,
+    block: &RowBlock,
+    batch: &TokenBatch,
+) -> [__m256; TOKEN_BATCH] {
+    let offsets = offsets_i32(&block.offsets);
+    let mut results = [_mm256_setzero_ps(); TOKEN_BATCH];
+    for g in 0..s.groups {
+        let group = block.base.add(g * s.group_bytes);
+        // Uninitialized: zeroing 1 KiB per group was a `memset` call.
+        let mut lanes = [[MaybeUninit::<__m256i>::uninit(); ROWS]; TOKEN_BATCH];
+        for r in 0..ROWS {
+            let w = C::unpack(group.add(block.offsets[r] + GROUP_HEADER_BYTES));
+            for (t, token_lanes) in lanes.iter_mut().enumerate() {
+                token_lanes[r].write(C::dot(&w, batch.acts[t].add(g * C::GROUP)));
+            }
+        }
+        let (scale, min) = headers8(group, offsets);
+        for (t, res) in results.iter_mut().enumerate() {
+            let (x_scale, x_sum) = (*batch.scales[t].add(g), *batch.sums[t].add(g));
+            // SAFETY: the loops above wrote every (token, row) entry.
+            let token_lanes: [__m256i; ROWS] = core::array::from_fn(|r| lanes[t][r].assume_init());
+            let acc = _mm256_add_epi32(hsum8_i32(&token_lanes), _mm256_set1_epi32(C::SUM_BIAS * x_sum));
+            *res = group_step(*res, acc, scale, min, x_scale, x_sum);
+        }
+    }
+    results
+}

@@ -1,0 +1,251 @@
+//! AVX2 f32 kernels of the recurrent layers, bit-exact with the scalar
+//! references in [`crate::scan`] and [`crate::math`]: the same operations
+//! per lane, in the same order, no FMA.
+//!
+//! The selective scan takes eight channels at a time: their softplus and
+//! gating run with one channel per lane, and each channel's state update
+//! runs eight states per vector (`exp_fast` of eight values at once). The
+//! `C·h` dot products keep the reference's eight partial sums per channel
+//! and reduce eight channels together in its pairwise order.
+
+use super::{avx2_available, reduce_lanes8};
+use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
+use crate::vector::{selective_scan_scalar, ScanArgs};
+use core::arch::x86_64::*;
+
+/// Lanes per vector.
+const LANES: usize = 8;
+
+/// [`crate::math::exp_fast`] of eight values.
+#[inline(always)]
+unsafe fn exp8(x: __m256) -> __m256 {
+    let s = _mm256_set1_ps;
+    // max/min return their second operand for NaN, like clamp.
+    let x = _mm256_min_ps(s(EXP_MAX), _mm256_max_ps(s(EXP_MIN), x));
+    let t = _mm256_add_ps(_mm256_mul_ps(x, s(LOG2E)), s(ROUND));
+    let n = _mm256_sub_ps(t, s(ROUND));
+    let r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, s(LN2_HI))), _mm256_mul_ps(n, s(LN2_LO)));
+    let [c2, c3, c4, c5, c6] = EXP_C;
+    let mut p = _mm256_add_ps(s(c5), _mm256_mul_ps(r, s(c6)));
+    p = _mm256_add_ps(s(c4), _mm256_mul_ps(r, p));
+    p = _mm256_add_ps(s(c3), _mm256_mul_ps(r, p));
+    p = _mm256_add_ps(s(c2), _mm256_mul_ps(r, p));
+    p = _mm256_add_ps(s(1.0), _mm256_mul_ps(r, p));
+    p = _mm256_add_ps(s(1.0), _mm256_mul_ps(r, p));
+    let n_int = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(ROUND.to_bits() as i32));
+    let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(n_int, _mm256_set1_epi32(127)));
+    _mm256_mul_ps(p, _mm256_castsi256_ps(scale))
+}
+
+/// [`crate::math::log1p_unit`] of eight values.
+#[inline(always)]
+unsafe fn log1p_unit8(y: __m256) -> __m256 {
+    let s = _mm256_set1_ps;
+    let one = s(1.0);
+    let u = _mm256_add_ps(one, y);
+    let rounding = _mm256_div_ps(_mm256_sub_ps(y, _mm256_sub_ps(u, one)), u);
+    let halve = _mm256_cmp_ps::<_CMP_GT_OQ>(u, s(SQRT_2));
+    let m = _mm256_blendv_ps(u, _mm256_mul_ps(u, s(0.5)), halve);
+    let k = _mm256_and_ps(halve, s(LN_2));
+    let sv = _mm256_div_ps(_mm256_sub_ps(m, one), _mm256_add_ps(m, one));
+    let s2 = _mm256_mul_ps(sv, sv);
+    let [c3, c5, c7, c9] = ATANH_C;
+    let mut p = _mm256_add_ps(s(c7), _mm256_mul_ps(s2, s(c9)));
+    p = _mm256_add_ps(s(c5), _mm256_mul_ps(s2, p));
+    p = _mm256_add_ps(s(c3), _mm256_mul_ps(s2, p));
+    p = _mm256_mul_ps(s2, p);
+    let two_s = _mm256_add_ps(sv, sv);
+    _mm256_add_ps(k, _mm256_add_ps(_mm256_add_ps(two_s, _mm256_mul_ps(two_s, p)), rounding))
+}
+
+/// [`crate::math::softplus`] of eight values.
+#[inline(always)]
+unsafe fn softplus8(x: __m256) -> __m256 {
+    let zero = _mm256_setzero_ps();
+    let positive = _mm256_and_ps(x, _mm256_cmp_ps::<_CMP_GT_OQ>(x, zero));
+    let abs = _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX)));
+    let neg_abs = _mm256_xor_ps(abs, _mm256_set1_ps(-0.0));
+    let soft = _mm256_add_ps(positive, log1p_unit8(exp8(neg_abs)));
+    _mm256_blendv_ps(soft, x, _mm256_cmp_ps::<_CMP_GT_OQ>(x, _mm256_set1_ps(20.0)))
+}
+
+/// [`crate::math::silu`] of eight values.
+#[inline(always)]
+unsafe fn silu8(x: __m256) -> __m256 {
+    let neg = _mm256_xor_ps(x, _mm256_set1_ps(-0.0));
+    _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0), exp8(neg)))
+}
+
+/// See [`crate::ConvSilu`]; bit-exact with
+/// [`crate::math::causal_conv_silu_step`]. Width 4 (Mamba's) runs a
+/// straight-line convolution per channel (the reference's sums in its
+/// order) and SiLU eight channels at a time; other widths run the
+/// reference.
+pub fn conv_silu(
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    window: &mut [f32],
+    xs: &[f32],
+    out: &mut [f32],
+    width: usize,
+) {
+    let n = out.len();
+    let fits = width == 4
+        && xs.len() == n
+        && weight.len() >= 4 * n
+        && window.len() >= 3 * n
+        && bias.is_none_or(|b| b.len() >= n);
+    if !fits || !avx2_available() {
+        crate::math::causal_conv_silu_step(weight, bias, window, xs, out, width);
+        return;
+    }
+    for (ch, ((o, &x), (kw, win))) in
+        out.iter_mut().zip(xs).zip(weight.chunks_exact(4).zip(window.chunks_exact_mut(3))).enumerate()
+    {
+        let mut acc = 0.0f32;
+        acc += kw[0] * win[0];
+        acc += kw[1] * win[1];
+        acc += kw[2] * win[2];
+        acc += kw[3] * x;
+        if let Some(b) = bias {
+            acc += b[ch];
+        }
+        *o = acc;
+        win[0] = win[1];
+        win[1] = win[2];
+        win[2] = x;
+    }
+    // SAFETY: AVX2 was detected.
+    unsafe { silu_in_place(out) };
+}
+
+/// `v = silu(v)` for every value.
+#[target_feature(enable = "avx2")]
+unsafe fn silu_in_place(v: &mut [f32]) {
+    let mut chunks = v.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        _mm256_storeu_ps(c.as_mut_ptr(), silu8(_mm256_loadu_ps(c.as_ptr())));
+    }
+    for x in chunks.into_remainder() {
+        *x = crate::math::silu(*x);
+    }
+}
+
+/// See [`crate::vector::SelectiveScan`]; bit-exact with
+/// [`selective_scan_scalar`]. Runs the reference for state sizes that are
+/// not a multiple of eight and for the last `channels % 8` channels.
+pub fn selective_scan(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
+    let ds = args.d_state;
+    let channels = [y.len(), args.dt.len(), args.u.len(), args.d.len(), args.z.len()]
+        .into_iter()
+        .fold(state.len().min(args.a.len()) / ds.max(1), usize::min);
+    if ds == 0 || ds % LANES != 0 || args.b.len() < ds || args.c.len() < ds || !avx2_available() {
+        selective_scan_scalar(args, state, y);
+        return;
+    }
+    let blocks = channels / LANES;
+    // SAFETY: AVX2 was detected; every per-channel slice holds at least
+    // `channels` values, `state` and `a` `channels * ds`, `b` and `c` `ds`.
+    unsafe { scan_blocks(args, state, y, blocks) };
+    let done = blocks * LANES;
+    let rest = ScanArgs {
+        a: &args.a[done * ds..],
+        dt: &args.dt[done..],
+        u: &args.u[done..],
+        d: &args.d[done..],
+        z: &args.z[done..],
+        ..*args
+    };
+    selective_scan_scalar(&rest, &mut state[done * ds..], &mut y[done..]);
+}
+
+/// The first `blocks * 8` channels.
+#[target_feature(enable = "avx2")]
+unsafe fn scan_blocks(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32], blocks: usize) {
+    let ds = args.d_state;
+    let (b, c) = (args.b.as_ptr(), args.c.as_ptr());
+    for blk in 0..blocks {
+        let ch0 = blk * LANES;
+        let u8v = _mm256_loadu_ps(args.u.as_ptr().add(ch0));
+        let delta8 = softplus8(_mm256_loadu_ps(args.dt.as_ptr().add(ch0)));
+        let mut deltas = [0f32; LANES];
+        let mut us = [0f32; LANES];
+        _mm256_storeu_ps(deltas.as_mut_ptr(), delta8);
+        _mm256_storeu_ps(us.as_mut_ptr(), u8v);
+        let mut dots = [_mm256_setzero_ps(); LANES];
+        // Eight states of all eight channels per pass, written out: eight
+        // independent `exp8` chains in a row keep the FP pipes busy (one
+        // channel's chains alone are latency-bound, and LLVM keeps the
+        // channel loop rolled).
+        let state = state.as_mut_ptr();
+        for j in (0..ds).step_by(LANES) {
+            let (bj, cj) = (_mm256_loadu_ps(b.add(j)), _mm256_loadu_ps(c.add(j)));
+            let update = |i: usize, dot: &mut __m256| {
+                let at = (ch0 + i) * ds + j;
+                let (delta, u) = (_mm256_set1_ps(deltas[i]), _mm256_set1_ps(us[i]));
+                let h = state.add(at);
+                // h = exp(a delta) h + (delta b) u, then dot += h c.
+                let decay = exp8(_mm256_mul_ps(_mm256_loadu_ps(args.a.as_ptr().add(at)), delta));
+                let input = _mm256_mul_ps(_mm256_mul_ps(delta, bj), u);
+                let hv = _mm256_add_ps(_mm256_mul_ps(decay, _mm256_loadu_ps(h)), input);
+                _mm256_storeu_ps(h, hv);
+                *dot = _mm256_add_ps(*dot, _mm256_mul_ps(hv, cj));
+            };
+            let [d0, d1, d2, d3, d4, d5, d6, d7] = &mut dots;
+            update(0, d0);
+            update(1, d1);
+            update(2, d2);
+            update(3, d3);
+            update(4, d4);
+            update(5, d5);
+            update(6, d6);
+            update(7, d7);
+        }
+        let du = _mm256_mul_ps(u8v, _mm256_loadu_ps(args.d.as_ptr().add(ch0)));
+        let gate = silu8(_mm256_loadu_ps(args.z.as_ptr().add(ch0)));
+        let out = _mm256_mul_ps(_mm256_add_ps(reduce_lanes8(&dots), du), gate);
+        _mm256_storeu_ps(y.as_mut_ptr().add(ch0), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::{exp_fast, silu, softplus};
+
+    fn lanes(v: __m256) -> [f32; 8] {
+        let mut out = [0f32; 8];
+        // SAFETY: `out` holds 8 floats.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+        out
+    }
+
+    #[test]
+    fn vector_functions_equal_scalar_bit_for_bit() {
+        if !avx2_available() {
+            return;
+        }
+        let mut xs: std::vec::Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.0311).collect();
+        xs.extend([0.0, -0.0, 20.0, 20.000002, 87.9, -86.9, 1e-30, -1e-30, f32::INFINITY, f32::NEG_INFINITY]);
+        xs.extend([f32::NAN, 1000.0, -1000.0, f32::MIN_POSITIVE, 3e-39]);
+        while xs.len() % 8 != 0 {
+            xs.push(0.5);
+        }
+        for chunk in xs.chunks_exact(8) {
+            // SAFETY: AVX2 checked above; `chunk` holds 8 floats.
+            let v = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+            // SAFETY: as above.
+            let (e, sp, si) = unsafe { (lanes(exp8(v)), lanes(softplus8(v)), lanes(silu8(v))) };
+            let ys: [f32; 8] = core::array::from_fn(|i| (chunk[i].abs() / 64.0).min(1.0));
+            // SAFETY: as above.
+            let l = unsafe { lanes(log1p_unit8(_mm256_loadu_ps(ys.as_ptr()))) };
+            for i in 0..8 {
+                let x = chunk[i];
+                assert_eq!(e[i].to_bits(), exp_fast(x).to_bits(), "exp {x}");
+                assert_eq!(sp[i].to_bits(), softplus(x).to_bits(), "softplus {x}");
+                assert_eq!(si[i].to_bits(), silu(x).to_bits(), "silu {x}");
+                assert_eq!(l[i].to_bits(), crate::math::log1p_unit(ys[i]).to_bits(), "log1p {}", ys[i]);
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The recurrent kernels of every kernel set this CPU supports against the
+//! scalar reference: bit-exact, on random inputs of realistic and extreme
+//! size, channel counts that leave a ragged tail, and state sizes the SIMD
+//! versions do not cover (which must fall back).
+
+use eddy_kernels::vector::{selective_scan_scalar, SCALAR_VECTOR};
+use eddy_kernels::{compiled, supported, vector_kernels, ScanArgs};
+
+struct Rng(u64);
+impl Rng {
+    fn f(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.f() * scale).collect()
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Run `steps` tokens of the scan with the scalar reference and with `k`'s
+/// scan from the same state; states and outputs must agree bit for bit.
+fn check(name: &str, rng: &mut Rng, channels: usize, ds: usize, dt_scale: f32, steps: usize) {
+    let k = eddy_kernels::by_name(name).expect("supported set");
+    let scan = vector_kernels(k).selective_scan;
+    // A like Mamba's (negative), D and the state random.
+    let a: Vec<f32> = (0..channels * ds).map(|i| -((1 + i % ds) as f32) * (1.0 + rng.f().abs())).collect();
+    let d = rng.vec(channels, 1.0);
+    let mut want_state = rng.vec(channels * ds, 2.0);
+    let mut got_state = want_state.clone();
+    for step in 0..steps {
+        let (dt, u, z) = (rng.vec(channels, dt_scale), rng.vec(channels, 3.0), rng.vec(channels, 6.0));
+        let (b, c) = (rng.vec(ds, 1.5), rng.vec(ds, 1.5));
+        let args = ScanArgs { a: &a, d: &d, dt: &dt, u: &u, b: &b, c: &c, z: &z, d_state: ds };
+        let (mut want_y, mut got_y) = (vec![0f32; channels], vec![1f32; channels]);
+        selective_scan_scalar(&args, &mut want_state, &mut want_y);
+        scan(&args, &mut got_state, &mut got_y);
+        let what = format!("{name} channels {channels} d_state {ds} dt scale {dt_scale} step {step}");
+        assert_eq!(bits(&got_y), bits(&want_y), "y: {what}");
+        assert_eq!(bits(&got_state), bits(&want_state), "state: {what}");
+    }
+}
+
+#[test]
+fn selective_scans_are_bit_exact() {
+    let mut rng = Rng(11);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        println!("scan of set {} is {:?}", k.name, vector_kernels(k));
+        for (channels, ds) in [(1536, 16), (37, 16), (8, 8), (64, 24), (5, 16), (16, 4), (19, 3), (0, 16)] {
+            // dt around Mamba's range, and wide enough to reach softplus's
+            // linear region (> 20) and its tiny tail.
+            for dt_scale in [4.0, 40.0] {
+                check(k.name, &mut rng, channels, ds, dt_scale, 3);
+            }
+        }
+    }
+}
+
+#[test]
+fn scan_handles_non_finite_inputs_like_the_reference() {
+    let mut rng = Rng(3);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let scan = vector_kernels(k).selective_scan;
+        let (channels, ds) = (24, 16);
+        let a = vec![-1.0f32; channels * ds];
+        let d = rng.vec(channels, 1.0);
+        let mut dt = rng.vec(channels, 3.0);
+        let mut z = rng.vec(channels, 3.0);
+        dt[3] = f32::NAN;
+        dt[9] = f32::INFINITY;
+        dt[17] = f32::NEG_INFINITY;
+        z[5] = f32::NAN;
+        let (u, b, c) = (rng.vec(channels, 1.0), rng.vec(ds, 1.0), rng.vec(ds, 1.0));
+        let args = ScanArgs { a: &a, d: &d, dt: &dt, u: &u, b: &b, c: &c, z: &z, d_state: ds };
+        let mut want_state = vec![0.5f32; channels * ds];
+        let mut got_state = want_state.clone();
+        let (mut want_y, mut got_y) = (vec![0f32; channels], vec![0f32; channels]);
+        selective_scan_scalar(&args, &mut want_state, &mut want_y);
+        scan(&args, &mut got_state, &mut got_y);
+        assert_eq!(bits(&got_y), bits(&want_y), "{}", k.name);
+        assert_eq!(bits(&got_state), bits(&want_state), "{}", k.name);
+    }
+}
+
+#[test]
+fn sets_without_their_own_scan_use_the_reference() {
+    let scalar = eddy_kernels::by_name("scalar").expect("always compiled");
+    assert_eq!(vector_kernels(scalar).name, SCALAR_VECTOR.name);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let r = vector_kernels(k);
+        assert!(r.name == k.name || r.name == "scalar", "{} uses {}", k.name, r.name);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(avx2) = eddy_kernels::by_name("avx2") {
+        assert_eq!(vector_kernels(avx2).name, "avx2");
+    }
+}
+
+/// Activation quantization of every set against the reference: codes,
+/// scales, sums and errors identical, for every group size, ragged last
+/// groups, rounding ties, extremes and non-finite input.
+#[test]
+fn activation_quantization_is_exact() {
+    let mut rng = Rng(23);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let quantize = vector_kernels(k).quantize_acts;
+        for group in [32usize, 64, 128, 256] {
+            for len in [group, 3 * group, 6 * group + 17, 5, 1536] {
+                let mut inputs = vec![rng.vec(len, 4.0), rng.vec(len, 1e-3), vec![0.0; len]];
+                // Ties: amax 127 makes every x/scale an exact half-integer.
+                let mut ties: Vec<f32> = (0..len).map(|i| (i % 254) as f32 - 126.5).collect();
+                ties[0] = 127.0;
+                inputs.push(ties);
+                let mut bad = rng.vec(len, 1.0);
+                bad[len / 2] = f32::NAN;
+                inputs.push(bad);
+                let mut inf = rng.vec(len, 1.0);
+                inf[len - 1] = f32::NEG_INFINITY;
+                inputs.push(inf);
+                for x in inputs {
+                    let groups = len.div_ceil(group);
+                    let mut want = (vec![0i8; len], vec![0f32; groups], vec![0i32; groups]);
+                    let mut got = (vec![1i8; len], vec![1f32; groups], vec![1i32; groups]);
+                    let w =
+                        eddy_quant::quantize_activations_i8(&x, group, &mut want.0, &mut want.1, &mut want.2);
+                    let g = quantize(&x, group, &mut got.0, &mut got.1, &mut got.2);
+                    let what = format!("{} group {group} len {len}", k.name);
+                    assert_eq!(w, g, "result: {what}");
+                    if w.is_ok() {
+                        assert_eq!(want.0, got.0, "codes: {what}");
+                        assert_eq!(bits(&want.1), bits(&got.1), "scales: {what}");
+                        assert_eq!(want.2, got.2, "sums: {what}");
+                    }
+                }
+            }
+        }
+        // Buffers too short: the same error as the reference.
+        let x = rng.vec(64, 1.0);
+        let (mut q, mut s, mut u) = (vec![0i8; 63], vec![0f32; 2], vec![0i32; 2]);
+        assert_eq!(
+            quantize(&x, 32, &mut q, &mut s, &mut u),
+            eddy_quant::quantize_activations_i8(&x, 32, &mut q, &mut s, &mut u)
+        );
+    }
+}
+
+/// Convolution + SiLU of every set against the reference: outputs and the
+/// shifted windows bit for bit, with and without bias, widths 4 (the SIMD
+/// path) and others (fallback), channel counts with ragged tails.
+#[test]
+fn conv_silu_is_bit_exact() {
+    let mut rng = Rng(31);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let conv = vector_kernels(k).conv_silu;
+        for (channels, width) in [(1536, 4), (13, 4), (8, 4), (1, 4), (40, 3), (24, 5), (9, 1)] {
+            let keep = width - 1;
+            let weight = rng.vec(channels * width, 1.0);
+            let bias = rng.vec(channels, 0.5);
+            for with_bias in [false, true] {
+                let mut want_win = rng.vec(channels * keep, 3.0);
+                let mut got_win = want_win.clone();
+                for step in 0..3 {
+                    let mut xs = rng.vec(channels, 4.0);
+                    if step == 2 && channels > 3 {
+                        xs[3] = f32::NAN;
+                    }
+                    let b = with_bias.then_some(&bias[..]);
+                    let (mut want, mut got) = (vec![0f32; channels], vec![1f32; channels]);
+                    eddy_kernels::math::causal_conv_silu_step(
+                        &weight,
+                        b,
+                        &mut want_win,
+                        &xs,
+                        &mut want,
+                        width,
+                    );
+                    conv(&weight, b, &mut got_win, &xs, &mut got, width);
+                    let what =
+                        format!("{} channels {channels} width {width} bias {with_bias} step {step}", k.name);
+                    assert_eq!(bits(&got), bits(&want), "out: {what}");
+                    assert_eq!(bits(&got_win), bits(&want_win), "window: {what}");
+                }
+            }
+        }
+    }
+}
