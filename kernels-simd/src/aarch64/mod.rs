@@ -23,6 +23,7 @@
 mod float;
 mod group;
 mod matmat;
+mod matmat_neon;
 
 pub use float::{matvec_f16, matvec_f32};
 
@@ -34,7 +35,7 @@ use eddy_quant::TensorFormat;
 pub static NEON: Kernels = Kernels {
     name: "neon",
     matvec_i8: matvec_i8_neon,
-    matmat_i8: None,
+    matmat_i8: Some(matmat_neon::matmat_i8_neon),
     matvec_f32,
     matvec_f16,
     kv_scores: crate::scalar::kv_scores,
