@@ -105,9 +105,17 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
         let model = self.model;
         let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
         let scratch = self.scratch.as_mut();
-        with_family!(&model.inner, m => {
-            m.step(token, body, scratch, want_logits, model.compute(), observe);
-        });
+        match observe {
+            // The observer need not be `Send`: run it on this thread.
+            Some(observe) => with_family!(&model.inner, m => {
+                m.step(token, body, scratch, want_logits, model.compute(), Some(observe));
+            }),
+            None => model.compute().workers.run(|| {
+                with_family!(&model.inner, m => {
+                    m.step(token, body, scratch, want_logits, model.compute(), None);
+                })
+            }),
+        }
         self.set_position(pos.wrapping_add(1));
     }
 
@@ -211,7 +219,10 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
             let want = all_logits || c == last_chunk;
             let pos = self.position();
             let (_, body) = self.state.as_mut().split_at_mut(STATE_HEADER_WORDS);
-            let logits = with_family!(&model.inner, m => m.prefill_chunk(part, body, scratch, all_logits, model.compute()));
+            let cx = model.compute();
+            let logits = cx.workers.run(|| {
+                with_family!(&model.inner, m => m.prefill_chunk(part, body, &mut *scratch, all_logits, cx))
+            });
             self.set_position(pos.wrapping_add(part.len() as u64));
             if !want {
                 continue;
