@@ -131,9 +131,14 @@ unsafe fn matvec_float<W: FloatWeights>(matrix: &[W], cols: usize, x: &[f32], ou
                 *a = _mm256_loadu_ps(lanes.as_ptr());
             }
         }
-        let mut sums = [0f32; 8];
-        _mm256_storeu_ps(sums.as_mut_ptr(), reduce_lanes8(&acc));
-        out[r0..r0 + n].copy_from_slice(&sums[..n]);
+        let sums = reduce_lanes8(&acc);
+        if n == 8 {
+            _mm256_storeu_ps(out[r0..r0 + 8].as_mut_ptr(), sums);
+        } else {
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), sums);
+            out[r0..r0 + n].copy_from_slice(&lanes[..n]);
+        }
         r0 += 8;
     }
 }

@@ -185,8 +185,11 @@ fn expected_matmat_sets() -> Vec<&'static str> {
         names.push("avx2");
     }
     #[cfg(target_arch = "aarch64")]
-    if std::arch::is_aarch64_feature_detected!("dotprod") {
-        names.push("neon-sdot");
+    {
+        names.push("neon");
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            names.push("neon-sdot");
+        }
     }
     names
 }

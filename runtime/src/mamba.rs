@@ -466,7 +466,28 @@ fn scan_step(
     cx: Compute<'_>,
 ) {
     let args = crate::offload::ScanArgs { a: w.a, d: w.d, dt, u, b, c: cmat, z, d_state: ds };
-    if !crate::offload::try_scan(cx.workers, &args, ssm_state, y) {
-        (eddy_kernels::vector_kernels(cx.kernels).selective_scan)(&args, ssm_state, y);
+    if crate::offload::try_scan(cx.workers, &args, ssm_state, y) {
+        return;
     }
+    let scan = eddy_kernels::vector_kernels(cx.kernels).selective_scan;
+    // Channels are independent, so splitting them across the workers
+    // computes every one exactly as on one thread; whole blocks of eight
+    // (the SIMD scans' width) avoid scalar tails in the middle.
+    let per_worker = y.len().div_ceil(cx.workers.count()).div_ceil(8) * 8;
+    cx.workers.for_chunk_pairs(y, per_worker, ssm_state, per_worker * ds, |i, y, state| {
+        let (at, end) = (i * per_worker, i * per_worker + y.len());
+        // Clamped like the reference, which stops at the shortest input.
+        fn part(v: &[f32], lo: usize, hi: usize) -> &[f32] {
+            &v[lo.min(v.len())..hi.min(v.len())]
+        }
+        let chunk = crate::offload::ScanArgs {
+            a: part(args.a, at * ds, end * ds),
+            d: part(args.d, at, end),
+            dt: part(args.dt, at, end),
+            u: part(args.u, at, end),
+            z: part(args.z, at, end),
+            ..args
+        };
+        scan(&chunk, state, y);
+    });
 }

@@ -114,9 +114,17 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
         let pos = self.position();
         let model = self.model;
         let (mut store, scratch) = self.parts();
-        with_family!(&model.inner, m => {
-            m.step(token, &mut store, scratch, want_logits, model.compute(), observe);
-        });
+        match observe {
+            // The observer need not be `Send`: run it on this thread.
+            Some(observe) => with_family!(&model.inner, m => {
+                m.step(token, &mut store, scratch, want_logits, model.compute(), Some(observe));
+            }),
+            None => model.compute().workers.run(|| {
+                with_family!(&model.inner, m => {
+                    m.step(token, &mut store, scratch, want_logits, model.compute(), None);
+                })
+            }),
+        }
         self.set_position(pos.wrapping_add(1));
     }
 
@@ -220,7 +228,10 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
             let want = all_logits || c == last_chunk;
             let pos = self.position();
             let (mut store, _) = self.parts();
-            let logits = with_family!(&model.inner, m => m.prefill_chunk(part, &mut store, scratch, all_logits, model.compute()));
+            let cx = model.compute();
+            let logits = cx.workers.run(|| {
+                with_family!(&model.inner, m => m.prefill_chunk(part, &mut store, &mut *scratch, all_logits, cx))
+            });
             self.set_position(pos.wrapping_add(part.len() as u64));
             if !want {
                 continue;

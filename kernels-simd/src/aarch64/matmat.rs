@@ -5,10 +5,8 @@
 //! from exactly the operations of the matrix-vector kernel, so it is
 //! bit-exact too.
 //!
-//! There is no plain-NEON version: with `smull`/`smlal` the sixteen
-//! (token, row) accumulators and their i16 partial sums do not fit in the
-//! 32 vector registers, and the spilling version took more instructions
-//! per token than one matrix-vector product per token.
+//! The plain-NEON version (`matmat_neon`) orders its loops differently so
+//! that its sixteen (token, row) accumulators stay in registers.
 
 use super::group::{unit_dot, unpack, Kind, Unit};
 use super::{dotprod_available, f16x4_to_f32, permute_activations, rows_permuted};

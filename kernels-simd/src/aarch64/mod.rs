@@ -25,6 +25,7 @@ mod float;
 mod group;
 pub mod kv;
 mod matmat;
+mod matmat_neon;
 
 pub use float::{matvec_f16, matvec_f32};
 
@@ -36,7 +37,7 @@ use eddy_quant::TensorFormat;
 pub static NEON: Kernels = Kernels {
     name: "neon",
     matvec_i8: matvec_i8_neon,
-    matmat_i8: None,
+    matmat_i8: Some(matmat_neon::matmat_i8_neon),
     matvec_f32,
     matvec_f16,
     kv_scores: kv::kv_scores,

@@ -455,11 +455,16 @@ unsafe fn matvec_rows<C: Codes>(
 /// Store the first `o.len()` (at most 8) lanes of `v`.
 #[inline(always)]
 unsafe fn store_rows(v: __m256, o: &mut [f32]) {
+    if o.len() >= ROWS {
+        // SAFETY: `o` has at least 8 floats. (A variable-length copy
+        // here was a `memcpy` call per block.)
+        _mm256_storeu_ps(o.as_mut_ptr(), v);
+        return;
+    }
     let mut lanes = [0f32; ROWS];
     // SAFETY: `lanes` holds 8 floats.
     _mm256_storeu_ps(lanes.as_mut_ptr(), v);
-    let n = o.len().min(ROWS);
-    o[..n].copy_from_slice(&lanes[..n]);
+    o.copy_from_slice(&lanes[..o.len()]);
 }
 
 /// Tokens one multi-token pass multiplies with each unpacked weight group.

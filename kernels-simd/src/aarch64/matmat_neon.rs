@@ -1,0 +1,237 @@
+//! Multi-token kernel (prefill) with plain NEON (`smull`/`smlal` into i16,
+//! `sadalp` into i32), for CPUs without `sdot` (Cortex-A53/A72, Pi 3/4).
+//!
+//! Four rows times four tokens per pass, over blocks of rows small enough
+//! to stay in cache while every batch of tokens passes over them. The loop
+//! order keeps the sixteen (token, row) i32 accumulators in registers: per
+//! 32 codes the four tokens' activations are loaded first (eight vectors),
+//! then each row's codes are unpacked (two vectors, loaded and unpacked
+//! once for all four tokens) and multiplied with every token at once, so
+//! only one row's codes are live at a time. Each (token, row) result comes
+//! from exactly the operations of the plain-NEON matrix-vector kernel
+//! (`group::unit_dot`, the same group sums and f32 group arithmetic), so it
+//! is bit-exact with the scalar reference.
+
+use super::group::{unit_dot, unpack, Kind, Unit};
+use super::{f16x4_to_f32, permute_activations, rows_permuted};
+use crate::{ActsI8, IntShape};
+use core::arch::aarch64::*;
+use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
+
+/// Tokens one pass multiplies with each unpacked weight unit.
+const TOKENS: usize = 4;
+
+/// Bytes of weights in one cache block of rows.
+const BLOCK_BYTES: usize = 32 * 1024;
+
+/// [`crate::MatmatI8`] with plain NEON multiplies. For shapes the kernels
+/// do not cover, the scalar reference per token; the tokens after the
+/// last whole batch of four, and rows after the last block of four, use
+/// the plain-NEON matrix-vector kernel.
+pub fn matmat_i8_neon(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let tokens = acts.len();
+    let rows = out.len() / tokens.max(1);
+    if rows == 0 {
+        return;
+    }
+    let shape = acts
+        .iter()
+        .map(|a| IntShape::for_matvec(format, cols, rows, matrix, a, perm.len() / tokens))
+        .reduce(|a, b| if a == b { a } else { None })
+        .flatten();
+    let Some(shape) = shape else {
+        for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
+            eddy_quant::matvec_i8(format, matrix, cols, a.q, a.scales, a.sums, o);
+        }
+        return;
+    };
+    let kind = Kind::of(&shape);
+    let perm = &mut perm[..tokens * cols];
+    for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {
+        // SAFETY: NEON is present (this module compiles only with it); both
+        // slices hold `cols` bytes, a multiple of the group.
+        unsafe { permute_activations(kind, &a.q[..cols], p) };
+    }
+    let perm = &*perm;
+    let row_bytes = shape.row_bytes;
+    let (full_rows, full_tokens) = (rows / 4 * 4, tokens / TOKENS * TOKENS);
+    let block_rows = (BLOCK_BYTES / row_bytes).max(4) / 4 * 4;
+    for block_start in (0..full_rows).step_by(block_rows) {
+        let block_end = (block_start + block_rows).min(full_rows);
+        for first in (0..full_tokens).step_by(TOKENS) {
+            let batch = Batch { acts: &acts[first..first + TOKENS], perm: &perm[first * cols..], cols };
+            for row0 in (block_start..block_end).step_by(4) {
+                let rows4 = &matrix[row0 * row_bytes..(row0 + 4) * row_bytes];
+                let o = &mut out[first * rows + row0..];
+                // SAFETY: `rows4` holds 4 rows; `batch.perm` holds `TOKENS *
+                // cols` permuted codes and each of its `acts` `groups`
+                // scales and sums (checked by for_matvec); `o` reaches row
+                // `row0 + 3` of token `first + 3`; NEON is present.
+                unsafe { rows4_tokens_kind(kind, &shape, rows4.as_ptr(), &batch, o, rows) };
+            }
+        }
+    }
+    // Leftover rows of the batched tokens, and every row of the rest.
+    for (t, (a, o)) in acts.iter().zip(out.chunks_exact_mut(rows)).enumerate() {
+        let permuted = ActsI8 { q: &perm[t * cols..(t + 1) * cols], scales: a.scales, sums: a.sums };
+        let first_row = if t < full_tokens { full_rows } else { 0 };
+        rows_permuted(false, kind, &shape, &matrix[first_row * row_bytes..], &permuted, &mut o[first_row..]);
+    }
+}
+
+/// One batch of [`TOKENS`] tokens: their activations (scales, sums) and
+/// permuted codes (`cols` per token, one after the other).
+struct Batch<'a> {
+    acts: &'a [ActsI8<'a>],
+    perm: &'a [i8],
+    cols: usize,
+}
+
+/// 32 codes of one row unpacked to two vectors in the matrix-vector
+/// kernel's order: for W2 in 64-code units (`WIDE`), half `h` of the unit
+/// (its vectors `2h`, `2h + 1`) from the unit's 16 bytes at `c`; otherwise
+/// the 32-code unit at `c` (`group::unpack`).
+///
+/// # Safety
+/// NEON must be present; `c` points at the unit's readable code bytes.
+#[inline(always)]
+unsafe fn unpack_half<const BITS: u32, const WIDE: bool>(c: *const u8, h: usize) -> Unit {
+    // SAFETY: per the contract; W2 wide reads the unit's 16 bytes.
+    unsafe {
+        if !WIDE {
+            return unpack::<BITS, false>(c);
+        }
+        let v = vld1q_u8(c);
+        let m = vdupq_n_u8(3);
+        let (a, b) = if h == 0 {
+            (vandq_u8(v, m), vandq_u8(vshrq_n_u8::<2>(v), m))
+        } else {
+            (vandq_u8(vshrq_n_u8::<4>(v), m), vshrq_n_u8::<6>(v))
+        };
+        let zero = vdupq_n_s8(0);
+        [vreinterpretq_s8_u8(a), vreinterpretq_s8_u8(b), zero, zero]
+    }
+}
+
+/// Four rows times the batch's four tokens; `out[t * stride + r]` gets
+/// token `t`, row `r`.
+///
+/// # Safety
+/// NEON must be present; `rows` points at 4 rows of `s.row_bytes`;
+/// `batch.perm` holds `TOKENS * batch.cols` codes and `batch.acts`
+/// `TOKENS` entries of at least `s.groups` scales and sums; `out` holds `3
+/// * stride + 4` floats; `s.group` is a multiple of 32 (of 64 if `WIDE`).
+#[inline(always)]
+unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool>(
+    s: &IntShape,
+    rows: *const u8,
+    batch: &Batch<'_>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    // Halves of 32 codes per unit, bytes of codes per unit.
+    let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
+    let units = s.group / (32 * halves);
+    let row_at: [*const u8; 4] = core::array::from_fn(|r| rows.wrapping_add(r * s.row_bytes));
+    let x_at: [*const i8; TOKENS] =
+        core::array::from_fn(|t| batch.perm.as_ptr().wrapping_add(t * batch.cols));
+    // SAFETY: code pointers stay inside row `r < 4`, group `g`, unit `u`
+    // (within `s.group_bytes`); activation pointers inside token `t`'s
+    // `cols = s.groups * s.group` codes; NEON per the contract.
+    unsafe {
+        let mut result = [vdupq_n_f32(0.0); TOKENS];
+        for g in 0..s.groups {
+            let group_at = |r: usize| row_at[r].add(g * s.group_bytes);
+            let mut headers = [0u32; 4];
+            for (r, h) in headers.iter_mut().enumerate() {
+                *h = (group_at(r) as *const u32).read_unaligned();
+            }
+            let mut acc = [[vdupq_n_s32(0); 4]; TOKENS];
+            for u in 0..units {
+                let codes: [*const u8; 4] =
+                    core::array::from_fn(|r| group_at(r).add(GROUP_HEADER_BYTES + u * unit_bytes));
+                let at = g * s.group + u * halves * 32;
+                half_dot::<BITS, WIDE, 0>(&codes, &x_at, at, &mut acc);
+                if WIDE {
+                    half_dot::<BITS, WIDE, 1>(&codes, &x_at, at + 32, &mut acc);
+                }
+            }
+            let hv = vld1q_u32(headers.as_ptr());
+            let scale = f16x4_to_f32(vmovn_u32(hv));
+            let min = f16x4_to_f32(vshrn_n_u32::<16>(hv));
+            for ((res, acc_t), a) in result.iter_mut().zip(&acc).zip(batch.acts) {
+                // Lane r = Σ acc_t[r], as in the matrix-vector kernel.
+                let mut sums = vpaddq_s32(vpaddq_s32(acc_t[0], acc_t[1]), vpaddq_s32(acc_t[2], acc_t[3]));
+                if BITS == 8 {
+                    sums = vaddq_s32(sums, vdupq_n_s32(a.sums[g].wrapping_mul(128)));
+                }
+                let sum = vdupq_n_f32(a.sums[g] as f32);
+                // result += s * (scale * acc + min * sum), as the reference.
+                let inner = vaddq_f32(vmulq_f32(scale, vcvtq_f32_s32(sums)), vmulq_f32(min, sum));
+                *res = vaddq_f32(*res, vmulq_f32(vdupq_n_f32(a.scales[g]), inner));
+            }
+        }
+        for (t, res) in result.iter().enumerate() {
+            vst1q_f32(out[t * stride..t * stride + 4].as_mut_ptr(), *res);
+        }
+    }
+}
+
+/// 32 codes (half `H` of a W2 64-code unit if `WIDE`) of four rows times
+/// four tokens: `acc[t][r] += Σ w·x` for the codes at `codes[r]` and token
+/// `t`'s activations at `x_at[t] + at`. The four rows' codes are unpacked
+/// first, then each token's activations are loaded once for all rows.
+///
+/// # Safety
+/// NEON must be present; each `codes[r]` points at the unit's readable
+/// code bytes, each `x_at[t] + at` at 32 readable activations.
+#[inline(always)]
+unsafe fn half_dot<const BITS: u32, const WIDE: bool, const H: usize>(
+    codes: &[*const u8; 4],
+    x_at: &[*const i8; TOKENS],
+    at: usize,
+    acc: &mut [[int32x4_t; 4]; TOKENS],
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let zero = vdupq_n_s8(0);
+        let w: [Unit; 4] = core::array::from_fn(|r| unpack_half::<BITS, WIDE>(codes[r], H));
+        for (acc_t, xs) in acc.iter_mut().zip(x_at) {
+            let xs = xs.add(at);
+            let x: Unit = [vld1q_s8(xs), vld1q_s8(xs.add(16)), zero, zero];
+            for (a, wr) in acc_t.iter_mut().zip(&w) {
+                *a = unit_dot::<BITS, false, false>(*a, wr, &x);
+            }
+        }
+    }
+}
+
+/// [`rows4_tokens`] dispatched on `kind`.
+///
+/// # Safety
+/// As [`rows4_tokens`].
+unsafe fn rows4_tokens_kind(
+    kind: Kind,
+    s: &IntShape,
+    rows: *const u8,
+    b: &Batch<'_>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    // SAFETY: same contract.
+    unsafe {
+        match kind {
+            Kind::W2Wide => rows4_tokens::<2, true>(s, rows, b, out, stride),
+            Kind::W2 => rows4_tokens::<2, false>(s, rows, b, out, stride),
+            Kind::W4 => rows4_tokens::<4, false>(s, rows, b, out, stride),
+            Kind::W8 => rows4_tokens::<8, false>(s, rows, b, out, stride),
+        }
+    }
+}
