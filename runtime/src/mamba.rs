@@ -165,6 +165,7 @@ struct PrefillLayout {
     dt_in: usize,
     dt: usize,
     y: usize,
+    y_blocked: usize,
     out: usize,
     logits: usize,
     act: usize,
@@ -192,12 +193,27 @@ impl PrefillLayout {
         let dt_in = x_dbl.checked_add(rows(dr + 2 * ds)?)?;
         let dt = dt_in.checked_add(rows(dr)?)?;
         let y = dt.checked_add(rows(di)?)?;
-        let out = y.checked_add(rows(di)?)?;
+        let y_blocked = y.checked_add(rows(di)?)?;
+        let out = y_blocked.checked_add(rows(di)?)?;
         let logits = out.checked_add(rows(dm)?)?;
         let act = logits.checked_add(logit_rows.checked_mul(v)?)?;
         let max_cols = dm.max(di).max(dr);
         let total = act.checked_add(BatchActScratch::words(max_cols, tokens))?;
-        Some(PrefillLayout { normed, xz, conv_out, x_dbl, dt_in, dt, y, out, logits, act, max_cols, total })
+        Some(PrefillLayout {
+            normed,
+            xz,
+            conv_out,
+            x_dbl,
+            dt_in,
+            dt,
+            y,
+            y_blocked,
+            out,
+            logits,
+            act,
+            max_cols,
+            total,
+        })
     }
 }
 
@@ -339,7 +355,8 @@ impl<'a> Family<'a> for Mamba1<'a> {
         let (x_dbl, rest) = rest.split_at_mut(l.dt_in - l.x_dbl);
         let (dt_in, rest) = rest.split_at_mut(l.dt - l.dt_in);
         let (dt, rest) = rest.split_at_mut(l.y - l.dt);
-        let (y, out) = rest.split_at_mut(l.out - l.y);
+        let (y, rest) = rest.split_at_mut(l.y_blocked - l.y);
+        let (y_blocked, out) = rest.split_at_mut(l.out - l.y_blocked);
         let logits = &mut logits[..logit_rows * v];
 
         for (&token, r) in tokens.iter().zip(residual.chunks_exact_mut(dm)) {
@@ -364,15 +381,21 @@ impl<'a> Family<'a> for Mamba1<'a> {
                 d.copy_from_slice(&xd[..dr]);
             }
             w.dt_proj.matmat(dt_in, dt, n, act, kernels, workers);
-            for t in 0..n {
-                let xd = &x_dbl[t * xw..(t + 1) * xw];
-                let (b, cmat) = xd[dr..].split_at(ds);
-                let z = &xz[t * 2 * di + di..(t + 1) * 2 * di];
-                let u = &conv_out[t * di..(t + 1) * di];
-                let dtt = &dt[t * di..(t + 1) * di];
-                let ssm_state = &mut layer.words()[conv_words..];
-                scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, cx);
-                layer.end_token();
+            if layer.codes_nothing() && workers.offload().is_none() {
+                // f32 state, CPU scan: channel blocks over all the tokens.
+                let chunk = ChunkScan { dt, u: conv_out, xz, x_dbl, dt_rank: dr, d_state: ds };
+                scan_chunk_by_blocks(&w, &chunk, &mut layer.words()[conv_words..], y_blocked, y, cx);
+            } else {
+                for t in 0..n {
+                    let xd = &x_dbl[t * xw..(t + 1) * xw];
+                    let (b, cmat) = xd[dr..].split_at(ds);
+                    let z = &xz[t * 2 * di + di..(t + 1) * 2 * di];
+                    let u = &conv_out[t * di..(t + 1) * di];
+                    let dtt = &dt[t * di..(t + 1) * di];
+                    let ssm_state = &mut layer.words()[conv_words..];
+                    scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, cx);
+                    layer.end_token();
+                }
             }
             w.out_proj.matmat(y, out, n, act, kernels, workers);
             add_assign(residual, out);
@@ -446,6 +469,77 @@ impl<'a> Family<'a> for Mamba1<'a> {
             head.matvec(normed, logits, act, kernels, workers);
         }
         logits
+    }
+}
+
+/// Channels one job of [`scan_chunk_by_blocks`] scans over all the tokens:
+/// their state and `A` (2 x 8 KiB at d_state 16) stay in L1 meanwhile.
+const SCAN_BLOCK_CHANNELS: usize = 128;
+
+/// A prefill chunk's scan inputs, token-major (`[tokens, width]`).
+struct ChunkScan<'x> {
+    /// Time steps before softplus, `[tokens, d_inner]`.
+    dt: &'x [f32],
+    /// Conv outputs, `[tokens, d_inner]`.
+    u: &'x [f32],
+    /// `in_proj` outputs, `[tokens, 2 d_inner]` (`z` is the second half).
+    xz: &'x [f32],
+    /// `x_proj` outputs, `[tokens, dt_rank + 2 d_state]` (`B`, `C` after dt).
+    x_dbl: &'x [f32],
+    /// Low-rank dt width.
+    dt_rank: usize,
+    /// State size per channel.
+    d_state: usize,
+}
+
+/// The selective scan of a whole prefill chunk (f32 state, CPU): blocks of
+/// [`SCAN_BLOCK_CHANNELS`] channels, each run over every token before the
+/// next block, split across the workers once per layer (not once per
+/// token). Channels are independent, so every value is computed by the same
+/// kernel call per token as [`scan_step`]: results are bit-identical.
+/// `y_blocked` (`[tokens, d_inner]` words) holds each block's outputs
+/// together while the blocks run; they are then copied to `y`
+/// (`[tokens, d_inner]`).
+fn scan_chunk_by_blocks(
+    w: &LayerWeights<'_>,
+    chunk: &ChunkScan<'_>,
+    ssm_state: &mut [f32],
+    y_blocked: &mut [f32],
+    y: &mut [f32],
+    cx: Compute<'_>,
+) {
+    let ds = chunk.d_state;
+    let di = w.d.len();
+    let tokens = y.len() / di.max(1);
+    let scan = eddy_kernels::vector_kernels(cx.kernels).selective_scan;
+    let block = SCAN_BLOCK_CHANNELS;
+    // Block `i` (width `wb`, the last may be narrower) owns
+    // `y_blocked[i * tokens * block..][..tokens * wb]`, token-major.
+    cx.workers.for_chunk_pairs(y_blocked, tokens * block, ssm_state, block * ds, |i, y_block, state| {
+        let c0 = i * block;
+        let wb = state.len() / ds.max(1);
+        let xw = chunk.dt_rank + 2 * ds;
+        for (t, y_t) in y_block.chunks_exact_mut(wb.max(1)).enumerate().take(tokens) {
+            let (row, xz_row) = (t * di + c0, t * 2 * di + di + c0);
+            let bc = &chunk.x_dbl[t * xw + chunk.dt_rank..(t + 1) * xw];
+            let args = crate::offload::ScanArgs {
+                a: &w.a[c0 * ds..(c0 + wb) * ds],
+                d: &w.d[c0..c0 + wb],
+                dt: &chunk.dt[row..row + wb],
+                u: &chunk.u[row..row + wb],
+                b: &bc[..ds],
+                c: &bc[ds..],
+                z: &chunk.xz[xz_row..xz_row + wb],
+                d_state: ds,
+            };
+            scan(&args, state, y_t);
+        }
+    });
+    for (b, y_block) in y_blocked.chunks(tokens * block).enumerate() {
+        let (c0, wb) = (b * block, y_block.len() / tokens.max(1));
+        for (t, src) in y_block.chunks_exact(wb.max(1)).enumerate() {
+            y[t * di + c0..t * di + c0 + wb].copy_from_slice(src);
+        }
     }
 }
 

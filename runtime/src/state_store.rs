@@ -327,6 +327,13 @@ impl LayerState<'_> {
         }
     }
 
+    /// True if [`end_token`](Self::end_token) does nothing (the f32
+    /// format): the layer's tokens may then be run in any grouping, e.g. a
+    /// prefill that scans channel blocks over all tokens.
+    pub(crate) fn codes_nothing(&self) -> bool {
+        self.format.codec().is_none()
+    }
+
     /// Call after each token's update of the coded parts: stores them and
     /// replaces them in [`words`](Self::words) by exactly the stored values.
     pub(crate) fn end_token(&mut self) {

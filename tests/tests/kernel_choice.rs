@@ -2,7 +2,7 @@
 //! Mamba-1 model wide enough for every SIMD path (the 8-channel scan and
 //! conv blocks, 8-row integer blocks, the multi-token kernel, the scan
 //! split across threads), f32 and quantized (W2/W4/W8 x A8 and an f16
-//! `dt_proj`), decoded token by token and prefilled in chunks, with every
+//! `dt_proj`), prefilled in chunks and equal to stepping, with every
 //! kernel set this CPU supports and 1, 2 and 3 threads, bit for bit.
 
 use eddy::file::AlignedBytes;
@@ -48,17 +48,21 @@ fn models() -> Vec<(String, AlignedBytes)> {
     out
 }
 
-/// Logits of 20 stepped tokens, then of a 70-token prompt prefilled in
-/// chunks of 32 (all positions), as raw bits.
+/// Logits of a 70-token prompt prefilled in chunks of 32 (all positions),
+/// as raw bits; checked equal to stepping the same tokens one by one (the
+/// prefill's chunked scan runs channel blocks over the tokens instead).
 fn logits(model: &Model<'_>) -> Vec<u32> {
     let tokens: Vec<u32> = (0..70u32).map(|i| (i * 37 + 11) % 300).collect();
+    let mut stepped = Vec::new();
+    let mut session = Session::new_owned(model);
+    for &t in &tokens {
+        stepped.extend(session.step(t).unwrap().iter().map(|v| v.to_bits()));
+    }
     let mut bits = Vec::new();
     let mut session = Session::new_owned(model);
-    for &t in &tokens[..20] {
-        bits.extend(session.step(t).unwrap().iter().map(|v| v.to_bits()));
-    }
-    let mut session = Session::new_owned(model);
     session.prefill_chunked(&tokens, 32, true, |_, l| bits.extend(l.iter().map(|v| v.to_bits()))).unwrap();
+    let diff = bits.iter().zip(&stepped).filter(|(a, b)| a != b).count();
+    assert_eq!((bits.len(), diff), (stepped.len(), 0), "prefill differs from stepping in {diff} logits");
     bits
 }
 
