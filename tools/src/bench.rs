@@ -123,26 +123,39 @@ pub fn decode_bytes_per_token(model: &Model<'_>) -> u64 {
         .sum()
 }
 
-/// Single-thread streaming read bandwidth in bytes/s: the best of `reps`
-/// passes summing a `bytes`-long buffer (far larger than the caches).
-pub fn read_bandwidth(bytes: usize, reps: usize) -> f64 {
+/// Streaming read bandwidth in bytes/s with `threads` threads reading
+/// disjoint parts of one `bytes`-long buffer (far larger than the caches)
+/// at once: the best of `reps` passes.
+pub fn read_bandwidth(bytes: usize, reps: usize, threads: usize) -> f64 {
+    let threads = threads.max(1);
     let words = vec![1u64; bytes / 8];
+    let per_thread = (words.len() / threads / 8 * 8).max(8);
     let mut best = 0.0f64;
     for _ in 0..reps.max(1) {
         let t0 = Instant::now();
-        // Eight independent sums so the loop is bound by loads, not adds.
-        let mut acc = [0u64; 8];
-        for chunk in words.chunks_exact(8) {
-            for (a, w) in acc.iter_mut().zip(chunk) {
-                *a = a.wrapping_add(*w);
-            }
-        }
-        let sum = std::hint::black_box(acc.iter().fold(0u64, |s, a| s.wrapping_add(*a)));
+        let read: usize = std::thread::scope(|s| {
+            let parts = words.chunks(per_thread).take(threads);
+            let jobs: Vec<_> = parts.map(|part| s.spawn(move || sum_words(part))).collect();
+            jobs.into_iter().map(|j| j.join().unwrap_or(0)).sum()
+        });
         let secs = t0.elapsed().as_secs_f64();
-        assert_eq!(sum, (words.len() / 8 * 8) as u64, "bandwidth buffer was not read");
-        best = best.max((words.len() * 8) as f64 / secs.max(1e-9));
+        let expected: usize = words.chunks(per_thread).take(threads).map(|p| p.len() / 8 * 8).sum();
+        assert_eq!(read, expected, "bandwidth buffer was not read");
+        best = best.max((read * 8) as f64 / secs.max(1e-9));
     }
     best
+}
+
+/// Sum of `words` (all ones: the count of whole 8-word chunks read).
+fn sum_words(words: &[u64]) -> usize {
+    // Eight independent sums so the loop is bound by loads, not adds.
+    let mut acc = [0u64; 8];
+    for chunk in words.chunks_exact(8) {
+        for (a, w) in acc.iter_mut().zip(chunk) {
+            *a = a.wrapping_add(*w);
+        }
+    }
+    std::hint::black_box(acc.iter().fold(0u64, |s, a| s.wrapping_add(*a))) as usize
 }
 
 /// The decode roofline of one model on this machine.
@@ -150,18 +163,21 @@ pub fn read_bandwidth(bytes: usize, reps: usize) -> f64 {
 pub struct Roofline {
     /// Weight bytes read per decoded token.
     pub bytes_per_token: u64,
-    /// Measured single-thread read bandwidth, bytes/s.
+    /// Threads reading at once when the bandwidth was measured.
+    pub threads: usize,
+    /// Measured read bandwidth with that many threads, bytes/s.
     pub read_bytes_per_s: f64,
     /// Tokens/s if decode were limited only by reading the weights.
     pub roofline_tokens_per_s: f64,
 }
 
 impl Roofline {
-    /// Roofline of `model` for a measured bandwidth.
-    pub fn new(model: &Model<'_>, read_bytes_per_s: f64) -> Self {
+    /// Roofline of `model` for the bandwidth measured with `threads`.
+    pub fn new(model: &Model<'_>, threads: usize, read_bytes_per_s: f64) -> Self {
         let bytes_per_token = decode_bytes_per_token(model);
         Roofline {
             bytes_per_token,
+            threads,
             read_bytes_per_s,
             roofline_tokens_per_s: read_bytes_per_s / bytes_per_token.max(1) as f64,
         }
@@ -182,6 +198,7 @@ mod tests {
 
     #[test]
     fn bandwidth_is_positive() {
-        assert!(read_bandwidth(1 << 20, 1) > 0.0);
+        assert!(read_bandwidth(1 << 20, 1, 1) > 0.0);
+        assert!(read_bandwidth(1 << 20, 1, 3) > 0.0);
     }
 }

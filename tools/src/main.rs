@@ -703,14 +703,24 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         reps: a.reps,
         chunk: a.chunk,
     };
-    let roofline = (!a.no_roofline).then(|| Roofline::new(&model, read_bandwidth(512 << 20, 3)));
+    // The roofline of each thread count tested (bandwidth grows with the
+    // threads reading), the single thread's always.
+    let mut roofline_threads = plan.threads.clone();
+    roofline_threads.push(1);
+    roofline_threads.sort_unstable();
+    roofline_threads.dedup();
+    let rooflines: Vec<Roofline> = if a.no_roofline {
+        Vec::new()
+    } else {
+        roofline_threads.iter().map(|&t| Roofline::new(&model, t, read_bandwidth(512 << 20, 3, t))).collect()
+    };
     let rows = run_plan(&model, &plan)?;
     let params: u64 = model.file().tensors().map(|t| t.rows() * t.cols()).sum();
     let bpw = bytes.len() as f64 * 8.0 / params.max(1) as f64;
     if a.json {
         let v = serde_json::json!({
             "model": label, "bytes": bytes.len(), "params": params, "bits_per_weight": bpw,
-            "kernels": model.kernels().name, "results": rows, "roofline": roofline,
+            "kernels": model.kernels().name, "results": rows, "rooflines": rooflines,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -729,25 +739,69 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             r.stddev
         );
     }
-    if let Some(rf) = roofline {
+    if let Some(rf) = rooflines.first() {
         println!();
-        println!(
-            "roofline: {:.2} MB of weights read per token, single-thread read bandwidth {:.2} GB/s \
-             -> at most {:.1} tok/s",
-            rf.bytes_per_token as f64 / 1e6,
-            rf.read_bytes_per_s / 1e9,
-            rf.roofline_tokens_per_s
-        );
-        for r in rows.iter().filter(|r| r.test.starts_with("tg")) {
+        println!("roofline: {:.2} MB of weights read per token", rf.bytes_per_token as f64 / 1e6);
+        for rf in &rooflines {
             println!(
-                "decode {} thread(s): {:.2} tok/s = {:.0}% of the single-thread roofline",
+                "read bandwidth {} thread(s): {:.2} GB/s -> at most {:.1} tok/s",
+                rf.threads,
+                rf.read_bytes_per_s / 1e9,
+                rf.roofline_tokens_per_s
+            );
+        }
+        for r in rows.iter().filter(|r| r.test.starts_with("tg")) {
+            let same = rooflines.iter().find(|f| f.threads == r.threads).unwrap_or(rf);
+            let own = match same.threads {
+                1 => String::new(),
+                t => format!(
+                    ", {:.0}% of the {t}-thread roofline",
+                    100.0 * r.tokens_per_s / same.roofline_tokens_per_s
+                ),
+            };
+            println!(
+                "decode {} thread(s): {:.2} tok/s = {:.0}% of the single-thread roofline{own}",
                 r.threads,
                 r.tokens_per_s,
-                100.0 * r.tokens_per_s / rf.roofline_tokens_per_s
+                100.0 * r.tokens_per_s / rf.roofline_tokens_per_s,
             );
         }
     }
+    print_ratios(&rows);
     Ok(())
+}
+
+/// Prefill vs decode speed and the speed-up over one thread, per test.
+fn print_ratios(rows: &[eddy_cli::bench::BenchRow]) {
+    let rate = |test: &str, threads: usize| {
+        rows.iter().find(|r| r.test == test && r.threads == threads).map(|r| r.tokens_per_s)
+    };
+    let mut lines = Vec::new();
+    for r in rows.iter().filter(|r| r.test.starts_with("pp")) {
+        for tg in rows.iter().filter(|t| t.test.starts_with("tg") && t.threads == r.threads) {
+            lines.push(format!(
+                "{} / {} with {} thread(s): {:.2}x",
+                r.test,
+                tg.test,
+                r.threads,
+                r.tokens_per_s / tg.tokens_per_s.max(1e-9)
+            ));
+        }
+    }
+    for r in rows.iter().filter(|r| r.threads > 1) {
+        if let Some(one) = rate(&r.test, 1) {
+            lines.push(format!(
+                "{} with {} threads: {:.2}x one thread",
+                r.test,
+                r.threads,
+                r.tokens_per_s / one.max(1e-9)
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        println!();
+        lines.iter().for_each(|l| println!("{l}"));
+    }
 }
 
 fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize, ctx: usize) -> Result<()> {
