@@ -201,7 +201,7 @@ pub static SCALAR: Kernels = Kernels {
 };
 
 #[cfg(target_arch = "x86_64")]
-static COMPILED: [&Kernels; 2] = [&SCALAR, &x86::AVX2];
+static COMPILED: [&Kernels; 3] = [&SCALAR, &x86::AVX2, &x86::AVX512_VNNI];
 #[cfg(all(target_arch = "arm", eddy_dsp, not(eddy_mve)))]
 static COMPILED: [&Kernels; 2] = [&SCALAR, &armv7em::DSP];
 #[cfg(all(target_arch = "arm", eddy_mve))]
@@ -228,6 +228,8 @@ pub fn supported(k: &Kernels) -> bool {
     match k.name {
         #[cfg(target_arch = "x86_64")]
         "avx2" => x86::avx2_available(),
+        #[cfg(target_arch = "x86_64")]
+        "avx512-vnni" => x86::vnni::vnni_available(),
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         "neon-sdot" => aarch64::dotprod_available(),
         _ => true,
@@ -239,7 +241,14 @@ pub fn by_name(name: &str) -> Option<&'static Kernels> {
     compiled().iter().copied().find(|k| k.name == name && supported(k))
 }
 
-/// The best kernel set for this CPU.
+/// The best kernel set for this CPU that is chosen automatically.
 pub fn best() -> &'static Kernels {
-    compiled().iter().rev().copied().find(|k| supported(k)).unwrap_or(&SCALAR)
+    compiled().iter().rev().copied().find(|k| supported(k) && chosen_automatically(k)).unwrap_or(&SCALAR)
+}
+
+/// False for sets that run only when asked for by name: `avx512-vnni`,
+/// until it has been checked against the reference on a CPU that has
+/// AVX-512 VNNI (none was available to us; see `x86::vnni`).
+pub fn chosen_automatically(k: &Kernels) -> bool {
+    k.name != "avx512-vnni"
 }

@@ -89,7 +89,7 @@ pub static SCALAR_VECTOR: VectorKernels = VectorKernels {
 pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
     match k.name {
         #[cfg(target_arch = "x86_64")]
-        "avx2" => &crate::x86::AVX2_VECTOR,
+        "avx2" | "avx512-vnni" => &crate::x86::AVX2_VECTOR,
         _ => &SCALAR_VECTOR,
     }
 }

@@ -7,9 +7,11 @@
 //! [`scan`].
 
 pub mod acts;
+mod codes;
 pub mod int;
 pub mod kv;
 pub mod scan;
+pub mod vnni;
 
 pub use int::{matmat_i8, matvec_i8};
 
@@ -28,7 +30,20 @@ pub static AVX2: Kernels = Kernels {
     kv_mix: kv::kv_mix,
 };
 
-/// The AVX2 vector kernels (chosen with the `avx2` set).
+/// The AVX2 kernels with AVX-512 VNNI's `vpdpbusd` for the integer dot
+/// products ([`vnni`]); the rest is the AVX2 set's. Only used when asked
+/// for (not verified on hardware yet, see [`vnni`]).
+pub static AVX512_VNNI: Kernels = Kernels {
+    name: "avx512-vnni",
+    matvec_i8: vnni::matvec_i8,
+    matmat_i8: Some(vnni::matmat_i8),
+    matvec_f32,
+    matvec_f16,
+    kv_scores: kv::kv_scores,
+    kv_mix: kv::kv_mix,
+};
+
+/// The AVX2 vector kernels (chosen with the `avx2` and `avx512-vnni` sets).
 pub static AVX2_VECTOR: crate::VectorKernels = crate::VectorKernels {
     name: "avx2",
     quantize_acts: acts::quantize_activations_i8,

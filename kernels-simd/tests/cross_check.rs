@@ -119,6 +119,12 @@ fn names_resolve() {
     {
         assert_eq!(eddy_kernels::best().name, "avx2");
         assert!(kernel_sets().iter().any(|k| k.name == "avx2"));
+        // With AVX-512 VNNI the `avx512-vnni` set is tested here too (it
+        // is only ever chosen by name, so `best` stays `avx2`).
+        let vnni = std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni");
+        assert_eq!(kernel_sets().iter().any(|k| k.name == "avx512-vnni"), vnni);
     }
     // aarch64: plain NEON always; NEON+sdot exactly when the CPU has
     // dotprod (and then it is the best set). EDDY_EXPECT_KERNELS (below)

@@ -16,7 +16,7 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Kernel set: scalar, avx2 (x86-64), neon, neon-sdot (aarch64)
+    /// Kernel set: scalar, avx2, avx512-vnni (x86-64; avx512-vnni only when named), neon, neon-sdot (aarch64)
     /// (default: the best this CPU supports; also settable with the
     /// EDDY_KERNELS environment variable).
     #[arg(long, global = true)]

@@ -17,6 +17,7 @@
 //! decode (every weight read from memory once per token) streams.
 
 use super::avx2_available;
+use super::codes::{Codes, MAX_BLOCKS, W2, W4, W8};
 use crate::{ActsI8, IntShape};
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -24,148 +25,6 @@ use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 
 /// Rows computed together (one per f32 lane).
 const ROWS: usize = 8;
-
-/// Most 32-code blocks in a group (groups of up to 256 weights).
-const MAX_BLOCKS: usize = 8;
-
-/// One format's codes of one group, unpacked: up to [`MAX_BLOCKS`] vectors
-/// of 32 bytes, vector `b` lined up with permuted activations `32 b..32 b +
-/// 32` of the group.
-type Unpacked = [__m256i; MAX_BLOCKS];
-
-/// How the codes of one format and group size are unpacked and multiplied.
-trait Codes {
-    /// Weights per group.
-    const GROUP: usize;
-    /// What [`Codes::dot`] lacks of Σ code·act, per unit of the group's
-    /// activation sum (W8 multiplies `code - 128`).
-    const SUM_BIAS: i32;
-    /// 32-code blocks per group.
-    const BLOCKS: usize = Self::GROUP / 32;
-
-    /// Unpack one group's codes (`GROUP * BITS / 8` bytes at `codes`).
-    unsafe fn unpack(codes: *const u8) -> Unpacked;
-
-    /// Σ w·act over one group as eight i32 lanes; `acts` points at the
-    /// group's `GROUP` permuted activations.
-    unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i;
-}
-
-/// W2 codes; groups of 64 or more unpack 64 codes per 16-byte load.
-struct W2<const G: usize>;
-/// W4 codes, 32 per 16-byte load.
-struct W4<const G: usize>;
-/// W8 codes, stored `c - 128` as i8 so `vpmaddubsw` multiplies |w| by
-/// act·sign(w) without saturating.
-struct W8<const G: usize>;
-
-/// Σ over the group's blocks of `vpmaddubsw(w_b, act_b)`, accumulated in
-/// i16: a W2/W4 pair sum is at most 2·15·127 = 3810 and a group has at
-/// most 8 blocks, so 30480 < 32767 cannot overflow.
-#[inline(always)]
-unsafe fn dot_small_codes(w: &Unpacked, acts: *const i8, blocks: usize) -> __m256i {
-    let mut acc16 = _mm256_setzero_si256();
-    for (b, wb) in w.iter().enumerate().take(blocks) {
-        // SAFETY (caller): `acts` holds the group's `32 * blocks` bytes.
-        let x = _mm256_loadu_si256(acts.add(32 * b) as *const __m256i);
-        acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(*wb, x));
-    }
-    _mm256_madd_epi16(acc16, _mm256_set1_epi16(1))
-}
-
-impl<const G: usize> Codes for W2<G> {
-    const GROUP: usize = G;
-    const SUM_BIAS: i32 = 0;
-
-    #[inline(always)]
-    unsafe fn unpack(codes: *const u8) -> Unpacked {
-        let mut w = [_mm256_setzero_si256(); MAX_BLOCKS];
-        let mask = _mm256_set1_epi8(3);
-        if G % 64 == 0 {
-            // 16 bytes in both halves; halves shifted by (0, 2) and (4, 6):
-            // lane i of block 2u is code 4i (i < 16) or 4(i-16)+1, of block
-            // 2u+1 code 4i+2 or 4(i-16)+3, within the 64-code unit u.
-            let (lo, hi) = (_mm256_setr_epi64x(0, 0, 2, 2), _mm256_setr_epi64x(4, 4, 6, 6));
-            for u in 0..G / 64 {
-                // SAFETY (caller): the group's `G / 4` code bytes are readable.
-                let c = _mm256_broadcastsi128_si256(_mm_loadu_si128(codes.add(16 * u) as *const __m128i));
-                w[2 * u] = _mm256_and_si256(_mm256_srlv_epi64(c, lo), mask);
-                w[2 * u + 1] = _mm256_and_si256(_mm256_srlv_epi64(c, hi), mask);
-            }
-        } else {
-            // 8 bytes in every 64-bit lane, lane k shifted by 2k: byte
-            // 8k + j holds code 4j + k.
-            let shifts = _mm256_setr_epi64x(0, 2, 4, 6);
-            for (b, wb) in w.iter_mut().enumerate().take(G / 32) {
-                // SAFETY (caller): as above.
-                let v = (codes.add(8 * b) as *const i64).read_unaligned();
-                *wb = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(v), shifts), mask);
-            }
-        }
-        w
-    }
-
-    #[inline(always)]
-    unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i {
-        dot_small_codes(w, acts, Self::BLOCKS)
-    }
-}
-
-impl<const G: usize> Codes for W4<G> {
-    const GROUP: usize = G;
-    const SUM_BIAS: i32 = 0;
-
-    #[inline(always)]
-    unsafe fn unpack(codes: *const u8) -> Unpacked {
-        let mut w = [_mm256_setzero_si256(); MAX_BLOCKS];
-        // Low nibbles of the 16 bytes in lanes 0..16 (codes 2k), high
-        // nibbles in lanes 16..32 (codes 2k + 1).
-        let (shifts, mask) = (_mm256_setr_epi64x(0, 0, 4, 4), _mm256_set1_epi8(0x0f));
-        for (b, wb) in w.iter_mut().enumerate().take(G / 32) {
-            // SAFETY (caller): the group's `G / 2` code bytes are readable.
-            let c = _mm256_broadcastsi128_si256(_mm_loadu_si128(codes.add(16 * b) as *const __m128i));
-            *wb = _mm256_and_si256(_mm256_srlv_epi64(c, shifts), mask);
-        }
-        w
-    }
-
-    #[inline(always)]
-    unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i {
-        dot_small_codes(w, acts, Self::BLOCKS)
-    }
-}
-
-impl<const G: usize> Codes for W8<G> {
-    const GROUP: usize = G;
-    // Σ c·x = Σ (c - 128)·x + 128 Σ x.
-    const SUM_BIAS: i32 = 128;
-
-    #[inline(always)]
-    unsafe fn unpack(codes: *const u8) -> Unpacked {
-        let mut w = [_mm256_setzero_si256(); MAX_BLOCKS];
-        let bias = _mm256_set1_epi8(-128);
-        for (b, wb) in w.iter_mut().enumerate().take(G / 32) {
-            // SAFETY (caller): the group's `G` code bytes are readable.
-            *wb = _mm256_xor_si256(_mm256_loadu_si256(codes.add(32 * b) as *const __m256i), bias);
-        }
-        w
-    }
-
-    #[inline(always)]
-    unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i {
-        // |w| <= 128 and |x| <= 127 keep pair sums <= 32512: no saturation;
-        // each block's pairs widen to i32 before the next is added.
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_si256();
-        for (b, wb) in w.iter().enumerate().take(Self::BLOCKS) {
-            // SAFETY (caller): `acts` holds the group's `G` bytes.
-            let x = _mm256_loadu_si256(acts.add(32 * b) as *const __m256i);
-            let prod = _mm256_maddubs_epi16(_mm256_abs_epi8(*wb), _mm256_sign_epi8(x, *wb));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(prod, ones));
-        }
-        acc
-    }
-}
 
 /// Lane `r` of the result = Σ lanes of `v[r]` (eight horizontal sums at once).
 #[inline(always)]
@@ -370,28 +229,45 @@ fn kernel_acts<'p>(bits: u32, group: usize, xq: &'p [i8], perm: &'p mut [i8]) ->
     perm
 }
 
-/// Call `$f::<Codes type>($args)` for a format's bits and group size.
-macro_rules! dispatch {
-    ($shape:expr, $f:ident, $($arg:expr),*) => {
+/// `$f::<Codes type>` for a format's bits and group size, as a function
+/// pointer (`None` for formats the kernels do not cover), with one
+/// [`Codes`] family per multiply instruction (`$w2`, `$w4`, `$w8`).
+macro_rules! kernel_for {
+    ($shape:expr, $f:ident, $w2:ident, $w4:ident, $w8:ident) => {
         match ($shape.bits, $shape.group) {
-            (2, 32) => $f::<W2<32>>($($arg),*),
-            (2, 64) => $f::<W2<64>>($($arg),*),
-            (2, 128) => $f::<W2<128>>($($arg),*),
-            (2, 256) => $f::<W2<256>>($($arg),*),
-            (4, 32) => $f::<W4<32>>($($arg),*),
-            (4, 64) => $f::<W4<64>>($($arg),*),
-            (4, 128) => $f::<W4<128>>($($arg),*),
-            (4, 256) => $f::<W4<256>>($($arg),*),
-            (8, 32) => $f::<W8<32>>($($arg),*),
-            (8, 64) => $f::<W8<64>>($($arg),*),
-            (8, 128) => $f::<W8<128>>($($arg),*),
-            (8, 256) => $f::<W8<256>>($($arg),*),
-            _ => false,
+            (2, 32) => Some($f::<$w2<32>>),
+            (2, 64) => Some($f::<$w2<64>>),
+            (2, 128) => Some($f::<$w2<128>>),
+            (2, 256) => Some($f::<$w2<256>>),
+            (4, 32) => Some($f::<$w4<32>>),
+            (4, 64) => Some($f::<$w4<64>>),
+            (4, 128) => Some($f::<$w4<128>>),
+            (4, 256) => Some($f::<$w4<256>>),
+            (8, 32) => Some($f::<$w8<32>>),
+            (8, 64) => Some($f::<$w8<64>>),
+            (8, 128) => Some($f::<$w8<128>>),
+            (8, 256) => Some($f::<$w8<256>>),
+            _ => None,
         }
     };
 }
+pub(super) use kernel_for;
 
-/// The shape of a product the AVX2 kernels cover, if this CPU runs them.
+/// One format's kernel over all rows of one token (see [`matvec_rows_body`]).
+pub(super) type MatvecRows = unsafe fn(&IntShape, &[u8], &[i8], &[f32], &[i32], &mut [f32]);
+
+/// One format's kernel over all rows and tokens (see [`matmat_rows_body`]).
+pub(super) type MatmatRows = unsafe fn(&IntShape, &[u8], &[i8], &[ActsI8<'_>], &mut [f32]);
+
+/// A kernel set's choice of [`MatvecRows`] for a shape (`None`: the CPU
+/// lacks the instructions, or the format is not covered).
+pub(super) type PickMatvec = fn(&IntShape) -> Option<MatvecRows>;
+
+/// A kernel set's choice of [`MatmatRows`] for a shape.
+pub(super) type PickMatmat = fn(&IntShape) -> Option<MatmatRows>;
+
+/// The shape of a product the kernels cover (whether the CPU runs them is
+/// the [`PickMatvec`]'s business).
 fn covered(
     format: TensorFormat,
     cols: usize,
@@ -401,7 +277,7 @@ fn covered(
     perm_len: usize,
 ) -> Option<IntShape> {
     IntShape::for_matvec(format, cols, rows, matrix, acts, perm_len)
-        .filter(|s| rows > 0 && fits_gather(s.row_bytes) && s.group <= 32 * MAX_BLOCKS && avx2_available())
+        .filter(|s| rows > 0 && fits_gather(s.row_bytes) && s.group <= 32 * MAX_BLOCKS)
 }
 
 /// See [`crate::MatvecI8`]. Falls back to the scalar reference on a CPU
@@ -414,19 +290,41 @@ pub fn matvec_i8(
     out: &mut [f32],
     perm: &mut [i8],
 ) {
-    let done = match covered(format, cols, out.len(), matrix, acts, perm.len()) {
-        Some(shape) => {
+    matvec_i8_with(avx2_matvec, format, matrix, cols, acts, out, perm);
+}
+
+/// The AVX2 kernel for a shape, if this CPU has AVX2.
+fn avx2_matvec(s: &IntShape) -> Option<MatvecRows> {
+    if !avx2_available() {
+        return None;
+    }
+    kernel_for!(s, matvec_rows, W2, W4, W8)
+}
+
+/// [`crate::MatvecI8`] with the kernels `pick` chooses (the scalar
+/// reference when it chooses none).
+pub(super) fn matvec_i8_with(
+    pick: PickMatvec,
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &ActsI8<'_>,
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let chosen =
+        covered(format, cols, out.len(), matrix, acts, perm.len()).and_then(|s| Some((s, pick(&s)?)));
+    match chosen {
+        Some((shape, kernel)) => {
             let xq = kernel_acts(shape.bits, shape.group, &acts.q[..cols], &mut perm[..cols]);
             let (scales, sums) = (&acts.scales[..shape.groups], &acts.sums[..shape.groups]);
-            // SAFETY: AVX2 and F16C were detected (`covered`); the shape
-            // check guarantees `matrix` holds `out.len()` rows of
-            // `row_bytes`, `xq` `cols` codes and scales/sums one per group.
-            unsafe { dispatch!(shape, matvec_rows, &shape, matrix, xq, scales, sums, out) }
+            // SAFETY: `pick` returns kernels only when the CPU has their
+            // instructions; the shape check guarantees `matrix` holds
+            // `out.len()` rows of `row_bytes`, `xq` `cols` codes and
+            // scales/sums one per group.
+            unsafe { kernel(&shape, matrix, xq, scales, sums, out) }
         }
-        None => false,
-    };
-    if !done {
-        eddy_quant::matvec_i8(format, matrix, cols, acts.q, acts.scales, acts.sums, out);
+        None => eddy_quant::matvec_i8(format, matrix, cols, acts.q, acts.scales, acts.sums, out),
     }
 }
 
@@ -438,7 +336,21 @@ unsafe fn matvec_rows<C: Codes>(
     x_scales: &[f32],
     x_sums: &[i32],
     out: &mut [f32],
-) -> bool {
+) {
+    matvec_rows_body::<C>(s, matrix, xq, x_scales, x_sums, out)
+}
+
+/// Every block of eight rows of one token, prefetching ahead (inlined into
+/// each kernel set's `target_feature` function).
+#[inline(always)]
+pub(super) unsafe fn matvec_rows_body<C: Codes>(
+    s: &IntShape,
+    matrix: &[u8],
+    xq: &[i8],
+    x_scales: &[f32],
+    x_sums: &[i32],
+    out: &mut [f32],
+) {
     let rows = out.len();
     let plan = Prefetch::new(s);
     // The blocks before the first one prefetched on the way.
@@ -449,7 +361,6 @@ unsafe fn matvec_rows<C: Codes>(
         let result = rows8::<C>(s, &block, xq.as_ptr(), x_scales, x_sums);
         store_rows(result, o);
     }
-    true
 }
 
 /// Store the first `o.len()` (at most 8) lanes of `v`.
@@ -486,6 +397,28 @@ pub fn matmat_i8(
     out: &mut [f32],
     perm: &mut [i8],
 ) {
+    matmat_i8_with(avx2_matmat, format, matrix, cols, acts, out, perm);
+}
+
+/// The AVX2 multi-token kernel for a shape, if this CPU has AVX2.
+fn avx2_matmat(s: &IntShape) -> Option<MatmatRows> {
+    if !avx2_available() {
+        return None;
+    }
+    kernel_for!(s, matmat_rows, W2, W4, W8)
+}
+
+/// [`crate::MatmatI8`] with the kernels `pick` chooses (the scalar
+/// reference per token when it chooses none).
+pub(super) fn matmat_i8_with(
+    pick: PickMatmat,
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
     let tokens = acts.len();
     if tokens == 0 {
         return;
@@ -496,21 +429,21 @@ pub fn matmat_i8(
         .map(|a| covered(format, cols, rows, matrix, a, perm.len() / tokens))
         .reduce(|a, b| if a == b { a } else { None })
         .flatten();
-    let done = match shape {
-        Some(shape) => {
+    match shape.and_then(|s| Some((s, pick(&s)?))) {
+        Some((shape, kernel)) => {
             for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {
                 permute_activations(shape.bits, shape.group, &a.q[..cols], p);
             }
-            // SAFETY: AVX2 and F16C were detected (`covered`); every
-            // token's shape check passed, `perm` holds `tokens * cols`
-            // reordered codes and `out` `tokens * rows` values.
-            unsafe { dispatch!(shape, matmat_rows, &shape, matrix, perm, acts, out) }
+            // SAFETY: `pick` returns kernels only when the CPU has their
+            // instructions; every token's shape check passed, `perm`
+            // holds `tokens * cols` reordered codes and `out` `tokens *
+            // rows` values.
+            unsafe { kernel(&shape, matrix, perm, acts, out) }
         }
-        None => false,
-    };
-    if !done {
-        for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
-            eddy_quant::matvec_i8(format, matrix, cols, a.q, a.scales, a.sums, o);
+        None => {
+            for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
+                eddy_quant::matvec_i8(format, matrix, cols, a.q, a.scales, a.sums, o);
+            }
         }
     }
 }
@@ -522,7 +455,20 @@ unsafe fn matmat_rows<C: Codes>(
     perm: &[i8],
     acts: &[ActsI8<'_>],
     out: &mut [f32],
-) -> bool {
+) {
+    matmat_rows_body::<C>(s, matrix, perm, acts, out)
+}
+
+/// Blocks of rows that stay in cache while batches of tokens pass over
+/// them (inlined into each kernel set's `target_feature` function).
+#[inline(always)]
+pub(super) unsafe fn matmat_rows_body<C: Codes>(
+    s: &IntShape,
+    matrix: &[u8],
+    perm: &[i8],
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+) {
     let tokens = acts.len();
     let (rows, cols) = (out.len() / tokens, s.groups * C::GROUP);
     let block_rows = ((BLOCK_BYTES / s.row_bytes.max(1)) / ROWS * ROWS).max(ROWS);
@@ -550,7 +496,6 @@ unsafe fn matmat_rows<C: Codes>(
             }
         }
     }
-    true
 }
 
 /// The tokens of one multi-token pass: each one's permuted activations,
