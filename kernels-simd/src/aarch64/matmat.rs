@@ -15,7 +15,7 @@ use core::arch::aarch64::*;
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 
 /// Tokens one pass multiplies with each unpacked weight unit.
-const TOKENS: usize = 4;
+pub(super) const TOKENS: usize = 4;
 
 /// Bytes of weights in one cache block of rows.
 const BLOCK_BYTES: usize = 32 * 1024;
@@ -25,6 +25,40 @@ const BLOCK_BYTES: usize = 32 * 1024;
 /// token; the tokens after the last whole batch of four use the `sdot`
 /// matrix-vector kernel.
 pub(super) fn matmat_i8(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    if !dotprod_available() {
+        let rows = out.len() / acts.len().max(1);
+        for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
+            super::matvec_i8(false, format, matrix, cols, a, o, perm);
+        }
+        return;
+    }
+    // SAFETY: `dotprod` was detected, as `rows4_tokens_sdot` needs.
+    unsafe { matmat_with(true, rows4_tokens_sdot, format, matrix, cols, acts, out, perm) }
+}
+
+/// Four rows times one batch of [`TOKENS`] tokens (`out[t * stride + r]`
+/// gets token `t`, row `r`): the `sdot` or the plain-NEON kernel.
+pub(super) type Rows4Tokens = unsafe fn(Kind, &IntShape, *const u8, &Batch<'_>, &mut [f32], usize);
+
+/// The multi-token product both aarch64 sets share: `kernel` on every
+/// whole block of four rows times four tokens, over blocks of rows that
+/// stay in cache while every batch of tokens passes over them; the rows
+/// and tokens left over, and shapes the kernels do not cover, use the
+/// matrix-vector kernel (`sdot` if `dot`).
+///
+/// # Safety
+/// The CPU must run `kernel` (and `sdot` if `dot`).
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn matmat_with(
+    dot: bool,
+    kernel: Rows4Tokens,
     format: TensorFormat,
     matrix: &[u8],
     cols: usize,
@@ -42,8 +76,7 @@ pub(super) fn matmat_i8(
         .map(|a| IntShape::for_matvec(format, cols, rows, matrix, a, perm.len() / tokens))
         .reduce(|a, b| if a == b { a } else { None })
         .flatten();
-    let dot = dotprod_available();
-    let (Some(shape), true) = (shape, dot) else {
+    let Some(shape) = shape else {
         for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
             super::matvec_i8(dot, format, matrix, cols, a, o, perm);
         }
@@ -70,9 +103,9 @@ pub(super) fn matmat_i8(
                 // SAFETY: `rows4` holds 4 rows; `batch.perm` holds
                 // `TOKENS * cols` permuted codes and each of its `acts`
                 // `groups` scales and sums (checked by for_matvec); `o`
-                // reaches row `row0 + 3` of token `first + 3`; `sdot` only
-                // is present (checked above).
-                unsafe { rows4_tokens_sdot(kind, &shape, rows4.as_ptr(), &batch, o, rows) };
+                // reaches row `row0 + 3` of token `first + 3`; the CPU
+                // runs `kernel` (caller).
+                unsafe { kernel(kind, &shape, rows4.as_ptr(), &batch, o, rows) };
             }
         }
     }
@@ -86,10 +119,13 @@ pub(super) fn matmat_i8(
 
 /// One batch of [`TOKENS`] tokens: their activations (scales, sums) and
 /// permuted codes (`cols` per token, one after the other).
-struct Batch<'a> {
-    acts: &'a [ActsI8<'a>],
-    perm: &'a [i8],
-    cols: usize,
+pub(super) struct Batch<'a> {
+    /// The tokens' activations (their scales and sums are used).
+    pub(super) acts: &'a [ActsI8<'a>],
+    /// Permuted codes, `cols` per token.
+    pub(super) perm: &'a [i8],
+    /// Codes per token.
+    pub(super) cols: usize,
 }
 
 /// Four rows times the batch's four tokens; `out[t * stride + r]` gets

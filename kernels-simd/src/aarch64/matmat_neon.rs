@@ -12,20 +12,15 @@
 //! (`group::unit_dot`, the same group sums and f32 group arithmetic), so it
 //! is bit-exact with the scalar reference.
 
+use super::f16x4_to_f32;
 use super::group::{unit_dot, unpack, Kind, Unit};
-use super::{f16x4_to_f32, permute_activations, rows_permuted};
+use super::matmat::{matmat_with, Batch, TOKENS};
 use crate::{ActsI8, IntShape};
 use core::arch::aarch64::*;
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 
-/// Tokens one pass multiplies with each unpacked weight unit.
-const TOKENS: usize = 4;
-
-/// Bytes of weights in one cache block of rows.
-const BLOCK_BYTES: usize = 32 * 1024;
-
 /// [`crate::MatmatI8`] with plain NEON multiplies. For shapes the kernels
-/// do not cover, the scalar reference per token; the tokens after the
+/// do not cover, the matrix-vector product per token; the tokens after the
 /// last whole batch of four, and rows after the last block of four, use
 /// the plain-NEON matrix-vector kernel.
 pub fn matmat_i8_neon(
@@ -36,62 +31,9 @@ pub fn matmat_i8_neon(
     out: &mut [f32],
     perm: &mut [i8],
 ) {
-    let tokens = acts.len();
-    let rows = out.len() / tokens.max(1);
-    if rows == 0 {
-        return;
-    }
-    let shape = acts
-        .iter()
-        .map(|a| IntShape::for_matvec(format, cols, rows, matrix, a, perm.len() / tokens))
-        .reduce(|a, b| if a == b { a } else { None })
-        .flatten();
-    let Some(shape) = shape else {
-        for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
-            eddy_quant::matvec_i8(format, matrix, cols, a.q, a.scales, a.sums, o);
-        }
-        return;
-    };
-    let kind = Kind::of(&shape);
-    let perm = &mut perm[..tokens * cols];
-    for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {
-        // SAFETY: NEON is present (this module compiles only with it); both
-        // slices hold `cols` bytes, a multiple of the group.
-        unsafe { permute_activations(kind, &a.q[..cols], p) };
-    }
-    let perm = &*perm;
-    let row_bytes = shape.row_bytes;
-    let (full_rows, full_tokens) = (rows / 4 * 4, tokens / TOKENS * TOKENS);
-    let block_rows = (BLOCK_BYTES / row_bytes).max(4) / 4 * 4;
-    for block_start in (0..full_rows).step_by(block_rows) {
-        let block_end = (block_start + block_rows).min(full_rows);
-        for first in (0..full_tokens).step_by(TOKENS) {
-            let batch = Batch { acts: &acts[first..first + TOKENS], perm: &perm[first * cols..], cols };
-            for row0 in (block_start..block_end).step_by(4) {
-                let rows4 = &matrix[row0 * row_bytes..(row0 + 4) * row_bytes];
-                let o = &mut out[first * rows + row0..];
-                // SAFETY: `rows4` holds 4 rows; `batch.perm` holds `TOKENS *
-                // cols` permuted codes and each of its `acts` `groups`
-                // scales and sums (checked by for_matvec); `o` reaches row
-                // `row0 + 3` of token `first + 3`; NEON is present.
-                unsafe { rows4_tokens_kind(kind, &shape, rows4.as_ptr(), &batch, o, rows) };
-            }
-        }
-    }
-    // Leftover rows of the batched tokens, and every row of the rest.
-    for (t, (a, o)) in acts.iter().zip(out.chunks_exact_mut(rows)).enumerate() {
-        let permuted = ActsI8 { q: &perm[t * cols..(t + 1) * cols], scales: a.scales, sums: a.sums };
-        let first_row = if t < full_tokens { full_rows } else { 0 };
-        rows_permuted(false, kind, &shape, &matrix[first_row * row_bytes..], &permuted, &mut o[first_row..]);
-    }
-}
-
-/// One batch of [`TOKENS`] tokens: their activations (scales, sums) and
-/// permuted codes (`cols` per token, one after the other).
-struct Batch<'a> {
-    acts: &'a [ActsI8<'a>],
-    perm: &'a [i8],
-    cols: usize,
+    // SAFETY: NEON is present (this module compiles only with it), which
+    // is all `rows4_tokens_kind` and the plain matrix-vector kernel need.
+    unsafe { matmat_with(false, rows4_tokens_kind, format, matrix, cols, acts, out, perm) }
 }
 
 /// 32 codes of one row unpacked to two vectors in the matrix-vector
