@@ -187,22 +187,43 @@ unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool>(
                     }
                 }
             }
-            let hv = vld1q_u32(headers.as_ptr());
-            let scale = f16x4_to_f32(vmovn_u32(hv));
-            let min = f16x4_to_f32(vshrn_n_u32::<16>(hv));
-            for ((res, acc_t), a) in result.iter_mut().zip(&acc).zip(batch.acts) {
-                // Lane r = Σ acc_t[r], as in the matrix-vector kernel.
-                let mut sums = vpaddq_s32(vpaddq_s32(acc_t[0], acc_t[1]), vpaddq_s32(acc_t[2], acc_t[3]));
-                if BITS == 8 {
-                    sums = vaddq_s32(sums, vdupq_n_s32(a.sums[g].wrapping_mul(128)));
-                }
-                let sum = vdupq_n_f32(a.sums[g] as f32);
-                let inner = vaddq_f32(vmulq_f32(scale, vcvtq_f32_s32(sums)), vmulq_f32(min, sum));
-                *res = vaddq_f32(*res, vmulq_f32(vdupq_n_f32(a.scales[g]), inner));
-            }
+            finish_group::<BITS>(&mut result, &acc, &headers, batch.acts, g);
         }
         for (t, res) in result.iter().enumerate() {
             vst1q_f32(out[t * stride..t * stride + 4].as_mut_ptr(), *res);
+        }
+    }
+}
+
+/// The end of group `g` for four rows and [`TOKENS`] tokens: each token's
+/// four accumulators per row summed (lane `r` = row `r`), W8's `128 Σx`
+/// added, then `result += s * (scale * acc + min * sum)` with the rows'
+/// f16 headers (`scale | min << 16`), exactly as the matrix-vector kernel.
+///
+/// # Safety
+/// NEON must be present; every token's scales and sums hold group `g`.
+#[inline(always)]
+pub(super) unsafe fn finish_group<const BITS: u32>(
+    result: &mut [float32x4_t; TOKENS],
+    acc: &[[int32x4_t; 4]; TOKENS],
+    headers: &[u32; 4],
+    acts: &[ActsI8<'_>],
+    g: usize,
+) {
+    // SAFETY: NEON per the contract; `headers` holds four u32.
+    unsafe {
+        let hv = vld1q_u32(headers.as_ptr());
+        let scale = f16x4_to_f32(vmovn_u32(hv));
+        let min = f16x4_to_f32(vshrn_n_u32::<16>(hv));
+        for ((res, acc_t), a) in result.iter_mut().zip(acc).zip(acts) {
+            // Lane r = Σ acc_t[r], as in the matrix-vector kernel.
+            let mut sums = vpaddq_s32(vpaddq_s32(acc_t[0], acc_t[1]), vpaddq_s32(acc_t[2], acc_t[3]));
+            if BITS == 8 {
+                sums = vaddq_s32(sums, vdupq_n_s32(a.sums[g].wrapping_mul(128)));
+            }
+            let sum = vdupq_n_f32(a.sums[g] as f32);
+            let inner = vaddq_f32(vmulq_f32(scale, vcvtq_f32_s32(sums)), vmulq_f32(min, sum));
+            *res = vaddq_f32(*res, vmulq_f32(vdupq_n_f32(a.scales[g]), inner));
         }
     }
 }

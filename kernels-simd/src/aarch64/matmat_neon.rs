@@ -12,9 +12,8 @@
 //! (`group::unit_dot`, the same group sums and f32 group arithmetic), so it
 //! is bit-exact with the scalar reference.
 
-use super::f16x4_to_f32;
 use super::group::{unit_dot, unpack, Kind, Unit};
-use super::matmat::{matmat_with, Batch, TOKENS};
+use super::matmat::{finish_group, matmat_with, Batch, TOKENS};
 use crate::{ActsI8, IntShape};
 use core::arch::aarch64::*;
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
@@ -105,20 +104,7 @@ unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool>(
                     half_dot::<BITS, WIDE, 1>(&codes, &x_at, at + 32, &mut acc);
                 }
             }
-            let hv = vld1q_u32(headers.as_ptr());
-            let scale = f16x4_to_f32(vmovn_u32(hv));
-            let min = f16x4_to_f32(vshrn_n_u32::<16>(hv));
-            for ((res, acc_t), a) in result.iter_mut().zip(&acc).zip(batch.acts) {
-                // Lane r = Σ acc_t[r], as in the matrix-vector kernel.
-                let mut sums = vpaddq_s32(vpaddq_s32(acc_t[0], acc_t[1]), vpaddq_s32(acc_t[2], acc_t[3]));
-                if BITS == 8 {
-                    sums = vaddq_s32(sums, vdupq_n_s32(a.sums[g].wrapping_mul(128)));
-                }
-                let sum = vdupq_n_f32(a.sums[g] as f32);
-                // result += s * (scale * acc + min * sum), as the reference.
-                let inner = vaddq_f32(vmulq_f32(scale, vcvtq_f32_s32(sums)), vmulq_f32(min, sum));
-                *res = vaddq_f32(*res, vmulq_f32(vdupq_n_f32(a.scales[g]), inner));
-            }
+            finish_group::<BITS>(&mut result, &acc, &headers, batch.acts, g);
         }
         for (t, res) in result.iter().enumerate() {
             vst1q_f32(out[t * stride..t * stride + 4].as_mut_ptr(), *res);
