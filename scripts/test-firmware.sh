@@ -116,10 +116,13 @@ $NICE cargo build --release -q -p eddy-capi
 $NICE cargo test -q -p eddy-capi --test header
 $NICE gcc -std=c11 -O2 -Wall -Wextra -Werror -Ifirmware/capi/include firmware/capi/examples/host_demo.c \
   target/release/libeddy_capi.a -lpthread -ldl -lm -o out/fw/host_demo
+# The KV-cache options are checked on a hybrid (LFM2, attention layers).
+$NICE "$eddy" convert models/lfm2-fortunes -o out/fw/lfm2-f32.eddy >/dev/null
 status=0
-out/fw/host_demo "$model" "$PROMPT" $N >"$log" 2>&1 || status=$?
-[ "$status" -eq 0 ] || fail "host_demo exited with $status"
+out/fw/host_demo "$model" "$PROMPT" $N out/fw/lfm2-f32.eddy >"$log" 2>&1 || status=$?
+[ "$status" -eq 0 ] || { cat "$log"; fail "host_demo exited with $status"; }
 grep -E "^(state|host_demo)" "$log"
+echo "model options: $(grep -c '^ok   options:' "$log") checks passed"
 got=$(tail -n 1 "$log")
 echo "C API tokens: $got"
 [ "$got" = "$expected" ] || fail "C API tokens differ from the host's ($expected)"

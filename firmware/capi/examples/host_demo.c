@@ -1,7 +1,11 @@
-/* Host example of the eddy C API: greedy generation, snapshot/restore, and
- * the error codes for bad input.
+/* Host example of the eddy C API: greedy generation, snapshot/restore,
+ * model options (state bits, KV cache), and the error codes for bad input.
  *
- *   host_demo MODEL.eddy PROMPT_IDS N     e.g. host_demo m.eddy 1,2,3 16
+ *   host_demo MODEL.eddy PROMPT_IDS N [HYBRID.eddy]
+ *       e.g. host_demo m.eddy 1,2,3 16 lfm2.eddy
+ *
+ * HYBRID.eddy (optional) is a model with attention layers (e.g. LFM2) on
+ * which the KV-cache options are checked.
  *
  * Prints what it checks; the last line is the N generated token ids,
  * comma-separated (like `eddy run --ids`). Exits 0 only if every check
@@ -43,6 +47,67 @@ static eddy_status generate(eddy_session *s, const float *logits, size_t n_logit
     return EDDY_STATUS_OK;
 }
 
+static void check(const char *what, int ok) {
+    printf("%s %s\n", ok ? "ok  " : "FAIL", what);
+    if (!ok) failures++;
+}
+
+/* One prefill and a step with a model opened in `model` (sizes as it says
+ * now): the options must leave it runnable. */
+static void run_briefly(const char *what, eddy_model *model, const uint32_t *prompt, size_t n_prompt) {
+    size_t state_len = eddy_model_state_bytes(model), scratch_len = eddy_model_scratch_bytes(model);
+    uint8_t *state = aligned_alloc(16, (state_len + 15) / 16 * 16);
+    uint8_t *scratch = aligned_alloc(16, (scratch_len + 15) / 16 * 16);
+    if (!state || !scratch) exit(2);
+    static eddy_session s;
+    const float *logits = NULL;
+    size_t n_logits = 0;
+    printf("%s: state %zu bytes, scratch %zu bytes\n", what, state_len, scratch_len);
+    expect(what, eddy_session_init(&s, model, state, state_len, scratch, scratch_len), EDDY_STATUS_OK);
+    expect(what, eddy_session_prefill(&s, prompt, n_prompt, &logits, &n_logits), EDDY_STATUS_OK);
+    expect(what, eddy_session_step(&s, argmax(logits, n_logits), &logits, &n_logits), EDDY_STATUS_OK);
+    free(state);
+    free(scratch);
+}
+
+/* eddy_model_set_state_bits / eddy_model_set_kv_cache on a fresh model:
+ * bad values are refused and change nothing; good ones change the sizes
+ * and the model still runs. `hybrid` says the model has attention layers
+ * (so a KV window changes its state size). */
+static void check_options(const uint8_t *bytes, size_t len, const uint32_t *prompt, size_t n_prompt, int hybrid) {
+    static eddy_model m, unopened;
+    expect("options: open", eddy_model_open(&m, bytes, len), EDDY_STATUS_OK);
+    size_t f32_state = eddy_model_state_bytes(&m);
+    expect("options: 5 state bits", eddy_model_set_state_bits(&m, 5), EDDY_STATUS_BAD_OPTION);
+    expect("options: KV format 9", eddy_model_set_kv_cache(&m, 9, 4, 60), EDDY_STATUS_BAD_OPTION);
+    expect("options: NULL model", eddy_model_set_state_bits(NULL, 8), EDDY_STATUS_NULL_POINTER);
+    expect("options: unopened model", eddy_model_set_kv_cache(&unopened, EDDY_KV_FORMAT_Q4, 4, 60),
+           EDDY_STATUS_NOT_INITIALIZED);
+    check("options: refused options leave the state size", eddy_model_state_bytes(&m) == f32_state);
+    if (hybrid) {
+        expect("options: KV window 0", eddy_model_set_kv_cache(&m, EDDY_KV_FORMAT_Q4, 4, 0), EDDY_STATUS_BAD_OPTION);
+        check("options: KV window 0 leaves the state size", eddy_model_state_bytes(&m) == f32_state);
+        expect("options: f16 KV, 4 + 4092", eddy_model_set_kv_cache(&m, EDDY_KV_FORMAT_F16, 4, 4092), EDDY_STATUS_OK);
+        size_t f16_state = eddy_model_state_bytes(&m);
+        check("options: f16 KV needs more state than the q4 default", f16_state > f32_state);
+        expect("options: q4 KV, 4 + 60", eddy_model_set_kv_cache(&m, EDDY_KV_FORMAT_Q4, 4, 60), EDDY_STATUS_OK);
+        check("options: a 64-token q4 KV window needs less state", eddy_model_state_bytes(&m) < f32_state);
+        run_briefly("options: session with q4 KV 4 + 60", &m, prompt, n_prompt);
+    } else {
+        expect("options: KV options on a model without attention", eddy_model_set_kv_cache(&m, EDDY_KV_FORMAT_Q8, 4, 60),
+               EDDY_STATUS_OK);
+        check("options: ... change nothing", eddy_model_state_bytes(&m) == f32_state);
+        expect("options: 8 state bits", eddy_model_set_state_bits(&m, 8), EDDY_STATUS_OK);
+        size_t q8_state = eddy_model_state_bytes(&m);
+        check("options: 8-bit state is smaller", q8_state < f32_state);
+        run_briefly("options: session with 8-bit state", &m, prompt, n_prompt);
+        expect("options: 4 state bits", eddy_model_set_state_bits(&m, 4), EDDY_STATUS_OK);
+        check("options: 4-bit state is smaller still", eddy_model_state_bytes(&m) < q8_state);
+        expect("options: back to 32 bits", eddy_model_set_state_bits(&m, 32), EDDY_STATUS_OK);
+        check("options: 32 bits restores the size", eddy_model_state_bytes(&m) == f32_state);
+    }
+}
+
 static uint8_t *read_aligned(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -61,8 +126,8 @@ static uint8_t *read_aligned(const char *path, size_t *len) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s MODEL.eddy PROMPT_IDS N\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s MODEL.eddy PROMPT_IDS N [HYBRID.eddy]\n", argv[0]);
         return 2;
     }
     size_t len = 0;
@@ -134,6 +199,19 @@ int main(int argc, char **argv) {
         printf("ok   tokens after restore are the same\n");
     }
     expect("reset", eddy_session_reset(&session), EDDY_STATUS_OK);
+
+    /* Model options, on fresh models. */
+    check_options(bytes, len, prompt, n_prompt, 0);
+    if (argc == 5) {
+        size_t hybrid_len = 0;
+        uint8_t *hybrid = read_aligned(argv[4], &hybrid_len);
+        if (!hybrid) {
+            fprintf(stderr, "cannot read %s\n", argv[4]);
+            return 2;
+        }
+        check_options(hybrid, hybrid_len, prompt, n_prompt, 1);
+        free(hybrid);
+    }
 
     /* Bad input gives error codes, never a crash. */
     expect("NULL model", eddy_model_open(NULL, bytes, len), EDDY_STATUS_NULL_POINTER);

@@ -80,7 +80,37 @@ typedef enum eddy_status {
    * successful `eddy_model_open` / `eddy_session_init`.
    */
   EDDY_STATUS_NOT_INITIALIZED = 9,
+  /**
+   * A model option is not valid (an unknown KV-cache format or state
+   * bit width, a KV window of 0, a Q4 cache for an odd head size, more
+   * cache slots than supported); the model is unchanged.
+   */
+  EDDY_STATUS_BAD_OPTION = 10,
 } eddy_status;
+
+/**
+ * How the attention layers of hybrid models store cached keys and values
+ * (`eddy_kv_format` in C; passed to `eddy_model_set_kv_cache` as an int).
+ */
+typedef enum eddy_kv_format {
+  /**
+   * f32: exact.
+   */
+  EDDY_KV_FORMAT_F32 = 0,
+  /**
+   * f16.
+   */
+  EDDY_KV_FORMAT_F16 = 1,
+  /**
+   * 8-bit codes with an f16 scale per 32 values.
+   */
+  EDDY_KV_FORMAT_Q8 = 2,
+  /**
+   * 4-bit codes with an f16 scale and minimum per 32 values (the
+   * default).
+   */
+  EDDY_KV_FORMAT_Q4 = 3,
+} eddy_kv_format;
 
 /**
  * Caller-owned storage for a model (`eddy_model` in C).
@@ -110,6 +140,40 @@ extern "C" {
  * NULL or points to `len` readable bytes that outlive the model.
  */
 enum eddy_status eddy_model_open(struct eddy_model *model, const uint8_t *bytes, size_t len);
+
+/**
+ * Store the KV cache of the model's attention layers (hybrid models such
+ * as LFM2 and RecurrentGemma) as `format` (an `eddy_kv_format` value),
+ * keeping the first `sinks` tokens and the last `window` tokens: memory
+ * stays fixed however long the stream. The default is Q4 with 4 sinks and
+ * a 4092-token window (a sliding-window layer keeps its own window).
+ * Models without attention layers accept any valid option unchanged.
+ * Changes `eddy_model_state_bytes` and `eddy_model_scratch_bytes`: call
+ * it after `eddy_model_open` and before any `eddy_session_init`, never
+ * while a session of this model exists. `EDDY_STATUS_BAD_OPTION` leaves
+ * the model as it was.
+ *
+ * # Safety
+ * `model` is NULL or points to an `eddy_model` no session uses.
+ */
+enum eddy_status eddy_model_set_kv_cache(struct eddy_model *model,
+                                         int format,
+                                         uint32_t sinks,
+                                         uint32_t window);
+
+/**
+ * Store the model's recurrent state with `bits` bits per value: 32 (f32,
+ * exact, the default), 8 or 4 (large state tensors coded in groups of
+ * 32 with an f32 scale; smaller state, slightly lower quality, see the
+ * README). Changes `eddy_model_state_bytes` and
+ * `eddy_model_scratch_bytes`: call it before any `eddy_session_init`,
+ * never while a session of this model exists. Snapshots only restore
+ * into sessions of the same format (`EDDY_STATUS_BAD_SNAPSHOT`).
+ *
+ * # Safety
+ * `model` is NULL or points to an `eddy_model` no session uses.
+ */
+enum eddy_status eddy_model_set_state_bits(struct eddy_model *model, int bits);
 
 /**
  * Bytes of state a session of `model` needs (also a snapshot's size);

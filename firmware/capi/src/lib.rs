@@ -15,7 +15,7 @@
 
 use core::ffi::{c_char, c_int, CStr};
 use core::mem::{align_of, size_of};
-use eddy::{Model, ModelError, Session, SessionError};
+use eddy::{KvCacheOptions, KvFormat, Model, ModelError, Session, SessionError, StateFormat};
 
 /// Result of every call. Values are part of the C ABI (`eddy_status`).
 #[repr(C)]
@@ -44,11 +44,31 @@ pub enum EddyStatus {
     /// The `eddy_model` or `eddy_session` was not initialized by a
     /// successful `eddy_model_open` / `eddy_session_init`.
     NotInitialized = 9,
+    /// A model option is not valid (an unknown KV-cache format or state
+    /// bit width, a KV window of 0, a Q4 cache for an odd head size, more
+    /// cache slots than supported); the model is unchanged.
+    BadOption = 10,
+}
+
+/// How the attention layers of hybrid models store cached keys and values
+/// (`eddy_kv_format` in C; passed to `eddy_model_set_kv_cache` as an int).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EddyKvFormat {
+    /// f32: exact.
+    F32 = 0,
+    /// f16.
+    F16 = 1,
+    /// 8-bit codes with an f16 scale per 32 values.
+    Q8 = 2,
+    /// 4-bit codes with an f16 scale and minimum per 32 values (the
+    /// default).
+    Q4 = 3,
 }
 
 /// Every status with its message, in code order (also used by the tests
 /// that check `include/eddy.h`).
-pub const STATUS_MESSAGES: [(EddyStatus, &CStr); 10] = [
+pub const STATUS_MESSAGES: [(EddyStatus, &CStr); 11] = [
     (EddyStatus::Ok, c"ok"),
     (EddyStatus::NullPointer, c"a required pointer argument is NULL"),
     (
@@ -65,6 +85,10 @@ pub const STATUS_MESSAGES: [(EddyStatus, &CStr); 10] = [
         c"the snapshot does not match this model (wrong length, model or KV cache layout, or state format)",
     ),
     (EddyStatus::NotInitialized, c"the model or session was not initialized by a successful open/init call"),
+    (
+        EddyStatus::BadOption,
+        c"a model option is not valid (KV format, state bits, KV window or cache size); the model is unchanged",
+    ),
 ];
 
 /// Caller-owned storage for a model (`eddy_model` in C).
@@ -185,6 +209,89 @@ pub unsafe extern "C" fn eddy_model_open(model: *mut EddyModel, bytes: *const u8
             storage.opaque[MODEL_WORDS - 1] = MODEL_MAGIC;
             EddyStatus::Ok
         }
+        Err(e) => model_status(e),
+    }
+}
+
+/// The model in `storage`, mutable, if `eddy_model_open` initialized it.
+///
+/// # Safety
+/// `storage` is NULL or points to a writable `eddy_model` that no session
+/// uses.
+unsafe fn model_mut<'m>(storage: *mut EddyModel) -> Result<&'m mut Model<'static>, EddyStatus> {
+    // SAFETY: the caller passes NULL or a valid, unshared `eddy_model`.
+    let s = unsafe { storage.as_mut() }.ok_or(EddyStatus::NullPointer)?;
+    if s.opaque[MODEL_WORDS - 1] != MODEL_MAGIC {
+        return Err(EddyStatus::NotInitialized);
+    }
+    // SAFETY: as in `model_ref`; no session borrows it (caller contract).
+    Ok(unsafe { &mut *(s.opaque.as_mut_ptr() as *mut Model<'static>) })
+}
+
+/// Store the KV cache of the model's attention layers (hybrid models such
+/// as LFM2 and RecurrentGemma) as `format` (an `eddy_kv_format` value),
+/// keeping the first `sinks` tokens and the last `window` tokens: memory
+/// stays fixed however long the stream. The default is Q4 with 4 sinks and
+/// a 4092-token window (a sliding-window layer keeps its own window).
+/// Models without attention layers accept any valid option unchanged.
+/// Changes `eddy_model_state_bytes` and `eddy_model_scratch_bytes`: call
+/// it after `eddy_model_open` and before any `eddy_session_init`, never
+/// while a session of this model exists. `EDDY_STATUS_BAD_OPTION` leaves
+/// the model as it was.
+///
+/// # Safety
+/// `model` is NULL or points to an `eddy_model` no session uses.
+#[no_mangle]
+pub unsafe extern "C" fn eddy_model_set_kv_cache(
+    model: *mut EddyModel,
+    format: c_int,
+    sinks: u32,
+    window: u32,
+) -> EddyStatus {
+    // SAFETY: forwarded caller contract.
+    let m = match unsafe { model_mut(model) } {
+        Ok(m) => m,
+        Err(status) => return status,
+    };
+    let format = match format {
+        0 => KvFormat::F32,
+        1 => KvFormat::F16,
+        2 => KvFormat::Q8,
+        3 => KvFormat::Q4,
+        _ => return EddyStatus::BadOption,
+    };
+    match m.with_kv_cache(KvCacheOptions { format, sinks, window }) {
+        Ok(changed) => {
+            *m = changed;
+            EddyStatus::Ok
+        }
+        Err(ModelError::BadKvCache { .. }) => EddyStatus::BadOption,
+        Err(e) => model_status(e),
+    }
+}
+
+/// Store the model's recurrent state with `bits` bits per value: 32 (f32,
+/// exact, the default), 8 or 4 (large state tensors coded in groups of
+/// 32 with an f32 scale; smaller state, slightly lower quality, see the
+/// README). Changes `eddy_model_state_bytes` and
+/// `eddy_model_scratch_bytes`: call it before any `eddy_session_init`,
+/// never while a session of this model exists. Snapshots only restore
+/// into sessions of the same format (`EDDY_STATUS_BAD_SNAPSHOT`).
+///
+/// # Safety
+/// `model` is NULL or points to an `eddy_model` no session uses.
+#[no_mangle]
+pub unsafe extern "C" fn eddy_model_set_state_bits(model: *mut EddyModel, bits: c_int) -> EddyStatus {
+    // SAFETY: forwarded caller contract.
+    let m = match unsafe { model_mut(model) } {
+        Ok(m) => m,
+        Err(status) => return status,
+    };
+    let Some(format) = u32::try_from(bits).ok().and_then(StateFormat::from_bits) else {
+        return EddyStatus::BadOption;
+    };
+    match m.set_state_format(format) {
+        Ok(()) => EddyStatus::Ok,
         Err(e) => model_status(e),
     }
 }

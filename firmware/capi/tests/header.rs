@@ -4,7 +4,7 @@
 //! codes, the storage sizes, and every exported function with its
 //! parameter and return types.
 
-use eddy_capi::{EddyModel, EddySession, MODEL_WORDS, SESSION_WORDS, STATUS_MESSAGES};
+use eddy_capi::{EddyKvFormat, EddyModel, EddySession, MODEL_WORDS, SESSION_WORDS, STATUS_MESSAGES};
 use std::collections::BTreeMap;
 
 const HEADER: &str = include_str!("../include/eddy.h");
@@ -116,28 +116,53 @@ fn functions_match_the_rust_exports() {
     }
 }
 
-#[test]
-fn status_codes_match() {
+/// `NAME = value` enumerators of eddy.h whose names start with `prefix`,
+/// by value (`prefix` removed).
+fn enumerators(prefix: &str) -> BTreeMap<i32, String> {
     let mut codes = BTreeMap::new();
     for line in HEADER.lines() {
         let line = line.trim();
-        if let Some((name, rest)) = line.strip_prefix("EDDY_").and_then(|l| l.split_once(" = ")) {
+        if let Some((name, rest)) = line.strip_prefix(prefix).and_then(|l| l.split_once(" = ")) {
             let value: i32 =
                 rest.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
             codes.insert(value, name.to_string());
         }
     }
+    codes
+}
+
+/// `BUFFER_TOO_SMALL` -> `BufferTooSmall`.
+fn camel(name: &str) -> String {
+    name.split('_').map(|w| w[..1].to_string() + &w[1..].to_ascii_lowercase()).collect()
+}
+
+#[test]
+fn status_codes_match() {
+    let codes = enumerators("EDDY_STATUS_");
     assert_eq!(codes.len(), STATUS_MESSAGES.len(), "eddy.h has {codes:?}");
     for (status, _) in STATUS_MESSAGES {
         let name = &codes[&(status as i32)];
-        // EDDY_STATUS_BUFFER_TOO_SMALL <-> BufferTooSmall.
-        let camel: String = name
-            .strip_prefix("STATUS_")
-            .unwrap_or_else(|| panic!("EDDY_{name}: status names start with EDDY_STATUS_"))
-            .split('_')
-            .map(|w| w[..1].to_string() + &w[1..].to_ascii_lowercase())
-            .collect();
-        assert_eq!(camel, format!("{status:?}"), "code {} is {name} in eddy.h", status as i32);
+        assert_eq!(
+            camel(name),
+            format!("{status:?}"),
+            "code {} is EDDY_STATUS_{name} in eddy.h",
+            status as i32
+        );
+    }
+}
+
+#[test]
+fn kv_formats_match() {
+    let formats = enumerators("EDDY_KV_FORMAT_");
+    let rust = [EddyKvFormat::F32, EddyKvFormat::F16, EddyKvFormat::Q8, EddyKvFormat::Q4];
+    assert_eq!(formats.len(), rust.len(), "eddy.h has {formats:?}");
+    for f in rust {
+        assert_eq!(
+            formats[&(f as i32)],
+            format!("{f:?}").to_ascii_uppercase(),
+            "EDDY_KV_FORMAT_ = {}",
+            f as i32
+        );
     }
 }
 
