@@ -1,0 +1,143 @@
+//! `eddy inspect` and `eddy memory`: what a model holds and what a
+//! sequence of it costs in memory.
+
+use super::parse_counts;
+use crate::{load, open, PREFILL_CHUNK, STATE_ARG};
+use anyhow::{bail, Result};
+use eddy::{HParam, StateFormat};
+use std::path::PathBuf;
+
+/// Print architecture, hyper-parameters, tensors and memory needs.
+pub(crate) fn cmd_inspect(path: PathBuf) -> Result<()> {
+    let mapped = open(&path)?;
+    let model = load(&mapped)?;
+    let file = model.file();
+    println!("file:          {}", path.display());
+    println!("architecture:  {}", model.architecture().name());
+    println!("file bytes:    {}", file.len());
+    println!("checksum:      {:#010x}", file.checksum());
+    println!("hyper-parameters:");
+    for (k, v) in file.hparams() {
+        match HParam::from_code(k) {
+            Some(key) if key.is_float() => println!("  {:<16} {}", key.name(), f32::from_bits(v)),
+            Some(key) if v == u32::MAX => println!("  {:<16} none", key.name()),
+            Some(key) => println!("  {:<16} {v}", key.name()),
+            None => println!("  key#{k:<11} {v}"),
+        }
+    }
+    println!("tensors ({}):", file.tensor_count());
+    println!("  {:<32} {:<6} {:<16} {:>12}", "name", "format", "shape", "bytes");
+    let mut total = 0u64;
+    let mut params = 0u64;
+    for t in file.tensors() {
+        let shape: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
+        println!("  {:<32} {:<6} {:<16} {:>12}", t.name, t.format.name(), shape.join("x"), t.data.len());
+        total += t.data.len() as u64;
+        params += t.numel();
+    }
+    println!(
+        "tensor bytes:  {total} ({params} parameters, {:.2} bits/parameter)",
+        total as f64 * 8.0 / params as f64
+    );
+    let bits = eddy_cli::calibrate::bits_summary(&model);
+    println!(
+        "bits/weight:   {:.3} all tensors, {:.3} matrices, {:.3} layer linears (per-layer matrices)",
+        bits.all, bits.matrices, bits.layer_linears
+    );
+    if let Some(report) = file.blob(eddy::BlobKind::QuantReport) {
+        let v: serde_json::Value = serde_json::from_slice(report).unwrap_or_default();
+        println!(
+            "quantized:     recipe {}, {} calibration tokens, clip search {}, activation-aware {}, gptq {}",
+            v["recipe"].as_str().unwrap_or("?"),
+            v["calib_tokens"],
+            v["clip_search"],
+            v["activation_aware"],
+            v["gptq"]
+        );
+    }
+    match model.tokenizer_json() {
+        Some(t) => println!("tokenizer:     embedded ({} bytes)", t.len()),
+        None => println!("tokenizer:     none"),
+    }
+    println!(
+        "state bytes:   {} (per sequence, constant for any length; state {})",
+        model.state_bytes(),
+        model.state_format()
+    );
+    let by_format: Vec<String> = StateFormat::ALL
+        .iter()
+        .map(|&f| match model.state_bytes_in(f) {
+            Some(b) => format!("{} {b}", f.bits()),
+            None => format!("{} overflows", f.bits()),
+        })
+        .collect();
+    println!("state by bits: {} (--state-bits)", by_format.join(", "));
+    // Every family eddy runs keeps a fixed-size state: attention layers
+    // keep a bounded (sinks + window) cache, so nothing grows.
+    println!("state growth:  0 bytes per token of context");
+    if let Some(kinds) = file.blob(eddy::BlobKind::LayerKinds) {
+        let attention: Vec<String> =
+            kinds.iter().enumerate().filter(|(_, &k)| k == 1).map(|(i, _)| i.to_string()).collect();
+        println!("attention:     {} of {} layers ({})", attention.len(), kinds.len(), attention.join(", "));
+    }
+    if let Some(kv) = model.kv_cache() {
+        println!(
+            "kv cache:      {}, {} sinks + {} recent tokens (--kv, --kv-sinks, --kv-window)",
+            kv.format.name(),
+            kv.sinks,
+            kv.window
+        );
+    }
+    println!("scratch bytes: {}", model.scratch_bytes());
+    if let Some(b) = model.prefill_scratch_bytes(PREFILL_CHUNK, false) {
+        println!("prefill bytes: {b} (extra scratch for batched prefill of {PREFILL_CHUNK} tokens)");
+    }
+    println!("kernels:       {} (compiled: {})", model.kernels().name, {
+        let names: Vec<&str> = eddy_kernels::compiled().iter().map(|k| k.name).collect();
+        names.join(", ")
+    });
+    println!("threads:       {}", model.workers().count());
+    Ok(())
+}
+
+/// Per-sequence memory at several context lengths (a file or a named shape).
+pub(crate) fn cmd_memory(path: Option<PathBuf>, shape: Option<String>, ctx: String) -> Result<()> {
+    let contexts: Vec<u32> = parse_counts(&ctx, "--ctx")?.into_iter().map(|c| c as u32).collect();
+    if contexts.is_empty() || contexts.contains(&0) {
+        bail!("--ctx needs positive context lengths, e.g. 1024,32768,1048576");
+    }
+    let rows = match (&path, &shape) {
+        (Some(path), _) => {
+            let mapped = open(path)?;
+            let model = load(&mapped)?;
+            println!(
+                "per-sequence state of {} ({}, state {}: --state-bits)",
+                path.display(),
+                model.architecture().name(),
+                model.state_format()
+            );
+            eddy_cli::memory::model_memory_rows(&model, &contexts)?
+        }
+        (None, Some(name)) => {
+            if STATE_ARG.get().is_some_and(|&f| f != StateFormat::F32) {
+                bail!("--state-bits needs a .eddy file: a --shape is sized with an f32 recurrent state");
+            }
+            println!("per-sequence state of the {name} shape (hyper-parameters of the public checkpoint)");
+            eddy_cli::memory::shape_memory_rows(name, &contexts)?
+        }
+        (None, None) => bail!("give a .eddy file or --shape"),
+    };
+    let size = |b: usize| match b {
+        b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b if b < 1 << 30 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+    };
+    let head: Vec<String> = contexts.iter().map(|c| format!("{c} tokens")).collect();
+    println!("| cache | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(contexts.len()));
+    for r in rows {
+        let cells: Vec<String> = r.bytes.iter().map(|&b| size(b)).collect();
+        println!("| {} | {} |", r.setting, cells.join(" | "));
+    }
+    Ok(())
+}
