@@ -90,6 +90,8 @@ pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
     match k.name {
         #[cfg(target_arch = "x86_64")]
         "avx2" => &crate::x86::AVX2_VECTOR,
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        "neon" | "neon-sdot" => &crate::aarch64::NEON_VECTOR,
         _ => &SCALAR_VECTOR,
     }
 }
