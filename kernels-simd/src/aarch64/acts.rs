@@ -1,13 +1,17 @@
 //! NEON int8 activation quantization, exactly
 //! `eddy_quant::quantize_activations_i8`: per group `amax = max |x|`,
 //! `scale = amax / 127`, `q = clamp(round_half_away(x * (1 / scale)),
-//! ±127)`, `sum = Σ q`. The maximum is order-independent for finite
-//! values; the multiplication is the reference's; `fcvtas` rounds to
-//! nearest with ties away from zero, as `round_half_away` (C's `roundf`)
-//! does, and saturates (infinity to `i32::MAX`, NaN to 0) where the
-//! reference clamps infinity to ±127 and casts NaN to 0, so after the
-//! integer clamp codes, scales and sums are identical. (Infinity and NaN
-//! arise when `amax` is so small that `1 / scale` overflows.)
+//! ±127)`, `sum = Σ q`.
+//!
+//! The maximum is order-independent for finite values (and one pass of
+//! it over the whole input is also the finiteness check: `fmax` propagates
+//! NaN); the multiplication is the reference's; `fcvtas` rounds to nearest
+//! with ties away from zero, as `round_half_away` (C's `roundf`) does, and
+//! saturates (infinity to `i32::MAX`, NaN to 0) where the reference clamps
+//! infinity to ±127 and casts NaN to 0 (infinity and NaN arise when `amax`
+//! is so small that `1 / scale` overflows). Saturating narrowing to i16
+//! keeps the order of values, so clamping the i16 to ±127 is the
+//! reference's clamp: codes, scales and sums are identical.
 
 use core::arch::aarch64::*;
 use eddy_quant::QuantError;
@@ -32,8 +36,10 @@ pub fn quantize_activations_i8(
         return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
     }
     let whole = x.len() / group;
-    // SAFETY: NEON is present (this module compiles only with it).
-    if !unsafe { all_finite(x) } {
+    // SAFETY: NEON is present (this module compiles only with it);
+    // `whole * group` is a multiple of 16.
+    let finite = unsafe { abs_max(&x[..whole * group]) }.is_finite();
+    if !finite || !x[whole * group..].iter().all(|v| v.is_finite()) {
         // The reference finds and reports the first non-finite value.
         return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
     }
@@ -53,24 +59,24 @@ pub fn quantize_activations_i8(
     Ok(())
 }
 
-/// True if no value is infinite or NaN.
+/// `max |v|` over `x`; NaN if any value is NaN (`fmax` and `fmaxv`
+/// propagate it), infinite if any is infinite: finite exactly when every
+/// value is.
 ///
 /// # Safety
-/// NEON must be present.
-unsafe fn all_finite(x: &[f32]) -> bool {
-    let chunks = x.chunks_exact(4);
-    let rest = chunks.remainder();
-    // SAFETY: each chunk holds 4 floats.
-    let bad = unsafe {
-        let inf = vdupq_n_f32(f32::INFINITY);
-        let mut finite = vdupq_n_u32(u32::MAX);
-        for c in chunks {
-            // |v| < inf is false for ±inf and NaN.
-            finite = vandq_u32(finite, vcltq_f32(vabsq_f32(vld1q_f32(c.as_ptr())), inf));
+/// NEON must be present; `x.len()` is a multiple of 16.
+#[inline(always)]
+unsafe fn abs_max(x: &[f32]) -> f32 {
+    // SAFETY: each chunk holds 16 floats: four 4-float loads.
+    unsafe {
+        let mut m = [vdupq_n_f32(0.0); 4];
+        for c in x.chunks_exact(STEP) {
+            for (k, mk) in m.iter_mut().enumerate() {
+                *mk = vmaxq_f32(*mk, vabsq_f32(vld1q_f32(c.as_ptr().add(4 * k))));
+            }
         }
-        vminvq_u32(finite) == 0
-    };
-    !bad && rest.iter().all(|v| v.is_finite())
+        vmaxvq_f32(vmaxq_f32(vmaxq_f32(m[0], m[1]), vmaxq_f32(m[2], m[3])))
+    }
 }
 
 /// One group of finite values (a multiple of 16): writes the codes and
@@ -80,33 +86,27 @@ unsafe fn all_finite(x: &[f32]) -> bool {
 /// NEON must be present; `q` holds at least `x.len()` codes, and
 /// `x.len()` is a multiple of 16.
 unsafe fn quantize_group(x: &[f32], q: &mut [i8]) -> (f32, i32) {
-    // SAFETY: every chunk holds 4 (or 16) floats, and `q`'s chunks 16
-    // codes.
+    // SAFETY: `x.len()` is a multiple of 16; every chunk holds 16 floats,
+    // and `q`'s chunks 16 codes.
     unsafe {
-        let mut amax = vdupq_n_f32(0.0);
-        for c in x.chunks_exact(4) {
-            amax = vmaxq_f32(amax, vabsq_f32(vld1q_f32(c.as_ptr())));
-        }
-        let amax = vmaxvq_f32(amax);
+        // The maximum of finite values does not depend on the order.
+        let amax = abs_max(x);
         // The reference's scalar arithmetic.
         let scale = amax / 127.0;
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         let inv = vdupq_n_f32(inv);
-        let (lo, hi) = (vdupq_n_s32(-127), vdupq_n_s32(127));
+        let (lo, hi) = (vdupq_n_s16(-127), vdupq_n_s16(127));
         let mut sums = vdupq_n_s32(0);
         for (xs, qs) in x.chunks_exact(STEP).zip(q.chunks_exact_mut(STEP)) {
-            let code = |k: usize| {
-                let v = vmulq_f32(vld1q_f32(xs.as_ptr().add(4 * k)), inv);
-                vminq_s32(vmaxq_s32(vcvtaq_s32_f32(v), lo), hi)
-            };
-            let codes = [code(0), code(1), code(2), code(3)];
-            for c in codes {
-                sums = vaddq_s32(sums, c);
-            }
+            let round = |k: usize| vcvtaq_s32_f32(vmulq_f32(vld1q_f32(xs.as_ptr().add(4 * k)), inv));
+            // Saturating narrowing, then the reference's clamp (see the
+            // module docs).
+            let clamp =
+                |a: int32x4_t, b: int32x4_t| vminq_s16(vmaxq_s16(vqmovn_high_s32(vqmovn_s32(a), b), lo), hi);
+            let (low, high) = (clamp(round(0), round(1)), clamp(round(2), round(3)));
+            sums = vpadalq_s16(vpadalq_s16(sums, low), high);
             // Exact narrowing: every code is within ±127.
-            let low = vcombine_s16(vmovn_s32(codes[0]), vmovn_s32(codes[1]));
-            let high = vcombine_s16(vmovn_s32(codes[2]), vmovn_s32(codes[3]));
-            vst1q_s8(qs.as_mut_ptr(), vcombine_s8(vmovn_s16(low), vmovn_s16(high)));
+            vst1q_s8(qs.as_mut_ptr(), vmovn_high_s16(vmovn_s16(low), high));
         }
         (scale, vaddvq_s32(sums))
     }
