@@ -59,7 +59,8 @@ pub type ConvSilu =
 /// The vector kernels of one kernel set.
 #[derive(Clone, Copy)]
 pub struct VectorKernels {
-    /// Name of the kernel set these belong to.
+    /// Name of the kernel set these belong to (`neon-sdot` shares
+    /// `neon`'s).
     pub name: &'static str,
     /// Activation quantization before every integer matrix product.
     pub quantize_acts: QuantizeActs,
