@@ -9,9 +9,8 @@
 #   TOKENS=16 scripts/bench-aarch64.sh   (prefill: one multi-token product
 #                                         of 16 tokens per call, per token)
 #
-# Debian's QEMU has no TCG plugins, so instructions are counted from the
-# translation-block trace (`-d in_asm,exec,nochain`): each executed block
-# is logged, each block's length comes from its disassembly. The example
+# Instructions are counted from QEMU's translation-block trace (see
+# scripts/qemu-count-aarch64.sh). The example
 # `matvec_calls` runs the kernel 1 and 3 times; half the difference is one
 # call, without setup and process start. Also prints the CPU time QEMU
 # spends per call (1 and 41 calls, best of three). Both are emulation:
@@ -26,25 +25,10 @@ TARGET=aarch64-unknown-linux-gnu
 nice -n 10 cargo build -q --release -p eddy-kernels --example matvec_calls --target $TARGET
 BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/examples/matvec_calls
 QEMU=(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu)
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
 
 # instructions SET FORMAT CALLS: guest instructions of one whole run.
 instructions() {
-  mkfifo "$WORK/trace"
-  awk '
-    function key(a) { sub(/^0x/, "", a); sub(/:$/, "", a); sub(/^0+/, "", a); return tolower(a) }
-    /^IN:/ { inblock = 1; first = 1; next }
-    inblock && /^0x[0-9a-f]+:/ { if (first) { pc = key($1); len[pc] = 0; first = 0 } len[pc]++; next }
-    inblock && /^$/ { inblock = 0; next }
-    /^Trace / { if (match($0, /\[[0-9a-f]+\/[0-9a-f]+\//)) { s = substr($0, RSTART + 1, RLENGTH - 2); split(s, f, "/"); n[key(f[2])]++ } }
-    END { t = 0; for (p in n) t += n[p] * len[p]; printf "%d\n", t }
-  ' <"$WORK/trace" >"$WORK/count" &
-  local awk_pid=$!
-  "${QEMU[@]}" -d in_asm,exec,nochain -D "$WORK/trace" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" ${TOKENS:+"$TOKENS"} >/dev/null
-  wait $awk_pid
-  rm -f "$WORK/trace"
-  cat "$WORK/count"
+  QEMU_CPU=max scripts/qemu-count-aarch64.sh "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" ${TOKENS:+"$TOKENS"}
 }
 
 # seconds SET FORMAT CALLS: CPU seconds (user + sys) of one run under QEMU

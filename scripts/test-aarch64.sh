@@ -2,10 +2,11 @@
 # aarch64: the NEON kernel sets and the on-device CLI, in QEMU user mode.
 #
 # 1. clippy for eddy-kernels' library on aarch64 (the NEON code lints cleanly).
-# 2. eddy-kernels' tests (cross_check and kv_cross_check: every supported
-#    set against the scalar reference, bit for bit, random shapes and
-#    ragged tails; matrix kernels and the attention-cache kernels) on two
-#    emulated CPUs:
+# 2. eddy-kernels' tests (cross_check, kv_cross_check and
+#    vector_cross_check: every supported set against the scalar reference,
+#    bit for bit, random shapes and ragged tails; matrix kernels, the
+#    attention-cache kernels and the vector kernels: selective scan,
+#    conv + SiLU, activation quantization) on two emulated CPUs:
 #      -cpu max         has dotprod: sets scalar, neon, neon-sdot
 #      -cpu cortex-a53  no dotprod:  sets scalar, neon (neon-sdot unsupported)
 #    EDDY_EXPECT_KERNELS makes the tests fail unless exactly those sets were

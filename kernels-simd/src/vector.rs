@@ -59,7 +59,8 @@ pub type ConvSilu =
 /// The vector kernels of one kernel set.
 #[derive(Clone, Copy)]
 pub struct VectorKernels {
-    /// Name of the kernel set these belong to.
+    /// Name of the kernel set these belong to (`neon-sdot` shares
+    /// `neon`'s).
     pub name: &'static str,
     /// Activation quantization before every integer matrix product.
     pub quantize_acts: QuantizeActs,
@@ -90,6 +91,8 @@ pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
     match k.name {
         #[cfg(target_arch = "x86_64")]
         "avx2" | "avx512-vnni" => &crate::x86::AVX2_VECTOR,
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        "neon" | "neon-sdot" => &crate::aarch64::NEON_VECTOR,
         _ => &SCALAR_VECTOR,
     }
 }

@@ -49,7 +49,29 @@ fn selective_scans_are_bit_exact() {
     let mut rng = Rng(11);
     for k in compiled().iter().filter(|k| supported(k)) {
         println!("scan of set {} is {:?}", k.name, vector_kernels(k));
-        for (channels, ds) in [(1536, 16), (37, 16), (8, 8), (64, 24), (5, 16), (16, 4), (19, 3), (0, 16)] {
+        // Ragged channel tails for 8- and 4-channel blocks, state sizes
+        // with a 4-state remainder (12, 20: NEON's lanes 0..4 tail) and
+        // odd ones (3, 5, 9: the fallback).
+        let shapes = [
+            (1536, 16),
+            (37, 16),
+            (8, 8),
+            (64, 24),
+            (5, 16),
+            (16, 4),
+            (19, 3),
+            (0, 16),
+            (3, 16),
+            (7, 16),
+            (1537, 16),
+            (13, 12),
+            (10, 20),
+            (6, 4),
+            (11, 5),
+            (4, 9),
+            (1, 8),
+        ];
+        for (channels, ds) in shapes {
             // dt around Mamba's range, and wide enough to reach softplus's
             // linear region (> 20) and its tiny tail.
             for dt_scale in [4.0, 40.0] {
@@ -91,11 +113,21 @@ fn sets_without_their_own_scan_use_the_reference() {
     assert_eq!(vector_kernels(scalar).name, SCALAR_VECTOR.name);
     for k in compiled().iter().filter(|k| supported(k)) {
         let r = vector_kernels(k);
-        assert!(r.name == k.name || r.name == "scalar", "{} uses {}", k.name, r.name);
+        // neon-sdot's differ from neon's only in the integer products, so
+        // both share neon's vector kernels.
+        let own = r.name == k.name || (k.name == "neon-sdot" && r.name == "neon");
+        assert!(own || r.name == "scalar", "{} uses {}", k.name, r.name);
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(avx2) = eddy_kernels::by_name("avx2") {
         assert_eq!(vector_kernels(avx2).name, "avx2");
+    }
+    // Both NEON sets are compiled into every aarch64 build (`by_name`
+    // knows only those the CPU runs).
+    #[cfg(target_arch = "aarch64")]
+    for name in ["neon", "neon-sdot"] {
+        let k = compiled().iter().find(|k| k.name == name).expect("compiled on aarch64");
+        assert_eq!(vector_kernels(k).name, "neon", "{name}");
     }
 }
 
@@ -110,6 +142,14 @@ fn activation_quantization_is_exact() {
         for group in [32usize, 64, 128, 256] {
             for len in [group, 3 * group, 6 * group + 17, 5, 1536] {
                 let mut inputs = vec![rng.vec(len, 4.0), rng.vec(len, 1e-3), vec![0.0; len]];
+                // Subnormal groups: `1 / scale` overflows to infinity
+                // (codes ±127 and, for zeros, 0 * inf = NaN -> 0) or is
+                // large and inexact.
+                inputs.push(rng.vec(len, 1e-43));
+                inputs.push(rng.vec(len, 1e-38));
+                let mut sparse = vec![0.0f32; len];
+                sparse[len / 3] = -3e-44;
+                inputs.push(sparse);
                 // Ties: amax 127 makes every x/scale an exact half-integer.
                 let mut ties: Vec<f32> = (0..len).map(|i| (i % 254) as f32 - 126.5).collect();
                 ties[0] = 127.0;
@@ -155,9 +195,16 @@ fn conv_silu_is_bit_exact() {
     let mut rng = Rng(31);
     for k in compiled().iter().filter(|k| supported(k)) {
         let conv = vector_kernels(k).conv_silu;
-        for (channels, width) in [(1536, 4), (13, 4), (8, 4), (1, 4), (40, 3), (24, 5), (9, 1)] {
+        for (channels, width) in
+            [(1536, 4), (13, 4), (8, 4), (1, 4), (7, 4), (1539, 4), (40, 3), (24, 5), (9, 1)]
+        {
             let keep = width - 1;
-            let weight = rng.vec(channels * width, 1.0);
+            let mut weight = rng.vec(channels * width, 1.0);
+            // Channel 0's weights negative: with a zero window and input
+            // every product is -0.0, and the sum must start from +0.0.
+            for w in &mut weight[..width] {
+                *w = -w.abs() - 0.1;
+            }
             let bias = rng.vec(channels, 0.5);
             for with_bias in [false, true] {
                 let mut want_win = rng.vec(channels * keep, 3.0);
@@ -166,6 +213,11 @@ fn conv_silu_is_bit_exact() {
                     let mut xs = rng.vec(channels, 4.0);
                     if step == 2 && channels > 3 {
                         xs[3] = f32::NAN;
+                    }
+                    if step == 1 {
+                        xs[0] = 0.0;
+                        want_win[..keep].fill(0.0);
+                        got_win[..keep].fill(0.0);
                     }
                     let b = with_bias.then_some(&bias[..]);
                     let (mut want, mut got) = (vec![0f32; channels], vec![1f32; channels]);

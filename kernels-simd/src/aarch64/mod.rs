@@ -19,17 +19,21 @@
 //! split into scales and mins with `xtn`/`shrn`, widened with `fcvtl`.
 //! The f32/f16 matrix-vector products use the reference's 8-lane order
 //! (two 4-lane accumulators), f16 widened with `fcvtl`. Attention over
-//! the KV cache (`kv_scores`, `kv_mix`, both sets): see [`kv`].
+//! the KV cache (`kv_scores`, `kv_mix`, both sets): see [`kv`]. The f32
+//! work of the recurrent layers and activation quantization
+//! ([`NEON_VECTOR`], both sets): see `scan` and `acts`.
 
+mod acts;
 mod float;
 mod group;
 pub mod kv;
 mod matmat;
 mod matmat_neon;
+mod scan;
 
 pub use float::{matvec_f16, matvec_f32};
 
-use crate::{ActsI8, IntShape, Kernels};
+use crate::{ActsI8, IntShape, Kernels, VectorKernels};
 use core::arch::aarch64::*;
 use eddy_quant::TensorFormat;
 
@@ -53,6 +57,14 @@ pub static NEON_SDOT: Kernels = Kernels {
     matvec_f16,
     kv_scores: kv::kv_scores,
     kv_mix: kv::kv_mix,
+};
+
+/// The vector kernels of both NEON sets (they need no `dotprod`).
+pub static NEON_VECTOR: VectorKernels = VectorKernels {
+    name: "neon",
+    quantize_acts: acts::quantize_activations_i8,
+    conv_silu: scan::conv_silu,
+    selective_scan: scan::selective_scan,
 };
 
 /// True if this CPU has the dot-product instructions (`sdot`) that the

@@ -83,6 +83,18 @@ unsafe fn quantize_group(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     // The reference's scalar arithmetic.
     let scale = amax / 127.0;
     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    if !inv.is_finite() {
+        // `1 / scale` overflowed (a subnormal group): `x * inv` is ±inf or
+        // NaN, which the truncating conversion below does not map the
+        // reference's way (±127, and 0 for NaN). Rare: the reference's
+        // per-value arithmetic.
+        let mut sum = 0i32;
+        for (code, &v) in q.iter_mut().zip(x) {
+            *code = eddy_quant::round_half_away(v * inv).clamp(-127.0, 127.0) as i8;
+            sum += *code as i32;
+        }
+        return (scale, sum);
+    }
     let inv = _mm256_set1_ps(inv);
     let (half, neg_half) = (_mm256_set1_ps(0.5), _mm256_set1_ps(-0.5));
     let (lo, hi) = (_mm256_set1_epi32(-127), _mm256_set1_epi32(127));

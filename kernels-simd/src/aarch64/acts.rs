@@ -1,0 +1,113 @@
+//! NEON int8 activation quantization, exactly
+//! `eddy_quant::quantize_activations_i8`: per group `amax = max |x|`,
+//! `scale = amax / 127`, `q = clamp(round_half_away(x * (1 / scale)),
+//! ±127)`, `sum = Σ q`.
+//!
+//! The maximum is order-independent for finite values (and one pass of
+//! it over the whole input is also the finiteness check: `fmax` propagates
+//! NaN); the multiplication is the reference's; `fcvtas` rounds to nearest
+//! with ties away from zero, as `round_half_away` (C's `roundf`) does, and
+//! saturates (infinity to `i32::MAX`, NaN to 0) where the reference clamps
+//! infinity to ±127 and casts NaN to 0 (infinity and NaN arise when `amax`
+//! is so small that `1 / scale` overflows). Saturating narrowing to i16
+//! keeps the order of values, so clamping the i16 to ±127 is the
+//! reference's clamp: codes, scales and sums are identical.
+
+use core::arch::aarch64::*;
+use eddy_quant::QuantError;
+
+/// Values per step (four vectors of four, narrowed to 16 bytes).
+const STEP: usize = 16;
+
+/// See [`crate::QuantizeActs`]. Whole groups that are a multiple of 16
+/// values run with NEON; a ragged last group and non-finite input (an
+/// error) go to the reference, as do bad buffer lengths (an error).
+pub fn quantize_activations_i8(
+    x: &[f32],
+    group: usize,
+    out_q: &mut [i8],
+    out_scales: &mut [f32],
+    out_sums: &mut [i32],
+) -> Result<(), QuantError> {
+    let groups = x.len().div_ceil(group.max(1));
+    let lengths_ok =
+        group != 0 && out_q.len() >= x.len() && out_scales.len() >= groups && out_sums.len() >= groups;
+    if !lengths_ok || group % STEP != 0 {
+        return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
+    }
+    let whole = x.len() / group;
+    // SAFETY: NEON is present (this module compiles only with it);
+    // `whole * group` is a multiple of 16.
+    let finite = unsafe { abs_max(&x[..whole * group]) }.is_finite();
+    if !finite || !x[whole * group..].iter().all(|v| v.is_finite()) {
+        // The reference finds and reports the first non-finite value.
+        return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
+    }
+    for g in 0..whole {
+        let span = g * group..(g + 1) * group;
+        // SAFETY: NEON is present; `span` lies inside `x` and `out_q` (the
+        // length checks above), and `group` is a multiple of 16.
+        let (scale, sum) = unsafe { quantize_group(&x[span.clone()], &mut out_q[span]) };
+        out_scales[g] = scale;
+        out_sums[g] = sum;
+    }
+    if whole < groups {
+        let at = whole * group;
+        let tail = (&mut out_scales[whole..groups], &mut out_sums[whole..groups]);
+        eddy_quant::quantize_activations_i8(&x[at..], group, &mut out_q[at..x.len()], tail.0, tail.1)?;
+    }
+    Ok(())
+}
+
+/// `max |v|` over `x`; NaN if any value is NaN (`fmax` and `fmaxv`
+/// propagate it), infinite if any is infinite: finite exactly when every
+/// value is.
+///
+/// # Safety
+/// NEON must be present; `x.len()` is a multiple of 16.
+#[inline(always)]
+unsafe fn abs_max(x: &[f32]) -> f32 {
+    // SAFETY: each chunk holds 16 floats: four 4-float loads.
+    unsafe {
+        let mut m = [vdupq_n_f32(0.0); 4];
+        for c in x.chunks_exact(STEP) {
+            for (k, mk) in m.iter_mut().enumerate() {
+                *mk = vmaxq_f32(*mk, vabsq_f32(vld1q_f32(c.as_ptr().add(4 * k))));
+            }
+        }
+        vmaxvq_f32(vmaxq_f32(vmaxq_f32(m[0], m[1]), vmaxq_f32(m[2], m[3])))
+    }
+}
+
+/// One group of finite values (a multiple of 16): writes the codes and
+/// returns `(scale, Σ codes)`.
+///
+/// # Safety
+/// NEON must be present; `q` holds at least `x.len()` codes, and
+/// `x.len()` is a multiple of 16.
+unsafe fn quantize_group(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    // SAFETY: `x.len()` is a multiple of 16; every chunk holds 16 floats,
+    // and `q`'s chunks 16 codes.
+    unsafe {
+        // The maximum of finite values does not depend on the order.
+        let amax = abs_max(x);
+        // The reference's scalar arithmetic.
+        let scale = amax / 127.0;
+        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        let inv = vdupq_n_f32(inv);
+        let (lo, hi) = (vdupq_n_s16(-127), vdupq_n_s16(127));
+        let mut sums = vdupq_n_s32(0);
+        for (xs, qs) in x.chunks_exact(STEP).zip(q.chunks_exact_mut(STEP)) {
+            let round = |k: usize| vcvtaq_s32_f32(vmulq_f32(vld1q_f32(xs.as_ptr().add(4 * k)), inv));
+            // Saturating narrowing, then the reference's clamp (see the
+            // module docs).
+            let clamp =
+                |a: int32x4_t, b: int32x4_t| vminq_s16(vmaxq_s16(vqmovn_high_s32(vqmovn_s32(a), b), lo), hi);
+            let (low, high) = (clamp(round(0), round(1)), clamp(round(2), round(3)));
+            sums = vpadalq_s16(vpadalq_s16(sums, low), high);
+            // Exact narrowing: every code is within ±127.
+            vst1q_s8(qs.as_mut_ptr(), vmovn_high_s16(vmovn_s16(low), high));
+        }
+        (scale, vaddvq_s32(sums))
+    }
+}
