@@ -28,7 +28,7 @@ pub mod math;
 #[cfg(all(target_arch = "arm", eddy_mve))]
 pub mod mve;
 #[cfg(all(target_arch = "arm", eddy_mve_fp))]
-pub mod mve_scan;
+pub mod mve_f32;
 pub mod scalar;
 pub mod vector;
 #[cfg(target_arch = "x86_64")]

@@ -91,7 +91,7 @@ pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
         #[cfg(target_arch = "x86_64")]
         "avx2" => &crate::x86::AVX2_VECTOR,
         #[cfg(all(target_arch = "arm", eddy_mve_fp))]
-        "helium" => &crate::mve_scan::MVE_VECTOR,
+        "helium" => &crate::mve_f32::MVE_VECTOR,
         _ => &SCALAR_VECTOR,
     }
 }

@@ -11,7 +11,7 @@
 
 mod bench;
 mod check;
-mod scan;
+mod vector;
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
@@ -83,7 +83,7 @@ fn run() -> bool {
     }
     hprintln!("cross-check: {} passed, {} failed", passed, failed);
     ok &= failed == 0;
-    ok &= scan::cross_check_scans();
+    ok &= vector::cross_check();
 
     ok &= bench::instructions_per_matvec();
     ok

@@ -1,10 +1,13 @@
 //! The per-token f32 kernels of the recurrent layers (`VectorKernels`):
-//! the selective scan of every compiled set checked bit for bit against
-//! `selective_scan_scalar` over several tokens (the state carries), and
-//! guest instructions for one scan token at the demo firmware model's size.
+//! the selective scan and the convolution + SiLU of every compiled set
+//! checked bit for bit against `selective_scan_scalar` and
+//! `causal_conv_silu_step` over several tokens (the state and the window
+//! carry), and guest instructions for one token of each at the demo
+//! firmware model's size.
 
 use crate::check::Rng;
 use cortex_m_semihosting::hprintln;
+use eddy_kernels::math::causal_conv_silu_step;
 use eddy_kernels::vector::{selective_scan_scalar, SCALAR_VECTOR};
 use eddy_kernels::{compiled, vector_kernels, ScanArgs, VectorKernels};
 
@@ -140,10 +143,64 @@ fn check_case(v: &VectorKernels, ch: usize, ds: usize, fill: Fill, rng: &mut Rng
     bad
 }
 
-/// Cross-checks the scan of every distinct vector set of the compiled
-/// kernel sets. False on a mismatch, or if the `helium` set's vector
+/// Largest convolution case: channels and width.
+const CONV_CH: usize = 41;
+const CONV_WIDTH: usize = 4;
+
+/// Checks `v`'s convolution + SiLU on one case over [`TOKENS`] tokens;
+/// returns the number of mismatching values (outputs and window).
+fn check_conv(v: &VectorKernels, ch: usize, width: usize, bias: bool, fill: Fill, rng: &mut Rng) -> u32 {
+    let mut weight = [0f32; CONV_CH * CONV_WIDTH];
+    let mut b = [0f32; CONV_CH];
+    let (mut want_win, mut got_win) = ([0f32; CONV_CH * CONV_WIDTH], [0f32; CONV_CH * CONV_WIDTH]);
+    for w in weight[..ch * width].iter_mut().chain(&mut b[..ch]) {
+        *w = draw(rng, fill, -1.0, 1.0);
+    }
+    for i in 0..ch * (width - 1) {
+        let w = draw(rng, fill, -3.0, 3.0);
+        (want_win[i], got_win[i]) = (w, w);
+    }
+    let bias = bias.then_some(&b[..ch]);
+    let mut bad = 0;
+    for token in 0..TOKENS {
+        let mut xs = [0f32; CONV_CH];
+        for x in xs[..ch].iter_mut() {
+            *x = draw(rng, fill, -3.0, 3.0);
+        }
+        let (mut want, mut got) = ([0f32; CONV_CH], [0f32; CONV_CH]);
+        let win = ch * (width - 1);
+        causal_conv_silu_step(
+            &weight[..ch * width],
+            bias,
+            &mut want_win[..win],
+            &xs[..ch],
+            &mut want[..ch],
+            width,
+        );
+        (v.conv_silu)(&weight[..ch * width], bias, &mut got_win[..win], &xs[..ch], &mut got[..ch], width);
+        let out_bad = want[..ch].iter().zip(&got[..ch]).filter(|(a, b)| !same(**a, **b)).count();
+        let win_bad = want_win[..win].iter().zip(&got_win[..win]).filter(|(a, b)| !same(**a, **b)).count();
+        if out_bad + win_bad > 0 {
+            hprintln!(
+                "  MISMATCH conv {} channels {} width {} bias {} token {}: {} outputs, {} window values differ",
+                v.name,
+                ch,
+                width,
+                bias.is_some(),
+                token,
+                out_bad,
+                win_bad
+            );
+        }
+        bad += (out_bad + win_bad) as u32;
+    }
+    bad
+}
+
+/// Cross-checks the scan and the convolution of every distinct vector set
+/// of the compiled kernel sets. False on a mismatch, or if the `helium` set's vector
 /// kernels are not its own (a silent fallback to scalar).
-pub fn cross_check_scans() -> bool {
+pub fn cross_check() -> bool {
     let mut ok = true;
     let mut k = Case {
         a: [0.0; MAX_CH * MAX_DS],
@@ -185,6 +242,29 @@ pub fn cross_check_scans() -> bool {
         let verdict = if bad == 0 { "PASS" } else { "FAIL" };
         hprintln!(
             "scan {}: {} ({} cases of {} tokens, {} mismatching values)",
+            v.name,
+            verdict,
+            cases,
+            TOKENS,
+            bad
+        );
+        ok &= bad == 0;
+        let (mut cases, mut bad) = (0u32, 0u32);
+        // Width 4 (Mamba's; the Helium kernel's), others (the reference);
+        // ragged channel counts, with and without bias.
+        for width in [4, 3, 2] {
+            for fill in [Fill::Random, Fill::Specials] {
+                for ch in [1, 3, 4, 5, 8, 13, rng.range(14, CONV_CH)] {
+                    for bias in [true, false] {
+                        bad += check_conv(v, ch, width, bias, fill, &mut rng);
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        let verdict = if bad == 0 { "PASS" } else { "FAIL" };
+        hprintln!(
+            "conv {}: {} ({} cases of {} tokens, {} mismatching values)",
             v.name,
             verdict,
             cases,
@@ -242,6 +322,42 @@ pub fn instructions_per_scan(count: &mut dyn FnMut(&mut dyn FnMut()) -> u64) {
             n,
             n / (BENCH_CH * BENCH_DS) as u64,
             n * 100 / (BENCH_CH * BENCH_DS) as u64 % 100,
+            v.name,
+            ratio_x100 / 100,
+            ratio_x100 % 100
+        );
+    }
+}
+
+/// Instructions for one convolution + SiLU token (d_inner channels, width
+/// 4, with bias) of every distinct vector set, timed like
+/// [`instructions_per_scan`].
+pub fn instructions_per_conv(count: &mut dyn FnMut(&mut dyn FnMut()) -> u64) {
+    let mut rng = Rng(0xc0_7003);
+    let mut weight = [0f32; BENCH_CH * 4];
+    let mut window = [0f32; BENCH_CH * 3];
+    let (mut bias, mut xs, mut out) = ([0f32; BENCH_CH], [0f32; BENCH_CH], [0f32; BENCH_CH]);
+    for x in weight.iter_mut().chain(&mut window).chain(&mut bias).chain(&mut xs) {
+        *x = rng.f();
+    }
+    let mut scalar = 0u64;
+    for set in compiled().iter().copied() {
+        let v = vector_kernels(set);
+        if v.name != set.name && set.name != SCALAR_VECTOR.name {
+            continue;
+        }
+        let n = count(&mut || (v.conv_silu)(&weight, Some(&bias), &mut window, &xs, &mut out, 4));
+        if v.name == SCALAR_VECTOR.name {
+            scalar = n;
+        }
+        let ratio_x100 = scalar * 100 / n.max(1);
+        hprintln!(
+            "bench: conv+silu {}x4 {:>6}: {:>8} instructions/token, {}.{:02} per channel, scalar/{} = {}.{:02}",
+            BENCH_CH,
+            v.name,
+            n,
+            n / BENCH_CH as u64,
+            n * 100 / BENCH_CH as u64 % 100,
             v.name,
             ratio_x100 / 100,
             ratio_x100 % 100

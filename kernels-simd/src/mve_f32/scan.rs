@@ -1,53 +1,24 @@
-//! Helium (MVE) f32 kernels of the recurrent layers: the Mamba-1 selective
-//! scan, bit-exact with [`selective_scan_scalar`].
+//! The Mamba-1 selective scan on Helium, bit-exact with
+//! [`selective_scan_scalar`] (see the parent module for how MVE's flushing
+//! and default NaN are caught).
 //!
 //! Channels go in blocks of four, one assembly call per block. The block's
-//! `softplus(dt)` and `silu(z)` run one channel per lane (the divisions on
-//! the scalar FPU, lane by lane: MVE has no divide). Then each channel's
-//! state update runs four states per vector: `exp_fast` of `A delta`, `h = decay h + (delta B) u`
-//! and the `C·h` products, keeping the reference's eight partial sums (two
-//! vectors, alternating per four states) and its pairwise reduction. Every
-//! value is the reference's operations in the reference's order, without
-//! fused multiply-add.
-//!
-//! MVE floating point computes with the standard FPSCR value: subnormal
-//! inputs and results are flushed to zero and a NaN result is the default
-//! NaN, where the scalar FPU (IEEE, reset FPSCR) keeps subnormals and NaN
-//! payloads. Every other result is the same IEEE value, so MVE reproduces
-//! the reference unless a flush happened or a NaN appeared, and both are
-//! detected:
-//!
-//! - a flush sets the cumulative FPSCR flag IDC (an input) or UFC (a
-//!   result); the kernel clears the flags before a block and reads them
-//!   after its `softplus`/`silu` and after each channel's output (QEMU's
-//!   MVE helpers raise them in the same FPSCR);
-//! - a NaN anywhere in a channel's work reaches its output `y`: every state
-//!   enters `C·h`, and no step turns a NaN into a number (the clamps keep
-//!   NaN as `f32::clamp` does, so they are a compare and a predicated move,
-//!   not `VMINNM`/`VMAXNM`, which would return the bound).
-//!
-//! The assembly then stops: the block (flags after `softplus`/`silu`) or
-//! the channel is recomputed by the reference, from the previous state,
-//! which the kernel saves as it overwrites it, and the block resumes after
-//! it. The scalar FPU computing a channel's output can raise UFC too (an
-//! inexact subnormal result): that only sends the channel to the
-//! reference, it never changes a result.
+//! `softplus(dt)` and `silu(z)` run one channel per lane. Then each
+//! channel's state update runs four states per vector: `exp_fast` of `A
+//! delta`, `h = decay h + (delta B) u` and the `C·h` products, keeping the
+//! reference's eight partial sums (two vectors, alternating per four
+//! states) and its pairwise reduction; `y = (C·h + u D) silu(z)` on the
+//! scalar FPU. The flags are read after the block's softplus/silu and
+//! after each channel's output; a NaN anywhere in a channel's work reaches
+//! its `y` (every state enters `C·h`, and no step turns a NaN into a
+//! number). A flushed softplus/silu sends the rest of the block to the
+//! reference; a flushed or NaN channel is redone by the reference from its
+//! previous state, which the kernel saves as it overwrites it.
 
-use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
-use crate::vector::{selective_scan_scalar, ScanArgs, VectorKernels};
+use super::{CONSTS, FLUSHED, LANES};
+use crate::vector::{selective_scan_scalar, ScanArgs};
 use core::arch::asm;
 
-/// The Helium vector kernels: the selective scan on MVE; activation
-/// quantization and the convolution are the scalar references.
-pub static MVE_VECTOR: VectorKernels = VectorKernels {
-    name: "helium",
-    quantize_acts: eddy_quant::quantize_activations_i8,
-    conv_silu: crate::math::causal_conv_silu_step,
-    selective_scan,
-};
-
-/// f32 lanes per vector.
-const LANES: usize = 4;
 /// Largest state size the kernel takes: its per-token work buffer lives on
 /// the stack ([`RECORD`] × 16 floats, 1.75 KiB). Larger ones run the
 /// reference.
@@ -60,24 +31,6 @@ const MAX_D_STATE: usize = 64;
 const RECORD: usize = 7 * LANES;
 /// Offset (floats) of the saved state in a record.
 const SAVED: usize = 2 * LANES;
-/// FPSCR cumulative flags IDC (input flushed) and UFC (underflow, which a
-/// flushed result raises).
-const FLUSHED: u32 = (1 << 7) | (1 << 3);
-
-// c2 is the assembly's `vmov.f32 q7, #0.5`.
-const _: () = assert!(EXP_C[0] == 0.5);
-
-/// Constants of the assembly, in the order it loads them: `exp_fast`'s
-/// clamp, range reduction and Taylor coefficients c6..c3, then
-/// `log1p_unit`'s and softplus's.
-static CONSTS: [f32; 17] = [
-    EXP_MIN, EXP_MAX, LOG2E, ROUND, LN2_HI, LN2_LO, // r0-r5 (ldm)
-    EXP_C[4], EXP_C[3], EXP_C[2], EXP_C[1], // +24: c6, c5, c4, c3
-    SQRT_2, LN_2, // +40
-    ATANH_C[3], ATANH_C[2], ATANH_C[1], ATANH_C[0], // +48: 1/9, 1/7, 1/5, 1/3
-    20.0,       // +64: softplus threshold
-];
-
 /// What one block's assembly reads and writes (offsets are the
 /// assembly's).
 #[repr(C)]
@@ -196,47 +149,6 @@ pub fn selective_scan(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
             first = last + 1;
         }
     }
-}
-
-/// `exp_fast` of q0 into q0, as [`crate::math::exp_fast`]: clamp (NaN
-/// kept), range reduction, Taylor polynomial, `2^n` from `t`'s bits.
-/// Needs r0-r5 = [`CONSTS`][..6], r12 = [`CONSTS`], q6 = 1.0 (also the
-/// bits `127 << 23`), q7 = 0.5; clobbers q1-q3 and r10.
-macro_rules! exp_q0 {
-    () => {
-        concat!(
-            "vpt.f32 lt, q0, r0\n",
-            "vdupt.32 q0, r0\n",
-            "vpt.f32 gt, q0, r1\n",
-            "vdupt.32 q0, r1\n",
-            "vmul.f32 q1, q0, r2\n",
-            "vadd.f32 q1, q1, r3\n",
-            "vsub.f32 q2, q1, r3\n",
-            "vmul.f32 q3, q2, r4\n",
-            "vsub.f32 q0, q0, q3\n",
-            "vmul.f32 q3, q2, r5\n",
-            "vsub.f32 q0, q0, q3\n",
-            "vshl.i32 q1, q1, #23\n",
-            "vadd.i32 q1, q1, q6\n",
-            "ldr r10, [r12, #24]\n",
-            "vmul.f32 q2, q0, r10\n",
-            "ldr r10, [r12, #28]\n",
-            "vadd.f32 q2, q2, r10\n",
-            "vmul.f32 q2, q2, q0\n",
-            "ldr r10, [r12, #32]\n",
-            "vadd.f32 q2, q2, r10\n",
-            "vmul.f32 q2, q2, q0\n",
-            "ldr r10, [r12, #36]\n",
-            "vadd.f32 q2, q2, r10\n",
-            "vmul.f32 q2, q2, q0\n",
-            "vadd.f32 q2, q2, q7\n",
-            "vmul.f32 q2, q2, q0\n",
-            "vadd.f32 q2, q2, q6\n",
-            "vmul.f32 q2, q2, q0\n",
-            "vadd.f32 q2, q2, q6\n",
-            "vmul.f32 q0, q2, q1\n",
-        )
-    };
 }
 
 /// `softplus` of the four floats at r11 and `silu` of the four at r11+16,
@@ -422,7 +334,7 @@ unsafe fn block_asm(blk: &mut Block, a: *const f32, h: *mut f32, y: *mut f32, n:
             softplus_silu!(),
             "vmrs r10, fpscr",
             "pop {{r0, r1, r3}}",
-            "tst r10, #0x88",
+            "tst r10, #{flushed}",
             "bne 9f",
             // Channels: r0 = blk, r1 = y, r2 = cursor in blk.delta, r3 =
             // channels left.
@@ -461,7 +373,7 @@ unsafe fn block_asm(blk: &mut Block, a: *const f32, h: *mut f32, y: *mut f32, n:
             "vldr s0, [r2, #16]",
             "vmul.f32 s16, s16, s0",
             "vmrs r4, fpscr",
-            "tst r4, #0x88",
+            "tst r4, #{flushed}",
             "bne 8f",
             "vcmp.f32 s16, s16",
             "vmrs APSR_nzcv, fpscr",
@@ -474,6 +386,7 @@ unsafe fn block_asm(blk: &mut Block, a: *const f32, h: *mut f32, y: *mut f32, n:
             "9:",
             "mov r3, #-1",
             "8:",
+            flushed = const FLUSHED,
             inout("r0") blk as *mut Block => _,
             inout("r1") y => _,
             out("r2") _,
