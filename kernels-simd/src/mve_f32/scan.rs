@@ -20,9 +20,9 @@ use crate::vector::{selective_scan_scalar, ScanArgs};
 use core::arch::asm;
 
 /// Largest state size the kernel takes: its per-token work buffer lives on
-/// the stack ([`RECORD`] × 16 floats, 1.75 KiB). Larger ones run the
-/// reference.
-const MAX_D_STATE: usize = 64;
+/// the stack ([`RECORD`] × 8 floats, 896 bytes; Mamba-1 uses 16). Larger
+/// ones run the reference.
+const MAX_D_STATE: usize = 32;
 /// Floats per four states in the work buffer: `C`, `B`, the saved state,
 /// then the Taylor coefficients c6, c5, c4, c3 of `exp_fast` (four each).
 /// One record per four states lets one post-incremented pointer reach all
