@@ -24,6 +24,14 @@
 //! after it. Scalar FPU code inside a kernel can raise UFC too (an inexact
 //! subnormal result): that only sends the part to the reference, it never
 //! changes a result.
+//!
+//! The reference is whatever the compiler made of it: at `opt-level = 3`
+//! with `-C target-cpu=cortex-m55`, LLVM auto-vectorizes the scan's state
+//! loop and `eddy_quant::dot_f32` with MVE, so there the compiled "scalar"
+//! reference flushes subnormals itself (the kernel tests run so); at the
+//! demo firmware's `opt-level = "s"` it stays on the scalar FPU (IEEE).
+//! The kernels equal the compiled reference in both cases: they hand every
+//! flushed part to it.
 
 use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
 use crate::vector::VectorKernels;
