@@ -71,7 +71,7 @@ struct Case {
 }
 
 fn draw(rng: &mut Rng, fill: Fill, lo: f32, hi: f32) -> f32 {
-    if fill == Fill::Specials && rng.next() % 6 == 0 {
+    if fill == Fill::Specials && rng.next().is_multiple_of(6) {
         return SPECIALS[rng.next() as usize % SPECIALS.len()];
     }
     lo + (hi - lo) * (rng.f() * 0.5 + 0.5)
