@@ -12,6 +12,9 @@
 //!   `-C target-cpu=cortex-m55|cortex-m85` (or `-C target-feature=+mve`
 //!   together with `+vfp2`, which rustc needs before inline assembly may
 //!   name FPU registers), on a hard-float (`eabihf`) target.
+//! - `eddy_mve_fp`: `eddy_mve` with MVE floating point too (the f32 vector
+//!   kernels), from the same cores (rustc's cortex-m55/m85 include
+//!   `mve.fp`) or `-C target-feature=+mve.fp`.
 //!
 //! A feature that rustc does report in `CARGO_CFG_TARGET_FEATURE` counts too,
 //! and `-C target-feature=-dsp`/`-mve` turns a set off.
@@ -21,6 +24,7 @@ use std::env;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(eddy_dsp)");
     println!("cargo::rustc-check-cfg=cfg(eddy_mve)");
+    println!("cargo::rustc-check-cfg=cfg(eddy_mve_fp)");
     println!("cargo::rerun-if-changed=build.rs");
     if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("arm") {
         return;
@@ -57,6 +61,10 @@ fn main() {
         cpu_has_mve || ["vfp2", "vfp3", "vfp4", "fp-armv8"].iter().any(|f| enabled(f) == Some(true));
     if mve && dsp && hard_float && rustc_vfp2 {
         println!("cargo::rustc-cfg=eddy_mve");
+        let mve_fp = enabled("mve.fp").unwrap_or(cpu_has_mve || reported.iter().any(|f| f == "mve.fp"));
+        if mve_fp {
+            println!("cargo::rustc-cfg=eddy_mve_fp");
+        }
     } else if mve {
         println!(
             "cargo::warning=eddy-kernels: MVE requested but the helium kernels need a hard-float target and \

@@ -27,6 +27,8 @@ mod kv_shape;
 pub mod math;
 #[cfg(all(target_arch = "arm", eddy_mve))]
 pub mod mve;
+#[cfg(all(target_arch = "arm", eddy_mve_fp))]
+pub mod mve_f32;
 pub mod scalar;
 pub mod vector;
 #[cfg(target_arch = "x86_64")]

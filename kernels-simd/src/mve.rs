@@ -17,12 +17,14 @@
 //! i32, the per-group f32 arithmetic is the reference's expression in the
 //! reference's order, so results are bit-identical.
 //!
-//! Only the integer kernel uses Helium. MVE floating point computes with
-//! the standard FPSCR value (subnormals flushed to zero, default NaN), so
-//! it cannot reproduce the IEEE reference bit for bit: the f32 product is
-//! the scalar kernel, and the f16 product is the reference's loop with the
-//! FPU's f16 conversion (`VCVTB`, IEEE with the reset FPSCR) in place of
-//! the software one.
+//! Only the integer kernel uses Helium arithmetic. MVE floating point
+//! computes with the standard FPSCR value (subnormals flushed to zero,
+//! default NaN), so on its own it cannot reproduce the IEEE reference bit
+//! for bit: the f32 product is the scalar kernel, and the f16 product is
+//! the reference's loop with the FPU's f16 conversion (`VCVTB`, IEEE with
+//! the reset FPSCR) in place of the software one. (The f32 work of the
+//! recurrent layers does run on MVE, in `crate::mve_f32`, which detects
+//! every flush and NaN and hands those parts to the reference.)
 //!
 //! The inline assembly uses q0-q3 (aliases of s0-s15) and declares them
 //! clobbered; pointers and counters are pinned to r1-r3 because the

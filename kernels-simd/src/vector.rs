@@ -1,7 +1,8 @@
 //! The per-token vector work around the matrix products: int8 activation
-//! quantization and the f32 work of the recurrent layers (for now the
-//! Mamba-1 selective scan), one set per ISA with the scalar reference
-//! always present. A kernel set's vector kernels are found by its name
+//! quantization and the f32 work of the recurrent layers (Mamba's causal
+//! convolution + SiLU and the Mamba-1 selective scan), one set per ISA
+//! with the scalar reference always present (AVX2: `crate::x86`, Helium:
+//! `crate::mve_f32`). A kernel set's vector kernels are found by its name
 //! ([`vector_kernels`]), so choosing a [`Kernels`] set chooses them too.
 //! (They are not fields of [`Kernels`] so that adding one does not touch
 //! every ISA's matrix kernel set.)
@@ -93,6 +94,8 @@ pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
         "avx2" | "avx512-vnni" => &crate::x86::AVX2_VECTOR,
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         "neon" | "neon-sdot" => &crate::aarch64::NEON_VECTOR,
+        #[cfg(all(target_arch = "arm", eddy_mve_fp))]
+        "helium" => &crate::mve_f32::MVE_VECTOR,
         _ => &SCALAR_VECTOR,
     }
 }

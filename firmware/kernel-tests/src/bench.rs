@@ -1,4 +1,5 @@
-//! Guest instructions per matrix-vector product, per kernel set.
+//! Guest instructions per matrix-vector product, per kernel set (and per
+//! selective-scan and convolution token, see `vector.rs`).
 //!
 //! Method: QEMU runs with `-icount shift=0`, so its virtual clock advances
 //! exactly 1 ns per executed guest instruction, and SysTick (core clock
@@ -140,5 +141,13 @@ pub fn instructions_per_matvec() -> bool {
             );
         }
     }
+    let mut count = |run: &mut dyn FnMut()| {
+        run();
+        let start = t.now();
+        run();
+        instr(t.since(start))
+    };
+    crate::vector::instructions_per_scan(&mut count);
+    crate::vector::instructions_per_conv(&mut count);
     true
 }

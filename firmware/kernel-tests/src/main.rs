@@ -11,6 +11,7 @@
 
 mod bench;
 mod check;
+mod vector;
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
@@ -82,6 +83,7 @@ fn run() -> bool {
     }
     hprintln!("cross-check: {} passed, {} failed", passed, failed);
     ok &= failed == 0;
+    ok &= vector::cross_check();
 
     ok &= bench::instructions_per_matvec();
     ok
