@@ -6,8 +6,8 @@
 #   scripts/bench-kv-aarch64.sh [WINDOW]        (default 2048)
 #   FORMATS="f16 q4" DIMS=64 scripts/bench-kv-aarch64.sh   (a subset)
 #
-# Counting as in scripts/bench-aarch64.sh: each executed translation block
-# is logged (`-d in_asm,exec,nochain`), its length read from its
+# Counting by scripts/qemu-count-aarch64.sh (as scripts/bench-aarch64.sh):
+# each executed translation block is logged, its length read from its
 # disassembly; the example `kv_attention` runs 1 and 3 calls and half the
 # difference is one call, without setup and process start. neon-sdot uses
 # the same attention kernels as neon, so only neon is counted. Emulation:
@@ -19,26 +19,11 @@ WINDOW=${1:-2048}
 TARGET=aarch64-unknown-linux-gnu
 nice -n 10 cargo build -q --release -p eddy-kernels --example kv_attention --target $TARGET
 BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/examples/kv_attention
-QEMU=(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu)
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
 
-# instructions SET FORMAT HEAD_DIM CALLS: guest instructions of one run.
+# instructions SET FORMAT HEAD_DIM CALLS: guest instructions of one run
+# (scripts/qemu-count-aarch64.sh).
 instructions() {
-  mkfifo "$WORK/trace"
-  awk '
-    function key(a) { sub(/^0x/, "", a); sub(/:$/, "", a); sub(/^0+/, "", a); return tolower(a) }
-    /^IN:/ { inblock = 1; first = 1; next }
-    inblock && /^0x[0-9a-f]+:/ { if (first) { pc = key($1); len[pc] = 0; first = 0 } len[pc]++; next }
-    inblock && /^$/ { inblock = 0; next }
-    /^Trace / { if (match($0, /\[[0-9a-f]+\/[0-9a-f]+\//)) { s = substr($0, RSTART + 1, RLENGTH - 2); split(s, f, "/"); n[key(f[2])]++ } }
-    END { t = 0; for (p in n) t += n[p] * len[p]; printf "%d\n", t }
-  ' <"$WORK/trace" >"$WORK/count" &
-  local awk_pid=$!
-  "${QEMU[@]}" -d in_asm,exec,nochain -D "$WORK/trace" "$BIN" "$1" "$2" "$3" "$WINDOW" "$4" >/dev/null
-  wait $awk_pid
-  rm -f "$WORK/trace"
-  cat "$WORK/count"
+  QEMU_CPU=max bash scripts/qemu-count-aarch64.sh "$BIN" "$1" "$2" "$3" "$WINDOW" "$4"
 }
 
 echo "attention, one query head, window $WINDOW, qemu-aarch64 -cpu max ($(qemu-aarch64 --version | head -n 1))"
