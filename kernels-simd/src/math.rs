@@ -140,6 +140,22 @@ pub fn causal_conv_silu_step(
     }
 }
 
+/// Inputs the SIMD `exp`/softplus/SiLU tests compare with the scalar
+/// functions bit for bit: a sweep, the clamp and softplus thresholds,
+/// subnormals, infinities, NaNs with payloads and signs, padded with 0.5
+/// to a multiple of `lanes`.
+#[cfg(test)]
+pub(crate) fn special_inputs(lanes: usize) -> std::vec::Vec<f32> {
+    let mut xs: std::vec::Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.0311).collect();
+    xs.extend([0.0, -0.0, 20.0, 20.000002, 87.9, -86.9, 1e-30, -1e-30, f32::INFINITY, f32::NEG_INFINITY]);
+    xs.extend([f32::NAN, -f32::NAN, 1000.0, -1000.0, f32::MIN_POSITIVE, 3e-39, -3e-39, 88.0, -87.0]);
+    xs.extend([f32::from_bits(0x7fc0_1234), f32::from_bits(0xffa0_0001), f32::MAX, f32::MIN]);
+    while xs.len() % lanes.max(1) != 0 {
+        xs.push(0.5);
+    }
+    xs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

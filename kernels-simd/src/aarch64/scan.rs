@@ -312,13 +312,7 @@ mod tests {
 
     #[test]
     fn vector_functions_equal_scalar_bit_for_bit() {
-        let mut xs: std::vec::Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.0311).collect();
-        xs.extend([0.0, -0.0, 20.0, 20.000002, 87.9, -86.9, 1e-30, -1e-30, f32::INFINITY, f32::NEG_INFINITY]);
-        xs.extend([f32::NAN, -f32::NAN, 1000.0, -1000.0, f32::MIN_POSITIVE, 3e-39, -3e-39, 88.0, -87.0]);
-        xs.extend([f32::from_bits(0x7fc0_1234), f32::from_bits(0xffa0_0001), f32::MAX, f32::MIN]);
-        while xs.len() % 4 != 0 {
-            xs.push(0.5);
-        }
+        let xs = crate::math::special_inputs(4);
         for chunk in xs.chunks_exact(4) {
             // SAFETY: NEON is present (this module compiles only with it);
             // `chunk` holds 4 floats.
