@@ -102,8 +102,9 @@ pub type MatvecI8 =
 /// Integer matrix times several token vectors (prefill): `out[t * rows + r]`
 /// is exactly what [`MatvecI8`] gives for token `t`, row `r`
 /// (`rows = out.len() / acts.len()`). `perm` is scratch of at least
-/// `acts.len() * cols` bytes. Lets a kernel unpack each weight once for
-/// several tokens.
+/// [`matmat_scratch_len`]`(cols, acts.len())` bytes (with less, the kernel
+/// runs one [`MatvecI8`] per token). Lets a kernel unpack each weight once
+/// for several tokens.
 pub type MatmatI8 = fn(
     format: TensorFormat,
     matrix: &[u8],
@@ -112,6 +113,12 @@ pub type MatmatI8 = fn(
     out: &mut [f32],
     perm: &mut [i8],
 );
+
+/// Bytes of `perm` scratch a [`MatmatI8`] of every kernel set needs for
+/// `tokens` tokens of `cols` activations.
+pub const fn matmat_scratch_len(cols: usize, tokens: usize) -> usize {
+    tokens * cols
+}
 
 /// f32 matrix (`[rows, cols]` row-major) times f32 vector.
 pub type MatvecF32 = fn(matrix: &[f32], cols: usize, x: &[f32], out: &mut [f32]);
