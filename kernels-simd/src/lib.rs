@@ -117,6 +117,13 @@ pub type MatmatI8 = fn(
 /// Bytes of `perm` scratch a [`MatmatI8`] of every kernel set needs for
 /// `tokens` tokens of `cols` activations.
 pub const fn matmat_scratch_len(cols: usize, tokens: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let lanes = x86::matmat_scratch_len(cols, tokens);
+        if lanes > tokens * cols {
+            return lanes;
+        }
+    }
     tokens * cols
 }
 

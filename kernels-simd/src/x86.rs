@@ -11,7 +11,10 @@ mod codes;
 pub mod int;
 pub mod kv;
 pub mod scan;
+mod token_lanes;
 pub mod vnni;
+
+pub(crate) use token_lanes::scratch_len as matmat_scratch_len;
 
 pub use int::{matmat_i8, matvec_i8};
 

@@ -209,8 +209,8 @@ fn matmat_sets() -> Vec<&'static Kernels> {
     sets
 }
 
-/// `tokens` random token vectors (token 0 saturating at ±127 to exercise
-/// i16 headroom) times a random `rows x cols` matrix in `f`: the
+/// `tokens` random token vectors (token 0 saturating at ±127, the last
+/// at +127, to exercise i16 headroom) times a random `rows x cols` matrix in `f`: the
 /// multi-token kernel of `k` against the scalar matvec of each token.
 fn check_matmat(k: &Kernels, rng: &mut Rng, f: TensorFormat, rows: usize, tokens: usize, cols: usize) {
     let matmat = k.matmat_i8.unwrap();
@@ -218,7 +218,19 @@ fn check_matmat(k: &Kernels, rng: &mut Rng, f: TensorFormat, rows: usize, tokens
     let rb = f.byte_len(1, cols as u64).unwrap() as usize;
     let mut m = vec![0u8; rb * rows];
     for r in 0..rows {
-        let w: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
+        // Row 0: nearly all codes at their maximum (the worst case for
+        // i16 sums, with the all-+127 token below).
+        let w: Vec<f32> = (0..cols)
+            .map(|i| {
+                if r > 0 {
+                    rng.f()
+                } else if i % 16 == 0 {
+                    -1.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
         quantize_row(f, &w, &mut m[r * rb..(r + 1) * rb]).unwrap();
     }
     let gs = cols / g;
@@ -230,6 +242,8 @@ fn check_matmat(k: &Kernels, rng: &mut Rng, f: TensorFormat, rows: usize, tokens
             .map(|i| match (t, i % 2) {
                 (0, 0) => 9.0,
                 (0, _) => -9.0,
+                // All +127: same-sign sums, the worst case for i16 sums.
+                _ if t + 1 == tokens => 9.0,
                 _ => rng.f() * 4.0,
             })
             .collect();
@@ -249,10 +263,21 @@ fn check_matmat(k: &Kernels, rng: &mut Rng, f: TensorFormat, rows: usize, tokens
     for (a, o) in acts.iter().zip(want.chunks_exact_mut(rows)) {
         (SCALAR.matvec_i8)(f, &m, cols, a, o, &mut perm);
     }
-    let mut got = vec![1f32; tokens * rows];
-    matmat(f, &m, cols, &acts, &mut got, &mut perm);
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&want), bits(&got), "{} {f:?} {rows} rows x {tokens} tokens x {cols} cols", k.name);
+    // With the scratch the kernels ask for, and with only `tokens * cols`
+    // bytes (AVX2 then takes its row-per-lane kernel instead of the
+    // token-per-lane one): both exact.
+    for scratch in [eddy_kernels::matmat_scratch_len(cols, tokens), tokens * cols] {
+        let mut perm = vec![0i8; scratch];
+        let mut got = vec![1f32; tokens * rows];
+        matmat(f, &m, cols, &acts, &mut got, &mut perm);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&want),
+            bits(&got),
+            "{} {f:?} {rows} rows x {tokens} tokens x {cols} cols, {scratch} bytes of scratch",
+            k.name
+        );
+    }
 }
 
 /// Multi-token kernels: every (token, row) equals the scalar matvec of

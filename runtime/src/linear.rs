@@ -52,7 +52,8 @@ pub struct BatchActScratch<'s> {
     pub scales: &'s mut [f32],
     /// Code sums, `tokens * groups(max_cols)`.
     pub sums: &'s mut [i32],
-    /// Reordered codes for [`KERNEL_TOKENS`] tokens.
+    /// The multi-token kernels' scratch for [`KERNEL_TOKENS`] tokens
+    /// (`eddy_kernels::matmat_scratch_len`).
     pub perm: &'s mut [i8],
     max_cols: usize,
 }
@@ -61,7 +62,13 @@ impl BatchActScratch<'_> {
     /// f32 words of scratch for `tokens` inputs of up to `max_cols` values.
     pub fn words(max_cols: usize, tokens: usize) -> usize {
         let groups = max_cols.div_ceil(32);
-        tokens * (max_cols.div_ceil(4) + 2 * groups) + KERNEL_TOKENS * max_cols.div_ceil(4)
+        tokens * (max_cols.div_ceil(4) + 2 * groups) + Self::perm_words(max_cols)
+    }
+
+    /// f32 words of the multi-token kernels' scratch for [`KERNEL_TOKENS`]
+    /// tokens (also enough for one token's reordering).
+    fn perm_words(max_cols: usize) -> usize {
+        eddy_kernels::matmat_scratch_len(max_cols.div_ceil(4) * 4, KERNEL_TOKENS).div_ceil(4)
     }
 
     /// Carve the buffers out of `words` f32 words of scratch.
@@ -69,7 +76,7 @@ impl BatchActScratch<'_> {
         let groups = max_cols.div_ceil(32);
         let code_words = max_cols.div_ceil(4);
         let (q, rest) = words.split_at_mut(tokens * code_words);
-        let (perm, rest) = rest.split_at_mut(KERNEL_TOKENS * code_words);
+        let (perm, rest) = rest.split_at_mut(Self::perm_words(max_cols));
         let (scales, rest) = rest.split_at_mut(tokens * groups);
         let sums = &mut rest[..tokens * groups];
         BatchActScratch {

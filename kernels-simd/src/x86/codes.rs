@@ -22,6 +22,12 @@ pub(super) trait Codes {
     const SUM_BIAS: i32;
     /// 32-code blocks per group.
     const BLOCKS: usize = Self::GROUP / 32;
+    /// How many `vpmaddubsw` results of unpacked codes times activations
+    /// may add up in i16 lanes before they must widen: a W2 pair sum is at
+    /// most 2·3·127 = 762 (32 of them: 24384), a W4 one 2·15·127 = 3810
+    /// (8: 30480), both below 32767; a W8 one (|w| times act·sign(w)) up
+    /// to 32512, so every one widens (the default).
+    const I16_SUMS: usize = 1;
 
     /// Unpack one group's codes (`GROUP * BITS / 8` bytes at `codes`).
     unsafe fn unpack(codes: *const u8) -> Unpacked;
@@ -56,6 +62,7 @@ unsafe fn dot_small_codes(w: &Unpacked, acts: *const i8, blocks: usize) -> __m25
 impl<const G: usize> Codes for W2<G> {
     const GROUP: usize = G;
     const SUM_BIAS: i32 = 0;
+    const I16_SUMS: usize = 32;
 
     #[inline(always)]
     unsafe fn unpack(codes: *const u8) -> Unpacked {
@@ -94,6 +101,7 @@ impl<const G: usize> Codes for W2<G> {
 impl<const G: usize> Codes for W4<G> {
     const GROUP: usize = G;
     const SUM_BIAS: i32 = 0;
+    const I16_SUMS: usize = 8;
 
     #[inline(always)]
     unsafe fn unpack(codes: *const u8) -> Unpacked {

@@ -16,8 +16,8 @@
 //! one block of eight rows is computed, the next block is prefetched, so
 //! decode (every weight read from memory once per token) streams.
 
-use super::avx2_available;
 use super::codes::{Codes, MAX_BLOCKS, W2, W4, W8};
+use super::{avx2_available, token_lanes};
 use crate::{ActsI8, IntShape};
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -188,7 +188,7 @@ fn fits_gather(row_bytes: usize) -> bool {
 }
 
 /// Reorder int8 activations to the order [`Codes::unpack`] leaves codes in.
-fn permute_activations(bits: u32, group: usize, xq: &[i8], perm: &mut [i8]) {
+pub(super) fn permute_activations(bits: u32, group: usize, xq: &[i8], perm: &mut [i8]) {
     match bits {
         2 if group % 64 == 0 => {
             for (src, dst) in xq.chunks_exact(64).zip(perm.chunks_exact_mut(64)) {
@@ -397,7 +397,51 @@ pub fn matmat_i8(
     out: &mut [f32],
     perm: &mut [i8],
 ) {
-    matmat_i8_with(avx2_matmat, format, matrix, cols, acts, out, perm);
+    let lanes = batch_shape(format, matrix, cols, acts, out.len(), cols)
+        .filter(|s| avx2_available() && token_lanes::covers(s, acts.len(), perm.len()))
+        .and_then(|s| Some((s, token_lanes_kernel(&s)?)));
+    match lanes {
+        // SAFETY: AVX2 and F16C were detected; every token's shape check
+        // passed and `covers` checked the scratch.
+        Some((shape, kernel)) => unsafe { kernel(&shape, matrix, acts, out, perm) },
+        None => matmat_i8_with(avx2_matmat, format, matrix, cols, acts, out, perm),
+    }
+}
+
+/// The token-lane kernel (W2/W4 only) of one shape.
+type TokenLanes = unsafe fn(&IntShape, &[u8], &[ActsI8<'_>], &mut [f32], &mut [i8]);
+
+/// [`token_lanes::matmat`] for a W2/W4 shape.
+fn token_lanes_kernel(s: &IntShape) -> Option<TokenLanes> {
+    match (s.bits, s.group) {
+        (2, 32) => Some(token_lanes::matmat::<W2<32>>),
+        (2, 64) => Some(token_lanes::matmat::<W2<64>>),
+        (2, 128) => Some(token_lanes::matmat::<W2<128>>),
+        (2, 256) => Some(token_lanes::matmat::<W2<256>>),
+        (4, 32) => Some(token_lanes::matmat::<W4<32>>),
+        (4, 64) => Some(token_lanes::matmat::<W4<64>>),
+        (4, 128) => Some(token_lanes::matmat::<W4<128>>),
+        (4, 256) => Some(token_lanes::matmat::<W4<256>>),
+        _ => None,
+    }
+}
+
+/// The shape every token's product has (`None` if any token's check
+/// fails or there are none). `perm_per_token`: scratch bytes per token
+/// the caller's kernel needs.
+fn batch_shape(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out_len: usize,
+    perm_per_token: usize,
+) -> Option<IntShape> {
+    let rows = out_len.checked_div(acts.len())?;
+    acts.iter()
+        .map(|a| covered(format, cols, rows, matrix, a, perm_per_token))
+        .reduce(|a, b| if a == b { a } else { None })
+        .flatten()
 }
 
 /// The AVX2 multi-token kernel for a shape, if this CPU has AVX2.
@@ -424,11 +468,7 @@ pub(super) fn matmat_i8_with(
         return;
     }
     let rows = out.len() / tokens;
-    let shape = acts
-        .iter()
-        .map(|a| covered(format, cols, rows, matrix, a, perm.len() / tokens))
-        .reduce(|a, b| if a == b { a } else { None })
-        .flatten();
+    let shape = batch_shape(format, matrix, cols, acts, out.len(), perm.len() / tokens);
     match shape.and_then(|s| Some((s, pick(&s)?))) {
         Some((shape, kernel)) => {
             for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {

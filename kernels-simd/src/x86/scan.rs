@@ -28,24 +28,37 @@ unsafe fn exp8(x: __m256) -> __m256 {
 /// at a time left the scan latency-bound at ~1.6x its current time).
 #[inline(always)]
 unsafe fn exp8_each<const N: usize>(x: [__m256; N]) -> [__m256; N] {
+    // Plain loops, not closures: a closure is a function of its own
+    // without the caller's `target_feature`, and its intrinsics become
+    // calls.
     let s = _mm256_set1_ps;
-    // max/min return their second operand for NaN, like clamp.
-    let x = x.map(|v| _mm256_min_ps(s(EXP_MAX), _mm256_max_ps(s(EXP_MIN), v)));
-    let t = x.map(|v| _mm256_add_ps(_mm256_mul_ps(v, s(LOG2E)), s(ROUND)));
-    let n = t.map(|v| _mm256_sub_ps(v, s(ROUND)));
-    let r: [__m256; N] = core::array::from_fn(|i| {
-        _mm256_sub_ps(_mm256_sub_ps(x[i], _mm256_mul_ps(n[i], s(LN2_HI))), _mm256_mul_ps(n[i], s(LN2_LO)))
-    });
-    let [c2, c3, c4, c5, c6] = EXP_C;
-    let mut p = r.map(|v| _mm256_add_ps(s(c5), _mm256_mul_ps(v, s(c6))));
-    for c in [c4, c3, c2, 1.0, 1.0] {
-        p = core::array::from_fn(|i| _mm256_add_ps(s(c), _mm256_mul_ps(r[i], p[i])));
+    let (mut x, mut t, mut r, mut p) = (x, [s(0.0); N], [s(0.0); N], [s(0.0); N]);
+    for v in &mut x {
+        // max/min return their second operand for NaN, like clamp.
+        *v = _mm256_min_ps(s(EXP_MAX), _mm256_max_ps(s(EXP_MIN), *v));
     }
-    core::array::from_fn(|i| {
+    for i in 0..N {
+        t[i] = _mm256_add_ps(_mm256_mul_ps(x[i], s(LOG2E)), s(ROUND));
+    }
+    for i in 0..N {
+        let n = _mm256_sub_ps(t[i], s(ROUND));
+        r[i] = _mm256_sub_ps(_mm256_sub_ps(x[i], _mm256_mul_ps(n, s(LN2_HI))), _mm256_mul_ps(n, s(LN2_LO)));
+    }
+    let [c2, c3, c4, c5, c6] = EXP_C;
+    for (pi, ri) in p.iter_mut().zip(r) {
+        *pi = _mm256_add_ps(s(c5), _mm256_mul_ps(ri, s(c6)));
+    }
+    for c in [c4, c3, c2, 1.0, 1.0] {
+        for (pi, ri) in p.iter_mut().zip(r) {
+            *pi = _mm256_add_ps(s(c), _mm256_mul_ps(ri, *pi));
+        }
+    }
+    for i in 0..N {
         let n_int = _mm256_sub_epi32(_mm256_castps_si256(t[i]), _mm256_set1_epi32(ROUND.to_bits() as i32));
         let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(n_int, _mm256_set1_epi32(127)));
-        _mm256_mul_ps(p[i], _mm256_castsi256_ps(scale))
-    })
+        p[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(scale));
+    }
+    p
 }
 
 /// [`crate::math::log1p_unit`] of eight values.
@@ -201,9 +214,12 @@ unsafe fn scan_blocks(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32], blo
             for j in (0..ds).step_by(LANES) {
                 let (bj, cj) = (_mm256_loadu_ps(b.add(j)), _mm256_loadu_ps(c.add(j)));
                 let at = |i: usize| (ch0 + i) * ds + j;
-                let decays = exp8_each::<LANES>(core::array::from_fn(|i| {
-                    _mm256_mul_ps(_mm256_loadu_ps(args.a.as_ptr().add(at(i))), _mm256_set1_ps(deltas[i]))
-                }));
+                let mut decays = [_mm256_setzero_ps(); LANES];
+                for (i, d) in decays.iter_mut().enumerate() {
+                    *d =
+                        _mm256_mul_ps(_mm256_loadu_ps(args.a.as_ptr().add(at(i))), _mm256_set1_ps(deltas[i]));
+                }
+                let decays = exp8_each(decays);
                 for (i, (decay, dot)) in decays.into_iter().zip(&mut dots).enumerate() {
                     // h = exp(a delta) h + (delta b) u, then dot += h c.
                     let (delta, u) = (_mm256_set1_ps(deltas[i]), _mm256_set1_ps(us[i]));

@@ -1,0 +1,263 @@
+//! The AVX2 multi-token kernel of prefill for W2 and W4 weights: eight
+//! tokens side by side, one per 32-bit lane, bit-exact with
+//! `eddy_quant::matvec_i8` per token.
+//!
+//! With one row per vector (the matrix-vector kernel's layout) every
+//! group's dot product ends in a horizontal sum, which cost more than the
+//! products themselves once several tokens share the unpacked codes. Here
+//! the activations of eight tokens are interleaved four codes at a time,
+//! so one `vpmaddubsw` multiplies four codes of one row, broadcast to all
+//! lanes, with the same four positions of eight tokens, and a group's sums
+//! land one token per lane with no reduction. Each token's f32 group step
+//! then runs on its own lane in the reference's order (no FMA).
+//!
+//! Work order: the codes of a block of rows are unpacked to bytes once
+//! (with their group headers as f32) into scratch; then every batch of
+//! eight tokens passes over the block, four rows at a time sharing each
+//! load of activations. The block and one batch's activations stay in L1.
+
+use super::codes::{Codes, MAX_BLOCKS};
+use super::int::permute_activations;
+use crate::{ActsI8, IntShape};
+use core::arch::x86_64::*;
+use eddy_quant::GROUP_HEADER_BYTES;
+
+/// Tokens per vector (one per i32/f32 lane).
+const LANES: usize = 8;
+
+/// Rows computed together, sharing every activation load.
+const ROWS: usize = 4;
+
+/// Bytes of unpacked codes per row block (with a batch's activations,
+/// within a 32 KiB L1 for rows of up to 2048 codes).
+const UNPACKED_BYTES: usize = 16 * 1024;
+
+/// The scratch layout for `tokens` tokens of `cols` codes in groups of
+/// `group`: where each part starts, in bytes.
+struct Layout {
+    /// Interleaved activations: batch `b`, 4-code chunk `q`, lane `t` at
+    /// `(b * cols / 4 + q) * 32 + 4 t`.
+    interleaved: usize,
+    /// Per batch and group, the eight tokens' scales then their code sums
+    /// (as f32): 64 bytes.
+    token_groups: usize,
+    /// One token's permuted codes (`cols` bytes).
+    permuted: usize,
+    /// Unpacked codes of a row block (`block_rows * cols` bytes).
+    unpacked: usize,
+    /// Per row of the block and group, its scale and minimum as f32.
+    headers: usize,
+    /// Rows per block.
+    block_rows: usize,
+    /// Total bytes.
+    len: usize,
+}
+
+impl Layout {
+    fn new(cols: usize, tokens: usize, groups: usize) -> Layout {
+        let batches = tokens.div_ceil(LANES);
+        let block_rows = (UNPACKED_BYTES / cols.max(1)).max(ROWS) / ROWS * ROWS;
+        let interleaved = 0;
+        let token_groups = interleaved + batches * LANES * cols;
+        let permuted = token_groups + batches * groups * 2 * LANES * 4;
+        let unpacked = permuted + cols;
+        let headers = unpacked + block_rows * cols;
+        let len = ALIGN - 1 + headers + block_rows * groups * 2 * 4;
+        Layout { interleaved, token_groups, permuted, unpacked, headers, block_rows, len }
+    }
+}
+
+/// Alignment of the scratch layout's start.
+const ALIGN: usize = 32;
+
+/// The first 32-byte aligned byte of `scratch`.
+fn aligned_start(scratch: &mut [i8]) -> *mut u8 {
+    let ptr = scratch.as_mut_ptr() as *mut u8;
+    ptr.wrapping_add(ptr.align_offset(ALIGN).min(ALIGN - 1))
+}
+
+/// Bytes of scratch [`matmat`] needs (groups of at least 32 codes); never
+/// less for more columns or tokens, so a buffer sized for the largest
+/// product serves every smaller one.
+pub(crate) const fn scratch_len(cols: usize, tokens: usize) -> usize {
+    let batches = tokens.div_ceil(LANES);
+    // A block's unpacked codes take at most this; its f32 headers (8
+    // bytes per group of at least 32 codes) a quarter of it.
+    let block = if ROWS * cols > UNPACKED_BYTES { ROWS * cols } else { UNPACKED_BYTES };
+    ALIGN - 1 + batches * LANES * cols + batches * (cols / 32) * 2 * LANES * 4 + cols + block + block / 4
+}
+
+/// True if [`matmat`] covers this format and `scratch` bytes suffice.
+pub(super) fn covers(s: &IntShape, tokens: usize, scratch: usize) -> bool {
+    matches!(s.bits, 2 | 4) && Layout::new(s.groups * s.group, tokens, s.groups).len <= scratch
+}
+
+/// `out[t * rows + r]` = row `r` times token `t`, for W2/W4 shapes that
+/// [`covers`] accepts.
+///
+/// # Safety
+/// The CPU has AVX2 and F16C; `s` is `matrix`'s checked shape (rows of
+/// `s.row_bytes`, `out.len() / acts.len()` of them); every token's `q`
+/// holds `cols` codes and its scales and sums `s.groups` values;
+/// `scratch` passed [`covers`].
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn matmat<C: Codes>(
+    s: &IntShape,
+    matrix: &[u8],
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    scratch: &mut [i8],
+) {
+    let tokens = acts.len();
+    let (rows, cols, groups) = (out.len() / tokens, s.groups * C::GROUP, s.groups);
+    let layout = Layout::new(cols, tokens, groups);
+    // 32-byte aligned: activation loads never split a cache line.
+    let base = aligned_start(scratch);
+    interleave_tokens(s, acts, base, &layout);
+    let batches = tokens.div_ceil(LANES);
+    for block_start in (0..rows).step_by(layout.block_rows) {
+        let block_len = layout.block_rows.min(rows - block_start);
+        unpack_block::<C>(s, matrix, block_start, block_len, base, &layout);
+        for b in 0..batches {
+            let first = b * LANES;
+            let count = LANES.min(tokens - first);
+            let xs = base.add(layout.interleaved + b * LANES * cols) as *const u8;
+            let token_groups = base.add(layout.token_groups + b * groups * 2 * LANES * 4) as *const f32;
+            for quad in (0..block_len).step_by(ROWS) {
+                // Rows past the block's end repeat its last row; their
+                // results are dropped.
+                let row = |k: usize| (quad + k).min(block_len - 1);
+                let results = rows4::<C>(s, base, &layout, row, xs, token_groups);
+                for (k, res) in results.iter().enumerate().take(block_len - quad) {
+                    let mut lanes = [0f32; LANES];
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), *res);
+                    let r = block_start + quad + k;
+                    for (t, v) in lanes.iter().enumerate().take(count) {
+                        out[(first + t) * rows + r] = *v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Four rows (block indices `row(0..4)`) times one batch of eight tokens.
+#[inline(always)]
+unsafe fn rows4<C: Codes>(
+    s: &IntShape,
+    base: *mut u8,
+    layout: &Layout,
+    row: impl Fn(usize) -> usize,
+    xs: *const u8,
+    token_groups: *const f32,
+) -> [__m256; ROWS] {
+    let cols = s.groups * C::GROUP;
+    let codes: [*const u8; ROWS] =
+        core::array::from_fn(|k| base.add(layout.unpacked + row(k) * cols) as *const u8);
+    let headers: [*const f32; ROWS] =
+        core::array::from_fn(|k| base.add(layout.headers + row(k) * s.groups * 8) as *const f32);
+    let ones = _mm256_set1_epi16(1);
+    // 4-code chunks per group, and per stretch summed in i16 (compile-time
+    // constants, so the loops unroll).
+    let chunks = C::GROUP / 4;
+    let stretch = C::I16_SUMS.min(chunks);
+    let mut results = [_mm256_setzero_ps(); ROWS];
+    for g in 0..s.groups {
+        let mut acc32 = [_mm256_setzero_si256(); ROWS];
+        for first in (0..chunks).step_by(stretch) {
+            let mut acc16 = [_mm256_setzero_si256(); ROWS];
+            for j in first..first + stretch {
+                let x = _mm256_loadu_si256(xs.add((g * chunks + j) * 32) as *const __m256i);
+                for k in 0..ROWS {
+                    let four = (codes[k].add(g * C::GROUP + 4 * j) as *const i32).read_unaligned();
+                    acc16[k] = _mm256_add_epi16(acc16[k], _mm256_maddubs_epi16(_mm256_set1_epi32(four), x));
+                }
+            }
+            for k in 0..ROWS {
+                acc32[k] = _mm256_add_epi32(acc32[k], _mm256_madd_epi16(acc16[k], ones));
+            }
+        }
+        // The reference's group step, one token per lane:
+        // result + s * (scale * acc + min * sum).
+        let x_scale = _mm256_loadu_ps(token_groups.add(g * 2 * LANES));
+        let x_sum = _mm256_loadu_ps(token_groups.add(g * 2 * LANES + LANES));
+        for k in 0..ROWS {
+            let scale = _mm256_set1_ps(headers[k].add(2 * g).read_unaligned());
+            let min = _mm256_set1_ps(headers[k].add(2 * g + 1).read_unaligned());
+            let inner =
+                _mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(acc32[k])), _mm256_mul_ps(min, x_sum));
+            results[k] = _mm256_add_ps(results[k], _mm256_mul_ps(x_scale, inner));
+        }
+    }
+    results
+}
+
+/// Every token's codes permuted to the unpacked order and interleaved four
+/// at a time, and its group scales and sums, batch by batch (missing
+/// tokens of the last batch are zeros).
+#[inline(always)]
+unsafe fn interleave_tokens(s: &IntShape, acts: &[ActsI8<'_>], base: *mut u8, layout: &Layout) {
+    let (cols, groups) = (s.groups * s.group, s.groups);
+    let batches = acts.len().div_ceil(LANES);
+    let permuted = core::slice::from_raw_parts_mut(base.add(layout.permuted) as *mut i8, cols);
+    for t in 0..batches * LANES {
+        let (b, lane) = (t / LANES, t % LANES);
+        let chunks = base.add(layout.interleaved + b * LANES * cols + 4 * lane);
+        let token_groups = base.add(layout.token_groups + b * groups * 2 * LANES * 4) as *mut f32;
+        match acts.get(t) {
+            Some(a) => {
+                permute_activations(s.bits, s.group, &a.q[..cols], permuted);
+                for q in 0..cols / 4 {
+                    let four = (permuted.as_ptr().add(4 * q) as *const u32).read_unaligned();
+                    (chunks.add(q * 32) as *mut u32).write_unaligned(four);
+                }
+                for g in 0..groups {
+                    token_groups.add(g * 2 * LANES + lane).write_unaligned(a.scales[g]);
+                    token_groups.add(g * 2 * LANES + LANES + lane).write_unaligned(a.sums[g] as f32);
+                }
+            }
+            None => {
+                for q in 0..cols / 4 {
+                    (chunks.add(q * 32) as *mut u32).write_unaligned(0);
+                }
+                for g in 0..groups {
+                    token_groups.add(g * 2 * LANES + lane).write_unaligned(0.0);
+                    token_groups.add(g * 2 * LANES + LANES + lane).write_unaligned(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// Unpack rows `first..first + count` to bytes (in the order
+/// [`Codes::unpack`] leaves them, which the interleaved activations
+/// follow) and their group headers to f32 pairs.
+#[inline(always)]
+unsafe fn unpack_block<C: Codes>(
+    s: &IntShape,
+    matrix: &[u8],
+    first: usize,
+    count: usize,
+    base: *mut u8,
+    layout: &Layout,
+) {
+    let cols = s.groups * C::GROUP;
+    for r in 0..count {
+        let row = matrix.as_ptr().add((first + r) * s.row_bytes);
+        let codes = base.add(layout.unpacked + r * cols);
+        let headers = base.add(layout.headers + r * s.groups * 8) as *mut f32;
+        for g in 0..s.groups {
+            let group = row.add(g * s.group_bytes);
+            let w = C::unpack(group.add(GROUP_HEADER_BYTES));
+            for (v, wb) in w.iter().enumerate().take(C::BLOCKS.min(MAX_BLOCKS)) {
+                _mm256_storeu_si256(codes.add(g * C::GROUP + 32 * v) as *mut __m256i, *wb);
+            }
+            let header = (group as *const i32).read_unaligned();
+            let pair = _mm_cvtph_ps(_mm_cvtsi32_si128(header));
+            let mut both = [0f32; 4];
+            _mm_storeu_ps(both.as_mut_ptr(), pair);
+            headers.add(2 * g).write_unaligned(both[0]);
+            headers.add(2 * g + 1).write_unaligned(both[1]);
+        }
+    }
+}
