@@ -34,6 +34,39 @@ pub(crate) fn observe_input(observe: &mut Option<Observer<'_>>, linear: &Linear<
 
 /// A loaded model of one family. Buffers passed in are sized by the
 /// methods here (the session checks); tokens are `< vocab_size`.
+/// The logits a prefill chunk computes: none (a chunk before the prompt's
+/// last), the last token's, or every token's (perplexity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChunkLogits {
+    /// No logits: the head (often the largest matrix) is skipped.
+    None,
+    /// The chunk's last token's.
+    Last,
+    /// Every token's.
+    All,
+}
+
+impl ChunkLogits {
+    /// Rows of logits computed for a chunk of `tokens`.
+    pub(crate) fn rows(self, tokens: usize) -> usize {
+        match self {
+            ChunkLogits::None => 0,
+            ChunkLogits::Last => tokens.min(1),
+            ChunkLogits::All => tokens,
+        }
+    }
+
+    /// Rows of logits the scratch layout holds (as sized by
+    /// `prefill_scratch_words`).
+    pub(crate) fn layout_rows(self, tokens: usize) -> usize {
+        if self == ChunkLogits::All {
+            tokens
+        } else {
+            1
+        }
+    }
+}
+
 pub(crate) trait Family<'a> {
     /// Length of the logits.
     fn vocab_size(&self) -> usize;
@@ -93,8 +126,8 @@ pub(crate) trait Family<'a> {
         self.scratch_words()?.checked_add(rows.checked_mul(self.vocab_size())?)
     }
 
-    /// Advance the state by `tokens.len()` tokens; return the logits of
-    /// every token (`all_logits`) or of the last one, row-major. Must be
+    /// Advance the state by `tokens.len()` tokens; return the logits
+    /// `logits` asks for (every token's, the last one's or none), row-major. Must be
     /// bit-identical to calling `step` per token. The default steps token
     /// by token; families override it to batch the matrix work (calling
     /// the layer's `end_token` after every token's recurrence, as a step
@@ -104,7 +137,7 @@ pub(crate) trait Family<'a> {
         tokens: &[u32],
         state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
-        all_logits: bool,
+        logits: ChunkLogits,
         cx: Compute<'_>,
     ) -> &'s [f32] {
         let vocab = self.vocab_size();
@@ -112,17 +145,17 @@ pub(crate) trait Family<'a> {
             return &[];
         };
         let (step_scratch, rows) = scratch.split_at_mut(step_words);
-        let last = tokens.len().saturating_sub(1);
+        let n = tokens.len();
+        let first = n - logits.rows(n);
         for (i, &t) in tokens.iter().enumerate() {
-            let want = all_logits || i == last;
-            let logits = self.step(t, state, step_scratch, want, cx, None);
+            let want = i >= first;
+            let out = self.step(t, state, step_scratch, want, cx, None);
             if want {
-                let row = if all_logits { i } else { 0 };
-                rows[row * vocab..(row + 1) * vocab].copy_from_slice(&logits[..vocab]);
+                let row = i - first;
+                rows[row * vocab..(row + 1) * vocab].copy_from_slice(&out[..vocab]);
             }
         }
-        let n = if all_logits { tokens.len() } else { 1 };
-        &rows[..n * vocab]
+        &rows[..logits.rows(n) * vocab]
     }
 }
 
@@ -300,12 +333,12 @@ macro_rules! layer_major_family {
                 tokens: &[u32],
                 state: &mut $crate::state_store::StateStore<'_>,
                 scratch: &'s mut [f32],
-                all_logits: bool,
+                logits: $crate::family::ChunkLogits,
                 cx: $crate::family::Compute<'_>,
             ) -> &'s [f32] {
                 let n = tokens.len();
-                let rows = if all_logits { n } else { 1 };
-                self.run_rows(tokens, state, scratch, n.max(2), rows, rows, cx, &mut None)
+                let rows = logits.layout_rows(n);
+                self.run_rows(tokens, state, scratch, n.max(2), rows, logits.rows(n), cx, &mut None)
             }
         }
     };

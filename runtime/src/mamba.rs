@@ -6,7 +6,7 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{observe_input, Compute, Family, Observer};
+use crate::family::{observe_input, ChunkLogits, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, rms_norm};
@@ -326,7 +326,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
         tokens: &[u32],
         state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
-        all_logits: bool,
+        wanted: ChunkLogits,
         cx: Compute<'_>,
     ) -> &'s [f32] {
         let Compute { kernels, workers } = cx;
@@ -341,8 +341,8 @@ impl<'a> Family<'a> for Mamba1<'a> {
             c.dt_rank as usize,
             c.vocab_size as usize,
         );
-        let logit_rows = if all_logits { n } else { 1 };
-        let Some(l) = PrefillLayout::new(c, n, logit_rows) else {
+        let logit_rows = wanted.rows(n);
+        let Some(l) = PrefillLayout::new(c, n, wanted.layout_rows(n)) else {
             return &[];
         };
         let (head, tail) = scratch.split_at_mut(l.logits);

@@ -9,7 +9,7 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{checked_total, observe_input, Carver, Compute, Family, Observer};
+use crate::family::{checked_total, observe_input, Carver, ChunkLogits, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, gated_group_rms_norm, rms_norm, softplus};
@@ -355,7 +355,7 @@ impl<'a> Family<'a> for Mamba2<'a> {
         tokens: &[u32],
         state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
-        all_logits: bool,
+        wanted: ChunkLogits,
         cx: Compute<'_>,
     ) -> &'s [f32] {
         let c = &self.config;
@@ -363,8 +363,8 @@ impl<'a> Family<'a> for Mamba2<'a> {
         // Sized for at least 2 tokens so the batch activation layout is used.
         let n = tokens.len();
         let cap = n.max(2);
-        let logit_rows = if all_logits { n } else { 1 };
-        let sizes = c.sizes(cap, logit_rows).map(|s| s.unwrap_or(0));
+        let logit_rows = wanted.rows(n);
+        let sizes = c.sizes(cap, wanted.layout_rows(n)).map(|s| s.unwrap_or(0));
         let mut carve = Carver::new(scratch);
         let residual = &mut carve.take(sizes[0])[..n * d.dm];
         let normed = &mut carve.take(sizes[1])[..n * d.dm];

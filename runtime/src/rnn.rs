@@ -8,7 +8,7 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{checked_total, observe_input, Carver, Compute, Family, Observer};
+use crate::family::{checked_total, observe_input, Carver, ChunkLogits, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{sigmoid, tanh};
@@ -289,14 +289,14 @@ impl<'a> Family<'a> for Rnn<'a> {
         tokens: &[u32],
         state: &mut StateStore<'_>,
         scratch: &'s mut [f32],
-        all_logits: bool,
+        wanted: ChunkLogits,
         cx: Compute<'_>,
     ) -> &'s [f32] {
         let c = &self.config;
         let n = tokens.len();
         let (e, h, mc) = (c.input_dim as usize, c.hidden as usize, c.max_cols());
-        let logit_rows = if all_logits { n } else { 1 };
-        let sizes = c.prefill_sizes(n, logit_rows).map(|s| s.unwrap_or(0));
+        let logit_rows = wanted.rows(n);
+        let sizes = c.prefill_sizes(n, wanted.layout_rows(n)).map(|s| s.unwrap_or(0));
         let mut carve = Carver::new(scratch);
         let inputs = carve.take(sizes[0]);
         let outputs = carve.take(sizes[1]);

@@ -1,7 +1,7 @@
 //! Per-sequence state and the step/prefill/snapshot API.
 
 use crate::error::SessionError;
-use crate::family::{Family, Observer};
+use crate::family::{ChunkLogits, Family, Observer};
 use crate::model::{with_family, Inner, Model, STATE_HEADER_WORDS};
 use crate::state_store::{StateFormat, StateStore};
 
@@ -226,11 +226,18 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
         let last_chunk = (tokens.len() - 1) / chunk;
         for (c, part) in tokens.chunks(chunk).enumerate() {
             let want = all_logits || c == last_chunk;
+            // Chunks before the last compute no logits: the head is often
+            // the largest matrix.
+            let wanted = match (all_logits, want) {
+                (true, _) => ChunkLogits::All,
+                (false, true) => ChunkLogits::Last,
+                (false, false) => ChunkLogits::None,
+            };
             let pos = self.position();
             let (mut store, _) = self.parts();
             let cx = model.compute();
             let logits = cx.workers.run(|| {
-                with_family!(&model.inner, m => m.prefill_chunk(part, &mut store, &mut *scratch, all_logits, cx))
+                with_family!(&model.inner, m => m.prefill_chunk(part, &mut store, &mut *scratch, wanted, cx))
             });
             self.set_position(pos.wrapping_add(part.len() as u64));
             if !want {
