@@ -25,8 +25,10 @@ use eddy_quant::GROUP_HEADER_BYTES;
 /// Tokens per vector (one per i32/f32 lane).
 const LANES: usize = 8;
 
-/// Rows computed together, sharing every activation load.
-const ROWS: usize = 4;
+/// Rows computed together, sharing every activation load (12: their i16
+/// sums, one activation and one code vector fill the 16 ymm registers;
+/// 1.3x the throughput of 4 rows, `matmat 3072x768x64` bench).
+const ROWS: usize = 12;
 
 /// Bytes of unpacked codes per row block (with a batch's activations,
 /// within a 32 KiB L1 for rows of up to 2048 codes).
