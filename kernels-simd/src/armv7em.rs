@@ -32,6 +32,7 @@ pub static DSP: Kernels = Kernels {
     name: "dsp",
     matvec_i8,
     matmat_i8: None,
+    matmat_f16: None,
     matvec_f32: crate::scalar::matvec_f32,
     matvec_f16: crate::scalar::matvec_f16,
     kv_scores: crate::scalar::kv_scores,

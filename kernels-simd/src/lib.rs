@@ -114,18 +114,27 @@ pub type MatmatI8 = fn(
     perm: &mut [i8],
 );
 
-/// Bytes of `perm` scratch a [`MatmatI8`] of every kernel set needs for
-/// `tokens` tokens of `cols` activations.
+/// Bytes of scratch a [`MatmatI8`] or [`MatmatF16`] of every kernel set
+/// needs for `tokens` tokens of `cols` activations.
 pub const fn matmat_scratch_len(cols: usize, tokens: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         let lanes = x86::matmat_scratch_len(cols, tokens);
-        if lanes > tokens * cols {
-            return lanes;
+        let float = x86::float_tokens::scratch_len(cols);
+        let most = if lanes > float { lanes } else { float };
+        if most > tokens * cols {
+            return most;
         }
     }
     tokens * cols
 }
+
+/// f16 matrix times several token vectors (prefill): `xs` holds `tokens =
+/// xs.len() / cols` inputs, `out[t * rows + r]` is exactly what
+/// [`MatvecF16`] gives for token `t`, row `r` (`rows = out.len() /
+/// tokens`). `scratch` holds at least [`matmat_scratch_len`]`(cols, 1)`
+/// bytes (with less, one [`MatvecF16`] per token).
+pub type MatmatF16 = fn(matrix: &[u16], cols: usize, xs: &[f32], out: &mut [f32], scratch: &mut [i8]);
 
 /// f32 matrix (`[rows, cols]` row-major) times f32 vector.
 pub type MatvecF32 = fn(matrix: &[f32], cols: usize, x: &[f32], out: &mut [f32]);
@@ -189,6 +198,9 @@ pub struct Kernels {
     /// Quantized weights × several tokens' activations, if this set has a
     /// kernel that is faster than one `matvec_i8` per token.
     pub matmat_i8: Option<MatmatI8>,
+    /// f16 weights × several tokens, if this set has a kernel that is
+    /// faster than one `matvec_f16` per token.
+    pub matmat_f16: Option<MatmatF16>,
     /// f32 weights × f32 activations.
     pub matvec_f32: MatvecF32,
     /// f16 weights × f32 activations.
@@ -210,6 +222,7 @@ pub static SCALAR: Kernels = Kernels {
     name: "scalar",
     matvec_i8: scalar::matvec_i8,
     matmat_i8: None,
+    matmat_f16: None,
     matvec_f32: scalar::matvec_f32,
     matvec_f16: scalar::matvec_f16,
     kv_scores: scalar::kv_scores,

@@ -8,6 +8,7 @@
 
 pub mod acts;
 mod codes;
+pub mod float_tokens;
 pub mod int;
 pub mod kv;
 pub mod scan;
@@ -27,6 +28,7 @@ pub static AVX2: Kernels = Kernels {
     name: "avx2",
     matvec_i8,
     matmat_i8: Some(matmat_i8),
+    matmat_f16: Some(float_tokens::matmat_f16),
     matvec_f32,
     matvec_f16,
     kv_scores: kv::kv_scores,
@@ -40,6 +42,7 @@ pub static AVX512_VNNI: Kernels = Kernels {
     name: "avx512-vnni",
     matvec_i8: vnni::matvec_i8,
     matmat_i8: Some(vnni::matmat_i8),
+    matmat_f16: Some(float_tokens::matmat_f16),
     matvec_f32,
     matvec_f16,
     kv_scores: kv::kv_scores,

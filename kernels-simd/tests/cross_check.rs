@@ -105,6 +105,50 @@ fn float_kernels_are_bit_exact_including_ragged_tails() {
     }
 }
 
+/// Multi-token f16 kernels: every (token, row) equals the scalar
+/// `matvec_f16` of that token, over ragged rows, columns and tokens, with
+/// infinities and NaN among the inputs; also with too little scratch.
+#[test]
+fn multi_token_f16_kernels_are_bit_exact() {
+    let mut rng = Rng(23);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut covered = 0;
+    for k in kernel_sets() {
+        let Some(matmat) = k.matmat_f16 else { continue };
+        covered += 1;
+        for (cols, rows, tokens) in
+            [(1, 5, 3), (7, 13, 1), (8, 8, 8), (9, 21, 5), (48, 1536 / 64, 9), (100, 11, 2)]
+        {
+            let w16: Vec<u16> =
+                (0..rows * cols).map(|_| half::f16::from_f32(rng.f() * 3.0).to_bits()).collect();
+            let mut xs: Vec<f32> = (0..tokens * cols).map(|_| rng.f()).collect();
+            if tokens > 2 {
+                xs[cols] = f32::INFINITY;
+                xs[2 * cols] = f32::NAN;
+            }
+            let mut want = vec![0f32; tokens * rows];
+            for (x, o) in xs.chunks_exact(cols).zip(want.chunks_exact_mut(rows)) {
+                (SCALAR.matvec_f16)(&w16, cols, x, o);
+            }
+            for scratch in [eddy_kernels::matmat_scratch_len(cols, 1), 0] {
+                let mut got = vec![1f32; tokens * rows];
+                matmat(&w16, cols, &xs, &mut got, &mut vec![0i8; scratch]);
+                assert_eq!(
+                    bits(&want),
+                    bits(&got),
+                    "{} f16 {rows}x{cols}x{tokens}, scratch {scratch}",
+                    k.name
+                );
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        assert!(covered > 0, "the AVX2 set must provide matmat_f16");
+    }
+    let _ = covered;
+}
+
 #[test]
 fn names_resolve() {
     assert_eq!(eddy_kernels::by_name("scalar").unwrap().name, "scalar");

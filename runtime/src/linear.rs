@@ -296,6 +296,14 @@ impl<'a> Linear<'a> {
         let block_rows = (PREFILL_BLOCK_BYTES / self.row_bytes().max(1)).clamp(8, rows.max(8));
         let tokens_per_worker = tokens.div_ceil(workers.count());
         let group = self.weight.format.group_size();
+        if let (TensorFormat::F16, Some(matmat_f16)) = (self.weight.format, kernels.matmat_f16) {
+            let w = self.weight.as_f16_bits().unwrap_or(&[]);
+            workers.for_chunks(ys, tokens_per_worker * rows, perm, |chunk, out, perm| {
+                let first = chunk * tokens_per_worker * cols;
+                matmat_f16(w, cols, &xs[first..first + out.len() / rows * cols], out, perm);
+            });
+            return;
+        }
         workers.for_chunks(ys, tokens_per_worker * rows, perm, |chunk, out, perm| {
             let first_token = chunk * tokens_per_worker;
             for block_start in (0..rows).step_by(block_rows) {
