@@ -334,7 +334,9 @@ fn multi_token_kernels_are_bit_exact() {
     for k in matmat_sets() {
         for group in GROUP_SIZES {
             for f in [TensorFormat::W2 { group }, TensorFormat::W4 { group }, TensorFormat::W8 { group }] {
-                for (rows, tokens) in [(8, 1), (13, 3), (16, 4), (25, 5), (9, 9), (6, 8), (11, 17), (13, 40), (30, 64)] {
+                for (rows, tokens) in
+                    [(8, 1), (13, 3), (16, 4), (25, 5), (9, 9), (6, 8), (11, 17), (13, 40), (30, 64)]
+                {
                     check_matmat(k, &mut rng, f, rows, tokens, group as usize * 2);
                 }
             }

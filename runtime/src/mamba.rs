@@ -330,7 +330,6 @@ impl<'a> Family<'a> for Mamba1<'a> {
         cx: Compute<'_>,
     ) -> &'s [f32] {
         let Compute { kernels, workers } = cx;
-        let conv_silu = eddy_kernels::vector_kernels(kernels).conv_silu;
         let c = &self.config;
         let n = tokens.len();
         let (dm, di, ds, dc, dr, v) = (
@@ -373,9 +372,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
             }
             w.in_proj.matmat(normed, xz, n, act, kernels, workers);
             let conv_state = &mut layer.words()[..conv_words];
-            for (x, u) in xz.chunks_exact(2 * di).zip(conv_out.chunks_exact_mut(di)) {
-                conv_silu(w.conv_w, w.conv_b, conv_state, &x[..di], u, dc);
-            }
+            conv_chunk_by_blocks(&w, xz, conv_state, y_blocked, conv_out, dc, cx);
             w.x_proj.matmat(conv_out, x_dbl, n, act, kernels, workers);
             for (xd, d) in x_dbl.chunks_exact(xw).zip(dt_in.chunks_exact_mut(dr)) {
                 d.copy_from_slice(&xd[..dr]);
@@ -475,6 +472,50 @@ impl<'a> Family<'a> for Mamba1<'a> {
 /// Channels one job of [`scan_chunk_by_blocks`] scans over all the tokens:
 /// their state and `A` (2 x 8 KiB at d_state 16) stay in L1 meanwhile.
 const SCAN_BLOCK_CHANNELS: usize = 128;
+
+/// The causal conv + SiLU of a chunk's tokens (`xz`'s first halves, into
+/// `conv_out`, `[tokens, d_inner]`), in blocks of
+/// [`SCAN_BLOCK_CHANNELS`] channels split across workers, each block over
+/// every token (a channel's window only depends on its own past).
+/// `staging` (`[tokens, d_inner]` words) holds each block's outputs
+/// token-major until they are copied into place. Per channel the same
+/// operations as one `conv_silu` call per token, so bit-identical.
+fn conv_chunk_by_blocks(
+    w: &LayerWeights<'_>,
+    xz: &[f32],
+    conv_state: &mut [f32],
+    staging: &mut [f32],
+    conv_out: &mut [f32],
+    width: usize,
+    cx: Compute<'_>,
+) {
+    let di = w.d.len();
+    let tokens = conv_out.len() / di.max(1);
+    let conv_silu = eddy_kernels::vector_kernels(cx.kernels).conv_silu;
+    let (block, taps) = (SCAN_BLOCK_CHANNELS, width.saturating_sub(1));
+    if taps == 0 {
+        // No window to split the blocks by (width 1): token by token.
+        for (x, u) in xz.chunks_exact(2 * di).zip(conv_out.chunks_exact_mut(di)) {
+            conv_silu(w.conv_w, w.conv_b, conv_state, &x[..di], u, width);
+        }
+        return;
+    }
+    cx.workers.for_chunk_pairs(staging, tokens * block, conv_state, block * taps, |i, out_block, window| {
+        let c0 = i * block;
+        let wb = window.len() / taps;
+        let (weight, bias) = (&w.conv_w[c0 * width..(c0 + wb) * width], w.conv_b.map(|b| &b[c0..c0 + wb]));
+        for (t, out_t) in out_block.chunks_exact_mut(wb.max(1)).enumerate().take(tokens) {
+            let x = &xz[t * 2 * di + c0..t * 2 * di + c0 + wb];
+            conv_silu(weight, bias, window, x, out_t, width);
+        }
+    });
+    for (b, out_block) in staging.chunks(tokens * block).enumerate() {
+        let (c0, wb) = (b * block, out_block.len() / tokens.max(1));
+        for (t, src) in out_block.chunks_exact(wb.max(1)).enumerate() {
+            conv_out[t * di + c0..t * di + c0 + wb].copy_from_slice(src);
+        }
+    }
+}
 
 /// A prefill chunk's scan inputs, token-major (`[tokens, width]`).
 struct ChunkScan<'x> {
