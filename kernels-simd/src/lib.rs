@@ -126,6 +126,13 @@ pub const fn matmat_scratch_len(cols: usize, tokens: usize) -> usize {
             return most;
         }
     }
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    {
+        let float = aarch64::float_tokens::scratch_len(cols);
+        if float > tokens * cols {
+            return float;
+        }
+    }
     tokens * cols
 }
 

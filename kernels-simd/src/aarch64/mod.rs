@@ -25,6 +25,7 @@
 
 mod acts;
 mod float;
+pub mod float_tokens;
 mod group;
 pub mod kv;
 mod matmat;
@@ -42,7 +43,7 @@ pub static NEON: Kernels = Kernels {
     name: "neon",
     matvec_i8: matvec_i8_neon,
     matmat_i8: Some(matmat_neon::matmat_i8_neon),
-    matmat_f16: None,
+    matmat_f16: Some(float_tokens::matmat_f16),
     matvec_f32,
     matvec_f16,
     kv_scores: kv::kv_scores,
@@ -54,7 +55,7 @@ pub static NEON_SDOT: Kernels = Kernels {
     name: "neon-sdot",
     matvec_i8: matvec_i8_sdot,
     matmat_i8: Some(matmat_i8_sdot),
-    matmat_f16: None,
+    matmat_f16: Some(float_tokens::matmat_f16),
     matvec_f32,
     matvec_f16,
     kv_scores: kv::kv_scores,
