@@ -57,6 +57,9 @@ pub struct Lfm2Config<'a> {
     pub n_kv_heads: u32,
     /// Values per attention head.
     pub head_dim: u32,
+    /// Leading values of each head that get rotary embedding (`head_dim`
+    /// unless the file says otherwise).
+    pub rotary_dims: u32,
     /// Rotary base frequency.
     pub rope_theta: f32,
     /// One byte per layer: 1 for attention, 0 for convolution.
@@ -96,6 +99,7 @@ impl<'a> Lfm2Config<'a> {
             n_heads: attention.n_heads as u32,
             n_kv_heads: attention.n_kv_heads as u32,
             head_dim,
+            rotary_dims: attention.rotary_dims as u32,
             rope_theta: attention.rope_theta,
             layer_kinds: LayerKinds::from_file(file, n_layer)?.as_bytes(),
             kv,
@@ -110,7 +114,7 @@ impl<'a> Lfm2Config<'a> {
             n_heads: self.n_heads as usize,
             n_kv_heads: self.n_kv_heads as usize,
             head_dim: self.head_dim as usize,
-            rotary_dims: self.head_dim as usize,
+            rotary_dims: self.rotary_dims as usize,
             rope_theta: self.rope_theta,
             score_scale: 1.0 / libm::sqrtf(self.head_dim as f32),
         }

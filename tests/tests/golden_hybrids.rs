@@ -165,3 +165,39 @@ fn bad_kv_options_are_refused_with_a_reason() {
     let mut b = Session::new_owned(&q8);
     assert!(b.restore(a.snapshot()).is_err());
 }
+
+/// LFM2 honours a file's `rotary_dims`: the converted model rebuilt with
+/// `rotary_dims = head_dim` (the default) gives the same logits bit for
+/// bit, with half of it different ones (only the leading half of each head
+/// rotates).
+#[test]
+fn lfm2_honours_rotary_dims() {
+    use eddy::writer::{FileBuilder, TensorData};
+    use eddy::HParam;
+    let bytes = convert("lfm2-tiny");
+    let base = with_format(&Model::from_bytes(bytes.as_slice()).unwrap(), KvFormat::F32);
+    let head_dim = base.file().hparam(HParam::HeadDim).unwrap();
+    let rebuilt = |rotary: u32| {
+        let file = base.file();
+        let mut b = FileBuilder::new(Architecture::Lfm2);
+        for (k, v) in file.hparams() {
+            b.hparam_raw(k, v);
+        }
+        b.hparam(HParam::RotaryDims, rotary);
+        for t in file.tensors() {
+            b.tensor(TensorData::f32(t.name, t.shape(), t.as_f32().unwrap())).unwrap();
+        }
+        for (kind, data) in (0..file.blob_count()).filter_map(|i| file.blob_at(i)) {
+            b.blob(kind, data.to_vec());
+        }
+        AlignedBytes::copy_from(&b.to_bytes())
+    };
+    let ids = [1u32, 5, 9, 2, 7, 3, 8, 4];
+    let (want, _) = run(&base, &ids);
+    let full = rebuilt(head_dim);
+    let (same, _) = run(&with_format(&Model::from_bytes(full.as_slice()).unwrap(), KvFormat::F32), &ids);
+    assert_eq!(want, same, "rotary_dims = head_dim must change nothing");
+    let half = rebuilt(head_dim / 2);
+    let (other, _) = run(&with_format(&Model::from_bytes(half.as_slice()).unwrap(), KvFormat::F32), &ids);
+    assert!(max_abs_diff(&want, &other) > 1e-4, "rotary_dims = head_dim / 2 must change the logits");
+}

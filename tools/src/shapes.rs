@@ -61,6 +61,7 @@ fn lfm2(d_model: u32, n_heads: u32, d_ffn: u32) -> NamedShape {
         n_heads,
         n_kv_heads: 8,
         head_dim: 64,
+        rotary_dims: 64,
         rope_theta: 1_000_000.0,
         layer_kinds: &LFM2_16_LAYERS,
         kv: KvCacheOptions { format: KvFormat::Q4, sinks: 4, window: 4092 },

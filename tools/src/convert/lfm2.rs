@@ -111,6 +111,7 @@ pub(super) fn lfm2_config<'k>(
         n_heads,
         n_kv_heads,
         head_dim,
+        rotary_dims: head_dim,
         rope_theta: rope_theta(cfg)?,
         layer_kinds: kinds,
         kv: KvCacheOptions { format: DEFAULT_KV_FORMAT, sinks: DEFAULT_SINKS, window: DEFAULT_WINDOW },
