@@ -136,6 +136,35 @@ pub const fn matmat_scratch_len(cols: usize, tokens: usize) -> usize {
     tokens * cols
 }
 
+/// The `(tokens, rows)` of a [`MatmatF16`] call that a kernel needing
+/// `needed` bytes of scratch can run (`usable`: the CPU runs it); `None`
+/// after computing it with `matvec` per token instead. Shared by the
+/// ISAs' multi-token f16 kernels.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+pub(crate) fn f16_batch_or_per_token(
+    usable: bool,
+    needed: usize,
+    matvec: MatvecF16,
+    (matrix, cols, xs, out, scratch): (&[u16], usize, &[f32], &mut [f32], &[i8]),
+) -> Option<(usize, usize)> {
+    let tokens = xs.len().checked_div(cols).unwrap_or(0);
+    let rows = out.len().checked_div(tokens).unwrap_or(0);
+    let fits = usable
+        && cols > 0
+        && rows > 0
+        && matrix.len() >= rows * cols
+        && xs.len() == tokens * cols
+        && out.len() == tokens * rows
+        && scratch.len() >= needed;
+    if fits {
+        return Some((tokens, rows));
+    }
+    for (x, o) in xs.chunks_exact(cols.max(1)).zip(out.chunks_exact_mut(rows.max(1))) {
+        matvec(matrix, cols, x, o);
+    }
+    None
+}
+
 /// f16 matrix times several token vectors (prefill): `xs` holds `tokens =
 /// xs.len() / cols` inputs, `out[t * rows + r]` is exactly what
 /// [`MatvecF16`] gives for token `t`, row `r` (`rows = out.len() /

@@ -23,20 +23,12 @@ pub const fn scratch_len(cols: usize) -> usize {
 
 /// See [`crate::MatmatF16`].
 pub fn matmat_f16(matrix: &[u16], cols: usize, xs: &[f32], out: &mut [f32], scratch: &mut [i8]) {
-    let tokens = xs.len().checked_div(cols).unwrap_or(0);
-    let rows = out.len().checked_div(tokens).unwrap_or(0);
-    let fits = cols > 0
-        && rows > 0
-        && matrix.len() >= rows * cols
-        && xs.len() == tokens * cols
-        && out.len() == tokens * rows
-        && scratch.len() >= scratch_len(cols);
-    if !fits {
-        for (x, o) in xs.chunks_exact(cols.max(1)).zip(out.chunks_exact_mut(rows.max(1))) {
-            super::matvec_f16(matrix, cols, x, o);
-        }
+    let call = (matrix, cols, xs, &mut *out, &*scratch);
+    let Some((tokens, rows)) =
+        crate::f16_batch_or_per_token(true, scratch_len(cols), super::matvec_f16, call)
+    else {
         return;
-    }
+    };
     let offset = scratch.as_ptr().align_offset(16).min(15);
     // SAFETY: NEON is present (this module compiles only with it);
     // `matrix` holds `rows` rows, `xs` `tokens` inputs and `out` `tokens *
