@@ -13,7 +13,7 @@
 //!
 //! Work order: the codes of a block of rows are unpacked to bytes once
 //! (with their group headers as f32) into scratch; then every batch of
-//! eight tokens passes over the block, four rows at a time sharing each
+//! eight tokens passes over the block, `ROWS` rows at a time sharing each
 //! load of activations. The block and one batch's activations stay in L1.
 
 use super::codes::{Codes, MAX_BLOCKS};
@@ -125,15 +125,15 @@ pub(super) unsafe fn matmat<C: Codes>(
             let count = LANES.min(tokens - first);
             let xs = base.add(layout.interleaved + b * LANES * cols) as *const u8;
             let token_groups = base.add(layout.token_groups + b * groups * 2 * LANES * 4) as *const f32;
-            for quad in (0..block_len).step_by(ROWS) {
+            for tile in (0..block_len).step_by(ROWS) {
                 // Rows past the block's end repeat its last row; their
                 // results are dropped.
-                let row = |k: usize| (quad + k).min(block_len - 1);
-                let results = rows4::<C>(s, base, &layout, row, xs, token_groups);
-                for (k, res) in results.iter().enumerate().take(block_len - quad) {
+                let row = |k: usize| (tile + k).min(block_len - 1);
+                let results = row_tile::<C>(s, base, &layout, row, xs, token_groups);
+                for (k, res) in results.iter().enumerate().take(block_len - tile) {
                     let mut lanes = [0f32; LANES];
                     _mm256_storeu_ps(lanes.as_mut_ptr(), *res);
-                    let r = block_start + quad + k;
+                    let r = block_start + tile + k;
                     for (t, v) in lanes.iter().enumerate().take(count) {
                         out[(first + t) * rows + r] = *v;
                     }
@@ -143,9 +143,10 @@ pub(super) unsafe fn matmat<C: Codes>(
     }
 }
 
-/// Four rows (block indices `row(0..4)`) times one batch of eight tokens.
+/// `ROWS` rows (block indices `row(0..ROWS)`) times one batch of eight
+/// tokens.
 #[inline(always)]
-unsafe fn rows4<C: Codes>(
+unsafe fn row_tile<C: Codes>(
     s: &IntShape,
     base: *mut u8,
     layout: &Layout,
