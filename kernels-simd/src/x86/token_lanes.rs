@@ -45,7 +45,8 @@ struct Layout {
     token_groups: usize,
     /// One token's permuted codes (`cols` bytes).
     permuted: usize,
-    /// Unpacked codes of a row block (`block_rows * cols` bytes).
+    /// Unpacked codes of a row block (`block_rows * planes * cols` bytes:
+    /// per row, each plane's `cols` bytes).
     unpacked: usize,
     /// Per row of the block and group, its scale and minimum as f32.
     headers: usize,
@@ -56,14 +57,16 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(cols: usize, tokens: usize, groups: usize) -> Layout {
+    /// `planes`: bytes each code unpacks to (1; W8: 2, its two nibbles).
+    fn new(cols: usize, tokens: usize, groups: usize, planes: usize) -> Layout {
         let batches = tokens.div_ceil(LANES);
-        let block_rows = (UNPACKED_BYTES / cols.max(1)).max(ROWS) / ROWS * ROWS;
+        let tile = ROWS / planes;
+        let block_rows = (UNPACKED_BYTES / (planes * cols).max(1)).max(tile) / tile * tile;
         let interleaved = 0;
         let token_groups = interleaved + batches * LANES * cols;
         let permuted = token_groups + batches * groups * 2 * LANES * 4;
         let unpacked = permuted + cols;
-        let headers = unpacked + block_rows * cols;
+        let headers = unpacked + block_rows * planes * cols;
         let len = ALIGN - 1 + headers + block_rows * groups * 2 * 4;
         Layout { interleaved, token_groups, permuted, unpacked, headers, block_rows, len }
     }
@@ -83,19 +86,23 @@ fn aligned_start(scratch: &mut [i8]) -> *mut u8 {
 /// product serves every smaller one.
 pub(crate) const fn scratch_len(cols: usize, tokens: usize) -> usize {
     let batches = tokens.div_ceil(LANES);
-    // A block's unpacked codes take at most this; its f32 headers (8
-    // bytes per group of at least 32 codes) a quarter of it.
+    // A block's unpacked codes take at most this (`ROWS / planes` rows of
+    // `planes * cols` bytes, or the block size); its f32 headers (8 bytes
+    // per group of at least 32 codes) a quarter of it.
     let block = if ROWS * cols > UNPACKED_BYTES { ROWS * cols } else { UNPACKED_BYTES };
     ALIGN - 1 + batches * LANES * cols + batches * (cols / 32) * 2 * LANES * 4 + cols + block + block / 4
 }
 
 /// True if [`matmat`] covers this format and `scratch` bytes suffice.
 pub(super) fn covers(s: &IntShape, tokens: usize, scratch: usize) -> bool {
-    matches!(s.bits, 2 | 4) && Layout::new(s.groups * s.group, tokens, s.groups).len <= scratch
+    let planes = if s.bits == 8 { 2 } else { 1 };
+    matches!(s.bits, 2 | 4 | 8) && Layout::new(s.groups * s.group, tokens, s.groups, planes).len <= scratch
 }
 
-/// `out[t * rows + r]` = row `r` times token `t`, for W2/W4 shapes that
-/// [`covers`] accepts.
+/// `out[t * rows + r]` = row `r` times token `t`, for the shapes [`covers`]
+/// accepts: W2/W4 with `PLANES` 1, W8 (`C` = `W8<G>`) with `PLANES` 2, its
+/// codes split into two nibbles (`c = 16 hi + lo`) so that `vpmaddubsw`
+/// sums cannot saturate (a whole byte times 127, twice, can).
 ///
 /// # Safety
 /// The CPU has AVX2 and F16C; `s` is `matrix`'s checked shape (rows of
@@ -103,7 +110,7 @@ pub(super) fn covers(s: &IntShape, tokens: usize, scratch: usize) -> bool {
 /// holds `cols` codes and its scales and sums `s.groups` values;
 /// `scratch` passed [`covers`].
 #[target_feature(enable = "avx2,f16c")]
-pub(super) unsafe fn matmat<C: Codes>(
+pub(super) unsafe fn matmat<C: Codes, const PLANES: usize>(
     s: &IntShape,
     matrix: &[u8],
     acts: &[ActsI8<'_>],
@@ -112,25 +119,25 @@ pub(super) unsafe fn matmat<C: Codes>(
 ) {
     let tokens = acts.len();
     let (rows, cols, groups) = (out.len() / tokens, s.groups * C::GROUP, s.groups);
-    let layout = Layout::new(cols, tokens, groups);
+    let layout = Layout::new(cols, tokens, groups, PLANES);
     // 32-byte aligned: activation loads never split a cache line.
     let base = aligned_start(scratch);
     interleave_tokens(s, acts, base, &layout);
     let batches = tokens.div_ceil(LANES);
     for block_start in (0..rows).step_by(layout.block_rows) {
         let block_len = layout.block_rows.min(rows - block_start);
-        unpack_block::<C>(s, matrix, block_start, block_len, base, &layout);
+        unpack_block::<C, PLANES>(s, matrix, block_start, block_len, base, &layout);
         for b in 0..batches {
             let first = b * LANES;
             let count = LANES.min(tokens - first);
             let xs = base.add(layout.interleaved + b * LANES * cols) as *const u8;
             let token_groups = base.add(layout.token_groups + b * groups * 2 * LANES * 4) as *const f32;
-            for tile in (0..block_len).step_by(ROWS) {
+            for tile in (0..block_len).step_by(ROWS / PLANES) {
                 // Rows past the block's end repeat its last row; their
                 // results are dropped.
                 let row = |k: usize| (tile + k).min(block_len - 1);
-                let results = row_tile::<C>(s, base, &layout, row, xs, token_groups);
-                for (k, res) in results.iter().enumerate().take(block_len - tile) {
+                let results = row_tile::<C, PLANES>(s, base, &layout, row, xs, token_groups);
+                for (k, res) in results.iter().enumerate().take((block_len - tile).min(ROWS / PLANES)) {
                     let mut lanes = [0f32; LANES];
                     _mm256_storeu_ps(lanes.as_mut_ptr(), *res);
                     let r = block_start + tile + k;
@@ -143,10 +150,10 @@ pub(super) unsafe fn matmat<C: Codes>(
     }
 }
 
-/// `ROWS` rows (block indices `row(0..ROWS)`) times one batch of eight
-/// tokens.
+/// `ROWS / PLANES` rows (block indices `row(0..)`) times one batch of
+/// eight tokens: results in the first `ROWS / PLANES` entries.
 #[inline(always)]
-unsafe fn row_tile<C: Codes>(
+unsafe fn row_tile<C: Codes, const PLANES: usize>(
     s: &IntShape,
     base: *mut u8,
     layout: &Layout,
@@ -155,15 +162,17 @@ unsafe fn row_tile<C: Codes>(
     token_groups: *const f32,
 ) -> [__m256; ROWS] {
     let cols = s.groups * C::GROUP;
-    let codes: [*const u8; ROWS] =
-        core::array::from_fn(|k| base.add(layout.unpacked + row(k) * cols) as *const u8);
+    // Entry `k` of the tile: row `k / PLANES`, plane `k % PLANES`.
+    let codes: [*const u8; ROWS] = core::array::from_fn(|k| {
+        base.add(layout.unpacked + (row(k / PLANES) * PLANES + k % PLANES) * cols) as *const u8
+    });
     let headers: [*const f32; ROWS] =
         core::array::from_fn(|k| base.add(layout.headers + row(k) * s.groups * 8) as *const f32);
     let ones = _mm256_set1_epi16(1);
     // 4-code chunks per group, and per stretch summed in i16 (compile-time
-    // constants, so the loops unroll).
+    // constants, so the loops unroll); W8's nibbles sum like W4 codes.
     let chunks = C::GROUP / 4;
-    let stretch = C::I16_SUMS.min(chunks);
+    let stretch = if PLANES == 2 { 8 } else { C::I16_SUMS }.min(chunks);
     let mut results = [_mm256_setzero_ps(); ROWS];
     for g in 0..s.groups {
         let mut acc32 = [_mm256_setzero_si256(); ROWS];
@@ -180,11 +189,17 @@ unsafe fn row_tile<C: Codes>(
                 acc32[k] = _mm256_add_epi32(acc32[k], _mm256_madd_epi16(acc16[k], ones));
             }
         }
+        if PLANES == 2 {
+            // Σ c·x = 16 Σ hi·x + Σ lo·x, exact in i32.
+            for k in 0..ROWS / 2 {
+                acc32[k] = _mm256_add_epi32(acc32[2 * k], _mm256_slli_epi32::<4>(acc32[2 * k + 1]));
+            }
+        }
         // The reference's group step, one token per lane:
         // result + s * (scale * acc + min * sum).
         let x_scale = _mm256_loadu_ps(token_groups.add(g * 2 * LANES));
         let x_sum = _mm256_loadu_ps(token_groups.add(g * 2 * LANES + LANES));
-        for k in 0..ROWS {
+        for k in 0..ROWS / PLANES {
             let scale = _mm256_set1_ps(headers[k].add(2 * g).read_unaligned());
             let min = _mm256_set1_ps(headers[k].add(2 * g + 1).read_unaligned());
             let inner =
@@ -234,9 +249,10 @@ unsafe fn interleave_tokens(s: &IntShape, acts: &[ActsI8<'_>], base: *mut u8, la
 
 /// Unpack rows `first..first + count` to bytes (in the order
 /// [`Codes::unpack`] leaves them, which the interleaved activations
-/// follow) and their group headers to f32 pairs.
+/// follow; W8 with `PLANES` 2: in order, low nibbles then high ones) and
+/// their group headers to f32 pairs.
 #[inline(always)]
-unsafe fn unpack_block<C: Codes>(
+unsafe fn unpack_block<C: Codes, const PLANES: usize>(
     s: &IntShape,
     matrix: &[u8],
     first: usize,
@@ -247,13 +263,24 @@ unsafe fn unpack_block<C: Codes>(
     let cols = s.groups * C::GROUP;
     for r in 0..count {
         let row = matrix.as_ptr().add((first + r) * s.row_bytes);
-        let codes = base.add(layout.unpacked + r * cols);
+        let codes = base.add(layout.unpacked + r * PLANES * cols);
         let headers = base.add(layout.headers + r * s.groups * 8) as *mut f32;
         for g in 0..s.groups {
             let group = row.add(g * s.group_bytes);
-            let w = C::unpack(group.add(GROUP_HEADER_BYTES));
-            for (v, wb) in w.iter().enumerate().take(C::BLOCKS.min(MAX_BLOCKS)) {
-                _mm256_storeu_si256(codes.add(g * C::GROUP + 32 * v) as *mut __m256i, *wb);
+            if PLANES == 2 {
+                let nibble = _mm256_set1_epi8(0x0f);
+                for v in 0..C::BLOCKS {
+                    let c = _mm256_loadu_si256(group.add(GROUP_HEADER_BYTES + 32 * v) as *const __m256i);
+                    let (lo, hi) =
+                        (_mm256_and_si256(c, nibble), _mm256_and_si256(_mm256_srli_epi16::<4>(c), nibble));
+                    _mm256_storeu_si256(codes.add(g * C::GROUP + 32 * v) as *mut __m256i, lo);
+                    _mm256_storeu_si256(codes.add(cols + g * C::GROUP + 32 * v) as *mut __m256i, hi);
+                }
+            } else {
+                let w = C::unpack(group.add(GROUP_HEADER_BYTES));
+                for (v, wb) in w.iter().enumerate().take(C::BLOCKS.min(MAX_BLOCKS)) {
+                    _mm256_storeu_si256(codes.add(g * C::GROUP + 32 * v) as *mut __m256i, *wb);
+                }
             }
             let header = (group as *const i32).read_unaligned();
             let pair = _mm_cvtph_ps(_mm_cvtsi32_si128(header));
