@@ -81,7 +81,7 @@ fn run(args: &[String]) -> Result<f64, String> {
             sums: &sums[t * groups..(t + 1) * groups],
         })
         .collect();
-    let (mut out, mut perm) = (vec![0f32; n * rows], vec![0i8; n * cols]);
+    let (mut out, mut perm) = (vec![0f32; n * rows], vec![0i8; eddy_kernels::matmat_scratch_len(cols, n)]);
     for _ in 0..calls {
         match (tokens, k.matmat_i8) {
             (None, _) => (k.matvec_i8)(f, black_box(&matrix), cols, &acts[0], &mut out, &mut perm),

@@ -84,7 +84,7 @@ fn main() {
             })
             .collect();
         let mut out = vec![0f32; tokens * rows];
-        let mut perm = vec![0i8; tokens * cols];
+        let mut perm = vec![0i8; eddy_kernels::matmat_scratch_len(cols, tokens)];
         for k in &sets {
             let calls = if k.name == "scalar" || rows > 10_000 { calls.div_ceil(5) } else { calls };
             let one = best_of(calls, || {

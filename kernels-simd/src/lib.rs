@@ -128,9 +128,11 @@ pub const fn matmat_scratch_len(cols: usize, tokens: usize) -> usize {
     }
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
     {
+        let lanes = aarch64::token_lanes_scratch_len(cols, tokens);
         let float = aarch64::float_tokens::scratch_len(cols);
-        if float > tokens * cols {
-            return float;
+        let most = if lanes > float { lanes } else { float };
+        if most > tokens * cols {
+            return most;
         }
     }
     tokens * cols

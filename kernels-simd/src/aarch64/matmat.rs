@@ -39,6 +39,19 @@ pub(super) fn matmat_i8(
         }
         return;
     }
+    let rows = out.len() / acts.len().max(1);
+    let shape = acts
+        .iter()
+        .map(|a| IntShape::for_matvec(format, cols, rows, matrix, a, cols))
+        .reduce(|a, b| if a == b { a } else { None })
+        .flatten()
+        .filter(|s| rows > 0 && super::token_lanes::covers(s, acts.len(), perm.len()));
+    if let Some(s) = shape {
+        // SAFETY: `dotprod` was detected; every token's shape check
+        // passed and `covers` checked the scratch.
+        unsafe { super::token_lanes::matmat(Kind::of(&s), &s, matrix, acts, out, perm) };
+        return;
+    }
     // SAFETY: `dotprod` was detected, as `rows4_tokens_sdot` needs.
     unsafe { matmat_with(true, rows4_tokens_sdot, format, matrix, cols, acts, out, perm) }
 }

@@ -31,6 +31,9 @@ pub mod kv;
 mod matmat;
 mod matmat_neon;
 mod scan;
+mod token_lanes;
+
+pub(crate) use token_lanes::scratch_len as token_lanes_scratch_len;
 
 pub use float::{matvec_f16, matvec_f32};
 
