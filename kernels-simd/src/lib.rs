@@ -91,6 +91,24 @@ impl IntShape {
             && matrix.len() >= row_bytes.checked_mul(rows)?;
         ok.then_some(IntShape { bits, group, groups, group_bytes, row_bytes })
     }
+
+    /// [`for_matvec`](Self::for_matvec) for every token of a multi-token
+    /// product (`rows = out_len / acts.len()`): their common shape, `None`
+    /// if any token's check fails or there are no tokens or no rows.
+    pub fn for_tokens(
+        format: TensorFormat,
+        cols: usize,
+        out_len: usize,
+        matrix: &[u8],
+        acts: &[ActsI8<'_>],
+        perm_len: usize,
+    ) -> Option<Self> {
+        let rows = out_len.checked_div(acts.len()).filter(|&r| r > 0)?;
+        acts.iter()
+            .map(|a| Self::for_matvec(format, cols, rows, matrix, a, perm_len))
+            .reduce(|a, b| if a == b { a } else { None })
+            .flatten()
+    }
 }
 
 /// Integer matrix-vector product: `out[r] = Σ_g s_g (scale_rg acc_rg +

@@ -100,6 +100,37 @@ pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
     }
 }
 
+impl ScanArgs<'_> {
+    /// Channels a scan of these inputs into `state` and `y` covers: the
+    /// reference stops at the shortest input.
+    pub fn channels(&self, state: &[f32], y: &[f32]) -> usize {
+        [y.len(), self.dt.len(), self.u.len(), self.d.len(), self.z.len()]
+            .into_iter()
+            .fold(state.len().min(self.a.len()) / self.d_state.max(1), usize::min)
+    }
+}
+
+/// The reference scan of the channels from `first` on: the tail a SIMD
+/// kernel leaves (`first` at most [`ScanArgs::channels`]).
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+pub(crate) fn selective_scan_scalar_from(
+    first: usize,
+    args: &ScanArgs<'_>,
+    state: &mut [f32],
+    y: &mut [f32],
+) {
+    let ds = args.d_state;
+    let rest = ScanArgs {
+        a: &args.a[first * ds..],
+        dt: &args.dt[first..],
+        u: &args.u[first..],
+        d: &args.d[first..],
+        z: &args.z[first..],
+        ..*args
+    };
+    selective_scan_scalar(&rest, &mut state[first * ds..], &mut y[first..]);
+}
+
 /// The reference selective scan (see [`SelectiveScan`]).
 pub fn selective_scan_scalar(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
     let ds = args.d_state;

@@ -509,10 +509,18 @@ fn conv_chunk_by_blocks(
             conv_silu(weight, bias, window, x, out_t, width);
         }
     });
-    for (b, out_block) in staging.chunks(tokens * block).enumerate() {
+    unblock_channels(staging, conv_out, tokens, block);
+}
+
+/// Copy channel blocks (`blocked`: block `i` of `block` channels at `i *
+/// tokens * block`, token-major, the last one possibly narrower) into
+/// `out`, `[tokens, channels]`.
+fn unblock_channels(blocked: &[f32], out: &mut [f32], tokens: usize, block: usize) {
+    let channels = out.len() / tokens.max(1);
+    for (b, out_block) in blocked.chunks(tokens * block).enumerate() {
         let (c0, wb) = (b * block, out_block.len() / tokens.max(1));
         for (t, src) in out_block.chunks_exact(wb.max(1)).enumerate() {
-            conv_out[t * di + c0..t * di + c0 + wb].copy_from_slice(src);
+            out[t * channels + c0..t * channels + c0 + wb].copy_from_slice(src);
         }
     }
 }
@@ -576,12 +584,7 @@ fn scan_chunk_by_blocks(
             scan(&args, state, y_t);
         }
     });
-    for (b, y_block) in y_blocked.chunks(tokens * block).enumerate() {
-        let (c0, wb) = (b * block, y_block.len() / tokens.max(1));
-        for (t, src) in y_block.chunks_exact(wb.max(1)).enumerate() {
-            y[t * di + c0..t * di + c0 + wb].copy_from_slice(src);
-        }
-    }
+    unblock_channels(y_blocked, y, tokens, block);
 }
 
 /// One token of the selective scan: `h = exp(A dt) h + dt B u`,

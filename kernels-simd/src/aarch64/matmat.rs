@@ -39,13 +39,8 @@ pub(super) fn matmat_i8(
         }
         return;
     }
-    let rows = out.len() / acts.len().max(1);
-    let shape = acts
-        .iter()
-        .map(|a| IntShape::for_matvec(format, cols, rows, matrix, a, cols))
-        .reduce(|a, b| if a == b { a } else { None })
-        .flatten()
-        .filter(|s| rows > 0 && super::token_lanes::covers(s, acts.len(), perm.len()));
+    let shape = IntShape::for_tokens(format, cols, out.len(), matrix, acts, cols)
+        .filter(|s| super::token_lanes::covers(s, acts.len(), perm.len()));
     if let Some(s) = shape {
         // SAFETY: `dotprod` was detected; every token's shape check
         // passed and `covers` checked the scratch.
@@ -84,11 +79,7 @@ pub(super) unsafe fn matmat_with(
     if rows == 0 {
         return;
     }
-    let shape = acts
-        .iter()
-        .map(|a| IntShape::for_matvec(format, cols, rows, matrix, a, perm.len() / tokens))
-        .reduce(|a, b| if a == b { a } else { None })
-        .flatten();
+    let shape = IntShape::for_tokens(format, cols, out.len(), matrix, acts, perm.len() / tokens);
     let Some(shape) = shape else {
         for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
             super::matvec_i8(dot, format, matrix, cols, a, o, perm);

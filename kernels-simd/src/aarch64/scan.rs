@@ -16,7 +16,7 @@
 //! select tests the same comparison as the reference (false for NaN).
 
 use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
-use crate::vector::{selective_scan_scalar, ScanArgs};
+use crate::vector::{selective_scan_scalar, selective_scan_scalar_from, ScanArgs};
 use core::arch::aarch64::*;
 
 /// Lanes per vector.
@@ -179,9 +179,7 @@ unsafe fn conv_silu_blocks(
 /// `channels % 4` channels run the reference.
 pub fn selective_scan(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
     let ds = args.d_state;
-    let channels = [y.len(), args.dt.len(), args.u.len(), args.d.len(), args.z.len()]
-        .into_iter()
-        .fold(state.len().min(args.a.len()) / ds.max(1), usize::min);
+    let channels = args.channels(state, y);
     if ds == 0 || ds % LANES != 0 || args.b.len() < ds || args.c.len() < ds {
         selective_scan_scalar(args, state, y);
         return;
@@ -191,15 +189,7 @@ pub fn selective_scan(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
     // per-channel slice holds at least `channels >= done` values, `state`
     // and `a` `channels * ds`, `b` and `c` `ds` (checked above).
     unsafe { scan_blocks(args, state, y, done) };
-    let rest = ScanArgs {
-        a: &args.a[done * ds..],
-        dt: &args.dt[done..],
-        u: &args.u[done..],
-        d: &args.d[done..],
-        z: &args.z[done..],
-        ..*args
-    };
-    selective_scan_scalar(&rest, &mut state[done * ds..], &mut y[done..]);
+    selective_scan_scalar_from(done, args, state, y);
 }
 
 /// One channel's state update for four states at `at` (an offset into

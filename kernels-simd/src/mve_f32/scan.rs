@@ -69,9 +69,7 @@ pub fn selective_scan(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
         return;
     }
     // The reference stops at the shortest input.
-    let channels = [y.len(), args.dt.len(), args.u.len(), args.d.len(), args.z.len()]
-        .into_iter()
-        .fold(state.len().min(args.a.len()) / ds, usize::min);
+    let channels = args.channels(state, y);
     let chunks = ds / LANES;
     let mut work = [0f32; RECORD * MAX_D_STATE / LANES];
     for (j, rec) in work.chunks_exact_mut(RECORD).take(chunks).enumerate() {

@@ -276,8 +276,12 @@ fn covered(
     acts: &ActsI8<'_>,
     perm_len: usize,
 ) -> Option<IntShape> {
-    IntShape::for_matvec(format, cols, rows, matrix, acts, perm_len)
-        .filter(|s| rows > 0 && fits_gather(s.row_bytes) && s.group <= 32 * MAX_BLOCKS)
+    IntShape::for_matvec(format, cols, rows, matrix, acts, perm_len).filter(|s| rows > 0 && kernels_cover(s))
+}
+
+/// True if the kernels' header gather and unpacked groups fit `s`.
+fn kernels_cover(s: &IntShape) -> bool {
+    fits_gather(s.row_bytes) && s.group <= 32 * MAX_BLOCKS
 }
 
 /// See [`crate::MatvecI8`]. Falls back to the scalar reference on a CPU
@@ -441,11 +445,7 @@ fn batch_shape(
     out_len: usize,
     perm_per_token: usize,
 ) -> Option<IntShape> {
-    let rows = out_len.checked_div(acts.len())?;
-    acts.iter()
-        .map(|a| covered(format, cols, rows, matrix, a, perm_per_token))
-        .reduce(|a, b| if a == b { a } else { None })
-        .flatten()
+    IntShape::for_tokens(format, cols, out_len, matrix, acts, perm_per_token).filter(kernels_cover)
 }
 
 /// The AVX2 multi-token kernel for a shape, if this CPU has AVX2.

@@ -10,7 +10,7 @@
 
 use super::{avx2_available, reduce_lanes8};
 use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
-use crate::vector::{selective_scan_scalar, ScanArgs};
+use crate::vector::{selective_scan_scalar, selective_scan_scalar_from, ScanArgs};
 use core::arch::x86_64::*;
 
 /// Lanes per vector.
@@ -160,9 +160,7 @@ unsafe fn silu_in_place(v: &mut [f32]) {
 /// not a multiple of eight and for the last `channels % 8` channels.
 pub fn selective_scan(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
     let ds = args.d_state;
-    let channels = [y.len(), args.dt.len(), args.u.len(), args.d.len(), args.z.len()]
-        .into_iter()
-        .fold(state.len().min(args.a.len()) / ds.max(1), usize::min);
+    let channels = args.channels(state, y);
     if ds == 0 || ds % LANES != 0 || args.b.len() < ds || args.c.len() < ds || !avx2_available() {
         selective_scan_scalar(args, state, y);
         return;
@@ -172,15 +170,7 @@ pub fn selective_scan(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
     // `channels` values, `state` and `a` `channels * ds`, `b` and `c` `ds`.
     unsafe { scan_blocks(args, state, y, blocks) };
     let done = blocks * LANES;
-    let rest = ScanArgs {
-        a: &args.a[done * ds..],
-        dt: &args.dt[done..],
-        u: &args.u[done..],
-        d: &args.d[done..],
-        z: &args.z[done..],
-        ..*args
-    };
-    selective_scan_scalar(&rest, &mut state[done * ds..], &mut y[done..]);
+    selective_scan_scalar_from(done, args, state, y);
 }
 
 /// Blocks of eight channels whose softplus and gate are computed before
