@@ -6,7 +6,7 @@
 //   h_s   = exp(A_cs * delta) * h_s + delta * B_s * u_c
 //   y_c   = (sum_s h_s * C_s + u_c * D_c) * silu(z_c)
 // exp and silu use the same range reduction and polynomial as the CPU
-// (runtime/src/ops.rs) with the same operation order, and the dot product
+// (kernels-simd/src/math.rs) with the same operation order, and the dot product
 // uses the CPU's 8 partial sums, so those parts match the CPU bit for bit;
 // log1p inside softplus is this unit's own approximation, the only source
 // of difference (measured and bounded in fpga/README.md).
@@ -18,22 +18,26 @@
 
 namespace eddy_kern {
 
-/// e^x for f32: x = n ln2 + r, degree-6 polynomial in r, 2^n through the
-/// exponent field. Same constants and order as the CPU's exp_fast.
+/// e^x for f32: x = (8n + k) ln2/8 + r with |r| <= ln2/16, 2^(k/8) from an
+/// 8-entry table, a degree-3 polynomial in r, 2^n added to the table
+/// entry's exponent field. Same constants and order as the CPU's exp_fast
+/// (kernels-simd/src/math.rs).
 inline float exp_unit(float x) {
-  const float kLog2e = 1.44269504088896340736f;
-  const float kLn2Hi = 0.69314575f;
-  const float kLn2Lo = 1.4286068e-6f;
+  static const uint32_t kExp2Eighths[8] = {0x3f800000u, 0x3f8b95c2u, 0x3f9837f0u, 0x3fa5fed7u,
+                                           0x3fb504f3u, 0x3fc5672au, 0x3fd744fdu, 0x3feac0c7u};
+  const float kLog2e8 = 11.54156f;
+  const float kLn2Hi8 = 0.086639404f;
+  const float kLn2Lo8 = 3.993273e-6f;
   const float kRound = 12582912.0f;  // 1.5 * 2^23
+  const float kC2 = 0.5000645f;
+  const float kC3 = 0.16666858f;
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float t = x * kLog2e + kRound;
-  const float n = t - kRound;
-  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
-  const float p =
-      1.0f +
-      r * (1.0f + r * (0.5f + r * (1.0f / 6.0f + r * (1.0f / 24.0f + r * (1.0f / 120.0f + r * (1.0f / 720.0f))))));
-  const uint32_t n_int = eddy_hls::bit_cast<uint32_t>(t) - eddy_hls::bit_cast<uint32_t>(kRound);
-  const float scale = eddy_hls::bit_cast<float>((n_int + 127u) << 23);
+  const float t = x * kLog2e8 + kRound;
+  const float m = t - kRound;
+  const float r = (x - m * kLn2Hi8) - m * kLn2Lo8;
+  const float p = 1.0f + r * (1.0f + r * (kC2 + r * kC3));
+  const uint32_t bits = eddy_hls::bit_cast<uint32_t>(t);
+  const float scale = eddy_hls::bit_cast<float>(kExp2Eighths[bits & 7u] + ((bits << 20) & 0xff800000u));
   return p * scale;
 }
 

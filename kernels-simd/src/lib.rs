@@ -35,7 +35,10 @@ pub mod vector;
 pub mod x86;
 
 use eddy_quant::{KvFormat, TensorFormat};
-pub use vector::{vector_kernels, ConvSilu, QuantizeActs, ScanArgs, SelectiveScan, VectorKernels};
+pub use vector::{
+    vector_kernels, ConvSilu, QuantizeActs, ScanArgs, ScanTokens, SelectiveScan, SelectiveScanTokens,
+    TokenRows, VectorKernels,
+};
 
 /// int8 activations quantized per group (see
 /// `eddy_quant::quantize_activations_i8`).

@@ -41,6 +41,110 @@ pub struct ScanArgs<'x> {
 /// `[channels, d_state]`, `y` is `[channels]`; shorter inputs stop early.
 pub type SelectiveScan = fn(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]);
 
+/// Rows of a token-major matrix: token `t`'s values start at `t * stride`
+/// (so one row of a wider matrix, such as `z` inside `in_proj`'s output,
+/// is read in place).
+#[derive(Clone, Copy, Debug)]
+pub struct TokenRows<'x> {
+    /// The values, token `t`'s at `t * stride..`.
+    pub data: &'x [f32],
+    /// Distance between two tokens' first values.
+    pub stride: usize,
+}
+
+impl<'x> TokenRows<'x> {
+    /// Token `t`'s first `width` values (fewer if `data` ends sooner).
+    pub fn row(&self, t: usize, width: usize) -> &'x [f32] {
+        let start = t.saturating_mul(self.stride).min(self.data.len());
+        &self.data[start..start.saturating_add(width).min(self.data.len())]
+    }
+
+    /// True if every one of `tokens` rows holds `width` values.
+    pub fn holds(&self, tokens: usize, width: usize) -> bool {
+        tokens == 0
+            || (tokens - 1)
+                .checked_mul(self.stride)
+                .and_then(|last| last.checked_add(width))
+                .is_some_and(|end| end <= self.data.len())
+    }
+}
+
+/// Several tokens of the Mamba-1 selective scan (a prefill chunk) for the
+/// channels of `d`: the per-token inputs are token-major rows.
+#[derive(Clone, Copy, Debug)]
+pub struct ScanTokens<'x> {
+    /// `A`, `[channels, d_state]`.
+    pub a: &'x [f32],
+    /// `D`, `[channels]`; its length is the channel count.
+    pub d: &'x [f32],
+    /// Time steps before softplus, a row of `channels` per token.
+    pub dt: TokenRows<'x>,
+    /// Input `u` (conv output), a row of `channels` per token.
+    pub u: TokenRows<'x>,
+    /// Gate `z`, a row of `channels` per token.
+    pub z: TokenRows<'x>,
+    /// `B`, a row of `d_state` per token.
+    pub b: TokenRows<'x>,
+    /// `C`, a row of `d_state` per token.
+    pub c: TokenRows<'x>,
+    /// State size per channel.
+    pub d_state: usize,
+    /// Tokens, in order.
+    pub tokens: usize,
+}
+
+impl<'x> ScanTokens<'x> {
+    /// Token `t`'s one-token arguments.
+    pub fn token(&self, t: usize) -> ScanArgs<'x> {
+        let (channels, ds) = (self.d.len(), self.d_state);
+        ScanArgs {
+            a: self.a,
+            d: self.d,
+            dt: self.dt.row(t, channels),
+            u: self.u.row(t, channels),
+            z: self.z.row(t, channels),
+            b: self.b.row(t, ds),
+            c: self.c.row(t, ds),
+            d_state: ds,
+        }
+    }
+
+    /// True if every token's rows are complete and `state` (`[channels,
+    /// d_state]`), `a` and `y` (`[tokens, channels]`) are large enough:
+    /// then a kernel may skip the one-token scan's per-input clamping.
+    pub fn complete(&self, state: &[f32], y: &[f32]) -> bool {
+        let (channels, ds) = (self.d.len(), self.d_state);
+        let states = channels.checked_mul(ds);
+        states.is_some_and(|n| n <= state.len() && n <= self.a.len())
+            && channels.checked_mul(self.tokens).is_some_and(|n| n <= y.len())
+            && [self.dt, self.u, self.z].iter().all(|r| r.holds(self.tokens, channels))
+            && [self.b, self.c].iter().all(|r| r.holds(self.tokens, ds))
+    }
+}
+
+/// Several tokens of the selective scan, exactly `tokens` calls of the
+/// set's [`SelectiveScan`] in order, token `t` with [`ScanTokens::token`]
+/// and output row `y[t * channels..(t + 1) * channels]` (fewer if `y` ends
+/// sooner). One call per prefill chunk and channel block lets a kernel
+/// keep the block's state in cache and evaluate many tokens' decays side
+/// by side.
+pub type SelectiveScanTokens = fn(args: &ScanTokens<'_>, state: &mut [f32], y: &mut [f32]);
+
+/// [`SelectiveScanTokens`] as one `scan` call per token.
+pub fn selective_scan_by_token(scan: SelectiveScan, args: &ScanTokens<'_>, state: &mut [f32], y: &mut [f32]) {
+    let channels = args.d.len();
+    for t in 0..args.tokens {
+        let start = t.saturating_mul(channels).min(y.len());
+        let end = start.saturating_add(channels).min(y.len());
+        scan(&args.token(t), state, &mut y[start..end]);
+    }
+}
+
+/// The reference [`SelectiveScanTokens`].
+pub fn selective_scan_tokens_scalar(args: &ScanTokens<'_>, state: &mut [f32], y: &mut [f32]) {
+    selective_scan_by_token(selective_scan_scalar, args, state, y);
+}
+
 /// int8 activation quantization per group, exactly
 /// `eddy_quant::quantize_activations_i8` (same codes, scales, sums and
 /// errors).
@@ -69,6 +173,8 @@ pub struct VectorKernels {
     pub conv_silu: ConvSilu,
     /// Mamba-1 selective scan, one token.
     pub selective_scan: SelectiveScan,
+    /// Mamba-1 selective scan, several tokens (prefill).
+    pub selective_scan_tokens: SelectiveScanTokens,
 }
 
 impl core::fmt::Debug for VectorKernels {
@@ -83,6 +189,7 @@ pub static SCALAR_VECTOR: VectorKernels = VectorKernels {
     quantize_acts: eddy_quant::quantize_activations_i8,
     conv_silu: crate::math::causal_conv_silu_step,
     selective_scan: selective_scan_scalar,
+    selective_scan_tokens: selective_scan_tokens_scalar,
 };
 
 /// The vector kernels that go with kernel set `k`: its own SIMD versions

@@ -4,7 +4,7 @@
 //! Integer weights × int8 activations: see [`int`]. Attention over the KV
 //! cache (`kv_scores`, `kv_mix`): see [`kv`]. Activation quantization: see
 //! [`acts`]; the f32 work of the recurrent layers (selective scan): see
-//! [`scan`].
+//! [`scan`] (one token) and `scan_tokens` (a prefill chunk).
 
 pub mod acts;
 mod codes;
@@ -12,6 +12,7 @@ pub mod float_tokens;
 pub mod int;
 pub mod kv;
 pub mod scan;
+mod scan_tokens;
 mod token_lanes;
 pub mod vnni;
 
@@ -55,6 +56,7 @@ pub static AVX2_VECTOR: crate::VectorKernels = crate::VectorKernels {
     quantize_acts: acts::quantize_activations_i8,
     conv_silu: scan::conv_silu,
     selective_scan: scan::selective_scan,
+    selective_scan_tokens: scan_tokens::selective_scan_tokens,
 };
 
 /// True if this CPU runs the AVX2 kernels.

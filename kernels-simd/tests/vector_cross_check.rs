@@ -4,7 +4,7 @@
 //! versions do not cover (which must fall back).
 
 use eddy_kernels::vector::{selective_scan_scalar, SCALAR_VECTOR};
-use eddy_kernels::{compiled, supported, vector_kernels, ScanArgs};
+use eddy_kernels::{compiled, supported, vector_kernels, ScanArgs, ScanTokens, TokenRows};
 
 struct Rng(u64);
 impl Rng {
@@ -104,6 +104,125 @@ fn scan_handles_non_finite_inputs_like_the_reference() {
         scan(&args, &mut got_state, &mut got_y);
         assert_eq!(bits(&got_y), bits(&want_y), "{}", k.name);
         assert_eq!(bits(&got_state), bits(&want_state), "{}", k.name);
+    }
+}
+
+/// Token-major inputs of a multi-token scan laid out as a prefill chunk
+/// has them: `dt`, `u` in rows of `channels`, `z` inside rows twice as
+/// wide plus padding, `B` and `C` inside `x_proj`-like rows after a
+/// `dt_rank` prefix.
+struct TokenInputs {
+    a: Vec<f32>,
+    d: Vec<f32>,
+    dt: Vec<f32>,
+    u: Vec<f32>,
+    xz: Vec<f32>,
+    x_dbl: Vec<f32>,
+    channels: usize,
+    ds: usize,
+}
+
+impl TokenInputs {
+    const DT_RANK: usize = 3;
+
+    fn random(rng: &mut Rng, channels: usize, ds: usize, tokens: usize, dt_scale: f32) -> Self {
+        let a = (0..channels * ds).map(|i| -((1 + i % ds) as f32) * (1.0 + rng.f().abs())).collect();
+        let xw = Self::DT_RANK + 2 * ds;
+        TokenInputs {
+            a,
+            d: rng.vec(channels, 1.0),
+            dt: rng.vec(channels * tokens, dt_scale),
+            u: rng.vec(channels * tokens, 3.0),
+            xz: rng.vec((2 * channels + 5) * tokens, 6.0),
+            x_dbl: rng.vec(xw * tokens, 1.5),
+            channels,
+            ds,
+        }
+    }
+
+    fn args(&self, tokens: usize) -> ScanTokens<'_> {
+        let (ch, ds) = (self.channels, self.ds);
+        let xw = Self::DT_RANK + 2 * ds;
+        ScanTokens {
+            a: &self.a,
+            d: &self.d,
+            dt: TokenRows { data: &self.dt, stride: ch },
+            u: TokenRows { data: &self.u, stride: ch },
+            z: TokenRows { data: &self.xz[ch..], stride: 2 * ch + 5 },
+            b: TokenRows { data: &self.x_dbl[Self::DT_RANK..], stride: xw },
+            c: TokenRows { data: &self.x_dbl[Self::DT_RANK + ds..], stride: xw },
+            d_state: ds,
+            tokens,
+        }
+    }
+}
+
+/// `args.tokens` calls of the scalar one-token scan (what every set's
+/// multi-token scan must equal).
+fn scan_by_token_reference(args: &ScanTokens<'_>, state: &mut [f32], y: &mut [f32]) {
+    let channels = args.d.len();
+    for t in 0..args.tokens {
+        let start = (t * channels).min(y.len());
+        let end = (start + channels).min(y.len());
+        selective_scan_scalar(&args.token(t), state, &mut y[start..end]);
+    }
+}
+
+fn check_tokens(name: &str, args: &ScanTokens<'_>, state0: &[f32], y_len: usize, what: &str) {
+    let k = eddy_kernels::by_name(name).expect("supported set");
+    let scan_tokens = vector_kernels(k).selective_scan_tokens;
+    let (mut want_state, mut got_state) = (state0.to_vec(), state0.to_vec());
+    // Outputs a scan leaves alone (cut rows) must stay as they were.
+    let (mut want_y, mut got_y) = (vec![7f32; y_len], vec![7f32; y_len]);
+    scan_by_token_reference(args, &mut want_state, &mut want_y);
+    scan_tokens(args, &mut got_state, &mut got_y);
+    assert_eq!(bits(&got_y), bits(&want_y), "y: {name} {what}");
+    assert_eq!(bits(&got_state), bits(&want_state), "state: {name} {what}");
+}
+
+#[test]
+fn multi_token_scans_equal_one_token_scans() {
+    let mut rng = Rng(29);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        // Ragged channel blocks, state sizes in one, two and several
+        // decay groups (8, 16, 24, 40), ones the SIMD kernels leave to the
+        // fallback (12 on x86, 5), and token counts around the kernels'
+        // token blocks.
+        let shapes = [
+            (128, 16, 64),
+            (37, 16, 9),
+            (8, 8, 8),
+            (16, 24, 7),
+            (9, 40, 17),
+            (13, 12, 5),
+            (6, 5, 3),
+            (3, 16, 2),
+        ];
+        for (channels, ds, tokens) in shapes {
+            for dt_scale in [4.0, 40.0] {
+                let inputs = TokenInputs::random(&mut rng, channels, ds, tokens, dt_scale);
+                let state0 = rng.vec(channels * ds, 2.0);
+                let what = format!("channels {channels} d_state {ds} tokens {tokens} dt scale {dt_scale}");
+                check_tokens(k.name, &inputs.args(tokens), &state0, channels * tokens, &what);
+            }
+        }
+        // One token, none, and an output shorter than all the tokens'.
+        let inputs = TokenInputs::random(&mut rng, 24, 16, 10, 4.0);
+        let state0 = rng.vec(24 * 16, 2.0);
+        check_tokens(k.name, &inputs.args(1), &state0, 24, "one token");
+        check_tokens(k.name, &inputs.args(0), &state0, 0, "no token");
+        check_tokens(k.name, &inputs.args(10), &state0, 24 * 10 - 5, "short y");
+        // A last row cut short (z's data ends inside the last token's
+        // row): the one-token scans stop early there, and so must this.
+        let mut cut = inputs.args(10);
+        cut.z.data = &cut.z.data[..9 * cut.z.stride + 11];
+        check_tokens(k.name, &cut, &state0, 24 * 10, "short last z row");
+        // Non-finite inputs in the middle of the chunk.
+        let mut inputs = TokenInputs::random(&mut rng, 24, 16, 10, 4.0);
+        inputs.dt[3 * 24 + 5] = f32::NAN;
+        inputs.dt[6 * 24 + 9] = f32::INFINITY;
+        inputs.xz[2 * (2 * 24 + 5) + 24 + 17] = f32::NAN;
+        check_tokens(k.name, &inputs.args(10), &state0, 24 * 10, "non-finite inputs");
     }
 }
 

@@ -12,6 +12,7 @@ use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, rms_norm};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
+use eddy_kernels::{ScanTokens, TokenRows};
 
 /// Hyper-parameters of a Mamba-1 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -560,29 +561,26 @@ fn scan_chunk_by_blocks(
     let ds = chunk.d_state;
     let di = w.d.len();
     let tokens = y.len() / di.max(1);
-    let scan = eddy_kernels::vector_kernels(cx.kernels).selective_scan;
+    let scan_tokens = eddy_kernels::vector_kernels(cx.kernels).selective_scan_tokens;
     let block = SCAN_BLOCK_CHANNELS;
+    let xw = chunk.dt_rank + 2 * ds;
     // Block `i` (width `wb`, the last may be narrower) owns
     // `y_blocked[i * tokens * block..][..tokens * wb]`, token-major.
     cx.workers.for_chunk_pairs(y_blocked, tokens * block, ssm_state, block * ds, |i, y_block, state| {
         let c0 = i * block;
         let wb = state.len() / ds.max(1);
-        let xw = chunk.dt_rank + 2 * ds;
-        for (t, y_t) in y_block.chunks_exact_mut(wb.max(1)).enumerate().take(tokens) {
-            let (row, xz_row) = (t * di + c0, t * 2 * di + di + c0);
-            let bc = &chunk.x_dbl[t * xw + chunk.dt_rank..(t + 1) * xw];
-            let args = crate::offload::ScanArgs {
-                a: &w.a[c0 * ds..(c0 + wb) * ds],
-                d: &w.d[c0..c0 + wb],
-                dt: &chunk.dt[row..row + wb],
-                u: &chunk.u[row..row + wb],
-                b: &bc[..ds],
-                c: &bc[ds..],
-                z: &chunk.xz[xz_row..xz_row + wb],
-                d_state: ds,
-            };
-            scan(&args, state, y_t);
-        }
+        let args = ScanTokens {
+            a: &w.a[c0 * ds..(c0 + wb) * ds],
+            d: &w.d[c0..c0 + wb],
+            dt: TokenRows { data: &chunk.dt[c0..], stride: di },
+            u: TokenRows { data: &chunk.u[c0..], stride: di },
+            z: TokenRows { data: &chunk.xz[di + c0..], stride: 2 * di },
+            b: TokenRows { data: &chunk.x_dbl[chunk.dt_rank..], stride: xw },
+            c: TokenRows { data: &chunk.x_dbl[chunk.dt_rank + ds..], stride: xw },
+            d_state: ds,
+            tokens,
+        };
+        scan_tokens(&args, state, y_block);
     });
     unblock_channels(y_blocked, y, tokens, block);
 }

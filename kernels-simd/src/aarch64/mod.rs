@@ -71,6 +71,7 @@ pub static NEON_VECTOR: VectorKernels = VectorKernels {
     quantize_acts: acts::quantize_activations_i8,
     conv_silu: scan::conv_silu,
     selective_scan: scan::selective_scan,
+    selective_scan_tokens: scan::selective_scan_tokens,
 };
 
 /// True if this CPU has the dot-product instructions (`sdot`) that the

@@ -15,7 +15,10 @@
 //! a NaN argument, so the clamp in `exp4` is exact for NaN too; every
 //! select tests the same comparison as the reference (false for NaN).
 
-use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
+use crate::math::{
+    ATANH_C, EXP2_EIGHTHS, EXP_C, EXP_FIELD, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND,
+    SQRT_2,
+};
 use crate::vector::{selective_scan_scalar, selective_scan_scalar_from, ScanArgs};
 use core::arch::aarch64::*;
 
@@ -33,20 +36,31 @@ pub(super) unsafe fn exp4(x: float32x4_t) -> float32x4_t {
     let s = vdupq_n_f32;
     // A NaN `x` comes out of max and min unchanged (see the module docs).
     let x = vminq_f32(vmaxq_f32(x, s(EXP_MIN)), s(EXP_MAX));
-    let t = vaddq_f32(vmulq_f32(x, s(LOG2E)), s(ROUND));
-    let n = vsubq_f32(t, s(ROUND));
-    let r = vsubq_f32(vsubq_f32(x, vmulq_f32(n, s(LN2_HI))), vmulq_f32(n, s(LN2_LO)));
-    let [c2, c3, c4, c5, c6] = EXP_C;
-    let mut p = vaddq_f32(s(c5), vmulq_f32(r, s(c6)));
-    p = vaddq_f32(s(c4), vmulq_f32(r, p));
-    p = vaddq_f32(s(c3), vmulq_f32(r, p));
-    p = vaddq_f32(s(c2), vmulq_f32(r, p));
+    let t = vaddq_f32(vmulq_f32(x, s(LOG2E_8)), s(ROUND));
+    let m = vsubq_f32(t, s(ROUND));
+    let r = vsubq_f32(vsubq_f32(x, vmulq_f32(m, s(LN2_8_HI))), vmulq_f32(m, s(LN2_8_LO)));
+    let [c2, c3] = EXP_C;
+    let mut p = vaddq_f32(s(c2), vmulq_f32(r, s(c3)));
     p = vaddq_f32(s(1.0), vmulq_f32(r, p));
     p = vaddq_f32(s(1.0), vmulq_f32(r, p));
-    // 2^n from `t`'s low mantissa bits, as the reference.
-    let n_int = vsubq_u32(vreinterpretq_u32_f32(t), vdupq_n_u32(ROUND.to_bits()));
-    let scale = vshlq_n_u32::<23>(vaddq_u32(n_int, vdupq_n_u32(127)));
-    vmulq_f32(p, vreinterpretq_f32_u32(scale))
+    // 2^(k/8) and 2^n from `t`'s low mantissa bits, as the reference. The
+    // table lookup is a byte shuffle: lane byte j of entry k is table byte
+    // 4k + j.
+    let bits = vreinterpretq_u32_f32(t);
+    let k = vandq_u32(bits, vdupq_n_u32(7));
+    let bytes = vmlaq_u32(vdupq_n_u32(0x0302_0100), k, vdupq_n_u32(0x0404_0404));
+    let eighths = vreinterpretq_u32_u8(vqtbl2q_u8(exp2_eighths_table(), vreinterpretq_u8_u32(bytes)));
+    let n = vandq_u32(vshlq_n_u32::<20>(bits), vdupq_n_u32(EXP_FIELD));
+    vmulq_f32(p, vreinterpretq_f32_u32(vaddq_u32(eighths, n)))
+}
+
+/// [`EXP2_EIGHTHS`] in two registers, for `vqtbl2q_u8`.
+#[inline(always)]
+unsafe fn exp2_eighths_table() -> uint8x16x2_t {
+    let e = EXP2_EIGHTHS;
+    let low = vreinterpretq_u8_u32(vld1q_u32(e.as_ptr()));
+    let high = vreinterpretq_u8_u32(vld1q_u32(e.as_ptr().add(4)));
+    uint8x16x2_t(low, high)
 }
 
 /// [`crate::math::log1p_unit`] of four values.
@@ -286,6 +300,12 @@ unsafe fn scan_blocks(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32], cha
             vst1q_f32(y.as_mut_ptr().add(ch0), out);
         }
     }
+}
+
+/// See [`crate::vector::SelectiveScanTokens`]: this set's one-token scan,
+/// token by token.
+pub fn selective_scan_tokens(args: &crate::ScanTokens<'_>, state: &mut [f32], y: &mut [f32]) {
+    crate::vector::selective_scan_by_token(selective_scan, args, state, y);
 }
 
 #[cfg(test)]

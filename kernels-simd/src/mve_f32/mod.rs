@@ -33,7 +33,9 @@
 //! The kernels equal the compiled reference in both cases: they hand every
 //! flushed part to it.
 
-use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
+use crate::math::{
+    ATANH_C, EXP2_EIGHTHS, EXP_C, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND, SQRT_2,
+};
 use crate::vector::VectorKernels;
 
 /// The Helium vector kernels: the selective scan and the convolution +
@@ -43,6 +45,7 @@ pub static MVE_VECTOR: VectorKernels = VectorKernels {
     quantize_acts: eddy_quant::quantize_activations_i8,
     conv_silu: conv::conv_silu,
     selective_scan: scan::selective_scan,
+    selective_scan_tokens: scan::selective_scan_tokens,
 };
 
 /// f32 lanes per vector.
@@ -51,24 +54,47 @@ const LANES: usize = 4;
 /// flushed result raises).
 const FLUSHED: u32 = (1 << 7) | (1 << 3);
 
-// c2 is the assembly's `vmov.f32 q7, #0.5`.
-const _: () = assert!(EXP_C[0] == 0.5);
-
 /// Constants of the assembly, in the order it loads them: `exp_fast`'s
-/// clamp, range reduction and Taylor coefficients c6..c3, then
-/// `log1p_unit`'s and softplus's.
-static CONSTS: [f32; 17] = [
-    EXP_MIN, EXP_MAX, LOG2E, ROUND, LN2_HI, LN2_LO, // r0-r5 (ldm)
-    EXP_C[4], EXP_C[3], EXP_C[2], EXP_C[1], // +24: c6, c5, c4, c3
-    SQRT_2, LN_2, // +40
-    ATANH_C[3], ATANH_C[2], ATANH_C[1], ATANH_C[0], // +48: 1/9, 1/7, 1/5, 1/3
-    20.0,       // +64: softplus threshold
-];
+/// clamp, range reduction and polynomial coefficients c3, c2 (two unused
+/// slots after them keep the later offsets), `log1p_unit`'s and
+/// softplus's, then `exp_fast`'s table of `2^(k/8)` (+68, for gathers).
+static CONSTS: [f32; 25] = {
+    let t = EXP2_EIGHTHS;
+    let e = f32::from_bits;
+    [
+        EXP_MIN,
+        EXP_MAX,
+        LOG2E_8,
+        ROUND,
+        LN2_8_HI,
+        LN2_8_LO, // r0-r5 (ldm)
+        EXP_C[1],
+        EXP_C[0],
+        0.0,
+        0.0, // +24: c3, c2, unused
+        SQRT_2,
+        LN_2, // +40
+        ATANH_C[3],
+        ATANH_C[2],
+        ATANH_C[1],
+        ATANH_C[0], // +48: 1/9, 1/7, 1/5, 1/3
+        20.0,       // +64: softplus threshold
+        e(t[0]),
+        e(t[1]),
+        e(t[2]),
+        e(t[3]),
+        e(t[4]),
+        e(t[5]),
+        e(t[6]),
+        e(t[7]), // +68: 2^(k/8)
+    ]
+};
 
 /// `exp_fast` of q0 into q0, as [`crate::math::exp_fast`]: clamp (NaN
-/// kept), range reduction, Taylor polynomial, `2^n` from `t`'s bits.
-/// Needs r0-r5 = [`CONSTS`][..6], r12 = [`CONSTS`], q6 = 1.0 (also the
-/// bits `127 << 23`), q7 = 0.5; clobbers q1-q3 and r10.
+/// kept), range reduction by eighths of an octave, `2^(k/8)` gathered from
+/// [`CONSTS`]' table, `2^n` added to its exponent field, degree-3
+/// polynomial. Needs r0-r5 = [`CONSTS`][..6], r12 = [`CONSTS`], q6 = 1.0;
+/// clobbers q1-q3 and r10.
 macro_rules! exp_q0 {
     () => {
         concat!(
@@ -76,6 +102,8 @@ macro_rules! exp_q0 {
             "vdupt.32 q0, r0\n",
             "vpt.f32 gt, q0, r1\n",
             "vdupt.32 q0, r1\n",
+            // t = x 8log2e + ROUND (q1), m = t - ROUND (q2),
+            // r = (x - m LN2_8_HI) - m LN2_8_LO (q0).
             "vmul.f32 q1, q0, r2\n",
             "vadd.f32 q1, q1, r3\n",
             "vsub.f32 q2, q1, r3\n",
@@ -83,20 +111,22 @@ macro_rules! exp_q0 {
             "vsub.f32 q0, q0, q3\n",
             "vmul.f32 q3, q2, r5\n",
             "vsub.f32 q0, q0, q3\n",
+            // 2^(k/8) (q3, k = t_bits & 7) + ((t_bits << 20) & EXP_FIELD),
+            // the mask as a shift right and left by 23.
+            "vmov.i32 q2, #7\n",
+            "vand q2, q1, q2\n",
+            "vshl.i32 q2, q2, #2\n",
+            "vadd.i32 q2, q2, r12\n",
+            "vldrw.u32 q3, [q2, #68]\n",
+            "vshl.i32 q1, q1, #20\n",
+            "vshr.u32 q1, q1, #23\n",
             "vshl.i32 q1, q1, #23\n",
-            "vadd.i32 q1, q1, q6\n",
+            "vadd.i32 q1, q1, q3\n",
+            // p = 1 + r (1 + r (c2 + r c3)).
             "ldr r10, [r12, #24]\n",
             "vmul.f32 q2, q0, r10\n",
             "ldr r10, [r12, #28]\n",
             "vadd.f32 q2, q2, r10\n",
-            "vmul.f32 q2, q2, q0\n",
-            "ldr r10, [r12, #32]\n",
-            "vadd.f32 q2, q2, r10\n",
-            "vmul.f32 q2, q2, q0\n",
-            "ldr r10, [r12, #36]\n",
-            "vadd.f32 q2, q2, r10\n",
-            "vmul.f32 q2, q2, q0\n",
-            "vadd.f32 q2, q2, q7\n",
             "vmul.f32 q2, q2, q0\n",
             "vadd.f32 q2, q2, q6\n",
             "vmul.f32 q2, q2, q0\n",

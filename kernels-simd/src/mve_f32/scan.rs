@@ -24,10 +24,12 @@ use core::arch::asm;
 /// ones run the reference.
 const MAX_D_STATE: usize = 32;
 /// Floats per four states in the work buffer: `C`, `B`, the saved state,
-/// then the Taylor coefficients c6, c5, c4, c3 of `exp_fast` (four each).
-/// One record per four states lets one post-incremented pointer reach all
-/// of them with immediate offsets (the loop has no register to spare:
-/// r0-r5 hold constants, r8-r12 pointers and scalars, lr the count).
+/// `exp_fast`'s coefficients c3 and c2 (four each), then its table of
+/// `2^(k/8)` (eight). One record per four states lets one post-incremented
+/// pointer reach all of them with immediate offsets (the loop has no
+/// register to spare: r0-r5 hold constants, r8-r12 pointers and scalars,
+/// lr the count), and the table gather address the record pointer plus
+/// `4k`.
 const RECORD: usize = 7 * LANES;
 /// Offset (floats) of the saved state in a record.
 const SAVED: usize = 2 * LANES;
@@ -76,9 +78,9 @@ pub fn selective_scan(args: &ScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
         let states = j * LANES..(j + 1) * LANES;
         rec[..LANES].copy_from_slice(&args.c[states.clone()]);
         rec[LANES..2 * LANES].copy_from_slice(&args.b[states]);
-        for (k, &coef) in CONSTS[6..10].iter().enumerate() {
-            rec[(3 + k) * LANES..(4 + k) * LANES].fill(coef);
-        }
+        rec[3 * LANES..4 * LANES].fill(CONSTS[6]);
+        rec[4 * LANES..5 * LANES].fill(CONSTS[7]);
+        rec[5 * LANES..].copy_from_slice(&CONSTS[17..25]);
     }
     let mut blk = Block {
         consts: [0; 6],
@@ -230,10 +232,10 @@ macro_rules! softplus_silu {
 /// the reference's dot-product lanes 0-3 or 4-7, in either order: only
 /// their lane-wise sum is used, and addition commutes). Registers: r0-r5
 /// = [`CONSTS`][..6], r8 `a`, r9 `h`, r10 the record, r11 `delta`, r12
-/// `u`; q0 x then r, q1 t then 2^n, q2 n then the polynomial, q3
-/// temporary, q6 = 1.0 (also the bits `127 << 23`), q7 = 0.5. The record:
-/// +0 C, +16 B, +32 saved state, +48.. c6, c5, c4, c3; r10 moves to the
-/// next record with the last load.
+/// `u`; q0 x then r, q1 t then the scale, q2 m, the gather addresses,
+/// then the polynomial, q3 temporary, q6 = 1.0. The record: +0 C, +16 B,
+/// +32 saved state, +48 c3, +64 c2, +80 the table of `2^(k/8)`; r10 moves
+/// to the next record with the last load.
 macro_rules! four_states {
     ($acc:literal) => {
         concat!(
@@ -244,8 +246,8 @@ macro_rules! four_states {
             "vdupt.32 q0, r0\n",
             "vpt.f32 gt, q0, r1\n",
             "vdupt.32 q0, r1\n",
-            // t = x log2e + ROUND, n = t - ROUND,
-            // r = (x - n LN2_HI) - n LN2_LO.
+            // t = x 8log2e + ROUND (q1), m = t - ROUND (q2),
+            // r = (x - m LN2_8_HI) - m LN2_8_LO (q0).
             "vmul.f32 q1, q0, r2\n",
             "vadd.f32 q1, q1, r3\n",
             "vsub.f32 q2, q1, r3\n",
@@ -253,24 +255,23 @@ macro_rules! four_states {
             "vsub.f32 q0, q0, q3\n",
             "vmul.f32 q3, q2, r5\n",
             "vsub.f32 q0, q0, q3\n",
-            // 2^n: ((t_bits - ROUND_bits + 127) << 23) equals
-            // (t_bits << 23) + (127 << 23) mod 2^32, as ROUND_bits is a
-            // multiple of 2^9.
+            // 2^(k/8) (q3, k = t_bits & 7, gathered from the record's
+            // table at +80) + ((t_bits << 20) & EXP_FIELD), the mask as a
+            // shift right and left by 23.
+            "vmov.i32 q2, #7\n",
+            "vand q2, q1, q2\n",
+            "vshl.i32 q2, q2, #2\n",
+            "vadd.i32 q2, q2, r10\n",
+            "vldrw.u32 q3, [q2, #80]\n",
+            "vshl.i32 q1, q1, #20\n",
+            "vshr.u32 q1, q1, #23\n",
             "vshl.i32 q1, q1, #23\n",
-            "vadd.i32 q1, q1, q6\n",
-            // p = 1 + r (1 + r (c2 + r (c3 + r (c4 + r (c5 + r c6))))).
+            "vadd.i32 q1, q1, q3\n",
+            // p = 1 + r (1 + r (c2 + r c3)).
             "vldrw.u32 q3, [r10, #48]\n",
             "vmul.f32 q2, q0, q3\n",
             "vldrw.u32 q3, [r10, #64]\n",
             "vadd.f32 q2, q2, q3\n",
-            "vmul.f32 q2, q2, q0\n",
-            "vldrw.u32 q3, [r10, #80]\n",
-            "vadd.f32 q2, q2, q3\n",
-            "vmul.f32 q2, q2, q0\n",
-            "vldrw.u32 q3, [r10, #96]\n",
-            "vadd.f32 q2, q2, q3\n",
-            "vmul.f32 q2, q2, q0\n",
-            "vadd.f32 q2, q2, q7\n",
             "vmul.f32 q2, q2, q0\n",
             "vadd.f32 q2, q2, q6\n",
             "vmul.f32 q2, q2, q0\n",
@@ -408,4 +409,10 @@ unsafe fn block_asm(blk: &mut Block, a: *const f32, h: *mut f32, y: *mut f32, n:
         );
     }
     left
+}
+
+/// See [`crate::vector::SelectiveScanTokens`]: this set's one-token scan,
+/// token by token.
+pub fn selective_scan_tokens(args: &crate::ScanTokens<'_>, state: &mut [f32], y: &mut [f32]) {
+    crate::vector::selective_scan_by_token(selective_scan, args, state, y);
 }

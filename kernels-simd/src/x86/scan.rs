@@ -9,12 +9,15 @@
 //! and reduce eight channels together in its pairwise order.
 
 use super::{avx2_available, reduce_lanes8};
-use crate::math::{ATANH_C, EXP_C, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LN_2, LOG2E, ROUND, SQRT_2};
+use crate::math::{
+    ATANH_C, EXP2_EIGHTHS, EXP_C, EXP_FIELD, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND,
+    SQRT_2,
+};
 use crate::vector::{selective_scan_scalar, selective_scan_scalar_from, ScanArgs};
 use core::arch::x86_64::*;
 
 /// Lanes per vector.
-const LANES: usize = 8;
+pub(super) const LANES: usize = 8;
 
 /// [`crate::math::exp_fast`] of eight values.
 #[inline(always)]
@@ -27,7 +30,7 @@ unsafe fn exp8(x: __m256) -> __m256 {
 /// by side instead of one long dependency chain after another (one chain
 /// at a time left the scan latency-bound at ~1.6x its current time).
 #[inline(always)]
-unsafe fn exp8_each<const N: usize>(x: [__m256; N]) -> [__m256; N] {
+pub(super) unsafe fn exp8_each<const N: usize>(x: [__m256; N]) -> [__m256; N] {
     // Plain loops, not closures: a closure is a function of its own
     // without the caller's `target_feature`, and its intrinsics become
     // calls.
@@ -38,25 +41,31 @@ unsafe fn exp8_each<const N: usize>(x: [__m256; N]) -> [__m256; N] {
         *v = _mm256_min_ps(s(EXP_MAX), _mm256_max_ps(s(EXP_MIN), *v));
     }
     for i in 0..N {
-        t[i] = _mm256_add_ps(_mm256_mul_ps(x[i], s(LOG2E)), s(ROUND));
+        t[i] = _mm256_add_ps(_mm256_mul_ps(x[i], s(LOG2E_8)), s(ROUND));
     }
     for i in 0..N {
-        let n = _mm256_sub_ps(t[i], s(ROUND));
-        r[i] = _mm256_sub_ps(_mm256_sub_ps(x[i], _mm256_mul_ps(n, s(LN2_HI))), _mm256_mul_ps(n, s(LN2_LO)));
+        let m = _mm256_sub_ps(t[i], s(ROUND));
+        r[i] =
+            _mm256_sub_ps(_mm256_sub_ps(x[i], _mm256_mul_ps(m, s(LN2_8_HI))), _mm256_mul_ps(m, s(LN2_8_LO)));
     }
-    let [c2, c3, c4, c5, c6] = EXP_C;
+    let [c2, c3] = EXP_C;
     for (pi, ri) in p.iter_mut().zip(r) {
-        *pi = _mm256_add_ps(s(c5), _mm256_mul_ps(ri, s(c6)));
+        *pi = _mm256_add_ps(s(c2), _mm256_mul_ps(ri, s(c3)));
     }
-    for c in [c4, c3, c2, 1.0, 1.0] {
+    for _ in 0..2 {
         for (pi, ri) in p.iter_mut().zip(r) {
-            *pi = _mm256_add_ps(s(c), _mm256_mul_ps(ri, *pi));
+            *pi = _mm256_add_ps(s(1.0), _mm256_mul_ps(ri, *pi));
         }
     }
+    // The table lookup is one permute: it reads the low three bits of
+    // each lane's index, which are k.
+    let [e0, e1, e2, e3, e4, e5, e6, e7] = EXP2_EIGHTHS.map(|b| b as i32);
+    let table = _mm256_setr_epi32(e0, e1, e2, e3, e4, e5, e6, e7);
     for i in 0..N {
-        let n_int = _mm256_sub_epi32(_mm256_castps_si256(t[i]), _mm256_set1_epi32(ROUND.to_bits() as i32));
-        let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(n_int, _mm256_set1_epi32(127)));
-        p[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(scale));
+        let bits = _mm256_castps_si256(t[i]);
+        let eighths = _mm256_permutevar8x32_epi32(table, bits);
+        let n = _mm256_and_si256(_mm256_slli_epi32::<20>(bits), _mm256_set1_epi32(EXP_FIELD as i32));
+        p[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(_mm256_add_epi32(eighths, n)));
     }
     p
 }
@@ -84,20 +93,36 @@ unsafe fn log1p_unit8(y: __m256) -> __m256 {
 
 /// [`crate::math::softplus`] of eight values.
 #[inline(always)]
-unsafe fn softplus8(x: __m256) -> __m256 {
+pub(super) unsafe fn softplus8(x: __m256) -> __m256 {
+    softplus8_with(x, exp8(neg_abs8(x)))
+}
+
+/// `-|x|`, the argument of softplus's `exp`.
+#[inline(always)]
+pub(super) unsafe fn neg_abs8(x: __m256) -> __m256 {
+    let abs = _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX)));
+    _mm256_xor_ps(abs, _mm256_set1_ps(-0.0))
+}
+
+/// [`softplus8`] given `e = exp8(neg_abs8(x))`.
+#[inline(always)]
+pub(super) unsafe fn softplus8_with(x: __m256, e: __m256) -> __m256 {
     let zero = _mm256_setzero_ps();
     let positive = _mm256_and_ps(x, _mm256_cmp_ps::<_CMP_GT_OQ>(x, zero));
-    let abs = _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX)));
-    let neg_abs = _mm256_xor_ps(abs, _mm256_set1_ps(-0.0));
-    let soft = _mm256_add_ps(positive, log1p_unit8(exp8(neg_abs)));
+    let soft = _mm256_add_ps(positive, log1p_unit8(e));
     _mm256_blendv_ps(soft, x, _mm256_cmp_ps::<_CMP_GT_OQ>(x, _mm256_set1_ps(20.0)))
 }
 
 /// [`crate::math::silu`] of eight values.
 #[inline(always)]
-unsafe fn silu8(x: __m256) -> __m256 {
-    let neg = _mm256_xor_ps(x, _mm256_set1_ps(-0.0));
-    _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0), exp8(neg)))
+pub(super) unsafe fn silu8(x: __m256) -> __m256 {
+    silu8_with(x, exp8(_mm256_xor_ps(x, _mm256_set1_ps(-0.0))))
+}
+
+/// [`silu8`] given `e = exp8(-x)`.
+#[inline(always)]
+pub(super) unsafe fn silu8_with(x: __m256, e: __m256) -> __m256 {
+    _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0), e))
 }
 
 /// See [`crate::ConvSilu`]; bit-exact with
