@@ -2,10 +2,11 @@
 //! its 50280-row head), the multi-token product of prefill and the
 //! selective scan, every compiled kernel set this CPU supports.
 //! Run: cargo bench -p eddy-kernels   (names: "matvec ROWSxCOLS/FORMAT SET",
-//! "matmat ROWSxCOLSxTOKENS/FORMAT SET", "scan CHANNELSxSTATES/SET")
+//! "matmat ROWSxCOLSxTOKENS/FORMAT SET", "scan CHANNELSxSTATES/SET",
+//! "scan tokens CHANNELSxSTATESxTOKENS/SET")
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use eddy_kernels::{compiled, supported, vector_kernels, ActsI8, ScanArgs};
+use eddy_kernels::{compiled, supported, vector_kernels, ActsI8, ScanArgs, ScanTokens, TokenRows};
 use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat};
 use std::hint::black_box;
 
@@ -128,5 +129,38 @@ fn bench_scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_matmat, bench_scan);
+/// A prefill chunk's selective scan as the runtime calls it: one block of
+/// 128 channels (d_state 16) over 64 tokens.
+fn bench_scan_tokens(c: &mut Criterion) {
+    let (channels, d_state, tokens) = (128usize, 16usize, 64usize);
+    let wave =
+        |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k) % 100) as f32 / 50.0 - 1.0).collect() };
+    let a: Vec<f32> = (0..channels * d_state).map(|i| -1.0 - (i % d_state) as f32).collect();
+    let d = wave(channels, 7);
+    let (dt, u, z) = (wave(channels * tokens, 13), wave(channels * tokens, 17), wave(channels * tokens, 19));
+    let (b_in, c_in) = (wave(d_state * tokens, 23), wave(d_state * tokens, 29));
+    let args = ScanTokens {
+        a: &a,
+        d: &d,
+        dt: TokenRows { data: &dt, stride: channels },
+        u: TokenRows { data: &u, stride: channels },
+        z: TokenRows { data: &z, stride: channels },
+        b: TokenRows { data: &b_in, stride: d_state },
+        c: TokenRows { data: &c_in, stride: d_state },
+        d_state,
+        tokens,
+    };
+    let mut group = c.benchmark_group(format!("scan tokens {channels}x{d_state}x{tokens}"));
+    group.throughput(Throughput::Elements((channels * d_state * tokens) as u64));
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let v = vector_kernels(k);
+        let (mut state, mut y) = (vec![0f32; channels * d_state], vec![0f32; channels * tokens]);
+        group.bench_function(v.name, |bench| {
+            bench.iter(|| (v.selective_scan_tokens)(black_box(&args), &mut state, &mut y))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_matmat, bench_scan, bench_scan_tokens);
 criterion_main!(benches);
