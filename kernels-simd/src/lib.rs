@@ -36,8 +36,8 @@ pub mod x86;
 
 use eddy_quant::{KvFormat, TensorFormat};
 pub use vector::{
-    vector_kernels, ConvSilu, QuantizeActs, ScanArgs, ScanTokens, SelectiveScan, SelectiveScanTokens,
-    TokenRows, VectorKernels,
+    vector_kernels, ConvSilu, ConvSiluTokens, ConvTokens, QuantizeActs, ScanArgs, ScanTokens, SelectiveScan,
+    SelectiveScanTokens, TokenRows, VectorKernels,
 };
 
 /// int8 activations quantized per group (see

@@ -145,6 +145,47 @@ pub fn selective_scan_tokens_scalar(args: &ScanTokens<'_>, state: &mut [f32], y:
     selective_scan_by_token(selective_scan_scalar, args, state, y);
 }
 
+/// Several tokens of Mamba's causal convolution + SiLU (a prefill chunk)
+/// for `channels` channels.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvTokens<'x> {
+    /// Weights, `[channels, width]`.
+    pub weight: &'x [f32],
+    /// Optional bias, `[channels]`.
+    pub bias: Option<&'x [f32]>,
+    /// Inputs, a row of `channels` per token.
+    pub xs: TokenRows<'x>,
+    /// Convolution width.
+    pub width: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Tokens, in order.
+    pub tokens: usize,
+}
+
+/// Several tokens of the convolution + SiLU, exactly `tokens` calls of the
+/// set's [`ConvSilu`] in order: token `t` with input row
+/// `xs.row(t, channels)` and output `out[t * channels..(t + 1) *
+/// channels]`. `window` (`[channels, width - 1]`) carries over as between
+/// those calls. One call per prefill chunk and channel block lets a
+/// kernel keep the windows in registers and run one channel per lane.
+pub type ConvSiluTokens = fn(args: &ConvTokens<'_>, window: &mut [f32], out: &mut [f32]);
+
+/// [`ConvSiluTokens`] as one `conv` call per token.
+pub fn conv_silu_by_token(conv: ConvSilu, args: &ConvTokens<'_>, window: &mut [f32], out: &mut [f32]) {
+    let channels = args.channels;
+    for t in 0..args.tokens {
+        let start = t.saturating_mul(channels).min(out.len());
+        let end = start.saturating_add(channels).min(out.len());
+        conv(args.weight, args.bias, window, args.xs.row(t, channels), &mut out[start..end], args.width);
+    }
+}
+
+/// The reference [`ConvSiluTokens`].
+pub fn conv_silu_tokens_scalar(args: &ConvTokens<'_>, window: &mut [f32], out: &mut [f32]) {
+    conv_silu_by_token(crate::math::causal_conv_silu_step, args, window, out);
+}
+
 /// int8 activation quantization per group, exactly
 /// `eddy_quant::quantize_activations_i8` (same codes, scales, sums and
 /// errors).
@@ -171,6 +212,8 @@ pub struct VectorKernels {
     pub quantize_acts: QuantizeActs,
     /// Causal convolution + SiLU (Mamba-1/2, Gated DeltaNet), one token.
     pub conv_silu: ConvSilu,
+    /// Causal convolution + SiLU, several tokens (Mamba-1 prefill).
+    pub conv_silu_tokens: ConvSiluTokens,
     /// Mamba-1 selective scan, one token.
     pub selective_scan: SelectiveScan,
     /// Mamba-1 selective scan, several tokens (prefill).
@@ -188,6 +231,7 @@ pub static SCALAR_VECTOR: VectorKernels = VectorKernels {
     name: "scalar",
     quantize_acts: eddy_quant::quantize_activations_i8,
     conv_silu: crate::math::causal_conv_silu_step,
+    conv_silu_tokens: conv_silu_tokens_scalar,
     selective_scan: selective_scan_scalar,
     selective_scan_tokens: selective_scan_tokens_scalar,
 };

@@ -8,6 +8,7 @@
 
 pub mod acts;
 mod codes;
+mod conv_tokens;
 pub mod float_tokens;
 pub mod int;
 pub mod kv;
@@ -55,6 +56,7 @@ pub static AVX2_VECTOR: crate::VectorKernels = crate::VectorKernels {
     name: "avx2",
     quantize_acts: acts::quantize_activations_i8,
     conv_silu: scan::conv_silu,
+    conv_silu_tokens: conv_tokens::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan_tokens::selective_scan_tokens,
 };

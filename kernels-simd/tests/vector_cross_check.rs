@@ -4,7 +4,7 @@
 //! versions do not cover (which must fall back).
 
 use eddy_kernels::vector::{selective_scan_scalar, SCALAR_VECTOR};
-use eddy_kernels::{compiled, supported, vector_kernels, ScanArgs, ScanTokens, TokenRows};
+use eddy_kernels::{compiled, supported, vector_kernels, ConvTokens, ScanArgs, ScanTokens, TokenRows};
 
 struct Rng(u64);
 impl Rng {
@@ -354,6 +354,67 @@ fn conv_silu_is_bit_exact() {
                     assert_eq!(bits(&got), bits(&want), "out: {what}");
                     assert_eq!(bits(&got_win), bits(&want_win), "window: {what}");
                 }
+            }
+        }
+    }
+}
+
+/// The multi-token convolution + SiLU of every set against one reference
+/// call per token: outputs and windows bit for bit, inputs read in place
+/// from `in_proj`-like rows (stride twice the channels plus padding), with
+/// and without bias, ragged channel groups and token tiles, widths the
+/// SIMD kernels leave to the fallback, and non-finite inputs.
+#[test]
+fn multi_token_conv_silu_equals_one_token_calls() {
+    let mut rng = Rng(37);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let conv_tokens = vector_kernels(k).conv_silu_tokens;
+        let shapes = [
+            (128, 4, 64),
+            (1536, 4, 9),
+            (72, 4, 17),
+            (13, 4, 5),
+            (8, 4, 1),
+            (5, 4, 3),
+            (40, 3, 6),
+            (9, 1, 4),
+        ];
+        for (channels, width, tokens) in shapes {
+            let keep = width - 1;
+            let stride = 2 * channels + 3;
+            let mut weight = rng.vec(channels * width, 1.0);
+            for w in &mut weight[..width] {
+                *w = -w.abs() - 0.1;
+            }
+            let bias = rng.vec(channels, 0.5);
+            let mut xz = rng.vec(stride * tokens, 4.0);
+            if tokens > 2 && channels > 3 {
+                xz[2 * stride + 3] = f32::NAN;
+                xz[stride + channels - 1] = f32::INFINITY;
+            }
+            for with_bias in [false, true] {
+                let b = with_bias.then_some(&bias[..]);
+                let args = ConvTokens {
+                    weight: &weight,
+                    bias: b,
+                    xs: TokenRows { data: &xz, stride },
+                    width,
+                    channels,
+                    tokens,
+                };
+                let window0 = rng.vec(channels * keep, 3.0);
+                let (mut want_win, mut got_win) = (window0.clone(), window0);
+                let (mut want, mut got) = (vec![7f32; channels * tokens], vec![7f32; channels * tokens]);
+                for t in 0..tokens {
+                    let xs = &xz[t * stride..t * stride + channels];
+                    let o = &mut want[t * channels..(t + 1) * channels];
+                    eddy_kernels::math::causal_conv_silu_step(&weight, b, &mut want_win, xs, o, width);
+                }
+                conv_tokens(&args, &mut got_win, &mut got);
+                let what =
+                    format!("{} channels {channels} width {width} tokens {tokens} bias {with_bias}", k.name);
+                assert_eq!(bits(&got), bits(&want), "out: {what}");
+                assert_eq!(bits(&got_win), bits(&want_win), "window: {what}");
             }
         }
     }

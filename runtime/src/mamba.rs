@@ -12,7 +12,7 @@ use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, rms_norm};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
-use eddy_kernels::{ScanTokens, TokenRows};
+use eddy_kernels::{ConvTokens, ScanTokens, TokenRows};
 
 /// Hyper-parameters of a Mamba-1 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -470,8 +470,9 @@ impl<'a> Family<'a> for Mamba1<'a> {
     }
 }
 
-/// Channels one job of [`scan_chunk_by_blocks`] scans over all the tokens:
-/// their state and `A` (2 x 8 KiB at d_state 16) stay in L1 meanwhile.
+/// Channels one job of [`scan_chunk_by_blocks`] and
+/// [`conv_chunk_by_blocks`] covers over all the tokens when several
+/// workers share a layer (one worker takes every channel in one call).
 const SCAN_BLOCK_CHANNELS: usize = 128;
 
 /// The causal conv + SiLU of a chunk's tokens (`xz`'s first halves, into
@@ -479,8 +480,9 @@ const SCAN_BLOCK_CHANNELS: usize = 128;
 /// [`SCAN_BLOCK_CHANNELS`] channels split across workers, each block over
 /// every token (a channel's window only depends on its own past).
 /// `staging` (`[tokens, d_inner]` words) holds each block's outputs
-/// token-major until they are copied into place. Per channel the same
-/// operations as one `conv_silu` call per token, so bit-identical.
+/// token-major until they are copied into place (one worker writes
+/// `conv_out` directly). The kernel set's `conv_silu_tokens` equals one
+/// `conv_silu` call per token, so results are bit-identical to stepping.
 fn conv_chunk_by_blocks(
     w: &LayerWeights<'_>,
     xz: &[f32],
@@ -501,14 +503,26 @@ fn conv_chunk_by_blocks(
         }
         return;
     }
+    let conv_tokens = eddy_kernels::vector_kernels(cx.kernels).conv_silu_tokens;
+    // Channels `c0..c0 + wb` over every token, into `out` (`[tokens, wb]`).
+    let conv_block = |c0: usize, wb: usize, window: &mut [f32], out: &mut [f32]| {
+        let args = ConvTokens {
+            weight: &w.conv_w[c0 * width..(c0 + wb) * width],
+            bias: w.conv_b.map(|b| &b[c0..c0 + wb]),
+            xs: TokenRows { data: &xz[c0..], stride: 2 * di },
+            width,
+            channels: wb,
+            tokens,
+        };
+        conv_tokens(&args, window, out);
+    };
+    if cx.workers.count() == 1 {
+        // One block of every channel is `conv_out` itself: no staging.
+        conv_block(0, di, conv_state, conv_out);
+        return;
+    }
     cx.workers.for_chunk_pairs(staging, tokens * block, conv_state, block * taps, |i, out_block, window| {
-        let c0 = i * block;
-        let wb = window.len() / taps;
-        let (weight, bias) = (&w.conv_w[c0 * width..(c0 + wb) * width], w.conv_b.map(|b| &b[c0..c0 + wb]));
-        for (t, out_t) in out_block.chunks_exact_mut(wb.max(1)).enumerate().take(tokens) {
-            let x = &xz[t * 2 * di + c0..t * 2 * di + c0 + wb];
-            conv_silu(weight, bias, window, x, out_t, width);
-        }
+        conv_block(i * block, window.len() / taps, window, out_block);
     });
     unblock_channels(staging, conv_out, tokens, block);
 }
@@ -542,11 +556,12 @@ struct ChunkScan<'x> {
     d_state: usize,
 }
 
-/// The selective scan of a whole prefill chunk (f32 state, CPU): blocks of
-/// [`SCAN_BLOCK_CHANNELS`] channels, each run over every token before the
-/// next block, split across the workers once per layer (not once per
-/// token). Channels are independent, so every value is computed by the same
-/// kernel call per token as [`scan_step`]: results are bit-identical.
+/// The selective scan of a whole prefill chunk (f32 state, CPU): one
+/// `selective_scan_tokens` call per block of [`SCAN_BLOCK_CHANNELS`]
+/// channels over every token, the blocks split across the workers once per
+/// layer (not once per token); one worker scans every channel in one call.
+/// That kernel equals one `selective_scan` call per token and channels are
+/// independent, so results are bit-identical to [`scan_step`].
 /// `y_blocked` (`[tokens, d_inner]` words) holds each block's outputs
 /// together while the blocks run; they are then copied to `y`
 /// (`[tokens, d_inner]`).
@@ -564,11 +579,8 @@ fn scan_chunk_by_blocks(
     let scan_tokens = eddy_kernels::vector_kernels(cx.kernels).selective_scan_tokens;
     let block = SCAN_BLOCK_CHANNELS;
     let xw = chunk.dt_rank + 2 * ds;
-    // Block `i` (width `wb`, the last may be narrower) owns
-    // `y_blocked[i * tokens * block..][..tokens * wb]`, token-major.
-    cx.workers.for_chunk_pairs(y_blocked, tokens * block, ssm_state, block * ds, |i, y_block, state| {
-        let c0 = i * block;
-        let wb = state.len() / ds.max(1);
+    // Channels `c0..c0 + wb` over every token, into `y_out` (`[tokens, wb]`).
+    let scan_block = |c0: usize, wb: usize, state: &mut [f32], y_out: &mut [f32]| {
         let args = ScanTokens {
             a: &w.a[c0 * ds..(c0 + wb) * ds],
             d: &w.d[c0..c0 + wb],
@@ -580,7 +592,17 @@ fn scan_chunk_by_blocks(
             d_state: ds,
             tokens,
         };
-        scan_tokens(&args, state, y_block);
+        scan_tokens(&args, state, y_out);
+    };
+    if cx.workers.count() == 1 {
+        // One block of every channel writes `y` itself: no staging.
+        scan_block(0, di, ssm_state, y);
+        return;
+    }
+    // Block `i` (width `wb`, the last may be narrower) owns
+    // `y_blocked[i * tokens * block..][..tokens * wb]`, token-major.
+    cx.workers.for_chunk_pairs(y_blocked, tokens * block, ssm_state, block * ds, |i, y_block, state| {
+        scan_block(i * block, state.len() / ds.max(1), state, y_block);
     });
     unblock_channels(y_blocked, y, tokens, block);
 }

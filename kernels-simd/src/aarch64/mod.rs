@@ -70,6 +70,7 @@ pub static NEON_VECTOR: VectorKernels = VectorKernels {
     name: "neon",
     quantize_acts: acts::quantize_activations_i8,
     conv_silu: scan::conv_silu,
+    conv_silu_tokens: scan::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan::selective_scan_tokens,
 };

@@ -308,6 +308,12 @@ pub fn selective_scan_tokens(args: &crate::ScanTokens<'_>, state: &mut [f32], y:
     crate::vector::selective_scan_by_token(selective_scan, args, state, y);
 }
 
+/// See [`crate::vector::ConvSiluTokens`]: this set's one-token convolution,
+/// token by token.
+pub fn conv_silu_tokens(args: &crate::ConvTokens<'_>, window: &mut [f32], out: &mut [f32]) {
+    crate::vector::conv_silu_by_token(conv_silu, args, window, out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,3 +252,9 @@ unsafe fn silu_blocks(v: *mut f32, blocks: usize) -> usize {
     }
     left
 }
+
+/// See [`crate::vector::ConvSiluTokens`]: this set's one-token convolution,
+/// token by token.
+pub fn conv_silu_tokens(args: &crate::ConvTokens<'_>, window: &mut [f32], out: &mut [f32]) {
+    crate::vector::conv_silu_by_token(conv_silu, args, window, out);
+}

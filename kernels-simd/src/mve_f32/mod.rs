@@ -44,6 +44,7 @@ pub static MVE_VECTOR: VectorKernels = VectorKernels {
     name: "helium",
     quantize_acts: eddy_quant::quantize_activations_i8,
     conv_silu: conv::conv_silu,
+    conv_silu_tokens: conv::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan::selective_scan_tokens,
 };
