@@ -154,30 +154,23 @@ unsafe fn scan_group<const NV: usize>(
 ) {
     let (args, ch0, ds) = (at.args, at.ch0, at.args.d_state);
     let decays = work.decays.as_mut_ptr();
-    // The exponents, then their `exp`s in place, EXP_WIDTH side by side.
+    // The decays, EXP_WIDTH `exp`s side by side: `EXP_WIDTH / NV`
+    // channels of one token at a time.
+    let per_group = EXP_WIDTH / NV;
     for t in 0..tb {
-        for i in 0..LANES {
-            let a = args.a.as_ptr().add((ch0 + i) * ds + j0);
-            let delta = _mm256_set1_ps(work.deltas[t][i]);
-            for v in 0..NV {
-                *decays.add((t * LANES + i) * NV + v) =
-                    _mm256_mul_ps(_mm256_loadu_ps(a.add(v * LANES)), delta);
+        for i0 in (0..LANES).step_by(per_group) {
+            let mut x = [_mm256_setzero_ps(); EXP_WIDTH];
+            for (k, xk) in x.iter_mut().enumerate() {
+                let (i, v) = (i0 + k / NV, k % NV);
+                let a = _mm256_loadu_ps(args.a.as_ptr().add((ch0 + i) * ds + j0 + v * LANES));
+                *xk = _mm256_mul_ps(a, _mm256_set1_ps(work.deltas[t][i]));
+            }
+            let e = exp8_each(x);
+            let p = decays.add((t * LANES + i0) * NV);
+            for (k, ek) in e.into_iter().enumerate() {
+                *p.add(k) = ek;
             }
         }
-    }
-    let count = tb * LANES * NV;
-    let mut first = 0;
-    while first < count {
-        let p = decays.add(first);
-        let mut x = [_mm256_setzero_ps(); EXP_WIDTH];
-        for (k, xk) in x.iter_mut().enumerate() {
-            *xk = *p.add(k);
-        }
-        let e = exp8_each(x);
-        for (k, ek) in e.into_iter().enumerate() {
-            *p.add(k) = ek;
-        }
-        first += EXP_WIDTH;
     }
     for t in 0..tb {
         let (b, c, u) = (at.row(&args.b, t).add(j0), at.row(&args.c, t).add(j0), at.row(&args.u, t).add(ch0));
