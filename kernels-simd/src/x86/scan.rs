@@ -10,8 +10,7 @@
 
 use super::{avx2_available, reduce_lanes8};
 use crate::math::{
-    ATANH_C, EXP2_EIGHTHS, EXP_C, EXP_FIELD, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND,
-    SQRT_2,
+    ATANH_C, EXP2_EIGHTHS, EXP_C, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND, SQRT_2,
 };
 use crate::vector::{selective_scan_scalar, selective_scan_scalar_from, ScanArgs};
 use core::arch::x86_64::*;
@@ -58,14 +57,24 @@ pub(super) unsafe fn exp8_each<const N: usize>(x: [__m256; N]) -> [__m256; N] {
         }
     }
     // The table lookup is one permute: it reads the low three bits of
-    // each lane's index, which are k.
-    let [e0, e1, e2, e3, e4, e5, e6, e7] = EXP2_EIGHTHS.map(|b| b as i32);
-    let table = _mm256_setr_epi32(e0, e1, e2, e3, e4, e5, e6, e7);
+    // each lane's index, which are k. `bits << 20` is `(n << 23) + (k <<
+    // 20)` (mod 2^32): with `k << 20` taken off each table entry, adding
+    // it unmasked gives the reference's `2^(k/8)` bits + `n << 23` exactly.
+    let biased = |k: usize| EXP2_EIGHTHS[k].wrapping_sub((k as u32) << 20) as i32;
+    let table = _mm256_setr_epi32(
+        biased(0),
+        biased(1),
+        biased(2),
+        biased(3),
+        biased(4),
+        biased(5),
+        biased(6),
+        biased(7),
+    );
     for i in 0..N {
         let bits = _mm256_castps_si256(t[i]);
-        let eighths = _mm256_permutevar8x32_epi32(table, bits);
-        let n = _mm256_and_si256(_mm256_slli_epi32::<20>(bits), _mm256_set1_epi32(EXP_FIELD as i32));
-        p[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(_mm256_add_epi32(eighths, n)));
+        let scale = _mm256_add_epi32(_mm256_permutevar8x32_epi32(table, bits), _mm256_slli_epi32::<20>(bits));
+        p[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(scale));
     }
     p
 }
