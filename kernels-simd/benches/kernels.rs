@@ -3,10 +3,16 @@
 //! selective scan, every compiled kernel set this CPU supports.
 //! Run: cargo bench -p eddy-kernels   (names: "matvec ROWSxCOLS/FORMAT SET",
 //! "matmat ROWSxCOLSxTOKENS/FORMAT SET", "scan CHANNELSxSTATES/SET",
-//! "scan tokens CHANNELSxSTATESxTOKENS/SET")
+//! "scan tokens CHANNELSxSTATESxTOKENS/SET [by token]",
+//! "conv tokens CHANNELSxWIDTHxTOKENS/SET [by token]"; "by token" runs the
+//! same work as one-token calls, as prefill did before the multi-token
+//! kernels)
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use eddy_kernels::{compiled, supported, vector_kernels, ActsI8, ScanArgs, ScanTokens, TokenRows};
+use eddy_kernels::vector::{conv_silu_by_token, selective_scan_by_token};
+use eddy_kernels::{
+    compiled, supported, vector_kernels, ActsI8, ConvTokens, ScanArgs, ScanTokens, TokenRows,
+};
 use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat};
 use std::hint::black_box;
 
@@ -158,9 +164,44 @@ fn bench_scan_tokens(c: &mut Criterion) {
         group.bench_function(v.name, |bench| {
             bench.iter(|| (v.selective_scan_tokens)(black_box(&args), &mut state, &mut y))
         });
+        // The same work as one-token calls (what prefill ran before).
+        group.bench_function(format!("{} by token", v.name), |bench| {
+            bench.iter(|| selective_scan_by_token(v.selective_scan, black_box(&args), &mut state, &mut y))
+        });
     }
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_matmat, bench_scan, bench_scan_tokens);
+/// A prefill chunk's convolution + SiLU as the runtime calls it with one
+/// thread: mamba-130m's 1536 channels, width 4 with bias, 64 tokens read
+/// in place from `in_proj`-sized rows.
+fn bench_conv_tokens(c: &mut Criterion) {
+    let (channels, width, tokens) = (1536usize, 4usize, 64usize);
+    let wave =
+        |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k) % 100) as f32 / 50.0 - 1.0).collect() };
+    let (weight, bias, xz) = (wave(channels * width, 7), wave(channels, 11), wave(2 * channels * tokens, 13));
+    let args = ConvTokens {
+        weight: &weight,
+        bias: Some(&bias),
+        xs: TokenRows { data: &xz, stride: 2 * channels },
+        width,
+        channels,
+        tokens,
+    };
+    let mut group = c.benchmark_group(format!("conv tokens {channels}x{width}x{tokens}"));
+    group.throughput(Throughput::Elements((channels * tokens) as u64));
+    for k in compiled().iter().filter(|k| supported(k)) {
+        let v = vector_kernels(k);
+        let (mut window, mut out) = (vec![0f32; channels * (width - 1)], vec![0f32; channels * tokens]);
+        group.bench_function(v.name, |bench| {
+            bench.iter(|| (v.conv_silu_tokens)(black_box(&args), &mut window, &mut out))
+        });
+        group.bench_function(format!("{} by token", v.name), |bench| {
+            bench.iter(|| conv_silu_by_token(v.conv_silu, black_box(&args), &mut window, &mut out))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_matmat, bench_scan, bench_scan_tokens, bench_conv_tokens);
 criterion_main!(benches);
