@@ -16,8 +16,7 @@
 //! select tests the same comparison as the reference (false for NaN).
 
 use crate::math::{
-    ATANH_C, EXP2_EIGHTHS, EXP_C, EXP_FIELD, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND,
-    SQRT_2,
+    ATANH_C, EXP2_EIGHTHS_BIASED, EXP_C, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND, SQRT_2,
 };
 use crate::vector::{selective_scan_scalar, selective_scan_scalar_from, ScanArgs};
 use core::arch::aarch64::*;
@@ -43,24 +42,20 @@ pub(super) unsafe fn exp4(x: float32x4_t) -> float32x4_t {
     let mut p = vaddq_f32(s(c2), vmulq_f32(r, s(c3)));
     p = vaddq_f32(s(1.0), vmulq_f32(r, p));
     p = vaddq_f32(s(1.0), vmulq_f32(r, p));
-    // 2^(k/8) and 2^n from `t`'s low mantissa bits, as the reference. The
-    // table lookup is a byte shuffle: lane byte j of entry k is table byte
-    // 4k + j.
+    // 2^(k/8) and 2^n from `t`'s low mantissa bits, as the reference (the
+    // biased table needs no mask on `bits << 20`, see
+    // `EXP2_EIGHTHS_BIASED`). The table lookup is a byte shuffle: lane
+    // byte j of entry k is table byte 4k + j.
     let bits = vreinterpretq_u32_f32(t);
     let k = vandq_u32(bits, vdupq_n_u32(7));
     let bytes = vmlaq_u32(vdupq_n_u32(0x0302_0100), k, vdupq_n_u32(0x0404_0404));
-    let eighths = vreinterpretq_u32_u8(vqtbl2q_u8(exp2_eighths_table(), vreinterpretq_u8_u32(bytes)));
-    let n = vandq_u32(vshlq_n_u32::<20>(bits), vdupq_n_u32(EXP_FIELD));
-    vmulq_f32(p, vreinterpretq_f32_u32(vaddq_u32(eighths, n)))
-}
-
-/// [`EXP2_EIGHTHS`] in two registers, for `vqtbl2q_u8`.
-#[inline(always)]
-unsafe fn exp2_eighths_table() -> uint8x16x2_t {
-    let e = EXP2_EIGHTHS;
-    let low = vreinterpretq_u8_u32(vld1q_u32(e.as_ptr()));
-    let high = vreinterpretq_u8_u32(vld1q_u32(e.as_ptr().add(4)));
-    uint8x16x2_t(low, high)
+    static TABLE: [u32; 8] = EXP2_EIGHTHS_BIASED;
+    let table = TABLE.as_ptr();
+    let table =
+        uint8x16x2_t(vreinterpretq_u8_u32(vld1q_u32(table)), vreinterpretq_u8_u32(vld1q_u32(table.add(4))));
+    let eighths = vreinterpretq_u32_u8(vqtbl2q_u8(table, vreinterpretq_u8_u32(bytes)));
+    let scale = vaddq_u32(eighths, vshlq_n_u32::<20>(bits));
+    vmulq_f32(p, vreinterpretq_f32_u32(scale))
 }
 
 /// [`crate::math::log1p_unit`] of four values.

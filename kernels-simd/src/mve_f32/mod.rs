@@ -34,7 +34,7 @@
 //! flushed part to it.
 
 use crate::math::{
-    ATANH_C, EXP2_EIGHTHS, EXP_C, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND, SQRT_2,
+    ATANH_C, EXP2_EIGHTHS_BIASED, EXP_C, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND, SQRT_2,
 };
 use crate::vector::VectorKernels;
 
@@ -58,9 +58,10 @@ const FLUSHED: u32 = (1 << 7) | (1 << 3);
 /// Constants of the assembly, in the order it loads them: `exp_fast`'s
 /// clamp, range reduction and polynomial coefficients c3, c2 (two unused
 /// slots after them keep the later offsets), `log1p_unit`'s and
-/// softplus's, then `exp_fast`'s table of `2^(k/8)` (+68, for gathers).
+/// softplus's, then `exp_fast`'s table of `2^(k/8)` (+68, for gathers;
+/// biased, see `crate::math::EXP2_EIGHTHS_BIASED`).
 static CONSTS: [f32; 25] = {
-    let t = EXP2_EIGHTHS;
+    let t = EXP2_EIGHTHS_BIASED;
     let e = f32::from_bits;
     [
         EXP_MIN,
@@ -112,16 +113,14 @@ macro_rules! exp_q0 {
             "vsub.f32 q0, q0, q3\n",
             "vmul.f32 q3, q2, r5\n",
             "vsub.f32 q0, q0, q3\n",
-            // 2^(k/8) (q3, k = t_bits & 7) + ((t_bits << 20) & EXP_FIELD),
-            // the mask as a shift right and left by 23.
+            // 2^(k/8) (q3, k = t_bits & 7, from the biased table) +
+            // (t_bits << 20): the reference's scale bits.
             "vmov.i32 q2, #7\n",
             "vand q2, q1, q2\n",
             "vshl.i32 q2, q2, #2\n",
             "vadd.i32 q2, q2, r12\n",
             "vldrw.u32 q3, [q2, #68]\n",
             "vshl.i32 q1, q1, #20\n",
-            "vshr.u32 q1, q1, #23\n",
-            "vshl.i32 q1, q1, #23\n",
             "vadd.i32 q1, q1, q3\n",
             // p = 1 + r (1 + r (c2 + r c3)).
             "ldr r10, [r12, #24]\n",

@@ -256,16 +256,14 @@ macro_rules! four_states {
             "vmul.f32 q3, q2, r5\n",
             "vsub.f32 q0, q0, q3\n",
             // 2^(k/8) (q3, k = t_bits & 7, gathered from the record's
-            // table at +80) + ((t_bits << 20) & EXP_FIELD), the mask as a
-            // shift right and left by 23.
+            // biased table at +80) + (t_bits << 20): the reference's scale
+            // bits (see `crate::math::EXP2_EIGHTHS_BIASED`).
             "vmov.i32 q2, #7\n",
             "vand q2, q1, q2\n",
             "vshl.i32 q2, q2, #2\n",
             "vadd.i32 q2, q2, r10\n",
             "vldrw.u32 q3, [q2, #80]\n",
             "vshl.i32 q1, q1, #20\n",
-            "vshr.u32 q1, q1, #23\n",
-            "vshl.i32 q1, q1, #23\n",
             "vadd.i32 q1, q1, q3\n",
             // p = 1 + r (1 + r (c2 + r c3)).
             "vldrw.u32 q3, [r10, #48]\n",

@@ -10,7 +10,7 @@
 
 use super::{avx2_available, reduce_lanes8};
 use crate::math::{
-    ATANH_C, EXP2_EIGHTHS, EXP_C, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND, SQRT_2,
+    ATANH_C, EXP2_EIGHTHS_BIASED, EXP_C, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND, SQRT_2,
 };
 use crate::vector::{selective_scan_scalar, selective_scan_scalar_from, ScanArgs};
 use core::arch::x86_64::*;
@@ -57,20 +57,10 @@ pub(super) unsafe fn exp8_each<const N: usize>(x: [__m256; N]) -> [__m256; N] {
         }
     }
     // The table lookup is one permute: it reads the low three bits of
-    // each lane's index, which are k. `bits << 20` is `(n << 23) + (k <<
-    // 20)` (mod 2^32): with `k << 20` taken off each table entry, adding
-    // it unmasked gives the reference's `2^(k/8)` bits + `n << 23` exactly.
-    let biased = |k: usize| EXP2_EIGHTHS[k].wrapping_sub((k as u32) << 20) as i32;
-    let table = _mm256_setr_epi32(
-        biased(0),
-        biased(1),
-        biased(2),
-        biased(3),
-        biased(4),
-        biased(5),
-        biased(6),
-        biased(7),
-    );
+    // each lane's index, which are k; the biased table needs no mask on
+    // `bits << 20` (see `EXP2_EIGHTHS_BIASED`).
+    static TABLE: [u32; 8] = EXP2_EIGHTHS_BIASED;
+    let table = _mm256_loadu_si256(TABLE.as_ptr() as *const __m256i);
     for i in 0..N {
         let bits = _mm256_castps_si256(t[i]);
         let scale = _mm256_add_epi32(_mm256_permutevar8x32_epi32(table, bits), _mm256_slli_epi32::<20>(bits));
