@@ -55,8 +55,7 @@ pub struct TokenRows<'x> {
 impl<'x> TokenRows<'x> {
     /// Token `t`'s first `width` values (fewer if `data` ends sooner).
     pub fn row(&self, t: usize, width: usize) -> &'x [f32] {
-        let start = t.saturating_mul(self.stride).min(self.data.len());
-        &self.data[start..start.saturating_add(width).min(self.data.len())]
+        &self.data[row_range(t.saturating_mul(self.stride), width, self.data.len())]
     }
 
     /// True if every one of `tokens` rows holds `width` values.
@@ -67,6 +66,13 @@ impl<'x> TokenRows<'x> {
                 .and_then(|last| last.checked_add(width))
                 .is_some_and(|end| end <= self.data.len())
     }
+}
+
+/// `start..start + width`, both ends clamped to `len`: one token's row of a
+/// token-major buffer that may end early.
+fn row_range(start: usize, width: usize, len: usize) -> core::ops::Range<usize> {
+    let start = start.min(len);
+    start..start.saturating_add(width).min(len)
 }
 
 /// Several tokens of the Mamba-1 selective scan (a prefill chunk) for the
@@ -134,9 +140,8 @@ pub type SelectiveScanTokens = fn(args: &ScanTokens<'_>, state: &mut [f32], y: &
 pub fn selective_scan_by_token(scan: SelectiveScan, args: &ScanTokens<'_>, state: &mut [f32], y: &mut [f32]) {
     let channels = args.d.len();
     for t in 0..args.tokens {
-        let start = t.saturating_mul(channels).min(y.len());
-        let end = start.saturating_add(channels).min(y.len());
-        scan(&args.token(t), state, &mut y[start..end]);
+        let y_t = row_range(t.saturating_mul(channels), channels, y.len());
+        scan(&args.token(t), state, &mut y[y_t]);
     }
 }
 
@@ -175,9 +180,8 @@ pub type ConvSiluTokens = fn(args: &ConvTokens<'_>, window: &mut [f32], out: &mu
 pub fn conv_silu_by_token(conv: ConvSilu, args: &ConvTokens<'_>, window: &mut [f32], out: &mut [f32]) {
     let channels = args.channels;
     for t in 0..args.tokens {
-        let start = t.saturating_mul(channels).min(out.len());
-        let end = start.saturating_add(channels).min(out.len());
-        conv(args.weight, args.bias, window, args.xs.row(t, channels), &mut out[start..end], args.width);
+        let out_t = row_range(t.saturating_mul(channels), channels, out.len());
+        conv(args.weight, args.bias, window, args.xs.row(t, channels), &mut out[out_t], args.width);
     }
 }
 
