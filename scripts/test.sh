@@ -3,6 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Which kind of machine this is: the suite's CPU-dependent expectations
+# (which kernel sets run) are in kernels-simd/tests/cross_check.rs.
+if [ -r /proc/cpuinfo ]; then
+  echo "== CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)," \
+    "AVX-512 VNNI: $(grep -qw avx512_vnni /proc/cpuinfo && echo yes || echo no)"
+fi
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
