@@ -37,38 +37,42 @@ compile_error!("enable at least one model family feature of `eddy` (e.g. `mamba1
 pub mod arch;
 pub mod attention;
 mod error;
+pub mod families;
 mod family;
 pub mod file;
-#[cfg(feature = "gated-deltanet")]
-pub mod gated_deltanet;
-#[cfg(feature = "gla")]
-pub mod gla;
-#[cfg(any(feature = "lfm2", feature = "recurrent-gemma"))]
-pub mod hybrid;
-#[cfg(feature = "lfm2")]
-pub mod lfm2;
 mod linear;
-#[cfg(feature = "mamba1")]
-pub mod mamba;
-#[cfg(feature = "mamba2")]
-pub mod mamba2;
 mod model;
 pub mod offload;
 mod ops;
 pub mod parallel;
-#[cfg(feature = "recurrent-gemma")]
-pub mod recurrent_gemma;
-#[cfg(feature = "rnn")]
-pub mod rnn;
-#[cfg(feature = "rwkv4")]
-pub mod rwkv4;
-#[cfg(feature = "rwkv7")]
-pub mod rwkv7;
 pub mod schema;
 mod session;
 mod state_store;
 #[cfg(feature = "std")]
 pub mod writer;
+
+// The family modules under their paths from before they moved to
+// `families/`, which other crates use.
+#[cfg(feature = "gated-deltanet")]
+pub use families::gated_deltanet;
+#[cfg(feature = "gla")]
+pub use families::gla;
+#[cfg(any(feature = "lfm2", feature = "recurrent-gemma"))]
+pub use families::hybrid;
+#[cfg(feature = "lfm2")]
+pub use families::lfm2;
+#[cfg(feature = "mamba1")]
+pub use families::mamba1 as mamba;
+#[cfg(feature = "mamba2")]
+pub use families::mamba2;
+#[cfg(feature = "recurrent-gemma")]
+pub use families::recurrent_gemma;
+#[cfg(feature = "rnn")]
+pub use families::rnn;
+#[cfg(feature = "rwkv4")]
+pub use families::rwkv4;
+#[cfg(feature = "rwkv7")]
+pub use families::rwkv7;
 
 pub use arch::{Architecture, HParam};
 pub use attention::KvCacheOptions;
