@@ -91,7 +91,7 @@ impl Layout {
             }
         }
         let (channels, ds) =
-            model.as_mamba1().map_or((1, 1), |m| (m.config.d_inner as u64, m.config.d_state as u64));
+            model.offload_scan_shape().map_or((1, 1), |s| (s.channels as u64, s.d_state as u64));
         max_rows = max_rows.max(channels);
         let mut at = align64(model_len as u64);
         let mut take = |bytes: u64| {

@@ -32,8 +32,6 @@ pub(crate) fn observe_input(observe: &mut Option<Observer<'_>>, linear: &Linear<
     }
 }
 
-/// A loaded model of one family. Buffers passed in are sized by the
-/// methods here (the session checks); tokens are `< vocab_size`.
 /// The logits a prefill chunk computes: none (a chunk before the prompt's
 /// last), the last token's, or every token's (perplexity).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +65,8 @@ impl ChunkLogits {
     }
 }
 
+/// A loaded model of one family. Buffers passed in are sized by the
+/// methods here (the session checks); tokens are `< vocab_size`.
 pub(crate) trait Family<'a> {
     /// Length of the logits.
     fn vocab_size(&self) -> usize;
@@ -87,6 +87,12 @@ pub(crate) trait Family<'a> {
 
     /// Visit the canonical tensor list in file order.
     fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec));
+
+    /// The selective scan this family offers an offload device (`None`:
+    /// it offers none).
+    fn offload_scan_shape(&self) -> Option<crate::offload::ScanShape> {
+        None
+    }
 
     /// KV cache options of the attention layers (`None`: no attention).
     fn kv_cache(&self) -> Option<crate::attention::KvCacheOptions> {

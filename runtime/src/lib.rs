@@ -8,8 +8,9 @@
 //! Features: `alloc` adds owned sessions; `std` adds loading from a path
 //! (memory-mapped) and the file writer used by the host tools; `threads`
 //! (default) splits matrix work across a thread pool ([`Workers`]); one
-//! feature per model family (`mamba1`, `mamba2`, `rnn`, `rwkv4`, `rwkv7`,
-//! `gated-deltanet`, `gla`, `lfm2`, `recurrent-gemma`; `all-families` is default) chooses what is compiled in.
+//! feature per model family (`mamba1`, `gla`, ...: the registry in
+//! [`families`] lists them; `all-families` is default) chooses what is
+//! compiled in.
 //!
 //! A model can keep its sessions' recurrent state quantized to 8 or 4 bits
 //! ([`Model::set_state_format`], [`StateFormat`]) to shrink per-sequence memory.
@@ -20,19 +21,6 @@
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
-
-#[cfg(not(any(
-    feature = "mamba1",
-    feature = "mamba2",
-    feature = "rnn",
-    feature = "rwkv4",
-    feature = "rwkv7",
-    feature = "gated-deltanet",
-    feature = "gla",
-    feature = "lfm2",
-    feature = "recurrent-gemma"
-)))]
-compile_error!("enable at least one model family feature of `eddy` (e.g. `mamba1`, or `all-families`)");
 
 pub mod arch;
 pub mod attention;
@@ -51,28 +39,11 @@ mod state_store;
 #[cfg(feature = "std")]
 pub mod writer;
 
-// The family modules under their paths from before they moved to
-// `families/`, which other crates use.
-#[cfg(feature = "gated-deltanet")]
-pub use families::gated_deltanet;
-#[cfg(feature = "gla")]
-pub use families::gla;
-#[cfg(any(feature = "lfm2", feature = "recurrent-gemma"))]
-pub use families::hybrid;
-#[cfg(feature = "lfm2")]
-pub use families::lfm2;
+// Every family module also at the crate root (`eddy::gla`, ...), where
+// other crates have always used them; Mamba-1 keeps its old name too.
 #[cfg(feature = "mamba1")]
 pub use families::mamba1 as mamba;
-#[cfg(feature = "mamba2")]
-pub use families::mamba2;
-#[cfg(feature = "recurrent-gemma")]
-pub use families::recurrent_gemma;
-#[cfg(feature = "rnn")]
-pub use families::rnn;
-#[cfg(feature = "rwkv4")]
-pub use families::rwkv4;
-#[cfg(feature = "rwkv7")]
-pub use families::rwkv7;
+pub use families::*;
 
 pub use arch::{Architecture, HParam};
 pub use attention::KvCacheOptions;
@@ -84,9 +55,9 @@ pub use file::{BlobKind, EddyFile, TensorView};
 #[cfg(feature = "std")]
 pub use model::{MappedModel, OpenError};
 pub use model::{Model, STATE_HEADER_WORDS};
-pub use offload::{Offload, OffloadError};
+pub use offload::{Offload, OffloadError, ScanShape};
 pub use parallel::Workers;
-#[cfg(feature = "alloc")]
-pub use session::OwnedSession;
 pub use session::Session;
+#[cfg(feature = "alloc")]
+pub use session::{OwnedSession, PREFILL_CHUNK};
 pub use state_store::{StateFormat, STATE_GROUP};

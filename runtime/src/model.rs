@@ -3,27 +3,10 @@
 use crate::arch::Architecture;
 use crate::attention::KvCacheOptions;
 use crate::error::ModelError;
+use crate::families::{map_family, with_family, Inner};
 use crate::family::{Compute, Family};
 use crate::file::{BlobKind, EddyFile};
-#[cfg(feature = "gated-deltanet")]
-use crate::gated_deltanet::GatedDeltaNet;
-#[cfg(feature = "gla")]
-use crate::gla::Gla;
-#[cfg(feature = "lfm2")]
-use crate::lfm2::Lfm2;
-#[cfg(feature = "mamba1")]
-use crate::mamba::Mamba1;
-#[cfg(feature = "mamba2")]
-use crate::mamba2::Mamba2;
 use crate::parallel::Workers;
-#[cfg(feature = "recurrent-gemma")]
-use crate::recurrent_gemma::RecurrentGemma;
-#[cfg(feature = "rnn")]
-use crate::rnn::{Cell, Rnn};
-#[cfg(feature = "rwkv4")]
-use crate::rwkv4::Rwkv4;
-#[cfg(feature = "rwkv7")]
-use crate::rwkv7::Rwkv7;
 use crate::schema::TensorSpec;
 use crate::state_store::{StateFormat, StateSize};
 use eddy_kernels::Kernels;
@@ -32,83 +15,6 @@ use eddy_kernels::Kernels;
 /// tag (model checksum mixed with the KV cache options), and the
 /// 64-bit count of tokens consumed. They make a snapshot self-describing.
 pub const STATE_HEADER_WORDS: usize = 4;
-
-/// The architecture-specific part of a model.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Inner<'a> {
-    #[cfg(feature = "mamba1")]
-    Mamba1(Mamba1<'a>),
-    #[cfg(feature = "mamba2")]
-    Mamba2(Mamba2<'a>),
-    #[cfg(feature = "rnn")]
-    Rnn(Rnn<'a>),
-    #[cfg(feature = "rwkv4")]
-    Rwkv4(Rwkv4<'a>),
-    #[cfg(feature = "gated-deltanet")]
-    GatedDeltaNet(GatedDeltaNet<'a>),
-    #[cfg(feature = "rwkv7")]
-    Rwkv7(Rwkv7<'a>),
-    #[cfg(feature = "gla")]
-    Gla(Gla<'a>),
-    #[cfg(feature = "lfm2")]
-    Lfm2(Lfm2<'a>),
-    #[cfg(feature = "recurrent-gemma")]
-    RecurrentGemma(RecurrentGemma<'a>),
-}
-
-/// Run `$body` with `$m` bound to the family inside `$inner`.
-macro_rules! with_family {
-    ($inner:expr, $m:ident => $body:expr) => {
-        match $inner {
-            #[cfg(feature = "mamba1")]
-            Inner::Mamba1($m) => $body,
-            #[cfg(feature = "mamba2")]
-            Inner::Mamba2($m) => $body,
-            #[cfg(feature = "rnn")]
-            Inner::Rnn($m) => $body,
-            #[cfg(feature = "rwkv4")]
-            Inner::Rwkv4($m) => $body,
-            #[cfg(feature = "gated-deltanet")]
-            Inner::GatedDeltaNet($m) => $body,
-            #[cfg(feature = "rwkv7")]
-            Inner::Rwkv7($m) => $body,
-            #[cfg(feature = "gla")]
-            Inner::Gla($m) => $body,
-            #[cfg(feature = "lfm2")]
-            Inner::Lfm2($m) => $body,
-            #[cfg(feature = "recurrent-gemma")]
-            Inner::RecurrentGemma($m) => $body,
-        }
-    };
-}
-pub(crate) use with_family;
-
-/// Rebuild `$inner` with `$m` bound to its family and `$body` giving the
-/// new family value (a `Result`), in the same variant.
-macro_rules! map_family {
-    ($inner:expr, $m:ident => $body:expr) => {
-        match $inner {
-            #[cfg(feature = "mamba1")]
-            Inner::Mamba1($m) => Inner::Mamba1($body?),
-            #[cfg(feature = "mamba2")]
-            Inner::Mamba2($m) => Inner::Mamba2($body?),
-            #[cfg(feature = "rnn")]
-            Inner::Rnn($m) => Inner::Rnn($body?),
-            #[cfg(feature = "rwkv4")]
-            Inner::Rwkv4($m) => Inner::Rwkv4($body?),
-            #[cfg(feature = "gated-deltanet")]
-            Inner::GatedDeltaNet($m) => Inner::GatedDeltaNet($body?),
-            #[cfg(feature = "rwkv7")]
-            Inner::Rwkv7($m) => Inner::Rwkv7($body?),
-            #[cfg(feature = "gla")]
-            Inner::Gla($m) => Inner::Gla($body?),
-            #[cfg(feature = "lfm2")]
-            Inner::Lfm2($m) => Inner::Lfm2($body?),
-            #[cfg(feature = "recurrent-gemma")]
-            Inner::RecurrentGemma($m) => Inner::RecurrentGemma($body?),
-        }
-    };
-}
 
 /// A model used in place from borrowed bytes (mmap, flash, `include_bytes!`).
 #[derive(Clone, Copy, Debug)]
@@ -135,30 +41,7 @@ impl<'a> Model<'a> {
 
     /// Bind an already parsed file.
     pub fn from_file(file: EddyFile<'a>) -> Result<Self, ModelError> {
-        let inner = match file.architecture() {
-            #[cfg(feature = "mamba1")]
-            Architecture::Mamba1 => Inner::Mamba1(Mamba1::load(file)?),
-            #[cfg(feature = "rnn")]
-            Architecture::Gru => Inner::Rnn(Rnn::load(file, Cell::Gru)?),
-            #[cfg(feature = "rnn")]
-            Architecture::Lstm => Inner::Rnn(Rnn::load(file, Cell::Lstm)?),
-            #[cfg(feature = "mamba2")]
-            Architecture::Mamba2 => Inner::Mamba2(Mamba2::load(file)?),
-            #[cfg(feature = "rwkv4")]
-            Architecture::Rwkv4 => Inner::Rwkv4(Rwkv4::load(file)?),
-            #[cfg(feature = "gated-deltanet")]
-            Architecture::GatedDeltaNet => Inner::GatedDeltaNet(GatedDeltaNet::load(file)?),
-            #[cfg(feature = "rwkv7")]
-            Architecture::Rwkv7 => Inner::Rwkv7(Rwkv7::load(file)?),
-            #[cfg(feature = "gla")]
-            Architecture::Gla => Inner::Gla(Gla::load(file)?),
-            #[cfg(feature = "lfm2")]
-            Architecture::Lfm2 => Inner::Lfm2(Lfm2::load(file)?),
-            #[cfg(feature = "recurrent-gemma")]
-            Architecture::RecurrentGemma => Inner::RecurrentGemma(RecurrentGemma::load(file)?),
-            #[allow(unreachable_patterns)] // only when a family is left out
-            other => return Err(ModelError::FamilyNotCompiled(other.name())),
-        };
+        let inner = Inner::load(file)?;
         let mut model = Model {
             file,
             inner,
@@ -314,14 +197,11 @@ impl<'a> Model<'a> {
         with_family!(&self.inner, m => m.vocab_size())
     }
 
-    /// The Mamba-1 view of the model, if it is one.
-    #[cfg(feature = "mamba1")]
-    pub fn as_mamba1(&self) -> Option<&Mamba1<'a>> {
-        match &self.inner {
-            Inner::Mamba1(m) => Some(m),
-            #[allow(unreachable_patterns)] // only with a single family compiled in
-            _ => None,
-        }
+    /// The selective scan the model offers an offload device with a scan
+    /// unit (see [`Offload::scan`](crate::offload::Offload::scan)); `None`
+    /// for families that offer none.
+    pub fn offload_scan_shape(&self) -> Option<crate::offload::ScanShape> {
+        with_family!(&self.inner, m => m.offload_scan_shape())
     }
 
     /// Visit the model's canonical tensor list in file order (what each

@@ -24,6 +24,16 @@ pub enum OffloadError {
 
 pub use eddy_kernels::ScanArgs;
 
+/// The largest selective scan a model offers an offload device
+/// ([`Offload::scan`]), for sizing the device's buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanShape {
+    /// Channels scanned per token.
+    pub channels: usize,
+    /// State values per channel.
+    pub d_state: usize,
+}
+
 /// An accelerator that computes a model's matrix products (and optionally
 /// its scan). Object safe; shared by reference across worker threads.
 pub trait Offload: Sync {

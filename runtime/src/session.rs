@@ -1,9 +1,16 @@
 //! Per-sequence state and the step/prefill/snapshot API.
 
 use crate::error::SessionError;
+use crate::families::with_family;
 use crate::family::{ChunkLogits, Family, Observer};
-use crate::model::{with_family, Inner, Model, STATE_HEADER_WORDS};
+use crate::model::{Model, STATE_HEADER_WORDS};
 use crate::state_store::{StateFormat, StateStore};
+
+/// Tokens per batched chunk of [`Session::prefill`] (with `alloc`): enough
+/// to read each weight matrix once for many tokens, small enough that the
+/// chunk scratch stays a few activation rows per token.
+#[cfg(feature = "alloc")]
+pub const PREFILL_CHUNK: usize = 64;
 
 /// One sequence being run through a model. `S` is the buffer type: borrowed
 /// caller memory (`&mut [f32]`, no_std) or owned (`Vec<f32>`, `alloc`).
@@ -159,7 +166,14 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
 
     /// Feed a prompt; returns the logits after its last token. All tokens are
     /// checked before any state changes, so a bad token loses nothing.
+    /// With `alloc`, the prompt runs batched ([`prefill_chunked`](Self::prefill_chunked),
+    /// chunks of [`PREFILL_CHUNK`] tokens, scratch allocated once per call),
+    /// bit-identical to stepping; without, token by token in the session's
+    /// own scratch.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], SessionError> {
+        #[cfg(feature = "alloc")]
+        self.prefill_chunked(tokens, PREFILL_CHUNK, false, |_, _| {})?;
+        #[cfg(not(feature = "alloc"))]
         self.prefill_with(tokens, |_, _| {}, false)?;
         Ok(self.logits())
     }

@@ -298,7 +298,9 @@ fn valid_file_parses_and_loads() {
     assert_eq!(m.architecture(), Architecture::Mamba1);
     assert_eq!(m.vocab_size(), TINY.vocab as usize);
     assert!(m.tokenizer_json().is_none());
-    let cfg = m.as_mamba1().unwrap().config;
+    let cfg = Mamba1Config::from_file(m.file()).unwrap();
+    let scan = eddy::ScanShape { channels: TINY.d_inner as usize, d_state: TINY.d_state as usize };
+    assert_eq!(m.offload_scan_shape(), Some(scan));
     assert_eq!(cfg.d_inner, TINY.d_inner);
     assert!(cfg.conv_bias && !cfg.proj_bias && !cfg.tied_embeddings);
     let mut s = Session::new_owned(&m);

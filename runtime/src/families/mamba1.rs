@@ -308,6 +308,14 @@ impl<'a> Family<'a> for Mamba1<'a> {
         tensor_schema(&self.config, visit)
     }
 
+    /// Every layer's scan: `d_inner` channels of `d_state` values.
+    fn offload_scan_shape(&self) -> Option<crate::offload::ScanShape> {
+        Some(crate::offload::ScanShape {
+            channels: self.config.d_inner as usize,
+            d_state: self.config.d_state as usize,
+        })
+    }
+
     /// f32 words of scratch [`prefill_chunk`](Self::prefill_chunk) needs
     /// for chunks of up to `tokens` tokens (`None` on overflow).
     fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {

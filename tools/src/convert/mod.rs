@@ -68,8 +68,8 @@ pub enum ConvertError {
     },
     /// The architecture is not supported.
     #[error(
-        "unsupported architecture {found:?} in config.json; supported: MambaForCausalLM (model_type \"mamba\"), \
-         Mamba2ForCausalLM (\"mamba2\"), RwkvForCausalLM (\"rwkv\"), Qwen3NextForCausalLM with only linear-attention layers, Lfm2ForCausalLM, RecurrentGemmaForCausalLM, RWKV-7 in BlinkDL's layout, fla's GLAForCausalLM, and eddy's GRU/LSTM layout (model_type \"gru\" or \"lstm\", see README)"
+        "unsupported architecture {found:?} in config.json; supported (see README): {}",
+        supported_architectures()
     )]
     UnsupportedArchitecture {
         /// What config.json says.
@@ -186,6 +186,16 @@ fn unsupported(cfg: &Value) -> ConvertError {
     ConvertError::UnsupportedArchitecture { found }
 }
 
+/// What `convert` recognizes, for the error message: each architecture's
+/// Hugging Face classes and `model_type`.
+fn supported_architectures() -> String {
+    let one = |a: &Architecture| match a.hf_classes() {
+        [] => format!("eddy's {} layout (model_type {:?})", a.name(), a.hf_model_type()),
+        classes => format!("{} (model_type {:?})", classes.join("/"), a.hf_model_type()),
+    };
+    Architecture::ALL.iter().map(one).collect::<Vec<_>>().join(", ")
+}
+
 /// Reject zero dimensions, naming the config key.
 fn positive(dims: &[(&'static str, u32)]) -> Result<(), ConvertError> {
     for &(key, v) in dims {
@@ -252,28 +262,19 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
         }
     };
     let (archs, model_type) = arch_names(&cfg);
-    let plan = if archs.contains(&"MambaForCausalLM") || (archs.is_empty() && model_type == "mamba") {
-        mamba1::plan(&cfg)?
-    } else if archs.contains(&"Mamba2ForCausalLM") || (archs.is_empty() && model_type == "mamba2") {
-        mamba2::plan(&cfg)?
-    } else if archs.contains(&"RwkvForCausalLM") || (archs.is_empty() && model_type == "rwkv") {
-        rwkv4::plan(&cfg)?
-    } else if archs.contains(&"Qwen3NextForCausalLM") || (archs.is_empty() && model_type == "qwen3_next") {
-        gated_deltanet::plan(&cfg)?
-    } else if archs.contains(&"GLAForCausalLM") || (archs.is_empty() && model_type == "gla") {
-        gla::plan(&cfg)?
-    } else if archs.contains(&"Lfm2ForCausalLM") || (archs.is_empty() && model_type == "lfm2") {
-        lfm2::plan(&cfg, &ckpt)?
-    } else if archs.contains(&"RecurrentGemmaForCausalLM")
-        || (archs.is_empty() && model_type == "recurrent_gemma")
-    {
-        recurrent_gemma::plan(&cfg, &ckpt)?
-    } else if model_type == "rwkv7" {
-        rwkv7::plan(&cfg, &ckpt)?
-    } else if model_type == "gru" || model_type == "lstm" {
-        rnn::plan(&cfg, &ckpt)?
-    } else {
-        return Err(unsupported(&cfg));
+    let arch = Architecture::from_hf_config(&archs, model_type).ok_or_else(|| unsupported(&cfg))?;
+    // One converter per family; the registry in runtime/src/families/mod.rs
+    // says which config.json is which architecture.
+    let plan = match arch {
+        Architecture::Mamba1 => mamba1::plan(&cfg)?,
+        Architecture::Mamba2 => mamba2::plan(&cfg)?,
+        Architecture::Gru | Architecture::Lstm => rnn::plan(&cfg, &ckpt)?,
+        Architecture::Rwkv4 => rwkv4::plan(&cfg)?,
+        Architecture::GatedDeltaNet => gated_deltanet::plan(&cfg)?,
+        Architecture::Rwkv7 => rwkv7::plan(&cfg, &ckpt)?,
+        Architecture::Gla => gla::plan(&cfg)?,
+        Architecture::Lfm2 => lfm2::plan(&cfg, &ckpt)?,
+        Architecture::RecurrentGemma => recurrent_gemma::plan(&cfg, &ckpt)?,
     };
 
     let mut builder = FileBuilder::new(plan.architecture);
