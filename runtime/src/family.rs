@@ -192,6 +192,69 @@ pub(crate) fn checked_total(sizes: &[Option<usize>]) -> Option<usize> {
     sizes.iter().try_fold(0usize, |acc, s| acc.checked_add((*s)?))
 }
 
+/// What the layers of a step or a chunk run with, passed down as one:
+/// where matrix work runs, the activation scratch of the products, and the
+/// calibration observer (steps only).
+pub(crate) struct RunCtx<'r, 's, 'o> {
+    /// Kernels and workers.
+    pub cx: Compute<'r>,
+    /// Activation scratch for the chunk's (or step's) products.
+    pub acts: &'r mut ProductScratch<'s>,
+    /// Receives the input of every product (calibration).
+    pub observe: &'r mut Option<Observer<'o>>,
+}
+
+impl RunCtx<'_, '_, '_> {
+    /// `ys[t] = l(xs[t])` for the `n` rows of `xs`, which the observer
+    /// sees first.
+    #[inline]
+    pub(crate) fn project(&mut self, l: &Linear<'_>, xs: &[f32], ys: &mut [f32], n: usize) {
+        observe_input(self.observe, l, xs);
+        self.acts.apply(l, xs, ys, n, self.cx);
+    }
+}
+
+/// The final RMSNorm and LM head of a pre-norm residual stack.
+pub(crate) struct RmsHead<'a> {
+    /// RMSNorm weight.
+    pub norm: &'a [f32],
+    /// RMSNorm epsilon.
+    pub eps: f32,
+    /// The LM head.
+    pub head: Linear<'a>,
+}
+
+impl<'a> RmsHead<'a> {
+    /// The final norm at tensor `index` of `file`, then the LM head: the
+    /// next tensor, or the embedding (tensor 0) if `tied`.
+    pub(crate) fn at(file: &crate::file::EddyFile<'a>, index: u32, eps: f32, tied: bool) -> Self {
+        let mut t = crate::schema::TensorCursor::at(file, index);
+        let norm = t.f32();
+        let head =
+            if tied { crate::schema::TensorCursor::at(file, 0).linear(false) } else { t.linear(false) };
+        RmsHead { norm, eps, head }
+    }
+
+    /// The logits of the last `logit_rows` rows of `x` (rows of `width`
+    /// values) into `logits`, their normed rows in `normed`.
+    pub(crate) fn logits(
+        &self,
+        x: &[f32],
+        width: usize,
+        logit_rows: usize,
+        normed: &mut [f32],
+        logits: &mut [f32],
+        rc: &mut RunCtx<'_, '_, '_>,
+    ) {
+        let first = x.len() / width - logit_rows;
+        for (xt, o) in x.chunks_exact(width).skip(first).zip(normed.chunks_exact_mut(width)) {
+            crate::ops::rms_norm(xt, self.norm, self.eps, o);
+        }
+        let vocab = self.head.rows();
+        rc.project(&self.head, &normed[..logit_rows * width], &mut logits[..logit_rows * vocab], logit_rows);
+    }
+}
+
 /// Activation scratch for one token's matvec or a chunk's matmat, so one
 /// code path serves `step` and `prefill_chunk` with per-token identical
 /// results.
@@ -233,28 +296,88 @@ impl ProductScratch<'_> {
     }
 }
 
+/// Declares a family's per-token row buffers: the struct `$name<'s>`, each
+/// field a `&'s mut [f32]` of `n` rows, and `$name::carve(carver, sizes)`,
+/// which takes the fields in declaration order, sized by `sizes` in the
+/// same order.
+macro_rules! scratch_rows {
+    ($(#[$doc:meta])* $name:ident { $($field:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        struct $name<'s> {
+            $($field: &'s mut [f32],)+
+        }
+
+        impl<'s> $name<'s> {
+            /// Take every buffer from `carver`, sized by `sizes` in field order.
+            fn carve(carver: &mut $crate::family::Carver<'s>, sizes: &[usize]) -> Self {
+                let mut sizes = sizes.iter().copied();
+                $name { $($field: carver.take(sizes.next().unwrap_or(0)),)+ }
+            }
+        }
+    };
+}
+pub(crate) use scratch_rows;
+
 /// Implements [`Family`] for a family whose step and prefill are one
 /// layer-major routine over per-token rows (a step is a chunk of one
-/// token). The invoking module provides: `config.sizes(n, logit_rows)`
-/// (row buffer sizes in carve order, the logits at `logits_slot`, the
-/// activations last), `carve(&self, &mut Carver, &sizes) -> Rows` (a struct
-/// with a `logits` field), `max_cols(&self)`, `run(&self, tokens, state,
-/// rows, acts, logit_rows, cx, observe)` (state walked as
-/// [`crate::state_store`] says), `layer_parts(&self, layer)`,
-/// `config.n_layer`, `config.vocab_size` and `tensor_schema`. Hybrids also
-/// name their KV cache option getter and setter and the method counting
-/// their state layers (`kv = (get, set), state_layers = count`: the
-/// position words are a state layer before the model's layers).
+/// token), and its `load` and `embed`. The invoking module provides:
+/// `$config::from_file`, `config.sizes(n, logit_rows)` (row buffer sizes in
+/// carve order, the logits at `logits_slot`, the activations last),
+/// `config.state_words()`, `Rows::carve(&mut Carver, &sizes)` (a struct
+/// with a `logits` field, see [`scratch_rows!`]), `max_cols(&self)`,
+/// `run(&self, tokens, state, rows, logit_rows, &mut RunCtx)` (state walked
+/// as [`crate::state_store`] says), `layer_parts(&self, layer)`,
+/// `config.n_layer`, `config.vocab_size` and `tensor_schema`. Hybrids
+/// (`hybrid`) also provide `config.cache()`, `config.kv` and
+/// `config.layer_kinds`: their position words are a state layer before the
+/// model's layers.
 macro_rules! layer_major_family {
     (@state_layers $self:ident) => {
         $self.config.n_layer as usize
     };
-    (@state_layers $self:ident, $count:ident) => {
-        $self.$count()
+    (@state_layers $self:ident, hybrid) => {
+        $self.config.n_layer as usize + 1
     };
-    ($ty:ident, logits_slot = $slot:expr
-        $(, kv = ($kv_get:ident, $kv_set:ident), state_layers = $count:ident)?) => {
+    (@kv) => {};
+    (@kv hybrid) => {
+        fn kv_cache(&self) -> Option<$crate::attention::KvCacheOptions> {
+            self.config.layer_kinds.contains(&1).then_some(self.config.kv)
+        }
+
+        fn with_kv_cache(
+            &self,
+            options: $crate::attention::KvCacheOptions,
+        ) -> Result<Self, $crate::error::ModelError> {
+            let mut config = self.config;
+            config.kv = options;
+            config.cache()?;
+            Self::check_sizes(&config)?;
+            Ok(Self { config, file: self.file })
+        }
+    };
+    ($ty:ident, config = $config:ty, logits_slot = $slot:expr $(, $hybrid:ident)?) => {
         impl<'a> $ty<'a> {
+            /// Bind a parsed file: check hyper-parameters and every tensor.
+            pub fn load(file: $crate::file::EddyFile<'a>) -> Result<Self, $crate::error::ModelError> {
+                let config = <$config>::from_file(&file)?;
+                Self::check_sizes(&config)?;
+                $crate::schema::check_schema(&file, |visit| tensor_schema(&config, visit))?;
+                Ok(Self { config, file })
+            }
+
+            /// State and scratch sizes of `config` fit in memory.
+            fn check_sizes(config: &$config) -> Result<(), $crate::error::ModelError> {
+                config.state_words().ok_or($crate::error::ModelError::SizeOverflow)?;
+                $crate::family::checked_total(&config.sizes(1, 1))
+                    .ok_or($crate::error::ModelError::SizeOverflow)?;
+                Ok(())
+            }
+
+            /// The embedding (tensor 0).
+            fn embed(&self) -> $crate::linear::Linear<'a> {
+                $crate::schema::TensorCursor::at(&self.file, 0).linear(false)
+            }
+
             /// Carve the rows for `cap` tokens with room for `alloc_rows`
             /// logits rows, run `tokens`, return `logit_rows` logits rows.
             #[allow(clippy::too_many_arguments)] // the Family arguments, passed through
@@ -271,9 +394,10 @@ macro_rules! layer_major_family {
             ) -> &'s [f32] {
                 let sizes = self.config.sizes(cap, alloc_rows).map(|s| s.unwrap_or(0));
                 let mut carver = $crate::family::Carver::new(scratch);
-                let mut rows = self.carve(&mut carver, &sizes);
+                let mut rows = Rows::carve(&mut carver, &sizes);
                 let mut acts = $crate::family::ProductScratch::carve(&mut carver, self.max_cols(), cap);
-                self.run(tokens, state, &mut rows, &mut acts, logit_rows, cx, observe);
+                let mut rc = $crate::family::RunCtx { cx, acts: &mut acts, observe };
+                self.run(tokens, state, &mut rows, logit_rows, &mut rc);
                 let Rows { logits, .. } = rows;
                 &logits[..logit_rows * self.config.vocab_size as usize]
             }
@@ -285,7 +409,7 @@ macro_rules! layer_major_family {
             }
 
             fn state_layers(&self) -> usize {
-                $crate::family::layer_major_family!(@state_layers self $(, $count)?)
+                $crate::family::layer_major_family!(@state_layers self $(, $hybrid)?)
             }
 
             fn state_parts(&self, layer: usize) -> $crate::state_store::StateParts {
@@ -304,18 +428,7 @@ macro_rules! layer_major_family {
                 tensor_schema(&self.config, visit)
             }
 
-            $(
-                fn kv_cache(&self) -> Option<$crate::attention::KvCacheOptions> {
-                    self.$kv_get()
-                }
-
-                fn with_kv_cache(
-                    &self,
-                    options: $crate::attention::KvCacheOptions,
-                ) -> Result<Self, $crate::error::ModelError> {
-                    self.$kv_set(options)
-                }
-            )?
+            $crate::family::layer_major_family!(@kv $($hybrid)?);
 
             fn step<'s>(
                 &self,
@@ -391,25 +504,15 @@ pub(crate) struct MlpRows<'r> {
 
 impl GatedMlp<'_> {
     /// Add the block's output for `n` rows of `rows.x` to `rows.x`.
-    pub(crate) fn add_to(
-        &self,
-        rows: MlpRows<'_>,
-        n: usize,
-        eps: f32,
-        acts: &mut ProductScratch<'_>,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
-    ) {
+    pub(crate) fn add_to(&self, rows: MlpRows<'_>, n: usize, eps: f32, rc: &mut RunCtx<'_, '_, '_>) {
         let (dm, f) = (self.down.rows(), n * self.gate.rows());
         let (m, x) = (n * dm, rows.x);
         for (xt, o) in x[..m].chunks_exact(dm).zip(rows.normed.chunks_exact_mut(dm)) {
             crate::ops::rms_norm(xt, self.norm, eps, o);
         }
         let normed = &rows.normed[..m];
-        observe_input(observe, &self.gate, normed);
-        acts.apply(&self.gate, normed, &mut rows.gate[..f], n, cx);
-        observe_input(observe, &self.up, normed);
-        acts.apply(&self.up, normed, &mut rows.up[..f], n, cx);
+        rc.project(&self.gate, normed, &mut rows.gate[..f], n);
+        rc.project(&self.up, normed, &mut rows.up[..f], n);
         let act = match self.act {
             GateActivation::Silu => crate::ops::silu,
             GateActivation::GeluTanh => crate::ops::gelu_tanh,
@@ -417,8 +520,7 @@ impl GatedMlp<'_> {
         for (g, u) in rows.gate[..f].iter_mut().zip(&rows.up[..f]) {
             *g = act(*g) * u;
         }
-        observe_input(observe, &self.down, &rows.gate[..f]);
-        acts.apply(&self.down, &rows.gate[..f], &mut rows.out[..m], n, cx);
+        rc.project(&self.down, &rows.gate[..f], &mut rows.out[..m], n);
         crate::ops::add_assign(&mut x[..m], &rows.out[..m]);
     }
 }

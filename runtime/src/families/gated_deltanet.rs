@@ -15,15 +15,12 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{
-    checked_total, layer_major_family, observe_input, Carver, Compute, GateActivation, Observer,
-    ProductScratch,
-};
+use crate::family::{layer_major_family, scratch_rows, GateActivation, ProductScratch, RmsHead, RunCtx};
 use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, rms_norm, sigmoid, silu, softplus};
-use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::schema::{dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of a Gated DeltaNet model.
@@ -207,18 +204,9 @@ fn l2_normalize(x: &mut [f32], scale: f32) {
     }
 }
 
-/// Per-token vectors of a chunk, `n` rows each (1 for a step).
-struct Rows<'s> {
-    x: &'s mut [f32],
-    normed: &'s mut [f32],
-    qkvz: &'s mut [f32],
-    ba: &'s mut [f32],
-    conv: &'s mut [f32],
-    core: &'s mut [f32],
-    out: &'s mut [f32],
-    gate: &'s mut [f32],
-    up: &'s mut [f32],
-    logits: &'s mut [f32],
+scratch_rows! {
+    /// Per-token vectors of a chunk, `n` rows each (1 for a step).
+    Rows { x, normed, qkvz, ba, conv, core, out, gate, up, logits }
 }
 
 impl<'a> GatedDeltaNet<'a> {
@@ -235,19 +223,6 @@ impl<'a> GatedDeltaNet<'a> {
             StatePart::Exact(d.conv_dim * d.keep),
             StatePart::Coded { rows: d.nv * d.hk, cols: d.hv },
         ])
-    }
-
-    /// Bind a parsed file: check hyper-parameters and every tensor.
-    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
-        let config = GatedDeltaNetConfig::from_file(&file)?;
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
-        check_schema(&file, |visit| tensor_schema(&config, visit))?;
-        Ok(GatedDeltaNet { config, file })
-    }
-
-    fn embed(&self) -> Linear<'a> {
-        TensorCursor::at(&self.file, 0).linear(false)
     }
 
     fn layer(&self, i: u32) -> LayerWeights<'a> {
@@ -271,26 +246,14 @@ impl<'a> GatedDeltaNet<'a> {
         }
     }
 
-    fn head(&self) -> (&'a [f32], Linear<'a>) {
-        let mut t = TensorCursor::at(&self.file, 1 + self.config.n_layer * PER_LAYER);
-        let norm_f = t.f32();
-        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
-        (norm_f, head)
-    }
-
-    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 11]) -> Rows<'s> {
-        Rows {
-            x: carver.take(sizes[0]),
-            normed: carver.take(sizes[1]),
-            qkvz: carver.take(sizes[2]),
-            ba: carver.take(sizes[3]),
-            conv: carver.take(sizes[4]),
-            core: carver.take(sizes[5]),
-            out: carver.take(sizes[6]),
-            gate: carver.take(sizes[7]),
-            up: carver.take(sizes[8]),
-            logits: carver.take(sizes[9]),
-        }
+    /// The final norm and the LM head (after the tensors of every layer).
+    fn head(&self) -> RmsHead<'a> {
+        RmsHead::at(
+            &self.file,
+            1 + self.config.n_layer * PER_LAYER,
+            self.config.norm_eps,
+            self.config.tied_embeddings,
+        )
     }
 
     /// Conv, delta rule and gated norm of one token: `qkvz`/`ba` rows in,
@@ -360,16 +323,13 @@ impl<'a> GatedDeltaNet<'a> {
 
     /// Run `tokens` through all layers, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
-    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
     fn run(
         &self,
         tokens: &[u32],
         state: &mut StateStore<'_>,
         r: &mut Rows<'_>,
-        acts: &mut ProductScratch<'_>,
         logit_rows: usize,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let c = &self.config;
         let d = c.dims();
@@ -385,33 +345,24 @@ impl<'a> GatedDeltaNet<'a> {
             for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
                 rms_norm(x, w.norm, c.norm_eps, o);
             }
-            observe_input(observe, &w.qkvz, &r.normed[..m]);
-            acts.apply(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * qw], n, cx);
-            observe_input(observe, &w.ba, &r.normed[..m]);
-            acts.apply(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n, cx);
+            rc.project(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * qw], n);
+            rc.project(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n);
             for t in 0..n {
                 let (qkvz, ba) = (&r.qkvz[t * qw..(t + 1) * qw], &r.ba[t * 2 * d.nv..(t + 1) * 2 * d.nv]);
                 let core = &mut r.core[t * d.vd..(t + 1) * d.vd];
                 self.mix_token(&w, layer.words(), qkvz, ba, &mut r.conv[..d.conv_dim], core);
                 layer.end_token();
             }
-            observe_input(observe, &w.out_proj, &r.core[..n * d.vd]);
-            acts.apply(&w.out_proj, &r.core[..n * d.vd], &mut r.out[..m], n, cx);
+            rc.project(&w.out_proj, &r.core[..n * d.vd], &mut r.out[..m], n);
             add_assign(&mut r.x[..m], &r.out[..m]);
             let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.gate, up: r.up, out: r.out };
-            w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
+            w.mlp.add_to(mlp_rows, n, c.norm_eps, rc);
         }
         if logit_rows == 0 {
             return;
         }
-        let (norm_f, head) = self.head();
-        let first = n - logit_rows;
-        for (x, o) in r.x[..m].chunks_exact(d.dm).skip(first).zip(r.normed.chunks_exact_mut(d.dm)) {
-            rms_norm(x, norm_f, c.norm_eps, o);
-        }
-        observe_input(observe, &head, &r.normed[..logit_rows * d.dm]);
-        acts.apply(&head, &r.normed[..logit_rows * d.dm], &mut r.logits[..logit_rows * d.v], logit_rows, cx);
+        self.head().logits(&r.x[..m], d.dm, logit_rows, r.normed, r.logits, rc);
     }
 }
 
-layer_major_family!(GatedDeltaNet, logits_slot = 9);
+layer_major_family!(GatedDeltaNet, config = GatedDeltaNetConfig, logits_slot = 9);

@@ -12,17 +12,12 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{
-    checked_total, layer_major_family, observe_input, Carver, Compute, GateActivation, Observer,
-    ProductScratch,
-};
+use crate::family::{layer_major_family, scratch_rows, GateActivation, ProductScratch, RmsHead, RunCtx};
 use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, rms_norm, silu, softplus};
-use crate::schema::{
-    check_schema, dim, epsilon, flag, required, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
-};
+use crate::schema::{dim, epsilon, flag, required, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of a GLA model.
@@ -197,21 +192,9 @@ struct LayerWeights<'a> {
     mlp: GatedMlp<'a>,
 }
 
-/// Per-token vectors of a chunk, `n` rows each (1 for a step).
-struct Rows<'s> {
-    x: &'s mut [f32],
-    normed: &'s mut [f32],
-    q: &'s mut [f32],
-    k: &'s mut [f32],
-    v: &'s mut [f32],
-    g: &'s mut [f32],
-    hidden: &'s mut [f32],
-    gk: &'s mut [f32],
-    core: &'s mut [f32],
-    out: &'s mut [f32],
-    mlp_gate: &'s mut [f32],
-    mlp_up: &'s mut [f32],
-    logits: &'s mut [f32],
+scratch_rows! {
+    /// Per-token vectors of a chunk, `n` rows each (1 for a step).
+    Rows { x, normed, q, k, v, g, hidden, gk, core, out, mlp_gate, mlp_up, logits }
 }
 
 impl<'a> Gla<'a> {
@@ -225,19 +208,6 @@ impl<'a> Gla<'a> {
     fn layer_parts(&self, _layer: usize) -> StateParts {
         let d = self.config.dims();
         StateParts::new([StatePart::Coded { rows: d.nh * d.hk, cols: d.hv }])
-    }
-
-    /// Bind a parsed file: check hyper-parameters and every tensor.
-    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
-        let config = GlaConfig::from_file(&file)?;
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
-        check_schema(&file, |visit| tensor_schema(&config, visit))?;
-        Ok(Gla { config, file })
-    }
-
-    fn embed(&self) -> Linear<'a> {
-        TensorCursor::at(&self.file, 0).linear(false)
     }
 
     fn layer(&self, i: u32) -> LayerWeights<'a> {
@@ -262,29 +232,14 @@ impl<'a> Gla<'a> {
         }
     }
 
-    fn head(&self) -> (&'a [f32], Linear<'a>) {
-        let mut t = TensorCursor::at(&self.file, 1 + self.config.n_layer * PER_LAYER);
-        let norm_f = t.f32();
-        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
-        (norm_f, head)
-    }
-
-    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 14]) -> Rows<'s> {
-        Rows {
-            x: carver.take(sizes[0]),
-            normed: carver.take(sizes[1]),
-            q: carver.take(sizes[2]),
-            k: carver.take(sizes[3]),
-            v: carver.take(sizes[4]),
-            g: carver.take(sizes[5]),
-            hidden: carver.take(sizes[6]),
-            gk: carver.take(sizes[7]),
-            core: carver.take(sizes[8]),
-            out: carver.take(sizes[9]),
-            mlp_gate: carver.take(sizes[10]),
-            mlp_up: carver.take(sizes[11]),
-            logits: carver.take(sizes[12]),
-        }
+    /// The final norm and the LM head (after the tensors of every layer).
+    fn head(&self) -> RmsHead<'a> {
+        RmsHead::at(
+            &self.file,
+            1 + self.config.n_layer * PER_LAYER,
+            self.config.norm_eps,
+            self.config.tied_embeddings,
+        )
     }
 
     /// The recurrence and gated norm of token `t` for every head.
@@ -319,16 +274,13 @@ impl<'a> Gla<'a> {
 
     /// Run `tokens` through all layers, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
-    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
     fn run(
         &self,
         tokens: &[u32],
         state: &mut StateStore<'_>,
         r: &mut Rows<'_>,
-        acts: &mut ProductScratch<'_>,
         logit_rows: usize,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let c = &self.config;
         let d = c.dims();
@@ -352,32 +304,23 @@ impl<'a> Gla<'a> {
                 (&w.g, &mut *r.g, d.vd),
                 (&w.gk_down, &mut *r.hidden, d.rank),
             ] {
-                observe_input(observe, l, normed);
-                acts.apply(l, normed, &mut out[..n * width], n, cx);
+                rc.project(l, normed, &mut out[..n * width], n);
             }
-            observe_input(observe, &w.gk_up, &r.hidden[..n * d.rank]);
-            acts.apply(&w.gk_up, &r.hidden[..n * d.rank], &mut r.gk[..n * d.kd], n, cx);
+            rc.project(&w.gk_up, &r.hidden[..n * d.rank], &mut r.gk[..n * d.kd], n);
             for t in 0..n {
                 self.mix_token(&w, layer.words(), r, t);
                 layer.end_token();
             }
-            observe_input(observe, &w.o, &r.core[..n * d.vd]);
-            acts.apply(&w.o, &r.core[..n * d.vd], &mut r.out[..m], n, cx);
+            rc.project(&w.o, &r.core[..n * d.vd], &mut r.out[..m], n);
             add_assign(&mut r.x[..m], &r.out[..m]);
             let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
-            w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
+            w.mlp.add_to(mlp_rows, n, c.norm_eps, rc);
         }
         if logit_rows == 0 {
             return;
         }
-        let (norm_f, head) = self.head();
-        let first = n - logit_rows;
-        for (x, o) in r.x[..m].chunks_exact(d.dm).skip(first).zip(r.normed.chunks_exact_mut(d.dm)) {
-            rms_norm(x, norm_f, c.norm_eps, o);
-        }
-        observe_input(observe, &head, &r.normed[..logit_rows * d.dm]);
-        acts.apply(&head, &r.normed[..logit_rows * d.dm], &mut r.logits[..logit_rows * d.v], logit_rows, cx);
+        self.head().logits(&r.x[..m], d.dm, logit_rows, r.normed, r.logits, rc);
     }
 }
 
-layer_major_family!(Gla, logits_slot = 12);
+layer_major_family!(Gla, config = GlaConfig, logits_slot = 12);

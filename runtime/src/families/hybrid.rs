@@ -5,7 +5,7 @@
 use crate::arch::HParam;
 use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions};
 use crate::error::ModelError;
-use crate::family::{observe_input, Compute, Observer, ProductScratch};
+use crate::family::RunCtx;
 use crate::file::{BlobKind, EddyFile};
 use crate::linear::Linear;
 use crate::ops::rms_norm_in_place;
@@ -153,16 +153,13 @@ impl AttentionWeights<'_> {
         pos: u64,
         n: usize,
         r: AttentionRows<'_>,
-        acts: &mut ProductScratch<'_>,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let hd = shape.head_dim;
         let (qd, kd) = (shape.n_heads * hd, shape.n_kv_heads * hd);
         for (l, out, width) in [(&self.q, &mut *r.q, qd), (&self.k, &mut *r.k, kd), (&self.v, &mut *r.v, kd)]
         {
-            observe_input(observe, l, r.normed);
-            acts.apply(l, r.normed, &mut out[..n * width], n, cx);
+            rc.project(l, r.normed, &mut out[..n * width], n);
         }
         let cache = bytemuck::cast_slice_mut::<f32, u8>(layer_state);
         for t in 0..n {
@@ -172,9 +169,8 @@ impl AttentionWeights<'_> {
                 kt.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, k_norm, eps));
             }
             let (vt, ot) = (&r.v[t * kd..(t + 1) * kd], &mut r.mixed[t * qd..(t + 1) * qd]);
-            attention::attend(shape, layout, cache, pos + t as u64, qt, kt, vt, ot, r.scratch, cx.kernels);
+            attention::attend(shape, layout, cache, pos + t as u64, qt, kt, vt, ot, r.scratch, rc.cx.kernels);
         }
-        observe_input(observe, &self.o, &r.mixed[..n * qd]);
-        acts.apply(&self.o, &r.mixed[..n * qd], &mut r.out[..n * self.o.rows()], n, cx);
+        rc.project(&self.o, &r.mixed[..n * qd], &mut r.out[..n * self.o.rows()], n);
     }
 }

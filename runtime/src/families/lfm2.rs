@@ -19,8 +19,7 @@ use crate::arch::HParam;
 use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
-    checked_total, layer_major_family, observe_input, Carver, Compute, GateActivation, GatedMlp, MlpRows,
-    Observer, ProductScratch,
+    layer_major_family, scratch_rows, GateActivation, GatedMlp, MlpRows, ProductScratch, RmsHead, RunCtx,
 };
 use crate::file::EddyFile;
 use crate::hybrid::{
@@ -29,7 +28,7 @@ use crate::hybrid::{
 };
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_step, rms_norm};
-use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::schema::{dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of an LFM2 model.
@@ -251,36 +250,15 @@ struct LayerWeights<'a> {
     mlp: GatedMlp<'a>,
 }
 
-/// Per-token vectors of a chunk, `n` rows each (1 for a step).
-struct Rows<'s> {
-    x: &'s mut [f32],
-    normed: &'s mut [f32],
-    proj: &'s mut [f32],
-    mixed: &'s mut [f32],
-    out: &'s mut [f32],
-    mlp_gate: &'s mut [f32],
-    mlp_up: &'s mut [f32],
-    attention: &'s mut [f32],
-    logits: &'s mut [f32],
+scratch_rows! {
+    /// Per-token vectors of a chunk, `n` rows each (1 for a step).
+    Rows { x, normed, proj, mixed, out, mlp_gate, mlp_up, attention, logits }
 }
 
 impl<'a> Lfm2<'a> {
     /// Widest input of any matrix (activation scratch).
     fn max_cols(&self) -> usize {
         self.config.dims().max_cols
-    }
-
-    /// Bind a parsed file: check hyper-parameters and every tensor.
-    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
-        let config = Lfm2Config::from_file(&file)?;
-        Self::check(config, file)
-    }
-
-    fn check(config: Lfm2Config<'a>, file: EddyFile<'a>) -> Result<Self, ModelError> {
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
-        check_schema(&file, |visit| tensor_schema(&config, visit))?;
-        Ok(Lfm2 { config, file })
     }
 
     /// Tensors of layer `i`.
@@ -290,11 +268,6 @@ impl<'a> Lfm2<'a> {
         } else {
             8 + 3 * self.config.conv_bias as u32
         }
-    }
-
-    /// State layers: the position, then one per model layer.
-    fn state_layer_count(&self) -> usize {
-        self.config.n_layer as usize + 1
     }
 
     /// State layer `layer`: the position words (0), then the convolution
@@ -308,10 +281,6 @@ impl<'a> Lfm2<'a> {
             None => StateParts::new([StatePart::Exact(POSITION_WORDS)]),
             Some(i) => StateParts::new([StatePart::Exact(self.config.layer_state_words(i).unwrap_or(0))]),
         }
-    }
-
-    fn embed(&self) -> Linear<'a> {
-        TensorCursor::at(&self.file, 0).linear(false)
     }
 
     /// Weights of layer `i`, whose first tensor is at `index`.
@@ -342,30 +311,13 @@ impl<'a> Lfm2<'a> {
         LayerWeights { operator_norm, mixer, mlp }
     }
 
-    fn head(&self, index: u32) -> (&'a [f32], Linear<'a>) {
-        let mut t = TensorCursor::at(&self.file, index);
-        let norm_f = t.f32();
-        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
-        (norm_f, head)
-    }
-
-    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 10]) -> Rows<'s> {
-        Rows {
-            x: carver.take(sizes[0]),
-            normed: carver.take(sizes[1]),
-            proj: carver.take(sizes[2]),
-            mixed: carver.take(sizes[3]),
-            out: carver.take(sizes[4]),
-            mlp_gate: carver.take(sizes[5]),
-            mlp_up: carver.take(sizes[6]),
-            attention: carver.take(sizes[7]),
-            logits: carver.take(sizes[8]),
-        }
+    /// The final norm and the LM head (after the tensors of every layer).
+    fn head(&self, index: u32) -> RmsHead<'a> {
+        RmsHead::at(&self.file, index, self.config.norm_eps, self.config.tied_embeddings)
     }
 
     /// The mixer of one layer for the `n` rows of `r.normed`, output in
     /// `r.out`.
-    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
     fn mix(
         &self,
         mixer: &Mixer<'_>,
@@ -373,17 +325,14 @@ impl<'a> Lfm2<'a> {
         pos: u64,
         n: usize,
         r: &mut Rows<'_>,
-        acts: &mut ProductScratch<'_>,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let c = &self.config;
         let d = c.dims();
         let normed = &r.normed[..n * d.dm];
         match mixer {
             Mixer::Conv { in_proj, conv_w, conv_b, out_proj } => {
-                observe_input(observe, in_proj, normed);
-                acts.apply(in_proj, normed, &mut r.proj[..n * 3 * d.dm], n, cx);
+                rc.project(in_proj, normed, &mut r.proj[..n * 3 * d.dm], n);
                 for (bcx, y) in r.proj.chunks_exact_mut(3 * d.dm).zip(r.mixed.chunks_exact_mut(d.dm)).take(n)
                 {
                     let (b, rest) = bcx.split_at_mut(d.dm);
@@ -396,8 +345,7 @@ impl<'a> Lfm2<'a> {
                         *yv *= cv;
                     }
                 }
-                observe_input(observe, out_proj, &r.mixed[..n * d.dm]);
-                acts.apply(out_proj, &r.mixed[..n * d.dm], &mut r.out[..n * d.dm], n, cx);
+                rc.project(out_proj, &r.mixed[..n * d.dm], &mut r.out[..n * d.dm], n);
             }
             Mixer::Attention(weights) => {
                 let Ok(layout) = c.cache() else { return };
@@ -405,23 +353,20 @@ impl<'a> Lfm2<'a> {
                 let (k, v) = rest.split_at_mut(n * d.kd);
                 let rows =
                     AttentionRows { normed, q, k, v, mixed: r.mixed, out: r.out, scratch: r.attention };
-                weights.apply(&c.attention(), &layout, layer_state, pos, n, rows, acts, cx, observe);
+                weights.apply(&c.attention(), &layout, layer_state, pos, n, rows, rc);
             }
         }
     }
 
     /// Run `tokens` through all layers, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
-    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
     fn run(
         &self,
         tokens: &[u32],
         state: &mut StateStore<'_>,
         r: &mut Rows<'_>,
-        acts: &mut ProductScratch<'_>,
         logit_rows: usize,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let c = &self.config;
         let d = c.dims();
@@ -441,42 +386,17 @@ impl<'a> Lfm2<'a> {
             for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
                 rms_norm(x, w.operator_norm, c.norm_eps, o);
             }
-            self.mix(&w.mixer, layer.words(), pos, n, r, acts, cx, observe);
+            self.mix(&w.mixer, layer.words(), pos, n, r, rc);
             add_assign(&mut r.x[..m], &r.out[..m]);
             let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
-            w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
+            w.mlp.add_to(mlp_rows, n, c.norm_eps, rc);
         }
         attention::store_position(position, pos.wrapping_add(n as u64));
         if logit_rows == 0 {
             return;
         }
-        let (norm_f, head) = self.head(index);
-        let first = n - logit_rows;
-        for (x, o) in r.x[..m].chunks_exact(d.dm).skip(first).zip(r.normed.chunks_exact_mut(d.dm)) {
-            rms_norm(x, norm_f, c.norm_eps, o);
-        }
-        observe_input(observe, &head, &r.normed[..logit_rows * d.dm]);
-        acts.apply(&head, &r.normed[..logit_rows * d.dm], &mut r.logits[..logit_rows * d.v], logit_rows, cx);
-    }
-
-    /// KV cache options in use.
-    fn kv_options(&self) -> Option<KvCacheOptions> {
-        self.config.layer_kinds.contains(&1).then_some(self.config.kv)
-    }
-
-    /// The same model with other KV cache options.
-    fn with_kv_options(&self, options: KvCacheOptions) -> Result<Self, ModelError> {
-        let config = Lfm2Config { kv: options, ..self.config };
-        config.cache()?;
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
-        Ok(Lfm2 { config, file: self.file })
+        self.head(index).logits(&r.x[..m], d.dm, logit_rows, r.normed, r.logits, rc);
     }
 }
 
-layer_major_family!(
-    Lfm2,
-    logits_slot = 8,
-    kv = (kv_options, with_kv_options),
-    state_layers = state_layer_count
-);
+layer_major_family!(Lfm2, config = Lfm2Config<'a>, logits_slot = 8, hybrid);

@@ -21,8 +21,7 @@ use crate::arch::HParam;
 use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
-    checked_total, layer_major_family, observe_input, Carver, Compute, GateActivation, GatedMlp, MlpRows,
-    Observer, ProductScratch,
+    layer_major_family, scratch_rows, GateActivation, GatedMlp, MlpRows, ProductScratch, RmsHead, RunCtx,
 };
 use crate::file::EddyFile;
 use crate::hybrid::{
@@ -31,9 +30,7 @@ use crate::hybrid::{
 };
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_step, exp_fast, gelu_tanh, rms_norm, sigmoid};
-use crate::schema::{
-    check_schema, dim, epsilon, flag, required, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
-};
+use crate::schema::{dim, epsilon, flag, required, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of a RecurrentGemma model.
@@ -306,21 +303,9 @@ struct LayerWeights<'a> {
     mlp: GatedMlp<'a>,
 }
 
-/// Per-token vectors of a chunk, `n` rows each (1 for a step).
-struct Rows<'s> {
-    x: &'s mut [f32],
-    normed: &'s mut [f32],
-    proj_a: &'s mut [f32],
-    proj_b: &'s mut [f32],
-    proj_c: &'s mut [f32],
-    gate_i: &'s mut [f32],
-    gate_a: &'s mut [f32],
-    mixed: &'s mut [f32],
-    out: &'s mut [f32],
-    mlp_gate: &'s mut [f32],
-    mlp_up: &'s mut [f32],
-    attention: &'s mut [f32],
-    logits: &'s mut [f32],
+scratch_rows! {
+    /// Per-token vectors of a chunk, `n` rows each (1 for a step).
+    Rows { x, normed, proj_a, proj_b, proj_c, gate_i, gate_a, mixed, out, mlp_gate, mlp_up, attention, logits }
 }
 
 /// `out[h*b + j] = bias + Σ_i x[h*b + i] w[h*b + j][i]`: a block-diagonal
@@ -350,24 +335,10 @@ impl<'a> RecurrentGemma<'a> {
         self.config.dims().max_cols
     }
 
-    /// Bind a parsed file: check hyper-parameters and every tensor.
-    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
-        let config = RecurrentGemmaConfig::from_file(&file)?;
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
-        check_schema(&file, |visit| tensor_schema(&config, visit))?;
-        Ok(RecurrentGemma { config, file })
-    }
-
     /// Tensors of layer `i`.
     fn tensors_in_layer(&self, i: usize) -> u32 {
         let mixer = if self.config.is_attention(i) { 5 + 3 * self.config.attention_bias as u32 } else { 13 };
         1 + mixer + 7
-    }
-
-    /// State layers: the position, then one per model layer.
-    fn state_layer_count(&self) -> usize {
-        self.config.n_layer as usize + 1
     }
 
     /// State layer `layer`: the position words (0), then for model layer
@@ -387,10 +358,6 @@ impl<'a> RecurrentGemma<'a> {
                 StateParts::new([StatePart::Exact(d.keep * d.lru), StatePart::Coded { rows: 1, cols: d.lru }])
             }
         }
-    }
-
-    fn embed(&self) -> Linear<'a> {
-        TensorCursor::at(&self.file, 0).linear(false)
     }
 
     /// Weights of layer `i`, whose first tensor is at `index`.
@@ -425,34 +392,13 @@ impl<'a> RecurrentGemma<'a> {
         LayerWeights { temporal_norm, mixer, mlp }
     }
 
-    fn head(&self, index: u32) -> (&'a [f32], Linear<'a>) {
-        let mut t = TensorCursor::at(&self.file, index);
-        let norm_f = t.f32();
-        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
-        (norm_f, head)
-    }
-
-    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 14]) -> Rows<'s> {
-        Rows {
-            x: carver.take(sizes[0]),
-            normed: carver.take(sizes[1]),
-            proj_a: carver.take(sizes[2]),
-            proj_b: carver.take(sizes[3]),
-            proj_c: carver.take(sizes[4]),
-            gate_i: carver.take(sizes[5]),
-            gate_a: carver.take(sizes[6]),
-            mixed: carver.take(sizes[7]),
-            out: carver.take(sizes[8]),
-            mlp_gate: carver.take(sizes[9]),
-            mlp_up: carver.take(sizes[10]),
-            attention: carver.take(sizes[11]),
-            logits: carver.take(sizes[12]),
-        }
+    /// The final norm and the LM head (after the tensors of every layer).
+    fn head(&self, index: u32) -> RmsHead<'a> {
+        RmsHead::at(&self.file, index, self.config.norm_eps, self.config.tied_embeddings)
     }
 
     /// The recurrent block for the `n` rows of `r.normed`, output in
     /// `r.out`; the layer's state is coded back after every token.
-    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
     fn recurrent(
         &self,
         w: &RecurrentWeights<'_>,
@@ -460,16 +406,12 @@ impl<'a> RecurrentGemma<'a> {
         pos: u64,
         n: usize,
         r: &mut Rows<'_>,
-        acts: &mut ProductScratch<'_>,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let d = self.config.dims();
         let (lru, normed) = (d.lru, &r.normed[..n * d.dm]);
-        observe_input(observe, &w.linear_y, normed);
-        acts.apply(&w.linear_y, normed, &mut r.proj_a[..n * lru], n, cx);
-        observe_input(observe, &w.linear_x, normed);
-        acts.apply(&w.linear_x, normed, &mut r.proj_b[..n * lru], n, cx);
+        rc.project(&w.linear_y, normed, &mut r.proj_a[..n * lru], n);
+        rc.project(&w.linear_x, normed, &mut r.proj_b[..n * lru], n);
         for t in 0..n {
             let (window, h) = layer.words().split_at_mut(d.keep * lru);
             let rows = t * lru..(t + 1) * lru;
@@ -495,22 +437,18 @@ impl<'a> RecurrentGemma<'a> {
             }
             layer.end_token();
         }
-        observe_input(observe, &w.linear_out, &r.mixed[..n * lru]);
-        acts.apply(&w.linear_out, &r.mixed[..n * lru], &mut r.out[..n * d.dm], n, cx);
+        rc.project(&w.linear_out, &r.mixed[..n * lru], &mut r.out[..n * d.dm], n);
     }
 
     /// Run `tokens` through all layers, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
-    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
     fn run(
         &self,
         tokens: &[u32],
         state: &mut StateStore<'_>,
         r: &mut Rows<'_>,
-        acts: &mut ProductScratch<'_>,
         logit_rows: usize,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let c = &self.config;
         let d = c.dims();
@@ -535,7 +473,7 @@ impl<'a> RecurrentGemma<'a> {
                 rms_norm(x, w.temporal_norm, c.norm_eps, o);
             }
             match &w.mixer {
-                Mixer::Recurrent(rw) => self.recurrent(rw, &mut layer, pos, n, r, acts, cx, observe),
+                Mixer::Recurrent(rw) => self.recurrent(rw, &mut layer, pos, n, r, rc),
                 Mixer::Attention(weights) => {
                     let Ok(layout) = c.cache() else { return };
                     let rows = AttentionRows {
@@ -548,25 +486,19 @@ impl<'a> RecurrentGemma<'a> {
                         scratch: r.attention,
                     };
                     let cache = layer.words();
-                    weights.apply(&c.attention(), &layout, cache, pos, n, rows, acts, cx, observe);
+                    weights.apply(&c.attention(), &layout, cache, pos, n, rows, rc);
                 }
             }
             add_assign(&mut r.x[..m], &r.out[..m]);
             let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
-            w.mlp.add_to(mlp_rows, n, c.norm_eps, acts, cx, observe);
+            w.mlp.add_to(mlp_rows, n, c.norm_eps, rc);
         }
         attention::store_position(position, pos.wrapping_add(n as u64));
         if logit_rows == 0 {
             return;
         }
-        let (norm_f, head) = self.head(index);
-        let first = n - logit_rows;
-        for (x, o) in r.x[..m].chunks_exact(d.dm).skip(first).zip(r.normed.chunks_exact_mut(d.dm)) {
-            rms_norm(x, norm_f, c.norm_eps, o);
-        }
-        observe_input(observe, &head, &r.normed[..logit_rows * d.dm]);
+        self.head(index).logits(&r.x[..m], d.dm, logit_rows, r.normed, r.logits, rc);
         let logits = &mut r.logits[..logit_rows * d.v];
-        acts.apply(&head, &r.normed[..logit_rows * d.dm], logits, logit_rows, cx);
         if c.logit_soft_cap > 0.0 {
             let cap = c.logit_soft_cap;
             for l in logits.iter_mut() {
@@ -574,28 +506,9 @@ impl<'a> RecurrentGemma<'a> {
             }
         }
     }
-
-    /// KV cache options in use.
-    fn kv_options(&self) -> Option<KvCacheOptions> {
-        self.config.layer_kinds.contains(&1).then_some(self.config.kv)
-    }
-
-    /// The same model with other KV cache options.
-    fn with_kv_options(&self, options: KvCacheOptions) -> Result<Self, ModelError> {
-        let config = RecurrentGemmaConfig { kv: options, ..self.config };
-        config.cache()?;
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
-        Ok(RecurrentGemma { config, file: self.file })
-    }
 }
 
-layer_major_family!(
-    RecurrentGemma,
-    logits_slot = 12,
-    kv = (kv_options, with_kv_options),
-    state_layers = state_layer_count
-);
+layer_major_family!(RecurrentGemma, config = RecurrentGemmaConfig<'a>, logits_slot = 12, hybrid);
 
 #[cfg(test)]
 mod tests {

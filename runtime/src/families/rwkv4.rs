@@ -13,13 +13,11 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{
-    checked_total, layer_major_family, observe_input, Carver, Compute, Observer, ProductScratch,
-};
+use crate::family::{layer_major_family, scratch_rows, ProductScratch, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid};
-use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::schema::{dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of an RWKV-4 model.
@@ -179,15 +177,6 @@ fn wkv_step(w: &LayerWeights<'_>, wkv_state: &mut [f32], k: &[f32], v: &[f32], r
 }
 
 impl<'a> Rwkv4<'a> {
-    /// Bind a parsed file: check hyper-parameters and every tensor.
-    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
-        let config = Rwkv4Config::from_file(&file)?;
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
-        check_schema(&file, |visit| tensor_schema(&config, visit))?;
-        Ok(Rwkv4 { config, file })
-    }
-
     /// Widest input of any matrix (activation scratch).
     fn max_cols(&self) -> usize {
         (self.config.d_model as usize).max(self.config.d_ffn as usize)
@@ -201,14 +190,6 @@ impl<'a> Rwkv4<'a> {
     /// `end_token` calls.)
     fn layer_parts(&self, _layer: usize) -> StateParts {
         StateParts::new([StatePart::Exact(5 * self.config.d_model as usize)])
-    }
-
-    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 13]) -> Rows<'s> {
-        Rows::carve(carver, sizes)
-    }
-
-    fn embed(&self) -> Linear<'a> {
-        TensorCursor::at(&self.file, 0).linear(false)
     }
 
     fn pre_ln(&self) -> (&'a [f32], &'a [f32]) {
@@ -246,54 +227,21 @@ impl<'a> Rwkv4<'a> {
     }
 }
 
-/// Per-token vectors of a chunk, `n` rows each (1 for a step).
-struct Rows<'s> {
-    x: &'s mut [f32],
-    normed: &'s mut [f32],
-    mix_k: &'s mut [f32],
-    mix_v: &'s mut [f32],
-    mix_r: &'s mut [f32],
-    k: &'s mut [f32],
-    v: &'s mut [f32],
-    r: &'s mut [f32],
-    wkv: &'s mut [f32],
-    out: &'s mut [f32],
-    ffn: &'s mut [f32],
-    logits: &'s mut [f32],
-}
-
-impl<'s> Rows<'s> {
-    fn carve(carve: &mut Carver<'s>, sizes: &[usize; 13]) -> Self {
-        Rows {
-            x: carve.take(sizes[0]),
-            normed: carve.take(sizes[1]),
-            mix_k: carve.take(sizes[2]),
-            mix_v: carve.take(sizes[3]),
-            mix_r: carve.take(sizes[4]),
-            k: carve.take(sizes[5]),
-            v: carve.take(sizes[6]),
-            r: carve.take(sizes[7]),
-            wkv: carve.take(sizes[8]),
-            out: carve.take(sizes[9]),
-            ffn: carve.take(sizes[10]),
-            logits: carve.take(sizes[11]),
-        }
-    }
+scratch_rows! {
+    /// Per-token vectors of a chunk, `n` rows each (1 for a step).
+    Rows { x, normed, mix_k, mix_v, mix_r, k, v, r, wkv, out, ffn, logits }
 }
 
 impl<'a> Rwkv4<'a> {
     /// Run `tokens` through all blocks, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
-    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
     fn run(
         &self,
         tokens: &[u32],
         state: &mut StateStore<'_>,
         rows: &mut Rows<'_>,
-        acts: &mut ProductScratch<'_>,
         logit_rows: usize,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let c = &self.config;
         let (dm, df, n) = (c.d_model as usize, c.d_ffn as usize, tokens.len());
@@ -324,12 +272,9 @@ impl<'a> Rwkv4<'a> {
             }
             att_prev.copy_from_slice(&rows.normed[(n - 1) * dm..n * dm]);
             let m = n * dm;
-            observe_input(observe, &w.key, &rows.mix_k[..m]);
-            acts.apply(&w.key, &rows.mix_k[..m], &mut rows.k[..m], n, cx);
-            observe_input(observe, &w.value, &rows.mix_v[..m]);
-            acts.apply(&w.value, &rows.mix_v[..m], &mut rows.v[..m], n, cx);
-            observe_input(observe, &w.receptance, &rows.mix_r[..m]);
-            acts.apply(&w.receptance, &rows.mix_r[..m], &mut rows.r[..m], n, cx);
+            rc.project(&w.key, &rows.mix_k[..m], &mut rows.k[..m], n);
+            rc.project(&w.value, &rows.mix_v[..m], &mut rows.v[..m], n);
+            rc.project(&w.receptance, &rows.mix_r[..m], &mut rows.r[..m], n);
             for t in 0..n {
                 let s = t * dm..(t + 1) * dm;
                 wkv_step(
@@ -341,8 +286,7 @@ impl<'a> Rwkv4<'a> {
                     &mut rows.wkv[s],
                 );
             }
-            observe_input(observe, &w.output, &rows.wkv[..m]);
-            acts.apply(&w.output, &rows.wkv[..m], &mut rows.out[..m], n, cx);
+            rc.project(&w.output, &rows.wkv[..m], &mut rows.out[..m], n);
             add_assign(x, &rows.out[..m]);
 
             // Channel mix.
@@ -357,16 +301,13 @@ impl<'a> Rwkv4<'a> {
                 token_shift(f, prev, w.ffn_mix_r, &mut rows.mix_r[span]);
             }
             ffn_prev.copy_from_slice(&rows.normed[(n - 1) * dm..n * dm]);
-            observe_input(observe, &w.ffn_key, &rows.mix_k[..m]);
-            acts.apply(&w.ffn_key, &rows.mix_k[..m], &mut rows.ffn[..n * df], n, cx);
+            rc.project(&w.ffn_key, &rows.mix_k[..m], &mut rows.ffn[..n * df], n);
             for v in rows.ffn[..n * df].iter_mut() {
                 let relu = v.max(0.0);
                 *v = relu * relu;
             }
-            observe_input(observe, &w.ffn_value, &rows.ffn[..n * df]);
-            acts.apply(&w.ffn_value, &rows.ffn[..n * df], &mut rows.out[..m], n, cx);
-            observe_input(observe, &w.ffn_receptance, &rows.mix_r[..m]);
-            acts.apply(&w.ffn_receptance, &rows.mix_r[..m], &mut rows.r[..m], n, cx);
+            rc.project(&w.ffn_value, &rows.ffn[..n * df], &mut rows.out[..m], n);
+            rc.project(&w.ffn_receptance, &rows.mix_r[..m], &mut rows.r[..m], n);
             for ((xv, o), r) in x.iter_mut().zip(&rows.out[..m]).zip(&rows.r[..m]) {
                 *xv += sigmoid(*r) * o;
             }
@@ -379,10 +320,9 @@ impl<'a> Rwkv4<'a> {
         for (xt, o) in x.chunks_exact(dm).skip(first).zip(rows.normed.chunks_exact_mut(dm)) {
             layer_norm(xt, ln_w, ln_b, eps, o);
         }
-        observe_input(observe, &head, &rows.normed[..logit_rows * dm]);
         let logits = &mut rows.logits[..logit_rows * c.vocab_size as usize];
-        acts.apply(&head, &rows.normed[..logit_rows * dm], logits, logit_rows, cx);
+        rc.project(&head, &rows.normed[..logit_rows * dm], logits, logit_rows);
     }
 }
 
-layer_major_family!(Rwkv4, logits_slot = 11);
+layer_major_family!(Rwkv4, config = Rwkv4Config, logits_slot = 11);

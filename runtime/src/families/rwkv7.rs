@@ -16,13 +16,11 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{
-    checked_total, layer_major_family, observe_input, Carver, Compute, Observer, ProductScratch,
-};
+use crate::family::{layer_major_family, Carver, ProductScratch, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid, tanh};
-use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::schema::{dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of an RWKV-7 model.
@@ -246,6 +244,38 @@ struct Rows<'s> {
     logits: &'s mut [f32],
 }
 
+impl<'s> Rows<'s> {
+    /// Take every buffer from `carver`, sized by `sizes` in field order.
+    fn carve(carver: &mut Carver<'s>, sizes: &[usize]) -> Self {
+        let x = carver.take(sizes[0]);
+        let normed = carver.take(sizes[1]);
+        let mix = [
+            carver.take(sizes[2]),
+            carver.take(sizes[3]),
+            carver.take(sizes[4]),
+            carver.take(sizes[5]),
+            carver.take(sizes[6]),
+            carver.take(sizes[7]),
+        ];
+        Rows {
+            x,
+            normed,
+            mix,
+            r: carver.take(sizes[8]),
+            k: carver.take(sizes[9]),
+            v: carver.take(sizes[10]),
+            a: carver.take(sizes[11]),
+            w: carver.take(sizes[12]),
+            g: carver.take(sizes[13]),
+            hidden: carver.take(sizes[14]),
+            out: carver.take(sizes[15]),
+            v_first: carver.take(sizes[16]),
+            ffn: carver.take(sizes[17]),
+            logits: carver.take(sizes[18]),
+        }
+    }
+}
+
 impl<'a> Rwkv7<'a> {
     /// Widest input of any matrix (activation scratch).
     fn max_cols(&self) -> usize {
@@ -259,19 +289,6 @@ impl<'a> Rwkv7<'a> {
         let c = self.config.d_model as usize;
         let rows = StatePart::Coded { rows: c, cols: self.config.head_size() };
         StateParts::new([StatePart::Exact(c), rows, StatePart::Exact(c)])
-    }
-
-    /// Bind a parsed file: check hyper-parameters and every tensor.
-    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
-        let config = Rwkv7Config::from_file(&file)?;
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
-        check_schema(&file, |visit| tensor_schema(&config, visit))?;
-        Ok(Rwkv7 { config, file })
-    }
-
-    fn embed(&self) -> Linear<'a> {
-        TensorCursor::at(&self.file, 0).linear(false)
     }
 
     fn layer_start(&self, i: u32) -> u32 {
@@ -317,35 +334,6 @@ impl<'a> Rwkv7<'a> {
         let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
         (ln_out, head)
     }
-
-    fn carve<'s>(&self, carver: &mut Carver<'s>, sizes: &[usize; 20]) -> Rows<'s> {
-        let x = carver.take(sizes[0]);
-        let normed = carver.take(sizes[1]);
-        let mix = [
-            carver.take(sizes[2]),
-            carver.take(sizes[3]),
-            carver.take(sizes[4]),
-            carver.take(sizes[5]),
-            carver.take(sizes[6]),
-            carver.take(sizes[7]),
-        ];
-        Rows {
-            x,
-            normed,
-            mix,
-            r: carver.take(sizes[8]),
-            k: carver.take(sizes[9]),
-            v: carver.take(sizes[10]),
-            a: carver.take(sizes[11]),
-            w: carver.take(sizes[12]),
-            g: carver.take(sizes[13]),
-            hidden: carver.take(sizes[14]),
-            out: carver.take(sizes[15]),
-            v_first: carver.take(sizes[16]),
-            ffn: carver.take(sizes[17]),
-            logits: carver.take(sizes[18]),
-        }
-    }
 }
 
 /// `out = x + (prev - x) * mix`, RWKV-7's token shift.
@@ -366,18 +354,14 @@ impl<'a> Rwkv7<'a> {
         hidden: &mut [f32],
         ys: &mut [f32],
         n: usize,
-        acts: &mut ProductScratch<'_>,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let h = &mut hidden[..n * l.down.rows()];
-        observe_input(observe, &l.down, xs);
-        acts.apply(&l.down, xs, h, n, cx);
+        rc.project(&l.down, xs, h, n);
         for v in h.iter_mut() {
             *v = act(*v);
         }
-        observe_input(observe, &l.up, h);
-        acts.apply(&l.up, h, ys, n, cx);
+        rc.project(&l.up, h, ys, n);
     }
 
     /// One token of the delta rule for every head, then GroupNorm, bonus
@@ -444,16 +428,13 @@ impl<'a> Rwkv7<'a> {
 
     /// Run `tokens` through all blocks, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
-    #[allow(clippy::too_many_arguments)] // the step and prefill buffers, passed through
     fn run(
         &self,
         tokens: &[u32],
         state: &mut StateStore<'_>,
         r: &mut Rows<'_>,
-        acts: &mut ProductScratch<'_>,
         logit_rows: usize,
-        cx: Compute<'_>,
-        observe: &mut Option<Observer<'_>>,
+        rc: &mut RunCtx<'_, '_, '_>,
     ) {
         let cfg = &self.config;
         let (c, f, n) = (cfg.d_model as usize, cfg.d_ffn as usize, tokens.len());
@@ -485,15 +466,12 @@ impl<'a> Rwkv7<'a> {
             }
             att_prev.copy_from_slice(&r.normed[(n - 1) * c..n * c]);
             let [mr, mw, mk, mv, ma, mg] = &r.mix;
-            observe_input(observe, &w.receptance, &mr[..m]);
-            acts.apply(&w.receptance, &mr[..m], &mut r.r[..m], n, cx);
-            observe_input(observe, &w.key, &mk[..m]);
-            acts.apply(&w.key, &mk[..m], &mut r.k[..m], n, cx);
-            observe_input(observe, &w.value, &mv[..m]);
-            acts.apply(&w.value, &mv[..m], &mut r.v[..m], n, cx);
-            self.lora(&w.w_lora, tanh, &mw[..m], r.hidden, &mut r.w[..m], n, acts, cx, observe);
-            self.lora(&w.a_lora, |v| v, &ma[..m], r.hidden, &mut r.a[..m], n, acts, cx, observe);
-            self.lora(&w.g_lora, sigmoid, &mg[..m], r.hidden, &mut r.g[..m], n, acts, cx, observe);
+            rc.project(&w.receptance, &mr[..m], &mut r.r[..m], n);
+            rc.project(&w.key, &mk[..m], &mut r.k[..m], n);
+            rc.project(&w.value, &mv[..m], &mut r.v[..m], n);
+            self.lora(&w.w_lora, tanh, &mw[..m], r.hidden, &mut r.w[..m], n, rc);
+            self.lora(&w.a_lora, |v| v, &ma[..m], r.hidden, &mut r.a[..m], n, rc);
+            self.lora(&w.g_lora, sigmoid, &mg[..m], r.hidden, &mut r.g[..m], n, rc);
             for t in 0..n {
                 let s = t * c..(t + 1) * c;
                 for j in 0..c {
@@ -506,7 +484,7 @@ impl<'a> Rwkv7<'a> {
                 None => r.v_first[..m].copy_from_slice(&r.v[..m]),
                 Some((v0, lora)) => {
                     // Reuse `out` for the residual gate's pre-activation.
-                    self.lora(lora, |v| v, &mv[..m], r.hidden, &mut r.out[..m], n, acts, cx, observe);
+                    self.lora(lora, |v| v, &mv[..m], r.hidden, &mut r.out[..m], n, rc);
                     for t in 0..n {
                         for j in 0..c {
                             let idx = t * c + j;
@@ -525,8 +503,7 @@ impl<'a> Rwkv7<'a> {
             }
             // out now holds (norm + bonus) * g per token; project it.
             let (out, mix0) = (&r.out[..m], &mut r.mix[0][..m]);
-            observe_input(observe, &w.output, out);
-            acts.apply(&w.output, out, mix0, n, cx);
+            rc.project(&w.output, out, mix0, n);
             add_assign(&mut r.x[..m], &r.mix[0][..m]);
 
             // Channel mix.
@@ -544,14 +521,12 @@ impl<'a> Rwkv7<'a> {
                 );
             }
             ffn_prev.copy_from_slice(&r.normed[(n - 1) * c..n * c]);
-            observe_input(observe, &w.ffn_key, &r.mix[2][..m]);
-            acts.apply(&w.ffn_key, &r.mix[2][..m], &mut r.ffn[..n * f], n, cx);
+            rc.project(&w.ffn_key, &r.mix[2][..m], &mut r.ffn[..n * f], n);
             for v in r.ffn[..n * f].iter_mut() {
                 let relu = v.max(0.0);
                 *v = relu * relu;
             }
-            observe_input(observe, &w.ffn_value, &r.ffn[..n * f]);
-            acts.apply(&w.ffn_value, &r.ffn[..n * f], &mut r.out[..m], n, cx);
+            rc.project(&w.ffn_value, &r.ffn[..n * f], &mut r.out[..m], n);
             add_assign(&mut r.x[..m], &r.out[..m]);
         }
         if logit_rows == 0 {
@@ -562,10 +537,9 @@ impl<'a> Rwkv7<'a> {
         for (x, o) in r.x[..m].chunks_exact(c).skip(first).zip(r.normed.chunks_exact_mut(c)) {
             layer_norm(x, lw, lb, eps, o);
         }
-        observe_input(observe, &head, &r.normed[..logit_rows * c]);
         let v = cfg.vocab_size as usize;
-        acts.apply(&head, &r.normed[..logit_rows * c], &mut r.logits[..logit_rows * v], logit_rows, cx);
+        rc.project(&head, &r.normed[..logit_rows * c], &mut r.logits[..logit_rows * v], logit_rows);
     }
 }
 
-layer_major_family!(Rwkv7, logits_slot = 18);
+layer_major_family!(Rwkv7, config = Rwkv7Config, logits_slot = 18);
