@@ -1,6 +1,6 @@
 //! The one interface every model family implements, and what they share.
 //!
-//! A family is a module (`mamba`, `mamba2`, `rnn`, ...) with a loaded-model
+//! A family is a module of [`crate::families`] with a loaded-model
 //! type implementing [`Family`]: sizes of its state and scratch, one
 //! token step, and a chunked prefill. [`Model`](crate::Model) dispatches
 //! to it; [`Session`](crate::Session) owns the buffers and checks input.
@@ -202,6 +202,8 @@ pub(crate) struct RunCtx<'r, 's, 'o> {
     pub acts: &'r mut ProductScratch<'s>,
     /// Receives the input of every product (calibration).
     pub observe: &'r mut Option<Observer<'o>>,
+    /// Rows of logits the run leaves: the last tokens' (0: none).
+    pub logit_rows: usize,
 }
 
 impl RunCtx<'_, '_, '_> {
@@ -235,17 +237,17 @@ impl<'a> RmsHead<'a> {
         RmsHead { norm, eps, head }
     }
 
-    /// The logits of the last `logit_rows` rows of `x` (rows of `width`
-    /// values) into `logits`, their normed rows in `normed`.
+    /// The logits of the last `rc.logit_rows` rows of `x` (rows of
+    /// `width` values) into `logits`, their normed rows in `normed`.
     pub(crate) fn logits(
         &self,
         x: &[f32],
         width: usize,
-        logit_rows: usize,
         normed: &mut [f32],
         logits: &mut [f32],
         rc: &mut RunCtx<'_, '_, '_>,
     ) {
+        let logit_rows = rc.logit_rows;
         let first = x.len() / width - logit_rows;
         for (xt, o) in x.chunks_exact(width).skip(first).zip(normed.chunks_exact_mut(width)) {
             crate::ops::rms_norm(xt, self.norm, self.eps, o);
@@ -325,7 +327,7 @@ pub(crate) use scratch_rows;
 /// carve order, the logits at `logits_slot`, the activations last),
 /// `config.state_words()`, `Rows::carve(&mut Carver, &sizes)` (a struct
 /// with a `logits` field, see [`scratch_rows!`]), `max_cols(&self)`,
-/// `run(&self, tokens, state, rows, logit_rows, &mut RunCtx)` (state walked
+/// `run(&self, tokens, state, rows, &mut RunCtx)` (state walked
 /// as [`crate::state_store`] says), `layer_parts(&self, layer)`,
 /// `config.n_layer`, `config.vocab_size` and `tensor_schema`. Hybrids
 /// (`hybrid`) also provide `config.cache()`, `config.kv` and
@@ -396,8 +398,8 @@ macro_rules! layer_major_family {
                 let mut carver = $crate::family::Carver::new(scratch);
                 let mut rows = Rows::carve(&mut carver, &sizes);
                 let mut acts = $crate::family::ProductScratch::carve(&mut carver, self.max_cols(), cap);
-                let mut rc = $crate::family::RunCtx { cx, acts: &mut acts, observe };
-                self.run(tokens, state, &mut rows, logit_rows, &mut rc);
+                let mut rc = $crate::family::RunCtx { cx, acts: &mut acts, observe, logit_rows };
+                self.run(tokens, state, &mut rows, &mut rc);
                 let Rows { logits, .. } = rows;
                 &logits[..logit_rows * self.config.vocab_size as usize]
             }

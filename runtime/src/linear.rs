@@ -331,6 +331,14 @@ impl<'a> Linear<'a> {
         }
     }
 
+    /// Rows `tokens` of the matrix one after another in `out` (`cols`
+    /// values each): the embedding of a chunk.
+    pub(crate) fn rows_into(&self, tokens: &[u32], out: &mut [f32]) {
+        for (&t, x) in tokens.iter().zip(out.chunks_exact_mut(self.cols())) {
+            self.row(t as usize, x);
+        }
+    }
+
     /// Copy row `r` out as f32 (embedding lookup). `r < rows`.
     pub fn row(&self, r: usize, out: &mut [f32]) {
         let cols = self.cols();

@@ -274,21 +274,12 @@ impl<'a> Gla<'a> {
 
     /// Run `tokens` through all layers, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
-    fn run(
-        &self,
-        tokens: &[u32],
-        state: &mut StateStore<'_>,
-        r: &mut Rows<'_>,
-        logit_rows: usize,
-        rc: &mut RunCtx<'_, '_, '_>,
-    ) {
+    fn run(&self, tokens: &[u32], state: &mut StateStore<'_>, r: &mut Rows<'_>, rc: &mut RunCtx<'_, '_, '_>) {
         let c = &self.config;
         let d = c.dims();
         let n = tokens.len();
         let m = n * d.dm;
-        for (&t, x) in tokens.iter().zip(r.x.chunks_exact_mut(d.dm)) {
-            self.embed().row(t as usize, x);
-        }
+        self.embed().rows_into(tokens, r.x);
         let mut layers = state.layers();
         for i in 0..c.n_layer {
             let w = self.layer(i);
@@ -316,10 +307,10 @@ impl<'a> Gla<'a> {
             let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
             w.mlp.add_to(mlp_rows, n, c.norm_eps, rc);
         }
-        if logit_rows == 0 {
+        if rc.logit_rows == 0 {
             return;
         }
-        self.head().logits(&r.x[..m], d.dm, logit_rows, r.normed, r.logits, rc);
+        self.head().logits(&r.x[..m], d.dm, r.normed, r.logits, rc);
     }
 }
 

@@ -74,6 +74,62 @@ pub(crate) fn attention_shape(file: &EddyFile<'_>, score_scale: f32) -> Result<A
     })
 }
 
+/// What the config of a hybrid says about its layers; the attention
+/// shape, cache layout and state sizes follow from it.
+pub(crate) trait HybridConfig {
+    /// Query heads, key/value heads, values per head, leading values per
+    /// head with rotary embedding, rotary base.
+    fn attention_params(&self) -> (u32, u32, u32, u32, f32);
+
+    /// How attention layers cache keys and values.
+    fn kv_options(&self) -> KvCacheOptions;
+
+    /// One byte per layer: 1 for attention.
+    fn layer_kinds(&self) -> &[u8];
+
+    /// f32 words of the state of a layer that is not attention (`None` on
+    /// overflow).
+    fn mixer_state_words(&self) -> Option<usize>;
+
+    /// Shape of every attention layer (scores scaled by `head_dim^-1/2`).
+    fn attention(&self) -> AttentionShape {
+        let (n_heads, n_kv_heads, head_dim, rotary_dims, rope_theta) = self.attention_params();
+        AttentionShape {
+            n_heads: n_heads as usize,
+            n_kv_heads: n_kv_heads as usize,
+            head_dim: head_dim as usize,
+            rotary_dims: rotary_dims as usize,
+            rope_theta,
+            score_scale: 1.0 / libm::sqrtf(head_dim as f32),
+        }
+    }
+
+    /// Cache layout of every attention layer.
+    fn cache(&self) -> Result<CacheLayout, ModelError> {
+        cache_layout(&self.attention(), self.kv_options())
+    }
+
+    /// Whether layer `i` is an attention layer.
+    fn is_attention(&self, i: usize) -> bool {
+        self.layer_kinds().get(i) == Some(&1)
+    }
+
+    /// f32 words of layer `i`'s state: its KV cache, or the other mixer's.
+    fn layer_state_words(&self, i: usize) -> Option<usize> {
+        if self.is_attention(i) {
+            self.cache().ok()?.words()
+        } else {
+            self.mixer_state_words()
+        }
+    }
+
+    /// f32 words of state: the position, then every layer's.
+    fn hybrid_state_words(&self) -> Option<usize> {
+        (0..self.layer_kinds().len())
+            .try_fold(attention::POSITION_WORDS, |acc, i| acc.checked_add(self.layer_state_words(i)?))
+    }
+}
+
 /// The model's own attention window (`None`: full attention).
 pub(crate) fn native_window(file: &EddyFile<'_>) -> Result<Option<u32>, ModelError> {
     match file.hparam(HParam::AttentionWindow).unwrap_or(0) {

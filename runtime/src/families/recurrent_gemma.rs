@@ -18,14 +18,14 @@
 //! logits are soft-capped: `c tanh(logits / c)`.
 
 use crate::arch::HParam;
-use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions, POSITION_WORDS};
+use crate::attention::{self, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
     layer_major_family, scratch_rows, GateActivation, GatedMlp, MlpRows, ProductScratch, RmsHead, RunCtx,
 };
 use crate::file::EddyFile;
 use crate::hybrid::{
-    attention_shape, cache_layout, default_kv_options, native_window, AttentionRows, AttentionWeights,
+    attention_shape, default_kv_options, native_window, AttentionRows, AttentionWeights, HybridConfig,
     LayerKinds,
 };
 use crate::linear::Linear;
@@ -126,27 +126,6 @@ impl<'a> RecurrentGemmaConfig<'a> {
         Ok(c)
     }
 
-    /// Shape of every attention block.
-    fn attention(&self) -> AttentionShape {
-        AttentionShape {
-            n_heads: self.n_heads as usize,
-            n_kv_heads: self.n_kv_heads as usize,
-            head_dim: self.head_dim as usize,
-            rotary_dims: self.rotary_dims as usize,
-            rope_theta: self.rope_theta,
-            score_scale: 1.0 / libm::sqrtf(self.head_dim as f32),
-        }
-    }
-
-    /// Cache layout of every attention block.
-    fn cache(&self) -> Result<CacheLayout, ModelError> {
-        cache_layout(&self.attention(), self.kv)
-    }
-
-    fn is_attention(&self, i: usize) -> bool {
-        self.layer_kinds.get(i) == Some(&1)
-    }
-
     fn dims(&self) -> Dims {
         let (dm, lru, ff) = (self.d_model as usize, self.lru_width as usize, self.d_ffn as usize);
         let qd = (self.n_heads * self.head_dim) as usize;
@@ -163,21 +142,9 @@ impl<'a> RecurrentGemmaConfig<'a> {
         }
     }
 
-    /// f32 words of one layer's state: convolution window and RG-LRU
-    /// state, or the KV cache.
-    fn layer_state_words(&self, i: usize) -> Option<usize> {
-        if self.is_attention(i) {
-            self.cache().ok()?.words()
-        } else {
-            let d = self.dims();
-            d.keep.checked_add(1)?.checked_mul(d.lru)
-        }
-    }
-
     /// f32 words of state: position, then every layer's.
     pub fn state_words(&self) -> Option<usize> {
-        (0..self.n_layer as usize)
-            .try_fold(POSITION_WORDS, |acc, i| acc.checked_add(self.layer_state_words(i)?))
+        self.hybrid_state_words()
     }
 
     /// Scratch sizes for `n` tokens: residual, normed, three projection
@@ -204,6 +171,25 @@ impl<'a> RecurrentGemmaConfig<'a> {
             logit_rows.checked_mul(d.v),
             ProductScratch::words(d.max_cols, n),
         ]
+    }
+}
+
+impl<'a> HybridConfig for RecurrentGemmaConfig<'a> {
+    fn attention_params(&self) -> (u32, u32, u32, u32, f32) {
+        (self.n_heads, self.n_kv_heads, self.head_dim, self.rotary_dims, self.rope_theta)
+    }
+
+    fn kv_options(&self) -> KvCacheOptions {
+        self.kv
+    }
+
+    fn layer_kinds(&self) -> &[u8] {
+        self.layer_kinds
+    }
+
+    fn mixer_state_words(&self) -> Option<usize> {
+        let d = self.dims();
+        d.keep.checked_add(1)?.checked_mul(d.lru)
     }
 }
 
@@ -442,14 +428,8 @@ impl<'a> RecurrentGemma<'a> {
 
     /// Run `tokens` through all layers, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
-    fn run(
-        &self,
-        tokens: &[u32],
-        state: &mut StateStore<'_>,
-        r: &mut Rows<'_>,
-        logit_rows: usize,
-        rc: &mut RunCtx<'_, '_, '_>,
-    ) {
+    fn run(&self, tokens: &[u32], state: &mut StateStore<'_>, r: &mut Rows<'_>, rc: &mut RunCtx<'_, '_, '_>) {
+        let logit_rows = rc.logit_rows;
         let c = &self.config;
         let d = c.dims();
         let n = tokens.len();
@@ -458,11 +438,9 @@ impl<'a> RecurrentGemma<'a> {
         let position = layers.take_exact(POSITION_WORDS);
         let pos = attention::load_position(position);
         let scale = embed_scale(c.d_model);
-        for (&t, x) in tokens.iter().zip(r.x.chunks_exact_mut(d.dm)) {
-            self.embed().row(t as usize, x);
-            for v in x.iter_mut() {
-                *v *= scale;
-            }
+        self.embed().rows_into(tokens, r.x);
+        for v in r.x[..m].iter_mut() {
+            *v *= scale;
         }
         let mut index = 1u32;
         for i in 0..c.n_layer as usize {
@@ -497,7 +475,7 @@ impl<'a> RecurrentGemma<'a> {
         if logit_rows == 0 {
             return;
         }
-        self.head(index).logits(&r.x[..m], d.dm, logit_rows, r.normed, r.logits, rc);
+        self.head(index).logits(&r.x[..m], d.dm, r.normed, r.logits, rc);
         let logits = &mut r.logits[..logit_rows * d.v];
         if c.logit_soft_cap > 0.0 {
             let cap = c.logit_soft_cap;

@@ -240,9 +240,9 @@ impl<'a> Rwkv4<'a> {
         tokens: &[u32],
         state: &mut StateStore<'_>,
         rows: &mut Rows<'_>,
-        logit_rows: usize,
         rc: &mut RunCtx<'_, '_, '_>,
     ) {
+        let logit_rows = rc.logit_rows;
         let c = &self.config;
         let (dm, df, n) = (c.d_model as usize, c.d_ffn as usize, tokens.len());
         let eps = c.norm_eps;

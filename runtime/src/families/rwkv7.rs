@@ -428,14 +428,8 @@ impl<'a> Rwkv7<'a> {
 
     /// Run `tokens` through all blocks, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
-    fn run(
-        &self,
-        tokens: &[u32],
-        state: &mut StateStore<'_>,
-        r: &mut Rows<'_>,
-        logit_rows: usize,
-        rc: &mut RunCtx<'_, '_, '_>,
-    ) {
+    fn run(&self, tokens: &[u32], state: &mut StateStore<'_>, r: &mut Rows<'_>, rc: &mut RunCtx<'_, '_, '_>) {
+        let logit_rows = rc.logit_rows;
         let cfg = &self.config;
         let (c, f, n) = (cfg.d_model as usize, cfg.d_ffn as usize, tokens.len());
         let m = n * c;
