@@ -130,6 +130,34 @@ pub(crate) trait HybridConfig {
     }
 }
 
+/// Implements [`HybridConfig`] for a config type with the fields
+/// `n_heads`, `n_kv_heads`, `head_dim`, `rotary_dims`, `rope_theta`, `kv`
+/// and `layer_kinds`; `$words` gives the state words of a layer that is
+/// not attention, with `$c` bound to the config.
+macro_rules! hybrid_config {
+    ($ty:ty, mixer_state_words = |$c:ident| $words:expr) => {
+        impl $crate::families::hybrid::HybridConfig for $ty {
+            fn attention_params(&self) -> (u32, u32, u32, u32, f32) {
+                (self.n_heads, self.n_kv_heads, self.head_dim, self.rotary_dims, self.rope_theta)
+            }
+
+            fn kv_options(&self) -> $crate::attention::KvCacheOptions {
+                self.kv
+            }
+
+            fn layer_kinds(&self) -> &[u8] {
+                self.layer_kinds
+            }
+
+            fn mixer_state_words(&self) -> Option<usize> {
+                let $c = self;
+                $words
+            }
+        }
+    };
+}
+pub(crate) use hybrid_config;
+
 /// The model's own attention window (`None`: full attention).
 pub(crate) fn native_window(file: &EddyFile<'_>) -> Result<Option<u32>, ModelError> {
     match file.hparam(HParam::AttentionWindow).unwrap_or(0) {

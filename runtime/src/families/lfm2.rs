@@ -23,8 +23,8 @@ use crate::family::{
 };
 use crate::file::EddyFile;
 use crate::hybrid::{
-    attention_shape, default_kv_options, native_window, AttentionRows, AttentionWeights, HybridConfig,
-    LayerKinds,
+    attention_shape, default_kv_options, hybrid_config, native_window, AttentionRows, AttentionWeights,
+    HybridConfig, LayerKinds,
 };
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_step, rms_norm};
@@ -148,24 +148,7 @@ impl<'a> Lfm2Config<'a> {
     }
 }
 
-impl<'a> HybridConfig for Lfm2Config<'a> {
-    fn attention_params(&self) -> (u32, u32, u32, u32, f32) {
-        (self.n_heads, self.n_kv_heads, self.head_dim, self.rotary_dims, self.rope_theta)
-    }
-
-    fn kv_options(&self) -> KvCacheOptions {
-        self.kv
-    }
-
-    fn layer_kinds(&self) -> &[u8] {
-        self.layer_kinds
-    }
-
-    fn mixer_state_words(&self) -> Option<usize> {
-        let d = self.dims();
-        d.keep.checked_mul(d.dm)
-    }
-}
+hybrid_config!(Lfm2Config<'_>, mixer_state_words = |c| c.dims().keep.checked_mul(c.dims().dm));
 
 /// Visit the canonical tensor list of an LFM2 model in file order.
 pub fn tensor_schema(c: &Lfm2Config<'_>, visit: &mut dyn FnMut(TensorSpec)) {

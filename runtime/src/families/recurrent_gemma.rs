@@ -25,8 +25,8 @@ use crate::family::{
 };
 use crate::file::EddyFile;
 use crate::hybrid::{
-    attention_shape, default_kv_options, native_window, AttentionRows, AttentionWeights, HybridConfig,
-    LayerKinds,
+    attention_shape, default_kv_options, hybrid_config, native_window, AttentionRows, AttentionWeights,
+    HybridConfig, LayerKinds,
 };
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_step, exp_fast, gelu_tanh, rms_norm, sigmoid};
@@ -174,24 +174,10 @@ impl<'a> RecurrentGemmaConfig<'a> {
     }
 }
 
-impl<'a> HybridConfig for RecurrentGemmaConfig<'a> {
-    fn attention_params(&self) -> (u32, u32, u32, u32, f32) {
-        (self.n_heads, self.n_kv_heads, self.head_dim, self.rotary_dims, self.rope_theta)
-    }
-
-    fn kv_options(&self) -> KvCacheOptions {
-        self.kv
-    }
-
-    fn layer_kinds(&self) -> &[u8] {
-        self.layer_kinds
-    }
-
-    fn mixer_state_words(&self) -> Option<usize> {
-        let d = self.dims();
-        d.keep.checked_add(1)?.checked_mul(d.lru)
-    }
-}
+hybrid_config!(
+    RecurrentGemmaConfig<'_>,
+    mixer_state_words = |c| c.dims().keep.checked_add(1)?.checked_mul(c.dims().lru)
+);
 
 /// Visit the canonical tensor list of a RecurrentGemma model in file order.
 pub fn tensor_schema(c: &RecurrentGemmaConfig<'_>, visit: &mut dyn FnMut(TensorSpec)) {
