@@ -47,6 +47,32 @@ impl TensorSpec {
     }
 }
 
+/// The tensors of the gated MLP block of layer `i`: its RMSNorm (named by
+/// `norm_pattern`), then the gate, up and down projections, `d_ffn` wide.
+pub(crate) fn gated_mlp_specs(
+    i: u32,
+    norm_pattern: &'static str,
+    d_model: u64,
+    d_ffn: u64,
+) -> [TensorSpec; 4] {
+    use TensorKind::{Matrix, F32};
+    [
+        TensorSpec::layer(norm_pattern, i, 1, d_model, F32),
+        TensorSpec::layer("layers.{i}.gate_proj.weight", i, d_ffn, d_model, Matrix),
+        TensorSpec::layer("layers.{i}.up_proj.weight", i, d_ffn, d_model, Matrix),
+        TensorSpec::layer("layers.{i}.down_proj.weight", i, d_model, d_ffn, Matrix),
+    ]
+}
+
+/// Visit the tensors that end the stack: the final norm and, unless tied
+/// to the embedding, the LM head.
+pub(crate) fn visit_head(visit: &mut dyn FnMut(TensorSpec), vocab: u64, d_model: u64, tied: bool) {
+    visit(TensorSpec::global("norm_f.weight", 1, d_model, TensorKind::F32));
+    if !tied {
+        visit(TensorSpec::global("lm_head.weight", vocab, d_model, TensorKind::Matrix));
+    }
+}
+
 /// True if `name` is `pattern` with `{i}` replaced by `layer`.
 pub fn name_matches(name: &str, pattern: &str, layer: Option<u32>) -> bool {
     match (layer, pattern.split_once("{i}")) {

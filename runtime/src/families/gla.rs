@@ -17,7 +17,9 @@ use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, rms_norm, silu, softplus};
-use crate::schema::{dim, epsilon, flag, required, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::schema::{
+    dim, epsilon, flag, gated_mlp_specs, required, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
+};
 use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of a GLA model.
@@ -155,18 +157,14 @@ pub fn tensor_schema(c: &GlaConfig, visit: &mut dyn FnMut(TensorSpec)) {
             s("layers.{i}.gk_up.bias", 1, kd, F32),
             s("layers.{i}.g_norm.weight", 1, d.hv as u64, F32),
             s("layers.{i}.o_proj.weight", dm, vd, Matrix),
-            s("layers.{i}.mlp_norm.weight", 1, dm, F32),
-            s("layers.{i}.gate_proj.weight", d.ff as u64, dm, Matrix),
-            s("layers.{i}.up_proj.weight", d.ff as u64, dm, Matrix),
-            s("layers.{i}.down_proj.weight", dm, d.ff as u64, Matrix),
-        ] {
+        ]
+        .into_iter()
+        .chain(gated_mlp_specs(i, "layers.{i}.mlp_norm.weight", dm, d.ff as u64))
+        {
             visit(spec);
         }
     }
-    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
-    if !c.tied_embeddings {
-        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
-    }
+    visit_head(visit, v, dm, c.tied_embeddings);
 }
 
 const PER_LAYER: u32 = 14;

@@ -28,7 +28,9 @@ use crate::hybrid::{
 };
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_step, rms_norm};
-use crate::schema::{dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::schema::{
+    dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
+};
 use crate::state_store::{StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of an LFM2 model.
@@ -185,19 +187,11 @@ pub fn tensor_schema(c: &Lfm2Config<'_>, visit: &mut dyn FnMut(TensorSpec)) {
                 visit(s("layers.{i}.out_proj.bias", 1, dm, F32));
             }
         }
-        for spec in [
-            s("layers.{i}.ffn_norm.weight", 1, dm, F32),
-            s("layers.{i}.gate_proj.weight", ff, dm, Matrix),
-            s("layers.{i}.up_proj.weight", ff, dm, Matrix),
-            s("layers.{i}.down_proj.weight", dm, ff, Matrix),
-        ] {
+        for spec in gated_mlp_specs(i, "layers.{i}.ffn_norm.weight", dm, ff) {
             visit(spec);
         }
     }
-    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
-    if !c.tied_embeddings {
-        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
-    }
+    visit_head(visit, v, dm, c.tied_embeddings);
 }
 
 /// A loaded, validated LFM2 model.

@@ -10,7 +10,9 @@ use crate::family::{observe_input, ChunkLogits, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, rms_norm};
-use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::schema::{
+    check_schema, dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
+};
 use crate::state_store::{StatePart, StateParts, StateStore};
 use eddy_kernels::{ConvTokens, ScanTokens, TokenRows};
 
@@ -102,7 +104,7 @@ fn layer_specs(c: &Mamba1Config, i: u32) -> [Option<TensorSpec>; LAYER_SLOTS] {
 
 /// Visit the canonical tensor list of a Mamba-1 model in file order.
 pub fn tensor_schema(c: &Mamba1Config, visit: &mut dyn FnMut(TensorSpec)) {
-    use TensorKind::{Matrix, F32};
+    use TensorKind::Matrix;
     let (v, dm) = (c.vocab_size as u64, c.d_model as u64);
     visit(TensorSpec::global("embed.weight", v, dm, Matrix));
     for i in 0..c.n_layer {
@@ -110,10 +112,7 @@ pub fn tensor_schema(c: &Mamba1Config, visit: &mut dyn FnMut(TensorSpec)) {
             visit(spec);
         }
     }
-    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
-    if !c.tied_embeddings {
-        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
-    }
+    visit_head(visit, v, dm, c.tied_embeddings);
 }
 
 /// Offsets of the per-step scratch vectors, in f32 words.

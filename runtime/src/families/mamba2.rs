@@ -13,7 +13,9 @@ use crate::family::{checked_total, observe_input, Carver, ChunkLogits, Compute, 
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, gated_group_rms_norm, rms_norm, softplus};
-use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::schema::{
+    check_schema, dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
+};
 use crate::state_store::{StatePart, StateParts, StateStore};
 use eddy_quant::dot_f32;
 
@@ -163,10 +165,7 @@ pub fn tensor_schema(c: &Mamba2Config, visit: &mut dyn FnMut(TensorSpec)) {
             visit(s("layers.{i}.out_proj.bias", 1, dm, F32));
         }
     }
-    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
-    if !c.tied_embeddings {
-        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
-    }
+    visit_head(visit, v, dm, c.tied_embeddings);
 }
 
 /// A loaded, validated Mamba-2 model.

@@ -30,7 +30,9 @@ use crate::hybrid::{
 };
 use crate::linear::Linear;
 use crate::ops::{add_assign, causal_conv_step, exp_fast, gelu_tanh, rms_norm, sigmoid};
-use crate::schema::{dim, epsilon, flag, required, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::schema::{
+    dim, epsilon, flag, required, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
+};
 use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
 
 /// Hyper-parameters of a RecurrentGemma model.
@@ -235,10 +237,7 @@ pub fn tensor_schema(c: &RecurrentGemmaConfig<'_>, visit: &mut dyn FnMut(TensorS
             visit(spec);
         }
     }
-    visit(TensorSpec::global("norm_f.weight", 1, dm, F32));
-    if !c.tied_embeddings {
-        visit(TensorSpec::global("lm_head.weight", v, dm, Matrix));
-    }
+    visit_head(visit, v, dm, c.tied_embeddings);
 }
 
 /// A loaded, validated RecurrentGemma model.
