@@ -458,10 +458,14 @@ pub unsafe extern "C" fn eddy_session_prefill(
     }
     // SAFETY: `tokens` points to `n_tokens` readable ids (caller contract).
     let ids = unsafe { core::slice::from_raw_parts(tokens, n_tokens) };
-    match s.prefill(ids) {
-        Ok(l) => {
+    // Token by token in the session's own scratch: `Session::prefill`
+    // batches through an allocated chunk scratch when eddy's `alloc`
+    // feature is on (e.g. unified in a workspace build), and this API
+    // allocates nothing.
+    match s.prefill_with(ids, |_, _| {}, false) {
+        Ok(()) => {
             // SAFETY: forwarded caller contract.
-            unsafe { put_logits(l, logits, n_logits) };
+            unsafe { put_logits(s.logits(), logits, n_logits) };
             EddyStatus::Ok
         }
         Err(e) => session_status(e),
