@@ -3,24 +3,13 @@
 //! borrowed and owned buffer variants (state layout: `runtime/FORMAT.md`).
 
 use eddy::file::AlignedBytes;
-use eddy::writer::{FileBuilder, TensorData};
-use eddy::{Architecture, HParam, Model, Session, SessionError, TensorFormat, Workers};
+use eddy::writer::TensorData;
+use eddy::{Model, Session, SessionError, TensorFormat, Workers};
 use eddy_quant::quantize_row;
 use eddy_testkit::Rng;
 
-#[derive(Clone, Copy, Debug)]
-struct Hp {
-    vocab: u32,
-    d_model: u32,
-    n_layer: u32,
-    d_state: u32,
-    d_conv: u32,
-    d_inner: u32,
-    dt_rank: u32,
-    tied: bool,
-    proj_bias: bool,
-    conv_bias: bool,
-}
+mod common;
+use common::{header, Hp};
 
 const TINY: Hp = Hp {
     vocab: 13,
@@ -92,18 +81,7 @@ fn build(hp: &Hp, seed: u64, mat: Mat) -> Vec<u8> {
         sch.push(("lm_head.weight".into(), vec![v, dm], true));
     }
 
-    let mut b = FileBuilder::new(Architecture::Mamba1);
-    b.hparam(HParam::VocabSize, v)
-        .hparam(HParam::DModel, dm)
-        .hparam(HParam::NLayer, hp.n_layer)
-        .hparam(HParam::DState, ds)
-        .hparam(HParam::DConv, dc)
-        .hparam(HParam::DInner, di)
-        .hparam(HParam::DtRank, dr)
-        .hparam_f32(HParam::NormEps, 1e-5)
-        .hparam(HParam::TiedEmbeddings, hp.tied as u32)
-        .hparam(HParam::ProjBias, hp.proj_bias as u32)
-        .hparam(HParam::ConvBias, hp.conv_bias as u32);
+    let mut b = header(hp);
     let mut rng = Rng::new(seed);
     let int_formats =
         [TensorFormat::W8 { group: 32 }, TensorFormat::W4 { group: 32 }, TensorFormat::W2 { group: 32 }];

@@ -115,6 +115,15 @@ pub fn tensors(hp: &Hp, seed: u64, f16_matrices: bool) -> Vec<TensorData> {
 
 /// A builder with the hyper-parameters of `hp` and the given tensors.
 pub fn builder_with(hp: &Hp, ts: Vec<TensorData>) -> FileBuilder {
+    let mut b = header(hp);
+    for t in ts {
+        b.tensor(t).expect("valid test tensor");
+    }
+    b
+}
+
+/// A builder with the hyper-parameters of `hp` and no tensors yet.
+pub fn header(hp: &Hp) -> FileBuilder {
     let mut b = FileBuilder::new(Architecture::Mamba1);
     b.hparam(HParam::VocabSize, hp.vocab)
         .hparam(HParam::DModel, hp.d_model)
@@ -127,9 +136,6 @@ pub fn builder_with(hp: &Hp, ts: Vec<TensorData>) -> FileBuilder {
         .hparam(HParam::TiedEmbeddings, hp.tied as u32)
         .hparam(HParam::ProjBias, hp.proj_bias as u32)
         .hparam(HParam::ConvBias, hp.conv_bias as u32);
-    for t in ts {
-        b.tensor(t).expect("valid test tensor");
-    }
     b
 }
 
