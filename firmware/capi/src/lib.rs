@@ -183,6 +183,25 @@ unsafe fn put_logits(logits: &[f32], out: *mut *const f32, n: *mut usize) {
     }
 }
 
+/// The status of a step or prefill, its logits put out on success.
+///
+/// # Safety
+/// As [`put_logits`]: `out`/`n` are NULL or writable.
+unsafe fn logits_status(
+    result: Result<&[f32], SessionError>,
+    out: *mut *const f32,
+    n: *mut usize,
+) -> EddyStatus {
+    match result {
+        Ok(l) => {
+            // SAFETY: forwarded caller contract.
+            unsafe { put_logits(l, out, n) };
+            EddyStatus::Ok
+        }
+        Err(e) => session_status(e),
+    }
+}
+
 /// Validate `len` bytes at `bytes` (64-byte aligned) as a `.eddy` model,
 /// including its checksum, and bind it in `model`. The bytes are used in
 /// place and must stay valid and unchanged while the model is used.
@@ -421,14 +440,8 @@ pub unsafe extern "C" fn eddy_session_step(
         Ok(s) => s,
         Err(e) => return e,
     };
-    match s.step(token) {
-        Ok(l) => {
-            // SAFETY: forwarded caller contract.
-            unsafe { put_logits(l, logits, n_logits) };
-            EddyStatus::Ok
-        }
-        Err(e) => session_status(e),
-    }
+    // SAFETY: forwarded caller contract.
+    unsafe { logits_status(s.step(token), logits, n_logits) }
 }
 
 /// Feed `n_tokens` prompt tokens; logits as for `eddy_session_step`, after
@@ -458,14 +471,8 @@ pub unsafe extern "C" fn eddy_session_prefill(
     }
     // SAFETY: `tokens` points to `n_tokens` readable ids (caller contract).
     let ids = unsafe { core::slice::from_raw_parts(tokens, n_tokens) };
-    match s.prefill(ids) {
-        Ok(l) => {
-            // SAFETY: forwarded caller contract.
-            unsafe { put_logits(l, logits, n_logits) };
-            EddyStatus::Ok
-        }
-        Err(e) => session_status(e),
-    }
+    // SAFETY: forwarded caller contract.
+    unsafe { logits_status(s.prefill(ids), logits, n_logits) }
 }
 
 /// Forget all context (position 0, empty state).
