@@ -5,17 +5,13 @@
 #   (default: every models/*-fortunes directory; prints a Markdown table)
 set -euo pipefail
 . "$(dirname "$0")/quality-common.sh" out/family-quality
-dirs=("$@")
-[ ${#dirs[@]} -gt 0 ] || dirs=(models/*-fortunes)
+model_dirs "$@"
 names=()
 for d in "${dirs[@]}"; do
   n=$(basename "$d")
   names+=("$n")
   $E convert "$d" -o "$W/$n-f32.eddy" >/dev/null 2>&1
-  for r in w4a8 w2a8; do
-    $E quantize "$W/$n-f32.eddy" --recipe $r --calib "$CALIB" --calib-tokens "$CALIB_TOKENS" \
-      -o "$W/$n-$r.eddy" >/dev/null 2>&1
-  done
+  for r in w4a8 w2a8; do quantize_with "$n" $r; done
 done
 # Attention layers (hybrids) use KV_FLAGS, default: q4 cache, 4 sinks + 252
 # recent tokens (the trained context of models/lfm2-fortunes is 256).

@@ -15,3 +15,15 @@ E=target/release/eddy
 W=$1
 mkdir -p "$W"
 ppl() { sed -E 's/.*ppl: ([0-9.]+).*/\1/' "$W/$1.ppl"; }
+# `model_dirs "$@"`: the model directories to tabulate, as the array `dirs`:
+# the arguments, or every models/*-fortunes directory.
+model_dirs() {
+  dirs=("$@")
+  [ ${#dirs[@]} -gt 0 ] || dirs=(models/*-fortunes)
+}
+# `quantize_with NAME RECIPE`: $W/NAME-f32.eddy quantized with the calibration
+# text into $W/NAME-RECIPE.eddy.
+quantize_with() {
+  $E quantize "$W/$1-f32.eddy" --recipe "$2" --calib "$CALIB" --calib-tokens "$CALIB_TOKENS" \
+    -o "$W/$1-$2.eddy" >/dev/null 2>&1
+}

@@ -7,8 +7,7 @@
 # Converted/quantized files in out/state-quality are reused; FRESH=1 redoes them.
 set -euo pipefail
 . "$(dirname "$0")/quality-common.sh" out/state-quality
-dirs=("$@")
-[ ${#dirs[@]} -gt 0 ] || dirs=(models/*-fortunes)
+model_dirs "$@"
 names=()
 for d in "${dirs[@]}"; do
   n=$(basename "$d")
@@ -17,8 +16,7 @@ for d in "${dirs[@]}"; do
     $E convert "$d" -o "$W/$n-f32.eddy" >/dev/null 2>&1
   fi
   if [ -n "${FRESH:-}" ] || [ ! -s "$W/$n-w2a8.eddy" ]; then
-    $E quantize "$W/$n-f32.eddy" --recipe w2a8 --calib "$CALIB" --calib-tokens "$CALIB_TOKENS" \
-      -o "$W/$n-w2a8.eddy" >/dev/null 2>&1
+    quantize_with "$n" w2a8
   fi
 done
 for n in "${names[@]}"; do for w in f32 w2a8; do for b in 32 8 4; do echo "$n-$w $b"; done; done; done |
