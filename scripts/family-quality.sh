@@ -4,27 +4,14 @@
 # weight. Usage: scripts/family-quality.sh [model-dir...]
 #   (default: every models/*-fortunes directory; prints a Markdown table)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-TEST=data/fortunes/test.txt
-CALIB=data/fortunes/train.txt
-CALIB_TOKENS=${CALIB_TOKENS:-8192}
-JOBS=${JOBS:-2}
-export EDDY_THREADS=1
-cargo build --release -q -p eddy-cli
-E=target/release/eddy
-W=out/family-quality
-mkdir -p "$W"
-dirs=("$@")
-[ ${#dirs[@]} -gt 0 ] || dirs=(models/*-fortunes)
+. "$(dirname "$0")/quality-common.sh" out/family-quality
+model_dirs "$@"
 names=()
 for d in "${dirs[@]}"; do
   n=$(basename "$d")
   names+=("$n")
   $E convert "$d" -o "$W/$n-f32.eddy" >/dev/null 2>&1
-  for r in w4a8 w2a8; do
-    $E quantize "$W/$n-f32.eddy" --recipe $r --calib "$CALIB" --calib-tokens "$CALIB_TOKENS" \
-      -o "$W/$n-$r.eddy" >/dev/null 2>&1
-  done
+  for r in w4a8 w2a8; do quantize_with "$n" $r; done
 done
 # Attention layers (hybrids) use KV_FLAGS, default: q4 cache, 4 sinks + 252
 # recent tokens (the trained context of models/lfm2-fortunes is 256).
@@ -34,7 +21,6 @@ for n in "${names[@]}"; do
   if $E inspect "$W/$n-f32.eddy" | grep -q '^kv cache:'; then flags=$KV_FLAGS; fi
   for r in f32 w4a8 w2a8; do echo "$n-$r $flags"; done
 done | xargs -P "$JOBS" -L1 sh -c 'm=$0; '"$E"' "$@" eval '"$W"'/$m.eddy --ppl '"$TEST"' > '"$W"'/$m.ppl 2>/dev/null'
-ppl() { sed -E 's/.*ppl: ([0-9.]+).*/\1/' "$W/$1.ppl"; }
 lin() { $E inspect "$W/$1.eddy" | grep '^bits/weight' | sed -E 's/.*, ([0-9.]+) layer linears.*/\1/'; }
 echo "| model | family | parameters | state bytes | f32 ppl | W4A8 ppl (bits) | W2A8 ppl (bits) | W2A8 vs f32 |"
 echo "|---|---|---|---|---|---|---|---|"

@@ -5,18 +5,10 @@
 # (every token of the context cached) or Lambda-shaped (sinks + recent window),
 # at f32 and W2A8 weights. Usage: scripts/kv-quality.sh [model-dir]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 MODEL_DIR=${1:-models/lfm2-fortunes}
-TEST=data/fortunes/test.txt
-CALIB=data/fortunes/train.txt
 CTX=${CTX:-256}            # the training context: windows of this many tokens
-JOBS=${JOBS:-2}
-export EDDY_THREADS=1
+. "$(dirname "$0")/quality-common.sh" out/kv-quality
 [ -f "$TEST" ] || bash scripts/setup-corpus.sh
-cargo build --release -q -p eddy-cli
-E=target/release/eddy
-W=out/kv-quality
-mkdir -p "$W"
 n=$(basename "$MODEL_DIR")
 $E convert "$MODEL_DIR" -o "$W/$n-f32.eddy" >/dev/null 2>&1
 $E quantize "$W/$n-f32.eddy" --recipe w2a8 --calib "$CALIB" --calib-tokens 8192 -o "$W/$n-w2a8.eddy" >/dev/null 2>&1
@@ -44,7 +36,6 @@ for w in f32 w2a8; do
   done
 done
 wait
-ppl() { sed -E 's/.*ppl: ([0-9.]+).*/\1/' "$W/$1.ppl"; }
 rel() { awk -v p="$(ppl "$1")" -v b="$(ppl "$2")" 'BEGIN { printf "%+.2f%%", (p / b - 1) * 100 }'; }
 echo "| cache | f32 weights ppl | vs f16 full | W2A8 ppl | vs f16 full |"
 echo "|---|---|---|---|---|"

@@ -3,18 +3,8 @@
 # model on the held-out test split for every preset and the W2A8 ablations.
 # Usage: scripts/quality-table.sh [model-dir]   (prints a Markdown table)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 MODEL_DIR=${1:-models/mamba-fortunes}
-TEST=data/fortunes/test.txt
-CALIB=data/fortunes/train.txt
-CALIB_TOKENS=${CALIB_TOKENS:-8192}
-JOBS=${JOBS:-2}
-# One thread per eval; JOBS evals run side by side.
-export EDDY_THREADS=1
-cargo build --release -q -p eddy-cli
-E=target/release/eddy
-W=out/quality
-mkdir -p "$W"
+. "$(dirname "$0")/quality-common.sh" out/quality
 $E convert "$MODEL_DIR" -o "$W/f32.eddy" >/dev/null
 $E convert "$MODEL_DIR" -o "$W/f16.eddy" --dtype f16 >/dev/null
 q() { # name recipe [flags...]

@@ -6,18 +6,8 @@
 #   (default: every models/*-fortunes directory; prints a Markdown table)
 # Converted/quantized files in out/state-quality are reused; FRESH=1 redoes them.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-TEST=data/fortunes/test.txt
-CALIB=data/fortunes/train.txt
-CALIB_TOKENS=${CALIB_TOKENS:-8192}
-JOBS=${JOBS:-2}
-export EDDY_THREADS=1
-cargo build --release -q -p eddy-cli
-E=target/release/eddy
-W=out/state-quality
-mkdir -p "$W"
-dirs=("$@")
-[ ${#dirs[@]} -gt 0 ] || dirs=(models/*-fortunes)
+. "$(dirname "$0")/quality-common.sh" out/state-quality
+model_dirs "$@"
 names=()
 for d in "${dirs[@]}"; do
   n=$(basename "$d")
@@ -26,13 +16,11 @@ for d in "${dirs[@]}"; do
     $E convert "$d" -o "$W/$n-f32.eddy" >/dev/null 2>&1
   fi
   if [ -n "${FRESH:-}" ] || [ ! -s "$W/$n-w2a8.eddy" ]; then
-    $E quantize "$W/$n-f32.eddy" --recipe w2a8 --calib "$CALIB" --calib-tokens "$CALIB_TOKENS" \
-      -o "$W/$n-w2a8.eddy" >/dev/null 2>&1
+    quantize_with "$n" w2a8
   fi
 done
 for n in "${names[@]}"; do for w in f32 w2a8; do for b in 32 8 4; do echo "$n-$w $b"; done; done; done |
   xargs -P "$JOBS" -L 1 sh -c "$E eval $W/\$0.eddy --ppl $TEST --state-bits \$1 > $W/\$0-s\$1.ppl 2>/dev/null"
-ppl() { sed -E 's/.*ppl: ([0-9.]+).*/\1/' "$W/$1.ppl"; }
 rel() { awk -v p="$1" -v b="$2" 'BEGIN { printf "%+.2f%%", (p / b - 1) * 100 }'; }
 echo "| model | family | weights | state bytes f32 / 8-bit / 4-bit | ppl, f32 state | 8-bit state | 4-bit state |"
 echo "|---|---|---|---|---|---|---|"

@@ -25,28 +25,8 @@ pub const SCAN_ABS_BOUND: f32 = 1e-9;
 /// Relative part of the scan bound.
 pub const SCAN_REL_BOUND: f32 = 4e-6;
 
-/// Deterministic xorshift64* generator.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a nonzero-ized seed.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
-}
+/// The shared deterministic generator the golden files were drawn with.
+pub use eddy_testkit::Rng;
 
 /// One matrix-vector test case.
 #[derive(Clone, Debug)]

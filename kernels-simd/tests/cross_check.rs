@@ -8,14 +8,7 @@
 
 use eddy_kernels::{compiled, supported, ActsI8, Kernels, SCALAR};
 use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat, GROUP_SIZES};
-
-struct Rng(u64);
-impl Rng {
-    fn f(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
+use eddy_testkit::Lcg as Rng;
 
 fn kernel_sets() -> Vec<&'static Kernels> {
     let sets: Vec<_> = compiled().iter().copied().filter(|k| supported(k)).collect();

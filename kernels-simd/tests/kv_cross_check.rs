@@ -12,21 +12,7 @@
 
 use eddy_kernels::{compiled, supported, Kernels, KvRows, SCALAR};
 use eddy_quant::{encode_kv_row, KvFormat};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
-        (self.next() >> 7) as f32 / (1u64 << 23) as f32 * 2.0 - 1.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        self.next() as usize % n
-    }
-}
+use eddy_testkit::Lcg31 as Rng;
 
 fn kernel_sets() -> Vec<&'static Kernels> {
     let sets: Vec<_> = compiled().iter().copied().filter(|k| supported(k)).collect();

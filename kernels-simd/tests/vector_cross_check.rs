@@ -5,17 +5,7 @@
 
 use eddy_kernels::vector::{selective_scan_scalar, SCALAR_VECTOR};
 use eddy_kernels::{compiled, supported, vector_kernels, ConvTokens, ScanArgs, ScanTokens, TokenRows};
-
-struct Rng(u64);
-impl Rng {
-    fn f(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.f() * scale).collect()
-    }
-}
+use eddy_testkit::Lcg as Rng;
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
@@ -249,7 +239,10 @@ fn every_set_uses_the_vector_kernels_it_is_built_on() {
         let want = want.unwrap_or_else(|| panic!("set {} is missing from VECTOR_SET_OF", k.name));
         assert_eq!(vector_kernels(k).name, want, "vector kernels of {}", k.name);
     }
-    assert_eq!(vector_kernels(eddy_kernels::by_name("scalar").expect("always compiled")).name, SCALAR_VECTOR.name);
+    assert_eq!(
+        vector_kernels(eddy_kernels::by_name("scalar").expect("always compiled")).name,
+        SCALAR_VECTOR.name
+    );
 }
 
 /// Activation quantization of every set against the reference: codes,

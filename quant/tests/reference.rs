@@ -2,21 +2,7 @@
 //! extreme inputs, and the quantized dot product against float math.
 
 use eddy_quant::*;
-
-/// Small deterministic generator (xorshift64*), so tests need no crates.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
+use eddy_testkit::Rng;
 
 fn formats() -> Vec<TensorFormat> {
     let mut v = Vec::new();
@@ -37,7 +23,7 @@ fn round_trip_error_is_at_most_half_a_step() {
     let mut rng = Rng(7);
     for f in formats() {
         let cols = f.group_size().unwrap() * 3;
-        let w: Vec<f32> = (0..cols).map(|_| rng.uniform() * 3.0).collect();
+        let w: Vec<f32> = (0..cols).map(|_| rng.uniform(-1.0, 1.0) * 3.0).collect();
         let mut bytes = vec![0u8; row_bytes(f, cols)];
         quantize_row(f, &w, &mut bytes).unwrap();
         let mut back = vec![0f32; cols];
@@ -145,8 +131,8 @@ fn dot_matches_dequantized_float_dot() {
     for f in formats() {
         let g = f.group_size().unwrap();
         let cols = g * 4;
-        let w: Vec<f32> = (0..cols).map(|_| rng.uniform()).collect();
-        let x: Vec<f32> = (0..cols).map(|_| rng.uniform() * 4.0).collect();
+        let w: Vec<f32> = (0..cols).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let x: Vec<f32> = (0..cols).map(|_| rng.uniform(-1.0, 1.0) * 4.0).collect();
         let mut wb = vec![0u8; row_bytes(f, cols)];
         quantize_row(f, &w, &mut wb).unwrap();
         let (mut q, mut s, mut sums) = (vec![0i8; cols], vec![0f32; 4], vec![0i32; 4]);

@@ -2,21 +2,7 @@
 //! agreeing bit for bit with the stored codes, packing, extreme inputs.
 
 use eddy_quant::{dequantize_state_group, requantize_state_group, StateBits};
-
-/// Small deterministic generator (xorshift64*), so tests need no crates.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
+use eddy_testkit::Rng;
 
 const BOTH: [StateBits; 2] = [StateBits::Eight, StateBits::Four];
 
@@ -36,7 +22,7 @@ fn error_is_at_most_half_a_step_and_in_place_equals_decoded() {
     for bits in BOTH {
         for len in [1, 2, 3, 7, 16, 31, 32, 33, 64] {
             for magnitude in [1e-30f32, 1e-6, 0.01, 1.0, 300.0, 1e30] {
-                let v: Vec<f32> = (0..len).map(|_| rng.uniform() * magnitude).collect();
+                let v: Vec<f32> = (0..len).map(|_| rng.uniform(-1.0, 1.0) * magnitude).collect();
                 let (work, decoded, scale, _) = round_trip(bits, &v);
                 let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
                 assert_eq!(scale, amax / bits.max_code() as f32, "{bits:?}");
@@ -56,7 +42,7 @@ fn largest_magnitude_is_kept_and_codes_stay_in_range() {
     let mut rng = Rng(5);
     for bits in BOTH {
         let q = bits.max_code();
-        let v: Vec<f32> = (0..32).map(|_| rng.uniform()).collect();
+        let v: Vec<f32> = (0..32).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let (_, decoded, scale, codes) = round_trip(bits, &v);
         let (i, amax) =
             v.iter().enumerate().fold((0, 0f32), |m, (i, x)| if x.abs() > m.1 { (i, x.abs()) } else { m });
@@ -127,7 +113,7 @@ fn requantizing_decoded_values_is_stable() {
     // re-coding decoded values changes them by at most one ulp-level step.
     let mut rng = Rng(3);
     for bits in BOTH {
-        let v: Vec<f32> = (0..48).map(|_| rng.uniform() * 5.0).collect();
+        let v: Vec<f32> = (0..48).map(|_| rng.uniform(-1.0, 1.0) * 5.0).collect();
         let (once, _, scale, _) = round_trip(bits, &v);
         let (twice, _, _, _) = round_trip(bits, &once);
         for (a, b) in once.iter().zip(&twice) {
@@ -145,7 +131,7 @@ fn slowly_decaying_group_decays_like_f32() {
     let a = 0.999f32;
     let mut rng = Rng(21);
     for bits in BOTH {
-        let start: Vec<f32> = (0..32).map(|_| rng.uniform()).collect();
+        let start: Vec<f32> = (0..32).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let mut coded = start.clone();
         let mut codes = vec![0u8; bits.code_bytes(32)];
         requantize_state_group(bits, &mut coded, &mut codes);

@@ -3,23 +3,13 @@
 //! borrowed and owned buffer variants (state layout: `runtime/FORMAT.md`).
 
 use eddy::file::AlignedBytes;
-use eddy::writer::{FileBuilder, TensorData};
-use eddy::{Architecture, HParam, Model, Session, SessionError, TensorFormat, Workers};
+use eddy::writer::TensorData;
+use eddy::{Model, Session, SessionError, TensorFormat, Workers};
 use eddy_quant::quantize_row;
+use eddy_testkit::Rng;
 
-#[derive(Clone, Copy, Debug)]
-struct Hp {
-    vocab: u32,
-    d_model: u32,
-    n_layer: u32,
-    d_state: u32,
-    d_conv: u32,
-    d_inner: u32,
-    dt_rank: u32,
-    tied: bool,
-    proj_bias: bool,
-    conv_bias: bool,
-}
+mod common;
+use common::{header, Hp};
 
 const TINY: Hp = Hp {
     vocab: 13,
@@ -36,33 +26,6 @@ const TINY: Hp = Hp {
 
 /// Wide enough for group-32 integer formats on every matrix but dt_proj.
 const QHP: Hp = Hp { vocab: 13, d_model: 32, d_inner: 64, dt_rank: 4, ..TINY };
-
-/// Deterministic xorshift64* generator.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in [-0.5, 0.5).
-    fn f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    }
-
-    fn below(&mut self, n: u32) -> u32 {
-        (self.next_u64() % n as u64) as u32
-    }
-}
 
 /// How matrices are stored.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -118,18 +81,7 @@ fn build(hp: &Hp, seed: u64, mat: Mat) -> Vec<u8> {
         sch.push(("lm_head.weight".into(), vec![v, dm], true));
     }
 
-    let mut b = FileBuilder::new(Architecture::Mamba1);
-    b.hparam(HParam::VocabSize, v)
-        .hparam(HParam::DModel, dm)
-        .hparam(HParam::NLayer, hp.n_layer)
-        .hparam(HParam::DState, ds)
-        .hparam(HParam::DConv, dc)
-        .hparam(HParam::DInner, di)
-        .hparam(HParam::DtRank, dr)
-        .hparam_f32(HParam::NormEps, 1e-5)
-        .hparam(HParam::TiedEmbeddings, hp.tied as u32)
-        .hparam(HParam::ProjBias, hp.proj_bias as u32)
-        .hparam(HParam::ConvBias, hp.conv_bias as u32);
+    let mut b = header(hp);
     let mut rng = Rng::new(seed);
     let int_formats =
         [TensorFormat::W8 { group: 32 }, TensorFormat::W4 { group: 32 }, TensorFormat::W2 { group: 32 }];
@@ -138,8 +90,9 @@ fn build(hp: &Hp, seed: u64, mat: Mat) -> Vec<u8> {
         let n: u32 = shape.iter().product();
         let norm = name.ends_with("norm.weight") || name == "norm_f.weight";
         let scale = if matrix { 1.5 } else { 1.0 };
-        let mut values: Vec<f32> =
-            (0..n).map(|_| if norm { 1.0 + 0.2 * rng.f32() } else { scale * rng.f32() }).collect();
+        let mut values: Vec<f32> = (0..n)
+            .map(|_| if norm { 1.0 + 0.2 * rng.uniform(-0.5, 0.5) } else { scale * rng.uniform(-0.5, 0.5) })
+            .collect();
         let t = match (matrix, mat) {
             (true, Mat::F16) => TensorData::f16(name, &shape, &values),
             (true, Mat::Quant) if shape[shape.len() - 1] % 32 == 0 => {

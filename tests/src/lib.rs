@@ -1,6 +1,10 @@
-//! Shared helpers for eddy's cross-crate tests: fixture paths and reading
-//! the reference outputs written by `tools/python/make_fixtures.py`.
+//! Shared helpers for eddy's cross-crate tests: fixture paths, converting
+//! them, running a model both ways, and reading the reference outputs
+//! written by `tools/python/make_fixtures.py`.
 
+use eddy::file::AlignedBytes;
+use eddy::{Model, Session};
+use eddy_cli::convert::{convert_dir, WeightDtype};
 use safetensors::{Dtype, SafeTensors};
 use std::path::PathBuf;
 
@@ -46,4 +50,22 @@ pub fn load_reference(name: &str) -> Reference {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// A fixture converted by eddy's converter, in an aligned buffer.
+pub fn convert(fixture: &str, dtype: WeightDtype) -> AlignedBytes {
+    AlignedBytes::copy_from(&convert_dir(&fixture_dir(fixture), dtype).expect("convert").bytes)
+}
+
+/// Logits of every position: (token by token, batched prefill in chunks of 5).
+pub fn step_and_prefill(model: &Model<'_>, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let mut session = Session::new_owned(model);
+    let mut stepwise = Vec::new();
+    for &t in ids {
+        stepwise.extend_from_slice(session.step(t).unwrap());
+    }
+    session.reset();
+    let mut batched = Vec::new();
+    session.prefill_chunked(ids, 5, true, |_, l| batched.extend_from_slice(l)).unwrap();
+    (stepwise, batched)
 }

@@ -9,10 +9,10 @@
 use eddy::file::AlignedBytes;
 use eddy::{Architecture, Model, Session};
 use eddy_cli::calibrate::{collect_activation_stats, CalibrationOptions};
-use eddy_cli::convert::{convert_dir, WeightDtype};
+use eddy_cli::convert::WeightDtype;
 use eddy_cli::quantize::quantize_model;
 use eddy_cli::recipe::Recipe;
-use eddy_tests::{fixture_dir, load_reference, max_abs_diff};
+use eddy_tests::{convert, load_reference, max_abs_diff, step_and_prefill};
 
 /// f32 tolerance: only summation order and exp/tanh implementations differ.
 const F32_TOL: f32 = 1e-4;
@@ -27,23 +27,6 @@ const FAMILIES: [(&str, Architecture); 7] = [
     ("rwkv4-tiny", Architecture::Rwkv4),
 ];
 
-fn convert(fixture: &str, dtype: WeightDtype) -> AlignedBytes {
-    AlignedBytes::copy_from(&convert_dir(&fixture_dir(fixture), dtype).expect("convert").bytes)
-}
-
-/// Logits of every position: (token by token, batched prefill in chunks of 5).
-fn run(model: &Model<'_>, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
-    let mut session = Session::new_owned(model);
-    let mut stepwise = Vec::new();
-    for &t in ids {
-        stepwise.extend_from_slice(session.step(t).unwrap());
-    }
-    session.reset();
-    let mut batched = Vec::new();
-    session.prefill_chunked(ids, 5, true, |_, l| batched.extend_from_slice(l)).unwrap();
-    (stepwise, batched)
-}
-
 #[test]
 fn f32_matches_torch_and_prefill_equals_step() {
     for (fixture, arch) in FAMILIES {
@@ -52,7 +35,7 @@ fn f32_matches_torch_and_prefill_equals_step() {
         assert_eq!(model.architecture(), arch);
         let reference = load_reference(fixture);
         assert_eq!(model.vocab_size(), reference.vocab);
-        let (stepwise, batched) = run(&model, &reference.input_ids);
+        let (stepwise, batched) = step_and_prefill(&model, &reference.input_ids);
         let e_dec = max_abs_diff(&stepwise, &reference.logits_decode);
         let e_fwd = max_abs_diff(&batched, &reference.logits_forward);
         println!("{fixture}: max |eddy step - torch decode| {e_dec:.3e}, |eddy prefill - torch forward| {e_fwd:.3e}");
@@ -116,7 +99,7 @@ fn quantized_presets_stay_bounded() {
             let (q, _) = quantize_model(&model, &recipe, Some(&stats), calib.len(), opts, |_, _| {}).unwrap();
             let q = AlignedBytes::copy_from(&q);
             let qm = Model::from_bytes(q.as_slice()).unwrap();
-            let (stepwise, batched) = run(&qm, &reference.input_ids);
+            let (stepwise, batched) = step_and_prefill(&qm, &reference.input_ids);
             assert_eq!(stepwise, batched, "{fixture} {preset}: prefill != step");
             let err = max_abs_diff(&stepwise, &reference.logits_decode);
             println!("{fixture} {preset}: max abs logit error {err:.4}");

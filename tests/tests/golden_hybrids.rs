@@ -5,8 +5,8 @@
 
 use eddy::file::AlignedBytes;
 use eddy::{Architecture, KvCacheOptions, KvFormat, Model, Session};
-use eddy_cli::convert::{convert_dir, WeightDtype};
-use eddy_tests::{fixture_dir, load_reference, max_abs_diff};
+use eddy_cli::convert::WeightDtype;
+use eddy_tests::{convert, fixture_dir, load_reference, max_abs_diff, step_and_prefill};
 use safetensors::SafeTensors;
 
 /// f32 tolerance: only summation order and exp/tanh implementations differ.
@@ -15,34 +15,20 @@ const F32_TOL: f32 = 1e-4;
 const HYBRIDS: [(&str, Architecture); 2] =
     [("lfm2-tiny", Architecture::Lfm2), ("recurrentgemma-tiny", Architecture::RecurrentGemma)];
 
-fn convert(fixture: &str) -> AlignedBytes {
-    AlignedBytes::copy_from(&convert_dir(&fixture_dir(fixture), WeightDtype::F32).expect("convert").bytes)
-}
-
 /// The model with its cache in `format`, keeping the default window.
 fn with_format<'a>(model: &Model<'a>, format: KvFormat) -> Model<'a> {
     let kv = model.kv_cache().expect("hybrids have attention layers");
     model.with_kv_cache(KvCacheOptions { format, ..kv }).unwrap()
 }
 
-/// Logits of every position: (token by token, batched prefill in chunks of 5).
-fn run(model: &Model<'_>, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
-    let mut session = Session::new_owned(model);
-    let stepwise: Vec<f32> = ids.iter().flat_map(|&t| session.step(t).unwrap().to_vec()).collect();
-    session.reset();
-    let mut batched = Vec::new();
-    session.prefill_chunked(ids, 5, true, |_, l| batched.extend_from_slice(l)).unwrap();
-    (stepwise, batched)
-}
-
 #[test]
 fn f32_cache_matches_transformers_and_prefill_equals_step() {
     for (fixture, arch) in HYBRIDS {
-        let bytes = convert(fixture);
+        let bytes = convert(fixture, WeightDtype::F32);
         let model = with_format(&Model::from_bytes(bytes.as_slice()).unwrap(), KvFormat::F32);
         assert_eq!(model.architecture(), arch);
         let reference = load_reference(fixture);
-        let (stepwise, batched) = run(&model, &reference.input_ids);
+        let (stepwise, batched) = step_and_prefill(&model, &reference.input_ids);
         let e_dec = max_abs_diff(&stepwise, &reference.logits_decode);
         let e_fwd = max_abs_diff(&batched, &reference.logits_forward);
         println!("{fixture}: max |eddy step - decode| {e_dec:.3e}, |eddy prefill - forward| {e_fwd:.3e}");
@@ -53,7 +39,7 @@ fn f32_cache_matches_transformers_and_prefill_equals_step() {
 
 #[test]
 fn recurrent_gemma_defaults_to_its_own_window() {
-    let bytes = convert("recurrentgemma-tiny");
+    let bytes = convert("recurrentgemma-tiny", WeightDtype::F32);
     let model = Model::from_bytes(bytes.as_slice()).unwrap();
     // The fixture's attention_window_size is 8 (shorter than its 24 tokens).
     let kv = model.kv_cache().unwrap();
@@ -62,7 +48,7 @@ fn recurrent_gemma_defaults_to_its_own_window() {
 
 #[test]
 fn lambda_window_matches_masked_attention() {
-    let bytes = convert("lfm2-tiny");
+    let bytes = convert("lfm2-tiny", WeightDtype::F32);
     let model = Model::from_bytes(bytes.as_slice()).unwrap();
     let raw = std::fs::read(fixture_dir("lfm2-tiny").join("reference.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&raw).unwrap();
@@ -80,7 +66,7 @@ fn lambda_window_matches_masked_attention() {
         .collect();
     let reference = load_reference("lfm2-tiny");
     let lambda = model.with_kv_cache(KvCacheOptions { format: KvFormat::F32, sinks, window }).unwrap();
-    let (stepwise, batched) = run(&lambda, &reference.input_ids);
+    let (stepwise, batched) = step_and_prefill(&lambda, &reference.input_ids);
     let err = max_abs_diff(&stepwise, &want);
     println!("lfm2-tiny sinks {sinks} window {window}: max |eddy - masked reference| {err:.3e}");
     assert!(err <= F32_TOL, "lambda window error {err}");
@@ -101,15 +87,15 @@ const KV_BOUNDS: [(&str, [f32; 3]); 2] =
 #[test]
 fn kv_formats_stay_bounded_and_snapshots_are_exact() {
     for (fixture, bounds) in KV_BOUNDS {
-        let bytes = convert(fixture);
+        let bytes = convert(fixture, WeightDtype::F32);
         let model = Model::from_bytes(bytes.as_slice()).unwrap();
         let ids = load_reference(fixture).input_ids;
-        let (exact, _) = run(&with_format(&model, KvFormat::F32), &ids);
+        let (exact, _) = step_and_prefill(&with_format(&model, KvFormat::F32), &ids);
         let mut prev = 0.0;
         let mut prev_bytes = usize::MAX;
         for (format, bound) in [KvFormat::F16, KvFormat::Q8, KvFormat::Q4].into_iter().zip(bounds) {
             let m = with_format(&model, format);
-            let (stepwise, batched) = run(&m, &ids);
+            let (stepwise, batched) = step_and_prefill(&m, &ids);
             assert_eq!(stepwise, batched, "{fixture} {format:?}: prefill != step");
             let err = max_abs_diff(&stepwise, &exact);
             println!(
@@ -140,7 +126,7 @@ fn kv_formats_stay_bounded_and_snapshots_are_exact() {
 
 #[test]
 fn bad_kv_options_are_refused_with_a_reason() {
-    let bytes = convert("lfm2-tiny");
+    let bytes = convert("lfm2-tiny", WeightDtype::F32);
     let model = Model::from_bytes(bytes.as_slice()).unwrap();
     for bad in [
         KvCacheOptions { format: KvFormat::Q4, sinks: 4, window: 0 },
@@ -174,7 +160,7 @@ fn bad_kv_options_are_refused_with_a_reason() {
 fn lfm2_honours_rotary_dims() {
     use eddy::writer::{FileBuilder, TensorData};
     use eddy::HParam;
-    let bytes = convert("lfm2-tiny");
+    let bytes = convert("lfm2-tiny", WeightDtype::F32);
     let base = with_format(&Model::from_bytes(bytes.as_slice()).unwrap(), KvFormat::F32);
     let head_dim = base.file().hparam(HParam::HeadDim).unwrap();
     let rebuilt = |rotary: u32| {
@@ -193,11 +179,13 @@ fn lfm2_honours_rotary_dims() {
         AlignedBytes::copy_from(&b.to_bytes())
     };
     let ids = [1u32, 5, 9, 2, 7, 3, 8, 4];
-    let (want, _) = run(&base, &ids);
+    let (want, _) = step_and_prefill(&base, &ids);
     let full = rebuilt(head_dim);
-    let (same, _) = run(&with_format(&Model::from_bytes(full.as_slice()).unwrap(), KvFormat::F32), &ids);
+    let (same, _) =
+        step_and_prefill(&with_format(&Model::from_bytes(full.as_slice()).unwrap(), KvFormat::F32), &ids);
     assert_eq!(want, same, "rotary_dims = head_dim must change nothing");
     let half = rebuilt(head_dim / 2);
-    let (other, _) = run(&with_format(&Model::from_bytes(half.as_slice()).unwrap(), KvFormat::F32), &ids);
+    let (other, _) =
+        step_and_prefill(&with_format(&Model::from_bytes(half.as_slice()).unwrap(), KvFormat::F32), &ids);
     assert!(max_abs_diff(&want, &other) > 1e-4, "rotary_dims = head_dim / 2 must change the logits");
 }

@@ -11,8 +11,8 @@ use eddy::{
     Architecture, BlobKind, HParam, KvCacheOptions, KvFormat, Model, Session, SessionError, StateFormat,
     STATE_GROUP,
 };
-use eddy_cli::convert::{convert_dir, WeightDtype};
-use eddy_tests::{fixture_dir, load_reference, max_abs_diff};
+use eddy_cli::convert::WeightDtype;
+use eddy_tests::{convert, load_reference, max_abs_diff, step_and_prefill};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -80,10 +80,6 @@ const BOUNDS: [(&str, [f32; 2]); 11] = [
 
 const QUANTIZED: [StateFormat; 2] = [StateFormat::Q8, StateFormat::Q4];
 
-fn convert(fixture: &str) -> AlignedBytes {
-    AlignedBytes::copy_from(&convert_dir(&fixture_dir(fixture), WeightDtype::F32).expect("convert").bytes)
-}
-
 /// The model in `bytes`, hybrids with an f32 KV cache (default window).
 fn load(bytes: &AlignedBytes) -> Model<'_> {
     let model = Model::from_bytes(bytes.as_slice()).unwrap();
@@ -93,30 +89,17 @@ fn load(bytes: &AlignedBytes) -> Model<'_> {
     }
 }
 
-/// Logits of every position: (token by token, batched prefill in chunks of 5).
-fn run(model: &Model<'_>, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
-    let mut session = Session::new_owned(model);
-    let mut stepwise = Vec::new();
-    for &t in ids {
-        stepwise.extend_from_slice(session.step(t).unwrap());
-    }
-    session.reset();
-    let mut batched = Vec::new();
-    session.prefill_chunked(ids, 5, true, |_, l| batched.extend_from_slice(l)).unwrap();
-    (stepwise, batched)
-}
-
 #[test]
 fn quantized_state_stays_within_measured_bounds_and_prefill_equals_step() {
     for (fixture, bounds) in BOUNDS {
-        let bytes = convert(fixture);
+        let bytes = convert(fixture, WeightDtype::F32);
         let f32_model = load(&bytes);
         let reference = load_reference(fixture);
         let mut prev = 0.0f32;
         for (format, bound) in QUANTIZED.into_iter().zip(bounds) {
             let model = f32_model.with_state_format(format).unwrap();
             assert_eq!(model.state_format(), format);
-            let (stepwise, batched) = run(&model, &reference.input_ids);
+            let (stepwise, batched) = step_and_prefill(&model, &reference.input_ids);
             assert_eq!(
                 stepwise, batched,
                 "{fixture} {format}: batched prefill must equal stepping bit for bit"
@@ -126,7 +109,7 @@ fn quantized_state_stays_within_measured_bounds_and_prefill_equals_step() {
             assert!(err <= bound, "{fixture} {format}: {err} > {bound}");
             if matches!(f32_model.architecture(), Architecture::Rwkv4 | Architecture::Lfm2) {
                 // RWKV-4 and LFM2 keep all of their state exact: nothing may change.
-                let (f32_logits, _) = run(&f32_model, &reference.input_ids);
+                let (f32_logits, _) = step_and_prefill(&f32_model, &reference.input_ids);
                 assert!(stepwise == f32_logits, "{fixture} {format}: the state must stay exact");
             } else {
                 assert!(err > prev, "{fixture} {format}: fewer bits must cost more ({err} <= {prev})");
@@ -177,7 +160,7 @@ fn state_layers(model: &Model<'_>) -> Vec<(usize, Option<(usize, usize)>)> {
 #[test]
 fn state_and_scratch_bytes_follow_the_documented_formula() {
     for (fixture, _) in BOUNDS {
-        let bytes = convert(fixture);
+        let bytes = convert(fixture, WeightDtype::F32);
         let f32_model = load(&bytes);
         let layers = state_layers(&f32_model);
         let f32_words = |&(exact, coded): &(usize, Option<(usize, usize)>)| {
@@ -224,7 +207,7 @@ fn state_and_scratch_bytes_follow_the_documented_formula() {
 #[test]
 fn snapshot_restore_is_bit_exact_and_snapshots_name_their_format() {
     for (fixture, _) in BOUNDS {
-        let bytes = convert(fixture);
+        let bytes = convert(fixture, WeightDtype::F32);
         let f32_model = load(&bytes);
         let ids = load_reference(fixture).input_ids;
         let (head, tail) = ids.split_at(ids.len() / 2);
@@ -269,7 +252,7 @@ fn snapshot_restore_is_bit_exact_and_snapshots_name_their_format() {
 
 #[test]
 fn fresh_quantized_state_is_header_then_zeros_in_caller_buffers() {
-    let bytes = convert("rwkv7-tiny");
+    let bytes = convert("rwkv7-tiny", WeightDtype::F32);
     let f32_model = Model::from_bytes(bytes.as_slice()).unwrap();
     for (format, magic) in
         [(StateFormat::Q8, *b"EDQ8"), (StateFormat::Q4, *b"EDQ4"), (StateFormat::F32, *b"EDST")]
@@ -296,7 +279,7 @@ fn fresh_quantized_state_is_header_then_zeros_in_caller_buffers() {
 #[test]
 fn step_and_batched_prefill_do_not_allocate_with_quantized_state() {
     for (fixture, _) in BOUNDS {
-        let bytes = convert(fixture);
+        let bytes = convert(fixture, WeightDtype::F32);
         let f32_model = load(&bytes);
         let ids = load_reference(fixture).input_ids;
         for format in StateFormat::ALL {
@@ -318,7 +301,7 @@ fn step_and_batched_prefill_do_not_allocate_with_quantized_state() {
 #[test]
 fn state_formats_and_kv_cache_options_compose() {
     for fixture in ["lfm2-tiny", "recurrentgemma-tiny"] {
-        let bytes = convert(fixture);
+        let bytes = convert(fixture, WeightDtype::F32);
         let base = Model::from_bytes(bytes.as_slice()).unwrap(); // default cache: q4
         let ids = load_reference(fixture).input_ids;
         let (head, tail) = ids.split_at(ids.len() / 2);
@@ -335,7 +318,7 @@ fn state_formats_and_kv_cache_options_compose() {
                 (other_order.state_bytes(), other_order.scratch_bytes()),
                 "{fixture} {format}"
             );
-            let (stepwise, batched) = run(&m, &ids);
+            let (stepwise, batched) = step_and_prefill(&m, &ids);
             assert!(stepwise == batched, "{fixture} {format}: batched prefill must equal stepping");
             let mut a = Session::new_owned(&m);
             a.prefill(head).unwrap();
@@ -369,7 +352,7 @@ fn state_formats_and_kv_cache_options_compose() {
     // Two cache layouts of the same byte length stay apart in a quantized
     // state too (word 1 mixes in the cache options): f16 rows of 16 values
     // take 32 bytes, q8 rows 18, so 9 f16 slots = 16 q8 slots.
-    let bytes = convert("lfm2-tiny");
+    let bytes = convert("lfm2-tiny", WeightDtype::F32);
     let base = Model::from_bytes(bytes.as_slice()).unwrap().with_state_format(StateFormat::Q4).unwrap();
     let f16 = base.with_kv_cache(KvCacheOptions { format: KvFormat::F16, sinks: 0, window: 9 }).unwrap();
     let q8 = base.with_kv_cache(KvCacheOptions { format: KvFormat::Q8, sinks: 0, window: 16 }).unwrap();

@@ -399,15 +399,24 @@ def rg_decode(model, ids):
     return torch.stack(out)
 
 
-def build_recurrentgemma(name, seed, cfg):
+def perturbed_model(seed, config_class, model_class, cfg, one_plus_norms):
+    """A random `cfg` model, perturbed, in float64 eval mode: (config, model,
+    input ids, state dict). Seeds: `seed` for the init, +1 the perturbation,
+    +2 the ids."""
     torch.manual_seed(seed)
-    config = RecurrentGemmaConfig(**cfg)
-    model = RecurrentGemmaForCausalLM(config).float()
-    perturb(model, seed + 1, one_plus_norms=True)
+    config = config_class(**cfg)
+    model = model_class(config).float()
+    perturb(model, seed + 1, one_plus_norms=one_plus_norms)
     g = torch.Generator().manual_seed(seed + 2)
     ids = torch.randint(0, cfg["vocab_size"], (SEQ_LEN,), generator=g)
     model = model.double().eval()
     sd = {k: v for k, v in model.state_dict().items()}
+    return config, model, ids, sd
+
+
+def build_recurrentgemma(name, seed, cfg):
+    config, model, ids, sd = perturbed_model(
+        seed, RecurrentGemmaConfig, RecurrentGemmaForCausalLM, cfg, one_plus_norms=True)
     with torch.no_grad():
         plain = model(ids[None], use_cache=False).logits[0]
         with float64_exact():
@@ -433,14 +442,7 @@ def lfm2_lambda(model, ids, sinks, window):
 
 
 def build_lfm2(name, seed, cfg):
-    torch.manual_seed(seed)
-    config = Lfm2Config(**cfg)
-    model = Lfm2ForCausalLM(config).float()
-    perturb(model, seed + 1, one_plus_norms=False)
-    g = torch.Generator().manual_seed(seed + 2)
-    ids = torch.randint(0, cfg["vocab_size"], (SEQ_LEN,), generator=g)
-    model = model.double().eval()
-    sd = {k: v for k, v in model.state_dict().items()}
+    config, model, ids, sd = perturbed_model(seed, Lfm2Config, Lfm2ForCausalLM, cfg, one_plus_norms=False)
     s, w = LAMBDA_SINKS, LAMBDA_WINDOW
     with torch.no_grad():
         plain = model(ids[None], use_cache=False).logits[0]

@@ -1,10 +1,33 @@
 //! The `--backend fpga-sim` option of `eddy run`/`eddy logits`: the model's
 //! integer matrix products (and with `--fpga-scan` its selective scan) run
-//! on the FPGA kernel in C-simulation, driven through its registers.
+//! on the FPGA kernel in C-simulation, driven through its registers, and
+//! the `eddy fpga` subcommands.
+//!
+//! Without the cargo feature `fpga` (default on) the CLI builds without
+//! eddy-fpga and so without a C++ compiler; the options and subcommands
+//! still parse, and using them is a clear error.
 
 use anyhow::{bail, Result};
-use eddy::Model;
+use eddy::{Model, Offload};
+#[cfg(feature = "fpga")]
 use eddy_fpga::{FpgaOffload, SimBus};
+
+/// The simulated accelerator the FPGA backend drives.
+#[cfg(feature = "fpga")]
+pub type Accelerator<'m> = FpgaOffload<'m, SimBus>;
+
+/// No accelerator exists in a build without the `fpga` feature.
+#[cfg(not(feature = "fpga"))]
+pub enum NoAccelerator {}
+
+/// No accelerator exists in a build without the `fpga` feature.
+#[cfg(not(feature = "fpga"))]
+pub type Accelerator<'m> = NoAccelerator;
+
+/// What a build without the `fpga` feature says for any FPGA use.
+#[cfg(not(feature = "fpga"))]
+pub const NO_FPGA: &str =
+    "this eddy was built without FPGA support (cargo feature `fpga` of eddy-cli is off)";
 
 /// Where a model's matrix products run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -17,25 +40,45 @@ pub enum Backend {
 }
 
 /// The simulated accelerator for `model` (loaded from `bytes`), or `None`
-/// for the CPU backend. Set it on the model with `Model::set_offload`.
+/// for the CPU backend. Set it on the model with `Model::set_offload`
+/// (see [`as_offload`]).
 pub fn attach<'m>(
     backend: Backend,
     scan: bool,
     model: &Model<'_>,
     bytes: &'m [u8],
-) -> Result<Option<FpgaOffload<'m, SimBus>>> {
+) -> Result<Option<Accelerator<'m>>> {
     if scan && backend != Backend::FpgaSim {
         bail!("--fpga-scan needs --backend fpga-sim");
     }
     match backend {
         Backend::Cpu => Ok(None),
+        #[cfg(feature = "fpga")]
         Backend::FpgaSim => Ok(Some(FpgaOffload::simulated(model, bytes, scan)?)),
+        #[cfg(not(feature = "fpga"))]
+        Backend::FpgaSim => {
+            let _ = (model, bytes);
+            bail!("{NO_FPGA}; --backend fpga-sim is unavailable")
+        }
     }
+}
+
+/// The accelerator as the model's offload device.
+#[cfg(feature = "fpga")]
+pub fn as_offload<'a>(fpga: &'a Accelerator<'_>) -> &'a dyn Offload {
+    fpga
+}
+
+/// The accelerator as the model's offload device (there is none).
+#[cfg(not(feature = "fpga"))]
+pub fn as_offload<'a>(fpga: &'a Accelerator<'_>) -> &'a dyn Offload {
+    match *fpga {}
 }
 
 /// Print what the accelerator did to stderr; an error if any request
 /// failed on the device (its outputs were NaN).
-pub fn report(fpga: Option<&FpgaOffload<'_, SimBus>>) -> Result<()> {
+#[cfg(feature = "fpga")]
+pub fn report(fpga: Option<&Accelerator<'_>>) -> Result<()> {
     let Some(f) = fpga else { return Ok(()) };
     let s = f.stats();
     let p = f.params();
@@ -89,7 +132,24 @@ pub struct DesignArgs {
     pub scan_lanes: Option<u32>,
 }
 
+/// Nothing ran on an accelerator in a build without the `fpga` feature.
+#[cfg(not(feature = "fpga"))]
+pub fn report(fpga: Option<&Accelerator<'_>>) -> Result<()> {
+    match fpga {
+        None => Ok(()),
+        Some(f) => match *f {},
+    }
+}
+
 /// Run an `eddy fpga` subcommand.
+#[cfg(not(feature = "fpga"))]
+pub fn run(cmd: FpgaCommand) -> Result<()> {
+    let _ = cmd;
+    bail!("{NO_FPGA}; `eddy fpga` is unavailable")
+}
+
+/// Run an `eddy fpga` subcommand.
+#[cfg(feature = "fpga")]
 pub fn run(cmd: FpgaCommand) -> Result<()> {
     use eddy_fpga::cycles;
     match cmd {

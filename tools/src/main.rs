@@ -102,10 +102,7 @@ static STATE_ARG: std::sync::OnceLock<StateFormat> = std::sync::OnceLock::new();
 static BACKEND_ARG: std::sync::OnceLock<(Backend, bool)> = std::sync::OnceLock::new();
 
 /// The simulated accelerator for a model if `--backend fpga-sim` was given.
-fn fpga_for<'m>(
-    model: &Model<'_>,
-    bytes: &'m [u8],
-) -> Result<Option<eddy_fpga::FpgaOffload<'m, eddy_fpga::SimBus>>> {
+fn fpga_for<'m>(model: &Model<'_>, bytes: &'m [u8]) -> Result<Option<eddy_cli::fpga::Accelerator<'m>>> {
     let (backend, scan) = BACKEND_ARG.get().copied().unwrap_or((Backend::Cpu, false));
     eddy_cli::fpga::attach(backend, scan, model, bytes)
 }
@@ -472,7 +469,7 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
     let mut model = load(&mapped)?;
     let fpga = fpga_for(&model, mapped.bytes())?;
     if let Some(f) = &fpga {
-        model.set_offload(f);
+        model.set_offload(eddy_cli::fpga::as_offload(f));
     }
     let ids = parse_token_list(&tokens)?;
     if ids.is_empty() {

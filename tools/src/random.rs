@@ -1,8 +1,8 @@
 //! Random-weight models of named shapes, so anyone can benchmark eddy
 //! without a checkpoint.
 
-use crate::convert::{eddy_name, WeightDtype};
-use eddy::arch::{Architecture, HParam};
+use crate::convert::{eddy_name, mamba1_hparams, WeightDtype};
+use eddy::arch::Architecture;
 use eddy::mamba::{tensor_schema, Mamba1Config};
 use eddy::schema::TensorKind;
 use eddy::writer::{FileBuilder, TensorData};
@@ -19,19 +19,7 @@ pub fn named_shape(name: &str) -> Option<Mamba1Config> {
         "mamba-2.8b" => (2560, 64),
         _ => return None,
     };
-    Some(Mamba1Config {
-        vocab_size: 50280,
-        d_model,
-        n_layer,
-        d_state: 16,
-        d_conv: 4,
-        d_inner: 2 * d_model,
-        dt_rank: d_model.div_ceil(16),
-        norm_eps: 1e-5,
-        tied_embeddings: true,
-        proj_bias: false,
-        conv_bias: true,
-    })
+    Some(crate::shapes::mamba1_config(d_model, n_layer))
 }
 
 /// The names accepted by [`named_shape`].
@@ -42,17 +30,9 @@ pub const NAMED_SHAPES: &[&str] = &["mamba-130m", "mamba-370m", "mamba-790m", "m
 pub fn random_mamba1(c: &Mamba1Config, dtype: WeightDtype, seed: u64) -> Vec<u8> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut b = FileBuilder::new(Architecture::Mamba1);
-    b.hparam(HParam::VocabSize, c.vocab_size)
-        .hparam(HParam::DModel, c.d_model)
-        .hparam(HParam::NLayer, c.n_layer)
-        .hparam(HParam::DState, c.d_state)
-        .hparam(HParam::DConv, c.d_conv)
-        .hparam(HParam::DInner, c.d_inner)
-        .hparam(HParam::DtRank, c.dt_rank)
-        .hparam_f32(HParam::NormEps, c.norm_eps)
-        .hparam(HParam::TiedEmbeddings, c.tied_embeddings as u32)
-        .hparam(HParam::ProjBias, c.proj_bias as u32)
-        .hparam(HParam::ConvBias, c.conv_bias as u32);
+    for (key, value) in mamba1_hparams(c) {
+        b.hparam(key, value);
+    }
     let mut specs = Vec::new();
     tensor_schema(c, &mut |s| specs.push(s));
     for spec in specs {

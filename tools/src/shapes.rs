@@ -33,7 +33,13 @@ pub const SHAPE_NAMES: &[&str] =
     &["mamba-130m", "mamba-2.8b", "mamba2-2.7b", "lfm2-350m", "lfm2-1.2b", "recurrentgemma-2b"];
 
 fn mamba1(d_model: u32, n_layer: u32) -> NamedShape {
-    NamedShape::Mamba1(Mamba1Config {
+    NamedShape::Mamba1(mamba1_config(d_model, n_layer))
+}
+
+/// A public Mamba-1 checkpoint's configuration: width and depth vary, the
+/// rest is what every released size shares.
+pub fn mamba1_config(d_model: u32, n_layer: u32) -> Mamba1Config {
+    Mamba1Config {
         vocab_size: 50280,
         d_model,
         n_layer,
@@ -45,7 +51,7 @@ fn mamba1(d_model: u32, n_layer: u32) -> NamedShape {
         tied_embeddings: true,
         proj_bias: false,
         conv_bias: true,
-    })
+    }
 }
 
 fn lfm2(d_model: u32, n_heads: u32, d_ffn: u32) -> NamedShape {

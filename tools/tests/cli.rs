@@ -227,6 +227,19 @@ fn threads_do_not_change_tokens() {
     assert_clean_error(&o, "thread");
 }
 
+/// `eddy [flags] inspect path`'s report (the command must succeed).
+fn inspect(path: &str, flags: &[&str]) -> String {
+    let o = eddy(&[flags, &["inspect", path]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The `state bytes:` figure of an `inspect` report.
+fn reported_state_bytes(report: &str) -> usize {
+    let line = report.lines().find(|l| l.starts_with("state bytes:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
 #[test]
 fn other_families_convert_inspect_quantize_and_run() {
     for (fixture, arch, needle) in [
@@ -262,13 +275,9 @@ fn other_families_convert_inspect_quantize_and_run() {
 fn state_bits_shrink_the_state_and_bad_widths_are_refused() {
     let m = converted("mamba2-tiny");
     let state_bytes = |bits: &str| -> (usize, String) {
-        let o = eddy(&["inspect", m.to_str().unwrap(), "--state-bits", bits]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let s = String::from_utf8(o.stdout).unwrap();
-        let line = s.lines().find(|l| l.starts_with("state bytes:")).unwrap().to_string();
-        let n = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        let s = inspect(m.to_str().unwrap(), &["--state-bits", bits]);
         let by_bits = s.lines().find(|l| l.starts_with("state by bits:")).unwrap().to_string();
-        (n, by_bits)
+        (reported_state_bytes(&s), by_bits)
     };
     let (f32_bytes, by_bits) = state_bytes("32");
     let (q8_bytes, _) = state_bytes("8");
@@ -293,13 +302,7 @@ fn state_bits_shrink_the_state_and_bad_widths_are_refused() {
 fn kv_cache_flags_change_the_state_and_refuse_bad_input() {
     let m = converted("lfm2-tiny");
     let path = m.to_str().unwrap();
-    let state = |args: &[&str]| {
-        let o = eddy(&[args, &["inspect", path]].concat());
-        assert!(o.status.success(), "{}", stderr(&o));
-        let s = String::from_utf8(o.stdout).unwrap();
-        let line = s.lines().find(|l| l.starts_with("state bytes:")).unwrap().to_string();
-        line.split_whitespace().nth(2).unwrap().parse::<usize>().unwrap()
-    };
+    let state = |flags: &[&str]| reported_state_bytes(&inspect(path, flags));
     let (q4, f16) = (state(&[]), state(&["--kv", "f16"]));
     assert!(q4 < f16, "q4 cache {q4} must be smaller than f16 {f16}");
     assert!(state(&["--kv-window", "60"]) < q4);
@@ -362,13 +365,7 @@ fn memory_of_named_public_shapes() {
 fn state_bits_and_kv_flags_compose_on_a_hybrid() {
     let m = converted("recurrentgemma-tiny");
     let path = m.to_str().unwrap();
-    let state = |args: &[&str]| {
-        let o = eddy(&[args, &["inspect", path]].concat());
-        assert!(o.status.success(), "{}", stderr(&o));
-        let s = String::from_utf8(o.stdout).unwrap();
-        let line = s.lines().find(|l| l.starts_with("state bytes:")).unwrap().to_string();
-        line.split_whitespace().nth(2).unwrap().parse::<usize>().unwrap()
-    };
+    let state = |flags: &[&str]| reported_state_bytes(&inspect(path, flags));
     // 4-bit state codes the RG-LRU state; an f16 cache is larger than the
     // default q4 one whatever the state format.
     let (f32_q4, bits4_q4) = (state(&[]), state(&["--state-bits", "4"]));

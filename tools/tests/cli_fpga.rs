@@ -1,3 +1,4 @@
+#![cfg(feature = "fpga")]
 //! `eddy run`/`eddy logits --backend fpga-sim`: the same tokens and
 //! bit-identical logits as the CPU for a W2A8 model, and clean errors.
 

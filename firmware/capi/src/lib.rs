@@ -183,6 +183,25 @@ unsafe fn put_logits(logits: &[f32], out: *mut *const f32, n: *mut usize) {
     }
 }
 
+/// The status of a step or prefill, its logits put out on success.
+///
+/// # Safety
+/// As [`put_logits`]: `out`/`n` are NULL or writable.
+unsafe fn logits_status(
+    result: Result<&[f32], SessionError>,
+    out: *mut *const f32,
+    n: *mut usize,
+) -> EddyStatus {
+    match result {
+        Ok(l) => {
+            // SAFETY: forwarded caller contract.
+            unsafe { put_logits(l, out, n) };
+            EddyStatus::Ok
+        }
+        Err(e) => session_status(e),
+    }
+}
+
 /// Validate `len` bytes at `bytes` (64-byte aligned) as a `.eddy` model,
 /// including its checksum, and bind it in `model`. The bytes are used in
 /// place and must stay valid and unchanged while the model is used.
@@ -421,14 +440,8 @@ pub unsafe extern "C" fn eddy_session_step(
         Ok(s) => s,
         Err(e) => return e,
     };
-    match s.step(token) {
-        Ok(l) => {
-            // SAFETY: forwarded caller contract.
-            unsafe { put_logits(l, logits, n_logits) };
-            EddyStatus::Ok
-        }
-        Err(e) => session_status(e),
-    }
+    // SAFETY: forwarded caller contract.
+    unsafe { logits_status(s.step(token), logits, n_logits) }
 }
 
 /// Feed `n_tokens` prompt tokens; logits as for `eddy_session_step`, after
@@ -462,14 +475,9 @@ pub unsafe extern "C" fn eddy_session_prefill(
     // batches through an allocated chunk scratch when eddy's `alloc`
     // feature is on (e.g. unified in a workspace build), and this API
     // allocates nothing.
-    match s.prefill_with(ids, |_, _| {}, false) {
-        Ok(()) => {
-            // SAFETY: forwarded caller contract.
-            unsafe { put_logits(s.logits(), logits, n_logits) };
-            EddyStatus::Ok
-        }
-        Err(e) => session_status(e),
-    }
+    let result = s.prefill_with(ids, |_, _| {}, false).map(|()| s.logits());
+    // SAFETY: forwarded caller contract.
+    unsafe { logits_status(result, logits, n_logits) }
 }
 
 /// Forget all context (position 0, empty state).

@@ -14,24 +14,8 @@ const MAX_COLS: usize = 256 * MAX_GROUPS;
 /// Bytes of a row at the widest format (W8 with 32-wide groups).
 const MAX_ROW_BYTES: usize = MAX_COLS / 32 * (4 + 32);
 
-/// A small deterministic PRNG (64-bit LCG, high bits out).
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// 32 random bits.
-    pub fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 32) as u32
-    }
-    /// Uniform in `[-1, 1)`.
-    pub fn f(&mut self) -> f32 {
-        (self.next() >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-    }
-    /// Uniform in `lo ..= hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.next() as usize % (hi - lo + 1)
-    }
-}
+/// The shared deterministic generator (64-bit LCG, high bits out).
+pub use eddy_testkit::Lcg as Rng;
 
 /// What one set's cross-check did.
 pub struct Report {

@@ -23,7 +23,7 @@ pub(crate) fn cmd_run(
     let mut model = load(&mapped)?;
     let fpga = fpga_for(&model, mapped.bytes())?;
     if let Some(f) = &fpga {
-        model.set_offload(f);
+        model.set_offload(eddy_cli::fpga::as_offload(f));
     }
     let codec = match model.tokenizer_json() {
         Some(json) => Some(TextCodec::from_json(json)?),

@@ -2,22 +2,18 @@
 //! Only fla's default layer options are supported; others stop the
 //! conversion naming the key.
 
-use super::{eddy_name, get_bool, get_u32, positive, unsupported, ConvertError, FamilyLayout, Plan};
-use eddy::arch::{Architecture, HParam};
+use super::common::{
+    dims, float, hparams, positive, require_activation, require_family, top_or_layer, u32_or,
+};
+use super::{get_bool, get_u32, ConvertError, FamilyLayout, Plan};
+use eddy::arch::Architecture;
 use eddy::gla::{tensor_schema, GlaConfig};
 use eddy::schema::TensorSpec;
 use serde_json::Value;
 
-fn float(cfg: &Value, key: &str, default: f64) -> f64 {
-    cfg.get(key).and_then(Value::as_f64).unwrap_or(default)
-}
-
 /// Read GLA hyper-parameters from an fla `config.json`.
 pub(super) fn gla_config(cfg: &Value) -> Result<GlaConfig, ConvertError> {
-    let (archs, model_type) = super::arch_names(cfg);
-    if !(archs.contains(&"GLAForCausalLM") || (archs.is_empty() && model_type == "gla")) {
-        return Err(unsupported(cfg));
-    }
+    require_family(cfg, "GLAForCausalLM", "gla")?;
     let reject = |key: &'static str, why: &'static str| ConvertError::ConfigValue {
         key,
         value: cfg.get(key).map(Value::to_string).unwrap_or_default(),
@@ -39,14 +35,7 @@ pub(super) fn gla_config(cfg: &Value) -> Result<GlaConfig, ConvertError> {
     if truthy("attnres_block_size") || truthy("attn") {
         return Err(reject("attn", "hybrid attention layers are not supported yet"));
     }
-    let act = cfg.get("hidden_act").and_then(Value::as_str).unwrap_or("swish");
-    if act != "swish" && act != "silu" {
-        return Err(ConvertError::ConfigValue {
-            key: "hidden_act",
-            value: act.into(),
-            why: "only swish is supported",
-        });
-    }
+    require_activation(cfg, "hidden_act", "swish", &["swish", "silu"], "only swish is supported")?;
     let d_model = get_u32(cfg, "hidden_size")?;
     let n_heads = get_u32(cfg, "num_heads")?;
     if cfg.get("num_kv_heads").and_then(Value::as_u64).is_some_and(|k| k != n_heads as u64) {
@@ -57,79 +46,51 @@ pub(super) fn gla_config(cfg: &Value) -> Result<GlaConfig, ConvertError> {
     if n_heads == 0 || key_dim % n_heads != 0 || value_dim % n_heads != 0 {
         return Err(reject("num_heads", "must divide the key and value widths"));
     }
-    let c = GlaConfig {
-        vocab_size: get_u32(cfg, "vocab_size")?,
+    let [vocab_size, n_layer, d_ffn] = dims(cfg, ["vocab_size", "num_hidden_layers", "intermediate_size"])?;
+    let (head_k_dim, head_v_dim) = (key_dim / n_heads, value_dim / n_heads);
+    let gate_rank = u32_or(cfg, "gate_low_rank_dim", 16);
+    positive(&[("expand_k", head_k_dim), ("expand_v", head_v_dim), ("gate_low_rank_dim", gate_rank)])?;
+    Ok(GlaConfig {
+        vocab_size,
         d_model,
-        n_layer: get_u32(cfg, "num_hidden_layers")?,
+        n_layer,
         n_heads,
-        head_k_dim: key_dim / n_heads,
-        head_v_dim: value_dim / n_heads,
-        gate_rank: cfg.get("gate_low_rank_dim").and_then(Value::as_u64).unwrap_or(16) as u32,
-        d_ffn: get_u32(cfg, "intermediate_size")?,
+        head_k_dim,
+        head_v_dim,
+        gate_rank,
+        d_ffn,
         gate_normalizer: float(cfg, "gate_logit_normalizer", 16.0) as f32,
         norm_eps: float(cfg, "norm_eps", 1e-6) as f32,
         tied_embeddings: get_bool(cfg, "tie_word_embeddings", false)?,
-    };
-    positive(&[
-        ("vocab_size", c.vocab_size),
-        ("num_hidden_layers", c.n_layer),
-        ("expand_k", c.head_k_dim),
-        ("expand_v", c.head_v_dim),
-        ("gate_low_rank_dim", c.gate_rank),
-        ("intermediate_size", c.d_ffn),
-    ])?;
-    Ok(c)
+    })
 }
 
 struct FlaLayout;
 
 impl FamilyLayout for FlaLayout {
     fn hf_name(&self, spec: &TensorSpec) -> String {
-        let eddy = eddy_name(spec);
-        match spec.pattern {
-            "embed.weight" => "model.embeddings.weight".into(),
-            "norm_f.weight" => "model.norm.weight".into(),
-            "lm_head.weight" => "lm_head.weight".into(),
-            _ => {
-                let rest = eddy.strip_prefix("layers.").unwrap_or(&eddy);
-                let (layer, param) = rest.split_once('.').unwrap_or((rest, ""));
-                let hf = match param {
-                    "attn_norm.weight" | "mlp_norm.weight" => param.to_string(),
-                    "gk_down.weight" => "attn.gk_proj.0.weight".into(),
-                    "gk_up.weight" => "attn.gk_proj.1.weight".into(),
-                    "gk_up.bias" => "attn.gk_proj.1.bias".into(),
-                    "g_norm.weight" => "attn.g_norm_swish_gate.weight".into(),
-                    "gate_proj.weight" | "up_proj.weight" | "down_proj.weight" => format!("mlp.{param}"),
-                    _ => format!("attn.{param}"),
-                };
-                format!("model.layers.{layer}.{hf}")
-            }
-        }
+        top_or_layer(spec, "model.embeddings.weight", "model.norm.weight", |layer, param| {
+            let hf = match param {
+                "attn_norm.weight" | "mlp_norm.weight" => param.to_string(),
+                "gk_down.weight" => "attn.gk_proj.0.weight".into(),
+                "gk_up.weight" => "attn.gk_proj.1.weight".into(),
+                "gk_up.bias" => "attn.gk_proj.1.bias".into(),
+                "g_norm.weight" => "attn.g_norm_swish_gate.weight".into(),
+                "gate_proj.weight" | "up_proj.weight" | "down_proj.weight" => format!("mlp.{param}"),
+                _ => format!("attn.{param}"),
+            };
+            format!("model.layers.{layer}.{hf}")
+        })
     }
 }
 
 pub(super) fn plan(cfg: &Value) -> Result<Plan, ConvertError> {
     let c = gla_config(cfg)?;
-    let mut specs = Vec::new();
-    tensor_schema(&c, &mut |s| specs.push(s));
-    Ok(Plan {
-        architecture: Architecture::Gla,
-        hparams: vec![
-            (HParam::VocabSize, c.vocab_size),
-            (HParam::DModel, c.d_model),
-            (HParam::NLayer, c.n_layer),
-            (HParam::NHeads, c.n_heads),
-            (HParam::DState, c.head_k_dim),
-            (HParam::DInner, c.n_heads * c.head_v_dim),
-            (HParam::LoraDecay, c.gate_rank),
-            (HParam::DFfn, c.d_ffn),
-            (HParam::GateNormalizer, c.gate_normalizer.to_bits()),
-            (HParam::NormEps, c.norm_eps.to_bits()),
-            (HParam::TiedEmbeddings, c.tied_embeddings as u32),
-        ],
-        specs,
-        layout: Box::new(FlaLayout),
-        shape: (c.n_layer, c.d_model, c.vocab_size),
-        blobs: vec![],
-    })
+    let hparams = hparams! {
+        VocabSize = c.vocab_size, DModel = c.d_model, NLayer = c.n_layer, NHeads = c.n_heads,
+        DState = c.head_k_dim, DInner = c.n_heads * c.head_v_dim, LoraDecay = c.gate_rank, DFfn = c.d_ffn,
+        GateNormalizer = c.gate_normalizer, NormEps = c.norm_eps, TiedEmbeddings = c.tied_embeddings,
+    };
+    let shape = (c.n_layer, c.d_model, c.vocab_size);
+    Ok(Plan::new(Architecture::Gla, hparams, |visit| tensor_schema(&c, visit), FlaLayout, shape))
 }

@@ -2,10 +2,11 @@
 //! as `layer_types` (or `full_attn_idxs`) lists them, recorded in the
 //! file's layer-kinds table.
 
-use super::{
-    eddy_name, get_bool, get_u32, positive, unsupported, Checkpoint, ConvertError, FamilyLayout, Plan,
+use super::common::{
+    conv_or_plain_shape, dims, float, hparams, kv_heads, positive, require_family, top_or_layer, u32_or,
 };
-use eddy::arch::{Architecture, HParam};
+use super::{get_bool, get_u32, Checkpoint, ConvertError, FamilyLayout, Plan};
+use eddy::arch::Architecture;
 use eddy::hybrid::{DEFAULT_KV_FORMAT, DEFAULT_SINKS, DEFAULT_WINDOW};
 use eddy::lfm2::{tensor_schema, Lfm2Config};
 use eddy::schema::TensorSpec;
@@ -74,21 +75,10 @@ pub(super) fn lfm2_config<'k>(
     ckpt: &Checkpoint,
     kinds: &'k [u8],
 ) -> Result<Lfm2Config<'k>, ConvertError> {
-    let (archs, model_type) = super::arch_names(cfg);
-    if !(archs.contains(&"Lfm2ForCausalLM") || (archs.is_empty() && model_type == "lfm2")) {
-        return Err(unsupported(cfg));
-    }
-    let d_model = get_u32(cfg, "hidden_size")?;
-    let n_heads = get_u32(cfg, "num_attention_heads")?;
-    let n_kv_heads = cfg.get("num_key_value_heads").and_then(Value::as_u64).map_or(n_heads, |v| v as u32);
-    let head_dim = cfg.get("head_dim").and_then(Value::as_u64).map_or(d_model / n_heads.max(1), |v| v as u32);
-    if n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
-        return Err(ConvertError::ConfigValue {
-            key: "num_key_value_heads",
-            value: n_kv_heads.to_string(),
-            why: "must divide num_attention_heads",
-        });
-    }
+    require_family(cfg, "Lfm2ForCausalLM", "lfm2")?;
+    let [vocab_size, d_model, n_heads] = dims(cfg, ["vocab_size", "hidden_size", "num_attention_heads"])?;
+    let n_kv_heads = kv_heads(cfg, n_heads)?;
+    let head_dim = u32_or(cfg, "head_dim", d_model / n_heads);
     let w1 = "model.layers.0.feed_forward.w1.weight";
     let d_ffn = match ckpt.shape(w1).as_deref() {
         Some([rows, _]) => *rows as u32,
@@ -99,14 +89,16 @@ pub(super) fn lfm2_config<'k>(
             })
         }
     };
-    let c = Lfm2Config {
-        vocab_size: get_u32(cfg, "vocab_size")?,
+    let d_conv = u32_or(cfg, "conv_L_cache", 3);
+    positive(&[("head_dim", head_dim), ("conv_L_cache", d_conv), ("intermediate_size", d_ffn)])?;
+    Ok(Lfm2Config {
+        vocab_size,
         d_model,
         n_layer: kinds.len() as u32,
         d_ffn,
-        d_conv: cfg.get("conv_L_cache").and_then(Value::as_u64).unwrap_or(3) as u32,
+        d_conv,
         conv_bias: get_bool(cfg, "conv_bias", false)?,
-        norm_eps: cfg.get("norm_eps").and_then(Value::as_f64).unwrap_or(1e-5) as f32,
+        norm_eps: float(cfg, "norm_eps", 1e-5) as f32,
         tied_embeddings: get_bool(cfg, "tie_word_embeddings", true)? && get_bool(cfg, "tie_embedding", true)?,
         n_heads,
         n_kv_heads,
@@ -115,84 +107,47 @@ pub(super) fn lfm2_config<'k>(
         rope_theta: rope_theta(cfg)?,
         layer_kinds: kinds,
         kv: KvCacheOptions { format: DEFAULT_KV_FORMAT, sinks: DEFAULT_SINKS, window: DEFAULT_WINDOW },
-    };
-    positive(&[
-        ("vocab_size", c.vocab_size),
-        ("hidden_size", c.d_model),
-        ("num_attention_heads", n_heads),
-        ("head_dim", head_dim),
-        ("conv_L_cache", c.d_conv),
-        ("intermediate_size", c.d_ffn),
-    ])?;
-    Ok(c)
+    })
 }
 
 struct Lfm2Layout;
 
 impl FamilyLayout for Lfm2Layout {
     fn hf_name(&self, spec: &TensorSpec) -> String {
-        let eddy = eddy_name(spec);
-        match spec.pattern {
-            "embed.weight" => "model.embed_tokens.weight".into(),
-            "norm_f.weight" => "model.embedding_norm.weight".into(),
-            "lm_head.weight" => "lm_head.weight".into(),
-            _ => {
-                let rest = eddy.strip_prefix("layers.").unwrap_or(&eddy);
-                let (layer, param) = rest.split_once('.').unwrap_or((rest, ""));
-                let hf = match param {
-                    "q_proj.weight" | "k_proj.weight" | "v_proj.weight" => format!("self_attn.{param}"),
-                    "o_proj.weight" => "self_attn.out_proj.weight".into(),
-                    "q_norm.weight" => "self_attn.q_layernorm.weight".into(),
-                    "k_norm.weight" => "self_attn.k_layernorm.weight".into(),
-                    "in_proj.weight" | "in_proj.bias" | "out_proj.weight" | "out_proj.bias" => {
-                        format!("conv.{param}")
-                    }
-                    "conv.weight" | "conv.bias" => format!("conv.{param}"),
-                    "gate_proj.weight" => "feed_forward.w1.weight".into(),
-                    "up_proj.weight" => "feed_forward.w3.weight".into(),
-                    "down_proj.weight" => "feed_forward.w2.weight".into(),
-                    other => other.to_string(),
-                };
-                format!("model.layers.{layer}.{hf}")
-            }
-        }
+        top_or_layer(spec, "model.embed_tokens.weight", "model.embedding_norm.weight", |layer, param| {
+            let hf = match param {
+                "q_proj.weight" | "k_proj.weight" | "v_proj.weight" => format!("self_attn.{param}"),
+                "o_proj.weight" => "self_attn.out_proj.weight".into(),
+                "q_norm.weight" => "self_attn.q_layernorm.weight".into(),
+                "k_norm.weight" => "self_attn.k_layernorm.weight".into(),
+                "in_proj.weight" | "in_proj.bias" | "out_proj.weight" | "out_proj.bias" => {
+                    format!("conv.{param}")
+                }
+                "conv.weight" | "conv.bias" => format!("conv.{param}"),
+                "gate_proj.weight" => "feed_forward.w1.weight".into(),
+                "up_proj.weight" => "feed_forward.w3.weight".into(),
+                "down_proj.weight" => "feed_forward.w2.weight".into(),
+                other => other.to_string(),
+            };
+            format!("model.layers.{layer}.{hf}")
+        })
     }
 
     fn hf_shape(&self, spec: &TensorSpec) -> Vec<usize> {
-        match spec.pattern {
-            // nn.Conv1d weight: [channels, 1, width].
-            "layers.{i}.conv.weight" => vec![spec.rows as usize, 1, spec.cols as usize],
-            _ if spec.rows == 1 => vec![spec.cols as usize],
-            _ => vec![spec.rows as usize, spec.cols as usize],
-        }
+        // nn.Conv1d weight: [channels, 1, width].
+        conv_or_plain_shape(spec, spec.pattern == "layers.{i}.conv.weight")
     }
 }
 
 pub(super) fn plan(cfg: &Value, ckpt: &Checkpoint) -> Result<Plan, ConvertError> {
     let kinds = layer_kinds(cfg, get_u32(cfg, "num_hidden_layers")?)?;
     let c = lfm2_config(cfg, ckpt, &kinds)?;
-    let mut specs = Vec::new();
-    tensor_schema(&c, &mut |s| specs.push(s));
-    let hparams = vec![
-        (HParam::VocabSize, c.vocab_size),
-        (HParam::DModel, c.d_model),
-        (HParam::NLayer, c.n_layer),
-        (HParam::DFfn, c.d_ffn),
-        (HParam::DConv, c.d_conv),
-        (HParam::ConvBias, c.conv_bias as u32),
-        (HParam::NHeads, c.n_heads),
-        (HParam::NKvHeads, c.n_kv_heads),
-        (HParam::HeadDim, c.head_dim),
-        (HParam::RopeTheta, c.rope_theta.to_bits()),
-        (HParam::NormEps, c.norm_eps.to_bits()),
-        (HParam::TiedEmbeddings, c.tied_embeddings as u32),
-    ];
-    Ok(Plan {
-        architecture: Architecture::Lfm2,
-        hparams,
-        specs,
-        layout: Box::new(Lfm2Layout),
-        shape: (c.n_layer, c.d_model, c.vocab_size),
-        blobs: vec![(BlobKind::LayerKinds, kinds.clone())],
-    })
+    let hparams = hparams! {
+        VocabSize = c.vocab_size, DModel = c.d_model, NLayer = c.n_layer, DFfn = c.d_ffn, DConv = c.d_conv,
+        ConvBias = c.conv_bias, NHeads = c.n_heads, NKvHeads = c.n_kv_heads, HeadDim = c.head_dim,
+        RopeTheta = c.rope_theta, NormEps = c.norm_eps, TiedEmbeddings = c.tied_embeddings,
+    };
+    let shape = (c.n_layer, c.d_model, c.vocab_size);
+    Ok(Plan::new(Architecture::Lfm2, hparams, |visit| tensor_schema(&c, visit), Lfm2Layout, shape)
+        .with_blob(BlobKind::LayerKinds, kinds.clone()))
 }

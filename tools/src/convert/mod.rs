@@ -14,6 +14,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod common;
 mod gated_deltanet;
 mod gla;
 mod lfm2;
@@ -25,7 +26,7 @@ mod rwkv4;
 mod rwkv7;
 
 pub use gated_deltanet::gated_deltanet_config;
-pub use mamba1::{hf_name, mamba1_config};
+pub use mamba1::{hf_name, mamba1_config, mamba1_hparams};
 pub use mamba2::mamba2_config;
 pub use rnn::rnn_config;
 pub use rwkv4::rwkv4_config;
@@ -196,16 +197,6 @@ fn supported_architectures() -> String {
     Architecture::ALL.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
-/// Reject zero dimensions, naming the config key.
-fn positive(dims: &[(&'static str, u32)]) -> Result<(), ConvertError> {
-    for &(key, v) in dims {
-        if v == 0 {
-            return Err(ConvertError::ConfigValue { key, value: "0".into(), why: "must be positive" });
-        }
-    }
-    Ok(())
-}
-
 /// How one family's checkpoint maps onto its eddy schema.
 trait FamilyLayout {
     /// The checkpoint name of a canonical tensor.
@@ -213,11 +204,7 @@ trait FamilyLayout {
 
     /// The shape the checkpoint stores a canonical tensor with.
     fn hf_shape(&self, spec: &TensorSpec) -> Vec<usize> {
-        if spec.rows == 1 {
-            vec![spec.cols as usize]
-        } else {
-            vec![spec.rows as usize, spec.cols as usize]
-        }
+        common::plain_shape(spec)
     }
 
     /// Values as eddy stores them (e.g. `A = -exp(A_log)`).

@@ -8,8 +8,9 @@
 //! the recurrent tensors may also be bare (`weight_ih_l0`, as in the
 //! `state_dict` of a plain `nn.GRU`).
 
-use super::{get_bool, get_u32, positive, Checkpoint, ConvertError, FamilyLayout, Plan};
-use eddy::arch::{Architecture, HParam};
+use super::common::{dims, hparams};
+use super::{get_bool, Checkpoint, ConvertError, FamilyLayout, Plan};
+use eddy::arch::Architecture;
 use eddy::rnn::{tensor_schema, Cell, RnnConfig};
 use eddy::schema::TensorSpec;
 use serde_json::{json, Value};
@@ -71,22 +72,17 @@ pub fn rnn_config(cfg: &Value) -> Result<RnnConfig, ConvertError> {
             return Err(ConvertError::ConfigValue { key, value: cfg[key].to_string(), why });
         }
     }
-    let c = RnnConfig {
+    let [vocab_size, input_dim, hidden, n_layer] =
+        dims(cfg, ["vocab_size", "embedding_dim", "hidden_size", "num_layers"])?;
+    Ok(RnnConfig {
         cell,
-        vocab_size: get_u32(cfg, "vocab_size")?,
-        input_dim: get_u32(cfg, "embedding_dim")?,
-        hidden: get_u32(cfg, "hidden_size")?,
-        n_layer: get_u32(cfg, "num_layers")?,
+        vocab_size,
+        input_dim,
+        hidden,
+        n_layer,
         layer_bias: get_bool(cfg, "bias", true)?,
         head_bias: get_bool(cfg, "head_bias", true)?,
-    };
-    positive(&[
-        ("vocab_size", c.vocab_size),
-        ("embedding_dim", c.input_dim),
-        ("hidden_size", c.hidden),
-        ("num_layers", c.n_layer),
-    ])?;
-    Ok(c)
+    })
 }
 
 struct RnnLayout {
@@ -113,24 +109,15 @@ pub(super) fn plan(cfg: &Value, ckpt: &Checkpoint) -> Result<Plan, ConvertError>
             });
         }
     }
-    let mut specs = Vec::new();
-    tensor_schema(&c, &mut |s| specs.push(s));
-    Ok(Plan {
-        architecture: match c.cell {
-            Cell::Gru => Architecture::Gru,
-            Cell::Lstm => Architecture::Lstm,
-        },
-        hparams: vec![
-            (HParam::VocabSize, c.vocab_size),
-            (HParam::InputDim, c.input_dim),
-            (HParam::DModel, c.hidden),
-            (HParam::NLayer, c.n_layer),
-            (HParam::ProjBias, c.layer_bias as u32),
-            (HParam::HeadBias, c.head_bias as u32),
-        ],
-        specs,
-        layout: Box::new(RnnLayout { prefix: rnn_prefix(ckpt).unwrap_or("rnn.") }),
-        shape: (c.n_layer, c.hidden, c.vocab_size),
-        blobs: vec![],
-    })
+    let architecture = match c.cell {
+        Cell::Gru => Architecture::Gru,
+        Cell::Lstm => Architecture::Lstm,
+    };
+    let hparams = hparams! {
+        VocabSize = c.vocab_size, InputDim = c.input_dim, DModel = c.hidden, NLayer = c.n_layer,
+        ProjBias = c.layer_bias, HeadBias = c.head_bias,
+    };
+    let layout = RnnLayout { prefix: rnn_prefix(ckpt).unwrap_or("rnn.") };
+    let shape = (c.n_layer, c.hidden, c.vocab_size);
+    Ok(Plan::new(architecture, hparams, |visit| tensor_schema(&c, visit), layout, shape))
 }

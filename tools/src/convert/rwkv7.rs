@@ -5,8 +5,9 @@
 //! `config.json` with `"model_type": "rwkv7"` may set `layer_norm_epsilon`
 //! and `head_norm_epsilon` (defaults 1e-5 and 64e-5, BlinkDL's values).
 
+use super::common::{hparams, plain_shape};
 use super::{eddy_name, Checkpoint, ConvertError, FamilyLayout, Plan};
-use eddy::arch::{Architecture, HParam};
+use eddy::arch::Architecture;
 use eddy::rwkv7::{tensor_schema, Rwkv7Config};
 use eddy::schema::TensorSpec;
 use serde_json::{json, Value};
@@ -121,10 +122,8 @@ impl FamilyLayout for BlinkLayout {
             vec![h, cols / h]
         } else if is_lora(spec.pattern) {
             vec![cols, rows]
-        } else if rows == 1 {
-            vec![cols]
         } else {
-            vec![rows, cols]
+            plain_shape(spec)
         }
     }
 
@@ -146,27 +145,12 @@ impl FamilyLayout for BlinkLayout {
 
 pub(super) fn plan(cfg: &Value, ckpt: &Checkpoint) -> Result<Plan, ConvertError> {
     let c = rwkv7_config(cfg, ckpt)?;
-    let mut specs = Vec::new();
-    tensor_schema(&c, &mut |s| specs.push(s));
-    Ok(Plan {
-        architecture: Architecture::Rwkv7,
-        hparams: vec![
-            (HParam::VocabSize, c.vocab_size),
-            (HParam::DModel, c.d_model),
-            (HParam::NLayer, c.n_layer),
-            (HParam::NHeads, c.n_heads),
-            (HParam::DFfn, c.d_ffn),
-            (HParam::LoraDecay, c.lora[0]),
-            (HParam::LoraIclr, c.lora[1]),
-            (HParam::LoraValue, c.lora[2]),
-            (HParam::LoraGate, c.lora[3]),
-            (HParam::NormEps, c.norm_eps.to_bits()),
-            (HParam::HeadNormEps, c.head_norm_eps.to_bits()),
-            (HParam::TiedEmbeddings, c.tied_embeddings as u32),
-        ],
-        specs,
-        layout: Box::new(BlinkLayout { config: c }),
-        shape: (c.n_layer, c.d_model, c.vocab_size),
-        blobs: vec![],
-    })
+    let hparams = hparams! {
+        VocabSize = c.vocab_size, DModel = c.d_model, NLayer = c.n_layer, NHeads = c.n_heads, DFfn = c.d_ffn,
+        LoraDecay = c.lora[0], LoraIclr = c.lora[1], LoraValue = c.lora[2], LoraGate = c.lora[3],
+        NormEps = c.norm_eps, HeadNormEps = c.head_norm_eps, TiedEmbeddings = c.tied_embeddings,
+    };
+    let shape = (c.n_layer, c.d_model, c.vocab_size);
+    let layout = BlinkLayout { config: c };
+    Ok(Plan::new(Architecture::Rwkv7, hparams, |visit| tensor_schema(&c, visit), layout, shape))
 }
