@@ -13,7 +13,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 
-/// One format's kernel over all rows and tokens (see [`matmat_rows_body`]).
+/// One format's kernel over all rows and tokens (see [`matmat_rows`]).
 pub(super) type MatmatRows = unsafe fn(&IntShape, &[u8], &[i8], &[ActsI8<'_>], &mut [f32]);
 
 /// A kernel set's choice of [`MatmatRows`] for a shape.
@@ -129,21 +129,10 @@ pub(super) fn matmat_i8_with(
     }
 }
 
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn matmat_rows<C: Codes>(
-    s: &IntShape,
-    matrix: &[u8],
-    perm: &[i8],
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-) {
-    matmat_rows_body::<C>(s, matrix, perm, acts, out)
-}
-
 /// Blocks of rows that stay in cache while batches of tokens pass over
-/// them (inlined into each kernel set's `target_feature` function).
-#[inline(always)]
-pub(super) unsafe fn matmat_rows_body<C: Codes>(
+/// them. Both x86 sets run it, with their own `C`.
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn matmat_rows<C: Codes>(
     s: &IntShape,
     matrix: &[u8],
     perm: &[i8],

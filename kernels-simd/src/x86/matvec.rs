@@ -265,7 +265,7 @@ macro_rules! kernel_for {
 }
 pub(super) use kernel_for;
 
-/// One format's kernel over all rows of one token (see [`matvec_rows_body`]).
+/// One format's kernel over all rows of one token (see [`matvec_rows`]).
 pub(super) type MatvecRows = unsafe fn(&IntShape, &[u8], &[i8], &[f32], &[i32], &mut [f32]);
 
 /// A kernel set's choice of [`MatvecRows`] for a shape (`None`: the CPU
@@ -338,22 +338,11 @@ pub(super) fn matvec_i8_with(
     }
 }
 
+/// Every block of eight rows of one token, prefetching ahead. Both x86
+/// sets run it: they differ only in `C`'s dot product (`vpmaddubsw` or
+/// `vpdpbusd`, see [`super::vnni`]).
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn matvec_rows<C: Codes>(
-    s: &IntShape,
-    matrix: &[u8],
-    xq: &[i8],
-    x_scales: &[f32],
-    x_sums: &[i32],
-    out: &mut [f32],
-) {
-    matvec_rows_body::<C>(s, matrix, xq, x_scales, x_sums, out)
-}
-
-/// Every block of eight rows of one token, prefetching ahead (inlined into
-/// each kernel set's `target_feature` function).
-#[inline(always)]
-pub(super) unsafe fn matvec_rows_body<C: Codes>(
+pub(super) unsafe fn matvec_rows<C: Codes>(
     s: &IntShape,
     matrix: &[u8],
     xq: &[i8],
