@@ -23,7 +23,7 @@ pub mod aarch64;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
 pub mod arm;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
-mod kv_shape;
+mod kv_pass;
 pub mod math;
 pub mod scalar;
 pub mod vector;
