@@ -92,41 +92,39 @@ pub fn dotprod_available() -> bool {
     }
 }
 
-/// Four f16 values (raw bits) widened to f32 with `fcvtl` (exact).
-///
-/// # Safety
-/// NEON must be present (f16 conversion is part of base Armv8 Advanced SIMD).
-#[inline(always)]
-unsafe fn f16x4_to_f32(bits: uint16x4_t) -> float32x4_t {
-    let out: float32x4_t;
-    // SAFETY: a register-only conversion instruction of base Armv8 NEON;
-    // no memory, stack or flags touched.
-    unsafe {
-        core::arch::asm!(
-            "fcvtl {out:v}.4s, {inp:v}.4h",
-            out = out(vreg) out,
-            inp = in(vreg) bits,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    out
+/// An f16-to-f32 widening instruction (`$insn {out}, {inp}`) as a
+/// function from `$input` (raw f16 bits) to four f32 values (exact).
+/// Written with `asm!`: the f16 vector intrinsics are unstable.
+macro_rules! f16_widen {
+    ($(#[$doc:meta])* $name:ident($input:ty) = $insn:literal) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// NEON must be present (f16 conversion is part of base Armv8
+        /// Advanced SIMD).
+        #[inline(always)]
+        unsafe fn $name(bits: $input) -> float32x4_t {
+            let out: float32x4_t;
+            // SAFETY: a register-only conversion instruction of base Armv8
+            // NEON; no memory, stack or flags touched.
+            unsafe {
+                core::arch::asm!(
+                    $insn,
+                    out = out(vreg) out,
+                    inp = in(vreg) bits,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+            }
+            out
+        }
+    };
 }
 
-/// The upper four f16 values of `bits` widened to f32 with `fcvtl2`.
-///
-/// # Safety
-/// NEON must be present.
-#[inline(always)]
-unsafe fn f16x8_high_to_f32(bits: uint16x8_t) -> float32x4_t {
-    let out: float32x4_t;
-    // SAFETY: as in `f16x4_to_f32`.
-    unsafe {
-        core::arch::asm!(
-            "fcvtl2 {out:v}.4s, {inp:v}.8h",
-            out = out(vreg) out,
-            inp = in(vreg) bits,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    out
-}
+f16_widen!(
+    /// Four f16 values widened to f32 with `fcvtl`.
+    f16x4_to_f32(uint16x4_t) = "fcvtl {out:v}.4s, {inp:v}.4h"
+);
+f16_widen!(
+    /// The upper four f16 values of `bits` widened to f32 with `fcvtl2`.
+    f16x8_high_to_f32(uint16x8_t) = "fcvtl2 {out:v}.4s, {inp:v}.8h"
+);

@@ -17,53 +17,41 @@ fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     r
 }
 
-/// Bytes 0 and 2 of `x`, sign-extended to halfwords.
-#[inline(always)]
-fn sxtb16(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register-only DSP instruction, no flags touched.
-    unsafe {
-        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
+/// A register-only DSP byte-extract instruction (`$insn {r}, {x}`, with
+/// the given operand suffix) as a function of one word.
+macro_rules! extract16 {
+    ($(#[$doc:meta])* $name:ident = $insn:literal) => {
+        $(#[$doc])*
+        #[inline(always)]
+        fn $name(x: u32) -> u32 {
+            let r: u32;
+            // SAFETY: register-only DSP instruction (the DSP extension is
+            // present: this module is compiled only with `eddy_dsp`), no
+            // flags touched.
+            unsafe {
+                asm!($insn, r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags));
+            }
+            r
+        }
+    };
 }
 
-/// Bytes 1 and 3 of `x`, sign-extended to halfwords.
-#[inline(always)]
-fn sxtb16_ror8(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register-only DSP instruction, no flags touched.
-    unsafe {
-        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// Bytes 0 and 2 of `x`, zero-extended to halfwords.
-#[inline(always)]
-fn uxtb16(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register-only DSP instruction, no flags touched.
-    unsafe {
-        asm!("uxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// Bytes 1 and 3 of `x`, zero-extended to halfwords.
-#[inline(always)]
-fn uxtb16_ror8(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register-only DSP instruction, no flags touched.
-    unsafe {
-        asm!("uxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
+extract16!(
+    /// Bytes 0 and 2 of `x`, sign-extended to halfwords.
+    sxtb16 = "sxtb16 {r}, {x}"
+);
+extract16!(
+    /// Bytes 1 and 3 of `x`, sign-extended to halfwords.
+    sxtb16_ror8 = "sxtb16 {r}, {x}, ror #8"
+);
+extract16!(
+    /// Bytes 0 and 2 of `x`, zero-extended to halfwords.
+    uxtb16 = "uxtb16 {r}, {x}"
+);
+extract16!(
+    /// Bytes 1 and 3 of `x`, zero-extended to halfwords.
+    uxtb16_ror8 = "uxtb16 {r}, {x}, ror #8"
+);
 
 /// Little-endian word at `p`, any alignment (Armv7-M `LDR` allows
 /// unaligned addresses on normal memory).

@@ -38,6 +38,33 @@ pub fn matvec_f16(matrix: &[u16], cols: usize, x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// One step of [`dot_f16_row`]'s loop: two f16 weights (one word at
+/// `{w}`) widened by `VCVTB`/`VCVTT`, times two f32 at `{x}`, added to the
+/// lane accumulators `s$lo` and `s$hi`; both pointers advance.
+macro_rules! lanes_step {
+    ($lo:literal, $hi:literal) => {
+        concat!(
+            "ldr {t}, [{w}], #4\n",
+            "vmov s0, {t}\n",
+            "vldmia {x}!, {{s4, s5}}\n",
+            "vcvtb.f32.f16 s1, s0\n",
+            "vcvtt.f32.f16 s2, s0\n",
+            "vmul.f32 s1, s1, s4\n",
+            "vmul.f32 s2, s2, s5\n",
+            "vadd.f32 s",
+            $lo,
+            ", s",
+            $lo,
+            ", s1\n",
+            "vadd.f32 s",
+            $hi,
+            ", s",
+            $hi,
+            ", s2",
+        )
+    };
+}
+
 /// `eddy_quant::dot_f16_f32` of one row of `8·chunks` weights, in
 /// assembly: lane `l` accumulates (from +0.0) the products of columns
 /// `l (mod 8)` in s16-s23, summed pairwise at the end in the reference's
@@ -65,42 +92,10 @@ unsafe fn dot_f16_row(w: *const u16, x: *const f32, chunks: usize) -> f32 {
             "vmov s22, {t}",
             "vmov s23, {t}",
             "2:",
-            "ldr {t}, [{w}], #4",
-            "vmov s0, {t}",
-            "vldmia {x}!, {{s4, s5}}",
-            "vcvtb.f32.f16 s1, s0",
-            "vcvtt.f32.f16 s2, s0",
-            "vmul.f32 s1, s1, s4",
-            "vmul.f32 s2, s2, s5",
-            "vadd.f32 s16, s16, s1",
-            "vadd.f32 s17, s17, s2",
-            "ldr {t}, [{w}], #4",
-            "vmov s0, {t}",
-            "vldmia {x}!, {{s4, s5}}",
-            "vcvtb.f32.f16 s1, s0",
-            "vcvtt.f32.f16 s2, s0",
-            "vmul.f32 s1, s1, s4",
-            "vmul.f32 s2, s2, s5",
-            "vadd.f32 s18, s18, s1",
-            "vadd.f32 s19, s19, s2",
-            "ldr {t}, [{w}], #4",
-            "vmov s0, {t}",
-            "vldmia {x}!, {{s4, s5}}",
-            "vcvtb.f32.f16 s1, s0",
-            "vcvtt.f32.f16 s2, s0",
-            "vmul.f32 s1, s1, s4",
-            "vmul.f32 s2, s2, s5",
-            "vadd.f32 s20, s20, s1",
-            "vadd.f32 s21, s21, s2",
-            "ldr {t}, [{w}], #4",
-            "vmov s0, {t}",
-            "vldmia {x}!, {{s4, s5}}",
-            "vcvtb.f32.f16 s1, s0",
-            "vcvtt.f32.f16 s2, s0",
-            "vmul.f32 s1, s1, s4",
-            "vmul.f32 s2, s2, s5",
-            "vadd.f32 s22, s22, s1",
-            "vadd.f32 s23, s23, s2",
+            lanes_step!(16, 17),
+            lanes_step!(18, 19),
+            lanes_step!(20, 21),
+            lanes_step!(22, 23),
             "subs {n}, #1",
             "bne 2b",
             // ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))

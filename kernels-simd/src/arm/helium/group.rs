@@ -3,38 +3,157 @@
 
 use core::arch::asm;
 
+/// A loop over one group: `$body` (which sets up and ends in the label
+/// `2:` at its loop start) runs `$iters` times with the codes at r1 and the
+/// activations at r2, accumulating into r0; returns the i32 sum.
+macro_rules! dot_loop {
+    ($codes:expr, $acts:expr, $iters:expr, $($body:expr),+ $(,)?) => {{
+        let mut acc = 0i32;
+        mve_asm!(
+            $($body,)+
+            "subs r3, #1",
+            "bne 2b",
+            inout("r0") acc,
+            inout("r1") $codes => _,
+            inout("r2") $acts => _,
+            inout("r3") $iters => _,
+        );
+        acc
+    }};
+}
+
+/// Eight W8 codes (r1) times eight activations (r2), zero- and
+/// sign-extended to 16-bit lanes in `$w` and `$a`, added to r0.
+macro_rules! w8_step {
+    ($w:literal, $a:literal) => {
+        concat!(
+            "vldrb.u16 ",
+            $w,
+            ", [r1], #8\n",
+            "vldrb.s16 ",
+            $a,
+            ", [r2], #8\n",
+            "vmladava.s16 r0, ",
+            $w,
+            ", ",
+            $a,
+        )
+    };
+}
+
+/// The four 2-bit planes of the codes in q0 (`$u` lanes, mask 3 in q3)
+/// times the next four vectors of activations (`$s` lanes from r2, `$step`
+/// bytes each; `$last` is the last load's post-increment), added to r0.
+macro_rules! w2_planes {
+    ($u:literal, $s:literal, $step:literal, $last:literal) => {
+        concat!(
+            "vand q1, q0, q3\n",
+            "vldrb.",
+            $s,
+            " q2, [r2], ",
+            $step,
+            "\n",
+            "vmladava.",
+            $s,
+            " r0, q1, q2\n",
+            "vshr.",
+            $u,
+            " q1, q0, #2\n",
+            "vand q1, q1, q3\n",
+            "vldrb.",
+            $s,
+            " q2, [r2], ",
+            $step,
+            "\n",
+            "vmladava.",
+            $s,
+            " r0, q1, q2\n",
+            "vshr.",
+            $u,
+            " q1, q0, #4\n",
+            "vand q1, q1, q3\n",
+            "vldrb.",
+            $s,
+            " q2, [r2], ",
+            $step,
+            "\n",
+            "vmladava.",
+            $s,
+            " r0, q1, q2\n",
+            "vshr.",
+            $u,
+            " q1, q0, #6\n",
+            "vldrb.",
+            $s,
+            " q2, [r2]",
+            $last,
+            "\n",
+            "vmladava.",
+            $s,
+            " r0, q1, q2",
+        )
+    };
+}
+
+/// One middle 2-bit plane (bits `$shift..$shift + 2`, mask 3 in q3) of
+/// both rows' codes (q0, q1) times the activations in `$a`, added to r0
+/// and r4.
+macro_rules! w2_x2_plane {
+    ($shift:literal, $a:literal) => {
+        concat!(
+            "vshr.u8 q2, q0, #",
+            $shift,
+            "\n",
+            "vand q2, q2, q3\n",
+            "vmladava.s8 r0, q2, ",
+            $a,
+            "\n",
+            "vshr.u8 q2, q1, #",
+            $shift,
+            "\n",
+            "vand q2, q2, q3\n",
+            "vmladava.s8 r4, q2, ",
+            $a,
+        )
+    };
+}
+
+/// Sixteen W8 codes of both rows (r1, r5) as `c - 128` (0x80 in q3) times
+/// sixteen activations (r2), added to r0 and r4; their sum to r8.
+macro_rules! w8_x2_step {
+    () => {
+        concat!(
+            "vldrb.u8 q2, [r2], #16\n",
+            "vldrb.u8 q0, [r1], #16\n",
+            "vldrb.u8 q1, [r5], #16\n",
+            "veor q0, q0, q3\n",
+            "veor q1, q1, q3\n",
+            "vmladava.s8 r0, q0, q2\n",
+            "vmladava.s8 r4, q1, q2\n",
+            "vaddva.s8 r8, q2",
+        )
+    };
+}
+
 /// Σ code·act over one W8 group of `n` codes (`n` a multiple of 32).
 ///
 /// # Safety
 /// `codes` and `acts` must hold at least `n` bytes each, `n >= 32`.
 pub(super) unsafe fn group_dot_w8(codes: *const u8, acts: *const i8, n: usize) -> i32 {
-    let mut acc = 0i32;
     // SAFETY: the caller guarantees n readable bytes at both pointers; the
     // loop reads exactly n bytes from each (n / 32 iterations of 4 × 8).
     unsafe {
-        mve_asm!(
+        dot_loop!(
+            codes,
+            acts,
+            n / 32,
             "2:",
-            "vldrb.u16 q0, [r1], #8",
-            "vldrb.s16 q1, [r2], #8",
-            "vmladava.s16 r0, q0, q1",
-            "vldrb.u16 q2, [r1], #8",
-            "vldrb.s16 q3, [r2], #8",
-            "vmladava.s16 r0, q2, q3",
-            "vldrb.u16 q0, [r1], #8",
-            "vldrb.s16 q1, [r2], #8",
-            "vmladava.s16 r0, q0, q1",
-            "vldrb.u16 q2, [r1], #8",
-            "vldrb.s16 q3, [r2], #8",
-            "vmladava.s16 r0, q2, q3",
-            "subs r3, #1",
-            "bne 2b",
-            inout("r0") acc,
-            inout("r1") codes => _,
-            inout("r2") acts => _,
-            inout("r3") n / 32 => _,
-        );
+            w8_step!("q0", "q1"),
+            w8_step!("q2", "q3"),
+            w8_step!("q0", "q1"),
+            w8_step!("q2", "q3"),
+        )
     }
-    acc
 }
 
 /// Σ code·act over one W4 group of `n` codes (`n` a multiple of 32), with
@@ -43,11 +162,13 @@ pub(super) unsafe fn group_dot_w8(codes: *const u8, acts: *const i8, n: usize) -
 /// # Safety
 /// `codes` must hold `n / 2` bytes and `acts` `n`, `n >= 32`.
 pub(super) unsafe fn group_dot_w4(codes: *const u8, acts: *const i8, n: usize) -> i32 {
-    let mut acc = 0i32;
     // SAFETY: n / 32 iterations each read 16 code bytes and 32 activation
     // bytes, exactly what the caller guarantees.
     unsafe {
-        mve_asm!(
+        dot_loop!(
+            codes,
+            acts,
+            n / 32,
             "vmov.i8 q3, #15",
             "2:",
             "vldrb.u8 q0, [r1], #16",
@@ -57,15 +178,8 @@ pub(super) unsafe fn group_dot_w4(codes: *const u8, acts: *const i8, n: usize) -
             "vmladava.s8 r0, q1, q2",
             "vldrb.s8 q2, [r2], #16",
             "vmladava.s8 r0, q0, q2",
-            "subs r3, #1",
-            "bne 2b",
-            inout("r0") acc,
-            inout("r1") codes => _,
-            inout("r2") acts => _,
-            inout("r3") n / 32 => _,
-        );
+        )
     }
-    acc
 }
 
 /// Σ code·act over one W2 group of `n` codes (`n` a multiple of 32), with
@@ -85,20 +199,7 @@ pub(super) unsafe fn group_dot_w2(codes: *const u8, acts: *const i8, n: usize) -
                 "vmov.i8 q3, #3",
                 "2:",
                 "vldrb.u8 q0, [r1], #16",
-                "vand q1, q0, q3",
-                "vldrb.s8 q2, [r2], #16",
-                "vmladava.s8 r0, q1, q2",
-                "vshr.u8 q1, q0, #2",
-                "vand q1, q1, q3",
-                "vldrb.s8 q2, [r2], #16",
-                "vmladava.s8 r0, q1, q2",
-                "vshr.u8 q1, q0, #4",
-                "vand q1, q1, q3",
-                "vldrb.s8 q2, [r2], #16",
-                "vmladava.s8 r0, q1, q2",
-                "vshr.u8 q1, q0, #6",
-                "vldrb.s8 q2, [r2], #16",
-                "vmladava.s8 r0, q1, q2",
+                w2_planes!("u8", "s8", "#16", ", #16"),
                 "subs r3, #1",
                 "bne 2b",
                 inout("r0") acc,
@@ -115,20 +216,7 @@ pub(super) unsafe fn group_dot_w2(codes: *const u8, acts: *const i8, n: usize) -
             mve_asm!(
                 "vmov.i16 q3, #3",
                 "vldrb.u16 q0, [r1]",
-                "vand q1, q0, q3",
-                "vldrb.s16 q2, [r2], #8",
-                "vmladava.s16 r0, q1, q2",
-                "vshr.u16 q1, q0, #2",
-                "vand q1, q1, q3",
-                "vldrb.s16 q2, [r2], #8",
-                "vmladava.s16 r0, q1, q2",
-                "vshr.u16 q1, q0, #4",
-                "vand q1, q1, q3",
-                "vldrb.s16 q2, [r2], #8",
-                "vmladava.s16 r0, q1, q2",
-                "vshr.u16 q1, q0, #6",
-                "vldrb.s16 q2, [r2]",
-                "vmladava.s16 r0, q1, q2",
+                w2_planes!("u16", "s16", "#8", ""),
                 inout("r0") acc,
                 in("r1") c,
                 inout("r2") a => _,
@@ -165,18 +253,8 @@ pub(super) unsafe fn group_dot_w2_x2(c0: *const u8, c1: *const u8, acts: *const 
             "vmladava.s8 r0, q2, q4",
             "vand q2, q1, q3",
             "vmladava.s8 r4, q2, q4",
-            "vshr.u8 q2, q0, #2",
-            "vand q2, q2, q3",
-            "vmladava.s8 r0, q2, q5",
-            "vshr.u8 q2, q1, #2",
-            "vand q2, q2, q3",
-            "vmladava.s8 r4, q2, q5",
-            "vshr.u8 q2, q0, #4",
-            "vand q2, q2, q3",
-            "vmladava.s8 r0, q2, q6",
-            "vshr.u8 q2, q1, #4",
-            "vand q2, q2, q3",
-            "vmladava.s8 r4, q2, q6",
+            w2_x2_plane!(2, "q5"),
+            w2_x2_plane!(4, "q6"),
             "vshr.u8 q2, q0, #6",
             "vmladava.s8 r0, q2, q7",
             "vshr.u8 q2, q1, #6",
@@ -211,22 +289,8 @@ pub(super) unsafe fn group_dot_w8_x2(c0: *const u8, c1: *const u8, acts: *const 
         mve_asm!(
             "vmov.i8 q3, #0x80",
             "2:",
-            "vldrb.u8 q2, [r2], #16",
-            "vldrb.u8 q0, [r1], #16",
-            "vldrb.u8 q1, [r5], #16",
-            "veor q0, q0, q3",
-            "veor q1, q1, q3",
-            "vmladava.s8 r0, q0, q2",
-            "vmladava.s8 r4, q1, q2",
-            "vaddva.s8 r8, q2",
-            "vldrb.u8 q2, [r2], #16",
-            "vldrb.u8 q0, [r1], #16",
-            "vldrb.u8 q1, [r5], #16",
-            "veor q0, q0, q3",
-            "veor q1, q1, q3",
-            "vmladava.s8 r0, q0, q2",
-            "vmladava.s8 r4, q1, q2",
-            "vaddva.s8 r8, q2",
+            w8_x2_step!(),
+            w8_x2_step!(),
             "subs r3, #1",
             "bne 2b",
             inout("r0") acc0,
