@@ -35,6 +35,17 @@ pub(crate) struct KvShape {
     pub code_bytes: usize,
     /// Bytes from one row to the next.
     pub stride: usize,
+    /// The first byte of row 0.
+    pub base: *const u8,
+}
+
+/// The query of an attention-scores call and its Q4 sums (zero for other
+/// formats; see [`KvShape::query_sums`]).
+pub(crate) struct Query<'a> {
+    /// `head_dim` values.
+    pub q: &'a [f32],
+    /// Σ q per group and lane.
+    pub sums: [[f32; LANES]; MAX_GROUPS],
 }
 
 impl KvShape {
@@ -59,6 +70,7 @@ impl KvShape {
             groups,
             code_bytes,
             stride: rows.stride,
+            base: rows.bytes.as_ptr(),
         })
     }
 
@@ -205,18 +217,12 @@ pub(crate) trait KvIsa {
     ///
     /// # Safety
     /// As [`scores_rows`], on a CPU where [`available`](Self::available).
-    unsafe fn scores_rows<C: KvCodes>(
-        s: &KvShape,
-        base: *const u8,
-        q: &[f32],
-        qsum: &[[f32; LANES]; MAX_GROUPS],
-        scores: &mut [f32],
-    );
+    unsafe fn scores_rows<C: KvCodes>(s: &KvShape, query: &Query<'_>, scores: &mut [f32]);
     /// [`mix_rows`] with the ISA's lanes.
     ///
     /// # Safety
     /// As [`mix_rows`], on a CPU where [`available`](Self::available).
-    unsafe fn mix_rows<C: KvCodes>(s: &KvShape, base: *const u8, weights: &[f32], out: &mut [f32]);
+    unsafe fn mix_rows<C: KvCodes>(s: &KvShape, weights: &[f32], out: &mut [f32]);
 }
 
 /// See [`crate::KvScores`]: the ISA's kernels where they cover the rows,
@@ -229,18 +235,18 @@ pub(crate) fn kv_scores<I: KvIsa>(rows: KvRows<'_>, q: &[f32], scores: &mut [f32
     };
     let n = rows.count.min(scores.len());
     let scores = &mut scores[..n];
-    let qsum = if rows.format == KvFormat::Q4 { shape.query_sums(q) } else { [[0f32; LANES]; MAX_GROUPS] };
-    let base = rows.bytes.as_ptr();
+    let sums = if rows.format == KvFormat::Q4 { shape.query_sums(q) } else { [[0f32; LANES]; MAX_GROUPS] };
+    let query = Query { q, sums };
     // SAFETY: the CPU runs the ISA's kernels; KvRows::row_bytes (in
     // KvShape::of) checked that rows 0..count, `stride` bytes apart, each
     // hold a whole row of `head_dim` values inside `bytes`, and n <= count;
     // `q` holds `head_dim` values.
     unsafe {
         match rows.format {
-            KvFormat::F32 => I::scores_rows::<F32>(&shape, base, q, &qsum, scores),
-            KvFormat::F16 => I::scores_rows::<F16>(&shape, base, q, &qsum, scores),
-            KvFormat::Q8 => I::scores_rows::<Q8>(&shape, base, q, &qsum, scores),
-            KvFormat::Q4 => I::scores_rows::<Q4>(&shape, base, q, &qsum, scores),
+            KvFormat::F32 => I::scores_rows::<F32>(&shape, &query, scores),
+            KvFormat::F16 => I::scores_rows::<F16>(&shape, &query, scores),
+            KvFormat::Q8 => I::scores_rows::<Q8>(&shape, &query, scores),
+            KvFormat::Q4 => I::scores_rows::<Q4>(&shape, &query, scores),
         }
     }
 }
@@ -254,15 +260,14 @@ pub(crate) fn kv_mix<I: KvIsa>(rows: KvRows<'_>, weights: &[f32], out: &mut [f32
         return;
     };
     let weights = &weights[..rows.count.min(weights.len())];
-    let base = rows.bytes.as_ptr();
     // SAFETY: as in `kv_scores`, with `weights.len() <= count` rows and
     // `out` holding `head_dim` values.
     unsafe {
         match rows.format {
-            KvFormat::F32 => I::mix_rows::<F32>(&shape, base, weights, out),
-            KvFormat::F16 => I::mix_rows::<F16>(&shape, base, weights, out),
-            KvFormat::Q8 => I::mix_rows::<Q8>(&shape, base, weights, out),
-            KvFormat::Q4 => I::mix_rows::<Q4>(&shape, base, weights, out),
+            KvFormat::F32 => I::mix_rows::<F32>(&shape, weights, out),
+            KvFormat::F16 => I::mix_rows::<F16>(&shape, weights, out),
+            KvFormat::Q8 => I::mix_rows::<Q8>(&shape, weights, out),
+            KvFormat::Q4 => I::mix_rows::<Q4>(&shape, weights, out),
         }
     }
 }
@@ -343,16 +348,10 @@ unsafe fn row_lanes<V: KvLanes, C: KvCodes, const R: usize>(
 ///
 /// # Safety
 /// The ISA's features present; rows `0..scores.len()` at `base + j *
-/// stride` are whole rows; `q` has `head_dim` values.
+/// stride` are whole rows; the query has `head_dim` values.
 #[inline(always)]
-pub(crate) unsafe fn scores_rows<V: KvLanes, C: KvCodes>(
-    s: &KvShape,
-    base: *const u8,
-    q: &[f32],
-    qsum: &[[f32; LANES]; MAX_GROUPS],
-    scores: &mut [f32],
-) {
-    let q = q.as_ptr();
+pub(crate) unsafe fn scores_rows<V: KvLanes, C: KvCodes>(s: &KvShape, query: &Query<'_>, scores: &mut [f32]) {
+    let (base, q, qsum) = (s.base, query.q.as_ptr(), &query.sums);
     let mut blocks = scores.chunks_exact_mut(4);
     let mut j = 0;
     // SAFETY: rows j..j + 4 (or j) are below scores.len(); `row_lanes`
@@ -379,27 +378,23 @@ pub(crate) unsafe fn scores_rows<V: KvLanes, C: KvCodes>(
 /// The ISA's features present; rows `0..weights.len()` at `base + j *
 /// stride` are whole rows; `out` has `head_dim` values.
 #[inline(always)]
-pub(crate) unsafe fn mix_rows<V: KvLanes, C: KvCodes>(
-    s: &KvShape,
-    base: *const u8,
-    weights: &[f32],
-    out: &mut [f32],
-) {
+pub(crate) unsafe fn mix_rows<V: KvLanes, C: KvCodes>(s: &KvShape, weights: &[f32], out: &mut [f32]) {
+    let base = s.base;
     let units = s.head_dim / 8;
     let mut u0 = 0;
     // SAFETY: every pass covers units below head_dim / 8; the tail reads
     // value `i < head_dim` and its group's parameters of rows < weights.len().
     unsafe {
         while units - u0 >= 8 {
-            mix_pass::<V, C, 8>(s, base, weights, out, u0);
+            mix_pass::<V, C, 8>(s, weights, out, u0);
             u0 += 8;
         }
         for width in [4, 2, 1] {
             if units - u0 >= width {
                 match width {
-                    4 => mix_pass::<V, C, 4>(s, base, weights, out, u0),
-                    2 => mix_pass::<V, C, 2>(s, base, weights, out, u0),
-                    _ => mix_pass::<V, C, 1>(s, base, weights, out, u0),
+                    4 => mix_pass::<V, C, 4>(s, weights, out, u0),
+                    2 => mix_pass::<V, C, 2>(s, weights, out, u0),
+                    _ => mix_pass::<V, C, 1>(s, weights, out, u0),
                 }
                 u0 += width;
             }
@@ -433,12 +428,11 @@ pub(crate) unsafe fn mix_rows<V: KvLanes, C: KvCodes>(
 #[inline(always)]
 unsafe fn mix_pass<V: KvLanes, C: KvCodes, const U: usize>(
     s: &KvShape,
-    base: *const u8,
     weights: &[f32],
     out: &mut [f32],
     u0: usize,
 ) {
-    let c0 = 8 * u0;
+    let (base, c0) = (s.base, 8 * u0);
     let (g0, two_groups) = if s.group == 32 { (c0 / 32, U > 4) } else { (0, false) };
     debug_assert!(s.group != 32 || c0 % 32 == 0);
     // SAFETY: reads units u0..u0 + U and the parameters of groups g0 (and

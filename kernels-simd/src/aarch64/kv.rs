@@ -15,7 +15,7 @@
 //! The loops are the shared ones of [`crate::kv_pass`].
 
 use super::{f16x4_to_f32, f16x8_high_to_f32};
-use crate::kv_pass::{self, KvCodes, KvIsa, KvLanes, KvShape, LANES, MAX_GROUPS};
+use crate::kv_pass::{self, KvCodes, KvIsa, KvLanes, KvShape, Query};
 use crate::KvRows;
 use core::arch::aarch64::*;
 use eddy_quant::KvFormat;
@@ -37,20 +37,14 @@ impl KvIsa for Neon {
     fn available() -> bool {
         true
     }
-    unsafe fn scores_rows<C: KvCodes>(
-        s: &KvShape,
-        base: *const u8,
-        q: &[f32],
-        qsum: &[[f32; LANES]; MAX_GROUPS],
-        scores: &mut [f32],
-    ) {
+    unsafe fn scores_rows<C: KvCodes>(s: &KvShape, query: &Query<'_>, scores: &mut [f32]) {
         // SAFETY: NEON is present (this module compiles only with it); the
         // rest is the caller's contract.
-        unsafe { kv_pass::scores_rows::<Lanes, C>(s, base, q, qsum, scores) }
+        unsafe { kv_pass::scores_rows::<Lanes, C>(s, query, scores) }
     }
-    unsafe fn mix_rows<C: KvCodes>(s: &KvShape, base: *const u8, weights: &[f32], out: &mut [f32]) {
+    unsafe fn mix_rows<C: KvCodes>(s: &KvShape, weights: &[f32], out: &mut [f32]) {
         // SAFETY: as in `scores_rows`.
-        unsafe { kv_pass::mix_rows::<Lanes, C>(s, base, weights, out) }
+        unsafe { kv_pass::mix_rows::<Lanes, C>(s, weights, out) }
     }
 }
 

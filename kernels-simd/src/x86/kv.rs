@@ -20,7 +20,7 @@
 //! one FMA (exact here, see `scale_add`). The loops are the shared ones of
 //! [`crate::kv_pass`].
 
-use crate::kv_pass::{self, KvCodes, KvIsa, KvLanes, KvShape, LANES, MAX_GROUPS};
+use crate::kv_pass::{self, KvCodes, KvIsa, KvLanes, KvShape, Query};
 use crate::KvRows;
 use core::arch::x86_64::*;
 use eddy_quant::KvFormat;
@@ -42,36 +42,24 @@ impl KvIsa for Avx2 {
     fn available() -> bool {
         super::avx2_available()
     }
-    unsafe fn scores_rows<C: KvCodes>(
-        s: &KvShape,
-        base: *const u8,
-        q: &[f32],
-        qsum: &[[f32; LANES]; MAX_GROUPS],
-        scores: &mut [f32],
-    ) {
-        scores_rows::<C>(s, base, q, qsum, scores)
+    unsafe fn scores_rows<C: KvCodes>(s: &KvShape, query: &Query<'_>, scores: &mut [f32]) {
+        scores_rows::<C>(s, query, scores)
     }
-    unsafe fn mix_rows<C: KvCodes>(s: &KvShape, base: *const u8, weights: &[f32], out: &mut [f32]) {
-        mix_rows::<C>(s, base, weights, out)
+    unsafe fn mix_rows<C: KvCodes>(s: &KvShape, weights: &[f32], out: &mut [f32]) {
+        mix_rows::<C>(s, weights, out)
     }
 }
 
 /// [`kv_pass::scores_rows`] compiled with AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn scores_rows<C: KvCodes>(
-    s: &KvShape,
-    base: *const u8,
-    q: &[f32],
-    qsum: &[[f32; LANES]; MAX_GROUPS],
-    scores: &mut [f32],
-) {
-    kv_pass::scores_rows::<__m256, C>(s, base, q, qsum, scores)
+unsafe fn scores_rows<C: KvCodes>(s: &KvShape, query: &Query<'_>, scores: &mut [f32]) {
+    kv_pass::scores_rows::<__m256, C>(s, query, scores)
 }
 
 /// [`kv_pass::mix_rows`] compiled with AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn mix_rows<C: KvCodes>(s: &KvShape, base: *const u8, weights: &[f32], out: &mut [f32]) {
-    kv_pass::mix_rows::<__m256, C>(s, base, weights, out)
+unsafe fn mix_rows<C: KvCodes>(s: &KvShape, weights: &[f32], out: &mut [f32]) {
+    kv_pass::mix_rows::<__m256, C>(s, weights, out)
 }
 
 // Loads read what the callers' contract says lies inside a row or slice;
