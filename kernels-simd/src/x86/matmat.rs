@@ -54,21 +54,7 @@ type TokenLanes = unsafe fn(&IntShape, &[u8], &[ActsI8<'_>], &mut [f32], &mut [i
 
 /// [`token_lanes::matmat`] for a shape.
 fn token_lanes_kernel(s: &IntShape) -> Option<TokenLanes> {
-    match (s.bits, s.group) {
-        (2, 32) => Some(token_lanes::matmat::<W2<32>, 1>),
-        (2, 64) => Some(token_lanes::matmat::<W2<64>, 1>),
-        (2, 128) => Some(token_lanes::matmat::<W2<128>, 1>),
-        (2, 256) => Some(token_lanes::matmat::<W2<256>, 1>),
-        (4, 32) => Some(token_lanes::matmat::<W4<32>, 1>),
-        (4, 64) => Some(token_lanes::matmat::<W4<64>, 1>),
-        (4, 128) => Some(token_lanes::matmat::<W4<128>, 1>),
-        (4, 256) => Some(token_lanes::matmat::<W4<256>, 1>),
-        (8, 32) => Some(token_lanes::matmat::<W8<32>, 2>),
-        (8, 64) => Some(token_lanes::matmat::<W8<64>, 2>),
-        (8, 128) => Some(token_lanes::matmat::<W8<128>, 2>),
-        (8, 256) => Some(token_lanes::matmat::<W8<256>, 2>),
-        _ => None,
-    }
+    kernel_for!(s, token_lanes::matmat, W2 1, W4 1, W8 2)
 }
 
 /// The shape every token's product has (`None` if any token's check

@@ -243,22 +243,23 @@ fn kernel_acts<'p>(bits: u32, group: usize, xq: &'p [i8], perm: &'p mut [i8]) ->
 
 /// `$f::<Codes type>` for a format's bits and group size, as a function
 /// pointer (`None` for formats the kernels do not cover), with one
-/// [`Codes`] family per multiply instruction (`$w2`, `$w4`, `$w8`).
+/// [`Codes`] family per multiply instruction (`$w2`, `$w4`, `$w8`, each
+/// optionally followed by a second const argument of `$f`).
 macro_rules! kernel_for {
-    ($shape:expr, $f:ident, $w2:ident, $w4:ident, $w8:ident) => {
-        match ($shape.bits, $shape.group) {
-            (2, 32) => Some($f::<$w2<32>>),
-            (2, 64) => Some($f::<$w2<64>>),
-            (2, 128) => Some($f::<$w2<128>>),
-            (2, 256) => Some($f::<$w2<256>>),
-            (4, 32) => Some($f::<$w4<32>>),
-            (4, 64) => Some($f::<$w4<64>>),
-            (4, 128) => Some($f::<$w4<128>>),
-            (4, 256) => Some($f::<$w4<256>>),
-            (8, 32) => Some($f::<$w8<32>>),
-            (8, 64) => Some($f::<$w8<64>>),
-            (8, 128) => Some($f::<$w8<128>>),
-            (8, 256) => Some($f::<$w8<256>>),
+    (@group $shape:expr, $($f:ident)::+, $w:ident $(, $arg:literal)?) => {
+        match $shape.group {
+            32 => Some($($f)::+::<$w<32> $(, $arg)?>),
+            64 => Some($($f)::+::<$w<64> $(, $arg)?>),
+            128 => Some($($f)::+::<$w<128> $(, $arg)?>),
+            256 => Some($($f)::+::<$w<256> $(, $arg)?>),
+            _ => None,
+        }
+    };
+    ($shape:expr, $($f:ident)::+, $w2:ident $($a2:literal)?, $w4:ident $($a4:literal)?, $w8:ident $($a8:literal)?) => {
+        match $shape.bits {
+            2 => kernel_for!(@group $shape, $($f)::+, $w2 $(, $a2)?),
+            4 => kernel_for!(@group $shape, $($f)::+, $w4 $(, $a4)?),
+            8 => kernel_for!(@group $shape, $($f)::+, $w8 $(, $a8)?),
             _ => None,
         }
     };
