@@ -18,7 +18,7 @@
 //! them (rows stay in cache between passes), computing each element as the
 //! reference does: `acc + w * (scale * c + min)`, the inner Q4 part with
 //! one FMA (exact here, see `scale_add`). The loops are the shared ones of
-//! [`crate::kv_pass`].
+//! `kv_pass.rs`.
 
 use crate::kv_pass::{self, KvCodes, KvIsa, KvLanes, KvShape, Query};
 use crate::KvRows;

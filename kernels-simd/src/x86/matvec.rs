@@ -6,7 +6,7 @@
 //! i8) and multiplied with the activations by `vpmaddubsw`. Unpacking
 //! leaves codes in a fixed permuted order, so the activations are permuted
 //! the same way once per call; W8 needs no reordering. Each format and
-//! group size is its own instantiation ([`Codes`]), so the per-group loops
+//! group size is its own instantiation (`group::Codes`), so the per-group loops
 //! are fully unrolled and every vector stays in a register.
 //!
 //! Eight rows are computed at once: their group sums reduce together

@@ -1,5 +1,5 @@
 //! AVX2 f32 kernels of the recurrent layers, bit-exact with the scalar
-//! references in [`crate::scan`] and [`crate::math`]: the same operations
+//! references in [`crate::vector`] and [`crate::math`]: the same operations
 //! per lane, in the same order, no FMA.
 //!
 //! The selective scan takes eight channels at a time: their softplus and
