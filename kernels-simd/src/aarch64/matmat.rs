@@ -23,24 +23,11 @@ pub(super) const TOKENS: usize = 4;
 const BLOCK_BYTES: usize = 32 * 1024;
 
 /// [`crate::MatmatI8`] with `sdot`: each unpacked weight unit is
-/// multiplied with four tokens (see `matmat`); bit-exact per token. On a
-/// CPU without `dotprod`, one plain-NEON matrix-vector product per token.
+/// multiplied with four tokens; bit-exact per token. On a CPU without
+/// `dotprod`, and for shapes the kernels do not cover, one plain-NEON
+/// matrix-vector product per token; the tokens after the last whole batch
+/// of four use the `sdot` matrix-vector kernel.
 pub fn matmat_i8_sdot(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    matmat_i8(format, matrix, cols, acts, out, perm);
-}
-
-/// See [`crate::MatmatI8`]. On a CPU without `dotprod`, and for shapes
-/// the kernels do not cover, one plain-NEON matrix-vector product per
-/// token; the tokens after the last whole batch of four use the `sdot`
-/// matrix-vector kernel.
-pub(super) fn matmat_i8(
     format: TensorFormat,
     matrix: &[u8],
     cols: usize,
