@@ -24,23 +24,27 @@ pub(crate) struct IntRows<'a> {
 }
 
 impl<'a> IntRows<'a> {
-    /// The rows of a product the Cortex-M kernels cover, activation codes
-    /// in order (see [`reordered`](Self::reordered)). `None` after running
+    /// The rows of a product the Cortex-M kernels cover, with the
+    /// activations reordered into `perm` when `permute` says it did so
+    /// (it gets the shape, the codes and `perm`, both `cols` long, and
+    /// returns false to keep the codes as they are). `None` after running
     /// the scalar reference, for shapes not covered (groups not a multiple
-    /// of 32, short buffers; `perm_len`: the scratch the caller has for
-    /// reordered codes).
+    /// of 32, short buffers).
     #[inline(always)]
     pub(crate) fn prepare(
         (format, matrix, cols): (TensorFormat, &'a [u8], usize),
         acts: &ActsI8<'a>,
         out: &mut [f32],
-        perm_len: usize,
+        perm: &'a mut [i8],
+        permute: impl FnOnce(&IntShape, &[i8], &mut [i8]) -> bool,
     ) -> Option<Self> {
         let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
-        let Some(shape) = IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm_len) else {
+        let Some(shape) = IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len()) else {
             eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
             return None;
         };
+        let perm = &mut perm[..cols];
+        let acts: &[i8] = if permute(&shape, &xq[..cols], perm) { perm } else { &xq[..cols] };
         let IntShape { bits, group, groups, group_bytes, row_bytes } = shape;
         Some(IntRows {
             bits,
@@ -48,27 +52,10 @@ impl<'a> IntRows<'a> {
             matrix: &matrix[..row_bytes * out.len()],
             row_bytes,
             group_bytes,
-            acts: &xq[..cols],
+            acts,
             x_scales: &x_scales[..groups],
             x_sums: &x_sums[..groups],
         })
-    }
-
-    /// The same rows with the activation codes reordered by `permute(codes,
-    /// perm)` into `perm` (at least as long as the codes: `prepare`
-    /// checked it).
-    #[inline(always)]
-    pub(crate) fn reordered<'b>(
-        self,
-        perm: &'b mut [i8],
-        permute: impl FnOnce(&[i8], &mut [i8]),
-    ) -> IntRows<'b>
-    where
-        'a: 'b,
-    {
-        let perm = &mut perm[..self.acts.len()];
-        permute(self.acts, perm);
-        IntRows { acts: perm, ..self }
     }
 
     /// Row by row: each group's exact integer dot `dot(codes, acts)`
@@ -83,12 +70,12 @@ impl<'a> IntRows<'a> {
         dot: impl Fn(&[u8], &[i8]) -> i32,
         f16_to_f32: impl Fn(u16) -> f32,
     ) {
-        // Locals, not fields: the loops keep them in registers.
-        let IntRows { matrix, row_bytes, group_bytes, acts, group, x_scales, x_sums, .. } = *self;
-        for (o, row) in out.iter_mut().zip(matrix.chunks_exact(row_bytes)) {
+        for (o, row) in out.iter_mut().zip(self.matrix.chunks_exact(self.row_bytes)) {
             let mut result = 0f32;
-            for ((gbytes, a), (&s, &sum)) in
-                row.chunks_exact(group_bytes).zip(acts.chunks_exact(group)).zip(x_scales.iter().zip(x_sums))
+            for ((gbytes, a), (&s, &sum)) in row
+                .chunks_exact(self.group_bytes)
+                .zip(self.acts.chunks_exact(self.group))
+                .zip(self.x_scales.iter().zip(self.x_sums))
             {
                 let acc = dot(&gbytes[GROUP_HEADER_BYTES..], a);
                 let (scale, min) = header(gbytes, &f16_to_f32);
@@ -110,18 +97,17 @@ impl<'a> IntRows<'a> {
         dot2: impl Fn([&[u8]; 2], &[i8]) -> [i32; 2],
         f16_to_f32: impl Fn(u16) -> f32 + Copy,
     ) {
-        // Locals, not fields: the loops keep them in registers.
-        let IntRows { matrix, row_bytes, group_bytes, acts, group, x_scales, x_sums, .. } = *self;
+        let row_bytes = self.row_bytes;
         let pairs = out.len() / 2;
         let (paired_out, last_out) = out.split_at_mut(2 * pairs);
-        for (o, rows) in paired_out.chunks_exact_mut(2).zip(matrix.chunks_exact(2 * row_bytes)) {
+        for (o, rows) in paired_out.chunks_exact_mut(2).zip(self.matrix.chunks_exact(2 * row_bytes)) {
             let (row0, row1) = rows.split_at(row_bytes);
             let (mut result0, mut result1) = (0f32, 0f32);
             for (((g0, g1), a), (&s, &sum)) in row0
-                .chunks_exact(group_bytes)
-                .zip(row1.chunks_exact(group_bytes))
-                .zip(acts.chunks_exact(group))
-                .zip(x_scales.iter().zip(x_sums))
+                .chunks_exact(self.group_bytes)
+                .zip(row1.chunks_exact(self.group_bytes))
+                .zip(self.acts.chunks_exact(self.group))
+                .zip(self.x_scales.iter().zip(self.x_sums))
             {
                 let [acc0, acc1] = dot2([&g0[GROUP_HEADER_BYTES..], &g1[GROUP_HEADER_BYTES..]], a);
                 let (scale0, min0) = header(g0, f16_to_f32);
@@ -133,7 +119,7 @@ impl<'a> IntRows<'a> {
             o[0] = result0;
             o[1] = result1;
         }
-        let last = IntRows { matrix: &matrix[2 * pairs * row_bytes..], ..*self };
+        let last = IntRows { matrix: &self.matrix[2 * pairs * row_bytes..], ..*self };
         last.rows(last_out, |c, a| dot1([c], a)[0], f16_to_f32);
     }
 }

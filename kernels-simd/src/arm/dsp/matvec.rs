@@ -4,7 +4,7 @@
 use super::f16_to_f32;
 use super::group::{group_dot_w2, group_dot_w4, group_dot_w8};
 use crate::arm::rows::IntRows;
-use crate::ActsI8;
+use crate::{ActsI8, IntShape};
 use eddy_quant::TensorFormat;
 
 /// Reorder activations so that, for a code word of `n = 32 / bits` codes,
@@ -33,13 +33,15 @@ pub fn matvec_i8(
     out: &mut [f32],
     perm: &mut [i8],
 ) {
-    let Some(rows) = IntRows::prepare((format, matrix, cols), acts, out, perm.len()) else {
-        return;
-    };
     // W8 needs no reordering.
-    let rows = match rows.bits {
-        8 => rows,
-        bits => rows.reordered(perm, |xq, perm| permute_activations(bits, xq, perm)),
+    let reorder = |s: &IntShape, xq: &[i8], perm: &mut [i8]| {
+        s.bits != 8 && {
+            permute_activations(s.bits, xq, perm);
+            true
+        }
+    };
+    let Some(rows) = IntRows::prepare((format, matrix, cols), acts, out, perm, reorder) else {
+        return;
     };
     let group = rows.group;
     macro_rules! run {

@@ -4,7 +4,7 @@
 use super::float::f16_to_f32;
 use super::group::{group_dot_w2, group_dot_w2_x2, group_dot_w4, group_dot_w8, group_dot_w8_x2};
 use crate::arm::rows::IntRows;
-use crate::ActsI8;
+use crate::{ActsI8, IntShape};
 use eddy_quant::TensorFormat;
 
 /// Reorder one chunk of `n` activations for codes packed `p` per byte:
@@ -40,13 +40,20 @@ pub fn matvec_i8(
     out: &mut [f32],
     perm: &mut [i8],
 ) {
-    let Some(rows) = IntRows::prepare((format, matrix, cols), acts, out, perm.len()) else {
+    // W8 and W2 in units of 64 take the codes in order: two rows per pass,
+    // W2 activations de-interleaved by the loads.
+    let paired = |bits: u32, group: usize| bits == 8 || (bits == 2 && group % 64 == 0);
+    let reorder = |s: &IntShape, xq: &[i8], perm: &mut [i8]| {
+        !paired(s.bits, s.group) && {
+            permute_activations(s.bits, s.group, xq, perm);
+            true
+        }
+    };
+    let Some(rows) = IntRows::prepare((format, matrix, cols), acts, out, perm, reorder) else {
         return;
     };
     let (bits, group) = (rows.bits, rows.group);
-    if bits == 8 || (bits == 2 && group % 64 == 0) {
-        // Two rows per pass, codes in order (W2 activations de-interleaved
-        // by the loads).
+    if paired(bits, group) {
         rows.row_pairs(
             out,
             |[c0], acts| {
@@ -77,7 +84,6 @@ pub fn matvec_i8(
         );
         return;
     }
-    let rows = rows.reordered(perm, |xq, perm| permute_activations(bits, group, xq, perm));
     macro_rules! run {
         ($dot:ident) => {
             rows.rows(
