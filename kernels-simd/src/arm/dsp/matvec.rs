@@ -3,7 +3,7 @@
 
 use super::f16_to_f32;
 use super::group::{group_dot_w2, group_dot_w4, group_dot_w8};
-use crate::arm::rows::IntRows;
+use crate::arm::rows::row_pairs_i8;
 use crate::{ActsI8, IntShape};
 use eddy_quant::TensorFormat;
 
@@ -33,25 +33,35 @@ pub fn matvec_i8(
     out: &mut [f32],
     perm: &mut [i8],
 ) {
-    // W8 needs no reordering.
-    let reorder = |s: &IntShape, xq: &[i8], perm: &mut [i8]| {
-        s.bits != 8 && {
-            permute_activations(s.bits, xq, perm);
-            true
-        }
-    };
-    let Some(rows) = IntRows::prepare((format, matrix, cols), acts, out, perm, reorder) else {
+    let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
+    let Some(IntShape { bits, group, groups, group_bytes, row_bytes }) =
+        IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len())
+    else {
+        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
         return;
     };
-    let group = rows.group;
+    let acts: &[i8] = if bits == 8 {
+        &xq[..cols]
+    } else {
+        permute_activations(bits, &xq[..cols], &mut perm[..cols]);
+        &perm[..cols]
+    };
+    let (m, a, xs, xsum) = (&matrix[..row_bytes * out.len()], acts, &x_scales[..groups], &x_sums[..groups]);
     macro_rules! run {
         ($dot:ident) => {
-            rows.row_pairs(
+            row_pairs_i8(
+                m,
+                row_bytes,
+                group_bytes,
+                a,
+                group,
+                xs,
+                xsum,
                 out,
                 |[c0], acts| {
                     // SAFETY: a code slice holds group·bits/8 bytes and
                     // `acts` group bytes, group a multiple of 32 (checked
-                    // by `prepare`).
+                    // above).
                     unsafe { $dot([c0.as_ptr()], acts.as_ptr() as *const u8, group) }
                 },
                 |[c0, c1], acts| {
@@ -62,7 +72,7 @@ pub fn matvec_i8(
             )
         };
     }
-    match rows.bits {
+    match bits {
         2 => run!(group_dot_w2),
         4 => run!(group_dot_w4),
         _ => run!(group_dot_w8),

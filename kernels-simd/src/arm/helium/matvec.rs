@@ -3,7 +3,7 @@
 
 use super::float::f16_to_f32;
 use super::group::{group_dot_w2, group_dot_w2_x2, group_dot_w4, group_dot_w8, group_dot_w8_x2};
-use crate::arm::rows::IntRows;
+use crate::arm::rows::{row_pairs_i8, rows_i8};
 use crate::{ActsI8, IntShape};
 use eddy_quant::TensorFormat;
 
@@ -40,21 +40,25 @@ pub fn matvec_i8(
     out: &mut [f32],
     perm: &mut [i8],
 ) {
-    // W8 and W2 in units of 64 take the codes in order: two rows per pass,
-    // W2 activations de-interleaved by the loads.
-    let paired = |bits: u32, group: usize| bits == 8 || (bits == 2 && group % 64 == 0);
-    let reorder = |s: &IntShape, xq: &[i8], perm: &mut [i8]| {
-        !paired(s.bits, s.group) && {
-            permute_activations(s.bits, s.group, xq, perm);
-            true
-        }
-    };
-    let Some(rows) = IntRows::prepare((format, matrix, cols), acts, out, perm, reorder) else {
+    let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
+    let Some(IntShape { bits, group, groups, group_bytes, row_bytes }) =
+        IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len())
+    else {
+        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
         return;
     };
-    let (bits, group) = (rows.bits, rows.group);
-    if paired(bits, group) {
-        rows.row_pairs(
+    if bits == 8 || (bits == 2 && group % 64 == 0) {
+        // Two rows per pass; W2 activations de-interleaved by the loads.
+        let (m, a, xs, xsum) =
+            (&matrix[..row_bytes * out.len()], &xq[..cols], &x_scales[..groups], &x_sums[..groups]);
+        row_pairs_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
             out,
             |[c0], acts| {
                 // SAFETY: a code slice holds group·bits/8 bytes and `acts`
@@ -84,23 +88,61 @@ pub fn matvec_i8(
         );
         return;
     }
-    macro_rules! run {
-        ($dot:ident) => {
-            rows.rows(
-                out,
-                |codes, acts| {
-                    // SAFETY: `codes` holds group·bits/8 bytes and `acts`
-                    // group bytes, group a multiple of 32 (checked by
-                    // `prepare`).
-                    unsafe { $dot(codes.as_ptr(), acts.as_ptr(), group) }
-                },
-                f16_to_f32,
-            )
-        };
-    }
+    let acts: &[i8] = if bits == 8 {
+        &xq[..cols]
+    } else {
+        permute_activations(bits, group, &xq[..cols], &mut perm[..cols]);
+        &perm[..cols]
+    };
+    let (m, a, xs, xsum) = (&matrix[..row_bytes * out.len()], acts, &x_scales[..groups], &x_sums[..groups]);
     match bits {
-        2 => run!(group_dot_w2),
-        4 => run!(group_dot_w4),
-        _ => run!(group_dot_w8),
+        2 => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w2(codes.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        ),
+        4 => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w4(codes.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        ),
+        _ => rows_i8(
+            m,
+            row_bytes,
+            group_bytes,
+            a,
+            group,
+            xs,
+            xsum,
+            out,
+            |codes, acts| {
+                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
+                // bytes, group a multiple of 32 (checked above).
+                unsafe { group_dot_w8(codes.as_ptr(), acts.as_ptr(), group) }
+            },
+            f16_to_f32,
+        ),
     }
 }
