@@ -12,6 +12,33 @@
 //! `eddy_quant::kv_dot` fixes an 8-lane summation order per scale group
 //! that SIMD reproduces, and `eddy_quant::kv_axpy` works element by
 //! element.
+//!
+//! # Layout
+//!
+//! One folder per ISA, each a `mod.rs` with its kernel sets plus one file
+//! per operation, named alike in every folder (an ISA lacks the files of
+//! operations it does not speed up):
+//!
+//! | file | operation | `x86/` | `aarch64/` | `arm/dsp/` | `arm/helium/` |
+//! | --- | --- | --- | --- | --- | --- |
+//! | `matvec.rs` | integer matrix × one token | ✓ | ✓ | ✓ | ✓ |
+//! | `matmat.rs` | integer matrix × several tokens | ✓ | ✓ (+ `matmat_neon.rs`) | | |
+//! | `token_lanes.rs` | the same, one token per lane | ✓ | ✓ | | |
+//! | `group.rs` | one group's code unpacking and dot product | ✓ | ✓ | ✓ | ✓ |
+//! | `float.rs` | f32/f16 matrix × vector | ✓ | ✓ | | ✓ (f16) |
+//! | `float_tokens.rs` | f16 matrix × several tokens | ✓ | ✓ | | |
+//! | `kv.rs` | attention over the KV cache | ✓ | ✓ | | |
+//! | `acts.rs` | int8 activation quantization | ✓ | ✓ | | |
+//! | `scan.rs` (+ `scan_tokens.rs`) | selective scan | ✓ | ✓ | | ✓ |
+//! | `conv.rs` (+ `conv_tokens.rs`) | causal convolution + SiLU | ✓ | ✓ | | ✓ |
+//!
+//! `x86/vnni.rs` holds the `avx512-vnni` set's dot-product codes, which
+//! run through the AVX2 row loops. Loops shared across ISAs are written
+//! once and instantiated per ISA inside its `#[target_feature]` functions:
+//! the KV pass over rows (`kv_pass.rs`, with an eight-lane vector per
+//! ISA) and the Cortex-M row driver (`arm/rows.rs`, for `dsp` and
+//! `helium`). `scalar.rs` is the reference set, `vector.rs` the per-token
+//! vector operations, `math.rs` the shared scalar math.
 #![no_std]
 #![warn(missing_docs)]
 
@@ -21,14 +48,10 @@ extern crate std;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
-pub mod armv7em;
+pub mod arm;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
-mod kv_shape;
+mod kv_pass;
 pub mod math;
-#[cfg(all(target_arch = "arm", eddy_mve))]
-pub mod mve;
-#[cfg(all(target_arch = "arm", eddy_mve_fp))]
-pub mod mve_f32;
 pub mod scalar;
 pub mod vector;
 #[cfg(target_arch = "x86_64")]
@@ -291,9 +314,9 @@ pub static SCALAR: Kernels = Kernels {
 #[cfg(target_arch = "x86_64")]
 static COMPILED: [&Kernels; 3] = [&SCALAR, &x86::AVX2, &x86::AVX512_VNNI];
 #[cfg(all(target_arch = "arm", eddy_dsp, not(eddy_mve)))]
-static COMPILED: [&Kernels; 2] = [&SCALAR, &armv7em::DSP];
+static COMPILED: [&Kernels; 2] = [&SCALAR, &arm::dsp::DSP];
 #[cfg(all(target_arch = "arm", eddy_mve))]
-static COMPILED: [&Kernels; 3] = [&SCALAR, &armv7em::DSP, &mve::HELIUM];
+static COMPILED: [&Kernels; 3] = [&SCALAR, &arm::dsp::DSP, &arm::helium::HELIUM];
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 static COMPILED: [&Kernels; 3] = [&SCALAR, &aarch64::NEON, &aarch64::NEON_SDOT];
 #[cfg(not(any(

@@ -1,5 +1,5 @@
 //! The `avx512-vnni` kernel set's integer products: the AVX2 kernels of
-//! [`super::int`] (same unpacking, row blocks, prefetching, multi-token
+//! [`super::matvec`] (same unpacking, row blocks, prefetching, multi-token
 //! batches and per-group f32 arithmetic) with each group's dot product done
 //! by `vpdpbusd` (AVX-512 VNNI on 256-bit vectors, which needs AVX-512VL):
 //! one instruction multiplies 32 unsigned codes by 32 int8 activations and
@@ -19,9 +19,9 @@
 //! instructions; until that has happened on real hardware it is only used
 //! when asked for (`--kernels avx512-vnni`), never chosen automatically.
 
-use super::codes::{Codes, Unpacked, MAX_BLOCKS, W2, W4};
-use super::int::{kernel_for, matmat_i8_with, matmat_rows_body, matvec_i8_with, matvec_rows_body};
-use super::int::{MatmatRows, MatvecRows};
+use super::group::{Codes, Unpacked, MAX_BLOCKS, W2, W4};
+use super::matmat::{matmat_i8_with, matmat_rows, MatmatRows};
+use super::matvec::{kernel_for, matvec_i8_with, matvec_rows, MatvecRows};
 use crate::{ActsI8, IntShape};
 use core::arch::x86_64::*;
 use eddy_quant::TensorFormat;
@@ -161,29 +161,6 @@ impl<const G: usize, D: DotInstruction> Codes for W8Dp<G, D> {
     }
 }
 
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn matvec_rows<C: Codes>(
-    s: &IntShape,
-    matrix: &[u8],
-    xq: &[i8],
-    x_scales: &[f32],
-    x_sums: &[i32],
-    out: &mut [f32],
-) {
-    matvec_rows_body::<C>(s, matrix, xq, x_scales, x_sums, out)
-}
-
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn matmat_rows<C: Codes>(
-    s: &IntShape,
-    matrix: &[u8],
-    perm: &[i8],
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-) {
-    matmat_rows_body::<C>(s, matrix, perm, acts, out)
-}
-
 /// The VNNI kernel for a shape, if this CPU has the instructions.
 fn pick_matvec(s: &IntShape) -> Option<MatvecRows> {
     if !vnni_available() {
@@ -265,35 +242,12 @@ mod tests {
     type W4M<const G: usize> = W4Dp<G, Model>;
     type W8M<const G: usize> = W8Dp<G, Model>;
 
-    #[target_feature(enable = "avx2,f16c")]
-    unsafe fn model_matvec<C: Codes>(
-        s: &IntShape,
-        m: &[u8],
-        xq: &[i8],
-        sc: &[f32],
-        su: &[i32],
-        out: &mut [f32],
-    ) {
-        matvec_rows_body::<C>(s, m, xq, sc, su, out)
-    }
-
-    #[target_feature(enable = "avx2,f16c")]
-    unsafe fn model_matmat<C: Codes>(
-        s: &IntShape,
-        m: &[u8],
-        perm: &[i8],
-        acts: &[ActsI8<'_>],
-        out: &mut [f32],
-    ) {
-        matmat_rows_body::<C>(s, m, perm, acts, out)
-    }
-
     fn pick_model_matvec(s: &IntShape) -> Option<MatvecRows> {
-        kernel_for!(s, model_matvec, W2M, W4M, W8M)
+        kernel_for!(s, matvec_rows, W2M, W4M, W8M)
     }
 
     fn pick_model_matmat(s: &IntShape) -> Option<MatmatRows> {
-        kernel_for!(s, model_matmat, W2M, W4M, W8M)
+        kernel_for!(s, matmat_rows, W2M, W4M, W8M)
     }
 
     #[test]
