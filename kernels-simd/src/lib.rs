@@ -21,14 +21,10 @@ extern crate std;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
-pub mod armv7em;
+pub mod arm;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 mod kv_shape;
 pub mod math;
-#[cfg(all(target_arch = "arm", eddy_mve))]
-pub mod mve;
-#[cfg(all(target_arch = "arm", eddy_mve_fp))]
-pub mod mve_f32;
 pub mod scalar;
 pub mod vector;
 #[cfg(target_arch = "x86_64")]
@@ -291,9 +287,9 @@ pub static SCALAR: Kernels = Kernels {
 #[cfg(target_arch = "x86_64")]
 static COMPILED: [&Kernels; 3] = [&SCALAR, &x86::AVX2, &x86::AVX512_VNNI];
 #[cfg(all(target_arch = "arm", eddy_dsp, not(eddy_mve)))]
-static COMPILED: [&Kernels; 2] = [&SCALAR, &armv7em::DSP];
+static COMPILED: [&Kernels; 2] = [&SCALAR, &arm::dsp::DSP];
 #[cfg(all(target_arch = "arm", eddy_mve))]
-static COMPILED: [&Kernels; 3] = [&SCALAR, &armv7em::DSP, &mve::HELIUM];
+static COMPILED: [&Kernels; 3] = [&SCALAR, &arm::dsp::DSP, &arm::helium::HELIUM];
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 static COMPILED: [&Kernels; 3] = [&SCALAR, &aarch64::NEON, &aarch64::NEON_SDOT];
 #[cfg(not(any(

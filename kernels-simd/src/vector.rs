@@ -250,7 +250,7 @@ pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         "neon" | "neon-sdot" => &crate::aarch64::NEON_VECTOR,
         #[cfg(all(target_arch = "arm", eddy_mve_fp))]
-        "helium" => &crate::mve_f32::MVE_VECTOR,
+        "helium" => &crate::arm::helium::MVE_VECTOR,
         _ => &SCALAR_VECTOR,
     }
 }

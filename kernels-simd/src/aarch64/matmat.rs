@@ -8,8 +8,10 @@
 //! The plain-NEON version (`matmat_neon`) orders its loops differently so
 //! that its sixteen (token, row) accumulators stay in registers.
 
+use super::dotprod_available;
+use super::f16x4_to_f32;
 use super::group::{unit_dot, unpack, Kind, Unit};
-use super::{dotprod_available, f16x4_to_f32, permute_activations, rows_permuted};
+use super::matvec::{permute_activations, rows_permuted};
 use crate::{ActsI8, IntShape};
 use core::arch::aarch64::*;
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
@@ -19,6 +21,20 @@ pub(super) const TOKENS: usize = 4;
 
 /// Bytes of weights in one cache block of rows.
 const BLOCK_BYTES: usize = 32 * 1024;
+
+/// [`crate::MatmatI8`] with `sdot`: each unpacked weight unit is
+/// multiplied with four tokens (see `matmat`); bit-exact per token. On a
+/// CPU without `dotprod`, one plain-NEON matrix-vector product per token.
+pub fn matmat_i8_sdot(
+    format: TensorFormat,
+    matrix: &[u8],
+    cols: usize,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    matmat_i8(format, matrix, cols, acts, out, perm);
+}
 
 /// See [`crate::MatmatI8`]. On a CPU without `dotprod`, and for shapes
 /// the kernels do not cover, one plain-NEON matrix-vector product per
@@ -35,7 +51,7 @@ pub(super) fn matmat_i8(
     if !dotprod_available() {
         let rows = out.len() / acts.len().max(1);
         for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
-            super::matvec_i8(false, format, matrix, cols, a, o, perm);
+            super::matvec::matvec_i8(false, format, matrix, cols, a, o, perm);
         }
         return;
     }
@@ -82,7 +98,7 @@ pub(super) unsafe fn matmat_with(
     let shape = IntShape::for_tokens(format, cols, out.len(), matrix, acts, perm.len() / tokens);
     let Some(shape) = shape else {
         for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
-            super::matvec_i8(dot, format, matrix, cols, a, o, perm);
+            super::matvec::matvec_i8(dot, format, matrix, cols, a, o, perm);
         }
         return;
     };

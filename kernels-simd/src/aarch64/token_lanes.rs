@@ -9,8 +9,9 @@
 //! row-per-lane kernel in `matmat.rs`. Four rows times two batches of four
 //! tokens share each unpacked code vector and each activation load.
 
+use super::f16x4_to_f32;
 use super::group::{unpack, Kind};
-use super::{f16x4_to_f32, permute_activations};
+use super::matvec::permute_activations;
 use crate::{ActsI8, IntShape};
 use core::arch::aarch64::*;
 use eddy_quant::GROUP_HEADER_BYTES;

@@ -9,7 +9,8 @@
 //! for eight channels, the windows shift in registers, and SiLU follows
 //! on the same vector.
 
-use super::scan::{conv_silu, exp8_each, silu8_with, LANES};
+use super::conv::conv_silu;
+use super::scan::{exp8_each, silu8_with, LANES};
 use crate::vector::{conv_silu_by_token, ConvTokens};
 use core::arch::x86_64::*;
 

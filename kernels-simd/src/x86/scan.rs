@@ -124,61 +124,6 @@ pub(super) unsafe fn silu8_with(x: __m256, e: __m256) -> __m256 {
     _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0), e))
 }
 
-/// See [`crate::ConvSilu`]; bit-exact with
-/// [`crate::math::causal_conv_silu_step`]. Width 4 (Mamba's) runs a
-/// straight-line convolution per channel (the reference's sums in its
-/// order) and SiLU eight channels at a time; other widths run the
-/// reference.
-pub fn conv_silu(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
-    let n = out.len();
-    let fits = width == 4
-        && xs.len() == n
-        && weight.len() >= 4 * n
-        && window.len() >= 3 * n
-        && bias.is_none_or(|b| b.len() >= n);
-    if !fits || !avx2_available() {
-        crate::math::causal_conv_silu_step(weight, bias, window, xs, out, width);
-        return;
-    }
-    for (ch, ((o, &x), (kw, win))) in
-        out.iter_mut().zip(xs).zip(weight.chunks_exact(4).zip(window.chunks_exact_mut(3))).enumerate()
-    {
-        let mut acc = 0.0f32;
-        acc += kw[0] * win[0];
-        acc += kw[1] * win[1];
-        acc += kw[2] * win[2];
-        acc += kw[3] * x;
-        if let Some(b) = bias {
-            acc += b[ch];
-        }
-        *o = acc;
-        win[0] = win[1];
-        win[1] = win[2];
-        win[2] = x;
-    }
-    // SAFETY: AVX2 was detected.
-    unsafe { silu_in_place(out) };
-}
-
-/// `v = silu(v)` for every value.
-#[target_feature(enable = "avx2")]
-unsafe fn silu_in_place(v: &mut [f32]) {
-    let mut chunks = v.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        _mm256_storeu_ps(c.as_mut_ptr(), silu8(_mm256_loadu_ps(c.as_ptr())));
-    }
-    for x in chunks.into_remainder() {
-        *x = crate::math::silu(*x);
-    }
-}
-
 /// See [`crate::vector::SelectiveScan`]; bit-exact with
 /// [`selective_scan_scalar`]. Runs the reference for state sizes that are
 /// not a multiple of eight and for the last `channels % 8` channels.

@@ -16,8 +16,8 @@
 //! eight tokens passes over the block, `ROWS` rows at a time sharing each
 //! load of activations. The block and one batch's activations stay in L1.
 
-use super::codes::{Codes, MAX_BLOCKS};
-use super::int::permute_activations;
+use super::group::{Codes, MAX_BLOCKS};
+use super::matvec::permute_activations;
 use crate::{ActsI8, IntShape};
 use core::arch::x86_64::*;
 use eddy_quant::GROUP_HEADER_BYTES;

@@ -1,5 +1,5 @@
 //! The `avx512-vnni` kernel set's integer products: the AVX2 kernels of
-//! [`super::int`] (same unpacking, row blocks, prefetching, multi-token
+//! [`super::matvec`] (same unpacking, row blocks, prefetching, multi-token
 //! batches and per-group f32 arithmetic) with each group's dot product done
 //! by `vpdpbusd` (AVX-512 VNNI on 256-bit vectors, which needs AVX-512VL):
 //! one instruction multiplies 32 unsigned codes by 32 int8 activations and
@@ -19,9 +19,9 @@
 //! instructions; until that has happened on real hardware it is only used
 //! when asked for (`--kernels avx512-vnni`), never chosen automatically.
 
-use super::codes::{Codes, Unpacked, MAX_BLOCKS, W2, W4};
-use super::int::{kernel_for, matmat_i8_with, matmat_rows_body, matvec_i8_with, matvec_rows_body};
-use super::int::{MatmatRows, MatvecRows};
+use super::group::{Codes, Unpacked, MAX_BLOCKS, W2, W4};
+use super::matmat::{matmat_i8_with, matmat_rows_body, MatmatRows};
+use super::matvec::{kernel_for, matvec_i8_with, matvec_rows_body, MatvecRows};
 use crate::{ActsI8, IntShape};
 use core::arch::x86_64::*;
 use eddy_quant::TensorFormat;

@@ -1,3 +1,36 @@
+//! Armv8.1-M Helium (MVE) kernels (Cortex-M55/M85): `VMLADAVA`, the
+//! multiply-accumulate across a 128-bit vector into a scalar register.
+//!
+//! - W8: 8 codes are loaded zero-extended to u16 lanes (`VLDRB.U16`), 8
+//!   activations sign-extended to s16 (`VLDRB.S16`), and `VMLADAVA.S16` adds
+//!   the 8 products to an i32. (MVE has no mixed-sign byte dot product, and
+//!   a code up to 255 does not fit an s8 lane.)
+//! - W4: 16 code bytes give the 16 low nibbles (`VAND`) and the 16 high
+//!   nibbles (`VSHR.U8 #4`), all below 16 and so valid s8 lanes;
+//!   `VMLADAVA.S8` adds 16 products each.
+//! - W2: 16 code bytes give four vectors of 2-bit codes (shift + mask);
+//!   a 32-code tail (groups of 32) uses u16/s16 lanes on 8 bytes.
+//!
+//! Lane `k` of an unpacked vector holds code `p·k + j` (`p` codes per byte,
+//! `j` the vector), so activations are reordered once per matrix-vector
+//! product into the caller's `perm` scratch to match. All sums are exact
+//! i32, the per-group f32 arithmetic is the reference's expression in the
+//! reference's order, so results are bit-identical.
+//!
+//! Only the integer kernel uses Helium arithmetic. MVE floating point
+//! computes with the standard FPSCR value (subnormals flushed to zero,
+//! default NaN), so on its own it cannot reproduce the IEEE reference bit
+//! for bit: the f32 product is the scalar kernel, and the f16 product is
+//! the reference's loop with the FPU's f16 conversion (`VCVTB`, IEEE with
+//! the reset FPSCR) in place of the software one. (The f32 work of the
+//! recurrent layers does run on MVE, in `scan` and `conv`, which detect
+//! every flush and NaN and hand those parts to the reference.)
+//!
+//! The inline assembly uses q0-q3 (aliases of s0-s15) and declares them
+//! clobbered; pointers and counters are pinned to r1-r3 because the
+//! widening loads only accept r0-r7 as base, and the accumulator to r0
+//! because `VMLADAVA` needs an even register.
+//!
 //! Helium (MVE) f32 kernels of the recurrent layers, bit-exact with the
 //! scalar references: the Mamba-1 selective scan ([`scan`]) and the causal
 //! convolution + SiLU ([`conv`]). Every value is the reference's
@@ -33,11 +66,65 @@
 //! The kernels equal the compiled reference in both cases: they hand every
 //! flushed part to it.
 
+pub use float::{f16_to_f32, matvec_f16};
+pub use matvec::matvec_i8;
+
+use crate::Kernels;
+
+/// The Helium kernel set (compiled when the target has MVE).
+pub static HELIUM: Kernels = Kernels {
+    name: "helium",
+    matvec_i8,
+    matmat_i8: None,
+    matmat_f16: None,
+    matvec_f32: crate::scalar::matvec_f32,
+    matvec_f16,
+    kv_scores: crate::scalar::kv_scores,
+    kv_mix: crate::scalar::kv_mix,
+};
+
+/// `asm!` with q0-q3 (s0-s15) declared clobbered; reads memory, writes
+/// none, no stack.
+macro_rules! mve_asm {
+    ($($body:tt)*) => {
+        asm!(
+            $($body)*
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// `asm!` with all of q0-q7 (s0-s31) declared clobbered; reads memory,
+/// writes none, no stack.
+macro_rules! mve_asm_q0_q7 {
+    ($($body:tt)*) => {
+        asm!(
+            $($body)*
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack, readonly),
+        )
+    };
+}
+
+#[cfg(eddy_mve_fp)]
 use crate::math::{
     ATANH_C, EXP2_EIGHTHS_BIASED, EXP_C, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND, SQRT_2,
 };
+#[cfg(eddy_mve_fp)]
 use crate::vector::VectorKernels;
 
+#[cfg(eddy_mve_fp)]
 /// The Helium vector kernels: the selective scan and the convolution +
 /// SiLU on MVE; activation quantization is the scalar reference.
 pub static MVE_VECTOR: VectorKernels = VectorKernels {
@@ -49,12 +136,15 @@ pub static MVE_VECTOR: VectorKernels = VectorKernels {
     selective_scan_tokens: scan::selective_scan_tokens,
 };
 
+#[cfg(eddy_mve_fp)]
 /// f32 lanes per vector.
 const LANES: usize = 4;
+#[cfg(eddy_mve_fp)]
 /// FPSCR cumulative flags IDC (input flushed) and UFC (underflow, which a
 /// flushed result raises).
 const FLUSHED: u32 = (1 << 7) | (1 << 3);
 
+#[cfg(eddy_mve_fp)]
 /// Constants of the assembly, in the order it loads them: `exp_fast`'s
 /// clamp, range reduction and polynomial coefficients c3, c2 (two unused
 /// slots after them keep the later offsets), `log1p_unit`'s and
@@ -92,6 +182,7 @@ static CONSTS: [f32; 25] = {
     ]
 };
 
+#[cfg(eddy_mve_fp)]
 /// `exp_fast` of q0 into q0, as [`crate::math::exp_fast`]: clamp (NaN
 /// kept), range reduction by eighths of an octave, `2^(k/8)` gathered from
 /// [`CONSTS`]' table, `2^n` added to its exponent field, degree-3
@@ -136,5 +227,11 @@ macro_rules! exp_q0 {
     };
 }
 
+// Declared after the assembly macros above, which they use.
+#[cfg(eddy_mve_fp)]
 pub mod conv;
+mod float;
+mod group;
+mod matvec;
+#[cfg(eddy_mve_fp)]
 pub mod scan;

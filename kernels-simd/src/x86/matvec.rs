@@ -1,5 +1,5 @@
 //! AVX2 integer kernels: quantized weights (W2/W4/W8) times int8
-//! activations, one token ([`matvec_i8`]) or several ([`matmat_i8`]),
+//! activations, one token ([`matvec_i8`]) or several ([`super::matmat_i8`]),
 //! bit-exact with `eddy_quant::matvec_i8`.
 //!
 //! Codes are unpacked to bytes (W2/W4: shifts and a mask; W8: `c - 128` as
@@ -16,19 +16,18 @@
 //! one block of eight rows is computed, the next block is prefetched, so
 //! decode (every weight read from memory once per token) streams.
 
-use super::codes::{Codes, MAX_BLOCKS, W2, W4, W8};
-use super::{avx2_available, token_lanes};
+use super::avx2_available;
+use super::group::{Codes, MAX_BLOCKS, W2, W4, W8};
 use crate::{ActsI8, IntShape};
 use core::arch::x86_64::*;
-use core::mem::MaybeUninit;
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 
 /// Rows computed together (one per f32 lane).
-const ROWS: usize = 8;
+pub(super) const ROWS: usize = 8;
 
 /// Lane `r` of the result = Σ lanes of `v[r]` (eight horizontal sums at once).
 #[inline(always)]
-unsafe fn hsum8_i32(v: &[__m256i; ROWS]) -> __m256i {
+pub(super) unsafe fn hsum8_i32(v: &[__m256i; ROWS]) -> __m256i {
     let a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     let b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
     // a = [r0 r1 r2 r3 | r0 r1 r2 r3] partial halves, b likewise for r4..r7.
@@ -38,7 +37,7 @@ unsafe fn hsum8_i32(v: &[__m256i; ROWS]) -> __m256i {
 /// The f16 scales and minimums of one group of eight rows, as f32 lanes.
 /// `headers` points at row 0's group; row `r`'s is `offsets[r]` bytes on.
 #[inline(always)]
-unsafe fn headers8(headers: *const u8, offsets: __m256i) -> (__m256, __m256) {
+pub(super) unsafe fn headers8(headers: *const u8, offsets: __m256i) -> (__m256, __m256) {
     // Each row's 4-byte header (scale | min << 16) in one i32 lane.
     let h = _mm256_i32gather_epi32::<1>(headers as *const i32, offsets);
     // Scales to bytes 0..8 of each 128-bit half, minimums to 8..16, then
@@ -54,7 +53,14 @@ unsafe fn headers8(headers: *const u8, offsets: __m256i) -> (__m256, __m256) {
 /// `result + s * (scale * acc + min * sum)`: the reference's group step
 /// for eight rows (no FMA, same order).
 #[inline(always)]
-unsafe fn group_step(result: __m256, acc: __m256i, scale: __m256, min: __m256, s: f32, sum: i32) -> __m256 {
+pub(super) unsafe fn group_step(
+    result: __m256,
+    acc: __m256i,
+    scale: __m256,
+    min: __m256,
+    s: f32,
+    sum: i32,
+) -> __m256 {
     let inner = _mm256_add_ps(
         _mm256_mul_ps(scale, _mm256_cvtepi32_ps(acc)),
         _mm256_mul_ps(min, _mm256_set1_ps(sum as f32)),
@@ -66,9 +72,9 @@ unsafe fn group_step(result: __m256, acc: __m256i, scale: __m256, min: __m256, s
 /// (rows past the matrix's end repeat its last row), plus the bytes to
 /// prefetch meanwhile.
 #[derive(Clone, Copy)]
-struct RowBlock {
-    base: *const u8,
-    offsets: [usize; ROWS],
+pub(super) struct RowBlock {
+    pub(super) base: *const u8,
+    pub(super) offsets: [usize; ROWS],
     /// Start of the bytes to prefetch.
     prefetch: *const u8,
     /// Bytes to prefetch per group (so that the last group has requested
@@ -84,7 +90,7 @@ const PREFETCH_AHEAD_BYTES: usize = 4096;
 
 /// Prefetch plan of one matrix: blocks of 8 rows, `ahead` blocks ahead.
 #[derive(Clone, Copy)]
-struct Prefetch {
+pub(super) struct Prefetch {
     /// Blocks between the one computed and the one prefetched.
     ahead: usize,
     /// Bytes per group and block: `8 * row_bytes / groups`, rounded up.
@@ -101,13 +107,19 @@ impl Prefetch {
     }
 
     /// No prefetching (the rows are in cache already).
-    const NONE: Prefetch = Prefetch { ahead: 0, share: 0 };
+    pub(super) const NONE: Prefetch = Prefetch { ahead: 0, share: 0 };
 }
 
 impl RowBlock {
     /// Rows `first..first + 8` (clamped to `rows`) of a matrix at `matrix`,
     /// prefetching the block `plan.ahead` blocks on.
-    fn new(matrix: *const u8, rows: usize, row_bytes: usize, first: usize, plan: Prefetch) -> Self {
+    pub(super) fn new(
+        matrix: *const u8,
+        rows: usize,
+        row_bytes: usize,
+        first: usize,
+        plan: Prefetch,
+    ) -> Self {
         let offsets = core::array::from_fn(|r| (first + r).min(rows - 1).saturating_sub(first) * row_bytes);
         let next = first + plan.ahead * ROWS;
         let ahead = if plan.ahead == 0 { 0 } else { rows.saturating_sub(next).min(ROWS) * row_bytes };
@@ -176,7 +188,7 @@ unsafe fn rows8<C: Codes>(
 /// Row offsets as i32 lanes for the header gather (checked to fit by
 /// [`fits_gather`]).
 #[inline(always)]
-unsafe fn offsets_i32(offsets: &[usize; ROWS]) -> __m256i {
+pub(super) unsafe fn offsets_i32(offsets: &[usize; ROWS]) -> __m256i {
     let o = offsets.map(|v| v as i32);
     // SAFETY: `o` holds 8 i32 = 32 bytes.
     _mm256_loadu_si256(o.as_ptr() as *const __m256i)
@@ -256,15 +268,9 @@ pub(super) use kernel_for;
 /// One format's kernel over all rows of one token (see [`matvec_rows_body`]).
 pub(super) type MatvecRows = unsafe fn(&IntShape, &[u8], &[i8], &[f32], &[i32], &mut [f32]);
 
-/// One format's kernel over all rows and tokens (see [`matmat_rows_body`]).
-pub(super) type MatmatRows = unsafe fn(&IntShape, &[u8], &[i8], &[ActsI8<'_>], &mut [f32]);
-
 /// A kernel set's choice of [`MatvecRows`] for a shape (`None`: the CPU
 /// lacks the instructions, or the format is not covered).
 pub(super) type PickMatvec = fn(&IntShape) -> Option<MatvecRows>;
-
-/// A kernel set's choice of [`MatmatRows`] for a shape.
-pub(super) type PickMatmat = fn(&IntShape) -> Option<MatmatRows>;
 
 /// The shape of a product the kernels cover (whether the CPU runs them is
 /// the [`PickMatvec`]'s business).
@@ -280,7 +286,7 @@ fn covered(
 }
 
 /// True if the kernels' header gather and unpacked groups fit `s`.
-fn kernels_cover(s: &IntShape) -> bool {
+pub(super) fn kernels_cover(s: &IntShape) -> bool {
     fits_gather(s.row_bytes) && s.group <= 32 * MAX_BLOCKS
 }
 
@@ -369,7 +375,7 @@ pub(super) unsafe fn matvec_rows_body<C: Codes>(
 
 /// Store the first `o.len()` (at most 8) lanes of `v`.
 #[inline(always)]
-unsafe fn store_rows(v: __m256, o: &mut [f32]) {
+pub(super) unsafe fn store_rows(v: __m256, o: &mut [f32]) {
     if o.len() >= ROWS {
         // SAFETY: `o` has at least 8 floats. (A variable-length copy
         // here was a `memcpy` call per block.)
@@ -380,204 +386,4 @@ unsafe fn store_rows(v: __m256, o: &mut [f32]) {
     // SAFETY: `lanes` holds 8 floats.
     _mm256_storeu_ps(lanes.as_mut_ptr(), v);
     o.copy_from_slice(&lanes[..o.len()]);
-}
-
-/// Tokens one multi-token pass multiplies with each unpacked weight group.
-const TOKEN_BATCH: usize = 8;
-
-/// Bytes of weights in one cache block of the multi-token kernel.
-const BLOCK_BYTES: usize = 32 * 1024;
-
-/// See [`crate::MatmatI8`]. Codes are unpacked once per row and group and
-/// multiplied with up to eight tokens (~10% less time per token than four
-/// on the dev machine, `matvec_time`), over blocks of rows that stay in
-/// cache while every token passes over them; each (row, token) result is
-/// computed by exactly the operations of [`matvec_i8`].
-pub fn matmat_i8(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    let lanes = batch_shape(format, matrix, cols, acts, out.len(), cols)
-        .filter(|s| avx2_available() && token_lanes::covers(s, acts.len(), perm.len()))
-        .and_then(|s| Some((s, token_lanes_kernel(&s)?)));
-    match lanes {
-        // SAFETY: AVX2 and F16C were detected; every token's shape check
-        // passed and `covers` checked the scratch.
-        Some((shape, kernel)) => unsafe { kernel(&shape, matrix, acts, out, perm) },
-        None => matmat_i8_with(avx2_matmat, format, matrix, cols, acts, out, perm),
-    }
-}
-
-/// The token-lane kernel of one shape.
-type TokenLanes = unsafe fn(&IntShape, &[u8], &[ActsI8<'_>], &mut [f32], &mut [i8]);
-
-/// [`token_lanes::matmat`] for a shape.
-fn token_lanes_kernel(s: &IntShape) -> Option<TokenLanes> {
-    match (s.bits, s.group) {
-        (2, 32) => Some(token_lanes::matmat::<W2<32>, 1>),
-        (2, 64) => Some(token_lanes::matmat::<W2<64>, 1>),
-        (2, 128) => Some(token_lanes::matmat::<W2<128>, 1>),
-        (2, 256) => Some(token_lanes::matmat::<W2<256>, 1>),
-        (4, 32) => Some(token_lanes::matmat::<W4<32>, 1>),
-        (4, 64) => Some(token_lanes::matmat::<W4<64>, 1>),
-        (4, 128) => Some(token_lanes::matmat::<W4<128>, 1>),
-        (4, 256) => Some(token_lanes::matmat::<W4<256>, 1>),
-        (8, 32) => Some(token_lanes::matmat::<W8<32>, 2>),
-        (8, 64) => Some(token_lanes::matmat::<W8<64>, 2>),
-        (8, 128) => Some(token_lanes::matmat::<W8<128>, 2>),
-        (8, 256) => Some(token_lanes::matmat::<W8<256>, 2>),
-        _ => None,
-    }
-}
-
-/// The shape every token's product has (`None` if any token's check
-/// fails or there are none). `perm_per_token`: scratch bytes per token
-/// the caller's kernel needs.
-fn batch_shape(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out_len: usize,
-    perm_per_token: usize,
-) -> Option<IntShape> {
-    IntShape::for_tokens(format, cols, out_len, matrix, acts, perm_per_token).filter(kernels_cover)
-}
-
-/// The AVX2 multi-token kernel for a shape, if this CPU has AVX2.
-fn avx2_matmat(s: &IntShape) -> Option<MatmatRows> {
-    if !avx2_available() {
-        return None;
-    }
-    kernel_for!(s, matmat_rows, W2, W4, W8)
-}
-
-/// [`crate::MatmatI8`] with the kernels `pick` chooses (the scalar
-/// reference per token when it chooses none).
-pub(super) fn matmat_i8_with(
-    pick: PickMatmat,
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    let tokens = acts.len();
-    if tokens == 0 {
-        return;
-    }
-    let rows = out.len() / tokens;
-    let shape = batch_shape(format, matrix, cols, acts, out.len(), perm.len() / tokens);
-    match shape.and_then(|s| Some((s, pick(&s)?))) {
-        Some((shape, kernel)) => {
-            for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {
-                permute_activations(shape.bits, shape.group, &a.q[..cols], p);
-            }
-            // SAFETY: `pick` returns kernels only when the CPU has their
-            // instructions; every token's shape check passed, `perm`
-            // holds `tokens * cols` reordered codes and `out` `tokens *
-            // rows` values.
-            unsafe { kernel(&shape, matrix, perm, acts, out) }
-        }
-        None => {
-            for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
-                eddy_quant::matvec_i8(format, matrix, cols, a.q, a.scales, a.sums, o);
-            }
-        }
-    }
-}
-
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn matmat_rows<C: Codes>(
-    s: &IntShape,
-    matrix: &[u8],
-    perm: &[i8],
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-) {
-    matmat_rows_body::<C>(s, matrix, perm, acts, out)
-}
-
-/// Blocks of rows that stay in cache while batches of tokens pass over
-/// them (inlined into each kernel set's `target_feature` function).
-#[inline(always)]
-pub(super) unsafe fn matmat_rows_body<C: Codes>(
-    s: &IntShape,
-    matrix: &[u8],
-    perm: &[i8],
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-) {
-    let tokens = acts.len();
-    let (rows, cols) = (out.len() / tokens, s.groups * C::GROUP);
-    let block_rows = ((BLOCK_BYTES / s.row_bytes.max(1)) / ROWS * ROWS).max(ROWS);
-    for block_start in (0..rows).step_by(block_rows) {
-        let block_end = (block_start + block_rows).min(rows);
-        for first in (0..tokens).step_by(TOKEN_BATCH) {
-            let count = TOKEN_BATCH.min(tokens - first);
-            // A short last batch repeats its first token; the extra
-            // results are dropped (every lane is then written, so nothing
-            // needs zeroing in the kernel).
-            let token = |t: usize| first + if t < count { t } else { 0 };
-            let batch = TokenBatch {
-                acts: core::array::from_fn(|t| perm.as_ptr().add(token(t) * cols)),
-                scales: core::array::from_fn(|t| acts[token(t)].scales.as_ptr()),
-                sums: core::array::from_fn(|t| acts[token(t)].sums.as_ptr()),
-            };
-            for row0 in (block_start..block_end).step_by(ROWS) {
-                // The rows are in cache: they were read for the first batch.
-                let block = RowBlock::new(matrix.as_ptr(), rows, s.row_bytes, row0, Prefetch::NONE);
-                let results = rows8_tokens::<C>(s, &block, &batch);
-                for (t, res) in results.iter().enumerate().take(count) {
-                    let at = (first + t) * rows + row0;
-                    store_rows(*res, &mut out[at..(at + ROWS).min((first + t + 1) * rows)]);
-                }
-            }
-        }
-    }
-}
-
-/// The tokens of one multi-token pass: each one's permuted activations,
-/// scales and sums (one per group).
-struct TokenBatch {
-    acts: [*const i8; TOKEN_BATCH],
-    scales: [*const f32; TOKEN_BATCH],
-    sums: [*const i32; TOKEN_BATCH],
-}
-
-/// Eight rows times [`TOKEN_BATCH`] tokens: each row's group is unpacked
-/// once and multiplied with every token's activations.
-#[inline(always)]
-unsafe fn rows8_tokens<C: Codes>(
-    s: &IntShape,
-    block: &RowBlock,
-    batch: &TokenBatch,
-) -> [__m256; TOKEN_BATCH] {
-    let offsets = offsets_i32(&block.offsets);
-    let mut results = [_mm256_setzero_ps(); TOKEN_BATCH];
-    for g in 0..s.groups {
-        let group = block.base.add(g * s.group_bytes);
-        // Uninitialized: zeroing 1 KiB per group was a `memset` call.
-        let mut lanes = [[MaybeUninit::<__m256i>::uninit(); ROWS]; TOKEN_BATCH];
-        for r in 0..ROWS {
-            let w = C::unpack(group.add(block.offsets[r] + GROUP_HEADER_BYTES));
-            for (t, token_lanes) in lanes.iter_mut().enumerate() {
-                token_lanes[r].write(C::dot(&w, batch.acts[t].add(g * C::GROUP)));
-            }
-        }
-        let (scale, min) = headers8(group, offsets);
-        for (t, res) in results.iter_mut().enumerate() {
-            let (x_scale, x_sum) = (*batch.scales[t].add(g), *batch.sums[t].add(g));
-            // SAFETY: the loops above wrote every (token, row) entry.
-            let token_lanes: [__m256i; ROWS] = core::array::from_fn(|r| lanes[t][r].assume_init());
-            let acc = _mm256_add_epi32(hsum8_i32(&token_lanes), _mm256_set1_epi32(C::SUM_BIAS * x_sum));
-            *res = group_step(*res, acc, scale, min, x_scale, x_sum);
-        }
-    }
-    results
 }

@@ -1,5 +1,5 @@
 //! How each integer weight format's codes are unpacked to bytes and
-//! multiplied with int8 activations by the AVX2 kernels ([`super::int`]):
+//! multiplied with int8 activations by the AVX2 kernels ([`super::matvec`]):
 //! one [`Codes`] type per format and group size, so the per-group loops
 //! are fully unrolled and every vector stays in a register.
 

@@ -1,0 +1,101 @@
+//! x86-64 kernels: AVX2 (+F16C for f16 weights and parameters, +FMA where
+//! a fused multiply-add is provably exact, see [`kv`]).
+//!
+//! Integer weights × int8 activations: see [`matvec`] and [`matmat`]. Attention over the KV
+//! cache (`kv_scores`, `kv_mix`): see [`kv`]. Activation quantization: see
+//! [`acts`]; the f32 work of the recurrent layers (selective scan): see
+//! [`scan`] (one token) and `scan_tokens` (a prefill chunk).
+
+pub mod acts;
+pub mod conv;
+mod conv_tokens;
+pub mod float;
+pub mod float_tokens;
+mod group;
+pub mod kv;
+pub mod matmat;
+pub mod matvec;
+pub mod scan;
+mod scan_tokens;
+mod token_lanes;
+pub mod vnni;
+
+pub(crate) use token_lanes::scratch_len as matmat_scratch_len;
+
+pub use float::{matvec_f16, matvec_f32};
+pub use matmat::matmat_i8;
+pub use matvec::matvec_i8;
+
+use crate::Kernels;
+use core::arch::x86_64::*;
+
+/// AVX2 kernels; only selected when the CPU has AVX2, FMA and F16C (every
+/// AVX2 CPU from Intel Haswell and AMD Zen on has all three).
+pub static AVX2: Kernels = Kernels {
+    name: "avx2",
+    matvec_i8,
+    matmat_i8: Some(matmat_i8),
+    matmat_f16: Some(float_tokens::matmat_f16),
+    matvec_f32,
+    matvec_f16,
+    kv_scores: kv::kv_scores,
+    kv_mix: kv::kv_mix,
+};
+
+/// The AVX2 kernels with AVX-512 VNNI's `vpdpbusd` for the integer dot
+/// products ([`vnni`]); the rest is the AVX2 set's. Only used when asked
+/// for (not verified on hardware yet, see [`vnni`]).
+pub static AVX512_VNNI: Kernels = Kernels {
+    name: "avx512-vnni",
+    matvec_i8: vnni::matvec_i8,
+    matmat_i8: Some(vnni::matmat_i8),
+    matmat_f16: Some(float_tokens::matmat_f16),
+    matvec_f32,
+    matvec_f16,
+    kv_scores: kv::kv_scores,
+    kv_mix: kv::kv_mix,
+};
+
+/// The AVX2 vector kernels (chosen with the `avx2` and `avx512-vnni` sets).
+pub static AVX2_VECTOR: crate::VectorKernels = crate::VectorKernels {
+    name: "avx2",
+    quantize_acts: acts::quantize_activations_i8,
+    conv_silu: conv::conv_silu,
+    conv_silu_tokens: conv_tokens::conv_silu_tokens,
+    selective_scan: scan::selective_scan,
+    selective_scan_tokens: scan_tokens::selective_scan_tokens,
+};
+
+/// True if this CPU runs the AVX2 kernels.
+pub fn avx2_available() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(target_feature = "avx2", target_feature = "fma", target_feature = "f16c"))
+    }
+}
+
+/// Lane `i` of the result = the reference's pairwise lane sum of `v[i]`
+/// (`((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`), eight at once.
+#[inline(always)]
+pub(crate) unsafe fn reduce_lanes8(v: &[__m256; 8]) -> __m256 {
+    // Halves added: [vi: a0+a4, a1+a5, a2+a6, a3+a7 | vj: ...].
+    let halves = |i: usize, j: usize| {
+        _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(v[i], v[j]), _mm256_permute2f128_ps::<0x31>(v[i], v[j]))
+    };
+    let (s01, s23, s45, s67) = (halves(0, 1), halves(2, 3), halves(4, 5), halves(6, 7));
+    // (l0 + l2) and (l1 + l3): [v0: A, B, v2: A, B | v1: A, B, v3: A, B].
+    let pair = |x: __m256, y: __m256| {
+        _mm256_add_ps(_mm256_shuffle_ps::<0b01_00_01_00>(x, y), _mm256_shuffle_ps::<0b11_10_11_10>(x, y))
+    };
+    let (p, q) = (pair(s01, s23), pair(s45, s67));
+    // A + B: [v0, v2, v4, v6 | v1, v3, v5, v7].
+    let sums =
+        _mm256_add_ps(_mm256_shuffle_ps::<0b10_00_10_00>(p, q), _mm256_shuffle_ps::<0b11_01_11_01>(p, q));
+    _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
