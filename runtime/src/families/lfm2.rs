@@ -28,7 +28,7 @@ use crate::hybrid::{
     LayerKinds,
 };
 use crate::linear::Linear;
-use crate::ops::{add_assign, causal_conv_step, rms_norm};
+use crate::ops::{add_assign, rms_norm};
 use crate::schema::{check_schema, dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 
@@ -391,7 +391,7 @@ impl<'a> Lfm2<'a> {
                     for (bv, xv) in b.iter_mut().zip(x) {
                         *bv *= xv;
                     }
-                    causal_conv_step(conv_w, *conv_b, layer_state, b, y, c.d_conv as usize);
+                    (cx.kernels.causal_conv)(conv_w, *conv_b, layer_state, b, y, c.d_conv as usize);
                     for (yv, cv) in y.iter_mut().zip(cg) {
                         *yv *= cv;
                     }
