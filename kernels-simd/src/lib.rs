@@ -34,7 +34,8 @@ pub mod x86;
 use eddy_quant::{KvFormat, TensorFormat};
 pub use reference::{
     CausalConv, DeltaRule, DeltaRuleArgs, DiagonalScanHeads, GatedOuterProduct, GatedOuterProductArgs,
-    GruGates, HeadScanArgs, LstmGates, RgLru, RgLruArgs, Wkv, WkvArgs,
+    GeneralizedDeltaRule, GeneralizedDeltaRuleArgs, GruGates, HeadScanArgs, LstmGates, RgLru, RgLruArgs, Wkv,
+    WkvArgs,
 };
 pub use vector::{
     ConvSilu, ConvSiluTokens, ConvTokens, QuantizeActs, ScanArgs, ScanTokens, SelectiveScan,
@@ -298,6 +299,8 @@ pub struct Kernels {
     pub gated_outer_product: GatedOuterProduct,
     /// Gated delta-rule state update (Gated DeltaNet).
     pub delta_rule: DeltaRule,
+    /// Generalized delta-rule state update (RWKV-7).
+    pub generalized_delta_rule: GeneralizedDeltaRule,
     /// Real-gated linear recurrence (RecurrentGemma).
     pub rg_lru: RgLru,
     /// RWKV-4's WKV.
@@ -341,6 +344,7 @@ pub const SCALAR: Kernels = Kernels {
     diagonal_scan_heads: reference::diagonal_scan_heads,
     gated_outer_product: reference::gated_outer_product,
     delta_rule: reference::delta_rule,
+    generalized_delta_rule: reference::generalized_delta_rule,
     rg_lru: reference::rg_lru,
     wkv: reference::wkv,
     gru_gates: reference::gru_gates,
