@@ -10,9 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use eddy_kernels::vector::{conv_silu_by_token, selective_scan_by_token};
-use eddy_kernels::{
-    compiled, supported, vector_kernels, ActsI8, ConvTokens, ScanArgs, ScanTokens, TokenRows,
-};
+use eddy_kernels::{compiled, supported, ActsI8, ConvTokens, ScanArgs, ScanTokens, TokenRows};
 use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat};
 use std::hint::black_box;
 
@@ -126,10 +124,9 @@ fn bench_scan(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("scan {channels}x{d_state}"));
     group.throughput(Throughput::Elements((channels * d_state) as u64));
     for k in compiled().iter().filter(|k| supported(k)) {
-        let v = vector_kernels(k);
         let (mut state, mut y) = (vec![0f32; channels * d_state], vec![0f32; channels]);
-        group.bench_function(v.name, |bench| {
-            bench.iter(|| (v.selective_scan)(black_box(&args), &mut state, &mut y))
+        group.bench_function(k.name, |bench| {
+            bench.iter(|| (k.selective_scan)(black_box(&args), &mut state, &mut y))
         });
     }
     group.finish();
@@ -159,14 +156,13 @@ fn bench_scan_tokens(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("scan tokens {channels}x{d_state}x{tokens}"));
     group.throughput(Throughput::Elements((channels * d_state * tokens) as u64));
     for k in compiled().iter().filter(|k| supported(k)) {
-        let v = vector_kernels(k);
         let (mut state, mut y) = (vec![0f32; channels * d_state], vec![0f32; channels * tokens]);
-        group.bench_function(v.name, |bench| {
-            bench.iter(|| (v.selective_scan_tokens)(black_box(&args), &mut state, &mut y))
+        group.bench_function(k.name, |bench| {
+            bench.iter(|| (k.selective_scan_tokens)(black_box(&args), &mut state, &mut y))
         });
         // The same work as one-token calls (what prefill ran before).
-        group.bench_function(format!("{} by token", v.name), |bench| {
-            bench.iter(|| selective_scan_by_token(v.selective_scan, black_box(&args), &mut state, &mut y))
+        group.bench_function(format!("{} by token", k.name), |bench| {
+            bench.iter(|| selective_scan_by_token(k.selective_scan, black_box(&args), &mut state, &mut y))
         });
     }
     group.finish();
@@ -191,13 +187,12 @@ fn bench_conv_tokens(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("conv tokens {channels}x{width}x{tokens}"));
     group.throughput(Throughput::Elements((channels * tokens) as u64));
     for k in compiled().iter().filter(|k| supported(k)) {
-        let v = vector_kernels(k);
         let (mut window, mut out) = (vec![0f32; channels * (width - 1)], vec![0f32; channels * tokens]);
-        group.bench_function(v.name, |bench| {
-            bench.iter(|| (v.conv_silu_tokens)(black_box(&args), &mut window, &mut out))
+        group.bench_function(k.name, |bench| {
+            bench.iter(|| (k.conv_silu_tokens)(black_box(&args), &mut window, &mut out))
         });
-        group.bench_function(format!("{} by token", v.name), |bench| {
-            bench.iter(|| conv_silu_by_token(v.conv_silu, black_box(&args), &mut window, &mut out))
+        group.bench_function(format!("{} by token", k.name), |bench| {
+            bench.iter(|| conv_silu_by_token(k.conv_silu, black_box(&args), &mut window, &mut out))
         });
     }
     group.finish();

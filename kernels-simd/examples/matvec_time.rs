@@ -12,7 +12,7 @@
 //!
 //! `cargo run --release -p eddy-kernels --example matvec_time [CALLS]`
 
-use eddy_kernels::{compiled, supported, vector_kernels, ActsI8, Kernels, ScanArgs};
+use eddy_kernels::{compiled, supported, ActsI8, Kernels, ScanArgs};
 use eddy_quant::{quantize_activations_i8, TensorFormat, GROUP_HEADER_BYTES};
 use std::hint::black_box;
 use std::time::Instant;
@@ -134,7 +134,7 @@ fn scan_times(sets: &[&Kernels], calls: usize) {
     println!("| selective scan {channels}x{ds} | set | µs |");
     println!("|---|---|---:|");
     for k in sets {
-        let scan = vector_kernels(k).selective_scan;
+        let scan = k.selective_scan;
         let t = best_of(calls, || scan(black_box(&args), &mut state, &mut y));
         println!("| one token | {} | {:.1} |", k.name, t * 1e6);
     }

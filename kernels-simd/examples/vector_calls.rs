@@ -12,7 +12,7 @@
 //! Prints a checksum of the outputs (so the work cannot be optimised away)
 //! to stdout.
 
-use eddy_kernels::{compiled, vector_kernels, ScanArgs};
+use eddy_kernels::{compiled, ScanArgs};
 use std::hint::black_box;
 use std::process::ExitCode;
 
@@ -55,7 +55,6 @@ fn run(args: &[String]) -> Result<f64, String> {
         format!("kernel set `{set}` is not compiled here (compiled: {})", names.join(", "))
     })?;
     let calls: usize = calls.parse().map_err(|e| format!("`{calls}`: {e}"))?;
-    let v = vector_kernels(k);
     match kernel.as_str() {
         "scan" => {
             let a: Vec<f32> = (0..CHANNELS * D_STATE).map(|i| -((1 + i % D_STATE) as f32)).collect();
@@ -64,7 +63,7 @@ fn run(args: &[String]) -> Result<f64, String> {
             let args = ScanArgs { a: &a, d: &d, dt: &dt, u: &u, b: &b, c: &c, z: &z, d_state: D_STATE };
             let (mut state, mut y) = (vec![0f32; CHANNELS * D_STATE], vec![0f32; CHANNELS]);
             for _ in 0..calls {
-                (v.selective_scan)(black_box(&args), &mut state, &mut y);
+                (k.selective_scan)(black_box(&args), &mut state, &mut y);
                 black_box(&mut y);
             }
             Ok(y.iter().chain(&state).map(|&x| x as f64).sum())
@@ -74,7 +73,7 @@ fn run(args: &[String]) -> Result<f64, String> {
             let mut window = wave(CHANNELS * (WIDTH - 1), 31);
             let mut out = vec![0f32; CHANNELS];
             for _ in 0..calls {
-                (v.conv_silu)(&weight, Some(&bias), &mut window, black_box(&xs), &mut out, WIDTH);
+                (k.conv_silu)(&weight, Some(&bias), &mut window, black_box(&xs), &mut out, WIDTH);
                 black_box(&mut out);
             }
             Ok(out.iter().chain(&window).map(|&x| x as f64).sum())
@@ -84,7 +83,7 @@ fn run(args: &[String]) -> Result<f64, String> {
             let groups = CHANNELS / GROUP;
             let (mut q, mut scales, mut sums) = (vec![0i8; CHANNELS], vec![0f32; groups], vec![0i32; groups]);
             for _ in 0..calls {
-                (v.quantize_acts)(black_box(&x), GROUP, &mut q, &mut scales, &mut sums)
+                (k.quantize_acts)(black_box(&x), GROUP, &mut q, &mut scales, &mut sums)
                     .map_err(|e| format!("quantize_acts: {e:?}"))?;
                 black_box(&mut q);
             }

@@ -52,15 +52,21 @@ pub mod arm;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 mod kv_pass;
 pub mod math;
+pub mod reference;
 pub mod scalar;
 pub mod vector;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
 use eddy_quant::{KvFormat, TensorFormat};
+pub use reference::{
+    CausalConv, DeltaRule, DeltaRuleArgs, DiagonalScanHeads, GatedOuterProduct, GatedOuterProductArgs,
+    GeneralizedDeltaRule, GeneralizedDeltaRuleArgs, GruGates, HeadScanArgs, LstmGates, RgLru, RgLruArgs, Wkv,
+    WkvArgs,
+};
 pub use vector::{
-    vector_kernels, ConvSilu, ConvSiluTokens, ConvTokens, QuantizeActs, ScanArgs, ScanTokens, SelectiveScan,
-    SelectiveScanTokens, TokenRows, VectorKernels,
+    ConvSilu, ConvSiluTokens, ConvTokens, QuantizeActs, ScanArgs, ScanTokens, SelectiveScan,
+    SelectiveScanTokens, TokenRows,
 };
 
 /// int8 activations quantized per group (see
@@ -270,11 +276,21 @@ pub type KvScores = fn(rows: KvRows<'_>, q: &[f32], scores: &mut [f32]);
 /// kernel set).
 pub type KvMix = fn(rows: KvRows<'_>, weights: &[f32], out: &mut [f32]);
 
-/// One set of kernels for one instruction set.
+/// One set of kernels for one instruction set: every operation a family
+/// or layer runs, as a function pointer. A set is written as the
+/// reference plus what it speeds up (`Kernels { name: "avx2", matvec_i8:
+/// .., ..SCALAR }`), so an operation without a SIMD version is the
+/// reference's.
 #[derive(Clone, Copy)]
 pub struct Kernels {
     /// Short name (`scalar`, `avx2`, ...), shown by `eddy inspect`.
     pub name: &'static str,
+    /// True if this CPU can run the set (CPU feature detection with
+    /// `std`, target features without it).
+    pub available: fn() -> bool,
+    /// True if [`best`] may choose the set; false for sets that run only
+    /// when asked for by name.
+    pub auto: bool,
     /// Quantized weights × int8 activations.
     pub matvec_i8: MatvecI8,
     /// Quantized weights × several tokens' activations, if this set has a
@@ -291,6 +307,35 @@ pub struct Kernels {
     pub kv_scores: KvScores,
     /// Weighted sum of attention cache rows.
     pub kv_mix: KvMix,
+    /// Activation quantization before every integer matrix product.
+    pub quantize_acts: QuantizeActs,
+    /// Causal convolution + SiLU (Mamba-1/2, Gated DeltaNet), one token.
+    pub conv_silu: ConvSilu,
+    /// Causal convolution + SiLU, several tokens (Mamba-1 prefill).
+    pub conv_silu_tokens: ConvSiluTokens,
+    /// Causal convolution without activation (LFM2, RecurrentGemma).
+    pub causal_conv: CausalConv,
+    /// Diagonal-decay selective scan per channel (Mamba-1), one token.
+    pub selective_scan: SelectiveScan,
+    /// Diagonal-decay selective scan per channel, several tokens (Mamba-1
+    /// prefill).
+    pub selective_scan_tokens: SelectiveScanTokens,
+    /// Diagonal-decay selective scan per head (Mamba-2).
+    pub diagonal_scan_heads: DiagonalScanHeads,
+    /// Gated outer-product state update (GLA).
+    pub gated_outer_product: GatedOuterProduct,
+    /// Gated delta-rule state update (Gated DeltaNet).
+    pub delta_rule: DeltaRule,
+    /// Generalized delta-rule state update (RWKV-7).
+    pub generalized_delta_rule: GeneralizedDeltaRule,
+    /// Real-gated linear recurrence (RecurrentGemma).
+    pub rg_lru: RgLru,
+    /// RWKV-4's WKV.
+    pub wkv: Wkv,
+    /// GRU cell gates.
+    pub gru_gates: GruGates,
+    /// LSTM cell gates.
+    pub lstm_gates: LstmGates,
 }
 
 impl core::fmt::Debug for Kernels {
@@ -299,9 +344,17 @@ impl core::fmt::Debug for Kernels {
     }
 }
 
-/// The scalar reference kernels (every target).
-pub static SCALAR: Kernels = Kernels {
+/// For [`Kernels::available`] of sets every CPU of their build can run.
+pub fn always_available() -> bool {
+    true
+}
+
+/// The scalar reference kernels (every target). A `const` so that every
+/// other set can take what it does not speed up from it (`..SCALAR`).
+pub const SCALAR: Kernels = Kernels {
     name: "scalar",
+    available: always_available,
+    auto: true,
     matvec_i8: scalar::matvec_i8,
     matmat_i8: None,
     matmat_f16: None,
@@ -309,6 +362,20 @@ pub static SCALAR: Kernels = Kernels {
     matvec_f16: scalar::matvec_f16,
     kv_scores: scalar::kv_scores,
     kv_mix: scalar::kv_mix,
+    quantize_acts: eddy_quant::quantize_activations_i8,
+    conv_silu: math::causal_conv_silu_step,
+    conv_silu_tokens: vector::conv_silu_tokens_scalar,
+    causal_conv: reference::causal_conv,
+    selective_scan: vector::selective_scan_scalar,
+    selective_scan_tokens: vector::selective_scan_tokens_scalar,
+    diagonal_scan_heads: reference::diagonal_scan_heads,
+    gated_outer_product: reference::gated_outer_product,
+    delta_rule: reference::delta_rule,
+    generalized_delta_rule: reference::generalized_delta_rule,
+    rg_lru: reference::rg_lru,
+    wkv: reference::wkv,
+    gru_gates: reference::gru_gates,
+    lstm_gates: reference::lstm_gates,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -332,19 +399,12 @@ pub fn compiled() -> &'static [&'static Kernels] {
     &COMPILED
 }
 
-/// True if this CPU can run `k`. The Cortex-M sets (`dsp`, `helium`) are
-/// chosen at compile time, so they are always supported when compiled, as
-/// is `neon` on aarch64; `neon-sdot` needs `dotprod`.
+/// True if this CPU can run `k` ([`Kernels::available`]). The Cortex-M
+/// sets (`dsp`, `helium`) are chosen at compile time, so they are always
+/// supported when compiled, as is `neon` on aarch64; `neon-sdot` needs
+/// `dotprod`.
 pub fn supported(k: &Kernels) -> bool {
-    match k.name {
-        #[cfg(target_arch = "x86_64")]
-        "avx2" => x86::avx2_available(),
-        #[cfg(target_arch = "x86_64")]
-        "avx512-vnni" => x86::vnni::vnni_available(),
-        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-        "neon-sdot" => aarch64::dotprod_available(),
-        _ => true,
-    }
+    (k.available)()
 }
 
 /// The kernel set named `name`, if compiled in and supported by this CPU.
@@ -354,12 +414,5 @@ pub fn by_name(name: &str) -> Option<&'static Kernels> {
 
 /// The best kernel set for this CPU that is chosen automatically.
 pub fn best() -> &'static Kernels {
-    compiled().iter().rev().copied().find(|k| supported(k) && chosen_automatically(k)).unwrap_or(&SCALAR)
-}
-
-/// False for sets that run only when asked for by name: `avx512-vnni`,
-/// until it has been checked against the reference on a CPU that has
-/// AVX-512 VNNI (none was available to us; see `x86::vnni`).
-pub fn chosen_automatically(k: &Kernels) -> bool {
-    k.name != "avx512-vnni"
+    compiled().iter().rev().copied().find(|k| supported(k) && k.auto).unwrap_or(&SCALAR)
 }

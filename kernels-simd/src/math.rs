@@ -116,6 +116,25 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + exp_fast(-x))
 }
 
+/// Logistic sigmoid `1 / (1 + e^-x)`.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp_fast(-x))
+}
+
+/// Hyperbolic tangent (libm: accurate to an ulp; RNN gates saturate it).
+#[inline]
+pub fn tanh(x: f32) -> f32 {
+    libm::tanhf(x)
+}
+
+/// GELU with the tanh approximation (PyTorch `gelu(approximate="tanh")`).
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
+}
+
 /// One token of a causal depthwise convolution of width `width` (no
 /// activation). `window` holds the previous `width - 1` inputs per channel,
 /// oldest first; `xs` (the new inputs) is shifted into it. Weights are

@@ -1,18 +1,15 @@
 //! The per-token vector work around the matrix products: int8 activation
-//! quantization and the f32 work of the recurrent layers (Mamba's causal
-//! convolution + SiLU and the Mamba-1 selective scan), one set per ISA
-//! with the scalar reference always present (AVX2: `crate::x86`, Helium:
-//! `crate::mve_f32`). A kernel set's vector kernels are found by its name
-//! ([`vector_kernels`]), so choosing a [`Kernels`] set chooses them too.
-//! (They are not fields of [`Kernels`] so that adding one does not touch
-//! every ISA's matrix kernel set.)
+//! quantization and the f32 work of Mamba's layers (the causal
+//! convolution + SiLU and the Mamba-1 selective scan): their argument
+//! types, the scalar references and the by-token wrappers. They are
+//! fields of [`Kernels`](crate::Kernels), so choosing a set chooses them
+//! too (SIMD versions: `crate::x86`, `crate::aarch64`, `crate::arm::helium`).
 //!
 //! Every SIMD version evaluates the reference's operations lane by lane in
 //! the same order, without FMA, so results are bit-identical: the choice of
 //! kernel set never changes a token.
 
 use crate::math::{exp_fast, silu, softplus};
-use crate::Kernels;
 use eddy_quant::QuantError;
 
 /// One token of the Mamba-1 selective scan for `dt.len()` channels.
@@ -205,55 +202,6 @@ pub type QuantizeActs = fn(
 /// followed by SiLU, exactly `math::causal_conv_silu_step`.
 pub type ConvSilu =
     fn(weight: &[f32], bias: Option<&[f32]>, window: &mut [f32], xs: &[f32], out: &mut [f32], width: usize);
-
-/// The vector kernels of one kernel set.
-#[derive(Clone, Copy)]
-pub struct VectorKernels {
-    /// Name of the kernel set these belong to (`neon-sdot` shares
-    /// `neon`'s).
-    pub name: &'static str,
-    /// Activation quantization before every integer matrix product.
-    pub quantize_acts: QuantizeActs,
-    /// Causal convolution + SiLU (Mamba-1/2, Gated DeltaNet), one token.
-    pub conv_silu: ConvSilu,
-    /// Causal convolution + SiLU, several tokens (Mamba-1 prefill).
-    pub conv_silu_tokens: ConvSiluTokens,
-    /// Mamba-1 selective scan, one token.
-    pub selective_scan: SelectiveScan,
-    /// Mamba-1 selective scan, several tokens (prefill).
-    pub selective_scan_tokens: SelectiveScanTokens,
-}
-
-impl core::fmt::Debug for VectorKernels {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "VectorKernels({})", self.name)
-    }
-}
-
-/// The scalar reference (every target).
-pub static SCALAR_VECTOR: VectorKernels = VectorKernels {
-    name: "scalar",
-    quantize_acts: eddy_quant::quantize_activations_i8,
-    conv_silu: crate::math::causal_conv_silu_step,
-    conv_silu_tokens: conv_silu_tokens_scalar,
-    selective_scan: selective_scan_scalar,
-    selective_scan_tokens: selective_scan_tokens_scalar,
-};
-
-/// The vector kernels that go with kernel set `k`: its own SIMD versions
-/// where they exist, else the scalar reference (which the compiler may
-/// still vectorize for the target).
-pub fn vector_kernels(k: &Kernels) -> &'static VectorKernels {
-    match k.name {
-        #[cfg(target_arch = "x86_64")]
-        "avx2" | "avx512-vnni" => &crate::x86::AVX2_VECTOR,
-        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-        "neon" | "neon-sdot" => &crate::aarch64::NEON_VECTOR,
-        #[cfg(all(target_arch = "arm", eddy_mve_fp))]
-        "helium" => &crate::arm::helium::MVE_VECTOR,
-        _ => &SCALAR_VECTOR,
-    }
-}
 
 impl ScanArgs<'_> {
     /// Channels a scan of these inputs into `state` and `y` covers: the

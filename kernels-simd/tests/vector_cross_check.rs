@@ -3,8 +3,8 @@
 //! size, channel counts that leave a ragged tail, and state sizes the SIMD
 //! versions do not cover (which must fall back).
 
-use eddy_kernels::vector::{selective_scan_scalar, SCALAR_VECTOR};
-use eddy_kernels::{compiled, supported, vector_kernels, ConvTokens, ScanArgs, ScanTokens, TokenRows};
+use eddy_kernels::vector::selective_scan_scalar;
+use eddy_kernels::{compiled, supported, ConvTokens, Kernels, ScanArgs, ScanTokens, TokenRows, SCALAR};
 use eddy_testkit::Lcg as Rng;
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -15,7 +15,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 /// scan from the same state; states and outputs must agree bit for bit.
 fn check(name: &str, rng: &mut Rng, channels: usize, ds: usize, dt_scale: f32, steps: usize) {
     let k = eddy_kernels::by_name(name).expect("supported set");
-    let scan = vector_kernels(k).selective_scan;
+    let scan = k.selective_scan;
     // A like Mamba's (negative), D and the state random.
     let a: Vec<f32> = (0..channels * ds).map(|i| -((1 + i % ds) as f32) * (1.0 + rng.f().abs())).collect();
     let d = rng.vec(channels, 1.0);
@@ -38,7 +38,7 @@ fn check(name: &str, rng: &mut Rng, channels: usize, ds: usize, dt_scale: f32, s
 fn selective_scans_are_bit_exact() {
     let mut rng = Rng(11);
     for k in compiled().iter().filter(|k| supported(k)) {
-        println!("scan of set {} is {:?}", k.name, vector_kernels(k));
+        println!("scan of set {}", k.name);
         // Ragged channel tails for 8- and 4-channel blocks, state sizes
         // with a 4-state remainder (12, 20: NEON's lanes 0..4 tail) and
         // odd ones (3, 5, 9: the fallback).
@@ -75,7 +75,7 @@ fn selective_scans_are_bit_exact() {
 fn scan_handles_non_finite_inputs_like_the_reference() {
     let mut rng = Rng(3);
     for k in compiled().iter().filter(|k| supported(k)) {
-        let scan = vector_kernels(k).selective_scan;
+        let scan = k.selective_scan;
         let (channels, ds) = (24, 16);
         let a = vec![-1.0f32; channels * ds];
         let d = rng.vec(channels, 1.0);
@@ -160,7 +160,7 @@ fn scan_by_token_reference(args: &ScanTokens<'_>, state: &mut [f32], y: &mut [f3
 
 fn check_tokens(name: &str, args: &ScanTokens<'_>, state0: &[f32], y_len: usize, what: &str) {
     let k = eddy_kernels::by_name(name).expect("supported set");
-    let scan_tokens = vector_kernels(k).selective_scan_tokens;
+    let scan_tokens = k.selective_scan_tokens;
     let (mut want_state, mut got_state) = (state0.to_vec(), state0.to_vec());
     // Outputs a scan leaves alone (cut rows) must stay as they were.
     let (mut want_y, mut got_y) = (vec![7f32; y_len], vec![7f32; y_len]);
@@ -216,33 +216,144 @@ fn multi_token_scans_equal_one_token_scans() {
     }
 }
 
-/// The vector kernels each kernel set is built on: its own, another set's
-/// that it extends (`avx512-vnni` is the AVX2 set with VNNI integer
-/// products; `neon-sdot` is NEON with `sdot`), or the scalar reference.
-/// A set missing here fails the test, so a new set must say which it uses.
-const VECTOR_SET_OF: [(&str, &str); 7] = [
-    ("scalar", "scalar"),
-    ("avx2", "avx2"),
-    ("avx512-vnni", "avx2"),
-    ("neon", "neon"),
-    ("neon-sdot", "neon"),
-    ("dsp", "scalar"),
-    ("helium", "helium"),
+/// Every operation of a set as (field name, function address; 0 for a
+/// missing optional kernel). The pattern names every field, so a new
+/// field does not compile until it is listed here.
+fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
+    let Kernels {
+        name: _,
+        auto: _,
+        available,
+        matvec_i8,
+        matmat_i8,
+        matmat_f16,
+        matvec_f32,
+        matvec_f16,
+        kv_scores,
+        kv_mix,
+        quantize_acts,
+        conv_silu,
+        conv_silu_tokens,
+        causal_conv,
+        selective_scan,
+        selective_scan_tokens,
+        diagonal_scan_heads,
+        gated_outer_product,
+        delta_rule,
+        generalized_delta_rule,
+        rg_lru,
+        wkv,
+        gru_gates,
+        lstm_gates,
+    } = *k;
+    vec![
+        ("available", available as usize),
+        ("matvec_i8", matvec_i8 as usize),
+        ("matmat_i8", matmat_i8.map_or(0, |f| f as usize)),
+        ("matmat_f16", matmat_f16.map_or(0, |f| f as usize)),
+        ("matvec_f32", matvec_f32 as usize),
+        ("matvec_f16", matvec_f16 as usize),
+        ("kv_scores", kv_scores as usize),
+        ("kv_mix", kv_mix as usize),
+        ("quantize_acts", quantize_acts as usize),
+        ("conv_silu", conv_silu as usize),
+        ("conv_silu_tokens", conv_silu_tokens as usize),
+        ("causal_conv", causal_conv as usize),
+        ("selective_scan", selective_scan as usize),
+        ("selective_scan_tokens", selective_scan_tokens as usize),
+        ("diagonal_scan_heads", diagonal_scan_heads as usize),
+        ("gated_outer_product", gated_outer_product as usize),
+        ("delta_rule", delta_rule as usize),
+        ("generalized_delta_rule", generalized_delta_rule as usize),
+        ("rg_lru", rg_lru as usize),
+        ("wkv", wkv as usize),
+        ("gru_gates", gru_gates as usize),
+        ("lstm_gates", lstm_gates as usize),
+    ]
+}
+
+/// The operations of NEON that have SIMD versions (every aarch64 CPU
+/// with NEON runs them).
+const NEON_OPERATIONS: &[&str] = &[
+    "matvec_i8",
+    "matmat_i8",
+    "matmat_f16",
+    "matvec_f32",
+    "matvec_f16",
+    "kv_scores",
+    "kv_mix",
+    "quantize_acts",
+    "conv_silu",
+    "conv_silu_tokens",
+    "selective_scan",
+    "selective_scan_tokens",
+];
+
+/// The operations of AVX2 that have SIMD versions, and its CPU check.
+const AVX2_OPERATIONS: &[&str] = &[
+    "available",
+    "matvec_i8",
+    "matmat_i8",
+    "matmat_f16",
+    "matvec_f32",
+    "matvec_f16",
+    "kv_scores",
+    "kv_mix",
+    "quantize_acts",
+    "conv_silu",
+    "conv_silu_tokens",
+    "selective_scan",
+    "selective_scan_tokens",
+];
+
+/// Each set, the set it is built on, and the operations it replaces
+/// (every other one must be the base's): `avx512-vnni` is the AVX2 set
+/// with VNNI integer products, `neon-sdot` NEON with `sdot`, `dsp` the
+/// scalar set with `SMLAD` products. A set missing here fails the test, so
+/// a new set must say what it is built on.
+#[allow(clippy::type_complexity)]
+const BUILT_ON: [(&str, &str, &[&str]); 6] = [
+    ("avx2", "scalar", AVX2_OPERATIONS),
+    ("avx512-vnni", "avx2", &["available", "matvec_i8", "matmat_i8"]),
+    ("neon", "scalar", NEON_OPERATIONS),
+    ("neon-sdot", "neon", &["available", "matvec_i8", "matmat_i8"]),
+    ("dsp", "scalar", &["matvec_i8"]),
+    (
+        "helium",
+        "scalar",
+        &[
+            "matvec_i8",
+            "matvec_f16",
+            "conv_silu",
+            "conv_silu_tokens",
+            "selective_scan",
+            "selective_scan_tokens",
+        ],
+    ),
 ];
 
 #[test]
-fn every_set_uses_the_vector_kernels_it_is_built_on() {
+fn every_set_is_the_set_it_is_built_on_plus_its_own_kernels() {
     // Every compiled set, not only those this CPU runs: which kernels a
     // set uses must not depend on the machine the test runs on.
-    for k in compiled() {
-        let want = VECTOR_SET_OF.iter().find(|(set, _)| *set == k.name).map(|(_, v)| *v);
-        let want = want.unwrap_or_else(|| panic!("set {} is missing from VECTOR_SET_OF", k.name));
-        assert_eq!(vector_kernels(k).name, want, "vector kernels of {}", k.name);
+    let set =
+        |name: &str| *compiled().iter().find(|k| k.name == name).unwrap_or_else(|| panic!("{name} compiled"));
+    assert_eq!(compiled()[0].name, SCALAR.name, "the scalar set comes first");
+    for k in &compiled()[1..] {
+        let (_, base, replaced) = BUILT_ON
+            .iter()
+            .find(|(name, ..)| *name == k.name)
+            .unwrap_or_else(|| panic!("set {} is missing from BUILT_ON", k.name));
+        for ((op, got), (_, from_base)) in operations(k).into_iter().zip(operations(set(base))) {
+            if replaced.contains(&op) {
+                assert_ne!(got, from_base, "{} replaces {op} of {base}", k.name);
+            } else {
+                assert_eq!(got, from_base, "{} takes {op} from {base}", k.name);
+            }
+        }
+        assert_eq!(k.auto, k.name != "avx512-vnni", "{} chosen automatically", k.name);
     }
-    assert_eq!(
-        vector_kernels(eddy_kernels::by_name("scalar").expect("always compiled")).name,
-        SCALAR_VECTOR.name
-    );
+    assert!(SCALAR.auto && (SCALAR.available)());
 }
 
 /// Activation quantization of every set against the reference: codes,
@@ -252,7 +363,7 @@ fn every_set_uses_the_vector_kernels_it_is_built_on() {
 fn activation_quantization_is_exact() {
     let mut rng = Rng(23);
     for k in compiled().iter().filter(|k| supported(k)) {
-        let quantize = vector_kernels(k).quantize_acts;
+        let quantize = k.quantize_acts;
         for group in [32usize, 64, 128, 256] {
             for len in [group, 3 * group, 6 * group + 17, 5, 1536] {
                 let mut inputs = vec![rng.vec(len, 4.0), rng.vec(len, 1e-3), vec![0.0; len]];
@@ -308,7 +419,7 @@ fn activation_quantization_is_exact() {
 fn conv_silu_is_bit_exact() {
     let mut rng = Rng(31);
     for k in compiled().iter().filter(|k| supported(k)) {
-        let conv = vector_kernels(k).conv_silu;
+        let conv = k.conv_silu;
         for (channels, width) in
             [(1536, 4), (13, 4), (8, 4), (1, 4), (7, 4), (1539, 4), (40, 3), (24, 5), (9, 1)]
         {
@@ -363,7 +474,7 @@ fn conv_silu_is_bit_exact() {
 fn multi_token_conv_silu_equals_one_token_calls() {
     let mut rng = Rng(37);
     for k in compiled().iter().filter(|k| supported(k)) {
-        let conv_tokens = vector_kernels(k).conv_silu_tokens;
+        let conv_tokens = k.conv_silu_tokens;
         let shapes = [
             (128, 4, 64),
             (1536, 4, 9),

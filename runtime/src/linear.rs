@@ -184,7 +184,7 @@ impl<'a> Linear<'a> {
             Some(group) => {
                 let groups = cols / group;
                 let q = &mut act.q[..cols];
-                let quantize = eddy_kernels::vector_kernels(kernels).quantize_acts;
+                let quantize = kernels.quantize_acts;
                 if quantize(x, group, q, act.scales, act.sums).is_err() {
                     // Non-finite activations: propagate NaN rather than garbage.
                     y.fill(f32::NAN);
@@ -229,7 +229,7 @@ impl<'a> Linear<'a> {
         let (code_stride, group_stride) = (*max_cols, max_cols.div_ceil(32));
         let mut all_finite = true;
         if let Some(group) = group {
-            let quantize = eddy_kernels::vector_kernels(kernels).quantize_acts;
+            let quantize = kernels.quantize_acts;
             for t in 0..tokens {
                 let x = &xs[t * cols..(t + 1) * cols];
                 let q = &mut q[t * code_stride..t * code_stride + cols];

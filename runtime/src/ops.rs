@@ -53,26 +53,7 @@ pub fn gated_group_rms_norm(x: &mut [f32], gate: &[f32], weight: &[f32], group: 
 
 // These live with the kernels, whose SIMD versions must reproduce them bit
 // for bit.
-pub use eddy_kernels::math::{causal_conv_silu_step, causal_conv_step, exp_fast, silu, softplus};
-
-/// GELU with the tanh approximation (PyTorch `gelu(approximate="tanh")`).
-#[inline]
-pub fn gelu_tanh(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
-}
-
-/// Logistic sigmoid `1 / (1 + e^-x)`.
-#[inline]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp_fast(-x))
-}
-
-/// Hyperbolic tangent (libm: accurate to an ulp; RNN gates saturate it).
-#[inline]
-pub fn tanh(x: f32) -> f32 {
-    libm::tanhf(x)
-}
+pub use eddy_kernels::math::{exp_fast, gelu_tanh, sigmoid, silu, softplus, tanh};
 
 /// `y += x` elementwise (residual connections).
 #[inline]

@@ -1,4 +1,4 @@
-//! The per-token f32 kernels of the recurrent layers (`VectorKernels`):
+//! The per-token f32 kernels of Mamba's layers (fields of `Kernels`):
 //! the selective scan and the convolution + SiLU of every compiled set
 //! checked bit for bit against `selective_scan_scalar` and
 //! `causal_conv_silu_step` over several tokens (the state and the window
@@ -8,8 +8,16 @@
 use crate::check::Rng;
 use cortex_m_semihosting::hprintln;
 use eddy_kernels::math::causal_conv_silu_step;
-use eddy_kernels::vector::{selective_scan_scalar, SCALAR_VECTOR};
-use eddy_kernels::{compiled, vector_kernels, ScanArgs, VectorKernels};
+use eddy_kernels::vector::selective_scan_scalar;
+use eddy_kernels::{compiled, Kernels, ScanArgs, SCALAR};
+
+/// True for the scalar set and for a set with its own (SIMD) scan and
+/// convolution; false for a set that takes them from the scalar set.
+fn has_own_vector_kernels(set: &Kernels) -> bool {
+    let scan = |k: &Kernels| k.selective_scan as usize;
+    let conv = |k: &Kernels| k.conv_silu as usize;
+    set.name == SCALAR.name || scan(set) != scan(&SCALAR) || conv(set) != conv(&SCALAR)
+}
 
 /// Largest case: channels and state size.
 const MAX_CH: usize = 37;
@@ -77,9 +85,9 @@ fn draw(rng: &mut Rng, fill: Fill, lo: f32, hi: f32) -> f32 {
     lo + (hi - lo) * (rng.f() * 0.5 + 0.5)
 }
 
-/// Checks `v`'s scan on one case; returns the number of mismatching
+/// Checks `set`'s scan on one case; returns the number of mismatching
 /// values (outputs and states, every token).
-fn check_case(v: &VectorKernels, ch: usize, ds: usize, fill: Fill, rng: &mut Rng, k: &mut Case) -> u32 {
+fn check_case(set: &Kernels, ch: usize, ds: usize, fill: Fill, rng: &mut Rng, k: &mut Case) -> u32 {
     let (dt_lo, dt_hi, a_lo) = match fill {
         Fill::Underflow => (30.0, 60.0, -80.0),
         _ => (-6.0, 3.0, -8.0),
@@ -121,7 +129,7 @@ fn check_case(v: &VectorKernels, ch: usize, ds: usize, fill: Fill, rng: &mut Rng
             d_state: ds,
         };
         selective_scan_scalar(&args, &mut k.want_h[..ch * ds], &mut k.want_y[..ch]);
-        (v.selective_scan)(&args, &mut k.got_h[..ch * ds], &mut k.got_y[..ch]);
+        (set.selective_scan)(&args, &mut k.got_h[..ch * ds], &mut k.got_y[..ch]);
         let y_bad = k.want_y[..ch].iter().zip(&k.got_y[..ch]).filter(|(a, b)| !same(**a, **b)).count();
         let h_bad =
             k.want_h[..ch * ds].iter().zip(&k.got_h[..ch * ds]).filter(|(a, b)| !same(**a, **b)).count();
@@ -129,7 +137,7 @@ fn check_case(v: &VectorKernels, ch: usize, ds: usize, fill: Fill, rng: &mut Rng
             let first = (0..ch).find(|&i| !same(k.want_y[i], k.got_y[i]));
             hprintln!(
                 "  MISMATCH scan {} channels {} d_state {} token {}: {} outputs, {} states differ (first output {:?})",
-                v.name,
+                set.name,
                 ch,
                 ds,
                 token,
@@ -147,9 +155,9 @@ fn check_case(v: &VectorKernels, ch: usize, ds: usize, fill: Fill, rng: &mut Rng
 const CONV_CH: usize = 41;
 const CONV_WIDTH: usize = 4;
 
-/// Checks `v`'s convolution + SiLU on one case over [`TOKENS`] tokens;
+/// Checks `set`'s convolution + SiLU on one case over [`TOKENS`] tokens;
 /// returns the number of mismatching values (outputs and window).
-fn check_conv(v: &VectorKernels, ch: usize, width: usize, bias: bool, fill: Fill, rng: &mut Rng) -> u32 {
+fn check_conv(set: &Kernels, ch: usize, width: usize, bias: bool, fill: Fill, rng: &mut Rng) -> u32 {
     let mut weight = [0f32; CONV_CH * CONV_WIDTH];
     let mut b = [0f32; CONV_CH];
     let (mut want_win, mut got_win) = ([0f32; CONV_CH * CONV_WIDTH], [0f32; CONV_CH * CONV_WIDTH]);
@@ -177,13 +185,13 @@ fn check_conv(v: &VectorKernels, ch: usize, width: usize, bias: bool, fill: Fill
             &mut want[..ch],
             width,
         );
-        (v.conv_silu)(&weight[..ch * width], bias, &mut got_win[..win], &xs[..ch], &mut got[..ch], width);
+        (set.conv_silu)(&weight[..ch * width], bias, &mut got_win[..win], &xs[..ch], &mut got[..ch], width);
         let out_bad = want[..ch].iter().zip(&got[..ch]).filter(|(a, b)| !same(**a, **b)).count();
         let win_bad = want_win[..win].iter().zip(&got_win[..win]).filter(|(a, b)| !same(**a, **b)).count();
         if out_bad + win_bad > 0 {
             hprintln!(
                 "  MISMATCH conv {} channels {} width {} bias {} token {}: {} outputs, {} window values differ",
-                v.name,
+                set.name,
                 ch,
                 width,
                 bias.is_some(),
@@ -216,13 +224,13 @@ pub fn cross_check() -> bool {
         got_y: [0.0; MAX_CH],
     };
     for set in compiled().iter().copied() {
-        let v = vector_kernels(set);
-        hprintln!("kernel set {}: vector kernels {}", set.name, v.name);
-        if set.name == "helium" && v.name != "helium" {
-            hprintln!("error: the helium set runs the {} vector kernels", v.name);
+        let own = has_own_vector_kernels(set);
+        hprintln!("kernel set {}: own vector kernels {}", set.name, own);
+        if set.name == "helium" && !own {
+            hprintln!("error: the helium set runs the scalar vector kernels");
             ok = false;
         }
-        if v.name != set.name && v.name == SCALAR_VECTOR.name && set.name != SCALAR_VECTOR.name {
+        if !own {
             continue; // scalar vector kernels: checked once, with `scalar`.
         }
         let mut rng = Rng(0x5ca_7001);
@@ -234,7 +242,7 @@ pub fn cross_check() -> bool {
             for fill in [Fill::Random, Fill::Specials, Fill::Underflow] {
                 // Ragged channel counts (not multiples of 4 or 8).
                 for ch in [1, 3, 5, 13, rng.range(6, MAX_CH)] {
-                    bad += check_case(v, ch, ds, fill, &mut rng, &mut k);
+                    bad += check_case(set, ch, ds, fill, &mut rng, &mut k);
                     cases += 1;
                 }
             }
@@ -242,7 +250,7 @@ pub fn cross_check() -> bool {
         let verdict = if bad == 0 { "PASS" } else { "FAIL" };
         hprintln!(
             "scan {}: {} ({} cases of {} tokens, {} mismatching values)",
-            v.name,
+            set.name,
             verdict,
             cases,
             TOKENS,
@@ -256,7 +264,7 @@ pub fn cross_check() -> bool {
             for fill in [Fill::Random, Fill::Specials] {
                 for ch in [1, 3, 4, 5, 8, 13, rng.range(14, CONV_CH)] {
                     for bias in [true, false] {
-                        bad += check_conv(v, ch, width, bias, fill, &mut rng);
+                        bad += check_conv(set, ch, width, bias, fill, &mut rng);
                         cases += 1;
                     }
                 }
@@ -265,7 +273,7 @@ pub fn cross_check() -> bool {
         let verdict = if bad == 0 { "PASS" } else { "FAIL" };
         hprintln!(
             "conv {}: {} ({} cases of {} tokens, {} mismatching values)",
-            v.name,
+            set.name,
             verdict,
             cases,
             TOKENS,
@@ -305,12 +313,11 @@ pub fn instructions_per_scan(count: &mut dyn FnMut(&mut dyn FnMut()) -> u64) {
     let mut y = [0f32; BENCH_CH];
     let mut scalar = 0u64;
     for set in compiled().iter().copied() {
-        let v = vector_kernels(set);
-        if v.name != set.name && set.name != SCALAR_VECTOR.name {
+        if !has_own_vector_kernels(set) {
             continue;
         }
-        let n = count(&mut || (v.selective_scan)(&args, &mut state, &mut y));
-        if v.name == SCALAR_VECTOR.name {
+        let n = count(&mut || (set.selective_scan)(&args, &mut state, &mut y));
+        if set.name == SCALAR.name {
             scalar = n;
         }
         let ratio_x100 = scalar * 100 / n.max(1);
@@ -318,11 +325,11 @@ pub fn instructions_per_scan(count: &mut dyn FnMut(&mut dyn FnMut()) -> u64) {
             "bench: scan {}x{} {:>6}: {:>8} instructions/token, {}.{:02} per state, scalar/{} = {}.{:02}",
             BENCH_CH,
             BENCH_DS,
-            v.name,
+            set.name,
             n,
             n / (BENCH_CH * BENCH_DS) as u64,
             n * 100 / (BENCH_CH * BENCH_DS) as u64 % 100,
-            v.name,
+            set.name,
             ratio_x100 / 100,
             ratio_x100 % 100
         );
@@ -342,23 +349,22 @@ pub fn instructions_per_conv(count: &mut dyn FnMut(&mut dyn FnMut()) -> u64) {
     }
     let mut scalar = 0u64;
     for set in compiled().iter().copied() {
-        let v = vector_kernels(set);
-        if v.name != set.name && set.name != SCALAR_VECTOR.name {
+        if !has_own_vector_kernels(set) {
             continue;
         }
-        let n = count(&mut || (v.conv_silu)(&weight, Some(&bias), &mut window, &xs, &mut out, 4));
-        if v.name == SCALAR_VECTOR.name {
+        let n = count(&mut || (set.conv_silu)(&weight, Some(&bias), &mut window, &xs, &mut out, 4));
+        if set.name == SCALAR.name {
             scalar = n;
         }
         let ratio_x100 = scalar * 100 / n.max(1);
         hprintln!(
             "bench: conv+silu {}x4 {:>6}: {:>8} instructions/token, {}.{:02} per channel, scalar/{} = {}.{:02}",
             BENCH_CH,
-            v.name,
+            set.name,
             n,
             n / BENCH_CH as u64,
             n * 100 / BENCH_CH as u64 % 100,
-            v.name,
+            set.name,
             ratio_x100 / 100,
             ratio_x100 % 100
         );

@@ -21,7 +21,7 @@
 //! (two 4-lane accumulators), f16 widened with `fcvtl`. Attention over
 //! the KV cache (`kv_scores`, `kv_mix`, both sets): see [`kv`]. The f32
 //! work of the recurrent layers and activation quantization
-//! ([`NEON_VECTOR`], both sets): see `scan` and `acts`.
+//! (both sets): see `scan` and `acts`.
 
 mod acts;
 mod conv;
@@ -41,11 +41,13 @@ pub use float::{matvec_f16, matvec_f32};
 pub use matmat::matmat_i8_sdot;
 pub use matvec::{matvec_i8_neon, matvec_i8_sdot};
 
-use crate::{Kernels, VectorKernels};
+use crate::{Kernels, SCALAR};
 use core::arch::aarch64::*;
 
-/// Plain NEON kernels (every aarch64 CPU this module compiles for).
-pub static NEON: Kernels = Kernels {
+/// Plain NEON kernels (every aarch64 CPU this module compiles for). The
+/// vector kernels (activation quantization, scan, convolution) are the
+/// same in both NEON sets: they need no `dotprod`.
+pub const NEON: Kernels = Kernels {
     name: "neon",
     matvec_i8: matvec_i8_neon,
     matmat_i8: Some(matmat_neon::matmat_i8_neon),
@@ -54,28 +56,21 @@ pub static NEON: Kernels = Kernels {
     matvec_f16,
     kv_scores: kv::kv_scores,
     kv_mix: kv::kv_mix,
-};
-
-/// NEON + `sdot` kernels; only selected when the CPU has `dotprod`.
-pub static NEON_SDOT: Kernels = Kernels {
-    name: "neon-sdot",
-    matvec_i8: matvec_i8_sdot,
-    matmat_i8: Some(matmat_i8_sdot),
-    matmat_f16: Some(float_tokens::matmat_f16),
-    matvec_f32,
-    matvec_f16,
-    kv_scores: kv::kv_scores,
-    kv_mix: kv::kv_mix,
-};
-
-/// The vector kernels of both NEON sets (they need no `dotprod`).
-pub static NEON_VECTOR: VectorKernels = VectorKernels {
-    name: "neon",
     quantize_acts: acts::quantize_activations_i8,
     conv_silu: conv::conv_silu,
     conv_silu_tokens: conv::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan::selective_scan_tokens,
+    ..SCALAR
+};
+
+/// NEON + `sdot` kernels; only selected when the CPU has `dotprod`.
+pub const NEON_SDOT: Kernels = Kernels {
+    name: "neon-sdot",
+    available: dotprod_available,
+    matvec_i8: matvec_i8_sdot,
+    matmat_i8: Some(matmat_i8_sdot),
+    ..NEON
 };
 
 /// True if this CPU has the dot-product instructions (`sdot`) that the

@@ -26,13 +26,14 @@ pub use float::{matvec_f16, matvec_f32};
 pub use matmat::matmat_i8;
 pub use matvec::matvec_i8;
 
-use crate::Kernels;
+use crate::{Kernels, SCALAR};
 use core::arch::x86_64::*;
 
 /// AVX2 kernels; only selected when the CPU has AVX2, FMA and F16C (every
 /// AVX2 CPU from Intel Haswell and AMD Zen on has all three).
-pub static AVX2: Kernels = Kernels {
+pub const AVX2: Kernels = Kernels {
     name: "avx2",
+    available: avx2_available,
     matvec_i8,
     matmat_i8: Some(matmat_i8),
     matmat_f16: Some(float_tokens::matmat_f16),
@@ -40,30 +41,24 @@ pub static AVX2: Kernels = Kernels {
     matvec_f16,
     kv_scores: kv::kv_scores,
     kv_mix: kv::kv_mix,
-};
-
-/// The AVX2 kernels with AVX-512 VNNI's `vpdpbusd` for the integer dot
-/// products ([`vnni`]); the rest is the AVX2 set's. Only used when asked
-/// for (not verified on hardware yet, see [`vnni`]).
-pub static AVX512_VNNI: Kernels = Kernels {
-    name: "avx512-vnni",
-    matvec_i8: vnni::matvec_i8,
-    matmat_i8: Some(vnni::matmat_i8),
-    matmat_f16: Some(float_tokens::matmat_f16),
-    matvec_f32,
-    matvec_f16,
-    kv_scores: kv::kv_scores,
-    kv_mix: kv::kv_mix,
-};
-
-/// The AVX2 vector kernels (chosen with the `avx2` and `avx512-vnni` sets).
-pub static AVX2_VECTOR: crate::VectorKernels = crate::VectorKernels {
-    name: "avx2",
     quantize_acts: acts::quantize_activations_i8,
     conv_silu: conv::conv_silu,
     conv_silu_tokens: conv_tokens::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan_tokens::selective_scan_tokens,
+    ..SCALAR
+};
+
+/// The AVX2 kernels with AVX-512 VNNI's `vpdpbusd` for the integer dot
+/// products ([`vnni`]); the rest is the AVX2 set's. Only used when asked
+/// for (not verified on hardware yet, see [`vnni`]).
+pub const AVX512_VNNI: Kernels = Kernels {
+    name: "avx512-vnni",
+    available: vnni::vnni_available,
+    auto: false,
+    matvec_i8: vnni::matvec_i8,
+    matmat_i8: Some(vnni::matmat_i8),
+    ..AVX2
 };
 
 /// True if this CPU runs the AVX2 kernels.

@@ -19,11 +19,12 @@ use crate::family::{layer_major_family, scratch_rows, GateActivation, ProductScr
 use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, rms_norm, sigmoid, silu, softplus};
+use crate::ops::{add_assign, exp_fast, rms_norm, sigmoid, silu, softplus};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
 use crate::state_store::{StatePart, StateParts, StateStore};
+use eddy_kernels::{DeltaRuleArgs, Kernels};
 
 /// Hyper-parameters of a Gated DeltaNet model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -254,21 +255,24 @@ impl<'a> GatedDeltaNet<'a> {
         )
     }
 
-    /// Conv, delta rule and gated norm of one token: `qkvz`/`ba` rows in,
-    /// `core` row out. `layer_state` is the conv window, then the matrices.
+    /// Conv, delta rule and gated norm of one token: `qkvz`/`ba` rows in
+    /// (`ba` is turned into `β` and the decay in place), `core` row out.
+    /// `layer_state` is the conv window, then the matrices.
+    #[allow(clippy::too_many_arguments)] // one token's rows and state
     fn mix_token(
         &self,
+        kernels: &Kernels,
         w: &LayerWeights<'_>,
         layer_state: &mut [f32],
         qkvz: &[f32],
-        ba: &[f32],
+        ba: &mut [f32],
         conv: &mut [f32],
         core: &mut [f32],
     ) {
         let d = self.config.dims();
         let (window, mats) = layer_state.split_at_mut(d.conv_dim * d.keep);
         let (qkv, z) = qkvz.split_at(d.conv_dim);
-        causal_conv_silu_step(w.conv_w, None, window, qkv, conv, d.keep + 1);
+        (kernels.conv_silu)(w.conv_w, None, window, qkv, conv, d.keep + 1);
         let (q, rest) = conv.split_at_mut(d.kd);
         let (k, v) = rest.split_at_mut(d.kd);
         let q_scale = 1.0 / libm::sqrtf(d.hk as f32);
@@ -276,39 +280,26 @@ impl<'a> GatedDeltaNet<'a> {
             l2_normalize(qh, q_scale);
             l2_normalize(kh, 1.0);
         }
-        let (b, a) = ba.split_at(d.nv);
-        let per_key = d.nv / self.config.n_k_heads as usize;
+        // b becomes β = sigmoid(b), a the decay e^g, g = A softplus(a + dt_bias).
+        let (beta, decay) = ba.split_at_mut(d.nv);
         for h in 0..d.nv {
-            let kh = h / per_key;
-            let (qh, khv) = (&q[kh * d.hk..(kh + 1) * d.hk], &k[kh * d.hk..(kh + 1) * d.hk]);
-            let vh = &v[h * d.hv..(h + 1) * d.hv];
-            let s = &mut mats[h * d.hk * d.hv..(h + 1) * d.hk * d.hv];
-            let beta = sigmoid(b[h]);
-            let decay = exp_fast(w.a[h] * softplus(a[h] + w.dt_bias[h]));
+            beta[h] = sigmoid(beta[h]);
+            decay[h] = exp_fast(w.a[h] * softplus(decay[h] + w.dt_bias[h]));
+        }
+        let rule = DeltaRuleArgs {
+            q,
+            k,
+            v,
+            beta,
+            decay,
+            heads: d.nv,
+            heads_per_key: d.nv / self.config.n_k_heads as usize,
+            key_dim: d.hk,
+            value_dim: d.hv,
+        };
+        (kernels.delta_rule)(&rule, mats, core);
+        for h in 0..d.nv {
             let o = &mut core[h * d.hv..(h + 1) * d.hv];
-            // o temporarily holds Sᵀk (the memory read at k), after decay.
-            o.fill(0.0);
-            for (row, &ki) in s.chunks_exact_mut(d.hv).zip(khv) {
-                for (sv, ov) in row.iter_mut().zip(o.iter_mut()) {
-                    *sv *= decay;
-                    *ov += *sv * ki;
-                }
-            }
-            for (ov, &vv) in o.iter_mut().zip(vh) {
-                *ov = (vv - *ov) * beta;
-            }
-            // Rank-1 update with delta = o, then read out at q into o.
-            for (row, &ki) in s.chunks_exact_mut(d.hv).zip(khv) {
-                for (sv, dv) in row.iter_mut().zip(o.iter()) {
-                    *sv += ki * dv;
-                }
-            }
-            o.fill(0.0);
-            for (row, &qi) in s.chunks_exact(d.hv).zip(qh) {
-                for (ov, sv) in o.iter_mut().zip(row) {
-                    *ov += sv * qi;
-                }
-            }
             // Gated RMSNorm per head: norm, weight, then silu(z).
             let zh = &z[h * d.hv..(h + 1) * d.hv];
             let ss: f32 = o.iter().map(|x| x * x).sum();
@@ -337,9 +328,9 @@ impl<'a> GatedDeltaNet<'a> {
             rc.project(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * qw], n);
             rc.project(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n);
             for t in 0..n {
-                let (qkvz, ba) = (&r.qkvz[t * qw..(t + 1) * qw], &r.ba[t * 2 * d.nv..(t + 1) * 2 * d.nv]);
+                let (qkvz, ba) = (&r.qkvz[t * qw..(t + 1) * qw], &mut r.ba[t * 2 * d.nv..(t + 1) * 2 * d.nv]);
                 let core = &mut r.core[t * d.vd..(t + 1) * d.vd];
-                self.mix_token(&w, layer.words(), qkvz, ba, &mut r.conv[..d.conv_dim], core);
+                self.mix_token(rc.cx.kernels, &w, layer.words(), qkvz, ba, &mut r.conv[..d.conv_dim], core);
                 layer.end_token();
             }
             rc.project(&w.out_proj, &r.core[..n * d.vd], &mut r.out[..m], n);

@@ -21,6 +21,7 @@ use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, required, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
 use crate::state_store::{StatePart, StateParts, StateStore};
+use eddy_kernels::{GatedOuterProductArgs, Kernels};
 
 /// Hyper-parameters of a GLA model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -240,28 +241,40 @@ impl<'a> Gla<'a> {
         )
     }
 
-    /// The recurrence and gated norm of token `t` for every head.
-    fn mix_token(&self, w: &LayerWeights<'_>, mats: &mut [f32], r: &mut Rows<'_>, t: usize) {
+    /// The recurrence and gated norm of token `t` for every head (its `q`
+    /// and `gk` rows are turned into the scaled query and the decay in
+    /// place).
+    fn mix_token(
+        &self,
+        kernels: &Kernels,
+        w: &LayerWeights<'_>,
+        mats: &mut [f32],
+        r: &mut Rows<'_>,
+        t: usize,
+    ) {
         let d = self.config.dims();
         let scale = 1.0 / libm::sqrtf(d.hk as f32);
-        let (q, k, v) =
-            (&r.q[t * d.kd..(t + 1) * d.kd], &r.k[t * d.kd..(t + 1) * d.kd], &r.v[t * d.vd..(t + 1) * d.vd]);
-        let (gk, g) = (&r.gk[t * d.kd..(t + 1) * d.kd], &r.g[t * d.vd..(t + 1) * d.vd]);
-        let core = &mut r.core[t * d.vd..(t + 1) * d.vd];
+        let (q, gk) = (&mut r.q[t * d.kd..(t + 1) * d.kd], &mut r.gk[t * d.kd..(t + 1) * d.kd]);
+        for qv in q.iter_mut() {
+            *qv *= scale;
+        }
+        // α = exp(logsigmoid(gk) / normalizer), logsigmoid(x) = -softplus(-x).
+        for gv in gk.iter_mut() {
+            *gv = exp_fast(-softplus(-*gv) / self.config.gate_normalizer);
+        }
+        let update = GatedOuterProductArgs {
+            q,
+            k: &r.k[t * d.kd..(t + 1) * d.kd],
+            v: &r.v[t * d.vd..(t + 1) * d.vd],
+            decay: gk,
+            heads: d.nh,
+            key_dim: d.hk,
+            value_dim: d.hv,
+        };
+        let (g, core) = (&r.g[t * d.vd..(t + 1) * d.vd], &mut r.core[t * d.vd..(t + 1) * d.vd]);
+        (kernels.gated_outer_product)(&update, mats, core);
         for h in 0..d.nh {
-            let s = &mut mats[h * d.hk * d.hv..(h + 1) * d.hk * d.hv];
             let o = &mut core[h * d.hv..(h + 1) * d.hv];
-            o.fill(0.0);
-            for (i, row) in s.chunks_exact_mut(d.hv).enumerate() {
-                let j = h * d.hk + i;
-                // α = exp(logsigmoid(gk) / normalizer), logsigmoid(x) = -softplus(-x).
-                let alpha = exp_fast(-softplus(-gk[j]) / self.config.gate_normalizer);
-                let (kj, qj) = (k[j], q[j] * scale);
-                for ((sv, &vv), ov) in row.iter_mut().zip(&v[h * d.hv..(h + 1) * d.hv]).zip(o.iter_mut()) {
-                    *sv = alpha * *sv + kj * vv;
-                    *ov += *sv * qj;
-                }
-            }
             let ss: f32 = o.iter().map(|x| x * x).sum();
             let inv = 1.0 / libm::sqrtf(ss / d.hv as f32 + self.config.norm_eps);
             for ((ov, wv), gv) in o.iter_mut().zip(w.g_norm).zip(&g[h * d.hv..(h + 1) * d.hv]) {
@@ -297,7 +310,7 @@ impl<'a> Gla<'a> {
             }
             rc.project(&w.gk_up, &r.hidden[..n * d.rank], &mut r.gk[..n * d.kd], n);
             for t in 0..n {
-                self.mix_token(&w, layer.words(), r, t);
+                self.mix_token(rc.cx.kernels, &w, layer.words(), r, t);
                 layer.end_token();
             }
             rc.project(&w.o, &r.core[..n * d.vd], &mut r.out[..m], n);

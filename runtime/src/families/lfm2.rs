@@ -27,7 +27,7 @@ use crate::hybrid::{
     HybridConfig, LayerKinds,
 };
 use crate::linear::Linear;
-use crate::ops::{add_assign, causal_conv_step, rms_norm};
+use crate::ops::{add_assign, rms_norm};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
@@ -304,7 +304,7 @@ impl<'a> Lfm2<'a> {
                     for (bv, xv) in b.iter_mut().zip(x) {
                         *bv *= xv;
                     }
-                    causal_conv_step(conv_w, *conv_b, layer_state, b, y, c.d_conv as usize);
+                    (rc.cx.kernels.causal_conv)(conv_w, *conv_b, layer_state, b, y, c.d_conv as usize);
                     for (yv, cv) in y.iter_mut().zip(cg) {
                         *yv *= cv;
                     }

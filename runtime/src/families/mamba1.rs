@@ -427,7 +427,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
         mut observe: Option<Observer<'_>>,
     ) -> &'s [f32] {
         let Compute { kernels, workers } = cx;
-        let conv_silu = eddy_kernels::vector_kernels(kernels).conv_silu;
+        let conv_silu = kernels.conv_silu;
         let c = &self.config;
         let l = ScratchLayout::new(c);
         let (di, ds, dc, dr) =
@@ -501,7 +501,7 @@ fn conv_chunk_by_blocks(
 ) {
     let di = w.d.len();
     let tokens = conv_out.len() / di.max(1);
-    let conv_silu = eddy_kernels::vector_kernels(cx.kernels).conv_silu;
+    let conv_silu = cx.kernels.conv_silu;
     let (block, taps) = (SCAN_BLOCK_CHANNELS, width.saturating_sub(1));
     if taps == 0 {
         // No window to split the blocks by (width 1): token by token.
@@ -510,7 +510,7 @@ fn conv_chunk_by_blocks(
         }
         return;
     }
-    let conv_tokens = eddy_kernels::vector_kernels(cx.kernels).conv_silu_tokens;
+    let conv_tokens = cx.kernels.conv_silu_tokens;
     // Channels `c0..c0 + wb` over every token, into `out` (`[tokens, wb]`).
     let conv_block = |c0: usize, wb: usize, window: &mut [f32], out: &mut [f32]| {
         let args = ConvTokens {
@@ -583,7 +583,7 @@ fn scan_chunk_by_blocks(
     let ds = chunk.d_state;
     let di = w.d.len();
     let tokens = y.len() / di.max(1);
-    let scan_tokens = eddy_kernels::vector_kernels(cx.kernels).selective_scan_tokens;
+    let scan_tokens = cx.kernels.selective_scan_tokens;
     let block = SCAN_BLOCK_CHANNELS;
     let xw = chunk.dt_rank + 2 * ds;
     // Channels `c0..c0 + wb` over every token, into `y_out` (`[tokens, wb]`).
@@ -634,7 +634,7 @@ fn scan_step(
     if crate::offload::try_scan(cx.workers, &args, ssm_state, y) {
         return;
     }
-    let scan = eddy_kernels::vector_kernels(cx.kernels).selective_scan;
+    let scan = cx.kernels.selective_scan;
     // Channels are independent, so splitting them across the workers
     // computes every one exactly as on one thread; whole blocks of eight
     // (the SIMD scans' width) avoid scalar tails in the middle.

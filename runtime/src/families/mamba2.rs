@@ -12,12 +12,12 @@ use crate::error::ModelError;
 use crate::family::{checked_total, observe_input, Carver, ChunkLogits, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
-use crate::ops::{add_assign, causal_conv_silu_step, exp_fast, gated_group_rms_norm, rms_norm, softplus};
+use crate::ops::{add_assign, gated_group_rms_norm, rms_norm};
 use crate::schema::{
     check_schema, dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
 use crate::state_store::{StatePart, StateParts, StateStore};
-use eddy_quant::dot_f32;
+use eddy_kernels::{HeadScanArgs, Kernels};
 
 /// Hyper-parameters of a Mamba-2 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -232,6 +232,7 @@ impl<'a> Mamba2<'a> {
     /// Conv, scan and gated norm of one token, from its `proj` row to `y`.
     fn mix_token(
         &self,
+        kernels: &Kernels,
         w: &LayerWeights<'_>,
         layer_state: &mut [f32],
         proj: &[f32],
@@ -242,25 +243,22 @@ impl<'a> Mamba2<'a> {
         let (conv_state, ssm) = layer_state.split_at_mut(self.conv_words());
         let (z, rest) = proj.split_at(d.di);
         let (xbc, dt_raw) = rest.split_at(d.conv_dim);
-        causal_conv_silu_step(w.conv_w, w.conv_b, conv_state, xbc, conv_out, d.dc);
+        (kernels.conv_silu)(w.conv_w, w.conv_b, conv_state, xbc, conv_out, d.dc);
         let (x, bc) = conv_out.split_at(d.di);
-        let (b, cmat) = bc.split_at(d.bc);
-        let heads_per_group = d.nh / self.config.n_groups as usize;
-        for (h, (&raw, &bias)) in dt_raw.iter().zip(w.dt_bias).enumerate() {
-            let g = h / heads_per_group;
-            let (bg, cg) = (&b[g * d.ds..(g + 1) * d.ds], &cmat[g * d.ds..(g + 1) * d.ds]);
-            let dt = softplus(raw + bias);
-            let decay = exp_fast(dt * w.a[h]);
-            for p in 0..d.hd {
-                let ch = h * d.hd + p;
-                let xv = x[ch];
-                let s = &mut ssm[ch * d.ds..(ch + 1) * d.ds];
-                for (sv, &bv) in s.iter_mut().zip(bg) {
-                    *sv = decay * *sv + dt * bv * xv;
-                }
-                y[ch] = dot_f32(s, cg) + w.d[h] * xv;
-            }
-        }
+        let (b, c) = bc.split_at(d.bc);
+        let scan = HeadScanArgs {
+            a: w.a,
+            d: w.d,
+            dt: dt_raw,
+            dt_bias: w.dt_bias,
+            x,
+            b,
+            c,
+            head_dim: d.hd,
+            d_state: d.ds,
+            heads_per_group: d.nh / self.config.n_groups as usize,
+        };
+        (kernels.diagonal_scan_heads)(&scan, ssm, y);
         let group = d.di / self.config.n_groups as usize;
         gated_group_rms_norm(y, z, w.gate_norm, group, self.config.norm_eps);
     }
@@ -329,7 +327,7 @@ impl<'a> Family<'a> for Mamba2<'a> {
             rms_norm(residual, w.norm, c.norm_eps, normed);
             observe_input(&mut observe, &w.in_proj, normed);
             w.in_proj.matvec(normed, proj, act, cx.kernels, cx.workers);
-            self.mix_token(&w, layer.words(), proj, conv_out, y);
+            self.mix_token(cx.kernels, &w, layer.words(), proj, conv_out, y);
             layer.end_token();
             observe_input(&mut observe, &w.out_proj, y);
             w.out_proj.matvec(y, out, act, cx.kernels, cx.workers);
@@ -386,7 +384,7 @@ impl<'a> Family<'a> for Mamba2<'a> {
             }
             w.in_proj.matmat(normed, proj, n, act, cx.kernels, cx.workers);
             for (p, yt) in proj.chunks_exact(d.proj).zip(y.chunks_exact_mut(d.di)) {
-                self.mix_token(&w, layer.words(), p, &mut conv_out[..d.conv_dim], yt);
+                self.mix_token(cx.kernels, &w, layer.words(), p, &mut conv_out[..d.conv_dim], yt);
                 layer.end_token();
             }
             w.out_proj.matmat(y, out, n, act, cx.kernels, cx.workers);

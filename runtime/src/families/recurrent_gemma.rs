@@ -29,11 +29,12 @@ use crate::hybrid::{
     HybridConfig, LayerKinds,
 };
 use crate::linear::Linear;
-use crate::ops::{add_assign, causal_conv_step, exp_fast, gelu_tanh, rms_norm, sigmoid};
+use crate::ops::{add_assign, rms_norm};
 use crate::schema::{
     dim, epsilon, flag, required, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
 use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
+use eddy_kernels::RgLruArgs;
 
 /// Hyper-parameters of a RecurrentGemma model.
 #[derive(Clone, Copy, Debug)]
@@ -387,25 +388,26 @@ impl<'a> RecurrentGemma<'a> {
             let (window, h) = layer.words().split_at_mut(d.keep * lru);
             let rows = t * lru..(t + 1) * lru;
             let x = &mut r.proj_c[rows.clone()];
-            causal_conv_step(w.conv_w, Some(w.conv_b), window, &r.proj_b[rows.clone()], x, d.keep + 1);
+            (rc.cx.kernels.causal_conv)(
+                w.conv_w,
+                Some(w.conv_b),
+                window,
+                &r.proj_b[rows.clone()],
+                x,
+                d.keep + 1,
+            );
             let (gi, ga) = (&mut r.gate_i[rows.clone()], &mut r.gate_a[rows.clone()]);
             block_diagonal(w.input_gate, w.input_bias, x, gi, d.block);
             block_diagonal(w.a_gate, w.a_bias, x, ga, d.block);
-            let first = pos + t as u64 == 0;
-            let y = &r.proj_a[rows.clone()];
-            let out = &mut r.mixed[rows];
-            for c in 0..lru {
-                let gated = x[c] * sigmoid(gi[c]);
-                let log_a = w.log_a_coef[c] * sigmoid(ga[c]);
-                h[c] = if first {
-                    gated
-                } else {
-                    let a = exp_fast(log_a);
-                    let multiplier = libm::sqrtf(1.0 - exp_fast(2.0 * log_a));
-                    a * h[c] + multiplier * gated
-                };
-                out[c] = h[c] * gelu_tanh(y[c]);
-            }
+            let lru_args = RgLruArgs {
+                x,
+                input_gate: gi,
+                a_gate: ga,
+                log_a_coef: w.log_a_coef,
+                y: &r.proj_a[rows.clone()],
+                first: pos + t as u64 == 0,
+            };
+            (rc.cx.kernels.rg_lru)(&lru_args, &mut h[..lru], &mut r.mixed[rows]);
             layer.end_token();
         }
         rc.project(&w.linear_out, &r.mixed[..n * lru], &mut r.out[..n * d.dm], n);

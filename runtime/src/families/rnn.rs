@@ -11,9 +11,9 @@ use crate::error::ModelError;
 use crate::family::{checked_total, observe_input, Carver, ChunkLogits, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
-use crate::ops::{sigmoid, tanh};
 use crate::schema::{check_schema, dim, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
+use eddy_kernels::Kernels;
 
 /// Which cell the layers use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,28 +181,11 @@ impl<'a> Rnn<'a> {
 
     /// Apply the cell's gate equations: `gi`/`gh` are the input and hidden
     /// products (biases included); updates `state` (`h`, then `c`).
-    fn update(&self, gi: &[f32], gh: &[f32], state: &mut [f32]) {
+    fn update(&self, kernels: &Kernels, gi: &[f32], gh: &[f32], state: &mut [f32]) {
         let h = self.config.hidden as usize;
         match self.config.cell {
-            Cell::Gru => {
-                for j in 0..h {
-                    let r = sigmoid(gi[j] + gh[j]);
-                    let z = sigmoid(gi[h + j] + gh[h + j]);
-                    let n = tanh(gi[2 * h + j] + r * gh[2 * h + j]);
-                    state[j] = (1.0 - z) * n + z * state[j];
-                }
-            }
-            Cell::Lstm => {
-                let (hs, cs) = state.split_at_mut(h);
-                for j in 0..h {
-                    let i = sigmoid(gi[j] + gh[j]);
-                    let f = sigmoid(gi[h + j] + gh[h + j]);
-                    let g = tanh(gi[2 * h + j] + gh[2 * h + j]);
-                    let o = sigmoid(gi[3 * h + j] + gh[3 * h + j]);
-                    cs[j] = f * cs[j] + i * g;
-                    hs[j] = o * tanh(cs[j]);
-                }
-            }
+            Cell::Gru => (kernels.gru_gates)(gi, gh, &mut state[..h]),
+            Cell::Lstm => (kernels.lstm_gates)(gi, gh, &mut state[..2 * h]),
         }
     }
 }
@@ -265,7 +248,7 @@ impl<'a> Family<'a> for Rnn<'a> {
             w.ih.matvec(&input[..width], gi, act, cx.kernels, cx.workers);
             observe_input(&mut observe, &w.hh, &layer_state[..h]);
             w.hh.matvec(&layer_state[..h], gh, act, cx.kernels, cx.workers);
-            self.update(gi, gh, layer_state);
+            self.update(cx.kernels, gi, gh, layer_state);
             // The next layer gets the exact new `h`; only the carried state is coded.
             input[..h].copy_from_slice(&layer_state[..h]);
             layer.end_token();
@@ -320,7 +303,7 @@ impl<'a> Family<'a> for Rnn<'a> {
             for (t, out) in outputs.chunks_exact_mut(h).enumerate() {
                 let layer_state = layer.words();
                 w.hh.matvec(&layer_state[..h], gh, act, cx.kernels, cx.workers);
-                self.update(&gi[t * g..(t + 1) * g], gh, layer_state);
+                self.update(cx.kernels, &gi[t * g..(t + 1) * g], gh, layer_state);
                 out.copy_from_slice(&layer_state[..h]);
                 layer.end_token();
             }

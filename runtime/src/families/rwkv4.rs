@@ -16,9 +16,10 @@ use crate::error::ModelError;
 use crate::family::{layer_major_family, scratch_rows, ProductScratch, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid};
+use crate::ops::{add_assign, layer_norm, sigmoid};
 use crate::schema::{dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
+use eddy_kernels::WkvArgs;
 
 /// Hyper-parameters of an RWKV-4 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -156,26 +157,6 @@ fn token_shift(x: &[f32], prev: &[f32], mix: &[f32], out: &mut [f32]) {
     }
 }
 
-/// One token of WKV: `out = r * wkv`, state `(num, den, max)` advanced.
-fn wkv_step(w: &LayerWeights<'_>, wkv_state: &mut [f32], k: &[f32], v: &[f32], r: &[f32], out: &mut [f32]) {
-    let dm = out.len();
-    let (num, rest) = wkv_state.split_at_mut(dm);
-    let (den, max) = rest.split_at_mut(dm);
-    for c in 0..dm {
-        let (kc, vc) = (k[c], v[c]);
-        let ku = kc + w.first[c];
-        let m_out = max[c].max(ku);
-        let (e1, e2) = (exp_fast(max[c] - m_out), exp_fast(ku - m_out));
-        out[c] = sigmoid(r[c]) * ((e1 * num[c] + e2 * vc) / (e1 * den[c] + e2));
-        let decayed = max[c] + w.decay[c];
-        let m_state = decayed.max(kc);
-        let (e1, e2) = (exp_fast(decayed - m_state), exp_fast(kc - m_state));
-        num[c] = e1 * num[c] + e2 * vc;
-        den[c] = e1 * den[c] + e2;
-        max[c] = m_state;
-    }
-}
-
 impl<'a> Rwkv4<'a> {
     /// Widest input of any matrix (activation scratch).
     fn max_cols(&self) -> usize {
@@ -277,14 +258,14 @@ impl<'a> Rwkv4<'a> {
             rc.project(&w.receptance, &rows.mix_r[..m], &mut rows.r[..m], n);
             for t in 0..n {
                 let s = t * dm..(t + 1) * dm;
-                wkv_step(
-                    &w,
-                    wkv_state,
-                    &rows.k[s.clone()],
-                    &rows.v[s.clone()],
-                    &rows.r[s.clone()],
-                    &mut rows.wkv[s],
-                );
+                let wkv = WkvArgs {
+                    k: &rows.k[s.clone()],
+                    v: &rows.v[s.clone()],
+                    r: &rows.r[s.clone()],
+                    first: w.first,
+                    decay: w.decay,
+                };
+                (rc.cx.kernels.wkv)(&wkv, wkv_state, &mut rows.wkv[s]);
             }
             rc.project(&w.output, &rows.wkv[..m], &mut rows.out[..m], n);
             add_assign(x, &rows.out[..m]);

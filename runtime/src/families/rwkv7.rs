@@ -22,6 +22,7 @@ use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid, tanh};
 use crate::schema::{dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
+use eddy_kernels::{GeneralizedDeltaRuleArgs, Kernels};
 
 /// Hyper-parameters of an RWKV-7 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -365,12 +366,15 @@ impl<'a> Rwkv7<'a> {
     }
 
     /// One token of the delta rule for every head, then GroupNorm, bonus
-    /// and gate: `out = (norm(S r) + bonus) * g`. Token `t` of the rows.
+    /// and gate: `out = (norm(S r) + bonus) * g`. Token `t` of the rows;
+    /// the first three mix rows (free while the recurrence runs) hold the
+    /// token's removal key, removal weights and written key.
     fn time_mix_token(
         &self,
+        kernels: &Kernels,
         w: &LayerWeights<'_>,
         mats: &mut [f32],
-        r: &Rows<'_>,
+        r: &mut Rows<'_>,
         t: usize,
         out: &mut [f32],
     ) {
@@ -383,41 +387,35 @@ impl<'a> Rwkv7<'a> {
             &r.v[span.clone()],
             &r.a[span.clone()],
             &r.w[span.clone()],
-            &r.g[span],
+            &r.g[span.clone()],
         );
-        for h in 0..self.config.n_heads as usize {
+        let heads = self.config.n_heads as usize;
+        let [kappa, kappa_a, key, ..] = &mut r.mix;
+        let (kappa, kappa_a, key) = (&mut kappa[span.clone()], &mut kappa_a[span.clone()], &mut key[span]);
+        for h in 0..heads {
             let hs = h * n..(h + 1) * n;
             // κ = normalized k ⊙ k_k of this head (F.normalize, eps 1e-12).
             let norm = {
                 let ss: f32 = hs.clone().map(|j| (kt[j] * w.k_k[j]) * (kt[j] * w.k_k[j])).sum();
                 libm::sqrtf(ss).max(1e-12)
             };
-            let s = &mut mats[h * n * n..(h + 1) * n * n];
-            let o = &mut out[hs.clone()];
-            for (i, row) in s.chunks_exact_mut(n).enumerate() {
-                // sa = S_i · (-κ), with the old state.
-                let mut sa = 0.0f32;
-                for (jj, sv) in row.iter().enumerate() {
-                    let j = h * n + jj;
-                    sa -= sv * (kt[j] * w.k_k[j] / norm);
-                }
-                let vi = vt[h * n + i];
-                let mut acc = 0.0f32;
-                for (jj, sv) in row.iter_mut().enumerate() {
-                    let j = h * n + jj;
-                    let kappa_j = kt[j] * w.k_k[j] / norm;
-                    let k_j = kt[j] * (1.0 + (at[j] - 1.0) * w.k_a[j]);
-                    *sv = *sv * wt[j] + sa * (kappa_j * at[j]) + vi * k_j;
-                    acc += *sv * rt[j];
-                }
-                o[i] = acc;
+            for j in hs {
+                kappa[j] = kt[j] * w.k_k[j] / norm;
+                kappa_a[j] = kappa[j] * at[j];
+                key[j] = kt[j] * (1.0 + (at[j] - 1.0) * w.k_a[j]);
             }
+        }
+        let rule =
+            GeneralizedDeltaRuleArgs { r: rt, w: wt, k: key, v: vt, kappa, kappa_a, heads, head_size: n };
+        (kernels.generalized_delta_rule)(&rule, mats, out);
+        for h in 0..heads {
+            let hs = h * n..(h + 1) * n;
+            let o = &mut out[hs.clone()];
             // GroupNorm over the head, then the bonus (Σ r ⊙ k ⊙ r_k) v.
             let mean = o.iter().sum::<f32>() / n as f32;
             let var = o.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n as f32;
             let inv = 1.0 / libm::sqrtf(var + self.config.head_norm_eps);
-            let bonus: f32 =
-                hs.clone().map(|j| rt[j] * (kt[j] * (1.0 + (at[j] - 1.0) * w.k_a[j])) * w.r_k[j]).sum();
+            let bonus: f32 = hs.clone().map(|j| rt[j] * key[j] * w.r_k[j]).sum();
             for (ii, ov) in o.iter_mut().enumerate() {
                 let j = h * n + ii;
                 let normed = (*ov - mean) * inv * w.ln_x.0[j] + w.ln_x.1[j];
@@ -491,7 +489,7 @@ impl<'a> Rwkv7<'a> {
             for t in 0..n {
                 let out = core::mem::take(&mut r.out);
                 let mats = &mut layer.words()[c..c + mats_words];
-                self.time_mix_token(&w, mats, r, t, &mut out[t * c..(t + 1) * c]);
+                self.time_mix_token(rc.cx.kernels, &w, mats, r, t, &mut out[t * c..(t + 1) * c]);
                 layer.end_token();
                 r.out = out;
             }

@@ -28,19 +28,11 @@ mod matvec;
 
 pub use matvec::matvec_i8;
 
-use crate::Kernels;
+use crate::{Kernels, SCALAR};
 
 /// The DSP-extension kernel set (compiled when the target has `dsp`).
-pub static DSP: Kernels = Kernels {
-    name: "dsp",
-    matvec_i8,
-    matmat_i8: None,
-    matmat_f16: None,
-    matvec_f32: crate::scalar::matvec_f32,
-    matvec_f16: crate::scalar::matvec_f16,
-    kv_scores: crate::scalar::kv_scores,
-    kv_mix: crate::scalar::kv_mix,
-};
+/// Only the integer product is its own; the rest is the reference's.
+pub const DSP: Kernels = Kernels { name: "dsp", matvec_i8, ..SCALAR };
 
 /// f16 bits to f32, the same value `half` (and so the reference) gives:
 /// normal numbers by rebiasing the exponent (a few integer instructions,

@@ -69,18 +69,25 @@
 pub use float::{f16_to_f32, matvec_f16};
 pub use matvec::matvec_i8;
 
-use crate::Kernels;
+use crate::{Kernels, SCALAR};
 
 /// The Helium kernel set (compiled when the target has MVE).
-pub static HELIUM: Kernels = Kernels {
+/// With MVE floating point (`eddy_mve_fp`) the selective scan and the
+/// convolution + SiLU are Helium's too; activation quantization and the
+/// rest are the reference's.
+pub const HELIUM: Kernels = Kernels {
     name: "helium",
     matvec_i8,
-    matmat_i8: None,
-    matmat_f16: None,
-    matvec_f32: crate::scalar::matvec_f32,
     matvec_f16,
-    kv_scores: crate::scalar::kv_scores,
-    kv_mix: crate::scalar::kv_mix,
+    #[cfg(eddy_mve_fp)]
+    conv_silu: conv::conv_silu,
+    #[cfg(eddy_mve_fp)]
+    conv_silu_tokens: conv::conv_silu_tokens,
+    #[cfg(eddy_mve_fp)]
+    selective_scan: scan::selective_scan,
+    #[cfg(eddy_mve_fp)]
+    selective_scan_tokens: scan::selective_scan_tokens,
+    ..SCALAR
 };
 
 /// `asm!` with q0-q3 (s0-s15) declared clobbered; reads memory, writes
@@ -121,21 +128,6 @@ macro_rules! mve_asm_q0_q7 {
 use crate::math::{
     ATANH_C, EXP2_EIGHTHS_BIASED, EXP_C, EXP_MAX, EXP_MIN, LN2_8_HI, LN2_8_LO, LN_2, LOG2E_8, ROUND, SQRT_2,
 };
-#[cfg(eddy_mve_fp)]
-use crate::vector::VectorKernels;
-
-#[cfg(eddy_mve_fp)]
-/// The Helium vector kernels: the selective scan and the convolution +
-/// SiLU on MVE; activation quantization is the scalar reference.
-pub static MVE_VECTOR: VectorKernels = VectorKernels {
-    name: "helium",
-    quantize_acts: eddy_quant::quantize_activations_i8,
-    conv_silu: conv::conv_silu,
-    conv_silu_tokens: conv::conv_silu_tokens,
-    selective_scan: scan::selective_scan,
-    selective_scan_tokens: scan::selective_scan_tokens,
-};
-
 #[cfg(eddy_mve_fp)]
 /// f32 lanes per vector.
 const LANES: usize = 4;

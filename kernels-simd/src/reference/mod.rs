@@ -1,0 +1,26 @@
+//! The recurrent operations of the model families, named by what they
+//! compute, each with its scalar reference (one file per operation).
+//!
+//! A family never calls these functions directly: it calls the field of
+//! its [`Kernels`](crate::Kernels) set, whose value in
+//! [`SCALAR`](crate::SCALAR) is the reference here. A SIMD version of an
+//! operation must reproduce its reference bit for bit (same f32
+//! operations in the same order, no FMA).
+
+mod causal_conv;
+mod delta_rule;
+mod diagonal_scan;
+mod gated_outer_product;
+mod generalized_delta_rule;
+mod rg_lru;
+mod rnn_gates;
+mod wkv;
+
+pub use causal_conv::{causal_conv, CausalConv};
+pub use delta_rule::{delta_rule, DeltaRule, DeltaRuleArgs};
+pub use diagonal_scan::{diagonal_scan_heads, DiagonalScanHeads, HeadScanArgs};
+pub use gated_outer_product::{gated_outer_product, GatedOuterProduct, GatedOuterProductArgs};
+pub use generalized_delta_rule::{generalized_delta_rule, GeneralizedDeltaRule, GeneralizedDeltaRuleArgs};
+pub use rg_lru::{rg_lru, RgLru, RgLruArgs};
+pub use rnn_gates::{gru_gates, lstm_gates, GruGates, LstmGates};
+pub use wkv::{wkv, Wkv, WkvArgs};
