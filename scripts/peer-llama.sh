@@ -203,7 +203,7 @@ done
 # llama-bench -o json: avg_ts per test (n_prompt / n_gen); eddy bench --json:
 # tokens_per_s per test (ppN / tgN).
 RES=$RUN/results.tsv
-printf 'shape\tquant\tgguf_mib\teddy_mib\tthreads\tllama_pp\tllama_tg\teddy_pp\teddy_tg\n' >"$RES"
+printf 'shape\tquant\tgguf_mib\teddy_mib\tthreads\tllama_pp\tllama_pp_sd\tllama_tg\tllama_tg_sd\teddy_pp\teddy_pp_sd\teddy_tg\teddy_tg_sd\n' >"$RES"
 llama_ts() { # json file, "pp"|"tg"
   "$PY" - "$1" "$2" <<'EOF'
 import json, sys
@@ -211,9 +211,9 @@ rows = json.load(open(sys.argv[1]))
 want = sys.argv[2]
 for r in rows:
     if (want == "pp" and r["n_prompt"] > 0 and r["n_gen"] == 0) or (want == "tg" and r["n_gen"] > 0 and r["n_prompt"] == 0):
-        print(f'{r["avg_ts"]:.2f}'); break
+        print(f'{r["avg_ts"]:.2f}\t{r["stddev_ts"]:.2f}'); break
 else:
-    print("n/a")
+    print("n/a\tn/a")
 EOF
 }
 eddy_ts() { # json file, "pp"|"tg"
@@ -222,9 +222,9 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 for r in d["results"]:
     if r["test"].startswith(sys.argv[2]):
-        print(f'{r["tokens_per_s"]:.2f}'); break
+        print(f'{r["tokens_per_s"]:.2f}\t{r["stddev"]:.2f}'); break
 else:
-    print("n/a")
+    print("n/a\tn/a")
 EOF
 }
 for shape in ${SHAPES//,/ }; do
@@ -232,7 +232,7 @@ for shape in ${SHAPES//,/ }; do
   for q in ${QUANTS//,/ }; do
     t=$(gguf_type "$q"); r=$(eddy_recipe "$q")
     for th in ${THREADS//,/ }; do
-      lpp=n/a; ltg=n/a; gsz=n/a
+      lpp=$'n/a\tn/a'; ltg=$lpp; gsz=n/a
       if [ "${LLAMA_OK[$shape]}" = 1 ]; then
         say "bench $shape $t llama.cpp -t $th"
         J=$RUN/$shape-$t-t$th.llama.json
@@ -254,6 +254,8 @@ done
 import csv, sys
 pp, tg = sys.argv[2], sys.argv[3]
 pair = {"q2": ("Q2_K", "w2a8"), "q4": ("Q4_0", "w4a8"), "q8": ("Q8_0", "w8a8")}
+def ts(r, k):
+    return r[k] if r[k] == "n/a" else f'{r[k]} ± {r[k + "_sd"]}'
 def ratio(e, l):
     try:
         return f"{float(e) / float(l):.2f}x"
@@ -265,7 +267,7 @@ print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
     g, e = pair[r["quant"]]
     print(f'| {r["shape"]} | {g} vs {e} | {r["gguf_mib"]} / {r["eddy_mib"]} | {r["threads"]} '
-          f'| {r["llama_pp"]} / {r["llama_tg"]} | {r["eddy_pp"]} / {r["eddy_tg"]} '
+          f'| {ts(r, "llama_pp")} / {ts(r, "llama_tg")} | {ts(r, "eddy_pp")} / {ts(r, "eddy_tg")} '
           f'| {ratio(r["eddy_pp"], r["llama_pp"])} / {ratio(r["eddy_tg"], r["llama_tg"])} |')
 EOF
 cat "$RUN/table.md"
@@ -273,7 +275,7 @@ echo
 commit=$(cat "$RUN"/*.llama.json 2>/dev/null | grep -m1 -o '"build_commit": *"[^"]*"' | sed 's/.*: *//' || true)
 echo "llama.cpp: llama-cpp-python $LCP_VERSION's vendored source (build_commit ${commit:-?}), built in $BUILD"
 echo "eddy: $("$EDDY" --version 2>/dev/null || echo "$EDDY")"
-echo "repetitions: $REPS; results and logs: $RUN"
+echo "repetitions: $REPS (t/s: mean ± standard deviation over them); results and logs: $RUN"
 if [ ${#REFUSED[@]} -gt 0 ]; then
   echo "llama.cpp's convert_hf_to_gguf.py refused: ${REFUSED[*]} (eddy columns only; see $LOG)"
 fi
