@@ -24,6 +24,9 @@
 #
 # Output: logs and results under $EDDY_PEER_DIR/runs/DATE/, and one Markdown
 # table on stdout (also saved as table.md there). A benchmark tool, not a test.
+# The environment reaches both tools: on a busy host, llama.cpp's OpenMP
+# threads spin-wait and its multi-thread rows collapse; OMP_WAIT_POLICY=passive
+# makes them sleep instead (say which you used when quoting numbers).
 set -euo pipefail
 
 die() { echo "peer-llama: error: $*" >&2; exit 1; }
@@ -52,7 +55,7 @@ while [ $# -gt 0 ]; do
     --seed) SEED=$2; shift 2 ;;
     --eddy) EDDY=$2; shift 2 ;;
     --llama-cpp-python) LCP_VERSION=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
@@ -275,6 +278,7 @@ echo
 commit=$(cat "$RUN"/*.llama.json 2>/dev/null | grep -m1 -o '"build_commit": *"[^"]*"' | sed 's/.*: *//' || true)
 echo "llama.cpp: llama-cpp-python $LCP_VERSION's vendored source (build_commit ${commit:-?}), built in $BUILD"
 echo "eddy: $("$EDDY" --version 2>/dev/null || echo "$EDDY")"
+echo "OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset (OpenMP default)}"
 echo "repetitions: $REPS (t/s: mean ± standard deviation over them); results and logs: $RUN"
 if [ ${#REFUSED[@]} -gt 0 ]; then
   echo "llama.cpp's convert_hf_to_gguf.py refused: ${REFUSED[*]} (eddy columns only; see $LOG)"
