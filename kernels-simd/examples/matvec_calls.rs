@@ -9,7 +9,7 @@
 //! a set without it) of TOKENS activation vectors. Prints a checksum of
 //! the output (so the work cannot be optimised away) to stdout.
 
-use eddy_kernels::{by_name, compiled, ActsI8};
+use eddy_kernels::{by_name, compiled, ActsI8, QuantMatrix};
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -84,11 +84,23 @@ fn run(args: &[String]) -> Result<f64, String> {
     let (mut out, mut perm) = (vec![0f32; n * rows], vec![0i8; eddy_kernels::matmat_scratch_len(cols, n)]);
     for _ in 0..calls {
         match (tokens, k.matmat_i8) {
-            (None, _) => (k.matvec_i8)(f, black_box(&matrix), cols, &acts[0], &mut out, &mut perm),
-            (Some(_), Some(matmat)) => matmat(f, black_box(&matrix), cols, &acts, &mut out, &mut perm),
+            (None, _) => (k.matvec_i8)(
+                QuantMatrix { format: f, bytes: black_box(&matrix), cols },
+                &acts[0],
+                &mut out,
+                &mut perm,
+            ),
+            (Some(_), Some(matmat)) => {
+                matmat(QuantMatrix { format: f, bytes: black_box(&matrix), cols }, &acts, &mut out, &mut perm)
+            }
             (Some(_), None) => {
                 for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
-                    (k.matvec_i8)(f, black_box(&matrix), cols, a, o, &mut perm);
+                    (k.matvec_i8)(
+                        QuantMatrix { format: f, bytes: black_box(&matrix), cols },
+                        a,
+                        o,
+                        &mut perm,
+                    );
                 }
             }
         }

@@ -12,7 +12,7 @@
 //! Prints a checksum of the outputs (so the work cannot be optimised away)
 //! to stdout.
 
-use eddy_kernels::{compiled, ScanArgs};
+use eddy_kernels::{compiled, ConvWeights, ScanArgs};
 use std::hint::black_box;
 use std::process::ExitCode;
 
@@ -72,8 +72,9 @@ fn run(args: &[String]) -> Result<f64, String> {
             let (weight, bias, xs) = (wave(CHANNELS * WIDTH, 19), wave(CHANNELS, 23), wave(CHANNELS, 29));
             let mut window = wave(CHANNELS * (WIDTH - 1), 31);
             let mut out = vec![0f32; CHANNELS];
+            let w = ConvWeights { weight: &weight, bias: Some(&bias), width: WIDTH };
             for _ in 0..calls {
-                (k.conv_silu)(&weight, Some(&bias), &mut window, black_box(&xs), &mut out, WIDTH);
+                (k.conv_silu)(&w, &mut window, black_box(&xs), &mut out);
                 black_box(&mut out);
             }
             Ok(out.iter().chain(&window).map(|&x| x as f64).sum())

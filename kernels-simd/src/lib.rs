@@ -60,9 +60,9 @@ pub mod x86;
 
 use eddy_quant::{KvFormat, TensorFormat};
 pub use reference::{
-    CausalConv, DeltaRule, DeltaRuleArgs, DiagonalScanHeads, GatedOuterProduct, GatedOuterProductArgs,
-    GeneralizedDeltaRule, GeneralizedDeltaRuleArgs, GruGates, HeadScanArgs, LstmGates, RgLru, RgLruArgs, Wkv,
-    WkvArgs,
+    CausalConv, ConvWeights, DeltaRule, DeltaRuleArgs, DiagonalScanHeads, GatedOuterProduct,
+    GatedOuterProductArgs, GeneralizedDeltaRule, GeneralizedDeltaRuleArgs, GruGates, HeadScanArgs, LstmGates,
+    RgLru, RgLruArgs, Wkv, WkvArgs,
 };
 pub use vector::{
     ConvSilu, ConvSiluTokens, ConvTokens, QuantizeActs, ScanArgs, ScanTokens, SelectiveScan,
@@ -81,6 +81,19 @@ pub struct ActsI8<'a> {
     pub sums: &'a [i32],
 }
 
+/// A quantized weight matrix as the integer kernels take it: rows of
+/// groups in `format`, `cols` weights per row, the rows one after another
+/// in `bytes` (how many rows a call uses follows from its output length).
+#[derive(Clone, Copy, Debug)]
+pub struct QuantMatrix<'m> {
+    /// Number format of the rows (an integer format for the SIMD kernels).
+    pub format: TensorFormat,
+    /// The encoded rows.
+    pub bytes: &'m [u8],
+    /// Weights per row.
+    pub cols: usize,
+}
+
 /// Geometry of a quantized matrix, as the SIMD kernels walk it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntShape {
@@ -97,18 +110,12 @@ pub struct IntShape {
 }
 
 impl IntShape {
-    /// The shape of a `rows x cols` matrix in `format` if the SIMD kernels
+    /// The shape of the first `rows` rows of `w` if the SIMD kernels
     /// cover it (whole groups that are a multiple of 32 weights) and every
     /// buffer is long enough; `None` sends the caller to the scalar
     /// reference.
-    pub fn for_matvec(
-        format: TensorFormat,
-        cols: usize,
-        rows: usize,
-        matrix: &[u8],
-        acts: &ActsI8<'_>,
-        perm_len: usize,
-    ) -> Option<Self> {
+    pub fn for_matvec(w: QuantMatrix<'_>, rows: usize, acts: &ActsI8<'_>, perm_len: usize) -> Option<Self> {
+        let QuantMatrix { format, bytes: matrix, cols } = w;
         let (group, bits, group_bytes) = (format.group_size()?, format.code_bits()?, format.group_bytes()?);
         let groups = cols / group.max(1);
         let row_bytes = groups * group_bytes;
@@ -124,45 +131,53 @@ impl IntShape {
         ok.then_some(IntShape { bits, group, groups, group_bytes, row_bytes })
     }
 
+    /// [`for_matvec`](Self::for_matvec) for `out.len()` rows; when that is
+    /// `None`, first computes `out` with the scalar reference, so the
+    /// caller only returns.
+    #[cfg_attr(not(any(target_arch = "aarch64", target_arch = "arm")), allow(dead_code))]
+    pub(crate) fn for_matvec_or_reference(
+        w: QuantMatrix<'_>,
+        acts: &ActsI8<'_>,
+        out: &mut [f32],
+        perm_len: usize,
+    ) -> Option<Self> {
+        let shape = Self::for_matvec(w, out.len(), acts, perm_len);
+        if shape.is_none() {
+            scalar::matvec_i8(w, acts, out, &mut []);
+        }
+        shape
+    }
+
     /// [`for_matvec`](Self::for_matvec) for every token of a multi-token
     /// product (`rows = out_len / acts.len()`): their common shape, `None`
     /// if any token's check fails or there are no tokens or no rows.
     pub fn for_tokens(
-        format: TensorFormat,
-        cols: usize,
+        w: QuantMatrix<'_>,
         out_len: usize,
-        matrix: &[u8],
         acts: &[ActsI8<'_>],
         perm_len: usize,
     ) -> Option<Self> {
         let rows = out_len.checked_div(acts.len()).filter(|&r| r > 0)?;
         acts.iter()
-            .map(|a| Self::for_matvec(format, cols, rows, matrix, a, perm_len))
+            .map(|a| Self::for_matvec(w, rows, a, perm_len))
             .reduce(|a, b| if a == b { a } else { None })
             .flatten()
     }
 }
 
 /// Integer matrix-vector product: `out[r] = Σ_g s_g (scale_rg acc_rg +
-/// min_rg sum_g)` over quantized rows (see `eddy_quant::dot_row_i8`).
-/// `perm` is scratch of at least `cols` bytes for reordered activations.
-pub type MatvecI8 =
-    fn(format: TensorFormat, matrix: &[u8], cols: usize, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]);
+/// min_rg sum_g)` over the first `out.len()` rows of `w` (see
+/// `eddy_quant::dot_row_i8`). `perm` is scratch of at least `w.cols` bytes
+/// for reordered activations.
+pub type MatvecI8 = fn(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]);
 
 /// Integer matrix times several token vectors (prefill): `out[t * rows + r]`
 /// is exactly what [`MatvecI8`] gives for token `t`, row `r`
 /// (`rows = out.len() / acts.len()`). `perm` is scratch of at least
-/// [`matmat_scratch_len`]`(cols, acts.len())` bytes (with less, the kernel
-/// runs one [`MatvecI8`] per token). Lets a kernel unpack each weight once
-/// for several tokens.
-pub type MatmatI8 = fn(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-);
+/// [`matmat_scratch_len`]`(w.cols, acts.len())` bytes (with less, the
+/// kernel runs one [`MatvecI8`] per token). Lets a kernel unpack each
+/// weight once for several tokens.
+pub type MatmatI8 = fn(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], perm: &mut [i8]);
 
 /// Bytes of scratch a [`MatmatI8`] or [`MatmatF16`] of every kernel set
 /// needs for `tokens` tokens of `cols` activations.

@@ -14,25 +14,18 @@
 
 use super::group::{unit_dot, unpack, Kind, Unit};
 use super::matmat::{finish_group, matmat_with, Batch, TOKENS};
-use crate::{ActsI8, IntShape};
+use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::aarch64::*;
-use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
+use eddy_quant::GROUP_HEADER_BYTES;
 
 /// [`crate::MatmatI8`] with plain NEON multiplies. For shapes the kernels
 /// do not cover, the matrix-vector product per token; the tokens after the
 /// last whole batch of four, and rows after the last block of four, use
 /// the plain-NEON matrix-vector kernel.
-pub fn matmat_i8_neon(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
+pub fn matmat_i8_neon(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], perm: &mut [i8]) {
     // SAFETY: NEON is present (this module compiles only with it), which
     // is all `rows4_tokens_kind` and the plain matrix-vector kernel need.
-    unsafe { matmat_with(false, rows4_tokens_kind, format, matrix, cols, acts, out, perm) }
+    unsafe { matmat_with(false, rows4_tokens_kind, w, acts, out, perm) }
 }
 
 /// 32 codes of one row unpacked to two vectors in the matrix-vector

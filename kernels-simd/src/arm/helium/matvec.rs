@@ -4,8 +4,7 @@
 use super::float::f16_to_f32;
 use super::group::{group_dot_w2, group_dot_w2_x2, group_dot_w4, group_dot_w8, group_dot_w8_x2};
 use crate::arm::rows::{row_pairs_i8, rows_i8};
-use crate::{ActsI8, IntShape};
-use eddy_quant::TensorFormat;
+use crate::{ActsI8, IntShape, QuantMatrix};
 
 /// Reorder one chunk of `n` activations for codes packed `p` per byte:
 /// `dst[j·(n/p) + k] = src[p·k + j]`.
@@ -32,21 +31,13 @@ fn permute_activations(bits: u32, group: usize, xq: &[i8], perm: &mut [i8]) {
 
 /// See [`crate::MatvecI8`]. Falls back to the scalar reference for shapes
 /// it does not cover (groups not a multiple of 32, short buffers).
-pub fn matvec_i8(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &ActsI8<'_>,
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
+pub fn matvec_i8(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]) {
     let Some(IntShape { bits, group, groups, group_bytes, row_bytes }) =
-        IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len())
+        IntShape::for_matvec_or_reference(w, acts, out, perm.len())
     else {
-        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
         return;
     };
+    let (matrix, cols, xq, x_scales, x_sums) = (w.bytes, w.cols, acts.q, acts.scales, acts.sums);
     if bits == 8 || (bits == 2 && group % 64 == 0) {
         // Two rows per pass; W2 activations de-interleaved by the loads.
         let (m, a, xs, xsum) =
