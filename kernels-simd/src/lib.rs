@@ -36,8 +36,9 @@
 //! run through the AVX2 row loops. Loops shared across ISAs are written
 //! once and instantiated per ISA inside its `#[target_feature]` functions:
 //! the KV pass over rows (`kv_pass.rs`, with an eight-lane vector per
-//! ISA) and the Cortex-M row driver (`arm/rows.rs`, for `dsp` and
-//! `helium`). `scalar.rs` is the reference set, `vector.rs` the per-token
+//! ISA), the activation quantizer's group loop (`acts_pass.rs`) and the
+//! Cortex-M row driver (`arm/rows.rs`, for `dsp` and `helium`).
+//! `scalar.rs` is the reference set, `vector.rs` the per-token
 //! vector operations, `math.rs` the shared scalar math.
 #![no_std]
 #![warn(missing_docs)]
@@ -47,6 +48,8 @@ extern crate std;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+mod acts_pass;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
 pub mod arm;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]

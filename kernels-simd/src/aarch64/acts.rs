@@ -13,6 +13,7 @@
 //! keeps the order of values, so clamping the i16 to ±127 is the
 //! reference's clamp: codes, scales and sums are identical.
 
+use crate::acts_pass::{self, GroupQuantizer};
 use core::arch::aarch64::*;
 use eddy_quant::QuantError;
 
@@ -29,34 +30,32 @@ pub fn quantize_activations_i8(
     out_scales: &mut [f32],
     out_sums: &mut [i32],
 ) -> Result<(), QuantError> {
-    let groups = x.len().div_ceil(group.max(1));
-    let lengths_ok =
-        group != 0 && out_q.len() >= x.len() && out_scales.len() >= groups && out_sums.len() >= groups;
-    if !lengths_ok || group % STEP != 0 {
-        return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
+    acts_pass::quantize_activations_i8::<NeonGroups>(x, group, out_q, out_scales, out_sums)
+}
+
+/// The NEON group kernel.
+struct NeonGroups;
+
+impl GroupQuantizer for NeonGroups {
+    const STEP: usize = STEP;
+
+    fn usable() -> bool {
+        // NEON is present: this module compiles only with it.
+        true
     }
-    let whole = x.len() / group;
-    // SAFETY: NEON is present (this module compiles only with it);
-    // `whole * group` is a multiple of 16.
-    let finite = unsafe { abs_max(&x[..whole * group]) }.is_finite();
-    if !finite || !x[whole * group..].iter().all(|v| v.is_finite()) {
-        // The reference finds and reports the first non-finite value.
-        return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
+
+    #[inline(always)]
+    unsafe fn all_finite(x: &[f32]) -> bool {
+        // SAFETY: NEON is present; `x.len()` is a multiple of 16 (the
+        // trait's contract).
+        unsafe { abs_max(x) }.is_finite()
     }
-    for g in 0..whole {
-        let span = g * group..(g + 1) * group;
-        // SAFETY: NEON is present; `span` lies inside `x` and `out_q` (the
-        // length checks above), and `group` is a multiple of 16.
-        let (scale, sum) = unsafe { quantize_group(&x[span.clone()], &mut out_q[span]) };
-        out_scales[g] = scale;
-        out_sums[g] = sum;
+
+    #[inline(always)]
+    unsafe fn quantize_group(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+        // SAFETY: NEON is present; the lengths are the trait's contract.
+        unsafe { quantize_group(x, q) }
     }
-    if whole < groups {
-        let at = whole * group;
-        let tail = (&mut out_scales[whole..groups], &mut out_sums[whole..groups]);
-        eddy_quant::quantize_activations_i8(&x[at..], group, &mut out_q[at..x.len()], tail.0, tail.1)?;
-    }
-    Ok(())
 }
 
 /// `max |v|` over `x`; NaN if any value is NaN (`fmax` and `fmaxv`
