@@ -274,24 +274,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
     ]
 }
 
-/// The operations of NEON that have SIMD versions (every aarch64 CPU
-/// with NEON runs them).
-const NEON_OPERATIONS: &[&str] = &[
-    "matvec_i8",
-    "matmat_i8",
-    "matmat_f16",
-    "matvec_f32",
-    "matvec_f16",
-    "kv_scores",
-    "kv_mix",
-    "quantize_acts",
-    "conv_silu",
-    "conv_silu_tokens",
-    "selective_scan",
-    "selective_scan_tokens",
-];
-
-/// The operations of AVX2 that have SIMD versions, and its CPU check.
+/// The operations of AVX2 that have SIMD versions, after its CPU check.
 const AVX2_OPERATIONS: &[&str] = &[
     "available",
     "matvec_i8",
@@ -307,6 +290,10 @@ const AVX2_OPERATIONS: &[&str] = &[
     "selective_scan",
     "selective_scan_tokens",
 ];
+
+/// The operations of NEON that have SIMD versions: AVX2's without the CPU
+/// check (every aarch64 CPU with NEON runs them).
+const NEON_OPERATIONS: &[&str] = AVX2_OPERATIONS.split_at(1).1;
 
 /// Each set, the set it is built on, and the operations it replaces
 /// (every other one must be the base's): `avx512-vnni` is the AVX2 set
