@@ -13,28 +13,17 @@
 //! keeps the order of values, so clamping the i16 to ±127 is the
 //! reference's clamp: codes, scales and sums are identical.
 
-use crate::acts_pass::{self, GroupQuantizer};
+use crate::acts_pass::GroupQuantizer;
 use core::arch::aarch64::*;
-use eddy_quant::QuantError;
 
 /// Values per step (four vectors of four, narrowed to 16 bytes).
 const STEP: usize = 16;
 
-/// See [`crate::QuantizeActs`]. Whole groups that are a multiple of 16
-/// values run with NEON; a ragged last group and non-finite input (an
-/// error) go to the reference, as do bad buffer lengths (an error).
-pub fn quantize_activations_i8(
-    x: &[f32],
-    group: usize,
-    out_q: &mut [i8],
-    out_scales: &mut [f32],
-    out_sums: &mut [i32],
-) -> Result<(), QuantError> {
-    acts_pass::quantize_activations_i8::<NeonGroups>(x, group, out_q, out_scales, out_sums)
-}
-
-/// The NEON group kernel.
-struct NeonGroups;
+/// The NEON group kernel: the set's [`crate::QuantizeActs`] is
+/// [`crate::acts_pass::quantize_activations_i8`] with it. Whole groups that are a
+/// multiple of 16 values run with NEON; the pass sends the rest to the
+/// reference.
+pub(super) struct NeonGroups;
 
 impl GroupQuantizer for NeonGroups {
     const STEP: usize = STEP;

@@ -7,28 +7,17 @@
 //! reference), so codes, scales and sums are identical.
 
 use super::avx2_available;
-use crate::acts_pass::{self, GroupQuantizer};
+use crate::acts_pass::GroupQuantizer;
 use core::arch::x86_64::*;
-use eddy_quant::QuantError;
 
 /// Values per step (four vectors of eight, packed to 32 bytes).
 const STEP: usize = 32;
 
-/// See [`crate::QuantizeActs`]. Whole groups that are a multiple of 32
-/// values run with AVX2; a ragged last group, non-finite input (an error)
-/// and CPUs without AVX2 go to the reference.
-pub fn quantize_activations_i8(
-    x: &[f32],
-    group: usize,
-    out_q: &mut [i8],
-    out_scales: &mut [f32],
-    out_sums: &mut [i32],
-) -> Result<(), QuantError> {
-    acts_pass::quantize_activations_i8::<Avx2Groups>(x, group, out_q, out_scales, out_sums)
-}
-
-/// The AVX2 group kernel.
-struct Avx2Groups;
+/// The AVX2 group kernel: the set's [`crate::QuantizeActs`] is
+/// [`crate::acts_pass::quantize_activations_i8`] with it. Whole groups that are a
+/// multiple of 32 values run with AVX2; the pass sends the rest to the
+/// reference.
+pub(super) struct Avx2Groups;
 
 impl GroupQuantizer for Avx2Groups {
     const STEP: usize = STEP;
