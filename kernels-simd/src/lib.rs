@@ -206,17 +206,34 @@ pub const fn matmat_scratch_len(cols: usize, tokens: usize) -> usize {
     tokens * cols
 }
 
-/// The `(tokens, rows)` of a [`MatmatF16`] call that a kernel needing
+/// The inputs of a [`MatmatF16`] call whose lengths a kernel checked:
+/// `matrix` holds `rows` rows of `cols`, `xs` `tokens` rows of `cols`.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+#[derive(Clone, Copy)]
+pub(crate) struct F16Batch<'a> {
+    /// The f16 matrix.
+    pub matrix: &'a [u16],
+    /// Columns.
+    pub cols: usize,
+    /// The tokens' inputs.
+    pub xs: &'a [f32],
+    /// Tokens.
+    pub tokens: usize,
+    /// Rows.
+    pub rows: usize,
+}
+
+/// The checked [`F16Batch`] of a [`MatmatF16`] call that a kernel needing
 /// `needed` bytes of scratch can run (`usable`: the CPU runs it); `None`
 /// after computing it with `matvec` per token instead. Shared by the
 /// ISAs' multi-token f16 kernels.
 #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
-pub(crate) fn f16_batch_or_per_token(
+pub(crate) fn f16_batch_or_per_token<'a>(
     usable: bool,
     needed: usize,
     matvec: MatvecF16,
-    (matrix, cols, xs, out, scratch): (&[u16], usize, &[f32], &mut [f32], &[i8]),
-) -> Option<(usize, usize)> {
+    (matrix, cols, xs, out, scratch): (&'a [u16], usize, &'a [f32], &mut [f32], &[i8]),
+) -> Option<F16Batch<'a>> {
     let tokens = xs.len().checked_div(cols).unwrap_or(0);
     let rows = out.len().checked_div(tokens).unwrap_or(0);
     let fits = usable
@@ -227,7 +244,7 @@ pub(crate) fn f16_batch_or_per_token(
         && out.len() == tokens * rows
         && scratch.len() >= needed;
     if fits {
-        return Some((tokens, rows));
+        return Some(F16Batch { matrix, cols, xs, tokens, rows });
     }
     for (x, o) in xs.chunks_exact(cols.max(1)).zip(out.chunks_exact_mut(rows.max(1))) {
         matvec(matrix, cols, x, o);
