@@ -10,7 +10,7 @@
 
 use super::dotprod_available;
 use super::f16x4_to_f32;
-use super::group::{unit_dot, unpack, Kind, Unit};
+use super::group::{by_kind, unit_dot, unpack, Kind, Unit};
 use super::matvec::{permute_activations, rows_permuted};
 use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::aarch64::*;
@@ -257,12 +257,5 @@ unsafe fn rows4_tokens_sdot(
     stride: usize,
 ) {
     // SAFETY: same contract, plus `dotprod`.
-    unsafe {
-        match kind {
-            Kind::W2Wide => rows4_tokens::<2, true>(s, rows, b, out, stride),
-            Kind::W2 => rows4_tokens::<2, false>(s, rows, b, out, stride),
-            Kind::W4 => rows4_tokens::<4, false>(s, rows, b, out, stride),
-            Kind::W8 => rows4_tokens::<8, false>(s, rows, b, out, stride),
-        }
-    }
+    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<BITS, WIDE>(s, rows, b, out, stride)) }
 }

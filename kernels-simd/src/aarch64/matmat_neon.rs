@@ -12,7 +12,7 @@
 //! (`group::unit_dot`, the same group sums and f32 group arithmetic), so it
 //! is bit-exact with the scalar reference.
 
-use super::group::{unit_dot, unpack, Kind, Unit};
+use super::group::{by_kind, unit_dot, unpack, Kind, Unit};
 use super::matmat::{finish_group, matmat_with, Batch, TOKENS};
 use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::aarch64::*;
@@ -147,12 +147,5 @@ unsafe fn rows4_tokens_kind(
     stride: usize,
 ) {
     // SAFETY: same contract.
-    unsafe {
-        match kind {
-            Kind::W2Wide => rows4_tokens::<2, true>(s, rows, b, out, stride),
-            Kind::W2 => rows4_tokens::<2, false>(s, rows, b, out, stride),
-            Kind::W4 => rows4_tokens::<4, false>(s, rows, b, out, stride),
-            Kind::W8 => rows4_tokens::<8, false>(s, rows, b, out, stride),
-        }
-    }
+    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<BITS, WIDE>(s, rows, b, out, stride)) }
 }
