@@ -241,16 +241,7 @@ pub fn cross_check() -> bool {
                 }
             }
         }
-        let verdict = if bad == 0 { "PASS" } else { "FAIL" };
-        hprintln!(
-            "scan {}: {} ({} cases of {} tokens, {} mismatching values)",
-            set.name,
-            verdict,
-            cases,
-            TOKENS,
-            bad
-        );
-        ok &= bad == 0;
+        ok &= report("scan", set, cases, bad);
         let (mut cases, mut bad) = (0u32, 0u32);
         // Width 4 (Mamba's; the Helium kernel's), others (the reference);
         // ragged channel counts, with and without bias.
@@ -264,18 +255,25 @@ pub fn cross_check() -> bool {
                 }
             }
         }
-        let verdict = if bad == 0 { "PASS" } else { "FAIL" };
-        hprintln!(
-            "conv {}: {} ({} cases of {} tokens, {} mismatching values)",
-            set.name,
-            verdict,
-            cases,
-            TOKENS,
-            bad
-        );
-        ok &= bad == 0;
+        ok &= report("conv", set, cases, bad);
     }
     ok
+}
+
+/// Prints the verdict of one operation of `set` (`cases` cases of
+/// [`TOKENS`] tokens, `bad` mismatching values); true if it passed.
+fn report(operation: &str, set: &Kernels, cases: u32, bad: u32) -> bool {
+    let verdict = if bad == 0 { "PASS" } else { "FAIL" };
+    hprintln!(
+        "{} {}: {} ({} cases of {} tokens, {} mismatching values)",
+        operation,
+        set.name,
+        verdict,
+        cases,
+        TOKENS,
+        bad
+    );
+    bad == 0
 }
 
 /// Channels and state size of the demo firmware's model (mamba-fortunes:
