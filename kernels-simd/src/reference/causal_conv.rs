@@ -21,7 +21,7 @@ impl<'w> ConvWeights<'w> {
         self.width == taps
             && xs.len() == channels
             && self.weight.len() >= taps * channels
-            && window.len() >= (taps - 1) * channels
+            && window.len() >= taps.saturating_sub(1) * channels
             && self.bias.is_none_or(|b| b.len() >= channels)
     }
 
