@@ -10,7 +10,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use eddy_kernels::vector::{conv_silu_by_token, selective_scan_by_token};
-use eddy_kernels::{compiled, supported, ActsI8, ConvTokens, ScanArgs, ScanTokens, TokenRows};
+use eddy_kernels::{
+    compiled, supported, ActsI8, ConvTokens, ConvWeights, QuantMatrix, ScanArgs, ScanTokens, TokenRows,
+};
 use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat};
 use std::hint::black_box;
 
@@ -42,9 +44,7 @@ fn bench(c: &mut Criterion) {
                 group.bench_function(format!("{} {}", f.name(), k.name), |b| {
                     b.iter(|| {
                         (k.matvec_i8)(
-                            f,
-                            black_box(&m),
-                            cols,
+                            QuantMatrix { format: f, bytes: black_box(&m), cols },
                             &ActsI8 { q: &q, scales: &s, sums: &sums },
                             &mut out,
                             &mut perm,
@@ -104,7 +104,14 @@ fn bench_matmat(c: &mut Criterion) {
             for k in compiled().iter().filter(|k| supported(k)) {
                 let Some(matmat) = k.matmat_i8 else { continue };
                 group.bench_function(format!("{} {}", f.name(), k.name), |b| {
-                    b.iter(|| matmat(f, black_box(&m), cols, &acts, &mut out, &mut perm))
+                    b.iter(|| {
+                        matmat(
+                            QuantMatrix { format: f, bytes: black_box(&m), cols },
+                            &acts,
+                            &mut out,
+                            &mut perm,
+                        )
+                    })
                 });
             }
         }
@@ -177,10 +184,8 @@ fn bench_conv_tokens(c: &mut Criterion) {
         |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * k) % 100) as f32 / 50.0 - 1.0).collect() };
     let (weight, bias, xz) = (wave(channels * width, 7), wave(channels, 11), wave(2 * channels * tokens, 13));
     let args = ConvTokens {
-        weight: &weight,
-        bias: Some(&bias),
+        conv: ConvWeights { weight: &weight, bias: Some(&bias), width },
         xs: TokenRows { data: &xz, stride: 2 * channels },
-        width,
         channels,
         tokens,
     };

@@ -13,41 +13,33 @@
 
 #[path = "../benches/common/attention.rs"]
 mod attention;
+#[path = "../benches/common/calls.rs"]
+mod calls;
 
 use attention::{softmax, Head};
-use eddy_kernels::{by_name, compiled, supported, Kernels};
+use eddy_kernels::{compiled, supported, Kernels};
 use eddy_quant::KvFormat;
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() {
+    if std::env::args().len() <= 1 {
         table();
         return ExitCode::SUCCESS;
     }
-    match calls(&args) {
-        Ok(sum) => {
-            println!("checksum {sum}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("kv_attention: {msg}");
-            eprintln!("usage: kv_attention [SET FORMAT HEAD_DIM WINDOW CALLS] (FORMAT: f32, f16, q8 or q4)");
-            ExitCode::from(2)
-        }
-    }
+    calls::checksum_main(
+        "kv_attention",
+        "[SET FORMAT HEAD_DIM WINDOW CALLS] (FORMAT: f32, f16, q8 or q4)",
+        calls,
+    )
 }
 
 fn calls(args: &[String]) -> Result<f64, String> {
     let [set, format, head_dim, window, calls] = args else {
         return Err(format!("expected 0 or 5 arguments, got {}", args.len()));
     };
-    let k = by_name(set).ok_or_else(|| {
-        let names: Vec<&str> = compiled().iter().map(|k| k.name).collect();
-        format!("kernel set `{set}` is not available here (compiled: {})", names.join(", "))
-    })?;
+    let k = calls::kernel_set(set, "available here", supported)?;
     let format = KvFormat::parse(format).ok_or(format!("unknown format `{format}`"))?;
     let number = |s: &String| s.parse::<usize>().map_err(|e| format!("`{s}`: {e}"));
     let (head_dim, window, calls) = (number(head_dim)?, number(window)?, number(calls)?);

@@ -9,7 +9,10 @@
 //! a set without it) of TOKENS activation vectors. Prints a checksum of
 //! the output (so the work cannot be optimised away) to stdout.
 
-use eddy_kernels::{by_name, compiled, ActsI8};
+#[path = "../benches/common/calls.rs"]
+mod calls;
+
+use eddy_kernels::{supported, ActsI8, QuantMatrix};
 use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -24,20 +27,8 @@ const FORMATS: [TensorFormat; 5] = [
 ];
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(sum) => {
-            println!("checksum {sum}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("matvec_calls: {msg}");
-            eprintln!(
-                "usage: matvec_calls SET FORMAT ROWS COLS CALLS [TOKENS] (FORMAT: w2g32, w2g64, w2g128, w4g64 or w8g64)"
-            );
-            ExitCode::from(2)
-        }
-    }
+    let usage = "SET FORMAT ROWS COLS CALLS [TOKENS] (FORMAT: w2g32, w2g64, w2g128, w4g64 or w8g64)";
+    calls::checksum_main("matvec_calls", usage, run)
 }
 
 fn run(args: &[String]) -> Result<f64, String> {
@@ -46,10 +37,7 @@ fn run(args: &[String]) -> Result<f64, String> {
         [a, b, c, d, e, t] => (a, b, c, d, e, Some(t)),
         _ => return Err(format!("expected 5 or 6 arguments, got {}", args.len())),
     };
-    let k = by_name(set).ok_or_else(|| {
-        let names: Vec<&str> = compiled().iter().map(|k| k.name).collect();
-        format!("kernel set `{set}` is not available here (compiled: {})", names.join(", "))
-    })?;
+    let k = calls::kernel_set(set, "available here", supported)?;
     let f = FORMATS.into_iter().find(|f| f.name() == format).ok_or(format!("unknown format `{format}`"))?;
     let number = |s: &String| s.parse::<usize>().map_err(|e| format!("`{s}`: {e}"));
     let (rows, cols, calls) = (number(rows)?, number(cols)?, number(calls)?);
@@ -84,11 +72,23 @@ fn run(args: &[String]) -> Result<f64, String> {
     let (mut out, mut perm) = (vec![0f32; n * rows], vec![0i8; eddy_kernels::matmat_scratch_len(cols, n)]);
     for _ in 0..calls {
         match (tokens, k.matmat_i8) {
-            (None, _) => (k.matvec_i8)(f, black_box(&matrix), cols, &acts[0], &mut out, &mut perm),
-            (Some(_), Some(matmat)) => matmat(f, black_box(&matrix), cols, &acts, &mut out, &mut perm),
+            (None, _) => (k.matvec_i8)(
+                QuantMatrix { format: f, bytes: black_box(&matrix), cols },
+                &acts[0],
+                &mut out,
+                &mut perm,
+            ),
+            (Some(_), Some(matmat)) => {
+                matmat(QuantMatrix { format: f, bytes: black_box(&matrix), cols }, &acts, &mut out, &mut perm)
+            }
             (Some(_), None) => {
                 for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
-                    (k.matvec_i8)(f, black_box(&matrix), cols, a, o, &mut perm);
+                    (k.matvec_i8)(
+                        QuantMatrix { format: f, bytes: black_box(&matrix), cols },
+                        a,
+                        o,
+                        &mut perm,
+                    );
                 }
             }
         }

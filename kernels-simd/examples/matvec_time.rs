@@ -12,7 +12,7 @@
 //!
 //! `cargo run --release -p eddy-kernels --example matvec_time [CALLS]`
 
-use eddy_kernels::{compiled, supported, ActsI8, Kernels, ScanArgs};
+use eddy_kernels::{compiled, supported, ActsI8, Kernels, QuantMatrix, ScanArgs};
 use eddy_quant::{quantize_activations_i8, TensorFormat, GROUP_HEADER_BYTES};
 use std::hint::black_box;
 use std::time::Instant;
@@ -88,18 +88,30 @@ fn main() {
         for k in &sets {
             let calls = if k.name == "scalar" || rows > 10_000 { calls.div_ceil(5) } else { calls };
             let one = best_of(calls, || {
-                (k.matvec_i8)(f, black_box(&m), cols, &acts[0], &mut out[..rows], &mut perm);
+                (k.matvec_i8)(
+                    QuantMatrix { format: f, bytes: black_box(&m), cols },
+                    &acts[0],
+                    &mut out[..rows],
+                    &mut perm,
+                );
             });
             let mut next = 0;
             let cold = best_of(calls, || {
                 next = (next + 1) % copies.len();
-                (k.matvec_i8)(f, black_box(&copies[next]), cols, &acts[0], &mut out[..rows], &mut perm);
+                (k.matvec_i8)(
+                    QuantMatrix { format: f, bytes: black_box(&copies[next]), cols },
+                    &acts[0],
+                    &mut out[..rows],
+                    &mut perm,
+                );
             });
             let many = best_of(calls.div_ceil(10), || match k.matmat_i8 {
-                Some(mm) => mm(f, black_box(&m), cols, &acts, &mut out, &mut perm),
+                Some(mm) => {
+                    mm(QuantMatrix { format: f, bytes: black_box(&m), cols }, &acts, &mut out, &mut perm)
+                }
                 None => {
                     for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
-                        (k.matvec_i8)(f, black_box(&m), cols, a, o, &mut perm);
+                        (k.matvec_i8)(QuantMatrix { format: f, bytes: black_box(&m), cols }, a, o, &mut perm);
                     }
                 }
             });

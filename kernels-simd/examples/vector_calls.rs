@@ -12,7 +12,10 @@
 //! Prints a checksum of the outputs (so the work cannot be optimised away)
 //! to stdout.
 
-use eddy_kernels::{compiled, ScanArgs};
+#[path = "../benches/common/calls.rs"]
+mod calls;
+
+use eddy_kernels::{ConvWeights, ScanArgs};
 use std::hint::black_box;
 use std::process::ExitCode;
 
@@ -26,18 +29,7 @@ const WIDTH: usize = 4;
 const GROUP: usize = 64;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(sum) => {
-            println!("checksum {sum}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("vector_calls: {msg}");
-            eprintln!("usage: vector_calls SET KERNEL CALLS (KERNEL: scan, conv or quant)");
-            ExitCode::from(2)
-        }
-    }
+    calls::checksum_main("vector_calls", "SET KERNEL CALLS (KERNEL: scan, conv or quant)", run)
 }
 
 /// `n` deterministic values in [-1, 1) (a different sequence per `k`).
@@ -50,10 +42,7 @@ fn run(args: &[String]) -> Result<f64, String> {
         return Err(format!("expected 3 arguments, got {}", args.len()));
     };
     // Any compiled set: counting under QEMU picks the CPU to emulate.
-    let k = compiled().iter().find(|k| k.name == set).ok_or_else(|| {
-        let names: Vec<&str> = compiled().iter().map(|k| k.name).collect();
-        format!("kernel set `{set}` is not compiled here (compiled: {})", names.join(", "))
-    })?;
+    let k = calls::kernel_set(set, "compiled here", |_| true)?;
     let calls: usize = calls.parse().map_err(|e| format!("`{calls}`: {e}"))?;
     match kernel.as_str() {
         "scan" => {
@@ -72,8 +61,9 @@ fn run(args: &[String]) -> Result<f64, String> {
             let (weight, bias, xs) = (wave(CHANNELS * WIDTH, 19), wave(CHANNELS, 23), wave(CHANNELS, 29));
             let mut window = wave(CHANNELS * (WIDTH - 1), 31);
             let mut out = vec![0f32; CHANNELS];
+            let w = ConvWeights { weight: &weight, bias: Some(&bias), width: WIDTH };
             for _ in 0..calls {
-                (k.conv_silu)(&weight, Some(&bias), &mut window, black_box(&xs), &mut out, WIDTH);
+                (k.conv_silu)(&w, &mut window, black_box(&xs), &mut out);
                 black_box(&mut out);
             }
             Ok(out.iter().chain(&window).map(|&x| x as f64).sum())

@@ -36,8 +36,9 @@
 //! run through the AVX2 row loops. Loops shared across ISAs are written
 //! once and instantiated per ISA inside its `#[target_feature]` functions:
 //! the KV pass over rows (`kv_pass.rs`, with an eight-lane vector per
-//! ISA) and the Cortex-M row driver (`arm/rows.rs`, for `dsp` and
-//! `helium`). `scalar.rs` is the reference set, `vector.rs` the per-token
+//! ISA), the activation quantizer's group loop (`acts_pass.rs`) and the
+//! Cortex-M row driver (`arm/rows.rs`, for `dsp` and `helium`).
+//! `scalar.rs` is the reference set, `vector.rs` the per-token
 //! vector operations, `math.rs` the shared scalar math.
 #![no_std]
 #![warn(missing_docs)]
@@ -47,6 +48,8 @@ extern crate std;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+mod acts_pass;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
 pub mod arm;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
@@ -60,9 +63,9 @@ pub mod x86;
 
 use eddy_quant::{KvFormat, TensorFormat};
 pub use reference::{
-    CausalConv, DeltaRule, DeltaRuleArgs, DiagonalScanHeads, GatedOuterProduct, GatedOuterProductArgs,
-    GeneralizedDeltaRule, GeneralizedDeltaRuleArgs, GruGates, HeadScanArgs, LstmGates, RgLru, RgLruArgs, Wkv,
-    WkvArgs,
+    CausalConv, ConvWeights, DeltaRule, DeltaRuleArgs, DiagonalScanHeads, GatedOuterProduct,
+    GatedOuterProductArgs, GeneralizedDeltaRule, GeneralizedDeltaRuleArgs, GruGates, HeadScanArgs, LstmGates,
+    RgLru, RgLruArgs, Wkv, WkvArgs,
 };
 pub use vector::{
     ConvSilu, ConvSiluTokens, ConvTokens, QuantizeActs, ScanArgs, ScanTokens, SelectiveScan,
@@ -81,6 +84,19 @@ pub struct ActsI8<'a> {
     pub sums: &'a [i32],
 }
 
+/// A quantized weight matrix as the integer kernels take it: rows of
+/// groups in `format`, `cols` weights per row, the rows one after another
+/// in `bytes` (how many rows a call uses follows from its output length).
+#[derive(Clone, Copy, Debug)]
+pub struct QuantMatrix<'m> {
+    /// Number format of the rows (an integer format for the SIMD kernels).
+    pub format: TensorFormat,
+    /// The encoded rows.
+    pub bytes: &'m [u8],
+    /// Weights per row.
+    pub cols: usize,
+}
+
 /// Geometry of a quantized matrix, as the SIMD kernels walk it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntShape {
@@ -97,18 +113,12 @@ pub struct IntShape {
 }
 
 impl IntShape {
-    /// The shape of a `rows x cols` matrix in `format` if the SIMD kernels
+    /// The shape of the first `rows` rows of `w` if the SIMD kernels
     /// cover it (whole groups that are a multiple of 32 weights) and every
     /// buffer is long enough; `None` sends the caller to the scalar
     /// reference.
-    pub fn for_matvec(
-        format: TensorFormat,
-        cols: usize,
-        rows: usize,
-        matrix: &[u8],
-        acts: &ActsI8<'_>,
-        perm_len: usize,
-    ) -> Option<Self> {
+    pub fn for_matvec(w: QuantMatrix<'_>, rows: usize, acts: &ActsI8<'_>, perm_len: usize) -> Option<Self> {
+        let QuantMatrix { format, bytes: matrix, cols } = w;
         let (group, bits, group_bytes) = (format.group_size()?, format.code_bits()?, format.group_bytes()?);
         let groups = cols / group.max(1);
         let row_bytes = groups * group_bytes;
@@ -124,45 +134,53 @@ impl IntShape {
         ok.then_some(IntShape { bits, group, groups, group_bytes, row_bytes })
     }
 
+    /// [`for_matvec`](Self::for_matvec) for `out.len()` rows; when that is
+    /// `None`, first computes `out` with the scalar reference, so the
+    /// caller only returns.
+    #[cfg_attr(not(any(target_arch = "aarch64", target_arch = "arm")), allow(dead_code))]
+    pub(crate) fn for_matvec_or_reference(
+        w: QuantMatrix<'_>,
+        acts: &ActsI8<'_>,
+        out: &mut [f32],
+        perm_len: usize,
+    ) -> Option<Self> {
+        let shape = Self::for_matvec(w, out.len(), acts, perm_len);
+        if shape.is_none() {
+            scalar::matvec_i8(w, acts, out, &mut []);
+        }
+        shape
+    }
+
     /// [`for_matvec`](Self::for_matvec) for every token of a multi-token
     /// product (`rows = out_len / acts.len()`): their common shape, `None`
     /// if any token's check fails or there are no tokens or no rows.
     pub fn for_tokens(
-        format: TensorFormat,
-        cols: usize,
+        w: QuantMatrix<'_>,
         out_len: usize,
-        matrix: &[u8],
         acts: &[ActsI8<'_>],
         perm_len: usize,
     ) -> Option<Self> {
         let rows = out_len.checked_div(acts.len()).filter(|&r| r > 0)?;
         acts.iter()
-            .map(|a| Self::for_matvec(format, cols, rows, matrix, a, perm_len))
+            .map(|a| Self::for_matvec(w, rows, a, perm_len))
             .reduce(|a, b| if a == b { a } else { None })
             .flatten()
     }
 }
 
 /// Integer matrix-vector product: `out[r] = Σ_g s_g (scale_rg acc_rg +
-/// min_rg sum_g)` over quantized rows (see `eddy_quant::dot_row_i8`).
-/// `perm` is scratch of at least `cols` bytes for reordered activations.
-pub type MatvecI8 =
-    fn(format: TensorFormat, matrix: &[u8], cols: usize, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]);
+/// min_rg sum_g)` over the first `out.len()` rows of `w` (see
+/// `eddy_quant::dot_row_i8`). `perm` is scratch of at least `w.cols` bytes
+/// for reordered activations.
+pub type MatvecI8 = fn(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]);
 
 /// Integer matrix times several token vectors (prefill): `out[t * rows + r]`
 /// is exactly what [`MatvecI8`] gives for token `t`, row `r`
 /// (`rows = out.len() / acts.len()`). `perm` is scratch of at least
-/// [`matmat_scratch_len`]`(cols, acts.len())` bytes (with less, the kernel
-/// runs one [`MatvecI8`] per token). Lets a kernel unpack each weight once
-/// for several tokens.
-pub type MatmatI8 = fn(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-);
+/// [`matmat_scratch_len`]`(w.cols, acts.len())` bytes (with less, the
+/// kernel runs one [`MatvecI8`] per token). Lets a kernel unpack each
+/// weight once for several tokens.
+pub type MatmatI8 = fn(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], perm: &mut [i8]);
 
 /// Bytes of scratch a [`MatmatI8`] or [`MatmatF16`] of every kernel set
 /// needs for `tokens` tokens of `cols` activations.
@@ -188,17 +206,34 @@ pub const fn matmat_scratch_len(cols: usize, tokens: usize) -> usize {
     tokens * cols
 }
 
-/// The `(tokens, rows)` of a [`MatmatF16`] call that a kernel needing
+/// The inputs of a [`MatmatF16`] call whose lengths a kernel checked:
+/// `matrix` holds `rows` rows of `cols`, `xs` `tokens` rows of `cols`.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+#[derive(Clone, Copy)]
+pub(crate) struct F16Batch<'a> {
+    /// The f16 matrix.
+    pub matrix: &'a [u16],
+    /// Columns.
+    pub cols: usize,
+    /// The tokens' inputs.
+    pub xs: &'a [f32],
+    /// Tokens.
+    pub tokens: usize,
+    /// Rows.
+    pub rows: usize,
+}
+
+/// The checked [`F16Batch`] of a [`MatmatF16`] call that a kernel needing
 /// `needed` bytes of scratch can run (`usable`: the CPU runs it); `None`
 /// after computing it with `matvec` per token instead. Shared by the
 /// ISAs' multi-token f16 kernels.
 #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
-pub(crate) fn f16_batch_or_per_token(
+pub(crate) fn f16_batch_or_per_token<'a>(
     usable: bool,
     needed: usize,
     matvec: MatvecF16,
-    (matrix, cols, xs, out, scratch): (&[u16], usize, &[f32], &mut [f32], &[i8]),
-) -> Option<(usize, usize)> {
+    (matrix, cols, xs, out, scratch): (&'a [u16], usize, &'a [f32], &mut [f32], &[i8]),
+) -> Option<F16Batch<'a>> {
     let tokens = xs.len().checked_div(cols).unwrap_or(0);
     let rows = out.len().checked_div(tokens).unwrap_or(0);
     let fits = usable
@@ -209,7 +244,7 @@ pub(crate) fn f16_batch_or_per_token(
         && out.len() == tokens * rows
         && scratch.len() >= needed;
     if fits {
-        return Some((tokens, rows));
+        return Some(F16Batch { matrix, cols, xs, tokens, rows });
     }
     for (x, o) in xs.chunks_exact(cols.max(1)).zip(out.chunks_exact_mut(rows.max(1))) {
         matvec(matrix, cols, x, o);

@@ -4,6 +4,8 @@
 //! contracts `a * b + c`, and the SIMD versions keep multiply and add
 //! apart too.
 
+use crate::ConvWeights;
+
 /// `8 log2(e)`: [`exp_fast`] reduces its argument by eighths of an octave.
 pub(crate) const LOG2E_8: f32 = 11.541_56;
 /// `ln 2 / 8` split in a high part with 12 trailing zero bits (so `m *
@@ -135,18 +137,11 @@ pub fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
 }
 
-/// One token of a causal depthwise convolution of width `width` (no
-/// activation). `window` holds the previous `width - 1` inputs per channel,
-/// oldest first; `xs` (the new inputs) is shifted into it. Weights are
-/// `[channels, width]`, row-major.
-pub fn causal_conv_step(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
+/// One token of a causal depthwise convolution (no activation). `window`
+/// holds the previous `w.width - 1` inputs per channel, oldest first; `xs`
+/// (the new inputs) is shifted into it.
+pub fn causal_conv_step(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]) {
+    let ConvWeights { weight, bias, width } = *w;
     let keep = width - 1;
     for (ch, o) in out.iter_mut().enumerate() {
         let win = &mut window[ch * keep..(ch + 1) * keep];
@@ -172,15 +167,8 @@ pub fn causal_conv_step(
 }
 
 /// [`causal_conv_step`], then SiLU (Mamba's convolution).
-pub fn causal_conv_silu_step(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
-    causal_conv_step(weight, bias, window, xs, out, width);
+pub fn causal_conv_silu_step(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]) {
+    causal_conv_step(w, window, xs, out);
     for o in out.iter_mut().take(xs.len()) {
         *o = silu(*o);
     }

@@ -1,18 +1,11 @@
 //! The scalar kernels: thin wrappers over `eddy-quant`'s references.
 
-use crate::{ActsI8, KvRows};
-use eddy_quant::{dot_f16_f32, dot_f32, kv_axpy, kv_dot, TensorFormat};
+use crate::{ActsI8, KvRows, QuantMatrix};
+use eddy_quant::{dot_f16_f32, dot_f32, kv_axpy, kv_dot};
 
 /// See [`crate::MatvecI8`].
-pub fn matvec_i8(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &ActsI8<'_>,
-    out: &mut [f32],
-    _perm: &mut [i8],
-) {
-    eddy_quant::matvec_i8(format, matrix, cols, acts.q, acts.scales, acts.sums, out);
+pub fn matvec_i8(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], _perm: &mut [i8]) {
+    eddy_quant::matvec_i8(w.format, w.bytes, w.cols, acts.q, acts.scales, acts.sums, out);
 }
 
 /// See [`crate::MatvecF32`].

@@ -10,6 +10,7 @@
 //! kernel set never changes a token.
 
 use crate::math::{exp_fast, silu, softplus};
+use crate::ConvWeights;
 use eddy_quant::QuantError;
 
 /// One token of the Mamba-1 selective scan for `dt.len()` channels.
@@ -151,14 +152,10 @@ pub fn selective_scan_tokens_scalar(args: &ScanTokens<'_>, state: &mut [f32], y:
 /// for `channels` channels.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvTokens<'x> {
-    /// Weights, `[channels, width]`.
-    pub weight: &'x [f32],
-    /// Optional bias, `[channels]`.
-    pub bias: Option<&'x [f32]>,
+    /// The convolution.
+    pub conv: ConvWeights<'x>,
     /// Inputs, a row of `channels` per token.
     pub xs: TokenRows<'x>,
-    /// Convolution width.
-    pub width: usize,
     /// Channels.
     pub channels: usize,
     /// Tokens, in order.
@@ -178,7 +175,7 @@ pub fn conv_silu_by_token(conv: ConvSilu, args: &ConvTokens<'_>, window: &mut [f
     let channels = args.channels;
     for t in 0..args.tokens {
         let out_t = row_range(t.saturating_mul(channels), channels, out.len());
-        conv(args.weight, args.bias, window, args.xs.row(t, channels), &mut out[out_t], args.width);
+        conv(&args.conv, window, args.xs.row(t, channels), &mut out[out_t]);
     }
 }
 
@@ -198,10 +195,8 @@ pub type QuantizeActs = fn(
     out_sums: &mut [i32],
 ) -> Result<(), QuantError>;
 
-/// One token of Mamba's causal depthwise convolution of width `width`
-/// followed by SiLU, exactly `math::causal_conv_silu_step`.
-pub type ConvSilu =
-    fn(weight: &[f32], bias: Option<&[f32]>, window: &mut [f32], xs: &[f32], out: &mut [f32], width: usize);
+/// One token of Mamba's causal depthwise convolution followed by SiLU, exactly `math::causal_conv_silu_step`.
+pub type ConvSilu = fn(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]);
 
 impl ScanArgs<'_> {
     /// Channels a scan of these inputs into `state` and `y` covers: the

@@ -6,7 +6,7 @@
 //! exactly the sets this CPU must support, so a set that silently stops
 //! being compiled or detected (and so tested) fails the run.
 
-use eddy_kernels::{compiled, supported, ActsI8, Kernels, SCALAR};
+use eddy_kernels::{compiled, supported, ActsI8, Kernels, QuantMatrix, SCALAR};
 use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat, GROUP_SIZES};
 use eddy_testkit::Lcg as Rng;
 
@@ -27,8 +27,9 @@ fn check_i8(k: &Kernels, f: TensorFormat, rows: usize, cols: usize, w: &[f32], x
     quantize_activations_i8(x, g, &mut q, &mut s, &mut sums).unwrap();
     let (mut want, mut got) = (vec![0f32; rows], vec![1f32; rows]);
     let mut perm = vec![0i8; cols];
-    (SCALAR.matvec_i8)(f, &m, cols, &ActsI8 { q: &q, scales: &s, sums: &sums }, &mut want, &mut perm);
-    (k.matvec_i8)(f, &m, cols, &ActsI8 { q: &q, scales: &s, sums: &sums }, &mut got, &mut perm);
+    let w = QuantMatrix { format: f, bytes: &m, cols };
+    (SCALAR.matvec_i8)(w, &ActsI8 { q: &q, scales: &s, sums: &sums }, &mut want, &mut perm);
+    (k.matvec_i8)(w, &ActsI8 { q: &q, scales: &s, sums: &sums }, &mut got, &mut perm);
     let (wb, gb): (Vec<u32>, Vec<u32>) =
         (want.iter().map(|v| v.to_bits()).collect(), got.iter().map(|v| v.to_bits()).collect());
     assert_eq!(wb, gb, "{} {f:?} {rows}x{cols}", k.name);
@@ -299,8 +300,9 @@ fn check_matmat(k: &Kernels, rng: &mut Rng, f: TensorFormat, rows: usize, tokens
         .collect();
     let mut want = vec![0f32; tokens * rows];
     let mut perm = vec![0i8; tokens * cols];
+    let w = QuantMatrix { format: f, bytes: &m, cols };
     for (a, o) in acts.iter().zip(want.chunks_exact_mut(rows)) {
-        (SCALAR.matvec_i8)(f, &m, cols, a, o, &mut perm);
+        (SCALAR.matvec_i8)(w, a, o, &mut perm);
     }
     // With the scratch the kernels ask for, and with only `tokens * cols`
     // bytes (AVX2 then takes its row-per-lane kernel instead of the
@@ -308,7 +310,7 @@ fn check_matmat(k: &Kernels, rng: &mut Rng, f: TensorFormat, rows: usize, tokens
     for scratch in [eddy_kernels::matmat_scratch_len(cols, tokens), tokens * cols] {
         let mut perm = vec![0i8; scratch];
         let mut got = vec![1f32; tokens * rows];
-        matmat(f, &m, cols, &acts, &mut got, &mut perm);
+        matmat(w, &acts, &mut got, &mut perm);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(
             bits(&want),
@@ -378,13 +380,15 @@ fn integer_kernels_fall_back_on_uncovered_shapes() {
         // Outputs start as non-zero, so one that the reference writes and
         // a kernel leaves unwritten (or the reverse) shows.
         let (mut want, mut got) = (vec![1f32; 9], vec![1f32; 9]);
-        (SCALAR.matvec_i8)(f, &[], 0, &acts, &mut want, &mut perm);
-        (k.matvec_i8)(f, &[], 0, &acts, &mut got, &mut perm);
+        let no_cols = QuantMatrix { format: f, bytes: &[], cols: 0 };
+        (SCALAR.matvec_i8)(no_cols, &acts, &mut want, &mut perm);
+        (k.matvec_i8)(no_cols, &acts, &mut got, &mut perm);
         assert_eq!(want, got, "{} cols 0", k.name);
         let m = vec![0u8; 9 * 64];
         let (mut want, mut got) = (vec![1f32; 9], vec![1f32; 9]);
-        (SCALAR.matvec_i8)(TensorFormat::F32, &m, 16, &acts, &mut want, &mut perm);
-        (k.matvec_i8)(TensorFormat::F32, &m, 16, &acts, &mut got, &mut perm);
+        let float = QuantMatrix { format: TensorFormat::F32, bytes: &m, cols: 16 };
+        (SCALAR.matvec_i8)(float, &acts, &mut want, &mut perm);
+        (k.matvec_i8)(float, &acts, &mut got, &mut perm);
         assert_eq!(want, got, "{} f32 format", k.name);
     }
 }

@@ -4,7 +4,9 @@
 //! versions do not cover (which must fall back).
 
 use eddy_kernels::vector::selective_scan_scalar;
-use eddy_kernels::{compiled, supported, ConvTokens, Kernels, ScanArgs, ScanTokens, TokenRows, SCALAR};
+use eddy_kernels::{
+    compiled, supported, ConvTokens, ConvWeights, Kernels, ScanArgs, ScanTokens, TokenRows, SCALAR,
+};
 use eddy_testkit::Lcg as Rng;
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -272,24 +274,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
     ]
 }
 
-/// The operations of NEON that have SIMD versions (every aarch64 CPU
-/// with NEON runs them).
-const NEON_OPERATIONS: &[&str] = &[
-    "matvec_i8",
-    "matmat_i8",
-    "matmat_f16",
-    "matvec_f32",
-    "matvec_f16",
-    "kv_scores",
-    "kv_mix",
-    "quantize_acts",
-    "conv_silu",
-    "conv_silu_tokens",
-    "selective_scan",
-    "selective_scan_tokens",
-];
-
-/// The operations of AVX2 that have SIMD versions, and its CPU check.
+/// The operations of AVX2 that have SIMD versions, after its CPU check.
 const AVX2_OPERATIONS: &[&str] = &[
     "available",
     "matvec_i8",
@@ -305,6 +290,10 @@ const AVX2_OPERATIONS: &[&str] = &[
     "selective_scan",
     "selective_scan_tokens",
 ];
+
+/// The operations of NEON that have SIMD versions: AVX2's without the CPU
+/// check (every aarch64 CPU with NEON runs them).
+const NEON_OPERATIONS: &[&str] = AVX2_OPERATIONS.split_at(1).1;
 
 /// Each set, the set it is built on, and the operations it replaces
 /// (every other one must be the base's): `avx512-vnni` is the AVX2 set
@@ -444,17 +433,10 @@ fn conv_silu_is_bit_exact() {
                         want_win[..keep].fill(0.0);
                         got_win[..keep].fill(0.0);
                     }
-                    let b = with_bias.then_some(&bias[..]);
+                    let w = ConvWeights { weight: &weight, bias: with_bias.then_some(&bias[..]), width };
                     let (mut want, mut got) = (vec![0f32; channels], vec![1f32; channels]);
-                    eddy_kernels::math::causal_conv_silu_step(
-                        &weight,
-                        b,
-                        &mut want_win,
-                        &xs,
-                        &mut want,
-                        width,
-                    );
-                    conv(&weight, b, &mut got_win, &xs, &mut got, width);
+                    eddy_kernels::math::causal_conv_silu_step(&w, &mut want_win, &xs, &mut want);
+                    conv(&w, &mut got_win, &xs, &mut got);
                     let what =
                         format!("{} channels {channels} width {width} bias {with_bias} step {step}", k.name);
                     assert_eq!(bits(&got), bits(&want), "out: {what}");
@@ -499,22 +481,15 @@ fn multi_token_conv_silu_equals_one_token_calls() {
                 xz[stride + channels - 1] = f32::INFINITY;
             }
             for with_bias in [false, true] {
-                let b = with_bias.then_some(&bias[..]);
-                let args = ConvTokens {
-                    weight: &weight,
-                    bias: b,
-                    xs: TokenRows { data: &xz, stride },
-                    width,
-                    channels,
-                    tokens,
-                };
+                let conv = ConvWeights { weight: &weight, bias: with_bias.then_some(&bias[..]), width };
+                let args = ConvTokens { conv, xs: TokenRows { data: &xz, stride }, channels, tokens };
                 let window0 = rng.vec(channels * keep, 3.0);
                 let (mut want_win, mut got_win) = (window0.clone(), window0);
                 let (mut want, mut got) = (vec![7f32; channels * tokens], vec![7f32; channels * tokens]);
                 for t in 0..tokens {
                     let xs = &xz[t * stride..t * stride + channels];
                     let o = &mut want[t * channels..(t + 1) * channels];
-                    eddy_kernels::math::causal_conv_silu_step(&weight, b, &mut want_win, xs, o, width);
+                    eddy_kernels::math::causal_conv_silu_step(&conv, &mut want_win, xs, o);
                 }
                 conv_tokens(&args, &mut got_win, &mut got);
                 let what =

@@ -6,7 +6,7 @@
 
 use crate::file::TensorView;
 use crate::parallel::Workers;
-use eddy_kernels::{ActsI8, Kernels};
+use eddy_kernels::{ActsI8, Kernels, QuantMatrix};
 use eddy_quant::{dequantize_row, f16_to_f32_slice, TensorFormat};
 
 /// Caller-owned buffers for quantized activations (part of the scratch).
@@ -147,7 +147,7 @@ impl<'a> Linear<'a> {
             (format, Some(acts)) => {
                 let rb = self.row_bytes();
                 let w = self.weight.data.get(rows.start * rb..rows.end * rb).unwrap_or(&[]);
-                (kernels.matvec_i8)(format, w, cols, acts, out, perm)
+                (kernels.matvec_i8)(QuantMatrix { format, bytes: w, cols }, acts, out, perm)
             }
             // Integer weights without activations cannot happen (callers
             // quantize first); keep the function total.
@@ -262,7 +262,12 @@ impl<'a> Linear<'a> {
                         *a = token_acts(first + i);
                     }
                     let data = self.weight.data.get(..rows * self.row_bytes()).unwrap_or(&[]);
-                    matmat(self.weight.format, data, cols, &acts[..n], out, perm);
+                    matmat(
+                        QuantMatrix { format: self.weight.format, bytes: data, cols },
+                        &acts[..n],
+                        out,
+                        perm,
+                    );
                 }
             });
         } else {

@@ -13,7 +13,7 @@ use crate::check::Rng;
 use core::arch::asm;
 use cortex_m::peripheral::{syst::SystClkSource, SYST};
 use cortex_m_semihosting::hprintln;
-use eddy_kernels::{compiled, ActsI8, Kernels, SCALAR};
+use eddy_kernels::{compiled, ActsI8, Kernels, QuantMatrix, SCALAR};
 use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat};
 
 const ROWS: usize = 64;
@@ -115,13 +115,13 @@ pub fn instructions_per_matvec() -> bool {
                 return false;
             }
         }
-        let m = &matrix[..ROWS * rb];
+        let m = QuantMatrix { format: f, bytes: &matrix[..ROWS * rb], cols: COLS };
         let mut measure = |k: &Kernels| {
             // Once to warm QEMU's translation cache (instruction counts do
             // not depend on it, but it keeps both runs alike), then timed.
-            (k.matvec_i8)(f, m, COLS, &acts, &mut out, &mut perm);
+            (k.matvec_i8)(m, &acts, &mut out, &mut perm);
             let start = t.now();
-            (k.matvec_i8)(f, m, COLS, &acts, &mut out, &mut perm);
+            (k.matvec_i8)(m, &acts, &mut out, &mut perm);
             instr(t.since(start))
         };
         let scalar = measure(&SCALAR);

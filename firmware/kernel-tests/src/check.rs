@@ -4,7 +4,7 @@
 //! tails.
 
 use cortex_m_semihosting::hprintln;
-use eddy_kernels::{ActsI8, Kernels, SCALAR};
+use eddy_kernels::{ActsI8, Kernels, QuantMatrix, SCALAR};
 use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat, GROUP_SIZES};
 
 /// Largest shape the cross-check draws.
@@ -167,10 +167,10 @@ fn check_i8(
         return 1;
     }
     let acts = ActsI8 { q: &b.q[..cols], scales: &b.scales[..groups], sums: &b.sums[..groups] };
-    let matrix = &b.matrix[..rows * rb];
-    (SCALAR.matvec_i8)(f, matrix, cols, &acts, &mut b.want[..rows], &mut b.perm);
+    let matrix = QuantMatrix { format: f, bytes: &b.matrix[..rows * rb], cols };
+    (SCALAR.matvec_i8)(matrix, &acts, &mut b.want[..rows], &mut b.perm);
     b.got[..rows].fill(f32::NAN);
-    (k.matvec_i8)(f, matrix, cols, &acts, &mut b.got[..rows], &mut b.perm[..perm_len]);
+    (k.matvec_i8)(matrix, &acts, &mut b.got[..rows], &mut b.perm[..perm_len]);
     let mut bad = 0;
     for r in 0..rows {
         if !same(b.want[r], b.got[r]) {

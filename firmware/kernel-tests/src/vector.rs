@@ -9,7 +9,7 @@ use crate::check::Rng;
 use cortex_m_semihosting::hprintln;
 use eddy_kernels::math::causal_conv_silu_step;
 use eddy_kernels::vector::selective_scan_scalar;
-use eddy_kernels::{compiled, Kernels, ScanArgs, SCALAR};
+use eddy_kernels::{compiled, ConvWeights, Kernels, ScanArgs, SCALAR};
 
 /// True for the scalar set and for a set with its own (SIMD) scan and
 /// convolution; false for a set that takes them from the scalar set.
@@ -177,15 +177,9 @@ fn check_conv(set: &Kernels, ch: usize, width: usize, bias: bool, fill: Fill, rn
         }
         let (mut want, mut got) = ([0f32; CONV_CH], [0f32; CONV_CH]);
         let win = ch * (width - 1);
-        causal_conv_silu_step(
-            &weight[..ch * width],
-            bias,
-            &mut want_win[..win],
-            &xs[..ch],
-            &mut want[..ch],
-            width,
-        );
-        (set.conv_silu)(&weight[..ch * width], bias, &mut got_win[..win], &xs[..ch], &mut got[..ch], width);
+        let w = ConvWeights { weight: &weight[..ch * width], bias, width };
+        causal_conv_silu_step(&w, &mut want_win[..win], &xs[..ch], &mut want[..ch]);
+        (set.conv_silu)(&w, &mut got_win[..win], &xs[..ch], &mut got[..ch]);
         let out_bad = want[..ch].iter().zip(&got[..ch]).filter(|(a, b)| !same(**a, **b)).count();
         let win_bad = want_win[..win].iter().zip(&got_win[..win]).filter(|(a, b)| !same(**a, **b)).count();
         if out_bad + win_bad > 0 {
@@ -247,16 +241,7 @@ pub fn cross_check() -> bool {
                 }
             }
         }
-        let verdict = if bad == 0 { "PASS" } else { "FAIL" };
-        hprintln!(
-            "scan {}: {} ({} cases of {} tokens, {} mismatching values)",
-            set.name,
-            verdict,
-            cases,
-            TOKENS,
-            bad
-        );
-        ok &= bad == 0;
+        ok &= report("scan", set, cases, bad);
         let (mut cases, mut bad) = (0u32, 0u32);
         // Width 4 (Mamba's; the Helium kernel's), others (the reference);
         // ragged channel counts, with and without bias.
@@ -270,18 +255,25 @@ pub fn cross_check() -> bool {
                 }
             }
         }
-        let verdict = if bad == 0 { "PASS" } else { "FAIL" };
-        hprintln!(
-            "conv {}: {} ({} cases of {} tokens, {} mismatching values)",
-            set.name,
-            verdict,
-            cases,
-            TOKENS,
-            bad
-        );
-        ok &= bad == 0;
+        ok &= report("conv", set, cases, bad);
     }
     ok
+}
+
+/// Prints the verdict of one operation of `set` (`cases` cases of
+/// [`TOKENS`] tokens, `bad` mismatching values); true if it passed.
+fn report(operation: &str, set: &Kernels, cases: u32, bad: u32) -> bool {
+    let verdict = if bad == 0 { "PASS" } else { "FAIL" };
+    hprintln!(
+        "{} {}: {} ({} cases of {} tokens, {} mismatching values)",
+        operation,
+        set.name,
+        verdict,
+        cases,
+        TOKENS,
+        bad
+    );
+    bad == 0
 }
 
 /// Channels and state size of the demo firmware's model (mamba-fortunes:
@@ -352,7 +344,8 @@ pub fn instructions_per_conv(count: &mut dyn FnMut(&mut dyn FnMut()) -> u64) {
         if !has_own_vector_kernels(set) {
             continue;
         }
-        let n = count(&mut || (set.conv_silu)(&weight, Some(&bias), &mut window, &xs, &mut out, 4));
+        let w = ConvWeights { weight: &weight, bias: Some(&bias), width: 4 };
+        let n = count(&mut || (set.conv_silu)(&w, &mut window, &xs, &mut out));
         if set.name == SCALAR.name {
             scalar = n;
         }

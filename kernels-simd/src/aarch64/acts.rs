@@ -13,50 +13,38 @@
 //! keeps the order of values, so clamping the i16 to ±127 is the
 //! reference's clamp: codes, scales and sums are identical.
 
+use crate::acts_pass::GroupQuantizer;
 use core::arch::aarch64::*;
-use eddy_quant::QuantError;
 
 /// Values per step (four vectors of four, narrowed to 16 bytes).
 const STEP: usize = 16;
 
-/// See [`crate::QuantizeActs`]. Whole groups that are a multiple of 16
-/// values run with NEON; a ragged last group and non-finite input (an
-/// error) go to the reference, as do bad buffer lengths (an error).
-pub fn quantize_activations_i8(
-    x: &[f32],
-    group: usize,
-    out_q: &mut [i8],
-    out_scales: &mut [f32],
-    out_sums: &mut [i32],
-) -> Result<(), QuantError> {
-    let groups = x.len().div_ceil(group.max(1));
-    let lengths_ok =
-        group != 0 && out_q.len() >= x.len() && out_scales.len() >= groups && out_sums.len() >= groups;
-    if !lengths_ok || group % STEP != 0 {
-        return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
+/// The NEON group kernel: the set's [`crate::QuantizeActs`] is
+/// [`crate::acts_pass::quantize_activations_i8`] with it. Whole groups that are a
+/// multiple of 16 values run with NEON; the pass sends the rest to the
+/// reference.
+pub(super) struct NeonGroups;
+
+impl GroupQuantizer for NeonGroups {
+    const STEP: usize = STEP;
+
+    fn usable() -> bool {
+        // NEON is present: this module compiles only with it.
+        true
     }
-    let whole = x.len() / group;
-    // SAFETY: NEON is present (this module compiles only with it);
-    // `whole * group` is a multiple of 16.
-    let finite = unsafe { abs_max(&x[..whole * group]) }.is_finite();
-    if !finite || !x[whole * group..].iter().all(|v| v.is_finite()) {
-        // The reference finds and reports the first non-finite value.
-        return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
+
+    #[inline(always)]
+    unsafe fn all_finite(x: &[f32]) -> bool {
+        // SAFETY: NEON is present; `x.len()` is a multiple of 16 (the
+        // trait's contract).
+        unsafe { abs_max(x) }.is_finite()
     }
-    for g in 0..whole {
-        let span = g * group..(g + 1) * group;
-        // SAFETY: NEON is present; `span` lies inside `x` and `out_q` (the
-        // length checks above), and `group` is a multiple of 16.
-        let (scale, sum) = unsafe { quantize_group(&x[span.clone()], &mut out_q[span]) };
-        out_scales[g] = scale;
-        out_sums[g] = sum;
+
+    #[inline(always)]
+    unsafe fn quantize_group(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+        // SAFETY: NEON is present; the lengths are the trait's contract.
+        unsafe { quantize_group(x, q) }
     }
-    if whole < groups {
-        let at = whole * group;
-        let tail = (&mut out_scales[whole..groups], &mut out_sums[whole..groups]);
-        eddy_quant::quantize_activations_i8(&x[at..], group, &mut out_q[at..x.len()], tail.0, tail.1)?;
-    }
-    Ok(())
 }
 
 /// `max |v|` over `x`; NaN if any value is NaN (`fmax` and `fmaxv`

@@ -2,6 +2,7 @@
 //! [`crate::math::causal_conv_silu_step`].
 
 use super::scan::silu4;
+use crate::ConvWeights;
 use core::arch::aarch64::*;
 
 /// Lanes per vector.
@@ -14,37 +15,18 @@ const LANES: usize = 4;
 /// a -0.0 product gives +0.0 as there), SiLU follows and `st3` writes the
 /// shifted window back. Other widths, a ragged last `channels % 4` and
 /// short buffers run the reference.
-pub fn conv_silu(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
+pub fn conv_silu(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]) {
     let n = out.len();
-    let fits = width == 4
-        && xs.len() == n
-        && weight.len() >= 4 * n
-        && window.len() >= 3 * n
-        && bias.is_none_or(|b| b.len() >= n);
-    if !fits {
-        crate::math::causal_conv_silu_step(weight, bias, window, xs, out, width);
+    if !w.fits(4, window, xs, n) {
+        crate::math::causal_conv_silu_step(w, window, xs, out);
         return;
     }
     let done = n / LANES * LANES;
     // SAFETY: NEON is present (this module compiles only with it); the
     // checks above give every slice room for `done` channels.
-    unsafe { conv_silu_blocks(weight, bias, window, xs, out, done) };
-    let bias_rest = bias.map(|b| &b[done..]);
-    crate::math::causal_conv_silu_step(
-        &weight[4 * done..],
-        bias_rest,
-        &mut window[3 * done..],
-        &xs[done..],
-        &mut out[done..],
-        width,
-    );
+    unsafe { conv_silu_blocks(w.weight, w.bias, window, xs, out, done) };
+    let rest = w.from_channel(done);
+    crate::math::causal_conv_silu_step(&rest, &mut window[3 * done..], &xs[done..], &mut out[done..]);
 }
 
 /// The first `channels` (a multiple of four) channels of a width-4

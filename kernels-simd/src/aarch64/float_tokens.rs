@@ -10,6 +10,7 @@
 //! token and reduces every row on its own).
 
 use super::f16x4_to_f32;
+use crate::F16Batch;
 use core::arch::aarch64::*;
 
 /// Rows per block (one per f32 lane).
@@ -24,29 +25,20 @@ pub const fn scratch_len(cols: usize) -> usize {
 /// See [`crate::MatmatF16`].
 pub fn matmat_f16(matrix: &[u16], cols: usize, xs: &[f32], out: &mut [f32], scratch: &mut [i8]) {
     let call = (matrix, cols, xs, &mut *out, &*scratch);
-    let Some((tokens, rows)) =
-        crate::f16_batch_or_per_token(true, scratch_len(cols), super::matvec_f16, call)
-    else {
+    let Some(batch) = crate::f16_batch_or_per_token(true, scratch_len(cols), super::matvec_f16, call) else {
         return;
     };
     let offset = scratch.as_ptr().align_offset(16).min(15);
     // SAFETY: NEON is present (this module compiles only with it);
     // `matrix` holds `rows` rows, `xs` `tokens` inputs and `out` `tokens *
     // rows` values; the aligned scratch holds `ROWS * cols` f32.
-    unsafe { blocks(matrix, cols, xs, tokens, rows, out, scratch.as_mut_ptr().add(offset) as *mut f32) }
+    unsafe { blocks(&batch, out, scratch.as_mut_ptr().add(offset) as *mut f32) }
 }
 
 /// # Safety
 /// As the checks in [`matmat_f16`]; `wt` holds `ROWS * cols` f32.
-unsafe fn blocks(
-    matrix: &[u16],
-    cols: usize,
-    xs: &[f32],
-    tokens: usize,
-    rows: usize,
-    out: &mut [f32],
-    wt: *mut f32,
-) {
+unsafe fn blocks(batch: &F16Batch<'_>, out: &mut [f32], wt: *mut f32) {
+    let F16Batch { matrix, cols, xs, tokens, rows } = *batch;
     let full = cols / 8 * 8;
     for r0 in (0..rows).step_by(ROWS) {
         let n = ROWS.min(rows - r0);

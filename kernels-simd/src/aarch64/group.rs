@@ -211,6 +211,37 @@ unsafe fn rows<const BITS: u32, const WIDE: bool, const DOT: bool, const R: usiz
     }
 }
 
+/// `$body` with the const generics `$bits: u32` and `$wide: bool` of the
+/// kernel `$kind` (a [`Kind`]) names: one match, however many kernels are
+/// instantiated per kind.
+macro_rules! by_kind {
+    ($kind:expr, $bits:ident, $wide:ident => $body:expr) => {
+        match $kind {
+            Kind::W2Wide => {
+                const $bits: u32 = 2;
+                const $wide: bool = true;
+                $body
+            }
+            Kind::W2 => {
+                const $bits: u32 = 2;
+                const $wide: bool = false;
+                $body
+            }
+            Kind::W4 => {
+                const $bits: u32 = 4;
+                const $wide: bool = false;
+                $body
+            }
+            Kind::W8 => {
+                const $bits: u32 = 8;
+                const $wide: bool = false;
+                $body
+            }
+        }
+    };
+}
+pub(super) use by_kind;
+
 /// Which row-block kernel: code width and unit size.
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {
@@ -250,14 +281,7 @@ pub(crate) unsafe fn rows_mull<const R: usize>(
     out: &mut [f32],
 ) {
     // SAFETY: same contract.
-    unsafe {
-        match kind {
-            Kind::W2Wide => rows::<2, true, false, R>(s, p, acts, x_scales, x_sums, out),
-            Kind::W2 => rows::<2, false, false, R>(s, p, acts, x_scales, x_sums, out),
-            Kind::W4 => rows::<4, false, false, R>(s, p, acts, x_scales, x_sums, out),
-            Kind::W8 => rows::<8, false, false, R>(s, p, acts, x_scales, x_sums, out),
-        }
-    }
+    unsafe { by_kind!(kind, BITS, WIDE => rows::<BITS, WIDE, false, R>(s, p, acts, x_scales, x_sums, out)) }
 }
 
 /// [`rows`] with `sdot`, dispatched on `kind`; `R` is 1 or 4.
@@ -275,12 +299,5 @@ pub(crate) unsafe fn rows_sdot<const R: usize>(
     out: &mut [f32],
 ) {
     // SAFETY: same contract, plus `dotprod`.
-    unsafe {
-        match kind {
-            Kind::W2Wide => rows::<2, true, true, R>(s, p, acts, x_scales, x_sums, out),
-            Kind::W2 => rows::<2, false, true, R>(s, p, acts, x_scales, x_sums, out),
-            Kind::W4 => rows::<4, false, true, R>(s, p, acts, x_scales, x_sums, out),
-            Kind::W8 => rows::<8, false, true, R>(s, p, acts, x_scales, x_sums, out),
-        }
-    }
+    unsafe { by_kind!(kind, BITS, WIDE => rows::<BITS, WIDE, true, R>(s, p, acts, x_scales, x_sums, out)) }
 }

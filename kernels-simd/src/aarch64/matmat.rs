@@ -10,11 +10,11 @@
 
 use super::dotprod_available;
 use super::f16x4_to_f32;
-use super::group::{unit_dot, unpack, Kind, Unit};
+use super::group::{by_kind, unit_dot, unpack, Kind, Unit};
 use super::matvec::{permute_activations, rows_permuted};
-use crate::{ActsI8, IntShape};
+use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::aarch64::*;
-use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
+use eddy_quant::GROUP_HEADER_BYTES;
 
 /// Tokens one pass multiplies with each unpacked weight unit.
 pub(super) const TOKENS: usize = 4;
@@ -27,31 +27,24 @@ const BLOCK_BYTES: usize = 32 * 1024;
 /// `dotprod`, and for shapes the kernels do not cover, one plain-NEON
 /// matrix-vector product per token; the tokens after the last whole batch
 /// of four use the `sdot` matrix-vector kernel.
-pub fn matmat_i8_sdot(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
+pub fn matmat_i8_sdot(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], perm: &mut [i8]) {
     if !dotprod_available() {
         let rows = out.len() / acts.len().max(1);
         for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows.max(1))) {
-            super::matvec::matvec_i8(false, format, matrix, cols, a, o, perm);
+            super::matvec::matvec_i8(false, w, a, o, perm);
         }
         return;
     }
-    let shape = IntShape::for_tokens(format, cols, out.len(), matrix, acts, cols)
+    let shape = IntShape::for_tokens(w, out.len(), acts, w.cols)
         .filter(|s| super::token_lanes::covers(s, acts.len(), perm.len()));
     if let Some(s) = shape {
         // SAFETY: `dotprod` was detected; every token's shape check
         // passed and `covers` checked the scratch.
-        unsafe { super::token_lanes::matmat(Kind::of(&s), &s, matrix, acts, out, perm) };
+        unsafe { super::token_lanes::matmat(Kind::of(&s), &s, w.bytes, acts, out, perm) };
         return;
     }
     // SAFETY: `dotprod` was detected, as `rows4_tokens_sdot` needs.
-    unsafe { matmat_with(true, rows4_tokens_sdot, format, matrix, cols, acts, out, perm) }
+    unsafe { matmat_with(true, rows4_tokens_sdot, w, acts, out, perm) }
 }
 
 /// Four rows times one batch of [`TOKENS`] tokens (`out[t * stride + r]`
@@ -66,26 +59,24 @@ pub(super) type Rows4Tokens = unsafe fn(Kind, &IntShape, *const u8, &Batch<'_>, 
 ///
 /// # Safety
 /// The CPU must run `kernel` (and `sdot` if `dot`).
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn matmat_with(
     dot: bool,
     kernel: Rows4Tokens,
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
+    w: QuantMatrix<'_>,
     acts: &[ActsI8<'_>],
     out: &mut [f32],
     perm: &mut [i8],
 ) {
+    let (matrix, cols) = (w.bytes, w.cols);
     let tokens = acts.len();
     let rows = out.len() / tokens.max(1);
     if rows == 0 {
         return;
     }
-    let shape = IntShape::for_tokens(format, cols, out.len(), matrix, acts, perm.len() / tokens);
+    let shape = IntShape::for_tokens(w, out.len(), acts, perm.len() / tokens);
     let Some(shape) = shape else {
         for (a, o) in acts.iter().zip(out.chunks_exact_mut(rows)) {
-            super::matvec::matvec_i8(dot, format, matrix, cols, a, o, perm);
+            super::matvec::matvec_i8(dot, w, a, o, perm);
         }
         return;
     };
@@ -266,12 +257,5 @@ unsafe fn rows4_tokens_sdot(
     stride: usize,
 ) {
     // SAFETY: same contract, plus `dotprod`.
-    unsafe {
-        match kind {
-            Kind::W2Wide => rows4_tokens::<2, true>(s, rows, b, out, stride),
-            Kind::W2 => rows4_tokens::<2, false>(s, rows, b, out, stride),
-            Kind::W4 => rows4_tokens::<4, false>(s, rows, b, out, stride),
-            Kind::W8 => rows4_tokens::<8, false>(s, rows, b, out, stride),
-        }
-    }
+    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<BITS, WIDE>(s, rows, b, out, stride)) }
 }

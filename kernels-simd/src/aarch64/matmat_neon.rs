@@ -12,27 +12,20 @@
 //! (`group::unit_dot`, the same group sums and f32 group arithmetic), so it
 //! is bit-exact with the scalar reference.
 
-use super::group::{unit_dot, unpack, Kind, Unit};
+use super::group::{by_kind, unit_dot, unpack, Kind, Unit};
 use super::matmat::{finish_group, matmat_with, Batch, TOKENS};
-use crate::{ActsI8, IntShape};
+use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::aarch64::*;
-use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
+use eddy_quant::GROUP_HEADER_BYTES;
 
 /// [`crate::MatmatI8`] with plain NEON multiplies. For shapes the kernels
 /// do not cover, the matrix-vector product per token; the tokens after the
 /// last whole batch of four, and rows after the last block of four, use
 /// the plain-NEON matrix-vector kernel.
-pub fn matmat_i8_neon(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
+pub fn matmat_i8_neon(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], perm: &mut [i8]) {
     // SAFETY: NEON is present (this module compiles only with it), which
     // is all `rows4_tokens_kind` and the plain matrix-vector kernel need.
-    unsafe { matmat_with(false, rows4_tokens_kind, format, matrix, cols, acts, out, perm) }
+    unsafe { matmat_with(false, rows4_tokens_kind, w, acts, out, perm) }
 }
 
 /// 32 codes of one row unpacked to two vectors in the matrix-vector
@@ -154,12 +147,5 @@ unsafe fn rows4_tokens_kind(
     stride: usize,
 ) {
     // SAFETY: same contract.
-    unsafe {
-        match kind {
-            Kind::W2Wide => rows4_tokens::<2, true>(s, rows, b, out, stride),
-            Kind::W2 => rows4_tokens::<2, false>(s, rows, b, out, stride),
-            Kind::W4 => rows4_tokens::<4, false>(s, rows, b, out, stride),
-            Kind::W8 => rows4_tokens::<8, false>(s, rows, b, out, stride),
-        }
-    }
+    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<BITS, WIDE>(s, rows, b, out, stride)) }
 }

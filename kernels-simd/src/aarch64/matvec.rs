@@ -3,22 +3,14 @@
 
 use super::dotprod_available;
 use super::group;
-use crate::{ActsI8, IntShape};
+use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::aarch64::*;
-use eddy_quant::TensorFormat;
 
 /// [`crate::MatvecI8`] with plain NEON multiplies. Falls back to the scalar
 /// reference for shapes it does not cover (group not a multiple of 32,
 /// `cols` not a multiple of the group, short buffers, float formats).
-pub fn matvec_i8_neon(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &ActsI8<'_>,
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    matvec_i8(false, format, matrix, cols, acts, out, perm);
+pub fn matvec_i8_neon(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]) {
+    matvec_i8(false, w, acts, out, perm);
 }
 
 /// [`crate::MatvecI8`] with `sdot`. Runs the plain NEON path on a CPU
@@ -26,31 +18,15 @@ pub fn matvec_i8_neon(
 ///
 /// Like the AVX2 kernels, W8 relies on the contract of [`ActsI8`]: `sums`
 /// holds each group's activation code sum.
-pub fn matvec_i8_sdot(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &ActsI8<'_>,
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    matvec_i8(dotprod_available(), format, matrix, cols, acts, out, perm);
+pub fn matvec_i8_sdot(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]) {
+    matvec_i8(dotprod_available(), w, acts, out, perm);
 }
 
-pub(super) fn matvec_i8(
-    dot: bool,
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &ActsI8<'_>,
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
-    let Some(shape) = IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len()) else {
-        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
-        return;
-    };
+/// Both sets' [`crate::MatvecI8`]: the `sdot` kernels if `dot`, else
+/// plain NEON.
+pub(super) fn matvec_i8(dot: bool, w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]) {
+    let Some(shape) = IntShape::for_matvec_or_reference(w, acts, out, perm.len()) else { return };
+    let (matrix, cols, xq, x_scales, x_sums) = (w.bytes, w.cols, acts.q, acts.scales, acts.sums);
     let kind = group::Kind::of(&shape);
     // SAFETY: NEON is present (this module compiles only with it); both
     // slices have exactly `cols` bytes, a multiple of the group.

@@ -56,7 +56,7 @@ pub const NEON: Kernels = Kernels {
     matvec_f16,
     kv_scores: kv::kv_scores,
     kv_mix: kv::kv_mix,
-    quantize_acts: acts::quantize_activations_i8,
+    quantize_acts: crate::acts_pass::quantize_activations_i8::<acts::NeonGroups>,
     conv_silu: conv::conv_silu,
     conv_silu_tokens: conv::conv_silu_tokens,
     selective_scan: scan::selective_scan,

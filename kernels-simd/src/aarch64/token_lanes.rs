@@ -10,7 +10,7 @@
 //! tokens share each unpacked code vector and each activation load.
 
 use super::f16x4_to_f32;
-use super::group::{unpack, Kind};
+use super::group::{by_kind, unpack, Kind};
 use super::matvec::permute_activations;
 use crate::{ActsI8, IntShape};
 use core::arch::aarch64::*;
@@ -126,14 +126,7 @@ pub(super) unsafe fn matmat(
     scratch: &mut [i8],
 ) {
     // SAFETY: same contract.
-    unsafe {
-        match kind {
-            Kind::W2Wide => rows_tokens::<2, true>(kind, s, matrix, acts, out, scratch),
-            Kind::W2 => rows_tokens::<2, false>(kind, s, matrix, acts, out, scratch),
-            Kind::W4 => rows_tokens::<4, false>(kind, s, matrix, acts, out, scratch),
-            Kind::W8 => rows_tokens::<8, false>(kind, s, matrix, acts, out, scratch),
-        }
-    }
+    unsafe { by_kind!(kind, BITS, WIDE => rows_tokens::<BITS, WIDE>(kind, s, matrix, acts, out, scratch)) }
 }
 
 /// [`matmat`] for one code width and unit size.

@@ -1,6 +1,25 @@
 //! The per-row driver shared by the Cortex-M sets (`dsp`, `helium`).
 
+use crate::IntShape;
 use eddy_quant::GROUP_HEADER_BYTES;
+
+/// One token's integer product as the row drivers walk it: the rows of
+/// `matrix` (as many as the output has), laid out as `shape` says, and the
+/// token's activation codes (in the order the group dot product wants),
+/// scales and code sums, one per group.
+#[derive(Clone, Copy)]
+pub(crate) struct RowsI8<'a> {
+    /// The rows, `row_bytes` each.
+    pub matrix: &'a [u8],
+    /// Their geometry.
+    pub shape: IntShape,
+    /// Activation codes, `group` per group.
+    pub acts: &'a [i8],
+    /// Activation scales, one per group.
+    pub x_scales: &'a [f32],
+    /// Activation code sums, one per group.
+    pub x_sums: &'a [i32],
+}
 
 /// The per-row driver shared by the Cortex-M sets: for each row, each
 /// group's exact integer dot `dot(codes, acts)` (group·bits/8 code bytes,
@@ -8,19 +27,13 @@ use eddy_quant::GROUP_HEADER_BYTES;
 /// must give `half`'s exact value), combined in f32 exactly as
 /// `eddy_quant::dot_row_i8` does, in the same order.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn rows_i8(
-    matrix: &[u8],
-    row_bytes: usize,
-    group_bytes: usize,
-    acts: &[i8],
-    group: usize,
-    x_scales: &[f32],
-    x_sums: &[i32],
+    p: RowsI8<'_>,
     out: &mut [f32],
     dot: impl Fn(&[u8], &[i8]) -> i32,
     f16_to_f32: impl Fn(u16) -> f32,
 ) {
+    let RowsI8 { matrix, shape: IntShape { row_bytes, group_bytes, group, .. }, acts, x_scales, x_sums } = p;
     for (o, row) in out.iter_mut().zip(matrix.chunks_exact(row_bytes)) {
         let mut result = 0f32;
         for ((gbytes, a), (&s, &sum)) in
@@ -46,20 +59,14 @@ fn header(g: &[u8], f16_to_f32: impl Fn(u16) -> f32) -> (f32, f32) {
 /// pair), the last odd row alone; per row the same operations in the
 /// same order. `f16_to_f32` as for [`rows_i8`].
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn row_pairs_i8(
-    matrix: &[u8],
-    row_bytes: usize,
-    group_bytes: usize,
-    acts: &[i8],
-    group: usize,
-    x_scales: &[f32],
-    x_sums: &[i32],
+    p: RowsI8<'_>,
     out: &mut [f32],
     dot1: impl Fn([&[u8]; 1], &[i8]) -> [i32; 1],
     dot2: impl Fn([&[u8]; 2], &[i8]) -> [i32; 2],
     f16_to_f32: impl Fn(u16) -> f32 + Copy,
 ) {
+    let RowsI8 { matrix, shape: IntShape { row_bytes, group_bytes, group, .. }, acts, x_scales, x_sums } = p;
     let pairs = out.len() / 2;
     let (paired_out, last_out) = out.split_at_mut(2 * pairs);
     for (o, rows) in paired_out.chunks_exact_mut(2).zip(matrix.chunks_exact(2 * row_bytes)) {
@@ -82,16 +89,5 @@ pub(crate) fn row_pairs_i8(
         o[1] = result1;
     }
     let last_row = &matrix[2 * pairs * row_bytes..];
-    rows_i8(
-        last_row,
-        row_bytes,
-        group_bytes,
-        acts,
-        group,
-        x_scales,
-        x_sums,
-        last_out,
-        |c, a| dot1([c], a)[0],
-        f16_to_f32,
-    );
+    rows_i8(RowsI8 { matrix: last_row, ..p }, last_out, |c, a| dot1([c], a)[0], f16_to_f32);
 }

@@ -1,22 +1,50 @@
-//! Short causal depthwise convolution without activation.
+//! Short causal depthwise convolution without activation, and the
+//! weights every causal convolution takes.
 
-/// One token of a causal depthwise convolution of width `width`, no
-/// activation (LFM2's short conv, RecurrentGemma's conv before the RG-LRU;
-/// Mamba-1/2 and Gated DeltaNet use the fused SiLU version,
-/// [`ConvSilu`](crate::ConvSilu)). `window` holds the previous `width - 1`
-/// inputs per channel, oldest first; `xs` is shifted into it. Weights are
-/// `[channels, width]`; `out` has one value per channel.
-pub type CausalConv =
-    fn(weight: &[f32], bias: Option<&[f32]>, window: &mut [f32], xs: &[f32], out: &mut [f32], width: usize);
+/// A causal depthwise convolution's parameters: `width` taps per channel.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvWeights<'w> {
+    /// Weights, `[channels, width]`, row-major (oldest tap first).
+    pub weight: &'w [f32],
+    /// Optional bias, one per channel.
+    pub bias: Option<&'w [f32]>,
+    /// Taps per channel (`d_conv`).
+    pub width: usize,
+}
+
+impl<'w> ConvWeights<'w> {
+    /// True if the convolution has `taps` taps and `window`, `xs` and the
+    /// weights hold `channels` channels (`xs` exactly): what a SIMD kernel
+    /// for that width needs before it takes the call.
+    #[inline]
+    pub fn fits(&self, taps: usize, window: &[f32], xs: &[f32], channels: usize) -> bool {
+        self.width == taps
+            && xs.len() == channels
+            && self.weight.len() >= taps * channels
+            && window.len() >= taps.saturating_sub(1) * channels
+            && self.bias.is_none_or(|b| b.len() >= channels)
+    }
+
+    /// The channels from `first` on (as the weights of a convolution that
+    /// starts there).
+    #[inline]
+    pub fn from_channel(&self, first: usize) -> Self {
+        ConvWeights {
+            weight: &self.weight[first * self.width..],
+            bias: self.bias.map(|b| &b[first..]),
+            width: self.width,
+        }
+    }
+}
+
+/// One token of a causal depthwise convolution, no activation (LFM2's
+/// short conv, RecurrentGemma's conv before the RG-LRU; Mamba-1/2 and
+/// Gated DeltaNet use the fused SiLU version, [`ConvSilu`](crate::ConvSilu)).
+/// `window` holds the previous `width - 1` inputs per channel, oldest
+/// first; `xs` is shifted into it. `out` has one value per channel.
+pub type CausalConv = fn(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]);
 
 /// The reference [`CausalConv`]: [`crate::math::causal_conv_step`].
-pub fn causal_conv(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
-    crate::math::causal_conv_step(weight, bias, window, xs, out, width);
+pub fn causal_conv(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]) {
+    crate::math::causal_conv_step(w, window, xs, out);
 }

@@ -7,49 +7,36 @@
 //! reference), so codes, scales and sums are identical.
 
 use super::avx2_available;
+use crate::acts_pass::GroupQuantizer;
 use core::arch::x86_64::*;
-use eddy_quant::QuantError;
 
 /// Values per step (four vectors of eight, packed to 32 bytes).
 const STEP: usize = 32;
 
-/// See [`crate::QuantizeActs`]. Whole groups that are a multiple of 32
-/// values run with AVX2; a ragged last group, non-finite input (an error)
-/// and CPUs without AVX2 go to the reference.
-pub fn quantize_activations_i8(
-    x: &[f32],
-    group: usize,
-    out_q: &mut [i8],
-    out_scales: &mut [f32],
-    out_sums: &mut [i32],
-) -> Result<(), QuantError> {
-    let groups = x.len().div_ceil(group.max(1));
-    let lengths_ok =
-        group != 0 && out_q.len() >= x.len() && out_scales.len() >= groups && out_sums.len() >= groups;
-    if !lengths_ok || group % STEP != 0 || !avx2_available() {
-        return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
+/// The AVX2 group kernel: the set's [`crate::QuantizeActs`] is
+/// [`crate::acts_pass::quantize_activations_i8`] with it. Whole groups that are a
+/// multiple of 32 values run with AVX2; the pass sends the rest to the
+/// reference.
+pub(super) struct Avx2Groups;
+
+impl GroupQuantizer for Avx2Groups {
+    const STEP: usize = STEP;
+
+    fn usable() -> bool {
+        avx2_available()
     }
-    let whole = x.len() / group;
-    // SAFETY: AVX2 was detected; the length checks above cover every read
-    // (`whole * group <= x.len()`) and write.
-    let finite = unsafe { all_finite(&x[..whole * group]) };
-    if !finite || !x[whole * group..].iter().all(|v| v.is_finite()) {
-        // The reference finds and reports the first non-finite value.
-        return eddy_quant::quantize_activations_i8(x, group, out_q, out_scales, out_sums);
+
+    #[inline(always)]
+    unsafe fn all_finite(x: &[f32]) -> bool {
+        // SAFETY: AVX2 is present (the trait's contract).
+        unsafe { all_finite(x) }
     }
-    for g in 0..whole {
-        let span = g * group..(g + 1) * group;
-        // SAFETY: as above; `span` lies inside `x` and `out_q`.
-        let (scale, sum) = unsafe { quantize_group(&x[span.clone()], &mut out_q[span]) };
-        out_scales[g] = scale;
-        out_sums[g] = sum;
+
+    #[inline(always)]
+    unsafe fn quantize_group(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+        // SAFETY: AVX2 is present; the lengths are the trait's contract.
+        unsafe { quantize_group(x, q) }
     }
-    if whole < groups {
-        let at = whole * group;
-        let tail = (&mut out_scales[whole..groups], &mut out_sums[whole..groups]);
-        eddy_quant::quantize_activations_i8(&x[at..], group, &mut out_q[at..x.len()], tail.0, tail.1)?;
-    }
-    Ok(())
 }
 
 /// True if no value is infinite or NaN.

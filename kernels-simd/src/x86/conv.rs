@@ -3,6 +3,7 @@
 
 use super::avx2_available;
 use super::scan::{silu8, LANES};
+use crate::ConvWeights;
 use core::arch::x86_64::*;
 
 /// See [`crate::ConvSilu`]; bit-exact with
@@ -10,24 +11,12 @@ use core::arch::x86_64::*;
 /// straight-line convolution per channel (the reference's sums in its
 /// order) and SiLU eight channels at a time; other widths run the
 /// reference.
-pub fn conv_silu(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
-    let n = out.len();
-    let fits = width == 4
-        && xs.len() == n
-        && weight.len() >= 4 * n
-        && window.len() >= 3 * n
-        && bias.is_none_or(|b| b.len() >= n);
-    if !fits || !avx2_available() {
-        crate::math::causal_conv_silu_step(weight, bias, window, xs, out, width);
+pub fn conv_silu(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]) {
+    if !w.fits(4, window, xs, out.len()) || !avx2_available() {
+        crate::math::causal_conv_silu_step(w, window, xs, out);
         return;
     }
+    let ConvWeights { weight, bias, .. } = *w;
     for (ch, ((o, &x), (kw, win))) in
         out.iter_mut().zip(xs).zip(weight.chunks_exact(4).zip(window.chunks_exact_mut(3))).enumerate()
     {

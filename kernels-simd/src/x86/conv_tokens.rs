@@ -25,10 +25,11 @@ const TOKEN_BLOCK: usize = 8;
 /// See [`crate::vector::ConvSiluTokens`].
 pub fn conv_silu_tokens(args: &ConvTokens<'_>, window: &mut [f32], out: &mut [f32]) {
     let (channels, tokens) = (args.channels, args.tokens);
-    let fits = args.width == WIDTH
-        && args.weight.len() >= WIDTH * channels
+    let conv = &args.conv;
+    let fits = conv.width == WIDTH
+        && conv.weight.len() >= WIDTH * channels
         && window.len() >= TAPS * channels
-        && args.bias.is_none_or(|b| b.len() >= channels)
+        && conv.bias.is_none_or(|b| b.len() >= channels)
         && args.xs.holds(tokens, channels)
         && channels.checked_mul(tokens).is_some_and(|n| n <= out.len());
     if !fits || !super::avx2_available() {
@@ -46,15 +47,7 @@ pub fn conv_silu_tokens(args: &ConvTokens<'_>, window: &mut [f32], out: &mut [f3
         for t in 0..tokens {
             let x = &args.xs.row(t, channels)[done..];
             let o = &mut out[t * channels + done..(t + 1) * channels];
-            let bias = args.bias.map(|b| &b[done..]);
-            crate::math::causal_conv_silu_step(
-                &args.weight[done * WIDTH..],
-                bias,
-                &mut window[done * TAPS..],
-                x,
-                o,
-                WIDTH,
-            );
+            crate::math::causal_conv_silu_step(&conv.from_channel(done), &mut window[done * TAPS..], x, o);
         }
     }
 }
@@ -88,7 +81,7 @@ unsafe fn conv_blocks(args: &ConvTokens<'_>, window: &mut [f32], out: &mut [f32]
             let (mut w, mut win) = ([[0f32; LANES]; WIDTH], [[0f32; LANES]; TAPS]);
             for i in 0..LANES {
                 for (k, wk) in w.iter_mut().enumerate() {
-                    wk[i] = args.weight[(ch0 + i) * WIDTH + k];
+                    wk[i] = args.conv.weight[(ch0 + i) * WIDTH + k];
                 }
                 for (j, wj) in win.iter_mut().enumerate() {
                     wj[i] = window[(ch0 + i) * TAPS + j];
@@ -141,7 +134,7 @@ unsafe fn conv_tile(
     // A `match`, not `Option::map`: a closure would not inherit AVX2 and
     // would call its intrinsic.
     #[allow(clippy::manual_map)]
-    let bias = match args.bias {
+    let bias = match args.conv.bias {
         Some(b) => Some(_mm256_loadu_ps(b.as_ptr().add(ch0))),
         None => None,
     };

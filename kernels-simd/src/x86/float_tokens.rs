@@ -10,6 +10,7 @@
 //! sum becomes seven vertical additions.
 
 use super::avx2_available;
+use crate::F16Batch;
 use core::arch::x86_64::*;
 
 /// Rows per block (one per f32 lane).
@@ -25,28 +26,19 @@ pub const fn scratch_len(cols: usize) -> usize {
 pub fn matmat_f16(matrix: &[u16], cols: usize, xs: &[f32], out: &mut [f32], scratch: &mut [i8]) {
     let call = (matrix, cols, xs, &mut *out, &*scratch);
     let needed = scratch_len(cols);
-    let Some((tokens, rows)) =
-        crate::f16_batch_or_per_token(avx2_available(), needed, super::matvec_f16, call)
-    else {
+    let Some(batch) = crate::f16_batch_or_per_token(avx2_available(), needed, super::matvec_f16, call) else {
         return;
     };
     let offset = scratch.as_ptr().align_offset(32).min(31);
     // SAFETY: AVX2 and F16C were detected; `matrix` holds `rows` rows,
     // `xs` `tokens` inputs and `out` `tokens * rows` values; the aligned
     // scratch holds `ROWS * cols` f32.
-    unsafe { blocks(matrix, cols, xs, tokens, rows, out, scratch.as_mut_ptr().add(offset) as *mut f32) }
+    unsafe { blocks(&batch, out, scratch.as_mut_ptr().add(offset) as *mut f32) }
 }
 
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn blocks(
-    matrix: &[u16],
-    cols: usize,
-    xs: &[f32],
-    tokens: usize,
-    rows: usize,
-    out: &mut [f32],
-    wt: *mut f32,
-) {
+unsafe fn blocks(batch: &F16Batch<'_>, out: &mut [f32], wt: *mut f32) {
+    let F16Batch { matrix, cols, xs, tokens, rows } = *batch;
     let full = cols / 8 * 8;
     for r0 in (0..rows).step_by(ROWS) {
         let n = ROWS.min(rows - r0);

@@ -8,10 +8,10 @@ use super::matvec::{
     Prefetch, RowBlock, ROWS,
 };
 use super::{avx2_available, token_lanes};
-use crate::{ActsI8, IntShape};
+use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
-use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
+use eddy_quant::GROUP_HEADER_BYTES;
 
 /// One format's kernel over all rows and tokens (see [`matmat_rows`]).
 pub(super) type MatmatRows = unsafe fn(&IntShape, &[u8], &[i8], &[ActsI8<'_>], &mut [f32]);
@@ -30,22 +30,15 @@ const BLOCK_BYTES: usize = 32 * 1024;
 /// on the dev machine, `matvec_time`), over blocks of rows that stay in
 /// cache while every token passes over them; each (row, token) result is
 /// computed by exactly the operations of [`super::matvec_i8`].
-pub fn matmat_i8(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    let lanes = batch_shape(format, matrix, cols, acts, out.len(), cols)
+pub fn matmat_i8(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], perm: &mut [i8]) {
+    let lanes = batch_shape(w, acts, out.len(), w.cols)
         .filter(|s| avx2_available() && token_lanes::covers(s, acts.len(), perm.len()))
         .and_then(|s| Some((s, token_lanes_kernel(&s)?)));
     match lanes {
         // SAFETY: AVX2 and F16C were detected; every token's shape check
         // passed and `covers` checked the scratch.
-        Some((shape, kernel)) => unsafe { kernel(&shape, matrix, acts, out, perm) },
-        None => matmat_i8_with(avx2_matmat, format, matrix, cols, acts, out, perm),
+        Some((shape, kernel)) => unsafe { kernel(&shape, w.bytes, acts, out, perm) },
+        None => matmat_i8_with(avx2_matmat, w, acts, out, perm),
     }
 }
 
@@ -61,14 +54,12 @@ fn token_lanes_kernel(s: &IntShape) -> Option<TokenLanes> {
 /// fails or there are none). `perm_per_token`: scratch bytes per token
 /// the caller's kernel needs.
 fn batch_shape(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
+    w: QuantMatrix<'_>,
     acts: &[ActsI8<'_>],
     out_len: usize,
     perm_per_token: usize,
 ) -> Option<IntShape> {
-    IntShape::for_tokens(format, cols, out_len, matrix, acts, perm_per_token).filter(kernels_cover)
+    IntShape::for_tokens(w, out_len, acts, perm_per_token).filter(kernels_cover)
 }
 
 /// The AVX2 multi-token kernel for a shape, if this CPU has AVX2.
@@ -83,19 +74,18 @@ fn avx2_matmat(s: &IntShape) -> Option<MatmatRows> {
 /// reference per token when it chooses none).
 pub(super) fn matmat_i8_with(
     pick: PickMatmat,
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
+    w: QuantMatrix<'_>,
     acts: &[ActsI8<'_>],
     out: &mut [f32],
     perm: &mut [i8],
 ) {
+    let QuantMatrix { format, bytes: matrix, cols } = w;
     let tokens = acts.len();
     if tokens == 0 {
         return;
     }
     let rows = out.len() / tokens;
-    let shape = batch_shape(format, matrix, cols, acts, out.len(), perm.len() / tokens);
+    let shape = batch_shape(w, acts, out.len(), perm.len() / tokens);
     match shape.and_then(|s| Some((s, pick(&s)?))) {
         Some((shape, kernel)) => {
             for (a, p) in acts.iter().zip(perm.chunks_exact_mut(cols)) {

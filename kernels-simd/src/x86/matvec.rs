@@ -18,9 +18,9 @@
 
 use super::avx2_available;
 use super::group::{Codes, MAX_BLOCKS, W2, W4, W8};
-use crate::{ActsI8, IntShape};
+use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::x86_64::*;
-use eddy_quant::{TensorFormat, GROUP_HEADER_BYTES};
+use eddy_quant::GROUP_HEADER_BYTES;
 
 /// Rows computed together (one per f32 lane).
 pub(super) const ROWS: usize = 8;
@@ -275,15 +275,8 @@ pub(super) type PickMatvec = fn(&IntShape) -> Option<MatvecRows>;
 
 /// The shape of a product the kernels cover (whether the CPU runs them is
 /// the [`PickMatvec`]'s business).
-fn covered(
-    format: TensorFormat,
-    cols: usize,
-    rows: usize,
-    matrix: &[u8],
-    acts: &ActsI8<'_>,
-    perm_len: usize,
-) -> Option<IntShape> {
-    IntShape::for_matvec(format, cols, rows, matrix, acts, perm_len).filter(|s| rows > 0 && kernels_cover(s))
+fn covered(w: QuantMatrix<'_>, rows: usize, acts: &ActsI8<'_>, perm_len: usize) -> Option<IntShape> {
+    IntShape::for_matvec(w, rows, acts, perm_len).filter(|s| rows > 0 && kernels_cover(s))
 }
 
 /// True if the kernels' header gather and unpacked groups fit `s`.
@@ -293,15 +286,8 @@ pub(super) fn kernels_cover(s: &IntShape) -> bool {
 
 /// See [`crate::MatvecI8`]. Falls back to the scalar reference on a CPU
 /// without AVX2 or for shapes it does not cover.
-pub fn matvec_i8(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &ActsI8<'_>,
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    matvec_i8_with(avx2_matvec, format, matrix, cols, acts, out, perm);
+pub fn matvec_i8(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]) {
+    matvec_i8_with(avx2_matvec, w, acts, out, perm);
 }
 
 /// The AVX2 kernel for a shape, if this CPU has AVX2.
@@ -316,15 +302,13 @@ fn avx2_matvec(s: &IntShape) -> Option<MatvecRows> {
 /// reference when it chooses none).
 pub(super) fn matvec_i8_with(
     pick: PickMatvec,
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
+    w: QuantMatrix<'_>,
     acts: &ActsI8<'_>,
     out: &mut [f32],
     perm: &mut [i8],
 ) {
-    let chosen =
-        covered(format, cols, out.len(), matrix, acts, perm.len()).and_then(|s| Some((s, pick(&s)?)));
+    let QuantMatrix { format, bytes: matrix, cols } = w;
+    let chosen = covered(w, out.len(), acts, perm.len()).and_then(|s| Some((s, pick(&s)?)));
     match chosen {
         Some((shape, kernel)) => {
             let xq = kernel_acts(shape.bits, shape.group, &acts.q[..cols], &mut perm[..cols]);

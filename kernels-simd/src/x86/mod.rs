@@ -41,7 +41,7 @@ pub const AVX2: Kernels = Kernels {
     matvec_f16,
     kv_scores: kv::kv_scores,
     kv_mix: kv::kv_mix,
-    quantize_acts: acts::quantize_activations_i8,
+    quantize_acts: crate::acts_pass::quantize_activations_i8::<acts::Avx2Groups>,
     conv_silu: conv::conv_silu,
     conv_silu_tokens: conv_tokens::conv_silu_tokens,
     selective_scan: scan::selective_scan,

@@ -22,9 +22,8 @@
 use super::group::{Codes, Unpacked, MAX_BLOCKS, W2, W4};
 use super::matmat::{matmat_i8_with, matmat_rows, MatmatRows};
 use super::matvec::{kernel_for, matvec_i8_with, matvec_rows, MatvecRows};
-use crate::{ActsI8, IntShape};
+use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::x86_64::*;
-use eddy_quant::TensorFormat;
 
 /// True if this CPU runs the `avx512-vnni` set (AVX2, FMA, F16C for the
 /// rest of the set; AVX-512F, VL and VNNI for `vpdpbusd` on ymm registers).
@@ -181,27 +180,13 @@ fn pick_matmat(s: &IntShape) -> Option<MatmatRows> {
 /// See [`crate::MatvecI8`]: the AVX2 kernel with `vpdpbusd` (module docs);
 /// the scalar reference on a CPU without AVX-512 VNNI or for shapes it does
 /// not cover.
-pub fn matvec_i8(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &ActsI8<'_>,
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    matvec_i8_with(pick_matvec, format, matrix, cols, acts, out, perm);
+pub fn matvec_i8(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]) {
+    matvec_i8_with(pick_matvec, w, acts, out, perm);
 }
 
 /// See [`crate::MatmatI8`]: the AVX2 multi-token kernel with `vpdpbusd`.
-pub fn matmat_i8(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    matmat_i8_with(pick_matmat, format, matrix, cols, acts, out, perm);
+pub fn matmat_i8(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], perm: &mut [i8]) {
+    matmat_i8_with(pick_matmat, w, acts, out, perm);
 }
 
 #[cfg(test)]
@@ -213,7 +198,7 @@ mod tests {
     //! a CPU with AVX-512 VNNI, where `tests/cross_check.rs` covers it.)
     use super::*;
     use crate::x86::avx2_available;
-    use eddy_quant::{quantize_activations_i8, quantize_row};
+    use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat};
 
     /// `vpdpbusd` by its definition: lane `k` += Σ_j u8(w[4k + j]) ·
     /// i8(x[4k + j]), wrapping.
@@ -304,19 +289,12 @@ mod tests {
                     std::vec![1f32; tokens * rows],
                     std::vec![2f32; tokens * rows],
                 );
+                let w = QuantMatrix { format: f, bytes: &m, cols };
                 for (t, a) in acts.iter().enumerate() {
                     eddy_quant::matvec_i8(f, &m, cols, a.q, a.scales, a.sums, &mut want[t * rows..][..rows]);
-                    matvec_i8_with(
-                        pick_model_matvec,
-                        f,
-                        &m,
-                        cols,
-                        a,
-                        &mut one[t * rows..][..rows],
-                        &mut perm,
-                    );
+                    matvec_i8_with(pick_model_matvec, w, a, &mut one[t * rows..][..rows], &mut perm);
                 }
-                matmat_i8_with(pick_model_matmat, f, &m, cols, &acts, &mut many, &mut perm);
+                matmat_i8_with(pick_model_matmat, w, &acts, &mut many, &mut perm);
                 let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
                 assert_eq!(bits_of(&want), bits_of(&one), "matvec {f:?}");
                 assert_eq!(bits_of(&want), bits_of(&many), "matmat {f:?}");

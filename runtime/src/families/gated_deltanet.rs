@@ -272,7 +272,8 @@ impl<'a> GatedDeltaNet<'a> {
         let d = self.config.dims();
         let (window, mats) = layer_state.split_at_mut(d.conv_dim * d.keep);
         let (qkv, z) = qkvz.split_at(d.conv_dim);
-        (kernels.conv_silu)(w.conv_w, None, window, qkv, conv, d.keep + 1);
+        let conv_w = eddy_kernels::ConvWeights { weight: w.conv_w, bias: None, width: d.keep + 1 };
+        (kernels.conv_silu)(&conv_w, window, qkv, conv);
         let (q, rest) = conv.split_at_mut(d.kd);
         let (k, v) = rest.split_at_mut(d.kd);
         let q_scale = 1.0 / libm::sqrtf(d.hk as f32);

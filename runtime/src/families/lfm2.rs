@@ -304,7 +304,8 @@ impl<'a> Lfm2<'a> {
                     for (bv, xv) in b.iter_mut().zip(x) {
                         *bv *= xv;
                     }
-                    (rc.cx.kernels.causal_conv)(conv_w, *conv_b, layer_state, b, y, c.d_conv as usize);
+                    let conv = eddy_kernels::ConvWeights { weight: conv_w, bias: *conv_b, width: c.d_conv as usize };
+                    (rc.cx.kernels.causal_conv)(&conv, layer_state, b, y);
                     for (yv, cv) in y.iter_mut().zip(cg) {
                         *yv *= cv;
                     }

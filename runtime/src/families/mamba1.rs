@@ -454,7 +454,7 @@ impl<'a> Family<'a> for Mamba1<'a> {
             observe_input(&mut observe, &w.in_proj, normed);
             w.in_proj.matvec(normed, xz, act, kernels, workers);
             let (xs, z) = xz.split_at(di);
-            conv_silu(w.conv_w, w.conv_b, conv_state, xs, conv_out, dc);
+            conv_silu(&eddy_kernels::ConvWeights { weight: w.conv_w, bias: w.conv_b, width: dc }, conv_state, xs, conv_out);
             observe_input(&mut observe, &w.x_proj, conv_out);
             w.x_proj.matvec(conv_out, x_dbl, act, kernels, workers);
             let (dt_in, bc) = x_dbl.split_at(dr);
@@ -506,21 +506,19 @@ fn conv_chunk_by_blocks(
     if taps == 0 {
         // No window to split the blocks by (width 1): token by token.
         for (x, u) in xz.chunks_exact(2 * di).zip(conv_out.chunks_exact_mut(di)) {
-            conv_silu(w.conv_w, w.conv_b, conv_state, &x[..di], u, width);
+            conv_silu(&eddy_kernels::ConvWeights { weight: w.conv_w, bias: w.conv_b, width }, conv_state, &x[..di], u);
         }
         return;
     }
     let conv_tokens = cx.kernels.conv_silu_tokens;
     // Channels `c0..c0 + wb` over every token, into `out` (`[tokens, wb]`).
     let conv_block = |c0: usize, wb: usize, window: &mut [f32], out: &mut [f32]| {
-        let args = ConvTokens {
+        let conv = eddy_kernels::ConvWeights {
             weight: &w.conv_w[c0 * width..(c0 + wb) * width],
             bias: w.conv_b.map(|b| &b[c0..c0 + wb]),
-            xs: TokenRows { data: &xz[c0..], stride: 2 * di },
             width,
-            channels: wb,
-            tokens,
         };
+        let args = ConvTokens { conv, xs: TokenRows { data: &xz[c0..], stride: 2 * di }, channels: wb, tokens };
         conv_tokens(&args, window, out);
     };
     if cx.workers.count() == 1 {

@@ -243,7 +243,8 @@ impl<'a> Mamba2<'a> {
         let (conv_state, ssm) = layer_state.split_at_mut(self.conv_words());
         let (z, rest) = proj.split_at(d.di);
         let (xbc, dt_raw) = rest.split_at(d.conv_dim);
-        (kernels.conv_silu)(w.conv_w, w.conv_b, conv_state, xbc, conv_out, d.dc);
+        let conv = eddy_kernels::ConvWeights { weight: w.conv_w, bias: w.conv_b, width: d.dc };
+        (kernels.conv_silu)(&conv, conv_state, xbc, conv_out);
         let (x, bc) = conv_out.split_at(d.di);
         let (b, c) = bc.split_at(d.bc);
         let scan = HeadScanArgs {

@@ -388,14 +388,8 @@ impl<'a> RecurrentGemma<'a> {
             let (window, h) = layer.words().split_at_mut(d.keep * lru);
             let rows = t * lru..(t + 1) * lru;
             let x = &mut r.proj_c[rows.clone()];
-            (rc.cx.kernels.causal_conv)(
-                w.conv_w,
-                Some(w.conv_b),
-                window,
-                &r.proj_b[rows.clone()],
-                x,
-                d.keep + 1,
-            );
+            let conv = eddy_kernels::ConvWeights { weight: w.conv_w, bias: Some(w.conv_b), width: d.keep + 1 };
+            (rc.cx.kernels.causal_conv)(&conv, window, &r.proj_b[rows.clone()], x);
             let (gi, ga) = (&mut r.gate_i[rows.clone()], &mut r.gate_a[rows.clone()]);
             block_diagonal(w.input_gate, w.input_bias, x, gi, d.block);
             block_diagonal(w.a_gate, w.a_bias, x, ga, d.block);

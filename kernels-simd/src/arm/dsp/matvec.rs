@@ -3,9 +3,8 @@
 
 use super::f16_to_f32;
 use super::group::{group_dot_w2, group_dot_w4, group_dot_w8};
-use crate::arm::rows::row_pairs_i8;
-use crate::{ActsI8, IntShape};
-use eddy_quant::TensorFormat;
+use crate::arm::rows::{row_pairs_i8, RowsI8};
+use crate::{ActsI8, IntShape, QuantMatrix};
 
 /// Reorder activations so that, for a code word of `n = 32 / bits` codes,
 /// activation word `m` holds `[a(2m), a(2m+1), a(2m+n/2), a(2m+n/2+1)]`:
@@ -25,38 +24,23 @@ fn permute_activations(bits: u32, xq: &[i8], perm: &mut [i8]) {
 
 /// See [`crate::MatvecI8`]. Falls back to the scalar reference for shapes
 /// it does not cover (groups not a multiple of 32, short buffers).
-pub fn matvec_i8(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &ActsI8<'_>,
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
-    let Some(IntShape { bits, group, groups, group_bytes, row_bytes }) =
-        IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len())
-    else {
-        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
-        return;
-    };
+pub fn matvec_i8(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]) {
+    let Some(shape) = IntShape::for_matvec_or_reference(w, acts, out, perm.len()) else { return };
+    let IntShape { bits, group, groups, row_bytes, .. } = shape;
+    let (matrix, cols, xq, x_scales, x_sums) = (w.bytes, w.cols, acts.q, acts.scales, acts.sums);
     let acts: &[i8] = if bits == 8 {
         &xq[..cols]
     } else {
         permute_activations(bits, &xq[..cols], &mut perm[..cols]);
         &perm[..cols]
     };
-    let (m, a, xs, xsum) = (&matrix[..row_bytes * out.len()], acts, &x_scales[..groups], &x_sums[..groups]);
+    let (matrix, x_scales, x_sums) =
+        (&matrix[..row_bytes * out.len()], &x_scales[..groups], &x_sums[..groups]);
+    let p = RowsI8 { matrix, shape, acts, x_scales, x_sums };
     macro_rules! run {
         ($dot:ident) => {
             row_pairs_i8(
-                m,
-                row_bytes,
-                group_bytes,
-                a,
-                group,
-                xs,
-                xsum,
+                p,
                 out,
                 |[c0], acts| {
                     // SAFETY: a code slice holds group·bits/8 bytes and

@@ -14,6 +14,7 @@
 
 use super::{CONSTS, FLUSHED, LANES};
 use crate::math::{causal_conv_silu_step, causal_conv_step, silu};
+use crate::ConvWeights;
 use core::arch::asm;
 
 /// Taps of the convolution the kernel takes (Mamba's `d_conv`).
@@ -22,24 +23,13 @@ const WIDTH: usize = 4;
 /// See [`crate::ConvSilu`]; bit-exact with [`causal_conv_silu_step`].
 /// Widths other than 4, or buffers shorter than the channel count asks,
 /// run the reference.
-pub fn conv_silu(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    window: &mut [f32],
-    xs: &[f32],
-    out: &mut [f32],
-    width: usize,
-) {
+pub fn conv_silu(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]) {
     let n = out.len();
-    let fits = width == WIDTH
-        && xs.len() == n
-        && weight.len() >= WIDTH * n
-        && window.len() >= (WIDTH - 1) * n
-        && bias.is_none_or(|b| b.len() >= n);
-    if !fits {
-        causal_conv_silu_step(weight, bias, window, xs, out, width);
+    if !w.fits(WIDTH, window, xs, n) {
+        causal_conv_silu_step(w, window, xs, out);
         return;
     }
+    let ConvWeights { weight, bias, .. } = *w;
     let blocks = n / LANES;
     let mut done = 0;
     while done < blocks {
@@ -63,24 +53,15 @@ pub fn conv_silu(
         let ch = (blocks - left) * LANES;
         let part = ch..ch + LANES;
         causal_conv_step(
-            &weight[ch * WIDTH..],
-            bias.map(|b| &b[part.clone()]),
+            &w.from_channel(ch),
             &mut window[ch * (WIDTH - 1)..],
             &xs[part.clone()],
             &mut out[part],
-            WIDTH,
         );
         done = blocks - left + 1;
     }
     let tail = blocks * LANES;
-    causal_conv_step(
-        &weight[tail * WIDTH..],
-        bias.map(|b| &b[tail..]),
-        &mut window[tail * (WIDTH - 1)..],
-        &xs[tail..],
-        &mut out[tail..],
-        WIDTH,
-    );
+    causal_conv_step(&w.from_channel(tail), &mut window[tail * (WIDTH - 1)..], &xs[tail..], &mut out[tail..]);
     let mut done = 0;
     while done < blocks {
         // SAFETY: `out` holds `blocks·4` floats.

@@ -3,9 +3,8 @@
 
 use super::float::f16_to_f32;
 use super::group::{group_dot_w2, group_dot_w2_x2, group_dot_w4, group_dot_w8, group_dot_w8_x2};
-use crate::arm::rows::{row_pairs_i8, rows_i8};
-use crate::{ActsI8, IntShape};
-use eddy_quant::TensorFormat;
+use crate::arm::rows::{row_pairs_i8, rows_i8, RowsI8};
+use crate::{ActsI8, IntShape, QuantMatrix};
 
 /// Reorder one chunk of `n` activations for codes packed `p` per byte:
 /// `dst[j·(n/p) + k] = src[p·k + j]`.
@@ -32,33 +31,17 @@ fn permute_activations(bits: u32, group: usize, xq: &[i8], perm: &mut [i8]) {
 
 /// See [`crate::MatvecI8`]. Falls back to the scalar reference for shapes
 /// it does not cover (groups not a multiple of 32, short buffers).
-pub fn matvec_i8(
-    format: TensorFormat,
-    matrix: &[u8],
-    cols: usize,
-    acts: &ActsI8<'_>,
-    out: &mut [f32],
-    perm: &mut [i8],
-) {
-    let (xq, x_scales, x_sums) = (acts.q, acts.scales, acts.sums);
-    let Some(IntShape { bits, group, groups, group_bytes, row_bytes }) =
-        IntShape::for_matvec(format, cols, out.len(), matrix, acts, perm.len())
-    else {
-        eddy_quant::matvec_i8(format, matrix, cols, xq, x_scales, x_sums, out);
-        return;
-    };
+pub fn matvec_i8(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &mut [i8]) {
+    let Some(shape) = IntShape::for_matvec_or_reference(w, acts, out, perm.len()) else { return };
+    let IntShape { bits, group, groups, row_bytes, .. } = shape;
+    let (cols, xq) = (w.cols, acts.q);
+    let (matrix, x_scales, x_sums) =
+        (&w.bytes[..row_bytes * out.len()], &acts.scales[..groups], &acts.sums[..groups]);
     if bits == 8 || (bits == 2 && group % 64 == 0) {
         // Two rows per pass; W2 activations de-interleaved by the loads.
-        let (m, a, xs, xsum) =
-            (&matrix[..row_bytes * out.len()], &xq[..cols], &x_scales[..groups], &x_sums[..groups]);
+        let p = RowsI8 { matrix, shape, acts: &xq[..cols], x_scales, x_sums };
         row_pairs_i8(
-            m,
-            row_bytes,
-            group_bytes,
-            a,
-            group,
-            xs,
-            xsum,
+            p,
             out,
             |[c0], acts| {
                 // SAFETY: a code slice holds group·bits/8 bytes and `acts`
@@ -94,55 +77,24 @@ pub fn matvec_i8(
         permute_activations(bits, group, &xq[..cols], &mut perm[..cols]);
         &perm[..cols]
     };
-    let (m, a, xs, xsum) = (&matrix[..row_bytes * out.len()], acts, &x_scales[..groups], &x_sums[..groups]);
+    let p = RowsI8 { matrix, shape, acts, x_scales, x_sums };
+    macro_rules! run {
+        ($dot:ident) => {
+            rows_i8(
+                p,
+                out,
+                |codes, acts| {
+                    // SAFETY: `codes` holds group·bits/8 bytes and `acts`
+                    // group bytes, group a multiple of 32 (checked above).
+                    unsafe { $dot(codes.as_ptr(), acts.as_ptr(), group) }
+                },
+                f16_to_f32,
+            )
+        };
+    }
     match bits {
-        2 => rows_i8(
-            m,
-            row_bytes,
-            group_bytes,
-            a,
-            group,
-            xs,
-            xsum,
-            out,
-            |codes, acts| {
-                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
-                // bytes, group a multiple of 32 (checked above).
-                unsafe { group_dot_w2(codes.as_ptr(), acts.as_ptr(), group) }
-            },
-            f16_to_f32,
-        ),
-        4 => rows_i8(
-            m,
-            row_bytes,
-            group_bytes,
-            a,
-            group,
-            xs,
-            xsum,
-            out,
-            |codes, acts| {
-                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
-                // bytes, group a multiple of 32 (checked above).
-                unsafe { group_dot_w4(codes.as_ptr(), acts.as_ptr(), group) }
-            },
-            f16_to_f32,
-        ),
-        _ => rows_i8(
-            m,
-            row_bytes,
-            group_bytes,
-            a,
-            group,
-            xs,
-            xsum,
-            out,
-            |codes, acts| {
-                // SAFETY: `codes` holds group·bits/8 bytes and `acts` group
-                // bytes, group a multiple of 32 (checked above).
-                unsafe { group_dot_w8(codes.as_ptr(), acts.as_ptr(), group) }
-            },
-            f16_to_f32,
-        ),
+        2 => run!(group_dot_w2),
+        4 => run!(group_dot_w4),
+        _ => run!(group_dot_w8),
     }
 }
