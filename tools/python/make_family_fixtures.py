@@ -119,22 +119,6 @@ def build_mamba2(name, seed, cfg):
     print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
 
 
-def rwkv_reference(model, ids):
-    """Full forward vs token-by-token decode with RWKV's state."""
-    model = model.double().eval()
-    with torch.no_grad():
-        forward = model(ids[None], use_cache=False).logits[0]
-        decode, state = [], None
-        for i in range(len(ids)):
-            out = model(ids[None, i : i + 1], state=state, use_cache=True)
-            state = out.state
-            decode.append(out.logits[0, -1])
-        decode = torch.stack(decode)
-    diff = (forward - decode).abs().max().item()
-    assert diff < 1e-6, diff
-    return forward.float(), decode.float(), diff
-
-
 def build_rwkv(name, seed, cfg):
     torch.manual_seed(seed)
     model = RwkvForCausalLM(RwkvConfig(**cfg)).float()
@@ -151,7 +135,8 @@ def build_rwkv(name, seed, cfg):
             else:
                 p.add_(0.15 * noise)
     ids = torch.randint(0, cfg["vocab_size"], (SEQ_LEN,), generator=g)
-    forward, decode, diff = rwkv_reference(model, ids)
+    # RWKV passes its recurrent state as `state`.
+    forward, decode, diff = reference_logits(model, ids, cache_arg="state", tol=1e-6)
     d = fresh_dir(name)
     model.float().save_pretrained(d, safe_serialization=True)
     save_reference(d, ids, forward, decode)
