@@ -188,7 +188,7 @@ def build_rwkv7(name, seed, **kw):
         b, _ = model(ids[SEQ_LEN // 2 :], state)
         decode = torch.cat([a, b])
     d = fresh_dir(name)
-    save_file({k: v.float().contiguous() for k, v in model.state_dict_blinkdl().items()},
+    save_file({k: v.float().contiguous() for k, v in model.checkpoint_state_dict().items()},
               os.path.join(d, "model.safetensors"))
     save_reference(d, ids, forward.float(), decode.float())
     print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}")
@@ -207,7 +207,7 @@ def build_gla(name, seed, vocab, hidden, layers, heads, ffn):
     diff = (forward - decode).abs().max().item()
     assert diff < 1e-9, diff
     d = fresh_dir(name)
-    save_file({k: v.float().contiguous() for k, v in model.state_dict_fla().items()},
+    save_file({k: v.float().contiguous() for k, v in model.checkpoint_state_dict().items()},
               os.path.join(d, "model.safetensors"))
     cfg = {"architectures": ["GLAForCausalLM"], "model_type": "gla", "vocab_size": vocab, "hidden_size": hidden,
            "expand_k": 0.5, "expand_v": 1, "num_heads": heads, "num_kv_heads": None, "intermediate_size": ffn,

@@ -229,7 +229,7 @@ def main():
         if f.endswith(".safetensors"):
             os.remove(os.path.join(out, f))
     if args.family == "rwkv7":
-        save_file({k: v.half().contiguous() for k, v in model.state_dict_blinkdl().items()},
+        save_file({k: v.half().contiguous() for k, v in model.checkpoint_state_dict().items()},
                   os.path.join(out, "model.safetensors"))
     elif args.family in ("gru", "lstm"):
         save_file({k: v.half().contiguous() for k, v in model.state_dict().items()},
