@@ -18,25 +18,17 @@
 # per-instruction cost on a real core, and QEMU's speed per guest
 # instruction differs by kind, so the ratios are only indicative.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 ROWS=${1:-1536}
 COLS=${2:-768}
-TARGET=aarch64-unknown-linux-gnu
-nice -n 10 cargo build -q --release -p eddy-kernels --example matvec_calls --target $TARGET
-BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/examples/matvec_calls
-QEMU=(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu)
+. "$(dirname "$0")/aarch64-bench-common.sh" matvec_calls
 
 # instructions SET FORMAT CALLS: guest instructions of one whole run.
 instructions() {
   QEMU_CPU=max scripts/qemu-count-aarch64.sh "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" ${TOKENS:+"$TOKENS"}
 }
 
-# seconds SET FORMAT CALLS: CPU seconds (user + sys) of one run under QEMU
-# (less sensitive than wall-clock time to other load on the machine).
-seconds() {
-  local TIMEFORMAT="%U %S"
-  { time "${QEMU[@]}" "$BIN" "$1" "$2" "$ROWS" "$COLS" "$3" ${TOKENS:+"$TOKENS"} >/dev/null; } 2>&1 | awk '{print $1 + $2}'
-}
+# best SET FORMAT CALLS: CPU seconds of one run under QEMU, best of three.
+best() { best_seconds "$1" "$2" "$ROWS" "$COLS" "$3" ${TOKENS:+"$TOKENS"}; }
 
 per=${TOKENS:-1}
 unit=$([ -n "${TOKENS:-}" ] && echo token || echo call)
@@ -50,7 +42,6 @@ for f in ${FORMATS:-w2g64 w4g64 w8g64 w2g128 w2g32}; do
     i3=$(instructions $k $f 3)
     n=$(((i3 - i1) / 2 / per))
     # QEMU CPU time: 1 and 41 calls, best of three each.
-    best() { for _ in 1 2 3; do seconds "$@"; done | sort -g | head -n 1; }
     ms=$(echo "($(best $k $f 41) - $(best $k $f 1)) * 1000 / 40 / $per" | bc -l)
     [ -n "$base_i" ] || { base_i=$n base_t=$ms; }
     printf "%-7s %-10s %14d %9.2fx %14.3f %9.2fx\n" $f $k $n \

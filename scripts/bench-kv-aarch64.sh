@@ -14,11 +14,8 @@
 # instruction counts say nothing about stalls or per-instruction cost on
 # a real core, so the ratios are only indicative.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 WINDOW=${1:-2048}
-TARGET=aarch64-unknown-linux-gnu
-nice -n 10 cargo build -q --release -p eddy-kernels --example kv_attention --target $TARGET
-BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/examples/kv_attention
+. "$(dirname "$0")/aarch64-bench-common.sh" kv_attention
 
 # instructions SET FORMAT HEAD_DIM CALLS: guest instructions of one run
 # (scripts/qemu-count-aarch64.sh).

@@ -16,18 +16,7 @@
 # emulates f32 arithmetic in software, presumably lane by lane for vector
 # instructions): the NEON scan takes about as long as the scalar one there.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-TARGET=aarch64-unknown-linux-gnu
-nice -n 10 cargo build -q --release -p eddy-kernels --example vector_calls --target $TARGET
-BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/examples/vector_calls
-QEMU=(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu)
-
-# seconds SET KERNEL CALLS: CPU seconds (user + sys) of one run under QEMU.
-seconds() {
-  local TIMEFORMAT="%U %S"
-  { time "${QEMU[@]}" "$BIN" "$@" >/dev/null; } 2>&1 | awk '{print $1 + $2}'
-}
-best() { for _ in 1 2 3; do seconds "$@"; done | sort -g | head -n 1; }
+. "$(dirname "$0")/aarch64-bench-common.sh" vector_calls
 
 echo "vector kernels, mamba-130m shapes, qemu-aarch64 -cpu max ($(qemu-aarch64 --version | head -n 1))"
 printf "%-6s %-7s %14s %10s %14s %10s\n" kernel set "instr/call" "vs scalar" "qemu µs/call" "vs scalar"
@@ -37,7 +26,7 @@ for kernel in ${KERNELS:-scan conv quant}; do
     i1=$(QEMU_CPU=max scripts/qemu-count-aarch64.sh "$BIN" $k $kernel 1)
     i3=$(QEMU_CPU=max scripts/qemu-count-aarch64.sh "$BIN" $k $kernel 3)
     n=$(((i3 - i1) / 2))
-    us=$(echo "($(best $k $kernel 401) - $(best $k $kernel 1)) * 1000000 / 400" | bc -l)
+    us=$(echo "($(best_seconds $k $kernel 401) - $(best_seconds $k $kernel 1)) * 1000000 / 400" | bc -l)
     [ -n "$base_i" ] || { base_i=$n base_t=$us; }
     printf "%-6s %-7s %14d %9.2fx %14.1f %9.2fx\n" $kernel $k $n \
       "$(echo "$base_i / $n" | bc -l)" "$us" "$(echo "$base_t / $us" | bc -l)"

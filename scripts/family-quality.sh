@@ -6,10 +6,8 @@
 set -euo pipefail
 . "$(dirname "$0")/quality-common.sh" out/family-quality
 model_dirs "$@"
-names=()
 for d in "${dirs[@]}"; do
   n=$(basename "$d")
-  names+=("$n")
   $E convert "$d" -o "$W/$n-f32.eddy" >/dev/null 2>&1
   for r in w4a8 w2a8; do quantize_with "$n" $r; done
 done

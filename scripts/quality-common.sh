@@ -15,11 +15,14 @@ E=target/release/eddy
 W=$1
 mkdir -p "$W"
 ppl() { sed -E 's/.*ppl: ([0-9.]+).*/\1/' "$W/$1.ppl"; }
-# `model_dirs "$@"`: the model directories to tabulate, as the array `dirs`:
-# the arguments, or every models/*-fortunes directory.
+# `model_dirs "$@"`: the model directories to tabulate, as the array `dirs`
+# (the arguments, or every models/*-fortunes directory), and their base
+# names, which name the work files, as the array `names`.
 model_dirs() {
   dirs=("$@")
   [ ${#dirs[@]} -gt 0 ] || dirs=(models/*-fortunes)
+  names=()
+  for d in "${dirs[@]}"; do names+=("$(basename "$d")"); done
 }
 # `quantize_with NAME RECIPE`: $W/NAME-f32.eddy quantized with the calibration
 # text into $W/NAME-RECIPE.eddy.

@@ -8,10 +8,8 @@
 set -euo pipefail
 . "$(dirname "$0")/quality-common.sh" out/state-quality
 model_dirs "$@"
-names=()
 for d in "${dirs[@]}"; do
   n=$(basename "$d")
-  names+=("$n")
   if [ -n "${FRESH:-}" ] || [ ! -s "$W/$n-f32.eddy" ]; then
     $E convert "$d" -o "$W/$n-f32.eddy" >/dev/null 2>&1
   fi

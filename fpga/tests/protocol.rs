@@ -9,20 +9,13 @@ use eddy_fpga::{
 };
 use eddy_quant::TensorFormat;
 
+mod common;
+use common::{f32_bytes, place_scan, read_f32};
+
 const MEM: u64 = 1 << 20;
 
 fn accel() -> Accel<SimBus> {
     Accel::new(SimBus::new(MEM).expect("sim"), SimBus::params())
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn read_f32(acc: &mut Accel<SimBus>, addr: u64, n: usize) -> Vec<f32> {
-    let mut b = vec![0u8; n * 4];
-    acc.device().read(addr, &mut b).expect("read");
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 /// Lay a matvec case out in device memory; returns the job.
@@ -65,23 +58,9 @@ fn matvec_through_registers_is_bit_exact() {
 #[test]
 fn scan_through_registers_is_within_bound() {
     let mut acc = accel();
-    let base = acc.device().base();
     for case in scan_cases() {
         let cells = case.channels * case.d_state;
-        let job = ScanJob {
-            channels: case.channels as u32,
-            d_state: case.d_state as u32,
-            a: base,
-            chp: base + 0x4_0000,
-            bc: base + 0x5_0000,
-            h: base + 0x6_0000,
-            y: base + 0x8_0000,
-        };
-        let dev = acc.device();
-        dev.write(job.a, &f32_bytes(&case.a)).unwrap();
-        dev.write(job.chp, &f32_bytes(&case.chp)).unwrap();
-        dev.write(job.bc, &f32_bytes(&case.bc)).unwrap();
-        dev.write(job.h, &f32_bytes(&case.h_in)).unwrap();
+        let job = place_scan(&mut acc, &case, [0x4_0000, 0x5_0000, 0x6_0000, 0x8_0000]);
         let info = acc.scan(&job).expect("scan");
         let lanes = acc.params().scan_lanes as usize;
         assert_eq!(info.iters as usize, case.channels.div_ceil(lanes) * case.d_state);

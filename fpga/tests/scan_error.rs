@@ -3,35 +3,20 @@
 //! against the stated bound (`golden::SCAN_ABS_BOUND`/`SCAN_REL_BOUND`).
 
 use eddy_fpga::golden::{ScanCase, SCAN_ABS_BOUND, SCAN_REL_BOUND};
-use eddy_fpga::{Accel, DeviceMemory, ScanJob, SimBus};
+use eddy_fpga::{Accel, DeviceMemory, SimBus};
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
+mod common;
+use common::place_scan;
 
 #[test]
 fn scan_error_is_measured_and_within_bound() {
     let mut acc = Accel::new(SimBus::new(8 << 20).unwrap(), SimBus::params());
-    let base = acc.device().base();
     let (mut worst_abs, mut worst_rel, mut worst_bound, mut values, mut exact) =
         (0f64, 0f64, 0f64, 0usize, 0usize);
     for seed in 0..16u64 {
         let case = ScanCase::random("measure", 1024, 16, 1000 + seed);
         let cells = 1024 * 16;
-        let job = ScanJob {
-            channels: 1024,
-            d_state: 16,
-            a: base,
-            chp: base + 0x10_0000,
-            bc: base + 0x20_0000,
-            h: base + 0x30_0000,
-            y: base + 0x40_0000,
-        };
-        let dev = acc.device();
-        dev.write(job.a, &f32_bytes(&case.a)).unwrap();
-        dev.write(job.chp, &f32_bytes(&case.chp)).unwrap();
-        dev.write(job.bc, &f32_bytes(&case.bc)).unwrap();
-        dev.write(job.h, &f32_bytes(&case.h_in)).unwrap();
+        let job = place_scan(&mut acc, &case, [0x10_0000, 0x20_0000, 0x30_0000, 0x40_0000]);
         acc.scan(&job).unwrap();
         let mut hb = vec![0u8; cells * 4];
         let mut yb = vec![0u8; 1024 * 4];

@@ -201,6 +201,17 @@ fn tensor_length_and_format_errors() {
     let good = tiny();
     let len_at = |b: &[u8]| tensor_entry(b, 1) + 48;
     let stored = rd64(&good, len_at(&good));
+    // The error of `good` with tensor `index`'s format code, and its
+    // parameter when given, replaced.
+    let with_format = |index: usize, code: u32, param: Option<u32>| {
+        structural(&good, |b| {
+            let at = tensor_entry(b, index) + 8;
+            wr32(b, at, code);
+            if let Some(param) = param {
+                wr32(b, at + 4, param);
+            }
+        })
+    };
     for new in [0u64, stored - 4, stored + 4, stored * 2, u64::MAX] {
         let e = structural(&good, |b| {
             let at = len_at(b);
@@ -210,41 +221,23 @@ fn tensor_length_and_format_errors() {
     }
     // Unknown format codes and bad parameters.
     for code in [99u32, 1000, u32::MAX] {
-        let e = structural(&good, |b| {
-            let at = tensor_entry(b, 1) + 8;
-            wr32(b, at, code)
-        });
+        let e = with_format(1, code, None);
         assert_eq!(e, FileError::BadFormat { index: 1, error: FormatError::UnknownFormat(code) });
     }
     for (code, param) in [(0u32, 1u32), (1, 64), (0, u32::MAX)] {
-        let e = structural(&good, |b| {
-            let at = tensor_entry(b, 1) + 8;
-            wr32(b, at, code);
-            wr32(b, at + 4, param);
-        });
+        let e = with_format(1, code, Some(param));
         assert_eq!(e, FileError::BadFormat { index: 1, error: FormatError::BadParameter { code, param } });
     }
     // Relabelling f32 data as f16 halves the needed length.
-    let e = structural(&good, |b| {
-        let at = tensor_entry(b, 1) + 8;
-        wr32(b, at, 1)
-    });
+    let e = with_format(1, 1, None);
     assert_eq!(e, FileError::LengthMismatch { index: 1, expected: stored / 2, stored });
 
     // Integer group formats: the group must divide the columns, and the
     // parameter must be a supported group size. Tensor 2 is in_proj, 32 x 8.
-    let e = structural(&good, |b| {
-        let at = tensor_entry(b, 2) + 8;
-        wr32(b, at, 2);
-        wr32(b, at + 4, 32);
-    });
+    let e = with_format(2, 2, Some(32));
     assert_eq!(e, FileError::BadFormat { index: 2, error: FormatError::RaggedGroup { cols: 8, group: 32 } });
     for (code, param) in [(2u32, 0u32), (3, 48), (4, 16), (4, 512)] {
-        let e = structural(&good, |b| {
-            let at = tensor_entry(b, 2) + 8;
-            wr32(b, at, code);
-            wr32(b, at + 4, param);
-        });
+        let e = with_format(2, code, Some(param));
         assert_eq!(e, FileError::BadFormat { index: 2, error: FormatError::BadParameter { code, param } });
     }
     // A W2 g32 view of a 4 x 256 shape needs 4 * 8 groups * (4 + 8) bytes.

@@ -9,7 +9,7 @@ use eddy_quant::quantize_row;
 use eddy_testkit::Rng;
 
 mod common;
-use common::{header, Hp};
+use common::{header, schema, Hp};
 
 const TINY: Hp = Hp {
     vocab: 13,
@@ -52,41 +52,18 @@ fn quantized(name: String, shape: &[u32], values: &[f32], format: TensorFormat) 
 
 /// A random Mamba-1 file with the canonical schema of `hp`.
 fn build(hp: &Hp, seed: u64, mat: Mat) -> Vec<u8> {
-    let (v, dm, di, ds, dc, dr) = (hp.vocab, hp.d_model, hp.d_inner, hp.d_state, hp.d_conv, hp.dt_rank);
-    // (name, shape, is a matrix)
-    let mut sch: Vec<(String, Vec<u32>, bool)> = vec![("embed.weight".into(), vec![v, dm], true)];
-    for i in 0..hp.n_layer {
-        let p = |n: &str| format!("layers.{i}.{n}");
-        sch.push((p("norm.weight"), vec![dm], false));
-        sch.push((p("in_proj.weight"), vec![2 * di, dm], true));
-        if hp.proj_bias {
-            sch.push((p("in_proj.bias"), vec![2 * di], false));
-        }
-        sch.push((p("conv1d.weight"), vec![di, dc], false));
-        if hp.conv_bias {
-            sch.push((p("conv1d.bias"), vec![di], false));
-        }
-        sch.push((p("x_proj.weight"), vec![dr + 2 * ds, di], true));
-        sch.push((p("dt_proj.weight"), vec![di, dr], true));
-        sch.push((p("dt_proj.bias"), vec![di], false));
-        sch.push((p("A"), vec![di, ds], false));
-        sch.push((p("D"), vec![di], false));
-        sch.push((p("out_proj.weight"), vec![dm, di], true));
-        if hp.proj_bias {
-            sch.push((p("out_proj.bias"), vec![dm], false));
-        }
-    }
-    sch.push(("norm_f.weight".into(), vec![dm], false));
-    if !hp.tied {
-        sch.push(("lm_head.weight".into(), vec![v, dm], true));
-    }
-
     let mut b = header(hp);
     let mut rng = Rng::new(seed);
     let int_formats =
         [TensorFormat::W8 { group: 32 }, TensorFormat::W4 { group: 32 }, TensorFormat::W2 { group: 32 }];
     let mut next_int = 0usize;
-    for (name, shape, matrix) in sch {
+    for (name, mut shape, f32_only) in schema(hp) {
+        let matrix = !f32_only;
+        // These files store the conv weight 2-D, `[d_inner, d_conv]`; the
+        // file_format tests cover the Hugging Face 3-D shape.
+        if name.ends_with("conv1d.weight") {
+            shape.remove(1);
+        }
         let n: u32 = shape.iter().product();
         let norm = name.ends_with("norm.weight") || name == "norm_f.weight";
         let scale = if matrix { 1.5 } else { 1.0 };

@@ -7,12 +7,14 @@
 //! snapshot/restore, quantized presets bounded.
 
 use eddy::file::AlignedBytes;
-use eddy::{Architecture, Model, Session};
+use eddy::{Architecture, Model};
 use eddy_cli::calibrate::{collect_activation_stats, CalibrationOptions};
 use eddy_cli::convert::WeightDtype;
 use eddy_cli::quantize::quantize_model;
 use eddy_cli::recipe::Recipe;
-use eddy_tests::{convert, load_reference, max_abs_diff, step_and_prefill};
+use eddy_tests::{
+    convert, f32_with_ids, load_reference, max_abs_diff, resume_from_snapshot, step_and_prefill,
+};
 
 /// f32 tolerance: only summation order and exp/tanh implementations differ.
 const F32_TOL: f32 = 1e-4;
@@ -48,20 +50,11 @@ fn f32_matches_torch_and_prefill_equals_step() {
 #[test]
 fn snapshot_restore_is_bit_exact() {
     for (fixture, _) in FAMILIES {
-        let bytes = convert(fixture, WeightDtype::F32);
+        let (bytes, ids) = f32_with_ids(fixture);
         let model = Model::from_bytes(bytes.as_slice()).unwrap();
-        let ids = load_reference(fixture).input_ids;
-        let (head, tail) = ids.split_at(ids.len() / 2);
-        let mut a = Session::new_owned(&model);
-        a.prefill(head).unwrap();
-        let saved = a.snapshot().to_vec();
-        let want: Vec<f32> = tail.iter().flat_map(|&t| a.step(t).unwrap().to_vec()).collect();
-        let mut b = Session::new_owned(&model);
-        b.prefill(&tail[..3]).unwrap(); // some other context, then restore
-        b.restore(&saved).unwrap();
-        let got: Vec<f32> = tail.iter().flat_map(|&t| b.step(t).unwrap().to_vec()).collect();
+        let (want, got, [a_position, b_position]) = resume_from_snapshot(&model, &ids);
         assert_eq!(want, got, "{fixture}");
-        assert_eq!(a.position(), b.position());
+        assert_eq!(a_position, b_position);
     }
 }
 

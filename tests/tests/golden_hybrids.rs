@@ -4,9 +4,12 @@
 //! against a masked-attention reference, and the KV cache formats.
 
 use eddy::file::AlignedBytes;
-use eddy::{Architecture, KvCacheOptions, KvFormat, Model, Session};
+use eddy::{Architecture, KvCacheOptions, KvFormat, Model};
 use eddy_cli::convert::WeightDtype;
-use eddy_tests::{convert, fixture_dir, load_reference, max_abs_diff, step_and_prefill};
+use eddy_tests::{
+    convert, f32_with_ids, fixture_dir, load_reference, max_abs_diff, restore_one_step_snapshot,
+    resume_from_snapshot, same_length_kv_layouts, step_and_prefill,
+};
 use safetensors::SafeTensors;
 
 /// f32 tolerance: only summation order and exp/tanh implementations differ.
@@ -87,9 +90,8 @@ const KV_BOUNDS: [(&str, [f32; 3]); 2] =
 #[test]
 fn kv_formats_stay_bounded_and_snapshots_are_exact() {
     for (fixture, bounds) in KV_BOUNDS {
-        let bytes = convert(fixture, WeightDtype::F32);
+        let (bytes, ids) = f32_with_ids(fixture);
         let model = Model::from_bytes(bytes.as_slice()).unwrap();
-        let ids = load_reference(fixture).input_ids;
         let (exact, _) = step_and_prefill(&with_format(&model, KvFormat::F32), &ids);
         let mut prev = 0.0;
         let mut prev_bytes = usize::MAX;
@@ -110,15 +112,7 @@ fn kv_formats_stay_bounded_and_snapshots_are_exact() {
             assert!(m.state_bytes() < prev_bytes, "{fixture} {format:?}: fewer bits must take less state");
             (prev, prev_bytes) = (err, m.state_bytes());
             // Snapshot mid-stream, continue, restore, continue: identical.
-            let (head, tail) = ids.split_at(ids.len() / 2);
-            let mut a = Session::new_owned(&m);
-            a.prefill(head).unwrap();
-            let saved = a.snapshot().to_vec();
-            let want: Vec<f32> = tail.iter().flat_map(|&t| a.step(t).unwrap().to_vec()).collect();
-            let mut b = Session::new_owned(&m);
-            b.prefill(&tail[..3]).unwrap();
-            b.restore(&saved).unwrap();
-            let got: Vec<f32> = tail.iter().flat_map(|&t| b.step(t).unwrap().to_vec()).collect();
+            let (want, got, _) = resume_from_snapshot(&m, &ids);
             assert_eq!(want, got, "{fixture} {format:?}: snapshot/restore");
         }
     }
@@ -137,19 +131,10 @@ fn bad_kv_options_are_refused_with_a_reason() {
     }
     // Snapshots of one cache layout do not restore into another.
     let small = model.with_kv_cache(KvCacheOptions { format: KvFormat::Q4, sinks: 0, window: 4 }).unwrap();
-    let mut a = Session::new_owned(&small);
-    a.step(1).unwrap();
-    let mut b = Session::new_owned(&model);
-    assert!(b.restore(a.snapshot()).is_err());
-    // Even when two layouts have the same byte length: f16 rows of 16
-    // values take 32 bytes, q8 rows 18, so 9 f16 slots = 16 q8 slots.
-    let f16 = model.with_kv_cache(KvCacheOptions { format: KvFormat::F16, sinks: 0, window: 9 }).unwrap();
-    let q8 = model.with_kv_cache(KvCacheOptions { format: KvFormat::Q8, sinks: 0, window: 16 }).unwrap();
-    assert_eq!(f16.state_bytes(), q8.state_bytes());
-    let mut a = Session::new_owned(&f16);
-    a.step(1).unwrap();
-    let mut b = Session::new_owned(&q8);
-    assert!(b.restore(a.snapshot()).is_err());
+    assert!(restore_one_step_snapshot(&small, &model).is_err());
+    // Even when two layouts have the same byte length.
+    let (f16, q8) = same_length_kv_layouts(&model);
+    assert!(restore_one_step_snapshot(&f16, &q8).is_err());
 }
 
 /// LFM2 honours a file's `rotary_dims`: the converted model rebuilt with

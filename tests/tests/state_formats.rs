@@ -12,7 +12,10 @@ use eddy::{
     STATE_GROUP,
 };
 use eddy_cli::convert::WeightDtype;
-use eddy_tests::{convert, load_reference, max_abs_diff, step_and_prefill};
+use eddy_tests::{
+    convert, f32_with_ids, load_reference, max_abs_diff, restore_one_step_snapshot, same_length_kv_layouts,
+    step_and_prefill,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -207,9 +210,8 @@ fn state_and_scratch_bytes_follow_the_documented_formula() {
 #[test]
 fn snapshot_restore_is_bit_exact_and_snapshots_name_their_format() {
     for (fixture, _) in BOUNDS {
-        let bytes = convert(fixture, WeightDtype::F32);
+        let (bytes, ids) = f32_with_ids(fixture);
         let f32_model = load(&bytes);
-        let ids = load_reference(fixture).input_ids;
         let (head, tail) = ids.split_at(ids.len() / 2);
         let mut snapshots = Vec::new();
         for format in StateFormat::ALL {
@@ -279,9 +281,8 @@ fn fresh_quantized_state_is_header_then_zeros_in_caller_buffers() {
 #[test]
 fn step_and_batched_prefill_do_not_allocate_with_quantized_state() {
     for (fixture, _) in BOUNDS {
-        let bytes = convert(fixture, WeightDtype::F32);
+        let (bytes, ids) = f32_with_ids(fixture);
         let f32_model = load(&bytes);
-        let ids = load_reference(fixture).input_ids;
         for format in StateFormat::ALL {
             let model = f32_model.with_state_format(format).unwrap();
             let mut session = Session::new_owned(&model);
@@ -301,9 +302,8 @@ fn step_and_batched_prefill_do_not_allocate_with_quantized_state() {
 #[test]
 fn state_formats_and_kv_cache_options_compose() {
     for fixture in ["lfm2-tiny", "recurrentgemma-tiny"] {
-        let bytes = convert(fixture, WeightDtype::F32);
+        let (bytes, ids) = f32_with_ids(fixture);
         let base = Model::from_bytes(bytes.as_slice()).unwrap(); // default cache: q4
-        let ids = load_reference(fixture).input_ids;
         let (head, tail) = ids.split_at(ids.len() / 2);
         // A wrapped Lambda window (1 sink + 5 recent of 24 tokens), q8 cache.
         let small = KvCacheOptions { format: KvFormat::Q8, sinks: 1, window: 5 };
@@ -350,15 +350,9 @@ fn state_formats_and_kv_cache_options_compose() {
         assert_eq!(f32_logits != q4_logits, coded, "{fixture}: q4 state changes logits iff a part is coded");
     }
     // Two cache layouts of the same byte length stay apart in a quantized
-    // state too (word 1 mixes in the cache options): f16 rows of 16 values
-    // take 32 bytes, q8 rows 18, so 9 f16 slots = 16 q8 slots.
+    // state too (word 1 mixes in the cache options).
     let bytes = convert("lfm2-tiny", WeightDtype::F32);
     let base = Model::from_bytes(bytes.as_slice()).unwrap().with_state_format(StateFormat::Q4).unwrap();
-    let f16 = base.with_kv_cache(KvCacheOptions { format: KvFormat::F16, sinks: 0, window: 9 }).unwrap();
-    let q8 = base.with_kv_cache(KvCacheOptions { format: KvFormat::Q8, sinks: 0, window: 16 }).unwrap();
-    assert_eq!(f16.state_bytes(), q8.state_bytes());
-    let mut a = Session::new_owned(&f16);
-    a.step(1).unwrap();
-    let mut b = Session::new_owned(&q8);
-    assert_eq!(b.restore(a.snapshot()), Err(SessionError::BadSnapshot));
+    let (f16, q8) = same_length_kv_layouts(&base);
+    assert_eq!(restore_one_step_snapshot(&f16, &q8), Err(SessionError::BadSnapshot));
 }

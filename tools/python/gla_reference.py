@@ -13,10 +13,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from named_params import NamedParams
 
 
-class GlaLM(nn.Module):
+class GlaLM(NamedParams):
     def __init__(self, vocab, hidden, layers, heads, ffn, expand_k=0.5, rank=16, normalizer=16.0, eps=1e-6):
         super().__init__()
         self.H, self.L, self.eps, self.normalizer = heads, layers, eps, normalizer
@@ -39,13 +39,7 @@ class GlaLM(nn.Module):
             p[b + "mlp.down_proj.weight"] = torch.randn(hidden, ffn) / math.sqrt(ffn)
         p["model.norm.weight"] = 1 + 0.1 * torch.randn(hidden)
         p["lm_head.weight"] = torch.randn(vocab, hidden) / math.sqrt(hidden)
-        self.params = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v) for k, v in p.items()})
-
-    def w(self, name):
-        return self.params[name.replace(".", "__")]
-
-    def state_dict_fla(self):
-        return {k.replace("__", "."): v.detach() for k, v in self.params.items()}
+        self.set_params(p)
 
     def rms(self, x, weight):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * weight

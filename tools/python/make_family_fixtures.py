@@ -70,6 +70,26 @@ def fresh_dir(name):
     return d
 
 
+def save_hf_fixture(name, model, ids, forward, decode, diff, tokenizer_vocab=None):
+    """A fresh fixture directory with the checkpoint in transformers' layout,
+    its reference logits and, given a vocabulary size, a tokenizer."""
+    d = fresh_dir(name)
+    model.float().save_pretrained(d, safe_serialization=True)
+    if tokenizer_vocab is not None:
+        make_tokenizer(tokenizer_vocab).save(os.path.join(d, "tokenizer.json"))
+    save_reference(d, ids, forward, decode)
+    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
+
+
+def perturb_each(model, g, rule):
+    """`rule(name, param, noise)` on every parameter in order, without
+    gradients; `noise` is a standard-normal draw from `g` shaped like the
+    parameter, drawn before the rule runs."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            rule(n, p, torch.randn(p.shape, generator=g))
+
+
 def build_rnn(name, seed, cell, with_config, bare_names, **kw):
     torch.manual_seed(seed)
     model = RnnLM(cell, **kw).float()
@@ -112,65 +132,45 @@ def build_mamba2(name, seed, cfg):
     g = torch.Generator().manual_seed(seed + 2)
     ids = torch.randint(0, cfg["vocab_size"], (SEQ_LEN,), generator=g)
     forward, decode, diff = reference_logits(model, ids)
-    d = fresh_dir(name)
-    model.float().save_pretrained(d, safe_serialization=True)
-    make_tokenizer(cfg["vocab_size"]).save(os.path.join(d, "tokenizer.json"))
-    save_reference(d, ids, forward, decode)
-    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
-
-
-def rwkv_reference(model, ids):
-    """Full forward vs token-by-token decode with RWKV's state."""
-    model = model.double().eval()
-    with torch.no_grad():
-        forward = model(ids[None], use_cache=False).logits[0]
-        decode, state = [], None
-        for i in range(len(ids)):
-            out = model(ids[None, i : i + 1], state=state, use_cache=True)
-            state = out.state
-            decode.append(out.logits[0, -1])
-        decode = torch.stack(decode)
-    diff = (forward - decode).abs().max().item()
-    assert diff < 1e-6, diff
-    return forward.float(), decode.float(), diff
+    save_hf_fixture(name, model, ids, forward, decode, diff, tokenizer_vocab=cfg["vocab_size"])
 
 
 def build_rwkv(name, seed, cfg):
     torch.manual_seed(seed)
     model = RwkvForCausalLM(RwkvConfig(**cfg)).float()
     g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            if "time_mix" in n:
-                p.copy_(torch.rand(p.shape, generator=g))
-            elif "ln" in n and n.endswith("weight"):
-                p.copy_(1.0 + 0.1 * noise)
-            elif "time_" in n:
-                p.add_(0.3 * noise)
-            else:
-                p.add_(0.15 * noise)
+
+    def rule(n, p, noise):
+        if "time_mix" in n:
+            p.copy_(torch.rand(p.shape, generator=g))
+        elif "ln" in n and n.endswith("weight"):
+            p.copy_(1.0 + 0.1 * noise)
+        elif "time_" in n:
+            p.add_(0.3 * noise)
+        else:
+            p.add_(0.15 * noise)
+
+    perturb_each(model, g, rule)
     ids = torch.randint(0, cfg["vocab_size"], (SEQ_LEN,), generator=g)
-    forward, decode, diff = rwkv_reference(model, ids)
-    d = fresh_dir(name)
-    model.float().save_pretrained(d, safe_serialization=True)
-    save_reference(d, ids, forward, decode)
-    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
+    # RWKV passes its recurrent state as `state`.
+    forward, decode, diff = reference_logits(model, ids, cache_arg="state", tol=1e-6)
+    save_hf_fixture(name, model, ids, forward, decode, diff)
 
 
 def build_gated_deltanet(name, seed, cfg):
     torch.manual_seed(seed)
     model = Qwen3NextForCausalLM(Qwen3NextConfig(**cfg)).float()
     g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            if n.endswith("A_log"):
-                p.copy_(torch.log(torch.linspace(0.5, 4.0, p.numel())))
-            elif "norm" in n:
-                p.add_(0.1 * noise)
-            else:
-                p.add_(0.15 * noise)
+
+    def rule(n, p, noise):
+        if n.endswith("A_log"):
+            p.copy_(torch.log(torch.linspace(0.5, 4.0, p.numel())))
+        elif "norm" in n:
+            p.add_(0.1 * noise)
+        else:
+            p.add_(0.15 * noise)
+
+    perturb_each(model, g, rule)
     ids = torch.randint(0, cfg["vocab_size"], (SEQ_LEN,), generator=g)
     # transformers' cache cannot hold only linear-attention layers (its
     # get_seq_length needs an attention layer), so "decode" is the last
@@ -182,10 +182,7 @@ def build_gated_deltanet(name, seed, cfg):
     diff = (forward - decode).abs().max().item()
     assert diff < 1e-6, diff
     forward, decode = forward.float(), decode.float()
-    d = fresh_dir(name)
-    model.float().save_pretrained(d, safe_serialization=True)
-    save_reference(d, ids, forward, decode)
-    print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}, fwd-dec {diff:.1e}")
+    save_hf_fixture(name, model, ids, forward, decode, diff)
 
 
 def build_rwkv7(name, seed, **kw):
@@ -203,7 +200,7 @@ def build_rwkv7(name, seed, **kw):
         b, _ = model(ids[SEQ_LEN // 2 :], state)
         decode = torch.cat([a, b])
     d = fresh_dir(name)
-    save_file({k: v.float().contiguous() for k, v in model.state_dict_blinkdl().items()},
+    save_file({k: v.float().contiguous() for k, v in model.checkpoint_state_dict().items()},
               os.path.join(d, "model.safetensors"))
     save_reference(d, ids, forward.float(), decode.float())
     print(f"{name}: {sorted(os.listdir(d))}, logits std {forward.std().item():.3f}")
@@ -222,7 +219,7 @@ def build_gla(name, seed, vocab, hidden, layers, heads, ffn):
     diff = (forward - decode).abs().max().item()
     assert diff < 1e-9, diff
     d = fresh_dir(name)
-    save_file({k: v.float().contiguous() for k, v in model.state_dict_fla().items()},
+    save_file({k: v.float().contiguous() for k, v in model.checkpoint_state_dict().items()},
               os.path.join(d, "model.safetensors"))
     cfg = {"architectures": ["GLAForCausalLM"], "model_type": "gla", "vocab_size": vocab, "hidden_size": hidden,
            "expand_k": 0.5, "expand_v": 1, "num_heads": heads, "num_kv_heads": None, "intermediate_size": ffn,

@@ -13,12 +13,12 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from named_params import NamedParams
 
 DECAY_SCALE = math.exp(-0.5)  # w = exp(-e^{-1/2} sigmoid(.)), in (0.545, 1)
 
 
-class Rwkv7LM(nn.Module):
+class Rwkv7LM(NamedParams):
     def __init__(self, vocab, C, layers, head_size, ffn, lora=(16, 16, 8, 32), ln_eps=1e-5):
         super().__init__()
         self.C, self.L, self.N, self.H = C, layers, head_size, C // head_size
@@ -52,13 +52,7 @@ class Rwkv7LM(nn.Module):
             p[b + "ffn.value.weight"] = torch.randn(C, ffn) / math.sqrt(ffn)
         p["ln_out.weight"], p["ln_out.bias"] = torch.ones(C), torch.zeros(C)
         p["head.weight"] = torch.randn(vocab, C) / math.sqrt(C)
-        self.params = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v) for k, v in p.items()})
-
-    def w(self, name):
-        return self.params[name.replace(".", "__")]
-
-    def state_dict_blinkdl(self):
-        return {k.replace("__", "."): v.detach() for k, v in self.params.items()}
+        self.set_params(p)
 
     def ln(self, x, name):
         return F.layer_norm(x, (self.C,), self.w(name + ".weight"), self.w(name + ".bias"), self.ln_eps)

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_family_fixtures import RnnLM  # noqa: E402
 from make_hybrid_fixtures import lambda_mask  # noqa: E402
 from rwkv7_reference import Rwkv7LM, batched_forward  # noqa: E402
-from train_tiny import ROOT, read  # noqa: E402
+from train_tiny import ROOT, read, train_step, warmup_cosine_lr  # noqa: E402
 
 TOKENIZER = os.path.join(ROOT, "models", "mamba-fortunes", "tokenizer.json")
 
@@ -203,19 +203,12 @@ def main():
     model.train()
     while (step < args.steps) if args.steps else (time.time() - t0 < budget):
         frac = step / args.steps if args.steps else (time.time() - t0) / budget
-        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for pg in opt.param_groups:
-            pg["lr"] = lr
-        starts = torch.randint(0, len(train_ids) - args.seq - 1, (args.batch,), generator=g)
-        batch = torch.stack([train_ids[s : s + args.seq + 1] for s in starts])
-        lg = logits_of(model, args.family, batch[:, :-1])
-        loss = F.cross_entropy(lg.reshape(-1, vocab), batch[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        lr = warmup_cosine_lr(args.lr, step, warmup, frac)
+        loss, tokens = train_step(
+            model, opt, lr, train_ids, args, g, vocab, lambda x: logits_of(model, args.family, x)
+        )
         step += 1
-        seen += batch[:, :-1].numel()
+        seen += tokens
         recent.append(loss.item())
         if step % 25 == 0:
             print(f"step {step} t={time.time() - t0:.0f}s lr={lr:.2e} loss={loss.item():.4f}", flush=True)
@@ -236,7 +229,7 @@ def main():
         if f.endswith(".safetensors"):
             os.remove(os.path.join(out, f))
     if args.family == "rwkv7":
-        save_file({k: v.half().contiguous() for k, v in model.state_dict_blinkdl().items()},
+        save_file({k: v.half().contiguous() for k, v in model.checkpoint_state_dict().items()},
                   os.path.join(out, "model.safetensors"))
     elif args.family in ("gru", "lstm"):
         save_file({k: v.half().contiguous() for k, v in model.state_dict().items()},

@@ -104,6 +104,27 @@ def stream_nll(model, ids, chunk=512):
     return total / count, count
 
 
+def warmup_cosine_lr(base, step, warmup, frac):
+    """Linear warm-up over `warmup` steps, then cosine decay to a tenth at `frac` = 1."""
+    return base * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def train_step(model, opt, lr, train_ids, args, g, vocab, logits_fn):
+    """One clipped optimiser step at `lr` on `args.batch` random windows of
+    `args.seq + 1` tokens drawn with `g`; returns (loss, input tokens seen)."""
+    for pg in opt.param_groups:
+        pg["lr"] = lr
+    starts = torch.randint(0, len(train_ids) - args.seq - 1, (args.batch,), generator=g)
+    batch = torch.stack([train_ids[s : s + args.seq + 1] for s in starts])
+    logits = logits_fn(batch[:, :-1])
+    loss = F.cross_entropy(logits.reshape(-1, vocab), batch[:, 1:].reshape(-1))
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss, batch[:, :-1].numel()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=22)
@@ -147,20 +168,10 @@ def main():
         elapsed = time.time() - t0
         if elapsed > budget:
             break
-        frac = elapsed / budget
-        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for pg in opt.param_groups:
-            pg["lr"] = lr
-        starts = torch.randint(0, len(train_ids) - args.seq - 1, (args.batch,), generator=g)
-        batch = torch.stack([train_ids[s : s + args.seq + 1] for s in starts])
-        logits, _ = forward(model, batch[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, args.vocab), batch[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        lr = warmup_cosine_lr(args.lr, step, warmup, elapsed / budget)
+        loss, tokens = train_step(model, opt, lr, train_ids, args, g, args.vocab, lambda x: forward(model, x)[0])
         step += 1
-        seen += batch[:, :-1].numel()
+        seen += tokens
         if step % 25 == 0:
             print(f"step {step} t={elapsed:.0f}s lr={lr:.2e} loss={loss.item():.4f}", flush=True)
         if step % 300 == 0:

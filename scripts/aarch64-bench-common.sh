@@ -1,0 +1,21 @@
+# Shared set-up of the qemu-aarch64 kernel benchmarks, sourced after
+# `set -euo pipefail` as `. "$(dirname "$0")/aarch64-bench-common.sh" EXAMPLE`:
+# the repository root as working directory, a release build of the
+# eddy-kernels example EXAMPLE for aarch64 Linux as $BIN, the QEMU command
+# line as $QEMU, and the timing functions below.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+TARGET=aarch64-unknown-linux-gnu
+nice -n 10 cargo build -q --release -p eddy-kernels --example "$1" --target $TARGET
+BIN=${CARGO_TARGET_DIR:-target}/$TARGET/release/examples/$1
+QEMU=(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu)
+
+# qemu_seconds ARGS...: CPU seconds (user + sys) of one run of $BIN ARGS
+# under QEMU (less sensitive than wall-clock time to other load on the
+# machine).
+qemu_seconds() {
+  local TIMEFORMAT="%U %S"
+  { time "${QEMU[@]}" "$BIN" "$@" >/dev/null; } 2>&1 | awk '{print $1 + $2}'
+}
+
+# best_seconds ARGS...: the least of three qemu_seconds ARGS.
+best_seconds() { for _ in 1 2 3; do qemu_seconds "$@"; done | sort -g | head -n 1; }
