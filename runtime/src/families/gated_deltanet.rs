@@ -247,12 +247,8 @@ impl<'a> GatedDeltaNet<'a> {
 
     /// The final norm and the LM head (after the tensors of every layer).
     fn head(&self) -> RmsHead<'a> {
-        RmsHead::at(
-            &self.file,
-            1 + self.config.n_layer * PER_LAYER,
-            self.config.norm_eps,
-            self.config.tied_embeddings,
-        )
+        let c = &self.config;
+        RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings)
     }
 
     /// Conv, delta rule and gated norm of one token: `qkvz`/`ba` rows in

@@ -233,12 +233,8 @@ impl<'a> Gla<'a> {
 
     /// The final norm and the LM head (after the tensors of every layer).
     fn head(&self) -> RmsHead<'a> {
-        RmsHead::at(
-            &self.file,
-            1 + self.config.n_layer * PER_LAYER,
-            self.config.norm_eps,
-            self.config.tied_embeddings,
-        )
+        let c = &self.config;
+        RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings)
     }
 
     /// The recurrence and gated norm of token `t` for every head (its `q`

@@ -220,12 +220,8 @@ impl<'a> Mamba2<'a> {
 
     /// The final norm and the LM head (after the tensors of every layer).
     fn head(&self) -> RmsHead<'a> {
-        RmsHead::at(
-            &self.file,
-            1 + self.config.n_layer * self.per_layer(),
-            self.config.norm_eps,
-            self.config.tied_embeddings,
-        )
+        let c = &self.config;
+        RmsHead::at(&self.file, 1 + c.n_layer * self.per_layer(), c.norm_eps, c.tied_embeddings)
     }
 
     /// Conv, scan and gated norm of one token, from its `proj` row to `y`.
