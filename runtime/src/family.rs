@@ -256,9 +256,7 @@ impl<'a> RmsHead<'a> {
     ) {
         let logit_rows = rc.logit_rows;
         let first = x.len() / width - logit_rows;
-        for (xt, o) in x.chunks_exact(width).skip(first).zip(normed.chunks_exact_mut(width)) {
-            crate::ops::rms_norm(xt, self.norm, self.eps, o);
-        }
+        crate::ops::rms_norm_rows(&x[first * width..], self.norm, self.eps, normed);
         let vocab = self.head.rows();
         rc.project(&self.head, &normed[..logit_rows * width], &mut logits[..logit_rows * vocab], logit_rows);
     }
@@ -514,9 +512,7 @@ impl GatedMlp<'_> {
     pub(crate) fn add_to(&self, rows: MlpRows<'_>, n: usize, eps: f32, rc: &mut RunCtx<'_, '_, '_>) {
         let (dm, f) = (self.down.rows(), n * self.gate.rows());
         let (m, x) = (n * dm, rows.x);
-        for (xt, o) in x[..m].chunks_exact(dm).zip(rows.normed.chunks_exact_mut(dm)) {
-            crate::ops::rms_norm(xt, self.norm, eps, o);
-        }
+        crate::ops::rms_norm_rows(&x[..m], self.norm, eps, rows.normed);
         let normed = &rows.normed[..m];
         rc.project(&self.gate, normed, &mut rows.gate[..f], n);
         rc.project(&self.up, normed, &mut rows.up[..f], n);

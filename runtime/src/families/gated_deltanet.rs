@@ -19,7 +19,7 @@ use crate::family::{layer_major_family, scratch_rows, GateActivation, ProductScr
 use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, exp_fast, rms_norm, sigmoid, silu, softplus};
+use crate::ops::{add_assign, exp_fast, rms_norm_rows, sigmoid, silu, softplus};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
@@ -318,9 +318,7 @@ impl<'a> GatedDeltaNet<'a> {
         for i in 0..c.n_layer {
             let w = self.layer(i);
             let mut layer = layers.next(self.layer_parts(i as usize));
-            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
-                rms_norm(x, w.norm, c.norm_eps, o);
-            }
+            rms_norm_rows(&r.x[..m], w.norm, c.norm_eps, r.normed);
             rc.project(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * qw], n);
             rc.project(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n);
             for t in 0..n {

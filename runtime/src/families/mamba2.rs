@@ -12,7 +12,7 @@ use crate::error::ModelError;
 use crate::family::{layer_major_family, scratch_rows, ProductScratch, RmsHead, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, gated_group_rms_norm, rms_norm};
+use crate::ops::{add_assign, gated_group_rms_norm, rms_norm_rows};
 use crate::schema::{dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 use eddy_kernels::{HeadScanArgs, Kernels};
@@ -277,9 +277,7 @@ impl<'a> Mamba2<'a> {
         for i in 0..c.n_layer {
             let w = self.layer(i);
             let mut layer = layers.next(self.layer_parts(i as usize));
-            for (x, o) in r.residual[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
-                rms_norm(x, w.norm, c.norm_eps, o);
-            }
+            rms_norm_rows(&r.residual[..m], w.norm, c.norm_eps, r.normed);
             rc.project(&w.in_proj, &r.normed[..m], &mut r.proj[..n * d.proj], n);
             let conv_out = &mut r.conv_out[..d.conv_dim];
             for (p, yt) in r.proj[..n * d.proj].chunks_exact(d.proj).zip(r.y.chunks_exact_mut(d.di)) {
