@@ -65,6 +65,19 @@ impl ChunkLogits {
     }
 }
 
+/// One prefill chunk's work: the tokens, the state they advance, the
+/// scratch (sized by `prefill_scratch_words`) and which logits to return.
+pub(crate) struct Chunk<'c, 'st, 's> {
+    /// The chunk's tokens, each `< vocab_size`.
+    pub tokens: &'c [u32],
+    /// The state the tokens advance.
+    pub state: &'c mut StateStore<'st>,
+    /// Scratch, where the logits are left.
+    pub scratch: &'s mut [f32],
+    /// Which logits rows to compute.
+    pub logits: ChunkLogits,
+}
+
 /// A loaded model of one family. Buffers passed in are sized by the
 /// methods here (the session checks); tokens are `< vocab_size`.
 pub(crate) trait Family<'a> {
@@ -132,20 +145,14 @@ pub(crate) trait Family<'a> {
         self.scratch_words()?.checked_add(rows.checked_mul(self.vocab_size())?)
     }
 
-    /// Advance the state by `tokens.len()` tokens; return the logits
-    /// `logits` asks for (every token's, the last one's or none), row-major. Must be
+    /// Advance `chunk.state` by `chunk.tokens`; return the logits
+    /// `chunk.logits` asks for (every token's, the last one's or none), row-major. Must be
     /// bit-identical to calling `step` per token. The default steps token
     /// by token; families override it to batch the matrix work (calling
     /// the layer's `end_token` after every token's recurrence, as a step
     /// does, keeps them bit-identical with quantized state).
-    fn prefill_chunk<'s>(
-        &self,
-        tokens: &[u32],
-        state: &mut StateStore<'_>,
-        scratch: &'s mut [f32],
-        logits: ChunkLogits,
-        cx: Compute<'_>,
-    ) -> &'s [f32] {
+    fn prefill_chunk<'s>(&self, chunk: Chunk<'_, '_, 's>, cx: Compute<'_>) -> &'s [f32] {
+        let Chunk { tokens, state, scratch, logits } = chunk;
         let vocab = self.vocab_size();
         let Some(step_words) = self.scratch_words() else {
             return &[];
@@ -249,9 +256,7 @@ impl<'a> RmsHead<'a> {
     ) {
         let logit_rows = rc.logit_rows;
         let first = x.len() / width - logit_rows;
-        for (xt, o) in x.chunks_exact(width).skip(first).zip(normed.chunks_exact_mut(width)) {
-            crate::ops::rms_norm(xt, self.norm, self.eps, o);
-        }
+        crate::ops::rms_norm_rows(&x[first * width..], self.norm, self.eps, normed);
         let vocab = self.head.rows();
         rc.project(&self.head, &normed[..logit_rows * width], &mut logits[..logit_rows * vocab], logit_rows);
     }
@@ -451,12 +456,10 @@ macro_rules! layer_major_family {
 
             fn prefill_chunk<'s>(
                 &self,
-                tokens: &[u32],
-                state: &mut $crate::state_store::StateStore<'_>,
-                scratch: &'s mut [f32],
-                logits: $crate::family::ChunkLogits,
+                chunk: $crate::family::Chunk<'_, '_, 's>,
                 cx: $crate::family::Compute<'_>,
             ) -> &'s [f32] {
+                let $crate::family::Chunk { tokens, state, scratch, logits } = chunk;
                 let n = tokens.len();
                 let rows = logits.layout_rows(n);
                 self.run_rows(tokens, state, scratch, n.max(2), rows, logits.rows(n), cx, &mut None)
@@ -509,9 +512,7 @@ impl GatedMlp<'_> {
     pub(crate) fn add_to(&self, rows: MlpRows<'_>, n: usize, eps: f32, rc: &mut RunCtx<'_, '_, '_>) {
         let (dm, f) = (self.down.rows(), n * self.gate.rows());
         let (m, x) = (n * dm, rows.x);
-        for (xt, o) in x[..m].chunks_exact(dm).zip(rows.normed.chunks_exact_mut(dm)) {
-            crate::ops::rms_norm(xt, self.norm, eps, o);
-        }
+        crate::ops::rms_norm_rows(&x[..m], self.norm, eps, rows.normed);
         let normed = &rows.normed[..m];
         rc.project(&self.gate, normed, &mut rows.gate[..f], n);
         rc.project(&self.up, normed, &mut rows.up[..f], n);

@@ -11,6 +11,15 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// [`rms_norm`] of every row of `xs` (rows as wide as `weight`) into the
+/// rows of `out`; stops at the shorter of the two.
+pub fn rms_norm_rows(xs: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let width = weight.len().max(1);
+    for (x, o) in xs.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        rms_norm(x, weight, eps, o);
+    }
+}
+
 /// [`rms_norm`] of `x` into itself (per-head query/key norms).
 pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
     let ss = eddy_quant::dot_f32(x, x);

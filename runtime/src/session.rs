@@ -2,7 +2,7 @@
 
 use crate::error::SessionError;
 use crate::families::with_family;
-use crate::family::{ChunkLogits, Family, Observer};
+use crate::family::{Chunk, ChunkLogits, Family, Observer};
 use crate::model::{Model, STATE_HEADER_WORDS};
 use crate::state_store::{StateFormat, StateStore};
 
@@ -251,7 +251,8 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
             let (mut store, _) = self.parts();
             let cx = model.compute();
             let logits = cx.workers.run(|| {
-                with_family!(&model.inner, m => m.prefill_chunk(part, &mut store, &mut *scratch, wanted, cx))
+                let chunk = Chunk { tokens: part, state: &mut store, scratch: &mut *scratch, logits: wanted };
+                with_family!(&model.inner, m => m.prefill_chunk(chunk, cx))
             });
             self.set_position(pos.wrapping_add(part.len() as u64));
             if !want {

@@ -19,7 +19,7 @@ use crate::family::{layer_major_family, scratch_rows, GateActivation, ProductScr
 use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, exp_fast, rms_norm, sigmoid, silu, softplus};
+use crate::ops::{add_assign, exp_fast, rms_norm_rows, sigmoid, silu, softplus};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
@@ -247,12 +247,8 @@ impl<'a> GatedDeltaNet<'a> {
 
     /// The final norm and the LM head (after the tensors of every layer).
     fn head(&self) -> RmsHead<'a> {
-        RmsHead::at(
-            &self.file,
-            1 + self.config.n_layer * PER_LAYER,
-            self.config.norm_eps,
-            self.config.tied_embeddings,
-        )
+        let c = &self.config;
+        RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings)
     }
 
     /// Conv, delta rule and gated norm of one token: `qkvz`/`ba` rows in
@@ -323,9 +319,7 @@ impl<'a> GatedDeltaNet<'a> {
         for i in 0..c.n_layer {
             let w = self.layer(i);
             let mut layer = layers.next(self.layer_parts(i as usize));
-            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
-                rms_norm(x, w.norm, c.norm_eps, o);
-            }
+            rms_norm_rows(&r.x[..m], w.norm, c.norm_eps, r.normed);
             rc.project(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * qw], n);
             rc.project(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n);
             for t in 0..n {

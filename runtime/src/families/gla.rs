@@ -16,7 +16,7 @@ use crate::family::{layer_major_family, scratch_rows, GateActivation, ProductScr
 use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, exp_fast, rms_norm, silu, softplus};
+use crate::ops::{add_assign, exp_fast, rms_norm_rows, silu, softplus};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, required, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
@@ -233,12 +233,8 @@ impl<'a> Gla<'a> {
 
     /// The final norm and the LM head (after the tensors of every layer).
     fn head(&self) -> RmsHead<'a> {
-        RmsHead::at(
-            &self.file,
-            1 + self.config.n_layer * PER_LAYER,
-            self.config.norm_eps,
-            self.config.tied_embeddings,
-        )
+        let c = &self.config;
+        RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings)
     }
 
     /// The recurrence and gated norm of token `t` for every head (its `q`
@@ -295,9 +291,7 @@ impl<'a> Gla<'a> {
         for i in 0..c.n_layer {
             let w = self.layer(i);
             let mut layer = layers.next(self.layer_parts(i as usize));
-            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
-                rms_norm(x, w.attn_norm, c.norm_eps, o);
-            }
+            rms_norm_rows(&r.x[..m], w.attn_norm, c.norm_eps, r.normed);
             let normed = &r.normed[..m];
             for (l, out, width) in [
                 (&w.q, &mut *r.q, d.kd),

@@ -27,7 +27,7 @@ use crate::hybrid::{
     HybridConfig, LayerKinds,
 };
 use crate::linear::Linear;
-use crate::ops::{add_assign, rms_norm};
+use crate::ops::{add_assign, rms_norm_rows};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
@@ -339,9 +339,7 @@ impl<'a> Lfm2<'a> {
             let w = self.layer(i, index);
             index += self.tensors_in_layer(i);
             let mut layer = layers.next(self.layer_parts(i + 1));
-            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
-                rms_norm(x, w.operator_norm, c.norm_eps, o);
-            }
+            rms_norm_rows(&r.x[..m], w.operator_norm, c.norm_eps, r.normed);
             self.mix(&w.mixer, layer.words(), pos, n, r, rc);
             add_assign(&mut r.x[..m], &r.out[..m]);
             let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };

@@ -6,7 +6,7 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{observe_input, ChunkLogits, Compute, Family, Observer};
+use crate::family::{observe_input, Chunk, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, rms_norm};
@@ -329,14 +329,8 @@ impl<'a> Family<'a> for Mamba1<'a> {
     /// row-major. Bit-identical to calling `step` per token. Buffers sized
     /// by `prefill_scratch_words` (checked by the session); tokens checked
     /// by the session.
-    fn prefill_chunk<'s>(
-        &self,
-        tokens: &[u32],
-        state: &mut StateStore<'_>,
-        scratch: &'s mut [f32],
-        wanted: ChunkLogits,
-        cx: Compute<'_>,
-    ) -> &'s [f32] {
+    fn prefill_chunk<'s>(&self, chunk: Chunk<'_, '_, 's>, cx: Compute<'_>) -> &'s [f32] {
+        let Chunk { tokens, state, scratch, logits: wanted } = chunk;
         let Compute { kernels, workers } = cx;
         let c = &self.config;
         let n = tokens.len();

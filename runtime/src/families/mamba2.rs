@@ -9,13 +9,11 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{checked_total, observe_input, Carver, ChunkLogits, Compute, Family, Observer};
+use crate::family::{layer_major_family, scratch_rows, ProductScratch, RmsHead, RunCtx};
 use crate::file::EddyFile;
-use crate::linear::{ActScratch, BatchActScratch, Linear};
-use crate::ops::{add_assign, gated_group_rms_norm, rms_norm};
-use crate::schema::{
-    check_schema, dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
-};
+use crate::linear::Linear;
+use crate::ops::{add_assign, gated_group_rms_norm, rms_norm_rows};
+use crate::schema::{dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 use eddy_kernels::{HeadScanArgs, Kernels};
 
@@ -104,11 +102,6 @@ impl Mamba2Config {
     /// conv_out, y, out, logits rows, activations.
     fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 8] {
         let d = self.dims();
-        let act = if n == 1 {
-            Some(ActScratch::words(d.max_cols))
-        } else {
-            n.checked_mul(d.max_cols * 2).map(|_| BatchActScratch::words(d.max_cols, n))
-        };
         [
             n.checked_mul(d.dm),
             n.checked_mul(d.dm),
@@ -117,7 +110,7 @@ impl Mamba2Config {
             n.checked_mul(d.di),
             n.checked_mul(d.dm),
             logit_rows.checked_mul(d.v),
-            act,
+            ProductScratch::words(d.max_cols, n),
         ]
     }
 }
@@ -188,22 +181,25 @@ struct LayerWeights<'a> {
     out_proj: Linear<'a>,
 }
 
+scratch_rows! {
+    /// Per-token vectors of a chunk, `n` rows each (1 for a step).
+    Rows { residual, normed, proj, conv_out, y, out, logits }
+}
+
 impl<'a> Mamba2<'a> {
-    /// Bind a parsed file: check hyper-parameters and every tensor.
-    pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
-        let config = Mamba2Config::from_file(&file)?;
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.sizes(1, 1)).ok_or(ModelError::SizeOverflow)?;
-        check_schema(&file, |visit| tensor_schema(&config, visit))?;
-        Ok(Mamba2 { config, file })
+    /// Widest input of any matrix (activation scratch).
+    fn max_cols(&self) -> usize {
+        self.config.dims().max_cols
+    }
+
+    /// The conv window (exact), then the SSM state `S[channel][state]`.
+    fn layer_parts(&self, _layer: usize) -> StateParts {
+        let d = self.config.dims();
+        StateParts::new([StatePart::Exact(self.conv_words()), StatePart::Coded { rows: d.di, cols: d.ds }])
     }
 
     fn per_layer(&self) -> u32 {
         8 + 2 * self.config.proj_bias as u32 + self.config.conv_bias as u32
-    }
-
-    fn embed(&self) -> Linear<'a> {
-        TensorCursor::at(&self.file, 0).linear(false)
     }
 
     fn layer(&self, i: u32) -> LayerWeights<'a> {
@@ -222,11 +218,10 @@ impl<'a> Mamba2<'a> {
         }
     }
 
-    fn head(&self) -> (&'a [f32], Linear<'a>) {
-        let mut t = TensorCursor::at(&self.file, 1 + self.config.n_layer * self.per_layer());
-        let norm_f = t.f32();
-        let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
-        (norm_f, head)
+    /// The final norm and the LM head (after the tensors of every layer).
+    fn head(&self) -> RmsHead<'a> {
+        let c = &self.config;
+        RmsHead::at(&self.file, 1 + c.n_layer * self.per_layer(), c.norm_eps, c.tied_embeddings)
     }
 
     /// Conv, scan and gated norm of one token, from its `proj` row to `y`.
@@ -269,135 +264,35 @@ impl<'a> Mamba2<'a> {
         let d = self.config.dims();
         d.conv_dim * (d.dc - 1)
     }
-}
 
-impl<'a> Family<'a> for Mamba2<'a> {
-    fn vocab_size(&self) -> usize {
-        self.config.vocab_size as usize
-    }
-
-    fn state_layers(&self) -> usize {
-        self.config.n_layer as usize
-    }
-
-    /// The conv window (exact), then the SSM state `S[channel][state]`.
-    fn state_parts(&self, _layer: usize) -> StateParts {
-        let d = self.config.dims();
-        StateParts::new([StatePart::Exact(self.conv_words()), StatePart::Coded { rows: d.di, cols: d.ds }])
-    }
-
-    fn scratch_words(&self) -> Option<usize> {
-        checked_total(&self.config.sizes(1, 1))
-    }
-
-    fn logits_offset_words(&self) -> usize {
-        self.config.sizes(1, 1)[..6].iter().map(|s| s.unwrap_or(0)).sum()
-    }
-
-    fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec)) {
-        tensor_schema(&self.config, visit)
-    }
-
-    fn step<'s>(
-        &self,
-        token: u32,
-        state: &mut StateStore<'_>,
-        scratch: &'s mut [f32],
-        want_logits: bool,
-        cx: Compute<'_>,
-        mut observe: Option<Observer<'_>>,
-    ) -> &'s [f32] {
+    /// Run `tokens` through all layers, layer by layer (a step is a chunk
+    /// of one): the projections batched, conv and scan token by token.
+    /// Leaves the logits of the last `logit_rows` tokens.
+    fn run(&self, tokens: &[u32], state: &mut StateStore<'_>, r: &mut Rows<'_>, rc: &mut RunCtx<'_, '_, '_>) {
         let c = &self.config;
         let d = c.dims();
-        let sizes = c.sizes(1, 1).map(|s| s.unwrap_or(0));
-        let mut carve = Carver::new(scratch);
-        let residual = carve.take(sizes[0]);
-        let normed = carve.take(sizes[1]);
-        let proj = carve.take(sizes[2]);
-        let conv_out = carve.take(sizes[3]);
-        let y = carve.take(sizes[4]);
-        let out = carve.take(sizes[5]);
-        let logits = carve.take(sizes[6]);
-        let act = &mut ActScratch::from_words(carve.take(sizes[7]), d.max_cols);
-
-        self.embed().row(token as usize, residual);
-        let mut layers = state.layers();
-        for i in 0..c.n_layer {
-            let w = self.layer(i);
-            let mut layer = layers.next(self.state_parts(i as usize));
-            rms_norm(residual, w.norm, c.norm_eps, normed);
-            observe_input(&mut observe, &w.in_proj, normed);
-            w.in_proj.matvec(normed, proj, act, cx.kernels, cx.workers);
-            self.mix_token(cx.kernels, &w, layer.words(), proj, conv_out, y);
-            layer.end_token();
-            observe_input(&mut observe, &w.out_proj, y);
-            w.out_proj.matvec(y, out, act, cx.kernels, cx.workers);
-            add_assign(residual, out);
-        }
-        if want_logits {
-            let (norm_f, head) = self.head();
-            rms_norm(residual, norm_f, c.norm_eps, normed);
-            observe_input(&mut observe, &head, normed);
-            head.matvec(normed, logits, act, cx.kernels, cx.workers);
-        }
-        logits
-    }
-
-    fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
-        let rows = if all_logits { tokens } else { 1 };
-        checked_total(&self.config.sizes(tokens.max(2), rows))
-    }
-
-    fn prefill_chunk<'s>(
-        &self,
-        tokens: &[u32],
-        state: &mut StateStore<'_>,
-        scratch: &'s mut [f32],
-        wanted: ChunkLogits,
-        cx: Compute<'_>,
-    ) -> &'s [f32] {
-        let c = &self.config;
-        let d = c.dims();
-        // Sized for at least 2 tokens so the batch activation layout is used.
         let n = tokens.len();
-        let cap = n.max(2);
-        let logit_rows = wanted.rows(n);
-        let sizes = c.sizes(cap, wanted.layout_rows(n)).map(|s| s.unwrap_or(0));
-        let mut carve = Carver::new(scratch);
-        let residual = &mut carve.take(sizes[0])[..n * d.dm];
-        let normed = &mut carve.take(sizes[1])[..n * d.dm];
-        let proj = &mut carve.take(sizes[2])[..n * d.proj];
-        let conv_out = carve.take(sizes[3]);
-        let y = &mut carve.take(sizes[4])[..n * d.di];
-        let out = &mut carve.take(sizes[5])[..n * d.dm];
-        let logits = carve.take(sizes[6]);
-        let act = &mut BatchActScratch::from_words(carve.take(sizes[7]), d.max_cols, cap);
-
-        for (&token, r) in tokens.iter().zip(residual.chunks_exact_mut(d.dm)) {
-            self.embed().row(token as usize, r);
-        }
+        let m = n * d.dm;
+        self.embed().rows_into(tokens, r.residual);
         let mut layers = state.layers();
         for i in 0..c.n_layer {
             let w = self.layer(i);
-            let mut layer = layers.next(self.state_parts(i as usize));
-            for (r, o) in residual.chunks_exact(d.dm).zip(normed.chunks_exact_mut(d.dm)) {
-                rms_norm(r, w.norm, c.norm_eps, o);
-            }
-            w.in_proj.matmat(normed, proj, n, act, cx.kernels, cx.workers);
-            for (p, yt) in proj.chunks_exact(d.proj).zip(y.chunks_exact_mut(d.di)) {
-                self.mix_token(cx.kernels, &w, layer.words(), p, &mut conv_out[..d.conv_dim], yt);
+            let mut layer = layers.next(self.layer_parts(i as usize));
+            rms_norm_rows(&r.residual[..m], w.norm, c.norm_eps, r.normed);
+            rc.project(&w.in_proj, &r.normed[..m], &mut r.proj[..n * d.proj], n);
+            let conv_out = &mut r.conv_out[..d.conv_dim];
+            for (p, yt) in r.proj[..n * d.proj].chunks_exact(d.proj).zip(r.y.chunks_exact_mut(d.di)) {
+                self.mix_token(rc.cx.kernels, &w, layer.words(), p, conv_out, yt);
                 layer.end_token();
             }
-            w.out_proj.matmat(y, out, n, act, cx.kernels, cx.workers);
-            add_assign(residual, out);
+            rc.project(&w.out_proj, &r.y[..n * d.di], &mut r.out[..m], n);
+            add_assign(&mut r.residual[..m], &r.out[..m]);
         }
-        let (norm_f, head) = self.head();
-        let first = n - logit_rows;
-        for (r, o) in residual.chunks_exact(d.dm).skip(first).zip(normed.chunks_exact_mut(d.dm)) {
-            rms_norm(r, norm_f, c.norm_eps, o);
+        if rc.logit_rows == 0 {
+            return;
         }
-        let logits = &mut logits[..logit_rows * d.v];
-        head.matmat(&normed[..logit_rows * d.dm], logits, logit_rows, act, cx.kernels, cx.workers);
-        logits
+        self.head().logits(&r.residual[..m], d.dm, r.normed, r.logits, rc);
     }
 }
+
+layer_major_family!(Mamba2, config = Mamba2Config, logits_slot = 6);

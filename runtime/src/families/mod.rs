@@ -185,10 +185,10 @@ families! { $;
     family rnn::Rnn, feature "rnn" {
         /// Stacked GRU layers (PyTorch `nn.GRU`) between embedding and head.
         Gru = 3, "gru", hf [], model_type "gru",
-            load |file| rnn::Rnn::load(file, rnn::Cell::Gru);
+            load rnn::Rnn::load;
         /// Stacked LSTM layers (PyTorch `nn.LSTM`) between embedding and head.
         Lstm = 4, "lstm", hf [], model_type "lstm",
-            load |file| rnn::Rnn::load(file, rnn::Cell::Lstm);
+            load rnn::Rnn::load;
     }
     family rwkv4::Rwkv4, feature "rwkv4" {
         /// RWKV-4, as `RwkvForCausalLM`.

@@ -29,7 +29,7 @@ use crate::hybrid::{
     HybridConfig, LayerKinds,
 };
 use crate::linear::Linear;
-use crate::ops::{add_assign, rms_norm};
+use crate::ops::{add_assign, rms_norm_rows};
 use crate::schema::{
     dim, epsilon, flag, required, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
@@ -428,9 +428,7 @@ impl<'a> RecurrentGemma<'a> {
             let w = self.layer(i, index);
             index += self.tensors_in_layer(i);
             let mut layer = layers.next(self.layer_parts(i + 1));
-            for (x, o) in r.x[..m].chunks_exact(d.dm).zip(r.normed.chunks_exact_mut(d.dm)) {
-                rms_norm(x, w.temporal_norm, c.norm_eps, o);
-            }
+            rms_norm_rows(&r.x[..m], w.temporal_norm, c.norm_eps, r.normed);
             match &w.mixer {
                 Mixer::Recurrent(rw) => self.recurrent(rw, &mut layer, pos, n, r, rc),
                 Mixer::Attention(weights) => {

@@ -6,12 +6,12 @@
 //! for every token of the chunk is one matrix-matrix product (weights read
 //! once); only the hidden-to-hidden product is sequential.
 
-use crate::arch::HParam;
-use crate::error::ModelError;
-use crate::family::{checked_total, observe_input, Carver, ChunkLogits, Compute, Family, Observer};
+use crate::arch::{Architecture, HParam};
+use crate::error::{FileError, ModelError};
+use crate::family::{layer_major_family, observe_input, scratch_rows, ProductScratch, RunCtx};
 use crate::file::EddyFile;
-use crate::linear::{ActScratch, BatchActScratch, Linear};
-use crate::schema::{check_schema, dim, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
+use crate::linear::{ActScratch, Linear};
+use crate::schema::{dim, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{StatePart, StateParts, StateStore};
 use eddy_kernels::Kernels;
 
@@ -62,8 +62,14 @@ pub struct RnnConfig {
 }
 
 impl RnnConfig {
-    /// Read and check the hyper-parameters of a file.
-    pub fn from_file(file: &EddyFile<'_>, cell: Cell) -> Result<Self, ModelError> {
+    /// Read and check the hyper-parameters of a file; its architecture
+    /// (GRU or LSTM) names the cell.
+    pub fn from_file(file: &EddyFile<'_>) -> Result<Self, ModelError> {
+        let cell = match file.architecture() {
+            Architecture::Gru => Cell::Gru,
+            Architecture::Lstm => Cell::Lstm,
+            other => return Err(ModelError::File(FileError::UnknownArchitecture(other.code()))),
+        };
         Ok(RnnConfig {
             cell,
             vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
@@ -88,21 +94,10 @@ impl RnnConfig {
         (self.cell.state_vectors() * self.hidden as usize).checked_mul(self.n_layer as usize)
     }
 
-    /// Step scratch sizes: input, gi, gh, logits, activation codes.
-    fn step_sizes(&self) -> [Option<usize>; 5] {
-        let g = self.gate_rows();
-        [
-            Some(self.max_cols()),
-            Some(g),
-            Some(g),
-            Some(self.vocab_size as usize),
-            Some(ActScratch::words(self.max_cols())),
-        ]
-    }
-
-    /// Prefill scratch sizes for `n` tokens: inputs, outputs, gi rows, gh,
-    /// logits rows, batch activations, single-token activations.
-    fn prefill_sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 7] {
+    /// Scratch sizes for `n` tokens (1 for a step): inputs, outputs, gi
+    /// rows, gh, logits rows, the hidden product's activations (one token
+    /// at a time), the chunk's activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 7] {
         let (h, g, mc) = (self.hidden as usize, self.gate_rows(), self.max_cols());
         [
             n.checked_mul(mc),
@@ -110,8 +105,8 @@ impl RnnConfig {
             n.checked_mul(g),
             Some(g),
             logit_rows.checked_mul(self.vocab_size as usize),
-            n.checked_mul(mc + 2 * mc.div_ceil(32)).map(|_| BatchActScratch::words(mc, n)),
             Some(ActScratch::words(h)),
+            ProductScratch::words(mc, n),
         ]
     }
 }
@@ -151,22 +146,26 @@ struct LayerWeights<'a> {
     hh: Linear<'a>,
 }
 
+scratch_rows! {
+    /// Per-token vectors of a chunk, `n` rows each (1 for a step); `gh` and
+    /// `hh_act` serve one token at a time.
+    Rows { inputs, outputs, gi, gh, logits, hh_act }
+}
+
 impl<'a> Rnn<'a> {
-    /// Bind a parsed file of a GRU or LSTM model.
-    pub fn load(file: EddyFile<'a>, cell: Cell) -> Result<Self, ModelError> {
-        let config = RnnConfig::from_file(&file, cell)?;
-        config.state_words().ok_or(ModelError::SizeOverflow)?;
-        checked_total(&config.step_sizes()).ok_or(ModelError::SizeOverflow)?;
-        check_schema(&file, |visit| tensor_schema(&config, visit))?;
-        Ok(Rnn { config, file })
+    /// Widest input of any matrix (activation scratch).
+    fn max_cols(&self) -> usize {
+        self.config.max_cols()
+    }
+
+    /// `h` (and `c` for LSTM), one row each: the whole state is coded.
+    fn layer_parts(&self, _layer: usize) -> StateParts {
+        let rows = self.config.cell.state_vectors();
+        StateParts::new([StatePart::Coded { rows, cols: self.config.hidden as usize }])
     }
 
     fn per_layer(&self) -> u32 {
         2 + 2 * self.config.layer_bias as u32
-    }
-
-    fn embed(&self) -> Linear<'a> {
-        TensorCursor::at(&self.file, 0).linear(false)
     }
 
     fn layer(&self, i: u32) -> LayerWeights<'a> {
@@ -188,137 +187,42 @@ impl<'a> Rnn<'a> {
             Cell::Lstm => (kernels.lstm_gates)(gi, gh, &mut state[..2 * h]),
         }
     }
-}
 
-impl<'a> Family<'a> for Rnn<'a> {
-    fn vocab_size(&self) -> usize {
-        self.config.vocab_size as usize
-    }
-
-    fn state_layers(&self) -> usize {
-        self.config.n_layer as usize
-    }
-
-    /// `h` (and `c` for LSTM), one row each: the whole state is coded.
-    fn state_parts(&self, _layer: usize) -> StateParts {
-        let rows = self.config.cell.state_vectors();
-        StateParts::new([StatePart::Coded { rows, cols: self.config.hidden as usize }])
-    }
-
-    fn scratch_words(&self) -> Option<usize> {
-        checked_total(&self.config.step_sizes())
-    }
-
-    fn logits_offset_words(&self) -> usize {
-        let s = self.config.step_sizes();
-        s[..3].iter().map(|v| v.unwrap_or(0)).sum()
-    }
-
-    fn visit_schema(&self, visit: &mut dyn FnMut(TensorSpec)) {
-        tensor_schema(&self.config, visit)
-    }
-
-    fn step<'s>(
-        &self,
-        token: u32,
-        state: &mut StateStore<'_>,
-        scratch: &'s mut [f32],
-        want_logits: bool,
-        cx: Compute<'_>,
-        mut observe: Option<Observer<'_>>,
-    ) -> &'s [f32] {
-        let c = &self.config;
-        let (e, h) = (c.input_dim as usize, c.hidden as usize);
-        let sizes = c.step_sizes().map(|s| s.unwrap_or(0));
-        let mut carve = Carver::new(scratch);
-        let input = carve.take(sizes[0]);
-        let gi = carve.take(sizes[1]);
-        let gh = carve.take(sizes[2]);
-        let logits = carve.take(sizes[3]);
-        let act = &mut ActScratch::from_words(carve.take(sizes[4]), c.max_cols());
-
-        self.embed().row(token as usize, &mut input[..e]);
-        let mut width = e;
-        let mut layers = state.layers();
-        for i in 0..c.n_layer {
-            let w = self.layer(i);
-            let mut layer = layers.next(self.state_parts(i as usize));
-            let layer_state = layer.words();
-            observe_input(&mut observe, &w.ih, &input[..width]);
-            w.ih.matvec(&input[..width], gi, act, cx.kernels, cx.workers);
-            observe_input(&mut observe, &w.hh, &layer_state[..h]);
-            w.hh.matvec(&layer_state[..h], gh, act, cx.kernels, cx.workers);
-            self.update(cx.kernels, gi, gh, layer_state);
-            // The next layer gets the exact new `h`; only the carried state is coded.
-            input[..h].copy_from_slice(&layer_state[..h]);
-            layer.end_token();
-            width = h;
-        }
-        if want_logits {
-            let head = self.head();
-            observe_input(&mut observe, &head, &input[..h]);
-            head.matvec(&input[..h], logits, act, cx.kernels, cx.workers);
-        }
-        logits
-    }
-
-    fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
-        let rows = if all_logits { tokens } else { 1 };
-        checked_total(&self.config.prefill_sizes(tokens, rows))
-    }
-
-    fn prefill_chunk<'s>(
-        &self,
-        tokens: &[u32],
-        state: &mut StateStore<'_>,
-        scratch: &'s mut [f32],
-        wanted: ChunkLogits,
-        cx: Compute<'_>,
-    ) -> &'s [f32] {
+    /// Run `tokens` through all layers, layer by layer (a step is a chunk
+    /// of one): every token's input product at once, then the recurrence
+    /// token by token. Leaves the logits of the last `logit_rows` tokens.
+    fn run(&self, tokens: &[u32], state: &mut StateStore<'_>, r: &mut Rows<'_>, rc: &mut RunCtx<'_, '_, '_>) {
         let c = &self.config;
         let n = tokens.len();
-        let (e, h, mc) = (c.input_dim as usize, c.hidden as usize, c.max_cols());
-        let logit_rows = wanted.rows(n);
-        let sizes = c.prefill_sizes(n, wanted.layout_rows(n)).map(|s| s.unwrap_or(0));
-        let mut carve = Carver::new(scratch);
-        let inputs = carve.take(sizes[0]);
-        let outputs = carve.take(sizes[1]);
-        let gi = carve.take(sizes[2]);
-        let gh = carve.take(sizes[3]);
-        let logits = carve.take(sizes[4]);
-        let batch_act = &mut BatchActScratch::from_words(carve.take(sizes[5]), mc, n);
-        let act = &mut ActScratch::from_words(carve.take(sizes[6]), h);
-        let g = c.gate_rows();
-
-        for (&token, row) in tokens.iter().zip(inputs.chunks_exact_mut(e)) {
-            self.embed().row(token as usize, row);
-        }
+        let (e, h, g) = (c.input_dim as usize, c.hidden as usize, c.gate_rows());
+        // One token at a time, so the hidden product is a matvec in a chunk too.
+        let mut hh_act = ProductScratch::One(ActScratch::from_words(r.hh_act, h));
+        self.embed().rows_into(tokens, r.inputs);
         let mut width = e;
         let mut layers = state.layers();
         for i in 0..c.n_layer {
             let w = self.layer(i);
-            let mut layer = layers.next(self.state_parts(i as usize));
-            // Every token's input product at once; then the recurrence.
-            w.ih.matmat(&inputs[..n * width], &mut gi[..n * g], n, batch_act, cx.kernels, cx.workers);
-            for (t, out) in outputs.chunks_exact_mut(h).enumerate() {
+            let mut layer = layers.next(self.layer_parts(i as usize));
+            rc.project(&w.ih, &r.inputs[..n * width], &mut r.gi[..n * g], n);
+            for (gi, out) in r.gi[..n * g].chunks_exact(g).zip(r.outputs.chunks_exact_mut(h)) {
                 let layer_state = layer.words();
-                w.hh.matvec(&layer_state[..h], gh, act, cx.kernels, cx.workers);
-                self.update(cx.kernels, &gi[t * g..(t + 1) * g], gh, layer_state);
+                observe_input(rc.observe, &w.hh, &layer_state[..h]);
+                hh_act.apply(&w.hh, &layer_state[..h], r.gh, 1, rc.cx);
+                self.update(rc.cx.kernels, gi, r.gh, layer_state);
+                // The next layer gets the exact new `h`; only the carried state is coded.
                 out.copy_from_slice(&layer_state[..h]);
                 layer.end_token();
             }
-            inputs[..n * h].copy_from_slice(&outputs[..n * h]);
+            r.inputs[..n * h].copy_from_slice(&r.outputs[..n * h]);
             width = h;
         }
-        let first = n - logit_rows;
-        self.head().matmat(
-            &inputs[first * h..n * h],
-            &mut logits[..logit_rows * c.vocab_size as usize],
-            logit_rows,
-            batch_act,
-            cx.kernels,
-            cx.workers,
-        );
-        logits
+        let rows = rc.logit_rows;
+        if rows == 0 {
+            return;
+        }
+        let logits = &mut r.logits[..rows * c.vocab_size as usize];
+        rc.project(&self.head(), &r.inputs[(n - rows) * h..n * h], logits, rows);
     }
 }
+
+layer_major_family!(Rnn, config = RnnConfig, logits_slot = 4);
