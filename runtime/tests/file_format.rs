@@ -24,7 +24,7 @@ fn valid_file_parses_and_loads() {
     assert_eq!(f.architecture(), Architecture::Mamba1);
     assert_eq!(f.len(), bytes.len());
     assert!(!f.is_empty());
-    assert_eq!(f.hparam(HParam::VocabSize), Some(TINY.vocab));
+    assert_eq!(f.hparam(HParam::VocabSize), Some(TINY.vocab_size));
     assert_eq!(f.hparam(HParam::NormEps), Some(1e-5f32.to_bits()));
     assert_eq!(f.hparam(HParam::BosToken), None);
     let sch = schema(&TINY);
@@ -47,7 +47,7 @@ fn valid_file_parses_and_loads() {
 
     let m = Model::from_bytes(a.as_slice()).unwrap();
     assert_eq!(m.architecture(), Architecture::Mamba1);
-    assert_eq!(m.vocab_size(), TINY.vocab as usize);
+    assert_eq!(m.vocab_size(), TINY.vocab_size as usize);
     assert!(m.tokenizer_json().is_none());
     let cfg = Mamba1Config::from_file(m.file()).unwrap();
     let scan = eddy::ScanShape { channels: TINY.d_inner as usize, d_state: TINY.d_state as usize };
@@ -56,7 +56,7 @@ fn valid_file_parses_and_loads() {
     assert!(cfg.conv_bias && !cfg.proj_bias && !cfg.tied_embeddings);
     let mut s = Session::new_owned(&m);
     let logits = s.step(0).unwrap();
-    assert_eq!(logits.len(), TINY.vocab as usize);
+    assert_eq!(logits.len(), TINY.vocab_size as usize);
     assert!(logits.iter().all(|v| v.is_finite()));
 }
 
@@ -65,7 +65,7 @@ fn model_variants_load() {
     for (tied, proj_bias, conv_bias) in
         [(true, false, false), (false, true, false), (true, true, true), (false, false, false)]
     {
-        let hp = Hp { tied, proj_bias, conv_bias, ..TINY };
+        let hp = Mamba1Config { tied_embeddings: tied, proj_bias, conv_bias, ..TINY };
         let bytes = build(&hp, 7);
         let a = AlignedBytes::copy_from(&bytes);
         let m = Model::from_bytes(a.as_slice()).unwrap_or_else(|e| panic!("{hp:?}: {e}"));
@@ -73,7 +73,7 @@ fn model_variants_load() {
         assert!(s.prefill(&[1, 2, 3]).unwrap().iter().all(|v| v.is_finite()));
     }
     // d_conv = 1 (no conv window) and a single layer.
-    let hp = Hp { d_conv: 1, n_layer: 1, ..TINY };
+    let hp = Mamba1Config { d_conv: 1, n_layer: 1, ..TINY };
     let bytes = build(&hp, 8);
     let a = AlignedBytes::copy_from(&bytes);
     let m = Model::from_bytes(a.as_slice()).unwrap();
@@ -82,22 +82,9 @@ fn model_variants_load() {
 
 #[test]
 fn test_schema_agrees_with_runtime_schema() {
-    for hp in [TINY, Hp { tied: true, proj_bias: true, conv_bias: false, ..TINY }] {
-        let cfg = Mamba1Config {
-            vocab_size: hp.vocab,
-            d_model: hp.d_model,
-            n_layer: hp.n_layer,
-            d_state: hp.d_state,
-            d_conv: hp.d_conv,
-            d_inner: hp.d_inner,
-            dt_rank: hp.dt_rank,
-            norm_eps: 1e-5,
-            tied_embeddings: hp.tied,
-            proj_bias: hp.proj_bias,
-            conv_bias: hp.conv_bias,
-        };
+    for hp in [TINY, Mamba1Config { tied_embeddings: true, proj_bias: true, conv_bias: false, ..TINY }] {
         let mut specs = Vec::new();
-        tensor_schema(&cfg, &mut |s| specs.push(s));
+        tensor_schema(&hp, &mut |s| specs.push(s));
         let ours = schema(&hp);
         assert_eq!(specs.len(), ours.len());
         for (s, (name, shape, f32_only)) in specs.iter().zip(&ours) {
@@ -148,7 +135,7 @@ fn writer_layout_matches_format_doc() {
     assert_eq!(crc32_ieee(b"123456789"), 0xCBF4_3926);
 
     // Hyper-parameters: (key, value) pairs in the order they were set.
-    assert_eq!((rd32(&bytes, 64), rd32(&bytes, 68)), (1, TINY.vocab));
+    assert_eq!((rd32(&bytes, 64), rd32(&bytes, 68)), (1, TINY.vocab_size));
     assert_eq!(rd32(&bytes, 64 + 7 * 8), 8);
     assert_eq!(rd32(&bytes, 64 + 7 * 8 + 4), 1e-5f32.to_bits());
 
@@ -232,9 +219,10 @@ fn empty_model_file_parses_but_is_not_a_model() {
 /// The seed corpus of `fuzz/`: small valid files covering the schema
 /// variants, formats and blobs.
 fn fuzz_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let mini_tied = Hp { tied: true, proj_bias: true, conv_bias: false, n_layer: 1, ..MINI };
-    let mini_conv1 = Hp { d_conv: 1, n_layer: 1, ..MINI };
-    let mini_quant = Hp { d_model: 32, d_inner: 32, n_layer: 1, ..MINI };
+    let mini_tied =
+        Mamba1Config { tied_embeddings: true, proj_bias: true, conv_bias: false, n_layer: 1, ..MINI };
+    let mini_conv1 = Mamba1Config { d_conv: 1, n_layer: 1, ..MINI };
+    let mini_quant = Mamba1Config { d_model: 32, d_inner: 32, n_layer: 1, ..MINI };
     let mut with_blobs = builder_with(&mini_tied, tensors(&mini_tied, 3, true));
     with_blobs.blob(BlobKind::TokenizerJson, br#"{"model":{"vocab":{}}}"#.to_vec());
     with_blobs.blob(BlobKind::QuantReport, b"{}".to_vec());

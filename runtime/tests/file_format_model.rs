@@ -54,8 +54,8 @@ fn wrong_shape_names_the_tensor() {
     let mut ts = tensors(&TINY, 1, false);
     ts[0] = TensorData::f32(
         "embed.weight",
-        &[TINY.d_model, TINY.vocab],
-        &vec![0.0; (TINY.vocab * TINY.d_model) as usize],
+        &[TINY.d_model, TINY.vocab_size],
+        &vec![0.0; (TINY.vocab_size * TINY.d_model) as usize],
     );
     assert!(matches!(
         load_tensors(ts),
@@ -106,7 +106,7 @@ fn extra_tensor() {
     ts.push(TensorData::f32("layers.2.D", &[4], &[0.0; 4]));
     assert_eq!(load_tensors(ts), Err(ModelError::UnexpectedTensor { index: n }));
     // A tied model must not carry an lm_head.
-    let hp = Hp { tied: true, ..TINY };
+    let hp = Mamba1Config { tied_embeddings: true, ..TINY };
     let mut ts = tensors(&hp, 1, false);
     let n = ts.len() as u32;
     ts.extend(tensors(&TINY, 1, false).pop());
@@ -117,16 +117,10 @@ fn extra_tensor() {
 
 #[test]
 fn missing_and_bad_hparams() {
-    for key in [
-        HParam::VocabSize,
-        HParam::DModel,
-        HParam::NLayer,
-        HParam::DState,
-        HParam::DConv,
-        HParam::DInner,
-        HParam::DtRank,
-        HParam::NormEps,
-    ] {
+    // The eight keys Mamba-1 requires lead `HParam::ALL`, up to NormEps.
+    let required = &HParam::ALL[..8];
+    assert_eq!(required.last(), Some(&HParam::NormEps));
+    for &key in required {
         // Build the file by hand without `key` (the builder can only replace).
         let mut b = FileBuilder::new(Architecture::Mamba1);
         for k in HParam::ALL {
@@ -134,7 +128,7 @@ fn missing_and_bad_hparams() {
                 continue;
             }
             let v = match k {
-                HParam::VocabSize => TINY.vocab,
+                HParam::VocabSize => TINY.vocab_size,
                 HParam::DModel => TINY.d_model,
                 HParam::NLayer => TINY.n_layer,
                 HParam::DState => TINY.d_state,

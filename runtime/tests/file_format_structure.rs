@@ -253,7 +253,7 @@ fn tensor_length_and_format_errors() {
 
 #[test]
 fn quantized_matrices_load() {
-    let hp = Hp { d_model: 32, d_inner: 32, ..MINI };
+    let hp = Mamba1Config { d_model: 32, d_inner: 32, ..MINI };
     let bytes = builder_with(&hp, quantized_tensors(&hp, 9)).to_bytes();
     let a = AlignedBytes::copy_from(&bytes);
     let m = Model::from_bytes(a.as_slice()).unwrap();
@@ -268,7 +268,7 @@ fn quantized_matrices_load() {
     let i = ts.iter().position(|t| t.name == "layers.0.A").unwrap();
     let t = TensorData::f32("layers.0.A", &[hp.d_inner, 32], &vec![0.5; hp.d_inner as usize * 32]);
     ts[i] = quantized(&t, TensorFormat::W4 { group: 32 });
-    let hp32 = Hp { d_state: 32, ..hp };
+    let hp32 = Mamba1Config { d_state: 32, ..hp };
     let mut ts32 = tensors(&hp32, 9, false);
     ts32[i] = ts[i].clone();
     let err = load(&builder_with(&hp32, ts32).to_bytes()).unwrap_err();

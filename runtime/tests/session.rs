@@ -9,23 +9,24 @@ use eddy_quant::quantize_row;
 use eddy_testkit::Rng;
 
 mod common;
-use common::{header, schema, Hp};
+use common::{header, schema, Mamba1Config};
 
-const TINY: Hp = Hp {
-    vocab: 13,
+const TINY: Mamba1Config = Mamba1Config {
+    vocab_size: 13,
     d_model: 8,
     n_layer: 2,
     d_state: 4,
     d_conv: 4,
     d_inner: 16,
     dt_rank: 2,
-    tied: false,
+    norm_eps: 1e-5,
+    tied_embeddings: false,
     proj_bias: true,
     conv_bias: true,
 };
 
 /// Wide enough for group-32 integer formats on every matrix but dt_proj.
-const QHP: Hp = Hp { vocab: 13, d_model: 32, d_inner: 64, dt_rank: 4, ..TINY };
+const QHP: Mamba1Config = Mamba1Config { vocab_size: 13, d_model: 32, d_inner: 64, dt_rank: 4, ..TINY };
 
 /// How matrices are stored.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,7 +52,7 @@ fn quantized(name: String, shape: &[u32], values: &[f32], format: TensorFormat) 
 }
 
 /// A random Mamba-1 file with the canonical schema of `hp`.
-fn build(hp: &Hp, seed: u64, mat: Mat) -> Vec<u8> {
+fn build(hp: &Mamba1Config, seed: u64, mat: Mat) -> Vec<u8> {
     let mut b = header(hp);
     let mut rng = Rng::new(seed);
     let int_formats =
@@ -107,7 +108,7 @@ fn half_round(x: f32) -> f32 {
     f32::from_bits(mag.to_bits() | sign)
 }
 
-fn aligned(hp: &Hp, seed: u64, mat: Mat) -> AlignedBytes {
+fn aligned(hp: &Mamba1Config, seed: u64, mat: Mat) -> AlignedBytes {
     AlignedBytes::copy_from(&build(hp, seed, mat))
 }
 
@@ -129,12 +130,20 @@ fn run_steps<S: AsRef<[f32]> + AsMut<[f32]>>(s: &mut Session<'_, '_, S>, toks: &
 fn buffer_sizes_match_documented_formula() {
     for hp in [
         TINY,
-        Hp { n_layer: 3, d_conv: 1, d_state: 16, tied: true, proj_bias: false, conv_bias: false, ..TINY },
+        Mamba1Config {
+            n_layer: 3,
+            d_conv: 1,
+            d_state: 16,
+            tied_embeddings: true,
+            proj_bias: false,
+            conv_bias: false,
+            ..TINY
+        },
     ] {
         let a = aligned(&hp, 1, Mat::F32);
         let m = Model::from_bytes(a.as_slice()).unwrap();
         let (v, dm, di, ds, dc, dr, nl) = (
-            hp.vocab as usize,
+            hp.vocab_size as usize,
             hp.d_model as usize,
             hp.d_inner as usize,
             hp.d_state as usize,
@@ -227,22 +236,25 @@ fn token_out_of_range_leaves_state_unchanged() {
     let a = aligned(&TINY, 2, Mat::F32);
     let m = Model::from_bytes(a.as_slice()).unwrap();
     let mut s = Session::new_owned(&m);
-    s.prefill(&tokens(1, 5, TINY.vocab)).unwrap();
+    s.prefill(&tokens(1, 5, TINY.vocab_size)).unwrap();
     let before = s.snapshot().to_vec();
     let logits_before = bits(s.logits());
-    for bad in [TINY.vocab, TINY.vocab + 1, u32::MAX] {
-        assert_eq!(s.step(bad).err(), Some(SessionError::TokenOutOfRange { token: bad, vocab: TINY.vocab }));
+    for bad in [TINY.vocab_size, TINY.vocab_size + 1, u32::MAX] {
+        assert_eq!(
+            s.step(bad).err(),
+            Some(SessionError::TokenOutOfRange { token: bad, vocab: TINY.vocab_size })
+        );
         assert_eq!(s.snapshot(), &before[..]);
         // A bad token anywhere in a prompt is caught before any work.
         assert_eq!(
             s.prefill(&[1, 2, bad, 3]).err(),
-            Some(SessionError::TokenOutOfRange { token: bad, vocab: TINY.vocab })
+            Some(SessionError::TokenOutOfRange { token: bad, vocab: TINY.vocab_size })
         );
         assert_eq!(s.snapshot(), &before[..]);
         assert_eq!(bits(s.logits()), logits_before);
     }
     assert_eq!(s.position(), 5);
-    assert!(s.step(TINY.vocab - 1).is_ok());
+    assert!(s.step(TINY.vocab_size - 1).is_ok());
     let msg = SessionError::TokenOutOfRange { token: 13, vocab: 13 }.to_string();
     assert!(msg.contains("13"));
 }
@@ -264,7 +276,7 @@ fn prefill_matches_steps_bit_exactly() {
         let a = aligned(&hp, 3, mat);
         let m = Model::from_bytes(a.as_slice()).unwrap();
         for n in [1usize, 2, 7, 33] {
-            let toks = tokens(n as u64, n, TINY.vocab);
+            let toks = tokens(n as u64, n, TINY.vocab_size);
             let mut stepped = Session::new_owned(&m);
             let per_step = run_steps(&mut stepped, &toks);
             let mut pre = Session::new_owned(&m);
@@ -297,8 +309,8 @@ fn snapshot_restore_resumes_bit_exactly() {
         let a = aligned(&hp, 4, mat);
         let m = Model::from_bytes(a.as_slice()).unwrap();
         let mut s = Session::new_owned(&m);
-        let prompt = tokens(10, 6, TINY.vocab);
-        let cont = tokens(11, 9, TINY.vocab);
+        let prompt = tokens(10, 6, TINY.vocab_size);
+        let cont = tokens(11, 9, TINY.vocab_size);
         s.prefill(&prompt).unwrap();
         let snap = s.snapshot().to_vec();
         assert_eq!(snap.len(), m.state_bytes());
@@ -317,7 +329,7 @@ fn snapshot_restore_resumes_bit_exactly() {
         assert_eq!(run_steps(&mut other, &cont), first);
         // The different continuation after restore differs (state matters).
         s.restore(&snap).unwrap();
-        let alt = run_steps(&mut s, &tokens(12, 9, TINY.vocab));
+        let alt = run_steps(&mut s, &tokens(12, 9, TINY.vocab_size));
         assert_ne!(alt, first);
     }
 }
@@ -326,7 +338,7 @@ fn snapshot_restore_resumes_bit_exactly() {
 fn restore_rejects_foreign_or_malformed_snapshots() {
     let a = aligned(&TINY, 5, Mat::F32);
     let b = aligned(&TINY, 6, Mat::F32); // same shapes, other weights
-    let hp2 = Hp { d_state: 8, ..TINY };
+    let hp2 = Mamba1Config { d_state: 8, ..TINY };
     let c = aligned(&hp2, 5, Mat::F32); // other state length
     let ma = Model::from_bytes(a.as_slice()).unwrap();
     let mb = Model::from_bytes(b.as_slice()).unwrap();
@@ -384,7 +396,7 @@ fn position_counts_tokens() {
     assert_eq!(s.position(), 5);
     s.prefill_with(&[5, 6], |_, _| {}, true).unwrap();
     assert_eq!(s.position(), 7);
-    let _ = s.step(TINY.vocab);
+    let _ = s.step(TINY.vocab_size);
     let _ = s.prefill(&[]);
     assert_eq!(s.position(), 7);
     s.reset();
@@ -397,7 +409,7 @@ fn reset_returns_to_initial_state() {
     let m = Model::from_bytes(a.as_slice()).unwrap();
     let fresh = Session::new_owned(&m).snapshot().to_vec();
     let mut s = Session::new_owned(&m);
-    let toks = tokens(3, 10, TINY.vocab);
+    let toks = tokens(3, 10, TINY.vocab_size);
     let first = run_steps(&mut s, &toks);
     assert_ne!(s.snapshot(), &fresh[..]);
     s.reset();
@@ -418,13 +430,16 @@ fn borrowed_and_owned_sessions_agree_bit_exactly() {
     for (hp, mat) in [
         (TINY, Mat::F32),
         (TINY, Mat::F16),
-        (Hp { tied: true, proj_bias: false, conv_bias: false, d_conv: 2, ..TINY }, Mat::F16),
+        (
+            Mamba1Config { tied_embeddings: true, proj_bias: false, conv_bias: false, d_conv: 2, ..TINY },
+            Mat::F16,
+        ),
         (QHP, Mat::Quant),
-        (Hp { tied: true, ..QHP }, Mat::Quant),
+        (Mamba1Config { tied_embeddings: true, ..QHP }, Mat::Quant),
     ] {
         let a = aligned(&hp, 9, mat);
         let m = Model::from_bytes(a.as_slice()).unwrap();
-        let toks = tokens(4, 20, hp.vocab);
+        let toks = tokens(4, 20, hp.vocab_size);
         let mut owned = Session::new_owned(&m);
         let o = run_steps(&mut owned, &toks);
         let mut st = AlignedBytes::copy_from(&vec![0u8; m.state_bytes()]);
@@ -449,7 +464,7 @@ fn f16_matrices_compute_the_same_numbers_as_f32() {
     let mraw = Model::from_bytes(raw.as_slice()).unwrap();
     assert_eq!(m16.state_bytes(), m32.state_bytes());
     assert!(a16.as_slice().len() < a32.as_slice().len());
-    let toks = tokens(5, 16, TINY.vocab);
+    let toks = tokens(5, 16, TINY.vocab_size);
     let l16 = run_steps(&mut Session::new_owned(&m16), &toks);
     let l32 = run_steps(&mut Session::new_owned(&m32), &toks);
     assert_eq!(l16, l32);
@@ -470,7 +485,7 @@ fn quantized_model_runs_with_all_integer_formats() {
     for f in ["w8g32", "w4g32", "w2g32", "f16", "f32"] {
         assert!(names.contains(&f), "{f} missing from {names:?}");
     }
-    let toks = tokens(6, 12, QHP.vocab);
+    let toks = tokens(6, 12, QHP.vocab_size);
     let mut s = Session::new_owned(&m);
     let l = run_steps(&mut s, &toks);
     assert!(l.iter().flatten().all(|&x| f32::from_bits(x).is_finite()));
@@ -487,7 +502,7 @@ fn batched_prefill_matches_steps_bit_exactly() {
             m.set_workers(Workers::threads(threads).unwrap());
             assert_eq!(m.workers().count(), threads);
             for n in [1usize, 2, 7, 33] {
-                let toks = tokens(n as u64 + 100, n, hp.vocab);
+                let toks = tokens(n as u64 + 100, n, hp.vocab_size);
                 let mut stepped = Session::new_owned(&m);
                 let per_step = run_steps(&mut stepped, &toks);
                 for chunk in [1usize, 4, 16, 64] {
@@ -529,7 +544,7 @@ fn batched_prefill_rejects_bad_input_without_changing_state() {
     let mut small = vec![0f32; need / 4 - 1];
     let err = s.prefill_batched(&[1, 2, 3], 8, bytemuck::cast_slice_mut(&mut small), true, |_, _| {});
     assert!(matches!(err, Err(SessionError::BufferTooSmall { .. })), "{err:?}");
-    let err = s.prefill_chunked(&[1, 2, TINY.vocab], 8, true, |_, _| {});
+    let err = s.prefill_chunked(&[1, 2, TINY.vocab_size], 8, true, |_, _| {});
     assert!(matches!(err, Err(SessionError::TokenOutOfRange { .. })), "{err:?}");
     let err = s.prefill_chunked(&[], 8, true, |_, _| {});
     assert!(matches!(err, Err(SessionError::EmptyPrompt)), "{err:?}");

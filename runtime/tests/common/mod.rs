@@ -16,52 +16,42 @@ use eddy_testkit::Rng;
 // Tiny Mamba-1 models
 // ---------------------------------------------------------------------------
 
-/// Hyper-parameters of a test model.
-#[derive(Clone, Copy, Debug)]
-pub struct Hp {
-    pub vocab: u32,
-    pub d_model: u32,
-    pub n_layer: u32,
-    pub d_state: u32,
-    pub d_conv: u32,
-    pub d_inner: u32,
-    pub dt_rank: u32,
-    pub tied: bool,
-    pub proj_bias: bool,
-    pub conv_bias: bool,
-}
+/// Hyper-parameters of a test model: the runtime's own config type.
+pub use eddy::mamba::Mamba1Config;
 
-pub const TINY: Hp = Hp {
-    vocab: 11,
+pub const TINY: Mamba1Config = Mamba1Config {
+    vocab_size: 11,
     d_model: 8,
     n_layer: 2,
     d_state: 4,
     d_conv: 3,
     d_inner: 16,
     dt_rank: 2,
-    tied: false,
+    norm_eps: 1e-5,
+    tied_embeddings: false,
     proj_bias: false,
     conv_bias: true,
 };
 
 /// A model small enough that every byte can be corrupted in turn.
-pub const MINI: Hp = Hp {
-    vocab: 5,
+pub const MINI: Mamba1Config = Mamba1Config {
+    vocab_size: 5,
     d_model: 4,
     n_layer: 2,
     d_state: 2,
     d_conv: 2,
     d_inner: 4,
     dt_rank: 1,
-    tied: false,
+    norm_eps: 1e-5,
+    tied_embeddings: false,
     proj_bias: false,
     conv_bias: true,
 };
 
 /// The canonical tensor list written independently of `eddy::mamba` (it is
 /// what FORMAT.md documents): (name, shape, must be f32).
-pub fn schema(hp: &Hp) -> Vec<(String, Vec<u32>, bool)> {
-    let (v, dm, di, ds, dc, dr) = (hp.vocab, hp.d_model, hp.d_inner, hp.d_state, hp.d_conv, hp.dt_rank);
+pub fn schema(hp: &Mamba1Config) -> Vec<(String, Vec<u32>, bool)> {
+    let (v, dm, di, ds, dc, dr) = (hp.vocab_size, hp.d_model, hp.d_inner, hp.d_state, hp.d_conv, hp.dt_rank);
     let mut s = vec![("embed.weight".to_string(), vec![v, dm], false)];
     for i in 0..hp.n_layer {
         let p = |n: &str| format!("layers.{i}.{n}");
@@ -86,7 +76,7 @@ pub fn schema(hp: &Hp) -> Vec<(String, Vec<u32>, bool)> {
         }
     }
     s.push(("norm_f.weight".to_string(), vec![dm], true));
-    if !hp.tied {
+    if !hp.tied_embeddings {
         s.push(("lm_head.weight".to_string(), vec![v, dm], false));
     }
     s
@@ -94,7 +84,7 @@ pub fn schema(hp: &Hp) -> Vec<(String, Vec<u32>, bool)> {
 
 /// Random weights for every tensor of the schema, in canonical order.
 /// Matrices are f16 when `f16_matrices`.
-pub fn tensors(hp: &Hp, seed: u64, f16_matrices: bool) -> Vec<TensorData> {
+pub fn tensors(hp: &Mamba1Config, seed: u64, f16_matrices: bool) -> Vec<TensorData> {
     let mut rng = Rng::new(seed);
     schema(hp)
         .into_iter()
@@ -114,7 +104,7 @@ pub fn tensors(hp: &Hp, seed: u64, f16_matrices: bool) -> Vec<TensorData> {
 }
 
 /// A builder with the hyper-parameters of `hp` and the given tensors.
-pub fn builder_with(hp: &Hp, ts: Vec<TensorData>) -> FileBuilder {
+pub fn builder_with(hp: &Mamba1Config, ts: Vec<TensorData>) -> FileBuilder {
     let mut b = header(hp);
     for t in ts {
         b.tensor(t).expect("valid test tensor");
@@ -123,23 +113,23 @@ pub fn builder_with(hp: &Hp, ts: Vec<TensorData>) -> FileBuilder {
 }
 
 /// A builder with the hyper-parameters of `hp` and no tensors yet.
-pub fn header(hp: &Hp) -> FileBuilder {
+pub fn header(hp: &Mamba1Config) -> FileBuilder {
     let mut b = FileBuilder::new(Architecture::Mamba1);
-    b.hparam(HParam::VocabSize, hp.vocab)
+    b.hparam(HParam::VocabSize, hp.vocab_size)
         .hparam(HParam::DModel, hp.d_model)
         .hparam(HParam::NLayer, hp.n_layer)
         .hparam(HParam::DState, hp.d_state)
         .hparam(HParam::DConv, hp.d_conv)
         .hparam(HParam::DInner, hp.d_inner)
         .hparam(HParam::DtRank, hp.dt_rank)
-        .hparam_f32(HParam::NormEps, 1e-5)
-        .hparam(HParam::TiedEmbeddings, hp.tied as u32)
+        .hparam_f32(HParam::NormEps, hp.norm_eps)
+        .hparam(HParam::TiedEmbeddings, hp.tied_embeddings as u32)
         .hparam(HParam::ProjBias, hp.proj_bias as u32)
         .hparam(HParam::ConvBias, hp.conv_bias as u32);
     b
 }
 
-pub fn build(hp: &Hp, seed: u64) -> Vec<u8> {
+pub fn build(hp: &Mamba1Config, seed: u64) -> Vec<u8> {
     builder_with(hp, tensors(hp, seed, false)).to_bytes()
 }
 
@@ -258,7 +248,7 @@ pub fn quantized(t: &TensorData, format: TensorFormat) -> TensorData {
 
 /// `hp`'s tensors with every matrix whose columns allow it stored in an
 /// integer group format (W8, W4, W2 in turn, group 32).
-pub fn quantized_tensors(hp: &Hp, seed: u64) -> Vec<TensorData> {
+pub fn quantized_tensors(hp: &Mamba1Config, seed: u64) -> Vec<TensorData> {
     let formats =
         [TensorFormat::W8 { group: 32 }, TensorFormat::W4 { group: 32 }, TensorFormat::W2 { group: 32 }];
     let f32_only: Vec<bool> = schema(hp).into_iter().map(|(_, _, f)| f).collect();
@@ -281,7 +271,7 @@ pub fn quantized_tensors(hp: &Hp, seed: u64) -> Vec<TensorData> {
 // Model-level helpers
 // ---------------------------------------------------------------------------
 
-pub fn without(hp: &Hp, name: &str) -> Vec<TensorData> {
+pub fn without(hp: &Mamba1Config, name: &str) -> Vec<TensorData> {
     let mut ts = tensors(hp, 1, false);
     let n = ts.len();
     ts.retain(|t| t.name != name);
