@@ -11,6 +11,7 @@
 //! epsilon. Prefill batches every projection over the chunk; only the WKV
 //! recurrence runs token by token.
 
+use core::ops::Range;
 use crate::arch::HParam;
 use crate::error::ModelError;
 use crate::family::{layer_major_family, scratch_rows, ProductScratch, RunCtx};
@@ -122,14 +123,6 @@ pub fn tensor_schema(c: &Rwkv4Config, visit: &mut dyn FnMut(TensorSpec)) {
 
 const PER_LAYER: u32 = 18;
 
-/// A loaded, validated RWKV-4 model.
-#[derive(Clone, Copy, Debug)]
-pub struct Rwkv4<'a> {
-    /// Hyper-parameters.
-    pub config: Rwkv4Config,
-    file: EddyFile<'a>,
-}
-
 struct LayerWeights<'a> {
     ln1: (&'a [f32], &'a [f32]),
     /// `-exp(time_decay)`, stored so by the converter.
@@ -213,6 +206,31 @@ scratch_rows! {
     Rows { x, normed, mix_k, mix_v, mix_r, k, v, r, wkv, out, ffn, logits }
 }
 
+/// LayerNorm each `last.len()`-wide row of `x` into `normed`, then call
+/// `shift(span, row, prev)` for each token's normed row with the one before
+/// it (`last`, the previous chunk's final row, for the first); `last` keeps
+/// the final row for the next chunk.
+fn norm_and_shift(
+    x: &[f32],
+    (ln_w, ln_b): (&[f32], &[f32]),
+    eps: f32,
+    normed: &mut [f32],
+    last: &mut [f32],
+    mut shift: impl FnMut(Range<usize>, &[f32], &[f32]),
+) {
+    let dm = last.len();
+    for (xt, a) in x.chunks_exact(dm).zip(normed.chunks_exact_mut(dm)) {
+        layer_norm(xt, ln_w, ln_b, eps, a);
+    }
+    let n = normed.len() / dm;
+    for t in 0..n {
+        let a = &normed[t * dm..(t + 1) * dm];
+        let prev = if t == 0 { &*last } else { &normed[(t - 1) * dm..t * dm] };
+        shift(t * dm..(t + 1) * dm, a, prev);
+    }
+    last.copy_from_slice(&normed[(n - 1) * dm..n * dm]);
+}
+
 impl<'a> Rwkv4<'a> {
     /// Run `tokens` through all blocks, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
@@ -240,18 +258,11 @@ impl<'a> Rwkv4<'a> {
             let (att_prev, rest) = layer.words().split_at_mut(dm);
             let (wkv_state, ffn_prev) = rest.split_at_mut(3 * dm);
             // Time mix: token shift against the previous token's normed input.
-            for (xt, a) in x.chunks_exact(dm).zip(rows.normed.chunks_exact_mut(dm)) {
-                layer_norm(xt, w.ln1.0, w.ln1.1, eps, a);
-            }
-            for t in 0..n {
-                let a = &rows.normed[t * dm..(t + 1) * dm];
-                let prev = if t == 0 { &*att_prev } else { &rows.normed[(t - 1) * dm..t * dm] };
-                let span = t * dm..(t + 1) * dm;
+            norm_and_shift(x, w.ln1, eps, &mut rows.normed[..n * dm], att_prev, |span, a, prev| {
                 token_shift(a, prev, w.mix_k, &mut rows.mix_k[span.clone()]);
                 token_shift(a, prev, w.mix_v, &mut rows.mix_v[span.clone()]);
                 token_shift(a, prev, w.mix_r, &mut rows.mix_r[span]);
-            }
-            att_prev.copy_from_slice(&rows.normed[(n - 1) * dm..n * dm]);
+            });
             let m = n * dm;
             rc.project(&w.key, &rows.mix_k[..m], &mut rows.k[..m], n);
             rc.project(&w.value, &rows.mix_v[..m], &mut rows.v[..m], n);
@@ -271,17 +282,10 @@ impl<'a> Rwkv4<'a> {
             add_assign(x, &rows.out[..m]);
 
             // Channel mix.
-            for (xt, f) in x.chunks_exact(dm).zip(rows.normed.chunks_exact_mut(dm)) {
-                layer_norm(xt, w.ln2.0, w.ln2.1, eps, f);
-            }
-            for t in 0..n {
-                let f = &rows.normed[t * dm..(t + 1) * dm];
-                let prev = if t == 0 { &*ffn_prev } else { &rows.normed[(t - 1) * dm..t * dm] };
-                let span = t * dm..(t + 1) * dm;
+            norm_and_shift(x, w.ln2, eps, &mut rows.normed[..n * dm], ffn_prev, |span, f, prev| {
                 token_shift(f, prev, w.ffn_mix_k, &mut rows.mix_k[span.clone()]);
                 token_shift(f, prev, w.ffn_mix_r, &mut rows.mix_r[span]);
-            }
-            ffn_prev.copy_from_slice(&rows.normed[(n - 1) * dm..n * dm]);
+            });
             rc.project(&w.ffn_key, &rows.mix_k[..m], &mut rows.ffn[..n * df], n);
             for v in rows.ffn[..n * df].iter_mut() {
                 let relu = v.max(0.0);
@@ -306,4 +310,9 @@ impl<'a> Rwkv4<'a> {
     }
 }
 
-layer_major_family!(Rwkv4, config = Rwkv4Config, logits_slot = 11);
+layer_major_family!(
+    /// A loaded, validated RWKV-4 model.
+    Rwkv4,
+    config = Rwkv4Config,
+    logits_slot = 11
+);
