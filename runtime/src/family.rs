@@ -325,9 +325,11 @@ macro_rules! scratch_rows {
 }
 pub(crate) use scratch_rows;
 
-/// Implements [`Family`] for a family whose step and prefill are one
-/// layer-major routine over per-token rows (a step is a chunk of one
-/// token), and its `load` and `embed`. The invoking module provides:
+/// Defines the model struct (the doc comments before `$ty` are its own:
+/// the config and the file, the same in every family) and implements
+/// [`Family`] for a family whose step and prefill are one layer-major
+/// routine over per-token rows (a step is a chunk of one token), and its
+/// `load` and `embed`. The invoking module provides:
 /// `$config::from_file`, `config.sizes(n, logit_rows)` (row buffer sizes in
 /// carve order, the logits at `logits_slot`, the activations last),
 /// `config.state_words()`, `Rows::carve(&mut Carver, &sizes)` (a struct
@@ -362,7 +364,15 @@ macro_rules! layer_major_family {
             Ok(Self { config, file: self.file })
         }
     };
-    ($ty:ident, config = $config:ty, logits_slot = $slot:expr $(, $hybrid:ident)?) => {
+    ($(#[$doc:meta])* $ty:ident, config = $config:ty, logits_slot = $slot:expr $(, $hybrid:ident)?) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $ty<'a> {
+            /// Hyper-parameters.
+            pub config: $config,
+            file: $crate::file::EddyFile<'a>,
+        }
+
         impl<'a> $ty<'a> {
             /// Bind a parsed file: check hyper-parameters and every tensor.
             pub fn load(file: $crate::file::EddyFile<'a>) -> Result<Self, $crate::error::ModelError> {

@@ -174,14 +174,6 @@ pub fn tensor_schema(c: &GatedDeltaNetConfig, visit: &mut dyn FnMut(TensorSpec))
 
 const PER_LAYER: u32 = 12;
 
-/// A loaded, validated Gated DeltaNet model.
-#[derive(Clone, Copy, Debug)]
-pub struct GatedDeltaNet<'a> {
-    /// Hyper-parameters.
-    pub config: GatedDeltaNetConfig,
-    file: EddyFile<'a>,
-}
-
 struct LayerWeights<'a> {
     norm: &'a [f32],
     qkvz: Linear<'a>,
@@ -340,4 +332,9 @@ impl<'a> GatedDeltaNet<'a> {
     }
 }
 
-layer_major_family!(GatedDeltaNet, config = GatedDeltaNetConfig, logits_slot = 9);
+layer_major_family!(
+    /// A loaded, validated Gated DeltaNet model.
+    GatedDeltaNet,
+    config = GatedDeltaNetConfig,
+    logits_slot = 9
+);

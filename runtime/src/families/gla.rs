@@ -170,14 +170,6 @@ pub fn tensor_schema(c: &GlaConfig, visit: &mut dyn FnMut(TensorSpec)) {
 
 const PER_LAYER: u32 = 14;
 
-/// A loaded, validated GLA model.
-#[derive(Clone, Copy, Debug)]
-pub struct Gla<'a> {
-    /// Hyper-parameters.
-    pub config: GlaConfig,
-    file: EddyFile<'a>,
-}
-
 struct LayerWeights<'a> {
     attn_norm: &'a [f32],
     q: Linear<'a>,
@@ -319,4 +311,9 @@ impl<'a> Gla<'a> {
     }
 }
 
-layer_major_family!(Gla, config = GlaConfig, logits_slot = 12);
+layer_major_family!(
+    /// A loaded, validated GLA model.
+    Gla,
+    config = GlaConfig,
+    logits_slot = 12
+);

@@ -194,14 +194,6 @@ pub fn tensor_schema(c: &Lfm2Config<'_>, visit: &mut dyn FnMut(TensorSpec)) {
     visit_head(visit, v, dm, c.tied_embeddings);
 }
 
-/// A loaded, validated LFM2 model.
-#[derive(Clone, Copy, Debug)]
-pub struct Lfm2<'a> {
-    /// Hyper-parameters.
-    pub config: Lfm2Config<'a>,
-    file: EddyFile<'a>,
-}
-
 /// The mixer of one layer.
 enum Mixer<'a> {
     Conv { in_proj: Linear<'a>, conv_w: &'a [f32], conv_b: Option<&'a [f32]>, out_proj: Linear<'a> },
@@ -353,4 +345,10 @@ impl<'a> Lfm2<'a> {
     }
 }
 
-layer_major_family!(Lfm2, config = Lfm2Config<'a>, logits_slot = 8, hybrid);
+layer_major_family!(
+    /// A loaded, validated LFM2 model.
+    Lfm2,
+    config = Lfm2Config<'a>,
+    logits_slot = 8,
+    hybrid
+);

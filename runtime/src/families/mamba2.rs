@@ -161,14 +161,6 @@ pub fn tensor_schema(c: &Mamba2Config, visit: &mut dyn FnMut(TensorSpec)) {
     visit_head(visit, v, dm, c.tied_embeddings);
 }
 
-/// A loaded, validated Mamba-2 model.
-#[derive(Clone, Copy, Debug)]
-pub struct Mamba2<'a> {
-    /// Hyper-parameters.
-    pub config: Mamba2Config,
-    file: EddyFile<'a>,
-}
-
 struct LayerWeights<'a> {
     norm: &'a [f32],
     in_proj: Linear<'a>,
@@ -295,4 +287,9 @@ impl<'a> Mamba2<'a> {
     }
 }
 
-layer_major_family!(Mamba2, config = Mamba2Config, logits_slot = 6);
+layer_major_family!(
+    /// A loaded, validated Mamba-2 model.
+    Mamba2,
+    config = Mamba2Config,
+    logits_slot = 6
+);

@@ -241,14 +241,6 @@ pub fn tensor_schema(c: &RecurrentGemmaConfig<'_>, visit: &mut dyn FnMut(TensorS
     visit_head(visit, v, dm, c.tied_embeddings);
 }
 
-/// A loaded, validated RecurrentGemma model.
-#[derive(Clone, Copy, Debug)]
-pub struct RecurrentGemma<'a> {
-    /// Hyper-parameters.
-    pub config: RecurrentGemmaConfig<'a>,
-    file: EddyFile<'a>,
-}
-
 /// The RG-LRU recurrent block's weights.
 struct RecurrentWeights<'a> {
     linear_y: Linear<'a>,
@@ -465,7 +457,13 @@ impl<'a> RecurrentGemma<'a> {
     }
 }
 
-layer_major_family!(RecurrentGemma, config = RecurrentGemmaConfig<'a>, logits_slot = 12, hybrid);
+layer_major_family!(
+    /// A loaded, validated RecurrentGemma model.
+    RecurrentGemma,
+    config = RecurrentGemmaConfig<'a>,
+    logits_slot = 12,
+    hybrid
+);
 
 #[cfg(test)]
 mod tests {

@@ -133,14 +133,6 @@ pub fn tensor_schema(c: &RnnConfig, visit: &mut dyn FnMut(TensorSpec)) {
     }
 }
 
-/// A loaded, validated GRU/LSTM model.
-#[derive(Clone, Copy, Debug)]
-pub struct Rnn<'a> {
-    /// Hyper-parameters.
-    pub config: RnnConfig,
-    file: EddyFile<'a>,
-}
-
 struct LayerWeights<'a> {
     ih: Linear<'a>,
     hh: Linear<'a>,
@@ -225,4 +217,9 @@ impl<'a> Rnn<'a> {
     }
 }
 
-layer_major_family!(Rnn, config = RnnConfig, logits_slot = 4);
+layer_major_family!(
+    /// A loaded, validated GRU/LSTM model.
+    Rnn,
+    config = RnnConfig,
+    logits_slot = 4
+);

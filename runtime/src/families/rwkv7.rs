@@ -190,14 +190,6 @@ pub fn tensor_schema(c: &Rwkv7Config, visit: &mut dyn FnMut(TensorSpec)) {
     }
 }
 
-/// A loaded, validated RWKV-7 model.
-#[derive(Clone, Copy, Debug)]
-pub struct Rwkv7<'a> {
-    /// Hyper-parameters.
-    pub config: Rwkv7Config,
-    file: EddyFile<'a>,
-}
-
 struct Lora<'a> {
     down: Linear<'a>,
     up: Linear<'a>,
@@ -534,4 +526,9 @@ impl<'a> Rwkv7<'a> {
     }
 }
 
-layer_major_family!(Rwkv7, config = Rwkv7Config, logits_slot = 18);
+layer_major_family!(
+    /// A loaded, validated RWKV-7 model.
+    Rwkv7,
+    config = Rwkv7Config,
+    logits_slot = 18
+);
