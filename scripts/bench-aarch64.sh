@@ -43,8 +43,6 @@ for f in ${FORMATS:-w2g64 w4g64 w8g64 w2g128 w2g32}; do
     n=$(((i3 - i1) / 2 / per))
     # QEMU CPU time: 1 and 41 calls, best of three each.
     ms=$(echo "($(best $k $f 41) - $(best $k $f 1)) * 1000 / 40 / $per" | bc -l)
-    [ -n "$base_i" ] || { base_i=$n base_t=$ms; }
-    printf "%-7s %-10s %14d %9.2fx %14.3f %9.2fx\n" $f $k $n \
-      "$(echo "$base_i / $n" | bc -l)" "$ms" "$(echo "$base_t / $ms" | bc -l)"
+    table_row "%-7s %-10s %14d %9.2fx %14.3f %9.2fx\n" $f $k $n "$ms"
   done
 done

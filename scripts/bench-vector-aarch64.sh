@@ -27,8 +27,6 @@ for kernel in ${KERNELS:-scan conv quant}; do
     i3=$(QEMU_CPU=max scripts/qemu-count-aarch64.sh "$BIN" $k $kernel 3)
     n=$(((i3 - i1) / 2))
     us=$(echo "($(best_seconds $k $kernel 401) - $(best_seconds $k $kernel 1)) * 1000000 / 400" | bc -l)
-    [ -n "$base_i" ] || { base_i=$n base_t=$us; }
-    printf "%-6s %-7s %14d %9.2fx %14.1f %9.2fx\n" $kernel $k $n \
-      "$(echo "$base_i / $n" | bc -l)" "$us" "$(echo "$base_t / $us" | bc -l)"
+    table_row "%-6s %-7s %14d %9.2fx %14.1f %9.2fx\n" $kernel $k $n "$us"
   done
 done

@@ -318,9 +318,17 @@ impl<D: Device> Accel<D> {
         )
     }
 
-    fn write_addr(&mut self, offset: u32, addr: u64) {
-        self.dev.write32(offset, addr as u32);
-        self.dev.write32(offset + 4, (addr >> 32) as u32);
+    /// Write a job's registers in order: the `(offset, value)` words, then
+    /// each `(offset, address)` as its low word at `offset` and its high
+    /// word at `offset + 4`.
+    fn write_job(&mut self, words: &[(u32, u32)], addrs: &[(u32, u64)]) {
+        for &(offset, value) in words {
+            self.dev.write32(offset, value);
+        }
+        for &(offset, addr) in addrs {
+            self.dev.write32(offset, addr as u32);
+            self.dev.write32(offset + 4, (addr >> 32) as u32);
+        }
     }
 
     /// Run a matvec job to completion. Bad arguments are refused before
@@ -330,16 +338,22 @@ impl<D: Device> Accel<D> {
         self.ensure_idle()?;
         let (group, bits) =
             (job.format.group_size().unwrap_or(0) as u32, job.format.code_bits().unwrap_or(0));
-        self.dev.write32(regs::OP, regs::OP_MATVEC);
-        self.dev.write32(regs::BITS, bits);
-        self.dev.write32(regs::GROUP, group);
-        self.dev.write32(regs::ROWS, job.rows);
-        self.dev.write32(regs::COLS, job.cols);
-        self.write_addr(regs::W, job.w);
-        self.write_addr(regs::XQ, job.xq);
-        self.write_addr(regs::XS, job.xs);
-        self.write_addr(regs::XSUM, job.xsum);
-        self.write_addr(regs::Y, job.y);
+        self.write_job(
+            &[
+                (regs::OP, regs::OP_MATVEC),
+                (regs::BITS, bits),
+                (regs::GROUP, group),
+                (regs::ROWS, job.rows),
+                (regs::COLS, job.cols),
+            ],
+            &[
+                (regs::W, job.w),
+                (regs::XQ, job.xq),
+                (regs::XS, job.xs),
+                (regs::XSUM, job.xsum),
+                (regs::Y, job.y),
+            ],
+        );
         self.start_and_wait()
     }
 
@@ -348,14 +362,10 @@ impl<D: Device> Accel<D> {
     pub fn scan(&mut self, job: &ScanJob) -> Result<RunInfo, DriverError> {
         self.check_scan(job).map_err(DriverError::BadArgs)?;
         self.ensure_idle()?;
-        self.dev.write32(regs::OP, regs::OP_SCAN);
-        self.dev.write32(regs::ROWS, job.channels);
-        self.dev.write32(regs::COLS, job.d_state);
-        self.write_addr(regs::A, job.a);
-        self.write_addr(regs::CHP, job.chp);
-        self.write_addr(regs::BC, job.bc);
-        self.write_addr(regs::H, job.h);
-        self.write_addr(regs::Y, job.y);
+        self.write_job(
+            &[(regs::OP, regs::OP_SCAN), (regs::ROWS, job.channels), (regs::COLS, job.d_state)],
+            &[(regs::A, job.a), (regs::CHP, job.chp), (regs::BC, job.bc), (regs::H, job.h), (regs::Y, job.y)],
+        );
         self.start_and_wait()
     }
 

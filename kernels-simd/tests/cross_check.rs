@@ -35,18 +35,25 @@ fn check_i8(k: &Kernels, f: TensorFormat, rows: usize, cols: usize, w: &[f32], x
     assert_eq!(wb, gb, "{} {f:?} {rows}x{cols}", k.name);
 }
 
+/// Every integer weight format (W2, W4, W8) at every group size, with its
+/// group size, group by group.
+fn integer_formats() -> impl Iterator<Item = (u32, TensorFormat)> {
+    GROUP_SIZES.into_iter().flat_map(|group| {
+        [TensorFormat::W2 { group }, TensorFormat::W4 { group }, TensorFormat::W8 { group }]
+            .map(|f| (group, f))
+    })
+}
+
 #[test]
 fn integer_kernels_are_bit_exact() {
     let mut rng = Rng(5);
     for k in kernel_sets() {
-        for group in GROUP_SIZES {
-            for f in [TensorFormat::W2 { group }, TensorFormat::W4 { group }, TensorFormat::W8 { group }] {
-                for (rows, mult) in [(1, 1), (7, 3), (13, 2), (16, 1), (25, 2)] {
-                    let cols = group as usize * mult;
-                    let w: Vec<f32> = (0..rows * cols).map(|_| rng.f()).collect();
-                    let x: Vec<f32> = (0..cols).map(|_| rng.f() * 5.0).collect();
-                    check_i8(k, f, rows, cols, &w, &x);
-                }
+        for (group, f) in integer_formats() {
+            for (rows, mult) in [(1, 1), (7, 3), (13, 2), (16, 1), (25, 2)] {
+                let cols = group as usize * mult;
+                let w: Vec<f32> = (0..rows * cols).map(|_| rng.f()).collect();
+                let x: Vec<f32> = (0..cols).map(|_| rng.f() * 5.0).collect();
+                check_i8(k, f, rows, cols, &w, &x);
             }
         }
     }
@@ -329,13 +336,11 @@ fn check_matmat(k: &Kernels, rng: &mut Rng, f: TensorFormat, rows: usize, tokens
 fn multi_token_kernels_are_bit_exact() {
     let mut rng = Rng(11);
     for k in matmat_sets() {
-        for group in GROUP_SIZES {
-            for f in [TensorFormat::W2 { group }, TensorFormat::W4 { group }, TensorFormat::W8 { group }] {
-                for (rows, tokens) in
-                    [(8, 1), (13, 3), (16, 4), (25, 5), (9, 9), (6, 8), (11, 17), (13, 40), (30, 64)]
-                {
-                    check_matmat(k, &mut rng, f, rows, tokens, group as usize * 2);
-                }
+        for (group, f) in integer_formats() {
+            for (rows, tokens) in
+                [(8, 1), (13, 3), (16, 4), (25, 5), (9, 9), (6, 8), (11, 17), (13, 40), (30, 64)]
+            {
+                check_matmat(k, &mut rng, f, rows, tokens, group as usize * 2);
             }
         }
     }

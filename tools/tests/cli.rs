@@ -240,6 +240,11 @@ fn reported_state_bytes(report: &str) -> usize {
     line.split_whitespace().nth(2).unwrap().parse().unwrap()
 }
 
+/// The state bytes `eddy [flags] inspect path` reports.
+fn state_bytes_under(path: &str, flags: &[&str]) -> usize {
+    reported_state_bytes(&inspect(path, flags))
+}
+
 #[test]
 fn other_families_convert_inspect_quantize_and_run() {
     for (fixture, arch, needle) in [
@@ -302,10 +307,9 @@ fn state_bits_shrink_the_state_and_bad_widths_are_refused() {
 fn kv_cache_flags_change_the_state_and_refuse_bad_input() {
     let m = converted("lfm2-tiny");
     let path = m.to_str().unwrap();
-    let state = |flags: &[&str]| reported_state_bytes(&inspect(path, flags));
-    let (q4, f16) = (state(&[]), state(&["--kv", "f16"]));
+    let (q4, f16) = (state_bytes_under(path, &[]), state_bytes_under(path, &["--kv", "f16"]));
     assert!(q4 < f16, "q4 cache {q4} must be smaller than f16 {f16}");
-    assert!(state(&["--kv-window", "60"]) < q4);
+    assert!(state_bytes_under(path, &["--kv-window", "60"]) < q4);
     let o = eddy(&["--kv", "q3", "inspect", path]);
     assert!(!o.status.success() && stderr(&o).contains("expected f32, f16, q8 or q4"), "{}", stderr(&o));
     let o = eddy(&["--kv-window", "0", "inspect", path]);
@@ -365,11 +369,13 @@ fn memory_of_named_public_shapes() {
 fn state_bits_and_kv_flags_compose_on_a_hybrid() {
     let m = converted("recurrentgemma-tiny");
     let path = m.to_str().unwrap();
-    let state = |flags: &[&str]| reported_state_bytes(&inspect(path, flags));
     // 4-bit state codes the RG-LRU state; an f16 cache is larger than the
     // default q4 one whatever the state format.
-    let (f32_q4, bits4_q4) = (state(&[]), state(&["--state-bits", "4"]));
-    let (f32_f16, bits4_f16) = (state(&["--kv", "f16"]), state(&["--state-bits", "4", "--kv", "f16"]));
+    let (f32_q4, bits4_q4) = (state_bytes_under(path, &[]), state_bytes_under(path, &["--state-bits", "4"]));
+    let (f32_f16, bits4_f16) = (
+        state_bytes_under(path, &["--kv", "f16"]),
+        state_bytes_under(path, &["--state-bits", "4", "--kv", "f16"]),
+    );
     assert!(bits4_q4 < f32_q4 && bits4_f16 < f32_f16, "{bits4_q4} {f32_q4} {bits4_f16} {f32_f16}");
     assert_eq!(f32_q4 - bits4_q4, f32_f16 - bits4_f16, "the state format must not change the cache");
     let o = eddy(&["--state-bits", "8", "--kv", "q8", "run", path, "--tokens", "1,2,3", "-n", "6", "--ids"]);

@@ -7,13 +7,14 @@
 //! for both paths. With defmt, the strings stay in the ELF (not in flash)
 //! and `defmt-print -e ELF` turns the frames back into these lines.
 
-/// Log a line at info level: `say!(serial, "format", args...)`.
-macro_rules! say {
-    ($out:expr, $fmt:literal $(, $arg:expr)* $(,)?) => {{
+/// Write one log line: as a defmt frame at `$level` (`info`, `error`) with
+/// the `defmt` feature, else as text on `$out`.
+macro_rules! log_line {
+    ($level:ident, $out:expr, $fmt:literal $(, $arg:expr)*) => {{
         #[cfg(feature = "defmt")]
         {
             let _ = &$out;
-            defmt::info!($fmt $(, $arg)*);
+            defmt::$level!($fmt $(, $arg)*);
         }
         #[cfg(not(feature = "defmt"))]
         {
@@ -26,25 +27,21 @@ macro_rules! say {
     }};
 }
 
-/// Log a line at error level: `shout!(serial, "format", args...)`.
-macro_rules! shout {
-    ($out:expr, $fmt:literal $(, $arg:expr)* $(,)?) => {{
-        #[cfg(feature = "defmt")]
-        {
-            let _ = &$out;
-            defmt::error!($fmt $(, $arg)*);
-        }
-        #[cfg(not(feature = "defmt"))]
-        {
-            let _ = embedded_io::Write::write_fmt(
-                &mut *$out,
-                format_args!(concat!($fmt, "\n") $(, $arg)*),
-            );
-        }
-    }};
+/// Log a line at info level: `say!(serial, "format", args...)`.
+macro_rules! say {
+    ($out:expr, $fmt:literal $(, $arg:expr)* $(,)?) => {
+        $crate::log::log_line!(info, $out, $fmt $(, $arg)*)
+    };
 }
 
-pub(crate) use {say, shout};
+/// Log a line at error level: `shout!(serial, "format", args...)`.
+macro_rules! shout {
+    ($out:expr, $fmt:literal $(, $arg:expr)* $(,)?) => {
+        $crate::log::log_line!(error, $out, $fmt $(, $arg)*)
+    };
+}
+
+pub(crate) use {log_line, say, shout};
 
 /// Capacity of a formatted error message; longer ones are cut (the error
 /// code, logged beside it, is still exact).

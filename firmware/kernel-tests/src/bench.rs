@@ -127,17 +127,14 @@ pub fn instructions_per_matvec() -> bool {
         let scalar = measure(&SCALAR);
         for k in compiled().iter().copied() {
             let n = if k.name == SCALAR.name { scalar } else { measure(k) };
-            let ratio_x100 = scalar * 100 / n.max(1);
-            hprintln!(
-                "bench: {} {:>6}: {:>8} instructions/matvec, {}.{:02} per weight, scalar/{} = {}.{:02}",
-                f.name(),
+            print_bench_line(
+                format_args!("{}", f.name()),
                 k.name,
                 n,
-                n / (ROWS * COLS) as u64,
-                n * 100 / (ROWS * COLS) as u64 % 100,
-                k.name,
-                ratio_x100 / 100,
-                ratio_x100 % 100
+                "matvec",
+                (ROWS * COLS) as u64,
+                "weight",
+                scalar,
             );
         }
     }
@@ -150,4 +147,32 @@ pub fn instructions_per_matvec() -> bool {
     crate::vector::instructions_per_scan(&mut count);
     crate::vector::instructions_per_conv(&mut count);
     true
+}
+
+/// Print one bench line: `n` instructions per `per` for the set `name`,
+/// per `unit` (`units` of them), and scalar's count divided by `n`, both
+/// with two decimals.
+pub fn print_bench_line(
+    label: core::fmt::Arguments,
+    name: &str,
+    n: u64,
+    per: &str,
+    units: u64,
+    unit: &str,
+    scalar: u64,
+) {
+    let ratio_x100 = scalar * 100 / n.max(1);
+    hprintln!(
+        "bench: {} {:>6}: {:>8} instructions/{}, {}.{:02} per {}, scalar/{} = {}.{:02}",
+        label,
+        name,
+        n,
+        per,
+        n / units,
+        n * 100 / units % 100,
+        unit,
+        name,
+        ratio_x100 / 100,
+        ratio_x100 % 100
+    );
 }

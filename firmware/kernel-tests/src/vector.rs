@@ -5,6 +5,7 @@
 //! carry), and guest instructions for one token of each at the demo
 //! firmware model's size.
 
+use crate::bench::print_bench_line;
 use crate::check::Rng;
 use cortex_m_semihosting::hprintln;
 use eddy_kernels::math::causal_conv_silu_step;
@@ -303,29 +304,10 @@ pub fn instructions_per_scan(count: &mut dyn FnMut(&mut dyn FnMut()) -> u64) {
     }
     let args = ScanArgs { a: &a, d: &d, dt: &dt, u: &u, b: &b, c: &c, z: &z, d_state: BENCH_DS };
     let mut y = [0f32; BENCH_CH];
-    let mut scalar = 0u64;
-    for set in compiled().iter().copied() {
-        if !has_own_vector_kernels(set) {
-            continue;
-        }
-        let n = count(&mut || (set.selective_scan)(&args, &mut state, &mut y));
-        if set.name == SCALAR.name {
-            scalar = n;
-        }
-        let ratio_x100 = scalar * 100 / n.max(1);
-        hprintln!(
-            "bench: scan {}x{} {:>6}: {:>8} instructions/token, {}.{:02} per state, scalar/{} = {}.{:02}",
-            BENCH_CH,
-            BENCH_DS,
-            set.name,
-            n,
-            n / (BENCH_CH * BENCH_DS) as u64,
-            n * 100 / (BENCH_CH * BENCH_DS) as u64 % 100,
-            set.name,
-            ratio_x100 / 100,
-            ratio_x100 % 100
-        );
-    }
+    let label = format_args!("scan {}x{}", BENCH_CH, BENCH_DS);
+    bench_vector_sets(count, label, (BENCH_CH * BENCH_DS) as u64, "state", &mut |set| {
+        (set.selective_scan)(&args, &mut state, &mut y)
+    });
 }
 
 /// Instructions for one convolution + SiLU token (d_inner channels, width
@@ -339,27 +321,32 @@ pub fn instructions_per_conv(count: &mut dyn FnMut(&mut dyn FnMut()) -> u64) {
     for x in weight.iter_mut().chain(&mut window).chain(&mut bias).chain(&mut xs) {
         *x = rng.f();
     }
+    let w = ConvWeights { weight: &weight, bias: Some(&bias), width: 4 };
+    let label = format_args!("conv+silu {}x4", BENCH_CH);
+    bench_vector_sets(count, label, BENCH_CH as u64, "channel", &mut |set| {
+        (set.conv_silu)(&w, &mut window, &xs, &mut out)
+    });
+}
+
+/// Count the instructions of one `token` call for every set with its own
+/// vector kernels and print one bench line each, per `unit` (`units` of
+/// them), with the ratio to scalar.
+fn bench_vector_sets(
+    count: &mut dyn FnMut(&mut dyn FnMut()) -> u64,
+    label: core::fmt::Arguments,
+    units: u64,
+    unit: &str,
+    token: &mut dyn FnMut(&Kernels),
+) {
     let mut scalar = 0u64;
     for set in compiled().iter().copied() {
         if !has_own_vector_kernels(set) {
             continue;
         }
-        let w = ConvWeights { weight: &weight, bias: Some(&bias), width: 4 };
-        let n = count(&mut || (set.conv_silu)(&w, &mut window, &xs, &mut out));
+        let n = count(&mut || token(set));
         if set.name == SCALAR.name {
             scalar = n;
         }
-        let ratio_x100 = scalar * 100 / n.max(1);
-        hprintln!(
-            "bench: conv+silu {}x4 {:>6}: {:>8} instructions/token, {}.{:02} per channel, scalar/{} = {}.{:02}",
-            BENCH_CH,
-            set.name,
-            n,
-            n / BENCH_CH as u64,
-            n * 100 / BENCH_CH as u64 % 100,
-            set.name,
-            ratio_x100 / 100,
-            ratio_x100 % 100
-        );
+        print_bench_line(label, set.name, n, "token", units, unit, scalar);
     }
 }
