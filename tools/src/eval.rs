@@ -1,6 +1,6 @@
 //! Perplexity: the quality number every quantization choice is judged by.
 
-use eddy::{Model, Session, SessionError};
+use eddy::{Model, Session, SessionError, PREFILL_CHUNK};
 
 /// Result of a perplexity run.
 #[derive(Clone, Copy, Debug)]
@@ -25,10 +25,6 @@ pub fn nll(logits: &[f32], target: u32) -> f64 {
     let target = logits.get(target as usize).copied().unwrap_or(f32::NEG_INFINITY) as f64;
     sum.ln() + max - target
 }
-
-/// Tokens per batched prefill call: bounds the logits kept at once
-/// (`PREFILL_CHUNK * vocab` floats).
-const PREFILL_CHUNK: usize = 64;
 
 /// Score `tokens` as one stream: the state is carried across chunks of
 /// `chunk` tokens, so the result equals one pass over the whole sequence.

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use eddy::{MappedModel, Model, Session, StateFormat};
+use eddy::{MappedModel, Model, Session, StateFormat, PREFILL_CHUNK};
 use eddy_cli::convert::{convert_dir, write_atomic, WeightDtype};
 use eddy_cli::fpga::Backend;
 use eddy_cli::sample::SamplerConfig;
@@ -312,9 +312,6 @@ enum Command {
         stepwise: bool,
     },
 }
-
-/// Tokens per batched prefill chunk in the CLI.
-const PREFILL_CHUNK: usize = 64;
 
 fn open(path: &PathBuf) -> Result<MappedModel> {
     MappedModel::open(path).map_err(anyhow::Error::from)

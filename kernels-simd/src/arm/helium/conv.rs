@@ -105,7 +105,10 @@ unsafe fn conv_blocks(
     // values, all within the caller's bounds, advancing by one block; q0-q7
     // and the named registers are operands or clobbers; no stack.
     unsafe {
-        asm!(
+        asm_clobbering!(
+            q0_q7,
+            [nostack],
+
             "vmrs r0, fpscr",
             "bic r0, r0, #0x9f",
             "vmsr fpscr, r0",
@@ -158,15 +161,6 @@ unsafe fn conv_blocks(
             step = in(reg) 48u32,
             out("r0") _,
             inout("lr") blocks => left,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-            options(nostack),
         );
     }
     left
@@ -185,7 +179,10 @@ unsafe fn silu_blocks(v: *mut f32, blocks: usize) -> usize {
     // four, `blocks` times at most; q0-q7 and r0-r5, r10 clobbered; no
     // stack.
     unsafe {
-        asm!(
+        asm_clobbering!(
+            q0_q7,
+            [nostack],
+
             "vmrs r10, fpscr",
             "bic r10, r10, #0x9f",
             "vmsr fpscr, r10",
@@ -220,15 +217,6 @@ unsafe fn silu_blocks(v: *mut f32, blocks: usize) -> usize {
             inout("lr") blocks => left,
             out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
             out("r10") _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-            options(nostack),
         );
     }
     left

@@ -41,9 +41,34 @@ macro_rules! w8_step {
     };
 }
 
+/// A middle 2-bit plane (bits `$shift..$shift + 2`) of the codes in q0
+/// (`$u` lanes, mask 3 in q3) times the next vector of activations (`$s`
+/// lanes from r2, `$step` bytes), added to r0.
+macro_rules! w2_plane {
+    ($u:literal, $s:literal, $shift:literal, $step:literal) => {
+        concat!(
+            "vshr.",
+            $u,
+            " q1, q0, #",
+            $shift,
+            "\n",
+            "vand q1, q1, q3\n",
+            "vldrb.",
+            $s,
+            " q2, [r2], ",
+            $step,
+            "\n",
+            "vmladava.",
+            $s,
+            " r0, q1, q2\n",
+        )
+    };
+}
+
 /// The four 2-bit planes of the codes in q0 (`$u` lanes, mask 3 in q3)
 /// times the next four vectors of activations (`$s` lanes from r2, `$step`
 /// bytes each; `$last` is the last load's post-increment), added to r0.
+/// The top plane needs no mask: the shift leaves only its two bits.
 macro_rules! w2_planes {
     ($u:literal, $s:literal, $step:literal, $last:literal) => {
         concat!(
@@ -56,30 +81,8 @@ macro_rules! w2_planes {
             "vmladava.",
             $s,
             " r0, q1, q2\n",
-            "vshr.",
-            $u,
-            " q1, q0, #2\n",
-            "vand q1, q1, q3\n",
-            "vldrb.",
-            $s,
-            " q2, [r2], ",
-            $step,
-            "\n",
-            "vmladava.",
-            $s,
-            " r0, q1, q2\n",
-            "vshr.",
-            $u,
-            " q1, q0, #4\n",
-            "vand q1, q1, q3\n",
-            "vldrb.",
-            $s,
-            " q2, [r2], ",
-            $step,
-            "\n",
-            "vmladava.",
-            $s,
-            " r0, q1, q2\n",
+            w2_plane!($u, $s, "2", $step),
+            w2_plane!($u, $s, "4", $step),
             "vshr.",
             $u,
             " q1, q0, #6\n",

@@ -90,18 +90,36 @@ pub const HELIUM: Kernels = Kernels {
     ..SCALAR
 };
 
-/// `asm!` with q0-q3 (s0-s15) declared clobbered; reads memory, writes
-/// none, no stack.
-macro_rules! mve_asm {
-    ($($body:tt)*) => {
+/// `asm!` with q0-q3 (`q0_q3`, s0-s15) or all of q0-q7 (`q0_q7`,
+/// s0-s31) declared clobbered and the given options: the clobber list is
+/// written once here for every Helium kernel.
+macro_rules! asm_clobbering {
+    (q0_q3, [$($opt:ident),*], $($body:tt)*) => {
         asm!(
             $($body)*
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
             out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            options(nostack, readonly),
+            options($($opt),*),
         )
+    };
+    (q0_q7, [$($opt:ident),*], $($body:tt)*) => {
+        asm_clobbering!(
+            q0_q3, [$($opt),*], $($body)*
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+        )
+    };
+}
+
+/// `asm!` with q0-q3 (s0-s15) declared clobbered; reads memory, writes
+/// none, no stack.
+macro_rules! mve_asm {
+    ($($body:tt)*) => {
+        asm_clobbering!(q0_q3, [nostack, readonly], $($body)*)
     };
 }
 
@@ -109,18 +127,7 @@ macro_rules! mve_asm {
 /// writes none, no stack.
 macro_rules! mve_asm_q0_q7 {
     ($($body:tt)*) => {
-        asm!(
-            $($body)*
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-            options(nostack, readonly),
-        )
+        asm_clobbering!(q0_q7, [nostack, readonly], $($body)*)
     };
 }
 
@@ -175,6 +182,42 @@ static CONSTS: [f32; 25] = {
 };
 
 #[cfg(eddy_mve_fp)]
+/// The first half of `exp_fast` of q0 (see [`exp_q0`]): clamp to
+/// `EXP_MIN..EXP_MAX` (NaN kept), `t = x 8log2e + ROUND` (q1),
+/// `m = t - ROUND` (q2), `r = (x - m LN2_8_HI) - m LN2_8_LO` (q0), then the
+/// scale bits in q1: `2^(k/8)` (k = t_bits & 7) gathered from the biased
+/// table at `$table + $offset` plus `t_bits << 20`. Needs r0-r5 =
+/// [`CONSTS`][..6]; clobbers q2-q3.
+macro_rules! exp_reduce_q0 {
+    ($table:literal, $offset:literal) => {
+        concat!(
+            "vpt.f32 lt, q0, r0\n",
+            "vdupt.32 q0, r0\n",
+            "vpt.f32 gt, q0, r1\n",
+            "vdupt.32 q0, r1\n",
+            "vmul.f32 q1, q0, r2\n",
+            "vadd.f32 q1, q1, r3\n",
+            "vsub.f32 q2, q1, r3\n",
+            "vmul.f32 q3, q2, r4\n",
+            "vsub.f32 q0, q0, q3\n",
+            "vmul.f32 q3, q2, r5\n",
+            "vsub.f32 q0, q0, q3\n",
+            "vmov.i32 q2, #7\n",
+            "vand q2, q1, q2\n",
+            "vshl.i32 q2, q2, #2\n",
+            "vadd.i32 q2, q2, ",
+            $table,
+            "\n",
+            "vldrw.u32 q3, [q2, #",
+            $offset,
+            "]\n",
+            "vshl.i32 q1, q1, #20\n",
+            "vadd.i32 q1, q1, q3\n",
+        )
+    };
+}
+
+#[cfg(eddy_mve_fp)]
 /// `exp_fast` of q0 into q0, as [`crate::math::exp_fast`]: clamp (NaN
 /// kept), range reduction by eighths of an octave, `2^(k/8)` gathered from
 /// [`CONSTS`]' table, `2^n` added to its exponent field, degree-3
@@ -183,28 +226,7 @@ static CONSTS: [f32; 25] = {
 macro_rules! exp_q0 {
     () => {
         concat!(
-            "vpt.f32 lt, q0, r0\n",
-            "vdupt.32 q0, r0\n",
-            "vpt.f32 gt, q0, r1\n",
-            "vdupt.32 q0, r1\n",
-            // t = x 8log2e + ROUND (q1), m = t - ROUND (q2),
-            // r = (x - m LN2_8_HI) - m LN2_8_LO (q0).
-            "vmul.f32 q1, q0, r2\n",
-            "vadd.f32 q1, q1, r3\n",
-            "vsub.f32 q2, q1, r3\n",
-            "vmul.f32 q3, q2, r4\n",
-            "vsub.f32 q0, q0, q3\n",
-            "vmul.f32 q3, q2, r5\n",
-            "vsub.f32 q0, q0, q3\n",
-            // 2^(k/8) (q3, k = t_bits & 7, from the biased table) +
-            // (t_bits << 20): the reference's scale bits.
-            "vmov.i32 q2, #7\n",
-            "vand q2, q1, q2\n",
-            "vshl.i32 q2, q2, #2\n",
-            "vadd.i32 q2, q2, r12\n",
-            "vldrw.u32 q3, [q2, #68]\n",
-            "vshl.i32 q1, q1, #20\n",
-            "vadd.i32 q1, q1, q3\n",
+            exp_reduce_q0!("r12", "68"),
             // p = 1 + r (1 + r (c2 + r c3)).
             "ldr r10, [r12, #24]\n",
             "vmul.f32 q2, q0, r10\n",

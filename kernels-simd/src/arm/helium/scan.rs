@@ -242,29 +242,8 @@ macro_rules! four_states {
             // x = clamp(a delta, EXP_MIN, EXP_MAX), NaN kept.
             "vldrw.u32 q0, [r8], #16\n",
             "vmul.f32 q0, q0, r11\n",
-            "vpt.f32 lt, q0, r0\n",
-            "vdupt.32 q0, r0\n",
-            "vpt.f32 gt, q0, r1\n",
-            "vdupt.32 q0, r1\n",
-            // t = x 8log2e + ROUND (q1), m = t - ROUND (q2),
-            // r = (x - m LN2_8_HI) - m LN2_8_LO (q0).
-            "vmul.f32 q1, q0, r2\n",
-            "vadd.f32 q1, q1, r3\n",
-            "vsub.f32 q2, q1, r3\n",
-            "vmul.f32 q3, q2, r4\n",
-            "vsub.f32 q0, q0, q3\n",
-            "vmul.f32 q3, q2, r5\n",
-            "vsub.f32 q0, q0, q3\n",
-            // 2^(k/8) (q3, k = t_bits & 7, gathered from the record's
-            // biased table at +80) + (t_bits << 20): the reference's scale
-            // bits (see `crate::math::EXP2_EIGHTHS_BIASED`).
-            "vmov.i32 q2, #7\n",
-            "vand q2, q1, q2\n",
-            "vshl.i32 q2, q2, #2\n",
-            "vadd.i32 q2, q2, r10\n",
-            "vldrw.u32 q3, [q2, #80]\n",
-            "vshl.i32 q1, q1, #20\n",
-            "vadd.i32 q1, q1, q3\n",
+            // Range reduction and scale bits, the table in the record.
+            exp_reduce_q0!("r10", "80"),
             // p = 1 + r (1 + r (c2 + r c3)).
             "vldrw.u32 q3, [r10, #48]\n",
             "vmul.f32 q2, q0, q3\n",
@@ -316,7 +295,10 @@ unsafe fn block_asm(blk: &mut Block, a: *const f32, h: *mut f32, y: *mut f32, n:
     // at `y`. Every register used is an operand or declared clobbered;
     // the stack is used for push/pop pairs inside the block only.
     unsafe {
-        asm!(
+        asm_clobbering!(
+            q0_q7,
+            [],
+
             // Clear the FPSCR flags, then softplus/silu with r0-r5 =
             // constants, r11 = &blk.delta, r12 = CONSTS.
             "vmrs r10, fpscr",
@@ -396,14 +378,6 @@ unsafe fn block_asm(blk: &mut Block, a: *const f32, h: *mut f32, y: *mut f32, n:
             out("r11") _,
             out("r12") _,
             out("lr") _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
         );
     }
     left
