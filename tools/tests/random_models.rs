@@ -14,14 +14,18 @@ use safetensors::Dtype;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-/// Header, tensor table (name, shape, format) and blobs of a file.
-fn structure(bytes: &[u8]) -> (Architecture, Vec<(u32, u32)>, Vec<(String, Vec<u32>, String)>, Vec<Vec<u8>>) {
+/// A file's architecture, header words, tensor table (name, shape,
+/// format) and blobs: everything but the tensor values.
+#[derive(Debug, PartialEq)]
+struct Structure(Architecture, Vec<(u32, u32)>, Vec<(String, Vec<u32>, String)>, Vec<Vec<u8>>);
+
+fn structure(bytes: &[u8]) -> Structure {
     let aligned = AlignedBytes::copy_from(bytes);
     let f = EddyFile::parse(aligned.as_slice()).expect("a valid file");
     let tensors =
         f.tensors().map(|t| (t.name.to_string(), t.shape().to_vec(), t.format.name().to_string())).collect();
     let blobs = (0..f.blob_count()).filter_map(|i| f.blob_at(i)).map(|(_, b)| b.to_vec()).collect();
-    (f.architecture(), f.hparams().collect(), tensors, blobs)
+    Structure(f.architecture(), f.hparams().collect(), tensors, blobs)
 }
 
 /// Write a checkpoint of `shape` (config.json and safetensors with the
