@@ -5,7 +5,9 @@
 use eddy::arch::Architecture;
 use eddy::file::{AlignedBytes, EddyFile};
 use eddy::{Model, Session};
+use eddy_cli::calibrate::CalibrationOptions;
 use eddy_cli::convert::{convert_dir, WeightDtype};
+use eddy_cli::quantize::quantize_model;
 use eddy_cli::random::{build, Storage};
 use eddy_cli::recipe::Recipe;
 use eddy_cli::shapes::{public_shape_table, small_shapes, ShapeConfig, PUBLIC_SHAPES};
@@ -13,6 +15,9 @@ use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::collections::BTreeSet;
 use std::process::Command;
+
+const PLAIN: CalibrationOptions =
+    CalibrationOptions { clip_search: false, activation_aware: false, gptq: false };
 
 /// A file's architecture, header words, tensor table (name, shape,
 /// format) and blobs: everything but the tensor values.
@@ -54,7 +59,8 @@ fn converted(shape: &ShapeConfig, dir: &std::path::Path) -> Vec<u8> {
 #[test]
 fn every_family_builds_as_converted_and_runs() {
     let tmp = std::env::temp_dir().join(format!("eddy-random-{}", std::process::id()));
-    let w2a8 = Storage::Recipe(Recipe::preset("w2a8").unwrap());
+    let recipe = Recipe::preset("w2a8").unwrap();
+    let w2a8 = Storage::Recipe(recipe.clone());
     let mut families = BTreeSet::new();
     for (family, shape) in small_shapes() {
         let plan = shape.plan().unwrap_or_else(|e| panic!("{family}: {e}"));
@@ -67,9 +73,21 @@ fn every_family_builds_as_converted_and_runs() {
         let reference = converted(&shape, &tmp.join(family));
         assert_eq!(structure(random.bytes.as_slice()), structure(&reference), "{family}");
 
-        // Quantized by a recipe, it loads and runs: prefill, then steps.
+        // Quantized while generated, it holds the bytes `eddy quantize`
+        // writes for the same f32 weights (the seed draws the same values).
         let quantized = build(&plan, &w2a8, 3).unwrap();
+        let f32_model = Model::from_bytes(random.bytes.as_slice()).unwrap();
+        let (requantized, _) = quantize_model(&f32_model, &recipe, None, 0, PLAIN, |_, _| {}).unwrap();
+        let requantized = AlignedBytes::copy_from(&requantized);
+        let q = EddyFile::parse(requantized.as_slice()).unwrap();
         let model = Model::from_bytes(quantized.bytes.as_slice()).unwrap();
+        for t in model.file().tensors() {
+            let (other, _) = q.find_tensor(t.name);
+            let other = other.unwrap_or_else(|| panic!("{family}: {} missing", t.name));
+            assert_eq!((t.format, t.data), (other.format, other.data), "{family}: {}", t.name);
+        }
+
+        // It loads and runs: prefill, then steps.
         let matrices = model.file().tensors().filter(|t| t.format.group_size().is_some()).count();
         assert!(matrices > 0, "{family}: nothing was quantized");
         let mut session = Session::new_owned(&model);
@@ -168,4 +186,24 @@ fn bench_runs_a_public_shape() {
         v["results"].as_array().unwrap().iter().map(|r| r["test"].as_str().unwrap()).collect();
     assert_eq!(tests, ["pp8", "tg2"]);
     assert!(v["params"].as_u64().unwrap() > 50_000_000);
+}
+
+#[test]
+fn matrices_quantized_a_block_of_rows_at_a_time_match_eddy_quantize() {
+    // gru-50m's 10000 x 1024 embedding and head span ten generation blocks.
+    let shape = PUBLIC_SHAPES.iter().find(|s| s.name == "gru-50m").unwrap().config();
+    let plan = shape.plan().unwrap();
+    let recipe = Recipe::preset("w4a8").unwrap();
+    let f32_bytes = build(&plan, &Storage::Converted(WeightDtype::F32), 5).unwrap().bytes;
+    let f32_model = Model::from_bytes(f32_bytes.as_slice()).unwrap();
+    let (expected, _) = quantize_model(&f32_model, &recipe, None, 0, PLAIN, |_, _| {}).unwrap();
+    let expected = AlignedBytes::copy_from(&expected);
+    let expected = EddyFile::parse(expected.as_slice()).unwrap();
+    let built = build(&plan, &Storage::Recipe(recipe), 5).unwrap().bytes;
+    let built = EddyFile::parse(built.as_slice()).unwrap();
+    assert_eq!(built.tensor_count(), expected.tensor_count());
+    for t in built.tensors() {
+        let other = expected.find_tensor(t.name).0.unwrap();
+        assert!(t.format == other.format && t.data == other.data, "{}", t.name);
+    }
 }
