@@ -374,63 +374,67 @@ const LFM2_ATTENTION: [u32; 6] = [2, 5, 8, 10, 12, 14];
 pub static PUBLIC_SHAPES: &[PublicShape] = &[
     PublicShape {
         name: "mamba-130m",
-        source: "state-spaces/mamba-130m-hf config.json: 768 wide, 24 layers, vocab 50280",
+        source: "state-spaces/mamba-130m-hf config.json: 768 wide, 24 layers, vocab 50277 padded to 50280 \
+                 (checked against a copy of the config values)",
         make: || mamba1_shape(50280, 768, 24),
     },
     PublicShape {
         name: "mamba-370m",
-        source: "state-spaces/mamba-370m-hf config.json: 1024 wide, 48 layers",
+        source: "state-spaces/mamba-370m-hf config.json: 1024 wide, 48 layers (checked against a copy)",
         make: || mamba1_shape(50280, 1024, 48),
     },
     PublicShape {
         name: "mamba-790m",
-        source: "state-spaces/mamba-790m-hf config.json: 1536 wide, 48 layers",
+        source: "state-spaces/mamba-790m-hf config.json: 1536 wide, 48 layers (checked against a copy)",
         make: || mamba1_shape(50280, 1536, 48),
     },
     PublicShape {
         name: "mamba-1.4b",
-        source: "state-spaces/mamba-1.4b-hf config.json: 2048 wide, 48 layers",
+        source: "state-spaces/mamba-1.4b-hf config.json: 2048 wide, 48 layers (checked against a copy)",
         make: || mamba1_shape(50280, 2048, 48),
     },
     PublicShape {
         name: "mamba-2.8b",
-        source: "state-spaces/mamba-2.8b-hf config.json: 2560 wide, 64 layers",
+        source: "state-spaces/mamba-2.8b-hf config.json: 2560 wide, 64 layers (checked against a copy)",
         make: || mamba1_shape(50280, 2560, 64),
     },
     PublicShape {
         name: "mamba2-130m",
         source: "state-spaces/mamba2-130m config.json (d_model 768, n_layer 24, vocab 50277 padded to a \
-                 multiple of 16 = 50288) with mamba_ssm's Mamba-2 defaults (d_state 128, headdim 64)",
+                 multiple of 16 = 50288) with mamba_ssm's Mamba-2 defaults (d_state 128, headdim 64); \
+                 not re-checked against the config here",
         make: || mamba2_shape(50288, 768, 24, 128),
     },
     PublicShape {
         name: "mamba2-780m",
         source: "state-spaces/mamba2-780m config.json (d_model 1536, n_layer 48, vocab 50288 padded), \
-                 mamba_ssm's Mamba-2 defaults",
+                 mamba_ssm's Mamba-2 defaults; not re-checked here",
         make: || mamba2_shape(50288, 1536, 48, 128),
     },
     PublicShape {
         name: "mamba2-2.7b",
         source: "state-spaces/mamba2-2.7b config.json (d_model 2560, n_layer 64, vocab 50288 padded), \
-                 mamba_ssm's Mamba-2 defaults",
+                 mamba_ssm's Mamba-2 defaults; not re-checked here",
         make: || mamba2_shape(50288, 2560, 64, 128),
     },
     PublicShape {
         name: "lfm2-350m",
         source: "LiquidAI/LFM2-350M config.json: 1024 wide, 16 layers, 16 heads (8 KV), vocab 65536; MLP \
-                 4608 = block_ff_dim 6656 after block_auto_adjust_ff_dim (2/3, multiple of 256)",
+                 4608 = block_ff_dim 6656 after block_auto_adjust_ff_dim (2/3, multiple of 256); checked \
+                 against copies of the config",
         make: || lfm2_shape(65536, 1024, 16, 16, 8, 4608, &LFM2_ATTENTION),
     },
     PublicShape {
         name: "lfm2-1.2b",
         source: "LiquidAI/LFM2-1.2B config.json: 2048 wide, 16 layers, 32 heads (8 KV), vocab 65536; MLP \
-                 8192 = block_ff_dim 12288 after block_auto_adjust_ff_dim",
+                 8192 = block_ff_dim 12288 after block_auto_adjust_ff_dim; not re-checked here",
         make: || lfm2_shape(65536, 2048, 16, 32, 8, 8192, &LFM2_ATTENTION),
     },
     PublicShape {
         name: "rwkv7-0.1b",
         source: "BlinkDL RWKV-x070-World-0.1B (fla-hub/rwkv7-0.1B-world): 768 wide, 12 layers, head 64, \
-                 MLP 3072, vocab 65536, LoRA ranks decay 64 / a 64 / v 32 / gate 128",
+                 MLP 3072, vocab 65536, LoRA ranks decay 64 / a 64 / v 32 / gate 128 (ranks checked against \
+                 third-party configs of the 0.1B)",
         make: || rwkv7_shape(65536, 768, 12, 3072, [64, 64, 32, 128]),
     },
     PublicShape {
@@ -442,7 +446,8 @@ pub static PUBLIC_SHAPES: &[PublicShape] = &[
     },
     PublicShape {
         name: "rwkv4-169m",
-        source: "RWKV/rwkv-4-169m-pile config.json: 768 wide, 12 layers, vocab 50277, MLP 3072",
+        source: "RWKV/rwkv-4-169m-pile config.json: 768 wide, 12 layers, vocab 50277, MLP 3072 \
+                 (not re-checked here)",
         make: || rwkv4_shape(50277, 768, 12),
     },
     PublicShape {
@@ -473,7 +478,7 @@ pub static PUBLIC_SHAPES: &[PublicShape] = &[
     PublicShape {
         name: "recurrentgemma-2b",
         source: "google/recurrentgemma-2b config.json: 2560 wide, 26 layers, 10 heads (1 KV), window 2048, \
-                 intermediate_size 15360, vocab 256000",
+                 intermediate_size 15360, vocab 256000 (not re-checked here)",
         make: || {
             recurrent_gemma_shape(GriffinDims {
                 vocab: 256_000,
