@@ -36,7 +36,7 @@ fn config() -> Mamba1Config {
 
 /// The model in f32 and quantized by each integer preset.
 fn models() -> Vec<(String, AlignedBytes)> {
-    let f32_bytes = AlignedBytes::copy_from(&random_mamba1(&config(), WeightDtype::F32, 7));
+    let f32_bytes = AlignedBytes::copy_from(&random_mamba1(&config(), WeightDtype::F32, 7).unwrap());
     let f32_model = Model::from_bytes(f32_bytes.as_slice()).unwrap();
     let mut out = Vec::new();
     for preset in ["w2a8", "w4a8", "w8a8"] {

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod convert;
 pub mod eval;
+pub mod file_layout;
 pub mod fpga;
 pub mod gptq;
 pub mod memory;

@@ -130,7 +130,12 @@ fn output_mse(
 
 /// If `cols` is not a multiple of the format's group size, use the largest
 /// smaller group size that divides it; if none does, keep the tensor f16.
-fn fit_group(format: TensorFormat, cols: u64, name: &str, notes: &mut Vec<String>) -> TensorFormat {
+pub(crate) fn fit_group(
+    format: TensorFormat,
+    cols: u64,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> TensorFormat {
     let Some(group) = format.group_size() else { return format };
     if cols % group as u64 == 0 {
         return format;

@@ -1,13 +1,18 @@
-//! Hyper-parameters of public checkpoints, for `eddy memory --shape`: the
+//! Hyper-parameters of public checkpoints. For `eddy memory --shape`: the
 //! per-sequence state of a model you have not downloaded, computed by the
 //! runtime's own family configurations (weights are not needed for it).
-//! Values are the published `config.json` settings of each model.
+//! For `eddy bench --random-model`: [`PUBLIC_SHAPES`], each a `config.json`
+//! the family's converter plans a file from. Values are the published
+//! `config.json` settings of each model (each entry says which).
 
 use eddy::lfm2::Lfm2Config;
 use eddy::mamba::Mamba1Config;
 use eddy::mamba2::Mamba2Config;
 use eddy::recurrent_gemma::RecurrentGemmaConfig;
 use eddy::{KvCacheOptions, KvFormat, STATE_HEADER_WORDS};
+
+mod random_shapes;
+pub use random_shapes::*;
 
 /// Layer kinds of LFM2-350M and LFM2-1.2B: attention at 2, 5, 8, 10, 12, 14.
 static LFM2_16_LAYERS: [u8; 16] = [0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0];

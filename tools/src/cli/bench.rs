@@ -4,9 +4,13 @@
 use super::parse_counts;
 use crate::{configure, quantize_bytes, DtypeArg, QuantArgs};
 use anyhow::{bail, Context, Result};
+use eddy::file::AlignedBytes;
 use eddy::{Model, StateFormat};
 use eddy_cli::convert::WeightDtype;
+use eddy_cli::random::Storage;
+use eddy_cli::recipe::Recipe;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// `eddy bench` options.
 #[derive(clap::Args)]
@@ -14,14 +18,16 @@ pub(crate) struct BenchArgs {
     /// The .eddy file (or use --random-model).
     #[arg(value_name = "MODEL")]
     path: Option<PathBuf>,
-    /// Benchmark a random-weight model of a named shape instead:
-    /// mamba-130m, mamba-370m, mamba-790m, mamba-1.4b, mamba-2.8b.
+    /// Benchmark a random-weight model of a public shape instead (built as
+    /// `eddy convert` + `eddy quantize` would build it); `list` shows the
+    /// shapes, their families and parameter counts.
     #[arg(long, conflicts_with = "path")]
     random_model: Option<String>,
-    /// Storage of the random model's matrices.
+    /// Storage of the random model's matrices without --recipe.
     #[arg(long, value_enum, default_value = "f32")]
     dtype: DtypeArg,
-    /// Quantize the model with this recipe first (no calibration).
+    /// Quantize the model with this recipe first (no calibration); a
+    /// random model is quantized tensor by tensor as it is generated.
     #[arg(long)]
     recipe: Option<String>,
     /// Prompt lengths to prefill, comma-separated (0 or empty: none).
@@ -50,38 +56,35 @@ pub(crate) struct BenchArgs {
 /// Build or read the model, run the plan, print the table (or JSON).
 pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
     use eddy_cli::bench::{read_bandwidth, run_plan, BenchPlan, Roofline};
-    let (bytes, label) = match (a.path, a.random_model) {
-        (_, Some(name)) => {
-            let cfg = eddy_cli::random::named_shape(&name).with_context(|| {
-                format!("unknown shape `{name}`; known: {}", eddy_cli::random::NAMED_SHAPES.join(", "))
-            })?;
-            let d = match a.dtype {
-                DtypeArg::F32 => WeightDtype::F32,
-                DtypeArg::F16 => WeightDtype::F16,
-            };
-            (eddy_cli::random::random_mamba1(&cfg, d, 1), format!("{name} (random)"))
+    if a.random_model.as_deref() == Some("list") {
+        print!("{}", eddy_cli::shapes::public_shape_table());
+        return Ok(());
+    }
+    let (aligned, label) = match (a.path, a.random_model) {
+        (_, Some(name)) => random_model(&name, a.dtype, a.recipe.as_deref())?,
+        (Some(p), None) => {
+            let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            let label = p.display().to_string();
+            match a.recipe {
+                None => (AlignedBytes::copy_from(&bytes), label),
+                Some(r) => {
+                    let q = QuantArgs {
+                        calib: None,
+                        calib_tokens: 0,
+                        overrides: Vec::new(),
+                        no_clip_search: true,
+                        no_act_aware: true,
+                        no_gptq: true,
+                    };
+                    (AlignedBytes::copy_from(&quantize_bytes(&bytes, &r, &q)?), format!("{label} {r}"))
+                }
+            }
         }
-        (Some(p), None) => (
-            std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
-            p.display().to_string(),
-        ),
-        (None, None) => bail!("give a model file or --random-model NAME"),
-    };
-    let (bytes, label) = match a.recipe {
-        None => (bytes, label),
-        Some(r) => {
-            let q = QuantArgs {
-                calib: None,
-                calib_tokens: 0,
-                overrides: Vec::new(),
-                no_clip_search: true,
-                no_act_aware: true,
-                no_gptq: true,
-            };
-            (quantize_bytes(&bytes, &r, &q)?, format!("{label} {r}"))
+        (None, None) => {
+            bail!("give a model file or --random-model NAME (--random-model list shows the names)")
         }
     };
-    let aligned = eddy::file::AlignedBytes::copy_from(&bytes);
+    let bytes = aligned.as_slice();
     let mut model = Model::from_bytes(aligned.as_slice())?;
     configure(&mut model)?;
     let label = match model.state_format() {
@@ -168,6 +171,38 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
     }
     print_ratios(&rows);
     Ok(())
+}
+
+/// Build the random model of the public shape `name`, stored by `recipe` or else as `dtype`.
+fn random_model(name: &str, dtype: DtypeArg, recipe: Option<&str>) -> Result<(AlignedBytes, String)> {
+    use eddy_cli::shapes::{public_shape, public_shape_table};
+    let shape = public_shape(name)
+        .with_context(|| format!("unknown shape `{name}`; known shapes:\n{}", public_shape_table()))?;
+    let plan = shape.config().plan().with_context(|| format!("shape `{name}`"))?;
+    let storage = match (recipe, dtype) {
+        (Some(r), _) => Storage::Recipe(Recipe::load(r)?),
+        (None, DtypeArg::F32) => Storage::Converted(WeightDtype::F32),
+        (None, DtypeArg::F16) => Storage::Converted(WeightDtype::F16),
+    };
+    let t0 = Instant::now();
+    let built = eddy_cli::random::build(&plan, &storage, 1)?;
+    eprintln!(
+        "built random {name} ({}, {:.1} M params) in {:.1} s",
+        plan.architecture().name(),
+        plan.parameters() as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some(first) = built.notes.first() {
+        eprintln!(
+            "note: {} tensors stored in another format than the recipe's; first: {first}",
+            built.notes.len()
+        );
+    }
+    let label = match recipe {
+        Some(r) => format!("{name} (random) {r}"),
+        None => format!("{name} (random)"),
+    };
+    Ok((built.bytes, label))
 }
 
 /// Prefill vs decode speed and the speed-up over one thread, per test.

@@ -20,6 +20,7 @@ mod gla;
 mod lfm2;
 mod mamba1;
 mod mamba2;
+mod planned;
 mod recurrent_gemma;
 mod rnn;
 mod rwkv4;
@@ -28,6 +29,7 @@ mod rwkv7;
 pub use gated_deltanet::gated_deltanet_config;
 pub use mamba1::{hf_name, mamba1_config, mamba1_hparams};
 pub use mamba2::mamba2_config;
+pub use planned::{plan_config, ConfigPlan};
 pub use rnn::rnn_config;
 pub use rwkv4::rwkv4_config;
 
@@ -225,6 +227,29 @@ struct Plan {
     blobs: Vec<(BlobKind, Vec<u8>)>,
 }
 
+/// The family's plan for `cfg` (the architecture it names), with the
+/// token ids every file records appended to the header.
+fn plan_for(cfg: &Value, ckpt: &Checkpoint) -> Result<Plan, ConvertError> {
+    let (archs, model_type) = arch_names(cfg);
+    let arch = Architecture::from_hf_config(&archs, model_type).ok_or_else(|| unsupported(cfg))?;
+    // One converter per family; the registry in runtime/src/families/mod.rs
+    // says which config.json is which architecture.
+    let mut plan = match arch {
+        Architecture::Mamba1 => mamba1::plan(cfg)?,
+        Architecture::Mamba2 => mamba2::plan(cfg)?,
+        Architecture::Gru | Architecture::Lstm => rnn::plan(cfg, ckpt)?,
+        Architecture::Rwkv4 => rwkv4::plan(cfg)?,
+        Architecture::GatedDeltaNet => gated_deltanet::plan(cfg)?,
+        Architecture::Rwkv7 => rwkv7::plan(cfg, ckpt)?,
+        Architecture::Gla => gla::plan(cfg)?,
+        Architecture::Lfm2 => lfm2::plan(cfg, ckpt)?,
+        Architecture::RecurrentGemma => recurrent_gemma::plan(cfg, ckpt)?,
+    };
+    plan.hparams.push((HParam::BosToken, token_id(cfg, "bos_token_id")));
+    plan.hparams.push((HParam::EosToken, token_id(cfg, "eos_token_id")));
+    Ok(plan)
+}
+
 /// Convert the checkpoint in `dir`. Nothing is written to disk here; the
 /// caller writes `Converted::bytes`.
 pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertError> {
@@ -248,29 +273,11 @@ pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertE
             }
         }
     };
-    let (archs, model_type) = arch_names(&cfg);
-    let arch = Architecture::from_hf_config(&archs, model_type).ok_or_else(|| unsupported(&cfg))?;
-    // One converter per family; the registry in runtime/src/families/mod.rs
-    // says which config.json is which architecture.
-    let plan = match arch {
-        Architecture::Mamba1 => mamba1::plan(&cfg)?,
-        Architecture::Mamba2 => mamba2::plan(&cfg)?,
-        Architecture::Gru | Architecture::Lstm => rnn::plan(&cfg, &ckpt)?,
-        Architecture::Rwkv4 => rwkv4::plan(&cfg)?,
-        Architecture::GatedDeltaNet => gated_deltanet::plan(&cfg)?,
-        Architecture::Rwkv7 => rwkv7::plan(&cfg, &ckpt)?,
-        Architecture::Gla => gla::plan(&cfg)?,
-        Architecture::Lfm2 => lfm2::plan(&cfg, &ckpt)?,
-        Architecture::RecurrentGemma => recurrent_gemma::plan(&cfg, &ckpt)?,
-    };
-
+    let plan = plan_for(&cfg, &ckpt)?;
     let mut builder = FileBuilder::new(plan.architecture);
     for &(key, value) in &plan.hparams {
         builder.hparam(key, value);
     }
-    builder
-        .hparam(HParam::BosToken, token_id(&cfg, "bos_token_id"))
-        .hparam(HParam::EosToken, token_id(&cfg, "eos_token_id"));
     let mut used = BTreeMap::new();
     for spec in &plan.specs {
         let hf = plan.layout.hf_name(spec);
@@ -325,9 +332,12 @@ pub fn eddy_name(spec: &TensorSpec) -> String {
 /// A tensor's shape and values, upcast to f32.
 type ShapedF32 = (Vec<usize>, Vec<f32>);
 
-/// All tensors of a checkpoint directory, memory-mapped.
+/// All tensors of a checkpoint directory, memory-mapped; or, for a model
+/// that exists only as a config (random weights), the shapes of the
+/// tensors a family's converter inspects, with no data.
 struct Checkpoint {
     files: Vec<(PathBuf, memmap2::Mmap)>,
+    declared: BTreeMap<String, Vec<usize>>,
 }
 
 impl Checkpoint {
@@ -369,7 +379,12 @@ impl Checkpoint {
                 .map_err(|e| ConvertError::SafeTensors { path: p.clone(), message: e.to_string() })?;
             files.push((p, map));
         }
-        Ok(Checkpoint { files })
+        Ok(Checkpoint { files, declared: BTreeMap::new() })
+    }
+
+    /// A checkpoint without data whose tensors have the `declared` shapes.
+    fn declared(declared: &[(String, Vec<usize>)]) -> Self {
+        Checkpoint { files: Vec::new(), declared: declared.iter().cloned().collect() }
     }
 
     fn names(&self) -> Vec<String> {
@@ -384,11 +399,12 @@ impl Checkpoint {
 
     /// The shape of a tensor, if present.
     fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.files.iter().find_map(|(_, map)| {
+        let stored = self.files.iter().find_map(|(_, map)| {
             let st = SafeTensors::deserialize(map).ok()?;
             let t = st.tensor(name).ok()?;
             Some(t.shape().to_vec())
-        })
+        });
+        stored.or_else(|| self.declared.get(name).cloned())
     }
 
     /// Read a tensor as f32 values with its shape, if present.
