@@ -3,10 +3,10 @@
 //! lane, in the same order, no FMA.
 //!
 //! Per head, `dt` and the decay are one scalar each (the reference's
-//! functions); the state update runs eight states per vector, eight
-//! channels at a time, so each `dt B` vector serves eight channels. The
-//! `C·S` dot products keep the reference's eight partial sums per channel
-//! and reduce eight channels together in its pairwise order. The
+//! functions); the state update runs eight states per vector, channel by
+//! channel. The `C·S` dot products keep the reference's eight partial
+//! sums per channel and reduce eight channels together in its pairwise
+//! order. The
 //! multi-token form runs head by head, each head over every token, so a
 //! head's state (`head_dim * d_state` values, 32 KiB for Mamba-2's
 //! 64 x 128) stays in the L1 cache across the tokens.
@@ -134,17 +134,22 @@ unsafe fn scan_head(head: &Head<'_>, state: &mut [f32], y: &mut [f32]) {
                 *xi = _mm256_set1_ps(head.x[ch0 + i]);
             }
             let mut dots = [_mm256_setzero_ps(); LANES];
-            for j in (0..ds).step_by(LANES) {
-                let (bj, cj) = (_mm256_loadu_ps(b.add(j)), _mm256_loadu_ps(c.add(j)));
-                // The reference's `dt * b` (then `* x`), shared by the block.
-                let dtb = _mm256_mul_ps(dt8, bj);
-                for (i, (xi, dot)) in xs.iter().zip(&mut dots).enumerate() {
+            // One channel at a time, over its states in order: one
+            // sequential stream through memory, which the hardware
+            // prefetcher follows (a step reads the state from beyond the
+            // L2 cache). Eight channels side by side (eight streams in one
+            // 4 KiB page) ran 1.5-2x slower than the scalar reference.
+            for (i, (xi, dot)) in xs.iter().zip(&mut dots).enumerate() {
+                let row = s.add((ch0 + i) * ds);
+                for j in (0..ds).step_by(LANES) {
                     // S = decay S + (dt b) x, then dot += S c.
-                    let at = s.add((ch0 + i) * ds + j);
-                    let sv =
-                        _mm256_add_ps(_mm256_mul_ps(decay8, _mm256_loadu_ps(at)), _mm256_mul_ps(dtb, *xi));
-                    _mm256_storeu_ps(at, sv);
-                    *dot = _mm256_add_ps(*dot, _mm256_mul_ps(sv, cj));
+                    let dtb = _mm256_mul_ps(dt8, _mm256_loadu_ps(b.add(j)));
+                    let sv = _mm256_add_ps(
+                        _mm256_mul_ps(decay8, _mm256_loadu_ps(row.add(j))),
+                        _mm256_mul_ps(dtb, *xi),
+                    );
+                    _mm256_storeu_ps(row.add(j), sv);
+                    *dot = _mm256_add_ps(*dot, _mm256_mul_ps(sv, _mm256_loadu_ps(c.add(j))));
                 }
             }
             let dx = _mm256_mul_ps(_mm256_set1_ps(head.d), x8);
