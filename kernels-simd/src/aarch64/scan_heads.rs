@@ -3,8 +3,8 @@
 //! lane, in the same order (operands too, so NaN payloads agree), no FMA.
 //!
 //! Per head, `dt` and the decay are one scalar each (the reference's
-//! functions); the state update runs four channels at a time, eight states
-//! per pass in two vectors, which are the reference dot product's lanes
+//! functions); the state update runs channel by channel, eight states per
+//! pass in two vectors, which are the reference dot product's lanes
 //! 0..4 and 4..8 (`eddy_quant::dot_f32`): `C·S` keeps its eight partial
 //! sums and its pairwise reduction ([`super::scan::reduce4`]). The
 //! multi-token form runs head by head, each head over every token, so a
@@ -148,21 +148,22 @@ unsafe fn scan_blocks(head: &Head<'_>, state: *mut f32, y: *mut f32, blocks: usi
             ];
             let mut lo = [vdupq_n_f32(0.0); BLOCK];
             let mut hi = [vdupq_n_f32(0.0); BLOCK];
-            for j in (0..pairs).step_by(8) {
-                // The reference's `dt * b` (then `* x`), shared by the block.
-                let bc_lo = (vmulq_f32(dt4, vld1q_f32(b.add(j))), vld1q_f32(c.add(j)));
-                let bc_hi = (vmulq_f32(dt4, vld1q_f32(b.add(j + 4))), vld1q_f32(c.add(j + 4)));
-                for i in 0..BLOCK {
-                    let at = (ch0 + i) * ds + j;
-                    update4(state, at, xs[i], bc_lo, &mut lo[i]);
-                    update4(state, at + 4, xs[i], bc_hi, &mut hi[i]);
+            // One channel at a time, over its states in order: one
+            // sequential stream through memory for the prefetcher (a step
+            // reads the state from beyond the L2 cache).
+            for i in 0..BLOCK {
+                let row = (ch0 + i) * ds;
+                for j in (0..pairs).step_by(8) {
+                    // The reference's `dt * b` (then `* x`).
+                    let bc_lo = (vmulq_f32(dt4, vld1q_f32(b.add(j))), vld1q_f32(c.add(j)));
+                    let bc_hi = (vmulq_f32(dt4, vld1q_f32(b.add(j + 4))), vld1q_f32(c.add(j + 4)));
+                    update4(state, row + j, xs[i], bc_lo, &mut lo[i]);
+                    update4(state, row + j + 4, xs[i], bc_hi, &mut hi[i]);
                 }
-            }
-            if pairs < ds {
-                // The reference's remainder of four goes to lanes 0..4.
-                let bc = (vmulq_f32(dt4, vld1q_f32(b.add(pairs))), vld1q_f32(c.add(pairs)));
-                for i in 0..BLOCK {
-                    update4(state, (ch0 + i) * ds + pairs, xs[i], bc, &mut lo[i]);
+                if pairs < ds {
+                    // The reference's remainder of four goes to lanes 0..4.
+                    let bc = (vmulq_f32(dt4, vld1q_f32(b.add(pairs))), vld1q_f32(c.add(pairs)));
+                    update4(state, row + pairs, xs[i], bc, &mut lo[i]);
                 }
             }
             let dx = vmulq_f32(vdupq_n_f32(head.d), x4);
