@@ -67,6 +67,7 @@ pub use reference::{
     GatedOuterProductArgs, GeneralizedDeltaRule, GeneralizedDeltaRuleArgs, GruGates, HeadScanArgs, LstmGates,
     RgLru, RgLruArgs, Wkv, WkvArgs,
 };
+pub use reference::{DiagonalScanHeadsTokens, HeadScanTokens};
 pub use vector::{
     ConvSilu, ConvSiluTokens, ConvTokens, QuantizeActs, ScanArgs, ScanTokens, SelectiveScan,
     SelectiveScanTokens, TokenRows,
@@ -357,6 +358,8 @@ pub struct Kernels {
     pub selective_scan_tokens: SelectiveScanTokens,
     /// Diagonal-decay selective scan per head (Mamba-2).
     pub diagonal_scan_heads: DiagonalScanHeads,
+    /// Diagonal-decay selective scan per head, several tokens (Mamba-2 prefill).
+    pub diagonal_scan_heads_tokens: DiagonalScanHeadsTokens,
     /// Gated outer-product state update (GLA).
     pub gated_outer_product: GatedOuterProduct,
     /// Gated delta-rule state update (Gated DeltaNet).
@@ -404,6 +407,7 @@ pub const SCALAR: Kernels = Kernels {
     selective_scan: vector::selective_scan_scalar,
     selective_scan_tokens: vector::selective_scan_tokens_scalar,
     diagonal_scan_heads: reference::diagonal_scan_heads,
+    diagonal_scan_heads_tokens: reference::diagonal_scan_heads_tokens,
     gated_outer_product: reference::gated_outer_product,
     delta_rule: reference::delta_rule,
     generalized_delta_rule: reference::generalized_delta_rule,

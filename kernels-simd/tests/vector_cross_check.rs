@@ -240,6 +240,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
         selective_scan,
         selective_scan_tokens,
         diagonal_scan_heads,
+        diagonal_scan_heads_tokens,
         gated_outer_product,
         delta_rule,
         generalized_delta_rule,
@@ -264,6 +265,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
         ("selective_scan", selective_scan as usize),
         ("selective_scan_tokens", selective_scan_tokens as usize),
         ("diagonal_scan_heads", diagonal_scan_heads as usize),
+        ("diagonal_scan_heads_tokens", diagonal_scan_heads_tokens as usize),
         ("gated_outer_product", gated_outer_product as usize),
         ("delta_rule", delta_rule as usize),
         ("generalized_delta_rule", generalized_delta_rule as usize),
@@ -289,6 +291,8 @@ const AVX2_OPERATIONS: &[&str] = &[
     "conv_silu_tokens",
     "selective_scan",
     "selective_scan_tokens",
+    "diagonal_scan_heads",
+    "diagonal_scan_heads_tokens",
 ];
 
 /// The operations of NEON that have SIMD versions: AVX2's without the CPU

@@ -24,6 +24,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod attention;
+mod chunk;
 mod error;
 pub mod families;
 mod family;

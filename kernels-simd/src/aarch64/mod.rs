@@ -33,6 +33,7 @@ mod matmat;
 mod matmat_neon;
 mod matvec;
 mod scan;
+mod scan_heads;
 mod token_lanes;
 
 pub(crate) use token_lanes::scratch_len as token_lanes_scratch_len;
@@ -61,6 +62,8 @@ pub const NEON: Kernels = Kernels {
     conv_silu_tokens: conv::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan::selective_scan_tokens,
+    diagonal_scan_heads: scan_heads::diagonal_scan_heads,
+    diagonal_scan_heads_tokens: scan_heads::diagonal_scan_heads_tokens,
     ..SCALAR
 };
 

@@ -158,7 +158,7 @@ unsafe fn update4(
 /// # Safety
 /// NEON must be present.
 #[inline(always)]
-unsafe fn reduce4(lo: &[float32x4_t; BLOCK], hi: &[float32x4_t; BLOCK]) -> float32x4_t {
+pub(super) unsafe fn reduce4(lo: &[float32x4_t; BLOCK], hi: &[float32x4_t; BLOCK]) -> float32x4_t {
     // [a0 + a4, a1 + a5, a2 + a6, a3 + a7] per channel, then its halves
     // added: [(a0 + a4) + (a2 + a6), (a1 + a5) + (a3 + a7)].
     let half = |i: usize| {

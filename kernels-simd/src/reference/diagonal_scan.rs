@@ -1,6 +1,7 @@
 //! Diagonal-decay selective scan with one decay per head (Mamba-2, SSD).
 
 use crate::math::{exp_fast, softplus};
+use crate::vector::TokenRows;
 use eddy_quant::dot_f32;
 
 /// One token of the per-head scan for `dt.len()` heads of `head_dim`
@@ -29,6 +30,43 @@ pub struct HeadScanArgs<'x> {
     pub heads_per_group: usize,
 }
 
+impl HeadScanArgs<'_> {
+    /// Heads the per-head parameters cover (the reference's bound before
+    /// any other buffer runs out).
+    pub fn heads(&self) -> usize {
+        [self.a.len(), self.d.len(), self.dt.len(), self.dt_bias.len()]
+            .into_iter()
+            .fold(usize::MAX, usize::min)
+    }
+
+    /// True if `x`, B, C, `state` and `y` hold every one of
+    /// [`heads`](Self::heads) heads: then a kernel may skip the
+    /// reference's per-head clamping.
+    pub fn complete(&self, state: &[f32], y: &[f32]) -> bool {
+        let heads = self.heads();
+        let channels = heads.checked_mul(self.head_dim);
+        let groups = heads.div_ceil(self.heads_per_group.max(1));
+        channels.is_some_and(|n| n <= self.x.len() && n <= y.len())
+            && channels.and_then(|n| n.checked_mul(self.d_state)).is_some_and(|n| n <= state.len())
+            && groups.checked_mul(self.d_state).is_some_and(|n| n <= self.b.len() && n <= self.c.len())
+    }
+
+    /// Head `h`'s `(dt, decay)`: `dt = softplus(dt_h + bias_h)`, `decay =
+    /// exp(dt A_h)` (`h` below [`heads`](Self::heads)).
+    #[inline]
+    pub fn step(&self, h: usize) -> (f32, f32) {
+        head_step(self.dt[h], self.dt_bias[h], self.a[h])
+    }
+}
+
+/// `(dt, decay)` of a head: `dt = softplus(dt_raw + bias)`, `decay =
+/// exp(dt a)`.
+#[inline]
+pub(crate) fn head_step(dt_raw: f32, bias: f32, a: f32) -> (f32, f32) {
+    let dt = softplus(dt_raw + bias);
+    (dt, exp_fast(dt * a))
+}
+
 /// One token of the diagonal-decay scan with a scalar decay per head: per
 /// head `h` (group `g`), `dt = softplus(dt_h + bias_h)`, and per channel
 /// `p` of the head `S_p = exp(dt A_h) S_p + dt B_g x_p`,
@@ -41,15 +79,13 @@ pub type DiagonalScanHeads = fn(args: &HeadScanArgs<'_>, state: &mut [f32], y: &
 /// The reference [`DiagonalScanHeads`].
 pub fn diagonal_scan_heads(args: &HeadScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
     let (hd, ds) = (args.head_dim, args.d_state);
-    let heads = args.a.len().min(args.d.len());
-    for (h, (&raw, &bias)) in args.dt.iter().zip(args.dt_bias).enumerate().take(heads) {
+    for h in 0..args.heads() {
         let g = h / args.heads_per_group.max(1);
         let (Some(bg), Some(cg)) = (args.b.get(g * ds..(g + 1) * ds), args.c.get(g * ds..(g + 1) * ds))
         else {
             return;
         };
-        let dt = softplus(raw + bias);
-        let decay = exp_fast(dt * args.a[h]);
+        let (dt, decay) = args.step(h);
         for p in 0..hd {
             let ch = h * hd + p;
             let (Some(&xv), Some(s), Some(yc)) =
@@ -57,10 +93,121 @@ pub fn diagonal_scan_heads(args: &HeadScanArgs<'_>, state: &mut [f32], y: &mut [
             else {
                 return;
             };
-            for (sv, &bv) in s.iter_mut().zip(bg) {
-                *sv = decay * *sv + dt * bv * xv;
-            }
-            *yc = dot_f32(s, cg) + args.d[h] * xv;
+            *yc = scan_channel((dt, decay), (bg, cg), (args.d[h], xv), s);
         }
     }
+}
+
+/// One channel of the reference: `S = decay S + dt B x`, returns
+/// `C · S + D x` (`d_x` is `(D, x)`). The SIMD kernels' tail channels.
+#[inline]
+pub(crate) fn scan_channel(
+    (dt, decay): (f32, f32),
+    (b, c): (&[f32], &[f32]),
+    (d, x): (f32, f32),
+    s: &mut [f32],
+) -> f32 {
+    for (sv, &bv) in s.iter_mut().zip(b) {
+        *sv = decay * *sv + dt * bv * x;
+    }
+    dot_f32(s, c) + d * x
+}
+
+/// Several tokens of the per-head scan (a prefill chunk) for the heads of
+/// `a`: the per-token inputs are token-major rows.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadScanTokens<'x> {
+    /// `A` per head, `[heads]`.
+    pub a: &'x [f32],
+    /// `D` per head, `[heads]`.
+    pub d: &'x [f32],
+    /// Time-step bias, `[heads]`.
+    pub dt_bias: &'x [f32],
+    /// Time steps before the bias and softplus, a row of `heads` per token.
+    pub dt: TokenRows<'x>,
+    /// Input `x`, a row of `heads * head_dim` per token.
+    pub x: TokenRows<'x>,
+    /// `B`, a row of `groups * d_state` per token.
+    pub b: TokenRows<'x>,
+    /// `C`, a row of `groups * d_state` per token.
+    pub c: TokenRows<'x>,
+    /// Channels per head.
+    pub head_dim: usize,
+    /// State size per channel.
+    pub d_state: usize,
+    /// Heads sharing one group of B and C.
+    pub heads_per_group: usize,
+    /// Tokens, in order.
+    pub tokens: usize,
+}
+
+impl<'x> HeadScanTokens<'x> {
+    /// Heads of every token (the shortest per-head parameter).
+    pub fn heads(&self) -> usize {
+        self.a.len().min(self.d.len()).min(self.dt_bias.len())
+    }
+
+    /// Width of a B or C row: the groups of every head, `d_state` each.
+    fn bc_width(&self) -> usize {
+        self.heads().div_ceil(self.heads_per_group.max(1)).saturating_mul(self.d_state)
+    }
+
+    /// Token `t`'s one-token arguments.
+    pub fn token(&self, t: usize) -> HeadScanArgs<'x> {
+        let heads = self.heads();
+        let bc = self.bc_width();
+        HeadScanArgs {
+            a: self.a,
+            d: self.d,
+            dt: self.dt.row(t, heads),
+            dt_bias: self.dt_bias,
+            x: self.x.row(t, heads.saturating_mul(self.head_dim)),
+            b: self.b.row(t, bc),
+            c: self.c.row(t, bc),
+            head_dim: self.head_dim,
+            d_state: self.d_state,
+            heads_per_group: self.heads_per_group,
+        }
+    }
+
+    /// True if every token's rows are complete and `state` (`[heads *
+    /// head_dim, d_state]`) and `y` (`[tokens, heads * head_dim]`) are
+    /// large enough: then a kernel may skip the per-token clamping.
+    pub fn complete(&self, state: &[f32], y: &[f32]) -> bool {
+        let heads = self.heads();
+        let channels = heads.checked_mul(self.head_dim);
+        channels.and_then(|n| n.checked_mul(self.d_state)).is_some_and(|n| n <= state.len())
+            && channels.and_then(|n| n.checked_mul(self.tokens)).is_some_and(|n| n <= y.len())
+            && self.dt.holds(self.tokens, heads)
+            && channels.is_some_and(|n| self.x.holds(self.tokens, n))
+            && [self.b, self.c].iter().all(|r| r.holds(self.tokens, self.bc_width()))
+    }
+}
+
+/// Several tokens of the per-head scan, exactly `tokens` calls of the
+/// set's [`DiagonalScanHeads`] in order, token `t` with
+/// [`HeadScanTokens::token`] and output row `y[t * channels..(t + 1) *
+/// channels]` (`channels = heads * head_dim`; fewer if `y` ends sooner).
+/// One call per prefill chunk and block of heads lets a kernel keep each
+/// head's state in cache over the tokens.
+pub type DiagonalScanHeadsTokens = fn(args: &HeadScanTokens<'_>, state: &mut [f32], y: &mut [f32]);
+
+/// [`DiagonalScanHeadsTokens`] as one `scan` call per token.
+pub fn diagonal_scan_heads_by_token(
+    scan: DiagonalScanHeads,
+    args: &HeadScanTokens<'_>,
+    state: &mut [f32],
+    y: &mut [f32],
+) {
+    let channels = args.heads().saturating_mul(args.head_dim);
+    for t in 0..args.tokens {
+        let start = t.saturating_mul(channels).min(y.len());
+        let end = start.saturating_add(channels).min(y.len());
+        scan(&args.token(t), state, &mut y[start..end]);
+    }
+}
+
+/// The reference [`DiagonalScanHeadsTokens`].
+pub fn diagonal_scan_heads_tokens(args: &HeadScanTokens<'_>, state: &mut [f32], y: &mut [f32]) {
+    diagonal_scan_heads_by_token(diagonal_scan_heads, args, state, y);
 }

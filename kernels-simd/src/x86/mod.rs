@@ -16,6 +16,7 @@ pub mod kv;
 pub mod matmat;
 pub mod matvec;
 pub mod scan;
+mod scan_heads;
 mod scan_tokens;
 mod token_lanes;
 pub mod vnni;
@@ -46,6 +47,8 @@ pub const AVX2: Kernels = Kernels {
     conv_silu_tokens: conv_tokens::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan_tokens::selective_scan_tokens,
+    diagonal_scan_heads: scan_heads::diagonal_scan_heads,
+    diagonal_scan_heads_tokens: scan_heads::diagonal_scan_heads_tokens,
     ..SCALAR
 };
 

@@ -14,7 +14,8 @@ use crate::schema::{
     check_schema, dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
 use crate::state_store::{StatePart, StateParts, StateStore};
-use eddy_kernels::{ConvTokens, ScanTokens, TokenRows};
+use crate::chunk::{by_channel_blocks, conv_silu_chunk, BLOCK_CHANNELS};
+use eddy_kernels::{ConvWeights, ScanTokens, TokenRows};
 
 /// Hyper-parameters of a Mamba-1 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -374,7 +375,9 @@ impl<'a> Family<'a> for Mamba1<'a> {
             }
             w.in_proj.matmat(normed, xz, n, act, kernels, workers);
             let conv_state = &mut layer.words()[..conv_words];
-            conv_chunk_by_blocks(&w, xz, conv_state, y_blocked, conv_out, dc, cx);
+            let conv = ConvWeights { weight: w.conv_w, bias: w.conv_b, width: dc };
+            let xs = TokenRows { data: xz, stride: 2 * di };
+            conv_silu_chunk(&conv, xs, conv_state, y_blocked, conv_out, cx);
             w.x_proj.matmat(conv_out, x_dbl, n, act, kernels, workers);
             for (xd, d) in x_dbl.chunks_exact(xw).zip(dt_in.chunks_exact_mut(dr)) {
                 d.copy_from_slice(&xd[..dr]);
@@ -471,74 +474,6 @@ impl<'a> Family<'a> for Mamba1<'a> {
     }
 }
 
-/// Channels one job of [`scan_chunk_by_blocks`] and
-/// [`conv_chunk_by_blocks`] covers over all the tokens when several
-/// workers share a layer (one worker takes every channel in one call).
-const SCAN_BLOCK_CHANNELS: usize = 128;
-
-/// The causal conv + SiLU of a chunk's tokens (`xz`'s first halves, into
-/// `conv_out`, `[tokens, d_inner]`), in blocks of
-/// [`SCAN_BLOCK_CHANNELS`] channels split across workers, each block over
-/// every token (a channel's window only depends on its own past).
-/// `staging` (`[tokens, d_inner]` words) holds each block's outputs
-/// token-major until they are copied into place (one worker writes
-/// `conv_out` directly). The kernel set's `conv_silu_tokens` equals one
-/// `conv_silu` call per token, so results are bit-identical to stepping.
-fn conv_chunk_by_blocks(
-    w: &LayerWeights<'_>,
-    xz: &[f32],
-    conv_state: &mut [f32],
-    staging: &mut [f32],
-    conv_out: &mut [f32],
-    width: usize,
-    cx: Compute<'_>,
-) {
-    let di = w.d.len();
-    let tokens = conv_out.len() / di.max(1);
-    let conv_silu = cx.kernels.conv_silu;
-    let (block, taps) = (SCAN_BLOCK_CHANNELS, width.saturating_sub(1));
-    if taps == 0 {
-        // No window to split the blocks by (width 1): token by token.
-        for (x, u) in xz.chunks_exact(2 * di).zip(conv_out.chunks_exact_mut(di)) {
-            conv_silu(&eddy_kernels::ConvWeights { weight: w.conv_w, bias: w.conv_b, width }, conv_state, &x[..di], u);
-        }
-        return;
-    }
-    let conv_tokens = cx.kernels.conv_silu_tokens;
-    // Channels `c0..c0 + wb` over every token, into `out` (`[tokens, wb]`).
-    let conv_block = |c0: usize, wb: usize, window: &mut [f32], out: &mut [f32]| {
-        let conv = eddy_kernels::ConvWeights {
-            weight: &w.conv_w[c0 * width..(c0 + wb) * width],
-            bias: w.conv_b.map(|b| &b[c0..c0 + wb]),
-            width,
-        };
-        let args = ConvTokens { conv, xs: TokenRows { data: &xz[c0..], stride: 2 * di }, channels: wb, tokens };
-        conv_tokens(&args, window, out);
-    };
-    if cx.workers.count() == 1 {
-        // One block of every channel is `conv_out` itself: no staging.
-        conv_block(0, di, conv_state, conv_out);
-        return;
-    }
-    cx.workers.for_chunk_pairs(staging, tokens * block, conv_state, block * taps, |i, out_block, window| {
-        conv_block(i * block, window.len() / taps, window, out_block);
-    });
-    unblock_channels(staging, conv_out, tokens, block);
-}
-
-/// Copy channel blocks (`blocked`: block `i` of `block` channels at `i *
-/// tokens * block`, token-major, the last one possibly narrower) into
-/// `out`, `[tokens, channels]`.
-fn unblock_channels(blocked: &[f32], out: &mut [f32], tokens: usize, block: usize) {
-    let channels = out.len() / tokens.max(1);
-    for (b, out_block) in blocked.chunks(tokens * block).enumerate() {
-        let (c0, wb) = (b * block, out_block.len() / tokens.max(1));
-        for (t, src) in out_block.chunks_exact(wb.max(1)).enumerate() {
-            out[t * channels + c0..t * channels + c0 + wb].copy_from_slice(src);
-        }
-    }
-}
-
 /// A prefill chunk's scan inputs, token-major (`[tokens, width]`).
 struct ChunkScan<'x> {
     /// Time steps before softplus, `[tokens, d_inner]`.
@@ -556,14 +491,13 @@ struct ChunkScan<'x> {
 }
 
 /// The selective scan of a whole prefill chunk (f32 state, CPU): one
-/// `selective_scan_tokens` call per block of [`SCAN_BLOCK_CHANNELS`]
-/// channels over every token, the blocks split across the workers once per
-/// layer (not once per token); one worker scans every channel in one call.
-/// That kernel equals one `selective_scan` call per token and channels are
-/// independent, so results are bit-identical to [`scan_step`].
-/// `y_blocked` (`[tokens, d_inner]` words) holds each block's outputs
-/// together while the blocks run; they are then copied to `y`
-/// (`[tokens, d_inner]`).
+/// `selective_scan_tokens` call per block of [`BLOCK_CHANNELS`] channels
+/// over every token, the blocks split across the workers once per layer
+/// (not once per token; see [`by_channel_blocks`]); one worker scans every
+/// channel in one call. That kernel equals one `selective_scan` call per
+/// token and channels are independent, so results are bit-identical to
+/// [`scan_step`]. `y_blocked` (`[tokens, d_inner]` words) stages the
+/// blocks' outputs before they are copied to `y` (`[tokens, d_inner]`).
 fn scan_chunk_by_blocks(
     w: &LayerWeights<'_>,
     chunk: &ChunkScan<'_>,
@@ -576,7 +510,6 @@ fn scan_chunk_by_blocks(
     let di = w.d.len();
     let tokens = y.len() / di.max(1);
     let scan_tokens = cx.kernels.selective_scan_tokens;
-    let block = SCAN_BLOCK_CHANNELS;
     let xw = chunk.dt_rank + 2 * ds;
     // Channels `c0..c0 + wb` over every token, into `y_out` (`[tokens, wb]`).
     let scan_block = |c0: usize, wb: usize, state: &mut [f32], y_out: &mut [f32]| {
@@ -593,17 +526,7 @@ fn scan_chunk_by_blocks(
         };
         scan_tokens(&args, state, y_out);
     };
-    if cx.workers.count() == 1 {
-        // One block of every channel writes `y` itself: no staging.
-        scan_block(0, di, ssm_state, y);
-        return;
-    }
-    // Block `i` (width `wb`, the last may be narrower) owns
-    // `y_blocked[i * tokens * block..][..tokens * wb]`, token-major.
-    cx.workers.for_chunk_pairs(y_blocked, tokens * block, ssm_state, block * ds, |i, y_block, state| {
-        scan_block(i * block, state.len() / ds.max(1), state, y_block);
-    });
-    unblock_channels(y_blocked, y, tokens, block);
+    by_channel_blocks(cx, (di, BLOCK_CHANNELS, ds), ssm_state, y_blocked, y, scan_block);
 }
 
 /// One token of the selective scan: `h = exp(A dt) h + dt B u`,

@@ -5,17 +5,21 @@
 //! Per token and head `h` (group `g`), with `dt = softplus(dt_raw + dt_bias)`:
 //! `S_h = exp(dt A_h) S_h + dt x_h B_gᵀ` (`S_h` is `head_dim x d_state`),
 //! `y_h = S_h C_g + D_h x_h`. Prefill batches the projections of a chunk
-//! (weights read once per chunk); the scan runs token by token.
+//! (weights read once per chunk), runs the conv over the whole chunk in
+//! channel blocks and, with an f32 state, the scan over the whole chunk in
+//! blocks of heads, both split across the workers once per layer (see
+//! [`crate::chunk`]). A step splits the scan's heads across the workers.
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{layer_major_family, scratch_rows, ProductScratch, RmsHead, RunCtx};
+use crate::chunk::{by_channel_blocks, conv_silu_chunk, BLOCK_CHANNELS};
+use crate::family::{layer_major_family, scratch_rows, Compute, ProductScratch, RmsHead, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, gated_group_rms_norm, rms_norm_rows};
 use crate::schema::{dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
-use crate::state_store::{StatePart, StateParts, StateStore};
-use eddy_kernels::{HeadScanArgs, Kernels};
+use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
+use eddy_kernels::{ConvWeights, HeadScanArgs, HeadScanTokens, TokenRows};
 
 /// Hyper-parameters of a Mamba-2 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,8 +103,8 @@ impl Mamba2Config {
     }
 
     /// Scratch sizes for `n` tokens (1 for a step): residual, normed, proj,
-    /// conv_out, y, out, logits rows, activations.
-    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 8] {
+    /// conv_out, y, out, logits rows, staging (chunks only), activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 9] {
         let d = self.dims();
         [
             n.checked_mul(d.dm),
@@ -110,6 +114,7 @@ impl Mamba2Config {
             n.checked_mul(d.di),
             n.checked_mul(d.dm),
             logit_rows.checked_mul(d.v),
+            if n > 1 { n.checked_mul(d.conv_dim) } else { Some(0) },
             ProductScratch::words(d.max_cols, n),
         ]
     }
@@ -174,8 +179,10 @@ struct LayerWeights<'a> {
 }
 
 scratch_rows! {
-    /// Per-token vectors of a chunk, `n` rows each (1 for a step).
-    Rows { residual, normed, proj, conv_out, y, out, logits }
+    /// Per-token vectors of a chunk, `n` rows each (1 for a step);
+    /// `staging` holds the blocks of a chunk's conv and scan (see
+    /// [`crate::chunk::by_channel_blocks`]).
+    Rows { residual, normed, proj, conv_out, y, out, logits, staging }
 }
 
 impl<'a> Mamba2<'a> {
@@ -216,41 +223,6 @@ impl<'a> Mamba2<'a> {
         RmsHead::at(&self.file, 1 + c.n_layer * self.per_layer(), c.norm_eps, c.tied_embeddings)
     }
 
-    /// Conv, scan and gated norm of one token, from its `proj` row to `y`.
-    fn mix_token(
-        &self,
-        kernels: &Kernels,
-        w: &LayerWeights<'_>,
-        layer_state: &mut [f32],
-        proj: &[f32],
-        conv_out: &mut [f32],
-        y: &mut [f32],
-    ) {
-        let d = self.config.dims();
-        let (conv_state, ssm) = layer_state.split_at_mut(self.conv_words());
-        let (z, rest) = proj.split_at(d.di);
-        let (xbc, dt_raw) = rest.split_at(d.conv_dim);
-        let conv = eddy_kernels::ConvWeights { weight: w.conv_w, bias: w.conv_b, width: d.dc };
-        (kernels.conv_silu)(&conv, conv_state, xbc, conv_out);
-        let (x, bc) = conv_out.split_at(d.di);
-        let (b, c) = bc.split_at(d.bc);
-        let scan = HeadScanArgs {
-            a: w.a,
-            d: w.d,
-            dt: dt_raw,
-            dt_bias: w.dt_bias,
-            x,
-            b,
-            c,
-            head_dim: d.hd,
-            d_state: d.ds,
-            heads_per_group: d.nh / self.config.n_groups as usize,
-        };
-        (kernels.diagonal_scan_heads)(&scan, ssm, y);
-        let group = d.di / self.config.n_groups as usize;
-        gated_group_rms_norm(y, z, w.gate_norm, group, self.config.norm_eps);
-    }
-
     /// Words of the conv window at the start of a layer's state.
     fn conv_words(&self) -> usize {
         let d = self.config.dims();
@@ -258,8 +230,8 @@ impl<'a> Mamba2<'a> {
     }
 
     /// Run `tokens` through all layers, layer by layer (a step is a chunk
-    /// of one): the projections batched, conv and scan token by token.
-    /// Leaves the logits of the last `logit_rows` tokens.
+    /// of one): the projections batched, then [`mix`](Self::mix). Leaves
+    /// the logits of the last `logit_rows` tokens.
     fn run(&self, tokens: &[u32], state: &mut StateStore<'_>, r: &mut Rows<'_>, rc: &mut RunCtx<'_, '_, '_>) {
         let c = &self.config;
         let d = c.dims();
@@ -272,11 +244,7 @@ impl<'a> Mamba2<'a> {
             let mut layer = layers.next(self.layer_parts(i as usize));
             rms_norm_rows(&r.residual[..m], w.norm, c.norm_eps, r.normed);
             rc.project(&w.in_proj, &r.normed[..m], &mut r.proj[..n * d.proj], n);
-            let conv_out = &mut r.conv_out[..d.conv_dim];
-            for (p, yt) in r.proj[..n * d.proj].chunks_exact(d.proj).zip(r.y.chunks_exact_mut(d.di)) {
-                self.mix_token(rc.cx.kernels, &w, layer.words(), p, conv_out, yt);
-                layer.end_token();
-            }
+            self.mix(&w, &mut layer, r, n, rc.cx);
             rc.project(&w.out_proj, &r.y[..n * d.di], &mut r.out[..m], n);
             add_assign(&mut r.residual[..m], &r.out[..m]);
         }
@@ -285,6 +253,146 @@ impl<'a> Mamba2<'a> {
         }
         self.head().logits(&r.residual[..m], d.dm, r.normed, r.logits, rc);
     }
+
+    /// Conv, scan and gated norm of `n` tokens, from their `proj` rows to
+    /// `y`. The conv runs over the whole chunk (its window is stored
+    /// exactly); the scan too when the state is f32, else token by token
+    /// (each token's state is coded before the next reads it).
+    fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
+        let d = self.config.dims();
+        let proj = &r.proj[..n * d.proj];
+        let (conv_out, y) = (&mut r.conv_out[..n * d.conv_dim], &mut r.y[..n * d.di]);
+        let conv = ConvWeights { weight: w.conv_w, bias: w.conv_b, width: d.dc };
+        let xbc = TokenRows { data: &proj[d.di..], stride: d.proj };
+        let conv_words = self.conv_words();
+        let conv_state = &mut layer.words()[..conv_words];
+        if n == 1 {
+            (cx.kernels.conv_silu)(&conv, conv_state, xbc.row(0, d.conv_dim), conv_out);
+        } else {
+            conv_silu_chunk(&conv, xbc, conv_state, r.staging, conv_out, cx);
+        }
+        let dt = TokenRows { data: &proj[d.di + d.conv_dim..], stride: d.proj };
+        let heads_per_group = d.nh / self.config.n_groups as usize;
+        let scan = HeadScanTokens {
+            a: w.a,
+            d: w.d,
+            dt_bias: w.dt_bias,
+            dt,
+            x: TokenRows { data: conv_out, stride: d.conv_dim },
+            b: TokenRows { data: &conv_out[d.di..], stride: d.conv_dim },
+            c: TokenRows { data: &conv_out[d.di + d.bc..], stride: d.conv_dim },
+            head_dim: d.hd,
+            d_state: d.ds,
+            heads_per_group,
+            tokens: n,
+        };
+        if n > 1 && layer.codes_nothing() {
+            scan_chunk_by_heads(&scan, &mut layer.words()[conv_words..], r.staging, y, cx);
+        } else {
+            for (t, yt) in y.chunks_exact_mut(d.di).enumerate() {
+                scan_token_by_heads(&scan.token(t), &mut layer.words()[conv_words..], yt, cx);
+                layer.end_token();
+            }
+        }
+        let group = d.di / self.config.n_groups as usize;
+        let z = TokenRows { data: proj, stride: d.proj };
+        let eps = self.config.norm_eps;
+        // Rows are independent: a few tokens per job when there are many.
+        let rows_per_job = n.div_ceil(4 * cx.workers.count()).max(1);
+        cx.workers.for_chunks(y, rows_per_job * d.di, &mut [], |i, ys, _| {
+            for (k, yt) in ys.chunks_exact_mut(d.di).enumerate() {
+                gated_group_rms_norm(yt, z.row(i * rows_per_job + k, d.di), w.gate_norm, group, eps);
+            }
+        });
+    }
+}
+
+/// Heads one job of [`scan_chunk_by_heads`] covers (about
+/// [`BLOCK_CHANNELS`] channels), or one job of [`scan_token_by_heads`]
+/// (`target` heads): a divisor of `heads_per_group` or a multiple of it,
+/// so no block straddles a group boundary without starting at one (the
+/// block's B and C are then one slice, its heads' groups counted from it).
+fn head_block(heads_per_group: usize, target: usize) -> usize {
+    let (hpg, target) = (heads_per_group.max(1), target.max(1));
+    if target >= hpg {
+        target / hpg * hpg
+    } else {
+        (1..=target).rev().find(|b| hpg % b == 0).unwrap_or(1)
+    }
+}
+
+/// `args` for heads `h0..h0 + heads` (`h0` at a block boundary of
+/// [`head_block`]): their parameters, rows and B/C groups.
+fn head_range<'x>(args: &HeadScanTokens<'x>, h0: usize, heads: usize) -> HeadScanTokens<'x> {
+    let (hd, ds, hpg) = (args.head_dim, args.d_state, args.heads_per_group.max(1));
+    let g0 = h0 / hpg;
+    let from = |rows: TokenRows<'x>, at: usize| TokenRows { data: &rows.data[at.min(rows.data.len())..], ..rows };
+    let part = |v: &'x [f32]| &v[h0.min(v.len())..(h0 + heads).min(v.len())];
+    HeadScanTokens {
+        a: part(args.a),
+        d: part(args.d),
+        dt_bias: part(args.dt_bias),
+        dt: from(args.dt, h0),
+        x: from(args.x, h0 * hd),
+        b: from(args.b, g0 * ds),
+        c: from(args.c, g0 * ds),
+        ..*args
+    }
+}
+
+/// The scan of a whole prefill chunk (f32 state): one
+/// `diagonal_scan_heads_tokens` call per block of heads over every token,
+/// the blocks split across the workers once per layer (see
+/// [`by_channel_blocks`]); one worker scans every head in one call. That
+/// kernel equals one `diagonal_scan_heads` call per token and heads are
+/// independent, so results are bit-identical to stepping.
+fn scan_chunk_by_heads(
+    scan: &HeadScanTokens<'_>,
+    ssm: &mut [f32],
+    staging: &mut [f32],
+    y: &mut [f32],
+    cx: Compute<'_>,
+) {
+    let (hd, ds) = (scan.head_dim, scan.d_state);
+    let block = head_block(scan.heads_per_group, BLOCK_CHANNELS / hd.max(1)) * hd;
+    let channels = scan.heads() * hd;
+    // Channels `c0..c0 + wb` (whole heads) over every token.
+    let scan_block = |c0: usize, wb: usize, state: &mut [f32], y_out: &mut [f32]| {
+        let args = head_range(scan, c0 / hd.max(1), wb / hd.max(1));
+        (cx.kernels.diagonal_scan_heads_tokens)(&args, state, y_out);
+    };
+    by_channel_blocks(cx, (channels, block, ds), ssm, staging, y, scan_block);
+}
+
+/// `v[lo..hi]`, both ends clamped to `v.len()` (the scan stops at the
+/// shortest input, as the reference).
+fn part(v: &[f32], lo: usize, hi: usize) -> &[f32] {
+    &v[lo.min(v.len())..hi.min(v.len())]
+}
+
+/// One token of the scan, its heads split evenly across the workers (in
+/// whole blocks of [`head_block`]); heads are independent, so results are
+/// identical for any thread count.
+fn scan_token_by_heads(args: &HeadScanArgs<'_>, ssm: &mut [f32], y: &mut [f32], cx: Compute<'_>) {
+    let (hd, ds) = (args.head_dim, args.d_state);
+    let heads = args.heads();
+    let per_worker = head_block(args.heads_per_group, heads.div_ceil(cx.workers.count()));
+    let hpg = args.heads_per_group.max(1);
+    cx.workers.for_chunk_pairs(y, per_worker * hd, ssm, per_worker * hd * ds, |i, y, state| {
+        let h0 = i * per_worker;
+        let g0 = h0 / hpg;
+        let block = HeadScanArgs {
+            a: part(args.a, h0, h0 + per_worker),
+            d: part(args.d, h0, h0 + per_worker),
+            dt: part(args.dt, h0, h0 + per_worker),
+            dt_bias: part(args.dt_bias, h0, h0 + per_worker),
+            x: part(args.x, h0 * hd, usize::MAX),
+            b: part(args.b, g0 * ds, usize::MAX),
+            c: part(args.c, g0 * ds, usize::MAX),
+            ..*args
+        };
+        (cx.kernels.diagonal_scan_heads)(&block, state, y);
+    });
 }
 
 layer_major_family!(
