@@ -25,14 +25,18 @@
 
 mod acts;
 mod conv;
+mod delta_rule;
 mod float;
 pub mod float_tokens;
+mod gated_outer_product;
+mod generalized_delta_rule;
 mod group;
 pub mod kv;
 mod matmat;
 mod matmat_neon;
 mod matvec;
 mod scan;
+mod state_lanes;
 mod token_lanes;
 
 pub(crate) use token_lanes::scratch_len as token_lanes_scratch_len;
@@ -61,6 +65,9 @@ pub const NEON: Kernels = Kernels {
     conv_silu_tokens: conv::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan::selective_scan_tokens,
+    gated_outer_product: gated_outer_product::gated_outer_product,
+    delta_rule: delta_rule::delta_rule,
+    generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
     ..SCALAR
 };
 

@@ -9,14 +9,18 @@
 pub mod acts;
 pub mod conv;
 mod conv_tokens;
+mod delta_rule;
 pub mod float;
 pub mod float_tokens;
+mod gated_outer_product;
+mod generalized_delta_rule;
 mod group;
 pub mod kv;
 pub mod matmat;
 pub mod matvec;
 pub mod scan;
 mod scan_tokens;
+mod state_lanes;
 mod token_lanes;
 pub mod vnni;
 
@@ -46,6 +50,9 @@ pub const AVX2: Kernels = Kernels {
     conv_silu_tokens: conv_tokens::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan_tokens::selective_scan_tokens,
+    gated_outer_product: gated_outer_product::gated_outer_product,
+    delta_rule: delta_rule::delta_rule,
+    generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
     ..SCALAR
 };
 
