@@ -19,6 +19,7 @@
 //! Inputs too short for the heads the buffers hold go to the reference,
 //! which stops part-way through them.
 
+use crate::kv_pass::KvLanes;
 use crate::reference::{self, DeltaRuleArgs, GatedOuterProductArgs, GeneralizedDeltaRuleArgs};
 
 /// An ISA's entry point of a linear-attention update: `$pass::<$lanes>`
@@ -51,20 +52,12 @@ pub(crate) const LANES: usize = 8;
 /// Value columns one pass of GLA and Gated DeltaNet keeps in registers.
 const BLOCK_VECTORS: usize = 4;
 
-/// An eight-lane f32 vector of one ISA.
-pub(crate) trait StateLanes: Copy {
-    /// Every lane `x`.
-    unsafe fn splat(x: f32) -> Self;
-    /// Eight values from `p` (unaligned).
-    unsafe fn load(p: *const f32) -> Self;
-    /// Eight values to `p` (unaligned).
-    unsafe fn store(self, p: *mut f32);
-    /// `self + b` per lane.
-    unsafe fn add(self, b: Self) -> Self;
+/// An eight-lane f32 vector of one ISA: the attention kernels' vector
+/// (splat, load, store, add, multiply) plus what the state updates also
+/// need.
+pub(crate) trait StateLanes: KvLanes {
     /// `self - b` per lane.
     unsafe fn sub(self, b: Self) -> Self;
-    /// `self * b` per lane.
-    unsafe fn mul(self, b: Self) -> Self;
     /// The 8 x 8 transpose: lane `c` of vector `r` goes to lane `r` of
     /// vector `c`.
     unsafe fn transpose(rows: &mut [Self; LANES]);
@@ -97,73 +90,83 @@ pub(crate) unsafe fn gated_outer_product<V: StateLanes>(
     };
     let (kd, vd) = (a.key_dim, a.value_dim);
     for h in 0..heads {
-        let rows = h * kd;
         // SAFETY: `gop_heads` checked every buffer for `heads` heads.
-        let head = GopHead {
-            s: unsafe { state.as_mut_ptr().add(h * kd * vd) },
-            o: unsafe { out.as_mut_ptr().add(h * vd) },
-            v: unsafe { a.v.as_ptr().add(h * vd) },
-            q: unsafe { a.q.as_ptr().add(rows) },
-            k: unsafe { a.k.as_ptr().add(rows) },
-            decay: unsafe { a.decay.as_ptr().add(rows) },
-            kd,
-            vd,
+        let head = unsafe {
+            GopHead {
+                m: Head::of(state, out, a.v, (a.q, a.k), (h, h), (kd, vd)),
+                decay: a.decay.as_ptr().add(h * kd),
+            }
         };
-        let mut c = 0;
-        while c + BLOCK_VECTORS * LANES <= vd {
-            // SAFETY: columns `c..c + 32` lie inside the head.
-            unsafe { head.columns::<V, BLOCK_VECTORS>(c) };
-            c += BLOCK_VECTORS * LANES;
-        }
-        while c + LANES <= vd {
-            // SAFETY: as above, eight columns.
-            unsafe { head.columns::<V, 1>(c) };
-            c += LANES;
-        }
-        for c in c..vd {
-            // SAFETY: column `c` lies inside the head.
-            unsafe { head.column(c) };
-        }
+        // SAFETY: the head's pointers cover its rows and columns.
+        unsafe { each_column_block::<V, _>(&head, vd) };
     }
 }
 
-/// One head of a gated outer product: pointers to its state, output and
-/// inputs (`kd` rows of `vd` values).
-struct GopHead {
+/// A head of GLA or Gated DeltaNet: pointers to its state (`kd` rows of
+/// `vd` values), output, values, query and key.
+struct Head {
     s: *mut f32,
     o: *mut f32,
     v: *const f32,
     q: *const f32,
     k: *const f32,
-    decay: *const f32,
     kd: usize,
     vd: usize,
 }
 
-impl GopHead {
-    /// Columns `c..c + 8 N`.
+impl Head {
+    /// Value head `h` (query/key head `key_head`) of the buffers.
     ///
     /// # Safety
-    /// They lie inside the head; the CPU runs `V`.
+    /// Every buffer holds the heads (`q`, `k` the key head).
     #[inline(always)]
-    unsafe fn columns<V: StateLanes, const N: usize>(&self, c: usize) {
-        // SAFETY: (whole function) every pointer stays inside the head's
-        // rows and columns `c..c + 8 N`, as the caller guarantees.
+    unsafe fn of(
+        state: &mut [f32],
+        out: &mut [f32],
+        v: &[f32],
+        (q, k): (&[f32], &[f32]),
+        (h, key_head): (usize, usize),
+        (kd, vd): (usize, usize),
+    ) -> Self {
+        // SAFETY: inside the buffers, as the caller guarantees.
         unsafe {
-            let mut v = [V::splat(0.0); N];
-            for (b, vb) in v.iter_mut().enumerate() {
-                *vb = V::load(self.v.add(c + b * LANES));
+            Head {
+                s: state.as_mut_ptr().add(h * kd * vd),
+                o: out.as_mut_ptr().add(h * vd),
+                v: v.as_ptr().add(h * vd),
+                q: q.as_ptr().add(key_head * kd),
+                k: k.as_ptr().add(key_head * kd),
+                kd,
+                vd,
             }
+        }
+    }
+}
+
+impl Head {
+    /// Columns `c..c + 8 N` of every row `i`: `S_i ← α_i S_i + k_i w`
+    /// (`α_i` from `decay`, or no decay: `S_i + k_i w`), then the read-out
+    /// `o = Σ_i q_i S_i` in row order, stored to the output.
+    ///
+    /// # Safety
+    /// The columns lie inside the head, `decay` (if not null) holds `kd`
+    /// values; the CPU runs `V`.
+    #[inline(always)]
+    unsafe fn write_and_read<V: StateLanes, const N: usize>(&self, c: usize, decay: *const f32, w: &[V; N]) {
+        // SAFETY: (whole function) inside the head and `decay`, as the
+        // caller guarantees.
+        unsafe {
             let mut acc = [V::splat(0.0); N];
             for i in 0..self.kd {
-                let (alpha, kj, qj) =
-                    (V::splat(*self.decay.add(i)), V::splat(*self.k.add(i)), V::splat(*self.q.add(i)));
+                let (ki, qi) = (V::splat(*self.k.add(i)), V::splat(*self.q.add(i)));
                 let row = self.s.add(i * self.vd + c);
                 for b in 0..N {
                     let p = row.add(b * LANES);
-                    let x = alpha.mul(V::load(p)).add(kj.mul(v[b]));
+                    let old = V::load(p);
+                    let kept = if decay.is_null() { old } else { V::splat(*decay.add(i)).mul(old) };
+                    let x = kept.add(ki.mul(w[b]));
                     x.store(p);
-                    acc[b] = acc[b].add(x.mul(qj));
+                    acc[b] = acc[b].add(x.mul(qi));
                 }
             }
             for (b, ab) in acc.iter().enumerate() {
@@ -172,24 +175,88 @@ impl GopHead {
         }
     }
 
-    /// Column `c` alone.
+    /// [`write_and_read`](Self::write_and_read) of column `c` alone.
     ///
     /// # Safety
-    /// It lies inside the head.
+    /// As for [`write_and_read`](Self::write_and_read).
     #[inline(always)]
-    unsafe fn column(&self, c: usize) {
-        // SAFETY: (whole function) inside the head, as the caller
-        // guarantees.
+    unsafe fn write_and_read_column(&self, c: usize, decay: *const f32, w: f32) {
+        // SAFETY: (whole function) inside the head and `decay`, as the
+        // caller guarantees.
         unsafe {
-            let vv = *self.v.add(c);
             let mut acc = 0.0f32;
             for i in 0..self.kd {
                 let p = self.s.add(i * self.vd + c);
-                *p = *self.decay.add(i) * *p + *self.k.add(i) * vv;
+                let kept = if decay.is_null() { *p } else { *decay.add(i) * *p };
+                *p = kept + *self.k.add(i) * w;
                 acc += *p * *self.q.add(i);
             }
             *self.o.add(c) = acc;
         }
+    }
+}
+
+/// An update that runs column by column over a [`Head`]'s rows.
+trait ColumnPass {
+    /// Columns `c..c + 8 N`.
+    ///
+    /// # Safety
+    /// They lie inside the head; the CPU runs `V`.
+    unsafe fn columns<V: StateLanes, const N: usize>(&self, c: usize);
+    /// Column `c` alone.
+    ///
+    /// # Safety
+    /// It lies inside the head.
+    unsafe fn column(&self, c: usize);
+}
+
+/// Every column of `pass`'s head (`vd` columns): blocks of 32 in registers, then of 8,
+/// then one at a time.
+///
+/// # Safety
+/// The head's pointers cover its rows and columns; the CPU runs `V`.
+#[inline(always)]
+unsafe fn each_column_block<V: StateLanes, P: ColumnPass>(pass: &P, vd: usize) {
+    let mut c = 0;
+    while c + BLOCK_VECTORS * LANES <= vd {
+        // SAFETY: columns `c..c + 32` lie inside the head.
+        unsafe { pass.columns::<V, BLOCK_VECTORS>(c) };
+        c += BLOCK_VECTORS * LANES;
+    }
+    while c + LANES <= vd {
+        // SAFETY: columns `c..c + 8` lie inside the head.
+        unsafe { pass.columns::<V, 1>(c) };
+        c += LANES;
+    }
+    for c in c..vd {
+        // SAFETY: column `c` lies inside the head.
+        unsafe { pass.column(c) };
+    }
+}
+
+/// One head of a gated outer product and its decays per key row.
+struct GopHead {
+    m: Head,
+    decay: *const f32,
+}
+
+impl ColumnPass for GopHead {
+    #[inline(always)]
+    unsafe fn columns<V: StateLanes, const N: usize>(&self, c: usize) {
+        // SAFETY: the columns lie inside the head, `decay` holds its rows.
+        unsafe {
+            let mut v = [V::splat(0.0); N];
+            for (b, vb) in v.iter_mut().enumerate() {
+                *vb = V::load(self.m.v.add(c + b * LANES));
+            }
+            self.m.write_and_read(c, self.decay, &v);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn column(&self, c: usize) {
+        // SAFETY: as above, one column.
+        unsafe { self.m.write_and_read_column(c, self.decay, *self.m.v.add(c)) }
     }
 }
 
@@ -217,59 +284,30 @@ fn delta_heads(a: &DeltaRuleArgs<'_>, state: &[f32], out: &[f32]) -> usize {
 #[inline(always)]
 pub(crate) unsafe fn delta_rule<V: StateLanes>(a: &DeltaRuleArgs<'_>, state: &mut [f32], out: &mut [f32]) {
     let (kd, vd) = (a.key_dim, a.value_dim);
+    let per_key = a.heads_per_key.max(1);
     for h in 0..delta_heads(a, state, out) {
-        let keys = h / a.heads_per_key.max(1) * kd;
         // SAFETY: `delta_heads` checked every buffer for head `h`.
         let head = DeltaHead {
-            s: unsafe { state.as_mut_ptr().add(h * kd * vd) },
-            o: unsafe { out.as_mut_ptr().add(h * vd) },
-            v: unsafe { a.v.as_ptr().add(h * vd) },
-            q: unsafe { a.q.as_ptr().add(keys) },
-            k: unsafe { a.k.as_ptr().add(keys) },
+            m: unsafe { Head::of(state, out, a.v, (a.q, a.k), (h, h / per_key), (kd, vd)) },
             beta: a.beta[h],
             decay: a.decay[h],
-            kd,
-            vd,
         };
-        let mut c = 0;
-        while c + BLOCK_VECTORS * LANES <= vd {
-            // SAFETY: columns `c..c + 32` lie inside the head.
-            unsafe { head.columns::<V, BLOCK_VECTORS>(c) };
-            c += BLOCK_VECTORS * LANES;
-        }
-        while c + LANES <= vd {
-            // SAFETY: as above, eight columns.
-            unsafe { head.columns::<V, 1>(c) };
-            c += LANES;
-        }
-        for c in c..vd {
-            // SAFETY: column `c` lies inside the head.
-            unsafe { head.column(c) };
-        }
+        // SAFETY: the head's pointers cover its rows and columns.
+        unsafe { each_column_block::<V, _>(&head, vd) };
     }
 }
 
-/// One value head of a delta rule: pointers to its state, output and
-/// inputs (`kd` rows of `vd` values), its strength and decay.
+/// One value head of a delta rule, its strength and decay.
 struct DeltaHead {
-    s: *mut f32,
-    o: *mut f32,
-    v: *const f32,
-    q: *const f32,
-    k: *const f32,
+    m: Head,
     beta: f32,
     decay: f32,
-    kd: usize,
-    vd: usize,
 }
 
-impl DeltaHead {
-    /// Columns `c..c + 8 N`: the reference's three passes over the rows,
-    /// of which the last two (update, read-out) run as one, since a
-    /// column's read-out needs only that column.
-    ///
-    /// # Safety
-    /// They lie inside the head; the CPU runs `V`.
+impl ColumnPass for DeltaHead {
+    /// The reference's three passes over the rows, of which the last two
+    /// (update, read-out) run as one: a column's read-out needs only that
+    /// column.
     #[inline(always)]
     unsafe fn columns<V: StateLanes, const N: usize>(&self, c: usize) {
         // SAFETY: (whole function) every pointer stays inside the head's
@@ -277,9 +315,9 @@ impl DeltaHead {
         unsafe {
             let decay = V::splat(self.decay);
             let mut read = [V::splat(0.0); N];
-            for i in 0..self.kd {
-                let ki = V::splat(*self.k.add(i));
-                let row = self.s.add(i * self.vd + c);
+            for i in 0..self.m.kd {
+                let ki = V::splat(*self.m.k.add(i));
+                let row = self.m.s.add(i * self.m.vd + c);
                 for (b, rb) in read.iter_mut().enumerate() {
                     let p = row.add(b * LANES);
                     let x = V::load(p).mul(decay);
@@ -290,48 +328,25 @@ impl DeltaHead {
             let beta = V::splat(self.beta);
             let mut u = [V::splat(0.0); N];
             for (b, ub) in u.iter_mut().enumerate() {
-                *ub = V::load(self.v.add(c + b * LANES)).sub(read[b]).mul(beta);
+                *ub = V::load(self.m.v.add(c + b * LANES)).sub(read[b]).mul(beta);
             }
-            let mut acc = [V::splat(0.0); N];
-            for i in 0..self.kd {
-                let (ki, qi) = (V::splat(*self.k.add(i)), V::splat(*self.q.add(i)));
-                let row = self.s.add(i * self.vd + c);
-                for b in 0..N {
-                    let p = row.add(b * LANES);
-                    let x = V::load(p).add(ki.mul(u[b]));
-                    x.store(p);
-                    acc[b] = acc[b].add(x.mul(qi));
-                }
-            }
-            for (b, ab) in acc.iter().enumerate() {
-                ab.store(self.o.add(c + b * LANES));
-            }
+            self.m.write_and_read(c, core::ptr::null(), &u);
         }
     }
 
-    /// Column `c` alone.
-    ///
-    /// # Safety
-    /// It lies inside the head.
     #[inline(always)]
     unsafe fn column(&self, c: usize) {
         // SAFETY: (whole function) inside the head, as the caller
         // guarantees.
         unsafe {
             let mut read = 0.0f32;
-            for i in 0..self.kd {
-                let p = self.s.add(i * self.vd + c);
+            for i in 0..self.m.kd {
+                let p = self.m.s.add(i * self.m.vd + c);
                 *p *= self.decay;
-                read += *p * *self.k.add(i);
+                read += *p * *self.m.k.add(i);
             }
-            let u = (*self.v.add(c) - read) * self.beta;
-            let mut acc = 0.0f32;
-            for i in 0..self.kd {
-                let p = self.s.add(i * self.vd + c);
-                *p += *self.k.add(i) * u;
-                acc += *p * *self.q.add(i);
-            }
-            *self.o.add(c) = acc;
+            let u = (*self.m.v.add(c) - read) * self.beta;
+            self.m.write_and_read_column(c, core::ptr::null(), u);
         }
     }
 }

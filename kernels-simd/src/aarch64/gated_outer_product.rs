@@ -4,7 +4,7 @@
 
 crate::linear_attention_pass::state_update!(
     /// See [`crate::GatedOuterProduct`]; bit-exact with [`crate::reference::gated_outer_product`].
-    gated_outer_product(crate::GatedOuterProductArgs<'_>) = gated_outer_product::<super::state_lanes::F32x8>,
+    gated_outer_product(crate::GatedOuterProductArgs<'_>) = gated_outer_product::<super::kv::Lanes>,
     feature "neon",
     if true
 );

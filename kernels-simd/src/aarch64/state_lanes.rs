@@ -1,13 +1,11 @@
 //! NEON's eight-lane f32 vector for the linear-attention state updates
-//! (`crate::linear_attention_pass`): two `float32x4_t`, lanes 0..4 and
-//! 4..8.
+//! (`crate::linear_attention_pass`): the attention kernels' two
+//! `float32x4_t` (`kv::Lanes`, lanes 0..4 and 4..8) with a subtraction
+//! and a transpose.
 
+use super::kv::Lanes;
 use crate::linear_attention_pass::{StateLanes, LANES};
 use core::arch::aarch64::*;
-
-/// Eight f32 lanes as two NEON vectors.
-#[derive(Clone, Copy)]
-pub(super) struct F32x8(float32x4_t, float32x4_t);
 
 /// The 4 x 4 transpose of `a, b, c, d`.
 ///
@@ -28,39 +26,11 @@ unsafe fn transpose4(a: float32x4_t, b: float32x4_t, c: float32x4_t, d: float32x
     }
 }
 
-impl StateLanes for F32x8 {
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self {
-        // SAFETY: NEON is present.
-        unsafe { F32x8(vdupq_n_f32(x), vdupq_n_f32(x)) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: eight readable values at `p`, as the callers guarantee.
-        unsafe { F32x8(vld1q_f32(p), vld1q_f32(p.add(4))) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: eight writable values at `p`, as the callers guarantee.
-        unsafe {
-            vst1q_f32(p, self.0);
-            vst1q_f32(p.add(4), self.1);
-        }
-    }
-    #[inline(always)]
-    unsafe fn add(self, b: Self) -> Self {
-        // SAFETY: NEON is present.
-        unsafe { F32x8(vaddq_f32(self.0, b.0), vaddq_f32(self.1, b.1)) }
-    }
+impl StateLanes for Lanes {
     #[inline(always)]
     unsafe fn sub(self, b: Self) -> Self {
         // SAFETY: NEON is present.
-        unsafe { F32x8(vsubq_f32(self.0, b.0), vsubq_f32(self.1, b.1)) }
-    }
-    #[inline(always)]
-    unsafe fn mul(self, b: Self) -> Self {
-        // SAFETY: NEON is present.
-        unsafe { F32x8(vmulq_f32(self.0, b.0), vmulq_f32(self.1, b.1)) }
+        unsafe { Lanes(vsubq_f32(self.0, b.0), vsubq_f32(self.1, b.1)) }
     }
     #[inline(always)]
     unsafe fn transpose(rows: &mut [Self; LANES]) {
@@ -73,8 +43,8 @@ impl StateLanes for F32x8 {
             let bottom_lo = transpose4(r[4].0, r[5].0, r[6].0, r[7].0);
             let bottom_hi = transpose4(r[4].1, r[5].1, r[6].1, r[7].1);
             for c in 0..4 {
-                rows[c] = F32x8(top_lo[c], bottom_lo[c]);
-                rows[c + 4] = F32x8(top_hi[c], bottom_hi[c]);
+                rows[c] = Lanes(top_lo[c], bottom_lo[c]);
+                rows[c + 4] = Lanes(top_hi[c], bottom_hi[c]);
             }
         }
     }

@@ -1,39 +1,16 @@
 //! AVX2's eight-lane f32 vector for the linear-attention state updates
-//! (`crate::linear_attention_pass`).
+//! (`crate::linear_attention_pass`): the attention kernels' vector
+//! (`crate::kv_pass::KvLanes`, in `kv.rs`) with a subtraction and a
+//! transpose.
 
 use crate::linear_attention_pass::{StateLanes, LANES};
 use core::arch::x86_64::*;
 
 impl StateLanes for __m256 {
     #[inline(always)]
-    unsafe fn splat(x: f32) -> Self {
-        // SAFETY: AVX is present, as the trait's callers guarantee.
-        unsafe { _mm256_set1_ps(x) }
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: eight readable values at `p`, as the callers guarantee.
-        unsafe { _mm256_loadu_ps(p) }
-    }
-    #[inline(always)]
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: eight writable values at `p`, as the callers guarantee.
-        unsafe { _mm256_storeu_ps(p, self) }
-    }
-    #[inline(always)]
-    unsafe fn add(self, b: Self) -> Self {
-        // SAFETY: AVX is present.
-        unsafe { _mm256_add_ps(self, b) }
-    }
-    #[inline(always)]
     unsafe fn sub(self, b: Self) -> Self {
         // SAFETY: AVX is present.
         unsafe { _mm256_sub_ps(self, b) }
-    }
-    #[inline(always)]
-    unsafe fn mul(self, b: Self) -> Self {
-        // SAFETY: AVX is present.
-        unsafe { _mm256_mul_ps(self, b) }
     }
     #[inline(always)]
     unsafe fn transpose(rows: &mut [Self; LANES]) {
