@@ -54,6 +54,8 @@ mod acts_pass;
 pub mod arm;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 mod kv_pass;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+mod linear_attention_pass;
 pub mod math;
 pub mod reference;
 pub mod scalar;

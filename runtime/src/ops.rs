@@ -60,6 +60,21 @@ pub fn gated_group_rms_norm(x: &mut [f32], gate: &[f32], weight: &[f32], group: 
     }
 }
 
+/// Gated RMSNorm per head (GLA, Gated DeltaNet; norm before gate): each
+/// head of `weight.len()` values of `o` is RMS-normalized, scaled by
+/// `weight` and multiplied by `silu` of the same values of `gate`, in
+/// place.
+pub fn gated_rms_norm_heads(o: &mut [f32], gate: &[f32], weight: &[f32], eps: f32) {
+    let width = weight.len().max(1);
+    for (oh, gh) in o.chunks_exact_mut(width).zip(gate.chunks_exact(width)) {
+        let ss: f32 = oh.iter().map(|x| x * x).sum();
+        let inv = 1.0 / libm::sqrtf(ss / width as f32 + eps);
+        for ((ov, wv), gv) in oh.iter_mut().zip(weight).zip(gh) {
+            *ov = wv * (*ov * inv) * silu(*gv);
+        }
+    }
+}
+
 // These live with the kernels, whose SIMD versions must reproduce them bit
 // for bit.
 pub use eddy_kernels::math::{exp_fast, gelu_tanh, sigmoid, silu, softplus, tanh};

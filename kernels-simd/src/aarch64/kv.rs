@@ -50,7 +50,7 @@ impl KvIsa for Neon {
 
 /// The reference's eight lanes: lanes 0..4 and 4..8.
 #[derive(Clone, Copy)]
-struct Lanes(float32x4_t, float32x4_t);
+pub(super) struct Lanes(pub(super) float32x4_t, pub(super) float32x4_t);
 
 // NEON is present (this module compiles only with it); loads read what the
 // callers' contract says lies inside a row or slice (byte loads and

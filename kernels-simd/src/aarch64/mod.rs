@@ -25,8 +25,11 @@
 
 mod acts;
 mod conv;
+mod delta_rule;
 mod float;
 pub mod float_tokens;
+mod gated_outer_product;
+mod generalized_delta_rule;
 mod group;
 pub mod kv;
 mod matmat;
@@ -34,6 +37,7 @@ mod matmat_neon;
 mod matvec;
 mod scan;
 mod scan_heads;
+mod state_lanes;
 mod token_lanes;
 
 pub(crate) use token_lanes::scratch_len as token_lanes_scratch_len;
@@ -64,6 +68,9 @@ pub const NEON: Kernels = Kernels {
     selective_scan_tokens: scan::selective_scan_tokens,
     diagonal_scan_heads: scan_heads::diagonal_scan_heads,
     diagonal_scan_heads_tokens: scan_heads::diagonal_scan_heads_tokens,
+    gated_outer_product: gated_outer_product::gated_outer_product,
+    delta_rule: delta_rule::delta_rule,
+    generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
     ..SCALAR
 };
 

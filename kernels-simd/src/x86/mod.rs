@@ -9,8 +9,11 @@
 pub mod acts;
 pub mod conv;
 mod conv_tokens;
+mod delta_rule;
 pub mod float;
 pub mod float_tokens;
+mod gated_outer_product;
+mod generalized_delta_rule;
 mod group;
 pub mod kv;
 pub mod matmat;
@@ -18,6 +21,7 @@ pub mod matvec;
 pub mod scan;
 mod scan_heads;
 mod scan_tokens;
+mod state_lanes;
 mod token_lanes;
 pub mod vnni;
 
@@ -49,6 +53,9 @@ pub const AVX2: Kernels = Kernels {
     selective_scan_tokens: scan_tokens::selective_scan_tokens,
     diagonal_scan_heads: scan_heads::diagonal_scan_heads,
     diagonal_scan_heads_tokens: scan_heads::diagonal_scan_heads_tokens,
+    gated_outer_product: gated_outer_product::gated_outer_product,
+    delta_rule: delta_rule::delta_rule,
+    generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
     ..SCALAR
 };
 

@@ -11,20 +11,24 @@
 //! `ba` projection rows into contiguous `[q | k | v | z]` and `[b | a]`
 //! blocks (a row permutation: exact), and stores the `1 + w` of Qwen3-Next's
 //! RMSNorms as plain weights. Prefill batches every projection over the
-//! chunk; the delta rule runs token by token (no chunked WY form yet).
+//! chunk and runs the conv and the q/k norms for all its tokens; with an
+//! f32 state the delta rule then runs blocks of heads over the whole chunk
+//! on the workers, with a coded state token by token (no chunked WY form
+//! yet).
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{layer_major_family, scratch_rows, GateActivation, ProductScratch, RmsHead, RunCtx};
+use super::head_blocks::{run_heads, HeadRecurrence};
+use crate::family::{layer_major_family, scratch_rows, Compute, GateActivation, ProductScratch, RmsHead, RunCtx};
 use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, exp_fast, rms_norm_rows, sigmoid, silu, softplus};
+use crate::ops::{add_assign, exp_fast, gated_rms_norm_heads, rms_norm_rows, sigmoid, softplus};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
-use crate::state_store::{StatePart, StateParts, StateStore};
-use eddy_kernels::{DeltaRuleArgs, Kernels};
+use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
+use eddy_kernels::DeltaRuleArgs;
 
 /// Hyper-parameters of a Gated DeltaNet model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -125,8 +129,9 @@ impl GatedDeltaNetConfig {
     }
 
     /// Scratch sizes for `n` tokens: residual, normed, qkvz, ba, conv out,
-    /// core, out, gate, up, logits rows, activations.
-    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 11] {
+    /// core, out, gate, up, logits rows, the heads' staged outputs,
+    /// activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 12] {
         let d = self.dims();
         let rows = |w: usize| n.checked_mul(w);
         [
@@ -140,6 +145,7 @@ impl GatedDeltaNetConfig {
             rows(d.ff),
             rows(d.ff),
             logit_rows.checked_mul(d.v),
+            rows(d.vd),
             ProductScratch::words(d.max_cols, n),
         ]
     }
@@ -197,7 +203,7 @@ fn l2_normalize(x: &mut [f32], scale: f32) {
 
 scratch_rows! {
     /// Per-token vectors of a chunk, `n` rows each (1 for a step).
-    Rows { x, normed, qkvz, ba, conv, core, out, gate, up, logits }
+    Rows { x, normed, qkvz, ba, conv, core, out, gate, up, logits, blocked }
 }
 
 impl<'a> GatedDeltaNet<'a> {
@@ -243,59 +249,60 @@ impl<'a> GatedDeltaNet<'a> {
         RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings)
     }
 
-    /// Conv, delta rule and gated norm of one token: `qkvz`/`ba` rows in
-    /// (`ba` is turned into `β` and the decay in place), `core` row out.
-    /// `layer_state` is the conv window, then the matrices.
-    #[allow(clippy::too_many_arguments)] // one token's rows and state
-    fn mix_token(
-        &self,
-        kernels: &Kernels,
-        w: &LayerWeights<'_>,
-        layer_state: &mut [f32],
-        qkvz: &[f32],
-        ba: &mut [f32],
-        conv: &mut [f32],
-        core: &mut [f32],
-    ) {
+    /// Conv, delta rule and gated norm of the chunk's `n` tokens: `qkvz`
+    /// and `ba` rows in (`ba` is turned into `β` and the decay in place),
+    /// `core` rows out. The layer state is the conv window, then the
+    /// matrices.
+    fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
         let d = self.config.dims();
-        let (window, mats) = layer_state.split_at_mut(d.conv_dim * d.keep);
-        let (qkv, z) = qkvz.split_at(d.conv_dim);
+        let (qw, window) = (2 * d.kd + 2 * d.vd, d.conv_dim * d.keep);
         let conv_w = eddy_kernels::ConvWeights { weight: w.conv_w, bias: None, width: d.keep + 1 };
-        (kernels.conv_silu)(&conv_w, window, qkv, conv);
-        let (q, rest) = conv.split_at_mut(d.kd);
-        let (k, v) = rest.split_at_mut(d.kd);
         let q_scale = 1.0 / libm::sqrtf(d.hk as f32);
-        for (qh, kh) in q.chunks_exact_mut(d.hk).zip(k.chunks_exact_mut(d.hk)) {
-            l2_normalize(qh, q_scale);
-            l2_normalize(kh, 1.0);
-        }
-        // b becomes β = sigmoid(b), a the decay e^g, g = A softplus(a + dt_bias).
-        let (beta, decay) = ba.split_at_mut(d.nv);
-        for h in 0..d.nv {
-            beta[h] = sigmoid(beta[h]);
-            decay[h] = exp_fast(w.a[h] * softplus(decay[h] + w.dt_bias[h]));
-        }
-        let rule = DeltaRuleArgs {
-            q,
-            k,
-            v,
-            beta,
-            decay,
-            heads: d.nv,
-            heads_per_key: d.nv / self.config.n_k_heads as usize,
-            key_dim: d.hk,
-            value_dim: d.hv,
-        };
-        (kernels.delta_rule)(&rule, mats, core);
-        for h in 0..d.nv {
-            let o = &mut core[h * d.hv..(h + 1) * d.hv];
-            // Gated RMSNorm per head: norm, weight, then silu(z).
-            let zh = &z[h * d.hv..(h + 1) * d.hv];
-            let ss: f32 = o.iter().map(|x| x * x).sum();
-            let inv = 1.0 / libm::sqrtf(ss / d.hv as f32 + self.config.norm_eps);
-            for ((ov, wv), zv) in o.iter_mut().zip(w.gate_norm).zip(zh) {
-                *ov = wv * (*ov * inv) * silu(*zv);
+        let rows = r.qkvz.chunks_exact(qw).zip(r.conv.chunks_exact_mut(d.conv_dim));
+        for ((qkvz, conv), ba) in rows.zip(r.ba.chunks_exact_mut(2 * d.nv)).take(n) {
+            (cx.kernels.conv_silu)(&conv_w, &mut layer.words()[..window], &qkvz[..d.conv_dim], conv);
+            let (qk, _) = conv.split_at_mut(2 * d.kd);
+            let (q, k) = qk.split_at_mut(d.kd);
+            for (qh, kh) in q.chunks_exact_mut(d.hk).zip(k.chunks_exact_mut(d.hk)) {
+                l2_normalize(qh, q_scale);
+                l2_normalize(kh, 1.0);
             }
+            // b becomes β = sigmoid(b), a the decay e^g, g = A softplus(a + dt_bias).
+            let (beta, decay) = ba.split_at_mut(d.nv);
+            for h in 0..d.nv {
+                beta[h] = sigmoid(beta[h]);
+                decay[h] = exp_fast(w.a[h] * softplus(decay[h] + w.dt_bias[h]));
+            }
+        }
+        let per_key = d.nv / self.config.n_k_heads as usize;
+        let shape =
+            HeadRecurrence { heads: d.nv, group: per_key, state_words: d.hk * d.hv, out_width: d.hv, tokens: n };
+        let (conv, ba) = (&*r.conv, &*r.ba);
+        let rule = cx.kernels.delta_rule;
+        let span = window..layer.words().len();
+        run_heads(cx, layer, span, shape, (&mut r.core[..n * d.vd], r.blocked), |t, b, state, out| {
+            let row = &conv[t * d.conv_dim..(t + 1) * d.conv_dim];
+            let (q, k) = (&row[..d.kd], &row[d.kd..2 * d.kd]);
+            let keys = b.grouped(per_key).span(0, 0, d.hk);
+            let (beta, decay) = ba[t * 2 * d.nv..(t + 1) * 2 * d.nv].split_at(d.nv);
+            let heads = b.span(0, 0, 1);
+            let args = DeltaRuleArgs {
+                q: &q[keys.clone()],
+                k: &k[keys],
+                v: &row[2 * d.kd..][b.span(0, 0, d.hv)],
+                beta: &beta[heads.clone()],
+                decay: &decay[heads],
+                heads: b.count,
+                heads_per_key: per_key,
+                key_dim: d.hk,
+                value_dim: d.hv,
+            };
+            rule(&args, state, out);
+        });
+        // Gated RMSNorm per head: norm, weight, then silu(z).
+        let core = r.core.chunks_exact_mut(d.vd).zip(r.qkvz.chunks_exact(qw)).take(n);
+        for (o, qkvz) in core {
+            gated_rms_norm_heads(o, &qkvz[d.conv_dim..], w.gate_norm, self.config.norm_eps);
         }
     }
 
@@ -314,12 +321,7 @@ impl<'a> GatedDeltaNet<'a> {
             rms_norm_rows(&r.x[..m], w.norm, c.norm_eps, r.normed);
             rc.project(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * qw], n);
             rc.project(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n);
-            for t in 0..n {
-                let (qkvz, ba) = (&r.qkvz[t * qw..(t + 1) * qw], &mut r.ba[t * 2 * d.nv..(t + 1) * 2 * d.nv]);
-                let core = &mut r.core[t * d.vd..(t + 1) * d.vd];
-                self.mix_token(rc.cx.kernels, &w, layer.words(), qkvz, ba, &mut r.conv[..d.conv_dim], core);
-                layer.end_token();
-            }
+            self.mix(&w, &mut layer, r, n, rc.cx);
             rc.project(&w.out_proj, &r.core[..n * d.vd], &mut r.out[..m], n);
             add_assign(&mut r.x[..m], &r.out[..m]);
             let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.gate, up: r.up, out: r.out };

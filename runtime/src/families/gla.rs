@@ -8,20 +8,23 @@
 //! `o = rmsnorm(o) ⊙ w ⊙ silu(g)` and the output projection. Supported:
 //! fla's defaults (no short convolution, no feature map, output gate with
 //! the fused swish norm, as many key/value heads as heads). Prefill batches
-//! every projection over the chunk; the recurrence runs token by token.
+//! every projection over the chunk; with an f32 state the recurrence runs
+//! blocks of heads over the whole chunk on the workers, with a coded state
+//! token by token.
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{layer_major_family, scratch_rows, GateActivation, ProductScratch, RmsHead, RunCtx};
+use super::head_blocks::{run_heads, HeadRecurrence};
+use crate::family::{layer_major_family, scratch_rows, Compute, GateActivation, ProductScratch, RmsHead, RunCtx};
 use crate::family::{GatedMlp, MlpRows};
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, exp_fast, rms_norm_rows, silu, softplus};
+use crate::ops::{add_assign, exp_fast, gated_rms_norm_heads, rms_norm_rows, softplus};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, required, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
-use crate::state_store::{StatePart, StateParts, StateStore};
-use eddy_kernels::{GatedOuterProductArgs, Kernels};
+use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
+use eddy_kernels::GatedOuterProductArgs;
 
 /// Hyper-parameters of a GLA model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -116,8 +119,9 @@ impl GlaConfig {
     }
 
     /// Scratch sizes for `n` tokens: residual, normed, q, k, v, g, gate
-    /// hidden, gate, core, out, mlp gate, mlp up, logits rows, activations.
-    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 14] {
+    /// hidden, gate, core, out, mlp gate, mlp up, logits rows, the heads'
+    /// staged outputs, activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 15] {
         let d = self.dims();
         let rows = |w: usize| n.checked_mul(w);
         [
@@ -134,6 +138,7 @@ impl GlaConfig {
             rows(d.ff),
             rows(d.ff),
             logit_rows.checked_mul(d.v),
+            rows(d.vd),
             ProductScratch::words(d.max_cols, n),
         ]
     }
@@ -185,7 +190,7 @@ struct LayerWeights<'a> {
 
 scratch_rows! {
     /// Per-token vectors of a chunk, `n` rows each (1 for a step).
-    Rows { x, normed, q, k, v, g, hidden, gk, core, out, mlp_gate, mlp_up, logits }
+    Rows { x, normed, q, k, v, g, hidden, gk, core, out, mlp_gate, mlp_up, logits, blocked }
 }
 
 impl<'a> Gla<'a> {
@@ -229,46 +234,38 @@ impl<'a> Gla<'a> {
         RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings)
     }
 
-    /// The recurrence and gated norm of token `t` for every head (its `q`
-    /// and `gk` rows are turned into the scaled query and the decay in
-    /// place).
-    fn mix_token(
-        &self,
-        kernels: &Kernels,
-        w: &LayerWeights<'_>,
-        mats: &mut [f32],
-        r: &mut Rows<'_>,
-        t: usize,
-    ) {
+    /// The recurrence and gated norm of the chunk's `n` tokens for every
+    /// head (the `q` and `gk` rows are turned into the scaled queries and
+    /// the decays in place), into the `core` rows.
+    fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
         let d = self.config.dims();
         let scale = 1.0 / libm::sqrtf(d.hk as f32);
-        let (q, gk) = (&mut r.q[t * d.kd..(t + 1) * d.kd], &mut r.gk[t * d.kd..(t + 1) * d.kd]);
-        for qv in q.iter_mut() {
+        for qv in r.q[..n * d.kd].iter_mut() {
             *qv *= scale;
         }
         // α = exp(logsigmoid(gk) / normalizer), logsigmoid(x) = -softplus(-x).
-        for gv in gk.iter_mut() {
+        for gv in r.gk[..n * d.kd].iter_mut() {
             *gv = exp_fast(-softplus(-*gv) / self.config.gate_normalizer);
         }
-        let update = GatedOuterProductArgs {
-            q,
-            k: &r.k[t * d.kd..(t + 1) * d.kd],
-            v: &r.v[t * d.vd..(t + 1) * d.vd],
-            decay: gk,
-            heads: d.nh,
-            key_dim: d.hk,
-            value_dim: d.hv,
-        };
-        let (g, core) = (&r.g[t * d.vd..(t + 1) * d.vd], &mut r.core[t * d.vd..(t + 1) * d.vd]);
-        (kernels.gated_outer_product)(&update, mats, core);
-        for h in 0..d.nh {
-            let o = &mut core[h * d.hv..(h + 1) * d.hv];
-            let ss: f32 = o.iter().map(|x| x * x).sum();
-            let inv = 1.0 / libm::sqrtf(ss / d.hv as f32 + self.config.norm_eps);
-            for ((ov, wv), gv) in o.iter_mut().zip(w.g_norm).zip(&g[h * d.hv..(h + 1) * d.hv]) {
-                *ov = wv * (*ov * inv) * silu(*gv);
-            }
-        }
+        let shape =
+            HeadRecurrence { heads: d.nh, group: 1, state_words: d.hk * d.hv, out_width: d.hv, tokens: n };
+        let (q, k, v, decay) = (&*r.q, &*r.k, &*r.v, &*r.gk);
+        let update = cx.kernels.gated_outer_product;
+        let words = layer.words().len();
+        run_heads(cx, layer, 0..words, shape, (&mut r.core[..n * d.vd], r.blocked), |t, b, state, out| {
+            let keys = b.span(t, d.kd, d.hk);
+            let args = GatedOuterProductArgs {
+                q: &q[keys.clone()],
+                k: &k[keys.clone()],
+                v: &v[b.span(t, d.vd, d.hv)],
+                decay: &decay[keys],
+                heads: b.count,
+                key_dim: d.hk,
+                value_dim: d.hv,
+            };
+            update(&args, state, out);
+        });
+        gated_rms_norm_heads(&mut r.core[..n * d.vd], &r.g[..n * d.vd], w.g_norm, self.config.norm_eps);
     }
 
     /// Run `tokens` through all layers, layer by layer (a step is a chunk
@@ -295,10 +292,7 @@ impl<'a> Gla<'a> {
                 rc.project(l, normed, &mut out[..n * width], n);
             }
             rc.project(&w.gk_up, &r.hidden[..n * d.rank], &mut r.gk[..n * d.kd], n);
-            for t in 0..n {
-                self.mix_token(rc.cx.kernels, &w, layer.words(), r, t);
-                layer.end_token();
-            }
+            self.mix(&w, &mut layer, r, n, rc.cx);
             rc.project(&w.o, &r.core[..n * d.vd], &mut r.out[..m], n);
             add_assign(&mut r.x[..m], &r.out[..m]);
             let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };

@@ -1,8 +1,9 @@
 //! The model families and the registry that names each of them once.
 //!
 //! One module per family (and [`hybrid`], what the hybrids with attention
-//! layers share). The [`families!`] table below is the only list of
-//! families in the runtime: it declares the modules, defines
+//! layers share; `head_blocks`, the per-head recurrences' chunk runner).
+//! The [`families!`] table below is the only list of families in the
+//! runtime: it declares the modules, defines
 //! [`Architecture`] (file codes, names, cargo features, Hugging Face
 //! classes), the `Inner` enum a [`Model`](crate::Model) holds, the load
 //! dispatch and the `with_family!`/`map_family!` macros. Adding a family is
@@ -11,6 +12,8 @@
 use crate::error::ModelError;
 use crate::file::EddyFile;
 
+#[cfg(any(feature = "gla", feature = "gated-deltanet", feature = "rwkv7"))]
+mod head_blocks;
 #[cfg(any(feature = "lfm2", feature = "recurrent-gemma"))]
 pub mod hybrid;
 

@@ -11,18 +11,20 @@
 //! Then a per-head GroupNorm, the bonus `(Σ r ⊙ k ⊙ r_k) v`, the gate
 //! `g = G2 sigmoid(G1 x_g)` and the output projection.
 //!
-//! Prefill batches every projection (and LoRA) over the chunk; the
-//! recurrence runs token by token.
+//! Prefill batches every projection (and LoRA) over the chunk; with an f32
+//! state the recurrence runs blocks of heads over the whole chunk on the
+//! workers, with a coded state token by token.
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{layer_major_family, Carver, ProductScratch, RunCtx};
+use super::head_blocks::{run_heads, HeadRecurrence};
+use crate::family::{layer_major_family, Carver, Compute, ProductScratch, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, exp_fast, layer_norm, sigmoid, tanh};
 use crate::schema::{dim, epsilon, flag, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
-use crate::state_store::{StatePart, StateParts, StateStore};
-use eddy_kernels::{GeneralizedDeltaRuleArgs, Kernels};
+use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
+use eddy_kernels::GeneralizedDeltaRuleArgs;
 
 /// Hyper-parameters of an RWKV-7 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -357,61 +359,69 @@ impl<'a> Rwkv7<'a> {
         rc.project(&l.up, h, ys, n);
     }
 
-    /// One token of the delta rule for every head, then GroupNorm, bonus
-    /// and gate: `out = (norm(S r) + bonus) * g`. Token `t` of the rows;
-    /// the first three mix rows (free while the recurrence runs) hold the
-    /// token's removal key, removal weights and written key.
-    fn time_mix_token(
-        &self,
-        kernels: &Kernels,
-        w: &LayerWeights<'_>,
-        mats: &mut [f32],
-        r: &mut Rows<'_>,
-        t: usize,
-        out: &mut [f32],
-    ) {
+    /// The delta rule for every head over the chunk's `n` tokens, then
+    /// GroupNorm, bonus and gate: `out = (norm(S r) + bonus) * g` per
+    /// token, into the `out` rows. The first three mix rows (free while
+    /// the recurrence runs) hold the tokens' removal keys, removal weights
+    /// and written keys, the fourth stages the heads' outputs.
+    fn time_mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
         let c = self.config.d_model as usize;
-        let n = self.config.head_size();
-        let span = t * c..(t + 1) * c;
-        let (rt, kt, vt, at, wt, gt) = (
-            &r.r[span.clone()],
-            &r.k[span.clone()],
-            &r.v[span.clone()],
-            &r.a[span.clone()],
-            &r.w[span.clone()],
-            &r.g[span.clone()],
-        );
+        let hn = self.config.head_size();
         let heads = self.config.n_heads as usize;
-        let [kappa, kappa_a, key, ..] = &mut r.mix;
-        let (kappa, kappa_a, key) = (&mut kappa[span.clone()], &mut kappa_a[span.clone()], &mut key[span]);
-        for h in 0..heads {
-            let hs = h * n..(h + 1) * n;
-            // κ = normalized k ⊙ k_k of this head (F.normalize, eps 1e-12).
-            let norm = {
-                let ss: f32 = hs.clone().map(|j| (kt[j] * w.k_k[j]) * (kt[j] * w.k_k[j])).sum();
-                libm::sqrtf(ss).max(1e-12)
-            };
-            for j in hs {
-                kappa[j] = kt[j] * w.k_k[j] / norm;
-                kappa_a[j] = kappa[j] * at[j];
-                key[j] = kt[j] * (1.0 + (at[j] - 1.0) * w.k_a[j]);
+        let [kappa, kappa_a, key, staged, ..] = &mut r.mix;
+        for t in 0..n {
+            let span = t * c..(t + 1) * c;
+            let (kt, at) = (&r.k[span.clone()], &r.a[span.clone()]);
+            let (kappa, kappa_a, key) = (&mut kappa[span.clone()], &mut kappa_a[span.clone()], &mut key[span]);
+            for h in 0..heads {
+                let hs = h * hn..(h + 1) * hn;
+                // κ = normalized k ⊙ k_k of this head (F.normalize, eps 1e-12).
+                let norm = {
+                    let ss: f32 = hs.clone().map(|j| (kt[j] * w.k_k[j]) * (kt[j] * w.k_k[j])).sum();
+                    libm::sqrtf(ss).max(1e-12)
+                };
+                for j in hs {
+                    kappa[j] = kt[j] * w.k_k[j] / norm;
+                    kappa_a[j] = kappa[j] * at[j];
+                    key[j] = kt[j] * (1.0 + (at[j] - 1.0) * w.k_a[j]);
+                }
             }
         }
-        let rule =
-            GeneralizedDeltaRuleArgs { r: rt, w: wt, k: key, v: vt, kappa, kappa_a, heads, head_size: n };
-        (kernels.generalized_delta_rule)(&rule, mats, out);
-        for h in 0..heads {
-            let hs = h * n..(h + 1) * n;
-            let o = &mut out[hs.clone()];
-            // GroupNorm over the head, then the bonus (Σ r ⊙ k ⊙ r_k) v.
-            let mean = o.iter().sum::<f32>() / n as f32;
-            let var = o.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n as f32;
-            let inv = 1.0 / libm::sqrtf(var + self.config.head_norm_eps);
-            let bonus: f32 = hs.clone().map(|j| rt[j] * key[j] * w.r_k[j]).sum();
-            for (ii, ov) in o.iter_mut().enumerate() {
-                let j = h * n + ii;
-                let normed = (*ov - mean) * inv * w.ln_x.0[j] + w.ln_x.1[j];
-                *ov = (normed + bonus * vt[j]) * gt[j];
+        let shape = HeadRecurrence { heads, group: 1, state_words: hn * hn, out_width: hn, tokens: n };
+        let (rr, ww, vv, kappa, kappa_a, key) = (&*r.r, &*r.w, &*r.v, &*kappa, &*kappa_a, &*key);
+        let rule = cx.kernels.generalized_delta_rule;
+        let span = c..c + c * hn;
+        run_heads(cx, layer, span, shape, (&mut r.out[..n * c], staged), |t, b, state, out| {
+            let s = b.span(t, c, hn);
+            let args = GeneralizedDeltaRuleArgs {
+                r: &rr[s.clone()],
+                w: &ww[s.clone()],
+                k: &key[s.clone()],
+                v: &vv[s.clone()],
+                kappa: &kappa[s.clone()],
+                kappa_a: &kappa_a[s],
+                heads: b.count,
+                head_size: hn,
+            };
+            rule(&args, state, out);
+        });
+        for t in 0..n {
+            let span = t * c..(t + 1) * c;
+            let (rt, vt, gt, key) = (&rr[span.clone()], &vv[span.clone()], &r.g[span.clone()], &key[span.clone()]);
+            let out = &mut r.out[span];
+            for h in 0..heads {
+                let hs = h * hn..(h + 1) * hn;
+                let o = &mut out[hs.clone()];
+                // GroupNorm over the head, then the bonus (Σ r ⊙ k ⊙ r_k) v.
+                let mean = o.iter().sum::<f32>() / hn as f32;
+                let var = o.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / hn as f32;
+                let inv = 1.0 / libm::sqrtf(var + self.config.head_norm_eps);
+                let bonus: f32 = hs.clone().map(|j| rt[j] * key[j] * w.r_k[j]).sum();
+                for (ii, ov) in o.iter_mut().enumerate() {
+                    let j = h * hn + ii;
+                    let normed = (*ov - mean) * inv * w.ln_x.0[j] + w.ln_x.1[j];
+                    *ov = (normed + bonus * vt[j]) * gt[j];
+                }
             }
         }
     }
@@ -478,13 +488,7 @@ impl<'a> Rwkv7<'a> {
                     }
                 }
             }
-            for t in 0..n {
-                let out = core::mem::take(&mut r.out);
-                let mats = &mut layer.words()[c..c + mats_words];
-                self.time_mix_token(rc.cx.kernels, &w, mats, r, t, &mut out[t * c..(t + 1) * c]);
-                layer.end_token();
-                r.out = out;
-            }
+            self.time_mix(&w, &mut layer, r, n, rc.cx);
             // out now holds (norm + bonus) * g per token; project it.
             let (out, mix0) = (&r.out[..m], &mut r.mix[0][..m]);
             rc.project(&w.output, out, mix0, n);

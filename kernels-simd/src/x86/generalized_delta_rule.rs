@@ -1,0 +1,10 @@
+//! RWKV-7's generalized delta rule on AVX2: the pass of
+//! `crate::linear_attention_pass` with eight value rows per vector (8 x 8
+//! blocks of the state, transposed).
+
+crate::linear_attention_pass::state_update!(
+    /// See [`crate::GeneralizedDeltaRule`]; bit-exact with [`crate::reference::generalized_delta_rule`].
+    generalized_delta_rule(crate::GeneralizedDeltaRuleArgs<'_>) = generalized_delta_rule::<core::arch::x86_64::__m256>,
+    feature "avx2",
+    if super::avx2_available()
+);
