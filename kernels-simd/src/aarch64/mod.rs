@@ -24,6 +24,7 @@
 //! (both sets): see `scan` and `acts`.
 
 mod acts;
+mod causal_conv;
 mod conv;
 mod float;
 pub mod float_tokens;
@@ -32,6 +33,7 @@ pub mod kv;
 mod matmat;
 mod matmat_neon;
 mod matvec;
+mod rg_lru;
 mod scan;
 mod token_lanes;
 
@@ -61,6 +63,9 @@ pub const NEON: Kernels = Kernels {
     conv_silu_tokens: conv::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan::selective_scan_tokens,
+    causal_conv: causal_conv::causal_conv,
+    causal_conv_tokens: causal_conv::causal_conv_tokens,
+    rg_lru: rg_lru::rg_lru,
     ..SCALAR
 };
 

@@ -48,3 +48,15 @@ pub type CausalConv = fn(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], ou
 pub fn causal_conv(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]) {
     crate::math::causal_conv_step(w, window, xs, out);
 }
+
+/// Several tokens of [`CausalConv`] (a prefill chunk), exactly `tokens`
+/// calls of the set's [`CausalConv`] in order: token `t` with input row
+/// `xs.row(t, channels)` and output `out[t * channels..(t + 1) *
+/// channels]`, `window` carried over as between those calls. One call per
+/// chunk (and channel block) lets a kernel keep the windows in registers.
+pub type CausalConvTokens = fn(args: &crate::vector::ConvTokens<'_>, window: &mut [f32], out: &mut [f32]);
+
+/// The reference [`CausalConvTokens`]: one [`causal_conv`] per token.
+pub fn causal_conv_tokens(args: &crate::vector::ConvTokens<'_>, window: &mut [f32], out: &mut [f32]) {
+    crate::vector::conv_silu_by_token(causal_conv, args, window, out);
+}

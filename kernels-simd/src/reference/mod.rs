@@ -16,7 +16,7 @@ mod rg_lru;
 mod rnn_gates;
 mod wkv;
 
-pub use causal_conv::{causal_conv, CausalConv, ConvWeights};
+pub use causal_conv::{causal_conv, causal_conv_tokens, CausalConv, CausalConvTokens, ConvWeights};
 pub use delta_rule::{delta_rule, DeltaRule, DeltaRuleArgs};
 pub use diagonal_scan::{diagonal_scan_heads, DiagonalScanHeads, HeadScanArgs};
 pub use gated_outer_product::{gated_outer_product, GatedOuterProduct, GatedOuterProductArgs};

@@ -7,6 +7,7 @@
 //! [`scan`] (one token) and `scan_tokens` (a prefill chunk).
 
 pub mod acts;
+mod causal_conv;
 pub mod conv;
 mod conv_tokens;
 pub mod float;
@@ -15,6 +16,7 @@ mod group;
 pub mod kv;
 pub mod matmat;
 pub mod matvec;
+mod rg_lru;
 pub mod scan;
 mod scan_tokens;
 mod token_lanes;
@@ -46,6 +48,9 @@ pub const AVX2: Kernels = Kernels {
     conv_silu_tokens: conv_tokens::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan_tokens::selective_scan_tokens,
+    causal_conv: causal_conv::causal_conv,
+    causal_conv_tokens: causal_conv::causal_conv_tokens,
+    rg_lru: rg_lru::rg_lru,
     ..SCALAR
 };
 

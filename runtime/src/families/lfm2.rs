@@ -16,6 +16,7 @@
 //! projection over the chunk; convolution and attention run token by token.
 
 use crate::arch::HParam;
+use eddy_kernels::{ConvTokens, ConvWeights, TokenRows};
 use crate::attention::{self, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
@@ -289,16 +290,20 @@ impl<'a> Lfm2<'a> {
         match mixer {
             Mixer::Conv { in_proj, conv_w, conv_b, out_proj } => {
                 rc.project(in_proj, normed, &mut r.proj[..n * 3 * d.dm], n);
-                for (bcx, y) in r.proj.chunks_exact_mut(3 * d.dm).zip(r.mixed.chunks_exact_mut(d.dm)).take(n)
-                {
+                for bcx in r.proj.chunks_exact_mut(3 * d.dm).take(n) {
                     let (b, rest) = bcx.split_at_mut(d.dm);
-                    let (cg, x) = rest.split_at(d.dm);
-                    for (bv, xv) in b.iter_mut().zip(x) {
+                    for (bv, xv) in b.iter_mut().zip(&rest[d.dm..]) {
                         *bv *= xv;
                     }
-                    let conv = eddy_kernels::ConvWeights { weight: conv_w, bias: *conv_b, width: c.d_conv as usize };
-                    (rc.cx.kernels.causal_conv)(&conv, layer_state, b, y);
-                    for (yv, cv) in y.iter_mut().zip(cg) {
+                }
+                // One call over the chunk (`B ⊙ x` read in place inside each
+                // token's `in_proj` row): exactly one `causal_conv` per token.
+                let conv = ConvWeights { weight: conv_w, bias: *conv_b, width: c.d_conv as usize };
+                let xs = TokenRows { data: &r.proj[..n * 3 * d.dm], stride: 3 * d.dm };
+                let args = ConvTokens { conv, xs, channels: d.dm, tokens: n };
+                (rc.cx.kernels.causal_conv_tokens)(&args, layer_state, &mut r.mixed[..n * d.dm]);
+                for (bcx, y) in r.proj.chunks_exact(3 * d.dm).zip(r.mixed.chunks_exact_mut(d.dm)).take(n) {
+                    for (yv, cv) in y.iter_mut().zip(&bcx[d.dm..2 * d.dm]) {
                         *yv *= cv;
                     }
                 }
