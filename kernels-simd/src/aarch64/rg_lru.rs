@@ -6,7 +6,7 @@
 
 use super::scan::exp4;
 use crate::math::gelu_tanh;
-use crate::reference::{rg_lru as reference_rg_lru, RgLruArgs};
+use crate::reference::{rg_lru_by_blocks, RgLruArgs};
 use core::arch::aarch64::*;
 
 /// Channels per vector.
@@ -14,24 +14,11 @@ const LANES: usize = 4;
 
 /// See [`crate::RgLru`].
 pub fn rg_lru(args: &RgLruArgs<'_>, h: &mut [f32], out: &mut [f32]) {
-    // The reference stops at the shortest buffer.
-    let lens = [h.len(), out.len(), args.x.len(), args.input_gate.len(), args.a_gate.len()];
-    let n = lens.into_iter().chain([args.log_a_coef.len(), args.y.len()]).min().unwrap_or(0);
-    let done = n / LANES * LANES;
-    // SAFETY: NEON is present on every CPU this module compiles for; every
-    // buffer holds at least `n >= done` values.
-    unsafe { rg_lru_blocks(args, h, out, done) };
-    if done < n {
-        let tail = RgLruArgs {
-            x: &args.x[done..n],
-            input_gate: &args.input_gate[done..n],
-            a_gate: &args.a_gate[done..n],
-            log_a_coef: &args.log_a_coef[done..n],
-            y: &args.y[done..n],
-            first: args.first,
-        };
-        reference_rg_lru(&tail, &mut h[done..n], &mut out[done..n]);
-    }
+    rg_lru_by_blocks((args, h, out), LANES, |args, h, out, done| {
+        // SAFETY: NEON is present on every CPU this module compiles for;
+        // every buffer holds `done` values.
+        unsafe { rg_lru_blocks(args, h, out, done) }
+    });
 }
 
 /// Channels `0..done` (a multiple of four).

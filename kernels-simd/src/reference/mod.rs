@@ -24,3 +24,6 @@ pub use generalized_delta_rule::{generalized_delta_rule, GeneralizedDeltaRule, G
 pub use rg_lru::{rg_lru, RgLru, RgLruArgs};
 pub use rnn_gates::{gru_gates, lstm_gates, GruGates, LstmGates};
 pub use wkv::{wkv, Wkv, WkvArgs};
+pub(crate) use {
+    causal_conv::conv_as_one_token, causal_conv::conv_tokens_by_blocks, rg_lru::rg_lru_by_blocks,
+};

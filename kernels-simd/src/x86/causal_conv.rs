@@ -11,8 +11,8 @@
 //! the reference.
 
 use super::avx2_available;
-use crate::reference::causal_conv as reference_conv;
-use crate::vector::{conv_silu_by_token, ConvTokens, TokenRows};
+use crate::reference::{conv_as_one_token, conv_tokens_by_blocks};
+use crate::vector::ConvTokens;
 use crate::ConvWeights;
 use core::arch::x86_64::*;
 
@@ -23,51 +23,27 @@ const MAX_WIDTH: usize = 4;
 
 /// See [`crate::CausalConv`]: the one-token case of [`causal_conv_tokens`].
 pub fn causal_conv(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]) {
-    let channels = xs.len();
-    if out.len() != channels {
-        // The reference's own handling of ragged lengths.
-        reference_conv(w, window, xs, out);
-        return;
-    }
-    let args = ConvTokens { conv: *w, xs: TokenRows { data: xs, stride: channels }, channels, tokens: 1 };
-    causal_conv_tokens(&args, window, out);
+    conv_as_one_token(causal_conv_tokens, (w, window, xs, out));
 }
 
 /// See [`crate::reference::CausalConvTokens`].
 pub fn causal_conv_tokens(args: &ConvTokens<'_>, window: &mut [f32], out: &mut [f32]) {
-    let (channels, tokens) = (args.channels, args.tokens);
-    let conv = &args.conv;
-    let width = conv.width;
-    let fits = (2..=MAX_WIDTH).contains(&width)
-        && conv.weight.len() >= width * channels
-        && window.len() >= (width - 1) * channels
-        && conv.bias.is_none_or(|b| b.len() >= channels)
-        && args.xs.holds(tokens, channels)
-        && channels.checked_mul(tokens).is_some_and(|n| n <= out.len());
-    if !fits || !avx2_available() {
-        conv_silu_by_token(reference_conv, args, window, out);
-        return;
-    }
-    let blocks = channels / LANES;
-    // SAFETY: AVX2 was detected; `fits` checked the weights, bias, window
-    // and output for `channels` channels and every token's input row.
-    unsafe {
-        match width {
-            2 => conv_blocks::<2>(args, window, out, blocks),
-            3 => conv_blocks::<3>(args, window, out, blocks),
-            _ => conv_blocks::<4>(args, window, out, blocks),
-        }
-    }
-    let done = blocks * LANES;
-    if done < channels {
-        // The last channels, token by token (channels are independent).
-        let taps = width - 1;
-        for t in 0..tokens {
-            let x = &args.xs.row(t, channels)[done..];
-            let o = &mut out[t * channels + done..(t + 1) * channels];
-            crate::math::causal_conv_step(&conv.from_channel(done), &mut window[done * taps..], x, o);
-        }
-    }
+    conv_tokens_by_blocks(
+        (args, window, out),
+        (LANES, MAX_WIDTH, avx2_available()),
+        |args, window, out, blocks| {
+            // SAFETY: AVX2 was detected; the driver checked the weights,
+            // bias, window and output for `channels` channels and every
+            // token's input row.
+            unsafe {
+                match args.conv.width {
+                    2 => conv_blocks::<2>(args, window, out, blocks),
+                    3 => conv_blocks::<3>(args, window, out, blocks),
+                    _ => conv_blocks::<4>(args, window, out, blocks),
+                }
+            }
+        },
+    );
 }
 
 /// The first `blocks * 8` channels of a width-`W` convolution, every token.

@@ -17,7 +17,7 @@
 
 use crate::arch::HParam;
 use eddy_kernels::{ConvTokens, ConvWeights, TokenRows};
-use crate::attention::{self, KvCacheOptions, POSITION_WORDS};
+use crate::attention::{self, ChunkRows, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
     layer_major_family, scratch_rows, GateActivation, GatedMlp, MlpRows, ProductScratch, RmsHead, RunCtx,
@@ -144,7 +144,7 @@ impl<'a> Lfm2Config<'a> {
             rows(d.dm),
             rows(d.ff),
             rows(d.ff),
-            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache)),
+            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache, n)),
             logit_rows.checked_mul(d.v),
             ProductScratch::words(d.max_cols, n),
         ]
@@ -314,7 +314,7 @@ impl<'a> Lfm2<'a> {
                 let (q, rest) = r.proj[..n * (d.qd + 2 * d.kd)].split_at_mut(n * d.qd);
                 let (k, v) = rest.split_at_mut(n * d.kd);
                 let rows =
-                    AttentionRows { normed, q, k, v, mixed: r.mixed, out: r.out, scratch: r.attention };
+                    AttentionRows { normed, qkv: ChunkRows { q, k, v, out: r.mixed }, out: r.out, scratch: r.attention };
                 weights.apply(&c.attention(), &layout, layer_state, pos, n, rows, rc);
             }
         }

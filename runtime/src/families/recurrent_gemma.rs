@@ -18,7 +18,7 @@
 //! logits are soft-capped: `c tanh(logits / c)`.
 
 use crate::arch::HParam;
-use crate::attention::{self, KvCacheOptions, POSITION_WORDS};
+use crate::attention::{self, ChunkRows, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
     layer_major_family, scratch_rows, GateActivation, GatedMlp, MlpRows, ProductScratch, RmsHead, RunCtx,
@@ -170,7 +170,7 @@ impl<'a> RecurrentGemmaConfig<'a> {
             rows(d.dm),
             rows(d.ff),
             rows(d.ff),
-            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache)),
+            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache, n)),
             logit_rows.checked_mul(d.v),
             ProductScratch::words(d.max_cols, n),
         ]
@@ -442,10 +442,7 @@ impl<'a> RecurrentGemma<'a> {
                     let Ok(layout) = c.cache() else { return };
                     let rows = AttentionRows {
                         normed: &r.normed[..m],
-                        q: r.proj_a,
-                        k: r.proj_b,
-                        v: r.proj_c,
-                        mixed: r.mixed,
+                        qkv: ChunkRows { q: r.proj_a, k: r.proj_b, v: r.proj_c, out: r.mixed },
                         out: r.out,
                         scratch: r.attention,
                     };
