@@ -13,10 +13,11 @@
 //! State: the token position, then per layer the convolution window
 //! (`(d_conv - 1) x d_model`) or the KV cache, all exact in every state
 //! format (no part of it is coded to 8 or 4 bits). Prefill batches every
-//! projection over the chunk; convolution and attention run token by token.
+//! projection over the chunk, convolves the chunk in one kernel call and
+//! splits the chunk's attention queries across workers
+//! ([`attention::attend_chunk`]); results equal stepping bit for bit.
 
 use crate::arch::HParam;
-use eddy_kernels::{ConvTokens, ConvWeights, TokenRows};
 use crate::attention::{self, ChunkRows, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
@@ -33,6 +34,7 @@ use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
 use crate::state_store::{StatePart, StateParts, StateStore};
+use eddy_kernels::{ConvTokens, ConvWeights, TokenRows};
 
 /// Hyper-parameters of an LFM2 model.
 #[derive(Clone, Copy, Debug)]
