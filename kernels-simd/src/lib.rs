@@ -353,6 +353,8 @@ pub struct Kernels {
     pub conv_silu_tokens: ConvSiluTokens,
     /// Causal convolution without activation (LFM2, RecurrentGemma).
     pub causal_conv: CausalConv,
+    /// Causal convolution without activation, several tokens (prefill).
+    pub causal_conv_tokens: reference::CausalConvTokens,
     /// Diagonal-decay selective scan per channel (Mamba-1), one token.
     pub selective_scan: SelectiveScan,
     /// Diagonal-decay selective scan per channel, several tokens (Mamba-1
@@ -406,6 +408,7 @@ pub const SCALAR: Kernels = Kernels {
     conv_silu: math::causal_conv_silu_step,
     conv_silu_tokens: vector::conv_silu_tokens_scalar,
     causal_conv: reference::causal_conv,
+    causal_conv_tokens: reference::causal_conv_tokens,
     selective_scan: vector::selective_scan_scalar,
     selective_scan_tokens: vector::selective_scan_tokens_scalar,
     diagonal_scan_heads: reference::diagonal_scan_heads,

@@ -237,6 +237,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
         conv_silu,
         conv_silu_tokens,
         causal_conv,
+        causal_conv_tokens,
         selective_scan,
         selective_scan_tokens,
         diagonal_scan_heads,
@@ -262,6 +263,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
         ("conv_silu", conv_silu as usize),
         ("conv_silu_tokens", conv_silu_tokens as usize),
         ("causal_conv", causal_conv as usize),
+        ("causal_conv_tokens", causal_conv_tokens as usize),
         ("selective_scan", selective_scan as usize),
         ("selective_scan_tokens", selective_scan_tokens as usize),
         ("diagonal_scan_heads", diagonal_scan_heads as usize),
@@ -293,6 +295,12 @@ const AVX2_OPERATIONS: &[&str] = &[
     "selective_scan_tokens",
     "diagonal_scan_heads",
     "diagonal_scan_heads_tokens",
+    "gated_outer_product",
+    "delta_rule",
+    "generalized_delta_rule",
+    "causal_conv",
+    "causal_conv_tokens",
+    "rg_lru",
 ];
 
 /// The operations of NEON that have SIMD versions: AVX2's without the CPU

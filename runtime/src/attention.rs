@@ -18,6 +18,8 @@
 //! and outputs are computed directly on the stored rows by the kernel
 //! set's `kv_scores`/`kv_mix`: no dequantized copy of the cache exists.
 
+use crate::family::Compute;
+use crate::ops::rms_norm_in_place;
 use eddy_kernels::{Kernels, KvRows};
 use eddy_quant::{encode_kv_row, KvFormat};
 
@@ -123,9 +125,16 @@ impl CacheLayout {
     }
 }
 
-/// f32 words of scratch [`attend`] needs: rotary table and scores.
-pub(crate) fn scratch_words(shape: &AttentionShape, layout: &CacheLayout) -> usize {
-    shape.rotary_dims + layout.slots()
+/// Score buffers [`attend_chunk`] can use at most: one per job its
+/// queries are split into (jobs are balanced by work stealing, so a few
+/// per core).
+const QUERY_LANES: usize = 8;
+
+/// f32 words of scratch [`attend`] (`tokens = 1`) and [`attend_chunk`]
+/// for chunks of up to `tokens` tokens need: a rotary table, then one
+/// score buffer per query job (up to [`QUERY_LANES`]).
+pub(crate) fn scratch_words(shape: &AttentionShape, layout: &CacheLayout, tokens: usize) -> usize {
+    shape.rotary_dims + layout.slots() * tokens.clamp(1, QUERY_LANES)
 }
 
 /// Apply rotary embedding in place to one head vector, with `table` from
@@ -168,25 +177,34 @@ fn softmax(scores: &mut [f32]) {
     }
 }
 
-/// One token of attention at position `pos`: rotate `q` (all query heads)
-/// and `k` (all KV heads) in place, store `k` and `v` in the cache, and
+/// One token of attention at position `pos` (`r` holds one token's rows):
+/// rotate `q` (all query heads) and `k` (all KV heads) in place, store `k` and `v` in the cache, and
 /// write every query head's attention output to `out`. `cache` is the
 /// layer's [`CacheLayout::bytes`]; `scratch` holds [`scratch_words`].
-#[allow(clippy::too_many_arguments)] // the pieces of one attention step
 pub(crate) fn attend(
+    (shape, layout): (&AttentionShape, &CacheLayout),
+    cache: &mut [u8],
+    pos: u64,
+    r: ChunkRows<'_>,
+    scratch: &mut [f32],
+    kernels: &Kernels,
+) {
+    let (table, scores) = scratch.split_at_mut(shape.rotary_dims);
+    store_token(shape, layout, cache, pos, (r.q, r.k, r.v), table);
+    attend_heads(shape, layout, cache, layout.live(pos), r.q, r.out, scores, kernels);
+}
+
+/// The first half of [`attend`]: rotate `q` and `k` at `pos` (`table`
+/// holds `rotary_dims` words) and store `k` and `v` in `pos`'s slot.
+fn store_token(
     shape: &AttentionShape,
     layout: &CacheLayout,
     cache: &mut [u8],
     pos: u64,
-    q: &mut [f32],
-    k: &mut [f32],
-    v: &[f32],
-    out: &mut [f32],
-    scratch: &mut [f32],
-    kernels: &Kernels,
+    (q, k, v): (&mut [f32], &mut [f32], &[f32]),
+    table: &mut [f32],
 ) {
     let hd = shape.head_dim;
-    let (table, scores) = scratch.split_at_mut(shape.rotary_dims);
     if shape.rotary_dims > 0 {
         rotary_table(pos, shape, table);
         for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
@@ -203,7 +221,24 @@ pub(crate) fn attend(
         let at = values_at + slot + h * rb;
         let _ = encode_kv_row(layout.format, vh, &mut cache[at..at + rb]);
     }
-    let live = layout.live(pos);
+}
+
+/// Every query head of one token over the first `live` cached slots:
+/// scores, scaling, softmax and the weighted sum of values into `out`
+/// (`scores` holds at least `live` words).
+#[allow(clippy::too_many_arguments)] // the pieces of one attention step
+fn attend_heads(
+    shape: &AttentionShape,
+    layout: &CacheLayout,
+    cache: &[u8],
+    live: usize,
+    q: &[f32],
+    out: &mut [f32],
+    scores: &mut [f32],
+    kernels: &Kernels,
+) {
+    let (hd, rb, slot_bytes) = (shape.head_dim, layout.row_bytes, layout.slot_bytes());
+    let values_at = layout.slots() * slot_bytes;
     let scores = &mut scores[..live];
     let group = shape.n_heads / shape.n_kv_heads;
     for (h, (qh, oh)) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
@@ -221,6 +256,100 @@ pub(crate) fn attend(
         }
         softmax(scores);
         (kernels.kv_mix)(rows(values_at), scores, oh);
+    }
+}
+
+/// Per-head RMSNorm weights of queries and keys and their epsilon, applied
+/// before rotary embedding.
+pub(crate) type QkNorms<'w> = Option<(&'w [f32], &'w [f32], f32)>;
+
+/// A chunk's rows, token-major, at least `n` each: queries and outputs
+/// `n * n_heads * head_dim`, keys and values `n * n_kv_heads * head_dim`
+/// (mutable, so the projections fill them in place).
+pub(crate) struct ChunkRows<'r> {
+    /// Queries (normed and rotated in place).
+    pub q: &'r mut [f32],
+    /// Keys (normed and rotated in place).
+    pub k: &'r mut [f32],
+    /// Values.
+    pub v: &'r mut [f32],
+    /// Attention outputs.
+    pub out: &'r mut [f32],
+}
+
+/// `n` tokens of attention at positions `pos..pos + n`, exactly as `n`
+/// [`attend`] calls in order (each after its token's per-head norms).
+/// While the chunk's tokens land in slots no earlier query reads (the
+/// cache is not yet full: a query at `p` reads slots `0..=p`), every key
+/// and value is stored first and the queries then run split across
+/// `workers` by tokens, each with the scores, softmax and sums of a step;
+/// once the ring wraps, a token overwrites a slot earlier queries read, so
+/// the rest of the chunk steps. `scratch` holds [`scratch_words`] for `n`
+/// tokens (fewer score buffers only mean fewer jobs).
+#[allow(clippy::too_many_arguments)] // shape, cache, rows and the compute context
+pub(crate) fn attend_chunk(
+    shape: &AttentionShape,
+    layout: &CacheLayout,
+    cache: &mut [u8],
+    pos: u64,
+    n: usize,
+    r: &mut ChunkRows<'_>,
+    norms: QkNorms<'_>,
+    scratch: &mut [f32],
+    cx: Compute<'_>,
+) {
+    let hd = shape.head_dim;
+    let (qd, kd) = (shape.n_heads * hd, shape.n_kv_heads * hd);
+    let norm = |t: usize, q: &mut [f32], k: &mut [f32]| {
+        if let Some((q_norm, k_norm, eps)) = norms {
+            q[t * qd..(t + 1) * qd]
+                .chunks_exact_mut(hd)
+                .for_each(|head| rms_norm_in_place(head, q_norm, eps));
+            k[t * kd..(t + 1) * kd]
+                .chunks_exact_mut(hd)
+                .for_each(|head| rms_norm_in_place(head, k_norm, eps));
+        }
+    };
+    let slots = layout.slots();
+    let fresh = (slots as u64).saturating_sub(pos).min(n as u64) as usize;
+    let score_lanes = scratch.len().saturating_sub(shape.rotary_dims) / slots.max(1);
+    let batched = if fresh > 1 && score_lanes > 0 { fresh } else { 0 };
+    if batched > 0 {
+        let (table, lanes) = scratch.split_at_mut(shape.rotary_dims);
+        for t in 0..batched {
+            norm(t, r.q, r.k);
+            let (qt, kt) = (&mut r.q[t * qd..(t + 1) * qd], &mut r.k[t * kd..(t + 1) * kd]);
+            store_token(shape, layout, cache, pos + t as u64, (qt, kt, &r.v[t * kd..(t + 1) * kd]), table);
+        }
+        let jobs = score_lanes.min(batched);
+        let per_job = batched.div_ceil(jobs);
+        let (cache, q, kernels) = (&*cache, &*r.q, cx.kernels);
+        cx.workers.for_chunk_pairs(
+            &mut r.out[..batched * qd],
+            per_job * qd,
+            lanes,
+            slots,
+            |j, out, scores| {
+                for (i, ot) in out.chunks_exact_mut(qd).enumerate() {
+                    let t = j * per_job + i;
+                    let live = layout.live(pos + t as u64);
+                    attend_heads(shape, layout, cache, live, &q[t * qd..(t + 1) * qd], ot, scores, kernels);
+                }
+            },
+        );
+    }
+    for t in batched..n {
+        norm(t, r.q, r.k);
+        let (qt, kt) = (&mut r.q[t * qd..(t + 1) * qd], &mut r.k[t * kd..(t + 1) * kd]);
+        let (v, out) = (&mut r.v[t * kd..(t + 1) * kd], &mut r.out[t * qd..(t + 1) * qd]);
+        attend(
+            (shape, layout),
+            cache,
+            pos + t as u64,
+            ChunkRows { q: qt, k: kt, v, out },
+            scratch,
+            cx.kernels,
+        );
     }
 }
 
@@ -320,7 +449,7 @@ mod tests {
         let sh = shape();
         let layout = CacheLayout::new(&sh, options).unwrap();
         let mut cache = vec![0u8; layout.bytes().unwrap()];
-        let mut scratch = vec![0f32; scratch_words(&sh, &layout)];
+        let mut scratch = vec![0f32; scratch_words(&sh, &layout, 1)];
         let (qd, kd) = (sh.n_heads * sh.head_dim, sh.n_kv_heads * sh.head_dim);
         let (mut ks, mut vs) = (Vec::new(), Vec::new());
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -333,18 +462,8 @@ mod tests {
             ks.push(k_rot);
             vs.push(v.clone());
             let mut out = vec![0f32; qd];
-            attend(
-                &sh,
-                &layout,
-                &mut cache,
-                pos,
-                &mut q,
-                &mut k,
-                &v,
-                &mut out,
-                &mut scratch,
-                &eddy_kernels::SCALAR,
-            );
+            let rows = ChunkRows { q: &mut q, k: &mut k, v: &mut v.clone(), out: &mut out };
+            attend((&sh, &layout), &mut cache, pos, rows, &mut scratch, &eddy_kernels::SCALAR);
             let p = pos as usize;
             let visible: Vec<usize> = (0..=p)
                 .filter(|&j| j < options.sinks as usize || j + (options.window as usize) > p)

@@ -24,6 +24,7 @@
 //! (both sets): see `scan` and `acts`.
 
 mod acts;
+mod causal_conv;
 mod conv;
 mod delta_rule;
 mod float;
@@ -35,6 +36,7 @@ pub mod kv;
 mod matmat;
 mod matmat_neon;
 mod matvec;
+mod rg_lru;
 mod scan;
 mod scan_heads;
 mod state_lanes;
@@ -71,6 +73,9 @@ pub const NEON: Kernels = Kernels {
     gated_outer_product: gated_outer_product::gated_outer_product,
     delta_rule: delta_rule::delta_rule,
     generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
+    causal_conv: causal_conv::causal_conv,
+    causal_conv_tokens: causal_conv::causal_conv_tokens,
+    rg_lru: rg_lru::rg_lru,
     ..SCALAR
 };
 

@@ -16,7 +16,7 @@ mod rg_lru;
 mod rnn_gates;
 mod wkv;
 
-pub use causal_conv::{causal_conv, CausalConv, ConvWeights};
+pub use causal_conv::{causal_conv, causal_conv_tokens, CausalConv, CausalConvTokens, ConvWeights};
 pub use delta_rule::{delta_rule, DeltaRule, DeltaRuleArgs};
 pub use diagonal_scan::{
     diagonal_scan_heads, diagonal_scan_heads_by_token, diagonal_scan_heads_tokens, DiagonalScanHeads,
@@ -28,3 +28,6 @@ pub use generalized_delta_rule::{generalized_delta_rule, GeneralizedDeltaRule, G
 pub use rg_lru::{rg_lru, RgLru, RgLruArgs};
 pub use rnn_gates::{gru_gates, lstm_gates, GruGates, LstmGates};
 pub use wkv::{wkv, Wkv, WkvArgs};
+pub(crate) use {
+    causal_conv::conv_as_one_token, causal_conv::conv_tokens_by_blocks, rg_lru::rg_lru_by_blocks,
+};

@@ -43,3 +43,30 @@ pub fn rg_lru(args: &RgLruArgs<'_>, h: &mut [f32], out: &mut [f32]) {
         *oc = *hc * gelu_tanh(y);
     }
 }
+
+/// The driver of a SIMD [`RgLru`] over blocks of `lanes` channels:
+/// `blocks(args, h, out, done)` takes channels `0..done` (a multiple of
+/// `lanes`) and the reference the rest, stopping at the shortest buffer as
+/// the reference does.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+pub(crate) fn rg_lru_by_blocks(
+    (args, h, out): (&RgLruArgs<'_>, &mut [f32], &mut [f32]),
+    lanes: usize,
+    blocks: impl FnOnce(&RgLruArgs<'_>, &mut [f32], &mut [f32], usize),
+) {
+    let lens = [h.len(), out.len(), args.x.len(), args.input_gate.len(), args.a_gate.len()];
+    let n = lens.into_iter().chain([args.log_a_coef.len(), args.y.len()]).min().unwrap_or(0);
+    let done = n / lanes.max(1) * lanes;
+    blocks(args, h, out, done);
+    if done < n {
+        let tail = RgLruArgs {
+            x: &args.x[done..n],
+            input_gate: &args.input_gate[done..n],
+            a_gate: &args.a_gate[done..n],
+            log_a_coef: &args.log_a_coef[done..n],
+            y: &args.y[done..n],
+            first: args.first,
+        };
+        rg_lru(&tail, &mut h[done..n], &mut out[done..n]);
+    }
+}

@@ -7,6 +7,7 @@
 //! [`scan`] (one token) and `scan_tokens` (a prefill chunk).
 
 pub mod acts;
+mod causal_conv;
 pub mod conv;
 mod conv_tokens;
 mod delta_rule;
@@ -18,6 +19,7 @@ mod group;
 pub mod kv;
 pub mod matmat;
 pub mod matvec;
+mod rg_lru;
 pub mod scan;
 mod scan_heads;
 mod scan_tokens;
@@ -56,6 +58,9 @@ pub const AVX2: Kernels = Kernels {
     gated_outer_product: gated_outer_product::gated_outer_product,
     delta_rule: delta_rule::delta_rule,
     generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
+    causal_conv: causal_conv::causal_conv,
+    causal_conv_tokens: causal_conv::causal_conv_tokens,
+    rg_lru: rg_lru::rg_lru,
     ..SCALAR
 };
 

@@ -3,12 +3,11 @@
 //! hyper-parameters and cache options.
 
 use crate::arch::HParam;
-use crate::attention::{self, AttentionShape, CacheLayout, KvCacheOptions};
+use crate::attention::{self, AttentionShape, CacheLayout, ChunkRows, KvCacheOptions, QkNorms};
 use crate::error::ModelError;
 use crate::family::RunCtx;
 use crate::file::{BlobKind, EddyFile};
 use crate::linear::Linear;
-use crate::ops::rms_norm_in_place;
 use crate::schema::{dim, required, MAX_DIM};
 use eddy_quant::KvFormat;
 
@@ -203,21 +202,15 @@ pub(crate) struct AttentionWeights<'a> {
     /// Output projection.
     pub o: Linear<'a>,
     /// Per-head query and key RMSNorm weights, and their epsilon.
-    pub qk_norms: Option<(&'a [f32], &'a [f32], f32)>,
+    pub qk_norms: QkNorms<'a>,
 }
 
 /// Row buffers an attention layer works in, each at least `n` rows.
 pub(crate) struct AttentionRows<'r> {
     /// Normed input, `n * d_model`.
     pub normed: &'r [f32],
-    /// Queries, `n * n_heads * head_dim`.
-    pub q: &'r mut [f32],
-    /// Keys, `n * n_kv_heads * head_dim`.
-    pub k: &'r mut [f32],
-    /// Values, `n * n_kv_heads * head_dim`.
-    pub v: &'r mut [f32],
-    /// Attention output, `n * n_heads * head_dim`.
-    pub mixed: &'r mut [f32],
+    /// Queries, keys, values and attention output.
+    pub qkv: ChunkRows<'r>,
     /// Output projection, `n * d_model`.
     pub out: &'r mut [f32],
     /// [`attention::scratch_words`] words.
@@ -226,8 +219,9 @@ pub(crate) struct AttentionRows<'r> {
 
 impl AttentionWeights<'_> {
     /// The layer for `n` tokens at positions `pos..pos + n`: projections
-    /// batched over the chunk, attention token by token on the layer's
-    /// cache (its state), output projection batched.
+    /// batched over the chunk, attention over the layer's cache (its state)
+    /// with the chunk's queries split across workers
+    /// ([`attention::attend_chunk`]), output projection batched.
     #[allow(clippy::too_many_arguments)] // shape, cache, rows and the compute context
     pub(crate) fn apply(
         &self,
@@ -241,20 +235,14 @@ impl AttentionWeights<'_> {
     ) {
         let hd = shape.head_dim;
         let (qd, kd) = (shape.n_heads * hd, shape.n_kv_heads * hd);
-        for (l, out, width) in [(&self.q, &mut *r.q, qd), (&self.k, &mut *r.k, kd), (&self.v, &mut *r.v, kd)]
+        let mut qkv = r.qkv;
+        for (l, out, width) in
+            [(&self.q, &mut *qkv.q, qd), (&self.k, &mut *qkv.k, kd), (&self.v, &mut *qkv.v, kd)]
         {
             rc.project(l, r.normed, &mut out[..n * width], n);
         }
         let cache = bytemuck::cast_slice_mut::<f32, u8>(layer_state);
-        for t in 0..n {
-            let (qt, kt) = (&mut r.q[t * qd..(t + 1) * qd], &mut r.k[t * kd..(t + 1) * kd]);
-            if let Some((q_norm, k_norm, eps)) = self.qk_norms {
-                qt.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, q_norm, eps));
-                kt.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, k_norm, eps));
-            }
-            let (vt, ot) = (&r.v[t * kd..(t + 1) * kd], &mut r.mixed[t * qd..(t + 1) * qd]);
-            attention::attend(shape, layout, cache, pos + t as u64, qt, kt, vt, ot, r.scratch, rc.cx.kernels);
-        }
-        rc.project(&self.o, &r.mixed[..n * qd], &mut r.out[..n * self.o.rows()], n);
+        attention::attend_chunk(shape, layout, cache, pos, n, &mut qkv, self.qk_norms, r.scratch, rc.cx);
+        rc.project(&self.o, &qkv.out[..n * qd], &mut r.out[..n * self.o.rows()], n);
     }
 }

@@ -13,10 +13,12 @@
 //! State: the token position, then per layer the convolution window
 //! (`(d_conv - 1) x d_model`) or the KV cache, all exact in every state
 //! format (no part of it is coded to 8 or 4 bits). Prefill batches every
-//! projection over the chunk; convolution and attention run token by token.
+//! projection over the chunk, convolves the chunk in one kernel call and
+//! splits the chunk's attention queries across workers
+//! ([`attention::attend_chunk`]); results equal stepping bit for bit.
 
 use crate::arch::HParam;
-use crate::attention::{self, KvCacheOptions, POSITION_WORDS};
+use crate::attention::{self, ChunkRows, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
     layer_major_family, scratch_rows, GateActivation, GatedMlp, MlpRows, ProductScratch, RmsHead, RunCtx,
@@ -32,6 +34,7 @@ use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
 use crate::state_store::{StatePart, StateParts, StateStore};
+use eddy_kernels::{ConvTokens, ConvWeights, TokenRows};
 
 /// Hyper-parameters of an LFM2 model.
 #[derive(Clone, Copy, Debug)]
@@ -143,7 +146,7 @@ impl<'a> Lfm2Config<'a> {
             rows(d.dm),
             rows(d.ff),
             rows(d.ff),
-            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache)),
+            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache, n)),
             logit_rows.checked_mul(d.v),
             ProductScratch::words(d.max_cols, n),
         ]
@@ -289,16 +292,20 @@ impl<'a> Lfm2<'a> {
         match mixer {
             Mixer::Conv { in_proj, conv_w, conv_b, out_proj } => {
                 rc.project(in_proj, normed, &mut r.proj[..n * 3 * d.dm], n);
-                for (bcx, y) in r.proj.chunks_exact_mut(3 * d.dm).zip(r.mixed.chunks_exact_mut(d.dm)).take(n)
-                {
+                for bcx in r.proj.chunks_exact_mut(3 * d.dm).take(n) {
                     let (b, rest) = bcx.split_at_mut(d.dm);
-                    let (cg, x) = rest.split_at(d.dm);
-                    for (bv, xv) in b.iter_mut().zip(x) {
+                    for (bv, xv) in b.iter_mut().zip(&rest[d.dm..]) {
                         *bv *= xv;
                     }
-                    let conv = eddy_kernels::ConvWeights { weight: conv_w, bias: *conv_b, width: c.d_conv as usize };
-                    (rc.cx.kernels.causal_conv)(&conv, layer_state, b, y);
-                    for (yv, cv) in y.iter_mut().zip(cg) {
+                }
+                // One call over the chunk (`B ⊙ x` read in place inside each
+                // token's `in_proj` row): exactly one `causal_conv` per token.
+                let conv = ConvWeights { weight: conv_w, bias: *conv_b, width: c.d_conv as usize };
+                let xs = TokenRows { data: &r.proj[..n * 3 * d.dm], stride: 3 * d.dm };
+                let args = ConvTokens { conv, xs, channels: d.dm, tokens: n };
+                (rc.cx.kernels.causal_conv_tokens)(&args, layer_state, &mut r.mixed[..n * d.dm]);
+                for (bcx, y) in r.proj.chunks_exact(3 * d.dm).zip(r.mixed.chunks_exact_mut(d.dm)).take(n) {
+                    for (yv, cv) in y.iter_mut().zip(&bcx[d.dm..2 * d.dm]) {
                         *yv *= cv;
                     }
                 }
@@ -309,7 +316,7 @@ impl<'a> Lfm2<'a> {
                 let (q, rest) = r.proj[..n * (d.qd + 2 * d.kd)].split_at_mut(n * d.qd);
                 let (k, v) = rest.split_at_mut(n * d.kd);
                 let rows =
-                    AttentionRows { normed, q, k, v, mixed: r.mixed, out: r.out, scratch: r.attention };
+                    AttentionRows { normed, qkv: ChunkRows { q, k, v, out: r.mixed }, out: r.out, scratch: r.attention };
                 weights.apply(&c.attention(), &layout, layer_state, pos, n, rows, rc);
             }
         }

@@ -18,7 +18,7 @@
 //! logits are soft-capped: `c tanh(logits / c)`.
 
 use crate::arch::HParam;
-use crate::attention::{self, KvCacheOptions, POSITION_WORDS};
+use crate::attention::{self, ChunkRows, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
 use crate::family::{
     layer_major_family, scratch_rows, GateActivation, GatedMlp, MlpRows, ProductScratch, RmsHead, RunCtx,
@@ -34,7 +34,7 @@ use crate::schema::{
     dim, epsilon, flag, required, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
 use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
-use eddy_kernels::RgLruArgs;
+use eddy_kernels::{ConvTokens, ConvWeights, RgLruArgs, TokenRows};
 
 /// Hyper-parameters of a RecurrentGemma model.
 #[derive(Clone, Copy, Debug)]
@@ -170,7 +170,7 @@ impl<'a> RecurrentGemmaConfig<'a> {
             rows(d.dm),
             rows(d.ff),
             rows(d.ff),
-            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache)),
+            self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache, n)),
             logit_rows.checked_mul(d.v),
             ProductScratch::words(d.max_cols, n),
         ]
@@ -271,6 +271,10 @@ scratch_rows! {
     /// Per-token vectors of a chunk, `n` rows each (1 for a step).
     Rows { x, normed, proj_a, proj_b, proj_c, gate_i, gate_a, mixed, out, mlp_gate, mlp_up, attention, logits }
 }
+
+/// Jobs per worker the gates of a chunk are split into (the work per
+/// token is the same, so a few per worker balance them).
+const GATE_JOBS_PER_WORKER: usize = 2;
 
 /// `out[h*b + j] = bias + Σ_i x[h*b + i] w[h*b + j][i]`: a block-diagonal
 /// product with one `b x b` block per head (rows are outputs).
@@ -376,19 +380,30 @@ impl<'a> RecurrentGemma<'a> {
         let (lru, normed) = (d.lru, &r.normed[..n * d.dm]);
         rc.project(&w.linear_y, normed, &mut r.proj_a[..n * lru], n);
         rc.project(&w.linear_x, normed, &mut r.proj_b[..n * lru], n);
+        // The convolution over the chunk (its window is exact state, apart
+        // from the coded `h`), then both gates of every token split across
+        // workers by tokens: the same operations per token as stepping.
+        let rows = n * lru;
+        let (window, _) = layer.words().split_at_mut(d.keep * lru);
+        let conv = ConvWeights { weight: w.conv_w, bias: Some(w.conv_b), width: d.keep + 1 };
+        let xs = TokenRows { data: &r.proj_b[..rows], stride: lru };
+        let args = ConvTokens { conv, xs, channels: lru, tokens: n };
+        (rc.cx.kernels.causal_conv_tokens)(&args, window, &mut r.proj_c[..rows]);
+        let x = &r.proj_c[..rows];
+        let per_job = n.div_ceil(GATE_JOBS_PER_WORKER * rc.cx.workers.count()).max(1) * lru;
+        rc.cx.workers.for_chunk_pairs(&mut r.gate_i[..rows], per_job, &mut r.gate_a[..rows], per_job, |j, gi, ga| {
+            for ((x, gi), ga) in x[j * per_job..].chunks_exact(lru).zip(gi.chunks_exact_mut(lru)).zip(ga.chunks_exact_mut(lru)) {
+                block_diagonal(w.input_gate, w.input_bias, x, gi, d.block);
+                block_diagonal(w.a_gate, w.a_bias, x, ga, d.block);
+            }
+        });
         for t in 0..n {
-            let (window, h) = layer.words().split_at_mut(d.keep * lru);
+            let (_, h) = layer.words().split_at_mut(d.keep * lru);
             let rows = t * lru..(t + 1) * lru;
-            let x = &mut r.proj_c[rows.clone()];
-            let conv = eddy_kernels::ConvWeights { weight: w.conv_w, bias: Some(w.conv_b), width: d.keep + 1 };
-            (rc.cx.kernels.causal_conv)(&conv, window, &r.proj_b[rows.clone()], x);
-            let (gi, ga) = (&mut r.gate_i[rows.clone()], &mut r.gate_a[rows.clone()]);
-            block_diagonal(w.input_gate, w.input_bias, x, gi, d.block);
-            block_diagonal(w.a_gate, w.a_bias, x, ga, d.block);
             let lru_args = RgLruArgs {
-                x,
-                input_gate: gi,
-                a_gate: ga,
+                x: &r.proj_c[rows.clone()],
+                input_gate: &r.gate_i[rows.clone()],
+                a_gate: &r.gate_a[rows.clone()],
                 log_a_coef: w.log_a_coef,
                 y: &r.proj_a[rows.clone()],
                 first: pos + t as u64 == 0,
@@ -427,10 +442,7 @@ impl<'a> RecurrentGemma<'a> {
                     let Ok(layout) = c.cache() else { return };
                     let rows = AttentionRows {
                         normed: &r.normed[..m],
-                        q: r.proj_a,
-                        k: r.proj_b,
-                        v: r.proj_c,
-                        mixed: r.mixed,
+                        qkv: ChunkRows { q: r.proj_a, k: r.proj_b, v: r.proj_c, out: r.mixed },
                         out: r.out,
                         scratch: r.attention,
                     };
