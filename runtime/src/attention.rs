@@ -17,6 +17,11 @@
 //! in [`KvFormat`] (f32, f16, 8 or 4 bits with group scales), and scores
 //! and outputs are computed directly on the stored rows by the kernel
 //! set's `kv_scores`/`kv_mix`: no dequantized copy of the cache exists.
+//!
+//! A prefill chunk ([`attend_chunk`]) stores its keys and values first and
+//! then runs its queries split across workers, bit-identical to stepping,
+//! as long as no token of the chunk overwrites a slot an earlier query of
+//! the chunk reads (until the ring wraps); from there it steps.
 
 use crate::family::Compute;
 use crate::ops::rms_norm_in_place;
