@@ -17,6 +17,11 @@
 //! in [`KvFormat`] (f32, f16, 8 or 4 bits with group scales), and scores
 //! and outputs are computed directly on the stored rows by the kernel
 //! set's `kv_scores`/`kv_mix`: no dequantized copy of the cache exists.
+//!
+//! A prefill chunk ([`attend_chunk`]) stores its keys and values first and
+//! then runs its queries split across workers, bit-identical to stepping,
+//! as long as no token of the chunk overwrites a slot an earlier query of
+//! the chunk reads (until the ring wraps); from there it steps.
 
 use crate::family::Compute;
 use crate::ops::rms_norm_in_place;
@@ -511,6 +516,87 @@ mod tests {
         assert!(bad(4, 0).is_none());
         assert!(bad(u32::MAX, 2).is_none());
         assert!(bad(0, MAX_CACHE_SLOTS + 1).is_none());
+    }
+
+    /// A chunk through [`attend_chunk`] against the same tokens through
+    /// [`attend`] one by one (after the same per-head norms): outputs, the
+    /// rotated queries and keys and the cache bytes identical, for chunks
+    /// that fill a fresh cache, start part way, run into and past the ring's
+    /// wrap, on one thread and two.
+    #[test]
+    fn chunks_equal_steps_bit_for_bit() {
+        let sh = shape();
+        let (qd, kd, hd) = (sh.n_heads * sh.head_dim, sh.n_kv_heads * sh.head_dim, sh.head_dim);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let q_norm: Vec<f32> = (0..hd).map(|_| 1.0 + noise(&mut seed) * 0.5).collect();
+        let k_norm: Vec<f32> = (0..hd).map(|_| 1.0 + noise(&mut seed) * 0.5).collect();
+        let mut workers = vec![crate::parallel::Workers::single()];
+        #[cfg(feature = "threads")]
+        workers.push(crate::parallel::Workers::threads(2).unwrap());
+        let cases =
+            [(KvFormat::F32, 0, 64), (KvFormat::Q4, 2, 9), (KvFormat::F16, 0, 5), (KvFormat::Q8, 3, 20)];
+        for (format, sinks, window) in cases {
+            let layout = CacheLayout::new(&sh, KvCacheOptions { format, sinks, window }).unwrap();
+            for norms in [None, Some((&q_norm[..], &k_norm[..], 1e-5))] {
+                for &w in &workers {
+                    let mut step_cache = vec![0u8; layout.bytes().unwrap()];
+                    let mut chunk_cache = step_cache.clone();
+                    let mut pos = 0u64;
+                    // Chunk lengths: 1 (a step), fills, and ones across the wrap.
+                    for n in [1usize, 6, 13, 2, 25, 7] {
+                        let q: Vec<f32> = (0..n * qd).map(|_| noise(&mut seed) * 2.0).collect();
+                        let k: Vec<f32> = (0..n * kd).map(|_| noise(&mut seed) * 2.0).collect();
+                        let v: Vec<f32> = (0..n * kd).map(|_| noise(&mut seed)).collect();
+                        let (mut sq, mut sk, mut sv, mut so) =
+                            (q.clone(), k.clone(), v.clone(), vec![0f32; n * qd]);
+                        let mut scratch = vec![0f32; scratch_words(&sh, &layout, 1)];
+                        for t in 0..n {
+                            let (qt, kt) = (&mut sq[t * qd..(t + 1) * qd], &mut sk[t * kd..(t + 1) * kd]);
+                            if let Some((qn, kn, eps)) = norms {
+                                qt.chunks_exact_mut(hd).for_each(|h| rms_norm_in_place(h, qn, eps));
+                                kt.chunks_exact_mut(hd).for_each(|h| rms_norm_in_place(h, kn, eps));
+                            }
+                            let rows = ChunkRows {
+                                q: qt,
+                                k: kt,
+                                v: &mut sv[t * kd..(t + 1) * kd],
+                                out: &mut so[t * qd..(t + 1) * qd],
+                            };
+                            let at = pos + t as u64;
+                            attend(
+                                (&sh, &layout),
+                                &mut step_cache,
+                                at,
+                                rows,
+                                &mut scratch,
+                                &eddy_kernels::SCALAR,
+                            );
+                        }
+                        let (mut cq, mut ck, mut cv, mut co) = (q, k, v, vec![1f32; n * qd]);
+                        let mut scratch = vec![0f32; scratch_words(&sh, &layout, n)];
+                        let mut rows = ChunkRows { q: &mut cq, k: &mut ck, v: &mut cv, out: &mut co };
+                        let cx = Compute { kernels: &eddy_kernels::SCALAR, workers: w };
+                        attend_chunk(
+                            &sh,
+                            &layout,
+                            &mut chunk_cache,
+                            pos,
+                            n,
+                            &mut rows,
+                            norms,
+                            &mut scratch,
+                            cx,
+                        );
+                        let what = format!("{format:?} sinks {sinks} window {window} pos {pos} n {n} {w:?}");
+                        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+                        assert_eq!(bits(&co), bits(&so), "outputs: {what}");
+                        assert_eq!((bits(&cq), bits(&ck)), (bits(&sq), bits(&sk)), "q, k: {what}");
+                        assert!(chunk_cache == step_cache, "cache: {what}");
+                        pos += n as u64;
+                    }
+                }
+            }
+        }
     }
 
     #[test]
