@@ -38,6 +38,7 @@ mod matvec;
 mod scan;
 mod state_lanes;
 mod token_lanes;
+mod wkv;
 
 pub(crate) use token_lanes::scratch_len as token_lanes_scratch_len;
 
@@ -68,6 +69,7 @@ pub const NEON: Kernels = Kernels {
     gated_outer_product: gated_outer_product::gated_outer_product,
     delta_rule: delta_rule::delta_rule,
     generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
+    wkv: wkv::wkv,
     ..SCALAR
 };
 

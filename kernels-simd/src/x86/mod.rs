@@ -23,6 +23,7 @@ mod scan_tokens;
 mod state_lanes;
 mod token_lanes;
 pub mod vnni;
+mod wkv;
 
 pub(crate) use token_lanes::scratch_len as matmat_scratch_len;
 
@@ -53,6 +54,7 @@ pub const AVX2: Kernels = Kernels {
     gated_outer_product: gated_outer_product::gated_outer_product,
     delta_rule: delta_rule::delta_rule,
     generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
+    wkv: wkv::wkv,
     ..SCALAR
 };
 
