@@ -289,6 +289,10 @@ const AVX2_OPERATIONS: &[&str] = &[
     "conv_silu_tokens",
     "selective_scan",
     "selective_scan_tokens",
+    "gated_outer_product",
+    "delta_rule",
+    "generalized_delta_rule",
+    "wkv",
 ];
 
 /// The operations of NEON that have SIMD versions: AVX2's without the CPU
