@@ -6,7 +6,8 @@
 
 use super::kv::Lanes;
 use super::scan::exp4;
-use crate::linear_attention_pass::{StateLanes, WkvLanes, LANES};
+use crate::linear_attention_pass::{StateLanes, LANES};
+use crate::wkv_pass::WkvLanes;
 use core::arch::aarch64::*;
 
 /// The 4 x 4 transpose of `a, b, c, d`.

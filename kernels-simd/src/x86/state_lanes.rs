@@ -4,7 +4,8 @@
 //! transpose, and for WKV an exp, a division, a negation and a max.
 
 use super::scan::exp8_each;
-use crate::linear_attention_pass::{StateLanes, WkvLanes, LANES};
+use crate::linear_attention_pass::{StateLanes, LANES};
+use crate::wkv_pass::WkvLanes;
 use core::arch::x86_64::*;
 
 impl StateLanes for __m256 {
