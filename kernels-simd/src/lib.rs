@@ -60,6 +60,8 @@ pub mod math;
 pub mod reference;
 pub mod scalar;
 pub mod vector;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+mod wkv_pass;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 

@@ -22,11 +22,11 @@
 use crate::kv_pass::KvLanes;
 use crate::reference::{self, DeltaRuleArgs, GatedOuterProductArgs, GeneralizedDeltaRuleArgs};
 
-/// An ISA's entry point of a linear-attention update: `$pass::<$lanes>`
+/// An ISA's entry point of a state update: `$module::$pass::<$lanes>`
 /// inside a function compiled with `$feature`, the reference when
 /// `$available` is false.
 macro_rules! state_update {
-    ($(#[$doc:meta])* $name:ident($args:ty) = $pass:ident::<$lanes:ty>, feature $feature:literal,
+    ($(#[$doc:meta])* $name:ident($args:ty) = $module:ident::$pass:ident::<$lanes:ty>, feature $feature:literal,
      if $available:expr) => {
         $(#[$doc])*
         pub fn $name(args: &$args, state: &mut [f32], out: &mut [f32]) {
@@ -34,7 +34,7 @@ macro_rules! state_update {
             unsafe fn run(args: &$args, state: &mut [f32], out: &mut [f32]) {
                 // SAFETY: the feature is enabled here, which is all the
                 // pass needs.
-                unsafe { $crate::linear_attention_pass::$pass::<$lanes>(args, state, out) }
+                unsafe { $crate::$module::$pass::<$lanes>(args, state, out) }
             }
             if !$available {
                 return $crate::reference::$pass(args, state, out);

@@ -5,7 +5,8 @@
 //! non-finite values.
 
 use eddy_kernels::{
-    compiled, supported, DeltaRuleArgs, GatedOuterProductArgs, GeneralizedDeltaRuleArgs, Kernels, SCALAR,
+    compiled, supported, DeltaRuleArgs, GatedOuterProductArgs, GeneralizedDeltaRuleArgs, Kernels, WkvArgs,
+    SCALAR,
 };
 use eddy_testkit::Lcg as Rng;
 
@@ -233,5 +234,76 @@ fn state_updates_propagate_non_finite_values_like_the_reference() {
                 (if fast { k.generalized_delta_rule } else { SCALAR.generalized_delta_rule })(&gdr, s, o)
             },
         );
+    }
+}
+
+#[test]
+fn wkv_is_bit_exact() {
+    let mut rng = Rng(25);
+    for k in sets() {
+        // Channel counts with ragged tails (RWKV-4 169M has 768).
+        for channels in [768usize, 37, 8, 7, 1, 0, 19] {
+            for short in [false, true] {
+                // Short: the decays end early (the reference stops there).
+                let decays = channels.saturating_sub(if short { 3 } else { 0 });
+                let what = format!("{} wkv channels {channels} short {short}", k.name);
+                let inputs = || {
+                    let (kk, v, r) = (rng.vec(channels, 8.0), rng.vec(channels, 2.0), rng.vec(channels, 6.0));
+                    let (u, w) =
+                        (rng.vec(channels, 1.0), (0..decays).map(|_| -rng.f().abs() * 3.0).collect());
+                    (kk, v, r, u, w)
+                };
+                // num, den > 0 and max like a running state.
+                let mut sr = Rng(channels as u64);
+                let mut state = sr.vec(channels, 1.0);
+                state.extend((0..channels).map(|_| 0.5 + sr.f().abs()));
+                state.extend(sr.vec(channels, 10.0));
+                compare(
+                    &what,
+                    state,
+                    channels,
+                    4,
+                    inputs,
+                    |fast, (kk, v, r, u, w): &(_, _, _, Vec<f32>, Vec<f32>), s, o| {
+                        let args = WkvArgs { k: kk, v, r, first: u, decay: w };
+                        (if fast { k.wkv } else { SCALAR.wkv })(&args, s, o)
+                    },
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn wkv_handles_non_finite_values_and_signed_zeros_like_the_reference() {
+    let specials =
+        [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e38, -1e38, 100.0, -100.0];
+    for k in sets() {
+        // Every pair of specials as (max, k + u) and (max + w, k).
+        let n = specials.len() * specials.len();
+        let (mut kk, mut mx) = (Vec::new(), Vec::new());
+        for &a in &specials {
+            for &b in &specials {
+                mx.push(a);
+                kk.push(b);
+            }
+        }
+        let zeros = vec![0f32; n];
+        let mut state = vec![1f32; 2 * n];
+        state.extend(&mx);
+        // Bits equal, but a NaN only as a NaN: the reference's NaN signs
+        // follow the operand order the compiler picks for its
+        // multiplications (it may swap them), not the source.
+        let args = WkvArgs { k: &kk, v: &kk, r: &mx, first: &zeros, decay: &zeros };
+        let key =
+            |v: &[f32]| v.iter().map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() }).collect::<Vec<_>>();
+        let (mut want_state, mut got_state) = (state.clone(), state);
+        for step in 0..2 {
+            let (mut want, mut got) = (vec![7f32; n], vec![7f32; n]);
+            (SCALAR.wkv)(&args, &mut want_state, &mut want);
+            (k.wkv)(&args, &mut got_state, &mut got);
+            assert_eq!(key(&got), key(&want), "{} wkv specials step {step}: output", k.name);
+            assert_eq!(key(&got_state), key(&want_state), "{} wkv specials step {step}: state", k.name);
+        }
     }
 }

@@ -301,6 +301,7 @@ const AVX2_OPERATIONS: &[&str] = &[
     "causal_conv",
     "causal_conv_tokens",
     "rg_lru",
+    "wkv",
 ];
 
 /// The operations of NEON that have SIMD versions: AVX2's without the CPU

@@ -4,7 +4,7 @@
 
 crate::linear_attention_pass::state_update!(
     /// See [`crate::DeltaRule`]; bit-exact with [`crate::reference::delta_rule`].
-    delta_rule(crate::DeltaRuleArgs<'_>) = delta_rule::<super::kv::Lanes>,
+    delta_rule(crate::DeltaRuleArgs<'_>) = linear_attention_pass::delta_rule::<super::kv::Lanes>,
     feature "neon",
     if true
 );

@@ -4,7 +4,7 @@
 
 crate::linear_attention_pass::state_update!(
     /// See [`crate::GatedOuterProduct`]; bit-exact with [`crate::reference::gated_outer_product`].
-    gated_outer_product(crate::GatedOuterProductArgs<'_>) = gated_outer_product::<super::kv::Lanes>,
+    gated_outer_product(crate::GatedOuterProductArgs<'_>) = linear_attention_pass::gated_outer_product::<super::kv::Lanes>,
     feature "neon",
     if true
 );

@@ -4,7 +4,7 @@
 
 crate::linear_attention_pass::state_update!(
     /// See [`crate::GeneralizedDeltaRule`]; bit-exact with [`crate::reference::generalized_delta_rule`].
-    generalized_delta_rule(crate::GeneralizedDeltaRuleArgs<'_>) = generalized_delta_rule::<super::kv::Lanes>,
+    generalized_delta_rule(crate::GeneralizedDeltaRuleArgs<'_>) = linear_attention_pass::generalized_delta_rule::<super::kv::Lanes>,
     feature "neon",
     if true
 );

@@ -41,6 +41,7 @@ mod scan;
 mod scan_heads;
 mod state_lanes;
 mod token_lanes;
+mod wkv;
 
 pub(crate) use token_lanes::scratch_len as token_lanes_scratch_len;
 
@@ -76,6 +77,7 @@ pub const NEON: Kernels = Kernels {
     causal_conv: causal_conv::causal_conv,
     causal_conv_tokens: causal_conv::causal_conv_tokens,
     rg_lru: rg_lru::rg_lru,
+    wkv: wkv::wkv,
     ..SCALAR
 };
 

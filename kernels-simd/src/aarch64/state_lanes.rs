@@ -1,10 +1,13 @@
 //! NEON's eight-lane f32 vector for the linear-attention state updates
 //! (`crate::linear_attention_pass`): the attention kernels' two
 //! `float32x4_t` (`kv::Lanes`, lanes 0..4 and 4..8) with a subtraction
-//! and a transpose.
+//! and a transpose, and for WKV an exp, a division, a negation and a
+//! max.
 
 use super::kv::Lanes;
+use super::scan::exp4;
 use crate::linear_attention_pass::{StateLanes, LANES};
+use crate::wkv_pass::WkvLanes;
 use core::arch::aarch64::*;
 
 /// The 4 x 4 transpose of `a, b, c, d`.
@@ -47,5 +50,29 @@ impl StateLanes for Lanes {
                 rows[c + 4] = Lanes(top_hi[c], bottom_hi[c]);
             }
         }
+    }
+}
+
+impl WkvLanes for Lanes {
+    #[inline(always)]
+    unsafe fn exp(self) -> Self {
+        // SAFETY: NEON is present.
+        unsafe { Lanes(exp4(self.0), exp4(self.1)) }
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        // SAFETY: NEON is present.
+        unsafe { Lanes(vdivq_f32(self.0, b.0), vdivq_f32(self.1, b.1)) }
+    }
+    #[inline(always)]
+    unsafe fn neg(self) -> Self {
+        // SAFETY: NEON is present.
+        unsafe { Lanes(vnegq_f32(self.0), vnegq_f32(self.1)) }
+    }
+    #[inline(always)]
+    unsafe fn max_num(self, b: Self) -> Self {
+        // `f32::max` is `fmaxnm` on aarch64.
+        // SAFETY: NEON is present.
+        unsafe { Lanes(vmaxnmq_f32(self.0, b.0), vmaxnmq_f32(self.1, b.1)) }
     }
 }

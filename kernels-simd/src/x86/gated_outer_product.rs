@@ -4,7 +4,7 @@
 
 crate::linear_attention_pass::state_update!(
     /// See [`crate::GatedOuterProduct`]; bit-exact with [`crate::reference::gated_outer_product`].
-    gated_outer_product(crate::GatedOuterProductArgs<'_>) = gated_outer_product::<core::arch::x86_64::__m256>,
+    gated_outer_product(crate::GatedOuterProductArgs<'_>) = linear_attention_pass::gated_outer_product::<core::arch::x86_64::__m256>,
     feature "avx2",
     if super::avx2_available()
 );

@@ -4,7 +4,7 @@
 
 crate::linear_attention_pass::state_update!(
     /// See [`crate::GeneralizedDeltaRule`]; bit-exact with [`crate::reference::generalized_delta_rule`].
-    generalized_delta_rule(crate::GeneralizedDeltaRuleArgs<'_>) = generalized_delta_rule::<core::arch::x86_64::__m256>,
+    generalized_delta_rule(crate::GeneralizedDeltaRuleArgs<'_>) = linear_attention_pass::generalized_delta_rule::<core::arch::x86_64::__m256>,
     feature "avx2",
     if super::avx2_available()
 );

@@ -26,6 +26,7 @@ mod scan_tokens;
 mod state_lanes;
 mod token_lanes;
 pub mod vnni;
+mod wkv;
 
 pub(crate) use token_lanes::scratch_len as matmat_scratch_len;
 
@@ -61,6 +62,7 @@ pub const AVX2: Kernels = Kernels {
     causal_conv: causal_conv::causal_conv,
     causal_conv_tokens: causal_conv::causal_conv_tokens,
     rg_lru: rg_lru::rg_lru,
+    wkv: wkv::wkv,
     ..SCALAR
 };
 

@@ -1,9 +1,11 @@
 //! AVX2's eight-lane f32 vector for the linear-attention state updates
 //! (`crate::linear_attention_pass`): the attention kernels' vector
 //! (`crate::kv_pass::KvLanes`, in `kv.rs`) with a subtraction and a
-//! transpose.
+//! transpose, and for WKV an exp, a division, a negation and a max.
 
+use super::scan::exp8_each;
 use crate::linear_attention_pass::{StateLanes, LANES};
+use crate::wkv_pass::WkvLanes;
 use core::arch::x86_64::*;
 
 impl StateLanes for __m256 {
@@ -42,6 +44,34 @@ impl StateLanes for __m256 {
                 rows[c] = _mm256_permute2f128_ps::<0x20>(u[c], u[c + 4]);
                 rows[c + 4] = _mm256_permute2f128_ps::<0x31>(u[c], u[c + 4]);
             }
+        }
+    }
+}
+
+impl WkvLanes for __m256 {
+    #[inline(always)]
+    unsafe fn exp(self) -> Self {
+        // SAFETY: AVX2 is present, as the trait's callers guarantee.
+        unsafe { exp8_each([self])[0] }
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        // SAFETY: AVX is present.
+        unsafe { _mm256_div_ps(self, b) }
+    }
+    #[inline(always)]
+    unsafe fn neg(self) -> Self {
+        // SAFETY: AVX is present.
+        unsafe { _mm256_xor_ps(self, _mm256_set1_ps(-0.0)) }
+    }
+    #[inline(always)]
+    unsafe fn max_num(self, b: Self) -> Self {
+        // As `f32::max` compiles on x86-64: `b > self ? b : self`, and `b`
+        // where `self` is NaN.
+        // SAFETY: AVX is present.
+        unsafe {
+            let larger = _mm256_max_ps(b, self);
+            _mm256_blendv_ps(larger, b, _mm256_cmp_ps::<_CMP_UNORD_Q>(self, self))
         }
     }
 }

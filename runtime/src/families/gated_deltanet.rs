@@ -19,11 +19,12 @@
 use crate::arch::HParam;
 use crate::error::ModelError;
 use super::head_blocks::{run_heads, HeadRecurrence};
-use crate::family::{layer_major_family, scratch_rows, Compute, GateActivation, ProductScratch, RmsHead, RunCtx};
-use crate::family::{GatedMlp, MlpRows};
+use crate::family::{layer_major_family, scratch_rows, Compute, ProductScratch, RmsHead, RunCtx};
+use super::mixer_layers::{run_stack, swiglu_mlp, LayerFrame, StackAccess, StackDims, StackRows};
+use crate::family::GatedMlp;
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, exp_fast, gated_rms_norm_heads, rms_norm_rows, sigmoid, softplus};
+use crate::ops::{exp_fast, gated_rms_norm_heads, sigmoid, softplus};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
@@ -233,27 +234,15 @@ impl<'a> GatedDeltaNet<'a> {
             a: t.f32(),
             gate_norm: t.f32(),
             out_proj: t.linear(false),
-            mlp: GatedMlp {
-                norm: t.f32(),
-                gate: t.linear(false),
-                up: t.linear(false),
-                down: t.linear(false),
-                act: GateActivation::Silu,
-            },
+            mlp: swiglu_mlp(&mut t),
         }
-    }
-
-    /// The final norm and the LM head (after the tensors of every layer).
-    fn head(&self) -> RmsHead<'a> {
-        let c = &self.config;
-        RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings)
     }
 
     /// Conv, delta rule and gated norm of the chunk's `n` tokens: `qkvz`
     /// and `ba` rows in (`ba` is turned into `β` and the decay in place),
     /// `core` rows out. The layer state is the conv window, then the
     /// matrices.
-    fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
+    fn recur(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
         let d = self.config.dims();
         let (qw, window) = (2 * d.kd + 2 * d.vd, d.conv_dim * d.keep);
         let conv_w = eddy_kernels::ConvWeights { weight: w.conv_w, bias: None, width: d.keep + 1 };
@@ -306,31 +295,35 @@ impl<'a> GatedDeltaNet<'a> {
         }
     }
 
-    /// Run `tokens` through all layers, layer by layer (a step is a chunk
-    /// of one). Leaves the logits of the last `logit_rows` tokens.
+    /// Projections, conv, delta rule and gated norm of layer `w` over the
+    /// chunk's `n` normed rows, into the `core` rows.
+    fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, rc: &mut RunCtx<'_, '_, '_>) {
+        let d = self.config.dims();
+        let m = n * d.dm;
+        rc.project(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * (2 * d.kd + 2 * d.vd)], n);
+        rc.project(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n);
+        self.recur(w, layer, r, n, rc.cx);
+    }
+
+    /// Run `tokens` through all layers (see [`run_stack`]). Leaves the
+    /// logits of the last `logit_rows` tokens.
     fn run(&self, tokens: &[u32], state: &mut StateStore<'_>, r: &mut Rows<'_>, rc: &mut RunCtx<'_, '_, '_>) {
         let c = &self.config;
         let d = c.dims();
-        let n = tokens.len();
-        let (m, qw) = (n * d.dm, 2 * d.kd + 2 * d.vd);
-        self.embed().rows_into(tokens, r.x);
-        let mut layers = state.layers();
-        for i in 0..c.n_layer {
-            let w = self.layer(i);
-            let mut layer = layers.next(self.layer_parts(i as usize));
-            rms_norm_rows(&r.x[..m], w.norm, c.norm_eps, r.normed);
-            rc.project(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * qw], n);
-            rc.project(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n);
-            self.mix(&w, &mut layer, r, n, rc.cx);
-            rc.project(&w.out_proj, &r.core[..n * d.vd], &mut r.out[..m], n);
-            add_assign(&mut r.x[..m], &r.out[..m]);
-            let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.gate, up: r.up, out: r.out };
-            w.mlp.add_to(mlp_rows, n, c.norm_eps, rc);
-        }
-        if rc.logit_rows == 0 {
-            return;
-        }
-        self.head().logits(&r.x[..m], d.dm, r.normed, r.logits, rc);
+        let dims = StackDims { n_layer: c.n_layer, d_model: d.dm, value_dim: d.vd, eps: c.norm_eps };
+        let head = RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings);
+        let access = StackAccess {
+            rows: |r: &mut Rows<'_>| {
+                let Rows { x, normed, core, out, gate, up, logits, .. } = r;
+                StackRows { x, normed, core, out, mlp_gate: gate, mlp_up: up, logits }
+            },
+            frame: |w: &LayerWeights<'a>| LayerFrame { norm: w.norm, out_proj: &w.out_proj, mlp: &w.mlp },
+        };
+        let layer = |i: u32| (self.layer(i), self.layer_parts(i as usize));
+        let mix = |w: &LayerWeights<'a>, l: &mut LayerState<'_>, r: &mut Rows<'_>, n, rc: &mut RunCtx<'_, '_, '_>| {
+            self.mix(w, l, r, n, rc)
+        };
+        run_stack(dims, (self.embed(), head), access, layer, mix, tokens, state, (r, rc));
     }
 }
 

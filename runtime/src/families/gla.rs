@@ -15,11 +15,12 @@
 use crate::arch::HParam;
 use crate::error::ModelError;
 use super::head_blocks::{run_heads, HeadRecurrence};
-use crate::family::{layer_major_family, scratch_rows, Compute, GateActivation, ProductScratch, RmsHead, RunCtx};
-use crate::family::{GatedMlp, MlpRows};
+use crate::family::{layer_major_family, scratch_rows, Compute, ProductScratch, RmsHead, RunCtx};
+use super::mixer_layers::{run_stack, swiglu_mlp, LayerFrame, StackAccess, StackDims, StackRows};
+use crate::family::GatedMlp;
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, exp_fast, gated_rms_norm_heads, rms_norm_rows, softplus};
+use crate::ops::{exp_fast, gated_rms_norm_heads, softplus};
 use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, required, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
@@ -218,26 +219,14 @@ impl<'a> Gla<'a> {
             gk_up: t.linear(true),
             g_norm: t.f32(),
             o: t.linear(false),
-            mlp: GatedMlp {
-                norm: t.f32(),
-                gate: t.linear(false),
-                up: t.linear(false),
-                down: t.linear(false),
-                act: GateActivation::Silu,
-            },
+            mlp: swiglu_mlp(&mut t),
         }
-    }
-
-    /// The final norm and the LM head (after the tensors of every layer).
-    fn head(&self) -> RmsHead<'a> {
-        let c = &self.config;
-        RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings)
     }
 
     /// The recurrence and gated norm of the chunk's `n` tokens for every
     /// head (the `q` and `gk` rows are turned into the scaled queries and
     /// the decays in place), into the `core` rows.
-    fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
+    fn recur(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
         let d = self.config.dims();
         let scale = 1.0 / libm::sqrtf(d.hk as f32);
         for qv in r.q[..n * d.kd].iter_mut() {
@@ -268,40 +257,43 @@ impl<'a> Gla<'a> {
         gated_rms_norm_heads(&mut r.core[..n * d.vd], &r.g[..n * d.vd], w.g_norm, self.config.norm_eps);
     }
 
-    /// Run `tokens` through all layers, layer by layer (a step is a chunk
-    /// of one). Leaves the logits of the last `logit_rows` tokens.
+    /// Projections, recurrence and gated norm of layer `w` over the
+    /// chunk's `n` normed rows, into the `core` rows.
+    fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, rc: &mut RunCtx<'_, '_, '_>) {
+        let d = self.config.dims();
+        let normed = &r.normed[..n * d.dm];
+        for (l, out, width) in [
+            (&w.q, &mut *r.q, d.kd),
+            (&w.k, &mut *r.k, d.kd),
+            (&w.v, &mut *r.v, d.vd),
+            (&w.g, &mut *r.g, d.vd),
+            (&w.gk_down, &mut *r.hidden, d.rank),
+        ] {
+            rc.project(l, normed, &mut out[..n * width], n);
+        }
+        rc.project(&w.gk_up, &r.hidden[..n * d.rank], &mut r.gk[..n * d.kd], n);
+        self.recur(w, layer, r, n, rc.cx);
+    }
+
+    /// Run `tokens` through all layers (see [`run_stack`]). Leaves the
+    /// logits of the last `logit_rows` tokens.
     fn run(&self, tokens: &[u32], state: &mut StateStore<'_>, r: &mut Rows<'_>, rc: &mut RunCtx<'_, '_, '_>) {
         let c = &self.config;
         let d = c.dims();
-        let n = tokens.len();
-        let m = n * d.dm;
-        self.embed().rows_into(tokens, r.x);
-        let mut layers = state.layers();
-        for i in 0..c.n_layer {
-            let w = self.layer(i);
-            let mut layer = layers.next(self.layer_parts(i as usize));
-            rms_norm_rows(&r.x[..m], w.attn_norm, c.norm_eps, r.normed);
-            let normed = &r.normed[..m];
-            for (l, out, width) in [
-                (&w.q, &mut *r.q, d.kd),
-                (&w.k, &mut *r.k, d.kd),
-                (&w.v, &mut *r.v, d.vd),
-                (&w.g, &mut *r.g, d.vd),
-                (&w.gk_down, &mut *r.hidden, d.rank),
-            ] {
-                rc.project(l, normed, &mut out[..n * width], n);
-            }
-            rc.project(&w.gk_up, &r.hidden[..n * d.rank], &mut r.gk[..n * d.kd], n);
-            self.mix(&w, &mut layer, r, n, rc.cx);
-            rc.project(&w.o, &r.core[..n * d.vd], &mut r.out[..m], n);
-            add_assign(&mut r.x[..m], &r.out[..m]);
-            let mlp_rows = MlpRows { x: r.x, normed: r.normed, gate: r.mlp_gate, up: r.mlp_up, out: r.out };
-            w.mlp.add_to(mlp_rows, n, c.norm_eps, rc);
-        }
-        if rc.logit_rows == 0 {
-            return;
-        }
-        self.head().logits(&r.x[..m], d.dm, r.normed, r.logits, rc);
+        let dims = StackDims { n_layer: c.n_layer, d_model: d.dm, value_dim: d.vd, eps: c.norm_eps };
+        let head = RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings);
+        let access = StackAccess {
+            rows: |r: &mut Rows<'_>| {
+                let Rows { x, normed, core, out, mlp_gate, mlp_up, logits, .. } = r;
+                StackRows { x, normed, core, out, mlp_gate, mlp_up, logits }
+            },
+            frame: |w: &LayerWeights<'a>| LayerFrame { norm: w.attn_norm, out_proj: &w.o, mlp: &w.mlp },
+        };
+        let layer = |i: u32| (self.layer(i), self.layer_parts(i as usize));
+        let mix = |w: &LayerWeights<'a>, l: &mut LayerState<'_>, r: &mut Rows<'_>, n, rc: &mut RunCtx<'_, '_, '_>| {
+            self.mix(w, l, r, n, rc)
+        };
+        run_stack(dims, (self.embed(), head), access, layer, mix, tokens, state, (r, rc));
     }
 }
 

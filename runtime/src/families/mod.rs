@@ -1,7 +1,8 @@
 //! The model families and the registry that names each of them once.
 //!
 //! One module per family (and [`hybrid`], what the hybrids with attention
-//! layers share; `head_blocks`, the per-head recurrences' chunk runner).
+//! layers share; `head_blocks`, the per-head recurrences' chunk runner;
+//! `mixer_layers`, the layer stack of GLA and Gated DeltaNet).
 //! The [`families!`] table below is the only list of families in the
 //! runtime: it declares the modules, defines
 //! [`Architecture`] (file codes, names, cargo features, Hugging Face
@@ -16,6 +17,8 @@ use crate::file::EddyFile;
 mod head_blocks;
 #[cfg(any(feature = "lfm2", feature = "recurrent-gemma"))]
 pub mod hybrid;
+#[cfg(any(feature = "gla", feature = "gated-deltanet"))]
+mod mixer_layers;
 
 /// Generates everything that lists families from the table it is invoked
 /// with. `$d` is a literal `$`, which the generated macros need for their
