@@ -46,6 +46,30 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+/// A vector kernel set of an ISA folder (x86, aarch64): the given fields,
+/// then the recurrences every such folder implements under the shared file
+/// names (`scan_heads`, `gated_outer_product`, `delta_rule`,
+/// `generalized_delta_rule`, `causal_conv`, `rg_lru`, `wkv`), then the
+/// reference for the rest. Written once so the folders cannot drift apart.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+macro_rules! vector_set {
+    ($($field:ident $(: $value:expr)?),* $(,)?) => {
+        Kernels {
+            $($field $(: $value)?,)*
+            diagonal_scan_heads: scan_heads::diagonal_scan_heads,
+            diagonal_scan_heads_tokens: scan_heads::diagonal_scan_heads_tokens,
+            gated_outer_product: gated_outer_product::gated_outer_product,
+            delta_rule: delta_rule::delta_rule,
+            generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
+            causal_conv: causal_conv::causal_conv,
+            causal_conv_tokens: causal_conv::causal_conv_tokens,
+            rg_lru: rg_lru::rg_lru,
+            wkv: wkv::wkv,
+            ..SCALAR
+        }
+    };
+}
+
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]

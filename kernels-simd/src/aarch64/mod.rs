@@ -55,7 +55,7 @@ use core::arch::aarch64::*;
 /// Plain NEON kernels (every aarch64 CPU this module compiles for). The
 /// vector kernels (activation quantization, scan, convolution) are the
 /// same in both NEON sets: they need no `dotprod`.
-pub const NEON: Kernels = Kernels {
+pub const NEON: Kernels = vector_set! {
     name: "neon",
     matvec_i8: matvec_i8_neon,
     matmat_i8: Some(matmat_neon::matmat_i8_neon),
@@ -69,16 +69,6 @@ pub const NEON: Kernels = Kernels {
     conv_silu_tokens: conv::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan::selective_scan_tokens,
-    diagonal_scan_heads: scan_heads::diagonal_scan_heads,
-    diagonal_scan_heads_tokens: scan_heads::diagonal_scan_heads_tokens,
-    gated_outer_product: gated_outer_product::gated_outer_product,
-    delta_rule: delta_rule::delta_rule,
-    generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
-    causal_conv: causal_conv::causal_conv,
-    causal_conv_tokens: causal_conv::causal_conv_tokens,
-    rg_lru: rg_lru::rg_lru,
-    wkv: wkv::wkv,
-    ..SCALAR
 };
 
 /// NEON + `sdot` kernels; only selected when the CPU has `dotprod`.

@@ -39,7 +39,7 @@ use core::arch::x86_64::*;
 
 /// AVX2 kernels; only selected when the CPU has AVX2, FMA and F16C (every
 /// AVX2 CPU from Intel Haswell and AMD Zen on has all three).
-pub const AVX2: Kernels = Kernels {
+pub const AVX2: Kernels = vector_set! {
     name: "avx2",
     available: avx2_available,
     matvec_i8,
@@ -54,16 +54,6 @@ pub const AVX2: Kernels = Kernels {
     conv_silu_tokens: conv_tokens::conv_silu_tokens,
     selective_scan: scan::selective_scan,
     selective_scan_tokens: scan_tokens::selective_scan_tokens,
-    diagonal_scan_heads: scan_heads::diagonal_scan_heads,
-    diagonal_scan_heads_tokens: scan_heads::diagonal_scan_heads_tokens,
-    gated_outer_product: gated_outer_product::gated_outer_product,
-    delta_rule: delta_rule::delta_rule,
-    generalized_delta_rule: generalized_delta_rule::generalized_delta_rule,
-    causal_conv: causal_conv::causal_conv,
-    causal_conv_tokens: causal_conv::causal_conv_tokens,
-    rg_lru: rg_lru::rg_lru,
-    wkv: wkv::wkv,
-    ..SCALAR
 };
 
 /// The AVX2 kernels with AVX-512 VNNI's `vpdpbusd` for the integer dot
