@@ -31,6 +31,7 @@
 //! | `acts.rs` | int8 activation quantization | ✓ | ✓ | | |
 //! | `scan.rs` (+ `scan_tokens.rs`) | selective scan | ✓ | ✓ | | ✓ |
 //! | `conv.rs` (+ `conv_tokens.rs`) | causal convolution + SiLU | ✓ | ✓ | | ✓ |
+//! | `scan_heads.rs` | per-head diagonal scan (Mamba-2), one token and a chunk | ✓ | ✓ | | |
 //!
 //! `x86/vnni.rs` holds the `avx512-vnni` set's dot-product codes, which
 //! run through the AVX2 row loops. Loops shared across ISAs are written

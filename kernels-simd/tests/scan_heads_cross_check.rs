@@ -13,6 +13,25 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// Run `reference` and `kernel` (each `(state, y)`) from `state` with
+/// outputs of `y_len` (the same sentinel in both, for outputs a short
+/// buffer leaves unwritten): outputs and states must agree bit for bit.
+/// Leaves the new state in `state`.
+fn check_same(
+    what: &str,
+    state: &mut [f32],
+    y_len: usize,
+    reference: &dyn Fn(&mut [f32], &mut [f32]),
+    kernel: &dyn Fn(&mut [f32], &mut [f32]),
+) {
+    let mut got_state = state.to_vec();
+    let (mut want_y, mut got_y) = (vec![0.25f32; y_len], vec![0.25f32; y_len]);
+    reference(state, &mut want_y);
+    kernel(&mut got_state, &mut got_y);
+    assert_eq!(bits(&got_y), bits(&want_y), "y: {what}");
+    assert_eq!(bits(&got_state), bits(state), "state: {what}");
+}
+
 fn sets() -> impl Iterator<Item = &'static Kernels> {
     compiled().iter().copied().filter(|k| supported(k))
 }
@@ -43,6 +62,27 @@ struct Params {
 }
 
 impl Params {
+    /// One token's arguments: `(dt, x, B, C)` and `(head_dim, d_state,
+    /// heads_per_group)`.
+    fn token<'x>(
+        &'x self,
+        (dt, x, b, c): (&'x [f32], &'x [f32], &'x [f32], &'x [f32]),
+        (head_dim, d_state, heads_per_group): (usize, usize, usize),
+    ) -> HeadScanArgs<'x> {
+        HeadScanArgs {
+            a: &self.a,
+            d: &self.d,
+            dt,
+            dt_bias: &self.bias,
+            x,
+            b,
+            c,
+            head_dim,
+            d_state,
+            heads_per_group,
+        }
+    }
+
     fn random(rng: &mut Rng, heads: usize) -> Self {
         let a = (0..heads).map(|h| -((1 + h % 16) as f32) * (0.1 + rng.f().abs())).collect();
         Params { a, d: rng.vec(heads, 1.0), bias: rng.vec(heads, 1.0) }
@@ -56,32 +96,22 @@ fn one_token_scans_are_bit_exact() {
         for (heads, hd, ds, hpg) in SHAPES {
             let groups = heads.div_ceil(hpg);
             let p = Params::random(&mut rng, heads);
-            let mut want_state = rng.vec(heads * hd * ds, 2.0);
-            let mut got_state = want_state.clone();
+            let mut state = rng.vec(heads * hd * ds, 2.0);
             // dt around Mamba's range, and wide enough to reach softplus's
             // linear region (> 20) and its tiny tail.
             for (step, dt_scale) in [4.0, 40.0, 4.0].into_iter().enumerate() {
                 let dt = rng.vec(heads, dt_scale);
                 let (x, b, c) =
                     (rng.vec(heads * hd, 3.0), rng.vec(groups * ds, 1.5), rng.vec(groups * ds, 1.5));
-                let args = HeadScanArgs {
-                    a: &p.a,
-                    d: &p.d,
-                    dt: &dt,
-                    dt_bias: &p.bias,
-                    x: &x,
-                    b: &b,
-                    c: &c,
-                    head_dim: hd,
-                    d_state: ds,
-                    heads_per_group: hpg,
-                };
-                let (mut want_y, mut got_y) = (vec![0f32; heads * hd], vec![1f32; heads * hd]);
-                diagonal_scan_heads(&args, &mut want_state, &mut want_y);
-                (k.diagonal_scan_heads)(&args, &mut got_state, &mut got_y);
+                let args = p.token((&dt, &x, &b, &c), (hd, ds, hpg));
                 let what = format!("{} heads {heads} head_dim {hd} d_state {ds} step {step}", k.name);
-                assert_eq!(bits(&got_y), bits(&want_y), "y: {what}");
-                assert_eq!(bits(&got_state), bits(&want_state), "state: {what}");
+                check_same(
+                    &what,
+                    &mut state,
+                    heads * hd,
+                    &|s, y| diagonal_scan_heads(&args, s, y),
+                    &|s, y| (k.diagonal_scan_heads)(&args, s, y),
+                );
             }
         }
     }
@@ -100,26 +130,12 @@ fn one_token_scan_handles_non_finite_inputs_like_the_reference() {
         let (mut x, b, mut c) = (rng.vec(heads * hd, 1.0), rng.vec(ds, 1.0), rng.vec(ds, 1.0));
         x[40] = f32::NAN;
         c[5] = f32::INFINITY;
-        let args = HeadScanArgs {
-            a: &p.a,
-            d: &p.d,
-            dt: &dt,
-            dt_bias: &p.bias,
-            x: &x,
-            b: &b,
-            c: &c,
-            head_dim: hd,
-            d_state: ds,
-            heads_per_group: heads,
-        };
-        let mut want_state = rng.vec(heads * hd * ds, 1.0);
-        want_state[7] = f32::NAN;
-        let mut got_state = want_state.clone();
-        let (mut want_y, mut got_y) = (vec![0f32; heads * hd], vec![0f32; heads * hd]);
-        diagonal_scan_heads(&args, &mut want_state, &mut want_y);
-        (k.diagonal_scan_heads)(&args, &mut got_state, &mut got_y);
-        assert_eq!(bits(&got_y), bits(&want_y), "{}", k.name);
-        assert_eq!(bits(&got_state), bits(&want_state), "{}", k.name);
+        let args = p.token((&dt, &x, &b, &c), (hd, ds, heads));
+        let mut state = rng.vec(heads * hd * ds, 1.0);
+        state[7] = f32::NAN;
+        check_same(k.name, &mut state, heads * hd, &|s, y| diagonal_scan_heads(&args, s, y), &|s, y| {
+            (k.diagonal_scan_heads)(&args, s, y)
+        });
     }
 }
 
@@ -139,18 +155,7 @@ fn one_token_scan_stops_early_on_short_buffers_like_the_reference() {
             (heads * hd, 2 * ds, 2 * hd * ds + 7, heads * hd),
             (heads * hd, 2 * ds, state0.len(), hd + 3),
         ] {
-            let args = HeadScanArgs {
-                a: &p.a,
-                d: &p.d,
-                dt: &dt,
-                dt_bias: &p.bias,
-                x: &x[..x_len],
-                b: &b[..bc_len],
-                c: &c[..bc_len],
-                head_dim: hd,
-                d_state: ds,
-                heads_per_group: 2,
-            };
+            let args = p.token((&dt, &x[..x_len], &b[..bc_len], &c[..bc_len]), (hd, ds, 2));
             let (mut want_state, mut got_state) =
                 (state0[..state_len].to_vec(), state0[..state_len].to_vec());
             let (mut want_y, mut got_y) = (vec![0f32; y_len], vec![0f32; y_len]);
@@ -233,14 +238,10 @@ fn multi_token_scans_equal_the_reference_token_by_token() {
                 let last_group = heads.saturating_sub(hpg.min(heads));
                 for (h0, n) in [(0, heads), (last_group, heads - last_group)] {
                     let args = chunk.args(&p, shape, h0, n, tokens);
-                    let mut want_state = rng.vec(n * hd * ds, 2.0);
-                    let mut got_state = want_state.clone();
-                    let (mut want_y, mut got_y) = (vec![0f32; tokens * n * hd], vec![1f32; tokens * n * hd]);
-                    diagonal_scan_heads_tokens(&args, &mut want_state, &mut want_y);
-                    (k.diagonal_scan_heads_tokens)(&args, &mut got_state, &mut got_y);
                     let what = format!("{} shape {shape:?} heads {h0}+{n} tokens {tokens}", k.name);
-                    assert_eq!(bits(&got_y), bits(&want_y), "y: {what}");
-                    assert_eq!(bits(&got_state), bits(&want_state), "state: {what}");
+                    let reference = |s: &mut [f32], y: &mut [f32]| diagonal_scan_heads_tokens(&args, s, y);
+                    let kernel = |s: &mut [f32], y: &mut [f32]| (k.diagonal_scan_heads_tokens)(&args, s, y);
+                    check_same(&what, &mut rng.vec(n * hd * ds, 2.0), tokens * n * hd, &reference, &kernel);
                 }
             }
         }
@@ -263,12 +264,9 @@ fn multi_token_scan_with_short_rows_equals_the_reference() {
         let c_len = (tokens - 1) * chunk.conv_width + 20;
         let short_c = HeadScanTokens { c: TokenRows { data: &full.c.data[..c_len], ..full.c }, ..full };
         for (args, y_len) in [(short_c, tokens * heads * hd), (full, (tokens - 1) * heads * hd + 5)] {
-            let (mut want_state, mut got_state) = (state0.clone(), state0.clone());
-            let (mut want_y, mut got_y) = (vec![0f32; y_len], vec![0f32; y_len]);
-            diagonal_scan_heads_tokens(&args, &mut want_state, &mut want_y);
-            (k.diagonal_scan_heads_tokens)(&args, &mut got_state, &mut got_y);
-            assert_eq!(bits(&got_y), bits(&want_y), "y: {} y {y_len}", k.name);
-            assert_eq!(bits(&got_state), bits(&want_state), "state: {} y {y_len}", k.name);
+            let reference = |s: &mut [f32], y: &mut [f32]| diagonal_scan_heads_tokens(&args, s, y);
+            let kernel = |s: &mut [f32], y: &mut [f32]| (k.diagonal_scan_heads_tokens)(&args, s, y);
+            check_same(&format!("{} y {y_len}", k.name), &mut state0.clone(), y_len, &reference, &kernel);
         }
     }
 }

@@ -11,7 +11,10 @@
 //! head's state stays in cache across the tokens.
 
 use super::scan::reduce4;
-use crate::reference::{diagonal_scan_heads_by_token, head_step, scan_channel, HeadScanArgs, HeadScanTokens};
+use crate::reference::{
+    diagonal_scan_heads_by_token, each_head, each_head_token, scan_channel, HeadScanArgs, HeadScanTokens,
+    HeadStep,
+};
 use core::arch::aarch64::*;
 
 /// Lanes per vector.
@@ -22,73 +25,31 @@ const BLOCK: usize = 4;
 /// See [`crate::DiagonalScanHeads`]. Runs the reference when `d_state`
 /// is not a multiple of four or a buffer is short.
 pub fn diagonal_scan_heads(args: &HeadScanArgs<'_>, state: &mut [f32], y: &mut [f32]) {
-    let (hd, ds) = (args.head_dim, args.d_state);
+    let ds = args.d_state;
     if ds == 0 || ds % LANES != 0 || !args.complete(state, y) {
         crate::reference::diagonal_scan_heads(args, state, y);
         return;
     }
-    for h in 0..args.heads() {
-        let g = h / args.heads_per_group.max(1);
-        let ch = h * hd;
-        let head = Head {
-            step: args.step(h),
-            d: args.d[h],
-            x: &args.x[ch..ch + hd],
-            b: &args.b[g * ds..(g + 1) * ds],
-            c: &args.c[g * ds..(g + 1) * ds],
-        };
-        scan_head(&head, &mut state[ch * ds..(ch + hd) * ds], &mut y[ch..ch + hd]);
-    }
+    each_head(args, state, y, scan_head);
 }
 
 /// See [`crate::DiagonalScanHeadsTokens`]: head by head over every token
 /// (the state of one head stays in cache). Runs token by token when a
 /// row is short or `d_state` is not a multiple of four.
 pub fn diagonal_scan_heads_tokens(args: &HeadScanTokens<'_>, state: &mut [f32], y: &mut [f32]) {
-    let (hd, ds) = (args.head_dim, args.d_state);
+    let ds = args.d_state;
     if ds == 0 || ds % LANES != 0 || !args.complete(state, y) {
         diagonal_scan_heads_by_token(diagonal_scan_heads, args, state, y);
         return;
     }
-    let channels = args.heads() * hd;
-    for h in 0..args.heads() {
-        let g = h / args.heads_per_group.max(1);
-        let ch = h * hd;
-        let head_state = &mut state[ch * ds..(ch + hd) * ds];
-        for t in 0..args.tokens {
-            let (dt, x) = (args.dt.row(t, h + 1), args.x.row(t, ch + hd));
-            let (b, c) = (args.b.row(t, (g + 1) * ds), args.c.row(t, (g + 1) * ds));
-            let head = Head {
-                step: head_step(dt[h], args.dt_bias[h], args.a[h]),
-                d: args.d[h],
-                x: &x[ch..ch + hd],
-                b: &b[g * ds..(g + 1) * ds],
-                c: &c[g * ds..(g + 1) * ds],
-            };
-            scan_head(&head, head_state, &mut y[t * channels + ch..t * channels + ch + hd]);
-        }
-    }
-}
-
-/// One head's inputs for one token.
-struct Head<'x> {
-    /// `(dt, decay)`, see [`HeadScanArgs::step`].
-    step: (f32, f32),
-    /// `D` of the head.
-    d: f32,
-    /// The head's `x`, `[head_dim]`.
-    x: &'x [f32],
-    /// The group's B, `[d_state]` (a positive multiple of four).
-    b: &'x [f32],
-    /// The group's C, `[d_state]`.
-    c: &'x [f32],
+    each_head_token(args, state, y, scan_head);
 }
 
 /// One head of one token: `state` is `[head_dim, d_state]` (`head_dim =
 /// x.len()`, `d_state = b.len() = c.len()`, a multiple of four), `y`
 /// `[head_dim]`; the callers slice them so.
 #[inline]
-fn scan_head(head: &Head<'_>, state: &mut [f32], y: &mut [f32]) {
+fn scan_head(head: &HeadStep<'_>, state: &mut [f32], y: &mut [f32]) {
     let ds = head.b.len();
     let blocks = head.x.len() / BLOCK;
     if head.c.len() != ds || state.len() < head.x.len() * ds || y.len() < head.x.len() {
@@ -129,7 +90,7 @@ unsafe fn update4(
 /// # Safety
 /// NEON must be present; `state` holds `blocks * 4 * d_state` values and
 /// `y` `blocks * 4`, `d_state = head.b.len()` a multiple of four.
-unsafe fn scan_blocks(head: &Head<'_>, state: *mut f32, y: *mut f32, blocks: usize) {
+unsafe fn scan_blocks(head: &HeadStep<'_>, state: *mut f32, y: *mut f32, blocks: usize) {
     let ds = head.b.len();
     let (b, c) = (head.b.as_ptr(), head.c.as_ptr());
     let (dt, decay) = head.step;

@@ -211,3 +211,72 @@ pub fn diagonal_scan_heads_by_token(
 pub fn diagonal_scan_heads_tokens(args: &HeadScanTokens<'_>, state: &mut [f32], y: &mut [f32]) {
     diagonal_scan_heads_by_token(diagonal_scan_heads, args, state, y);
 }
+
+/// One head of one token as the SIMD kernels take it.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+pub(crate) struct HeadStep<'x> {
+    /// `(dt, decay)`, see [`HeadScanArgs::step`].
+    pub step: (f32, f32),
+    /// `D` of the head.
+    pub d: f32,
+    /// The head's `x`, `[head_dim]`.
+    pub x: &'x [f32],
+    /// The group's B, `[d_state]`.
+    pub b: &'x [f32],
+    /// The group's C, `[d_state]`.
+    pub c: &'x [f32],
+}
+
+/// `head(step, state, y)` for every head of `args` in order, with the
+/// head's `[head_dim, d_state]` state and `[head_dim]` outputs. The caller
+/// checked `args.complete(state, y)`.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+pub(crate) fn each_head(
+    args: &HeadScanArgs<'_>,
+    state: &mut [f32],
+    y: &mut [f32],
+    head: impl Fn(&HeadStep<'_>, &mut [f32], &mut [f32]),
+) {
+    let (hd, ds) = (args.head_dim, args.d_state);
+    for h in 0..args.heads() {
+        let (g, ch) = (h / args.heads_per_group.max(1), h * hd);
+        let step = HeadStep {
+            step: args.step(h),
+            d: args.d[h],
+            x: &args.x[ch..ch + hd],
+            b: &args.b[g * ds..(g + 1) * ds],
+            c: &args.c[g * ds..(g + 1) * ds],
+        };
+        head(&step, &mut state[ch * ds..(ch + hd) * ds], &mut y[ch..ch + hd]);
+    }
+}
+
+/// [`each_head`] for every token of a chunk, head by head (each head over
+/// every token, so its state stays in cache). The caller checked
+/// `args.complete(state, y)`.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+pub(crate) fn each_head_token(
+    args: &HeadScanTokens<'_>,
+    state: &mut [f32],
+    y: &mut [f32],
+    head: impl Fn(&HeadStep<'_>, &mut [f32], &mut [f32]),
+) {
+    let (hd, ds) = (args.head_dim, args.d_state);
+    let channels = args.heads() * hd;
+    for h in 0..args.heads() {
+        let (g, ch) = (h / args.heads_per_group.max(1), h * hd);
+        let head_state = &mut state[ch * ds..(ch + hd) * ds];
+        for t in 0..args.tokens {
+            let (dt, x) = (args.dt.row(t, h + 1), args.x.row(t, ch + hd));
+            let (b, c) = (args.b.row(t, (g + 1) * ds), args.c.row(t, (g + 1) * ds));
+            let step = HeadStep {
+                step: head_step(dt[h], args.dt_bias[h], args.a[h]),
+                d: args.d[h],
+                x: &x[ch..ch + hd],
+                b: &b[g * ds..(g + 1) * ds],
+                c: &c[g * ds..(g + 1) * ds],
+            };
+            head(&step, head_state, &mut y[t * channels + ch..t * channels + ch + hd]);
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub use diagonal_scan::{
     diagonal_scan_heads, diagonal_scan_heads_by_token, diagonal_scan_heads_tokens, DiagonalScanHeads,
     DiagonalScanHeadsTokens, HeadScanArgs, HeadScanTokens,
 };
-pub(crate) use diagonal_scan::{head_step, scan_channel};
+pub(crate) use diagonal_scan::{each_head, each_head_token, scan_channel, HeadStep};
 pub use gated_outer_product::{gated_outer_product, GatedOuterProduct, GatedOuterProductArgs};
 pub use generalized_delta_rule::{generalized_delta_rule, GeneralizedDeltaRule, GeneralizedDeltaRuleArgs};
 pub use rg_lru::{rg_lru, RgLru, RgLruArgs};

@@ -19,7 +19,7 @@ use crate::linear::Linear;
 use crate::ops::{add_assign, gated_group_rms_norm, rms_norm_rows};
 use crate::schema::{dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
-use eddy_kernels::{ConvWeights, HeadScanArgs, HeadScanTokens, TokenRows};
+use eddy_kernels::{ConvWeights, HeadScanTokens, TokenRows};
 
 /// Hyper-parameters of a Mamba-2 model.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -290,7 +290,7 @@ impl<'a> Mamba2<'a> {
             scan_chunk_by_heads(&scan, &mut layer.words()[conv_words..], r.staging, y, cx);
         } else {
             for (t, yt) in y.chunks_exact_mut(d.di).enumerate() {
-                scan_token_by_heads(&scan.token(t), &mut layer.words()[conv_words..], yt, cx);
+                scan_token_by_heads(&scan, t, &mut layer.words()[conv_words..], yt, cx);
                 layer.end_token();
             }
         }
@@ -364,33 +364,14 @@ fn scan_chunk_by_heads(
     by_channel_blocks(cx, (channels, block, ds), ssm, staging, y, scan_block);
 }
 
-/// `v[lo..hi]`, both ends clamped to `v.len()` (the scan stops at the
-/// shortest input, as the reference).
-fn part(v: &[f32], lo: usize, hi: usize) -> &[f32] {
-    &v[lo.min(v.len())..hi.min(v.len())]
-}
-
-/// One token of the scan, its heads split evenly across the workers (in
+/// Token `t` of the scan, its heads split evenly across the workers (in
 /// whole blocks of [`head_block`]); heads are independent, so results are
 /// identical for any thread count.
-fn scan_token_by_heads(args: &HeadScanArgs<'_>, ssm: &mut [f32], y: &mut [f32], cx: Compute<'_>) {
-    let (hd, ds) = (args.head_dim, args.d_state);
-    let heads = args.heads();
-    let per_worker = head_block(args.heads_per_group, heads.div_ceil(cx.workers.count()));
-    let hpg = args.heads_per_group.max(1);
+fn scan_token_by_heads(scan: &HeadScanTokens<'_>, t: usize, ssm: &mut [f32], y: &mut [f32], cx: Compute<'_>) {
+    let (hd, ds) = (scan.head_dim, scan.d_state);
+    let per_worker = head_block(scan.heads_per_group, scan.heads().div_ceil(cx.workers.count()));
     cx.workers.for_chunk_pairs(y, per_worker * hd, ssm, per_worker * hd * ds, |i, y, state| {
-        let h0 = i * per_worker;
-        let g0 = h0 / hpg;
-        let block = HeadScanArgs {
-            a: part(args.a, h0, h0 + per_worker),
-            d: part(args.d, h0, h0 + per_worker),
-            dt: part(args.dt, h0, h0 + per_worker),
-            dt_bias: part(args.dt_bias, h0, h0 + per_worker),
-            x: part(args.x, h0 * hd, usize::MAX),
-            b: part(args.b, g0 * ds, usize::MAX),
-            c: part(args.c, g0 * ds, usize::MAX),
-            ..*args
-        };
+        let block = head_range(scan, i * per_worker, per_worker).token(t);
         (cx.kernels.diagonal_scan_heads)(&block, state, y);
     });
 }
