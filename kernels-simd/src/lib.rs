@@ -78,6 +78,8 @@ mod acts_pass;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
 pub mod arm;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+mod causal_conv_pass;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 mod kv_pass;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 mod linear_attention_pass;
