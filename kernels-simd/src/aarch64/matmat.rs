@@ -126,43 +126,91 @@ pub(super) struct Batch<'a> {
     pub(super) cols: usize,
 }
 
+/// One group's code units of four rows times a batch's [`TOKENS`] tokens,
+/// the `sdot` ([`Sdot`]) or plain-NEON (`matmat_neon`) loop order; the
+/// rest of [`rows4_tokens`] is the same for both.
+pub(super) trait GroupUnits {
+    /// `acc[t][r] += Σ w·x` over the group's units: row `r`'s codes after
+    /// its header at `group[r]`, token `t`'s activations at `x_at[t] + at`.
+    ///
+    /// # Safety
+    /// NEON (and whatever the implementation uses) must be present; each
+    /// `group[r]` points at a whole group of `s.group_bytes`, each
+    /// `x_at[t] + at` at `s.group` readable activations; `s.group` is a
+    /// multiple of 32 (of 64 if `WIDE`).
+    unsafe fn units<const BITS: u32, const WIDE: bool>(
+        s: &IntShape,
+        group: &[*const u8; 4],
+        x_at: &[*const i8; TOKENS],
+        at: usize,
+        acc: &mut [[int32x4_t; 4]; TOKENS],
+    );
+}
+
 /// Four rows times the batch's four tokens; `out[t * stride + r]` gets
-/// token `t`, row `r`. Per 32 codes each row's codes are unpacked once
-/// (W2 with 64-code units: loaded once per 64; W8: re-biased once, with
-/// `128 Σx` added per token) and multiplied with every token.
+/// token `t`, row `r`: per group, the rows' headers, `D`'s units, then
+/// [`finish_group`].
 ///
 /// # Safety
-/// NEON and `dotprod` must be present; `rows` points at 4 rows
-/// of `s.row_bytes`; `batch.perm` holds `TOKENS * batch.cols` codes and
+/// NEON and what `D` uses must be present; `rows` points at 4 rows of
+/// `s.row_bytes`; `batch.perm` holds `TOKENS * batch.cols` codes and
 /// `batch.acts` `TOKENS` entries of at least `s.groups` scales and sums;
 /// `out` holds `3 * stride + 4` floats; `s.group` is a multiple of 32 (of
 /// 64 if `WIDE`).
 #[inline(always)]
-unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool>(
+pub(super) unsafe fn rows4_tokens<D: GroupUnits, const BITS: u32, const WIDE: bool>(
     s: &IntShape,
     rows: *const u8,
     batch: &Batch<'_>,
     out: &mut [f32],
     stride: usize,
 ) {
-    // Halves of 32 codes per unpacked unit, bytes of codes per unit.
-    let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
-    let units = s.group / (32 * halves);
-    let zero = vdupq_n_s8(0);
-    // SAFETY: code pointers stay inside row `r < 4`, group `g`, unit `u`
-    // (within `s.group_bytes`); activation slices are bounds-checked;
-    // NEON and `dotprod` per the contract.
+    let row_at: [*const u8; 4] = core::array::from_fn(|r| rows.wrapping_add(r * s.row_bytes));
+    let x_at: [*const i8; TOKENS] =
+        core::array::from_fn(|t| batch.perm.as_ptr().wrapping_add(t * batch.cols));
+    // SAFETY: group pointers stay inside row `r < 4`, group `g`;
+    // activation pointers inside token `t`'s `cols = s.groups * s.group`
+    // codes; the features per the contract.
     unsafe {
         let mut result = [vdupq_n_f32(0.0); TOKENS];
         for g in 0..s.groups {
-            let group_at = |r: usize| rows.add(r * s.row_bytes + g * s.group_bytes);
-            let mut headers = [0u32; 4];
-            for (r, h) in headers.iter_mut().enumerate() {
-                *h = (group_at(r) as *const u32).read_unaligned();
-            }
+            let group: [*const u8; 4] = core::array::from_fn(|r| row_at[r].add(g * s.group_bytes));
+            let headers: [u32; 4] = core::array::from_fn(|r| (group[r] as *const u32).read_unaligned());
             let mut acc = [[vdupq_n_s32(0); 4]; TOKENS];
+            D::units::<BITS, WIDE>(s, &group, &x_at, g * s.group, &mut acc);
+            finish_group::<BITS>(&mut result, &acc, &headers, batch.acts, g);
+        }
+        for (t, res) in result.iter().enumerate() {
+            vst1q_f32(out[t * stride..t * stride + 4].as_mut_ptr(), *res);
+        }
+    }
+}
+
+/// The `sdot` loop: per 32 codes each row's codes are unpacked once (W2
+/// with 64-code units: loaded once per 64; W8: re-biased once, with `128
+/// Σx` added per token) and multiplied with every token.
+pub(super) struct Sdot;
+
+impl GroupUnits for Sdot {
+    /// See [`GroupUnits::units`]; `dotprod` must be present too.
+    #[inline(always)]
+    unsafe fn units<const BITS: u32, const WIDE: bool>(
+        s: &IntShape,
+        group: &[*const u8; 4],
+        x_at: &[*const i8; TOKENS],
+        at: usize,
+        acc: &mut [[int32x4_t; 4]; TOKENS],
+    ) {
+        // Halves of 32 codes per unpacked unit, bytes of codes per unit.
+        let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
+        let units = s.group / (32 * halves);
+        // SAFETY: code pointers stay inside row `r`'s group, unit `u`;
+        // activation reads inside the group's `s.group` values; the
+        // features per the contract.
+        unsafe {
+            let zero = vdupq_n_s8(0);
             for u in 0..units {
-                let unit_at = |r: usize| group_at(r).add(GROUP_HEADER_BYTES + u * unit_bytes);
+                let unit_at = |r: usize| group[r].add(GROUP_HEADER_BYTES + u * unit_bytes);
                 // W2 wide: each row's 64 codes loaded once, unpacked per half.
                 let mut loaded = [vdupq_n_u8(0); 4];
                 if WIDE {
@@ -175,20 +223,16 @@ unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool>(
                     for (r, wr) in w.iter_mut().enumerate() {
                         *wr = if WIDE { wide_half(loaded[r], h) } else { unpack::<BITS, false>(unit_at(r)) };
                     }
-                    let at = g * s.group + (u * halves + h) * 32;
-                    for (t, acc_t) in acc.iter_mut().enumerate() {
-                        let xs = &batch.perm[t * batch.cols + at..][..32];
-                        let x: Unit = [vld1q_s8(xs.as_ptr()), vld1q_s8(xs.as_ptr().add(16)), zero, zero];
+                    let at = at + (u * halves + h) * 32;
+                    for (acc_t, xs) in acc.iter_mut().zip(x_at) {
+                        let xs = xs.add(at);
+                        let x: Unit = [vld1q_s8(xs), vld1q_s8(xs.add(16)), zero, zero];
                         for (a, wr) in acc_t.iter_mut().zip(&w) {
                             *a = unit_dot::<BITS, false, true>(*a, wr, &x);
                         }
                     }
                 }
             }
-            finish_group::<BITS>(&mut result, &acc, &headers, batch.acts, g);
-        }
-        for (t, res) in result.iter().enumerate() {
-            vst1q_f32(out[t * stride..t * stride + 4].as_mut_ptr(), *res);
         }
     }
 }
@@ -243,10 +287,10 @@ unsafe fn wide_half(v: uint8x16_t, h: usize) -> Unit {
     [vreinterpretq_s8_u8(a), vreinterpretq_s8_u8(b), zero, zero]
 }
 
-/// [`rows4_tokens`] dispatched on `kind`.
+/// [`rows4_tokens`] with [`Sdot`], dispatched on `kind`.
 ///
 /// # Safety
-/// As [`rows4_tokens`].
+/// As [`rows4_tokens`], with `dotprod`.
 #[target_feature(enable = "dotprod")]
 unsafe fn rows4_tokens_sdot(
     kind: Kind,
@@ -257,5 +301,5 @@ unsafe fn rows4_tokens_sdot(
     stride: usize,
 ) {
     // SAFETY: same contract, plus `dotprod`.
-    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<BITS, WIDE>(s, rows, b, out, stride)) }
+    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<Sdot, BITS, WIDE>(s, rows, b, out, stride)) }
 }
