@@ -38,9 +38,13 @@ pub fn matmat_i8_sdot(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], 
     let shape = IntShape::for_tokens(w, out.len(), acts, w.cols)
         .filter(|s| super::token_lanes::covers(s, acts.len(), perm.len()));
     if let Some(s) = shape {
+        let kind = Kind::of(&s);
         // SAFETY: `dotprod` was detected; every token's shape check
-        // passed and `covers` checked the scratch.
-        unsafe { super::token_lanes::matmat(Kind::of(&s), &s, w.bytes, acts, out, perm) };
+        // passed, `covers` checked the scratch, and `by_kind` passes
+        // `kind`'s code width.
+        unsafe {
+            by_kind!(kind, BITS, WIDE => super::token_lanes::matmat::<BITS, WIDE>(kind, &s, w.bytes, acts, out, perm))
+        };
         return;
     }
     // SAFETY: `dotprod` was detected, as `rows4_tokens_sdot` needs.
