@@ -130,30 +130,33 @@ pub(super) struct Batch<'a> {
     pub(super) cols: usize,
 }
 
-/// One group's code units of four rows times a batch's [`TOKENS`] tokens,
-/// the `sdot` ([`Sdot`]) or plain-NEON (`matmat_neon`) loop order; the
-/// rest of [`rows4_tokens`] is the same for both.
-pub(super) trait GroupUnits {
-    /// `acc[t][r] += Σ w·x` over the group's units: row `r`'s codes after
-    /// its header at `group[r]`, token `t`'s activations at `x_at[t] + at`.
+/// One code unit (32 codes, or 64 for W2 in wide units) of four rows and
+/// the matching activations of a batch's [`TOKENS`] tokens.
+pub(super) struct UnitAt {
+    /// Each row's codes of the unit.
+    pub(super) codes: [*const u8; 4],
+    /// Each token's activations of the unit.
+    pub(super) xs: [*const i8; TOKENS],
+}
+
+/// `acc[t][r]`: row `r` times token `t`, one group's i32 sums.
+pub(super) type GroupAcc = [[int32x4_t; 4]; TOKENS];
+
+/// One unit of four rows times a batch's tokens in the `sdot` ([`Sdot`])
+/// or plain-NEON (`matmat_neon`) loop order; the rest of [`rows4_tokens`]
+/// is the same for both.
+pub(super) trait UnitDot {
+    /// `acc[t][r] += Σ w·x` over the unit's codes.
     ///
     /// # Safety
-    /// NEON (and whatever the implementation uses) must be present; each
-    /// `group[r]` points at a whole group of `s.group_bytes`, each
-    /// `x_at[t] + at` at `s.group` readable activations; `s.group` is a
-    /// multiple of 32 (of 64 if `WIDE`).
-    unsafe fn units<const BITS: u32, const WIDE: bool>(
-        s: &IntShape,
-        group: &[*const u8; 4],
-        x_at: &[*const i8; TOKENS],
-        at: usize,
-        acc: &mut [[int32x4_t; 4]; TOKENS],
-    );
+    /// NEON (and whatever the implementation uses) must be present; the
+    /// unit's code bytes and activations are readable.
+    unsafe fn unit<const BITS: u32, const WIDE: bool>(at: &UnitAt, acc: &mut GroupAcc);
 }
 
 /// Four rows times the batch's four tokens; `out[t * stride + r]` gets
-/// token `t`, row `r`: per group, the rows' headers, `D`'s units, then
-/// [`finish_group`].
+/// token `t`, row `r`: per group, the rows' headers, `D` on each unit,
+/// then [`finish_group`].
 ///
 /// # Safety
 /// NEON and what `D` uses must be present; `rows` points at 4 rows of
@@ -162,26 +165,35 @@ pub(super) trait GroupUnits {
 /// `out` holds `3 * stride + 4` floats; `s.group` is a multiple of 32 (of
 /// 64 if `WIDE`).
 #[inline(always)]
-pub(super) unsafe fn rows4_tokens<D: GroupUnits, const BITS: u32, const WIDE: bool>(
+pub(super) unsafe fn rows4_tokens<D: UnitDot, const BITS: u32, const WIDE: bool>(
     s: &IntShape,
     rows: *const u8,
     batch: &Batch<'_>,
     out: &mut [f32],
     stride: usize,
 ) {
+    // Halves of 32 codes per unit, bytes of codes per unit.
+    let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
+    let units = s.group / (32 * halves);
     let row_at: [*const u8; 4] = core::array::from_fn(|r| rows.wrapping_add(r * s.row_bytes));
     let x_at: [*const i8; TOKENS] =
         core::array::from_fn(|t| batch.perm.as_ptr().wrapping_add(t * batch.cols));
-    // SAFETY: group pointers stay inside row `r < 4`, group `g`;
-    // activation pointers inside token `t`'s `cols = s.groups * s.group`
-    // codes; the features per the contract.
+    // SAFETY: code pointers stay inside row `r < 4`, group `g`, unit `u`
+    // (within `s.group_bytes`); activation pointers inside token `t`'s
+    // `cols = s.groups * s.group` codes; the features per the contract.
     unsafe {
         let mut result = [vdupq_n_f32(0.0); TOKENS];
         for g in 0..s.groups {
             let group: [*const u8; 4] = core::array::from_fn(|r| row_at[r].add(g * s.group_bytes));
             let headers: [u32; 4] = core::array::from_fn(|r| (group[r] as *const u32).read_unaligned());
             let mut acc = [[vdupq_n_s32(0); 4]; TOKENS];
-            D::units::<BITS, WIDE>(s, &group, &x_at, g * s.group, &mut acc);
+            for u in 0..units {
+                let at = UnitAt {
+                    codes: core::array::from_fn(|r| group[r].add(GROUP_HEADER_BYTES + u * unit_bytes)),
+                    xs: core::array::from_fn(|t| x_at[t].add(g * s.group + u * halves * 32)),
+                };
+                D::unit::<BITS, WIDE>(&at, &mut acc);
+            }
             finish_group::<BITS>(&mut result, &acc, &headers, batch.acts, g);
         }
         for (t, res) in result.iter().enumerate() {
@@ -195,45 +207,31 @@ pub(super) unsafe fn rows4_tokens<D: GroupUnits, const BITS: u32, const WIDE: bo
 /// Σx` added per token) and multiplied with every token.
 pub(super) struct Sdot;
 
-impl GroupUnits for Sdot {
-    /// See [`GroupUnits::units`]; `dotprod` must be present too.
+impl UnitDot for Sdot {
+    /// See [`UnitDot::unit`]; `dotprod` must be present too.
     #[inline(always)]
-    unsafe fn units<const BITS: u32, const WIDE: bool>(
-        s: &IntShape,
-        group: &[*const u8; 4],
-        x_at: &[*const i8; TOKENS],
-        at: usize,
-        acc: &mut [[int32x4_t; 4]; TOKENS],
-    ) {
-        // Halves of 32 codes per unpacked unit, bytes of codes per unit.
-        let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
-        let units = s.group / (32 * halves);
-        // SAFETY: code pointers stay inside row `r`'s group, unit `u`;
-        // activation reads inside the group's `s.group` values; the
+    unsafe fn unit<const BITS: u32, const WIDE: bool>(at: &UnitAt, acc: &mut GroupAcc) {
+        // SAFETY: reads inside the unit's codes and activations; the
         // features per the contract.
         unsafe {
             let zero = vdupq_n_s8(0);
-            for u in 0..units {
-                let unit_at = |r: usize| group[r].add(GROUP_HEADER_BYTES + u * unit_bytes);
-                // W2 wide: each row's 64 codes loaded once, unpacked per half.
-                let mut loaded = [vdupq_n_u8(0); 4];
-                if WIDE {
-                    for (r, v) in loaded.iter_mut().enumerate() {
-                        *v = vld1q_u8(unit_at(r));
-                    }
+            // W2 wide: each row's 64 codes loaded once, unpacked per half.
+            let mut loaded = [vdupq_n_u8(0); 4];
+            if WIDE {
+                for (v, &c) in loaded.iter_mut().zip(&at.codes) {
+                    *v = vld1q_u8(c);
                 }
-                for h in 0..halves {
-                    let mut w: [Unit; 4] = [[zero; 4]; 4];
-                    for (r, wr) in w.iter_mut().enumerate() {
-                        *wr = if WIDE { wide_half(loaded[r], h) } else { unpack::<BITS, false>(unit_at(r)) };
-                    }
-                    let at = at + (u * halves + h) * 32;
-                    for (acc_t, xs) in acc.iter_mut().zip(x_at) {
-                        let xs = xs.add(at);
-                        let x: Unit = [vld1q_s8(xs), vld1q_s8(xs.add(16)), zero, zero];
-                        for (a, wr) in acc_t.iter_mut().zip(&w) {
-                            *a = unit_dot::<BITS, false, true>(*a, wr, &x);
-                        }
+            }
+            for h in 0..if WIDE { 2 } else { 1 } {
+                let mut w: [Unit; 4] = [[zero; 4]; 4];
+                for (r, wr) in w.iter_mut().enumerate() {
+                    *wr = if WIDE { wide_half(loaded[r], h) } else { unpack::<BITS, false>(at.codes[r]) };
+                }
+                for (acc_t, xs) in acc.iter_mut().zip(&at.xs) {
+                    let xs = xs.add(h * 32);
+                    let x: Unit = [vld1q_s8(xs), vld1q_s8(xs.add(16)), zero, zero];
+                    for (a, wr) in acc_t.iter_mut().zip(&w) {
+                        *a = unit_dot::<BITS, false, true>(*a, wr, &x);
                     }
                 }
             }

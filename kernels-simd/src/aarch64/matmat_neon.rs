@@ -13,10 +13,9 @@
 //! is bit-exact with the scalar reference.
 
 use super::group::{by_kind, unit_dot, unpack, Kind, Unit};
-use super::matmat::{matmat_with, rows4_tokens, Batch, GroupUnits, TOKENS};
+use super::matmat::{matmat_with, rows4_tokens, Batch, GroupAcc, UnitAt, UnitDot, TOKENS};
 use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::aarch64::*;
-use eddy_quant::GROUP_HEADER_BYTES;
 
 /// [`crate::MatmatI8`] with plain NEON multiplies. For shapes the kernels
 /// do not cover, the matrix-vector product per token; the tokens after the
@@ -54,35 +53,20 @@ unsafe fn unpack_half<const BITS: u32, const WIDE: bool>(c: *const u8, h: usize)
     }
 }
 
-/// The plain-NEON loop order: per unit, the four rows' codes are unpacked
-/// first, then each token's activations are loaded once for all rows
+/// The plain-NEON loop order: the four rows' codes are unpacked first,
+/// then each token's activations are loaded once for all rows
 /// ([`half_dot`]).
 struct Mull;
 
-impl GroupUnits for Mull {
+impl UnitDot for Mull {
     #[inline(always)]
-    unsafe fn units<const BITS: u32, const WIDE: bool>(
-        s: &IntShape,
-        group: &[*const u8; 4],
-        x_at: &[*const i8; TOKENS],
-        at: usize,
-        acc: &mut [[int32x4_t; 4]; TOKENS],
-    ) {
-        // Halves of 32 codes per unit, bytes of codes per unit.
-        let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
-        let units = s.group / (32 * halves);
-        // SAFETY: code pointers stay inside row `r`'s group, unit `u`;
-        // activation reads inside the group's `s.group` values; NEON per
-        // the contract.
+    unsafe fn unit<const BITS: u32, const WIDE: bool>(at: &UnitAt, acc: &mut GroupAcc) {
+        // SAFETY: reads inside the unit's codes and activations (the
+        // second half only for W2's 64-code units); NEON per the contract.
         unsafe {
-            for u in 0..units {
-                let codes: [*const u8; 4] =
-                    core::array::from_fn(|r| group[r].add(GROUP_HEADER_BYTES + u * unit_bytes));
-                let at = at + u * halves * 32;
-                half_dot::<BITS, WIDE, 0>(&codes, x_at, at, acc);
-                if WIDE {
-                    half_dot::<BITS, WIDE, 1>(&codes, x_at, at + 32, acc);
-                }
+            half_dot::<BITS, WIDE, 0>(&at.codes, &at.xs, 0, acc);
+            if WIDE {
+                half_dot::<BITS, WIDE, 1>(&at.codes, &at.xs, 32, acc);
             }
         }
     }
@@ -101,7 +85,7 @@ unsafe fn half_dot<const BITS: u32, const WIDE: bool, const H: usize>(
     codes: &[*const u8; 4],
     x_at: &[*const i8; TOKENS],
     at: usize,
-    acc: &mut [[int32x4_t; 4]; TOKENS],
+    acc: &mut GroupAcc,
 ) {
     // SAFETY: per the contract.
     unsafe {
