@@ -53,7 +53,7 @@ pub fn matmat_i8_sdot(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], 
 
 /// Four rows times one batch of [`TOKENS`] tokens (`out[t * stride + r]`
 /// gets token `t`, row `r`): the `sdot` or the plain-NEON kernel.
-pub(super) type Rows4Tokens = unsafe fn(Kind, &IntShape, *const u8, &Batch<'_>, &mut [f32], usize);
+pub(super) type Rows4Tokens = unsafe fn(&Batch<'_>, *const u8, &mut [f32], usize);
 
 /// The multi-token product both aarch64 sets share: `kernel` on every
 /// whole block of four rows times four tokens, over blocks of rows that
@@ -98,7 +98,13 @@ pub(super) unsafe fn matmat_with(
     for block_start in (0..full_rows).step_by(block_rows) {
         let block_end = (block_start + block_rows).min(full_rows);
         for first in (0..full_tokens).step_by(TOKENS) {
-            let batch = Batch { acts: &acts[first..first + TOKENS], perm: &perm[first * cols..], cols };
+            let batch = Batch {
+                kind,
+                shape: &shape,
+                acts: &acts[first..first + TOKENS],
+                perm: &perm[first * cols..],
+                cols,
+            };
             for row0 in (block_start..block_end).step_by(4) {
                 let rows4 = &matrix[row0 * row_bytes..(row0 + 4) * row_bytes];
                 let o = &mut out[first * rows + row0..];
@@ -107,7 +113,7 @@ pub(super) unsafe fn matmat_with(
                 // `groups` scales and sums (checked by for_matvec); `o`
                 // reaches row `row0 + 3` of token `first + 3`; the CPU
                 // runs `kernel` (caller).
-                unsafe { kernel(kind, &shape, rows4.as_ptr(), &batch, o, rows) };
+                unsafe { kernel(&batch, rows4.as_ptr(), o, rows) };
             }
         }
     }
@@ -120,8 +126,13 @@ pub(super) unsafe fn matmat_with(
 }
 
 /// One batch of [`TOKENS`] tokens: their activations (scales, sums) and
-/// permuted codes (`cols` per token, one after the other).
+/// permuted codes (`cols` per token, one after the other), and the shape
+/// of the matrix they multiply.
 pub(super) struct Batch<'a> {
+    /// The matrix's code width and unit size.
+    pub(super) kind: Kind,
+    /// The matrix's checked shape.
+    pub(super) shape: &'a IntShape,
     /// The tokens' activations (their scales and sums are used).
     pub(super) acts: &'a [ActsI8<'a>],
     /// Permuted codes, `cols` per token.
@@ -160,18 +171,18 @@ pub(super) trait UnitDot {
 ///
 /// # Safety
 /// NEON and what `D` uses must be present; `rows` points at 4 rows of
-/// `s.row_bytes`; `batch.perm` holds `TOKENS * batch.cols` codes and
+/// `s.row_bytes` (`s` = `batch.shape`, of `batch.kind`); `batch.perm` holds `TOKENS * batch.cols` codes and
 /// `batch.acts` `TOKENS` entries of at least `s.groups` scales and sums;
 /// `out` holds `3 * stride + 4` floats; `s.group` is a multiple of 32 (of
 /// 64 if `WIDE`).
 #[inline(always)]
 pub(super) unsafe fn rows4_tokens<D: UnitDot, const BITS: u32, const WIDE: bool>(
-    s: &IntShape,
-    rows: *const u8,
     batch: &Batch<'_>,
+    rows: *const u8,
     out: &mut [f32],
     stride: usize,
 ) {
+    let s = batch.shape;
     // Halves of 32 codes per unit, bytes of codes per unit.
     let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
     let units = s.group / (32 * halves);
@@ -289,19 +300,12 @@ unsafe fn wide_half(v: uint8x16_t, h: usize) -> Unit {
     [vreinterpretq_s8_u8(a), vreinterpretq_s8_u8(b), zero, zero]
 }
 
-/// [`rows4_tokens`] with [`Sdot`], dispatched on `kind`.
+/// [`rows4_tokens`] with [`Sdot`], dispatched on `b.kind`.
 ///
 /// # Safety
 /// As [`rows4_tokens`], with `dotprod`.
 #[target_feature(enable = "dotprod")]
-unsafe fn rows4_tokens_sdot(
-    kind: Kind,
-    s: &IntShape,
-    rows: *const u8,
-    b: &Batch<'_>,
-    out: &mut [f32],
-    stride: usize,
-) {
+unsafe fn rows4_tokens_sdot(b: &Batch<'_>, rows: *const u8, out: &mut [f32], stride: usize) {
     // SAFETY: same contract, plus `dotprod`.
-    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<Sdot, BITS, WIDE>(s, rows, b, out, stride)) }
+    unsafe { by_kind!(b.kind, BITS, WIDE => rows4_tokens::<Sdot, BITS, WIDE>(b, rows, out, stride)) }
 }

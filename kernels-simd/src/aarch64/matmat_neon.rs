@@ -14,7 +14,7 @@
 
 use super::group::{by_kind, unit_dot, unpack, Kind, Unit};
 use super::matmat::{matmat_with, rows4_tokens, Batch, GroupAcc, UnitAt, UnitDot, TOKENS};
-use crate::{ActsI8, IntShape, QuantMatrix};
+use crate::{ActsI8, QuantMatrix};
 use core::arch::aarch64::*;
 
 /// [`crate::MatmatI8`] with plain NEON multiplies. For shapes the kernels
@@ -101,18 +101,11 @@ unsafe fn half_dot<const BITS: u32, const WIDE: bool, const H: usize>(
     }
 }
 
-/// [`rows4_tokens`] with [`Mull`], dispatched on `kind`.
+/// [`rows4_tokens`] with [`Mull`], dispatched on `b.kind`.
 ///
 /// # Safety
 /// As [`rows4_tokens`].
-unsafe fn rows4_tokens_kind(
-    kind: Kind,
-    s: &IntShape,
-    rows: *const u8,
-    b: &Batch<'_>,
-    out: &mut [f32],
-    stride: usize,
-) {
+unsafe fn rows4_tokens_kind(b: &Batch<'_>, rows: *const u8, out: &mut [f32], stride: usize) {
     // SAFETY: same contract.
-    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<Mull, BITS, WIDE>(s, rows, b, out, stride)) }
+    unsafe { by_kind!(b.kind, BITS, WIDE => rows4_tokens::<Mull, BITS, WIDE>(b, rows, out, stride)) }
 }
