@@ -289,7 +289,7 @@ pub(super) unsafe fn finish_group<const BITS: u32>(
 /// # Safety
 /// NEON must be present.
 #[inline(always)]
-unsafe fn wide_half(v: uint8x16_t, h: usize) -> Unit {
+pub(super) unsafe fn wide_half(v: uint8x16_t, h: usize) -> Unit {
     let m = vdupq_n_u8(3);
     let (a, b) = if h == 0 {
         (vandq_u8(v, m), vandq_u8(vshrq_n_u8::<2>(v), m))

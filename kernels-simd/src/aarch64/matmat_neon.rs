@@ -13,7 +13,7 @@
 //! is bit-exact with the scalar reference.
 
 use super::group::{by_kind, unit_dot, unpack, Kind, Unit};
-use super::matmat::{matmat_with, rows4_tokens, Batch, GroupAcc, UnitAt, UnitDot, TOKENS};
+use super::matmat::{matmat_with, rows4_tokens, wide_half, Batch, GroupAcc, UnitAt, UnitDot, TOKENS};
 use crate::{ActsI8, QuantMatrix};
 use core::arch::aarch64::*;
 
@@ -41,15 +41,7 @@ unsafe fn unpack_half<const BITS: u32, const WIDE: bool>(c: *const u8, h: usize)
         if !WIDE {
             return unpack::<BITS, false>(c);
         }
-        let v = vld1q_u8(c);
-        let m = vdupq_n_u8(3);
-        let (a, b) = if h == 0 {
-            (vandq_u8(v, m), vandq_u8(vshrq_n_u8::<2>(v), m))
-        } else {
-            (vandq_u8(vshrq_n_u8::<4>(v), m), vshrq_n_u8::<6>(v))
-        };
-        let zero = vdupq_n_s8(0);
-        [vreinterpretq_s8_u8(a), vreinterpretq_s8_u8(b), zero, zero]
+        wide_half(vld1q_u8(c), h)
     }
 }
 
