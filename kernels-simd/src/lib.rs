@@ -37,7 +37,9 @@
 //! run through the AVX2 row loops. Loops shared across ISAs are written
 //! once and instantiated per ISA inside its `#[target_feature]` functions:
 //! the KV pass over rows (`kv_pass.rs`, with an eight-lane vector per
-//! ISA), the activation quantizer's group loop (`acts_pass.rs`) and the
+//! ISA), the causal convolution's channel blocks on that vector
+//! (`causal_conv_pass.rs`), the activation quantizer's group loop
+//! (`acts_pass.rs`) and the
 //! Cortex-M row driver (`arm/rows.rs`, for `dsp` and `helium`).
 //! `scalar.rs` is the reference set, `vector.rs` the per-token
 //! vector operations, `math.rs` the shared scalar math.
@@ -77,6 +79,8 @@ pub mod aarch64;
 mod acts_pass;
 #[cfg(all(target_arch = "arm", eddy_dsp))]
 pub mod arm;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+mod causal_conv_pass;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 mod kv_pass;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]

@@ -1,24 +1,13 @@
 //! NEON causal convolution without activation (LFM2, RecurrentGemma), one
-//! token or a prefill chunk, bit-exact with
-//! [`crate::reference::causal_conv`] per token.
-//!
-//! Four channels per vector: their weights and windows (interleaved per
-//! channel in memory) are transposed into one vector per tap once per call,
-//! then every token is `width` multiplies and adds in the reference's order
-//! (from 0.0, oldest tap first, the new input, then the bias; no FMA), and
-//! the window shifts in registers. Widths 2 to 4 (LFM2 uses 3,
-//! RecurrentGemma 4) take this path; other widths and the last
-//! `channels % 4` channels run the reference.
+//! token or a prefill chunk: the shared pass
+//! ([`crate::causal_conv_pass`]) on the eight-lane [`Lanes`] (two
+//! `float32x4_t`).
 
+use super::kv::Lanes;
+use crate::causal_conv_pass::{self, LANES, MAX_WIDTH};
 use crate::reference::{conv_as_one_token, conv_tokens_by_blocks};
 use crate::vector::ConvTokens;
 use crate::ConvWeights;
-use core::arch::aarch64::*;
-
-/// Channels per vector.
-const LANES: usize = 4;
-/// Widest convolution the vector path takes.
-const MAX_WIDTH: usize = 4;
 
 /// See [`crate::CausalConv`]: the one-token case of [`causal_conv_tokens`].
 pub fn causal_conv(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mut [f32]) {
@@ -29,74 +18,7 @@ pub fn causal_conv(w: &ConvWeights<'_>, window: &mut [f32], xs: &[f32], out: &mu
 pub fn causal_conv_tokens(args: &ConvTokens<'_>, window: &mut [f32], out: &mut [f32]) {
     conv_tokens_by_blocks((args, window, out), (LANES, MAX_WIDTH, true), |args, window, out, blocks| {
         // SAFETY: NEON is present on every CPU this module compiles for;
-        // the driver checked the weights, bias, window and output for
-        // `channels` channels and every token's input row.
-        unsafe {
-            match args.conv.width {
-                2 => conv_blocks::<2>(args, window, out, blocks),
-                3 => conv_blocks::<3>(args, window, out, blocks),
-                _ => conv_blocks::<4>(args, window, out, blocks),
-            }
-        }
+        // the driver checked the buffers.
+        unsafe { causal_conv_pass::conv_blocks::<Lanes>(args, window, out, blocks) }
     });
-}
-
-/// The first `blocks * 4` channels of a width-`W` convolution, every token.
-///
-/// # Safety
-/// NEON must be present, and the buffers hold what [`causal_conv_tokens`]
-/// checked.
-unsafe fn conv_blocks<const W: usize>(
-    args: &ConvTokens<'_>,
-    window: &mut [f32],
-    out: &mut [f32],
-    blocks: usize,
-) {
-    let taps = W - 1;
-    let (weight, xs) = (args.conv.weight, args.xs);
-    for b in 0..blocks {
-        let ch0 = b * LANES;
-        // Gathered lane by lane from the `[channel, k]` layouts.
-        let (mut w, mut h) = ([[0f32; LANES]; MAX_WIDTH], [[0f32; LANES]; MAX_WIDTH]);
-        for i in 0..LANES {
-            for k in 0..W {
-                w[k][i] = weight[(ch0 + i) * W + k];
-            }
-            for j in 0..taps {
-                h[j][i] = window[(ch0 + i) * taps + j];
-            }
-        }
-        let mut wv = [vdupq_n_f32(0.0); MAX_WIDTH];
-        let mut hv = [vdupq_n_f32(0.0); MAX_WIDTH];
-        for k in 0..W {
-            wv[k] = vld1q_f32(w[k].as_ptr());
-            hv[k] = vld1q_f32(h[k].as_ptr());
-        }
-        let bias = args.conv.bias.map(|bias| vld1q_f32(bias.as_ptr().add(ch0)));
-        for t in 0..args.tokens {
-            let x = vld1q_f32(xs.data.as_ptr().add(t * xs.stride + ch0));
-            // The reference's sum from 0.0, in its order.
-            let mut acc = vdupq_n_f32(0.0);
-            for j in 0..taps {
-                acc = vaddq_f32(acc, vmulq_f32(wv[j], hv[j]));
-            }
-            acc = vaddq_f32(acc, vmulq_f32(wv[taps], x));
-            if let Some(bias) = bias {
-                acc = vaddq_f32(acc, bias);
-            }
-            vst1q_f32(out.as_mut_ptr().add(t * args.channels + ch0), acc);
-            for j in 1..taps {
-                hv[j - 1] = hv[j];
-            }
-            hv[taps - 1] = x;
-        }
-        for j in 0..taps {
-            vst1q_f32(h[j].as_mut_ptr(), hv[j]);
-        }
-        for i in 0..LANES {
-            for j in 0..taps {
-                window[(ch0 + i) * taps + j] = h[j][i];
-            }
-        }
-    }
 }

@@ -7,7 +7,7 @@
 //! unpacked code order (see `permute_activations`).
 
 use super::f16x4_to_f32;
-use crate::IntShape;
+use crate::{ActsI8, IntShape};
 use core::arch::aarch64::*;
 use eddy_quant::GROUP_HEADER_BYTES;
 
@@ -267,37 +267,57 @@ impl Kind {
     }
 }
 
-/// [`rows`] with plain NEON, dispatched on `kind`; `R` is 1 or 4.
+/// `out.len()` rows of `matrix` (from its first byte) times the permuted
+/// activations: blocks of four rows, then single rows ([`rows`] with
+/// `DOT`), one `kind` dispatch per call.
 ///
 /// # Safety
-/// As [`rows`] (with `WIDE` = `kind` is [`Kind::W2Wide`]), NEON only.
-pub(crate) unsafe fn rows_mull<const R: usize>(
+/// NEON must be present, and `dotprod` if `DOT`; `matrix` holds
+/// `out.len()` rows of `s.row_bytes`; `acts.q` holds `s.groups * s.group`
+/// permuted codes, its scales and sums `s.groups` entries; `s.group` is a
+/// multiple of 32 (of 64 if `kind` is [`Kind::W2Wide`]).
+#[inline(always)]
+unsafe fn rows_all<const DOT: bool>(
     kind: Kind,
     s: &IntShape,
-    p: *const u8,
-    acts: &[i8],
-    x_scales: &[f32],
-    x_sums: &[i32],
+    matrix: &[u8],
+    acts: &ActsI8<'_>,
     out: &mut [f32],
 ) {
-    // SAFETY: same contract.
-    unsafe { by_kind!(kind, BITS, WIDE => rows::<BITS, WIDE, false, R>(s, p, acts, x_scales, x_sums, out)) }
+    let (q, scales, sums) = (acts.q, acts.scales, acts.sums);
+    let full = out.len() / 4 * 4;
+    let (out4, out_tail) = out.split_at_mut(full);
+    let blocks4 = out4.chunks_exact_mut(4).zip(matrix.chunks_exact(4 * s.row_bytes));
+    let tail = out_tail.chunks_exact_mut(1).zip(matrix[full * s.row_bytes..].chunks_exact(s.row_bytes));
+    // SAFETY: each `rows` slice holds the 4 (or 1) rows the kernel reads,
+    // `o` 4 (or 1) floats; the rest per the contract.
+    unsafe {
+        by_kind!(kind, BITS, WIDE => {
+            for (o, rows4) in blocks4 {
+                rows::<BITS, WIDE, DOT, 4>(s, rows4.as_ptr(), q, scales, sums, o);
+            }
+            for (o, row) in tail {
+                rows::<BITS, WIDE, DOT, 1>(s, row.as_ptr(), q, scales, sums, o);
+            }
+        })
+    }
 }
 
-/// [`rows`] with `sdot`, dispatched on `kind`; `R` is 1 or 4.
+/// [`rows_all`] with plain NEON.
 ///
 /// # Safety
-/// As [`rows_mull`], and the CPU must have `dotprod`.
+/// As [`rows_all`].
+pub(crate) unsafe fn rows_mull(kind: Kind, s: &IntShape, matrix: &[u8], acts: &ActsI8<'_>, out: &mut [f32]) {
+    // SAFETY: same contract.
+    unsafe { rows_all::<false>(kind, s, matrix, acts, out) }
+}
+
+/// [`rows_all`] with `sdot`.
+///
+/// # Safety
+/// As [`rows_all`], and the CPU must have `dotprod`.
 #[target_feature(enable = "dotprod")]
-pub(crate) unsafe fn rows_sdot<const R: usize>(
-    kind: Kind,
-    s: &IntShape,
-    p: *const u8,
-    acts: &[i8],
-    x_scales: &[f32],
-    x_sums: &[i32],
-    out: &mut [f32],
-) {
+pub(crate) unsafe fn rows_sdot(kind: Kind, s: &IntShape, matrix: &[u8], acts: &ActsI8<'_>, out: &mut [f32]) {
     // SAFETY: same contract, plus `dotprod`.
-    unsafe { by_kind!(kind, BITS, WIDE => rows::<BITS, WIDE, true, R>(s, p, acts, x_scales, x_sums, out)) }
+    unsafe { rows_all::<true>(kind, s, matrix, acts, out) }
 }

@@ -38,9 +38,13 @@ pub fn matmat_i8_sdot(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], 
     let shape = IntShape::for_tokens(w, out.len(), acts, w.cols)
         .filter(|s| super::token_lanes::covers(s, acts.len(), perm.len()));
     if let Some(s) = shape {
+        let kind = Kind::of(&s);
         // SAFETY: `dotprod` was detected; every token's shape check
-        // passed and `covers` checked the scratch.
-        unsafe { super::token_lanes::matmat(Kind::of(&s), &s, w.bytes, acts, out, perm) };
+        // passed, `covers` checked the scratch, and `by_kind` passes
+        // `kind`'s code width.
+        unsafe {
+            by_kind!(kind, BITS, WIDE => super::token_lanes::matmat::<BITS, WIDE>(kind, &s, w.bytes, acts, out, perm))
+        };
         return;
     }
     // SAFETY: `dotprod` was detected, as `rows4_tokens_sdot` needs.
@@ -49,7 +53,7 @@ pub fn matmat_i8_sdot(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], 
 
 /// Four rows times one batch of [`TOKENS`] tokens (`out[t * stride + r]`
 /// gets token `t`, row `r`): the `sdot` or the plain-NEON kernel.
-pub(super) type Rows4Tokens = unsafe fn(Kind, &IntShape, *const u8, &Batch<'_>, &mut [f32], usize);
+pub(super) type Rows4Tokens = unsafe fn(&Batch<'_>, *const u8, &mut [f32], usize);
 
 /// The multi-token product both aarch64 sets share: `kernel` on every
 /// whole block of four rows times four tokens, over blocks of rows that
@@ -94,7 +98,13 @@ pub(super) unsafe fn matmat_with(
     for block_start in (0..full_rows).step_by(block_rows) {
         let block_end = (block_start + block_rows).min(full_rows);
         for first in (0..full_tokens).step_by(TOKENS) {
-            let batch = Batch { acts: &acts[first..first + TOKENS], perm: &perm[first * cols..], cols };
+            let batch = Batch {
+                kind,
+                shape: &shape,
+                acts: &acts[first..first + TOKENS],
+                perm: &perm[first * cols..],
+                cols,
+            };
             for row0 in (block_start..block_end).step_by(4) {
                 let rows4 = &matrix[row0 * row_bytes..(row0 + 4) * row_bytes];
                 let o = &mut out[first * rows + row0..];
@@ -103,7 +113,7 @@ pub(super) unsafe fn matmat_with(
                 // `groups` scales and sums (checked by for_matvec); `o`
                 // reaches row `row0 + 3` of token `first + 3`; the CPU
                 // runs `kernel` (caller).
-                unsafe { kernel(kind, &shape, rows4.as_ptr(), &batch, o, rows) };
+                unsafe { kernel(&batch, rows4.as_ptr(), o, rows) };
             }
         }
     }
@@ -116,8 +126,13 @@ pub(super) unsafe fn matmat_with(
 }
 
 /// One batch of [`TOKENS`] tokens: their activations (scales, sums) and
-/// permuted codes (`cols` per token, one after the other).
+/// permuted codes (`cols` per token, one after the other), and the shape
+/// of the matrix they multiply.
 pub(super) struct Batch<'a> {
+    /// The matrix's code width and unit size.
+    pub(super) kind: Kind,
+    /// The matrix's checked shape.
+    pub(super) shape: &'a IntShape,
     /// The tokens' activations (their scales and sums are used).
     pub(super) acts: &'a [ActsI8<'a>],
     /// Permuted codes, `cols` per token.
@@ -126,69 +141,111 @@ pub(super) struct Batch<'a> {
     pub(super) cols: usize,
 }
 
+/// One code unit (32 codes, or 64 for W2 in wide units) of four rows and
+/// the matching activations of a batch's [`TOKENS`] tokens.
+pub(super) struct UnitAt {
+    /// Each row's codes of the unit.
+    pub(super) codes: [*const u8; 4],
+    /// Each token's activations of the unit.
+    pub(super) xs: [*const i8; TOKENS],
+}
+
+/// `acc[t][r]`: row `r` times token `t`, one group's i32 sums.
+pub(super) type GroupAcc = [[int32x4_t; 4]; TOKENS];
+
+/// One unit of four rows times a batch's tokens in the `sdot` ([`Sdot`])
+/// or plain-NEON (`matmat_neon`) loop order; the rest of [`rows4_tokens`]
+/// is the same for both.
+pub(super) trait UnitDot {
+    /// `acc[t][r] += Σ w·x` over the unit's codes.
+    ///
+    /// # Safety
+    /// NEON (and whatever the implementation uses) must be present; the
+    /// unit's code bytes and activations are readable.
+    unsafe fn unit<const BITS: u32, const WIDE: bool>(at: &UnitAt, acc: &mut GroupAcc);
+}
+
 /// Four rows times the batch's four tokens; `out[t * stride + r]` gets
-/// token `t`, row `r`. Per 32 codes each row's codes are unpacked once
-/// (W2 with 64-code units: loaded once per 64; W8: re-biased once, with
-/// `128 Σx` added per token) and multiplied with every token.
+/// token `t`, row `r`: per group, the rows' headers, `D` on each unit,
+/// then [`finish_group`].
 ///
 /// # Safety
-/// NEON and `dotprod` must be present; `rows` points at 4 rows
-/// of `s.row_bytes`; `batch.perm` holds `TOKENS * batch.cols` codes and
+/// NEON and what `D` uses must be present; `rows` points at 4 rows of
+/// `s.row_bytes` (`s` = `batch.shape`, of `batch.kind`); `batch.perm` holds `TOKENS * batch.cols` codes and
 /// `batch.acts` `TOKENS` entries of at least `s.groups` scales and sums;
 /// `out` holds `3 * stride + 4` floats; `s.group` is a multiple of 32 (of
 /// 64 if `WIDE`).
 #[inline(always)]
-unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool>(
-    s: &IntShape,
-    rows: *const u8,
+pub(super) unsafe fn rows4_tokens<D: UnitDot, const BITS: u32, const WIDE: bool>(
     batch: &Batch<'_>,
+    rows: *const u8,
     out: &mut [f32],
     stride: usize,
 ) {
-    // Halves of 32 codes per unpacked unit, bytes of codes per unit.
+    let s = batch.shape;
+    // Halves of 32 codes per unit, bytes of codes per unit.
     let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
     let units = s.group / (32 * halves);
-    let zero = vdupq_n_s8(0);
+    let row_at: [*const u8; 4] = core::array::from_fn(|r| rows.wrapping_add(r * s.row_bytes));
+    let x_at: [*const i8; TOKENS] =
+        core::array::from_fn(|t| batch.perm.as_ptr().wrapping_add(t * batch.cols));
     // SAFETY: code pointers stay inside row `r < 4`, group `g`, unit `u`
-    // (within `s.group_bytes`); activation slices are bounds-checked;
-    // NEON and `dotprod` per the contract.
+    // (within `s.group_bytes`); activation pointers inside token `t`'s
+    // `cols = s.groups * s.group` codes; the features per the contract.
     unsafe {
         let mut result = [vdupq_n_f32(0.0); TOKENS];
         for g in 0..s.groups {
-            let group_at = |r: usize| rows.add(r * s.row_bytes + g * s.group_bytes);
-            let mut headers = [0u32; 4];
-            for (r, h) in headers.iter_mut().enumerate() {
-                *h = (group_at(r) as *const u32).read_unaligned();
-            }
+            let group: [*const u8; 4] = core::array::from_fn(|r| row_at[r].add(g * s.group_bytes));
+            let headers: [u32; 4] = core::array::from_fn(|r| (group[r] as *const u32).read_unaligned());
             let mut acc = [[vdupq_n_s32(0); 4]; TOKENS];
             for u in 0..units {
-                let unit_at = |r: usize| group_at(r).add(GROUP_HEADER_BYTES + u * unit_bytes);
-                // W2 wide: each row's 64 codes loaded once, unpacked per half.
-                let mut loaded = [vdupq_n_u8(0); 4];
-                if WIDE {
-                    for (r, v) in loaded.iter_mut().enumerate() {
-                        *v = vld1q_u8(unit_at(r));
-                    }
-                }
-                for h in 0..halves {
-                    let mut w: [Unit; 4] = [[zero; 4]; 4];
-                    for (r, wr) in w.iter_mut().enumerate() {
-                        *wr = if WIDE { wide_half(loaded[r], h) } else { unpack::<BITS, false>(unit_at(r)) };
-                    }
-                    let at = g * s.group + (u * halves + h) * 32;
-                    for (t, acc_t) in acc.iter_mut().enumerate() {
-                        let xs = &batch.perm[t * batch.cols + at..][..32];
-                        let x: Unit = [vld1q_s8(xs.as_ptr()), vld1q_s8(xs.as_ptr().add(16)), zero, zero];
-                        for (a, wr) in acc_t.iter_mut().zip(&w) {
-                            *a = unit_dot::<BITS, false, true>(*a, wr, &x);
-                        }
-                    }
-                }
+                let at = UnitAt {
+                    codes: core::array::from_fn(|r| group[r].add(GROUP_HEADER_BYTES + u * unit_bytes)),
+                    xs: core::array::from_fn(|t| x_at[t].add(g * s.group + u * halves * 32)),
+                };
+                D::unit::<BITS, WIDE>(&at, &mut acc);
             }
             finish_group::<BITS>(&mut result, &acc, &headers, batch.acts, g);
         }
         for (t, res) in result.iter().enumerate() {
             vst1q_f32(out[t * stride..t * stride + 4].as_mut_ptr(), *res);
+        }
+    }
+}
+
+/// The `sdot` loop: per 32 codes each row's codes are unpacked once (W2
+/// with 64-code units: loaded once per 64; W8: re-biased once, with `128
+/// Σx` added per token) and multiplied with every token.
+pub(super) struct Sdot;
+
+impl UnitDot for Sdot {
+    /// See [`UnitDot::unit`]; `dotprod` must be present too.
+    #[inline(always)]
+    unsafe fn unit<const BITS: u32, const WIDE: bool>(at: &UnitAt, acc: &mut GroupAcc) {
+        // SAFETY: reads inside the unit's codes and activations; the
+        // features per the contract.
+        unsafe {
+            let zero = vdupq_n_s8(0);
+            // W2 wide: each row's 64 codes loaded once, unpacked per half.
+            let mut loaded = [vdupq_n_u8(0); 4];
+            if WIDE {
+                for (v, &c) in loaded.iter_mut().zip(&at.codes) {
+                    *v = vld1q_u8(c);
+                }
+            }
+            for h in 0..if WIDE { 2 } else { 1 } {
+                let mut w: [Unit; 4] = [[zero; 4]; 4];
+                for (r, wr) in w.iter_mut().enumerate() {
+                    *wr = if WIDE { wide_half(loaded[r], h) } else { unpack::<BITS, false>(at.codes[r]) };
+                }
+                for (acc_t, xs) in acc.iter_mut().zip(&at.xs) {
+                    let xs = xs.add(h * 32);
+                    let x: Unit = [vld1q_s8(xs), vld1q_s8(xs.add(16)), zero, zero];
+                    for (a, wr) in acc_t.iter_mut().zip(&w) {
+                        *a = unit_dot::<BITS, false, true>(*a, wr, &x);
+                    }
+                }
+            }
         }
     }
 }
@@ -232,7 +289,7 @@ pub(super) unsafe fn finish_group<const BITS: u32>(
 /// # Safety
 /// NEON must be present.
 #[inline(always)]
-unsafe fn wide_half(v: uint8x16_t, h: usize) -> Unit {
+pub(super) unsafe fn wide_half(v: uint8x16_t, h: usize) -> Unit {
     let m = vdupq_n_u8(3);
     let (a, b) = if h == 0 {
         (vandq_u8(v, m), vandq_u8(vshrq_n_u8::<2>(v), m))
@@ -243,19 +300,12 @@ unsafe fn wide_half(v: uint8x16_t, h: usize) -> Unit {
     [vreinterpretq_s8_u8(a), vreinterpretq_s8_u8(b), zero, zero]
 }
 
-/// [`rows4_tokens`] dispatched on `kind`.
+/// [`rows4_tokens`] with [`Sdot`], dispatched on `b.kind`.
 ///
 /// # Safety
-/// As [`rows4_tokens`].
+/// As [`rows4_tokens`], with `dotprod`.
 #[target_feature(enable = "dotprod")]
-unsafe fn rows4_tokens_sdot(
-    kind: Kind,
-    s: &IntShape,
-    rows: *const u8,
-    b: &Batch<'_>,
-    out: &mut [f32],
-    stride: usize,
-) {
+unsafe fn rows4_tokens_sdot(b: &Batch<'_>, rows: *const u8, out: &mut [f32], stride: usize) {
     // SAFETY: same contract, plus `dotprod`.
-    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<BITS, WIDE>(s, rows, b, out, stride)) }
+    unsafe { by_kind!(b.kind, BITS, WIDE => rows4_tokens::<Sdot, BITS, WIDE>(b, rows, out, stride)) }
 }

@@ -13,10 +13,9 @@
 //! is bit-exact with the scalar reference.
 
 use super::group::{by_kind, unit_dot, unpack, Kind, Unit};
-use super::matmat::{finish_group, matmat_with, Batch, TOKENS};
-use crate::{ActsI8, IntShape, QuantMatrix};
+use super::matmat::{matmat_with, rows4_tokens, wide_half, Batch, GroupAcc, UnitAt, UnitDot, TOKENS};
+use crate::{ActsI8, QuantMatrix};
 use core::arch::aarch64::*;
-use eddy_quant::GROUP_HEADER_BYTES;
 
 /// [`crate::MatmatI8`] with plain NEON multiplies. For shapes the kernels
 /// do not cover, the matrix-vector product per token; the tokens after the
@@ -42,65 +41,25 @@ unsafe fn unpack_half<const BITS: u32, const WIDE: bool>(c: *const u8, h: usize)
         if !WIDE {
             return unpack::<BITS, false>(c);
         }
-        let v = vld1q_u8(c);
-        let m = vdupq_n_u8(3);
-        let (a, b) = if h == 0 {
-            (vandq_u8(v, m), vandq_u8(vshrq_n_u8::<2>(v), m))
-        } else {
-            (vandq_u8(vshrq_n_u8::<4>(v), m), vshrq_n_u8::<6>(v))
-        };
-        let zero = vdupq_n_s8(0);
-        [vreinterpretq_s8_u8(a), vreinterpretq_s8_u8(b), zero, zero]
+        wide_half(vld1q_u8(c), h)
     }
 }
 
-/// Four rows times the batch's four tokens; `out[t * stride + r]` gets
-/// token `t`, row `r`.
-///
-/// # Safety
-/// NEON must be present; `rows` points at 4 rows of `s.row_bytes`;
-/// `batch.perm` holds `TOKENS * batch.cols` codes and `batch.acts`
-/// `TOKENS` entries of at least `s.groups` scales and sums; `out` holds `3
-/// * stride + 4` floats; `s.group` is a multiple of 32 (of 64 if `WIDE`).
-#[inline(always)]
-unsafe fn rows4_tokens<const BITS: u32, const WIDE: bool>(
-    s: &IntShape,
-    rows: *const u8,
-    batch: &Batch<'_>,
-    out: &mut [f32],
-    stride: usize,
-) {
-    // Halves of 32 codes per unit, bytes of codes per unit.
-    let (halves, unit_bytes) = if WIDE { (2, 16) } else { (1, 4 * BITS as usize) };
-    let units = s.group / (32 * halves);
-    let row_at: [*const u8; 4] = core::array::from_fn(|r| rows.wrapping_add(r * s.row_bytes));
-    let x_at: [*const i8; TOKENS] =
-        core::array::from_fn(|t| batch.perm.as_ptr().wrapping_add(t * batch.cols));
-    // SAFETY: code pointers stay inside row `r < 4`, group `g`, unit `u`
-    // (within `s.group_bytes`); activation pointers inside token `t`'s
-    // `cols = s.groups * s.group` codes; NEON per the contract.
-    unsafe {
-        let mut result = [vdupq_n_f32(0.0); TOKENS];
-        for g in 0..s.groups {
-            let group_at = |r: usize| row_at[r].add(g * s.group_bytes);
-            let mut headers = [0u32; 4];
-            for (r, h) in headers.iter_mut().enumerate() {
-                *h = (group_at(r) as *const u32).read_unaligned();
+/// The plain-NEON loop order: the four rows' codes are unpacked first,
+/// then each token's activations are loaded once for all rows
+/// ([`half_dot`]).
+struct Mull;
+
+impl UnitDot for Mull {
+    #[inline(always)]
+    unsafe fn unit<const BITS: u32, const WIDE: bool>(at: &UnitAt, acc: &mut GroupAcc) {
+        // SAFETY: reads inside the unit's codes and activations (the
+        // second half only for W2's 64-code units); NEON per the contract.
+        unsafe {
+            half_dot::<BITS, WIDE, 0>(&at.codes, &at.xs, 0, acc);
+            if WIDE {
+                half_dot::<BITS, WIDE, 1>(&at.codes, &at.xs, 32, acc);
             }
-            let mut acc = [[vdupq_n_s32(0); 4]; TOKENS];
-            for u in 0..units {
-                let codes: [*const u8; 4] =
-                    core::array::from_fn(|r| group_at(r).add(GROUP_HEADER_BYTES + u * unit_bytes));
-                let at = g * s.group + u * halves * 32;
-                half_dot::<BITS, WIDE, 0>(&codes, &x_at, at, &mut acc);
-                if WIDE {
-                    half_dot::<BITS, WIDE, 1>(&codes, &x_at, at + 32, &mut acc);
-                }
-            }
-            finish_group::<BITS>(&mut result, &acc, &headers, batch.acts, g);
-        }
-        for (t, res) in result.iter().enumerate() {
-            vst1q_f32(out[t * stride..t * stride + 4].as_mut_ptr(), *res);
         }
     }
 }
@@ -118,7 +77,7 @@ unsafe fn half_dot<const BITS: u32, const WIDE: bool, const H: usize>(
     codes: &[*const u8; 4],
     x_at: &[*const i8; TOKENS],
     at: usize,
-    acc: &mut [[int32x4_t; 4]; TOKENS],
+    acc: &mut GroupAcc,
 ) {
     // SAFETY: per the contract.
     unsafe {
@@ -134,18 +93,11 @@ unsafe fn half_dot<const BITS: u32, const WIDE: bool, const H: usize>(
     }
 }
 
-/// [`rows4_tokens`] dispatched on `kind`.
+/// [`rows4_tokens`] with [`Mull`], dispatched on `b.kind`.
 ///
 /// # Safety
 /// As [`rows4_tokens`].
-unsafe fn rows4_tokens_kind(
-    kind: Kind,
-    s: &IntShape,
-    rows: *const u8,
-    b: &Batch<'_>,
-    out: &mut [f32],
-    stride: usize,
-) {
+unsafe fn rows4_tokens_kind(b: &Batch<'_>, rows: *const u8, out: &mut [f32], stride: usize) {
     // SAFETY: same contract.
-    unsafe { by_kind!(kind, BITS, WIDE => rows4_tokens::<BITS, WIDE>(s, rows, b, out, stride)) }
+    unsafe { by_kind!(b.kind, BITS, WIDE => rows4_tokens::<Mull, BITS, WIDE>(b, rows, out, stride)) }
 }

@@ -48,32 +48,22 @@ pub(super) fn rows_permuted(
     out: &mut [f32],
 ) {
     let groups = shape.groups;
-    let (perm, x_scales, x_sums) =
-        (&acts.q[..groups * shape.group], &acts.scales[..groups], &acts.sums[..groups]);
-    let row_bytes = shape.row_bytes;
-    let full = out.len() / 4 * 4;
-    let (out4, out_tail) = out.split_at_mut(full);
-    let blocks4 = out4.chunks_exact_mut(4).zip(matrix.chunks_exact(4 * row_bytes));
-    let tail = out_tail.chunks_exact_mut(1).zip(matrix[full * row_bytes..].chunks_exact(row_bytes));
-    // SAFETY (all calls): each `rows` slice holds the 4 (or 1) rows the
-    // kernel reads, `perm` `groups * group` codes, scales/sums `groups`
-    // entries, `o` 4 (or 1) floats; IntShape::for_matvec checked that the
-    // group is a multiple of 32 (`Kind` picks 64-code units only for
-    // multiples of 64); `sdot` runs only when the CPU has `dotprod` (the
-    // callers pass `dotprod_available()` as `dot`).
-    if dot {
-        for (o, rows) in blocks4 {
-            unsafe { group::rows_sdot::<4>(kind, shape, rows.as_ptr(), perm, x_scales, x_sums, o) };
-        }
-        for (o, row) in tail {
-            unsafe { group::rows_sdot::<1>(kind, shape, row.as_ptr(), perm, x_scales, x_sums, o) };
-        }
-    } else {
-        for (o, rows) in blocks4 {
-            unsafe { group::rows_mull::<4>(kind, shape, rows.as_ptr(), perm, x_scales, x_sums, o) };
-        }
-        for (o, row) in tail {
-            unsafe { group::rows_mull::<1>(kind, shape, row.as_ptr(), perm, x_scales, x_sums, o) };
+    let acts = ActsI8 {
+        q: &acts.q[..groups * shape.group],
+        scales: &acts.scales[..groups],
+        sums: &acts.sums[..groups],
+    };
+    // SAFETY: `acts` holds `groups * group` codes and `groups` scales and
+    // sums; `matrix` every row `out` asks for (callers checked its length
+    // with IntShape::for_matvec, which also checked that the group is a
+    // multiple of 32; `Kind` picks 64-code units only for multiples of 64);
+    // `sdot` runs only when the CPU has `dotprod` (the callers pass
+    // `dotprod_available()` as `dot`).
+    unsafe {
+        if dot {
+            group::rows_sdot(kind, shape, matrix, &acts, out);
+        } else {
+            group::rows_mull(kind, shape, matrix, &acts, out);
         }
     }
 }
@@ -98,17 +88,15 @@ pub(super) unsafe fn permute_activations(kind: group::Kind, xq: &[i8], perm: &mu
             match kind {
                 Kind::W2Wide => {
                     let v = vld4q_s8(s);
-                    vst1q_s8(d, v.0);
-                    vst1q_s8(d.add(16), v.1);
-                    vst1q_s8(d.add(32), v.2);
-                    vst1q_s8(d.add(48), v.3);
+                    for (i, part) in [v.0, v.1, v.2, v.3].into_iter().enumerate() {
+                        vst1q_s8(d.add(16 * i), part);
+                    }
                 }
                 Kind::W2 => {
                     let v = vld4_s8(s);
-                    vst1_s8(d, v.0);
-                    vst1_s8(d.add(8), v.1);
-                    vst1_s8(d.add(16), v.2);
-                    vst1_s8(d.add(24), v.3);
+                    for (i, part) in [v.0, v.1, v.2, v.3].into_iter().enumerate() {
+                        vst1_s8(d.add(8 * i), part);
+                    }
                 }
                 Kind::W4 => {
                     let v = vld2q_s8(s);

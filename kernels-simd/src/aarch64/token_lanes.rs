@@ -10,7 +10,7 @@
 //! tokens share each unpacked code vector and each activation load.
 
 use super::f16x4_to_f32;
-use super::group::{by_kind, unpack, Kind};
+use super::group::{unpack, Kind};
 use super::matvec::permute_activations;
 use crate::{ActsI8, IntShape};
 use core::arch::aarch64::*;
@@ -110,31 +110,15 @@ unsafe fn chunk<const I: i32>(
     }
 }
 
-/// `out[t * rows + r]` = row `r` times token `t` for a shape of `kind`.
+/// `out[t * rows + r]` = row `r` times token `t` for a shape of `kind`
+/// (W`BITS`, in 64-code units if `WIDE`; see `group::by_kind`).
 ///
 /// # Safety
 /// NEON and `dotprod` must be present; `s` is `matrix`'s checked shape for
-/// `out.len() / acts.len()` rows and every token; `scratch` passed
-/// [`covers`].
+/// `out.len() / acts.len()` rows and every token; `BITS` and `WIDE` are
+/// `kind`'s; `scratch` passed [`covers`].
 #[target_feature(enable = "dotprod")]
-pub(super) unsafe fn matmat(
-    kind: Kind,
-    s: &IntShape,
-    matrix: &[u8],
-    acts: &[ActsI8<'_>],
-    out: &mut [f32],
-    scratch: &mut [i8],
-) {
-    // SAFETY: same contract.
-    unsafe { by_kind!(kind, BITS, WIDE => rows_tokens::<BITS, WIDE>(kind, s, matrix, acts, out, scratch)) }
-}
-
-/// [`matmat`] for one code width and unit size.
-///
-/// # Safety
-/// As [`matmat`].
-#[inline(always)]
-unsafe fn rows_tokens<const BITS: u32, const WIDE: bool>(
+pub(super) unsafe fn matmat<const BITS: u32, const WIDE: bool>(
     kind: Kind,
     s: &IntShape,
     matrix: &[u8],
