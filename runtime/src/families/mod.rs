@@ -32,8 +32,7 @@ macro_rules! families {
                 $(
                     $(#[$arch_doc:meta])*
                     $Arch:ident = $code:literal, $name:literal,
-                    hf [$($class:literal),*], model_type $model_type:literal,
-                    load $load:expr;
+                    hf [$($class:literal),*], model_type $model_type:literal;
                 )+
             }
         )+
@@ -131,7 +130,7 @@ macro_rules! families {
                 Ok(match file.architecture() {
                     $($(
                         #[cfg(feature = $feature)]
-                        Architecture::$Arch => Inner::$Family(($load)(file)?),
+                        Architecture::$Arch => Inner::$Family($module::$Family::load(file)?),
                     )+)+
                     #[allow(unreachable_patterns)] // only when a family is left out
                     other => return Err(ModelError::FamilyNotCompiled(other.name())),
@@ -175,60 +174,52 @@ macro_rules! families {
 // The registry. Per family: its module and loaded-model type, its cargo
 // feature (also listed in runtime/Cargo.toml, checked by a test), and its
 // architectures: variant, file code (file format: never change one), name,
-// Hugging Face classes and `model_type` the converter recognizes, and how
-// to load a file. Codes are in ascending order.
+// Hugging Face classes and `model_type` the converter recognizes. Every
+// architecture loads with its family type's `load`. Codes are in
+// ascending order.
 families! { $;
     family mamba1::Mamba1, feature "mamba1" {
         /// Mamba-1 (selective state-space model), as `MambaForCausalLM`.
-        Mamba1 = 1, "mamba1", hf ["MambaForCausalLM"], model_type "mamba",
-            load mamba1::Mamba1::load;
+        Mamba1 = 1, "mamba1", hf ["MambaForCausalLM"], model_type "mamba";
     }
     family mamba2::Mamba2, feature "mamba2" {
         /// Mamba-2 (multi-head SSD), as `Mamba2ForCausalLM`.
-        Mamba2 = 2, "mamba2", hf ["Mamba2ForCausalLM"], model_type "mamba2",
-            load mamba2::Mamba2::load;
+        Mamba2 = 2, "mamba2", hf ["Mamba2ForCausalLM"], model_type "mamba2";
     }
     family rnn::Rnn, feature "rnn" {
         /// Stacked GRU layers (PyTorch `nn.GRU`) between embedding and head.
-        Gru = 3, "gru", hf [], model_type "gru",
-            load rnn::Rnn::load;
+        Gru = 3, "gru", hf [], model_type "gru";
         /// Stacked LSTM layers (PyTorch `nn.LSTM`) between embedding and head.
-        Lstm = 4, "lstm", hf [], model_type "lstm",
-            load rnn::Rnn::load;
+        Lstm = 4, "lstm", hf [], model_type "lstm";
     }
     family rwkv4::Rwkv4, feature "rwkv4" {
         /// RWKV-4, as `RwkvForCausalLM`.
-        Rwkv4 = 5, "rwkv4", hf ["RwkvForCausalLM"], model_type "rwkv",
-            load rwkv4::Rwkv4::load;
+        Rwkv4 = 5, "rwkv4", hf ["RwkvForCausalLM"], model_type "rwkv";
     }
     family gated_deltanet::GatedDeltaNet, feature "gated-deltanet" {
         /// Gated DeltaNet layers with SwiGLU MLPs, as the linear-attention
         /// layers of `Qwen3NextForCausalLM`.
-        GatedDeltaNet = 6, "gated-deltanet", hf ["Qwen3NextForCausalLM"], model_type "qwen3_next",
-            load gated_deltanet::GatedDeltaNet::load;
+        GatedDeltaNet = 6, "gated-deltanet", hf ["Qwen3NextForCausalLM"], model_type "qwen3_next";
     }
     family rwkv7::Rwkv7, feature "rwkv7" {
         /// RWKV-7 "Goose" (generalized delta rule), BlinkDL's checkpoint layout.
-        Rwkv7 = 7, "rwkv7", hf [], model_type "rwkv7",
-            load rwkv7::Rwkv7::load;
+        Rwkv7 = 7, "rwkv7", hf [], model_type "rwkv7";
     }
     family gla::Gla, feature "gla" {
         /// Gated linear attention (GLA) with SwiGLU MLPs, in fla's
         /// `GLAForCausalLM` layout.
-        Gla = 8, "gla", hf ["GLAForCausalLM"], model_type "gla",
-            load gla::Gla::load;
+        Gla = 8, "gla", hf ["GLAForCausalLM"], model_type "gla";
     }
     family lfm2::Lfm2, feature "lfm2" {
         /// LFM2 hybrid: gated short-convolution layers and grouped-query
         /// attention layers, each followed by a SwiGLU MLP, as `Lfm2ForCausalLM`.
-        Lfm2 = 9, "lfm2", hf ["Lfm2ForCausalLM"], model_type "lfm2",
-            load lfm2::Lfm2::load;
+        Lfm2 = 9, "lfm2", hf ["Lfm2ForCausalLM"], model_type "lfm2";
     }
     family recurrent_gemma::RecurrentGemma, feature "recurrent-gemma" {
         /// RecurrentGemma / Griffin hybrid: RG-LRU recurrent blocks and local
         /// sliding-window attention, as `RecurrentGemmaForCausalLM`.
         RecurrentGemma = 10, "recurrent-gemma", hf ["RecurrentGemmaForCausalLM"],
-            model_type "recurrent_gemma", load recurrent_gemma::RecurrentGemma::load;
+            model_type "recurrent_gemma";
     }
 }
 
