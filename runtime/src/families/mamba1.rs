@@ -73,6 +73,13 @@ impl Mamba1Config {
             .checked_mul(self.n_layer as usize)
     }
 
+    /// `(d_model, d_inner, d_state, dt_rank, vocab_size)`: the widths the
+    /// scratch layouts of a step and a prefill are built from.
+    fn layout_widths(&self) -> (usize, usize, usize, usize, usize) {
+        let c = self;
+        (c.d_model as usize, c.d_inner as usize, c.d_state as usize, c.dt_rank as usize, c.vocab_size as usize)
+    }
+
     /// f32 words of scratch one step needs.
     pub fn scratch_words(&self) -> Option<usize> {
         let l = ScratchLayout::new(self);
@@ -133,13 +140,7 @@ struct ScratchLayout {
 
 impl ScratchLayout {
     fn new(c: &Mamba1Config) -> Self {
-        let (dm, di, ds, dr, v) = (
-            c.d_model as usize,
-            c.d_inner as usize,
-            c.d_state as usize,
-            c.dt_rank as usize,
-            c.vocab_size as usize,
-        );
+        let (dm, di, ds, dr, v) = c.layout_widths();
         // The residual stream occupies words [0, d_model).
         let normed = dm;
         let xz = normed + dm;
@@ -178,13 +179,7 @@ impl PrefillLayout {
     /// `logit_rows` is 1 (last token only) or `tokens`. Checked: `None` on
     /// overflow.
     fn new(c: &Mamba1Config, tokens: usize, logit_rows: usize) -> Option<Self> {
-        let (dm, di, ds, dr, v) = (
-            c.d_model as usize,
-            c.d_inner as usize,
-            c.d_state as usize,
-            c.dt_rank as usize,
-            c.vocab_size as usize,
-        );
+        let (dm, di, ds, dr, v) = c.layout_widths();
         let rows = |width: usize| tokens.checked_mul(width);
         // The residual stream of every token occupies [0, tokens * d_model).
         let normed = rows(dm)?;
