@@ -194,6 +194,18 @@ impl<'s> Carver<'s> {
     }
 }
 
+/// `buffer` cut at the increasing word offsets `starts` (the first
+/// usually 0) into `N` consecutive pieces, the last running to the end:
+/// the named buffers of a family's scratch layout in one place.
+pub(crate) fn split_at_starts<const N: usize>(buffer: &mut [f32], starts: [usize; N]) -> [&mut [f32]; N] {
+    let mut carver = Carver::new(buffer);
+    carver.take(starts.first().copied().unwrap_or(0));
+    core::array::from_fn(|i| match starts.get(i + 1) {
+        Some(&end) => carver.take(end.saturating_sub(starts[i])),
+        None => carver.take(usize::MAX),
+    })
+}
+
 /// Sum of sizes, `None` on overflow.
 pub(crate) fn checked_total(sizes: &[Option<usize>]) -> Option<usize> {
     sizes.iter().try_fold(0usize, |acc, s| acc.checked_add((*s)?))

@@ -6,7 +6,7 @@
 
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{observe_input, Chunk, Compute, Family, Observer};
+use crate::family::{observe_input, split_at_starts, Chunk, Compute, Family, Observer};
 use crate::file::EddyFile;
 use crate::linear::{ActScratch, BatchActScratch, Linear};
 use crate::ops::{add_assign, rms_norm};
@@ -73,6 +73,13 @@ impl Mamba1Config {
             .checked_mul(self.n_layer as usize)
     }
 
+    /// `(d_model, d_inner, d_state, dt_rank, vocab_size)`: the widths the
+    /// scratch layouts of a step and a prefill are built from.
+    fn layout_widths(&self) -> (usize, usize, usize, usize, usize) {
+        let c = self;
+        (c.d_model as usize, c.d_inner as usize, c.d_state as usize, c.dt_rank as usize, c.vocab_size as usize)
+    }
+
     /// f32 words of scratch one step needs.
     pub fn scratch_words(&self) -> Option<usize> {
         let l = ScratchLayout::new(self);
@@ -133,13 +140,7 @@ struct ScratchLayout {
 
 impl ScratchLayout {
     fn new(c: &Mamba1Config) -> Self {
-        let (dm, di, ds, dr, v) = (
-            c.d_model as usize,
-            c.d_inner as usize,
-            c.d_state as usize,
-            c.dt_rank as usize,
-            c.vocab_size as usize,
-        );
+        let (dm, di, ds, dr, v) = c.layout_widths();
         // The residual stream occupies words [0, d_model).
         let normed = dm;
         let xz = normed + dm;
@@ -178,13 +179,7 @@ impl PrefillLayout {
     /// `logit_rows` is 1 (last token only) or `tokens`. Checked: `None` on
     /// overflow.
     fn new(c: &Mamba1Config, tokens: usize, logit_rows: usize) -> Option<Self> {
-        let (dm, di, ds, dr, v) = (
-            c.d_model as usize,
-            c.d_inner as usize,
-            c.d_state as usize,
-            c.dt_rank as usize,
-            c.vocab_size as usize,
-        );
+        let (dm, di, ds, dr, v) = c.layout_widths();
         let rows = |width: usize| tokens.checked_mul(width);
         // The residual stream of every token occupies [0, tokens * d_model).
         let normed = rows(dm)?;
@@ -347,18 +342,10 @@ impl<'a> Family<'a> for Mamba1<'a> {
         let Some(l) = PrefillLayout::new(c, n, wanted.layout_rows(n)) else {
             return &[];
         };
-        let (head, tail) = scratch.split_at_mut(l.logits);
-        let (logits, act_words) = tail.split_at_mut(l.act - l.logits);
+        let starts = [0, l.normed, l.xz, l.conv_out, l.x_dbl, l.dt_in, l.dt, l.y, l.y_blocked, l.out, l.logits, l.act];
+        let [residual, normed, xz, conv_out, x_dbl, dt_in, dt, y, y_blocked, out, logits, act_words] =
+            split_at_starts(scratch, starts);
         let act = &mut BatchActScratch::from_words(act_words, l.max_cols, n);
-        let (residual, rest) = head.split_at_mut(l.normed);
-        let (normed, rest) = rest.split_at_mut(l.xz - l.normed);
-        let (xz, rest) = rest.split_at_mut(l.conv_out - l.xz);
-        let (conv_out, rest) = rest.split_at_mut(l.x_dbl - l.conv_out);
-        let (x_dbl, rest) = rest.split_at_mut(l.dt_in - l.x_dbl);
-        let (dt_in, rest) = rest.split_at_mut(l.dt - l.dt_in);
-        let (dt, rest) = rest.split_at_mut(l.y - l.dt);
-        let (y, rest) = rest.split_at_mut(l.y_blocked - l.y);
-        let (y_blocked, out) = rest.split_at_mut(l.out - l.y_blocked);
         let logits = &mut logits[..logit_rows * v];
 
         for (&token, r) in tokens.iter().zip(residual.chunks_exact_mut(dm)) {
@@ -429,16 +416,10 @@ impl<'a> Family<'a> for Mamba1<'a> {
         let l = ScratchLayout::new(c);
         let (di, ds, dc, dr) =
             (c.d_inner as usize, c.d_state as usize, c.d_conv as usize, c.dt_rank as usize);
-        let (head, tail) = scratch.split_at_mut(l.logits);
-        let (logits, act_words) = tail.split_at_mut(l.act - l.logits);
+        let starts = [0, l.normed, l.xz, l.conv_out, l.x_dbl, l.dt, l.y, l.out, l.logits, l.act];
+        let [residual, normed, xz, conv_out, x_dbl, dt, y, out, logits, act_words] =
+            split_at_starts(scratch, starts);
         let act = &mut ActScratch::from_words(act_words, l.max_cols);
-        let (residual, rest) = head.split_at_mut(l.normed);
-        let (normed, rest) = rest.split_at_mut(l.xz - l.normed);
-        let (xz, rest) = rest.split_at_mut(l.conv_out - l.xz);
-        let (conv_out, rest) = rest.split_at_mut(l.x_dbl - l.conv_out);
-        let (x_dbl, rest) = rest.split_at_mut(l.dt - l.x_dbl);
-        let (dt, rest) = rest.split_at_mut(l.y - l.dt);
-        let (y, out) = rest.split_at_mut(l.out - l.y);
         let logits = &mut logits[..c.vocab_size as usize];
 
         self.embed().row(token as usize, residual);

@@ -1,14 +1,37 @@
 //! `MambaForCausalLM` checkpoints.
 
 use super::common::{
-    conv_or_plain_shape, dims, float, hparams, neg_exp, positive, require_activation, require_family,
-    top_or_layer,
+    conv_or_plain_shape, hparams, neg_exp, positive, require_activation, require_family, top_or_layer,
 };
-use super::{get_bool, get_u32, ConvertError, FamilyLayout, Plan};
+use super::{get_u32, ConvertError, FamilyLayout, Plan};
 use eddy::arch::{Architecture, HParam};
 use eddy::mamba::{tensor_schema, Mamba1Config};
 use eddy::schema::TensorSpec;
 use serde_json::Value;
+
+/// `$ty { .. }` with the given fields (variables of the caller) and the
+/// dimensions and flags both Mamba generations read alike from
+/// `config.json` (`tie_word_embeddings` defaulting to `$tied`); returns
+/// early with the first [`ConvertError`].
+macro_rules! mamba_config {
+    ($cfg:expr, $ty:ident { $($field:ident),* }, tied_default = $tied:expr) => {{
+        let keys = ["vocab_size", "hidden_size", "num_hidden_layers", "state_size", "conv_kernel"];
+        let [vocab_size, d_model, n_layer, d_state, d_conv] = super::common::dims($cfg, keys)?;
+        $ty {
+            vocab_size,
+            d_model,
+            n_layer,
+            d_state,
+            d_conv,
+            $($field,)*
+            norm_eps: super::common::float($cfg, "layer_norm_epsilon", 1e-5) as f32,
+            tied_embeddings: super::get_bool($cfg, "tie_word_embeddings", $tied)?,
+            proj_bias: super::get_bool($cfg, "use_bias", false)?,
+            conv_bias: super::get_bool($cfg, "use_conv_bias", true)?,
+        }
+    }};
+}
+pub(super) use mamba_config;
 
 /// Read Mamba-1 hyper-parameters from a `config.json` value.
 pub fn mamba1_config(cfg: &Value) -> Result<Mamba1Config, ConvertError> {
@@ -29,22 +52,9 @@ pub fn mamba1_config(cfg: &Value) -> Result<Mamba1Config, ConvertError> {
         None => d_model.div_ceil(16),
     };
     check_silu(cfg)?;
-    let [vocab_size, d_model, n_layer, d_state, d_conv] =
-        dims(cfg, ["vocab_size", "hidden_size", "num_hidden_layers", "state_size", "conv_kernel"])?;
+    let c = mamba_config!(cfg, Mamba1Config { d_inner, dt_rank }, tied_default = true);
     positive(&[("intermediate_size", d_inner), ("time_step_rank", dt_rank)])?;
-    Ok(Mamba1Config {
-        vocab_size,
-        d_model,
-        n_layer,
-        d_state,
-        d_conv,
-        d_inner,
-        dt_rank,
-        norm_eps: float(cfg, "layer_norm_epsilon", 1e-5) as f32,
-        tied_embeddings: get_bool(cfg, "tie_word_embeddings", true)?,
-        proj_bias: get_bool(cfg, "use_bias", false)?,
-        conv_bias: get_bool(cfg, "use_conv_bias", true)?,
-    })
+    Ok(c)
 }
 
 /// Mamba mixers only support SiLU.

@@ -1,8 +1,8 @@
 //! `Mamba2ForCausalLM` checkpoints.
 
-use super::common::{dims, float, hparams, require_family};
-use super::mamba1::{check_silu, MambaLayout};
-use super::{get_bool, get_u32, ConvertError, Plan};
+use super::common::{dims, hparams, require_family};
+use super::mamba1::{check_silu, mamba_config, MambaLayout};
+use super::{get_u32, ConvertError, Plan};
 use eddy::arch::Architecture;
 use eddy::mamba2::{tensor_schema, Mamba2Config};
 use serde_json::Value;
@@ -40,19 +40,7 @@ pub fn mamba2_config(cfg: &Value) -> Result<Mamba2Config, ConvertError> {
             });
         }
     }
-    let [vocab_size, d_model, n_layer, d_state, d_conv, n_heads, _, n_groups] = dims(
-        cfg,
-        [
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "state_size",
-            "conv_kernel",
-            "num_heads",
-            "head_dim",
-            "n_groups",
-        ],
-    )?;
+    let [n_heads, _, n_groups] = dims(cfg, ["num_heads", "head_dim", "n_groups"])?;
     if n_heads % n_groups != 0 {
         return Err(ConvertError::ConfigValue {
             key: "n_groups",
@@ -60,20 +48,7 @@ pub fn mamba2_config(cfg: &Value) -> Result<Mamba2Config, ConvertError> {
             why: "must divide num_heads",
         });
     }
-    Ok(Mamba2Config {
-        vocab_size,
-        d_model,
-        n_layer,
-        d_state,
-        d_conv,
-        d_inner,
-        n_heads,
-        n_groups,
-        norm_eps: float(cfg, "layer_norm_epsilon", 1e-5) as f32,
-        tied_embeddings: get_bool(cfg, "tie_word_embeddings", false)?,
-        proj_bias: get_bool(cfg, "use_bias", false)?,
-        conv_bias: get_bool(cfg, "use_conv_bias", true)?,
-    })
+    Ok(mamba_config!(cfg, Mamba2Config { d_inner, n_heads, n_groups }, tied_default = false))
 }
 
 pub(super) fn plan(cfg: &Value) -> Result<Plan, ConvertError> {
