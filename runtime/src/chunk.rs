@@ -41,8 +41,9 @@ pub(crate) fn by_channel_blocks(
 
 /// Copy channel blocks (`blocked`: block `i` of `block` channels at `i *
 /// tokens * block`, token-major, the last one possibly narrower) into
-/// `out`, `[tokens, channels]`.
-fn unblock_channels(blocked: &[f32], out: &mut [f32], tokens: usize, block: usize) {
+/// `out`, `[tokens, channels]`. Also the head blocks' gather
+/// (`families/head_blocks.rs`), a block being its heads' outputs.
+pub(crate) fn unblock_channels(blocked: &[f32], out: &mut [f32], tokens: usize, block: usize) {
     let channels = out.len() / tokens.max(1);
     for (b, out_block) in blocked.chunks(tokens * block).enumerate() {
         let (c0, wb) = (b * block, out_block.len() / tokens.max(1));

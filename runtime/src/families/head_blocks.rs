@@ -92,13 +92,7 @@ pub(crate) fn run_heads(
         },
     );
     // Block `i` holds `[tokens, count * out_width]`: back to token rows.
-    for (i, o) in blocked.chunks(tokens * per_block * out_width).enumerate() {
-        let block_width = o.len() / tokens.max(1);
-        for (t, row) in o.chunks_exact(block_width.max(1)).enumerate() {
-            let at = t * width + i * per_block * out_width;
-            out[at..at + block_width].copy_from_slice(row);
-        }
-    }
+    crate::chunk::unblock_channels(blocked, &mut out[..tokens * width], tokens, per_block * out_width);
 }
 
 #[cfg(all(test, feature = "threads"))]
