@@ -35,9 +35,18 @@ pub(super) trait Codes {
     /// Σ w·act over one group as eight i32 lanes; `acts` points at the
     /// group's `GROUP` permuted activations.
     unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i;
+
+    /// [`Codes::dot`] of [`Codes::unpack`]: the same lanes, where a format
+    /// may compute them from the packed codes with fewer instructions.
+    #[inline(always)]
+    unsafe fn dot_packed(codes: *const u8, acts: *const i8) -> __m256i {
+        // SAFETY (caller): as for `unpack` and `dot`.
+        Self::dot(&Self::unpack(codes), acts)
+    }
 }
 
-/// W2 codes; groups of 64 or more unpack 64 codes per 16-byte load.
+/// W2 codes; groups of a multiple of 128 unpack 128 codes per 32-byte
+/// load, other multiples of 64 64 codes per 16-byte load.
 pub(super) struct W2<const G: usize>;
 /// W4 codes, 32 per 16-byte load.
 pub(super) struct W4<const G: usize>;
@@ -68,7 +77,20 @@ impl<const G: usize> Codes for W2<G> {
     unsafe fn unpack(codes: *const u8) -> Unpacked {
         let mut w = [_mm256_setzero_si256(); MAX_BLOCKS];
         let mask = _mm256_set1_epi8(3);
-        if G % 64 == 0 {
+        if G % 128 == 0 {
+            // Byte j of a 128-code unit holds codes 4j..4j + 4 (code 4j + k
+            // in bits 2k): block 4u + k is byte j's bits 2k, 2k + 1, i.e.
+            // lane j holds code 4j + k. (16-bit shifts: the mask drops the
+            // bits shifted in from the neighbouring byte.)
+            for u in 0..G / 128 {
+                // SAFETY (caller): the group's `G / 4` code bytes are readable.
+                let c = _mm256_loadu_si256(codes.add(32 * u) as *const __m256i);
+                w[4 * u] = _mm256_and_si256(c, mask);
+                w[4 * u + 1] = _mm256_and_si256(_mm256_srli_epi16::<2>(c), mask);
+                w[4 * u + 2] = _mm256_and_si256(_mm256_srli_epi16::<4>(c), mask);
+                w[4 * u + 3] = _mm256_and_si256(_mm256_srli_epi16::<6>(c), mask);
+            }
+        } else if G % 64 == 0 {
             // 16 bytes in both halves; halves shifted by (0, 2) and (4, 6):
             // lane i of block 2u is code 4i (i < 16) or 4(i-16)+1, of block
             // 2u+1 code 4i+2 or 4(i-16)+3, within the 64-code unit u.
@@ -95,6 +117,40 @@ impl<const G: usize> Codes for W2<G> {
     #[inline(always)]
     unsafe fn dot(w: &Unpacked, acts: *const i8) -> __m256i {
         dot_small_codes(w, acts, Self::BLOCKS)
+    }
+
+    #[inline(always)]
+    unsafe fn dot_packed(codes: *const u8, acts: *const i8) -> __m256i {
+        if G % 128 != 0 {
+            // SAFETY (caller): as for `unpack` and `dot`.
+            return Self::dot(&Self::unpack(codes), acts);
+        }
+        // Codes 4j and 4j + 2 (bits 0-1 of byte j and of byte j >> 4)
+        // multiply as they are; codes 4j + 1 and 4j + 3 (bits 2-3) as
+        // four times themselves, which saves two shifts per unit. A
+        // pair sum is at most 2·3·127 = 762, four times that 3048; two
+        // of each (1524, 6096) and then the group's units (G <= 256:
+        // 2 · (1524 + 1524) = 6096) stay in i16, and the `4 c` sums are
+        // exact multiples of 4, so `>> 2` is exact.
+        let (low2, high2) = (_mm256_set1_epi8(0x03), _mm256_set1_epi8(0x0c));
+        let mut acc16 = _mm256_setzero_si256();
+        for u in 0..G / 128 {
+            // SAFETY (caller): the group's `G / 4` code bytes and `G`
+            // activations are readable.
+            let c = _mm256_loadu_si256(codes.add(32 * u) as *const __m256i);
+            let h = _mm256_srli_epi16::<4>(c);
+            let x = |k: usize| _mm256_loadu_si256(acts.add(128 * u + 32 * k) as *const __m256i);
+            let ones = _mm256_add_epi16(
+                _mm256_maddubs_epi16(_mm256_and_si256(c, low2), x(0)),
+                _mm256_maddubs_epi16(_mm256_and_si256(h, low2), x(2)),
+            );
+            let fours = _mm256_add_epi16(
+                _mm256_maddubs_epi16(_mm256_and_si256(c, high2), x(1)),
+                _mm256_maddubs_epi16(_mm256_and_si256(h, high2), x(3)),
+            );
+            acc16 = _mm256_add_epi16(acc16, _mm256_add_epi16(ones, _mm256_srai_epi16::<2>(fours)));
+        }
+        _mm256_madd_epi16(acc16, _mm256_set1_epi16(1))
     }
 }
 
