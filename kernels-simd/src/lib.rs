@@ -68,6 +68,7 @@ macro_rules! vector_set {
             causal_conv_tokens: causal_conv::causal_conv_tokens,
             rg_lru: rg_lru::rg_lru,
             wkv: wkv::wkv,
+            silu_mul: silu_mul::silu_mul,
             ..SCALAR
         }
     };
@@ -409,6 +410,8 @@ pub struct Kernels {
     pub gru_gates: GruGates,
     /// LSTM cell gates.
     pub lstm_gates: LstmGates,
+    /// `silu(gate) * up` of a SiLU-gated MLP (LFM2).
+    pub silu_mul: reference::SiluMul,
 }
 
 impl core::fmt::Debug for Kernels {
@@ -451,6 +454,7 @@ pub const SCALAR: Kernels = Kernels {
     wkv: reference::wkv,
     gru_gates: reference::gru_gates,
     lstm_gates: reference::lstm_gates,
+    silu_mul: reference::silu_mul,
 };
 
 #[cfg(target_arch = "x86_64")]

@@ -249,6 +249,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
         wkv,
         gru_gates,
         lstm_gates,
+        silu_mul,
     } = *k;
     vec![
         ("available", available as usize),
@@ -275,6 +276,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
         ("wkv", wkv as usize),
         ("gru_gates", gru_gates as usize),
         ("lstm_gates", lstm_gates as usize),
+        ("silu_mul", silu_mul as usize),
     ]
 }
 
@@ -302,6 +304,7 @@ const AVX2_OPERATIONS: &[&str] = &[
     "causal_conv_tokens",
     "rg_lru",
     "wkv",
+    "silu_mul",
 ];
 
 /// The operations of NEON that have SIMD versions: AVX2's without the CPU
@@ -509,6 +512,44 @@ fn multi_token_conv_silu_equals_one_token_calls() {
                     format!("{} channels {channels} width {width} tokens {tokens} bias {with_bias}", k.name);
                 assert_eq!(bits(&got), bits(&want), "out: {what}");
                 assert_eq!(bits(&got_win), bits(&want_win), "window: {what}");
+            }
+        }
+    }
+}
+
+/// `silu(gate) * up` of every set against the reference, bit for bit:
+/// lengths with ragged tails for 4- and 8-lane vectors and 32-value
+/// steps, `up` shorter or longer than `gate`, the exp's clamp range
+/// (|gate| up to 200) and non-finite values.
+#[test]
+fn silu_mul_is_bit_exact() {
+    let mut rng = Rng(41);
+    for k in compiled().iter().filter(|k| supported(k)) {
+        for (len, up_len) in [
+            (0, 0),
+            (1, 1),
+            (7, 7),
+            (8, 8),
+            (13, 13),
+            (31, 31),
+            (33, 33),
+            (4608, 4608),
+            (4611, 4611),
+            (37, 30),
+            (21, 40),
+        ] {
+            for scale in [1.0, 12.0, 200.0] {
+                let mut gate = rng.vec(len, scale);
+                if len > 5 {
+                    gate[1] = f32::NAN;
+                    gate[3] = f32::INFINITY;
+                    gate[5] = f32::NEG_INFINITY;
+                }
+                let up = rng.vec(up_len, 3.0);
+                let (mut want, mut got) = (gate.clone(), gate);
+                eddy_kernels::reference::silu_mul(&mut want, &up);
+                (k.silu_mul)(&mut got, &up);
+                assert_eq!(bits(&got), bits(&want), "{} len {len} up {up_len} scale {scale}", k.name);
             }
         }
     }

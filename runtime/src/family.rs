@@ -538,13 +538,13 @@ impl GatedMlp<'_> {
         let normed = &rows.normed[..m];
         rc.project(&self.gate, normed, &mut rows.gate[..f], n);
         rc.project(&self.up, normed, &mut rows.up[..f], n);
-        let act = match self.act {
-            GateActivation::Silu => crate::ops::silu,
-            GateActivation::GeluTanh => crate::ops::gelu_tanh,
-        };
-        let gate_rows = |gate: &mut [f32], up: &mut [f32]| {
-            for (g, u) in gate.iter_mut().zip(&*up) {
-                *g = act(*g) * *u;
+        let (act, silu_mul) = (self.act, rc.cx.kernels.silu_mul);
+        let gate_rows = |gate: &mut [f32], up: &mut [f32]| match act {
+            GateActivation::Silu => silu_mul(gate, up),
+            GateActivation::GeluTanh => {
+                for (g, u) in gate.iter_mut().zip(&*up) {
+                    *g = crate::ops::gelu_tanh(*g) * *u;
+                }
             }
         };
         let workers = rc.cx.workers;

@@ -39,6 +39,7 @@ mod matvec;
 mod rg_lru;
 mod scan;
 mod scan_heads;
+mod silu_mul;
 mod state_lanes;
 mod token_lanes;
 mod wkv;

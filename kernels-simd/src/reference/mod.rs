@@ -14,6 +14,7 @@ mod gated_outer_product;
 mod generalized_delta_rule;
 mod rg_lru;
 mod rnn_gates;
+mod silu_mul;
 mod wkv;
 
 pub use causal_conv::{causal_conv, causal_conv_tokens, CausalConv, CausalConvTokens, ConvWeights};
@@ -29,6 +30,7 @@ pub use gated_outer_product::{gated_outer_product, GatedOuterProduct, GatedOuter
 pub use generalized_delta_rule::{generalized_delta_rule, GeneralizedDeltaRule, GeneralizedDeltaRuleArgs};
 pub use rg_lru::{rg_lru, RgLru, RgLruArgs};
 pub use rnn_gates::{gru_gates, lstm_gates, GruGates, LstmGates};
+pub use silu_mul::{silu_mul, SiluMul};
 pub use wkv::{wkv, Wkv, WkvArgs};
 // Shared by the vector versions (x86, aarch64) only.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]

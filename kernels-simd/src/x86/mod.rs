@@ -23,6 +23,7 @@ mod rg_lru;
 pub mod scan;
 mod scan_heads;
 mod scan_tokens;
+mod silu_mul;
 mod state_lanes;
 mod token_lanes;
 pub mod vnni;
