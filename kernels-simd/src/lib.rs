@@ -32,6 +32,7 @@
 //! | `scan.rs` (+ `scan_tokens.rs`) | selective scan | ✓ | ✓ | | ✓ |
 //! | `conv.rs` (+ `conv_tokens.rs`) | causal convolution + SiLU | ✓ | ✓ | | ✓ |
 //! | `scan_heads.rs` | per-head diagonal scan (Mamba-2), one token and a chunk | ✓ | ✓ | | |
+//! | `silu_mul.rs` | `silu(gate) * up` of a SiLU-gated MLP | ✓ | ✓ | | |
 //!
 //! `x86/vnni.rs` holds the `avx512-vnni` set's dot-product codes, which
 //! run through the AVX2 row loops. Loops shared across ISAs are written
@@ -52,7 +53,7 @@ extern crate std;
 /// A vector kernel set of an ISA folder (x86, aarch64): the given fields,
 /// then the recurrences every such folder implements under the shared file
 /// names (`scan_heads`, `gated_outer_product`, `delta_rule`,
-/// `generalized_delta_rule`, `causal_conv`, `rg_lru`, `wkv`), then the
+/// `generalized_delta_rule`, `causal_conv`, `rg_lru`, `wkv`, `silu_mul`), then the
 /// reference for the rest. Written once so the folders cannot drift apart.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 macro_rules! vector_set {
