@@ -230,7 +230,9 @@ fn multi_token_scans_equal_the_reference_token_by_token() {
     for k in sets() {
         for shape in SHAPES {
             let (heads, hd, ds, hpg) = shape;
-            for tokens in [1, 2, 9] {
+            // Every length up to one past the kernels' token blocks, and
+            // a prefill chunk of 64 (several whole blocks).
+            for tokens in (1..=17).chain([64]) {
                 let chunk = Chunk::random(&mut rng, shape, tokens);
                 let p = Params::random(&mut rng, heads);
                 // Every head, then (as a worker's block) the heads of the
@@ -267,6 +269,39 @@ fn multi_token_scan_with_short_rows_equals_the_reference() {
             let reference = |s: &mut [f32], y: &mut [f32]| diagonal_scan_heads_tokens(&args, s, y);
             let kernel = |s: &mut [f32], y: &mut [f32]| (k.diagonal_scan_heads_tokens)(&args, s, y);
             check_same(&format!("{} y {y_len}", k.name), &mut state0.clone(), y_len, &reference, &kernel);
+        }
+    }
+}
+
+#[test]
+fn multi_token_scan_handles_non_finite_inputs_like_the_reference() {
+    let mut rng = Rng(17);
+    // Mamba-2's head size, and a ragged one with a state tile remainder.
+    // One source of NaN per head (head 0 its state, head 1 its dt, head 2
+    // its x), as in the one-token test: where an input NaN meets one an
+    // operation made, x86 keeps the first operand's payload, and the
+    // compiler may swap the operands of the reference's additions and
+    // multiplications as well as the kernels'.
+    for shape in [(3, 64, 128, 3), (3, 13, 72, 1)] {
+        let (heads, hd, ds, hpg) = shape;
+        let tokens = 19;
+        let mut chunk = Chunk::random(&mut rng, shape, tokens);
+        let p = Params::random(&mut rng, heads);
+        let (pw, cw, c_at) = (chunk.proj_width, chunk.conv_width, chunk.b_at + heads.div_ceil(hpg) * ds);
+        chunk.proj[3 * pw + chunk.dt_at + 1] = f32::NAN;
+        chunk.proj[5 * pw + chunk.dt_at + 1] = f32::INFINITY;
+        chunk.proj[7 * pw + chunk.dt_at + 1] = f32::NEG_INFINITY;
+        chunk.conv[2 * cw + 2 * hd + 3] = f32::NAN;
+        chunk.conv[11 * cw + c_at + 5] = f32::INFINITY;
+        chunk.conv[17 * cw + chunk.b_at + 9] = f32::NEG_INFINITY;
+        let mut state = rng.vec(heads * hd * ds, 1.0);
+        state[77] = f32::NAN;
+        for k in sets() {
+            let args = chunk.args(&p, shape, 0, heads, tokens);
+            let reference = |s: &mut [f32], y: &mut [f32]| diagonal_scan_heads_tokens(&args, s, y);
+            let kernel = |s: &mut [f32], y: &mut [f32]| (k.diagonal_scan_heads_tokens)(&args, s, y);
+            let what = format!("{} shape {shape:?}", k.name);
+            check_same(&what, &mut state.clone(), tokens * heads * hd, &reference, &kernel);
         }
     }
 }

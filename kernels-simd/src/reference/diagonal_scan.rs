@@ -280,3 +280,76 @@ pub(crate) fn each_head_token(
         }
     }
 }
+
+/// One head over every token of a chunk as the SIMD kernels take it
+/// (their register-tiled form, which keeps a tile of the state in
+/// registers across tokens).
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+pub(crate) struct HeadChunk<'x> {
+    /// `A` of the head (the decay rate).
+    pub a: f32,
+    /// `D` of the head.
+    pub d: f32,
+    /// Time-step bias of the head.
+    pub dt_bias: f32,
+    /// The head's time step first in each token's row.
+    pub dt: TokenRows<'x>,
+    /// The head's `x` (`head_dim` values) first in each token's row.
+    pub x: TokenRows<'x>,
+    /// The group's B (`d_state` values) first in each token's row.
+    pub b: TokenRows<'x>,
+    /// The group's C (`d_state` values) first in each token's row.
+    pub c: TokenRows<'x>,
+    /// Distance between two tokens' outputs (the channels of every head).
+    pub y_stride: usize,
+    /// Channels of the head.
+    pub head_dim: usize,
+    /// State size per channel.
+    pub d_state: usize,
+    /// Tokens, in order.
+    pub tokens: usize,
+}
+
+impl HeadChunk<'_> {
+    /// Token `t`'s `(dt, decay)`, see [`HeadScanArgs::step`].
+    #[inline]
+    pub fn step(&self, t: usize) -> (f32, f32) {
+        head_step(self.dt.data[t * self.dt.stride], self.dt_bias, self.a)
+    }
+}
+
+/// `head(chunk, state, y)` for every head of `args` in order, with the
+/// head's `[head_dim, d_state]` state and the outputs from its first
+/// channel on (token `t`'s at `t * y_stride`). The caller checked
+/// `args.complete(state, y)`, so every row the head reads and every
+/// output it writes is in bounds.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+pub(crate) fn each_head_chunk<'x>(
+    args: &HeadScanTokens<'x>,
+    state: &mut [f32],
+    y: &mut [f32],
+    mut head: impl FnMut(&HeadChunk<'x>, &mut [f32], &mut [f32]),
+) {
+    let (hd, ds) = (args.head_dim, args.d_state);
+    let channels = args.heads() * hd;
+    let from = |rows: TokenRows<'x>, at: usize| -> TokenRows<'x> {
+        TokenRows { data: &rows.data[at.min(rows.data.len())..], ..rows }
+    };
+    for h in 0..args.heads() {
+        let (g, ch) = (h / args.heads_per_group.max(1), h * hd);
+        let chunk = HeadChunk {
+            a: args.a[h],
+            d: args.d[h],
+            dt_bias: args.dt_bias[h],
+            dt: from(args.dt, h),
+            x: from(args.x, ch),
+            b: from(args.b, g * ds),
+            c: from(args.c, g * ds),
+            y_stride: channels,
+            head_dim: hd,
+            d_state: ds,
+            tokens: args.tokens,
+        };
+        head(&chunk, &mut state[ch * ds..(ch + hd) * ds], &mut y[ch..]);
+    }
+}

@@ -25,7 +25,9 @@ pub use diagonal_scan::{
 };
 // Shared by the vector versions (x86, aarch64) only.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
-pub(crate) use diagonal_scan::{each_head, each_head_token, scan_channel, HeadStep};
+pub(crate) use diagonal_scan::{
+    each_head, each_head_chunk, each_head_token, scan_channel, HeadChunk, HeadStep,
+};
 pub use gated_outer_product::{gated_outer_product, GatedOuterProduct, GatedOuterProductArgs};
 pub use generalized_delta_rule::{generalized_delta_rule, GeneralizedDeltaRule, GeneralizedDeltaRuleArgs};
 pub use rg_lru::{rg_lru, RgLru, RgLruArgs};

@@ -16,7 +16,7 @@ use crate::chunk::{by_channel_blocks, conv_silu_chunk, BLOCK_CHANNELS};
 use crate::family::{layer_major_family, scratch_rows, Compute, ProductScratch, RmsHead, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
-use crate::ops::{add_assign, gated_group_rms_norm, rms_norm_rows};
+use crate::ops::{add_assign, gated_group_rms_norm_rows, rms_norm_rows};
 use crate::schema::{dim, epsilon, flag, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM};
 use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
 use eddy_kernels::{ConvWeights, HeadScanTokens, TokenRows};
@@ -295,14 +295,12 @@ impl<'a> Mamba2<'a> {
             }
         }
         let group = d.di / self.config.n_groups as usize;
-        let z = TokenRows { data: proj, stride: d.proj };
         let eps = self.config.norm_eps;
         // Rows are independent: a few tokens per job when there are many.
         let rows_per_job = n.div_ceil(4 * cx.workers.count()).max(1);
         cx.workers.for_chunks(y, rows_per_job * d.di, &mut [], |i, ys, _| {
-            for (k, yt) in ys.chunks_exact_mut(d.di).enumerate() {
-                gated_group_rms_norm(yt, z.row(i * rows_per_job + k, d.di), w.gate_norm, group, eps);
-            }
+            let z = TokenRows { data: &proj[(i * rows_per_job * d.proj).min(proj.len())..], stride: d.proj };
+            gated_group_rms_norm_rows(ys, z, w.gate_norm, group, eps);
         });
     }
 }
