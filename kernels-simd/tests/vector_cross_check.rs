@@ -302,6 +302,8 @@ const AVX2_OPERATIONS: &[&str] = &[
     "causal_conv_tokens",
     "rg_lru",
     "wkv",
+    "gru_gates",
+    "lstm_gates",
 ];
 
 /// The operations of NEON that have SIMD versions: AVX2's without the CPU
