@@ -19,6 +19,8 @@ mod head_blocks;
 pub mod hybrid;
 #[cfg(any(feature = "gla", feature = "gated-deltanet"))]
 mod mixer_layers;
+#[cfg(any(feature = "gla", feature = "gated-deltanet", feature = "rwkv7"))]
+mod step_products;
 
 /// Generates everything that lists families from the table it is invoked
 /// with. `$d` is a literal `$`, which the generated macros need for their
