@@ -2,7 +2,8 @@
 //!
 //! One module per family (and [`hybrid`], what the hybrids with attention
 //! layers share; `head_blocks`, the per-head recurrences' chunk runner;
-//! `mixer_layers`, the layer stack of GLA and Gated DeltaNet).
+//! `mixer_layers`, the layer stack of GLA and Gated DeltaNet;
+//! `step_products`, a step's independent products in one hand-off).
 //! The [`families!`] table below is the only list of families in the
 //! runtime: it declares the modules, defines
 //! [`Architecture`] (file codes, names, cargo features, Hugging Face
