@@ -53,8 +53,8 @@ extern crate std;
 /// A vector kernel set of an ISA folder (x86, aarch64): the given fields,
 /// then the recurrences every such folder implements under the shared file
 /// names (`scan_heads`, `gated_outer_product`, `delta_rule`,
-/// `generalized_delta_rule`, `causal_conv`, `rg_lru`, `wkv`, `silu_mul`), then the
-/// reference for the rest. Written once so the folders cannot drift apart.
+/// `generalized_delta_rule`, `causal_conv`, `rg_lru`, `wkv`, `silu_mul`,
+/// `rnn_gates`), then the reference for the rest. Written once so the folders cannot drift apart.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 macro_rules! vector_set {
     ($($field:ident $(: $value:expr)?),* $(,)?) => {
@@ -70,6 +70,8 @@ macro_rules! vector_set {
             rg_lru: rg_lru::rg_lru,
             wkv: wkv::wkv,
             silu_mul: silu_mul::silu_mul,
+            gru_gates: rnn_gates::gru_gates,
+            lstm_gates: rnn_gates::lstm_gates,
             ..SCALAR
         }
     };
@@ -89,6 +91,8 @@ mod kv_pass;
 mod linear_attention_pass;
 pub mod math;
 pub mod reference;
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+mod rnn_gates_pass;
 pub mod scalar;
 pub mod vector;
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]

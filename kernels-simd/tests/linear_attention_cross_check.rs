@@ -2,7 +2,7 @@
 //! supports against the scalar reference (`SCALAR`), bit for bit: several
 //! tokens from the same state, head widths that leave ragged tails for
 //! eight- and four-lane vectors, buffers shorter than the heads claim, and
-//! non-finite values.
+//! non-finite values; the GRU/LSTM gates at widths with ragged tails.
 
 use eddy_kernels::{
     compiled, supported, DeltaRuleArgs, GatedOuterProductArgs, GeneralizedDeltaRuleArgs, Kernels, WkvArgs,
@@ -304,6 +304,70 @@ fn wkv_handles_non_finite_values_and_signed_zeros_like_the_reference() {
             (k.wkv)(&args, &mut got_state, &mut got);
             assert_eq!(key(&got), key(&want), "{} wkv specials step {step}: output", k.name);
             assert_eq!(key(&got_state), key(&want_state), "{} wkv specials step {step}: state", k.name);
+        }
+    }
+}
+
+#[test]
+fn rnn_gates_are_bit_exact() {
+    let mut rng = Rng(26);
+    for k in sets() {
+        // Hidden widths with ragged tails (gru-50m and lstm-50m have 1024).
+        for hidden in [1024usize, 1023, 37, 8, 7, 1, 0, 19] {
+            for lstm in [false, true] {
+                let (gates, words) = if lstm { (4, 2 * hidden) } else { (3, hidden) };
+                for short in [false, true] {
+                    // Short: `gi` one value too short, the call leaves the state.
+                    let len = (gates * hidden).saturating_sub(short as usize);
+                    let what = format!(
+                        "{} {} hidden {hidden} short {short}",
+                        k.name,
+                        ["gru", "lstm"][lstm as usize]
+                    );
+                    let mut want = rng.vec(words, 3.0);
+                    let mut got = want.clone();
+                    for step in 0..4 {
+                        // Scales up to 12: saturated gates and tanh too.
+                        let (gi, gh) = (rng.vec(len, 4.0 * (step + 1) as f32), rng.vec(gates * hidden, 2.0));
+                        if lstm {
+                            (SCALAR.lstm_gates)(&gi, &gh, &mut want);
+                            (k.lstm_gates)(&gi, &gh, &mut got);
+                        } else {
+                            (SCALAR.gru_gates)(&gi, &gh, &mut want);
+                            (k.gru_gates)(&gi, &gh, &mut got);
+                        }
+                        assert_eq!(bits(&got), bits(&want), "{what} step {step}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rnn_gates_handle_non_finite_values_like_the_reference() {
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e38, -1e38, 100.0, -100.0, 0.5];
+    // NaNs compared as NaNs (their signs follow the compiler's operand order).
+    let key =
+        |v: &[f32]| v.iter().map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() }).collect::<Vec<_>>();
+    for k in sets() {
+        // Every special in every gate, across 8-lane blocks and a tail.
+        let hidden = specials.len() * 2 + 3;
+        for lstm in [false, true] {
+            let gates = if lstm { 4 } else { 3 };
+            let gi: Vec<f32> = (0..gates * hidden).map(|i| specials[i % specials.len()]).collect();
+            let gh: Vec<f32> = (0..gates * hidden).map(|i| specials[(i / 3) % specials.len()]).collect();
+            let mut want: Vec<f32> =
+                (0..hidden * (1 + lstm as usize)).map(|i| specials[(i * 7) % specials.len()]).collect();
+            let mut got = want.clone();
+            if lstm {
+                (SCALAR.lstm_gates)(&gi, &gh, &mut want);
+                (k.lstm_gates)(&gi, &gh, &mut got);
+            } else {
+                (SCALAR.gru_gates)(&gi, &gh, &mut want);
+                (k.gru_gates)(&gi, &gh, &mut got);
+            }
+            assert_eq!(key(&got), key(&want), "{} lstm {lstm}: specials", k.name);
         }
     }
 }

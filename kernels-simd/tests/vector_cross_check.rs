@@ -305,6 +305,8 @@ const AVX2_OPERATIONS: &[&str] = &[
     "rg_lru",
     "wkv",
     "silu_mul",
+    "gru_gates",
+    "lstm_gates",
 ];
 
 /// The operations of NEON that have SIMD versions: AVX2's without the CPU

@@ -37,6 +37,7 @@ mod matmat;
 mod matmat_neon;
 mod matvec;
 mod rg_lru;
+mod rnn_gates;
 mod scan;
 mod scan_heads;
 mod silu_mul;

@@ -31,11 +31,12 @@ pub(crate) use diagonal_scan::{
 pub use gated_outer_product::{gated_outer_product, GatedOuterProduct, GatedOuterProductArgs};
 pub use generalized_delta_rule::{generalized_delta_rule, GeneralizedDeltaRule, GeneralizedDeltaRuleArgs};
 pub use rg_lru::{rg_lru, RgLru, RgLruArgs};
-pub use rnn_gates::{gru_gates, lstm_gates, GruGates, LstmGates};
+pub use rnn_gates::{gru_gates, lstm_gates, tanh_by_exp, GruGates, LstmGates};
 pub use silu_mul::{silu_mul, SiluMul};
 pub use wkv::{wkv, Wkv, WkvArgs};
 // Shared by the vector versions (x86, aarch64) only.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
 pub(crate) use {
     causal_conv::conv_as_one_token, causal_conv::conv_tokens_by_blocks, rg_lru::rg_lru_by_blocks,
+    rnn_gates::gru_channel, rnn_gates::lstm_channel,
 };

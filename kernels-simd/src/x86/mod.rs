@@ -20,6 +20,7 @@ pub mod kv;
 pub mod matmat;
 pub mod matvec;
 mod rg_lru;
+mod rnn_gates;
 pub mod scan;
 mod scan_heads;
 mod scan_tokens;

@@ -16,6 +16,7 @@ use crate::arch::HParam;
 use crate::error::ModelError;
 use super::head_blocks::{run_heads, HeadRecurrence};
 use crate::family::{layer_major_family, scratch_rows, Compute, ProductScratch, RmsHead, RunCtx};
+use super::step_products::{self, Product};
 use super::mixer_layers::{run_stack, swiglu_mlp, LayerFrame, StackAccess, StackDims, StackRows};
 use crate::family::GatedMlp;
 use crate::file::EddyFile;
@@ -122,7 +123,7 @@ impl GlaConfig {
     /// Scratch sizes for `n` tokens: residual, normed, q, k, v, g, gate
     /// hidden, gate, core, out, mlp gate, mlp up, logits rows, the heads'
     /// staged outputs, activations.
-    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 15] {
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 16] {
         let d = self.dims();
         let rows = |w: usize| n.checked_mul(w);
         [
@@ -140,6 +141,7 @@ impl GlaConfig {
             rows(d.ff),
             logit_rows.checked_mul(d.v),
             rows(d.vd),
+            Some(step_products::scratch_words(d.max_cols)),
             ProductScratch::words(d.max_cols, n),
         ]
     }
@@ -176,6 +178,11 @@ pub fn tensor_schema(c: &GlaConfig, visit: &mut dyn FnMut(TensorSpec)) {
 
 const PER_LAYER: u32 = 14;
 
+/// The gate LoRA has no activation between its matrices.
+fn identity(v: f32) -> f32 {
+    v
+}
+
 struct LayerWeights<'a> {
     attn_norm: &'a [f32],
     q: Linear<'a>,
@@ -191,7 +198,7 @@ struct LayerWeights<'a> {
 
 scratch_rows! {
     /// Per-token vectors of a chunk, `n` rows each (1 for a step).
-    Rows { x, normed, q, k, v, g, hidden, gk, core, out, mlp_gate, mlp_up, logits, blocked }
+    Rows { x, normed, q, k, v, g, hidden, gk, core, out, mlp_gate, mlp_up, logits, blocked, products }
 }
 
 impl<'a> Gla<'a> {
@@ -261,17 +268,18 @@ impl<'a> Gla<'a> {
     /// chunk's `n` normed rows, into the `core` rows.
     fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, rc: &mut RunCtx<'_, '_, '_>) {
         let d = self.config.dims();
-        let normed = &r.normed[..n * d.dm];
-        for (l, out, width) in [
-            (&w.q, &mut *r.q, d.kd),
-            (&w.k, &mut *r.k, d.kd),
-            (&w.v, &mut *r.v, d.vd),
-            (&w.g, &mut *r.g, d.vd),
-            (&w.gk_down, &mut *r.hidden, d.rank),
-        ] {
-            rc.project(l, normed, &mut out[..n * width], n);
-        }
-        rc.project(&w.gk_up, &r.hidden[..n * d.rank], &mut r.gk[..n * d.kd], n);
+        let x = &r.normed[..n * d.dm];
+        let (kd, vd) = (n * d.kd, n * d.vd);
+        // Independent products of the same rows: one hand-off for a step.
+        let gk_up = Some((identity as fn(f32) -> f32, &w.gk_up, &mut r.gk[..kd]));
+        let products = [
+            Product { l: &w.q, x, y: &mut r.q[..kd], then: None },
+            Product { l: &w.k, x, y: &mut r.k[..kd], then: None },
+            Product { l: &w.v, x, y: &mut r.v[..vd], then: None },
+            Product { l: &w.g, x, y: &mut r.g[..vd], then: None },
+            Product { l: &w.gk_down, x, y: &mut r.hidden[..n * d.rank], then: gk_up },
+        ];
+        step_products::run_products(products, n, (&mut *r.products, d.max_cols), rc);
         self.recur(w, layer, r, n, rc.cx);
     }
 

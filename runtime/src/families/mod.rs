@@ -2,7 +2,8 @@
 //!
 //! One module per family (and [`hybrid`], what the hybrids with attention
 //! layers share; `head_blocks`, the per-head recurrences' chunk runner;
-//! `mixer_layers`, the layer stack of GLA and Gated DeltaNet).
+//! `mixer_layers`, the layer stack of GLA and Gated DeltaNet;
+//! `step_products`, a step's independent products in one hand-off).
 //! The [`families!`] table below is the only list of families in the
 //! runtime: it declares the modules, defines
 //! [`Architecture`] (file codes, names, cargo features, Hugging Face
@@ -19,6 +20,8 @@ mod head_blocks;
 pub mod hybrid;
 #[cfg(any(feature = "gla", feature = "gated-deltanet"))]
 mod mixer_layers;
+#[cfg(any(feature = "gla", feature = "gated-deltanet", feature = "rwkv7"))]
+mod step_products;
 
 /// Generates everything that lists families from the table it is invoked
 /// with. `$d` is a literal `$`, which the generated macros need for their

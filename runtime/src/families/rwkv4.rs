@@ -8,13 +8,14 @@
 //! `max = -1e38` start (the pair represents the same sums). Checkpoints
 //! saved with `rescale_every` (transformers halves the residual every N
 //! layers at inference) are run unscaled: the same model up to LayerNorm's
-//! epsilon. Prefill batches every projection over the chunk; only the WKV
-//! recurrence runs token by token.
+//! epsilon. Prefill batches every projection over the chunk; the WKV
+//! recurrence runs blocks of channels over the whole chunk on the workers
+//! (channels are independent), token by token within a block.
 
 use core::ops::Range;
 use crate::arch::HParam;
 use crate::error::ModelError;
-use crate::family::{layer_major_family, scratch_rows, ProductScratch, RunCtx};
+use crate::family::{layer_major_family, scratch_rows, Compute, ProductScratch, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
 use crate::ops::{add_assign, layer_norm, sigmoid};
@@ -231,6 +232,75 @@ fn norm_and_shift(
     last.copy_from_slice(&normed[(n - 1) * dm..n * dm]);
 }
 
+/// A chunk's WKV inputs, `[tokens, d_model]` rows, and the layer's
+/// per-channel bonus and decay.
+struct WkvTokens<'x> {
+    k: &'x [f32],
+    v: &'x [f32],
+    r: &'x [f32],
+    first: &'x [f32],
+    decay: &'x [f32],
+}
+
+impl WkvTokens<'_> {
+    /// Channels `c0..c0 + width` of every token through the kernel set's
+    /// WKV: `state` is their `(num, den, max)` rows (`3 * width`), `out`
+    /// `[tokens, width]`.
+    fn run(&self, (c0, width): (usize, usize), state: &mut [f32], out: &mut [f32], cx: Compute<'_>) {
+        let dm = self.first.len();
+        for (t, o) in out.chunks_exact_mut(width.max(1)).enumerate() {
+            let s = t * dm + c0..t * dm + c0 + width;
+            let args = WkvArgs {
+                k: &self.k[s.clone()],
+                v: &self.v[s.clone()],
+                r: &self.r[s],
+                first: &self.first[c0..c0 + width],
+                decay: &self.decay[c0..c0 + width],
+            };
+            (cx.kernels.wkv)(&args, state, o);
+        }
+    }
+}
+
+/// The WKV of a chunk into `out` (`[tokens, d_model]`), `state` the
+/// layer's `(num, den, max)` rows. With several workers and at least
+/// three tokens, blocks of channels run every token on the workers: the
+/// state is regrouped block by block into `scratch.0` (each block's
+/// `num, den, max` rows together, as the kernel takes them), the blocks'
+/// outputs staged in `scratch.1`, both put back after. A channel's
+/// arithmetic does not depend on its block (the kernel's lanes are
+/// independent), so results are the same for any thread count.
+fn wkv_chunk(x: &WkvTokens<'_>, state: &mut [f32], (grouped, staging): (&mut [f32], &mut [f32]), out: &mut [f32], cx: Compute<'_>) {
+    let dm = x.first.len();
+    let tokens = out.len() / dm.max(1);
+    let workers = cx.workers.count();
+    if workers == 1 || grouped.len() < 3 * dm || staging.len() < out.len() || dm == 0 {
+        return x.run((0, dm), state, out, cx);
+    }
+    // Whole vectors of eight channels per block.
+    let block = dm.div_ceil(workers).div_ceil(8) * 8;
+    let regroup = |grouped: &mut [f32], state: &mut [f32], back: bool| {
+        for (b, g) in grouped[..3 * dm].chunks_mut(3 * block).enumerate() {
+            let (c0, wb) = (b * block, g.len() / 3);
+            for (part, gp) in g.chunks_exact_mut(wb).enumerate() {
+                let sp = &mut state[part * dm + c0..part * dm + c0 + wb];
+                if back {
+                    sp.copy_from_slice(gp);
+                } else {
+                    gp.copy_from_slice(sp);
+                }
+            }
+        }
+    };
+    regroup(grouped, state, false);
+    let staging = &mut staging[..out.len()];
+    cx.workers.for_chunk_pairs(staging, tokens * block, &mut grouped[..3 * dm], 3 * block, |i, o, s| {
+        x.run((i * block, s.len() / 3), s, o, cx);
+    });
+    regroup(grouped, state, true);
+    crate::chunk::unblock_channels(staging, out, tokens, block);
+}
+
 impl<'a> Rwkv4<'a> {
     /// Run `tokens` through all blocks, layer by layer (a step is a chunk
     /// of one). Leaves the logits of the last `logit_rows` tokens.
@@ -267,17 +337,10 @@ impl<'a> Rwkv4<'a> {
             rc.project(&w.key, &rows.mix_k[..m], &mut rows.k[..m], n);
             rc.project(&w.value, &rows.mix_v[..m], &mut rows.v[..m], n);
             rc.project(&w.receptance, &rows.mix_r[..m], &mut rows.r[..m], n);
-            for t in 0..n {
-                let s = t * dm..(t + 1) * dm;
-                let wkv = WkvArgs {
-                    k: &rows.k[s.clone()],
-                    v: &rows.v[s.clone()],
-                    r: &rows.r[s.clone()],
-                    first: w.first,
-                    decay: w.decay,
-                };
-                (rc.cx.kernels.wkv)(&wkv, wkv_state, &mut rows.wkv[s]);
-            }
+            // `normed` and `out` are free until the output projection.
+            let inputs = WkvTokens { k: &rows.k[..m], v: &rows.v[..m], r: &rows.r[..m], first: w.first, decay: w.decay };
+            let scratch = (&mut rows.normed[..m], &mut rows.out[..m]);
+            wkv_chunk(&inputs, wkv_state, scratch, &mut rows.wkv[..m], rc.cx);
             rc.project(&w.output, &rows.wkv[..m], &mut rows.out[..m], n);
             add_assign(x, &rows.out[..m]);
 
@@ -316,3 +379,39 @@ layer_major_family!(
     config = Rwkv4Config,
     logits_slot = 11
 );
+
+#[cfg(all(test, feature = "threads"))]
+mod tests {
+    use super::*;
+    use crate::parallel::Workers;
+    use std::vec::Vec;
+
+    /// State and outputs of a chunk's WKV on `threads` threads.
+    fn run(dm: usize, tokens: usize, threads: usize, kernels: &'static eddy_kernels::Kernels) -> Vec<u32> {
+        let mut rng = eddy_testkit::Lcg(dm as u64 * 31 + tokens as u64);
+        let mut vec = |n: usize, scale: f32| (0..n).map(|_| rng.f() * scale).collect::<Vec<_>>();
+        let (k, v, r) = (vec(tokens * dm, 4.0), vec(tokens * dm, 2.0), vec(tokens * dm, 3.0));
+        let (first, decay) = (vec(dm, 1.0), vec(dm, 2.0).iter().map(|d| -d.abs()).collect::<Vec<_>>());
+        let mut state = vec(dm, 1.0);
+        state.extend(vec(dm, 1.0).iter().map(|d| 0.5 + d.abs()));
+        state.extend(vec(dm, 5.0));
+        let (mut grouped, mut staging, mut out) =
+            (std::vec![0f32; tokens * dm], std::vec![0f32; tokens * dm], std::vec![0f32; tokens * dm]);
+        let x = WkvTokens { k: &k, v: &v, r: &r, first: &first, decay: &decay };
+        let cx = Compute { kernels, workers: Workers::threads(threads).unwrap() };
+        wkv_chunk(&x, &mut state, (&mut grouped, &mut staging), &mut out, cx);
+        state.iter().chain(&out).map(|f| f.to_bits()).collect()
+    }
+
+    #[test]
+    fn the_chunk_wkv_is_the_same_for_any_thread_count_and_kernel_set() {
+        let best = eddy_kernels::best();
+        for (dm, tokens) in [(37, 5), (64, 3), (768, 9), (8, 4), (13, 1)] {
+            let one = run(dm, tokens, 1, &eddy_kernels::SCALAR);
+            for threads in [2, 3] {
+                assert!(run(dm, tokens, threads, &eddy_kernels::SCALAR) == one, "dm {dm} threads {threads}");
+                assert!(run(dm, tokens, threads, best) == one, "dm {dm} threads {threads} {}", best.name);
+            }
+        }
+    }
+}

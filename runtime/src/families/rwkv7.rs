@@ -18,6 +18,7 @@
 use crate::arch::HParam;
 use crate::error::ModelError;
 use super::head_blocks::{run_heads, HeadRecurrence};
+use super::step_products::{self, Product};
 use crate::family::{layer_major_family, Carver, Compute, ProductScratch, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
@@ -90,11 +91,12 @@ impl Rwkv7Config {
     }
 
     /// Scratch sizes for `n` tokens: x, normed, 6 mixes, r, k, v, a, w,
-    /// g, lora hidden, out, v_first, ffn, logits rows, activations.
-    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 20] {
+    /// g, every LoRA's hidden rows, out, v_first,
+    /// ffn, logits rows, the step products' activations, activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 21] {
         let c = self.d_model as usize;
         let rows = |w: usize| n.checked_mul(w);
-        let lora = self.lora.iter().copied().max().unwrap_or(0) as usize;
+        let loras = self.lora.iter().map(|&r| r as usize).sum::<usize>();
         [
             rows(c),
             rows(c),
@@ -110,11 +112,12 @@ impl Rwkv7Config {
             rows(c),
             rows(c),
             rows(c),
-            rows(lora),
+            rows(loras),
             rows(c),
             rows(c),
             rows(self.d_ffn as usize),
             logit_rows.checked_mul(self.vocab_size as usize),
+            Some(step_products::scratch_words(self.max_cols())),
             ProductScratch::words(self.max_cols(), n),
         ]
     }
@@ -197,6 +200,19 @@ struct Lora<'a> {
     up: Linear<'a>,
 }
 
+impl<'a> Lora<'a> {
+    /// `y = up(act(down(x)))` with `hidden` for `down(x)`.
+    fn product<'p>(
+        &'p self,
+        act: fn(f32) -> f32,
+        x: &'p [f32],
+        hidden: &'p mut [f32],
+        y: &'p mut [f32],
+    ) -> Product<'p, 'a> {
+        Product { l: &self.down, x, y: hidden, then: Some((act, &self.up, y)) }
+    }
+}
+
 struct LayerWeights<'a> {
     ln1: (&'a [f32], &'a [f32]),
     /// Token-shift mixes for r, w, k, v, a, g.
@@ -237,6 +253,8 @@ struct Rows<'s> {
     v_first: &'s mut [f32],
     ffn: &'s mut [f32],
     logits: &'s mut [f32],
+    /// Activation scratch of [`step_products::run_products`].
+    products: &'s mut [f32],
 }
 
 impl<'s> Rows<'s> {
@@ -267,6 +285,7 @@ impl<'s> Rows<'s> {
             v_first: carver.take(sizes[16]),
             ffn: carver.take(sizes[17]),
             logits: carver.take(sizes[18]),
+            products: carver.take(sizes[19]),
         }
     }
 }
@@ -339,24 +358,34 @@ fn token_shift(x: &[f32], prev: &[f32], mix: &[f32], out: &mut [f32]) {
 }
 
 impl<'a> Rwkv7<'a> {
-    /// `ys = up(act(down(xs)))` for `n` tokens, `hidden` as scratch.
-    #[allow(clippy::too_many_arguments)] // a two-matrix product with its buffers
-    fn lora(
-        &self,
-        l: &Lora<'_>,
-        act: fn(f32) -> f32,
-        xs: &[f32],
-        hidden: &mut [f32],
-        ys: &mut [f32],
-        n: usize,
-        rc: &mut RunCtx<'_, '_, '_>,
-    ) {
-        let h = &mut hidden[..n * l.down.rows()];
-        rc.project(&l.down, xs, h, n);
-        for v in h.iter_mut() {
-            *v = act(*v);
+    /// The projections of the token-shifted rows: receptance, key, value
+    /// and the LoRAs of the decay (into `w`), in-context learning rate
+    /// (`a`), gate (`g`) and value residual (`out`, from layer 1), all
+    /// independent: one hand-off to the workers for a step.
+    fn projections(&self, w: &LayerWeights<'_>, r: &mut Rows<'_>, n: usize, rc: &mut RunCtx<'_, '_, '_>) {
+        let m = n * self.config.d_model as usize;
+        let [mr, mw, mk, mv, ma, mg] = &r.mix;
+        let [rw, ra, rv, rg] = self.config.lora.map(|rank| n * rank as usize);
+        let (hw, rest) = r.hidden.split_at_mut(rw);
+        let (ha, rest) = rest.split_at_mut(ra);
+        let (hg, rest) = rest.split_at_mut(rg);
+        let products = [
+            Product { l: &w.receptance, x: &mr[..m], y: &mut r.r[..m], then: None },
+            Product { l: &w.key, x: &mk[..m], y: &mut r.k[..m], then: None },
+            Product { l: &w.value, x: &mv[..m], y: &mut r.v[..m], then: None },
+            w.w_lora.product(tanh, &mw[..m], hw, &mut r.w[..m]),
+            w.a_lora.product(|v| v, &ma[..m], ha, &mut r.a[..m]),
+            w.g_lora.product(sigmoid, &mg[..m], hg, &mut r.g[..m]),
+        ];
+        let scratch = (&mut *r.products, self.max_cols());
+        match &w.v_residual {
+            None => step_products::run_products(products, n, scratch, rc),
+            Some((_, l)) => {
+                let [p0, p1, p2, p3, p4, p5] = products;
+                let v_res = l.product(|v| v, &mv[..m], &mut rest[..rv], &mut r.out[..m]);
+                step_products::run_products([p0, p1, p2, p3, p4, p5, v_res], n, scratch, rc);
+            }
         }
-        rc.project(&l.up, h, ys, n);
     }
 
     /// The delta rule for every head over the chunk's `n` tokens, then
@@ -459,13 +488,7 @@ impl<'a> Rwkv7<'a> {
                 }
             }
             att_prev.copy_from_slice(&r.normed[(n - 1) * c..n * c]);
-            let [mr, mw, mk, mv, ma, mg] = &r.mix;
-            rc.project(&w.receptance, &mr[..m], &mut r.r[..m], n);
-            rc.project(&w.key, &mk[..m], &mut r.k[..m], n);
-            rc.project(&w.value, &mv[..m], &mut r.v[..m], n);
-            self.lora(&w.w_lora, tanh, &mw[..m], r.hidden, &mut r.w[..m], n, rc);
-            self.lora(&w.a_lora, |v| v, &ma[..m], r.hidden, &mut r.a[..m], n, rc);
-            self.lora(&w.g_lora, sigmoid, &mg[..m], r.hidden, &mut r.g[..m], n, rc);
+            self.projections(&w, r, n, rc);
             for t in 0..n {
                 let s = t * c..(t + 1) * c;
                 for j in 0..c {
@@ -476,9 +499,8 @@ impl<'a> Rwkv7<'a> {
             }
             match &w.v_residual {
                 None => r.v_first[..m].copy_from_slice(&r.v[..m]),
-                Some((v0, lora)) => {
-                    // Reuse `out` for the residual gate's pre-activation.
-                    self.lora(lora, |v| v, &mv[..m], r.hidden, &mut r.out[..m], n, rc);
+                Some((v0, _)) => {
+                    // `out` holds the residual gate's pre-activation.
                     for t in 0..n {
                         for j in 0..c {
                             let idx = t * c + j;
