@@ -301,7 +301,10 @@ mod tests {
     use eddy::writer::FileBuilder;
     use std::io::Cursor;
 
-    fn parts() -> (Vec<TensorData>, Vec<(u32, u32)>, Vec<(BlobKind, Vec<u8>)>) {
+    /// Tensors, header words and blobs of a small file.
+    type Parts = (Vec<TensorData>, Vec<(u32, u32)>, Vec<(BlobKind, Vec<u8>)>);
+
+    fn parts() -> Parts {
         let q = TensorFormat::from_code(4, 64).unwrap();
         let values: Vec<f32> = (0..35).map(|i| i as f32 * 0.37 - 3.0).collect();
         let tensors = vec![

@@ -89,9 +89,9 @@ fn dtype_of(name: &str) -> Option<Dtype> {
     })
 }
 
-/// Read one shard's header: every tensor's dtype, shape and byte range,
-/// checked against the file's length.
-fn read_header(path: &Path, file: &mut File) -> Result<Vec<(String, Dtype, Vec<usize>, u64, u64)>, String> {
+/// Read the header of shard number `index`: every tensor's dtype, shape
+/// and byte range, checked against the file's length.
+fn read_header(path: &Path, file: &mut File, index: usize) -> Result<Vec<(String, Stored)>, String> {
     let file_len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut n = [0u8; 8];
     file.read_exact(&mut n).map_err(|e| format!("header length: {e}"))?;
@@ -131,7 +131,7 @@ fn read_header(path: &Path, file: &mut File) -> Result<Vec<(String, Dtype, Vec<u
         if data_start + end > file_len {
             return Err(bad("data runs past the end of the file"));
         }
-        out.push((name, dtype, shape, data_start + begin, end - begin));
+        out.push((name, Stored { file: index, dtype, shape, start: data_start + begin, len: end - begin }));
     }
     Ok(out)
 }
@@ -143,11 +143,11 @@ impl Checkpoint {
         let mut tensors = BTreeMap::new();
         for p in shard_paths(dir)? {
             let mut f = File::open(&p).map_err(io_err(&p))?;
-            let header = read_header(&p, &mut f)
+            let header = read_header(&p, &mut f, files.len())
                 .map_err(|message| ConvertError::SafeTensors { path: p.clone(), message })?;
-            for (name, dtype, shape, start, len) in header {
+            for (name, stored) in header {
                 // The first shard that has a name wins, as before.
-                tensors.entry(name).or_insert(Stored { file: files.len(), dtype, shape, start, len });
+                tensors.entry(name).or_insert(stored);
             }
             files.push((p, f));
         }
