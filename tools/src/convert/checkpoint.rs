@@ -19,6 +19,11 @@ pub(super) type ShapedF32 = (Vec<usize>, Vec<f32>);
 /// limit).
 const MAX_HEADER: u64 = 100_000_000;
 
+/// Bytes of a mapped tensor decoded before their pages are dropped, so a
+/// tensor is resident about once (as f32), not twice (mapped and decoded).
+/// A multiple of every element width.
+const RELEASE_STEP: usize = 8 << 20;
+
 /// Where one tensor is stored.
 struct Stored {
     /// Index into `Checkpoint::files`.
@@ -207,7 +212,21 @@ impl Checkpoint {
         let map = unsafe { memmap2::MmapOptions::new().offset(t.start).len(t.len as usize).map(file) }
             .map_err(io_err(path))?;
         // `check_readable` let only F32, F16 and BF16 through.
-        let values: Vec<f32> = map.chunks_exact(t.dtype.bitsize() / 8).map(decode).collect();
+        let width = t.dtype.bitsize() / 8;
+        let mut values = Vec::with_capacity(t.len as usize / width);
+        let mut at = 0;
+        while at < map.len() {
+            let end = (at + RELEASE_STEP).min(map.len());
+            values.extend(map[at..end].chunks_exact(width).map(decode));
+            // SAFETY: MADV_DONTNEED on this read-only private file mapping
+            // only drops clean pages (already decoded); a later access would
+            // fault the same bytes back in from the unmodified file.
+            let dropped =
+                unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, end - at) };
+            // Dropping pages early only saves memory; a refusal changes nothing.
+            drop(dropped);
+            at = end;
+        }
         Ok(Some((t.shape.clone(), values)))
     }
 }
