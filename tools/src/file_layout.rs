@@ -117,10 +117,37 @@ impl FileLayout {
         self.ranges.get(i).cloned().unwrap_or(0..0)
     }
 
+    /// Where tensor data starts: the header, tables and names fill
+    /// `0..data_offset()`.
+    pub fn data_offset(&self) -> usize {
+        self.data_offset
+    }
+
+    /// Where blob `i`'s data goes in the file.
+    pub fn blob_range(&self, i: usize) -> Range<usize> {
+        match (self.blob_offsets.get(i), self.blobs.get(i)) {
+            (Some(&off), Some((_, b))) => off..off + b.len(),
+            _ => 0..0,
+        }
+    }
+
     /// Write header, tables, names and blobs into `out` (`len()` bytes,
     /// zeroed: padding is not written). Tensor data goes into
     /// `tensor_range`s; then [`FileLayout::seal`].
     pub fn write_tables(&self, out: &mut [u8]) {
+        let head = out.len().min(self.data_offset);
+        self.write_head(&mut out[..head]);
+        for ((_, b), &off) in self.blobs.iter().zip(&self.blob_offsets) {
+            if let Some(dst) = out.get_mut(off..off + b.len()) {
+                dst.copy_from_slice(b);
+            }
+        }
+    }
+
+    /// Write header, tables and names into `out` (`data_offset()` bytes,
+    /// zeroed), with the checksum field left zero: the part of the file
+    /// before any data, which a streaming writer puts in place last.
+    pub fn write_head(&self, out: &mut [u8]) {
         let mut w = Cursor { out, at: 0 };
         w.put(&MAGIC);
         w.put(&VERSION.to_le_bytes());
@@ -164,10 +191,6 @@ impl FileLayout {
         }
         for t in &self.tensors {
             w.put(t.name.as_bytes());
-        }
-        for ((_, b), &off) in self.blobs.iter().zip(&self.blob_offsets) {
-            w.at = off;
-            w.put(b);
         }
     }
 

@@ -3,8 +3,10 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use eddy::{MappedModel, Model, Session, StateFormat, PREFILL_CHUNK};
-use eddy_cli::convert::{convert_dir, write_atomic, WeightDtype};
+use eddy_cli::convert::{convert_into, WeightDtype};
+use eddy_cli::file_writer::TempOutput;
 use eddy_cli::fpga::Backend;
+use eddy_cli::mapped_input::MappedInput;
 use eddy_cli::sample::SamplerConfig;
 use eddy_cli::text::{parse_token_list, TextCodec};
 mod cli;
@@ -12,7 +14,9 @@ mod cli;
 use cli::bench::{cmd_bench, BenchArgs};
 use cli::inspect::{cmd_inspect, cmd_memory};
 use cli::run::cmd_run;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -317,12 +321,37 @@ fn open(path: &PathBuf) -> Result<MappedModel> {
     MappedModel::open(path).map_err(anyhow::Error::from)
 }
 
-/// Quantize the model in `bytes` by `recipe`, printing a summary.
+/// Quantize the model in `bytes` by `recipe` into memory, printing a summary.
 fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> {
-    use eddy_cli::calibrate::{collect_activation_stats, matrix_names, CalibrationOptions};
-    let recipe = eddy_cli::recipe::Recipe::load(recipe)?.with_overrides(&q.overrides)?;
     let aligned = eddy::file::AlignedBytes::copy_from(bytes);
     let model = Model::from_bytes(aligned.as_slice())?;
+    Ok(quantize_model_to(&model, recipe, q, std::io::Cursor::new(Vec::new()), |_| {})?.into_inner())
+}
+
+/// Quantize the model file `input` by `recipe` into `out` (the input
+/// mapped, its pages dropped as each tensor is written), printing a summary.
+fn quantize_file(input: &Path, out: BufWriter<File>, recipe: &str, q: &QuantArgs) -> Result<BufWriter<File>> {
+    let mapped = MappedInput::open(input)?;
+    let model = Model::from_file(mapped.file()?)?;
+    let tensors: Vec<&[u8]> = model.file().tensors().map(|t| t.data).collect();
+    quantize_model_to(&model, recipe, q, out, |i| {
+        if let Some(data) = tensors.get(i) {
+            mapped.release(data);
+        }
+    })
+}
+
+/// Quantize `model` by `recipe` into `out` tensor by tensor, printing a
+/// summary; `written(i)` is called once tensor `i` is in the output.
+fn quantize_model_to<W: std::io::Write + std::io::Seek>(
+    model: &Model<'_>,
+    recipe: &str,
+    q: &QuantArgs,
+    out: W,
+    written: impl Fn(usize),
+) -> Result<W> {
+    use eddy_cli::calibrate::{collect_activation_stats, matrix_names, CalibrationOptions};
+    let recipe = eddy_cli::recipe::Recipe::load(recipe)?.with_overrides(&q.overrides)?;
     let stats = match &q.calib {
         None => None,
         Some(path) => {
@@ -337,7 +366,7 @@ fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> 
                 bail!("calibration text {} encodes to zero tokens", path.display());
             }
             let bar = progress_bar(tokens.len(), "calibration tokens");
-            let s = collect_activation_stats(&model, &tokens, !q.no_gptq, |n| bar.set_position(n as u64))?;
+            let s = collect_activation_stats(model, &tokens, !q.no_gptq, |n| bar.set_position(n as u64))?;
             bar.finish_and_clear();
             eprintln!("calibrated on {} tokens of {}", tokens.len(), path.display());
             Some((s, tokens.len()))
@@ -349,19 +378,25 @@ fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> 
         gptq: !q.no_gptq,
     };
     let bar = progress_bar(model.file().tensor_count() as usize, "tensors");
-    let (out, report) = eddy_cli::quantize::quantize_model(
-        &model,
+    let (out, report) = eddy_cli::quantize::quantize_model_into(
+        model,
         &recipe,
         stats.as_ref().map(|s| &s.0),
         stats.as_ref().map_or(0, |s| s.1),
         opts,
-        |done, _| bar.set_position(done as u64),
+        |done, _| {
+            bar.set_position(done as u64);
+            if let Some(i) = done.checked_sub(1) {
+                written(i);
+            }
+        },
+        out,
     )?;
     bar.finish_and_clear();
     for note in &report.notes {
         eprintln!("note: {note}");
     }
-    let names = matrix_names(&model);
+    let names = matrix_names(model);
     eprintln!(
         "recipe {}: {:.3} bits/weight overall, {:.3} on the matrices",
         report.recipe,
@@ -381,11 +416,26 @@ fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Check the finished file behind `tmp` with the runtime's own reader, then
+/// put it in place; the size written.
+fn persist_checked(tmp: TempOutput, mut file: BufWriter<File>) -> Result<u64> {
+    file.flush().context("cannot write the output")?;
+    {
+        let mapped =
+            MappedInput::open(tmp.path()).context("internal error: the written file does not load")?;
+        Model::from_file(mapped.file()?).context("internal error: the written file does not load")?;
+    }
+    let len = file.get_ref().metadata().map(|m| m.len()).unwrap_or(0);
+    tmp.persist(file).context("cannot put the output in place")?;
+    Ok(len)
+}
+
 fn cmd_quantize(path: PathBuf, output: PathBuf, recipe: String, q: QuantArgs) -> Result<()> {
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let out = quantize_bytes(&bytes, &recipe, &q)?;
-    write_atomic(&output, &out)?;
-    println!("wrote {} ({} bytes)", output.display(), out.len());
+    let (tmp, file) =
+        TempOutput::create(&output).with_context(|| format!("cannot create {}", output.display()))?;
+    let file = quantize_file(&path, file, &recipe, &q)?;
+    let len = persist_checked(tmp, file)?;
+    println!("wrote {} ({len} bytes)", output.display());
     Ok(())
 }
 
@@ -400,14 +450,22 @@ fn cmd_convert(
         DtypeArg::F32 => WeightDtype::F32,
         DtypeArg::F16 => WeightDtype::F16,
     };
-    let mut conv = convert_dir(&hf_dir, dtype)?;
-    if let Some(recipe) = recipe {
-        conv.bytes = quantize_bytes(&conv.bytes, &recipe, &q)?;
-    }
-    // Validate what we are about to write with the runtime's own reader.
-    let aligned = eddy::file::AlignedBytes::copy_from(&conv.bytes);
-    Model::from_bytes(aligned.as_slice()).context("internal error: converted file does not load")?;
-    write_atomic(&output, &conv.bytes)?;
+    let create = |p: &Path| TempOutput::create(p).with_context(|| format!("cannot create {}", p.display()));
+    // Streamed to a temporary file beside the output; with a recipe that
+    // file is the quantizer's (mapped) input and is removed afterwards.
+    let (converted_tmp, file) = create(&output)?;
+    let (mut file, conv) = convert_into(&hf_dir, dtype, file)?;
+    let len = match recipe {
+        None => persist_checked(converted_tmp, file)?,
+        Some(recipe) => {
+            file.flush().context("cannot write the output")?;
+            drop(file);
+            let (tmp, out) = create(&output)?;
+            let out = quantize_file(converted_tmp.path(), out, &recipe, &q)?;
+            drop(converted_tmp);
+            persist_checked(tmp, out)?
+        }
+    };
     for name in &conv.ignored {
         eprintln!("note: checkpoint tensor `{name}` is not used (tied or unknown)");
     }
@@ -415,9 +473,8 @@ fn cmd_convert(
         eprintln!("note: no tokenizer.json in {}; use token ids with `eddy run --tokens`", hf_dir.display());
     }
     println!(
-        "wrote {} ({} bytes): {}, {} layers, width {}, vocab {}",
+        "wrote {} ({len} bytes): {}, {} layers, width {}, vocab {}",
         output.display(),
-        conv.bytes.len(),
         conv.architecture.name(),
         conv.shape.0,
         conv.shape.1,

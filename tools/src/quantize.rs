@@ -1,9 +1,11 @@
 //! `eddy quantize`: rewrite a model's matrices in the formats a recipe picks.
 
 use crate::calibrate::{matrix_names, quantize_matrix, tensor_to_f32, ActivationStats, CalibrationOptions};
+use crate::file_writer::{StreamError, StreamingFile};
 use crate::recipe::Recipe;
-use eddy::writer::{FileBuilder, TensorData};
+use eddy::writer::TensorData;
 use eddy::{BlobKind, Model, TensorFormat};
+use std::io::{Cursor, Seek, Write};
 
 /// Why quantization failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,9 @@ pub enum QuantizeError {
     /// Writing the new file failed.
     #[error("{0}")]
     Write(#[from] eddy::writer::WriteError),
+    /// Writing the new file failed.
+    #[error("{0}")]
+    Stream(#[from] StreamError),
 }
 
 /// What happened to one tensor.
@@ -154,24 +159,46 @@ pub(crate) fn fit_group(
     chosen
 }
 
-/// Quantize `model` by `recipe`. `stats` come from
-/// [`crate::calibrate::collect_activation_stats`]; `progress` gets
-/// `(tensors done, total)`.
+/// Quantize `model` by `recipe` into memory ([`quantize_model_into`]
+/// streams to a file instead).
 pub fn quantize_model(
     model: &Model<'_>,
     recipe: &Recipe,
     stats: Option<&ActivationStats>,
     calib_tokens: usize,
     opts: CalibrationOptions,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<(Vec<u8>, QuantizeReport), QuantizeError> {
+    let out = Cursor::new(Vec::new());
+    let (out, report) = quantize_model_into(model, recipe, stats, calib_tokens, opts, progress, out)?;
+    Ok((out.into_inner(), report))
+}
+
+/// Quantize `model` by `recipe`, writing the new file to `out` tensor by
+/// tensor (only the tensor at hand is held in memory). `stats` come from
+/// [`crate::calibrate::collect_activation_stats`]; `progress` gets
+/// `(tensors done, total)` after each tensor is written (the caller may
+/// then release the input pages of tensor `done - 1`).
+pub fn quantize_model_into<W: Write + Seek>(
+    model: &Model<'_>,
+    recipe: &Recipe,
+    stats: Option<&ActivationStats>,
+    calib_tokens: usize,
+    opts: CalibrationOptions,
+    mut progress: impl FnMut(usize, usize),
+    out: W,
+) -> Result<(W, QuantizeReport), QuantizeError> {
     let file = model.file();
     let matrices = matrix_names(model);
     let tied = model.file().hparam(eddy::HParam::TiedEmbeddings) == Some(1);
-    let mut b = FileBuilder::new(model.architecture());
-    for (k, v) in file.hparams() {
-        b.hparam_raw(k, v);
-    }
+    // Every blob of the input but an old report is kept, and the new
+    // report goes last: the writer needs their number up front.
+    let kept_blobs: Vec<u32> = (0..file.blob_count())
+        .filter(|&i| file.blob_at(i).is_some_and(|(kind, _)| kind != BlobKind::QuantReport))
+        .collect();
+    let names = file.tensors().map(|t| t.name.to_string()).collect();
+    let hparams: Vec<(u32, u32)> = file.hparams().collect();
+    let mut b = StreamingFile::new(out, model.architecture(), &hparams, names, kept_blobs.len() + 1)?;
     let mut report = QuantizeReport {
         recipe: recipe.name.clone(),
         tensors: Vec::new(),
@@ -239,16 +266,15 @@ pub fn quantize_model(
             weighted_mse: wmse,
             output_mse,
         });
-        b.tensor(TensorData { name: t.name.to_string(), format, shape, data })?;
+        b.tensor(&TensorData { name: t.name.to_string(), format, shape, data })?;
         progress(i + 1, total);
     }
-    for i in 0..file.blob_count() {
+    for i in kept_blobs {
         if let Some((kind, bytes)) = file.blob_at(i) {
-            if kind != BlobKind::QuantReport {
-                b.blob(kind, bytes.to_vec());
-            }
+            b.blob(kind, bytes.to_vec())?;
         }
     }
-    b.blob(BlobKind::QuantReport, report.to_json().to_string().into_bytes());
-    Ok((b.to_bytes(), report))
+    b.blob(BlobKind::QuantReport, report.to_json().to_string().into_bytes())?;
+    let (out, _) = b.finish()?;
+    Ok((out, report))
 }

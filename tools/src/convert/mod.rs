@@ -5,15 +5,17 @@
 //! `tokenizer.json`, maps tensor names to eddy's canonical schema and checks
 //! every shape before anything is written.
 
+use crate::file_writer::{StreamError, StreamingFile, TempOutput};
 use eddy::arch::{Architecture, HParam};
 use eddy::schema::{TensorKind, TensorSpec};
-use eddy::writer::{FileBuilder, TensorData};
 use eddy::BlobKind;
-use safetensors::{Dtype, SafeTensors};
+use eddy::TensorFormat;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::io::{Cursor, Seek, Write};
 use std::path::{Path, PathBuf};
 
+mod checkpoint;
 mod common;
 mod gated_deltanet;
 mod gla;
@@ -26,6 +28,7 @@ mod rnn;
 mod rwkv4;
 mod rwkv7;
 
+use checkpoint::Checkpoint;
 pub use gated_deltanet::gated_deltanet_config;
 pub use mamba1::{hf_name, mamba1_config, mamba1_hparams};
 pub use mamba2::mamba2_config;
@@ -134,6 +137,9 @@ pub enum ConvertError {
     /// The tensor table could not be built.
     #[error("{0}")]
     Write(#[from] eddy::writer::WriteError),
+    /// The output could not be written.
+    #[error("{0}")]
+    Stream(#[from] StreamError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
@@ -153,6 +159,21 @@ pub struct Converted {
     pub has_tokenizer: bool,
     /// Checkpoint tensors that were not used (e.g. a tied `lm_head`).
     pub ignored: Vec<String>,
+}
+
+/// What a conversion streamed to a file, for the caller to report.
+#[derive(Debug)]
+pub struct ConvertSummary {
+    /// The model family.
+    pub architecture: Architecture,
+    /// Layers, model width and vocabulary size, for the summary line.
+    pub shape: (u32, u32, u32),
+    /// Whether a tokenizer was embedded.
+    pub has_tokenizer: bool,
+    /// Checkpoint tensors that were not used (e.g. a tied `lm_head`).
+    pub ignored: Vec<String>,
+    /// Length of the written file.
+    pub len: u64,
 }
 
 fn get_u32(cfg: &Value, key: &'static str) -> Result<u32, ConvertError> {
@@ -250,75 +271,113 @@ fn plan_for(cfg: &Value, ckpt: &Checkpoint) -> Result<Plan, ConvertError> {
     Ok(plan)
 }
 
-/// Convert the checkpoint in `dir`. Nothing is written to disk here; the
-/// caller writes `Converted::bytes`.
-pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertError> {
+/// Read `config.json` (or infer it from the tensors) and open the weights.
+fn open_dir(dir: &Path) -> Result<(Value, Checkpoint), ConvertError> {
     let cfg_path = dir.join("config.json");
-    let (cfg, ckpt): (Value, Checkpoint) = match std::fs::read_to_string(&cfg_path) {
-        Ok(text) => (
+    match std::fs::read_to_string(&cfg_path) {
+        Ok(text) => Ok((
             serde_json::from_str(&text)
                 .map_err(|source| ConvertError::Json { path: cfg_path.clone(), source })?,
             Checkpoint::open(dir)?,
-        ),
+        )),
         Err(e) => {
             // Without config.json only a bare GRU/LSTM state dict or an
             // RWKV-7 checkpoint converts: their shapes say everything. Otherwise report the missing file.
             let ckpt = Checkpoint::open(dir).map_err(|_| io_err(&cfg_path)(e))?;
             match rnn::infer_config(&ckpt)?.or(rwkv7::infer_config(&ckpt)?) {
-                Some(cfg) => (cfg, ckpt),
+                Some(cfg) => Ok((cfg, ckpt)),
                 None => {
                     let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
-                    return Err(io_err(&cfg_path)(e));
+                    Err(io_err(&cfg_path)(e))
                 }
             }
         }
-    };
-    let plan = plan_for(&cfg, &ckpt)?;
-    let mut builder = FileBuilder::new(plan.architecture);
-    for &(key, value) in &plan.hparams {
-        builder.hparam(key, value);
     }
-    let mut used = BTreeMap::new();
+}
+
+/// Convert the checkpoint in `dir` into memory (small models and tests;
+/// [`convert_to_file`] streams instead).
+pub fn convert_dir(dir: &Path, dtype: WeightDtype) -> Result<Converted, ConvertError> {
+    let (out, s) = convert_into(dir, dtype, Cursor::new(Vec::new()))?;
+    let (architecture, shape, has_tokenizer, ignored) = (s.architecture, s.shape, s.has_tokenizer, s.ignored);
+    Ok(Converted { bytes: out.into_inner(), architecture, shape, has_tokenizer, ignored })
+}
+
+/// Convert the checkpoint in `dir` into the file `output`, one tensor at a
+/// time: memory stays about the largest tensor whatever the model's size.
+/// The file appears only when complete (an existing one is replaced then);
+/// a failed run leaves nothing behind.
+pub fn convert_to_file(
+    dir: &Path,
+    dtype: WeightDtype,
+    output: &Path,
+) -> Result<ConvertSummary, ConvertError> {
+    let (tmp, file) = TempOutput::create(output).map_err(io_err(output))?;
+    let (file, summary) = convert_into(dir, dtype, file)?;
+    tmp.persist(file).map_err(io_err(output))?;
+    Ok(summary)
+}
+
+/// Convert the checkpoint in `dir`, writing the `.eddy` file to `out` as
+/// each tensor is read. Every tensor's presence, shape and dtype is checked
+/// before any data is written.
+pub fn convert_into<W: Write + Seek>(
+    dir: &Path,
+    dtype: WeightDtype,
+    out: W,
+) -> Result<(W, ConvertSummary), ConvertError> {
+    let (cfg, ckpt) = open_dir(dir)?;
+    let plan = plan_for(&cfg, &ckpt)?;
+    let mut hf_names = Vec::with_capacity(plan.specs.len());
     for spec in &plan.specs {
         let hf = plan.layout.hf_name(spec);
-        let eddy = eddy_name(spec);
-        let (shape, values) = ckpt
-            .read_f32(&hf)?
-            .ok_or_else(|| ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy.clone() })?;
+        let shape = ckpt
+            .check_readable(&hf)?
+            .ok_or_else(|| ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy_name(spec) })?;
         let expected = plan.layout.hf_shape(spec);
         if shape != expected {
             return Err(ConvertError::ShapeMismatch { hf_name: hf, expected, found: shape });
         }
+        hf_names.push(hf);
+    }
+    let tok_path = dir.join("tokenizer.json");
+    let tokenizer = match tok_path.exists() {
+        true => Some(std::fs::read(&tok_path).map_err(io_err(&tok_path))?),
+        false => None,
+    };
+    let hparams: Vec<(u32, u32)> = plan.hparams.iter().map(|&(k, v)| (k.code(), v)).collect();
+    let names = plan.specs.iter().map(eddy_name).collect();
+    let blob_count = plan.blobs.len() + usize::from(tokenizer.is_some());
+    let mut w = StreamingFile::new(out, plan.architecture, &hparams, names, blob_count)?;
+    for (spec, hf) in plan.specs.iter().zip(&hf_names) {
+        let missing = || ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy_name(spec) };
+        let (_, values) = ckpt.read_f32(hf)?.ok_or_else(missing)?;
         if values.iter().any(|v| !v.is_finite()) {
-            return Err(ConvertError::NonFinite { hf_name: hf });
+            return Err(ConvertError::NonFinite { hf_name: hf.clone() });
         }
         let values = plan.layout.transform(spec, values);
         let eddy_shape: Vec<u32> =
             if spec.rows == 1 { vec![spec.cols as u32] } else { vec![spec.rows as u32, spec.cols as u32] };
-        let t = match (spec.kind, dtype) {
-            (TensorKind::Matrix, WeightDtype::F16) => TensorData::f16(eddy, &eddy_shape, &values),
-            _ => TensorData::f32(eddy, &eddy_shape, &values),
+        let format = match (spec.kind, dtype) {
+            (TensorKind::Matrix, WeightDtype::F16) => TensorFormat::F16,
+            _ => TensorFormat::F32,
         };
-        builder.tensor(t)?;
-        used.insert(hf, ());
+        w.tensor_f32(eddy_name(spec), &eddy_shape, format, &values)?;
     }
     for (kind, bytes) in plan.blobs {
-        builder.blob(kind, bytes);
+        w.blob(kind, bytes)?;
     }
-    let ignored: Vec<String> = ckpt.names().into_iter().filter(|n| !used.contains_key(n)).collect();
-    let tok_path = dir.join("tokenizer.json");
-    let has_tokenizer = tok_path.exists();
-    if has_tokenizer {
-        let tok = std::fs::read(&tok_path).map_err(io_err(&tok_path))?;
-        builder.blob(BlobKind::TokenizerJson, tok);
+    let has_tokenizer = tokenizer.is_some();
+    if let Some(tok) = tokenizer {
+        w.blob(BlobKind::TokenizerJson, tok)?;
     }
-    Ok(Converted {
-        bytes: builder.to_bytes(),
-        architecture: plan.architecture,
-        shape: plan.shape,
-        has_tokenizer,
-        ignored,
-    })
+    let (out, len) = w.finish()?;
+    let used: BTreeSet<&String> = hf_names.iter().collect();
+    let ignored = ckpt.names().into_iter().filter(|n| !used.contains(n)).collect();
+    Ok((
+        out,
+        ConvertSummary { architecture: plan.architecture, shape: plan.shape, has_tokenizer, ignored, len },
+    ))
 }
 
 /// The canonical eddy name of a schema entry.
@@ -329,118 +388,10 @@ pub fn eddy_name(spec: &TensorSpec) -> String {
     }
 }
 
-/// A tensor's shape and values, upcast to f32.
-type ShapedF32 = (Vec<usize>, Vec<f32>);
-
-/// All tensors of a checkpoint directory, memory-mapped; or, for a model
-/// that exists only as a config (random weights), the shapes of the
-/// tensors a family's converter inspects, with no data.
-struct Checkpoint {
-    files: Vec<(PathBuf, memmap2::Mmap)>,
-    declared: BTreeMap<String, Vec<usize>>,
-}
-
-impl Checkpoint {
-    fn open(dir: &Path) -> Result<Self, ConvertError> {
-        let index = dir.join("model.safetensors.index.json");
-        let mut paths: Vec<PathBuf> = if index.exists() {
-            let text = std::fs::read_to_string(&index).map_err(io_err(&index))?;
-            let v: Value = serde_json::from_str(&text)
-                .map_err(|source| ConvertError::Json { path: index.clone(), source })?;
-            let map = v.get("weight_map").and_then(Value::as_object).ok_or(ConvertError::ConfigKey {
-                key: "weight_map",
-                expected: "an object (in model.safetensors.index.json)",
-            })?;
-            let mut shards: Vec<PathBuf> =
-                map.values().filter_map(Value::as_str).map(|s| dir.join(s)).collect();
-            shards.sort();
-            shards.dedup();
-            shards
-        } else {
-            let mut v = Vec::new();
-            for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-                let p = entry.map_err(io_err(dir))?.path();
-                if p.extension().is_some_and(|e| e == "safetensors") {
-                    v.push(p);
-                }
-            }
-            v
-        };
-        paths.sort();
-        if paths.is_empty() {
-            return Err(ConvertError::NoWeights(dir.to_path_buf()));
-        }
-        let mut files = Vec::new();
-        for p in paths {
-            let f = std::fs::File::open(&p).map_err(io_err(&p))?;
-            // SAFETY: read-only map of an input file we do not modify.
-            let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io_err(&p))?;
-            SafeTensors::deserialize(&map)
-                .map_err(|e| ConvertError::SafeTensors { path: p.clone(), message: e.to_string() })?;
-            files.push((p, map));
-        }
-        Ok(Checkpoint { files, declared: BTreeMap::new() })
-    }
-
-    /// A checkpoint without data whose tensors have the `declared` shapes.
-    fn declared(declared: &[(String, Vec<usize>)]) -> Self {
-        Checkpoint { files: Vec::new(), declared: declared.iter().cloned().collect() }
-    }
-
-    fn names(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (_, map) in &self.files {
-            if let Ok(st) = SafeTensors::deserialize(map) {
-                out.extend(st.names().into_iter().map(|n| n.to_string()));
-            }
-        }
-        out
-    }
-
-    /// The shape of a tensor, if present.
-    fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        let stored = self.files.iter().find_map(|(_, map)| {
-            let st = SafeTensors::deserialize(map).ok()?;
-            let t = st.tensor(name).ok()?;
-            Some(t.shape().to_vec())
-        });
-        stored.or_else(|| self.declared.get(name).cloned())
-    }
-
-    /// Read a tensor as f32 values with its shape, if present.
-    fn read_f32(&self, name: &str) -> Result<Option<ShapedF32>, ConvertError> {
-        for (path, map) in &self.files {
-            let st = SafeTensors::deserialize(map)
-                .map_err(|e| ConvertError::SafeTensors { path: path.clone(), message: e.to_string() })?;
-            let Ok(t) = st.tensor(name) else { continue };
-            let data = t.data();
-            let values: Vec<f32> = match t.dtype() {
-                Dtype::F32 => {
-                    data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-                }
-                Dtype::F16 => {
-                    data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
-                }
-                Dtype::BF16 => {
-                    data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
-                }
-                other => {
-                    return Err(ConvertError::UnsupportedDtype {
-                        hf_name: name.to_string(),
-                        dtype: format!("{other:?}"),
-                    })
-                }
-            };
-            return Ok(Some((t.shape().to_vec(), values)));
-        }
-        Ok(None)
-    }
-}
-
 /// Write `bytes` to `path` atomically (temporary file, then rename), so a
 /// failed write never leaves a half-written model behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
-    let tmp = path.with_extension("eddy.tmp");
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    let (tmp, mut file) = TempOutput::create(path).map_err(io_err(path))?;
+    file.write_all(bytes).map_err(io_err(tmp.path()))?;
+    tmp.persist(file).map_err(io_err(path))
 }
