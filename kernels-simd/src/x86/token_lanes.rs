@@ -23,7 +23,7 @@
 //! eight tokens passes over the block, `ROWS` rows at a time sharing each
 //! load of activations. The block and one batch's activations stay in L1.
 
-use super::group::{Codes, MAX_BLOCKS};
+use super::group::{Codes, Unpacked, MAX_BLOCKS};
 use super::matvec::permute_activations;
 use crate::{ActsI8, IntShape};
 use core::arch::x86_64::*;
@@ -38,7 +38,7 @@ const LANES: usize = 8;
 const ROWS: usize = 12;
 
 /// The largest tile of any [`TileSums`] (array sizes).
-pub(super) const MAX_ROWS: usize = 14;
+pub(super) const MAX_ROWS: usize = 12;
 
 /// How a tile's integer group sums are formed: [`Maddubs`] (AVX2) or
 /// `vpdpbusd` (`super::vnni`).
@@ -203,6 +203,8 @@ pub(super) unsafe fn matmat<C: Codes, const PLANES: usize, T: TileSums>(
 ) {
     let tokens = acts.len();
     let (rows, cols, groups) = (out.len() / tokens, s.groups * C::GROUP, s.groups);
+    // Whole quads of entries ([`unpack_block`]), within the arrays.
+    const { assert!(T::ENTRIES % 4 == 0 && T::ENTRIES <= MAX_ROWS) };
     let entries = T::ENTRIES;
     let layout = Layout::new(cols, tokens, groups, PLANES, entries);
     // 32-byte aligned: activation loads never split a cache line.
@@ -315,7 +317,9 @@ unsafe fn interleave_tokens(s: &IntShape, acts: &[ActsI8<'_>], base: *mut u8, la
 /// [`Codes::unpack`] leaves them, which the interleaved activations
 /// follow; W8 with `PLANES` 2: low nibbles then high ones) and their group
 /// headers to f32 pairs, in the tile layout of [`Layout`] for tiles of
-/// `entries` entries.
+/// `entries` entries (a multiple of 4). Four entries at a time, their
+/// chunks transposed in registers so that each store writes four entries
+/// of one chunk.
 #[inline(always)]
 unsafe fn unpack_block<C: Codes, const PLANES: usize>(
     s: &IntShape,
@@ -327,32 +331,45 @@ unsafe fn unpack_block<C: Codes, const PLANES: usize>(
 ) {
     let cols = s.groups * C::GROUP;
     let tile_rows = entries / PLANES;
+    for tile in 0..count.div_ceil(tile_rows) {
+        let codes = base.add(layout.unpacked + tile * entries * cols);
+        for quad in (0..entries).step_by(4) {
+            if tile * tile_rows + quad / PLANES >= count {
+                // Entries past the block's end are never used.
+                break;
+            }
+            // Entry `quad + i`: its row (the block's last one past the
+            // end) and plane.
+            let row: [*const u8; 4] = core::array::from_fn(|i| {
+                let r = (tile * tile_rows + (quad + i) / PLANES).min(count - 1);
+                matrix.as_ptr().add((first + r) * s.row_bytes)
+            });
+            for g in 0..s.groups {
+                // A loop, not `array::from_fn`: a closure would not get the
+                // AVX2 target feature, and the intrinsics would become calls.
+                let mut w = [[_mm256_setzero_si256(); MAX_BLOCKS]; 4];
+                for (i, wi) in w.iter_mut().enumerate() {
+                    let group = row[i].add(g * s.group_bytes + GROUP_HEADER_BYTES);
+                    *wi =
+                        if PLANES == 2 { nibble_plane::<C>(group, (quad + i) % 2) } else { C::unpack(group) };
+                }
+                let chunks = codes.add(g * C::GROUP * entries + 4 * quad);
+                for v in 0..C::BLOCKS.min(MAX_BLOCKS) {
+                    store_transposed(
+                        chunks.add(32 * v * entries),
+                        entries,
+                        [w[0][v], w[1][v], w[2][v], w[3][v]],
+                    );
+                }
+            }
+        }
+    }
     for r in 0..count {
         let row = matrix.as_ptr().add((first + r) * s.row_bytes);
         let (tile, k) = (r / tile_rows, r % tile_rows);
-        // Entry `k * PLANES + plane`'s 4-code chunk `q` is at `codes + (q *
-        // entries + plane) * 4`.
-        let codes = base.add(layout.unpacked + tile * entries * cols + k * PLANES * 4);
         let headers = base.add(layout.headers + (tile * s.groups * tile_rows + k) * 8) as *mut f32;
         for g in 0..s.groups {
-            let group = row.add(g * s.group_bytes);
-            let chunks = codes.add(g * C::GROUP * entries);
-            if PLANES == 2 {
-                let nibble = _mm256_set1_epi8(0x0f);
-                for v in 0..C::BLOCKS {
-                    let c = _mm256_loadu_si256(group.add(GROUP_HEADER_BYTES + 32 * v) as *const __m256i);
-                    let (lo, hi) =
-                        (_mm256_and_si256(c, nibble), _mm256_and_si256(_mm256_srli_epi16::<4>(c), nibble));
-                    scatter_chunks(chunks.add(32 * v * entries), entries, lo);
-                    scatter_chunks(chunks.add(32 * v * entries + 4), entries, hi);
-                }
-            } else {
-                let w = C::unpack(group.add(GROUP_HEADER_BYTES));
-                for (v, wb) in w.iter().enumerate().take(C::BLOCKS.min(MAX_BLOCKS)) {
-                    scatter_chunks(chunks.add(32 * v * entries), entries, *wb);
-                }
-            }
-            let header = (group as *const i32).read_unaligned();
+            let header = (row.add(g * s.group_bytes) as *const i32).read_unaligned();
             let pair = _mm_cvtph_ps(_mm_cvtsi32_si128(header));
             let mut both = [0f32; 4];
             _mm_storeu_ps(both.as_mut_ptr(), pair);
@@ -362,12 +379,34 @@ unsafe fn unpack_block<C: Codes, const PLANES: usize>(
     }
 }
 
-/// The eight 4-byte chunks of `v` to `dst`, `4 * entries` bytes apart.
+/// One nibble plane (0: low, 1: high) of a group of W8 codes at `codes`.
 #[inline(always)]
-unsafe fn scatter_chunks(dst: *mut u8, entries: usize, v: __m256i) {
-    let mut chunks = [0u32; 8];
-    _mm256_storeu_si256(chunks.as_mut_ptr() as *mut __m256i, v);
-    for (c, four) in chunks.iter().enumerate() {
-        (dst.add(4 * c * entries) as *mut u32).write_unaligned(*four);
+unsafe fn nibble_plane<C: Codes>(codes: *const u8, plane: usize) -> Unpacked {
+    let nibble = _mm256_set1_epi8(0x0f);
+    let mut w = [_mm256_setzero_si256(); MAX_BLOCKS];
+    for (v, wv) in w.iter_mut().enumerate().take(C::BLOCKS.min(MAX_BLOCKS)) {
+        let c = _mm256_loadu_si256(codes.add(32 * v) as *const __m256i);
+        *wv = _mm256_and_si256(if plane == 0 { c } else { _mm256_srli_epi16::<4>(c) }, nibble);
+    }
+    w
+}
+
+/// Four entries' eight 4-byte chunks (`v[i]`: entry `i`) to `dst`: chunk
+/// `c` of the four entries as 16 bytes at `dst + 4 c entries`.
+#[inline(always)]
+unsafe fn store_transposed(dst: *mut u8, entries: usize, v: [__m256i; 4]) {
+    // Per 128-bit half, a 4x4 transpose of i32 lanes: `t[c]` holds chunk
+    // `c` of the four entries (low half) and chunk `c + 4` (high half).
+    let (a, b) = (_mm256_unpacklo_epi32(v[0], v[1]), _mm256_unpacklo_epi32(v[2], v[3]));
+    let (c, d) = (_mm256_unpackhi_epi32(v[0], v[1]), _mm256_unpackhi_epi32(v[2], v[3]));
+    let t = [
+        _mm256_unpacklo_epi64(a, b),
+        _mm256_unpackhi_epi64(a, b),
+        _mm256_unpacklo_epi64(c, d),
+        _mm256_unpackhi_epi64(c, d),
+    ];
+    for (c, tc) in t.iter().enumerate() {
+        _mm_storeu_si128(dst.add(4 * c * entries) as *mut __m128i, _mm256_castsi256_si128(*tc));
+        _mm_storeu_si128(dst.add(4 * (c + 4) * entries) as *mut __m128i, _mm256_extracti128_si256::<1>(*tc));
     }
 }

@@ -194,7 +194,7 @@ impl<D: DotInstruction> TileSums for DpbusdTiles<D> {
 }
 
 /// Rows per `vpdpbusd` tile.
-const VNNI_ROWS: usize = 13;
+const VNNI_ROWS: usize = 12;
 
 /// The VNNI token-lane kernel for a shape, if this CPU has the
 /// instructions.
