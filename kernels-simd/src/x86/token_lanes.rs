@@ -225,17 +225,77 @@ pub(super) unsafe fn matmat<C: Codes, const PLANES: usize, T: TileSums>(
                 let codes = base.add(layout.unpacked + i * entries * cols) as *const u8;
                 let headers = base.add(layout.headers + i * groups * (entries / PLANES) * 8) as *const f32;
                 let results = row_tile::<C, PLANES, T>(s, codes, headers, xs, token_groups);
-                for (k, res) in results.iter().enumerate().take((block_len - tile).min(entries / PLANES)) {
+                let valid = (block_len - tile).min(entries / PLANES);
+                store_tile(&results, valid, out, rows, (first, count), block_start + tile);
+            }
+        }
+    }
+}
+
+/// The first `valid` rows of a tile's results (`res[k]`: row `r0 + k`,
+/// token `first + t` in lane `t`) to `out[(first + t) * rows + r0 + k]`
+/// for the first `count` tokens: eight rows at a time transposed to one
+/// vector per token.
+#[inline(always)]
+unsafe fn store_tile(
+    res: &[__m256; MAX_ROWS],
+    valid: usize,
+    out: &mut [f32],
+    rows: usize,
+    (first, count): (usize, usize),
+    r0: usize,
+) {
+    for k0 in (0..valid).step_by(LANES) {
+        let n = (valid - k0).min(LANES);
+        let mut v = [_mm256_setzero_ps(); LANES];
+        for (i, vi) in v.iter_mut().enumerate().take(MAX_ROWS.saturating_sub(k0)) {
+            *vi = res[k0 + i];
+        }
+        let by_token = transpose8(v);
+        for (t, tv) in by_token.iter().enumerate().take(count) {
+            let at = (first + t) * rows + r0 + k0;
+            let dst = &mut out[at..at + n];
+            match n {
+                LANES => _mm256_storeu_ps(dst.as_mut_ptr(), *tv),
+                4 => _mm_storeu_ps(dst.as_mut_ptr(), _mm256_castps256_ps128(*tv)),
+                _ => {
                     let mut lanes = [0f32; LANES];
-                    _mm256_storeu_ps(lanes.as_mut_ptr(), *res);
-                    let r = block_start + tile + k;
-                    for (t, v) in lanes.iter().enumerate().take(count) {
-                        out[(first + t) * rows + r] = *v;
-                    }
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), *tv);
+                    dst.copy_from_slice(&lanes[..n]);
                 }
             }
         }
     }
+}
+
+/// Lane `i` of result `t` = lane `t` of `v[i]` (an 8x8 transpose).
+#[inline(always)]
+unsafe fn transpose8(v: [__m256; 8]) -> [__m256; 8] {
+    let (t0, t1) = (_mm256_unpacklo_ps(v[0], v[1]), _mm256_unpackhi_ps(v[0], v[1]));
+    let (t2, t3) = (_mm256_unpacklo_ps(v[2], v[3]), _mm256_unpackhi_ps(v[2], v[3]));
+    let (t4, t5) = (_mm256_unpacklo_ps(v[4], v[5]), _mm256_unpackhi_ps(v[4], v[5]));
+    let (t6, t7) = (_mm256_unpacklo_ps(v[6], v[7]), _mm256_unpackhi_ps(v[6], v[7]));
+    // [v0..v3 lane c | lane c + 4] for c = 0..4, then the same of v4..v7.
+    let s = [
+        _mm256_shuffle_ps::<0x44>(t0, t2),
+        _mm256_shuffle_ps::<0xee>(t0, t2),
+        _mm256_shuffle_ps::<0x44>(t1, t3),
+        _mm256_shuffle_ps::<0xee>(t1, t3),
+        _mm256_shuffle_ps::<0x44>(t4, t6),
+        _mm256_shuffle_ps::<0xee>(t4, t6),
+        _mm256_shuffle_ps::<0x44>(t5, t7),
+        _mm256_shuffle_ps::<0xee>(t5, t7),
+    ];
+    [
+        _mm256_permute2f128_ps::<0x20>(s[0], s[4]),
+        _mm256_permute2f128_ps::<0x20>(s[1], s[5]),
+        _mm256_permute2f128_ps::<0x20>(s[2], s[6]),
+        _mm256_permute2f128_ps::<0x20>(s[3], s[7]),
+        _mm256_permute2f128_ps::<0x31>(s[0], s[4]),
+        _mm256_permute2f128_ps::<0x31>(s[1], s[5]),
+        _mm256_permute2f128_ps::<0x31>(s[2], s[6]),
+        _mm256_permute2f128_ps::<0x31>(s[3], s[7]),
+    ]
 }
 
 /// One tile's `T::ENTRIES / PLANES` rows (their codes and headers in the
