@@ -49,8 +49,8 @@ pub(super) trait TileSums {
     const W8_PLANES: usize;
 
     /// One group's sums of each of the first [`Self::ENTRIES`] entries'
-    /// codes (4-code chunk `j` of entry `k` at `codes + (j * ENTRIES + k)
-    /// * 4`) times the batch's interleaved activations (chunk `j` at `xs +
+    /// codes (4-code chunk `j` of entry `k` at `codes + 4 (j ENTRIES +
+    /// k)`) times the batch's interleaved activations (chunk `j` at `xs +
     /// 32 j`), one token per i32 lane; `PLANES` as for [`matmat`].
     unsafe fn group_sums<C: Codes, const PLANES: usize>(
         codes: *const u8,
@@ -84,9 +84,9 @@ impl TileSums for Maddubs {
             let mut acc16 = [_mm256_setzero_si256(); MAX_ROWS];
             for j in first..first + stretch {
                 let x = _mm256_loadu_si256(xs.add(32 * j) as *const __m256i);
-                for k in 0..Self::ENTRIES {
+                for (k, a) in acc16.iter_mut().enumerate().take(Self::ENTRIES) {
                     let four = (codes.add((j * Self::ENTRIES + k) * 4) as *const i32).read_unaligned();
-                    acc16[k] = _mm256_add_epi16(acc16[k], _mm256_maddubs_epi16(_mm256_set1_epi32(four), x));
+                    *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(_mm256_set1_epi32(four), x));
                 }
             }
             for k in 0..Self::ENTRIES {
@@ -414,11 +414,11 @@ unsafe fn unpack_block<C: Codes, const PLANES: usize>(
                         if PLANES == 2 { nibble_plane::<C>(group, (quad + i) % 2) } else { C::unpack(group) };
                 }
                 let chunks = codes.add(g * C::GROUP * entries + 4 * quad);
-                for v in 0..C::BLOCKS.min(MAX_BLOCKS) {
+                for (v, w0) in w[0].iter().enumerate().take(C::BLOCKS.min(MAX_BLOCKS)) {
                     store_transposed(
                         chunks.add(32 * v * entries),
                         entries,
-                        [w[0][v], w[1][v], w[2][v], w[3][v]],
+                        [*w0, w[1][v], w[2][v], w[3][v]],
                     );
                 }
             }

@@ -184,9 +184,9 @@ impl<D: DotInstruction> TileSums for DpbusdTiles<D> {
             // SAFETY (caller): `xs` holds the group's interleaved
             // activations and `codes` its chunks of every entry.
             let x = _mm256_loadu_si256(xs.add(32 * j) as *const __m256i);
-            for k in 0..Self::ENTRIES {
+            for (k, a) in acc.iter_mut().enumerate().take(Self::ENTRIES) {
                 let four = (codes.add((j * Self::ENTRIES + k) * 4) as *const i32).read_unaligned();
-                acc[k] = D::dpbusd(acc[k], _mm256_set1_epi32(four), x);
+                *a = D::dpbusd(*a, _mm256_set1_epi32(four), x);
             }
         }
         acc
