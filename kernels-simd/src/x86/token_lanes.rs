@@ -12,16 +12,19 @@
 //! land one token per lane with no reduction. Each token's f32 group step
 //! then runs on its own lane in the reference's order (no FMA).
 //!
-//! With VNNI ([`TileSums`] of `super::vnni`), one `vpdpbusd` multiplies the four codes with
-//! the activations and adds the four products into the i32 lane: no i16
-//! sums to widen, and W8 codes are multiplied as the unsigned bytes they
-//! are (one plane, no nibble split). Integer sums are exact either way,
-//! so both give the same bits.
+//! With VNNI (the [`TileSums`] of `super::vnni`), one `vpdpbusd`
+//! multiplies the four codes with the activations and adds the four
+//! products into the i32 lane: no i16 sums to widen, and W8 codes are
+//! multiplied as the unsigned bytes they are (one plane, no nibble split).
+//! Integer sums are exact either way, so both give the same bits.
 //!
 //! Work order: the codes of a block of rows are unpacked to bytes once
-//! (with their group headers as f32) into scratch; then every batch of
-//! eight tokens passes over the block, `ROWS` rows at a time sharing each
-//! load of activations. The block and one batch's activations stay in L1.
+//! (with their group headers as f32) into scratch, tile by tile, each
+//! 4-code chunk of a tile's rows side by side (one pointer and constant
+//! offsets reach them all, leaving registers free); then every batch of
+//! eight tokens passes over the block, a tile of 12 rows at a time sharing
+//! each load of activations. The block and one batch's activations stay in
+//! L1.
 
 use super::group::{Codes, Unpacked, MAX_BLOCKS};
 use super::matvec::permute_activations;
@@ -415,11 +418,7 @@ unsafe fn unpack_block<C: Codes, const PLANES: usize>(
                 }
                 let chunks = codes.add(g * C::GROUP * entries + 4 * quad);
                 for (v, w0) in w[0].iter().enumerate().take(C::BLOCKS.min(MAX_BLOCKS)) {
-                    store_transposed(
-                        chunks.add(32 * v * entries),
-                        entries,
-                        [*w0, w[1][v], w[2][v], w[3][v]],
-                    );
+                    store_transposed(chunks.add(32 * v * entries), entries, [*w0, w[1][v], w[2][v], w[3][v]]);
                 }
             }
         }

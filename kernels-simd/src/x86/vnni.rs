@@ -1,23 +1,27 @@
-//! The `avx512-vnni` kernel set's integer products: the AVX2 kernels of
-//! [`super::matvec`] (same unpacking, row blocks, prefetching, multi-token
-//! batches and per-group f32 arithmetic) with each group's dot product done
-//! by `vpdpbusd` (AVX-512 VNNI on 256-bit vectors, which needs AVX-512VL):
-//! one instruction multiplies 32 unsigned codes by 32 int8 activations and
-//! adds each four products into an i32 lane, where AVX2 needs
-//! `vpmaddubsw`, an i16 add and a `vpmaddwd`.
+//! The `avx512-vnni` kernel set's integer products, with each dot product
+//! done by `vpdpbusd` (AVX-512 VNNI on 256-bit vectors, which needs
+//! AVX-512VL): one instruction multiplies 32 unsigned codes by 32 int8
+//! activations and adds each four products into an i32 lane, where AVX2
+//! needs `vpmaddubsw`, an i16 add and a `vpmaddwd`.
 //!
-//! The i32 lanes hold the same integer sums as the AVX2 kernels' (lane `k`
-//! sums bytes `4k..4k + 4` of every block in both), so results are
-//! bit-identical to AVX2 and to the scalar reference. W8 codes are
-//! multiplied as the unsigned bytes they are stored as, so W8 needs
-//! neither the sign trick nor the `128 Σ x` correction.
+//! - One token (decode): the AVX2 kernel of [`super::matvec`] (same
+//!   unpacking, row blocks, prefetching and per-group f32 arithmetic).
+//! - Several tokens (prefill): the token-lane kernel of [`token_lanes`]
+//!   with [`DpbusdTiles`], one token per i32 lane; its AVX2 multi-token
+//!   kernel ([`super::matmat`]) when the caller's scratch is too small.
 //!
-//! Not run on hardware by us: the development machine (AMD Zen 3) has no
-//! AVX-512, and QEMU's TCG does not emulate it. The set is compiled into
-//! every x86-64 build and checked against the scalar reference by
-//! `kernels-simd/tests/cross_check.rs` on any CPU that has the
-//! instructions; until that has happened on real hardware it is only used
-//! when asked for (`--kernels avx512-vnni`), never chosen automatically.
+//! The i32 lanes hold the same integer sums as the AVX2 kernels', so
+//! results are bit-identical to AVX2 and to the scalar reference. W8 codes
+//! are multiplied as the unsigned bytes they are stored as, so W8 needs
+//! neither the sign trick nor the nibble split.
+//!
+//! Run on hardware: an AMD EPYC (Zen 4 class, AVX-512 F/BW/VL/VNNI) runs
+//! `kernels-simd/tests/cross_check.rs` on this set, bit-exact against the
+//! scalar reference (QEMU's TCG does not emulate AVX-512). There its
+//! multi-token products are faster than AVX2's, but its one-token products
+//! are not (decode 3-6% slower with this set in BENCHMARKS.md's idle
+//! "avx2 vs avx512-vnni" runs), so it is only used when asked for
+//! (`--kernels avx512-vnni`), not chosen automatically.
 
 use super::group::{Codes, Unpacked, MAX_BLOCKS, W2, W4};
 use super::matmat::{matmat_i8_lanes, matmat_rows, MatmatRows, TokenLanes};
@@ -168,9 +172,6 @@ impl<const G: usize, D: DotInstruction> Codes for W8Dp<G, D> {
 pub(super) struct DpbusdTiles<D = Hardware>(core::marker::PhantomData<D>);
 
 impl<D: DotInstruction> TileSums for DpbusdTiles<D> {
-    // The i32 sums, one activation and one code vector in the 16 ymm
-    // registers `asm!` can allocate (without AVX-512 target features,
-    // which need a newer Rust than the MSRV).
     const ENTRIES: usize = VNNI_ROWS;
     const W8_PLANES: usize = 1;
 
@@ -193,7 +194,10 @@ impl<D: DotInstruction> TileSums for DpbusdTiles<D> {
     }
 }
 
-/// Rows per `vpdpbusd` tile.
+/// Rows per `vpdpbusd` tile: their i32 sums, one activation and two code
+/// vectors fit the 16 ymm registers `asm!` can allocate (registers 16-31
+/// need the AVX-512 target features, above the MSRV); a multiple of 4 for
+/// the transposed unpacking (14, in a first version, spilled a sum).
 const VNNI_ROWS: usize = 12;
 
 /// The VNNI token-lane kernel for a shape, if this CPU has the
