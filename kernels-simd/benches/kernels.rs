@@ -73,9 +73,13 @@ fn bench_matmat(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("matmat {rows}x{cols}x{TOKENS}"));
         group.sample_size(20);
         group.throughput(Throughput::Elements((rows * cols * TOKENS) as u64));
-        for f in
-            [TensorFormat::W2 { group: 64 }, TensorFormat::W4 { group: 64 }, TensorFormat::W8 { group: 64 }]
-        {
+        // W2 g128: the w2a8 models' weights.
+        for f in [
+            TensorFormat::W2 { group: 64 },
+            TensorFormat::W2 { group: 128 },
+            TensorFormat::W4 { group: 64 },
+            TensorFormat::W8 { group: 64 },
+        ] {
             let g = f.group_size().unwrap_or(64);
             let rb = f.byte_len(1, cols as u64).unwrap() as usize;
             let mut m = vec![0u8; rb * rows];

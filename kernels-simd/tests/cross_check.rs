@@ -236,6 +236,12 @@ fn expected_matmat_sets() -> Vec<&'static str> {
         && std::is_x86_feature_detected!("f16c")
     {
         names.push("avx2");
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni")
+        {
+            names.push("avx512-vnni");
+        }
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -343,6 +349,35 @@ fn multi_token_kernels_are_bit_exact() {
                 check_matmat(k, &mut rng, f, rows, tokens, group as usize * 2);
             }
         }
+    }
+}
+
+/// Multi-token kernels at every token count from 1 to 17 (whole and
+/// partial batches of eight tokens), every format and group size, an odd
+/// number of groups and row counts that leave partial 12-row tiles.
+#[test]
+fn multi_token_kernels_at_every_token_count() {
+    let mut rng = Rng(23);
+    for k in matmat_sets() {
+        for (group, f) in integer_formats() {
+            for tokens in 1..=17 {
+                check_matmat(k, &mut rng, f, 5 + 2 * tokens, tokens, group as usize * 3);
+            }
+        }
+    }
+}
+
+/// Multi-token kernels at the w2a8 models' shapes (W2 g128 layers, W8 g64
+/// head, W4 g64), several row blocks with a ragged last tile and an odd
+/// token count.
+#[test]
+fn multi_token_kernels_at_model_shapes() {
+    let mut rng = Rng(29);
+    for k in matmat_sets() {
+        check_matmat(k, &mut rng, TensorFormat::W2 { group: 128 }, 1541, 13, 768);
+        check_matmat(k, &mut rng, TensorFormat::W2 { group: 128 }, 771, 7, 1536);
+        check_matmat(k, &mut rng, TensorFormat::W8 { group: 64 }, 301, 9, 1024);
+        check_matmat(k, &mut rng, TensorFormat::W4 { group: 64 }, 205, 11, 768);
     }
 }
 

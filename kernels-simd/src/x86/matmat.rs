@@ -7,6 +7,7 @@ use super::matvec::{
     group_step, headers8, hsum8_i32, kernel_for, kernels_cover, offsets_i32, permute_activations, store_rows,
     Prefetch, RowBlock, ROWS,
 };
+use super::token_lanes::{Maddubs, TileSums};
 use super::{avx2_available, token_lanes};
 use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::x86_64::*;
@@ -31,23 +32,61 @@ const BLOCK_BYTES: usize = 32 * 1024;
 /// cache while every token passes over them; each (row, token) result is
 /// computed by exactly the operations of [`super::matvec_i8`].
 pub fn matmat_i8(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], perm: &mut [i8]) {
-    let lanes = batch_shape(w, acts, out.len(), w.cols)
-        .filter(|s| avx2_available() && token_lanes::covers(s, acts.len(), perm.len()))
-        .and_then(|s| Some((s, token_lanes_kernel(&s)?)));
-    match lanes {
-        // SAFETY: AVX2 and F16C were detected; every token's shape check
-        // passed and `covers` checked the scratch.
-        Some((shape, kernel)) => unsafe { kernel(&shape, w.bytes, acts, out, perm) },
-        None => matmat_i8_with(avx2_matmat, w, acts, out, perm),
-    }
+    matmat_i8_lanes::<Maddubs>(token_lanes_kernel, avx2_matmat, w, acts, out, perm);
 }
 
 /// The token-lane kernel of one shape.
-type TokenLanes = unsafe fn(&IntShape, &[u8], &[ActsI8<'_>], &mut [f32], &mut [i8]);
+pub(super) type TokenLanes = unsafe fn(&IntShape, &[u8], &[ActsI8<'_>], &mut [f32], &mut [i8]);
 
-/// [`token_lanes::matmat`] for a shape.
+/// A kernel set's choice of [`TokenLanes`] for a shape (`None`: the CPU
+/// lacks the instructions, or the format is not covered).
+pub(super) type PickLanes = fn(&IntShape) -> Option<TokenLanes>;
+
+/// [`crate::MatmatI8`] with the token-lane kernel `lanes` picks (tiles
+/// summed by `T`) when the scratch suffices, else with the kernels
+/// `fallback` picks ([`matmat_i8_with`]).
+pub(super) fn matmat_i8_lanes<T: TileSums>(
+    lanes: PickLanes,
+    fallback: PickMatmat,
+    w: QuantMatrix<'_>,
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    perm: &mut [i8],
+) {
+    let picked = batch_shape(w, acts, out.len(), w.cols)
+        .filter(|s| token_lanes::covers::<T>(s, acts.len(), perm.len()))
+        .and_then(|s| Some((s, lanes(&s)?)));
+    match picked {
+        // SAFETY: `lanes` returns kernels only when the CPU has their
+        // instructions; every token's shape check passed and `covers`
+        // checked the scratch for `T`.
+        Some((shape, kernel)) => unsafe { kernel(&shape, w.bytes, acts, out, perm) },
+        None => matmat_i8_with(fallback, w, acts, out, perm),
+    }
+}
+
+/// [`token_lanes::matmat`] with [`Maddubs`] for a shape, if this CPU has
+/// AVX2.
 fn token_lanes_kernel(s: &IntShape) -> Option<TokenLanes> {
-    kernel_for!(s, token_lanes::matmat, W2 1, W4 1, W8 2)
+    if !avx2_available() {
+        return None;
+    }
+    kernel_for!(s, avx2_lanes, W2 1, W4 1, W8 2)
+}
+
+/// [`token_lanes::matmat`] with [`Maddubs`].
+///
+/// # Safety
+/// As for [`token_lanes::matmat`].
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn avx2_lanes<C: Codes, const PLANES: usize>(
+    s: &IntShape,
+    matrix: &[u8],
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    scratch: &mut [i8],
+) {
+    token_lanes::matmat::<C, PLANES, Maddubs>(s, matrix, acts, out, scratch)
 }
 
 /// The shape every token's product has (`None` if any token's check

@@ -60,7 +60,7 @@ pub const AVX2: Kernels = vector_set! {
 
 /// The AVX2 kernels with AVX-512 VNNI's `vpdpbusd` for the integer dot
 /// products ([`vnni`]); the rest is the AVX2 set's. Only used when asked
-/// for (not verified on hardware yet, see [`vnni`]).
+/// for (not faster at decode on the AVX-512 EPYC, see [`vnni`]).
 pub const AVX512_VNNI: Kernels = Kernels {
     name: "avx512-vnni",
     available: vnni::vnni_available,

@@ -1,27 +1,32 @@
-//! The `avx512-vnni` kernel set's integer products: the AVX2 kernels of
-//! [`super::matvec`] (same unpacking, row blocks, prefetching, multi-token
-//! batches and per-group f32 arithmetic) with each group's dot product done
-//! by `vpdpbusd` (AVX-512 VNNI on 256-bit vectors, which needs AVX-512VL):
-//! one instruction multiplies 32 unsigned codes by 32 int8 activations and
-//! adds each four products into an i32 lane, where AVX2 needs
-//! `vpmaddubsw`, an i16 add and a `vpmaddwd`.
+//! The `avx512-vnni` kernel set's integer products, with each dot product
+//! done by `vpdpbusd` (AVX-512 VNNI on 256-bit vectors, which needs
+//! AVX-512VL): one instruction multiplies 32 unsigned codes by 32 int8
+//! activations and adds each four products into an i32 lane, where AVX2
+//! needs `vpmaddubsw`, an i16 add and a `vpmaddwd`.
 //!
-//! The i32 lanes hold the same integer sums as the AVX2 kernels' (lane `k`
-//! sums bytes `4k..4k + 4` of every block in both), so results are
-//! bit-identical to AVX2 and to the scalar reference. W8 codes are
-//! multiplied as the unsigned bytes they are stored as, so W8 needs
-//! neither the sign trick nor the `128 Σ x` correction.
+//! - One token (decode): the AVX2 kernel of [`super::matvec`] (same
+//!   unpacking, row blocks, prefetching and per-group f32 arithmetic).
+//! - Several tokens (prefill): the token-lane kernel of [`token_lanes`]
+//!   with [`DpbusdTiles`], one token per i32 lane; its AVX2 multi-token
+//!   kernel ([`super::matmat`]) when the caller's scratch is too small.
 //!
-//! Not run on hardware by us: the development machine (AMD Zen 3) has no
-//! AVX-512, and QEMU's TCG does not emulate it. The set is compiled into
-//! every x86-64 build and checked against the scalar reference by
-//! `kernels-simd/tests/cross_check.rs` on any CPU that has the
-//! instructions; until that has happened on real hardware it is only used
-//! when asked for (`--kernels avx512-vnni`), never chosen automatically.
+//! The i32 lanes hold the same integer sums as the AVX2 kernels', so
+//! results are bit-identical to AVX2 and to the scalar reference. W8 codes
+//! are multiplied as the unsigned bytes they are stored as, so W8 needs
+//! neither the sign trick nor the nibble split.
+//!
+//! Run on hardware: an AMD EPYC (Zen 4 class, AVX-512 F/BW/VL/VNNI) runs
+//! `kernels-simd/tests/cross_check.rs` on this set, bit-exact against the
+//! scalar reference (QEMU's TCG does not emulate AVX-512). There its
+//! multi-token products are faster than AVX2's, but its one-token products
+//! are not (decode 3-6% slower with this set in BENCHMARKS.md's idle
+//! "avx2 vs avx512-vnni" runs), so it is only used when asked for
+//! (`--kernels avx512-vnni`), not chosen automatically.
 
 use super::group::{Codes, Unpacked, MAX_BLOCKS, W2, W4};
-use super::matmat::{matmat_i8_with, matmat_rows, MatmatRows};
+use super::matmat::{matmat_i8_lanes, matmat_rows, MatmatRows, TokenLanes};
 use super::matvec::{kernel_for, matvec_i8_with, matvec_rows, MatvecRows};
+use super::token_lanes::{self, TileSums, MAX_ROWS};
 use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::x86_64::*;
 
@@ -55,7 +60,7 @@ pub fn vnni_available() -> bool {
 /// operands; inlined into the kernels, which enable it too.)
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+pub(super) unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
     let mut acc = acc;
     // SAFETY (caller): the CPU has AVX-512F, VL and VNNI; the instruction
     // only reads and writes the three registers.
@@ -71,13 +76,13 @@ unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
 
 /// Where `vpdpbusd` comes from: the instruction ([`Hardware`]) or, in
 /// tests on CPUs without it, a lane-by-lane model of its definition.
-trait DotInstruction {
+pub(super) trait DotInstruction {
     /// `acc + vpdpbusd(w, x)` (see [`dpbusd`]).
     unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i;
 }
 
 /// The `vpdpbusd` instruction.
-struct Hardware;
+pub(super) struct Hardware;
 
 impl DotInstruction for Hardware {
     #[inline(always)]
@@ -160,6 +165,85 @@ impl<const G: usize, D: DotInstruction> Codes for W8Dp<G, D> {
     }
 }
 
+/// The token-lane kernel's tiles ([`token_lanes`]) summed by `vpdpbusd`:
+/// one instruction per four codes of a row and eight tokens, adding into
+/// the i32 lanes (a lane's group sum is at most 64 x 4 x 255 x 128 <
+/// 2^31); W8 codes are unsigned bytes, one plane.
+pub(super) struct DpbusdTiles<D = Hardware>(core::marker::PhantomData<D>);
+
+impl<D: DotInstruction> TileSums for DpbusdTiles<D> {
+    const ENTRIES: usize = VNNI_ROWS;
+    const W8_PLANES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn group_sums<C: Codes, const PLANES: usize>(
+        codes: *const u8,
+        xs: *const u8,
+    ) -> [__m256i; MAX_ROWS] {
+        let mut acc = [_mm256_setzero_si256(); MAX_ROWS];
+        for j in 0..C::GROUP / 4 {
+            // SAFETY (caller): `xs` holds the group's interleaved
+            // activations and `codes` its chunks of every entry.
+            let x = _mm256_loadu_si256(xs.add(32 * j) as *const __m256i);
+            for (k, a) in acc.iter_mut().enumerate().take(Self::ENTRIES) {
+                let four = (codes.add((j * Self::ENTRIES + k) * 4) as *const i32).read_unaligned();
+                *a = D::dpbusd(*a, _mm256_set1_epi32(four), x);
+            }
+        }
+        acc
+    }
+}
+
+/// Rows per `vpdpbusd` tile: their i32 sums, one activation and two code
+/// vectors fit the 16 ymm registers `asm!` can allocate (registers 16-31
+/// need the AVX-512 target features, above the MSRV); a multiple of 4 for
+/// the transposed unpacking (14, in a first version, spilled a sum).
+const VNNI_ROWS: usize = 12;
+
+/// The VNNI token-lane kernel for a shape, if this CPU has the
+/// instructions.
+fn pick_lanes(s: &IntShape) -> Option<TokenLanes> {
+    if !vnni_available() {
+        return None;
+    }
+    kernel_for!(s, vnni_lanes, W2Dp, W4Dp, W8Dp)
+}
+
+/// The codes of one format whose products come from `Dot`.
+trait DotCodes: Codes {
+    /// The source of `vpdpbusd`.
+    type Dot: DotInstruction;
+}
+
+impl<const G: usize, D: DotInstruction> DotCodes for W2Dp<G, D> {
+    type Dot = D;
+}
+
+impl<const G: usize, D: DotInstruction> DotCodes for W4Dp<G, D> {
+    type Dot = D;
+}
+
+impl<const G: usize, D: DotInstruction> DotCodes for W8Dp<G, D> {
+    type Dot = D;
+}
+
+/// [`token_lanes::matmat`] with [`DpbusdTiles`] (one plane for every
+/// format).
+///
+/// # Safety
+/// As for [`token_lanes::matmat`]; the CPU has AVX-512F, VL and VNNI (for
+/// [`Hardware`]).
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn vnni_lanes<C: DotCodes>(
+    s: &IntShape,
+    matrix: &[u8],
+    acts: &[ActsI8<'_>],
+    out: &mut [f32],
+    scratch: &mut [i8],
+) {
+    token_lanes::matmat::<C, 1, DpbusdTiles<C::Dot>>(s, matrix, acts, out, scratch)
+}
+
 /// The VNNI kernel for a shape, if this CPU has the instructions.
 fn pick_matvec(s: &IntShape) -> Option<MatvecRows> {
     if !vnni_available() {
@@ -184,9 +268,10 @@ pub fn matvec_i8(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], perm: &
     matvec_i8_with(pick_matvec, w, acts, out, perm);
 }
 
-/// See [`crate::MatmatI8`]: the AVX2 multi-token kernel with `vpdpbusd`.
+/// See [`crate::MatmatI8`]: the token-lane kernel with `vpdpbusd` when
+/// the scratch suffices, else the AVX2 multi-token kernel with it.
 pub fn matmat_i8(w: QuantMatrix<'_>, acts: &[ActsI8<'_>], out: &mut [f32], perm: &mut [i8]) {
-    matmat_i8_with(pick_matmat, w, acts, out, perm);
+    matmat_i8_lanes::<DpbusdTiles>(pick_lanes, pick_matmat, w, acts, out, perm);
 }
 
 #[cfg(test)]
@@ -198,6 +283,7 @@ mod tests {
     //! a CPU with AVX-512 VNNI, where `tests/cross_check.rs` covers it.)
     use super::*;
     use crate::x86::avx2_available;
+    use crate::x86::matmat::matmat_i8_with;
     use eddy_quant::{quantize_activations_i8, quantize_row, TensorFormat};
 
     /// `vpdpbusd` by its definition: lane `k` += Σ_j u8(w[4k + j]) ·
@@ -233,6 +319,10 @@ mod tests {
 
     fn pick_model_matmat(s: &IntShape) -> Option<MatmatRows> {
         kernel_for!(s, matmat_rows, W2M, W4M, W8M)
+    }
+
+    fn pick_model_lanes(s: &IntShape) -> Option<TokenLanes> {
+        kernel_for!(s, vnni_lanes, W2M, W4M, W8M)
     }
 
     #[test]
@@ -295,9 +385,20 @@ mod tests {
                     matvec_i8_with(pick_model_matvec, w, a, &mut one[t * rows..][..rows], &mut perm);
                 }
                 matmat_i8_with(pick_model_matmat, w, &acts, &mut many, &mut perm);
+                let mut scratch = std::vec![0i8; crate::matmat_scratch_len(cols, tokens)];
+                let mut lanes = std::vec![3f32; tokens * rows];
+                matmat_i8_lanes::<DpbusdTiles<Model>>(
+                    pick_model_lanes,
+                    pick_model_matmat,
+                    w,
+                    &acts,
+                    &mut lanes,
+                    &mut scratch,
+                );
                 let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<std::vec::Vec<_>>();
                 assert_eq!(bits_of(&want), bits_of(&one), "matvec {f:?}");
                 assert_eq!(bits_of(&want), bits_of(&many), "matmat {f:?}");
+                assert_eq!(bits_of(&want), bits_of(&lanes), "token lanes {f:?}");
             }
         }
     }
