@@ -310,6 +310,7 @@ pub(crate) struct HeadChunk<'x> {
     pub tokens: usize,
 }
 
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
 impl HeadChunk<'_> {
     /// Token `t`'s `(dt, decay)`, see [`HeadScanArgs::step`].
     #[inline]
