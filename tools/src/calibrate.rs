@@ -12,6 +12,8 @@
 use crate::convert::eddy_name;
 use eddy::schema::TensorKind;
 use eddy::{Model, Session, TensorFormat, TensorView};
+use eddy_quant::QuantError;
+use half::f16;
 use std::collections::HashMap;
 
 /// Statistics of the inputs of each linear layer on calibration text, by
@@ -108,43 +110,81 @@ pub struct TensorError {
 }
 
 /// Choose one group's clip range: plain min/max, or the candidate of
-/// [`CLIP_GRID`] with the smallest importance-weighted squared error.
+/// [`CLIP_GRID`] (each end shrunk by one factor, `lo` outer, `hi` inner)
+/// with the smallest importance-weighted squared error; the first of equal
+/// errors wins.
 pub fn search_range(
     format: TensorFormat,
     w: &[f32],
     importance: &[f32],
     clip_search: bool,
-    trial_bytes: &mut [u8],
-    trial_deq: &mut [f32],
-) -> Result<(f32, f32), eddy_quant::QuantError> {
+) -> Result<(f32, f32), QuantError> {
     let lo = w.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut range = (lo, hi);
     if !clip_search {
         return Ok(range);
     }
+    let bits = format.code_bits().ok_or(QuantError::NotInteger)?;
+    if let Some(index) = w.iter().position(|v| !v.is_finite()) {
+        return Err(QuantError::NonFinite { index });
+    }
+    let levels = ((1u32 << bits) - 1) as f32;
     let mut best = f64::INFINITY;
     for a in CLIP_GRID {
-        for b in CLIP_GRID {
-            let cand = (lo * a, hi * b);
-            eddy_quant::quantize_row_with_ranges(format, w, &[cand], trial_bytes)?;
-            eddy_quant::dequantize_row(format, trial_bytes, trial_deq);
-            let e: f64 = w
-                .iter()
-                .zip(trial_deq.iter())
-                .zip(importance)
-                .map(|((x, y), i)| (*i as f64) * ((x - y) as f64).powi(2))
-                .sum();
+        let errors = clip_errors(w, importance, lo * a, hi, levels)?;
+        for (b, e) in CLIP_GRID.into_iter().zip(errors) {
             if e < best {
                 best = e;
-                range = cand;
+                range = (lo * a, hi * b);
             }
         }
     }
     Ok(range)
 }
 
-/// Quantize a `[rows, cols]` f32 matrix to `format`.
+/// The importance-weighted squared errors of quantizing `w` with the ranges
+/// `(lo, hi * f)` for each `f` of [`CLIP_GRID`], all in one pass over `w`.
+/// Each candidate's arithmetic and summation order are exactly those of
+/// `quantize_row_with_ranges` then `dequantize_row` then a sequential f64
+/// sum (what the search did before, a candidate at a time), so the same
+/// range is chosen; the candidates sit in lanes, so the pass vectorizes.
+fn clip_errors(
+    w: &[f32],
+    importance: &[f32],
+    lo: f32,
+    hi: f32,
+    levels: f32,
+) -> Result<[f64; CLIP_GRID.len()], QuantError> {
+    const N: usize = CLIP_GRID.len();
+    let (mut scale, mut min) = ([0f32; N], [0f32; N]);
+    for (k, f) in CLIP_GRID.into_iter().enumerate() {
+        let (l, h) = (lo, hi * f);
+        let (l, h) = if l <= h { (l, h) } else { (h, l) };
+        if !(l.is_finite() && h.is_finite()) {
+            return Err(QuantError::NonFinite { index: 0 });
+        }
+        let (s, m) = (f16::from_f32((h - l) / levels), f16::from_f32(l));
+        if s.is_infinite() || m.is_infinite() {
+            return Err(QuantError::OutOfRange { group: 0 });
+        }
+        (scale[k], min[k]) = (s.to_f32(), m.to_f32());
+    }
+    let mut acc = [0f64; N];
+    for (&v, &i) in w.iter().zip(importance) {
+        let i = i as f64;
+        for k in 0..N {
+            let (s, m) = (scale[k], min[k]);
+            let c = if s > 0.0 { eddy_quant::round_half_away((v - m) / s).clamp(0.0, levels) } else { 0.0 };
+            let d = (v - (s * c + m)) as f64;
+            acc[k] += i * (d * d);
+        }
+    }
+    Ok(acc)
+}
+
+/// Quantize a `[rows, cols]` f32 matrix to `format`, rows split across
+/// threads.
 pub fn quantize_matrix(
     format: TensorFormat,
     rows: usize,
@@ -152,29 +192,52 @@ pub fn quantize_matrix(
     weights: &[f32],
     importance: Option<&[f32]>,
     opts: CalibrationOptions,
-) -> Result<(Vec<u8>, TensorError), eddy_quant::QuantError> {
-    let row_bytes = format.byte_len(1, cols as u64).map_err(eddy_quant::QuantError::Format)? as usize;
-    let group = format.group_size().unwrap_or(cols);
+) -> Result<(Vec<u8>, TensorError), QuantError> {
+    let row_bytes = format.byte_len(1, cols as u64).map_err(QuantError::Format)? as usize;
+    let group = format.group_size().unwrap_or(cols).max(1);
+    if weights.len() != rows * cols {
+        return Err(QuantError::BadLength);
+    }
     let imp: Vec<f32> = match (importance, opts.activation_aware) {
         (Some(i), true) if i.len() == cols => i.iter().map(|v| v.max(1e-12)).collect(),
         _ => vec![1.0; cols],
     };
     let mut out = vec![0u8; row_bytes * rows];
-    let mut deq = vec![0f32; cols];
-    let mut ranges = vec![(0f32, 0f32); cols / group];
-    let mut trial_bytes = vec![0u8; format.byte_len(1, group as u64).unwrap_or(0) as usize];
-    let mut trial_deq = vec![0f32; group];
-    let mut err = TensorError::default();
-    for (r, row) in weights.chunks_exact(cols).enumerate() {
-        for (g, range) in ranges.iter_mut().enumerate() {
-            let w = &row[g * group..(g + 1) * group];
-            let ig = &imp[g * group..(g + 1) * group];
-            *range = search_range(format, w, ig, opts.clip_search, &mut trial_bytes, &mut trial_deq)?;
+    crate::par::try_for_rows(&mut out, row_bytes, 16, |first, piece| {
+        let mut ranges = vec![(0f32, 0f32); cols / group];
+        for (i, dst) in piece.chunks_exact_mut(row_bytes.max(1)).enumerate() {
+            let row = &weights[(first + i) * cols..(first + i + 1) * cols];
+            for (g, range) in ranges.iter_mut().enumerate() {
+                let w = &row[g * group..(g + 1) * group];
+                let ig = &imp[g * group..(g + 1) * group];
+                *range = search_range(format, w, ig, opts.clip_search)?;
+            }
+            eddy_quant::quantize_row_with_ranges(format, row, &ranges, dst)?;
         }
-        let dst = &mut out[r * row_bytes..(r + 1) * row_bytes];
-        eddy_quant::quantize_row_with_ranges(format, row, &ranges, dst)?;
-        eddy_quant::dequantize_row(format, dst, &mut deq);
-        for ((x, y), i) in row.iter().zip(&deq).zip(importance.unwrap_or(&imp)) {
+        Ok(())
+    })?;
+    let err = tensor_error(format, cols, weights, &out, importance.unwrap_or(&imp));
+    Ok((out, err))
+}
+
+/// The [`TensorError`] of `data`, the quantized `weights` (rows of `cols`),
+/// with each column's squared error weighted by `importance`. One
+/// sequential sum over every weight, in order, so the figures do not depend
+/// on how the quantization was split.
+pub(crate) fn tensor_error(
+    format: TensorFormat,
+    cols: usize,
+    weights: &[f32],
+    data: &[u8],
+    importance: &[f32],
+) -> TensorError {
+    let rows = weights.len() / cols.max(1);
+    let row_bytes = data.len() / rows.max(1);
+    let mut deq = vec![0f32; cols];
+    let mut err = TensorError::default();
+    for (row, bytes) in weights.chunks_exact(cols.max(1)).zip(data.chunks_exact(row_bytes.max(1))) {
+        eddy_quant::dequantize_row(format, bytes, &mut deq);
+        for ((x, y), i) in row.iter().zip(&deq).zip(importance) {
             let d2 = ((x - y) as f64).powi(2);
             err.mse += d2;
             err.weighted_mse += (*i as f64) * d2;
@@ -183,7 +246,7 @@ pub fn quantize_matrix(
     let n = (rows * cols).max(1) as f64;
     err.mse /= n;
     err.weighted_mse /= n;
-    Ok((out, err))
+    err
 }
 
 /// Decode a float tensor to f32 values.

@@ -12,6 +12,7 @@ pub mod fpga;
 pub mod gptq;
 pub mod memory;
 pub mod npy;
+pub mod par;
 pub mod quantize;
 pub mod random;
 pub mod recipe;
