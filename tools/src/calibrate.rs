@@ -27,44 +27,56 @@ pub struct ActivationStats {
 }
 
 /// Run the model over `tokens` and collect [`ActivationStats`];
-/// `hessians` also accumulates `x xᵀ` per layer (for GPTQ).
+/// `hessians` also accumulates `x xᵀ` for every layer (for GPTQ).
 pub fn collect_activation_stats(
     model: &Model<'_>,
     tokens: &[u32],
     hessians: bool,
+    progress: impl FnMut(usize),
+) -> Result<ActivationStats, eddy::SessionError> {
+    collect_activation_stats_for(model, tokens, &|_: &str| hessians, progress)
+}
+
+/// Run the model over `tokens` in batched prefill chunks and collect
+/// [`ActivationStats`]: the mean squares of every linear layer's inputs, and
+/// `E[x xᵀ]` only for the layers `wants_hessian` names (those GPTQ will
+/// process: a `cols²` matrix each). `progress` gets the tokens done.
+///
+/// Every statistic is summed token by token in f64, in token order, as a
+/// token-by-token run would (products of two f32 are exact in f64), so the
+/// figures are those of the stepping path bit for bit; the Hessian's rows
+/// are split across threads.
+pub fn collect_activation_stats_for(
+    model: &Model<'_>,
+    tokens: &[u32],
+    wants_hessian: &dyn Fn(&str) -> bool,
     mut progress: impl FnMut(usize),
 ) -> Result<ActivationStats, eddy::SessionError> {
+    let cols: HashMap<String, usize> =
+        model.file().tensors().map(|t| (t.name.to_string(), t.cols() as usize)).collect();
     let mut sums: HashMap<String, Vec<f64>> = HashMap::new();
     let mut outer: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut rows64: Vec<f64> = Vec::new();
     let mut session = Session::new_owned(model);
-    for (i, &t) in tokens.iter().enumerate() {
-        session.step_observed(t, &mut |name, x| {
-            if !sums.contains_key(name) {
-                sums.insert(name.to_string(), vec![0.0; x.len()]);
-            }
-            let Some(acc) = sums.get_mut(name) else { return };
+    let mut observe = |name: &str, xs: &[f32]| {
+        let n = cols.get(name).copied().filter(|&c| c > 0 && xs.len() % c == 0).unwrap_or(xs.len());
+        if n == 0 {
+            return;
+        }
+        let acc = sums.entry(name.to_string()).or_insert_with(|| vec![0.0; n]);
+        for x in xs.chunks_exact(n) {
             for (a, v) in acc.iter_mut().zip(x) {
                 *a += (*v as f64) * (*v as f64);
             }
-            if hessians {
-                let n = x.len();
-                if !outer.contains_key(name) {
-                    outer.insert(name.to_string(), vec![0.0; n * n]);
-                }
-                let Some(h) = outer.get_mut(name) else { return };
-                // Upper triangle only; mirrored below.
-                for (r, &xr) in x.iter().enumerate() {
-                    let xr = xr as f64;
-                    for (hv, &xc) in h[r * n + r..(r + 1) * n].iter_mut().zip(&x[r..]) {
-                        *hv += xr * xc as f64;
-                    }
-                }
-            }
-        })?;
-        if i % 64 == 63 {
-            progress(i + 1);
         }
-    }
+        if wants_hessian(name) {
+            let h = outer.entry(name.to_string()).or_insert_with(|| vec![0.0; n * n]);
+            rows64.clear();
+            rows64.extend(xs.iter().map(|&v| v as f64));
+            accumulate_outer(h, &rows64, n);
+        }
+    };
+    session.prefill_observed(tokens, eddy::PREFILL_CHUNK, &mut observe, &mut progress)?;
     let n = tokens.len().max(1) as f64;
     let mean_sq =
         sums.into_iter().map(|(name, v)| (name, v.into_iter().map(|s| (s / n) as f32).collect())).collect();
@@ -83,6 +95,51 @@ pub fn collect_activation_stats(
         })
         .collect();
     Ok(ActivationStats { mean_sq, hessians })
+}
+
+/// Add `x xᵀ` of each row `x` of `xs` (rows of `n`, in order) to the upper
+/// triangle of the `n x n` row-major `h`: each element's sum runs over the
+/// rows in order (the same sums as one row at a time); the rows of `h` are
+/// split across threads, in pieces of about equal triangle area.
+fn accumulate_outer(h: &mut [f64], xs: &[f64], n: usize) {
+    let pieces = crate::par::threads().min(n / 64).max(1);
+    // Row r holds n - r elements: cut where the remaining area is shared out.
+    let total = (n * (n + 1) / 2) as f64;
+    let mut bounds = vec![0usize];
+    let (mut r, mut area) = (0usize, 0f64);
+    for p in 1..pieces {
+        while r < n && area < total * p as f64 / pieces as f64 {
+            area += (n - r) as f64;
+            r += 1;
+        }
+        bounds.push(r);
+    }
+    bounds.push(n);
+    let result: Result<(), ()> = crate::par::try_for_row_ranges(h, n, &bounds, |first, piece| {
+        for (i, h_row) in piece.chunks_exact_mut(n).enumerate() {
+            let r = first + i;
+            let h_row = &mut h_row[r..];
+            for x in xs.chunks_exact(n) {
+                let xr = x[r];
+                for (hv, &xc) in h_row.iter_mut().zip(&x[r..]) {
+                    *hv += xr * xc;
+                }
+            }
+        }
+        Ok(())
+    });
+    debug_assert!(result.is_ok());
+}
+
+/// The matrices that need a Hessian under `recipe` with GPTQ: those the
+/// recipe stores in an integer format. GPTQ processes all but a tied
+/// embedding (also looked up row by row), whose Hessian gives the output
+/// error in the report.
+pub fn hessian_matrices(model: &Model<'_>, recipe: &crate::recipe::Recipe) -> Vec<String> {
+    matrix_names(model)
+        .into_iter()
+        .filter(|name| recipe.format_for(name).is_some_and(|f| f.code_bits().is_some()))
+        .collect()
 }
 
 /// Which calibration techniques to use.

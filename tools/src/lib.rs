@@ -13,6 +13,7 @@ pub mod gptq;
 pub mod memory;
 pub mod npy;
 pub mod par;
+pub mod progress;
 pub mod quantize;
 pub mod random;
 pub mod recipe;

@@ -175,7 +175,8 @@ struct QuantArgs {
     /// plain error (no activation statistics).
     #[arg(long)]
     calib: Option<PathBuf>,
-    /// Calibration tokens to use.
+    /// Calibration tokens to use (the first N of the text). Statistics cost
+    /// grows with N; GPTQ's Hessians most (cols² per token and matrix).
     #[arg(long, default_value_t = 4096)]
     calib_tokens: usize,
     /// Override a tensor's format: PATTERN=FORMAT (repeatable), e.g. '*.out_proj.weight=w4g64'.
@@ -187,10 +188,18 @@ struct QuantArgs {
     /// Ablation: ignore activation statistics in the error.
     #[arg(long)]
     no_act_aware: bool,
-    /// Ablation: no GPTQ error compensation.
-    #[arg(long)]
+    /// No GPTQ error compensation (activation-aware clip search only).
+    #[arg(long, conflicts_with = "gptq")]
     no_gptq: bool,
+    /// GPTQ error compensation even for models above 100M parameters, where
+    /// it is off by default (its Hessians and sweeps grow with the square of
+    /// a matrix's width: minutes to hours there, versus seconds without).
+    #[arg(long)]
+    gptq: bool,
 }
+
+/// Above this many parameters GPTQ is off unless `--gptq` asks for it.
+const GPTQ_DEFAULT_MAX_PARAMS: u64 = 100_000_000;
 
 #[derive(Subcommand)]
 enum Command {
@@ -317,12 +326,36 @@ fn open(path: &PathBuf) -> Result<MappedModel> {
     MappedModel::open(path).map_err(anyhow::Error::from)
 }
 
-/// Quantize the model in `bytes` by `recipe`, printing a summary.
+/// Quantize the model in `bytes` by `recipe`, printing a summary, each
+/// phase's progress and time, and the total time.
 fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> {
-    use eddy_cli::calibrate::{collect_activation_stats, matrix_names, CalibrationOptions};
+    use eddy_cli::calibrate::{
+        collect_activation_stats_for, hessian_matrices, matrix_names, CalibrationOptions,
+    };
+    use eddy_cli::progress::Progress;
+    let started = Instant::now();
     let recipe = eddy_cli::recipe::Recipe::load(recipe)?.with_overrides(&q.overrides)?;
     let aligned = eddy::file::AlignedBytes::copy_from(bytes);
-    let model = Model::from_bytes(aligned.as_slice())?;
+    let mut model = Model::from_bytes(aligned.as_slice())?;
+    let threads = requested_threads()?;
+    model.set_workers(eddy::Workers::threads(threads).context("cannot start the thread pool")?);
+    eddy_cli::par::set_threads(threads);
+    let params: u64 = model.file().tensors().map(|t| t.numel()).sum();
+    let gptq = match (q.gptq, q.no_gptq) {
+        (true, _) => true,
+        (_, true) => false,
+        _ if params > GPTQ_DEFAULT_MAX_PARAMS => {
+            if q.calib.is_some() {
+                eprintln!(
+                    "note: {:.0}M parameters: GPTQ is off above {}M (pass --gptq to use it)",
+                    params as f64 / 1e6,
+                    GPTQ_DEFAULT_MAX_PARAMS / 1_000_000
+                );
+            }
+            false
+        }
+        _ => true,
+    };
     let stats = match &q.calib {
         None => None,
         Some(path) => {
@@ -336,37 +369,52 @@ fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> 
             if tokens.is_empty() {
                 bail!("calibration text {} encodes to zero tokens", path.display());
             }
-            let bar = progress_bar(tokens.len(), "calibration tokens");
-            let s = collect_activation_stats(&model, &tokens, !q.no_gptq, |n| bar.set_position(n as u64))?;
-            bar.finish_and_clear();
+            let hessians: std::collections::HashSet<String> = if gptq {
+                hessian_matrices(&model, &recipe).into_iter().collect()
+            } else {
+                Default::default()
+            };
+            let phase = if gptq { "calibration (with GPTQ Hessians)" } else { "calibration" };
+            let mut bar = Progress::new(phase, tokens.len() as u64, "tokens");
+            let s =
+                collect_activation_stats_for(&model, &tokens, &|name: &str| hessians.contains(name), |n| {
+                    bar.set(n as u64)
+                })?;
+            bar.finish();
             eprintln!("calibrated on {} tokens of {}", tokens.len(), path.display());
             Some((s, tokens.len()))
         }
     };
-    let opts = CalibrationOptions {
-        clip_search: !q.no_clip_search,
-        activation_aware: !q.no_act_aware,
-        gptq: !q.no_gptq,
-    };
-    let bar = progress_bar(model.file().tensor_count() as usize, "tensors");
+    let opts = CalibrationOptions { clip_search: !q.no_clip_search, activation_aware: !q.no_act_aware, gptq };
+    // Progress in weights, not tensors: the embedding alone can be a fifth.
+    let weights_done: Vec<u64> = model
+        .file()
+        .tensors()
+        .scan(0u64, |sum, t| {
+            *sum += t.numel();
+            Some(*sum)
+        })
+        .collect();
+    let mut bar = Progress::new("quantization", params, "weights");
     let (out, report) = eddy_cli::quantize::quantize_model(
         &model,
         &recipe,
         stats.as_ref().map(|s| &s.0),
         stats.as_ref().map_or(0, |s| s.1),
         opts,
-        |done, _| bar.set_position(done as u64),
+        |done, _| bar.set(weights_done.get(done.saturating_sub(1)).copied().unwrap_or(params)),
     )?;
-    bar.finish_and_clear();
+    bar.finish();
     for note in &report.notes {
         eprintln!("note: {note}");
     }
     let names = matrix_names(&model);
     eprintln!(
-        "recipe {}: {:.3} bits/weight overall, {:.3} on the matrices",
+        "recipe {}: {:.3} bits/weight overall, {:.3} on the matrices; {:.1} s in all",
         report.recipe,
         report.bits_per_weight(false, &names),
-        report.bits_per_weight(true, &names)
+        report.bits_per_weight(true, &names),
+        started.elapsed().as_secs_f64()
     );
     Ok(out)
 }
