@@ -213,8 +213,8 @@ fn clip_errors(
     hi: f32,
     levels: f32,
 ) -> Result<[f64; CLIP_GRID.len()], QuantError> {
-    const N: usize = CLIP_GRID.len();
-    let (mut scale, mut min) = ([0f32; N], [0f32; N]);
+    let (mut scale, mut min, mut divisor, mut live) =
+        ([0f32; N_CLIP], [0f32; N_CLIP], [1f32; N_CLIP], [0f32; N_CLIP]);
     for (k, f) in CLIP_GRID.into_iter().enumerate() {
         let (l, h) = (lo, hi * f);
         let (l, h) = if l <= h { (l, h) } else { (h, l) };
@@ -226,18 +226,67 @@ fn clip_errors(
             return Err(QuantError::OutOfRange { group: 0 });
         }
         (scale[k], min[k]) = (s.to_f32(), m.to_f32());
+        // A zero scale codes everything as 0: any divisor, code times 0.
+        if scale[k] > 0.0 {
+            (divisor[k], live[k]) = (scale[k], 1.0);
+        }
     }
-    let mut acc = [0f64; N];
+    let lanes = ClipLanes { scale, min, divisor, live, levels };
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return Ok(unsafe { clip_errors_avx2(&lanes, w, importance) });
+    }
+    Ok(clip_errors_lanes(&lanes, w, importance))
+}
+
+/// Candidates of [`CLIP_GRID`] scored together.
+const N_CLIP: usize = CLIP_GRID.len();
+
+/// Per-candidate constants of [`clip_errors`].
+struct ClipLanes {
+    scale: [f32; N_CLIP],
+    min: [f32; N_CLIP],
+    /// The scale, or 1 where it is 0.
+    divisor: [f32; N_CLIP],
+    /// 1 where the scale is positive, else 0 (the code is then 0).
+    live: [f32; N_CLIP],
+    levels: f32,
+}
+
+/// [`clip_errors_lanes`] compiled for AVX2 (the same IEEE operations, no
+/// FMA: Rust never contracts, so the results are the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn clip_errors_avx2(lanes: &ClipLanes, w: &[f32], importance: &[f32]) -> [f64; N_CLIP] {
+    clip_errors_lanes(lanes, w, importance)
+}
+
+/// The candidates' error sums: branch-free per lane so the lane loops
+/// vectorize; per value the operations of the quantizer and dequantizer.
+#[inline(always)]
+fn clip_errors_lanes(lanes: &ClipLanes, w: &[f32], importance: &[f32]) -> [f64; N_CLIP] {
+    let mut acc = [0f64; N_CLIP];
     for (&v, &i) in w.iter().zip(importance) {
+        let mut y = [0f32; N_CLIP];
+        for k in 0..N_CLIP {
+            let r = eddy_quant::round_half_away((v - lanes.min[k]) / lanes.divisor[k]);
+            let c = if r < 0.0 {
+                0.0
+            } else if r > lanes.levels {
+                lanes.levels
+            } else {
+                r
+            };
+            y[k] = lanes.scale[k] * (c * lanes.live[k]) + lanes.min[k];
+        }
         let i = i as f64;
-        for k in 0..N {
-            let (s, m) = (scale[k], min[k]);
-            let c = if s > 0.0 { eddy_quant::round_half_away((v - m) / s).clamp(0.0, levels) } else { 0.0 };
-            let d = (v - (s * c + m)) as f64;
+        for k in 0..N_CLIP {
+            let d = (v - y[k]) as f64;
             acc[k] += i * (d * d);
         }
     }
-    Ok(acc)
+    acc
 }
 
 /// Quantize a `[rows, cols]` f32 matrix to `format`, rows split across
@@ -360,4 +409,89 @@ pub fn bits_summary(model: &Model<'_>) -> BitsSummary {
     }
     let ratio = |x: [f64; 2]| x[0] / x[1].max(1.0);
     BitsSummary { all: ratio(a), matrices: ratio(m), layer_linears: ratio(l) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The search as it was: each candidate quantized, dequantized and
+    /// scored on its own.
+    fn search_one_at_a_time(format: TensorFormat, w: &[f32], importance: &[f32]) -> (f32, f32) {
+        let lo = w.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut bytes = vec![0u8; format.byte_len(1, w.len() as u64).unwrap() as usize];
+        let mut deq = vec![0f32; w.len()];
+        let (mut range, mut best) = ((lo, hi), f64::INFINITY);
+        for a in CLIP_GRID {
+            for b in CLIP_GRID {
+                let cand = (lo * a, hi * b);
+                eddy_quant::quantize_row_with_ranges(format, w, &[cand], &mut bytes).unwrap();
+                eddy_quant::dequantize_row(format, &bytes, &mut deq);
+                let e: f64 = w
+                    .iter()
+                    .zip(&deq)
+                    .zip(importance)
+                    .map(|((x, y), i)| (*i as f64) * ((x - y) as f64).powi(2))
+                    .sum();
+                if e < best {
+                    best = e;
+                    range = cand;
+                }
+            }
+        }
+        range
+    }
+
+    #[test]
+    fn one_pass_clip_search_picks_the_same_range() {
+        let mut seed = 7u64;
+        let mut rand = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for format in
+            [TensorFormat::W2 { group: 32 }, TensorFormat::W4 { group: 64 }, TensorFormat::W8 { group: 32 }]
+        {
+            let group = format.group_size().unwrap();
+            for case in 0..300 {
+                let scale = [1.0, 1e-3, 40.0][case % 3];
+                let mut w: Vec<f32> = (0..group).map(|_| rand() * scale).collect();
+                match case % 5 {
+                    // One-signed groups, an outlier, a constant group.
+                    1 => w.iter_mut().for_each(|v| *v = v.abs()),
+                    2 => w.iter_mut().for_each(|v| *v = -v.abs()),
+                    3 => w[case % group] *= 20.0,
+                    4 if case % 2 == 0 => w.iter_mut().for_each(|v| *v = 0.25),
+                    _ => {}
+                }
+                let imp: Vec<f32> = (0..group).map(|_| rand().abs() + 1e-12).collect();
+                let want = search_one_at_a_time(format, &w, &imp);
+                let got = search_range(format, &w, &imp, true).unwrap();
+                assert_eq!(
+                    (got.0.to_bits(), got.1.to_bits()),
+                    (want.0.to_bits(), want.1.to_bits()),
+                    "{format:?} case {case}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_quantization_does_not_depend_on_the_thread_count() {
+        let (rows, cols) = (75, 128);
+        let w: Vec<f32> =
+            (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0).powi(3)).collect();
+        let imp: Vec<f32> = (0..cols).map(|i| 0.1 + (i % 13) as f32).collect();
+        let opts = CalibrationOptions { clip_search: true, activation_aware: true, gptq: false };
+        let f = TensorFormat::W2 { group: 64 };
+        let mut results = Vec::new();
+        for threads in [1, 3] {
+            crate::par::set_threads(threads);
+            let (bytes, err) = quantize_matrix(f, rows, cols, &w, Some(&imp), opts).unwrap();
+            results.push((bytes, err.mse.to_bits(), err.weighted_mse.to_bits()));
+        }
+        crate::par::set_threads(0);
+        assert!(results[0] == results[1]);
+    }
 }

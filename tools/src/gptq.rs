@@ -114,6 +114,75 @@ pub fn gptq_quantize(
 mod tests {
     use super::*;
 
+    /// The sweep as it was: column by column over all rows, one row of
+    /// the matrix at a time.
+    fn gptq_row_at_a_time(f: TensorFormat, rows: usize, cols: usize, w0: &[f32], h: &[f64]) -> Vec<u8> {
+        let (group, bits) = (f.group_size().unwrap(), f.code_bits().unwrap());
+        let u = inverse_hessian_factor(h, cols).unwrap();
+        let importance: Vec<f32> = (0..cols).map(|i| h[i * cols + i].max(1e-12) as f32).collect();
+        let levels = ((1u32 << bits) - 1) as f32;
+        let groups = cols / group;
+        let mut w = w0.to_vec();
+        let mut ranges = vec![(0f32, 0f32); rows * groups];
+        for j in 0..cols {
+            for r in 0..rows {
+                let row = &mut w[r * cols..(r + 1) * cols];
+                if j % group == 0 {
+                    ranges[r * groups + j / group] =
+                        search_range(f, &row[j..j + group], &importance[j..j + group], true).unwrap();
+                }
+                let (lo, hi) = ranges[r * groups + j / group];
+                let err = (row[j] - fake_quant(row[j], lo, hi, levels)) as f64 / u[j * cols + j];
+                for k in j + 1..cols {
+                    row[k] -= (err * u[j * cols + k]) as f32;
+                }
+            }
+        }
+        let rb = f.byte_len(1, cols as u64).unwrap() as usize;
+        let mut out = vec![0u8; rows * rb];
+        for r in 0..rows {
+            let (row, rg) = (&w[r * cols..(r + 1) * cols], &ranges[r * groups..(r + 1) * groups]);
+            eddy_quant::quantize_row_with_ranges(f, row, rg, &mut out[r * rb..(r + 1) * rb]).unwrap();
+        }
+        out
+    }
+
+    /// The tiled, threaded sweep gives the row-at-a-time sweep's bytes
+    /// exactly, for ragged tiles and any thread count.
+    #[test]
+    fn tiled_threaded_sweep_equals_row_at_a_time() {
+        let (rows, cols) = (37, 128);
+        let mut seed = 3u64;
+        let mut rand = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        let w: Vec<f32> = (0..rows * cols).map(|_| rand()).collect();
+        let samples: Vec<Vec<f32>> = (0..300)
+            .map(|_| {
+                let z = rand();
+                (0..cols).map(|_| z + 0.5 * rand()).collect()
+            })
+            .collect();
+        let mut h = vec![0f64; cols * cols];
+        for x in &samples {
+            for a in 0..cols {
+                for b in 0..cols {
+                    h[a * cols + b] += (x[a] * x[b]) as f64 / samples.len() as f64;
+                }
+            }
+        }
+        for f in [TensorFormat::W2 { group: 32 }, TensorFormat::W4 { group: 64 }] {
+            let want = gptq_row_at_a_time(f, rows, cols, &w, &h);
+            for threads in [1, 2, 3] {
+                crate::par::set_threads(threads);
+                let (got, _) = gptq_quantize(f, rows, cols, &w, &h, true).unwrap().unwrap();
+                assert!(got == want, "{f:?} on {threads} threads");
+            }
+            crate::par::set_threads(0);
+        }
+    }
+
     /// On correlated inputs, GPTQ's output error `E|(W - Q) x|²` beats
     /// rounding each weight to its nearest code.
     #[test]
