@@ -269,7 +269,7 @@ fn clip_errors_lanes(lanes: &ClipLanes, w: &[f32], importance: &[f32]) -> [f64; 
     let mut acc = [0f64; N_CLIP];
     for (&v, &i) in w.iter().zip(importance) {
         let mut y = [0f32; N_CLIP];
-        for k in 0..N_CLIP {
+        for (k, yk) in y.iter_mut().enumerate() {
             let r = eddy_quant::round_half_away((v - lanes.min[k]) / lanes.divisor[k]);
             let c = if r < 0.0 {
                 0.0
@@ -278,12 +278,12 @@ fn clip_errors_lanes(lanes: &ClipLanes, w: &[f32], importance: &[f32]) -> [f64; 
             } else {
                 r
             };
-            y[k] = lanes.scale[k] * (c * lanes.live[k]) + lanes.min[k];
+            *yk = lanes.scale[k] * (c * lanes.live[k]) + lanes.min[k];
         }
         let i = i as f64;
-        for k in 0..N_CLIP {
-            let d = (v - y[k]) as f64;
-            acc[k] += i * (d * d);
+        for (a, yk) in acc.iter_mut().zip(y) {
+            let d = (v - yk) as f64;
+            *a += i * (d * d);
         }
     }
     acc

@@ -46,7 +46,7 @@ pub fn try_for_row_ranges<T: Send, E: Send>(
         let handles: Vec<_> =
             pieces.into_iter().map(|(first, piece)| s.spawn(move || job(first, piece))).collect();
         // A panicking job is a bug; re-raise it here rather than hide it.
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
     })
 }
 
