@@ -270,14 +270,14 @@ fn clip_errors_lanes(lanes: &ClipLanes, w: &[f32], importance: &[f32]) -> [f64; 
     for (&v, &i) in w.iter().zip(importance) {
         let mut y = [0f32; N_CLIP];
         for (k, yk) in y.iter_mut().enumerate() {
-            let r = eddy_quant::round_half_away((v - lanes.min[k]) / lanes.divisor[k]);
-            let c = if r < 0.0 {
-                0.0
-            } else if r > lanes.levels {
-                lanes.levels
-            } else {
-                r
-            };
+            // The quantizer rounds half away from zero, then clamps to
+            // [0, levels]; clamping first gives the same code (up to the
+            // sign of a zero code, which changes no error) and leaves a
+            // non-negative value, rounded here branch-free: truncate, then
+            // add one if the (exact) fraction is at least a half.
+            let x = ((v - lanes.min[k]) / lanes.divisor[k]).max(0.0).min(lanes.levels);
+            let t = (x as i32) as f32;
+            let c = t + if x - t >= 0.5 { 1.0 } else { 0.0 };
             *yk = lanes.scale[k] * (c * lanes.live[k]) + lanes.min[k];
         }
         let i = i as f64;
