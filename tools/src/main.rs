@@ -344,14 +344,14 @@ fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> 
     let gptq = match (q.gptq, q.no_gptq) {
         (true, _) => true,
         (_, true) => false,
-        _ if params > GPTQ_DEFAULT_MAX_PARAMS => {
-            if q.calib.is_some() {
-                eprintln!(
-                    "note: {:.0}M parameters: GPTQ is off above {}M (pass --gptq to use it)",
-                    params as f64 / 1e6,
-                    GPTQ_DEFAULT_MAX_PARAMS / 1_000_000
-                );
-            }
+        // Without calibration GPTQ has nothing to work with either way; the
+        // flag is only recorded in the report, as before.
+        _ if params > GPTQ_DEFAULT_MAX_PARAMS && q.calib.is_some() => {
+            eprintln!(
+                "note: {:.0}M parameters: GPTQ is off above {}M (pass --gptq to use it)",
+                params as f64 / 1e6,
+                GPTQ_DEFAULT_MAX_PARAMS / 1_000_000
+            );
             false
         }
         _ => true,
