@@ -20,8 +20,10 @@ pub(crate) struct Compute<'k> {
     pub workers: Workers<'k>,
 }
 
-/// Receives the input vector of every linear layer before it is multiplied,
-/// with the weight tensor's canonical name (calibration statistics).
+/// Receives the input of every linear layer before it is multiplied, with
+/// the weight tensor's canonical name (calibration statistics): one vector
+/// when stepping, the chunk's rows (`rows x cols`, row-major) in a batched
+/// prefill.
 pub type Observer<'o> = &'o mut dyn FnMut(&str, &[f32]);
 
 /// Hand `x`, the input of `linear`, to the observer.
@@ -170,6 +172,35 @@ pub(crate) trait Family<'a> {
         }
         &rows[..logits.rows(n) * vocab]
     }
+
+    /// [`prefill_chunk`](Self::prefill_chunk) handing the inputs of every
+    /// linear layer to `observe` (all the chunk's rows of one product in one
+    /// call, `rows x cols` row-major) before they are multiplied: the batched
+    /// hook of calibration. The default steps token by token.
+    fn prefill_chunk_observed<'s>(
+        &self,
+        chunk: Chunk<'_, '_, 's>,
+        cx: Compute<'_>,
+        observe: Observer<'_>,
+    ) -> &'s [f32] {
+        let Chunk { tokens, state, scratch, logits } = chunk;
+        let vocab = self.vocab_size();
+        let Some(step_words) = self.scratch_words() else {
+            return &[];
+        };
+        let (step_scratch, rows) = scratch.split_at_mut(step_words);
+        let n = tokens.len();
+        let first = n - logits.rows(n);
+        for (i, &t) in tokens.iter().enumerate() {
+            let want = i >= first;
+            let out = self.step(t, state, step_scratch, want, cx, Some(&mut *observe));
+            if want {
+                let row = i - first;
+                rows[row * vocab..(row + 1) * vocab].copy_from_slice(&out[..vocab]);
+            }
+        }
+        &rows[..logits.rows(n) * vocab]
+    }
 }
 
 /// Hands out consecutive pieces of a scratch buffer (a layout computed by
@@ -230,7 +261,10 @@ impl RunCtx<'_, '_, '_> {
     /// sees first.
     #[inline]
     pub(crate) fn project(&mut self, l: &Linear<'_>, xs: &[f32], ys: &mut [f32], n: usize) {
-        observe_input(self.observe, l, xs);
+        if self.observe.is_some() {
+            // Exactly the `n` input rows, whatever the buffer's capacity.
+            observe_input(self.observe, l, &xs[..(n * l.cols()).min(xs.len())]);
+        }
         self.acts.apply(l, xs, ys, n, self.cx);
     }
 }
@@ -485,6 +519,19 @@ macro_rules! layer_major_family {
                 let n = tokens.len();
                 let rows = logits.layout_rows(n);
                 self.run_rows(tokens, state, scratch, n.max(2), rows, logits.rows(n), cx, &mut None)
+            }
+
+            fn prefill_chunk_observed<'s>(
+                &self,
+                chunk: $crate::family::Chunk<'_, '_, 's>,
+                cx: $crate::family::Compute<'_>,
+                observe: $crate::family::Observer<'_>,
+            ) -> &'s [f32] {
+                let $crate::family::Chunk { tokens, state, scratch, logits } = chunk;
+                let n = tokens.len();
+                let rows = logits.layout_rows(n);
+                let mut observe = Some(observe);
+                self.run_rows(tokens, state, scratch, n.max(2), rows, logits.rows(n), cx, &mut observe)
             }
         }
     };

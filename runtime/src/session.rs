@@ -293,6 +293,52 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
         self.prefill_batched(tokens, chunk, bytemuck::cast_slice_mut(&mut scratch), all_logits, on_logits)
     }
 
+    /// Feed `tokens` in batched chunks of `chunk` tokens (as
+    /// [`prefill_chunked`](Self::prefill_chunked), every position's logits
+    /// computed so the LM head's inputs are seen too), handing the inputs of
+    /// every linear layer to `observe` (`(weight tensor name, rows)`, the
+    /// rows of one chunk at a time, `rows x cols` row-major) before they are
+    /// multiplied: calibration statistics at prefill speed. Families
+    /// without a batched prefill step token by token (one row per call).
+    /// `on_chunk(tokens done)` is called after each chunk.
+    #[cfg(feature = "alloc")]
+    pub fn prefill_observed(
+        &mut self,
+        tokens: &[u32],
+        chunk: usize,
+        observe: &mut impl FnMut(&str, &[f32]),
+        mut on_chunk: impl FnMut(usize),
+    ) -> Result<(), SessionError> {
+        if tokens.is_empty() {
+            return Err(SessionError::EmptyPrompt);
+        }
+        for &t in tokens {
+            self.check_token(t)?;
+        }
+        let chunk = chunk.clamp(1, tokens.len());
+        let bytes = self.model.prefill_scratch_bytes(chunk, true).ok_or(SessionError::BufferTooSmall {
+            which: "prefill scratch",
+            needed: usize::MAX,
+            got: 0,
+        })?;
+        let mut scratch = alloc::vec![0.0f32; bytes.div_ceil(4)];
+        let model = self.model;
+        let mut done = 0;
+        for part in tokens.chunks(chunk) {
+            let pos = self.position();
+            let (mut store, _) = self.parts();
+            let chunk =
+                Chunk { tokens: part, state: &mut store, scratch: &mut scratch, logits: ChunkLogits::All };
+            // The observer need not be `Send`: run the chunk on this thread
+            // (its products still split across the workers).
+            with_family!(&model.inner, m => m.prefill_chunk_observed(chunk, model.compute(), observe));
+            self.set_position(pos.wrapping_add(part.len() as u64));
+            done += part.len();
+            on_chunk(done);
+        }
+        Ok(())
+    }
+
     /// The complete state as bytes (length [`Model::state_bytes`]): save it
     /// to resume this sequence later with [`restore`](Self::restore).
     pub fn snapshot(&self) -> &[u8] {

@@ -14,6 +14,8 @@ pub mod gptq;
 pub mod mapped_input;
 pub mod memory;
 pub mod npy;
+pub mod par;
+pub mod progress;
 pub mod quantize;
 pub mod random;
 pub mod recipe;

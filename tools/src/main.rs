@@ -179,7 +179,8 @@ struct QuantArgs {
     /// plain error (no activation statistics).
     #[arg(long)]
     calib: Option<PathBuf>,
-    /// Calibration tokens to use.
+    /// Calibration tokens to use (the first N of the text). Statistics cost
+    /// grows with N; GPTQ's Hessians most (cols² per token and matrix).
     #[arg(long, default_value_t = 4096)]
     calib_tokens: usize,
     /// Override a tensor's format: PATTERN=FORMAT (repeatable), e.g. '*.out_proj.weight=w4g64'.
@@ -191,10 +192,18 @@ struct QuantArgs {
     /// Ablation: ignore activation statistics in the error.
     #[arg(long)]
     no_act_aware: bool,
-    /// Ablation: no GPTQ error compensation.
-    #[arg(long)]
+    /// No GPTQ error compensation (activation-aware clip search only).
+    #[arg(long, conflicts_with = "gptq")]
     no_gptq: bool,
+    /// GPTQ error compensation even for models above 100M parameters, where
+    /// it is off by default (its Hessians and sweeps grow with the square of
+    /// a matrix's width: minutes to hours there, versus seconds without).
+    #[arg(long)]
+    gptq: bool,
 }
+
+/// Above this many parameters GPTQ is off unless `--gptq` asks for it.
+const GPTQ_DEFAULT_MAX_PARAMS: u64 = 100_000_000;
 
 #[derive(Subcommand)]
 enum Command {
@@ -324,17 +333,17 @@ fn open(path: &PathBuf) -> Result<MappedModel> {
 /// Quantize the model in `bytes` by `recipe` into memory, printing a summary.
 fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> {
     let aligned = eddy::file::AlignedBytes::copy_from(bytes);
-    let model = Model::from_bytes(aligned.as_slice())?;
-    Ok(quantize_model_to(&model, recipe, q, std::io::Cursor::new(Vec::new()), |_| {})?.into_inner())
+    let mut model = Model::from_bytes(aligned.as_slice())?;
+    Ok(quantize_model_to(&mut model, recipe, q, std::io::Cursor::new(Vec::new()), |_| {})?.into_inner())
 }
 
 /// Quantize the model file `input` by `recipe` into `out` (the input
 /// mapped, its pages dropped as each tensor is written), printing a summary.
 fn quantize_file(input: &Path, out: BufWriter<File>, recipe: &str, q: &QuantArgs) -> Result<BufWriter<File>> {
     let mapped = MappedInput::open(input)?;
-    let model = Model::from_file(mapped.file()?)?;
+    let mut model = Model::from_file(mapped.file()?)?;
     let tensors: Vec<&[u8]> = model.file().tensors().map(|t| t.data).collect();
-    quantize_model_to(&model, recipe, q, out, |i| {
+    quantize_model_to(&mut model, recipe, q, out, |i| {
         if let Some(data) = tensors.get(i) {
             mapped.release(data);
         }
@@ -342,16 +351,41 @@ fn quantize_file(input: &Path, out: BufWriter<File>, recipe: &str, q: &QuantArgs
 }
 
 /// Quantize `model` by `recipe` into `out` tensor by tensor, printing a
-/// summary; `written(i)` is called once tensor `i` is in the output.
+/// summary, each phase's progress and time, and the total time;
+/// `written(i)` is called once tensor `i` is in the output.
 fn quantize_model_to<W: std::io::Write + std::io::Seek>(
-    model: &Model<'_>,
+    model: &mut Model<'_>,
     recipe: &str,
     q: &QuantArgs,
     out: W,
     written: impl Fn(usize),
 ) -> Result<W> {
-    use eddy_cli::calibrate::{collect_activation_stats, matrix_names, CalibrationOptions};
+    use eddy_cli::calibrate::{
+        collect_activation_stats_for, hessian_matrices, matrix_names, CalibrationOptions,
+    };
+    use eddy_cli::progress::Progress;
+    let started = Instant::now();
     let recipe = eddy_cli::recipe::Recipe::load(recipe)?.with_overrides(&q.overrides)?;
+    let threads = requested_threads()?;
+    model.set_workers(eddy::Workers::threads(threads).context("cannot start the thread pool")?);
+    eddy_cli::par::set_threads(threads);
+    let model = &*model;
+    let params: u64 = model.file().tensors().map(|t| t.numel()).sum();
+    let gptq = match (q.gptq, q.no_gptq) {
+        (true, _) => true,
+        (_, true) => false,
+        // Without calibration GPTQ has nothing to work with either way; the
+        // flag is only recorded in the report, as before.
+        _ if params > GPTQ_DEFAULT_MAX_PARAMS && q.calib.is_some() => {
+            eprintln!(
+                "note: {:.0}M parameters: GPTQ is off above {}M (pass --gptq to use it)",
+                params as f64 / 1e6,
+                GPTQ_DEFAULT_MAX_PARAMS / 1_000_000
+            );
+            false
+        }
+        _ => true,
+    };
     let stats = match &q.calib {
         None => None,
         Some(path) => {
@@ -365,19 +399,33 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
             if tokens.is_empty() {
                 bail!("calibration text {} encodes to zero tokens", path.display());
             }
-            let bar = progress_bar(tokens.len(), "calibration tokens");
-            let s = collect_activation_stats(model, &tokens, !q.no_gptq, |n| bar.set_position(n as u64))?;
-            bar.finish_and_clear();
+            let hessians: std::collections::HashSet<String> = if gptq {
+                hessian_matrices(model, &recipe).into_iter().collect()
+            } else {
+                Default::default()
+            };
+            let phase = if gptq { "calibration (with GPTQ Hessians)" } else { "calibration" };
+            let mut bar = Progress::new(phase, tokens.len() as u64, "tokens");
+            let s =
+                collect_activation_stats_for(model, &tokens, &|name: &str| hessians.contains(name), |n| {
+                    bar.set(n as u64)
+                })?;
+            bar.finish();
             eprintln!("calibrated on {} tokens of {}", tokens.len(), path.display());
             Some((s, tokens.len()))
         }
     };
-    let opts = CalibrationOptions {
-        clip_search: !q.no_clip_search,
-        activation_aware: !q.no_act_aware,
-        gptq: !q.no_gptq,
-    };
-    let bar = progress_bar(model.file().tensor_count() as usize, "tensors");
+    let opts = CalibrationOptions { clip_search: !q.no_clip_search, activation_aware: !q.no_act_aware, gptq };
+    // Progress in weights, not tensors: the embedding alone can be a fifth.
+    let weights_done: Vec<u64> = model
+        .file()
+        .tensors()
+        .scan(0u64, |sum, t| {
+            *sum += t.numel();
+            Some(*sum)
+        })
+        .collect();
+    let mut bar = Progress::new("quantization", params, "weights");
     let (out, report) = eddy_cli::quantize::quantize_model_into(
         model,
         &recipe,
@@ -385,23 +433,24 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
         stats.as_ref().map_or(0, |s| s.1),
         opts,
         |done, _| {
-            bar.set_position(done as u64);
+            bar.set(weights_done.get(done.saturating_sub(1)).copied().unwrap_or(params));
             if let Some(i) = done.checked_sub(1) {
                 written(i);
             }
         },
         out,
     )?;
-    bar.finish_and_clear();
+    bar.finish();
     for note in &report.notes {
         eprintln!("note: {note}");
     }
     let names = matrix_names(model);
     eprintln!(
-        "recipe {}: {:.3} bits/weight overall, {:.3} on the matrices",
+        "recipe {}: {:.3} bits/weight overall, {:.3} on the matrices; {:.1} s in all",
         report.recipe,
         report.bits_per_weight(false, &names),
-        report.bits_per_weight(true, &names)
+        report.bits_per_weight(true, &names),
+        started.elapsed().as_secs_f64()
     );
     Ok(out)
 }

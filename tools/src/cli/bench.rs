@@ -75,6 +75,7 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
                         no_clip_search: true,
                         no_act_aware: true,
                         no_gptq: true,
+                        gptq: false,
                     };
                     (AlignedBytes::copy_from(&quantize_bytes(&bytes, &r, &q)?), format!("{label} {r}"))
                 }

@@ -1,0 +1,97 @@
+//! Calibration statistics from the batched prefill hook
+//! (`Session::prefill_observed`) against the stepping hook
+//! (`Session::step_observed`, the path calibration used before): the same
+//! f64 sums in the same token order, so the figures must be bit-identical.
+
+use eddy::file::AlignedBytes;
+use eddy::{Model, Session};
+use eddy_cli::calibrate::collect_activation_stats;
+use eddy_cli::convert::{convert_dir, WeightDtype};
+use eddy_tests::{fixture_dir, load_reference};
+use std::collections::HashMap;
+
+/// Mean squares and full `E[x xᵀ]` by stepping, as calibration did before.
+fn stepped_stats(
+    model: &Model<'_>,
+    tokens: &[u32],
+) -> (HashMap<String, Vec<f32>>, HashMap<String, Vec<f64>>) {
+    let mut sums: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut outer: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut session = Session::new_owned(model);
+    for &t in tokens {
+        session
+            .step_observed(t, &mut |name, x| {
+                let acc = sums.entry(name.to_string()).or_insert_with(|| vec![0.0; x.len()]);
+                for (a, v) in acc.iter_mut().zip(x) {
+                    *a += (*v as f64) * (*v as f64);
+                }
+                let n = x.len();
+                let h = outer.entry(name.to_string()).or_insert_with(|| vec![0.0; n * n]);
+                for r in 0..n {
+                    for c in r..n {
+                        h[r * n + c] += x[r] as f64 * x[c] as f64;
+                    }
+                }
+            })
+            .unwrap();
+    }
+    let n = tokens.len() as f64;
+    let mean_sq =
+        sums.into_iter().map(|(k, v)| (k, v.into_iter().map(|s| (s / n) as f32).collect())).collect();
+    let hessians = outer
+        .into_iter()
+        .map(|(k, mut h)| {
+            let cols = (h.len() as f64).sqrt() as usize;
+            for r in 0..cols {
+                for c in r..cols {
+                    let v = h[r * cols + c] / n;
+                    h[r * cols + c] = v;
+                    h[c * cols + r] = v;
+                }
+            }
+            (k, h)
+        })
+        .collect();
+    (mean_sq, hessians)
+}
+
+#[test]
+fn batched_statistics_equal_stepped_ones_bit_for_bit() {
+    let fixtures = [
+        "mamba-tiny-tied",
+        "mamba2-tiny",
+        "lfm2-tiny",
+        "gla-tiny",
+        "gated-deltanet-tiny",
+        "recurrentgemma-tiny",
+        "rwkv4-tiny",
+        "rwkv7-tiny",
+        "gru-tiny",
+        "lstm-tiny",
+    ];
+    for fixture in fixtures {
+        let conv = convert_dir(&fixture_dir(fixture), WeightDtype::F32).unwrap();
+        let bytes = AlignedBytes::copy_from(&conv.bytes);
+        let model = Model::from_bytes(bytes.as_slice()).unwrap();
+        // More tokens than one prefill chunk (64), and a ragged last chunk.
+        let ids = load_reference(fixture).input_ids;
+        let tokens: Vec<u32> = ids.iter().cycle().take(150).copied().collect();
+        let (mean_sq, hessians) = stepped_stats(&model, &tokens);
+        let got = collect_activation_stats(&model, &tokens, true, |_| {}).unwrap();
+        assert!(!mean_sq.is_empty(), "{fixture}: no linear layer observed");
+        assert_eq!(got.mean_sq.len(), mean_sq.len(), "{fixture}: layers observed");
+        assert_eq!(got.hessians.len(), hessians.len(), "{fixture}: Hessians");
+        for (name, want) in &mean_sq {
+            let have = &got.mean_sq[name];
+            let same =
+                have.len() == want.len() && have.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{fixture}: mean squares of {name} differ");
+        }
+        for (name, want) in &hessians {
+            let have = &got.hessians[name];
+            let same =
+                have.len() == want.len() && have.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{fixture}: Hessian of {name} differs");
+        }
+    }
+}
