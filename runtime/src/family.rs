@@ -177,6 +177,7 @@ pub(crate) trait Family<'a> {
     /// linear layer to `observe` (all the chunk's rows of one product in one
     /// call, `rows x cols` row-major) before they are multiplied: the batched
     /// hook of calibration. The default steps token by token.
+    #[cfg(feature = "alloc")]
     fn prefill_chunk_observed<'s>(
         &self,
         chunk: Chunk<'_, '_, 's>,
@@ -521,6 +522,7 @@ macro_rules! layer_major_family {
                 self.run_rows(tokens, state, scratch, n.max(2), rows, logits.rows(n), cx, &mut None)
             }
 
+            #[cfg(feature = "alloc")]
             fn prefill_chunk_observed<'s>(
                 &self,
                 chunk: $crate::family::Chunk<'_, '_, 's>,
