@@ -352,7 +352,7 @@ fn quantize_file(input: &Path, out: BufWriter<File>, recipe: &str, q: &QuantArgs
 
 /// Quantize `model` by `recipe` into `out` tensor by tensor, printing a
 /// summary, each phase's progress and time, and the total time;
-/// `written(i)` is called once tensor `i` is in the output.
+/// `written(i)` is called once tensor `i`'s input is no longer read.
 fn quantize_model_to<W: std::io::Write + std::io::Seek>(
     model: &mut Model<'_>,
     recipe: &str,
@@ -438,6 +438,7 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
                 written(i);
             }
         },
+        &written,
         out,
     )?;
     bar.finish();

@@ -170,15 +170,17 @@ pub fn quantize_model(
     progress: impl FnMut(usize, usize),
 ) -> Result<(Vec<u8>, QuantizeReport), QuantizeError> {
     let out = Cursor::new(Vec::new());
-    let (out, report) = quantize_model_into(model, recipe, stats, calib_tokens, opts, progress, out)?;
+    let (out, report) = quantize_model_into(model, recipe, stats, calib_tokens, opts, progress, |_| {}, out)?;
     Ok((out.into_inner(), report))
 }
 
 /// Quantize `model` by `recipe`, writing the new file to `out` tensor by
 /// tensor (only the tensor at hand is held in memory). `stats` come from
 /// [`crate::calibrate::collect_activation_stats`]; `progress` gets
-/// `(tensors done, total)` after each tensor is written (the caller may
-/// then release the input pages of tensor `done - 1`).
+/// `(tensors done, total)` after each tensor is written; `input_read(i)`
+/// is called once tensor `i`'s input has been copied and is not read
+/// again (the caller may release its pages before it is quantized, so a
+/// mapped input and its f32 copy are never resident together).
 pub fn quantize_model_into<W: Write + Seek>(
     model: &Model<'_>,
     recipe: &Recipe,
@@ -186,6 +188,7 @@ pub fn quantize_model_into<W: Write + Seek>(
     calib_tokens: usize,
     opts: CalibrationOptions,
     mut progress: impl FnMut(usize, usize),
+    mut input_read: impl FnMut(usize),
     out: W,
 ) -> Result<(W, QuantizeReport), QuantizeError> {
     let file = model.file();
@@ -215,6 +218,9 @@ pub fn quantize_model_into<W: Write + Seek>(
         let target = if matrices.iter().any(|m| m == t.name) { recipe.format_for(t.name) } else { None };
         let target = target.map(|f| fit_group(f, cols, t.name, &mut report.notes));
         let values = tensor_to_f32(&t);
+        if values.is_some() {
+            input_read(i);
+        }
         let hessian = stats.and_then(|s| s.hessians.get(t.name));
         let (data, format, mse, wmse) = match (target, values.as_ref()) {
             (None, _) => (t.data.to_vec(), t.format, 0.0, 0.0),
