@@ -181,6 +181,9 @@ pub fn quantize_model(
 /// is called once tensor `i`'s input has been copied and is not read
 /// again (the caller may release its pages before it is quantized, so a
 /// mapped input and its f32 copy are never resident together).
+// The two callbacks are separate hooks of the stream (progress after a
+// write, release after a read); bundling them would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn quantize_model_into<W: Write + Seek>(
     model: &Model<'_>,
     recipe: &Recipe,
