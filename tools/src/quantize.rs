@@ -53,7 +53,8 @@ pub struct TensorReport {
     /// Activation-weighted mean squared error.
     pub weighted_mse: f64,
     /// Mean squared output error per row on calibration inputs,
-    /// `tr(ΔW H ΔWᵀ) / rows` (when Hessians were collected).
+    /// `tr(ΔW H ΔWᵀ) / rows` (when Hessians were collected and the matrix
+    /// is within [`OUTPUT_MSE_MAX_MACS`]).
     pub output_mse: Option<f64>,
 }
 
@@ -106,6 +107,12 @@ impl QuantizeReport {
         })
     }
 }
+
+/// Largest `rows x cols²` (multiply-adds) for which the report's output
+/// error is computed: it is a serial f64 sum (kept in one order so reports
+/// stay byte-identical), ~1 s at this size, and at real sizes (a 65536 x
+/// 1024 embedding: 6.9e10) it took longer than the whole quantization.
+pub const OUTPUT_MSE_MAX_MACS: u64 = 1 << 30;
 
 /// `tr(ΔW H ΔWᵀ) / rows` for the quantized `data` of f32 `weights`.
 fn output_mse(
@@ -260,7 +267,15 @@ pub fn quantize_model_into<W: Write + Seek>(
                 (bytes, fmt, err.mse, err.weighted_mse)
             }
         };
+        let output_mse_macs = rows.saturating_mul(cols).saturating_mul(cols);
         let output_mse = match (values.as_ref(), hessian, format.group_size()) {
+            (Some(_), Some(_), Some(_)) if output_mse_macs > OUTPUT_MSE_MAX_MACS => {
+                report.notes.push(format!(
+                    "{}: output error not computed ({rows}x{cols}: {:.1e} multiply-adds)",
+                    t.name, output_mse_macs as f64
+                ));
+                None
+            }
             (Some(v), Some(h), Some(_)) => {
                 Some(output_mse(format, rows as usize, cols as usize, v, &data, h))
             }
