@@ -585,8 +585,6 @@ impl GatedMlp<'_> {
         let (m, x) = (n * dm, rows.x);
         crate::ops::rms_norm_rows(&x[..m], self.norm, eps, rows.normed);
         let normed = &rows.normed[..m];
-        rc.project(&self.gate, normed, &mut rows.gate[..f], n);
-        rc.project(&self.up, normed, &mut rows.up[..f], n);
         let (act, silu_mul) = (self.act, rc.cx.kernels.silu_mul);
         let gate_rows = |gate: &mut [f32], up: &mut [f32]| match act {
             GateActivation::Silu => silu_mul(gate, up),
@@ -597,6 +595,20 @@ impl GatedMlp<'_> {
             }
         };
         let workers = rc.cx.workers;
+        // A step's gate and up share one quantized input and one hand-off,
+        // with the gating on each worker's rows (identical results).
+        if let (1, None, ProductScratch::One(scratch)) = (n, &*rc.observe, &mut *rc.acts) {
+            let (kernels, gate, up) = (rc.cx.kernels, &mut rows.gate[..f], &mut rows.up[..f]);
+            if Linear::matvec_pair(
+                &self.gate, &self.up, normed, gate, up, scratch, kernels, workers, gate_rows,
+            ) {
+                rc.project(&self.down, &rows.gate[..f], &mut rows.out[..m], n);
+                crate::ops::add_assign(&mut x[..m], &rows.out[..m]);
+                return;
+            }
+        }
+        rc.project(&self.gate, normed, &mut rows.gate[..f], n);
+        rc.project(&self.up, normed, &mut rows.up[..f], n);
         if n > 1 && workers.count() > 1 {
             // Element-wise, so any split gives the same values; a chunk's
             // gating is ~8% of a one-thread LFM2 prefill, left serial it
