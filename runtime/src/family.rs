@@ -154,6 +154,17 @@ pub(crate) trait Family<'a> {
     /// the layer's `end_token` after every token's recurrence, as a step
     /// does, keeps them bit-identical with quantized state).
     fn prefill_chunk<'s>(&self, chunk: Chunk<'_, '_, 's>, cx: Compute<'_>) -> &'s [f32] {
+        self.step_chunk(chunk, cx, None)
+    }
+
+    /// The default prefill: [`step`](Self::step) per token (each seen by
+    /// `observe`, if any), copying the logits rows the chunk asks for.
+    fn step_chunk<'s>(
+        &self,
+        chunk: Chunk<'_, '_, 's>,
+        cx: Compute<'_>,
+        mut observe: Option<Observer<'_>>,
+    ) -> &'s [f32] {
         let Chunk { tokens, state, scratch, logits } = chunk;
         let vocab = self.vocab_size();
         let Some(step_words) = self.scratch_words() else {
@@ -164,7 +175,12 @@ pub(crate) trait Family<'a> {
         let first = n - logits.rows(n);
         for (i, &t) in tokens.iter().enumerate() {
             let want = i >= first;
-            let out = self.step(t, state, step_scratch, want, cx, None);
+            // Reborrowed per token (the trait object's lifetime shortened).
+            let token_observe: Option<Observer<'_>> = match &mut observe {
+                Some(o) => Some(&mut **o),
+                None => None,
+            };
+            let out = self.step(t, state, step_scratch, want, cx, token_observe);
             if want {
                 let row = i - first;
                 rows[row * vocab..(row + 1) * vocab].copy_from_slice(&out[..vocab]);
@@ -184,23 +200,7 @@ pub(crate) trait Family<'a> {
         cx: Compute<'_>,
         observe: Observer<'_>,
     ) -> &'s [f32] {
-        let Chunk { tokens, state, scratch, logits } = chunk;
-        let vocab = self.vocab_size();
-        let Some(step_words) = self.scratch_words() else {
-            return &[];
-        };
-        let (step_scratch, rows) = scratch.split_at_mut(step_words);
-        let n = tokens.len();
-        let first = n - logits.rows(n);
-        for (i, &t) in tokens.iter().enumerate() {
-            let want = i >= first;
-            let out = self.step(t, state, step_scratch, want, cx, Some(&mut *observe));
-            if want {
-                let row = i - first;
-                rows[row * vocab..(row + 1) * vocab].copy_from_slice(&out[..vocab]);
-            }
-        }
-        &rows[..logits.rows(n) * vocab]
+        self.step_chunk(chunk, cx, Some(observe))
     }
 }
 

@@ -137,23 +137,7 @@ impl Workers<'_> {
         b_chunk: usize,
         job: impl Fn(usize, &mut [A], &mut [B]) + Sync,
     ) {
-        let (a_chunk, b_chunk) = (a_chunk.max(1), b_chunk.max(1));
-        #[cfg(feature = "threads")]
-        if let Some(pool) = self.pool {
-            if a.len() > a_chunk {
-                use rayon::prelude::*;
-                pool.install(|| {
-                    a.par_chunks_mut(a_chunk)
-                        .zip(b.par_chunks_mut(b_chunk))
-                        .enumerate()
-                        .for_each(|(i, (x, y))| job(i, x, y))
-                });
-                return;
-            }
-        }
-        for (i, (x, y)) in a.chunks_mut(a_chunk).zip(b.chunks_mut(b_chunk)).enumerate() {
-            job(i, x, y);
-        }
+        self.for_chunk_pairs_with_perm(a, a_chunk, b, b_chunk, &mut [], |i, x, y, _| job(i, x, y));
     }
 }
 
