@@ -5,7 +5,7 @@
 
 use eddy::file::AlignedBytes;
 use eddy::{Model, Session};
-use eddy_cli::calibrate::collect_activation_stats;
+use eddy_cli::calibrate::{collect_activation_stats, ActivationStats};
 use eddy_cli::convert::{convert_dir, WeightDtype};
 use eddy_tests::{fixture_dir, load_reference};
 use std::collections::HashMap;
@@ -35,24 +35,8 @@ fn stepped_stats(
             })
             .unwrap();
     }
-    let n = tokens.len() as f64;
-    let mean_sq =
-        sums.into_iter().map(|(k, v)| (k, v.into_iter().map(|s| (s / n) as f32).collect())).collect();
-    let hessians = outer
-        .into_iter()
-        .map(|(k, mut h)| {
-            let cols = (h.len() as f64).sqrt() as usize;
-            for r in 0..cols {
-                for c in r..cols {
-                    let v = h[r * cols + c] / n;
-                    h[r * cols + c] = v;
-                    h[c * cols + r] = v;
-                }
-            }
-            (k, h)
-        })
-        .collect();
-    (mean_sq, hessians)
+    let stats = ActivationStats::from_sums(sums, outer, tokens.len());
+    (stats.mean_sq, stats.hessians)
 }
 
 #[test]

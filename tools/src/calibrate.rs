@@ -26,6 +26,38 @@ pub struct ActivationStats {
     pub hessians: HashMap<String, Vec<f64>>,
 }
 
+impl ActivationStats {
+    /// The statistics of `tokens` tokens from their sums: per layer, the
+    /// column sums of `x²` and the upper triangles of `Σ x xᵀ` (made
+    /// symmetric here), each divided by the token count.
+    pub fn from_sums(
+        sums: HashMap<String, Vec<f64>>,
+        outer: HashMap<String, Vec<f64>>,
+        tokens: usize,
+    ) -> ActivationStats {
+        let n = tokens.max(1) as f64;
+        let mean_sq = sums
+            .into_iter()
+            .map(|(name, v)| (name, v.into_iter().map(|s| (s / n) as f32).collect()))
+            .collect();
+        let hessians = outer
+            .into_iter()
+            .map(|(name, mut h)| {
+                let cols = (h.len() as f64).sqrt() as usize;
+                for r in 0..cols {
+                    for c in r..cols {
+                        let v = h[r * cols + c] / n;
+                        h[r * cols + c] = v;
+                        h[c * cols + r] = v;
+                    }
+                }
+                (name, h)
+            })
+            .collect();
+        ActivationStats { mean_sq, hessians }
+    }
+}
+
 /// Run the model over `tokens` and collect [`ActivationStats`];
 /// `hessians` also accumulates `x xᵀ` for every layer (for GPTQ).
 pub fn collect_activation_stats(
@@ -77,24 +109,7 @@ pub fn collect_activation_stats_for(
         }
     };
     session.prefill_observed(tokens, eddy::PREFILL_CHUNK, &mut observe, &mut progress)?;
-    let n = tokens.len().max(1) as f64;
-    let mean_sq =
-        sums.into_iter().map(|(name, v)| (name, v.into_iter().map(|s| (s / n) as f32).collect())).collect();
-    let hessians = outer
-        .into_iter()
-        .map(|(name, mut h)| {
-            let cols = (h.len() as f64).sqrt() as usize;
-            for r in 0..cols {
-                for c in r..cols {
-                    let v = h[r * cols + c] / n;
-                    h[r * cols + c] = v;
-                    h[c * cols + r] = v;
-                }
-            }
-            (name, h)
-        })
-        .collect();
-    Ok(ActivationStats { mean_sq, hessians })
+    Ok(ActivationStats::from_sums(sums, outer, tokens.len()))
 }
 
 /// Add `x xᵀ` of each row `x` of `xs` (rows of `n`, in order) to the upper

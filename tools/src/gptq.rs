@@ -147,31 +147,44 @@ mod tests {
         out
     }
 
-    /// The tiled, threaded sweep gives the row-at-a-time sweep's bytes
-    /// exactly, for ragged tiles and any thread count.
-    #[test]
-    fn tiled_threaded_sweep_equals_row_at_a_time() {
-        let (rows, cols) = (37, 128);
-        let mut seed = 3u64;
+    /// Random weights `[rows, cols]` in [-1, 1), `samples` inputs with a
+    /// shared component (`x = z + noise * r`) and their mean `x xᵀ`.
+    fn correlated_problem(
+        rows: usize,
+        cols: usize,
+        seed: u64,
+        samples: usize,
+        noise: f32,
+    ) -> (Vec<f32>, Vec<Vec<f32>>, Vec<f64>) {
+        let mut seed = seed;
         let mut rand = || {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         };
         let w: Vec<f32> = (0..rows * cols).map(|_| rand()).collect();
-        let samples: Vec<Vec<f32>> = (0..300)
+        let xs: Vec<Vec<f32>> = (0..samples)
             .map(|_| {
                 let z = rand();
-                (0..cols).map(|_| z + 0.5 * rand()).collect()
+                (0..cols).map(|_| z + noise * rand()).collect()
             })
             .collect();
         let mut h = vec![0f64; cols * cols];
-        for x in &samples {
+        for x in &xs {
             for a in 0..cols {
                 for b in 0..cols {
-                    h[a * cols + b] += (x[a] * x[b]) as f64 / samples.len() as f64;
+                    h[a * cols + b] += (x[a] * x[b]) as f64 / xs.len() as f64;
                 }
             }
         }
+        (w, xs, h)
+    }
+
+    /// The tiled, threaded sweep gives the row-at-a-time sweep's bytes
+    /// exactly, for ragged tiles and any thread count.
+    #[test]
+    fn tiled_threaded_sweep_equals_row_at_a_time() {
+        let (rows, cols) = (37, 128);
+        let (w, _, h) = correlated_problem(rows, cols, 3, 300, 0.5);
         for f in [TensorFormat::W2 { group: 32 }, TensorFormat::W4 { group: 64 }] {
             let want = gptq_row_at_a_time(f, rows, cols, &w, &h);
             for threads in [1, 2, 3] {
@@ -188,27 +201,8 @@ mod tests {
     #[test]
     fn gptq_reduces_output_error_on_correlated_inputs() {
         let (rows, cols) = (16, 64);
-        let mut seed = 1u64;
-        let mut rand = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
-        let w: Vec<f32> = (0..rows * cols).map(|_| rand()).collect();
         // Inputs with a strong shared component: x = z * 1 + noise.
-        let samples: Vec<Vec<f32>> = (0..512)
-            .map(|_| {
-                let z = rand();
-                (0..cols).map(|_| z + 0.3 * rand()).collect()
-            })
-            .collect();
-        let mut h = vec![0f64; cols * cols];
-        for x in &samples {
-            for a in 0..cols {
-                for b in 0..cols {
-                    h[a * cols + b] += (x[a] * x[b]) as f64 / samples.len() as f64;
-                }
-            }
-        }
+        let (w, samples, h) = correlated_problem(rows, cols, 1, 512, 0.3);
         let f = TensorFormat::W2 { group: 32 };
         let (gptq, _) = gptq_quantize(f, rows, cols, &w, &h, false).unwrap().unwrap();
         let mut rtn = vec![0u8; gptq.len()];
