@@ -338,7 +338,7 @@ fn quantize_bytes(bytes: &[u8], recipe: &str, q: &QuantArgs) -> Result<Vec<u8>> 
 }
 
 /// Quantize the model file `input` by `recipe` into `out` (the input
-/// mapped, its pages dropped as each tensor is written), printing a summary.
+/// mapped, its pages dropped as soon as each tensor has been read), printing a summary.
 fn quantize_file(input: &Path, out: BufWriter<File>, recipe: &str, q: &QuantArgs) -> Result<BufWriter<File>> {
     let mapped = MappedInput::open(input)?;
     let mut model = Model::from_file(mapped.file()?)?;
@@ -352,13 +352,13 @@ fn quantize_file(input: &Path, out: BufWriter<File>, recipe: &str, q: &QuantArgs
 
 /// Quantize `model` by `recipe` into `out` tensor by tensor, printing a
 /// summary, each phase's progress and time, and the total time;
-/// `written(i)` is called once tensor `i`'s input is no longer read.
+/// `released(i)` is called once tensor `i`'s input is no longer read.
 fn quantize_model_to<W: std::io::Write + std::io::Seek>(
     model: &mut Model<'_>,
     recipe: &str,
     q: &QuantArgs,
     out: W,
-    written: impl Fn(usize),
+    released: impl FnMut(usize),
 ) -> Result<W> {
     use eddy_cli::calibrate::{
         collect_activation_stats_for, hessian_matrices, matrix_names, CalibrationOptions,
@@ -432,13 +432,8 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
         stats.as_ref().map(|s| &s.0),
         stats.as_ref().map_or(0, |s| s.1),
         opts,
-        |done, _| {
-            bar.set(weights_done.get(done.saturating_sub(1)).copied().unwrap_or(params));
-            if let Some(i) = done.checked_sub(1) {
-                written(i);
-            }
-        },
-        &written,
+        |done, _| bar.set(weights_done.get(done.saturating_sub(1)).copied().unwrap_or(params)),
+        released,
         out,
     )?;
     bar.finish();

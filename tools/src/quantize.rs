@@ -185,9 +185,10 @@ pub fn quantize_model(
 /// tensor (only the tensor at hand is held in memory). `stats` come from
 /// [`crate::calibrate::collect_activation_stats`]; `progress` gets
 /// `(tensors done, total)` after each tensor is written; `input_read(i)`
-/// is called once tensor `i`'s input has been copied and is not read
-/// again (the caller may release its pages before it is quantized, so a
-/// mapped input and its f32 copy are never resident together).
+/// is called once for each tensor `i`, as soon as its input has been
+/// copied and is not read again (the caller may release its pages; a
+/// float tensor's go before it is quantized, so a mapped input and its f32
+/// copy are never resident together).
 // The two callbacks are separate hooks of the stream (progress after a
 // write, release after a read); bundling them would only rename them.
 #[allow(clippy::too_many_arguments)]
@@ -267,6 +268,10 @@ pub fn quantize_model_into<W: Write + Seek>(
                 (bytes, fmt, err.mse, err.weighted_mse)
             }
         };
+        if values.is_none() {
+            // Copied as they were (`data`): their input is no longer read either.
+            input_read(i);
+        }
         let output_mse_macs = rows.saturating_mul(cols).saturating_mul(cols);
         let output_mse = match (values.as_ref(), hessian, format.group_size()) {
             (Some(_), Some(_), Some(_)) if output_mse_macs > OUTPUT_MSE_MAX_MACS => {
