@@ -3,7 +3,8 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use eddy::{MappedModel, Model, Session, StateFormat, PREFILL_CHUNK};
-use eddy_cli::convert::{convert_into, WeightDtype};
+use eddy_cli::convert::gguf::GgufWeights;
+use eddy_cli::convert::{convert_into_with, WeightDtype};
 use eddy_cli::file_writer::TempOutput;
 use eddy_cli::fpga::Backend;
 use eddy_cli::mapped_input::MappedInput;
@@ -207,9 +208,9 @@ const GPTQ_DEFAULT_MAX_PARAMS: u64 = 100_000_000;
 
 #[derive(Subcommand)]
 enum Command {
-    /// Convert a Hugging Face checkpoint directory into a .eddy file.
+    /// Convert a Hugging Face checkpoint directory or a llama.cpp GGUF file into a .eddy file.
     Convert {
-        /// Directory with config.json, *.safetensors and tokenizer.json.
+        /// Directory with config.json, *.safetensors and tokenizer.json; or a .gguf file.
         hf_dir: PathBuf,
         /// Output file.
         #[arg(short, long)]
@@ -499,7 +500,10 @@ fn cmd_convert(
     // Streamed to a temporary file beside the output; with a recipe that
     // file is the quantizer's (mapped) input and is removed afterwards.
     let (converted_tmp, file) = create(&output)?;
-    let (mut file, conv) = convert_into(&hf_dir, dtype, file)?;
+    // A recipe re-quantizes from floats, so a GGUF's quantized tensors are
+    // then dequantized rather than kept.
+    let weights = if recipe.is_some() { GgufWeights::Dequantize } else { GgufWeights::Keep };
+    let (mut file, conv) = convert_into_with(&hf_dir, dtype, weights, file)?;
     let len = match recipe {
         None => persist_checked(converted_tmp, file)?,
         Some(recipe) => {
@@ -511,10 +515,14 @@ fn cmd_convert(
             persist_checked(tmp, out)?
         }
     };
+    for note in &conv.notes {
+        eprintln!("{note}");
+    }
     for name in &conv.ignored {
         eprintln!("note: checkpoint tensor `{name}` is not used (tied or unknown)");
     }
-    if !conv.has_tokenizer {
+    // (a GGUF file says in its notes why it has no tokenizer)
+    if !conv.has_tokenizer && !hf_dir.is_file() {
         eprintln!("note: no tokenizer.json in {}; use token ids with `eddy run --tokens`", hf_dir.display());
     }
     println!(

@@ -3,7 +3,8 @@
 //! Reads `config.json`, the `*.safetensors` weights (single file or sharded
 //! with `model.safetensors.index.json`; f32, f16 or bf16) and
 //! `tokenizer.json`, maps tensor names to eddy's canonical schema and checks
-//! every shape before anything is written.
+//! every shape before anything is written. A file that starts with GGUF's
+//! magic is read as llama.cpp's format instead ([`gguf`]).
 
 use crate::file_writer::{StreamError, StreamingFile, TempOutput};
 use eddy::arch::{Architecture, HParam};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 mod checkpoint;
 mod common;
 mod gated_deltanet;
+pub mod gguf;
 mod gla;
 mod lfm2;
 mod mamba1;
@@ -140,6 +142,49 @@ pub enum ConvertError {
     /// The output could not be written.
     #[error("{0}")]
     Stream(#[from] StreamError),
+    /// A GGUF file's header is malformed.
+    #[error("{path}: {source}")]
+    Gguf {
+        /// The path.
+        path: PathBuf,
+        /// What the reader found.
+        source: gguf::reader::GgufError,
+    },
+    /// A GGUF metadata key is missing or has the wrong type.
+    #[error("GGUF metadata key `{key}` is missing or not {expected}")]
+    GgufKey {
+        /// The key.
+        key: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// The GGUF file's architecture is not one eddy reads.
+    #[error("unsupported GGUF architecture {found:?} (`general.architecture`); supported: {supported}")]
+    GgufArchitecture {
+        /// What the file says.
+        found: String,
+        /// The architectures eddy reads.
+        supported: String,
+    },
+    /// A GGUF tensor's type cannot be read.
+    #[error(
+        "GGUF tensor `{name}` has ggml type {code}, which eddy cannot read; readable: {}",
+        gguf::dequant::READABLE
+    )]
+    GgufTensorType {
+        /// The tensor.
+        name: String,
+        /// Its ggml type code.
+        code: u32,
+    },
+    /// A GGUF tensor's values cannot be stored.
+    #[error("GGUF tensor `{name}`: {why}")]
+    GgufTensor {
+        /// The tensor.
+        name: String,
+        /// Why not.
+        why: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
@@ -174,6 +219,8 @@ pub struct ConvertSummary {
     pub ignored: Vec<String>,
     /// Length of the written file.
     pub len: u64,
+    /// What was done per tensor and anything else worth saying (GGUF input).
+    pub notes: Vec<String>,
 }
 
 fn get_u32(cfg: &Value, key: &'static str) -> Result<u32, ConvertError> {
@@ -318,10 +365,35 @@ pub fn convert_to_file(
     Ok(summary)
 }
 
+/// Convert the checkpoint directory or GGUF file `path`, writing the
+/// `.eddy` file to `out` as each tensor is read (a GGUF's Q8_0/Q4_0/Q4_1
+/// matrices are kept as they are: [`gguf::GgufWeights::Keep`]).
+pub fn convert_into<W: Write + Seek>(
+    path: &Path,
+    dtype: WeightDtype,
+    out: W,
+) -> Result<(W, ConvertSummary), ConvertError> {
+    convert_into_with(path, dtype, gguf::GgufWeights::Keep, out)
+}
+
+/// [`convert_into`], saying what becomes of a GGUF file's quantized
+/// tensors (a Hugging Face checkpoint has none).
+pub fn convert_into_with<W: Write + Seek>(
+    path: &Path,
+    dtype: WeightDtype,
+    weights: gguf::GgufWeights,
+    out: W,
+) -> Result<(W, ConvertSummary), ConvertError> {
+    match gguf::is_gguf(path) {
+        true => gguf::convert_into(path, dtype, weights, out),
+        false => convert_dir_into(path, dtype, out),
+    }
+}
+
 /// Convert the checkpoint in `dir`, writing the `.eddy` file to `out` as
 /// each tensor is read. Every tensor's presence, shape and dtype is checked
 /// before any data is written.
-pub fn convert_into<W: Write + Seek>(
+fn convert_dir_into<W: Write + Seek>(
     dir: &Path,
     dtype: WeightDtype,
     out: W,
@@ -376,7 +448,7 @@ pub fn convert_into<W: Write + Seek>(
     let ignored = ckpt.names().into_iter().filter(|n| !used.contains(n)).collect();
     Ok((
         out,
-        ConvertSummary { architecture: plan.architecture, shape: plan.shape, has_tokenizer, ignored, len },
+        ConvertSummary { architecture: plan.architecture, shape: plan.shape, has_tokenizer, ignored, len, notes: vec![] },
     ))
 }
 
