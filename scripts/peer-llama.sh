@@ -11,15 +11,9 @@
 #   quant pairs: q2 = Q2_K vs w2a8, q4 = Q4_0 vs w4a8, q8 = Q8_0 vs w8a8
 #
 # Everything it needs is installed under ${EDDY_PEER_DIR:-$HOME/.cache/eddy-peer}
-# (reruns reuse it): llama.cpp's source from the llama-cpp-python source
-# distribution on the Python package index (it vendors llama.cpp under
-# vendor/llama.cpp), built with cmake (installed with apt-get if missing) as
-# llama-bench + llama-quantize, Release, -march=native, AMX off (AMX tiles
-# fault under some virtualization), no curl/openssl; a Python venv with
-# tools/python/requirements.txt (torch, transformers, safetensors,
-# tokenizers), sentencepiece, protobuf and llama.cpp's own gguf-py. Note that
-# torch from the Python package index pulls its CUDA libraries (~3 GB) on
-# x86-64 Linux. eddy is built with `cargo build --release -p eddy-cli` from
+# (reruns reuse it): llama.cpp built as llama-bench + llama-quantize and a
+# Python venv with torch, transformers and gguf-py, as
+# scripts/llama-cpp-common.sh describes. eddy is built with `cargo build --release -p eddy-cli` from
 # this repository unless --eddy names a binary.
 #
 # Output: logs and results under $EDDY_PEER_DIR/runs/DATE/, and one Markdown
@@ -55,7 +49,7 @@ while [ $# -gt 0 ]; do
     --seed) SEED=$2; shift 2 ;;
     --eddy) EDDY=$2; shift 2 ;;
     --llama-cpp-python) LCP_VERSION=$2; shift 2 ;;
-    -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
@@ -69,84 +63,26 @@ done
 gguf_type() { case "$1" in q2) echo Q2_K ;; q4) echo Q4_0 ;; q8) echo Q8_0 ;; esac; }
 eddy_recipe() { case "$1" in q2) echo w2a8 ;; q4) echo w4a8 ;; q8) echo w8a8 ;; esac; }
 
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found${2:+ ($2)}"; }
-need python3 "needed to make the weights and run llama.cpp's converter"
-need c++ "needed to build llama.cpp (apt-get install build-essential)"
-need tar
-APT_UPDATED=0
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "$1 is missing and there is no apt-get to install it"
-  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq >/dev/null || die "apt-get update failed"; APT_UPDATED=1; fi
-  say "installing $1 with apt-get"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null || die "apt-get install $1 failed"
-}
-command -v cmake >/dev/null 2>&1 || apt_install cmake
-need cmake
-python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+. "$ROOT/scripts/llama-cpp-common.sh"
+llama_cpp_prerequisites
 
 mkdir -p "$PEER"
 RUN=$PEER/runs/$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$RUN"
 LOG=$RUN/log.txt
 : >"$LOG"
-# Run a step with its output in the log; on failure show the log's tail.
-step() {
-  local what=$1; shift
-  echo "== $what: $*" >>"$LOG"
-  if ! "$@" >>"$LOG" 2>&1; then
-    tail -n 25 "$LOG" >&2
-    die "$what failed (full log: $LOG)"
-  fi
-}
 
-# 1. llama.cpp from the llama-cpp-python sdist. (--no-binary for that package
-# only: `--no-binary :all:` would also build its build tools, cmake included,
-# from source just to read the package's metadata.)
-SRC_PARENT=$PEER/src
-SRC=$SRC_PARENT/llama_cpp_python-$LCP_VERSION/vendor/llama.cpp
-if [ ! -f "$SRC/CMakeLists.txt" ]; then
-  mkdir -p "$SRC_PARENT"
-  say "downloading the llama-cpp-python $LCP_VERSION source distribution"
-  step "pip download" python3 -m pip download --no-binary llama-cpp-python --no-deps \
-    "llama-cpp-python==$LCP_VERSION" -d "$SRC_PARENT"
-  step "extract" tar -xzf "$SRC_PARENT/llama_cpp_python-$LCP_VERSION.tar.gz" -C "$SRC_PARENT"
-  [ -f "$SRC/CMakeLists.txt" ] || die "the sdist has no vendor/llama.cpp/CMakeLists.txt"
-fi
-BUILD=$PEER/build-llama
+# 1. llama.cpp (llama-bench and llama-quantize) and 2. the Python venv for
+# the weights and the converter (scripts/llama-cpp-common.sh).
+llama_cpp_source
+llama_cpp_build llama-bench llama-quantize
 LLAMA_BENCH=$BUILD/bin/llama-bench
 LLAMA_QUANTIZE=$BUILD/bin/llama-quantize
-if [ "$(cat "$BUILD/.peer-source" 2>/dev/null)" != "$SRC" ]; then rm -rf "$BUILD"; fi
-if [ ! -x "$LLAMA_BENCH" ] || [ ! -x "$LLAMA_QUANTIZE" ]; then
-  # AMX option names as this llama.cpp spells them (ggml/CMakeLists.txt).
-  amx=()
-  for o in GGML_AMX_TILE GGML_AMX_INT8 GGML_AMX_BF16; do
-    grep -q "option($o " "$SRC/ggml/CMakeLists.txt" && amx+=("-D$o=OFF")
-  done
-  say "building llama-bench and llama-quantize (a few minutes on 2 cores)"
-  step "cmake configure" cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON "${amx[@]}" \
-    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF
-  step "cmake build" nice -n 5 cmake --build "$BUILD" --target llama-bench llama-quantize -j "$(nproc)"
-  echo "$SRC" >"$BUILD/.peer-source"
-fi
-[ -x "$LLAMA_BENCH" ] || die "no llama-bench at $LLAMA_BENCH"
-[ -x "$LLAMA_QUANTIZE" ] || die "no llama-quantize at $LLAMA_QUANTIZE"
 CONVERT=$SRC/convert_hf_to_gguf.py
 [ -f "$CONVERT" ] || die "no convert_hf_to_gguf.py in $SRC"
 GPT2_VOCAB=$SRC/models/ggml-vocab-gpt-2.gguf
 [ -f "$GPT2_VOCAB" ] || die "no models/ggml-vocab-gpt-2.gguf in $SRC (the tokenizer is rebuilt from it)"
-
-# 2. Python venv for the weights and the converter.
-VENV=$PEER/venv
-PY=$VENV/bin/python
-STAMP=$VENV/.peer-$(cat "$ROOT/tools/python/requirements.txt" "$SRC/gguf-py/pyproject.toml" | sha256sum | cut -c1-12)
-if [ ! -f "$STAMP" ]; then
-  [ -x "$PY" ] || step "python venv" python3 -m venv "$VENV"
-  say "installing Python packages into $VENV (torch, transformers, gguf-py, ...)"
-  step "pip install" nice -n 5 "$PY" -m pip install -q -r "$ROOT/tools/python/requirements.txt" \
-    sentencepiece protobuf "$SRC/gguf-py"
-  touch "$STAMP"
-fi
+llama_cpp_venv
 
 # 3. eddy.
 if [ -z "$EDDY" ]; then

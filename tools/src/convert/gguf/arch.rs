@@ -84,6 +84,18 @@ impl Keys<'_> {
         }
     }
 
+    /// `ARCH.block_count`, refused beyond one layer per tensor in the file
+    /// (a lying count would otherwise plan billions of layers before the
+    /// first missing tensor is noticed).
+    fn layers(&self) -> Result<u32, ConvertError> {
+        let n = self.u32("block_count")?;
+        if n as usize > self.header.tensors.len() {
+            let key = format!("{}.block_count", self.arch);
+            return Err(self.missing(key, "a layer count the file has tensors for"));
+        }
+        Ok(n)
+    }
+
     /// What both Mamba generations share, as `config.json` keys.
     fn mamba_common(&self, class: &str, model_type: &str) -> Result<Value, ConvertError> {
         Ok(json!({
@@ -91,7 +103,7 @@ impl Keys<'_> {
             "model_type": model_type,
             "vocab_size": self.vocab()?,
             "hidden_size": self.u32("embedding_length")?,
-            "num_hidden_layers": self.u32("block_count")?,
+            "num_hidden_layers": self.layers()?,
             "state_size": self.u32("ssm.state_size")?,
             "conv_kernel": self.u32("ssm.conv_kernel")?,
             "intermediate_size": self.u32("ssm.inner_size")?,

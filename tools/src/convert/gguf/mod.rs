@@ -78,10 +78,8 @@ fn find<'h>(h: &'h GgufHeader, spec: &TensorSpec, gguf_name: &str) -> Result<(&'
     Ok((t, ty))
 }
 
-/// Convert the GGUF file `path`, writing the `.eddy` file to `out`. Every
-/// tensor's presence, type and shape is checked before anything is
-/// written; `notes` receives one line per tensor saying how it was stored,
-/// and a line if no tokenizer could be rebuilt.
+/// Convert the GGUF file `path`, writing the `.eddy` file to `out`; see
+/// [`convert_bytes_into`].
 pub fn convert_into<W: Write + Seek>(
     path: &Path,
     dtype: WeightDtype,
@@ -92,8 +90,23 @@ pub fn convert_into<W: Write + Seek>(
     // SAFETY: a read-only map of an input file we do not modify; every
     // range read from it is checked against its length by the reader.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(path))?;
-    let bytes: &[u8] = &map;
-    let header = reader::parse(bytes).map_err(|source| ConvertError::Gguf { path: path.to_path_buf(), source })?;
+    convert_bytes_into(&map, dtype, weights, out).map_err(|e| match e {
+        ConvertError::Gguf { source, .. } => ConvertError::Gguf { path: path.to_path_buf(), source },
+        other => other,
+    })
+}
+
+/// Convert the GGUF file `bytes`, writing the `.eddy` file to `out`. Every
+/// tensor's presence, type and shape is checked before anything is
+/// written; the summary's notes say per tensor how it was stored, and why
+/// no tokenizer was rebuilt if none was.
+pub fn convert_bytes_into<W: Write + Seek>(
+    bytes: &[u8],
+    dtype: WeightDtype,
+    weights: GgufWeights,
+    out: W,
+) -> Result<(W, ConvertSummary), ConvertError> {
+    let header = reader::parse(bytes).map_err(|source| ConvertError::Gguf { path: "GGUF input".into(), source })?;
     let arch_name = header
         .get("general.architecture")
         .and_then(reader::MetaValue::as_str)
