@@ -7,7 +7,7 @@
 # Usage: scripts/make-gguf-fixtures.sh [--llama-cpp-python VERSION] [--out DIR]
 #
 # Writes to DIR (default tests/fixtures/gguf):
-#   mamba-tiny-tied.f32.gguf, mamba-tiny-untied.f32.gguf, mamba2-tiny.f32.gguf
+#   {mamba-tiny-tied,mamba-tiny-untied,mamba2-tiny,lfm2-tiny}.f32.gguf
 #       the tiny random fixtures at f32 (same logits as their Hugging Face form)
 #   mamba-fortunes.{Q4_0,Q2_K,mixed}.gguf
 #       the trained models/mamba-fortunes from its f32 GGUF (not committed:
@@ -16,8 +16,9 @@
 #   dequant-reference.json
 #       per quantized tensor: type and CRC-32 of its f32 dequantization by
 #       gguf-py (llama.cpp's Python reference, gguf.quants)
-# Larger files (f32, Q8_0 and Q4_K of the trained models, for the perplexity
-# table in BENCHMARKS.md) stay in $EDDY_PEER_DIR/gguf-fixtures.
+# Larger files (f32, Q8_0, Q4_0, Q4_K and Q2_K of mamba-, mamba2- and
+# lfm2-fortunes, for the perplexity table in BENCHMARKS.md) stay in
+# $EDDY_PEER_DIR/gguf-fixtures.
 #
 # llama.cpp's converter names the BPE pre-tokenizer by hashing how it splits
 # a test string and refuses hashes it does not list; the repository's
@@ -136,15 +137,20 @@ w.close()
 PYEOF
 }
 
-for m in mamba-tiny-tied mamba-tiny-untied mamba2-tiny; do
+for m in mamba-tiny-tied mamba-tiny-untied mamba2-tiny lfm2-tiny; do
   convert "$ROOT/tests/fixtures/$m" "$OUT/$m.f32.gguf"
 done
 
-F=$WORK/mamba-fortunes.f32.gguf
-convert "$ROOT/models/mamba-fortunes" "$F"
-for ty in Q8_0 Q4_0 Q4_K Q2_K; do
-  quantize "$F" "$WORK/mamba-fortunes.$ty.gguf" "$ty"
+# The trained models llama.cpp's converter takes (rwkv7-fortunes is
+# BlinkDL's layout, which it does not; gru-fortunes has no llama.cpp
+# architecture).
+for m in mamba-fortunes mamba2-fortunes lfm2-fortunes; do
+  convert "$ROOT/models/$m" "$WORK/$m.f32.gguf"
+  for ty in Q8_0 Q4_0 Q4_K Q2_K; do
+    quantize "$WORK/$m.f32.gguf" "$WORK/$m.$ty.gguf" "$ty"
+  done
 done
+F=$WORK/mamba-fortunes.f32.gguf
 cp "$WORK/mamba-fortunes.Q4_0.gguf" "$WORK/mamba-fortunes.Q2_K.gguf" "$OUT/"
 # One file with every other type, one per kind of tensor.
 quantize "$F" "$OUT/mamba-fortunes.mixed.gguf" Q4_K --set token_embd=Q8_0 --set ssm_out=Q6_K \

@@ -201,3 +201,8 @@ fn dequantize_mode_writes_floats_only() {
     let model = Model::from_bytes(model.as_slice()).unwrap();
     assert!(model.file().tensors().all(|t| t.format == TensorFormat::F32));
 }
+
+#[test]
+fn f32_lfm2_matches_the_hf_path() {
+    check_f32_logits("lfm2-tiny");
+}

@@ -16,12 +16,15 @@ pub(super) struct GgufArch {
     pub config: fn(&Keys<'_>) -> Result<Value, ConvertError>,
     /// llama.cpp's name of an eddy tensor.
     pub tensor: fn(&TensorSpec) -> String,
+    /// Checkpoint shapes the family's planner reads (Hugging Face names).
+    pub declared: fn(&GgufHeader) -> Vec<(String, Vec<usize>)>,
 }
 
 /// Every architecture read, in README order.
 pub(super) const ARCHS: &[GgufArch] = &[
-    GgufArch { name: "mamba", config: mamba1_config, tensor: mamba_tensor },
-    GgufArch { name: "mamba2", config: mamba2_config, tensor: mamba_tensor },
+    GgufArch { name: "mamba", config: mamba1_config, tensor: mamba_tensor, declared: |_| vec![] },
+    GgufArch { name: "mamba2", config: mamba2_config, tensor: mamba_tensor, declared: |_| vec![] },
+    GgufArch { name: "lfm2", config: lfm2_config, tensor: lfm2_tensor, declared: lfm2_declared },
 ];
 
 /// The names of [`ARCHS`], for messages.
@@ -65,6 +68,11 @@ impl Keys<'_> {
 
     fn has(&self, tensor: &str) -> bool {
         self.header.tensor(tensor).is_some()
+    }
+
+    /// Whether any layer has the tensor `blk.N.suffix`.
+    fn any_layer_has(&self, suffix: &str) -> bool {
+        self.header.tensors.iter().any(|t| t.name.starts_with("blk.") && t.name.ends_with(suffix))
     }
 
     /// Rows of the token embedding: the vocabulary as stored (llama.cpp
@@ -172,6 +180,84 @@ fn mamba_tensor(spec: &TensorSpec) -> String {
         "gate_norm.weight" => "ssm_norm.weight",
         "out_proj.weight" => "ssm_out.weight",
         "out_proj.bias" => "ssm_out.bias",
+        other => other,
+    };
+    format!("blk.{layer}.{name}")
+}
+
+/// LFM2: `ARCH.attention.head_count_kv` lists each layer's K/V heads, 0
+/// for a convolution layer, which gives `layer_types`.
+fn lfm2_config(k: &Keys<'_>) -> Result<Value, ConvertError> {
+    let n_layer = k.layers()?;
+    let kv_key = format!("{}.attention.head_count_kv", k.arch);
+    let per_layer: Vec<u64> = match k.header.get(&kv_key) {
+        Some(MetaValue::Array(a)) => a.iter().filter_map(MetaValue::as_u64).collect(),
+        Some(v) => v.as_u64().map(|n| vec![n; n_layer as usize]).unwrap_or_default(),
+        None => vec![],
+    };
+    if per_layer.len() != n_layer as usize {
+        return Err(ConvertError::GgufKey { key: kv_key, expected: "one K/V head count per layer" });
+    }
+    let types: Vec<&str> = per_layer.iter().map(|&n| if n == 0 { "conv" } else { "full_attention" }).collect();
+    let n_kv = per_layer.iter().copied().find(|&n| n > 0).unwrap_or(1);
+    let n_heads = k.u32("attention.head_count")?;
+    let mut cfg = json!({
+        "architectures": ["Lfm2ForCausalLM"],
+        "model_type": "lfm2",
+        "vocab_size": k.vocab()?,
+        "hidden_size": k.u32("embedding_length")?,
+        "num_hidden_layers": n_layer,
+        "num_attention_heads": n_heads,
+        "num_key_value_heads": n_kv,
+        "layer_types": types,
+        "conv_L_cache": k.u32("shortconv.l_cache")?,
+        "norm_eps": k.float("attention.layer_norm_rms_epsilon")?,
+        "rope_theta": k.float("rope.freq_base")?,
+        "conv_bias": k.any_layer_has(".shortconv.conv.bias"),
+        "tie_word_embeddings": !k.has("output.weight"),
+        "bos_token_id": k.token("tokenizer.ggml.bos_token_id"),
+        "eos_token_id": k.token("tokenizer.ggml.eos_token_id"),
+    });
+    if let Some(head_dim) = k.header.get(&format!("{}.attention.key_length", k.arch)).and_then(MetaValue::as_u64) {
+        cfg["head_dim"] = json!(head_dim);
+    }
+    Ok(cfg)
+}
+
+/// LFM2's MLP width, which its planner reads from the first gate matrix.
+fn lfm2_declared(h: &GgufHeader) -> Vec<(String, Vec<usize>)> {
+    let shape = h.tensor("blk.0.ffn_gate.weight").map(|t| t.row_major_shape());
+    let shape = shape.map(|s| s.iter().map(|&d| d as usize).collect()).unwrap_or_default();
+    vec![("model.layers.0.feed_forward.w1.weight".into(), shape)]
+}
+
+/// llama.cpp's names of LFM2 tensors.
+fn lfm2_tensor(spec: &TensorSpec) -> String {
+    let eddy = eddy_name(spec);
+    match spec.pattern {
+        "embed.weight" => return "token_embd.weight".into(),
+        "norm_f.weight" => return "token_embd_norm.weight".into(),
+        "lm_head.weight" => return "output.weight".into(),
+        _ => {}
+    }
+    let (layer, param) = split_layer(&eddy);
+    let name = match param {
+        "operator_norm.weight" => "attn_norm.weight",
+        "q_proj.weight" => "attn_q.weight",
+        "k_proj.weight" => "attn_k.weight",
+        "v_proj.weight" => "attn_v.weight",
+        "o_proj.weight" => "attn_output.weight",
+        "q_norm.weight" => "attn_q_norm.weight",
+        "k_norm.weight" => "attn_k_norm.weight",
+        "in_proj.weight" => "shortconv.in_proj.weight",
+        "in_proj.bias" => "shortconv.in_proj.bias",
+        "conv.weight" => "shortconv.conv.weight",
+        "conv.bias" => "shortconv.conv.bias",
+        "out_proj.weight" => "shortconv.out_proj.weight",
+        "out_proj.bias" => "shortconv.out_proj.bias",
+        "gate_proj.weight" => "ffn_gate.weight",
+        "up_proj.weight" => "ffn_up.weight",
+        "down_proj.weight" => "ffn_down.weight",
         other => other,
     };
     format!("blk.{layer}.{name}")

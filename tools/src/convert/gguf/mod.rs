@@ -116,7 +116,7 @@ pub fn convert_bytes_into<W: Write + Seek>(
         .find(|a| a.name == arch_name)
         .ok_or_else(|| ConvertError::GgufArchitecture { found: arch_name.to_string(), supported: arch::names() })?;
     let cfg = (arch.config)(&arch::Keys { header: &header, arch: arch_name })?;
-    let plan = plan_for(&cfg, &Checkpoint::declared(&[]))?;
+    let plan = plan_for(&cfg, &Checkpoint::declared(&(arch.declared)(&header)))?;
     let mut found = Vec::with_capacity(plan.specs.len());
     for spec in &plan.specs {
         found.push(find(&header, spec, &(arch.tensor)(spec))?);
