@@ -7,12 +7,12 @@
 # Usage: scripts/make-gguf-fixtures.sh [--llama-cpp-python VERSION] [--out DIR]
 #
 # Writes to DIR (default tests/fixtures/gguf):
-#   {mamba-tiny-tied,mamba-tiny-untied,mamba2-tiny,lfm2-tiny}.f32.gguf
+#   {mamba-tiny-tied,mamba2-tiny,lfm2-tiny}.f32.gguf
 #       the tiny random fixtures at f32 (same logits as their Hugging Face form)
 #   mamba-fortunes.{Q4_0,Q2_K,mixed}.gguf
 #       the trained models/mamba-fortunes from its f32 GGUF (not committed:
-#       8 MB); `mixed` puts a different type on each kind of tensor (Q8_0,
-#       Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K) to test every dequantizer
+#       8 MB); `mixed` spreads Q8_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K,
+#       Q5_K and Q6_K over its matrices to test every dequantizer
 #   dequant-reference.json
 #       per quantized tensor: type and CRC-32 of its f32 dequantization by
 #       gguf-py (llama.cpp's Python reference, gguf.quants)
@@ -57,9 +57,17 @@ llama_cpp_venv
 
 # llama.cpp's converter, with the GPT-2 pre-tokenizer declared for a
 # byte-level BPE tokenizer.json whose pre-tokenizer is GPT-2's regex split.
+# It reads the checkpoint through a folder of links plus a
+# tokenizer_config.json naming the plain fast tokenizer: without one,
+# transformers picks the model type's tokenizer class (GPT-NeoX's for
+# Mamba), whose default special tokens would be added past the vocabulary.
 convert() { # checkpoint dir, output file
   say "convert_hf_to_gguf $(basename "$1") -> $(basename "$2")"
-  step "convert $1" "$PY" - "$SRC" "$1" "$2" <<'PYEOF'
+  local view=$WORK/view/$(basename "$1") f
+  rm -rf "$view"; mkdir -p "$view"
+  for f in "$1"/*; do ln -s "$f" "$view/"; done
+  [ -e "$view/tokenizer_config.json" ] || echo '{"tokenizer_class": "PreTrainedTokenizerFast"}' >"$view/tokenizer_config.json"
+  step "convert $1" "$PY" - "$SRC" "$view" "$2" <<'PYEOF'
 import json, sys
 from pathlib import Path
 src, model, out = sys.argv[1:4]
@@ -87,11 +95,16 @@ PYEOF
 }
 
 # ggml's own quantizer (ggml_quantize_chunk in libggml-base, the function
-# llama-quantize calls for every tensor) on each matrix whose rows are whole
-# blocks of the type (llama-quantize's rule; the rest stay f32), written by
-# gguf-py with the input's metadata. `--set NAME_REGEX=TYPE` overrides the
-# type of matching tensors. (libggml-base builds in a minute; llama-quantize
-# links all of libllama, ~200 files, too long for a shared 2-core machine.)
+# llama-quantize calls for every tensor), with llama-quantize's choice of
+# tensors and types: matrices named *weight except norms and convolutions;
+# the output matrix (the embedding when tied) at Q6_K (Q8_0 if its rows are
+# not whole 256-blocks); rows that are not whole blocks of the type fall back
+# as llama-quantize does (Q2_K/Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1,
+# Q6_K to Q8_0, then F16). Not copied: its per-type bumps of attention V and
+# FFN down matrices in the 2- and 3-bit K types. Written by gguf-py with the
+# input's metadata. `--set NAME_REGEX=TYPE` overrides a tensor's type.
+# (libggml-base builds in a minute; llama-quantize links all of libllama,
+# ~200 files, too long on a shared 2-core machine.)
 quantize() { # input, output, type, [--set REGEX=TYPE]...
   say "ggml quantize $(basename "$1") -> $(basename "$2") ($3)"
   step "quantize $2" "$PY" - "$BUILD/bin/libggml-base.so" "$@" <<'PYEOF'
@@ -106,7 +119,9 @@ ggml = ctypes.CDLL(lib)
 ggml.ggml_quantize_chunk.restype = ctypes.c_size_t
 ggml.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                      ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+FALLBACK = {T.Q2_K: T.Q4_0, T.Q3_K: T.Q4_0, T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1, T.Q6_K: T.Q8_0}
 r = GGUFReader(src)
+tied = not any(t.name == "output.weight" for t in r.tensors)
 arch = r.fields["general.architecture"].contents()
 w = GGUFWriter(dst, arch)
 for f in r.fields.values():
@@ -116,15 +131,30 @@ for f in r.fields.values():
     w.add_key_value(f.name, f.contents(), f.types[0], sub_type=sub)
 for t in r.tensors:
     data = np.asarray(t.data)
+    n_per_row = int(t.shape[0])
+    quantize = (t.tensor_type == T.F32 and len(t.shape) == 2 and t.name.endswith("weight")
+                and "_norm.weight" not in t.name and "ssm_conv1d" not in t.name
+                and "shortconv.conv.weight" not in t.name)
     ty = T[default]
+    if t.name == "output.weight" or (tied and t.name == "token_embd.weight"):
+        if n_per_row % GGML_QUANT_SIZES[ty][0]:
+            ty = T.Q8_0
+        elif ty != T.Q8_0:
+            ty = T.Q6_K
     for pattern, override in overrides:
         if pattern.search(t.name):
             ty = override
-    block, size = GGML_QUANT_SIZES[ty]
-    n_per_row = int(t.shape[0])
-    if t.tensor_type != T.F32 or len(t.shape) != 2 or not t.name.endswith(".weight") or n_per_row % block:
+    if n_per_row % GGML_QUANT_SIZES[ty][0]:
+        ty = FALLBACK.get(ty, ty)
+        if n_per_row % GGML_QUANT_SIZES[ty][0]:
+            ty = T.F16
+    if not quantize:
         w.add_tensor(t.name, data, raw_shape=data.shape, raw_dtype=t.tensor_type)
         continue
+    if ty == T.F16:
+        w.add_tensor(t.name, data.astype(np.float16), raw_shape=data.shape, raw_dtype=T.F16)
+        continue
+    block, size = GGML_QUANT_SIZES[ty]
     x = np.ascontiguousarray(data, dtype=np.float32).reshape(-1, n_per_row)
     out = np.zeros((x.shape[0], n_per_row // block * size), dtype=np.uint8)
     n = ggml.ggml_quantize_chunk(int(ty), x.ctypes.data, out.ctypes.data, 0, x.shape[0], n_per_row, None)
@@ -137,7 +167,7 @@ w.close()
 PYEOF
 }
 
-for m in mamba-tiny-tied mamba-tiny-untied mamba2-tiny lfm2-tiny; do
+for m in mamba-tiny-tied mamba2-tiny lfm2-tiny; do
   convert "$ROOT/tests/fixtures/$m" "$OUT/$m.f32.gguf"
 done
 
@@ -153,8 +183,9 @@ done
 F=$WORK/mamba-fortunes.f32.gguf
 cp "$WORK/mamba-fortunes.Q4_0.gguf" "$WORK/mamba-fortunes.Q2_K.gguf" "$OUT/"
 # One file with every other type, one per kind of tensor.
-quantize "$F" "$OUT/mamba-fortunes.mixed.gguf" Q4_K --set token_embd=Q8_0 --set ssm_out=Q6_K \
-  --set ssm_x=Q3_K --set blk.0.ssm_in=Q4_1 --set blk.1.ssm_in=Q5_0 --set blk.2.ssm_in=Q5_1 --set blk.3.ssm_in=Q5_K
+quantize "$F" "$OUT/mamba-fortunes.mixed.gguf" Q4_K --set token_embd=Q8_0 --set ssm_x=Q3_K \
+  --set blk.0.ssm_in=Q4_1 --set blk.1.ssm_in=Q5_0 --set blk.2.ssm_in=Q5_1 --set blk.3.ssm_in=Q5_K \
+  --set blk.0.ssm_out=Q6_K --set blk.2.ssm_out=Q2_K
 
 say "dequantization reference (gguf-py)"
 step "reference" "$PY" - "$OUT" <<'PYEOF'

@@ -57,12 +57,7 @@ fn f32_mamba_tied_matches_the_hf_path() {
 }
 
 #[test]
-fn f32_mamba_untied_with_biases_matches_the_hf_path() {
-    check_f32_logits("mamba-tiny-untied");
-}
-
-#[test]
-fn f32_mamba2_matches_the_hf_path() {
+fn f32_mamba2_untied_matches_the_hf_path() {
     check_f32_logits("mamba2-tiny");
 }
 
@@ -139,14 +134,16 @@ fn q8_0_q4_0_q4_1_are_kept_exactly() {
             for (row, out) in t.data.chunks_exact(row_bytes).zip(got.chunks_exact_mut(cols)) {
                 eddy_quant::dequantize_row(t.format, row, out);
             }
-            assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "{file} {eddy_name}");
+            // Equal values (ggml's `(q - 8) * d` gives -0.0 where eddy's
+            // `d * q - 8 d` gives +0.0; the two are the same number).
+            assert!(want.iter().zip(&got).all(|(a, b)| a == b), "{file} {eddy_name}");
             kept += 1;
         }
     }
-    // Q4_0: the embedding and 4 layers x (in, x, out) projections (dt_proj's
-    // rows of 16 are not whole blocks and stay f32); mixed: the Q8_0
-    // embedding and layer 0's Q4_1 in_proj.
-    assert_eq!(kept, 13 + 2, "tensors kept");
+    // Q4_0: 4 layers x (in, x, out) projections (the tied embedding is
+    // Q6_K, llama-quantize's rule; dt_proj's rows of 16 are not whole
+    // blocks: F16); mixed: the Q8_0 embedding and layer 0's Q4_1 in_proj.
+    assert_eq!(kept, 12 + 2, "tensors kept");
 }
 
 /// Perplexity on the start of the fortunes test split.
@@ -156,7 +153,9 @@ fn ppl(model_bytes: &AlignedBytes, tokens: &[u32]) -> f64 {
 }
 
 /// The trained Mamba at Q4_0 scores within 2% of its f32 (Hugging Face)
-/// perplexity, and Q2_K within the bound stated below.
+/// perplexity; and for Q4_0 and Q2_K, eddy's import (kept W4/W8 groups,
+/// K-quants re-quantized) costs at most [`IMPORT_BOUND`] over the GGUF's own
+/// values (the same file dequantized to f32).
 #[test]
 fn quantized_ggufs_keep_their_perplexity() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -167,17 +166,29 @@ fn quantized_ggufs_keep_their_perplexity() {
     let tokens = codec.encode(&text).unwrap();
     let tokens = &tokens[..tokens.len().min(8192)];
     let base = ppl(&hf, tokens);
-    for (file, bound) in [("mamba-fortunes.Q4_0.gguf", 1.02), ("mamba-fortunes.Q2_K.gguf", Q2_K_BOUND)] {
-        let (model, _) = convert_gguf(file, GgufWeights::Keep);
-        let q = ppl(&model, tokens);
-        println!("{file}: ppl {q:.4} vs f32 {base:.4} ({:+.2}%)", (q / base - 1.0) * 100.0);
-        assert!(q <= base * bound, "{file}: ppl {q} above {bound} x {base}");
+    for (file, own_bound) in [("mamba-fortunes.Q4_0.gguf", 1.02), ("mamba-fortunes.Q2_K.gguf", Q2_K_BOUND)] {
+        let own = ppl(&convert_gguf(file, GgufWeights::Dequantize).0, tokens);
+        let imported = ppl(&convert_gguf(file, GgufWeights::Keep).0, tokens);
+        let pct = |p: f64| (p / base - 1.0) * 100.0;
+        println!("{file}: f32 {base:.4}, GGUF values {own:.4} ({:+.2}%), imported {imported:.4} ({:+.2}%)", pct(own), pct(imported));
+        assert!(own <= base * own_bound, "{file}: the GGUF's own ppl {own} above {own_bound} x {base}");
+        assert!(imported <= own * IMPORT_BOUND, "{file}: imported ppl {imported} above {IMPORT_BOUND} x {own}");
+        if file.contains("Q4_0") {
+            assert!(imported <= base * 1.02, "{file}: imported ppl {imported} above 1.02 x {base}");
+        }
     }
 }
 
-/// Q2_K's bound: ggml's 2-bit K-quant on this 2M-parameter model, then
-/// W4 groups of 32 in eddy (see README).
-const Q2_K_BOUND: f64 = 1.35;
+/// ggml's own Q2_K on this 2M-parameter model costs about a quarter of the
+/// perplexity (measured +24%); the bound leaves room for the quantizer's
+/// rounding, not for a broken import.
+const Q2_K_BOUND: f64 = 1.30;
+
+/// What eddy's import may add to the GGUF's own perplexity: the Q6_K
+/// embedding re-quantized to W8 and Q2_K to W4 groups of 32 (measured:
+/// +0.03% for the Q4_0 file, +1.3% for Q2_K, whose 16-weight sub-blocks
+/// of four levels do not fit one 16-level range per 32 weights exactly).
+const IMPORT_BOUND: f64 = 1.02;
 
 /// The tokenizer rebuilt from `tokenizer.ggml.*` encodes and decodes the
 /// test split as the original tokenizer.json does.
