@@ -38,7 +38,8 @@ fn convert_gguf(name: &str, weights: GgufWeights) -> (AlignedBytes, Vec<String>)
 /// computed by llama.cpp's converter instead of eddy's).
 fn check_f32_logits(fixture: &str) {
     let hf = convert(fixture, WeightDtype::F32);
-    let gguf = convert_dir(&gguf_path(&format!("{fixture}.f32.gguf")), WeightDtype::F32).expect("convert gguf");
+    let gguf =
+        convert_dir(&gguf_path(&format!("{fixture}.f32.gguf")), WeightDtype::F32).expect("convert gguf");
     let gguf = AlignedBytes::copy_from(&gguf.bytes);
     let (hf, gguf) = (Model::from_bytes(hf.as_slice()).unwrap(), Model::from_bytes(gguf.as_slice()).unwrap());
     assert_eq!(hf.vocab_size(), gguf.vocab_size());
@@ -88,7 +89,12 @@ fn every_type_dequantizes_bit_exactly_like_the_reference() {
             assert_eq!(ty.name(), want["type"].as_str().unwrap(), "{file} {name}");
             assert_eq!(values.len() as u64, want["numel"].as_u64().unwrap(), "{file} {name}");
             let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            assert_eq!(crc32fast::hash(&le) as u64, want["crc32"].as_u64().unwrap(), "{file} {name} ({})", ty.name());
+            assert_eq!(
+                crc32fast::hash(&le) as u64,
+                want["crc32"].as_u64().unwrap(),
+                "{file} {name} ({})",
+                ty.name()
+            );
             types.insert(ty.name());
         }
     }
@@ -161,7 +167,8 @@ fn quantized_ggufs_keep_their_perplexity() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let hf = convert_dir(&root.join("models/mamba-fortunes"), WeightDtype::F32).unwrap();
     let hf = AlignedBytes::copy_from(&hf.bytes);
-    let codec = TextCodec::from_json(Model::from_bytes(hf.as_slice()).unwrap().tokenizer_json().unwrap()).unwrap();
+    let codec =
+        TextCodec::from_json(Model::from_bytes(hf.as_slice()).unwrap().tokenizer_json().unwrap()).unwrap();
     let text = std::fs::read_to_string(root.join("data/fortunes/test.txt")).unwrap();
     let tokens = codec.encode(&text).unwrap();
     let tokens = &tokens[..tokens.len().min(8192)];
@@ -170,9 +177,16 @@ fn quantized_ggufs_keep_their_perplexity() {
         let own = ppl(&convert_gguf(file, GgufWeights::Dequantize).0, tokens);
         let imported = ppl(&convert_gguf(file, GgufWeights::Keep).0, tokens);
         let pct = |p: f64| (p / base - 1.0) * 100.0;
-        println!("{file}: f32 {base:.4}, GGUF values {own:.4} ({:+.2}%), imported {imported:.4} ({:+.2}%)", pct(own), pct(imported));
+        println!(
+            "{file}: f32 {base:.4}, GGUF values {own:.4} ({:+.2}%), imported {imported:.4} ({:+.2}%)",
+            pct(own),
+            pct(imported)
+        );
         assert!(own <= base * own_bound, "{file}: the GGUF's own ppl {own} above {own_bound} x {base}");
-        assert!(imported <= own * IMPORT_BOUND, "{file}: imported ppl {imported} above {IMPORT_BOUND} x {own}");
+        assert!(
+            imported <= own * IMPORT_BOUND,
+            "{file}: imported ppl {imported} above {IMPORT_BOUND} x {own}"
+        );
         if file.contains("Q4_0") {
             assert!(imported <= base * 1.02, "{file}: imported ppl {imported} above 1.02 x {base}");
         }
@@ -195,7 +209,9 @@ const IMPORT_BOUND: f64 = 1.02;
 #[test]
 fn rebuilt_tokenizer_matches_the_original() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let original = TextCodec::from_json(&std::fs::read(root.join("models/mamba-fortunes/tokenizer.json")).unwrap()).unwrap();
+    let original =
+        TextCodec::from_json(&std::fs::read(root.join("models/mamba-fortunes/tokenizer.json")).unwrap())
+            .unwrap();
     let (model, _) = convert_gguf("mamba-fortunes.Q4_0.gguf", GgufWeights::Keep);
     let model = Model::from_bytes(model.as_slice()).unwrap();
     let rebuilt = TextCodec::from_json(model.tokenizer_json().expect("tokenizer rebuilt")).unwrap();

@@ -135,7 +135,10 @@ fn a_tensor_past_the_end_or_misaligned_is_named() {
     let (mut h, start, data) = parts();
     h.tensors[1].offset += 1 << 30;
     let err = parse(&write(&h, start, &data)).unwrap_err();
-    assert!(err.to_string().contains(&h.tensors[1].name) && err.to_string().contains("past the end"), "{err}");
+    assert!(
+        err.to_string().contains(&h.tensors[1].name) && err.to_string().contains("past the end"),
+        "{err}"
+    );
     let (mut h, start, data) = parts();
     h.tensors[1].offset += 4;
     let err = parse(&write(&h, start, &data)).unwrap_err();

@@ -448,7 +448,14 @@ fn convert_dir_into<W: Write + Seek>(
     let ignored = ckpt.names().into_iter().filter(|n| !used.contains(n)).collect();
     Ok((
         out,
-        ConvertSummary { architecture: plan.architecture, shape: plan.shape, has_tokenizer, ignored, len, notes: vec![] },
+        ConvertSummary {
+            architecture: plan.architecture,
+            shape: plan.shape,
+            has_tokenizer,
+            ignored,
+            len,
+            notes: vec![],
+        },
     ))
 }
 

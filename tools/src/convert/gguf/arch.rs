@@ -17,8 +17,11 @@ pub(super) struct GgufArch {
     /// llama.cpp's name of an eddy tensor.
     pub tensor: fn(&TensorSpec) -> String,
     /// Checkpoint shapes the family's planner reads (Hugging Face names).
-    pub declared: fn(&GgufHeader) -> Vec<(String, Vec<usize>)>,
+    pub declared: fn(&GgufHeader) -> Vec<Declared>,
 }
+
+/// A checkpoint tensor's name and shape, for a family's planner.
+pub(super) type Declared = (String, Vec<usize>);
 
 /// Every architecture read, in README order.
 pub(super) const ARCHS: &[GgufArch] = &[
@@ -198,7 +201,8 @@ fn lfm2_config(k: &Keys<'_>) -> Result<Value, ConvertError> {
     if per_layer.len() != n_layer as usize {
         return Err(ConvertError::GgufKey { key: kv_key, expected: "one K/V head count per layer" });
     }
-    let types: Vec<&str> = per_layer.iter().map(|&n| if n == 0 { "conv" } else { "full_attention" }).collect();
+    let types: Vec<&str> =
+        per_layer.iter().map(|&n| if n == 0 { "conv" } else { "full_attention" }).collect();
     let n_kv = per_layer.iter().copied().find(|&n| n > 0).unwrap_or(1);
     let n_heads = k.u32("attention.head_count")?;
     let mut cfg = json!({
@@ -218,14 +222,16 @@ fn lfm2_config(k: &Keys<'_>) -> Result<Value, ConvertError> {
         "bos_token_id": k.token("tokenizer.ggml.bos_token_id"),
         "eos_token_id": k.token("tokenizer.ggml.eos_token_id"),
     });
-    if let Some(head_dim) = k.header.get(&format!("{}.attention.key_length", k.arch)).and_then(MetaValue::as_u64) {
+    if let Some(head_dim) =
+        k.header.get(&format!("{}.attention.key_length", k.arch)).and_then(MetaValue::as_u64)
+    {
         cfg["head_dim"] = json!(head_dim);
     }
     Ok(cfg)
 }
 
 /// LFM2's MLP width, which its planner reads from the first gate matrix.
-fn lfm2_declared(h: &GgufHeader) -> Vec<(String, Vec<usize>)> {
+fn lfm2_declared(h: &GgufHeader) -> Vec<Declared> {
     let shape = h.tensor("blk.0.ffn_gate.weight").map(|t| t.row_major_shape());
     let shape = shape.map(|s| s.iter().map(|&d| d as usize).collect()).unwrap_or_default();
     vec![("model.layers.0.feed_forward.w1.weight".into(), shape)]

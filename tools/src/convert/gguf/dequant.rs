@@ -135,13 +135,22 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut Vec<f32>) {
     let (n, b) = ty.block();
     out.reserve(bytes.len() / b as usize * n as usize);
+    match ty {
+        GgmlType::F32 => {
+            return out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+        }
+        GgmlType::F16 => return out.extend(bytes.chunks_exact(2).map(|c| f16_at(c, 0))),
+        GgmlType::BF16 => {
+            return out.extend(bytes.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()))
+        }
+        _ => {}
+    }
     let mut y = [0f32; 256];
     for block in bytes.chunks_exact(b as usize) {
         let y = &mut y[..n as usize];
         match ty {
-            GgmlType::F32 => y[0] = f32::from_le_bytes([block[0], block[1], block[2], block[3]]),
-            GgmlType::F16 => y[0] = f16_at(block, 0),
-            GgmlType::BF16 => y[0] = bf16::from_le_bytes([block[0], block[1]]).to_f32(),
+            // Floats returned above.
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {}
             GgmlType::Q4_0 => q4_0(block, y),
             GgmlType::Q4_1 => q4_1(block, y),
             GgmlType::Q5_0 => q5(block, y, false),

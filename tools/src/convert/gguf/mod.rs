@@ -46,7 +46,9 @@ pub enum GgufWeights {
 fn describe(spec: &TensorSpec, t: &TensorInfo, ty: GgmlType, how: Treatment) -> String {
     let name = eddy_name(spec);
     match how {
-        Treatment::Kept(f) => format!("{name}: {} kept as {} (same values, not re-quantized)", ty.name(), f.name()),
+        Treatment::Kept(f) => {
+            format!("{name}: {} kept as {} (same values, not re-quantized)", ty.name(), f.name())
+        }
         Treatment::Requantized(f) => {
             format!("{name}: {} dequantized and re-quantized to {} (min/max groups)", ty.name(), f.name())
         }
@@ -57,12 +59,18 @@ fn describe(spec: &TensorSpec, t: &TensorInfo, ty: GgmlType, how: Treatment) -> 
 
 /// The tensor `spec` is stored under, with its type, checked against the
 /// schema's shape.
-fn find<'h>(h: &'h GgufHeader, spec: &TensorSpec, gguf_name: &str) -> Result<(&'h TensorInfo, GgmlType), ConvertError> {
+fn find<'h>(
+    h: &'h GgufHeader,
+    spec: &TensorSpec,
+    gguf_name: &str,
+) -> Result<(&'h TensorInfo, GgmlType), ConvertError> {
     let t = h.tensor(gguf_name).ok_or_else(|| ConvertError::MissingTensor {
         hf_name: gguf_name.to_string(),
         eddy_name: eddy_name(spec),
     })?;
-    let ty = t.ggml_type.ok_or_else(|| ConvertError::GgufTensorType { name: t.name.clone(), code: t.type_code })?;
+    let ty = t
+        .ggml_type
+        .ok_or_else(|| ConvertError::GgufTensorType { name: t.name.clone(), code: t.type_code })?;
     let found: Vec<usize> = t.row_major_shape().iter().map(|&d| d as usize).collect();
     let expected = super::common::plain_shape(spec);
     // Vectors may carry unit dimensions (llama.cpp stores Mamba-2's A as
@@ -106,15 +114,15 @@ pub fn convert_bytes_into<W: Write + Seek>(
     weights: GgufWeights,
     out: W,
 ) -> Result<(W, ConvertSummary), ConvertError> {
-    let header = reader::parse(bytes).map_err(|source| ConvertError::Gguf { path: "GGUF input".into(), source })?;
+    let header =
+        reader::parse(bytes).map_err(|source| ConvertError::Gguf { path: "GGUF input".into(), source })?;
     let arch_name = header
         .get("general.architecture")
         .and_then(reader::MetaValue::as_str)
         .ok_or(ConvertError::GgufKey { key: "general.architecture".into(), expected: "a string" })?;
-    let arch = arch::ARCHS
-        .iter()
-        .find(|a| a.name == arch_name)
-        .ok_or_else(|| ConvertError::GgufArchitecture { found: arch_name.to_string(), supported: arch::names() })?;
+    let arch = arch::ARCHS.iter().find(|a| a.name == arch_name).ok_or_else(|| {
+        ConvertError::GgufArchitecture { found: arch_name.to_string(), supported: arch::names() }
+    })?;
     let cfg = (arch.config)(&arch::Keys { header: &header, arch: arch_name })?;
     let plan = plan_for(&cfg, &Checkpoint::declared(&(arch.declared)(&header)))?;
     let mut found = Vec::with_capacity(plan.specs.len());
@@ -166,8 +174,15 @@ pub fn convert_bytes_into<W: Write + Seek>(
     }
     let (out, len) = w.finish()?;
     let used: Vec<&str> = found.iter().map(|(t, _)| t.name.as_str()).collect();
-    let ignored = header.tensors.iter().filter(|t| !used.contains(&t.name.as_str())).map(|t| t.name.clone()).collect();
-    let summary =
-        ConvertSummary { architecture: plan.architecture, shape: plan.shape, has_tokenizer, ignored, len, notes };
+    let ignored =
+        header.tensors.iter().filter(|t| !used.contains(&t.name.as_str())).map(|t| t.name.clone()).collect();
+    let summary = ConvertSummary {
+        architecture: plan.architecture,
+        shape: plan.shape,
+        has_tokenizer,
+        ignored,
+        len,
+        notes,
+    };
     Ok((out, summary))
 }

@@ -244,7 +244,11 @@ fn value(c: &mut Cursor<'_>, key: &str, code: u32, depth: u32) -> Result<MetaVal
             let item = c.u32(&what)?;
             let n = c.u64(&what)?;
             if n > c.remaining() {
-                return Err(GgufError::Truncated { what: what(), offset: c.at as u64, len: c.bytes.len() as u64 });
+                return Err(GgufError::Truncated {
+                    what: what(),
+                    offset: c.at as u64,
+                    len: c.bytes.len() as u64,
+                });
             }
             let mut items = Vec::with_capacity(n as usize);
             for _ in 0..n {
@@ -302,7 +306,10 @@ pub fn parse(bytes: &[u8]) -> Result<GgufHeader, GgufError> {
         let what = || format!("the entry of tensor `{name}`");
         let n_dims = c.u32(&what)?;
         if n_dims == 0 || n_dims > MAX_DIMS {
-            return Err(GgufError::BadTensor { name, why: format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)") });
+            return Err(GgufError::BadTensor {
+                name,
+                why: format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)"),
+            });
         }
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
@@ -323,7 +330,10 @@ pub fn parse(bytes: &[u8]) -> Result<GgufHeader, GgufError> {
         if offset % alignment != 0 {
             return Err(bad(format!("data offset {offset} is not a multiple of the alignment {alignment}")));
         }
-        let numel = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("size overflows".into()))?;
+        let numel = dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| bad("size overflows".into()))?;
         let ggml_type = GgmlType::from_code(type_code);
         let len = match ggml_type {
             Some(t) => t.byte_len(dims[0], numel).map_err(bad)?,

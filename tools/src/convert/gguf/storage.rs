@@ -76,10 +76,7 @@ pub fn repack(ty: GgmlType, bytes: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The stored bytes and format of one tensor of type `ty` with `bytes`,
-/// or its f32 values when it is to be stored as floats (`float` decides
-/// F32 or F16). `keep` allows quantized formats at all (off when a recipe
-/// re-quantizes the whole model afterwards).
+/// One tensor as it goes into the `.eddy` file.
 pub enum Stored {
     /// Encoded bytes in an integer format.
     Bytes(TensorFormat, Vec<u8>),
@@ -87,7 +84,10 @@ pub enum Stored {
     Values(TensorFormat, Vec<f32>),
 }
 
-/// Decide and produce a tensor's storage.
+/// The storage of the eddy tensor `spec` from GGUF data `bytes` of type
+/// `ty`: integer bytes, or f32 values to store as floats (`float`, F32 or
+/// F16, for matrices; other tensors stay F32). `keep` allows integer
+/// formats at all (off when a recipe re-quantizes the model afterwards).
 pub fn store(
     spec: &TensorSpec,
     ty: GgmlType,

@@ -31,9 +31,9 @@ fn pre_tokenizer(pre: &str) -> Option<Value> {
     match pre {
         // GPT-2's own split regex, which the byte-level pre-tokenizer applies
         // with `use_regex`.
-        "gpt-2" | "default" => {
-            Some(json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}))
-        }
+        "gpt-2" | "default" => Some(
+            json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}),
+        ),
         _ => None,
     }
 }
@@ -51,7 +51,9 @@ pub fn rebuild(h: &GgufHeader) -> Result<Vec<u8>, NoTokenizer> {
     }
     let pre_name = h.get("tokenizer.ggml.pre").and_then(MetaValue::as_str).unwrap_or("default");
     let pre = pre_tokenizer(pre_name).ok_or_else(|| {
-        NoTokenizer(format!("pre-tokenizer `tokenizer.ggml.pre` = {pre_name:?} is not mapped (mapped: {MAPPED_PRE})"))
+        NoTokenizer(format!(
+            "pre-tokenizer `tokenizer.ggml.pre` = {pre_name:?} is not mapped (mapped: {MAPPED_PRE})"
+        ))
     })?;
     let tokens = strings(h, "tokenizer.ggml.tokens")?;
     let merges = strings(h, "tokenizer.ggml.merges")?;
@@ -81,7 +83,8 @@ pub fn rebuild(h: &GgufHeader) -> Result<Vec<u8>, NoTokenizer> {
     }
     let mut pairs = Vec::with_capacity(merges.len());
     for m in merges {
-        let (a, b) = m.split_once(' ').ok_or_else(|| NoTokenizer(format!("merge {m:?} is not two tokens")))?;
+        let (a, b) =
+            m.split_once(' ').ok_or_else(|| NoTokenizer(format!("merge {m:?} is not two tokens")))?;
         pairs.push(json!([a, b]));
     }
     let tokenizer = json!({
