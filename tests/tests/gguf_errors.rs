@@ -179,3 +179,12 @@ fn a_block_count_beyond_the_tensors_is_refused_before_planning() {
     let err = convert(&write(&h, start, &data)).unwrap_err().to_string();
     assert!(err.contains("mamba.block_count"), "{err}");
 }
+
+#[test]
+fn a_file_that_is_not_gguf_is_named() {
+    let path = std::env::temp_dir().join(format!("eddy-not-gguf-{}.txt", std::process::id()));
+    std::fs::write(&path, b"hello").unwrap();
+    let err = eddy_cli::convert::convert_dir(&path, WeightDtype::F32).unwrap_err().to_string();
+    std::fs::remove_file(&path).unwrap();
+    assert!(err.contains("not a GGUF file"), "{err}");
+}

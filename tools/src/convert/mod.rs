@@ -143,13 +143,19 @@ pub enum ConvertError {
     #[error("{0}")]
     Stream(#[from] StreamError),
     /// A GGUF file's header is malformed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Gguf {
         /// The path.
         path: PathBuf,
         /// What the reader found.
-        source: gguf::reader::GgufError,
+        error: gguf::reader::GgufError,
     },
+    /// The input is a file but not a GGUF file.
+    #[error(
+        "{0} is a file but not a GGUF file (it does not start with `GGUF`); pass a Hugging Face checkpoint \
+         directory or a .gguf file"
+    )]
+    NotGguf(PathBuf),
     /// A GGUF metadata key is missing or has the wrong type.
     #[error("GGUF metadata key `{key}` is missing or not {expected}")]
     GgufKey {
@@ -384,9 +390,12 @@ pub fn convert_into_with<W: Write + Seek>(
     weights: gguf::GgufWeights,
     out: W,
 ) -> Result<(W, ConvertSummary), ConvertError> {
-    match gguf::is_gguf(path) {
-        true => gguf::convert_into(path, dtype, weights, out),
-        false => convert_dir_into(path, dtype, out),
+    if gguf::is_gguf(path) {
+        gguf::convert_into(path, dtype, weights, out)
+    } else if path.is_file() {
+        Err(ConvertError::NotGguf(path.to_path_buf()))
+    } else {
+        convert_dir_into(path, dtype, out)
     }
 }
 

@@ -99,7 +99,7 @@ pub fn convert_into<W: Write + Seek>(
     // range read from it is checked against its length by the reader.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(path))?;
     convert_bytes_into(&map, dtype, weights, out).map_err(|e| match e {
-        ConvertError::Gguf { source, .. } => ConvertError::Gguf { path: path.to_path_buf(), source },
+        ConvertError::Gguf { error, .. } => ConvertError::Gguf { path: path.to_path_buf(), error },
         other => other,
     })
 }
@@ -115,7 +115,7 @@ pub fn convert_bytes_into<W: Write + Seek>(
     out: W,
 ) -> Result<(W, ConvertSummary), ConvertError> {
     let header =
-        reader::parse(bytes).map_err(|source| ConvertError::Gguf { path: "GGUF input".into(), source })?;
+        reader::parse(bytes).map_err(|error| ConvertError::Gguf { path: "GGUF input".into(), error })?;
     let arch_name = header
         .get("general.architecture")
         .and_then(reader::MetaValue::as_str)
