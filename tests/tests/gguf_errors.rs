@@ -188,3 +188,36 @@ fn a_file_that_is_not_gguf_is_named() {
     std::fs::remove_file(&path).unwrap();
     assert!(err.contains("not a GGUF file"), "{err}");
 }
+
+/// Random byte changes anywhere in the header (and a few in the data)
+/// give an error or a file that loads, never a panic: a seeded, cheap
+/// stand-in for the `gguf` fuzz target in every test run.
+#[test]
+fn random_byte_changes_never_panic() {
+    let bytes = fixture();
+    let header_len = parse(&bytes).unwrap().tensors.iter().map(|t| t.offset).min().unwrap() as usize;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..400 {
+        let mut mutated = bytes.clone();
+        for _ in 0..1 + next() % 4 {
+            let span = if round % 8 == 0 { mutated.len() } else { header_len };
+            let at = (next() % span as u64) as usize;
+            mutated[at] = next() as u8;
+        }
+        let result =
+            convert_bytes_into(&mutated, WeightDtype::F32, GgufWeights::Keep, Cursor::new(Vec::new()));
+        if let Ok((out, _)) = result {
+            let file = eddy::file::AlignedBytes::copy_from(&out.into_inner());
+            assert!(
+                eddy::Model::from_bytes(file.as_slice()).is_ok(),
+                "round {round}: converted file does not load"
+            );
+        }
+    }
+}
