@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make the GGUF test fixtures with llama.cpp's own code: its
 # convert_hf_to_gguf.py writes the repository's checkpoints as GGUF, and
-# ggml's quantizer (what llama-quantize runs per tensor) quantizes them. The tests read only the committed files
-# (tests/fixtures/gguf/); this script is how they were made.
+# ggml's quantizer (what llama-quantize runs per tensor) quantizes them.
+# The tests read only the committed files (tests/fixtures/gguf/); this
+# script is how they were made.
 #
 # Usage: scripts/make-gguf-fixtures.sh [--llama-cpp-python VERSION] [--out DIR]
 #
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --llama-cpp-python) LCP_VERSION=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
