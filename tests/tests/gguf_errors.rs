@@ -221,3 +221,29 @@ fn random_byte_changes_never_panic() {
         }
     }
 }
+
+/// A pre-tokenizer eddy has not mapped converts the weights without a
+/// tokenizer and says why; control tokens become special added tokens.
+#[test]
+fn tokenizer_rebuild_names_what_it_cannot_map_and_keeps_control_tokens() {
+    let (mut h, start, data) = parts();
+    h.metadata.insert("tokenizer.ggml.pre".into(), MetaValue::Str("llama-bpe".into()));
+    let (_, summary) = convert_bytes_into(
+        &write(&h, start, &data),
+        WeightDtype::F32,
+        GgufWeights::Keep,
+        Cursor::new(Vec::new()),
+    )
+    .expect("the weights still convert");
+    assert!(!summary.has_tokenizer);
+    assert!(summary.notes.iter().any(|n| n.contains("\"llama-bpe\" is not mapped")), "{:?}", summary.notes);
+
+    let (mut h, _, _) = parts();
+    let MetaValue::Array(types) = h.metadata.get_mut("tokenizer.ggml.token_type").unwrap() else { panic!() };
+    types[3] = MetaValue::Int(3);
+    let json = eddy_cli::convert::gguf::tokenizer::rebuild(&h).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let added = json["added_tokens"].as_array().unwrap();
+    assert_eq!(added.len(), 1);
+    assert_eq!((added[0]["id"].as_u64(), added[0]["special"].as_bool()), (Some(3), Some(true)));
+}
