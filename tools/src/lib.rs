@@ -20,5 +20,6 @@ pub mod quantize;
 pub mod random;
 pub mod recipe;
 pub mod sample;
+pub mod serve;
 pub mod shapes;
 pub mod text;
