@@ -615,8 +615,7 @@ fn main() {
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
         Command::Memory { model, shape, ctx } => cmd_memory(model, shape, ctx),
         Command::Fpga { command } => eddy_cli::fpga::run(command),
-        Command::Serve(args) => open(&args.model)
-            .and_then(|m| Ok(eddy_cli::serve::run(&load(&m)?, &args)?)),
+        Command::Serve(args) => open(&args.model).and_then(|m| Ok(eddy_cli::serve::run(&load(&m)?, &args)?)),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

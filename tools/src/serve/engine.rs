@@ -8,7 +8,7 @@ use super::state_cache::StateCache;
 use crate::sample::Sampler;
 use crate::text::TextCodec;
 use eddy::{Model, Session, PREFILL_CHUNK};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -44,17 +44,33 @@ pub struct Job {
     pub cancel: Arc<AtomicBool>,
 }
 
-/// The submitting side of the job queue.
-pub struct Queue {
-    jobs: Mutex<Option<SyncSender<Job>>>,
+/// A job's place among those admitted; given back when the job is done.
+struct Admission(Arc<AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
+/// The submitting side of the job queue: admits up to `sessions + waiting`
+/// jobs at a time (running or waiting) and refuses more with 503.
+pub struct Queue {
+    jobs: Mutex<Option<SyncSender<(Job, Admission)>>>,
+    admitted: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// The receiving side of the job queue, shared by the sessions.
+pub struct Jobs(Mutex<Receiver<(Job, Admission)>>);
+
 impl Queue {
-    /// A queue holding up to `waiting` jobs beyond those running; the
-    /// receiving end is for [`Engine::worker`].
-    pub fn new(waiting: usize) -> (Queue, Mutex<Receiver<Job>>) {
-        let (jobs, rx) = mpsc::sync_channel(waiting);
-        (Queue { jobs: Mutex::new(Some(jobs)) }, Mutex::new(rx))
+    /// A queue for `sessions` generating at once and `waiting` more.
+    pub fn new(sessions: usize, waiting: usize) -> (Queue, Jobs) {
+        let capacity = sessions + waiting;
+        let (jobs, rx) = mpsc::sync_channel(capacity);
+        let queue = Queue { jobs: Mutex::new(Some(jobs)), admitted: Arc::new(AtomicUsize::new(0)), capacity };
+        (queue, Jobs(Mutex::new(rx)))
     }
 
     /// Take no more jobs: the sessions stop once the queue is empty.
@@ -64,22 +80,26 @@ impl Queue {
 
     /// Queue a job, or refuse it with 503 when the queue is full.
     pub fn submit(&self, job: Job, metrics: &Metrics) -> Result<(), ApiError> {
+        let busy = || {
+            Metrics::bump(&metrics.requests_rejected);
+            ApiError::new(503, "server_busy", "every session is busy and the queue is full; retry later")
+        };
+        if self.admitted.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            self.admitted.fetch_sub(1, Ordering::SeqCst);
+            return Err(busy());
+        }
+        let admission = Admission(self.admitted.clone());
         Metrics::bump(&metrics.queued);
         let sent = match &*self.jobs.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(jobs) => jobs.try_send(job),
-            None => Err(TrySendError::Disconnected(job)),
+            Some(jobs) => jobs.try_send((job, admission)),
+            None => Err(TrySendError::Disconnected((job, admission))),
         };
         match sent {
             Ok(()) => Ok(()),
             Err(e) => {
                 Metrics::drop_one(&metrics.queued);
-                Metrics::bump(&metrics.requests_rejected);
                 Err(match e {
-                    TrySendError::Full(_) => ApiError::new(
-                        503,
-                        "server_busy",
-                        "every session is busy and the queue is full; retry later",
-                    ),
+                    TrySendError::Full(_) => busy(),
                     TrySendError::Disconnected(_) => {
                         ApiError::new(503, "server_shutting_down", "the server is shutting down")
                     }
@@ -105,10 +125,11 @@ pub struct Engine<'m, 'a> {
 
 impl Engine<'_, '_> {
     /// Run jobs from `jobs` on one session until the queue closes.
-    pub fn worker(&self, jobs: &Mutex<Receiver<Job>>) {
+    pub fn worker(&self, jobs: &Jobs) {
         let mut session = Session::new_owned(self.model);
         loop {
-            let job = match jobs.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+            // The admission is held until this job's answer is sent.
+            let (job, _admission) = match jobs.0.lock().unwrap_or_else(|p| p.into_inner()).recv() {
                 Ok(job) => job,
                 Err(_) => return,
             };
@@ -198,7 +219,8 @@ impl Engine<'_, '_> {
         }
         Metrics::add(&self.metrics.completion_tokens, generated.len() as u64);
         Metrics::add(&self.metrics.decode_micros, t1.elapsed().as_micros() as u64);
-        let usage = Usage { prompt_tokens: prompt.len(), cached_tokens: cached, completion_tokens: generated.len() };
+        let usage =
+            Usage { prompt_tokens: prompt.len(), cached_tokens: cached, completion_tokens: generated.len() };
         Ok(Some((finish_reason, usage)))
     }
 }

@@ -113,8 +113,13 @@ impl Routes<'_> {
     }
 
     fn read_body(&self, req: &mut Request) -> Result<Vec<u8>, ApiError> {
-        let too_large =
-            || ApiError::new(413, "invalid_request_error", format!("request body over {} bytes", self.body_limit));
+        let too_large = || {
+            ApiError::new(
+                413,
+                "invalid_request_error",
+                format!("request body over {} bytes", self.body_limit),
+            )
+        };
         if req.body_length().is_some_and(|n| n > self.body_limit) {
             return Err(too_large());
         }
@@ -161,7 +166,12 @@ impl Routes<'_> {
     }
 
     /// Check the prompt and settings, then queue the job.
-    fn start(&self, prompt: Vec<u32>, sampling: &Sampling, endpoint: Endpoint) -> Result<Generation, ApiError> {
+    fn start(
+        &self,
+        prompt: Vec<u32>,
+        sampling: &Sampling,
+        endpoint: Endpoint,
+    ) -> Result<Generation, ApiError> {
         let settings = sampling.settings(&self.limits)?;
         if prompt.is_empty() {
             return Err(ApiError::invalid("the prompt is empty (zero tokens)"));
@@ -180,12 +190,19 @@ impl Routes<'_> {
         let (events, rx) = mpsc::channel();
         let cancel = Arc::new(AtomicBool::new(false));
         self.queue.submit(Job { prompt, settings, events, cancel: cancel.clone() }, self.metrics)?;
-        Ok(Generation { endpoint, stream: sampling.stream, include_usage: sampling.include_usage(), rx, cancel })
+        Ok(Generation {
+            endpoint,
+            stream: sampling.stream,
+            include_usage: sampling.include_usage(),
+            rx,
+            cancel,
+        })
     }
 
     fn answer(&self, req: Request, g: Generation) {
         let id = response_id(if g.endpoint == Endpoint::Chat { "chatcmpl" } else { "cmpl" });
-        let head = ResponseHead { id: &id, created: unix_seconds(), model: &self.model_name, endpoint: g.endpoint };
+        let head =
+            ResponseHead { id: &id, created: unix_seconds(), model: &self.model_name, endpoint: g.endpoint };
         if g.stream {
             return stream(req, &head, &g);
         }
@@ -195,7 +212,9 @@ impl Routes<'_> {
                 Ok(Event::Text(t)) => text += &t,
                 Ok(Event::Done { finish_reason, usage }) => break Ok((finish_reason, usage)),
                 Ok(Event::Failed(message)) => break Err(ApiError::new(500, "server_error", message)),
-                Err(_) => break Err(ApiError::new(500, "server_error", "the generation ended without a result")),
+                Err(_) => {
+                    break Err(ApiError::new(500, "server_error", "the generation ended without a result"))
+                }
             }
         };
         match end {

@@ -121,7 +121,9 @@ pub fn run(model: &Model<'_>, args: &ServeArgs) -> Result<(), ServeError> {
         return Err(ServeError::BadOption("--parallel must be at least 1".into()));
     }
     if args.max_tokens_limit == 0 || args.default_max_tokens > args.max_tokens_limit {
-        return Err(ServeError::BadOption("--default-max-tokens must be between 1 and --max-tokens-limit".into()));
+        return Err(ServeError::BadOption(
+            "--default-max-tokens must be between 1 and --max-tokens-limit".into(),
+        ));
     }
     let json = model.tokenizer_json().ok_or_else(|| ServeError::NoTokenizer(args.model.clone()))?;
     let codec = TextCodec::from_json(json).map_err(ServeError::Tokenizer)?;
@@ -137,7 +139,8 @@ pub fn run(model: &Model<'_>, args: &ServeArgs) -> Result<(), ServeError> {
     let metrics = Metrics::default();
     let chat = ChatPrompter {};
     let addr = format!("{}:{}", args.host, args.port);
-    let server = tiny_http::Server::http(&addr).map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
+    let server =
+        tiny_http::Server::http(&addr).map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
 
     let stopping = Arc::new(AtomicBool::new(false));
     {
@@ -150,7 +153,7 @@ pub fn run(model: &Model<'_>, args: &ServeArgs) -> Result<(), ServeError> {
         })?;
     }
 
-    let (queue, jobs) = Queue::new(args.queue);
+    let (queue, jobs) = Queue::new(args.parallel, args.queue);
     let engine = Engine {
         model,
         codec: &codec,

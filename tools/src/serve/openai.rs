@@ -158,7 +158,9 @@ impl Sampling {
         }
         let temperature = self.temperature.unwrap_or(1.0);
         if !(0.0..=2.0).contains(&temperature) {
-            return Err(ApiError::invalid(format!("`temperature` must be between 0 and 2, got {temperature}")));
+            return Err(ApiError::invalid(format!(
+                "`temperature` must be between 0 and 2, got {temperature}"
+            )));
         }
         let top_p = self.top_p.unwrap_or(1.0);
         if !(top_p > 0.0 && top_p <= 1.0) {
@@ -292,7 +294,8 @@ impl ResponseHead<'_> {
 mod tests {
     use super::*;
 
-    const LIMITS: RequestLimits = RequestLimits { default_max_tokens: 16, max_tokens: 100, max_prompt_tokens: 50 };
+    const LIMITS: RequestLimits =
+        RequestLimits { default_max_tokens: 16, max_tokens: 100, max_prompt_tokens: 50 };
 
     fn settings(body: &str) -> Result<GenerationSettings, ApiError> {
         parse_body::<CompletionRequest>(body.as_bytes())?.sampling.settings(&LIMITS)
