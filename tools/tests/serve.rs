@@ -128,7 +128,7 @@ fn completion_shape_usage_and_repeatability() {
     assert_eq!(v["model"], "mamba-tiny");
     let usage = &v["usage"];
     let completion = usage["completion_tokens"].as_u64().unwrap();
-    assert!(completion >= 1 && completion <= 12);
+    assert!((1..=12).contains(&completion));
     let reason = v["choices"][0]["finish_reason"].as_str().unwrap();
     assert_eq!(reason == "length", completion == 12, "{v}");
     assert_eq!(usage["total_tokens"], usage["prompt_tokens"].as_u64().unwrap() + completion);
