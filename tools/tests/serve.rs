@@ -13,21 +13,32 @@ fn tmp_dir() -> PathBuf {
     dir
 }
 
-/// The tiny Mamba fixture, converted once per test process.
+/// Convert a model directory (relative to the repository) once per test
+/// process.
+fn converted(cell: &'static std::sync::OnceLock<PathBuf>, dir: &str, name: &str) -> PathBuf {
+    cell.get_or_init(|| {
+        let out = tmp_dir().join(name);
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+        let o = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args(["convert", src.to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    })
+    .clone()
+}
+
+/// The tiny random Mamba fixture (fast; its text is noise).
 fn model() -> PathBuf {
     static MODEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let out = tmp_dir().join("mamba-tiny.eddy");
-            let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mamba-tiny-tied");
-            let o = Command::new(env!("CARGO_BIN_EXE_eddy"))
-                .args(["convert", fixture.to_str().unwrap(), "-o", out.to_str().unwrap()])
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            out
-        })
-        .clone()
+    converted(&MODEL, "tests/fixtures/mamba-tiny-tied", "mamba-tiny.eddy")
+}
+
+/// The trained 2M-parameter Mamba the repository ships (writes text).
+fn fortunes() -> PathBuf {
+    static MODEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    converted(&MODEL, "models/mamba-fortunes", "mamba-fortunes.eddy")
 }
 
 /// A running `eddy serve`; killed when dropped.
@@ -39,7 +50,10 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let m = model();
+        Server::start_with(&model(), extra)
+    }
+
+    fn start_with(m: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
             .args(["serve", m.to_str().unwrap(), "--port", "0", "--threads", "1"])
             .args(extra)
@@ -159,7 +173,10 @@ fn streamed_text_equals_the_whole_answer_and_ends_with_done() {
     assert_eq!(text, text_of(&whole));
     let finish = &events[events.len() - 2]["choices"][0]["finish_reason"];
     assert_eq!(finish, &whole["choices"][0]["finish_reason"]);
-    assert_eq!(events.last().unwrap()["usage"], whole["usage"]);
+    let usage = &events.last().unwrap()["usage"];
+    for count in ["prompt_tokens", "completion_tokens"] {
+        assert_eq!(usage[count], whole["usage"][count]);
+    }
 }
 
 #[test]
@@ -277,19 +294,51 @@ fn a_prompt_that_extends_an_earlier_one_reads_only_the_new_tokens() {
     let first: Vec<u32> = (1..=40).collect();
     let v = s.complete(greedy(json!(first), 4));
     assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    // The state before the prompt's last token is kept, so that the same
+    // prompt sent again reads one token.
     let mut second = first.clone();
     second.extend([7, 8, 9]);
     let resumed = s.complete(greedy(json!(second), 12));
     assert_eq!(resumed["usage"]["prompt_tokens"], 43);
-    assert_eq!(resumed["usage"]["prompt_tokens_details"]["cached_tokens"], 40, "{resumed}");
-    assert_eq!(s.metric("eddy_prompt_tokens_cached_total"), 40.0);
-    // Resuming gives exactly what reading the whole prompt gives.
+    assert_eq!(resumed["usage"]["prompt_tokens_details"]["cached_tokens"], 39, "{resumed}");
+    let again = s.complete(greedy(json!(second), 12));
+    assert_eq!(again["usage"]["prompt_tokens_details"]["cached_tokens"], 42, "{again}");
+    assert_eq!(text_of(&again), text_of(&resumed));
+    assert_eq!(s.metric("eddy_prompt_tokens_cached_total"), (39 + 42) as f64);
+    // Resuming gives exactly what reading the whole prompt gives, and what
+    // `eddy run` gives.
     let fresh = Server::start(&["--max-sessions", "0"]);
     let whole = fresh.complete(greedy(json!(second), 12));
     assert_eq!(whole["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
     assert_eq!(text_of(&resumed), text_of(&whole));
+    let ids: Vec<String> = second.iter().map(u32::to_string).collect();
+    let run = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["run", model().to_str().unwrap(), "--tokens", &ids.join(","), "-n", "12"])
+        .output()
+        .unwrap();
+    let run_text = String::from_utf8(run.stdout).unwrap();
+    let run_text = run_text.strip_suffix('\n').unwrap();
+    if whole["choices"][0]["finish_reason"] == "length" {
+        assert_eq!(text_of(&whole), run_text);
+    } else {
+        assert!(run_text.starts_with(&text_of(&whole)), "{run_text:?} vs {whole}");
+    }
     let unrelated = s.complete(greedy(json!([9, 9, 9]), 2));
     assert_eq!(unrelated["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+}
+
+#[test]
+fn the_next_turn_resumes_after_the_generated_tokens() {
+    let s = Server::start_with(&fortunes(), &[]);
+    let v = s.complete(greedy(json!("The meaning of life is"), 6));
+    let text = text_of(&v);
+    let prompt_tokens = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    let generated = v["usage"]["completion_tokens"].as_u64().unwrap();
+    let next = s.complete(greedy(json!(format!("The meaning of life is{text} and more")), 2));
+    let cached = next["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    // Everything read before, the generated tokens but the last included
+    // (when the text tokenizes back to the same ids, as here).
+    assert_eq!(cached, prompt_tokens + generated - 1, "{v}\n{next}");
 }
 
 #[test]
@@ -306,7 +355,8 @@ fn evicted_states_spill_to_the_state_dir_and_are_resumed() {
     let mut longer = a.clone();
     longer.push(5);
     let v = s.complete(greedy(json!(longer), 1));
-    assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 20, "{v}");
+    // a's state before its last token, read back from disk.
+    assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 19, "{v}");
     // A graceful stop removes the spilled files.
     let status = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap();
     assert!(status.success());

@@ -163,13 +163,19 @@ impl Engine<'_, '_> {
         if cached == 0 {
             session.reset();
         }
-        for part in prompt[cached..].chunks(PREFILL_SLICE) {
+        // The state before the prompt's last token is the one saved: the
+        // same prompt sent again (a retry, another sample) then resumes
+        // from it and reads one token. Splitting the prefill there does not
+        // change the logits.
+        let Some((&last, head)) = prompt.split_last() else { return Err("the prompt is empty".into()) };
+        for part in head[cached..].chunks(PREFILL_SLICE) {
             if cancelled() {
                 return Ok(None);
             }
             session.prefill_chunked(part, PREFILL_CHUNK, false, |_, _| {}).map_err(|e| e.to_string())?;
         }
-        self.cache.save(prompt, session.snapshot());
+        self.cache.save(head, session.snapshot());
+        session.step(last).map_err(|e| e.to_string())?;
         Metrics::add(&self.metrics.prompt_tokens, prompt.len() as u64);
         Metrics::add(&self.metrics.prompt_tokens_cached, cached as u64);
         Metrics::add(&self.metrics.prefill_micros, t0.elapsed().as_micros() as u64);
