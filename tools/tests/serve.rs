@@ -13,32 +13,55 @@ fn tmp_dir() -> PathBuf {
     dir
 }
 
-/// Convert a model directory (relative to the repository) once per test
-/// process.
-fn converted(cell: &'static std::sync::OnceLock<PathBuf>, dir: &str, name: &str) -> PathBuf {
-    cell.get_or_init(|| {
-        let out = tmp_dir().join(name);
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
-        let o = Command::new(env!("CARGO_BIN_EXE_eddy"))
-            .args(["convert", src.to_str().unwrap(), "-o", out.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        out
-    })
-    .clone()
+/// Convert a checkpoint directory into the test's temporary directory.
+fn convert(src: &Path, name: &str) -> PathBuf {
+    let out = tmp_dir().join(name);
+    let o = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["convert", src.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn repo(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir)
 }
 
 /// The tiny random Mamba fixture (fast; its text is noise).
 fn model() -> PathBuf {
     static MODEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    converted(&MODEL, "tests/fixtures/mamba-tiny-tied", "mamba-tiny.eddy")
+    MODEL.get_or_init(|| convert(&repo("tests/fixtures/mamba-tiny-tied"), "mamba-tiny.eddy")).clone()
 }
 
 /// The trained 2M-parameter Mamba the repository ships (writes text).
 fn fortunes() -> PathBuf {
     static MODEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    converted(&MODEL, "models/mamba-fortunes", "mamba-fortunes.eddy")
+    MODEL.get_or_init(|| convert(&repo("models/mamba-fortunes"), "mamba-fortunes.eddy")).clone()
+}
+
+/// A chat template of the shape real ones have, refusing a conversation
+/// that does not start with the user.
+const CHAT_TEMPLATE: &str = "{% if messages[0].role != 'user' %}{{ raise_exception('the first message must be from the user') }}{% endif %}\
+{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+
+/// mamba-fortunes with [`CHAT_TEMPLATE`] in its `tokenizer_config.json`.
+fn fortunes_chat() -> PathBuf {
+    static MODEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let src = repo("models/mamba-fortunes");
+            let dir = tmp_dir().join("fortunes-chat");
+            std::fs::create_dir_all(&dir).unwrap();
+            for e in std::fs::read_dir(&src).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+            }
+            let cfg = json!({"chat_template": CHAT_TEMPLATE});
+            std::fs::write(dir.join("tokenizer_config.json"), cfg.to_string()).unwrap();
+            convert(&dir, "fortunes-chat.eddy")
+        })
+        .clone()
 }
 
 /// A running `eddy serve`; killed when dropped.
@@ -385,4 +408,59 @@ fn sigterm_lets_a_running_generation_finish() {
     assert_eq!(rest.last().map(String::as_str), Some("data: [DONE]"));
     let code = s.child.wait().unwrap();
     assert!(code.success(), "{code:?}");
+}
+
+fn chat_body(messages: &[(&str, &str)], n: u64) -> Value {
+    let messages: Vec<Value> = messages.iter().map(|(r, c)| json!({"role": r, "content": c})).collect();
+    json!({"messages": messages, "max_tokens": n, "temperature": 0})
+}
+
+#[test]
+fn chat_uses_the_template_streams_and_resumes_the_conversation() {
+    let s = Server::start_with(&fortunes_chat(), &[]);
+    let (status, v) = s.post("/v1/chat/completions", chat_body(&[("user", "Tell me a fortune.")], 12));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
+    let message = &v["choices"][0]["message"];
+    assert_eq!(message["role"], "assistant");
+    let reply = message["content"].as_str().unwrap().to_string();
+    // The prompt is the rendered template: the same text as a completion
+    // gives the same reply.
+    let as_text = s.complete(greedy(json!("<user> Tell me a fortune.\n<assistant>"), 12));
+    assert_eq!(as_text["usage"]["prompt_tokens"], v["usage"]["prompt_tokens"]);
+    assert_eq!(text_of(&as_text), reply);
+
+    let mut body = chat_body(&[("user", "Tell me a fortune.")], 12);
+    body["stream"] = json!(true);
+    let resp = s.agent.post(format!("{}/v1/chat/completions", s.base)).send(body.to_string()).unwrap();
+    let lines: Vec<String> = BufReader::new(resp.into_body().into_reader())
+        .lines()
+        .map(|l| l.unwrap())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.last().map(String::as_str), Some("data: [DONE]"));
+    let chunks: Vec<Value> =
+        lines[..lines.len() - 1].iter().map(|l| serde_json::from_str(&l[6..]).unwrap()).collect();
+    assert_eq!(chunks[0]["object"], "chat.completion.chunk");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String =
+        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(streamed, reply);
+
+    // The next turn carries the reply: its prompt resumes from a saved state.
+    let turn1_prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    let turn2 = chat_body(&[("user", "Tell me a fortune."), ("assistant", &reply), ("user", "Another.")], 4);
+    let (status, v2) = s.post("/v1/chat/completions", turn2);
+    assert_eq!(status, 200, "{v2}");
+    let cached = v2["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    assert!(cached >= turn1_prompt - 1, "{v}\n{v2}");
+}
+
+#[test]
+fn a_template_that_refuses_the_messages_is_a_400() {
+    let s = Server::start_with(&fortunes_chat(), &[]);
+    let (status, v) = s.post("/v1/chat/completions", chat_body(&[("system", "Be brief.")], 4));
+    assert_eq!(status, 400, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the first message must be from the user"), "{message}");
 }

@@ -119,8 +119,8 @@ pub struct Engine<'m, 'a> {
     pub cache: &'m StateCache,
     /// Counters.
     pub metrics: &'m Metrics,
-    /// End-of-sequence token, if the model has one.
-    pub eos: Option<u32>,
+    /// Tokens that end a reply.
+    pub eos: &'m [u32],
 }
 
 impl Engine<'_, '_> {
@@ -192,7 +192,7 @@ impl Engine<'_, '_> {
             if cancelled() {
                 return Ok(None);
             }
-            if Some(next) == self.eos {
+            if self.eos.contains(&next) {
                 finish_reason = "stop";
                 break;
             }

@@ -12,8 +12,9 @@ pub mod metrics;
 pub mod openai;
 pub mod state_cache;
 
+use crate::chat_template::{self, ChatTemplate, ChatTemplateError};
 use crate::text::TextCodec;
-use eddy::{HParam, Model};
+use eddy::Model;
 use engine::{Engine, Queue};
 use metrics::Metrics;
 use openai::{ApiError, ChatMessage, RequestLimits};
@@ -99,18 +100,26 @@ pub enum ServeError {
         /// The cause.
         message: String,
     },
+    /// The stored chat template does not load.
+    #[error(transparent)]
+    ChatTemplate(#[from] ChatTemplateError),
     /// The signal handler could not be installed.
     #[error("cannot install the SIGINT/SIGTERM handler: {0}")]
     Signal(#[from] ctrlc::Error),
 }
 
-/// Chat messages to prompt text.
-pub struct ChatPrompter {}
+/// Chat messages to prompt text, with the model's chat template.
+pub struct ChatPrompter {
+    template: ChatTemplate,
+}
 
 impl ChatPrompter {
-    /// The prompt text for a conversation.
-    pub fn prompt(&self, _messages: &[ChatMessage]) -> Result<String, ApiError> {
-        Err(ApiError::invalid("chat needs a chat template; this build has none yet"))
+    /// The prompt text for a conversation, ending where the assistant's
+    /// reply begins.
+    pub fn prompt(&self, messages: &[ChatMessage]) -> Result<String, ApiError> {
+        let messages: Vec<chat_template::ChatMessage> =
+            messages.iter().map(|m| chat_template::ChatMessage::new(&m.role, &m.content)).collect();
+        self.template.render(&messages, true).map_err(|e| ApiError::invalid(e.to_string()))
     }
 }
 
@@ -137,7 +146,7 @@ pub fn run(model: &Model<'_>, args: &ServeArgs) -> Result<(), ServeError> {
         max_spill_bytes: args.state_dir_mib << 20,
     });
     let metrics = Metrics::default();
-    let chat = ChatPrompter {};
+    let chat = ChatPrompter { template: ChatTemplate::from_model(model)? };
     let addr = format!("{}:{}", args.host, args.port);
     let server =
         tiny_http::Server::http(&addr).map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
@@ -154,13 +163,8 @@ pub fn run(model: &Model<'_>, args: &ServeArgs) -> Result<(), ServeError> {
     }
 
     let (queue, jobs) = Queue::new(args.parallel, args.queue);
-    let engine = Engine {
-        model,
-        codec: &codec,
-        cache: &cache,
-        metrics: &metrics,
-        eos: model.file().hparam(HParam::EosToken),
-    };
+    let engine =
+        Engine { model, codec: &codec, cache: &cache, metrics: &metrics, eos: chat.template.eos_token_ids() };
     let routes = http::Routes {
         queue,
         codec: &codec,
@@ -183,10 +187,11 @@ pub fn run(model: &Model<'_>, args: &ServeArgs) -> Result<(), ServeError> {
     // /health, /metrics and the 503 answers responsive when all are busy.
     let http_threads = args.parallel + args.queue + 2;
     eprintln!(
-        "eddy serve: {} ({}, state {} bytes per conversation), {} session(s), {} thread(s) each",
+        "eddy serve: {} ({}, state {} bytes per conversation, {} chat template), {} session(s), {} thread(s) each",
         args.model.display(),
         model.architecture().name(),
         model.state_bytes(),
+        if chat.template.is_default() { "plain `role: content`" } else { "its own" },
         args.parallel,
         model.workers().count()
     );
