@@ -241,8 +241,7 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 #[test]
 fn a_client_that_disconnects_cancels_its_generation() {
     let s = Server::start(&["--max-tokens-limit", "10000000"]);
-    let mut body = json!({"prompt": [1, 2, 3], "max_tokens": 10_000_000, "temperature": 1.0, "stream": true});
-    body["seed"] = json!(1);
+    let body = json!({"prompt": [1, 2, 3], "max_tokens": 10_000_000, "stream": true, "ignore_eos": true});
     let mut events = s.stream(body);
     assert!(events.next().unwrap().starts_with("data: {"));
     assert_eq!(s.metric("eddy_active_sessions"), 1.0);
@@ -255,7 +254,7 @@ fn a_client_that_disconnects_cancels_its_generation() {
 #[test]
 fn a_full_queue_answers_503() {
     let s = Server::start(&["--parallel", "1", "--queue", "0", "--max-tokens-limit", "10000000"]);
-    let busy = json!({"prompt": [1, 2], "max_tokens": 10_000_000, "stream": true});
+    let busy = json!({"prompt": [1, 2], "max_tokens": 10_000_000, "stream": true, "ignore_eos": true});
     let mut events = s.stream(busy);
     assert!(events.next().is_some());
     let (status, v) = s.post("/v1/completions", greedy(json!([1]), 2));
@@ -398,8 +397,9 @@ fn evicted_states_spill_to_the_state_dir_and_are_resumed() {
 #[test]
 fn sigterm_lets_a_running_generation_finish() {
     let mut s = Server::start(&[]);
-    let mut body = greedy(json!([1, 2, 3]), 200);
+    let mut body = greedy(json!([1, 2, 3]), 2000);
     body["stream"] = json!(true);
+    body["ignore_eos"] = json!(true);
     let mut events = s.stream(body);
     assert!(events.next().is_some());
     let status = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap();

@@ -192,7 +192,7 @@ impl Engine<'_, '_> {
             if cancelled() {
                 return Ok(None);
             }
-            if self.eos.contains(&next) {
+            if !job.settings.ignore_eos && self.eos.contains(&next) {
                 finish_reason = "stop";
                 break;
             }

@@ -84,6 +84,10 @@ pub struct Sampling {
     pub stream_options: Option<StreamOptions>,
     /// Number of choices; only 1 is supported.
     pub n: Option<u32>,
+    /// Keep generating past end-of-sequence tokens (llama-server's and
+    /// vLLM's extension; for benchmarks and tests).
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 /// Body of `POST /v1/completions`.
@@ -135,6 +139,8 @@ pub struct GenerationSettings {
     pub sampler: SamplerConfig,
     /// Stop strings.
     pub stop: Vec<String>,
+    /// Whether end-of-sequence tokens are generated like any other.
+    pub ignore_eos: bool,
 }
 
 /// Parse a JSON body into `T`, with serde's message (path, expected
@@ -180,6 +186,7 @@ impl Sampling {
             max_tokens: max_tokens as usize,
             sampler: SamplerConfig { temperature, top_k: 0, top_p, seed },
             stop,
+            ignore_eos: self.ignore_eos,
         })
     }
 
