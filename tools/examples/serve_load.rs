@@ -60,7 +60,7 @@ fn run() -> Result<(), String> {
                                 return out;
                             }
                             let body = json!({"prompt": prompts[i % prompts.len()], "max_tokens": max_tokens,
-                                              "temperature": 0.8, "seed": i});
+                                              "temperature": 0.8, "seed": i, "ignore_eos": true});
                             let start = Instant::now();
                             let reply: Result<Value, String> = ureq::post(format!("{base}/v1/completions"))
                                 .send(body.to_string())

@@ -111,7 +111,10 @@ impl Metrics {
                 "eddy_prefill_tokens_per_second",
                 "gauge",
                 "Prompt tokens read per second of prefill since start",
-                rate(get(&self.prompt_tokens) - get(&self.prompt_tokens_cached), get(&self.prefill_micros)),
+                rate(
+                    get(&self.prompt_tokens).saturating_sub(get(&self.prompt_tokens_cached)),
+                    get(&self.prefill_micros),
+                ),
             ),
             (
                 "eddy_decode_tokens_per_second",
