@@ -464,3 +464,26 @@ fn a_template_that_refuses_the_messages_is_a_400() {
     let message = v["error"]["message"].as_str().unwrap();
     assert!(message.contains("the first message must be from the user"), "{message}");
 }
+
+#[test]
+fn bad_startup_options_are_one_line_errors() {
+    let s = Server::start(&[]);
+    let port = s.base.rsplit(':').next().unwrap().to_string();
+    let m = model();
+    for (args, needle) in [
+        (vec!["--parallel", "0"], "--parallel"),
+        (vec!["--default-max-tokens", "10", "--max-tokens-limit", "5"], "--default-max-tokens"),
+        (vec!["--port", port.as_str()], "cannot listen on"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args(["serve", m.to_str().unwrap()])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        let last = err.trim_end().lines().last().unwrap_or("");
+        assert!(last.starts_with("error: ") && last.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
