@@ -44,6 +44,9 @@ pub enum BlobKind {
     /// One byte per layer of a hybrid model: 0 for the recurrent (or
     /// convolution) mixer, 1 for attention.
     LayerKinds,
+    /// The checkpoint's chat template and special tokens (JSON written by
+    /// `eddy convert` from `tokenizer_config.json`).
+    ChatTemplate,
     /// A kind this version does not know (kept, ignored).
     Unknown(u32),
 }
@@ -55,6 +58,7 @@ impl BlobKind {
             1 => BlobKind::TokenizerJson,
             2 => BlobKind::QuantReport,
             3 => BlobKind::LayerKinds,
+            4 => BlobKind::ChatTemplate,
             c => BlobKind::Unknown(c),
         }
     }
@@ -65,6 +69,7 @@ impl BlobKind {
             BlobKind::TokenizerJson => 1,
             BlobKind::QuantReport => 2,
             BlobKind::LayerKinds => 3,
+            BlobKind::ChatTemplate => 4,
             BlobKind::Unknown(c) => c,
         }
     }

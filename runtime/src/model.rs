@@ -242,6 +242,12 @@ impl<'a> Model<'a> {
     pub fn tokenizer_json(&self) -> Option<&'a [u8]> {
         self.file.blob(BlobKind::TokenizerJson)
     }
+
+    /// The chat template and special tokens stored at conversion (JSON), if
+    /// the file has them; files converted before they were stored have none.
+    pub fn chat_template_json(&self) -> Option<&'a [u8]> {
+        self.file.blob(BlobKind::ChatTemplate)
+    }
 }
 
 /// Failure to open a model from a path.

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod calibrate;
+pub mod chat_template;
 pub mod convert;
 pub mod eval;
 pub mod file_layout;
@@ -20,5 +21,6 @@ pub mod quantize;
 pub mod random;
 pub mod recipe;
 pub mod sample;
+pub mod serve;
 pub mod shapes;
 pub mod text;

@@ -311,6 +311,8 @@ enum Command {
         #[arg(long, default_value = "1024,32768,1048576")]
         ctx: String,
     },
+    /// Serve the model over HTTP with the OpenAI API (completions, chat).
+    Serve(eddy_cli::serve::ServeArgs),
     /// Write the logits of every position as a .npy array [tokens, vocab].
     Logits {
         /// The .eddy file.
@@ -621,6 +623,7 @@ fn main() {
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
         Command::Memory { model, shape, ctx } => cmd_memory(model, shape, ctx),
         Command::Fpga { command } => eddy_cli::fpga::run(command),
+        Command::Serve(args) => open(&args.model).and_then(|m| Ok(eddy_cli::serve::run(&load(&m)?, &args)?)),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

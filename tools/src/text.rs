@@ -22,6 +22,11 @@ impl TextCodec {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// The id of a token given by its text (e.g. a special token), if any.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.tokenizer.token_to_id(token)
+    }
+
     /// Decode ids to text.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.tokenizer.decode(ids, false).map_err(|e| anyhow!("decoding failed: {e}"))

@@ -59,6 +59,16 @@ pub(crate) fn cmd_inspect(path: PathBuf) -> Result<()> {
         Some(t) => println!("tokenizer:     embedded ({} bytes)", t.len()),
         None => println!("tokenizer:     none"),
     }
+    match eddy_cli::chat_template::ChatTemplate::from_model(&model) {
+        Ok(t) if t.is_default() => {
+            println!(
+                "chat template: none stored (plain default); end-of-sequence ids {:?}",
+                t.eos_token_ids()
+            )
+        }
+        Ok(t) => println!("chat template: stored; end-of-sequence ids {:?}", t.eos_token_ids()),
+        Err(e) => println!("chat template: unusable: {e}"),
+    }
     println!(
         "state bytes:   {} (per sequence, constant for any length; state {})",
         model.state_bytes(),

@@ -2,10 +2,12 @@
 //!
 //! Reads `config.json`, the `*.safetensors` weights (single file or sharded
 //! with `model.safetensors.index.json`; f32, f16 or bf16) and
-//! `tokenizer.json`, maps tensor names to eddy's canonical schema and checks
-//! every shape before anything is written. A file that starts with GGUF's
-//! magic is read as llama.cpp's format instead ([`gguf`]).
+//! `tokenizer.json` (and the chat template of `tokenizer_config.json`),
+//! maps tensor names to eddy's canonical schema and checks every shape
+//! before anything is written. A file that starts with GGUF's magic is read
+//! as llama.cpp's format instead ([`gguf`]).
 
+use crate::chat_template::{ChatTemplate, StoredChatTemplate};
 use crate::file_writer::{StreamError, StreamingFile, TempOutput};
 use eddy::arch::{Architecture, HParam};
 use eddy::schema::{TensorKind, TensorSpec};
@@ -191,6 +193,9 @@ pub enum ConvertError {
         /// Why not.
         why: String,
     },
+    /// `tokenizer_config.json` or the chat template in it is unusable.
+    #[error("{0}")]
+    ChatTemplate(#[from] crate::chat_template::ChatTemplateError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
@@ -426,9 +431,14 @@ fn convert_dir_into<W: Write + Seek>(
         true => Some(std::fs::read(&tok_path).map_err(io_err(&tok_path))?),
         false => None,
     };
+    let chat = StoredChatTemplate::from_checkpoint(dir, &cfg)?;
+    if let Some(source) = chat.as_ref().and_then(StoredChatTemplate::template_source) {
+        // A template that does not parse is refused now, not at chat time.
+        ChatTemplate::new(StoredChatTemplate { chat_template: source.into(), ..Default::default() })?;
+    }
     let hparams: Vec<(u32, u32)> = plan.hparams.iter().map(|&(k, v)| (k.code(), v)).collect();
     let names = plan.specs.iter().map(eddy_name).collect();
-    let blob_count = plan.blobs.len() + usize::from(tokenizer.is_some());
+    let blob_count = plan.blobs.len() + usize::from(tokenizer.is_some()) + usize::from(chat.is_some());
     let mut w = StreamingFile::new(out, plan.architecture, &hparams, names, blob_count)?;
     for (spec, hf) in plan.specs.iter().zip(&hf_names) {
         let missing = || ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy_name(spec) };
@@ -451,6 +461,9 @@ fn convert_dir_into<W: Write + Seek>(
     let has_tokenizer = tokenizer.is_some();
     if let Some(tok) = tokenizer {
         w.blob(BlobKind::TokenizerJson, tok)?;
+    }
+    if let Some(chat) = chat {
+        w.blob(BlobKind::ChatTemplate, chat.to_bytes())?;
     }
     let (out, len) = w.finish()?;
     let used: BTreeSet<&String> = hf_names.iter().collect();
