@@ -7,13 +7,12 @@ use eddy_cli::convert::{convert_into, WeightDtype};
 use eddy_cli::file_writer::TempOutput;
 use eddy_cli::fpga::Backend;
 use eddy_cli::mapped_input::MappedInput;
-use eddy_cli::sample::SamplerConfig;
 use eddy_cli::text::{parse_token_list, TextCodec};
 mod cli;
 
 use cli::bench::{cmd_bench, BenchArgs};
 use cli::inspect::{cmd_inspect, cmd_memory};
-use cli::run::cmd_run;
+use cli::run::{cmd_run, RunArgs};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -242,34 +241,7 @@ enum Command {
         model: PathBuf,
     },
     /// Generate text from a prompt, streaming it.
-    Run {
-        /// The .eddy file.
-        model: PathBuf,
-        /// Prompt text (needs the embedded tokenizer).
-        #[arg(short, long, conflicts_with = "tokens")]
-        prompt: Option<String>,
-        /// Prompt as comma-separated token ids instead of text.
-        #[arg(long)]
-        tokens: Option<String>,
-        /// Tokens to generate.
-        #[arg(short = 'n', long, default_value_t = 64)]
-        n_tokens: usize,
-        /// Sampling temperature (0 = greedy, the default).
-        #[arg(long, default_value_t = 0.0)]
-        temperature: f32,
-        /// Keep only the k most likely tokens (0 = all).
-        #[arg(long, default_value_t = 0)]
-        top_k: usize,
-        /// Nucleus sampling threshold (1 = off).
-        #[arg(long, default_value_t = 1.0)]
-        top_p: f32,
-        /// Random seed for sampling.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Print generated token ids instead of text.
-        #[arg(long)]
-        ids: bool,
-    },
+    Run(RunArgs),
     /// Measure prefill (ppN) and decode (tgN) tokens/s like llama-bench,
     /// with the decode memory-bandwidth roofline measured in the same run.
     Bench(BenchArgs),
@@ -592,6 +564,7 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
 }
 
 fn main() {
+    cli::out::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     let _ = KERNELS_ARG.set(cli.kernels.clone());
     let _ = THREADS_ARG.set(cli.threads);
@@ -604,10 +577,7 @@ fn main() {
         }
         Command::Quantize { model, output, recipe, quant } => cmd_quantize(model, output, recipe, quant),
         Command::Inspect { model } => cmd_inspect(model),
-        Command::Run { model, prompt, tokens, n_tokens, temperature, top_k, top_p, seed, ids } => {
-            let cfg = SamplerConfig { temperature, top_k, top_p, seed };
-            cmd_run(model, prompt, tokens, n_tokens, cfg, ids)
-        }
+        Command::Run(args) => cmd_run(args),
         Command::Bench(args) => cmd_bench(args),
         Command::Eval { model, ppl, chunk, limit, ctx } => cmd_eval(model, ppl, chunk, limit, ctx),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
@@ -615,6 +585,9 @@ fn main() {
         Command::Fpga { command } => eddy_cli::fpga::run(command),
     };
     if let Err(e) = result {
+        if cli::out::is_broken_pipe(&e) {
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

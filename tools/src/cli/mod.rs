@@ -3,6 +3,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod inspect;
+pub(crate) mod out;
 pub(crate) mod run;
 
 use anyhow::{Context, Result};
