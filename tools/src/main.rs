@@ -11,6 +11,7 @@ use eddy_cli::text::{parse_token_list, TextCodec};
 mod cli;
 
 use cli::bench::{cmd_bench, BenchArgs};
+use cli::chat::{cmd_chat, ChatArgs};
 use cli::inspect::{cmd_inspect, cmd_memory};
 use cli::run::{cmd_run, RunArgs};
 use std::fs::File;
@@ -242,6 +243,9 @@ enum Command {
     },
     /// Generate text from a prompt, streaming it.
     Run(RunArgs),
+    /// Chat on stdin/stdout with the model's chat template; the state
+    /// carries across turns. Commands: /reset, /save FILE, /load FILE.
+    Chat(ChatArgs),
     /// Measure prefill (ppN) and decode (tgN) tokens/s like llama-bench,
     /// with the decode memory-bandwidth roofline measured in the same run.
     Bench(BenchArgs),
@@ -578,6 +582,7 @@ fn main() {
         Command::Quantize { model, output, recipe, quant } => cmd_quantize(model, output, recipe, quant),
         Command::Inspect { model } => cmd_inspect(model),
         Command::Run(args) => cmd_run(args),
+        Command::Chat(args) => cmd_chat(args),
         Command::Bench(args) => cmd_bench(args),
         Command::Eval { model, ppl, chunk, limit, ctx } => cmd_eval(model, ppl, chunk, limit, ctx),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),

@@ -8,6 +8,7 @@
 //! header is checked against the loading model before anything is
 //! restored, so a mismatch names what differs.
 
+use crate::chat_template::ChatMessage;
 use crate::file_writer::TempOutput;
 use eddy::{Model, OwnedSession, SessionError};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,20 @@ pub struct StateHeader {
     pub position: u64,
     /// Length of the snapshot that follows.
     pub snapshot_bytes: u64,
+    /// The conversation that led to the state, if `eddy chat` saved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<Transcript>,
+}
+
+/// A chat's history as saved with its state, so a loaded chat renders its
+/// next turn as a continuation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The messages so far.
+    pub messages: Vec<ChatMessage>,
+    /// The text the state has consumed (the rendered conversation and the
+    /// last reply as generated).
+    pub consumed: String,
 }
 
 impl StateHeader {
@@ -50,6 +65,7 @@ impl StateHeader {
             kv_cache: model.kv_cache().map(|kv| (kv.format.name().to_string(), kv.sinks, kv.window)),
             position,
             snapshot_bytes: model.state_bytes() as u64,
+            chat: None,
         }
     }
 }
@@ -58,14 +74,14 @@ impl StateHeader {
 #[derive(Debug, thiserror::Error)]
 pub enum StateFileError {
     /// Reading or writing failed.
-    #[error("cannot {action} state file {path}: {source}")]
+    #[error("cannot {action} state file {path}: {error}")]
     Io {
         /// "read" or "write".
         action: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a state file (or is damaged).
     #[error("{path} is not an eddy state file ({why})")]
@@ -110,20 +126,25 @@ pub enum StateFileError {
         model: String,
     },
     /// The session refused the snapshot.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Restore {
         /// The path.
         path: PathBuf,
         /// The cause.
-        source: SessionError,
+        error: SessionError,
     },
 }
 
 /// Save `session`'s state to `path` (atomically: a failed write leaves any
 /// previous file in place).
-pub fn save(path: &Path, session: &OwnedSession<'_, '_>) -> Result<(), StateFileError> {
-    let io = |source| StateFileError::Io { action: "write", path: path.to_path_buf(), source };
-    let header = StateHeader::for_model(session.model(), session.position());
+pub fn save(
+    path: &Path,
+    session: &OwnedSession<'_, '_>,
+    chat: Option<&Transcript>,
+) -> Result<(), StateFileError> {
+    let io = |error| StateFileError::Io { action: "write", path: path.to_path_buf(), error };
+    let header =
+        StateHeader { chat: chat.cloned(), ..StateHeader::for_model(session.model(), session.position()) };
     // A header of strings and numbers always serializes.
     let json = serde_json::to_string(&header).unwrap_or_default();
     let (tmp, mut file) = TempOutput::create(path).map_err(io)?;
@@ -136,10 +157,10 @@ pub fn save(path: &Path, session: &OwnedSession<'_, '_>) -> Result<(), StateFile
 /// Load the state in `path` into `session`, after checking it belongs to
 /// the session's model, state format and KV layout; the header read.
 pub fn load(path: &Path, session: &mut OwnedSession<'_, '_>) -> Result<StateHeader, StateFileError> {
-    let bytes = std::fs::read(path).map_err(|source| StateFileError::Io {
+    let bytes = std::fs::read(path).map_err(|error| StateFileError::Io {
         action: "read",
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let bad = |why: &str| StateFileError::NotAStateFile { path: path.to_path_buf(), why: why.to_string() };
     let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("no EDDYSTATE header"))?;
@@ -173,6 +194,6 @@ pub fn load(path: &Path, session: &mut OwnedSession<'_, '_>) -> Result<StateHead
             model: show(&expected.kv_cache),
         });
     }
-    session.restore(snapshot).map_err(|source| StateFileError::Restore { path, source })?;
+    session.restore(snapshot).map_err(|error| StateFileError::Restore { path, error })?;
     Ok(header)
 }

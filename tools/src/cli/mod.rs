@@ -2,6 +2,7 @@
 //! types and the small commands stay in `main.rs`).
 
 pub(crate) mod bench;
+pub(crate) mod chat;
 pub(crate) mod inspect;
 pub(crate) mod out;
 pub(crate) mod run;

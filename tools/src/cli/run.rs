@@ -157,7 +157,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<()> {
     let t_gen = t1.elapsed();
     out.write("\n")?;
     if let Some(path) = &args.save_state {
-        state_file::save(path, &session)?;
+        state_file::save(path, &session, None)?;
         eprintln!("saved the state of {} tokens to {}", session.position(), path.display());
     }
     let n = generated.ids.len();
