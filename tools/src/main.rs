@@ -12,6 +12,7 @@ mod cli;
 
 use cli::bench::{cmd_bench, BenchArgs};
 use cli::chat::{cmd_chat, ChatArgs};
+use cli::eval::{cmd_eval, EvalArgs};
 use cli::inspect::{cmd_inspect, cmd_memory};
 use cli::run::{cmd_run, RunArgs};
 use std::fs::File;
@@ -240,6 +241,9 @@ enum Command {
     Inspect {
         /// The .eddy file.
         model: PathBuf,
+        /// Print everything as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Generate text from a prompt, streaming it.
     Run(RunArgs),
@@ -250,23 +254,7 @@ enum Command {
     /// with the decode memory-bandwidth roofline measured in the same run.
     Bench(BenchArgs),
     /// Perplexity of a text file (one stream, state carried across chunks).
-    Eval {
-        /// The .eddy file.
-        model: PathBuf,
-        /// UTF-8 text file to score (needs the embedded tokenizer).
-        #[arg(long)]
-        ppl: PathBuf,
-        /// Tokens per prefill chunk (does not change the result).
-        #[arg(long, default_value_t = 512)]
-        chunk: usize,
-        /// Score at most this many tokens (0 = all).
-        #[arg(long, default_value_t = 0)]
-        limit: usize,
-        /// Restart from an empty state every this many tokens (0 = score
-        /// the text as one stream).
-        #[arg(long, default_value_t = 0)]
-        ctx: usize,
-    },
+    Eval(EvalArgs),
     /// FPGA backend: export a board project, print the cycle model.
     Fpga {
         #[command(subcommand)]
@@ -285,6 +273,9 @@ enum Command {
         /// Context lengths, comma-separated.
         #[arg(long, default_value = "1024,32768,1048576")]
         ctx: String,
+        /// Print the table as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Write the logits of every position as a .npy array [tokens, vocab].
     Logits {
@@ -363,7 +354,13 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
         _ => true,
     };
     let stats = match &q.calib {
-        None => None,
+        None => {
+            eprintln!(
+                "warning: no --calib text: quantizing without activation statistics (plain weight error, no \
+                 GPTQ); the file is marked uncalibrated. Pass --calib TEXT for better quality."
+            );
+            None
+        }
         Some(path) => {
             let json =
                 model.tokenizer_json().context("calibration text needs the model's embedded tokenizer")?;
@@ -425,16 +422,6 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
         started.elapsed().as_secs_f64()
     );
     Ok(out)
-}
-
-fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len as u64);
-    let template = format!("{{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})");
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 /// Check the finished file behind `tmp` with the runtime's own reader, then
@@ -504,41 +491,6 @@ fn cmd_convert(
     Ok(())
 }
 
-/// `eddy bench` arguments.
-fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize, ctx: usize) -> Result<()> {
-    let mapped = open(&path)?;
-    let model = load(&mapped)?;
-    let json = model
-        .tokenizer_json()
-        .with_context(|| format!("{} has no embedded tokenizer; eval needs one", path.display()))?;
-    let codec = TextCodec::from_json(json)?;
-    let text = std::fs::read_to_string(&text_path)
-        .with_context(|| format!("cannot read {} as UTF-8 text", text_path.display()))?;
-    let mut tokens = codec.encode(&text)?;
-    if limit > 0 {
-        tokens.truncate(limit);
-    }
-    if tokens.len() < 2 {
-        bail!("{} has fewer than 2 tokens; nothing to score", text_path.display());
-    }
-    let bar = progress_bar(tokens.len() - 1, "tokens");
-    let t0 = Instant::now();
-    let result = eddy_cli::eval::perplexity_in_windows(&model, &tokens, chunk, ctx, |done| {
-        bar.set_position(done as u64)
-    })?;
-    bar.finish_and_clear();
-    println!(
-        "tokens evaluated: {}  mean nll: {:.6}  ppl: {:.4}  ({:.1} tok/s, state {}, {} bytes)",
-        result.predicted,
-        result.mean_nll,
-        result.ppl(),
-        result.predicted as f64 / t0.elapsed().as_secs_f64(),
-        model.state_format(),
-        model.state_bytes()
-    );
-    Ok(())
-}
-
 fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) -> Result<()> {
     let mapped = open(&path)?;
     let mut model = load(&mapped)?;
@@ -580,13 +532,13 @@ fn main() {
             cmd_convert(hf_dir, output, dtype, recipe, quant)
         }
         Command::Quantize { model, output, recipe, quant } => cmd_quantize(model, output, recipe, quant),
-        Command::Inspect { model } => cmd_inspect(model),
+        Command::Inspect { model, json } => cmd_inspect(model, json),
         Command::Run(args) => cmd_run(args),
         Command::Chat(args) => cmd_chat(args),
         Command::Bench(args) => cmd_bench(args),
-        Command::Eval { model, ppl, chunk, limit, ctx } => cmd_eval(model, ppl, chunk, limit, ctx),
+        Command::Eval(args) => cmd_eval(args),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
-        Command::Memory { model, shape, ctx } => cmd_memory(model, shape, ctx),
+        Command::Memory { model, shape, ctx, json } => cmd_memory(model, shape, ctx, json),
         Command::Fpga { command } => eddy_cli::fpga::run(command),
     };
     if let Err(e) = result {
