@@ -32,7 +32,7 @@ struct Cli {
     kernels: Option<String>,
     /// Threads for matrix work (default: all cores; also settable with the
     /// EDDY_THREADS environment variable). Results do not depend on it.
-    #[arg(long, global = true)]
+    #[arg(short = 't', long, global = true)]
     threads: Option<usize>,
     /// Where integer matrix products run (run, logits): the CPU, or the
     /// FPGA kernel in C-simulation (bit-identical results).
