@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use eddy::{MappedModel, Model, Session, StateFormat, PREFILL_CHUNK};
-use eddy_cli::convert::{convert_into, WeightDtype};
+use eddy_cli::convert::{convert_into_with_progress, WeightDtype};
 use eddy_cli::file_writer::TempOutput;
 use eddy_cli::fpga::Backend;
 use eddy_cli::mapped_input::MappedInput;
@@ -461,8 +461,15 @@ fn cmd_convert(
     let create = |p: &Path| TempOutput::create(p).with_context(|| format!("cannot create {}", p.display()));
     // Streamed to a temporary file beside the output; with a recipe that
     // file is the quantizer's (mapped) input and is removed afterwards.
+    let started = Instant::now();
     let (converted_tmp, file) = create(&output)?;
-    let (mut file, conv) = convert_into(&hf_dir, dtype, file)?;
+    let mut bar: Option<eddy_cli::progress::Progress> = None;
+    let (mut file, conv) = convert_into_with_progress(&hf_dir, dtype, file, |done, total| {
+        bar.get_or_insert_with(|| eddy_cli::progress::Progress::new("convert", total, "weights")).set(done)
+    })?;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
     let len = match recipe {
         None => persist_checked(converted_tmp, file)?,
         Some(recipe) => {
@@ -481,12 +488,13 @@ fn cmd_convert(
         eprintln!("note: no tokenizer.json in {}; use token ids with `eddy run --tokens`", hf_dir.display());
     }
     println!(
-        "wrote {} ({len} bytes): {}, {} layers, width {}, vocab {}",
+        "wrote {} ({len} bytes): {}, {} layers, width {}, vocab {}; {:.1} s",
         output.display(),
         conv.architecture.name(),
         conv.shape.0,
         conv.shape.1,
-        conv.shape.2
+        conv.shape.2,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -27,7 +27,14 @@ fn tmp(name: &str) -> PathBuf {
 fn converted(name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mamba-tiny-tied");
     let out = tmp(&format!("{name}.eddy"));
-    ok(eddy(&["convert", src.to_str().unwrap(), "-o", out.to_str().unwrap()]));
+    let o = eddy(&["convert", src.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    // Progress ends with the phase's time, the summary with the total.
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("convert: "),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(ok(o).trim_end().ends_with(" s"));
     out
 }
 
@@ -50,6 +57,9 @@ fn inspect_and_memory_print_json() {
     assert_eq!(v["rows"][0]["bytes"].as_array().unwrap().len(), 2);
     let v = json(eddy(&["memory", "--shape", "lfm2-350m", "--json"]));
     assert_eq!(v["rows"].as_array().unwrap().len(), 4);
+    let o = eddy(&["memory", "--shape", "no-such-shape"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty(), "only the error: {}", String::from_utf8_lossy(&o.stdout));
 }
 
 #[test]

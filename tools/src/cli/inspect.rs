@@ -194,30 +194,28 @@ pub(crate) fn cmd_memory(
     if contexts.is_empty() || contexts.contains(&0) {
         bail!("--ctx needs positive context lengths, e.g. 1024,32768,1048576");
     }
-    let rows = match (&path, &shape) {
+    // The rows first, so a bad file or shape prints nothing but the error.
+    let (title, rows) = match (&path, &shape) {
         (Some(path), _) => {
             let mapped = open(path)?;
             let model = load(&mapped)?;
-            if !json {
-                println!(
-                    "per-sequence state of {} ({}, state {}: --state-bits)",
-                    path.display(),
-                    model.architecture().name(),
-                    model.state_format()
-                );
-            }
-            eddy_cli::memory::model_memory_rows(&model, &contexts)?
+            let title = format!(
+                "per-sequence state of {} ({}, state {}: --state-bits)",
+                path.display(),
+                model.architecture().name(),
+                model.state_format()
+            );
+            (title, eddy_cli::memory::model_memory_rows(&model, &contexts)?)
         }
         (None, Some(name)) => {
             if STATE_ARG.get().is_some_and(|&f| f != StateFormat::F32) {
                 bail!("--state-bits needs a .eddy file: a --shape is sized with an f32 recurrent state");
             }
-            if !json {
-                println!(
-                    "per-sequence state of the {name} shape (hyper-parameters of the public checkpoint)"
-                );
-            }
-            eddy_cli::memory::shape_memory_rows(name, &contexts)?
+            let rows = eddy_cli::memory::shape_memory_rows(name, &contexts)?;
+            (
+                format!("per-sequence state of the {name} shape (hyper-parameters of the public checkpoint)"),
+                rows,
+            )
         }
         (None, None) => bail!("give a .eddy file or --shape"),
     };
@@ -227,6 +225,7 @@ pub(crate) fn cmd_memory(
         println!("{}", serde_json::json!({"contexts": contexts, "rows": rows}));
         return Ok(());
     }
+    println!("{title}");
     let size = |b: usize| match b {
         b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
         b if b < 1 << 30 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),

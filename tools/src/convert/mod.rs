@@ -330,6 +330,17 @@ pub fn convert_into<W: Write + Seek>(
     dtype: WeightDtype,
     out: W,
 ) -> Result<(W, ConvertSummary), ConvertError> {
+    convert_into_with_progress(dir, dtype, out, |_, _| {})
+}
+
+/// [`convert_into`], calling `progress(done, total)` in weights after each
+/// tensor is written.
+pub fn convert_into_with_progress<W: Write + Seek>(
+    dir: &Path,
+    dtype: WeightDtype,
+    out: W,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(W, ConvertSummary), ConvertError> {
     let (cfg, ckpt) = open_dir(dir)?;
     let plan = plan_for(&cfg, &ckpt)?;
     let mut hf_names = Vec::with_capacity(plan.specs.len());
@@ -358,6 +369,8 @@ pub fn convert_into<W: Write + Seek>(
     let names = plan.specs.iter().map(eddy_name).collect();
     let blob_count = plan.blobs.len() + usize::from(tokenizer.is_some()) + usize::from(chat.is_some());
     let mut w = StreamingFile::new(out, plan.architecture, &hparams, names, blob_count)?;
+    let total: u64 = plan.specs.iter().map(|s| s.rows * s.cols).sum();
+    let mut done = 0u64;
     for (spec, hf) in plan.specs.iter().zip(&hf_names) {
         let missing = || ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy_name(spec) };
         let (_, values) = ckpt.read_f32(hf)?.ok_or_else(missing)?;
@@ -372,6 +385,8 @@ pub fn convert_into<W: Write + Seek>(
             _ => TensorFormat::F32,
         };
         w.tensor_f32(eddy_name(spec), &eddy_shape, format, &values)?;
+        done += spec.rows * spec.cols;
+        progress(done, total);
     }
     for (kind, bytes) in plan.blobs {
         w.blob(kind, bytes)?;
