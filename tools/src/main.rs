@@ -354,13 +354,7 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
         _ => true,
     };
     let stats = match &q.calib {
-        None => {
-            eprintln!(
-                "warning: no --calib text: quantizing without activation statistics (plain weight error, no \
-                 GPTQ); the file is marked uncalibrated. Pass --calib TEXT for better quality."
-            );
-            None
-        }
+        None => None,
         Some(path) => {
             let json =
                 model.tokenizer_json().context("calibration text needs the model's embedded tokenizer")?;
@@ -438,7 +432,19 @@ fn persist_checked(tmp: TempOutput, mut file: BufWriter<File>) -> Result<u64> {
     Ok(len)
 }
 
+/// Say that a file quantized without `--calib` is of lower quality (its
+/// report records zero calibration tokens: `inspect` shows "uncalibrated").
+fn warn_if_uncalibrated(q: &QuantArgs) {
+    if q.calib.is_none() {
+        eprintln!(
+            "warning: no --calib text: quantizing without activation statistics (plain weight error, no \
+             GPTQ); the file is marked uncalibrated. Pass --calib TEXT for better quality."
+        );
+    }
+}
+
 fn cmd_quantize(path: PathBuf, output: PathBuf, recipe: String, q: QuantArgs) -> Result<()> {
+    warn_if_uncalibrated(&q);
     let (tmp, file) =
         TempOutput::create(&output).with_context(|| format!("cannot create {}", output.display()))?;
     let file = quantize_file(&path, file, &recipe, &q)?;
@@ -473,6 +479,7 @@ fn cmd_convert(
     let len = match recipe {
         None => persist_checked(converted_tmp, file)?,
         Some(recipe) => {
+            warn_if_uncalibrated(&q);
             file.flush().context("cannot write the output")?;
             drop(file);
             let (tmp, out) = create(&output)?;
