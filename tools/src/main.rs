@@ -534,9 +534,43 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
     eddy_cli::fpga::report(fpga.as_ref())
 }
 
+/// Refuse runtime options given to a subcommand that would ignore them.
+fn check_options_apply(cli: &Cli) -> Result<()> {
+    let name = match &cli.command {
+        Command::Convert { .. } => "convert",
+        Command::Quantize { .. } => "quantize",
+        Command::Inspect { .. } => "inspect",
+        Command::Run(_) => "run",
+        Command::Chat(_) => "chat",
+        Command::Bench(_) => "bench",
+        Command::Eval(_) => "eval",
+        Command::Fpga { .. } => "fpga",
+        Command::Memory { .. } => "memory",
+        Command::Logits { .. } => "logits",
+    };
+    let backend = matches!(name, "run" | "logits");
+    let state = !matches!(name, "convert" | "quantize" | "fpga");
+    let given = [
+        ("--backend", backend, cli.backend != Backend::Cpu),
+        ("--fpga-scan", backend, cli.fpga_scan),
+        ("--state-bits", state, cli.state_bits != StateFormat::F32),
+        ("--kv", state, cli.kv.is_some()),
+        ("--kv-sinks", state, cli.kv_sinks.is_some()),
+        ("--kv-window", state, cli.kv_window.is_some()),
+    ];
+    match given.iter().find(|(_, applies, set)| *set && !applies) {
+        Some((flag, _, _)) => bail!("{flag} does not apply to `eddy {name}` (it would be ignored)"),
+        None => Ok(()),
+    }
+}
+
 fn main() {
     cli::out::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
+    if let Err(e) = check_options_apply(&cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     let _ = KERNELS_ARG.set(cli.kernels.clone());
     let _ = THREADS_ARG.set(cli.threads);
     let _ = BACKEND_ARG.set((cli.backend, cli.fpga_scan));

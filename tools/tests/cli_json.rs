@@ -111,3 +111,19 @@ fn quantize_without_calibration_warns_and_inspect_says_uncalibrated() {
     let v = json(eddy(&["inspect", q.to_str().unwrap(), "--json"]));
     assert_eq!(v["quantized"]["calibrated"], false);
 }
+
+#[test]
+fn runtime_options_where_they_do_not_apply_are_refused() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mamba-tiny-tied");
+    let out = tmp("refused.eddy");
+    let o = eddy(&["convert", src.to_str().unwrap(), "-o", out.to_str().unwrap(), "--state-bits", "4"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--state-bits does not apply to `eddy convert`"));
+    assert!(!out.exists(), "nothing is written");
+    let m = converted("applies");
+    let t = text_file("applies.txt", 2);
+    let o = eddy(&["eval", m.to_str().unwrap(), "--ppl", t.to_str().unwrap(), "--backend", "fpga-sim"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--backend does not apply to `eddy eval`"));
+    ok(eddy(&["eval", m.to_str().unwrap(), "--ppl", t.to_str().unwrap(), "--state-bits", "8"]));
+}
