@@ -5,7 +5,7 @@
 # calibration, inspect, and generate text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --demo
 cargo build --release -p eddy-cli
 EDDY=target/release/eddy
 MODEL_DIR=${1:-models/mamba-fortunes}

@@ -1,5 +1,11 @@
 #!/usr/bin/env bash
 # Installs what eddy's builds and tests need on a fresh machine. Idempotent.
+#
+#   scripts/setup.sh          everything the tests need (cross targets, QEMU,
+#                             cross compilers, yosys/iverilog, cargo tools)
+#   scripts/setup.sh --demo   only what scripts/demo.sh and the `eddy` CLI
+#                             need: a C++ compiler for the FPGA backend's
+#                             C-simulation (cargo feature `fpga`, on by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -7,11 +13,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust with rustup first (https://rustup.rs)" >&2
   exit 1
 fi
-# Cross targets: the no_std runtime is checked for Cortex-M4F; the
-# Cortex-M kernel tests also build for Cortex-M55 (Armv8.1-M + Helium); the
-# NEON kernels and the on-device CLI build for aarch64 Linux.
-rustup target add thumbv7em-none-eabihf thumbv8m.main-none-eabihf aarch64-unknown-linux-gnu >/dev/null
-
 # apt packages, installed only when missing (sudo only if not root).
 apt_install() {
   local missing=()
@@ -24,6 +25,15 @@ apt_install() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+if [ "${1:-}" = "--demo" ]; then
+  apt_install g++ libc6-dev
+  exit 0
+fi
+# Cross targets: the no_std runtime is checked for Cortex-M4F; the
+# Cortex-M kernel tests also build for Cortex-M55 (Armv8.1-M + Helium); the
+# NEON kernels and the on-device CLI build for aarch64 Linux.
+rustup target add thumbv7em-none-eabihf thumbv8m.main-none-eabihf aarch64-unknown-linux-gnu >/dev/null
+
 # Cortex-M kernel tests run in QEMU (mps2-an386 = M4, mps3-an547 = M55).
 apt_install qemu-system-arm
 # The C API's host example (scripts/test-firmware.sh) is built with gcc;

@@ -17,29 +17,31 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// The template used when a model has none: one `role: content` line per
-/// message, then `assistant:` when a reply is asked for.
-pub const DEFAULT_TEMPLATE: &str = "{% for message in messages %}{{ message.role }}: {{ message.content }}\
-{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+/// The template used when a model has none: `role:` on a line, then the
+/// message; `assistant:` and a new line when a reply is asked for (the reply
+/// starts a line, so the text the model generated is exactly what the
+/// next turn renders, and the state carries over).
+pub const DEFAULT_TEMPLATE: &str = "{% for message in messages %}{{ message.role }}:{{ '\\n' }}\
+{{ message.content }}{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}assistant:{{ '\\n' }}{% endif %}";
 
 /// Why a chat template could not be read, stored or rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatTemplateError {
     /// A checkpoint file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A checkpoint file is not valid JSON.
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON: {error}")]
     Json {
         /// The path.
         path: PathBuf,
         /// The cause.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// A field has a type the converter does not understand.
     #[error("{file}: `{field}` is not {expected}")]
@@ -63,7 +65,7 @@ pub enum ChatTemplateError {
 }
 
 /// One message of a conversation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// `system`, `user` or `assistant`.
     pub role: String,
@@ -106,7 +108,7 @@ impl StoredChatTemplate {
         let mut chat_template = tok_config.get("chat_template").cloned().unwrap_or(Value::Null);
         if chat_template.is_null() && jinja_path.exists() {
             let text = std::fs::read_to_string(&jinja_path)
-                .map_err(|source| ChatTemplateError::Io { path: jinja_path.clone(), source })?;
+                .map_err(|error| ChatTemplateError::Io { path: jinja_path.clone(), error })?;
             chat_template = Value::String(text);
         }
         check_template_shape(&chat_template)?;
@@ -230,9 +232,9 @@ fn read_json(path: &Path) -> Result<Option<Value>, ChatTemplateError> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
-            .map_err(|source| ChatTemplateError::Json { path: path.to_path_buf(), source }),
+            .map_err(|error| ChatTemplateError::Json { path: path.to_path_buf(), error }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ChatTemplateError::Io { path: path.to_path_buf(), source }),
+        Err(error) => Err(ChatTemplateError::Io { path: path.to_path_buf(), error }),
     }
 }
 
@@ -346,7 +348,10 @@ mod tests {
     fn no_template_means_the_plain_default() {
         let t = ChatTemplate::new(StoredChatTemplate::default()).unwrap();
         assert!(t.is_default());
-        assert_eq!(t.render(&conversation()[..2], true).unwrap(), "user: Hi\nassistant: Hello.\nassistant:");
+        assert_eq!(
+            t.render(&conversation()[..2], true).unwrap(),
+            "user:\nHi\nassistant:\nHello.\nassistant:\n"
+        );
     }
 
     #[test]

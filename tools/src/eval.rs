@@ -49,6 +49,22 @@ pub fn perplexity_in_windows(
     context: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<Perplexity, SessionError> {
+    perplexity_until(model, tokens, chunk, context, |done, _| {
+        progress(done);
+        true
+    })
+}
+
+/// Like [`perplexity_in_windows`], calling `progress` after each chunk with
+/// the tokens consumed and the perplexity so far; scoring ends early (with
+/// the perplexity of the tokens scored) when `progress` returns false.
+pub fn perplexity_until(
+    model: &Model<'_>,
+    tokens: &[u32],
+    chunk: usize,
+    context: usize,
+    mut progress: impl FnMut(usize, Perplexity) -> bool,
+) -> Result<Perplexity, SessionError> {
     if tokens.len() < 2 {
         return Err(SessionError::EmptyPrompt);
     }
@@ -69,7 +85,10 @@ pub fn perplexity_in_windows(
                 total += nll(logits, window[base + i + 1]);
                 count += 1;
             })?;
-            progress(start + base + part.len());
+            let so_far = Perplexity { predicted: count, mean_nll: total / count as f64 };
+            if !progress(start + base + part.len(), so_far) {
+                return Ok(so_far);
+            }
         }
     }
     Ok(Perplexity { predicted: count, mean_nll: total / count as f64 })

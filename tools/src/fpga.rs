@@ -111,7 +111,11 @@ pub enum FpgaCommand {
     },
     /// Print the cycle model's predicted tokens/s for Mamba-130M and
     /// Mamba-2.8B on each board (model predictions, not measurements).
-    Predict,
+    Predict {
+        /// Print the predictions as JSON (one object per model and board).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Overrides of a board's default design parameters.
@@ -175,7 +179,37 @@ pub fn run(cmd: FpgaCommand) -> Result<()> {
             println!("next: cd {} && vitis_hls -f run_hls.tcl   (see fpga/README.md)", output.display());
             Ok(())
         }
-        FpgaCommand::Predict => {
+        FpgaCommand::Predict { json: true } => {
+            let rows: Vec<serde_json::Value> = [cycles::MAMBA_130M, cycles::MAMBA_2_8B]
+                .iter()
+                .flat_map(|shape| cycles::BOARDS.iter().map(move |b| (shape, b)))
+                .map(|(shape, b)| {
+                    let d = b.design;
+                    let p = cycles::predict_token(&d, b, shape);
+                    serde_json::json!({
+                        "model": shape.name,
+                        "board": b.name,
+                        "pe": d.pe,
+                        "simd": d.simd,
+                        "clock_mhz": d.clock_mhz,
+                        "weight_bytes_per_token": p.weight_bytes,
+                        "cycles_per_token": p.cycles,
+                        "scan_cycles_per_token": p.scan_cycles,
+                        "kernel_tok_s": p.kernel_tok_s,
+                        "tok_s_incl_host": p.tok_s,
+                        "memory_bound": p.memory_bound,
+                        "dsp_estimate": cycles::dsp_estimate(&d),
+                        "dsps": b.dsps,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"kind": "model prediction, not a measurement", "predictions": rows})
+            );
+            Ok(())
+        }
+        FpgaCommand::Predict { json: false } => {
             println!("Model predictions (fpga/src/cycles.rs), not measurements:\n");
             print!("{}", cycles::prediction_table());
             Ok(())

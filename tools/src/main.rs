@@ -4,17 +4,18 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use eddy::{MappedModel, Model, Session, StateFormat, PREFILL_CHUNK};
 use eddy_cli::convert::gguf::GgufWeights;
-use eddy_cli::convert::{convert_into_with, WeightDtype};
+use eddy_cli::convert::{convert_into_with_progress, WeightDtype};
 use eddy_cli::file_writer::TempOutput;
 use eddy_cli::fpga::Backend;
 use eddy_cli::mapped_input::MappedInput;
-use eddy_cli::sample::SamplerConfig;
 use eddy_cli::text::{parse_token_list, TextCodec};
 mod cli;
 
 use cli::bench::{cmd_bench, BenchArgs};
+use cli::chat::{cmd_chat, ChatArgs};
+use cli::eval::{cmd_eval, EvalArgs};
 use cli::inspect::{cmd_inspect, cmd_memory};
-use cli::run::cmd_run;
+use cli::run::{cmd_run, RunArgs};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ struct Cli {
     kernels: Option<String>,
     /// Threads for matrix work (default: all cores; also settable with the
     /// EDDY_THREADS environment variable). Results do not depend on it.
-    #[arg(long, global = true)]
+    #[arg(short = 't', long, global = true)]
     threads: Option<usize>,
     /// Where integer matrix products run (run, logits): the CPU, or the
     /// FPGA kernel in C-simulation (bit-identical results).
@@ -241,57 +242,20 @@ enum Command {
     Inspect {
         /// The .eddy file.
         model: PathBuf,
+        /// Print everything as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Generate text from a prompt, streaming it.
-    Run {
-        /// The .eddy file.
-        model: PathBuf,
-        /// Prompt text (needs the embedded tokenizer).
-        #[arg(short, long, conflicts_with = "tokens")]
-        prompt: Option<String>,
-        /// Prompt as comma-separated token ids instead of text.
-        #[arg(long)]
-        tokens: Option<String>,
-        /// Tokens to generate.
-        #[arg(short = 'n', long, default_value_t = 64)]
-        n_tokens: usize,
-        /// Sampling temperature (0 = greedy, the default).
-        #[arg(long, default_value_t = 0.0)]
-        temperature: f32,
-        /// Keep only the k most likely tokens (0 = all).
-        #[arg(long, default_value_t = 0)]
-        top_k: usize,
-        /// Nucleus sampling threshold (1 = off).
-        #[arg(long, default_value_t = 1.0)]
-        top_p: f32,
-        /// Random seed for sampling.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Print generated token ids instead of text.
-        #[arg(long)]
-        ids: bool,
-    },
+    Run(RunArgs),
+    /// Chat on stdin/stdout with the model's chat template; the state
+    /// carries across turns. Commands: /reset, /save FILE, /load FILE.
+    Chat(ChatArgs),
     /// Measure prefill (ppN) and decode (tgN) tokens/s like llama-bench,
     /// with the decode memory-bandwidth roofline measured in the same run.
     Bench(BenchArgs),
     /// Perplexity of a text file (one stream, state carried across chunks).
-    Eval {
-        /// The .eddy file.
-        model: PathBuf,
-        /// UTF-8 text file to score (needs the embedded tokenizer).
-        #[arg(long)]
-        ppl: PathBuf,
-        /// Tokens per prefill chunk (does not change the result).
-        #[arg(long, default_value_t = 512)]
-        chunk: usize,
-        /// Score at most this many tokens (0 = all).
-        #[arg(long, default_value_t = 0)]
-        limit: usize,
-        /// Restart from an empty state every this many tokens (0 = score
-        /// the text as one stream).
-        #[arg(long, default_value_t = 0)]
-        ctx: usize,
-    },
+    Eval(EvalArgs),
     /// FPGA backend: export a board project, print the cycle model.
     Fpga {
         #[command(subcommand)]
@@ -310,6 +274,9 @@ enum Command {
         /// Context lengths, comma-separated.
         #[arg(long, default_value = "1024,32768,1048576")]
         ctx: String,
+        /// Print the table as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the model over HTTP with the OpenAI API (completions, chat).
     Serve(eddy_cli::serve::ServeArgs),
@@ -454,16 +421,6 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
     Ok(out)
 }
 
-fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len as u64);
-    let template = format!("{{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})");
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
-}
-
 /// Check the finished file behind `tmp` with the runtime's own reader, then
 /// put it in place; the size written.
 fn persist_checked(tmp: TempOutput, mut file: BufWriter<File>) -> Result<u64> {
@@ -478,7 +435,19 @@ fn persist_checked(tmp: TempOutput, mut file: BufWriter<File>) -> Result<u64> {
     Ok(len)
 }
 
+/// Say that a file quantized without `--calib` is of lower quality (its
+/// report records zero calibration tokens: `inspect` shows "uncalibrated").
+fn warn_if_uncalibrated(q: &QuantArgs) {
+    if q.calib.is_none() {
+        eprintln!(
+            "warning: no --calib text: quantizing without activation statistics (plain weight error, no \
+             GPTQ); the file is marked uncalibrated. Pass --calib TEXT for better quality."
+        );
+    }
+}
+
 fn cmd_quantize(path: PathBuf, output: PathBuf, recipe: String, q: QuantArgs) -> Result<()> {
+    warn_if_uncalibrated(&q);
     let (tmp, file) =
         TempOutput::create(&output).with_context(|| format!("cannot create {}", output.display()))?;
     let file = quantize_file(&path, file, &recipe, &q)?;
@@ -501,14 +470,22 @@ fn cmd_convert(
     let create = |p: &Path| TempOutput::create(p).with_context(|| format!("cannot create {}", p.display()));
     // Streamed to a temporary file beside the output; with a recipe that
     // file is the quantizer's (mapped) input and is removed afterwards.
+    let started = Instant::now();
     let (converted_tmp, file) = create(&output)?;
     // A recipe re-quantizes from floats, so a GGUF's quantized tensors are
     // then dequantized rather than kept.
     let weights = if recipe.is_some() { GgufWeights::Dequantize } else { GgufWeights::Keep };
-    let (mut file, conv) = convert_into_with(&hf_dir, dtype, weights, file)?;
+    let mut bar: Option<eddy_cli::progress::Progress> = None;
+    let (mut file, conv) = convert_into_with_progress(&hf_dir, dtype, weights, file, |done, total| {
+        bar.get_or_insert_with(|| eddy_cli::progress::Progress::new("convert", total, "weights")).set(done)
+    })?;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
     let len = match recipe {
         None => persist_checked(converted_tmp, file)?,
         Some(recipe) => {
+            warn_if_uncalibrated(&q);
             file.flush().context("cannot write the output")?;
             drop(file);
             let (tmp, out) = create(&output)?;
@@ -528,47 +505,13 @@ fn cmd_convert(
         eprintln!("note: no tokenizer.json in {}; use token ids with `eddy run --tokens`", hf_dir.display());
     }
     println!(
-        "wrote {} ({len} bytes): {}, {} layers, width {}, vocab {}",
+        "wrote {} ({len} bytes): {}, {} layers, width {}, vocab {}; {:.1} s",
         output.display(),
         conv.architecture.name(),
         conv.shape.0,
         conv.shape.1,
-        conv.shape.2
-    );
-    Ok(())
-}
-
-/// `eddy bench` arguments.
-fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize, ctx: usize) -> Result<()> {
-    let mapped = open(&path)?;
-    let model = load(&mapped)?;
-    let json = model
-        .tokenizer_json()
-        .with_context(|| format!("{} has no embedded tokenizer; eval needs one", path.display()))?;
-    let codec = TextCodec::from_json(json)?;
-    let text = std::fs::read_to_string(&text_path)
-        .with_context(|| format!("cannot read {} as UTF-8 text", text_path.display()))?;
-    let mut tokens = codec.encode(&text)?;
-    if limit > 0 {
-        tokens.truncate(limit);
-    }
-    if tokens.len() < 2 {
-        bail!("{} has fewer than 2 tokens; nothing to score", text_path.display());
-    }
-    let bar = progress_bar(tokens.len() - 1, "tokens");
-    let t0 = Instant::now();
-    let result = eddy_cli::eval::perplexity_in_windows(&model, &tokens, chunk, ctx, |done| {
-        bar.set_position(done as u64)
-    })?;
-    bar.finish_and_clear();
-    println!(
-        "tokens evaluated: {}  mean nll: {:.6}  ppl: {:.4}  ({:.1} tok/s, state {}, {} bytes)",
-        result.predicted,
-        result.mean_nll,
-        result.ppl(),
-        result.predicted as f64 / t0.elapsed().as_secs_f64(),
-        model.state_format(),
-        model.state_bytes()
+        conv.shape.2,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
@@ -601,8 +544,44 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
     eddy_cli::fpga::report(fpga.as_ref())
 }
 
+/// Refuse runtime options given to a subcommand that would ignore them.
+fn check_options_apply(cli: &Cli) -> Result<()> {
+    let name = match &cli.command {
+        Command::Convert { .. } => "convert",
+        Command::Quantize { .. } => "quantize",
+        Command::Inspect { .. } => "inspect",
+        Command::Run(_) => "run",
+        Command::Chat(_) => "chat",
+        Command::Bench(_) => "bench",
+        Command::Eval(_) => "eval",
+        Command::Fpga { .. } => "fpga",
+        Command::Memory { .. } => "memory",
+        Command::Logits { .. } => "logits",
+        Command::Serve(_) => "serve",
+    };
+    let backend = matches!(name, "run" | "logits");
+    let state = !matches!(name, "convert" | "quantize" | "fpga");
+    let given = [
+        ("--backend", backend, cli.backend != Backend::Cpu),
+        ("--fpga-scan", backend, cli.fpga_scan),
+        ("--state-bits", state, cli.state_bits != StateFormat::F32),
+        ("--kv", state, cli.kv.is_some()),
+        ("--kv-sinks", state, cli.kv_sinks.is_some()),
+        ("--kv-window", state, cli.kv_window.is_some()),
+    ];
+    match given.iter().find(|(_, applies, set)| *set && !applies) {
+        Some((flag, _, _)) => bail!("{flag} does not apply to `eddy {name}` (it would be ignored)"),
+        None => Ok(()),
+    }
+}
+
 fn main() {
+    cli::out::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
+    if let Err(e) = check_options_apply(&cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     let _ = KERNELS_ARG.set(cli.kernels.clone());
     let _ = THREADS_ARG.set(cli.threads);
     let _ = BACKEND_ARG.set((cli.backend, cli.fpga_scan));
@@ -613,19 +592,20 @@ fn main() {
             cmd_convert(hf_dir, output, dtype, recipe, quant)
         }
         Command::Quantize { model, output, recipe, quant } => cmd_quantize(model, output, recipe, quant),
-        Command::Inspect { model } => cmd_inspect(model),
-        Command::Run { model, prompt, tokens, n_tokens, temperature, top_k, top_p, seed, ids } => {
-            let cfg = SamplerConfig { temperature, top_k, top_p, seed };
-            cmd_run(model, prompt, tokens, n_tokens, cfg, ids)
-        }
+        Command::Inspect { model, json } => cmd_inspect(model, json),
+        Command::Run(args) => cmd_run(args),
+        Command::Chat(args) => cmd_chat(args),
         Command::Bench(args) => cmd_bench(args),
-        Command::Eval { model, ppl, chunk, limit, ctx } => cmd_eval(model, ppl, chunk, limit, ctx),
+        Command::Eval(args) => cmd_eval(args),
         Command::Logits { model, tokens, output, stepwise } => cmd_logits(model, tokens, output, stepwise),
-        Command::Memory { model, shape, ctx } => cmd_memory(model, shape, ctx),
+        Command::Memory { model, shape, ctx, json } => cmd_memory(model, shape, ctx, json),
         Command::Fpga { command } => eddy_cli::fpga::run(command),
         Command::Serve(args) => open(&args.model).and_then(|m| Ok(eddy_cli::serve::run(&load(&m)?, &args)?)),
     };
     if let Err(e) = result {
+        if cli::out::is_broken_pipe(&e) {
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

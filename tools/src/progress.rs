@@ -23,7 +23,8 @@ impl Progress {
     pub fn new(phase: &str, total: u64, unit: &str) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
-            let template = format!("{phase}: {{bar:40}} {{human_pos}}/{{human_len}} {unit} (eta {{eta}})");
+            let template =
+                format!("{phase}: {{bar:40}} {{human_pos}}/{{human_len}} {unit} (eta {{eta}}) {{msg}}");
             bar.set_style(
                 indicatif::ProgressStyle::with_template(&template)
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -36,8 +37,14 @@ impl Progress {
 
     /// `done` units of the phase are done.
     pub fn set(&mut self, done: u64) {
+        self.set_with(done, "")
+    }
+
+    /// `done` units are done; `note` (e.g. a running figure) is shown beside.
+    pub fn set_with(&mut self, done: u64, note: &str) {
         if let Some(bar) = &self.bar {
             bar.set_position(done);
+            bar.set_message(note.to_string());
             return;
         }
         if self.last_line.elapsed() < LINE_EVERY || done >= self.total {
@@ -47,11 +54,12 @@ impl Progress {
         let elapsed = self.start.elapsed().as_secs_f64();
         let eta = if done > 0 { elapsed * (self.total - done) as f64 / done as f64 } else { f64::NAN };
         eprintln!(
-            "{}: {done}/{} {} ({:.0}%), {elapsed:.0} s, eta {eta:.0} s",
+            "{}: {done}/{} {} ({:.0}%), {elapsed:.0} s, eta {eta:.0} s{}{note}",
             self.phase,
             self.total,
             self.unit,
-            100.0 * done as f64 / self.total.max(1) as f64
+            100.0 * done as f64 / self.total.max(1) as f64,
+            if note.is_empty() { "" } else { ", " }
         );
     }
 

@@ -53,7 +53,7 @@ fn a_file_without_a_template_gets_the_default_and_the_header_eos() {
     let t = ChatTemplate::from_model(&model).unwrap();
     assert!(t.is_default());
     assert_eq!(t.eos_token_ids(), &[0]);
-    assert_eq!(t.render(&[ChatMessage::new("user", "hi")], true).unwrap(), "user: hi\nassistant:");
+    assert_eq!(t.render(&[ChatMessage::new("user", "hi")], true).unwrap(), "user:\nhi\nassistant:\n");
 }
 
 #[test]

@@ -96,3 +96,17 @@ fn fpga_export_and_predict() {
         "{table}"
     );
 }
+
+#[test]
+fn fpga_predict_prints_json_matching_the_table() {
+    let v: serde_json::Value = serde_json::from_str(&ok(&eddy(&["fpga", "predict", "--json"]))).unwrap();
+    let rows = v["predictions"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{v}");
+    let table = ok(&eddy(&["fpga", "predict"]));
+    for r in rows {
+        let cells = format!("| {} | {} |", r["model"].as_str().unwrap(), r["board"].as_str().unwrap());
+        assert!(table.contains(&cells), "{cells} not in {table}");
+        let cycles = format!("| {} ({}) |", r["cycles_per_token"], r["scan_cycles_per_token"]);
+        assert!(table.contains(&cycles), "{cycles} not in {table}");
+    }
+}

@@ -5,12 +5,78 @@ use super::parse_counts;
 use crate::{load, open, PREFILL_CHUNK, STATE_ARG};
 use anyhow::{bail, Result};
 use eddy::{HParam, StateFormat};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Whether a quantization report says calibration text was used.
+fn calibrated(report: &serde_json::Value) -> bool {
+    report["calib_tokens"].as_u64().is_some_and(|n| n > 0)
+}
+
+/// Everything `inspect` prints, as one JSON object.
+fn inspect_json(path: &Path, model: &eddy::Model<'_>) -> serde_json::Value {
+    use serde_json::json;
+    let file = model.file();
+    let hparams: serde_json::Map<String, serde_json::Value> = file
+        .hparams()
+        .map(|(k, v)| match HParam::from_code(k) {
+            Some(key) if key.is_float() => (key.name().to_string(), json!(f32::from_bits(v))),
+            Some(key) if v == u32::MAX => (key.name().to_string(), serde_json::Value::Null),
+            Some(key) => (key.name().to_string(), json!(v)),
+            None => (format!("key#{k}"), json!(v)),
+        })
+        .collect();
+    let tensors: Vec<_> = file
+        .tensors()
+        .map(
+            |t| json!({"name": t.name, "format": t.format.name(), "shape": t.shape(), "bytes": t.data.len()}),
+        )
+        .collect();
+    let bits = eddy_cli::calibrate::bits_summary(model);
+    let quantized = file.blob(eddy::BlobKind::QuantReport).map(|r| {
+        let mut v: serde_json::Value = serde_json::from_slice(r).unwrap_or_default();
+        let c = calibrated(&v);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("calibrated".into(), json!(c));
+        }
+        v
+    });
+    let chat = eddy_cli::chat_template::ChatTemplate::from_model(model);
+    let state_by_bits: serde_json::Map<String, serde_json::Value> =
+        StateFormat::ALL.iter().map(|&f| (f.bits().to_string(), json!(model.state_bytes_in(f)))).collect();
+    json!({
+        "file": path.display().to_string(),
+        "architecture": model.architecture().name(),
+        "file_bytes": file.len(),
+        "checksum": file.checksum(),
+        "hyper_parameters": hparams,
+        "tensors": tensors,
+        "bits_per_weight": {"all": bits.all, "matrices": bits.matrices, "layer_linears": bits.layer_linears},
+        "quantized": quantized,
+        "tokenizer_bytes": model.tokenizer_json().map(<[u8]>::len),
+        "chat_template": match &chat {
+            Ok(t) => json!({"stored": !t.is_default(), "eos_token_ids": t.eos_token_ids()}),
+            Err(e) => json!({"error": e.to_string()}),
+        },
+        "state_bytes": model.state_bytes(),
+        "state_format": model.state_format().to_string(),
+        "state_bytes_by_bits": state_by_bits,
+        "layer_kinds": file.blob(eddy::BlobKind::LayerKinds),
+        "kv_cache": model.kv_cache().map(|kv| json!({"format": kv.format.name(), "sinks": kv.sinks, "window": kv.window})),
+        "scratch_bytes": model.scratch_bytes(),
+        "prefill_bytes": model.prefill_scratch_bytes(PREFILL_CHUNK, false),
+        "kernels": model.kernels().name,
+        "threads": model.workers().count(),
+    })
+}
 
 /// Print architecture, hyper-parameters, tensors and memory needs.
-pub(crate) fn cmd_inspect(path: PathBuf) -> Result<()> {
+pub(crate) fn cmd_inspect(path: PathBuf, json: bool) -> Result<()> {
     let mapped = open(&path)?;
     let model = load(&mapped)?;
+    if json {
+        println!("{:#}", inspect_json(&path, &model));
+        return Ok(());
+    }
     let file = model.file();
     println!("file:          {}", path.display());
     println!("architecture:  {}", model.architecture().name());
@@ -46,7 +112,13 @@ pub(crate) fn cmd_inspect(path: PathBuf) -> Result<()> {
     );
     if let Some(report) = file.blob(eddy::BlobKind::QuantReport) {
         let v: serde_json::Value = serde_json::from_slice(report).unwrap_or_default();
-        println!(
+        if !calibrated(&v) {
+            println!(
+                "quantized:     recipe {}, uncalibrated (no --calib: plain weight error, no activation statistics)",
+                v["recipe"].as_str().unwrap_or("?")
+            );
+        } else {
+            println!(
             "quantized:     recipe {}, {} calibration tokens, clip search {}, activation-aware {}, gptq {}",
             v["recipe"].as_str().unwrap_or("?"),
             v["calib_tokens"],
@@ -54,6 +126,7 @@ pub(crate) fn cmd_inspect(path: PathBuf) -> Result<()> {
             v["activation_aware"],
             v["gptq"]
         );
+        }
     }
     match model.tokenizer_json() {
         Some(t) => println!("tokenizer:     embedded ({} bytes)", t.len()),
@@ -111,32 +184,48 @@ pub(crate) fn cmd_inspect(path: PathBuf) -> Result<()> {
 }
 
 /// Per-sequence memory at several context lengths (a file or a named shape).
-pub(crate) fn cmd_memory(path: Option<PathBuf>, shape: Option<String>, ctx: String) -> Result<()> {
+pub(crate) fn cmd_memory(
+    path: Option<PathBuf>,
+    shape: Option<String>,
+    ctx: String,
+    json: bool,
+) -> Result<()> {
     let contexts: Vec<u32> = parse_counts(&ctx, "--ctx")?.into_iter().map(|c| c as u32).collect();
     if contexts.is_empty() || contexts.contains(&0) {
         bail!("--ctx needs positive context lengths, e.g. 1024,32768,1048576");
     }
-    let rows = match (&path, &shape) {
+    // The rows first, so a bad file or shape prints nothing but the error.
+    let (title, rows) = match (&path, &shape) {
         (Some(path), _) => {
             let mapped = open(path)?;
             let model = load(&mapped)?;
-            println!(
+            let title = format!(
                 "per-sequence state of {} ({}, state {}: --state-bits)",
                 path.display(),
                 model.architecture().name(),
                 model.state_format()
             );
-            eddy_cli::memory::model_memory_rows(&model, &contexts)?
+            (title, eddy_cli::memory::model_memory_rows(&model, &contexts)?)
         }
         (None, Some(name)) => {
             if STATE_ARG.get().is_some_and(|&f| f != StateFormat::F32) {
                 bail!("--state-bits needs a .eddy file: a --shape is sized with an f32 recurrent state");
             }
-            println!("per-sequence state of the {name} shape (hyper-parameters of the public checkpoint)");
-            eddy_cli::memory::shape_memory_rows(name, &contexts)?
+            let rows = eddy_cli::memory::shape_memory_rows(name, &contexts)?;
+            (
+                format!("per-sequence state of the {name} shape (hyper-parameters of the public checkpoint)"),
+                rows,
+            )
         }
         (None, None) => bail!("give a .eddy file or --shape"),
     };
+    if json {
+        let rows: Vec<_> =
+            rows.iter().map(|r| serde_json::json!({"setting": r.setting, "bytes": r.bytes})).collect();
+        println!("{}", serde_json::json!({"contexts": contexts, "rows": rows}));
+        return Ok(());
+    }
+    println!("{title}");
     let size = |b: usize| match b {
         b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
         b if b < 1 << 30 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),

@@ -2,7 +2,10 @@
 //! types and the small commands stay in `main.rs`).
 
 pub(crate) mod bench;
+pub(crate) mod chat;
+pub(crate) mod eval;
 pub(crate) mod inspect;
+pub(crate) mod out;
 pub(crate) mod run;
 
 use anyhow::{Context, Result};

@@ -395,12 +395,24 @@ pub fn convert_into_with<W: Write + Seek>(
     weights: gguf::GgufWeights,
     out: W,
 ) -> Result<(W, ConvertSummary), ConvertError> {
+    convert_into_with_progress(path, dtype, weights, out, |_, _| {})
+}
+
+/// [`convert_into_with`], calling `progress(done, total)` in weights after
+/// each tensor of a Hugging Face checkpoint is written.
+pub fn convert_into_with_progress<W: Write + Seek>(
+    path: &Path,
+    dtype: WeightDtype,
+    weights: gguf::GgufWeights,
+    out: W,
+    progress: impl FnMut(u64, u64),
+) -> Result<(W, ConvertSummary), ConvertError> {
     if gguf::is_gguf(path) {
         gguf::convert_into(path, dtype, weights, out)
     } else if path.is_file() {
         Err(ConvertError::NotGguf(path.to_path_buf()))
     } else {
-        convert_dir_into(path, dtype, out)
+        convert_dir_into(path, dtype, out, progress)
     }
 }
 
@@ -411,6 +423,7 @@ fn convert_dir_into<W: Write + Seek>(
     dir: &Path,
     dtype: WeightDtype,
     out: W,
+    mut progress: impl FnMut(u64, u64),
 ) -> Result<(W, ConvertSummary), ConvertError> {
     let (cfg, ckpt) = open_dir(dir)?;
     let plan = plan_for(&cfg, &ckpt)?;
@@ -440,6 +453,8 @@ fn convert_dir_into<W: Write + Seek>(
     let names = plan.specs.iter().map(eddy_name).collect();
     let blob_count = plan.blobs.len() + usize::from(tokenizer.is_some()) + usize::from(chat.is_some());
     let mut w = StreamingFile::new(out, plan.architecture, &hparams, names, blob_count)?;
+    let total: u64 = plan.specs.iter().map(|s| s.rows * s.cols).sum();
+    let mut done = 0u64;
     for (spec, hf) in plan.specs.iter().zip(&hf_names) {
         let missing = || ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy_name(spec) };
         let (_, values) = ckpt.read_f32(hf)?.ok_or_else(missing)?;
@@ -454,6 +469,8 @@ fn convert_dir_into<W: Write + Seek>(
             _ => TensorFormat::F32,
         };
         w.tensor_f32(eddy_name(spec), &eddy_shape, format, &values)?;
+        done += spec.rows * spec.cols;
+        progress(done, total);
     }
     for (kind, bytes) in plan.blobs {
         w.blob(kind, bytes)?;
