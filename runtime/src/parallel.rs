@@ -137,40 +137,22 @@ impl Workers<'_> {
         b_chunk: usize,
         job: impl Fn(usize, &mut [A], &mut [B]) + Sync,
     ) {
-        self.for_chunk_pairs_with_perm(a, a_chunk, b, b_chunk, &mut [], |i, x, y, _| job(i, x, y));
-    }
-}
-
-impl Workers<'_> {
-    /// [`for_chunk_pairs`](Self::for_chunk_pairs) where `job` also gets a
-    /// scratch slice of `perm.len()` bytes of its own, as in
-    /// [`for_chunks`](Self::for_chunks).
-    pub(crate) fn for_chunk_pairs_with_perm<A: Send, B: Send>(
-        &self,
-        a: &mut [A],
-        a_chunk: usize,
-        b: &mut [B],
-        b_chunk: usize,
-        perm: &mut [i8],
-        job: impl Fn(usize, &mut [A], &mut [B], &mut [i8]) + Sync,
-    ) {
         let (a_chunk, b_chunk) = (a_chunk.max(1), b_chunk.max(1));
         #[cfg(feature = "threads")]
         if let Some(pool) = self.pool {
             if a.len() > a_chunk {
                 use rayon::prelude::*;
-                let perm_len = perm.len();
                 pool.install(|| {
                     a.par_chunks_mut(a_chunk)
                         .zip(b.par_chunks_mut(b_chunk))
                         .enumerate()
-                        .for_each(|(i, (x, y))| with_thread_perm(perm_len, |p| job(i, x, y, p)))
+                        .for_each(|(i, (x, y))| job(i, x, y))
                 });
                 return;
             }
         }
         for (i, (x, y)) in a.chunks_mut(a_chunk).zip(b.chunks_mut(b_chunk)).enumerate() {
-            job(i, x, y, perm);
+            job(i, x, y);
         }
     }
 }
