@@ -620,7 +620,14 @@ impl GatedMlp<'_> {
         if let (1, None, ProductScratch::One(scratch)) = (n, &*rc.observe, &mut *rc.acts) {
             let ys = [&mut rows.gate[..f], &mut rows.up[..f]];
             let finish = |[gate, up]: [&mut [f32]; 2]| gate_rows(gate, up);
-            Linear::matvec_fused_then([&self.gate, &self.up], normed, ys, scratch, (rc.cx.kernels, workers), finish);
+            Linear::matvec_fused_then(
+                [&self.gate, &self.up],
+                normed,
+                ys,
+                scratch,
+                (rc.cx.kernels, workers),
+                finish,
+            );
             rc.project(&self.down, &rows.gate[..f], &mut rows.out[..m], n);
             crate::ops::add_assign(&mut x[..m], &rows.out[..m]);
             return;

@@ -7,6 +7,42 @@
 
 use crate::offload::Offload;
 
+/// Hand-offs to a pool so far (see [`handoffs`]).
+#[cfg(feature = "threads")]
+static HANDOFFS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Work handed to a thread pool so far in this process: one per parallel
+/// split (a matrix product, a recurrence over heads, ...) and one per
+/// whole step run on the pool. Each is a round trip between threads; the
+/// difference across a decode step is what the step pays in them.
+pub fn handoffs() -> usize {
+    #[cfg(feature = "threads")]
+    return HANDOFFS.load(core::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(feature = "threads"))]
+    0
+}
+
+/// Count one hand-off to the pool.
+#[cfg(feature = "threads")]
+fn count_handoff() {
+    HANDOFFS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    #[cfg(test)]
+    HANDOFFS_HERE.with(|n| n.set(n.get() + 1));
+}
+
+#[cfg(all(test, feature = "threads"))]
+std::thread_local! {
+    /// Hand-offs made from this thread: what a unit test's own calls did,
+    /// whatever other tests run beside it.
+    static HANDOFFS_HERE: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// Hand-offs made from the calling thread so far (unit tests).
+#[cfg(all(test, feature = "threads"))]
+pub(crate) fn handoffs_here() -> usize {
+    HANDOFFS_HERE.with(|n| n.get())
+}
+
 /// Where matrix work runs: the calling thread, or a fixed pool of threads;
 /// integer matrix products (and the scan) go to an [`Offload`] device
 /// first when one is set.
@@ -90,6 +126,7 @@ impl<'o> Workers<'o> {
     pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         #[cfg(feature = "threads")]
         if let Some(pool) = self.pool {
+            count_handoff();
             return pool.install(f);
         }
         f()
@@ -111,6 +148,7 @@ impl<'o> Workers<'o> {
             if data.len() > chunk {
                 use rayon::prelude::*;
                 let perm_len = perm.len();
+                count_handoff();
                 pool.install(|| {
                     data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| {
                         with_thread_perm(perm_len, |p| job(i, c, p));
@@ -142,6 +180,7 @@ impl Workers<'_> {
         if let Some(pool) = self.pool {
             if a.len() > a_chunk {
                 use rayon::prelude::*;
+                count_handoff();
                 pool.install(|| {
                     a.par_chunks_mut(a_chunk)
                         .zip(b.par_chunks_mut(b_chunk))

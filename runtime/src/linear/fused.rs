@@ -233,7 +233,11 @@ mod tests {
     }
 
     /// Separate `matvec`s, then `finish` over the whole outputs.
-    fn separate<const N: usize>(ls: [&Linear<'_>; N], x: &[f32], finish: impl Fn(&mut [Vec<f32>; N])) -> [Vec<f32>; N] {
+    fn separate<const N: usize>(
+        ls: [&Linear<'_>; N],
+        x: &[f32],
+        finish: impl Fn(&mut [Vec<f32>; N]),
+    ) -> [Vec<f32>; N] {
         let cols = x.len();
         let mut words = std::vec![0f32; ActScratch::words(cols)];
         let mut act = ActScratch::from_words(&mut words, cols);
@@ -251,8 +255,11 @@ mod tests {
     #[test]
     fn fused_equals_separate_matvecs() {
         let cols = 512;
-        let shapes =
-            [(TensorFormat::W4 { group: 64 }, 100), (TensorFormat::F32, 37), (TensorFormat::W8 { group: 64 }, 250)];
+        let shapes = [
+            (TensorFormat::W4 { group: 64 }, 100),
+            (TensorFormat::F32, 37),
+            (TensorFormat::W8 { group: 64 }, 250),
+        ];
         let s = Stored::new(&shapes, cols);
         let mut inf = values(cols, 3);
         inf[7] = f32::INFINITY;
@@ -266,7 +273,14 @@ mod tests {
                     let mut act = ActScratch::from_words(&mut words, cols);
                     let mut ys: [Vec<f32>; 3] = core::array::from_fn(|i| std::vec![0f32; shapes[i].1]);
                     let [a, b, c] = &mut ys;
+                    #[cfg(feature = "threads")]
+                    let before = crate::parallel::handoffs_here();
                     Linear::matvec_fused(ls, &x, [a, b, c], &mut act, eddy_kernels::best(), workers);
+                    #[cfg(feature = "threads")]
+                    {
+                        let handoffs = crate::parallel::handoffs_here() - before;
+                        assert_eq!(handoffs, usize::from(threads > 1), "one hand-off, threads {threads}");
+                    }
                     for i in 0..3 {
                         assert_eq!(bits(&ys[i]), bits(&want[i]), "matrix {i} threads {threads} bias {bias}");
                     }
@@ -312,7 +326,11 @@ mod tests {
     /// part is further from an equal share than one row block.
     #[test]
     fn boundaries_balance_bytes() {
-        let spans = [Span { rows: 100, row_cost: 10 }, Span { rows: 50, row_cost: 40 }, Span { rows: 3, row_cost: 7 }];
+        let spans = [
+            Span { rows: 100, row_cost: 10 },
+            Span { rows: 50, row_cost: 40 },
+            Span { rows: 3, row_cost: 7 },
+        ];
         let total: usize = spans.iter().map(|s| s.rows * s.row_cost).sum();
         for parts in 1..=MAX_PARTS {
             let b = boundaries(&spans, parts);
