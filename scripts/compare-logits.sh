@@ -2,7 +2,7 @@
 # Check that two eddy binaries (e.g. before and after a refactor) give
 # byte-identical converted files and logits on the shipped models and
 # fixtures: f32, w2a8 and w4a8, each prefilled, stepped, on two threads,
-# on the scalar kernels and (where the CPU has it) on avx512-vnni.
+# on the scalar kernels and (where the CPU has it) on avx512-vnni and avx2.
 # Usage: scripts/compare-logits.sh OLD_EDDY NEW_EDDY [OUT_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,8 @@ for b in "$OLD" "$NEW"; do [ -x "$b" ] || { echo "error: $b is not an executable
 mkdir -p "$OUT"
 TOK=1,5,9,2,7,3,8,4,6,10,11,12,13,14,15,16,17,18,19,20
 MODES=("" "--stepwise" "--threads 2" "--kernels scalar")
-grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && MODES+=("--kernels avx512-vnni")
+# Where AVX-512 VNNI makes another set automatic, `avx2` is checked by name.
+grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && MODES+=("--kernels avx512-vnni" "--kernels avx2")
 same=0 diff=0
 for src in models/*-fortunes tests/fixtures/{gla,gated-deltanet,recurrentgemma,rwkv4,lstm}-tiny; do
   name=$(basename "$src")

@@ -363,9 +363,10 @@ pub struct Kernels {
     /// True if this CPU can run the set (CPU feature detection with
     /// `std`, target features without it).
     pub available: fn() -> bool,
-    /// True if [`best`] may choose the set; false for sets that run only
-    /// when asked for by name.
-    pub auto: bool,
+    /// True if [`best`] may choose the set on this CPU (given it is
+    /// [`available`](Self::available)): [`by_name_only`] for sets that run only
+    /// when asked for by name, a CPU check for sets that win only on some.
+    pub auto: fn() -> bool,
     /// Quantized weights × int8 activations.
     pub matvec_i8: MatvecI8,
     /// Quantized weights × several tokens' activations, if this set has a
@@ -425,9 +426,15 @@ impl core::fmt::Debug for Kernels {
     }
 }
 
-/// For [`Kernels::available`] of sets every CPU of their build can run.
+/// For [`Kernels::available`] of sets every CPU of their build can run,
+/// and [`Kernels::auto`] of sets chosen wherever they run.
 pub fn always_available() -> bool {
     true
+}
+
+/// For [`Kernels::auto`] of sets that run only when asked for by name.
+pub fn by_name_only() -> bool {
+    false
 }
 
 /// The scalar reference kernels (every target). A `const` so that every
@@ -435,7 +442,7 @@ pub fn always_available() -> bool {
 pub const SCALAR: Kernels = Kernels {
     name: "scalar",
     available: always_available,
-    auto: true,
+    auto: always_available,
     matvec_i8: scalar::matvec_i8,
     matmat_i8: None,
     matmat_f16: None,
@@ -463,7 +470,7 @@ pub const SCALAR: Kernels = Kernels {
 };
 
 #[cfg(target_arch = "x86_64")]
-static COMPILED: [&Kernels; 3] = [&SCALAR, &x86::AVX2, &x86::AVX512_VNNI];
+static COMPILED: [&Kernels; 4] = [&SCALAR, &x86::AVX2, &x86::AVX512_VNNI, &x86::AVX2_VNNI_PREFILL];
 #[cfg(all(target_arch = "arm", eddy_dsp, not(eddy_mve)))]
 static COMPILED: [&Kernels; 2] = [&SCALAR, &arm::dsp::DSP];
 #[cfg(all(target_arch = "arm", eddy_mve))]
@@ -498,5 +505,5 @@ pub fn by_name(name: &str) -> Option<&'static Kernels> {
 
 /// The best kernel set for this CPU that is chosen automatically.
 pub fn best() -> &'static Kernels {
-    compiled().iter().rev().copied().find(|k| supported(k) && k.auto).unwrap_or(&SCALAR)
+    compiled().iter().rev().copied().find(|k| supported(k) && (k.auto)()).unwrap_or(&SCALAR)
 }

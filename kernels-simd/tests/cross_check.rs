@@ -164,14 +164,15 @@ fn names_resolve() {
         && std::is_x86_feature_detected!("fma")
         && std::is_x86_feature_detected!("f16c")
     {
-        assert_eq!(eddy_kernels::best().name, "avx2");
         assert!(kernel_sets().iter().any(|k| k.name == "avx2"));
-        // With AVX-512 VNNI the `avx512-vnni` set is tested here too (it
-        // is only ever chosen by name, so `best` stays `avx2`).
+        // With AVX-512 VNNI the `avx512-vnni` and `avx2-vnni-prefill` sets
+        // are tested here too; the latter is automatic on AMD CPUs only
+        // (`x86_sets_follow_the_cpu_features` checks which is `best`).
         let vnni = std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512vl")
             && std::is_x86_feature_detected!("avx512vnni");
         assert_eq!(kernel_sets().iter().any(|k| k.name == "avx512-vnni"), vnni);
+        assert_eq!(kernel_sets().iter().any(|k| k.name == "avx2-vnni-prefill"), vnni);
     }
     // aarch64: plain NEON always; NEON+sdot exactly when the CPU has
     // dotprod (and then it is the best set). EDDY_EXPECT_KERNELS (below)
@@ -241,6 +242,7 @@ fn expected_matmat_sets() -> Vec<&'static str> {
             && std::is_x86_feature_detected!("avx512vnni")
         {
             names.push("avx512-vnni");
+            names.push("avx2-vnni-prefill");
         }
     }
     #[cfg(target_arch = "aarch64")]
@@ -458,10 +460,10 @@ fn unsupported_sets_fall_back_bit_exactly() {
 /// The x86-64 kernel sets each kind of CPU must get, written out so that a
 /// machine of the other kind cannot surprise CI: the project runs on AMD
 /// EPYC and Intel Xeon hosts, some with AVX2+FMA only and some with
-/// AVX-512 (F/BW/VL/VNNI). `avx512-vnni` is supported (and tested above)
-/// exactly when the CPU has AVX-512F+VL+VNNI on top of AVX2+FMA+F16C; it
-/// is never the automatic choice (`best` stays `avx2`: see README,
-/// "Kernels").
+/// AVX-512 (F/BW/VL/VNNI). `avx512-vnni` and `avx2-vnni-prefill` are
+/// supported (and tested above) exactly when the CPU has AVX-512F+VL+VNNI
+/// on top of AVX2+FMA+F16C; `avx512-vnni` is never the automatic choice,
+/// `avx2-vnni-prefill` is on AMD CPUs, else `avx2` (README, "Kernels").
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn x86_sets_follow_the_cpu_features() {
@@ -475,10 +477,12 @@ fn x86_sets_follow_the_cpu_features() {
         _ => unreachable!("feature {f} is not in the table"),
     };
     // (set, CPU features it needs)
-    let table: [(&str, &[&str]); 3] = [
+    const VNNI: &[&str] = &["avx2", "fma", "f16c", "avx512f", "avx512vl", "avx512vnni"];
+    let table: [(&str, &[&str]); 4] = [
         ("scalar", &[]),
         ("avx2", &["avx2", "fma", "f16c"]),
-        ("avx512-vnni", &["avx2", "fma", "f16c", "avx512f", "avx512vl", "avx512vnni"]),
+        ("avx512-vnni", VNNI),
+        ("avx2-vnni-prefill", VNNI),
     ];
     let mut want = Vec::new();
     for (set, needs) in table {
@@ -491,6 +495,12 @@ fn x86_sets_follow_the_cpu_features() {
     }
     let tested: Vec<&str> = kernel_sets().iter().map(|k| k.name).collect();
     assert_eq!(tested, want, "sets tested on this CPU");
-    let best = if want.contains(&"avx2") { "avx2" } else { "scalar" };
+    let amd = std::fs::read_to_string("/proc/cpuinfo")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("vendor_id") && l.ends_with("AuthenticAMD")));
+    let best = match (want.contains(&"avx2-vnni-prefill") && amd, want.contains(&"avx2")) {
+        (true, _) => "avx2-vnni-prefill",
+        (false, true) => "avx2",
+        (false, false) => "scalar",
+    };
     assert_eq!(eddy_kernels::best().name, best);
 }

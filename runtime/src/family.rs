@@ -268,6 +268,26 @@ impl RunCtx<'_, '_, '_> {
         }
         self.acts.apply(l, xs, ys, n, self.cx);
     }
+
+    /// `ys[i] = ls[i](xs)` for matrices that all read the `n` rows of
+    /// `xs`. A step quantizes `xs` once and hands every row to the workers
+    /// at once ([`Linear::matvec_fused`]); a chunk (or a calibration
+    /// observer) projects them one by one. Same values either way.
+    pub(crate) fn project_fused<const N: usize>(
+        &mut self,
+        ls: [&Linear<'_>; N],
+        xs: &[f32],
+        ys: [&mut [f32]; N],
+        n: usize,
+    ) {
+        if let (1, None, ProductScratch::One(scratch)) = (n, &*self.observe, &mut *self.acts) {
+            Linear::matvec_fused(ls, xs, ys, scratch, self.cx.kernels, self.cx.workers);
+            return;
+        }
+        for (l, y) in ls.into_iter().zip(ys) {
+            self.project(l, xs, y, n);
+        }
+    }
 }
 
 /// The final RMSNorm and LM head of a pre-norm residual stack.
@@ -598,14 +618,19 @@ impl GatedMlp<'_> {
         // A step's gate and up share one quantized input and one hand-off,
         // with the gating on each worker's rows (identical results).
         if let (1, None, ProductScratch::One(scratch)) = (n, &*rc.observe, &mut *rc.acts) {
-            let (kernels, gate, up) = (rc.cx.kernels, &mut rows.gate[..f], &mut rows.up[..f]);
-            if Linear::matvec_pair(
-                &self.gate, &self.up, normed, gate, up, scratch, kernels, workers, gate_rows,
-            ) {
-                rc.project(&self.down, &rows.gate[..f], &mut rows.out[..m], n);
-                crate::ops::add_assign(&mut x[..m], &rows.out[..m]);
-                return;
-            }
+            let ys = [&mut rows.gate[..f], &mut rows.up[..f]];
+            let finish = |[gate, up]: [&mut [f32]; 2]| gate_rows(gate, up);
+            Linear::matvec_fused_then(
+                [&self.gate, &self.up],
+                normed,
+                ys,
+                scratch,
+                (rc.cx.kernels, workers),
+                finish,
+            );
+            rc.project(&self.down, &rows.gate[..f], &mut rows.out[..m], n);
+            crate::ops::add_assign(&mut x[..m], &rows.out[..m]);
+            return;
         }
         rc.project(&self.gate, normed, &mut rows.gate[..f], n);
         rc.project(&self.up, normed, &mut rows.up[..f], n);

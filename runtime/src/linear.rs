@@ -9,6 +9,8 @@ use crate::parallel::Workers;
 use eddy_kernels::{ActsI8, Kernels, QuantMatrix};
 use eddy_quant::{dequantize_row, f16_to_f32_slice, TensorFormat};
 
+mod fused;
+
 /// Caller-owned buffers for quantized activations (part of the scratch).
 pub struct ActScratch<'s> {
     /// int8 codes, at least as long as the widest input.
@@ -156,11 +158,7 @@ impl<'a> Linear<'a> {
     }
 
     fn add_bias(&self, y: &mut [f32]) {
-        if let Some(b) = self.bias {
-            for (yo, bv) in y.iter_mut().zip(b) {
-                *yo += bv;
-            }
-        }
+        self.add_bias_rows(0, y);
     }
 
     /// `y = W x + b` with the given kernel set, rows split across
@@ -202,67 +200,6 @@ impl<'a> Linear<'a> {
             }
         }
         self.add_bias(y);
-    }
-
-    /// `ya = A x` and `yb = B x` for two integer matrices of the same
-    /// shape and group size without bias (a gated MLP's gate and up), then
-    /// `finish(ya_rows, yb_rows)` on the same rows of both: the input is
-    /// quantized once and the workers get both products and the finish in
-    /// one hand-off, instead of two products and a serial finish. Every row
-    /// is the same kernel call on the same activations as in
-    /// [`matvec`](Self::matvec) and `finish` is element-wise, so results
-    /// are identical. False (nothing written) when the pair does not
-    /// qualify (float or different formats, a bias, an offload device):
-    /// then call `matvec` twice.
-    #[allow(clippy::too_many_arguments)] // two matrices, two outputs, the step's scratch and set
-    pub(crate) fn matvec_pair(
-        a: &Linear<'_>,
-        b: &Linear<'_>,
-        x: &[f32],
-        ya: &mut [f32],
-        yb: &mut [f32],
-        act: &mut ActScratch<'_>,
-        kernels: &Kernels,
-        workers: Workers,
-        finish: impl Fn(&mut [f32], &mut [f32]) + Sync,
-    ) -> bool {
-        let (format, cols, rows) = (a.weight.format, a.cols(), a.rows());
-        let Some(group) = format.group_size() else { return false };
-        if b.weight.format != format
-            || b.cols() != cols
-            || b.rows() != rows
-            || a.bias.is_some()
-            || b.bias.is_some()
-            || workers.offload().is_some()
-            || ya.len() != rows
-            || yb.len() != rows
-        {
-            return false;
-        }
-        let groups = cols / group;
-        let q = &mut act.q[..cols];
-        if (kernels.quantize_acts)(x, group, q, act.scales, act.sums).is_err() {
-            // Non-finite activations: NaN, as `matvec` gives.
-            ya.fill(f32::NAN);
-            yb.fill(f32::NAN);
-            finish(ya, yb);
-            return true;
-        }
-        let acts = ActsI8 { q, scales: &act.scales[..groups], sums: &act.sums[..groups] };
-        let rows_per_worker = rows.div_ceil(workers.count());
-        workers.for_chunk_pairs_with_perm(
-            ya,
-            rows_per_worker,
-            yb,
-            rows_per_worker,
-            act.perm,
-            |i, oa, ob, perm| {
-                a.rows_product(i * rows_per_worker, x, Some(&acts), oa, perm, kernels);
-                b.rows_product(i * rows_per_worker, x, Some(&acts), ob, perm, kernels);
-                finish(oa, ob);
-            },
-        );
-        true
     }
 
     /// `ys[t] = W xs[t] + b` for `tokens` inputs at once (prefill): each
@@ -437,7 +374,7 @@ mod tests {
     use eddy_quant::{f32_to_f16_bits, quantize_row};
 
     /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: u32) -> std::vec::Vec<f32> {
+    pub(super) fn values(n: usize, seed: u32) -> std::vec::Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).max(1);
         (0..n)
             .map(|_| {
@@ -449,7 +386,7 @@ mod tests {
             .collect()
     }
 
-    fn stored(format: TensorFormat, rows: usize, cols: usize, w: &[f32]) -> std::vec::Vec<u8> {
+    pub(super) fn stored(format: TensorFormat, rows: usize, cols: usize, w: &[f32]) -> std::vec::Vec<u8> {
         match format {
             TensorFormat::F32 => bytemuck::cast_slice(w).to_vec(),
             TensorFormat::F16 => {

@@ -7,6 +7,42 @@
 
 use crate::offload::Offload;
 
+/// Hand-offs to a pool so far (see [`handoffs`]).
+#[cfg(feature = "threads")]
+static HANDOFFS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Work handed to a thread pool so far in this process: one per parallel
+/// split (a matrix product, a recurrence over heads, ...) and one per
+/// whole step run on the pool. Each is a round trip between threads; the
+/// difference across a decode step is what the step pays in them.
+pub fn handoffs() -> usize {
+    #[cfg(feature = "threads")]
+    return HANDOFFS.load(core::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(feature = "threads"))]
+    0
+}
+
+/// Count one hand-off to the pool.
+#[cfg(feature = "threads")]
+fn count_handoff() {
+    HANDOFFS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    #[cfg(test)]
+    HANDOFFS_HERE.with(|n| n.set(n.get() + 1));
+}
+
+#[cfg(all(test, feature = "threads"))]
+std::thread_local! {
+    /// Hand-offs made from this thread: what a unit test's own calls did,
+    /// whatever other tests run beside it.
+    static HANDOFFS_HERE: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// Hand-offs made from the calling thread so far (unit tests).
+#[cfg(all(test, feature = "threads"))]
+pub(crate) fn handoffs_here() -> usize {
+    HANDOFFS_HERE.with(|n| n.get())
+}
+
 /// Where matrix work runs: the calling thread, or a fixed pool of threads;
 /// integer matrix products (and the scan) go to an [`Offload`] device
 /// first when one is set.
@@ -90,6 +126,7 @@ impl<'o> Workers<'o> {
     pub(crate) fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         #[cfg(feature = "threads")]
         if let Some(pool) = self.pool {
+            count_handoff();
             return pool.install(f);
         }
         f()
@@ -111,6 +148,7 @@ impl<'o> Workers<'o> {
             if data.len() > chunk {
                 use rayon::prelude::*;
                 let perm_len = perm.len();
+                count_handoff();
                 pool.install(|| {
                     data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| {
                         with_thread_perm(perm_len, |p| job(i, c, p));
@@ -137,40 +175,23 @@ impl Workers<'_> {
         b_chunk: usize,
         job: impl Fn(usize, &mut [A], &mut [B]) + Sync,
     ) {
-        self.for_chunk_pairs_with_perm(a, a_chunk, b, b_chunk, &mut [], |i, x, y, _| job(i, x, y));
-    }
-}
-
-impl Workers<'_> {
-    /// [`for_chunk_pairs`](Self::for_chunk_pairs) where `job` also gets a
-    /// scratch slice of `perm.len()` bytes of its own, as in
-    /// [`for_chunks`](Self::for_chunks).
-    pub(crate) fn for_chunk_pairs_with_perm<A: Send, B: Send>(
-        &self,
-        a: &mut [A],
-        a_chunk: usize,
-        b: &mut [B],
-        b_chunk: usize,
-        perm: &mut [i8],
-        job: impl Fn(usize, &mut [A], &mut [B], &mut [i8]) + Sync,
-    ) {
         let (a_chunk, b_chunk) = (a_chunk.max(1), b_chunk.max(1));
         #[cfg(feature = "threads")]
         if let Some(pool) = self.pool {
             if a.len() > a_chunk {
                 use rayon::prelude::*;
-                let perm_len = perm.len();
+                count_handoff();
                 pool.install(|| {
                     a.par_chunks_mut(a_chunk)
                         .zip(b.par_chunks_mut(b_chunk))
                         .enumerate()
-                        .for_each(|(i, (x, y))| with_thread_perm(perm_len, |p| job(i, x, y, p)))
+                        .for_each(|(i, (x, y))| job(i, x, y))
                 });
                 return;
             }
         }
         for (i, (x, y)) in a.chunks_mut(a_chunk).zip(b.chunks_mut(b_chunk)).enumerate() {
-            job(i, x, y, perm);
+            job(i, x, y);
         }
     }
 }

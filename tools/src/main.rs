@@ -26,7 +26,8 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Kernel set: scalar, avx2, avx512-vnni (x86-64; avx512-vnni only when named), neon, neon-sdot (aarch64)
+    /// Kernel set: scalar, avx2, avx2-vnni-prefill, avx512-vnni (x86-64; avx512-vnni only when named,
+    /// avx2-vnni-prefill automatic on AMD CPUs with AVX-512 VNNI), neon, neon-sdot (aarch64)
     /// (default: the best this CPU supports; also settable with the
     /// EDDY_KERNELS environment variable).
     #[arg(long, global = true)]

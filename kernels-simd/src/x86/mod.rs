@@ -64,11 +64,36 @@ pub const AVX2: Kernels = vector_set! {
 pub const AVX512_VNNI: Kernels = Kernels {
     name: "avx512-vnni",
     available: vnni::vnni_available,
-    auto: false,
+    auto: crate::by_name_only,
     matvec_i8: vnni::matvec_i8,
     matmat_i8: Some(vnni::matmat_i8),
     ..AVX2
 };
+
+/// AVX2's one-token products with AVX-512 VNNI's multi-token products:
+/// decode as `avx2`, prefill as `avx512-vnni`. Chosen automatically on AMD
+/// CPUs with AVX-512 VNNI, where `avx512-vnni` measured faster than `avx2`
+/// at prefill and slower at decode (README, "Kernels"). On Intel `avx2`
+/// stays automatic: on the Xeon measured so far `avx512-vnni` went the
+/// other way (decode faster, prefill slower), which this set does not
+/// mix.
+pub const AVX2_VNNI_PREFILL: Kernels = Kernels {
+    name: "avx2-vnni-prefill",
+    available: vnni::vnni_available,
+    auto: amd_cpu,
+    matmat_i8: Some(vnni::matmat_i8),
+    ..AVX2
+};
+
+/// True on an AMD CPU (CPUID vendor string "AuthenticAMD").
+pub fn amd_cpu() -> bool {
+    // SAFETY: CPUID leaf 0 exists on every x86-64 CPU (the intrinsic is a
+    // safe function on newer compilers, hence the allow).
+    #[allow(unused_unsafe)]
+    let id = unsafe { __cpuid(0) };
+    let vendor = |s: &[u8; 4]| u32::from_le_bytes(*s);
+    (id.ebx, id.edx, id.ecx) == (vendor(b"Auth"), vendor(b"enti"), vendor(b"cAMD"))
+}
 
 /// True if this CPU runs the AVX2 kernels.
 pub fn avx2_available() -> bool {

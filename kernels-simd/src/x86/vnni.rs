@@ -20,8 +20,10 @@
 //! scalar reference (QEMU's TCG does not emulate AVX-512). There its
 //! multi-token products are faster than AVX2's, but its one-token products
 //! are not (decode 3-6% slower with this set in BENCHMARKS.md's idle
-//! "avx2 vs avx512-vnni" runs), so it is only used when asked for
-//! (`--kernels avx512-vnni`), not chosen automatically.
+//! "avx2 vs avx512-vnni" runs), so the whole set is only used when asked
+//! for (`--kernels avx512-vnni`); its multi-token products are chosen
+//! automatically on AMD CPUs as part of `avx2-vnni-prefill`
+//! ([`super::AVX2_VNNI_PREFILL`]).
 
 use super::group::{Codes, Unpacked, MAX_BLOCKS, W2, W4};
 use super::matmat::{matmat_i8_lanes, matmat_rows, MatmatRows, TokenLanes};

@@ -300,8 +300,8 @@ impl<'a> GatedDeltaNet<'a> {
     fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, rc: &mut RunCtx<'_, '_, '_>) {
         let d = self.config.dims();
         let m = n * d.dm;
-        rc.project(&w.qkvz, &r.normed[..m], &mut r.qkvz[..n * (2 * d.kd + 2 * d.vd)], n);
-        rc.project(&w.ba, &r.normed[..m], &mut r.ba[..n * 2 * d.nv], n);
+        let ys = [&mut r.qkvz[..n * (2 * d.kd + 2 * d.vd)], &mut r.ba[..n * 2 * d.nv]];
+        rc.project_fused([&w.qkvz, &w.ba], &r.normed[..m], ys, n);
         self.recur(w, layer, r, n, rc.cx);
     }
 

@@ -236,11 +236,8 @@ impl AttentionWeights<'_> {
         let hd = shape.head_dim;
         let (qd, kd) = (shape.n_heads * hd, shape.n_kv_heads * hd);
         let mut qkv = r.qkv;
-        for (l, out, width) in
-            [(&self.q, &mut *qkv.q, qd), (&self.k, &mut *qkv.k, kd), (&self.v, &mut *qkv.v, kd)]
-        {
-            rc.project(l, r.normed, &mut out[..n * width], n);
-        }
+        let ys = [&mut qkv.q[..n * qd], &mut qkv.k[..n * kd], &mut qkv.v[..n * kd]];
+        rc.project_fused([&self.q, &self.k, &self.v], r.normed, ys, n);
         let cache = bytemuck::cast_slice_mut::<f32, u8>(layer_state);
         attention::attend_chunk(shape, layout, cache, pos, n, &mut qkv, self.qk_norms, r.scratch, rc.cx);
         rc.project(&self.o, &qkv.out[..n * qd], &mut r.out[..n * self.o.rows()], n);

@@ -404,8 +404,7 @@ impl<'a> RecurrentGemma<'a> {
     ) {
         let d = self.config.dims();
         let (lru, normed) = (d.lru, &r.normed[..n * d.dm]);
-        rc.project(&w.linear_y, normed, &mut r.proj_a[..n * lru], n);
-        rc.project(&w.linear_x, normed, &mut r.proj_b[..n * lru], n);
+        rc.project_fused([&w.linear_y, &w.linear_x], normed, [&mut r.proj_a[..n * lru], &mut r.proj_b[..n * lru]], n);
         // The convolution over the chunk (its window is exact state, apart
         // from the coded `h`), then both gates of every token split across
         // workers by tokens: the same operations per token as stepping.

@@ -15,6 +15,7 @@
 use core::ops::Range;
 use crate::arch::HParam;
 use crate::error::ModelError;
+use super::step_products::{self, Product};
 use crate::family::{layer_major_family, scratch_rows, Compute, ProductScratch, RunCtx};
 use crate::file::EddyFile;
 use crate::linear::Linear;
@@ -60,8 +61,9 @@ impl Rwkv4Config {
     }
 
     /// Scratch sizes for `n` tokens: residual, normed, mix k/v/r (3x),
-    /// k, v, r, wkv, out, ffn key, logits rows, activations.
-    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 13] {
+    /// k, v, r, wkv, out, ffn key, logits rows, the step products'
+    /// activations, activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 14] {
         let (dm, df) = (self.d_model as usize, self.d_ffn as usize);
         let act = ProductScratch::words(dm.max(df), n);
         let rows = |w: usize| n.checked_mul(w);
@@ -78,6 +80,7 @@ impl Rwkv4Config {
             rows(dm),
             rows(df),
             logit_rows.checked_mul(self.vocab_size as usize),
+            Some(step_products::scratch_words(dm.max(df))),
             act,
         ]
     }
@@ -151,6 +154,12 @@ fn token_shift(x: &[f32], prev: &[f32], mix: &[f32], out: &mut [f32]) {
     }
 }
 
+/// RWKV-4's channel-mix activation, `relu(x)^2`.
+fn relu_squared(v: f32) -> f32 {
+    let relu = v.max(0.0);
+    relu * relu
+}
+
 impl<'a> Rwkv4<'a> {
     /// Widest input of any matrix (activation scratch).
     fn max_cols(&self) -> usize {
@@ -204,7 +213,7 @@ impl<'a> Rwkv4<'a> {
 
 scratch_rows! {
     /// Per-token vectors of a chunk, `n` rows each (1 for a step).
-    Rows { x, normed, mix_k, mix_v, mix_r, k, v, r, wkv, out, ffn, logits }
+    Rows { x, normed, mix_k, mix_v, mix_r, k, v, r, wkv, out, ffn, logits, products }
 }
 
 /// LayerNorm each `last.len()`-wide row of `x` into `normed`, then call
@@ -334,9 +343,13 @@ impl<'a> Rwkv4<'a> {
                 token_shift(a, prev, w.mix_r, &mut rows.mix_r[span]);
             });
             let m = n * dm;
-            rc.project(&w.key, &rows.mix_k[..m], &mut rows.k[..m], n);
-            rc.project(&w.value, &rows.mix_v[..m], &mut rows.v[..m], n);
-            rc.project(&w.receptance, &rows.mix_r[..m], &mut rows.r[..m], n);
+            let scratch = (&mut *rows.products, self.max_cols());
+            let products = [
+                Product { l: &w.key, x: &rows.mix_k[..m], y: &mut rows.k[..m], then: None },
+                Product { l: &w.value, x: &rows.mix_v[..m], y: &mut rows.v[..m], then: None },
+                Product { l: &w.receptance, x: &rows.mix_r[..m], y: &mut rows.r[..m], then: None },
+            ];
+            step_products::run_products(products, n, scratch, rc);
             // `normed` and `out` are free until the output projection.
             let inputs = WkvTokens { k: &rows.k[..m], v: &rows.v[..m], r: &rows.r[..m], first: w.first, decay: w.decay };
             let scratch = (&mut rows.normed[..m], &mut rows.out[..m]);
@@ -349,13 +362,14 @@ impl<'a> Rwkv4<'a> {
                 token_shift(f, prev, w.ffn_mix_k, &mut rows.mix_k[span.clone()]);
                 token_shift(f, prev, w.ffn_mix_r, &mut rows.mix_r[span]);
             });
-            rc.project(&w.ffn_key, &rows.mix_k[..m], &mut rows.ffn[..n * df], n);
-            for v in rows.ffn[..n * df].iter_mut() {
-                let relu = v.max(0.0);
-                *v = relu * relu;
-            }
-            rc.project(&w.ffn_value, &rows.ffn[..n * df], &mut rows.out[..m], n);
-            rc.project(&w.ffn_receptance, &rows.mix_r[..m], &mut rows.r[..m], n);
+            // The key, squared ReLU and value chain beside the receptance.
+            let scratch = (&mut *rows.products, self.max_cols());
+            let value = Some((relu_squared as fn(f32) -> f32, &w.ffn_value, &mut rows.out[..m]));
+            let products = [
+                Product { l: &w.ffn_key, x: &rows.mix_k[..m], y: &mut rows.ffn[..n * df], then: value },
+                Product { l: &w.ffn_receptance, x: &rows.mix_r[..m], y: &mut rows.r[..m], then: None },
+            ];
+            step_products::run_products(products, n, scratch, rc);
             for ((xv, o), r) in x.iter_mut().zip(&rows.out[..m]).zip(&rows.r[..m]) {
                 *xv += sigmoid(*r) * o;
             }
