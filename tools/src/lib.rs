@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod calibrate;
+pub mod cholesky;
 pub mod convert;
 pub mod eval;
 pub mod file_layout;
