@@ -98,11 +98,11 @@ fn finish_panel(row: &mut [f64], i: usize, j0: usize, j_end: usize, block: &[f64
     for j in j0..j_end {
         let mut v = row[j];
         if j == i {
-            for k in j0..j {
-                v -= row[k] * row[k];
+            for &x in &row[j0..j] {
+                v -= x * x;
             }
             // nalgebra's `None` on a zero, negative or NaN pivot.
-            if !(v > 0.0) {
+            if v.is_nan() || v <= 0.0 {
                 return false;
             }
             row[j] = v.sqrt();
