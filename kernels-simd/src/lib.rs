@@ -27,6 +27,7 @@
 //! | `group.rs` | one group's code unpacking and dot product | ✓ | ✓ | ✓ | ✓ |
 //! | `float.rs` | f32/f16 matrix × vector | ✓ | ✓ | | ✓ (f16) |
 //! | `float_tokens.rs` | f16 matrix × several tokens | ✓ | ✓ | | |
+//! | `float_tiles.rs` | f32 matrix × several tokens | ✓ | | | |
 //! | `kv.rs` | attention over the KV cache | ✓ | ✓ | | |
 //! | `acts.rs` | int8 activation quantization | ✓ | ✓ | | |
 //! | `scan.rs` (+ `scan_tokens.rs`) | selective scan | ✓ | ✓ | | ✓ |
@@ -286,10 +287,26 @@ pub(crate) fn f16_batch_or_per_token<'a>(
     if fits {
         return Some(F16Batch { matrix, cols, xs, tokens, rows });
     }
+    matvec_per_token(matvec, matrix, cols, xs, out);
+    None
+}
+
+/// A multi-token product as one `matvec` per token (`xs` rows of `cols`,
+/// `out` as many rows of `out.len() / tokens`): the fallback of the
+/// multi-token float kernels.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+pub(crate) fn matvec_per_token<W>(
+    matvec: fn(&[W], usize, &[f32], &mut [f32]),
+    matrix: &[W],
+    cols: usize,
+    xs: &[f32],
+    out: &mut [f32],
+) {
+    let tokens = xs.len().checked_div(cols).unwrap_or(0);
+    let rows = out.len().checked_div(tokens).unwrap_or(0);
     for (x, o) in xs.chunks_exact(cols.max(1)).zip(out.chunks_exact_mut(rows.max(1))) {
         matvec(matrix, cols, x, o);
     }
-    None
 }
 
 /// f16 matrix times several token vectors (prefill): `xs` holds `tokens =
@@ -298,6 +315,12 @@ pub(crate) fn f16_batch_or_per_token<'a>(
 /// tokens`). `scratch` holds at least [`matmat_scratch_len`]`(cols, 1)`
 /// bytes (with less, one [`MatvecF16`] per token).
 pub type MatmatF16 = fn(matrix: &[u16], cols: usize, xs: &[f32], out: &mut [f32], scratch: &mut [i8]);
+
+/// f32 matrix times several token vectors (prefill, calibration): `xs`
+/// holds `tokens = xs.len() / cols` inputs, `out[t * rows + r]` is exactly
+/// what [`MatvecF32`] gives for token `t`, row `r` (`rows = out.len() /
+/// tokens`).
+pub type MatmatF32 = fn(matrix: &[f32], cols: usize, xs: &[f32], out: &mut [f32]);
 
 /// f32 matrix (`[rows, cols]` row-major) times f32 vector.
 pub type MatvecF32 = fn(matrix: &[f32], cols: usize, x: &[f32], out: &mut [f32]);
@@ -375,6 +398,9 @@ pub struct Kernels {
     /// f16 weights × several tokens, if this set has a kernel that is
     /// faster than one `matvec_f16` per token.
     pub matmat_f16: Option<MatmatF16>,
+    /// f32 weights × several tokens, if this set has a kernel that is
+    /// faster than one `matvec_f32` per token.
+    pub matmat_f32: Option<MatmatF32>,
     /// f32 weights × f32 activations.
     pub matvec_f32: MatvecF32,
     /// f16 weights × f32 activations.
@@ -446,6 +472,7 @@ pub const SCALAR: Kernels = Kernels {
     matvec_i8: scalar::matvec_i8,
     matmat_i8: None,
     matmat_f16: None,
+    matmat_f32: None,
     matvec_f32: scalar::matvec_f32,
     matvec_f16: scalar::matvec_f16,
     kv_scores: scalar::kv_scores,

@@ -152,6 +152,43 @@ fn multi_token_f16_kernels_are_bit_exact() {
     let _ = covered;
 }
 
+/// Multi-token f32 kernels: every (token, row) equals the scalar
+/// `matvec_f32` of that token, over ragged rows, columns and tokens (the
+/// kernels' tiles and column tail), with infinities and NaN among the
+/// inputs.
+#[test]
+fn multi_token_f32_kernels_are_bit_exact() {
+    let mut rng = Rng(29);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut covered = 0;
+    for k in kernel_sets() {
+        let Some(matmat) = k.matmat_f32 else { continue };
+        covered += 1;
+        for (cols, rows, tokens) in
+            [(1, 5, 3), (7, 13, 1), (8, 8, 8), (9, 21, 5), (48, 1536 / 64, 9), (100, 11, 2), (1029, 7, 4)]
+        {
+            let w: Vec<f32> = (0..rows * cols).map(|_| rng.f() * 3.0).collect();
+            let mut xs: Vec<f32> = (0..tokens * cols).map(|_| rng.f()).collect();
+            if tokens > 2 {
+                xs[cols] = f32::INFINITY;
+                xs[2 * cols] = f32::NAN;
+            }
+            let mut want = vec![0f32; tokens * rows];
+            for (x, o) in xs.chunks_exact(cols).zip(want.chunks_exact_mut(rows)) {
+                (SCALAR.matvec_f32)(&w, cols, x, o);
+            }
+            let mut got = vec![1f32; tokens * rows];
+            matmat(&w, cols, &xs, &mut got);
+            assert_eq!(bits(&want), bits(&got), "{} f32 {rows}x{cols}x{tokens}", k.name);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        assert!(covered > 0, "the AVX2 set must provide matmat_f32");
+    }
+    let _ = covered;
+}
+
 #[test]
 fn names_resolve() {
     assert_eq!(eddy_kernels::by_name("scalar").unwrap().name, "scalar");

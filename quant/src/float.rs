@@ -25,7 +25,7 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The pairwise lane sum that ends every reference dot product.
-pub(crate) fn reduce_lanes(acc: [f32; F32_DOT_LANES]) -> f32 {
+pub fn reduce_lanes(acc: [f32; F32_DOT_LANES]) -> f32 {
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 

@@ -192,7 +192,9 @@ pub(crate) trait Family<'a> {
     /// [`prefill_chunk`](Self::prefill_chunk) handing the inputs of every
     /// linear layer to `observe` (all the chunk's rows of one product in one
     /// call, `rows x cols` row-major) before they are multiplied: the batched
-    /// hook of calibration. The default steps token by token.
+    /// hook of calibration. The batched families observe the LM head's
+    /// inputs without computing the logits (and return none); the default
+    /// steps token by token.
     #[cfg(feature = "alloc")]
     fn prefill_chunk_observed<'s>(
         &self,
@@ -255,6 +257,9 @@ pub(crate) struct RunCtx<'r, 's, 'o> {
     pub observe: &'r mut Option<Observer<'o>>,
     /// Rows of logits the run leaves: the last tokens' (0: none).
     pub logit_rows: usize,
+    /// Observe the LM head's input rows without multiplying them
+    /// (calibration's batched pass, which needs no logits).
+    pub head_inputs_only: bool,
 }
 
 impl RunCtx<'_, '_, '_> {
@@ -287,6 +292,18 @@ impl RunCtx<'_, '_, '_> {
         for (l, y) in ls.into_iter().zip(ys) {
             self.project(l, xs, y, n);
         }
+    }
+
+    /// [`project`](Self::project) for the LM head: with
+    /// `head_inputs_only`, the observer sees its inputs and `ys` is left
+    /// as it is (the head is often the largest matrix).
+    #[inline]
+    pub(crate) fn project_head(&mut self, l: &Linear<'_>, xs: &[f32], ys: &mut [f32], n: usize) {
+        if self.head_inputs_only {
+            observe_input(self.observe, l, &xs[..(n * l.cols()).min(xs.len())]);
+            return;
+        }
+        self.project(l, xs, ys, n);
     }
 }
 
@@ -325,7 +342,12 @@ impl<'a> RmsHead<'a> {
         let first = x.len() / width - logit_rows;
         crate::ops::rms_norm_rows(&x[first * width..], self.norm, self.eps, normed);
         let vocab = self.head.rows();
-        rc.project(&self.head, &normed[..logit_rows * width], &mut logits[..logit_rows * vocab], logit_rows);
+        rc.project_head(
+            &self.head,
+            &normed[..logit_rows * width],
+            &mut logits[..logit_rows * vocab],
+            logit_rows,
+        );
     }
 }
 
@@ -463,7 +485,9 @@ macro_rules! layer_major_family {
             }
 
             /// Carve the rows for `cap` tokens with room for `alloc_rows`
-            /// logits rows, run `tokens`, return `logit_rows` logits rows.
+            /// logits rows, run `tokens`, return `logit_rows` logits rows
+            /// (none with `head_inputs_only`: the head's inputs are only
+            /// observed).
             #[allow(clippy::too_many_arguments)] // the Family arguments, passed through
             fn run_rows<'s>(
                 &self,
@@ -472,7 +496,7 @@ macro_rules! layer_major_family {
                 scratch: &'s mut [f32],
                 cap: usize,
                 alloc_rows: usize,
-                logit_rows: usize,
+                (logit_rows, head_inputs_only): (usize, bool),
                 cx: $crate::family::Compute<'_>,
                 observe: &mut Option<$crate::family::Observer<'_>>,
             ) -> &'s [f32] {
@@ -480,10 +504,12 @@ macro_rules! layer_major_family {
                 let mut carver = $crate::family::Carver::new(scratch);
                 let mut rows = Rows::carve(&mut carver, &sizes);
                 let mut acts = $crate::family::ProductScratch::carve(&mut carver, self.max_cols(), cap);
-                let mut rc = $crate::family::RunCtx { cx, acts: &mut acts, observe, logit_rows };
+                let mut rc =
+                    $crate::family::RunCtx { cx, acts: &mut acts, observe, logit_rows, head_inputs_only };
                 self.run(tokens, state, &mut rows, &mut rc);
                 let Rows { logits, .. } = rows;
-                &logits[..logit_rows * self.config.vocab_size as usize]
+                let returned = if head_inputs_only { 0 } else { logit_rows };
+                &logits[..returned * self.config.vocab_size as usize]
             }
         }
 
@@ -523,7 +549,7 @@ macro_rules! layer_major_family {
                 cx: $crate::family::Compute<'_>,
                 mut observe: Option<$crate::family::Observer<'_>>,
             ) -> &'s [f32] {
-                self.run_rows(&[token], state, scratch, 1, 1, want_logits as usize, cx, &mut observe)
+                self.run_rows(&[token], state, scratch, 1, 1, (want_logits as usize, false), cx, &mut observe)
             }
 
             fn prefill_scratch_words(&self, tokens: usize, all_logits: bool) -> Option<usize> {
@@ -539,7 +565,7 @@ macro_rules! layer_major_family {
                 let $crate::family::Chunk { tokens, state, scratch, logits } = chunk;
                 let n = tokens.len();
                 let rows = logits.layout_rows(n);
-                self.run_rows(tokens, state, scratch, n.max(2), rows, logits.rows(n), cx, &mut None)
+                self.run_rows(tokens, state, scratch, n.max(2), rows, (logits.rows(n), false), cx, &mut None)
             }
 
             #[cfg(feature = "alloc")]
@@ -553,7 +579,7 @@ macro_rules! layer_major_family {
                 let n = tokens.len();
                 let rows = logits.layout_rows(n);
                 let mut observe = Some(observe);
-                self.run_rows(tokens, state, scratch, n.max(2), rows, logits.rows(n), cx, &mut observe)
+                self.run_rows(tokens, state, scratch, n.max(2), rows, (logits.rows(n), true), cx, &mut observe)
             }
         }
     };

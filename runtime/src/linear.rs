@@ -282,8 +282,9 @@ impl<'a> Linear<'a> {
         self.add_bias_batch(ys, rows);
     }
 
-    /// [`matmat`](Self::matmat) with one kernel call per row block and
-    /// token: for float weights and kernel sets without `matmat_i8`.
+    /// [`matmat`](Self::matmat) for float weights (the set's multi-token
+    /// float kernel on each worker's tokens) and kernel sets without
+    /// `matmat_i8` (one kernel call per row block and token).
     #[allow(clippy::too_many_arguments)]
     fn matmat_by_blocks<'x>(
         &self,
@@ -299,13 +300,27 @@ impl<'a> Linear<'a> {
         let block_rows = (PREFILL_BLOCK_BYTES / self.row_bytes().max(1)).clamp(8, rows.max(8));
         let tokens_per_worker = tokens.div_ceil(workers.count());
         let group = self.weight.format.group_size();
-        if let (TensorFormat::F16, Some(matmat_f16)) = (self.weight.format, kernels.matmat_f16) {
-            let w = self.weight.as_f16_bits().unwrap_or(&[]);
-            workers.for_chunks(ys, tokens_per_worker * rows, perm, |chunk, out, perm| {
-                let first = chunk * tokens_per_worker * cols;
-                matmat_f16(w, cols, &xs[first..first + out.len() / rows * cols], out, perm);
-            });
-            return;
+        // The float kernels' inputs for a worker's tokens, its output.
+        let token_rows = |chunk: usize, out: &[f32]| {
+            let first = chunk * tokens_per_worker * cols;
+            &xs[first..first + out.len() / rows * cols]
+        };
+        match (self.weight.format, kernels.matmat_f16, kernels.matmat_f32) {
+            (TensorFormat::F16, Some(matmat_f16), _) => {
+                let w = self.weight.as_f16_bits().unwrap_or(&[]);
+                workers.for_chunks(ys, tokens_per_worker * rows, perm, |chunk, out, perm| {
+                    matmat_f16(w, cols, token_rows(chunk, out), out, perm);
+                });
+                return;
+            }
+            (TensorFormat::F32, _, Some(matmat_f32)) => {
+                let w = self.weight.as_f32().unwrap_or(&[]);
+                workers.for_chunks(ys, tokens_per_worker * rows, perm, |chunk, out, _| {
+                    matmat_f32(w, cols, token_rows(chunk, out), out);
+                });
+                return;
+            }
+            _ => {}
         }
         workers.for_chunks(ys, tokens_per_worker * rows, perm, |chunk, out, perm| {
             let first_token = chunk * tokens_per_worker;

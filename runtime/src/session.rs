@@ -294,8 +294,8 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
     }
 
     /// Feed `tokens` in batched chunks of `chunk` tokens (as
-    /// [`prefill_chunked`](Self::prefill_chunked), every position's logits
-    /// computed so the LM head's inputs are seen too), handing the inputs of
+    /// [`prefill_chunked`](Self::prefill_chunked); the LM head's inputs of
+    /// every position are observed, the logits not computed), handing the inputs of
     /// every linear layer to `observe` (`(weight tensor name, rows)`, the
     /// rows of one chunk at a time, `rows x cols` row-major) before they are
     /// multiplied: calibration statistics at prefill speed. Families

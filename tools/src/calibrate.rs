@@ -66,13 +66,23 @@ pub fn collect_activation_stats(
     hessians: bool,
     progress: impl FnMut(usize),
 ) -> Result<ActivationStats, eddy::SessionError> {
-    collect_activation_stats_for(model, tokens, &|_: &str| hessians, progress)
+    collect_activation_stats_for(model, tokens, None, &|_: &str| hessians, progress)
 }
+
+/// Tokens per batched prefill chunk of the calibration pass: larger than
+/// generation's [`eddy::PREFILL_CHUNK`] so each worker's share of a chunk
+/// reads every weight once for more tokens (the statistics do not depend
+/// on it: every token's activations are the stepping path's).
+pub const CALIB_CHUNK: usize = 256;
 
 /// Run the model over `tokens` in batched prefill chunks and collect
 /// [`ActivationStats`]: the mean squares of every linear layer's inputs, and
 /// `E[x xᵀ]` only for the layers `wants_hessian` names (those GPTQ will
-/// process: a `cols²` matrix each). `progress` gets the tokens done.
+/// process: a `cols²` matrix each). With `context`, the tokens run as
+/// separate sequences of that many tokens, the state reset before each
+/// (as `llama-imatrix -c N` does: attention costs stay bounded, but the
+/// statistics are not those of one long sequence); without it, as one
+/// sequence. `progress` gets the tokens done.
 ///
 /// Every statistic is summed token by token in f64, in token order, as a
 /// token-by-token run would (products of two f32 are exact in f64), so the
@@ -81,6 +91,7 @@ pub fn collect_activation_stats(
 pub fn collect_activation_stats_for(
     model: &Model<'_>,
     tokens: &[u32],
+    context: Option<usize>,
     wants_hessian: &dyn Fn(&str) -> bool,
     mut progress: impl FnMut(usize),
 ) -> Result<ActivationStats, eddy::SessionError> {
@@ -89,7 +100,6 @@ pub fn collect_activation_stats_for(
     let mut sums: HashMap<String, Vec<f64>> = HashMap::new();
     let mut outer: HashMap<String, Vec<f64>> = HashMap::new();
     let mut rows64: Vec<f64> = Vec::new();
-    let mut session = Session::new_owned(model);
     let mut observe = |name: &str, xs: &[f32]| {
         let n = cols.get(name).copied().filter(|&c| c > 0 && xs.len() % c == 0).unwrap_or(xs.len());
         if n == 0 {
@@ -108,7 +118,12 @@ pub fn collect_activation_stats_for(
             accumulate_outer(h, &rows64, n);
         }
     };
-    session.prefill_observed(tokens, eddy::PREFILL_CHUNK, &mut observe, &mut progress)?;
+    let mut done = 0;
+    for sequence in tokens.chunks(context.unwrap_or(tokens.len()).max(1)) {
+        let mut session = Session::new_owned(model);
+        session.prefill_observed(sequence, CALIB_CHUNK, &mut observe, |n| progress(done + n))?;
+        done += sequence.len();
+    }
     Ok(ActivationStats::from_sums(sums, outer, tokens.len()))
 }
 

@@ -7,10 +7,10 @@
 //! reached, from the already-compensated weights.
 
 use crate::calibrate::{search_range, tensor_error, TensorError};
+use crate::cholesky::{cholesky_lower, inverse_from_factor};
 use eddy::TensorFormat;
 use eddy_quant::QuantError;
 use half::f16;
-use nalgebra::DMatrix;
 
 /// Relative dampening added to the Hessian diagonal (as in the paper).
 const DAMP: f64 = 0.01;
@@ -20,21 +20,42 @@ const DAMP: f64 = 0.01;
 const ROW_TILE: usize = 8;
 
 /// Upper Cholesky factor `U` of `H⁻¹` (so `H⁻¹ = Uᵀ U`), row-major, or
-/// `None` if `H` is not positive definite even after dampening.
-fn inverse_hessian_factor(h: &[f64], cols: usize) -> Option<Vec<f64>> {
-    let mut m = DMatrix::from_row_slice(cols, cols, h);
-    let mean_diag = (0..cols).map(|i| m[(i, i)]).sum::<f64>() / cols as f64;
-    for i in 0..cols {
-        // Columns never activated get a unit diagonal: nothing to compensate.
-        if m[(i, i)] <= 0.0 {
-            m[(i, i)] = 1.0;
-        }
-        m[(i, i)] += DAMP * mean_diag.max(1e-12);
+/// `None` if `H` is not positive definite even after dampening. Matrices
+/// with the same input (a gated MLP's gate and up, attention's q, k, v)
+/// have the same `H`: compute it once and pass it to
+/// [`gptq_quantize_factored`] for each.
+///
+/// The factorizations are [`crate::cholesky`]'s blocked, threaded ones,
+/// bit-identical to nalgebra's unblocked ones used before.
+pub fn inverse_hessian_factor(h: &[f64], cols: usize) -> Option<Vec<f64>> {
+    if h.len() != cols * cols {
+        return None;
     }
-    let inv = m.cholesky()?.inverse();
-    let l = inv.cholesky()?.l();
-    // `l` is column-major, so its columns are the rows of `U = Lᵀ`.
-    Some(l.as_slice().to_vec())
+    let mut m = h.to_vec();
+    let mean_diag = (0..cols).map(|i| m[i * cols + i]).sum::<f64>() / cols as f64;
+    for i in 0..cols {
+        let d = &mut m[i * cols + i];
+        // Columns never activated get a unit diagonal: nothing to compensate.
+        if *d <= 0.0 {
+            *d = 1.0;
+        }
+        *d += DAMP * mean_diag.max(1e-12);
+    }
+    if !cholesky_lower(&mut m, cols) {
+        return None;
+    }
+    let mut inv = inverse_from_factor(&m, cols);
+    drop(m);
+    if !cholesky_lower(&mut inv, cols) {
+        return None;
+    }
+    // U = Lᵀ.
+    for i in 0..cols {
+        for j in i + 1..cols {
+            inv.swap(i * cols + j, j * cols + i);
+        }
+    }
+    Some(inv)
 }
 
 /// What the runtime will reconstruct for `v` in a group with range `(lo, hi)`
@@ -62,13 +83,42 @@ pub fn gptq_quantize(
     hessian: &[f64],
     clip_search: bool,
 ) -> Result<Option<(Vec<u8>, TensorError)>, QuantError> {
+    check_shapes(format, rows, cols, weights, hessian)?;
+    let factor = inverse_hessian_factor(hessian, cols);
+    gptq_quantize_factored(format, rows, cols, weights, hessian, factor.as_deref(), clip_search)
+}
+
+/// The matrix geometry GPTQ can work on (an integer format, whole groups,
+/// lengths that match).
+fn check_shapes(
+    format: TensorFormat,
+    rows: usize,
+    cols: usize,
+    weights: &[f32],
+    hessian: &[f64],
+) -> Result<(usize, u32), QuantError> {
     let (Some(group), Some(bits)) = (format.group_size(), format.code_bits()) else {
         return Err(QuantError::NotInteger);
     };
     if hessian.len() != cols * cols || weights.len() != rows * cols || group == 0 || cols % group != 0 {
         return Err(QuantError::BadLength);
     }
-    let Some(u) = inverse_hessian_factor(hessian, cols) else { return Ok(None) };
+    Ok((group, bits))
+}
+
+/// [`gptq_quantize`] with `hessian`'s [`inverse_hessian_factor`] given
+/// (`None`: it has none, the result is `None`).
+pub fn gptq_quantize_factored(
+    format: TensorFormat,
+    rows: usize,
+    cols: usize,
+    weights: &[f32],
+    hessian: &[f64],
+    factor: Option<&[f64]>,
+    clip_search: bool,
+) -> Result<Option<(Vec<u8>, TensorError)>, QuantError> {
+    let (group, bits) = check_shapes(format, rows, cols, weights, hessian)?;
+    let Some(u) = factor.filter(|u| u.len() == cols * cols) else { return Ok(None) };
     let importance: Vec<f32> = (0..cols).map(|i| hessian[i * cols + i].max(1e-12) as f32).collect();
     let levels = ((1u32 << bits) - 1) as f32;
     let groups = cols / group;
@@ -177,6 +227,41 @@ mod tests {
             }
         }
         (w, xs, h)
+    }
+
+    /// The factor as it was computed before (nalgebra, unblocked).
+    fn nalgebra_factor(h: &[f64], cols: usize) -> Vec<f64> {
+        let mut m = nalgebra::DMatrix::from_row_slice(cols, cols, h);
+        let mean_diag = (0..cols).map(|i| m[(i, i)]).sum::<f64>() / cols as f64;
+        for i in 0..cols {
+            if m[(i, i)] <= 0.0 {
+                m[(i, i)] = 1.0;
+            }
+            m[(i, i)] += DAMP * mean_diag.max(1e-12);
+        }
+        let inv = m.cholesky().unwrap().inverse();
+        inv.cholesky().unwrap().l().as_slice().to_vec()
+    }
+
+    /// The blocked, threaded factor is nalgebra's bit for bit (so GPTQ's
+    /// output did not move), with a column never activated.
+    #[test]
+    fn factor_equals_nalgebra() {
+        for (cols, seed) in [(64, 5), (200, 6)] {
+            let (_, _, mut h) = correlated_problem(4, cols, seed, 300, 0.4);
+            for c in 0..cols {
+                h[3 * cols + c] = 0.0;
+                h[c * cols + 3] = 0.0;
+            }
+            let want: Vec<u64> = nalgebra_factor(&h, cols).iter().map(|v| v.to_bits()).collect();
+            for threads in [1, 2] {
+                crate::par::set_threads(threads);
+                let got: Vec<u64> =
+                    inverse_hessian_factor(&h, cols).unwrap().iter().map(|v| v.to_bits()).collect();
+                assert!(got == want, "{cols} columns, {threads} threads");
+            }
+            crate::par::set_threads(0);
+        }
     }
 
     /// The tiled, threaded sweep gives the row-at-a-time sweep's bytes

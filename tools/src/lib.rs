@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod calibrate;
 pub mod chat_template;
+pub mod cholesky;
 pub mod convert;
 pub mod eval;
 pub mod file_layout;

@@ -186,6 +186,11 @@ struct QuantArgs {
     /// grows with N; GPTQ's Hessians most (cols² per token and matrix).
     #[arg(long, default_value_t = 4096)]
     calib_tokens: usize,
+    /// Run the calibration text as separate sequences of N tokens, the
+    /// state reset before each, as llama-imatrix's `-c N` (default: one
+    /// sequence). Bounds attention's cost; changes the statistics.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    calib_ctx: Option<u64>,
     /// Override a tensor's format: PATTERN=FORMAT (repeatable), e.g. '*.out_proj.weight=w4g64'.
     #[arg(long = "set")]
     overrides: Vec<String>,
@@ -375,12 +380,16 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
             } else {
                 Default::default()
             };
+            let context = q.calib_ctx.map(|n| n as usize);
             let phase = if gptq { "calibration (with GPTQ Hessians)" } else { "calibration" };
             let mut bar = Progress::new(phase, tokens.len() as u64, "tokens");
-            let s =
-                collect_activation_stats_for(model, &tokens, &|name: &str| hessians.contains(name), |n| {
-                    bar.set(n as u64)
-                })?;
+            let s = collect_activation_stats_for(
+                model,
+                &tokens,
+                context,
+                &|name: &str| hessians.contains(name),
+                |n| bar.set(n as u64),
+            )?;
             bar.finish();
             eprintln!("calibrated on {} tokens of {}", tokens.len(), path.display());
             Some((s, tokens.len()))

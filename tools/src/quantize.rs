@@ -223,6 +223,8 @@ pub fn quantize_model_into<W: Write + Seek>(
         notes: Vec::new(),
     };
     let total = file.tensor_count() as usize;
+    // The last GPTQ Hessian and its factor (`None`: not positive definite).
+    let mut shared_factor: Option<(&[f64], Option<Vec<f64>>)> = None;
     for (i, t) in file.tensors().enumerate() {
         let shape: Vec<u32> = t.shape().to_vec();
         let (rows, cols) = (t.rows(), t.cols());
@@ -257,8 +259,19 @@ pub fn quantize_model_into<W: Write + Seek>(
                 // trade lookup accuracy for head accuracy, so it is skipped.
                 let gptq_hessian = hessian.filter(|_| opts.gptq && !(tied && t.name == "embed.weight"));
                 let gptq = match gptq_hessian {
-                    Some(h) => crate::gptq::gptq_quantize(fmt, r, c, v, h, opts.clip_search)
-                        .map_err(|e| unfit(e.to_string()))?,
+                    Some(h) => {
+                        // Matrices with the same input (gate and up; q, k
+                        // and v) follow each other with equal Hessians: the
+                        // O(cols³) factor is computed once for them.
+                        let reuse = shared_factor.as_ref().is_some_and(|(prev, _)| *prev == h.as_slice());
+                        if !reuse {
+                            drop(shared_factor.take()); // freed before the next one is built
+                            shared_factor = Some((h.as_slice(), crate::gptq::inverse_hessian_factor(h, c)));
+                        }
+                        let factor = shared_factor.as_ref().and_then(|(_, u)| u.as_deref());
+                        crate::gptq::gptq_quantize_factored(fmt, r, c, v, h, factor, opts.clip_search)
+                            .map_err(|e| unfit(e.to_string()))?
+                    }
                     None => None,
                 };
                 let (bytes, err) = match gptq {

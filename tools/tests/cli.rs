@@ -386,3 +386,28 @@ fn state_bits_and_kv_flags_compose_on_a_hybrid() {
     let o = eddy(&["--state-bits", "4", "memory", "--shape", "recurrentgemma-2b"]);
     assert!(!o.status.success() && stderr(&o).contains("needs a .eddy file"), "{}", stderr(&o));
 }
+
+/// `--calib-ctx N` calibrates on separate sequences of N tokens: the file
+/// differs from one calibrated on one sequence (the statistics change);
+/// 0 is refused before anything is written.
+#[test]
+fn calib_ctx_splits_the_text_and_zero_is_refused() {
+    let m = converted("lfm2-tiny");
+    let text = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/fortunes/train.txt");
+    let quantize = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["quantize", m.to_str().unwrap(), "--recipe", "w2a8", "--calib"];
+        args.extend([text.to_str().unwrap(), "--calib-tokens", "96", "-o", out.to_str().unwrap()]);
+        args.extend(extra);
+        eddy(&args)
+    };
+    let (whole, split, zero) = (tmp("calib-whole.eddy"), tmp("calib-split.eddy"), tmp("calib-zero.eddy"));
+    let o = quantize(&whole, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = quantize(&split, &["--calib-ctx", "16"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(&whole).unwrap() != std::fs::read(&split).unwrap(), "--calib-ctx changed nothing");
+    let o = quantize(&zero, &["--calib-ctx", "0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).starts_with("error: ") && stderr(&o).contains("--calib-ctx"), "{}", stderr(&o));
+    assert!(!zero.exists(), "a refused run wrote its output");
+}

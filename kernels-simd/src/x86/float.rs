@@ -4,8 +4,9 @@
 use super::{avx2_available, reduce_lanes8};
 use core::arch::x86_64::*;
 
-/// How [`matvec_float`] loads eight weights as f32.
-trait FloatWeights: Copy {
+/// How [`matvec_float`] (and the multi-token kernels) load eight weights
+/// as f32.
+pub(super) trait FloatWeights: Copy {
     /// Eight weights at `p`, widened to f32 (exactly).
     unsafe fn load8(p: *const Self) -> __m256;
     /// One weight as f32.

@@ -12,6 +12,7 @@ pub mod conv;
 mod conv_tokens;
 mod delta_rule;
 pub mod float;
+mod float_tiles;
 pub mod float_tokens;
 mod gated_outer_product;
 mod generalized_delta_rule;
@@ -47,6 +48,7 @@ pub const AVX2: Kernels = vector_set! {
     matvec_i8,
     matmat_i8: Some(matmat_i8),
     matmat_f16: Some(float_tokens::matmat_f16),
+    matmat_f32: Some(float_tiles::matmat_f32),
     matvec_f32,
     matvec_f16,
     kv_scores: kv::kv_scores,

@@ -213,7 +213,7 @@ impl<'a> Rnn<'a> {
             return;
         }
         let logits = &mut r.logits[..rows * c.vocab_size as usize];
-        rc.project(&self.head(), &r.inputs[(n - rows) * h..n * h], logits, rows);
+        rc.project_head(&self.head(), &r.inputs[(n - rows) * h..n * h], logits, rows);
     }
 }
 

@@ -383,7 +383,7 @@ impl<'a> Rwkv4<'a> {
             layer_norm(xt, ln_w, ln_b, eps, o);
         }
         let logits = &mut rows.logits[..logit_rows * c.vocab_size as usize];
-        rc.project(&head, &rows.normed[..logit_rows * dm], logits, logit_rows);
+        rc.project_head(&head, &rows.normed[..logit_rows * dm], logits, logit_rows);
     }
 }
 

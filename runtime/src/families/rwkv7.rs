@@ -548,7 +548,7 @@ impl<'a> Rwkv7<'a> {
             layer_norm(x, lw, lb, eps, o);
         }
         let v = cfg.vocab_size as usize;
-        rc.project(&head, &r.normed[..logit_rows * c], &mut r.logits[..logit_rows * v], logit_rows);
+        rc.project_head(&head, &r.normed[..logit_rows * c], &mut r.logits[..logit_rows * v], logit_rows);
     }
 }
 

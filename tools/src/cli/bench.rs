@@ -71,6 +71,7 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
                     let q = QuantArgs {
                         calib: None,
                         calib_tokens: 0,
+                        calib_ctx: None,
                         overrides: Vec::new(),
                         no_clip_search: true,
                         no_act_aware: true,
