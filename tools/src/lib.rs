@@ -22,3 +22,4 @@ pub mod recipe;
 pub mod sample;
 pub mod shapes;
 pub mod text;
+pub mod validate;

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use eddy::{MappedModel, Model, Session, StateFormat, PREFILL_CHUNK};
+use eddy::{MappedModel, Model, StateFormat, PREFILL_CHUNK};
 use eddy_cli::convert::{convert_into, WeightDtype};
 use eddy_cli::file_writer::TempOutput;
 use eddy_cli::fpga::Backend;
@@ -31,7 +31,7 @@ struct Cli {
     kernels: Option<String>,
     /// Threads for matrix work (default: all cores; also settable with the
     /// EDDY_THREADS environment variable). Results do not depend on it.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = eddy_cli::validate::parse_threads)]
     threads: Option<usize>,
     /// Where integer matrix products run (run, logits): the CPU, or the
     /// FPGA kernel in C-simulation (bit-identical results).
@@ -138,7 +138,7 @@ fn requested_threads() -> Result<usize> {
     let n = match THREADS_ARG.get().copied().flatten() {
         Some(n) => n,
         None => match std::env::var("EDDY_THREADS") {
-            Ok(v) => v.parse().with_context(|| format!("EDDY_THREADS=`{v}` is not a number"))?,
+            Ok(v) => eddy_cli::validate::parse_threads(&v).context("EDDY_THREADS")?,
             Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
         },
     };
@@ -255,13 +255,13 @@ enum Command {
         #[arg(short = 'n', long, default_value_t = 64)]
         n_tokens: usize,
         /// Sampling temperature (0 = greedy, the default).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, value_parser = eddy_cli::validate::parse_temperature)]
         temperature: f32,
         /// Keep only the k most likely tokens (0 = all).
         #[arg(long, default_value_t = 0)]
         top_k: usize,
         /// Nucleus sampling threshold (1 = off).
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = eddy_cli::validate::parse_top_p)]
         top_p: f32,
         /// Random seed for sampling.
         #[arg(long, default_value_t = 0)]
@@ -370,6 +370,7 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
     model.set_workers(eddy::Workers::threads(threads).context("cannot start the thread pool")?);
     eddy_cli::par::set_threads(threads);
     let model = &*model;
+    eddy_cli::recipe::Recipe::require_override_matches(&q.overrides, &matrix_names(model))?;
     let params: u64 = model.file().tensors().map(|t| t.numel()).sum();
     let gptq = match (q.gptq, q.no_gptq) {
         (true, _) => true,
@@ -536,20 +537,14 @@ fn cmd_eval(path: PathBuf, text_path: PathBuf, chunk: usize, limit: usize, ctx: 
         .tokenizer_json()
         .with_context(|| format!("{} has no embedded tokenizer; eval needs one", path.display()))?;
     let codec = TextCodec::from_json(json)?;
-    let text = std::fs::read_to_string(&text_path)
-        .with_context(|| format!("cannot read {} as UTF-8 text", text_path.display()))?;
-    let mut tokens = codec.encode(&text)?;
-    if limit > 0 {
-        tokens.truncate(limit);
-    }
-    if tokens.len() < 2 {
-        bail!("{} has fewer than 2 tokens; nothing to score", text_path.display());
-    }
-    let bar = progress_bar(tokens.len() - 1, "tokens");
+    let file = eddy_cli::validate::open_regular(&text_path)
+        .with_context(|| format!("cannot read {}", text_path.display()))?;
+    let bar = progress_bar(file.metadata().map_or(0, |m| m.len()) as usize, "bytes");
     let t0 = Instant::now();
-    let result = eddy_cli::eval::perplexity_in_windows(&model, &tokens, chunk, ctx, |done| {
-        bar.set_position(done as u64)
-    })?;
+    let result = eddy_cli::eval::perplexity_of_text(&model, &codec, file, (chunk, limit, ctx), |done| {
+        bar.set_position(done)
+    })
+    .with_context(|| format!("cannot score {}", text_path.display()))?;
     bar.finish_and_clear();
     println!(
         "tokens evaluated: {}  mean nll: {:.6}  ppl: {:.4}  ({:.1} tok/s, state {}, {} bytes)",
@@ -575,7 +570,7 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
         bail!("--tokens is empty; give at least one token id");
     }
     let vocab = model.vocab_size();
-    let mut session = Session::new_owned(&model);
+    let mut session = eddy_cli::validate::new_session(&model)?;
     let mut all = Vec::with_capacity(ids.len() * vocab);
     if stepwise {
         for &t in &ids {
@@ -583,6 +578,9 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
         }
     } else {
         session.prefill_chunked(&ids, PREFILL_CHUNK, true, |_, l| all.extend_from_slice(l))?;
+    }
+    for (position, row) in all.chunks(vocab.max(1)).enumerate() {
+        eddy_cli::validate::check_logits(row, position as u64)?;
     }
     let mut buf = Vec::new();
     eddy_cli::npy::write_f32_2d(&mut buf, ids.len(), vocab, &all)?;
@@ -592,6 +590,7 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
 }
 
 fn main() {
+    eddy_cli::validate::ignore_file_size_signal();
     let cli = Cli::parse();
     let _ = KERNELS_ARG.set(cli.kernels.clone());
     let _ = THREADS_ARG.set(cli.threads);
@@ -615,7 +614,7 @@ fn main() {
         Command::Fpga { command } => eddy_cli::fpga::run(command),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", eddy_cli::validate::error_line(&e));
         std::process::exit(1);
     }
 }

@@ -38,6 +38,17 @@ pub enum RecipeError {
     /// A rule is malformed.
     #[error("rule `{0}` not understood; write PATTERN=FORMAT, e.g. '*.in_proj.weight=w4g64'")]
     BadRule(String),
+    /// A pattern uses glob syntax this matcher does not have.
+    #[error("pattern `{0}` is not usable: only `*` is special (any run of characters); `?`, `[` and `{{` are not supported")]
+    BadPattern(String),
+    /// An override matches no matrix of the model.
+    #[error("--set `{rule}` matches no matrix of this model (matrices are named like {examples}, ...)")]
+    NoMatch {
+        /// The override as given.
+        rule: String,
+        /// A few matrix names.
+        examples: String,
+    },
     /// The recipe file is unreadable.
     #[error("cannot read recipe {path}: {message}")]
     File {
@@ -67,6 +78,20 @@ pub fn parse_format(s: &str) -> Result<TensorFormat, RecipeError> {
             TensorFormat::from_code(code, group).map_err(|_| bad())
         }
     }
+}
+
+/// `PATTERN=FORMAT` split, the pattern non-empty and free of glob syntax
+/// other than `*`.
+fn override_parts(rule: &str) -> Result<(&str, &str), RecipeError> {
+    let (p, f) = rule.split_once('=').ok_or_else(|| RecipeError::BadRule(rule.to_string()))?;
+    let p = p.trim();
+    if p.is_empty() {
+        return Err(RecipeError::BadRule(rule.to_string()));
+    }
+    if p.contains(['?', '[', ']', '{', '}']) {
+        return Err(RecipeError::BadPattern(p.to_string()));
+    }
+    Ok((p, f))
 }
 
 /// Glob match with `*` only.
@@ -168,12 +193,26 @@ impl Recipe {
     pub fn with_overrides(mut self, overrides: &[String]) -> Result<Self, RecipeError> {
         let mut own = Vec::new();
         for o in overrides {
-            let (p, f) = o.split_once('=').ok_or_else(|| RecipeError::BadRule(o.clone()))?;
-            own.push(Rule { pattern: p.trim().to_string(), format: parse_format(f)? });
+            let (p, f) = override_parts(o)?;
+            own.push(Rule { pattern: p.to_string(), format: parse_format(f)? });
         }
         own.append(&mut self.rules);
         self.rules = own;
         Ok(self)
+    }
+
+    /// Refuse an override (`PATTERN=FORMAT`) whose pattern matches none of
+    /// `matrices` (the model's quantizable tensors): a typo would
+    /// otherwise change nothing without a word.
+    pub fn require_override_matches(overrides: &[String], matrices: &[String]) -> Result<(), RecipeError> {
+        for o in overrides {
+            let (pattern, _) = override_parts(o)?;
+            if !matrices.iter().any(|m| glob_match(pattern, m)) {
+                let examples = matrices.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+                return Err(RecipeError::NoMatch { rule: o.clone(), examples });
+            }
+        }
+        Ok(())
     }
 
     /// The format for a tensor, or `None` if no rule matches (keep as is).

@@ -2,9 +2,9 @@
 
 use crate::{fpga_for, load, open, PREFILL_CHUNK};
 use anyhow::{bail, Result};
-use eddy::Session;
 use eddy_cli::sample::{Sampler, SamplerConfig};
 use eddy_cli::text::{parse_token_list, TextCodec};
+use eddy_cli::validate::check_logits;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -43,7 +43,7 @@ pub(crate) fn cmd_run(
         bail!("the prompt encodes to zero tokens; give a non-empty prompt");
     }
     let text_out = codec.as_ref().filter(|_| !print_ids);
-    let mut session = Session::new_owned(&model);
+    let mut session = eddy_cli::validate::new_session(&model)?;
     let mut sampler = Sampler::new(sampler);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -53,6 +53,7 @@ pub(crate) fn cmd_run(
     }
     let t0 = Instant::now();
     session.prefill_chunked(&prompt_ids, PREFILL_CHUNK, false, |_, _| {})?;
+    check_logits(session.logits(), session.position() - 1)?;
     let mut next = sampler.sample(session.logits());
     let t_prefill = t0.elapsed();
     let mut all_ids = prompt_ids.clone();
@@ -69,7 +70,9 @@ pub(crate) fn cmd_run(
         if i + 1 == n_tokens {
             break;
         }
+        let position = session.position();
         let logits = session.step(next)?;
+        check_logits(logits, position)?;
         next = sampler.sample(logits);
     }
     let t_gen = t1.elapsed();
