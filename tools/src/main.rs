@@ -31,7 +31,7 @@ struct Cli {
     kernels: Option<String>,
     /// Threads for matrix work (default: all cores; also settable with the
     /// EDDY_THREADS environment variable). Results do not depend on it.
-    #[arg(long, global = true, value_parser = eddy_cli::validate::parse_threads)]
+    #[arg(long, global = true)]
     threads: Option<usize>,
     /// Where integer matrix products run (run, logits): the CPU, or the
     /// FPGA kernel in C-simulation (bit-identical results).
@@ -136,7 +136,7 @@ static THREADS_ARG: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::ne
 /// Thread count from the flag, then EDDY_THREADS, then the core count.
 fn requested_threads() -> Result<usize> {
     let n = match THREADS_ARG.get().copied().flatten() {
-        Some(n) => n,
+        Some(n) => eddy_cli::validate::check_threads(n).context("--threads")?,
         None => match std::env::var("EDDY_THREADS") {
             Ok(v) => eddy_cli::validate::parse_threads(&v).context("EDDY_THREADS")?,
             Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -255,13 +255,13 @@ enum Command {
         #[arg(short = 'n', long, default_value_t = 64)]
         n_tokens: usize,
         /// Sampling temperature (0 = greedy, the default).
-        #[arg(long, default_value_t = 0.0, value_parser = eddy_cli::validate::parse_temperature)]
+        #[arg(long, default_value_t = 0.0)]
         temperature: f32,
         /// Keep only the k most likely tokens (0 = all).
         #[arg(long, default_value_t = 0)]
         top_k: usize,
         /// Nucleus sampling threshold (1 = off).
-        #[arg(long, default_value_t = 1.0, value_parser = eddy_cli::validate::parse_top_p)]
+        #[arg(long, default_value_t = 1.0)]
         top_p: f32,
         /// Random seed for sampling.
         #[arg(long, default_value_t = 0)]

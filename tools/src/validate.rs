@@ -87,45 +87,49 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// A thread count (`--threads`, `EDDY_THREADS`): 1 to
-/// [`MAX_THREADS_PER_CORE`] times the cores.
+/// A thread count given as text (`EDDY_THREADS`): see [`check_threads`].
 pub fn parse_threads(s: &str) -> Result<usize, ValidateError> {
+    let n = s.trim().parse::<usize>().unwrap_or(0);
+    check_threads(n).map_err(|_| threads_error(s))
+}
+
+/// A thread count: 1 to [`MAX_THREADS_PER_CORE`] times the cores.
+pub fn check_threads(n: usize) -> Result<usize, ValidateError> {
+    let max = cores().saturating_mul(MAX_THREADS_PER_CORE);
+    if (1..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(threads_error(&n.to_string()))
+    }
+}
+
+fn threads_error(given: &str) -> ValidateError {
     let cores = cores();
-    let max = cores.saturating_mul(MAX_THREADS_PER_CORE);
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(ValidateError::Threads { given: s.to_string(), max, cores }),
+    ValidateError::Threads {
+        given: given.to_string(),
+        max: cores.saturating_mul(MAX_THREADS_PER_CORE),
+        cores,
     }
 }
 
-/// `--temperature`: a finite number >= 0 (0 = greedy).
-pub fn parse_temperature(s: &str) -> Result<f32, ValidateError> {
-    let bad = || ValidateError::Sampling {
-        option: "--temperature",
-        given: s.to_string(),
-        why: "use a finite number >= 0 (0 = greedy)",
-    };
-    let t: f32 = s.trim().parse().map_err(|_| bad())?;
-    if t.is_finite() && t >= 0.0 {
-        Ok(t)
-    } else {
-        Err(bad())
+/// Sampling options: a finite temperature >= 0 (0 = greedy) and a top-p
+/// above 0 and at most 1 (1 = off).
+pub fn check_sampling(c: &crate::sample::SamplerConfig) -> Result<(), ValidateError> {
+    if !(c.temperature.is_finite() && c.temperature >= 0.0) {
+        return Err(ValidateError::Sampling {
+            option: "--temperature",
+            given: c.temperature.to_string(),
+            why: "use a finite number >= 0 (0 = greedy)",
+        });
     }
-}
-
-/// `--top-p`: a number in (0, 1] (1 = off).
-pub fn parse_top_p(s: &str) -> Result<f32, ValidateError> {
-    let bad = || ValidateError::Sampling {
-        option: "--top-p",
-        given: s.to_string(),
-        why: "use a number above 0 and at most 1 (1 = off)",
-    };
-    let p: f32 = s.trim().parse().map_err(|_| bad())?;
-    if p > 0.0 && p <= 1.0 {
-        Ok(p)
-    } else {
-        Err(bad())
+    if !(c.top_p > 0.0 && c.top_p <= 1.0) {
+        return Err(ValidateError::Sampling {
+            option: "--top-p",
+            given: c.top_p.to_string(),
+            why: "use a number above 0 and at most 1 (1 = off)",
+        });
     }
+    Ok(())
 }
 
 /// Refuse a path that exists but is not a regular file (after symlinks):
@@ -273,13 +277,14 @@ mod tests {
 
     #[test]
     fn sampling_options_have_ranges() {
-        assert_eq!(parse_temperature("0").unwrap(), 0.0);
-        assert_eq!(parse_top_p("1").unwrap(), 1.0);
-        for bad in ["nan", "inf", "-1", "x"] {
-            assert!(parse_temperature(bad).is_err(), "{bad}");
-        }
-        for bad in ["nan", "2", "0", "-0.5", "inf"] {
-            assert!(parse_top_p(bad).is_err(), "{bad}");
+        use crate::sample::SamplerConfig;
+        let cfg = |temperature, top_p| SamplerConfig { temperature, top_k: 0, top_p, seed: 0 };
+        assert!(check_sampling(&cfg(0.0, 1.0)).is_ok());
+        assert!(check_sampling(&cfg(0.7, 0.9)).is_ok());
+        for (t, p) in
+            [(f32::NAN, 1.0), (f32::INFINITY, 1.0), (-1.0, 1.0), (1.0, 2.0), (1.0, 0.0), (1.0, f32::NAN)]
+        {
+            assert!(check_sampling(&cfg(t, p)).is_err(), "{t} {p}");
         }
     }
 

@@ -44,13 +44,6 @@ fn assert_clean_error(o: &Output, needle: &str) {
     assert!(err.contains(needle), "`{needle}` not in: {err}");
 }
 
-/// A refused command-line value: a usage error naming the reason.
-fn assert_refused(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success() && o.status.code().is_some(), "stderr: {err}");
-    assert!(err.starts_with("error: ") && err.contains(needle), "`{needle}` not in: {err}");
-}
-
 fn copy_fixture(name: &str, dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();
     for e in std::fs::read_dir(fixture(name)).unwrap() {
@@ -98,7 +91,10 @@ fn case2_thread_counts_are_bounded() {
     let p = m.to_str().unwrap();
     for n in ["100000", "18446744073709551615", "0"] {
         let started = std::time::Instant::now();
-        assert_refused(&eddy(&["--threads", n, "run", p, "--tokens", "1,2", "-n", "2", "--ids"]), "per core");
+        assert_clean_error(
+            &eddy(&["--threads", n, "run", p, "--tokens", "1,2", "-n", "2", "--ids"]),
+            "per core",
+        );
         assert!(started.elapsed().as_secs() < 10, "refused before spawning");
     }
     let o = Command::new(bin())
@@ -136,7 +132,7 @@ fn case3_sampling_options_are_validated_and_nan_logits_reported() {
     for (flag, value) in
         [("--temperature", "nan"), ("--temperature", "inf"), ("--top-p", "2"), ("--top-p", "nan")]
     {
-        assert_refused(&eddy(&["run", p, "--tokens", "1,2", "-n", "2", flag, value]), flag);
+        assert_clean_error(&eddy(&["run", p, "--tokens", "1,2", "-n", "2", flag, value]), flag);
     }
     let nan = with_nan_weights(&m);
     let nan = nan.to_str().unwrap();

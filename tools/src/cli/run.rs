@@ -19,6 +19,7 @@ pub(crate) fn cmd_run(
     sampler: SamplerConfig,
     print_ids: bool,
 ) -> Result<()> {
+    eddy_cli::validate::check_sampling(&sampler)?;
     let mapped = open(&path)?;
     let mut model = load(&mapped)?;
     let fpga = fpga_for(&model, mapped.bytes())?;
