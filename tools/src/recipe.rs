@@ -88,10 +88,16 @@ fn override_parts(rule: &str) -> Result<(&str, &str), RecipeError> {
     if p.is_empty() {
         return Err(RecipeError::BadRule(rule.to_string()));
     }
+    Ok((check_pattern(p)?, f))
+}
+
+/// A pattern without glob syntax other than `*` (which the matcher would
+/// take literally and so never match).
+fn check_pattern(p: &str) -> Result<&str, RecipeError> {
     if p.contains(['?', '[', ']', '{', '}']) {
         return Err(RecipeError::BadPattern(p.to_string()));
     }
-    Ok((p, f))
+    Ok(p)
 }
 
 /// Glob match with `*` only.
@@ -167,8 +173,16 @@ impl Recipe {
             return Self::preset(spec);
         }
         let path = Path::new(spec);
-        let file_err = |message: String| RecipeError::File { path: spec.to_string(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RecipeError::File { path: spec.to_string(), message: e.to_string() })?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(spec);
+        Self::from_toml(&text, spec, name)
+    }
+
+    /// A recipe from TOML text (the format [`load`](Self::load) reads);
+    /// `path` names it in errors, `name` in the report.
+    pub fn from_toml(text: &str, path: &str, name: &str) -> Result<Self, RecipeError> {
+        let file_err = |message: String| RecipeError::File { path: path.to_string(), message };
         let value: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.to_string()))?;
         let mut recipe = match value.get("base") {
             Some(toml::Value::String(b)) => Self::preset(b)?,
@@ -180,12 +194,12 @@ impl Recipe {
             let t = t.as_table().ok_or_else(|| file_err("[rules] must be a table".into()))?;
             for (pattern, f) in t {
                 let f = f.as_str().ok_or_else(|| RecipeError::BadRule(format!("{pattern} = {f}")))?;
-                own.push(Rule { pattern: pattern.clone(), format: parse_format(f)? });
+                own.push(Rule { pattern: check_pattern(pattern)?.to_string(), format: parse_format(f)? });
             }
         }
         own.append(&mut recipe.rules);
         recipe.rules = own;
-        recipe.name = format!("custom({})", path.file_name().and_then(|n| n.to_str()).unwrap_or(spec));
+        recipe.name = format!("custom({name})");
         Ok(recipe)
     }
 
