@@ -11,7 +11,16 @@ pub struct TextCodec {
 impl TextCodec {
     /// Load from `tokenizer.json` bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let tokenizer = Tokenizer::from_bytes(bytes)
+        // Invalid JSON is refused here: the tokenizers library panics on
+        // some of it (`expect("Helper")` in a decoder) instead of erring.
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            .map_err(|e| anyhow!("the embedded tokenizer.json is not valid JSON: {e}"))?;
+        // The same library panics on some malformed decoders
+        // (`expect("Helper")`) instead of returning an error: caught here.
+        let tokenizer = std::panic::catch_unwind(|| Tokenizer::from_bytes(bytes))
+            .map_err(|_| {
+                anyhow!("the embedded tokenizer.json is invalid (the tokenizer library panicked on it)")
+            })?
             .map_err(|e| anyhow!("the embedded tokenizer.json is invalid: {e}"))?;
         Ok(TextCodec { tokenizer })
     }
@@ -142,6 +151,15 @@ mod tests {
         }
         assert_eq!(pieces("abcdefgh", 2).concat(), "abcdefgh");
         assert!(pieces("", 4).is_empty());
+    }
+
+    #[test]
+    fn a_decoder_the_tokenizer_library_panics_on_is_an_error() {
+        // Found by the convert_inputs fuzz target: tokenizers 0.22 panics
+        // (`expect("Helper")`) on a decoder object with a non-string key.
+        let json = br#"{"version":"1.0","model":{"type":"BPE","vocab":{},"merges":[]},"decoder":{1:2}}"#;
+        let e = TextCodec::from_json(json).err().expect("refused");
+        assert!(e.to_string().contains("tokenizer.json"), "{e}");
     }
 
     #[test]

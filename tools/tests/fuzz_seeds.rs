@@ -14,8 +14,15 @@ const TARGETS: [&str; 2] = ["from_bytes", "from_bytes_nochecksum"];
 
 /// The smallest shape of each family its converter accepts.
 fn tiny_shapes() -> Vec<(&'static str, ShapeConfig)> {
-    let deltanet =
-        DeltaNetDims { vocab: 32, d_model: 16, n_layer: 1, n_k_heads: 1, n_v_heads: 2, head_dim: 8, d_ffn: 16 };
+    let deltanet = DeltaNetDims {
+        vocab: 32,
+        d_model: 16,
+        n_layer: 1,
+        n_k_heads: 1,
+        n_v_heads: 2,
+        head_dim: 8,
+        d_ffn: 16,
+    };
     let griffin = GriffinDims {
         vocab: 32,
         d_model: 16,

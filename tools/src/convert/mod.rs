@@ -406,8 +406,8 @@ pub fn convert_into<W: Write + Seek>(
     };
     // Parsed now, so a broken tokenizer fails here and not at `run`.
     if let Some(bytes) = &tokenizer {
-        tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| ConvertError::Tokenizer { path: tok_path.clone(), message: e.to_string() })?;
+        crate::text::TextCodec::from_json(bytes)
+            .map_err(|e| ConvertError::Tokenizer { path: tok_path.clone(), message: format!("{e:#}") })?;
     }
     let hparams: Vec<(u32, u32)> = plan.hparams.iter().map(|&(k, v)| (k.code(), v)).collect();
     let names = plan.specs.iter().map(eddy_name).collect();
