@@ -74,3 +74,8 @@ cargo_tool() {
 }
 cargo_tool defmt-print 1.2.0
 cargo_tool cbindgen 0.29.4
+# Fuzzing (scripts/fuzz-smoke.sh) needs cargo-fuzz, and a nightly
+# toolchain to run it: installed only where nightly is.
+if cargo +nightly --version >/dev/null 2>&1; then
+  cargo_tool cargo-fuzz 0.13.2
+fi

@@ -2,6 +2,9 @@
 
 use eddy::{Model, Session};
 
+mod session;
+pub use session::drive_session;
+
 /// Touch every tensor, blob and hyper-parameter of a model that loaded, then
 /// run one step on token 0 and a snapshot round trip in an owned session.
 pub fn exercise(model: &Model<'_>) {

@@ -344,6 +344,13 @@ pub enum SessionError {
         /// This session's (its model's) state format.
         session: StateFormat,
     },
+    /// An owned buffer could not be allocated (fallible allocation).
+    OutOfMemory {
+        /// Which buffer ("state", "scratch" or "prefill scratch").
+        which: &'static str,
+        /// Bytes asked for.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for SessionError {
@@ -369,6 +376,10 @@ impl fmt::Display for SessionError {
                 f,
                 "snapshot state is stored as {snapshot} but this session stores {session}; \
                  restore it into a session of a model set to {snapshot} state"
+            ),
+            SessionError::OutOfMemory { which, bytes } => write!(
+                f,
+                "cannot allocate the {which} ({bytes} bytes); use a smaller KV window or state format"
             ),
         }
     }

@@ -290,6 +290,12 @@ impl MappedModel {
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, OpenError> {
         let path = path.as_ref();
         let io = |error| OpenError::Io { path: path.to_path_buf(), error };
+        // Opening a FIFO for reading would block until a writer comes; a
+        // directory or device is never a model.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            let error = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(io(error));
+        }
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: the map is read-only; eddy's own tools never modify a model
         // file in place (they write a new file and rename it).

@@ -56,7 +56,8 @@ impl<'m, 'a, 's> Session<'m, 'a, &'s mut [f32]> {
 
 #[cfg(feature = "alloc")]
 impl<'m, 'a> Session<'m, 'a, alloc::vec::Vec<f32>> {
-    /// A session that allocates its buffers once, here.
+    /// A session that allocates its buffers once, here (aborting if the
+    /// allocator fails; [`try_new_owned`](Self::try_new_owned) reports it).
     pub fn new_owned(model: &'m Model<'a>) -> Self {
         let state = alloc::vec![0.0f32; model.state_bytes() / 4];
         let scratch = alloc::vec![0.0f32; model.scratch_bytes() / 4];
@@ -64,6 +65,27 @@ impl<'m, 'a> Session<'m, 'a, alloc::vec::Vec<f32>> {
         s.reset();
         s
     }
+
+    /// [`new_owned`](Self::new_owned), but an allocation failure is an
+    /// [`SessionError::OutOfMemory`] naming the buffer and its size.
+    pub fn try_new_owned(model: &'m Model<'a>) -> Result<Self, SessionError> {
+        let state = zeroed_words("state", model.state_bytes())?;
+        let scratch = zeroed_words("scratch", model.scratch_bytes())?;
+        let mut s = Session { model, state, scratch };
+        s.reset();
+        Ok(s)
+    }
+}
+
+/// `bytes / 4` zeroed words, allocated fallibly (`which` names the buffer
+/// in the error).
+#[cfg(feature = "alloc")]
+fn zeroed_words(which: &'static str, bytes: usize) -> Result<alloc::vec::Vec<f32>, SessionError> {
+    let words = bytes.div_ceil(4);
+    let mut v = alloc::vec::Vec::new();
+    v.try_reserve_exact(words).map_err(|_| SessionError::OutOfMemory { which, bytes })?;
+    v.resize(words, 0.0);
+    Ok(v)
 }
 
 impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
@@ -289,7 +311,7 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
             .model
             .prefill_scratch_bytes(chunk, all_logits)
             .ok_or(SessionError::BufferTooSmall { which: "prefill scratch", needed: usize::MAX, got: 0 })?;
-        let mut scratch = alloc::vec![0.0f32; bytes.div_ceil(4)];
+        let mut scratch = zeroed_words("prefill scratch", bytes)?;
         self.prefill_batched(tokens, chunk, bytemuck::cast_slice_mut(&mut scratch), all_logits, on_logits)
     }
 
@@ -321,7 +343,7 @@ impl<'m, 'a, S: AsRef<[f32]> + AsMut<[f32]>> Session<'m, 'a, S> {
             needed: usize::MAX,
             got: 0,
         })?;
-        let mut scratch = alloc::vec![0.0f32; bytes.div_ceil(4)];
+        let mut scratch = zeroed_words("prefill scratch", bytes)?;
         let model = self.model;
         let mut done = 0;
         for part in tokens.chunks(chunk) {

@@ -110,6 +110,7 @@ pub fn generate(
     let mut text = String::new();
     let mut reason = StopReason::Length;
     for _ in 0..max_tokens {
+        crate::validate::check_logits(session.logits(), session.position().saturating_sub(1))?;
         let next = sampler.sample(session.logits());
         if rules.eos_token_ids.contains(&next) {
             reason = StopReason::Eos;

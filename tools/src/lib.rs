@@ -27,3 +27,4 @@ pub mod serve;
 pub mod shapes;
 pub mod state_file;
 pub mod text;
+pub mod validate;

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use eddy::{MappedModel, Model, Session, StateFormat, PREFILL_CHUNK};
+use eddy::{MappedModel, Model, StateFormat, PREFILL_CHUNK};
 use eddy_cli::convert::gguf::GgufWeights;
 use eddy_cli::convert::{convert_into_with_progress, WeightDtype};
 use eddy_cli::file_writer::TempOutput;
@@ -139,9 +139,9 @@ static THREADS_ARG: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::ne
 /// Thread count from the flag, then EDDY_THREADS, then the core count.
 fn requested_threads() -> Result<usize> {
     let n = match THREADS_ARG.get().copied().flatten() {
-        Some(n) => n,
+        Some(n) => eddy_cli::validate::check_threads(n).context("--threads")?,
         None => match std::env::var("EDDY_THREADS") {
-            Ok(v) => v.parse().with_context(|| format!("EDDY_THREADS=`{v}` is not a number"))?,
+            Ok(v) => eddy_cli::validate::parse_threads(&v).context("EDDY_THREADS")?,
             Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
         },
     };
@@ -346,6 +346,7 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
     model.set_workers(eddy::Workers::threads(threads).context("cannot start the thread pool")?);
     eddy_cli::par::set_threads(threads);
     let model = &*model;
+    eddy_cli::recipe::Recipe::require_override_matches(&q.overrides, &matrix_names(model))?;
     let params: u64 = model.file().tensors().map(|t| t.numel()).sum();
     let gptq = match (q.gptq, q.no_gptq) {
         (true, _) => true,
@@ -538,7 +539,7 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
         bail!("--tokens is empty; give at least one token id");
     }
     let vocab = model.vocab_size();
-    let mut session = Session::new_owned(&model);
+    let mut session = eddy_cli::validate::new_session(&model)?;
     let mut all = Vec::with_capacity(ids.len() * vocab);
     if stepwise {
         for &t in &ids {
@@ -546,6 +547,9 @@ fn cmd_logits(path: PathBuf, tokens: String, output: PathBuf, stepwise: bool) ->
         }
     } else {
         session.prefill_chunked(&ids, PREFILL_CHUNK, true, |_, l| all.extend_from_slice(l))?;
+    }
+    for (position, row) in all.chunks(vocab.max(1)).enumerate() {
+        eddy_cli::validate::check_logits(row, position as u64)?;
     }
     let mut buf = Vec::new();
     eddy_cli::npy::write_f32_2d(&mut buf, ids.len(), vocab, &all)?;
@@ -587,9 +591,10 @@ fn check_options_apply(cli: &Cli) -> Result<()> {
 
 fn main() {
     cli::out::exit_quietly_on_broken_pipe();
+    eddy_cli::validate::ignore_file_size_signal();
     let cli = Cli::parse();
     if let Err(e) = check_options_apply(&cli) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", eddy_cli::validate::error_line(&e));
         std::process::exit(1);
     }
     let _ = KERNELS_ARG.set(cli.kernels.clone());
@@ -616,7 +621,7 @@ fn main() {
         if cli::out::is_broken_pipe(&e) {
             std::process::exit(0);
         }
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", eddy_cli::validate::error_line(&e));
         std::process::exit(1);
     }
 }

@@ -72,7 +72,7 @@ impl MappedInput {
     /// Map `path` and validate it completely (structure and checksum).
     pub fn open(path: &Path) -> Result<Self, MapError> {
         let io = |source| MapError::Io { path: path.to_path_buf(), source };
-        let file = std::fs::File::open(path).map_err(io)?;
+        let file = crate::validate::open_regular(path).map_err(io)?;
         // SAFETY: the map is read-only; eddy's tools never modify a model
         // file in place (they write a new file and rename it).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;

@@ -38,6 +38,17 @@ pub enum RecipeError {
     /// A rule is malformed.
     #[error("rule `{0}` not understood; write PATTERN=FORMAT, e.g. '*.in_proj.weight=w4g64'")]
     BadRule(String),
+    /// A pattern uses glob syntax this matcher does not have.
+    #[error("pattern `{0}` is not usable: only `*` is special (any run of characters); `?`, `[` and `{{` are not supported")]
+    BadPattern(String),
+    /// An override matches no matrix of the model.
+    #[error("--set `{rule}` matches no matrix of this model (matrices are named like {examples}, ...)")]
+    NoMatch {
+        /// The override as given.
+        rule: String,
+        /// A few matrix names.
+        examples: String,
+    },
     /// The recipe file is unreadable.
     #[error("cannot read recipe {path}: {message}")]
     File {
@@ -67,6 +78,26 @@ pub fn parse_format(s: &str) -> Result<TensorFormat, RecipeError> {
             TensorFormat::from_code(code, group).map_err(|_| bad())
         }
     }
+}
+
+/// `PATTERN=FORMAT` split, the pattern non-empty and free of glob syntax
+/// other than `*`.
+fn override_parts(rule: &str) -> Result<(&str, &str), RecipeError> {
+    let (p, f) = rule.split_once('=').ok_or_else(|| RecipeError::BadRule(rule.to_string()))?;
+    let p = p.trim();
+    if p.is_empty() {
+        return Err(RecipeError::BadRule(rule.to_string()));
+    }
+    Ok((check_pattern(p)?, f))
+}
+
+/// A pattern without glob syntax other than `*` (which the matcher would
+/// take literally and so never match).
+fn check_pattern(p: &str) -> Result<&str, RecipeError> {
+    if p.contains(['?', '[', ']', '{', '}']) {
+        return Err(RecipeError::BadPattern(p.to_string()));
+    }
+    Ok(p)
 }
 
 /// Glob match with `*` only.
@@ -142,8 +173,16 @@ impl Recipe {
             return Self::preset(spec);
         }
         let path = Path::new(spec);
-        let file_err = |message: String| RecipeError::File { path: spec.to_string(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RecipeError::File { path: spec.to_string(), message: e.to_string() })?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(spec);
+        Self::from_toml(&text, spec, name)
+    }
+
+    /// A recipe from TOML text (the format [`load`](Self::load) reads);
+    /// `path` names it in errors, `name` in the report.
+    pub fn from_toml(text: &str, path: &str, name: &str) -> Result<Self, RecipeError> {
+        let file_err = |message: String| RecipeError::File { path: path.to_string(), message };
         let value: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.to_string()))?;
         let mut recipe = match value.get("base") {
             Some(toml::Value::String(b)) => Self::preset(b)?,
@@ -155,12 +194,12 @@ impl Recipe {
             let t = t.as_table().ok_or_else(|| file_err("[rules] must be a table".into()))?;
             for (pattern, f) in t {
                 let f = f.as_str().ok_or_else(|| RecipeError::BadRule(format!("{pattern} = {f}")))?;
-                own.push(Rule { pattern: pattern.clone(), format: parse_format(f)? });
+                own.push(Rule { pattern: check_pattern(pattern)?.to_string(), format: parse_format(f)? });
             }
         }
         own.append(&mut recipe.rules);
         recipe.rules = own;
-        recipe.name = format!("custom({})", path.file_name().and_then(|n| n.to_str()).unwrap_or(spec));
+        recipe.name = format!("custom({name})");
         Ok(recipe)
     }
 
@@ -168,12 +207,26 @@ impl Recipe {
     pub fn with_overrides(mut self, overrides: &[String]) -> Result<Self, RecipeError> {
         let mut own = Vec::new();
         for o in overrides {
-            let (p, f) = o.split_once('=').ok_or_else(|| RecipeError::BadRule(o.clone()))?;
-            own.push(Rule { pattern: p.trim().to_string(), format: parse_format(f)? });
+            let (p, f) = override_parts(o)?;
+            own.push(Rule { pattern: p.to_string(), format: parse_format(f)? });
         }
         own.append(&mut self.rules);
         self.rules = own;
         Ok(self)
+    }
+
+    /// Refuse an override (`PATTERN=FORMAT`) whose pattern matches none of
+    /// `matrices` (the model's quantizable tensors): a typo would
+    /// otherwise change nothing without a word.
+    pub fn require_override_matches(overrides: &[String], matrices: &[String]) -> Result<(), RecipeError> {
+        for o in overrides {
+            let (pattern, _) = override_parts(o)?;
+            if !matrices.iter().any(|m| glob_match(pattern, m)) {
+                let examples = matrices.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+                return Err(RecipeError::NoMatch { rule: o.clone(), examples });
+            }
+        }
+        Ok(())
     }
 
     /// The format for a tensor, or `None` if no rule matches (keep as is).

@@ -128,7 +128,9 @@ fn model_status(e: ModelError) -> EddyStatus {
 
 fn session_status(e: SessionError) -> EddyStatus {
     match e {
-        SessionError::BufferTooSmall { .. } => EddyStatus::BufferTooSmall,
+        // Sessions here live in caller buffers: `OutOfMemory` (owned
+        // buffers only) cannot happen, and is the same kind of failure.
+        SessionError::BufferTooSmall { .. } | SessionError::OutOfMemory { .. } => EddyStatus::BufferTooSmall,
         SessionError::BufferMisaligned { .. } => EddyStatus::BufferMisaligned,
         SessionError::TokenOutOfRange { .. } => EddyStatus::TokenOutOfRange,
         SessionError::EmptyPrompt => EddyStatus::EmptyPrompt,

@@ -12,7 +12,7 @@ use super::out::Out;
 use super::run::SamplingArgs;
 use crate::{load, open, PREFILL_CHUNK};
 use anyhow::{bail, Context, Result};
-use eddy::{OwnedSession, Session};
+use eddy::OwnedSession;
 use eddy_cli::chat_template::{ChatMessage, ChatTemplate};
 use eddy_cli::generate::{generate, StopRules};
 use eddy_cli::sample::Sampler;
@@ -120,6 +120,7 @@ impl Conversation<'_, '_, '_> {
 
 /// Run the chat loop until end of input.
 pub(crate) fn cmd_chat(args: ChatArgs) -> Result<()> {
+    args.sampling.check()?;
     let mapped = open(&args.model)?;
     let model = load(&mapped)?;
     let json = model
@@ -130,7 +131,7 @@ pub(crate) fn cmd_chat(args: ChatArgs) -> Result<()> {
     if template.is_default() {
         eprintln!("note: {} has no chat template; using a plain `role:` transcript", args.model.display());
     }
-    let mut session = Session::new_owned(&model);
+    let mut session = eddy_cli::validate::new_session(&model)?;
     let mut chat = Conversation {
         session: &mut session,
         template: &template,

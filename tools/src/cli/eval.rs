@@ -2,7 +2,7 @@
 //! and, on Ctrl-C, the perplexity of the tokens scored so far.
 
 use crate::{load, open};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use eddy_cli::progress::Progress;
 use eddy_cli::text::TextCodec;
 use std::path::PathBuf;
@@ -41,15 +41,9 @@ pub(crate) fn cmd_eval(args: EvalArgs) -> Result<()> {
         .tokenizer_json()
         .with_context(|| format!("{} has no embedded tokenizer; eval needs one", args.model.display()))?;
     let codec = TextCodec::from_json(json)?;
-    let text = std::fs::read_to_string(&args.ppl)
-        .with_context(|| format!("cannot read {} as UTF-8 text", args.ppl.display()))?;
-    let mut tokens = codec.encode(&text)?;
-    if args.limit > 0 {
-        tokens.truncate(args.limit);
-    }
-    if tokens.len() < 2 {
-        bail!("{} has fewer than 2 tokens; nothing to score", args.ppl.display());
-    }
+    let file = eddy_cli::validate::open_regular(&args.ppl)
+        .with_context(|| format!("cannot read {}", args.ppl.display()))?;
+    let size = file.metadata().map_or(0, |m| m.len());
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     // A second Ctrl-C ends at once (the handler is replaced by the default
@@ -60,12 +54,24 @@ pub(crate) fn cmd_eval(args: EvalArgs) -> Result<()> {
         }
     })
     .context("cannot install the Ctrl-C handler")?;
-    let mut bar = Progress::new("eval", tokens.len() as u64 - 1, "tokens");
+    // The text is read, tokenized and scored in pieces, so progress is in
+    // bytes of text.
+    let mut bar = Progress::new("eval", size, "bytes");
     let t0 = Instant::now();
-    let result = eddy_cli::eval::perplexity_until(&model, &tokens, args.chunk, args.ctx, |done, so_far| {
-        bar.set_with(done as u64, &format!("ppl {:.4}", so_far.ppl()));
-        !interrupted.load(Ordering::SeqCst)
-    })?;
+    let result = eddy_cli::eval::perplexity_of_text(
+        &model,
+        &codec,
+        file,
+        (args.chunk, args.limit, args.ctx),
+        |done, so_far| {
+            match so_far {
+                Some(p) => bar.set_with(done, &format!("ppl {:.4}", p.ppl())),
+                None => bar.set(done),
+            }
+            !interrupted.load(Ordering::SeqCst)
+        },
+    )
+    .with_context(|| format!("cannot score {}", args.ppl.display()))?;
     bar.finish();
     let complete = !interrupted.load(Ordering::SeqCst);
     let tok_s = result.predicted as f64 / t0.elapsed().as_secs_f64();

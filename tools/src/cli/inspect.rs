@@ -190,7 +190,7 @@ pub(crate) fn cmd_memory(
     ctx: String,
     json: bool,
 ) -> Result<()> {
-    let contexts: Vec<u32> = parse_counts(&ctx, "--ctx")?.into_iter().map(|c| c as u32).collect();
+    let contexts = eddy_cli::validate::context_lengths(&parse_counts(&ctx, "--ctx")?)?;
     if contexts.is_empty() || contexts.contains(&0) {
         bail!("--ctx needs positive context lengths, e.g. 1024,32768,1048576");
     }

@@ -3,7 +3,6 @@
 use super::out::Out;
 use crate::{fpga_for, load, open, PREFILL_CHUNK};
 use anyhow::{bail, Context, Result};
-use eddy::Session;
 use eddy_cli::chat_template::ChatTemplate;
 use eddy_cli::generate::{generate, StopRules};
 use eddy_cli::sample::{Sampler, SamplerConfig};
@@ -41,10 +40,20 @@ pub(crate) struct SamplingArgs {
 }
 
 impl SamplingArgs {
+    /// Refuse sampling options that make no sense (NaN temperature,
+    /// top-p outside (0, 1]).
+    pub(crate) fn check(&self) -> Result<()> {
+        Ok(eddy_cli::validate::check_sampling(&self.config())?)
+    }
+
+    fn config(&self) -> SamplerConfig {
+        let (temperature, top_k, top_p, seed) = (self.temperature, self.top_k, self.top_p, self.seed);
+        SamplerConfig { temperature, top_k, top_p, seed }
+    }
+
     /// The sampler these options describe.
     pub(crate) fn sampler(&self) -> Sampler {
-        let (temperature, top_k, top_p, seed) = (self.temperature, self.top_k, self.top_p, self.seed);
-        Sampler::new(SamplerConfig { temperature, top_k, top_p, seed })
+        Sampler::new(self.config())
     }
 
     /// Stop rules: the model's EOS ids (unless --ignore-eos) and --stop.
@@ -101,6 +110,7 @@ pub(crate) fn prompt_text(prompt: Option<&str>, file: Option<&Path>) -> Result<O
 
 /// Generate from a prompt (text or token ids), streaming the text.
 pub(crate) fn cmd_run(args: RunArgs) -> Result<()> {
+    args.sampling.check()?;
     let mapped = open(&args.model)?;
     let mut model = load(&mapped)?;
     let fpga = fpga_for(&model, mapped.bytes())?;
@@ -130,7 +140,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<()> {
         bail!("the prompt encodes to zero tokens; give a non-empty prompt");
     }
     let text_out = codec.as_ref().filter(|_| !args.ids);
-    let mut session = Session::new_owned(&model);
+    let mut session = eddy_cli::validate::new_session(&model)?;
     if let Some(path) = &args.load_state {
         let h = state_file::load(path, &mut session)?;
         eprintln!("loaded state of {} tokens from {}", h.position, path.display());

@@ -49,8 +49,8 @@ pub(super) struct Checkpoint {
 fn shard_paths(dir: &Path) -> Result<Vec<PathBuf>, ConvertError> {
     let index = dir.join("model.safetensors.index.json");
     let mut paths: Vec<PathBuf> = if index.exists() {
-        let text = std::fs::read_to_string(&index).map_err(io_err(&index))?;
-        let v: Value = serde_json::from_str(&text)
+        let text = crate::validate::read_regular(&index).map_err(io_err(&index))?;
+        let v: Value = serde_json::from_slice(&text)
             .map_err(|source| ConvertError::Json { path: index.clone(), source })?;
         let map = v.get("weight_map").and_then(Value::as_object).ok_or(ConvertError::ConfigKey {
             key: "weight_map",
@@ -147,7 +147,7 @@ impl Checkpoint {
         let mut files = Vec::new();
         let mut tensors = BTreeMap::new();
         for p in shard_paths(dir)? {
-            let mut f = File::open(&p).map_err(io_err(&p))?;
+            let mut f = crate::validate::open_regular(&p).map_err(io_err(&p))?;
             let header = read_header(&p, &mut f, files.len())
                 .map_err(|message| ConvertError::SafeTensors { path: p.clone(), message })?;
             for (name, stored) in header {

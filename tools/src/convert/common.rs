@@ -71,9 +71,27 @@ pub(super) fn u32_or(cfg: &Value, key: &str, default: u32) -> u32 {
     cfg.get(key).and_then(Value::as_u64).map_or(default, |v| v as u32)
 }
 
-/// A float config value, `default` when absent or not a number.
-pub(super) fn float(cfg: &Value, key: &str, default: f64) -> f64 {
-    cfg.get(key).and_then(Value::as_f64).unwrap_or(default)
+/// A float config value, `default` when absent; anything but a finite
+/// number (a string, `null`) is an error rather than a silent default.
+pub(super) fn float(cfg: &Value, key: &'static str, default: f64) -> Result<f64, ConvertError> {
+    match cfg.get(key) {
+        None => Ok(default),
+        Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or(ConvertError::ConfigValue {
+            key,
+            value: v.to_string(),
+            why: "must be a finite number",
+        }),
+    }
+}
+
+/// A norm epsilon ([`float`]), which must also be positive.
+pub(super) fn epsilon(cfg: &Value, key: &'static str, default: f64) -> Result<f32, ConvertError> {
+    let eps = float(cfg, key, default)?;
+    if eps > 0.0 && (eps as f32) > 0.0 {
+        Ok(eps as f32)
+    } else {
+        Err(ConvertError::ConfigValue { key, value: eps.to_string(), why: "a norm epsilon must be positive" })
+    }
 }
 
 /// `num_key_value_heads` (default: `n_heads`), which must divide `n_heads`.

@@ -3,7 +3,7 @@
 //! layers and MoE MLPs (the hybrid Qwen3-Next) are not supported yet.
 
 use super::common::{
-    conv_or_plain_shape, dims, float, hparams, neg_exp, one_plus, require_activation, require_family,
+    conv_or_plain_shape, dims, epsilon, hparams, neg_exp, one_plus, require_activation, require_family,
     top_or_layer,
 };
 use super::{get_bool, get_u32, ConvertError, FamilyLayout, Plan};
@@ -67,7 +67,7 @@ pub fn gated_deltanet_config(cfg: &Value) -> Result<GatedDeltaNetConfig, Convert
         head_v_dim,
         d_conv,
         d_ffn,
-        norm_eps: float(cfg, "rms_norm_eps", 1e-6) as f32,
+        norm_eps: epsilon(cfg, "rms_norm_eps", 1e-6)?,
         tied_embeddings: get_bool(cfg, "tie_word_embeddings", false)?,
     };
     if c.n_v_heads % c.n_k_heads != 0 {

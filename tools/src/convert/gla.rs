@@ -3,7 +3,7 @@
 //! conversion naming the key.
 
 use super::common::{
-    dims, float, hparams, positive, require_activation, require_family, top_or_layer, u32_or,
+    dims, epsilon, float, hparams, positive, require_activation, require_family, top_or_layer, u32_or,
 };
 use super::{get_bool, get_u32, ConvertError, FamilyLayout, Plan};
 use eddy::arch::Architecture;
@@ -41,8 +41,8 @@ pub(super) fn gla_config(cfg: &Value) -> Result<GlaConfig, ConvertError> {
     if cfg.get("num_kv_heads").and_then(Value::as_u64).is_some_and(|k| k != n_heads as u64) {
         return Err(reject("num_kv_heads", "grouped key/value heads are not supported"));
     }
-    let key_dim = (d_model as f64 * float(cfg, "expand_k", 0.5)).round() as u32;
-    let value_dim = (d_model as f64 * float(cfg, "expand_v", 1.0)).round() as u32;
+    let key_dim = (d_model as f64 * float(cfg, "expand_k", 0.5)?).round() as u32;
+    let value_dim = (d_model as f64 * float(cfg, "expand_v", 1.0)?).round() as u32;
     if n_heads == 0 || key_dim % n_heads != 0 || value_dim % n_heads != 0 {
         return Err(reject("num_heads", "must divide the key and value widths"));
     }
@@ -59,8 +59,8 @@ pub(super) fn gla_config(cfg: &Value) -> Result<GlaConfig, ConvertError> {
         head_v_dim,
         gate_rank,
         d_ffn,
-        gate_normalizer: float(cfg, "gate_logit_normalizer", 16.0) as f32,
-        norm_eps: float(cfg, "norm_eps", 1e-6) as f32,
+        gate_normalizer: float(cfg, "gate_logit_normalizer", 16.0)? as f32,
+        norm_eps: epsilon(cfg, "norm_eps", 1e-6)?,
         tied_embeddings: get_bool(cfg, "tie_word_embeddings", false)?,
     })
 }

@@ -3,7 +3,7 @@
 //! file's layer-kinds table.
 
 use super::common::{
-    conv_or_plain_shape, dims, float, hparams, kv_heads, positive, require_family, top_or_layer, u32_or,
+    conv_or_plain_shape, dims, epsilon, hparams, kv_heads, positive, require_family, top_or_layer, u32_or,
 };
 use super::{get_bool, get_u32, Checkpoint, ConvertError, FamilyLayout, Plan};
 use eddy::arch::Architecture;
@@ -98,7 +98,7 @@ pub(super) fn lfm2_config<'k>(
         d_ffn,
         d_conv,
         conv_bias: get_bool(cfg, "conv_bias", false)?,
-        norm_eps: float(cfg, "norm_eps", 1e-5) as f32,
+        norm_eps: epsilon(cfg, "norm_eps", 1e-5)?,
         tied_embeddings: get_bool(cfg, "tie_word_embeddings", true)? && get_bool(cfg, "tie_embedding", true)?,
         n_heads,
         n_kv_heads,

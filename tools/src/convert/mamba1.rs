@@ -24,7 +24,7 @@ macro_rules! mamba_config {
             d_state,
             d_conv,
             $($field,)*
-            norm_eps: super::common::float($cfg, "layer_norm_epsilon", 1e-5) as f32,
+            norm_eps: super::common::epsilon($cfg, "layer_norm_epsilon", 1e-5)?,
             tied_embeddings: super::get_bool($cfg, "tie_word_embeddings", $tied)?,
             proj_bias: super::get_bool($cfg, "use_bias", false)?,
             conv_bias: super::get_bool($cfg, "use_conv_bias", true)?,

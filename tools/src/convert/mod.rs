@@ -60,6 +60,14 @@ pub enum ConvertError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The output could not be written.
+    #[error("cannot write {path}: {source}")]
+    WriteIo {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// `config.json` is not valid JSON.
     #[error("{path}: invalid JSON: {source}")]
     Json {
@@ -102,6 +110,41 @@ pub enum ConvertError {
         value: String,
         /// Why not.
         why: &'static str,
+    },
+    /// No `config.json`, and the tensors do not say the family either.
+    #[error("cannot read {path}: no such file, and the checkpoint's tensors are not a GRU, LSTM or RWKV-7 one whose shapes say everything")]
+    NoConfig {
+        /// The missing config path.
+        path: PathBuf,
+    },
+    /// `tokenizer.json` is not a tokenizer.
+    #[error("{path}: not a usable tokenizer: {message}")]
+    Tokenizer {
+        /// The path.
+        path: PathBuf,
+        /// What the tokenizer library said.
+        message: String,
+    },
+    /// A tensor is not finite after its conversion (e.g. `-exp` of a
+    /// huge `A_log`).
+    #[error("tensor `{hf_name}` (eddy `{eddy_name}`) has NaN or infinite values after conversion (its values are out of range)")]
+    NonFiniteConverted {
+        /// Hugging Face name.
+        hf_name: String,
+        /// eddy canonical name.
+        eddy_name: String,
+    },
+    /// The checkpoint holds tensors of layers the config does not have.
+    #[error("config.json: `{key}` = {value}, but the checkpoint has tensor `{tensor}` of layer {layer}; fix the config or the checkpoint")]
+    ExtraLayer {
+        /// The layer-count key.
+        key: &'static str,
+        /// Its value.
+        value: u32,
+        /// A tensor of a layer beyond it.
+        tensor: String,
+        /// That layer.
+        layer: u32,
     },
     /// No weights were found.
     #[error("no *.safetensors files in {0}")]
@@ -200,6 +243,10 @@ pub enum ConvertError {
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
     move |source| ConvertError::Io { path: path.to_path_buf(), source }
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
+    move |source| ConvertError::WriteIo { path: path.to_path_buf(), source }
 }
 
 /// What `convert` produced, for the caller to report.
@@ -332,24 +379,35 @@ fn plan_for(cfg: &Value, ckpt: &Checkpoint) -> Result<Plan, ConvertError> {
 /// Read `config.json` (or infer it from the tensors) and open the weights.
 fn open_dir(dir: &Path) -> Result<(Value, Checkpoint), ConvertError> {
     let cfg_path = dir.join("config.json");
-    match std::fs::read_to_string(&cfg_path) {
+    match crate::validate::read_regular(&cfg_path) {
         Ok(text) => Ok((
-            serde_json::from_str(&text)
+            serde_json::from_slice(&text)
                 .map_err(|source| ConvertError::Json { path: cfg_path.clone(), source })?,
             Checkpoint::open(dir)?,
         )),
-        Err(e) => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Without config.json only a bare GRU/LSTM state dict or an
-            // RWKV-7 checkpoint converts: their shapes say everything. Otherwise report the missing file.
-            let ckpt = Checkpoint::open(dir).map_err(|_| io_err(&cfg_path)(e))?;
+            // RWKV-7 checkpoint converts: their shapes say everything.
+            // Without weights either, the missing config is the news.
+            let ckpt = match Checkpoint::open(dir) {
+                Err(ConvertError::NoWeights(_)) | Err(ConvertError::Io { .. }) => {
+                    return Err(io_err(&cfg_path)(e))
+                }
+                other => other?,
+            };
             match rnn::infer_config(&ckpt)?.or(rwkv7::infer_config(&ckpt)?) {
                 Some(cfg) => Ok((cfg, ckpt)),
-                None => {
-                    let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
-                    Err(io_err(&cfg_path)(e))
+                // BlinkDL-layout names without the tensor that marks RWKV-7.
+                None if ckpt.names().iter().any(|n| n.starts_with("blocks.")) => {
+                    Err(ConvertError::MissingTensor {
+                        hf_name: "blocks.0.att.r_k".into(),
+                        eddy_name: "layers.0.att.r_k (an RWKV-7 checkpoint in BlinkDL's layout)".into(),
+                    })
                 }
+                None => Err(ConvertError::NoConfig { path: cfg_path }),
             }
         }
+        Err(e) => Err(io_err(&cfg_path)(e)),
     }
 }
 
@@ -370,9 +428,9 @@ pub fn convert_to_file(
     dtype: WeightDtype,
     output: &Path,
 ) -> Result<ConvertSummary, ConvertError> {
-    let (tmp, file) = TempOutput::create(output).map_err(io_err(output))?;
+    let (tmp, file) = TempOutput::create(output).map_err(write_err(output))?;
     let (file, summary) = convert_into(dir, dtype, file)?;
-    tmp.persist(file).map_err(io_err(output))?;
+    tmp.persist(file).map_err(write_err(output))?;
     Ok(summary)
 }
 
@@ -439,11 +497,17 @@ fn convert_dir_into<W: Write + Seek>(
         }
         hf_names.push(hf);
     }
+    refuse_extra_layers(&cfg, plan.shape.0, &ckpt, &hf_names)?;
     let tok_path = dir.join("tokenizer.json");
     let tokenizer = match tok_path.exists() {
-        true => Some(std::fs::read(&tok_path).map_err(io_err(&tok_path))?),
+        true => Some(crate::validate::read_regular(&tok_path).map_err(io_err(&tok_path))?),
         false => None,
     };
+    // Parsed now, so a broken tokenizer fails here and not at `run`.
+    if let Some(bytes) = &tokenizer {
+        crate::text::TextCodec::from_json(bytes)
+            .map_err(|e| ConvertError::Tokenizer { path: tok_path.clone(), message: format!("{e:#}") })?;
+    }
     let chat = StoredChatTemplate::from_checkpoint(dir, &cfg)?;
     if let Some(source) = chat.as_ref().and_then(StoredChatTemplate::template_source) {
         // A template that does not parse is refused now, not at chat time.
@@ -462,6 +526,9 @@ fn convert_dir_into<W: Write + Seek>(
             return Err(ConvertError::NonFinite { hf_name: hf.clone() });
         }
         let values = plan.layout.transform(spec, values);
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(ConvertError::NonFiniteConverted { hf_name: hf.clone(), eddy_name: eddy_name(spec) });
+        }
         let eddy_shape: Vec<u32> =
             if spec.rows == 1 { vec![spec.cols as u32] } else { vec![spec.rows as u32, spec.cols as u32] };
         let format = match (spec.kind, dtype) {
@@ -484,7 +551,7 @@ fn convert_dir_into<W: Write + Seek>(
     }
     let (out, len) = w.finish()?;
     let used: BTreeSet<&String> = hf_names.iter().collect();
-    let ignored = ckpt.names().into_iter().filter(|n| !used.contains(n)).collect();
+    let ignored: Vec<String> = ckpt.names().into_iter().filter(|n| !used.contains(n)).collect();
     Ok((
         out,
         ConvertSummary {
@@ -498,6 +565,34 @@ fn convert_dir_into<W: Write + Seek>(
     ))
 }
 
+/// Refuse a checkpoint with tensors of layers at or beyond `layers` (a
+/// config that says fewer layers than the weights have would silently
+/// drop the rest). `used` are the names the plan reads.
+fn refuse_extra_layers(
+    cfg: &Value,
+    layers: u32,
+    ckpt: &Checkpoint,
+    used: &[String],
+) -> Result<(), ConvertError> {
+    const CONTAINERS: [&str; 4] = ["layers", "blocks", "h", "layer"];
+    for name in ckpt.names() {
+        if used.contains(&name) {
+            continue;
+        }
+        let parts: Vec<&str> = name.split('.').collect();
+        let layer =
+            parts.windows(2).find(|w| CONTAINERS.contains(&w[0])).and_then(|w| w[1].parse::<u32>().ok());
+        if let Some(layer) = layer.filter(|&l| l >= layers) {
+            let key = ["num_hidden_layers", "n_layer", "num_layers", "n_layers"]
+                .into_iter()
+                .find(|k| cfg.get(k).is_some())
+                .unwrap_or("num_hidden_layers");
+            return Err(ConvertError::ExtraLayer { key, value: layers, tensor: name, layer });
+        }
+    }
+    Ok(())
+}
+
 /// The canonical eddy name of a schema entry.
 pub fn eddy_name(spec: &TensorSpec) -> String {
     match spec.layer {
@@ -509,7 +604,7 @@ pub fn eddy_name(spec: &TensorSpec) -> String {
 /// Write `bytes` to `path` atomically (temporary file, then rename), so a
 /// failed write never leaves a half-written model behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConvertError> {
-    let (tmp, mut file) = TempOutput::create(path).map_err(io_err(path))?;
-    file.write_all(bytes).map_err(io_err(tmp.path()))?;
-    tmp.persist(file).map_err(io_err(path))
+    let (tmp, mut file) = TempOutput::create(path).map_err(write_err(path))?;
+    file.write_all(bytes).map_err(write_err(tmp.path()))?;
+    tmp.persist(file).map_err(write_err(path))
 }

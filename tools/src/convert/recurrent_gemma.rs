@@ -4,7 +4,7 @@
 //! `[out, in]` rows, and `Λ` as `c = -8 softplus(Λ)`.
 
 use super::common::{
-    conv_or_plain_shape, dims, float, hparams, kv_heads, one_plus, positive, require_activation,
+    conv_or_plain_shape, dims, epsilon, float, hparams, kv_heads, one_plus, positive, require_activation,
     require_family, top_or_layer, u32_or,
 };
 use super::{get_bool, get_u32, Checkpoint, ConvertError, FamilyLayout, Plan};
@@ -82,8 +82,11 @@ pub(super) fn recurrent_gemma_config<'k>(
         d_conv,
         d_ffn,
         attention_bias: get_bool(cfg, "attention_bias", false)?,
-        norm_eps: float(cfg, "rms_norm_eps", 1e-6) as f32,
-        logit_soft_cap: float(cfg, "logits_soft_cap", 0.0) as f32,
+        norm_eps: epsilon(cfg, "rms_norm_eps", 1e-6)?,
+        logit_soft_cap: match cfg.get("logits_soft_cap") {
+            Some(Value::Null) => 0.0, // no cap
+            _ => float(cfg, "logits_soft_cap", 0.0)? as f32,
+        },
         tied_embeddings: get_bool(cfg, "tie_word_embeddings", true)?,
         layer_kinds: kinds,
         kv: KvCacheOptions { format: DEFAULT_KV_FORMAT, sinks: 0, window },

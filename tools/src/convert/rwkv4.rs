@@ -1,7 +1,7 @@
 //! `RwkvForCausalLM` (RWKV-4) checkpoints.
 
 use super::common::{
-    dims, float, get_u32_or, hparams, neg_exp, plain_shape, positive, require_family, split_layer,
+    dims, epsilon, get_u32_or, hparams, neg_exp, plain_shape, positive, require_family, split_layer,
 };
 use super::{eddy_name, get_bool, ConvertError, FamilyLayout, Plan};
 use eddy::arch::Architecture;
@@ -28,7 +28,7 @@ pub fn rwkv4_config(cfg: &Value) -> Result<Rwkv4Config, ConvertError> {
         d_model,
         n_layer,
         d_ffn,
-        norm_eps: float(cfg, "layer_norm_epsilon", 1e-5) as f32,
+        norm_eps: epsilon(cfg, "layer_norm_epsilon", 1e-5)?,
         tied_embeddings: get_bool(cfg, "tie_word_embeddings", false)?,
     })
 }

@@ -68,7 +68,6 @@ pub(super) fn rwkv7_config(cfg: &Value, ckpt: &Checkpoint) -> Result<Rwkv7Config
             why: "LoRA ranks must be positive",
         });
     }
-    let float = |key: &str, default: f64| cfg.get(key).and_then(Value::as_f64).unwrap_or(default) as f32;
     let c = Rwkv7Config {
         vocab_size: num("vocab_size")?,
         d_model: num("hidden_size")?,
@@ -76,8 +75,8 @@ pub(super) fn rwkv7_config(cfg: &Value, ckpt: &Checkpoint) -> Result<Rwkv7Config
         n_heads: num("num_heads")?,
         d_ffn: num("intermediate_size")?,
         lora,
-        norm_eps: float("layer_norm_epsilon", 1e-5),
-        head_norm_eps: float("head_norm_epsilon", 64e-5),
+        norm_eps: super::common::epsilon(cfg, "layer_norm_epsilon", 1e-5)?,
+        head_norm_eps: super::common::epsilon(cfg, "head_norm_epsilon", 64e-5)?,
         tied_embeddings: inferred["tie_word_embeddings"].as_bool().unwrap_or(false),
     };
     if c.d_model % c.n_heads != 0 {
