@@ -35,13 +35,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Exit code 1, one `error:` line containing `needle`, no panic.
+/// Exit code 1, one `error:` line (the last) containing `needle`, no
+/// panic. Lines before it may be progress or warnings.
 fn assert_clean_error(o: &Output, needle: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("error: "), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    assert!(err.contains(needle), "`{needle}` not in: {err}");
+    let last = err.trim_end().lines().last().unwrap_or("");
+    assert!(last.starts_with("error: "), "stderr: {err}");
+    assert_eq!(err.matches("error:").count(), 1, "one error line expected: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert!(last.contains(needle), "`{needle}` not in: {err}");
 }
 
 fn copy_fixture(name: &str, dest: &Path) {
