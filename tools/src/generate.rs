@@ -160,6 +160,15 @@ mod tests {
     }
 
     #[test]
+    fn held_back_text_is_never_sent_early() {
+        let stops = vec!["STOP".to_string()];
+        let mut f = StopFilter::new(&stops);
+        assert_eq!(f.push("go ST"), ("go ".to_string(), false));
+        assert_eq!(f.push("O"), (String::new(), false));
+        assert_eq!(f.push("P!"), (String::new(), true));
+    }
+
+    #[test]
     fn a_stop_string_split_over_pieces_is_never_printed() {
         assert_eq!(run(&["\nUser:"], &["Hi", " there", "\nUs", "er:", " more"]), ("Hi there".into(), true));
         assert_eq!(run(&["END"], &["abcEN", "Dxyz"]), ("abc".into(), true));

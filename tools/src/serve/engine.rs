@@ -5,6 +5,7 @@
 use super::metrics::Metrics;
 use super::openai::{ApiError, GenerationSettings, Usage};
 use super::state_cache::StateCache;
+use crate::generate::StopFilter;
 use crate::sample::Sampler;
 use crate::text::TextCodec;
 use eddy::{Model, Session, PREFILL_CHUNK};
@@ -182,7 +183,7 @@ impl Engine<'_, '_> {
 
         let t1 = Instant::now();
         let mut sampler = Sampler::new(job.settings.sampler);
-        let mut stops = StopScanner::new(&job.settings.stop);
+        let mut stops = StopFilter::new(&job.settings.stop);
         let mut consumed = prompt.clone();
         let mut generated: Vec<u32> = Vec::new();
         let mut finish_reason = "length";
@@ -228,95 +229,5 @@ impl Engine<'_, '_> {
         let usage =
             Usage { prompt_tokens: prompt.len(), cached_tokens: cached, completion_tokens: generated.len() };
         Ok(Some((finish_reason, usage)))
-    }
-}
-
-/// Finds stop strings in streamed text: holds back the tail that could
-/// still grow into a stop string, so no part of one is ever sent.
-pub struct StopScanner<'s> {
-    stops: &'s [String],
-    pending: String,
-}
-
-impl<'s> StopScanner<'s> {
-    /// A scanner for these stop strings.
-    pub fn new(stops: &'s [String]) -> Self {
-        StopScanner { stops, pending: String::new() }
-    }
-
-    /// Add text; returns the text safe to send and whether a stop string
-    /// was found (the text then ends just before it).
-    pub fn push(&mut self, piece: &str) -> (String, bool) {
-        self.pending.push_str(piece);
-        if let Some(at) = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min() {
-            let text = self.pending[..at].to_string();
-            self.pending.clear();
-            return (text, true);
-        }
-        let hold = self.held_back();
-        let text = self.pending[..self.pending.len() - hold].to_string();
-        self.pending.drain(..self.pending.len() - hold);
-        (text, false)
-    }
-
-    /// Bytes at the end of `pending` that begin some stop string.
-    fn held_back(&self) -> usize {
-        let p = &self.pending;
-        self.stops
-            .iter()
-            .flat_map(|s| {
-                (1..s.len().min(p.len() + 1))
-                    .filter(|&n| p.is_char_boundary(p.len() - n) && s.is_char_boundary(n))
-                    .filter(move |&n| p.ends_with(&s[..n]))
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// The held-back text at the end of a generation that did not stop.
-    pub fn finish(&mut self) -> String {
-        std::mem::take(&mut self.pending)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::StopScanner;
-
-    fn run(stops: &[&str], pieces: &[&str]) -> (String, bool) {
-        let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
-        let mut sc = StopScanner::new(&stops);
-        let mut out = String::new();
-        for p in pieces {
-            let (text, stopped) = sc.push(p);
-            out += &text;
-            if stopped {
-                return (out, true);
-            }
-        }
-        out += &sc.finish();
-        (out, false)
-    }
-
-    #[test]
-    fn stop_strings_split_across_pieces_are_found_and_cut() {
-        assert_eq!(run(&["END"], &["abc E", "N", "D more"]), ("abc ".into(), true));
-        assert_eq!(run(&["\n\n", "xyz"], &["line\n", "\nnext"]), ("line".into(), true));
-    }
-
-    #[test]
-    fn partial_matches_are_released_when_they_do_not_complete() {
-        assert_eq!(run(&["END"], &["a E", "N", "x"]), ("a ENx".into(), false));
-        assert_eq!(run(&["END"], &["tail E"]), ("tail E".into(), false));
-        assert_eq!(run(&[], &["é", "ü"]), ("éü".into(), false));
-    }
-
-    #[test]
-    fn held_back_text_is_never_sent_early() {
-        let stops = vec!["STOP".to_string()];
-        let mut sc = StopScanner::new(&stops);
-        assert_eq!(sc.push("go ST"), ("go ".to_string(), false));
-        assert_eq!(sc.push("O"), (String::new(), false));
-        assert_eq!(sc.push("P!"), (String::new(), true));
     }
 }
