@@ -5,11 +5,11 @@ use eddy::file::AlignedBytes;
 use eddy::Model;
 use eddy_cli::chat_template::{ChatMessage, ChatTemplate};
 use eddy_cli::convert::{convert_dir, WeightDtype};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
-}
+mod common;
+
+use common::fixture;
 
 /// A copy of a fixture checkpoint with `extra` files added.
 fn checkpoint_with(name: &str, extra: &[(&str, &str)]) -> PathBuf {

@@ -1,45 +1,16 @@
 //! The `eddy` binary end to end: conversion, inspection, generation, logits,
 //! and one-line errors (never a panic) for bad input.
 
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn eddy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).output().expect("eddy runs")
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eddy-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A failed command: exit code 1, one `error:` line, no Rust panic.
-fn assert_clean_error(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("error: "), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    assert!(!err.contains("panicked"), "stderr: {err}");
-    assert!(err.contains(needle), "`{needle}` not in: {err}");
-}
 
 fn converted(name: &str) -> PathBuf {
     // Tests run in parallel threads: each conversion gets its own file.
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = tmp(&format!("{name}-{n}.eddy"));
-    let o = eddy(&["convert", fixture(name).to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    assert!(o.status.success(), "convert failed: {}", stderr(&o));
-    out
+    convert_fixture(name, &format!("{name}-{n}")).0
 }
 
 #[test]
@@ -133,14 +104,6 @@ fn bad_tokens_are_clean_errors() {
     assert_clean_error(&eddy(&["run", p, "--tokens", "1,999999"]), "out of range");
     assert_clean_error(&eddy(&["run", p, "--tokens", "1,x"]), "not a token id");
     assert_clean_error(&eddy(&["logits", p, "--tokens", "", "-o", "/tmp/x.npy"]), "empty");
-}
-
-fn copy_fixture(name: &str, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for e in std::fs::read_dir(fixture(name)).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, dest.join(p.file_name().unwrap())).unwrap();
-    }
 }
 
 #[test]

@@ -5,38 +5,18 @@ use eddy::file::AlignedBytes;
 use eddy::Model;
 use eddy_cli::chat_template::{ChatMessage, ChatTemplate};
 use eddy_cli::text::TextCodec;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
 
-fn eddy(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("eddy runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
+mod common;
 
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
+use common::{ok, tmp};
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eddy-cli-chat-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+fn eddy(args: &[&str], stdin: &str) -> std::process::Output {
+    common::eddy_with_stdin(args, stdin)
 }
 
 fn converted(name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mamba-tiny-tied");
-    let out = tmp(&format!("{name}.eddy"));
-    ok(eddy(&["convert", src.to_str().unwrap(), "-o", out.to_str().unwrap()], ""));
-    out
+    common::convert_fixture("mamba-tiny-tied", name).0
 }
 
 /// Ids as `--tokens` takes them.

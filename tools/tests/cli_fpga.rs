@@ -2,27 +2,19 @@
 //! `eddy run`/`eddy logits --backend fpga-sim`: the same tokens and
 //! bit-identical logits as the CPU for a W2A8 model, and clean errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn eddy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).output().expect("eddy runs")
-}
+use common::{eddy, fixture, tmp};
+use std::path::PathBuf;
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eddy-cli-fpga-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn ok(o: &Output) -> String {
+fn ok(o: &std::process::Output) -> String {
     assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// The tiny tied fixture converted and quantized W2A8 (plain, no calibration).
 fn w2a8_model() -> PathBuf {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mamba-tiny-tied");
+    let fixture = fixture("mamba-tiny-tied");
     // Tests run in parallel threads: each gets its own files.
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

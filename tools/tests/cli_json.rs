@@ -1,39 +1,21 @@
 //! `--json` output of inspect, eval and memory parses; `eval` reports the
 //! perplexity so far on Ctrl-C; an uncalibrated quantization says so.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn eddy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).output().expect("eddy runs")
-}
+use common::*;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn json(o: Output) -> serde_json::Value {
+fn json(o: std::process::Output) -> serde_json::Value {
     let s = ok(o);
     serde_json::from_str(&s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eddy-cli-json-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
 fn converted(name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mamba-tiny-tied");
-    let out = tmp(&format!("{name}.eddy"));
-    let o = eddy(&["convert", src.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let (out, o) = convert_fixture("mamba-tiny-tied", name);
     // Progress ends with the phase's time, the summary with the total.
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("convert: "),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(stderr(&o).contains("convert: "), "{}", stderr(&o));
     assert!(ok(o).trim_end().ends_with(" s"));
     out
 }
@@ -80,7 +62,7 @@ fn eval_prints_json_equal_to_its_text_result() {
 fn ctrl_c_in_eval_reports_the_perplexity_so_far() {
     let m = converted("interrupt");
     let t = text_file("long.txt", 20_000);
-    let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+    let child = Command::new(bin())
         .args(["eval", m.to_str().unwrap(), "--ppl", t.to_str().unwrap(), "--chunk", "64", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -114,7 +96,7 @@ fn quantize_without_calibration_warns_and_inspect_says_uncalibrated() {
 
 #[test]
 fn runtime_options_where_they_do_not_apply_are_refused() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mamba-tiny-tied");
+    let src = fixture("mamba-tiny-tied");
     let out = tmp("refused.eddy");
     let o = eddy(&["convert", src.to_str().unwrap(), "-o", out.to_str().unwrap(), "--state-bits", "4"]);
     assert_eq!(o.status.code(), Some(1));

@@ -3,12 +3,10 @@
 //! FPGA backend and subcommands stop with one clear error, and the CPU path
 //! still works.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn eddy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).output().expect("eddy runs")
-}
+use common::{eddy, fixture, tmp};
+use std::process::Output;
 
 fn assert_no_fpga_error(o: &Output) {
     let err = String::from_utf8_lossy(&o.stderr);
@@ -20,10 +18,9 @@ fn assert_no_fpga_error(o: &Output) {
 #[test]
 fn fpga_subcommand_and_backend_say_the_build_has_no_fpga() {
     assert_no_fpga_error(&eddy(&["fpga", "predict"]));
-    let dir = std::env::temp_dir().join(format!("eddy-cli-no-fpga-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let model = dir.join("tied.eddy");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/mamba-tiny-tied");
+    let model = tmp("tied.eddy");
+    let dir = model.parent().unwrap().to_path_buf();
+    let fixture = fixture("mamba-tiny-tied");
     let o = eddy(&["convert", fixture.to_str().unwrap(), "-o", model.to_str().unwrap()]);
     assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     let m = model.to_str().unwrap();

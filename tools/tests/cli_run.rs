@@ -1,56 +1,17 @@
 //! `eddy run` for everyday use: prompts from stdin and files, stopping at
 //! EOS and stop strings, state files, and a closed output pipe.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn eddy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).output().expect("eddy runs")
-}
-
-fn eddy_with_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("eddy runs");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eddy-cli-run-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn ok(o: Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "stderr: {err}");
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn clean_error(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(err.starts_with("error: ") && err.contains(needle), "`{needle}` not in: {err}");
-}
+use common::*;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 /// Convert `fixture` (with `config.json` edited by `edit`) to `name`.eddy.
 fn converted(fixture_name: &str, name: &str, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
     let dir = tmp(&format!("{name}-ckpt"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(fixture(fixture_name)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
-    }
+    copy_fixture(fixture_name, &dir);
     let cfg_path = dir.join("config.json");
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
@@ -99,17 +60,20 @@ fn a_state_file_of_another_model_format_or_garbage_is_refused() {
     let s = tmp("mismatch.state");
     let s = s.to_str().unwrap();
     ok(eddy(&["run", m, "--tokens", "1,2,3", "-n", "0", "--save-state", s]));
-    clean_error(&eddy(&["run", other, "--load-state", s, "--tokens", "4"]), "the state of another model");
-    clean_error(
+    assert_clean_error(
+        &eddy(&["run", other, "--load-state", s, "--tokens", "4"]),
+        "the state of another model",
+    );
+    assert_clean_error(
         &eddy(&["run", m, "--state-bits", "8", "--load-state", s, "--tokens", "4"]),
         "--state-bits 32",
     );
     let mut bytes = std::fs::read(s).unwrap();
     bytes.truncate(bytes.len() - 4);
     std::fs::write(s, &bytes).unwrap();
-    clean_error(&eddy(&["run", m, "--load-state", s, "--tokens", "4"]), "state bytes");
+    assert_clean_error(&eddy(&["run", m, "--load-state", s, "--tokens", "4"]), "state bytes");
     std::fs::write(s, b"not a state").unwrap();
-    clean_error(&eddy(&["run", m, "--load-state", s, "--tokens", "4"]), "not an eddy state file");
+    assert_clean_error(&eddy(&["run", m, "--load-state", s, "--tokens", "4"]), "not an eddy state file");
 }
 
 #[test]
@@ -126,7 +90,7 @@ fn stdin_and_file_prompts_equal_the_inline_prompt() {
     let from_stdin = ok(eddy_with_stdin(&[&["run", m, "--prompt", "-"][..], &common].concat(), text));
     assert_eq!(from_file, inline);
     assert_eq!(from_stdin, inline);
-    clean_error(&eddy(&["run", m, "-f", "/nonexistent/prompt.txt"]), "cannot read the prompt file");
+    assert_clean_error(&eddy(&["run", m, "-f", "/nonexistent/prompt.txt"]), "cannot read the prompt file");
 }
 
 #[test]
@@ -162,7 +126,7 @@ fn a_stop_string_ends_the_text_before_it() {
 #[test]
 fn a_closed_output_pipe_ends_quietly_with_status_0() {
     let m = converted("mamba-tiny-tied", "pipe", |_| {});
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+    let mut child = Command::new(bin())
         .args(["run", m.to_str().unwrap(), "--tokens", "1,2", "-n", "100000", "--ids", "--ignore-eos"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

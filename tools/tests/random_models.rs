@@ -14,7 +14,10 @@ use eddy_cli::shapes::{public_shape_table, small_shapes, ShapeConfig, PUBLIC_SHA
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::collections::BTreeSet;
-use std::process::Command;
+
+mod common;
+
+use common::eddy;
 
 const PLAIN: CalibrationOptions =
     CalibrationOptions { clip_search: false, activation_aware: false, gptq: false };
@@ -152,10 +155,6 @@ fn every_public_shape_is_a_config_its_converter_accepts() {
     assert!((params("mamba2-130m") - 129.0).abs() < 1.0);
     assert!((params("lfm2-350m") - 354.5).abs() < 1.0);
     assert!((params("recurrentgemma-2b") - 2682.9).abs() < 1.0);
-}
-
-fn eddy(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).output().expect("eddy runs")
 }
 
 #[test]

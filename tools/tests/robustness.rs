@@ -3,16 +3,11 @@
 //! per case of issue 22. `EDDY_TEST_BIN` runs them against another build
 //! (e.g. the one before the fixes, to see them fail).
 
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn bin() -> String {
-    std::env::var("EDDY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_eddy").to_string())
-}
-
-fn eddy(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("eddy runs")
-}
 
 /// `eddy args` under a shell with `limits` (e.g. `ulimit -v 1000000`).
 fn eddy_limited(limits: &str, args: &[&str]) -> Output {
@@ -21,45 +16,8 @@ fn eddy_limited(limits: &str, args: &[&str]) -> Output {
     Command::new("sh").arg("-c").arg(script).output().expect("sh runs")
 }
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eddy-robust-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Exit code 1, one `error:` line (the last) containing `needle`, no
-/// panic. Lines before it may be progress or warnings.
-fn assert_clean_error(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    let last = err.trim_end().lines().last().unwrap_or("");
-    assert!(last.starts_with("error: "), "stderr: {err}");
-    assert_eq!(err.matches("error:").count(), 1, "one error line expected: {err}");
-    assert!(!err.contains("panicked"), "stderr: {err}");
-    assert!(last.contains(needle), "`{needle}` not in: {err}");
-}
-
-fn copy_fixture(name: &str, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for e in std::fs::read_dir(fixture(name)).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, dest.join(p.file_name().unwrap())).unwrap();
-    }
-}
-
 fn converted(name: &str, tag: &str) -> PathBuf {
-    let out = tmp(&format!("{name}-{tag}.eddy"));
-    let o = eddy(&["convert", fixture(name).to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    assert!(o.status.success(), "convert failed: {}", stderr(&o));
-    out
+    convert_fixture(name, &format!("{name}-{tag}")).0
 }
 
 /// Files in `dir` whose names end in `.tmp`.
