@@ -465,9 +465,18 @@ macro_rules! layer_major_family {
         impl<'a> $ty<'a> {
             /// Bind a parsed file: check hyper-parameters and every tensor.
             pub fn load(file: $crate::file::EddyFile<'a>) -> Result<Self, $crate::error::ModelError> {
+                let model = Self::load_header(file)?;
+                $crate::schema::check_schema(&file, |visit| tensor_schema(&model.config, visit))?;
+                Ok(model)
+            }
+
+            /// Bind a file's hyper-parameters and blobs only, its tensors
+            /// unchecked: for sizes ([`crate::ModelSizes`]), never to run.
+            pub(crate) fn load_header(
+                file: $crate::file::EddyFile<'a>,
+            ) -> Result<Self, $crate::error::ModelError> {
                 let config = <$config>::from_file(&file)?;
                 Self::check_sizes(&config)?;
-                $crate::schema::check_schema(&file, |visit| tensor_schema(&config, visit))?;
                 Ok(Self { config, file })
             }
 

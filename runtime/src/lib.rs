@@ -31,6 +31,7 @@ mod family;
 pub mod file;
 mod linear;
 mod model;
+mod model_sizes;
 pub mod offload;
 mod ops;
 pub mod parallel;
@@ -56,6 +57,7 @@ pub use file::{BlobKind, EddyFile, TensorView};
 #[cfg(feature = "std")]
 pub use model::{MappedModel, OpenError};
 pub use model::{Model, STATE_HEADER_WORDS};
+pub use model_sizes::ModelSizes;
 pub use offload::{Offload, OffloadError, ScanShape};
 pub use parallel::Workers;
 pub use session::Session;

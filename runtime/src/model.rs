@@ -91,7 +91,7 @@ impl<'a> Model<'a> {
 
     /// State words in `format` (with the session header), scratch words
     /// (with the state working area) and working-area words of a family.
-    fn sizes(inner: &Inner<'a>, format: StateFormat) -> Result<(usize, usize, usize), ModelError> {
+    pub(crate) fn sizes(inner: &Inner<'a>, format: StateFormat) -> Result<(usize, usize, usize), ModelError> {
         let (size, scratch) = with_family!(inner, m => (
             StateSize::of(format, m.state_layers(), |i| m.state_parts(i)),
             m.scratch_words(),

@@ -5,7 +5,8 @@
 //! configuration's for a named shape); nothing is allocated.
 
 use anyhow::{Context, Result};
-use eddy::{KvCacheOptions, KvFormat, Model};
+use eddy::file::EddyFile;
+use eddy::{KvCacheOptions, KvFormat, Model, ModelSizes, StateFormat};
 
 /// One row of the report: a cache setting and the state bytes at each
 /// context length.
@@ -58,10 +59,22 @@ pub fn model_memory_rows(model: &Model<'_>, contexts: &[u32]) -> Result<Vec<Memo
     )
 }
 
-/// [`memory_rows`] of a named public shape (see [`crate::shapes`]).
-pub fn shape_memory_rows(name: &str, contexts: &[u32]) -> Result<Vec<MemoryRow>> {
-    let shape = crate::shapes::named(name).with_context(|| {
-        format!("unknown shape `{name}`; known: {}", crate::shapes::SHAPE_NAMES.join(", "))
+/// [`memory_rows`] of a named public shape (see [`crate::shapes`]) with the
+/// recurrent state stored as `format`, sized from the header its converter
+/// would write (no weights are made).
+pub fn shape_memory_rows(name: &str, contexts: &[u32], format: StateFormat) -> Result<Vec<MemoryRow>> {
+    let shape = crate::shapes::public_shape(name).with_context(|| {
+        format!("unknown shape `{name}`; known shapes:\n{}", crate::shapes::public_shape_table())
     })?;
-    memory_rows(shape.kv_cache(), |kv| shape.state_bytes(kv).context("state size overflows"), contexts)
+    let plan = shape.config().plan().with_context(|| format!("the {name} shape"))?;
+    let header = crate::random::header_only(&plan)?;
+    let sizes = ModelSizes::from_file(EddyFile::parse(header.as_slice())?)?;
+    memory_rows(
+        sizes.kv_cache(),
+        |kv| match kv {
+            None => Ok(sizes.state_bytes(format)?),
+            Some(kv) => Ok(sizes.with_kv_cache(kv)?.state_bytes(format)?),
+        },
+        contexts,
+    )
 }

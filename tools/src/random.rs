@@ -135,6 +135,18 @@ fn encode(
     Ok(())
 }
 
+/// The file header (hyper-parameters and blobs, no tensors) `eddy convert`
+/// would write for `plan`: enough for [`eddy::ModelSizes`], which sizes a
+/// model's state without its weights.
+pub fn header_only(plan: &ConfigPlan) -> Result<AlignedBytes, RandomError> {
+    let hparams: Vec<(u32, u32)> = plan.hparams().iter().map(|&(k, v)| (k.code(), v)).collect();
+    let layout = FileLayout::new(plan.architecture(), &hparams, Vec::new(), plan.blobs().to_vec())?;
+    let mut bytes = AlignedBytes::copy_from(&vec![0u8; layout.len()]);
+    layout.write_tables(bytes.as_mut_slice());
+    FileLayout::seal(bytes.as_mut_slice());
+    Ok(bytes)
+}
+
 /// Build a random model of the converter's `plan`, stored as `storage`
 /// says, from `seed`.
 pub fn build(plan: &ConfigPlan, storage: &Storage, seed: u64) -> Result<RandomModel, RandomError> {

@@ -206,3 +206,48 @@ fn matrices_quantized_a_block_of_rows_at_a_time_match_eddy_quantize() {
         assert!(t.format == other.format && t.data == other.data, "{}", t.name);
     }
 }
+
+/// `eddy memory --shape` sizes a shape from the header alone
+/// (`ModelSizes`): for every family it equals the built model's own
+/// state and scratch sizes, in every state format and cache setting.
+#[test]
+fn header_only_sizes_equal_the_loaded_models() {
+    use eddy::{KvCacheOptions, KvFormat, ModelSizes, StateFormat};
+    for (family, shape) in small_shapes() {
+        let plan = shape.plan().unwrap();
+        let built = build(&plan, &Storage::Converted(WeightDtype::F32), 1).unwrap();
+        let header = eddy_cli::random::header_only(&plan).unwrap();
+        let sizes = ModelSizes::from_file(EddyFile::parse(header.as_slice()).unwrap()).unwrap();
+        let model = Model::from_bytes(built.bytes.as_slice()).unwrap();
+        assert_eq!(sizes.kv_cache(), model.kv_cache(), "{family}");
+        // A model without its tensors must not load as a runnable model.
+        assert!(Model::from_bytes(header.as_slice()).is_err(), "{family}");
+        let settings = match model.kv_cache() {
+            None => vec![None],
+            Some(_) => vec![None, Some(KvCacheOptions { format: KvFormat::F16, sinks: 2, window: 40 })],
+        };
+        for kv in settings {
+            let (sizes, model) = match kv {
+                None => (sizes, model),
+                Some(kv) => (sizes.with_kv_cache(kv).unwrap(), model.with_kv_cache(kv).unwrap()),
+            };
+            for format in StateFormat::ALL {
+                let m = model.with_state_format(format).unwrap();
+                let what = format!("{family}, {format}, {kv:?}");
+                assert_eq!(sizes.state_bytes(format).unwrap(), m.state_bytes(), "{what}");
+                assert_eq!(sizes.scratch_bytes(format).unwrap(), m.scratch_bytes(), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn memory_sizes_every_public_shape() {
+    for shape in eddy_cli::shapes::PUBLIC_SHAPES {
+        let o = eddy(&["memory", "--shape", shape.name, "--json"]);
+        assert!(o.status.success(), "{}: {}", shape.name, String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let first = v["rows"][0]["bytes"][0].as_u64().unwrap();
+        assert!(first > 0, "{}", shape.name);
+    }
+}

@@ -238,9 +238,16 @@ impl<'a> Mamba1<'a> {
     /// Bind a parsed file: check hyper-parameters, then every tensor's name,
     /// shape and format against the canonical schema.
     pub fn load(file: EddyFile<'a>) -> Result<Self, ModelError> {
+        let model = Self::load_header(file)?;
+        check_schema(&file, |visit| tensor_schema(&model.config, visit))?;
+        Ok(model)
+    }
+
+    /// Bind a file's hyper-parameters only, its tensors unchecked: for
+    /// sizes ([`crate::ModelSizes`]), never to run.
+    pub(crate) fn load_header(file: EddyFile<'a>) -> Result<Self, ModelError> {
         let config = Mamba1Config::from_file(&file)?;
         config.state_words().ok_or(ModelError::SizeOverflow)?;
-        check_schema(&file, |visit| tensor_schema(&config, visit))?;
         let per_layer = layer_specs(&config, 0).iter().flatten().count() as u32;
         Ok(Mamba1 { config, file, per_layer })
     }

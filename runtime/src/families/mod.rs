@@ -141,6 +141,21 @@ macro_rules! families {
             }
         }
 
+        impl<'a> Inner<'a> {
+            /// Bind `file`'s hyper-parameters to its family without
+            /// checking its tensors (for sizes only, see `ModelSizes`).
+            pub(crate) fn load_header(file: EddyFile<'a>) -> Result<Self, ModelError> {
+                Ok(match file.architecture() {
+                    $($(
+                        #[cfg(feature = $feature)]
+                        Architecture::$Arch => Inner::$Family($module::$Family::load_header(file)?),
+                    )+)+
+                    #[allow(unreachable_patterns)] // only when a family is left out
+                    other => return Err(ModelError::FamilyNotCompiled(other.name())),
+                })
+            }
+        }
+
         /// The cargo features of the families, in table order.
         #[cfg(test)]
         pub(crate) const FAMILY_FEATURES: &[&str] = &[$($feature),+];

@@ -208,12 +208,13 @@ pub(crate) fn cmd_memory(
             (title, eddy_cli::memory::model_memory_rows(&model, &contexts)?)
         }
         (None, Some(name)) => {
-            if STATE_ARG.get().is_some_and(|&f| f != StateFormat::F32) {
-                bail!("--state-bits needs a .eddy file: a --shape is sized with an f32 recurrent state");
-            }
-            let rows = eddy_cli::memory::shape_memory_rows(name, &contexts)?;
+            let format = STATE_ARG.get().copied().unwrap_or(StateFormat::F32);
+            let rows = eddy_cli::memory::shape_memory_rows(name, &contexts, format)?;
             (
-                format!("per-sequence state of the {name} shape (hyper-parameters of the public checkpoint)"),
+                format!(
+                    "per-sequence state of the {name} shape (hyper-parameters of the public checkpoint, \
+                     state {format}: --state-bits)"
+                ),
                 rows,
             )
         }
