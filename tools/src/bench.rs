@@ -50,11 +50,28 @@ fn argmax(logits: &[f32]) -> u32 {
     crate::sample::argmax(logits)
 }
 
+impl BenchPlan {
+    /// Timed runs in the plan: (prompt sizes + decode) x threads x reps.
+    pub fn runs(&self) -> usize {
+        (self.prompts.len() + usize::from(self.decode > 0)) * self.threads.len() * self.reps.max(1)
+    }
+}
+
 /// Run every test of `plan` on `model` (its kernel set is kept; its thread
-/// setting is replaced per row).
-pub fn run_plan(model: &Model<'_>, plan: &BenchPlan) -> Result<Vec<BenchRow>, BenchError> {
+/// setting is replaced per row). `progress(done, test)` is called after
+/// each timed run, with the runs done so far (of [`BenchPlan::runs`]).
+pub fn run_plan(
+    model: &Model<'_>,
+    plan: &BenchPlan,
+    mut progress: impl FnMut(usize, &str),
+) -> Result<Vec<BenchRow>, BenchError> {
     let vocab = model.vocab_size() as u32;
     let mut rows = Vec::new();
+    let mut done = 0;
+    let mut tick = |test: &str| {
+        done += 1;
+        progress(done, test);
+    };
     for &threads in &plan.threads {
         let mut m = *model;
         m.set_workers(Workers::threads(threads).map_err(|e| BenchError::Threads(e.to_string()))?);
@@ -66,6 +83,7 @@ pub fn run_plan(model: &Model<'_>, plan: &BenchPlan) -> Result<Vec<BenchRow>, Be
                 let t0 = Instant::now();
                 session.prefill_chunked(&tokens, plan.chunk, false, |_, _| {})?;
                 rates.push(n as f64 / t0.elapsed().as_secs_f64().max(1e-9));
+                tick(&format!("pp{n}, {threads} thread(s)"));
             }
             let (mean, sd) = mean_std(&rates);
             rows.push(BenchRow { test: format!("pp{n}"), threads, tokens_per_s: mean, stddev: sd });
@@ -81,6 +99,7 @@ pub fn run_plan(model: &Model<'_>, plan: &BenchPlan) -> Result<Vec<BenchRow>, Be
                     next = argmax(session.step(next)?);
                 }
                 rates.push(plan.decode as f64 / t0.elapsed().as_secs_f64().max(1e-9));
+                tick(&format!("tg{}, {threads} thread(s)", plan.decode));
             }
             let (mean, sd) = mean_std(&rates);
             rows.push(BenchRow {

@@ -118,7 +118,9 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
     } else {
         roofline_threads.iter().map(|&t| Roofline::new(&model, t, read_bandwidth(512 << 20, 3, t))).collect()
     };
-    let rows = run_plan(&model, &plan)?;
+    let mut progress = eddy_cli::progress::Progress::new("bench", plan.runs() as u64, "runs");
+    let rows = run_plan(&model, &plan, |done, test| progress.set_with(done as u64, test))?;
+    progress.finish();
     let params: u64 = model.file().tensors().map(|t| t.rows() * t.cols()).sum();
     let bpw = bytes.len() as f64 * 8.0 / params.max(1) as f64;
     if a.json {
