@@ -118,6 +118,53 @@ impl Conversation<'_, '_, '_> {
     }
 }
 
+/// The next message of the chat input: one line; or several, when a line
+/// ends with `\` (the line break is kept) or when a line holding only
+/// `"""` opens a block that the next such line closes. `continued` is
+/// called before each continuation line is read (to prompt for it).
+/// `None` at the end of input.
+fn read_message(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    mut continued: impl FnMut(),
+) -> Option<std::io::Result<String>> {
+    let mut next = || lines.next().map(|l| l.map(|l| l.trim_end_matches('\r').to_string()));
+    let first = match next()? {
+        Ok(l) => l,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut message = String::new();
+    if first.trim() == "\"\"\"" {
+        loop {
+            continued();
+            match next() {
+                None => break,
+                Some(Err(e)) => return Some(Err(e)),
+                Some(Ok(l)) if l.trim() == "\"\"\"" => break,
+                Some(Ok(l)) => {
+                    if !message.is_empty() {
+                        message.push('\n');
+                    }
+                    message.push_str(&l);
+                }
+            }
+        }
+        return Some(Ok(message));
+    }
+    let mut line = first;
+    while let Some(head) = line.strip_suffix('\\') {
+        message.push_str(head);
+        message.push('\n');
+        continued();
+        line = match next() {
+            None => return Some(Ok(message)),
+            Some(Err(e)) => return Some(Err(e)),
+            Some(Ok(l)) => l,
+        };
+    }
+    message.push_str(&line);
+    Some(Ok(message))
+}
+
 /// Run the chat loop until end of input.
 pub(crate) fn cmd_chat(args: ChatArgs) -> Result<()> {
     args.sampling.check()?;
@@ -153,9 +200,15 @@ pub(crate) fn cmd_chat(args: ChatArgs) -> Result<()> {
             eprint!("> ");
             std::io::stderr().flush()?;
         }
-        let Some(line) = lines.next() else { break };
-        let line = line.context("cannot read stdin as UTF-8 text")?;
-        let line = line.trim_end_matches('\r');
+        let continued = || {
+            if interactive {
+                eprint!(". ");
+                let _ = std::io::stderr().flush();
+            }
+        };
+        let Some(message) = read_message(&mut lines, continued) else { break };
+        let message = message.context("cannot read stdin as UTF-8 text")?;
+        let line = message.as_str();
         let result = match line.split_once(' ').unwrap_or((line, "")) {
             ("/reset", _) => {
                 chat.reset();
@@ -178,4 +231,35 @@ pub(crate) fn cmd_chat(args: ChatArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_message;
+
+    fn messages(input: &str) -> Vec<String> {
+        let mut lines = input.lines().map(|l| Ok(l.to_string()));
+        let mut out = Vec::new();
+        while let Some(m) = read_message(&mut lines, || {}) {
+            out.push(m.unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn one_line_is_one_message() {
+        assert_eq!(messages("hello\r\n/reset\n"), ["hello", "/reset"]);
+    }
+
+    #[test]
+    fn a_trailing_backslash_continues_the_message() {
+        assert_eq!(messages("a \\\nb\\\nc\nd\n"), ["a \nb\nc", "d"]);
+        assert_eq!(messages("end \\\n"), ["end \n"]);
+    }
+
+    #[test]
+    fn triple_quotes_enclose_a_block() {
+        assert_eq!(messages("\"\"\"\nx \\\n\ny\n\"\"\"\nz\n"), ["x \\\n\ny", "z"]);
+        assert_eq!(messages("\"\"\"\nunclosed\n"), ["unclosed"]);
+    }
 }
