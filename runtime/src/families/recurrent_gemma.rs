@@ -17,6 +17,7 @@
 //! `1 + w` (folded into the stored weights by the converter), and the
 //! logits are soft-capped: `c tanh(logits / c)`.
 
+use super::head_blocks::{run_heads, HeadRecurrence};
 use crate::arch::HParam;
 use crate::attention::{self, ChunkRows, KvCacheOptions, POSITION_WORDS};
 use crate::error::ModelError;
@@ -152,8 +153,8 @@ impl<'a> RecurrentGemmaConfig<'a> {
 
     /// Scratch sizes for `n` tokens: residual, normed, three projection
     /// rows (y/x/conv or q/k/v), input gate, recurrence gate, mixer output,
-    /// block output, mlp gate, mlp up, attention scratch, logits rows,
-    /// activations.
+    /// block output, mlp gate (also the RG-LRU's blocked outputs), mlp up,
+    /// attention scratch, logits rows, activations.
     fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 14] {
         let d = self.dims();
         let rows = |w: usize| n.checked_mul(w);
@@ -168,7 +169,7 @@ impl<'a> RecurrentGemmaConfig<'a> {
             rows(d.lru),
             rows(wide),
             rows(d.dm),
-            rows(d.ff),
+            rows(d.ff.max(d.lru)),
             rows(d.ff),
             self.cache().ok().map(|cache| attention::scratch_words(&self.attention(), &cache, n)),
             logit_rows.checked_mul(d.v),
@@ -278,6 +279,10 @@ const GATE_JOBS_PER_WORKER: usize = 2;
 
 /// Rows of [`block_diagonal`] summed side by side.
 const SIDE_BY_SIDE_ROWS: usize = 8;
+
+/// Channels of the RG-LRU a worker's block is a multiple of (a multiple of
+/// every kernel set's vector width).
+const RG_LRU_CHANNEL_BLOCK: usize = 16;
 
 /// `out[h*b + j] = bias + Σ_i x[h*b + i] w[h*b + j][i]`: a block-diagonal
 /// product with one `b x b` block per head (rows are outputs). Each row's
@@ -422,20 +427,26 @@ impl<'a> RecurrentGemma<'a> {
                 block_diagonal(w.a_gate, w.a_bias, x, ga, d.block);
             }
         });
-        for t in 0..n {
-            let (_, h) = layer.words().split_at_mut(d.keep * lru);
-            let rows = t * lru..(t + 1) * lru;
+        // The RG-LRU is elementwise per channel: with an f32 state, blocks
+        // of channels run every token of the chunk on the workers (each
+        // channel computed by the same code in any block: identical for
+        // any thread count); a coded state steps token by token.
+        let shape = HeadRecurrence { heads: lru, group: RG_LRU_CHANNEL_BLOCK, state_words: 1, out_width: 1, tokens: n };
+        let (x, gate_i, gate_a, y) = (&r.proj_c[..rows], &r.gate_i[..rows], &r.gate_a[..rows], &r.proj_a[..rows]);
+        let span = d.keep * lru..(d.keep + 1) * lru;
+        let rg_lru = rc.cx.kernels.rg_lru;
+        run_heads(rc.cx, layer, span, shape, (&mut r.mixed[..rows], &mut r.mlp_gate[..rows]), |t, b, h, out| {
+            let channels = b.span(t, lru, 1);
             let lru_args = RgLruArgs {
-                x: &r.proj_c[rows.clone()],
-                input_gate: &r.gate_i[rows.clone()],
-                a_gate: &r.gate_a[rows.clone()],
-                log_a_coef: w.log_a_coef,
-                y: &r.proj_a[rows.clone()],
+                x: &x[channels.clone()],
+                input_gate: &gate_i[channels.clone()],
+                a_gate: &gate_a[channels.clone()],
+                log_a_coef: &w.log_a_coef[b.first..b.first + b.count],
+                y: &y[channels],
                 first: pos + t as u64 == 0,
             };
-            (rc.cx.kernels.rg_lru)(&lru_args, &mut h[..lru], &mut r.mixed[rows]);
-            layer.end_token();
-        }
+            rg_lru(&lru_args, h, out);
+        });
         rc.project(&w.linear_out, &r.mixed[..n * lru], &mut r.out[..n * d.dm], n);
     }
 
