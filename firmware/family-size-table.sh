@@ -5,15 +5,16 @@
 #   flash = code (.text + .rodata + vector table, M4 DSP image) + model
 #   RAM   = state + scratch (static, sized from the model) + stack
 #           (measured high-water mark, the larger of the two cores)
-#   decode guest instructions per token under QEMU -icount: scalar (M4),
-#           DSP (M4), Helium (M55)
+#   decode guest instructions per token under QEMU -icount: scalar and
+#           DSP kernels on the M4, scalar and Helium kernels on the M55,
+#           and the same-core ratios DSP/scalar and Helium/scalar
 #   fits  = the smallest MCU class holding flash and RAM: "256K/64K"
 #           (256 KB flash / 64 KB RAM), "1M/256K", or "-" (neither).
 # Then the code-size cost of compiling every family in (EDDY_FW_FAMILIES=all).
 #
 #   firmware/family-size-table.sh [RECIPE...]     (default: w2a8 w4a8)
 #
-# Prints a markdown table. Takes 4 QEMU runs per model.
+# Prints a markdown table. Takes 5 QEMU runs per model.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -47,8 +48,8 @@ kb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
 export CARGO_TARGET_DIR="$here/cortex-m/target/sizes"
 elf_m4="$CARGO_TARGET_DIR/thumbv7em-none-eabihf/release/eddy-firmware"
 
-echo "| model | recipe | flash KB (code + model) | RAM KB (state + scratch + stack) | decode instr/token scalar / DSP / Helium | Helium vs scalar | fits |"
-echo "|---|---|---|---|---|---|---|"
+echo "| model | recipe | flash KB (code + model) | RAM KB (state + scratch + stack) | M4 decode instr/token scalar / DSP | M55 scalar / Helium | DSP, Helium speed-up | fits |"
+echo "|---|---|---|---|---|---|---|---|"
 for dir in models/*/; do
   dir=${dir%/}
   [ -f "$dir/model.safetensors" ] || continue
@@ -67,6 +68,8 @@ for dir in models/*/; do
     scratch=$(field 's/^model: .*scratch \([0-9]*\) bytes.*/\1/p')
     stack4=$(field 's/^stack: \([0-9]*\) bytes used.*/\1/p')
     code=$(code_bytes "$elf_m4")
+    run m55 "$m" scalar
+    scalar55=$(field 's/^decode: .*(\([0-9]*\) per token.*/\1/p')
     run m55 "$m"
     helium=$(field 's/^decode: .*(\([0-9]*\) per token.*/\1/p')
     stack55=$(field 's/^stack: \([0-9]*\) bytes used.*/\1/p')
@@ -77,8 +80,9 @@ for dir in models/*/; do
     if [ $flash -le $((256 * 1024)) ] && [ $ram -le $((64 * 1024)) ]; then fits="256K/64K"
     elif [ $flash -le $((1024 * 1024)) ] && [ $ram -le $((256 * 1024)) ]; then fits="1M/256K"
     else fits="-"; fi
-    ratio=$(awk -v s="$scalar" -v h="$helium" 'BEGIN { printf "%.2fx", s / h }')
-    echo "| $name ($arch) | $recipe | $(kb $flash) ($(kb "$code") + $(kb $model_bytes)) | $(kb $ram) ($(kb "$state") + $(kb "$scratch") + $(kb $stack)) | $scalar / $dsp / $helium | $ratio | $fits |"
+    ratio=$(awk -v s="$scalar" -v d="$dsp" -v s55="$scalar55" -v h="$helium" \
+      'BEGIN { printf "%.2fx, %.2fx", s / d, s55 / h }')
+    echo "| $name ($arch) | $recipe | $(kb $flash) ($(kb "$code") + $(kb $model_bytes)) | $(kb $ram) ($(kb "$state") + $(kb "$scratch") + $(kb $stack)) | $scalar / $dsp | $scalar55 / $helium | $ratio | $fits |"
   done
 done
 # The cost of one image for every family: the same model, all families in.
