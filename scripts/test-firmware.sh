@@ -148,7 +148,8 @@ c_firmware() {
   local core=$1 m=${2:-$model} want=${3:-$expected} n=${4:-$N} kernels status=0
   case $core in m4) kernels=dsp ;; m55) kernels=helium ;; esac
   echo "== C API on $core: C firmware (arm-none-eabi-gcc) + no_std static library, in QEMU: $(basename "$m")"
-  EDDY_FW_PROMPT="$PROMPT" EDDY_FW_GENERATE=$n firmware/run-c-qemu $core "$m" >"$log" 2>&1 || status=$?
+  EDDY_FW_FAMILIES=${EDDY_FW_FAMILIES:-all} EDDY_FW_PROMPT="$PROMPT" EDDY_FW_GENERATE=$n \
+    firmware/run-c-qemu $core "$m" >"$log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || fail "C firmware on $core exited with $status"
   grep -E "^(kernels|snapshot|truncated)" "$log"
   grep -qx "kernels $kernels" "$log" || fail "C firmware on $core did not use the $kernels kernels"
@@ -179,6 +180,12 @@ for dir in models/*/; do
     echo "$core demo firmware ($(sed -n 's/^model: .*kernels \([a-z0-9]*\),.*/\1/p' "$log")): $got"
     [ "$got" = "$want" ] || fail "$arch demo firmware tokens on $core differ from the host's ($want)"
     c_firmware $core "$m" "$want" $NF
+    if [ "$(basename "$dir")" = gru-tiny-fortunes ]; then
+      # The small-MCU model with a C library of its family alone.
+      EDDY_FW_FAMILIES=model c_firmware $core "$m" "$want" $NF
+      echo "C firmware code with only the $arch family ($core): $(readelf -SW out/fw/c-firmware-$core.elf \
+        | awk '$2 == ".text" { print $6 } $3 == ".text" { print $7 }' | head -n 1) bytes (hex)"
+    fi
   done
   if [ "$arch" = lfm2 ]; then
     # A KV window shorter than the sequence (evictions), Q8 cache, 8-bit state.
