@@ -183,8 +183,9 @@ for dir in models/*/; do
     if [ "$(basename "$dir")" = gru-tiny-fortunes ]; then
       # The small-MCU model with a C library of its family alone.
       EDDY_FW_FAMILIES=model c_firmware $core "$m" "$want" $NF
-      echo "C firmware code with only the $arch family ($core): $(readelf -SW out/fw/c-firmware-$core.elf \
-        | awk '$2 == ".text" { print $6 } $3 == ".text" { print $7 }' | head -n 1) bytes (hex)"
+      hex=$(readelf -SW out/fw/c-firmware-$core.elf | awk '$2 == ".text" { print $6 } $3 == ".text" { print $7 }' \
+        | head -n 1)
+      echo "C firmware .text with only the $arch family ($core): $(( 16#${hex:-0} )) bytes"
     fi
   done
   if [ "$arch" = lfm2 ]; then
