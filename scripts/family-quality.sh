@@ -17,7 +17,8 @@ KV_FLAGS=${KV_FLAGS:---kv q4 --kv-sinks 4 --kv-window 252}
 for n in "${names[@]}"; do
   flags=""
   if $E inspect "$W/$n-f32.eddy" | grep -q '^kv cache:'; then flags=$KV_FLAGS; fi
-  for r in f32 w4a8 w2a8; do echo "$n-$r $flags"; done
+  # No trailing blank: xargs -L would join the next line to this one.
+  for r in f32 w4a8 w2a8; do echo "$n-$r${flags:+ $flags}"; done
 done | xargs -P "$JOBS" -L1 sh -c 'm=$0; '"$E"' "$@" eval '"$W"'/$m.eddy --ppl '"$TEST"' > '"$W"'/$m.ppl 2>/dev/null'
 lin() { $E inspect "$W/$1.eddy" | grep '^bits/weight' | sed -E 's/.*, ([0-9.]+) layer linears.*/\1/'; }
 echo "| model | family | parameters | state bytes | f32 ppl | W4A8 ppl (bits) | W2A8 ppl (bits) | W2A8 vs f32 |"

@@ -14,6 +14,12 @@
 # fault. Then the C API: the header must be cbindgen's output and match
 # the Rust exports, the host C example (gcc) must give
 # the same tokens and pass its snapshot/restore and error-code checks.
+# Then every trained model under models/ (each family), quantized W2A8 with
+# calibration: the demo firmware (built with only the model's family, as
+# firmware/run-qemu picks it) and the C firmware (firmware/run-c-qemu) on
+# both cores give the host's tokens; on the hybrid (LFM2) the demo's
+# EDDY_FW_STATE_BITS / EDDY_FW_KV options give the tokens and state size of
+# `eddy run/inspect --state-bits/--kv/--kv-sinks/--kv-window`.
 # Needs what scripts/setup.sh installs (rustup targets, qemu, gcc,
 # defmt-print, cbindgen).
 set -euo pipefail
@@ -37,10 +43,17 @@ else
   src=tests/fixtures/mamba-tiny-tied
   echo "note: models/mamba-fortunes is missing; using the fixture $src"
 fi
+# quantize_w2a8 SRC OUT: convert and quantize W2A8, calibrated on the
+# training text when the source is a trained model.
+quantize_w2a8() {
+  local calib=()
+  [[ "$1" == models/* ]] && calib=(--calib data/fortunes/train.txt)
+  $NICE "$eddy" convert "$1" -o out/fw/test-f32.eddy >/dev/null
+  $NICE "$eddy" quantize out/fw/test-f32.eddy --recipe w2a8 "${calib[@]}" -o "$2" >/dev/null 2>&1 \
+    || $NICE "$eddy" quantize out/fw/test-f32.eddy --recipe w2a8 "${calib[@]}" -o "$2"
+}
 model="$root/out/fw/test-w2a8.eddy"
-$NICE "$eddy" convert "$src" -o out/fw/test-f32.eddy >/dev/null
-$NICE "$eddy" quantize out/fw/test-f32.eddy --recipe w2a8 -o "$model" >/dev/null 2>&1 \
-  || $NICE "$eddy" quantize out/fw/test-f32.eddy --recipe w2a8 -o "$model"
+quantize_w2a8 "$src" "$model"
 echo "model: $model ($(stat -c %s "$model") bytes, from $src)"
 inspect="$("$eddy" inspect "$model")"
 state=$(sed -n 's/^state bytes: *\([0-9]*\).*/\1/p' <<<"$inspect")
@@ -52,7 +65,7 @@ echo "host tokens (scalar kernels): $expected"
 echo "== fmt + clippy firmware/cortex-m"
 (cd firmware/cortex-m && cargo fmt --check)
 for t in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
-  for features in "" defmt; do
+  for features in all-families all-families,defmt; do
     (cd firmware/cortex-m && EDDY_FW_MODEL="$model" $NICE cargo clippy -q --release --target $t \
       ${features:+--features $features} -- -D warnings)
   done
@@ -128,40 +141,67 @@ echo "C API tokens: $got"
 [ "$got" = "$expected" ] || fail "C API tokens differ from the host's ($expected)"
 # c_firmware CORE: the bare-metal C example linked with the no_std library,
 # built with arm-none-eabi-gcc and run in QEMU; tokens must match the host.
+# c_firmware CORE [MODEL EXPECTED [N]]: the bare-metal C example linked
+# with the no_std library (every family), built with arm-none-eabi-gcc and
+# run in QEMU by firmware/run-c-qemu; tokens must match the host.
 c_firmware() {
-  local core=$1 target cflags qemu kernels status=0
-  case $core in
-    m4) target=thumbv7em-none-eabihf; cflags="-mcpu=cortex-m4 -mfpu=fpv4-sp-d16"
-        qemu="-machine mps2-an386 -cpu cortex-m4"; kernels=dsp ;;
-    m55) target=thumbv8m.main-none-eabihf; cflags="-mcpu=cortex-m55"
-         qemu="-machine mps3-an547"; kernels=helium ;;
-  esac
-  echo "== C API on $core: C firmware (arm-none-eabi-gcc) + no_std static library, in QEMU"
-  if [ $core = m55 ]; then
-    # Helium kernels need the core named (as in firmware/*/.cargo/config.toml).
-    RUSTFLAGS="-C target-cpu=cortex-m55" $NICE cargo build --release -q -p eddy-capi --no-default-features \
-      --target $target --target-dir target/capi-m55
-    lib=target/capi-m55/$target/release/libeddy_capi.a
-  else
-    $NICE cargo build --release -q -p eddy-capi --no-default-features --target $target
-    lib=target/$target/release/libeddy_capi.a
-  fi
-  # shellcheck disable=SC2086
-  $NICE arm-none-eabi-gcc -std=c11 -Os -Wall -Wextra -Werror -ffreestanding $cflags -mthumb -mfloat-abi=hard \
-    -ffunction-sections -fdata-sections -nostdlib -nostartfiles -Ifirmware/capi/include \
-    -DEDDY_MODEL_PATH="\"$model\"" -DSTATE_BYTES="$state" -DSCRATCH_BYTES="$scratch" -DPROMPT="{$PROMPT}" \
-    -DGENERATE=$N -T firmware/capi/examples/cortex-m/link-$core.ld -Wl,--gc-sections -Wl,-z,noexecstack \
-    firmware/capi/examples/cortex-m/main.c "$lib" -lgcc -o out/fw/c-firmware-$core.elf
-  # shellcheck disable=SC2086
-  timeout 600 $NICE qemu-system-arm $qemu -nographic -monitor none -serial none \
-    -semihosting-config enable=on,target=native -kernel out/fw/c-firmware-$core.elf >"$log" 2>&1 || status=$?
+  local core=$1 m=${2:-$model} want=${3:-$expected} n=${4:-$N} kernels status=0
+  case $core in m4) kernels=dsp ;; m55) kernels=helium ;; esac
+  echo "== C API on $core: C firmware (arm-none-eabi-gcc) + no_std static library, in QEMU: $(basename "$m")"
+  EDDY_FW_FAMILIES=${EDDY_FW_FAMILIES:-all} EDDY_FW_PROMPT="$PROMPT" EDDY_FW_GENERATE=$n \
+    firmware/run-c-qemu $core "$m" >"$log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || fail "C firmware on $core exited with $status"
   grep -E "^(kernels|snapshot|truncated)" "$log"
   grep -qx "kernels $kernels" "$log" || fail "C firmware on $core did not use the $kernels kernels"
   got=$(tail -n 1 "$log")
   echo "C firmware tokens ($core): $got"
-  [ "$got" = "$expected" ] || fail "C firmware tokens on $core differ from the host's ($expected)"
+  [ "$got" = "$want" ] || fail "C firmware tokens on $core differ from the host's ($want)"
 }
 c_firmware m4
 c_firmware m55
+
+# Every other trained model (one per family), fewer tokens to keep CI short.
+NF=8
+for dir in models/*/; do
+  dir=${dir%/}
+  [ -f "$dir/model.safetensors" ] && [ "$dir" != "$src" ] || continue
+  m="$root/out/fw/test-$(basename "$dir")-w2a8.eddy"
+  quantize_w2a8 "$dir" "$m"
+  arch=$("$eddy" inspect "$m" | sed -n 's/^architecture: *//p')
+  want=$(EDDY_KERNELS=scalar "$eddy" run "$m" --tokens "$PROMPT" -n $NF --ids 2>/dev/null | tail -n 1)
+  [ -n "$want" ] || fail "host run of $m printed no tokens"
+  echo "== $dir ($arch, $(stat -c %s "$m") bytes W2A8): host tokens $want"
+  for core in m4 m55; do
+    status=0
+    EDDY_FW_PROMPT="$PROMPT" EDDY_FW_GENERATE=$NF firmware/run-qemu $core "$m" >"$log" 2>&1 || status=$?
+    [ "$status" -eq 0 ] || fail "$arch on $core: the demo firmware exited with $status"
+    grep -q "^model: $arch, " "$log" || fail "$arch on $core: the firmware did not load a $arch model"
+    got=$(tail -n 1 "$log")
+    echo "$core demo firmware ($(sed -n 's/^model: .*kernels \([a-z0-9]*\),.*/\1/p' "$log")): $got"
+    [ "$got" = "$want" ] || fail "$arch demo firmware tokens on $core differ from the host's ($want)"
+    c_firmware $core "$m" "$want" $NF
+    if [ "$(basename "$dir")" = gru-tiny-fortunes ]; then
+      # The small-MCU model with a C library of its family alone.
+      EDDY_FW_FAMILIES=model c_firmware $core "$m" "$want" $NF
+      hex=$(readelf -SW out/fw/c-firmware-$core.elf | awk '$2 == ".text" { print $6 } $3 == ".text" { print $7 }' \
+        | head -n 1)
+      echo "C firmware .text with only the $arch family ($core): $(( 16#${hex:-0} )) bytes"
+    fi
+  done
+  if [ "$arch" = lfm2 ]; then
+    # A KV window shorter than the sequence (evictions), Q8 cache, 8-bit state.
+    opts=(--state-bits 8 --kv q8 --kv-sinks 2 --kv-window 5)
+    want=$(EDDY_KERNELS=scalar "$eddy" run "$m" "${opts[@]}" --tokens "$PROMPT" -n $NF --ids 2>/dev/null | tail -n 1)
+    st=$("$eddy" inspect "$m" "${opts[@]}" | sed -n 's/^state bytes: *\([0-9]*\).*/\1/p')
+    status=0
+    EDDY_FW_STATE_BITS=8 EDDY_FW_KV=q8,2,5 EDDY_FW_PROMPT="$PROMPT" EDDY_FW_GENERATE=$NF \
+      firmware/run-qemu m4 "$m" >"$log" 2>&1 || status=$?
+    [ "$status" -eq 0 ] || fail "lfm2 with EDDY_FW_STATE_BITS/EDDY_FW_KV exited with $status"
+    grep -E "^options:" "$log"
+    grep -q "state $st bytes" "$log" || fail "lfm2 with options: state bytes differ from eddy inspect ($st)"
+    got=$(tail -n 1 "$log")
+    echo "m4 demo firmware, state 8-bit, kv q8,2,5: $got (host: $want)"
+    [ "$got" = "$want" ] || fail "lfm2 with EDDY_FW_STATE_BITS/EDDY_FW_KV: tokens differ from the host's ($want)"
+  fi
+done
 echo "== firmware tests passed"

@@ -14,8 +14,17 @@
 //! - turns the prompt (`EDDY_FW_PROMPT`, comma-separated token ids) and
 //!   the number of tokens to generate (`EDDY_FW_GENERATE`) into constants;
 //!   `EDDY_FW_KERNELS=<name>` (e.g. `scalar`) makes the firmware use that
-//!   kernel set instead of the best one compiled in (for comparisons).
+//!   kernel set instead of the best one compiled in (for comparisons);
+//! - checks that the model's family is compiled in (this crate's feature
+//!   of the same name as the runtime's, or `all-families`) and otherwise
+//!   fails naming the feature to enable;
+//! - applies `EDDY_FW_STATE_BITS` (32, 8 or 4) and `EDDY_FW_KV`
+//!   (`FORMAT[,SINKS[,WINDOW]]`, hybrids with attention layers) to the
+//!   host model before sizing, and hands them to the firmware, which
+//!   applies the same options to its model (see `demo.rs`).
 use std::{env, fmt::Write as _, fs, path::PathBuf};
+
+use eddy::{KvCacheOptions, KvFormat, Model, StateFormat};
 
 const DEFAULT_GENERATE: usize = 16;
 
@@ -38,8 +47,15 @@ fn main() {
     for f in ["memory-m4.x", "memory-m55.x", "build.rs"] {
         println!("cargo::rerun-if-changed={f}");
     }
-    for v in ["EDDY_FW_MODEL", "EDDY_FW_CORRUPT_AT", "EDDY_FW_PROMPT", "EDDY_FW_GENERATE", "EDDY_FW_KERNELS"]
-    {
+    for v in [
+        "EDDY_FW_MODEL",
+        "EDDY_FW_CORRUPT_AT",
+        "EDDY_FW_PROMPT",
+        "EDDY_FW_GENERATE",
+        "EDDY_FW_KERNELS",
+        "EDDY_FW_STATE_BITS",
+        "EDDY_FW_KV",
+    ] {
         println!("cargo::rerun-if-env-changed={v}");
     }
 
@@ -50,6 +66,15 @@ fn main() {
     let mapped = eddy::MappedModel::open(&path)
         .unwrap_or_else(|e| fail(format!("{}: {e}; cannot size the firmware's buffers", path.display())));
     let model = mapped.model().unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
+    check_family_compiled(&model, &path);
+    let state_format = state_format_from_env();
+    let model =
+        model.with_state_format(state_format).unwrap_or_else(|e| fail(format!("EDDY_FW_STATE_BITS: {e}")));
+    let kv = kv_from_env(&model);
+    let model = match kv {
+        Some(kv) => model.with_kv_cache(kv).unwrap_or_else(|e| fail(format!("EDDY_FW_KV: {e}"))),
+        None => model,
+    };
     let (state_bytes, scratch_bytes, vocab) =
         (model.state_bytes(), model.scratch_bytes(), model.vocab_size());
 
@@ -117,6 +142,67 @@ fn main() {
     let kernels = env::var("EDDY_FW_KERNELS").ok().filter(|k| !k.is_empty());
     line("/// Kernel set requested by name instead of the best compiled one.".into());
     line(format!("pub const KERNELS: Option<&str> = {kernels:?};"));
+    line("/// Bits per value of the recurrent state (`EDDY_FW_STATE_BITS`, 32 = f32).".into());
+    line(format!("pub const STATE_BITS: u32 = {};", state_format.bits()));
+    line("/// KV cache of the attention layers (`EDDY_FW_KV`): format code, sinks, window.".into());
+    let kv = kv.map(|k| (k.format.code(), k.sinks, k.window));
+    line(format!("pub const KV: Option<(u32, u32, u32)> = {kv:?};"));
     fs::write(out.join("build_consts.rs"), consts)
         .unwrap_or_else(|e| fail(format!("cannot write constants: {e}")));
+}
+
+/// Fails, naming the feature, unless the model's family is compiled into
+/// the firmware (the host runtime here has every family).
+fn check_family_compiled(model: &Model<'_>, path: &std::path::Path) {
+    let arch = model.architecture();
+    let feature = arch.feature();
+    let var = format!("CARGO_FEATURE_{}", feature.to_uppercase().replace('-', "_"));
+    if env::var_os(&var).is_none() && env::var_os("CARGO_FEATURE_ALL_FAMILIES").is_none() {
+        fail(format!(
+            "{} is a `{}` model; build the firmware with `--features {feature}` (or `all-families`); \
+             firmware/run-qemu picks it from the model",
+            path.display(),
+            arch.name()
+        ));
+    }
+}
+
+/// `EDDY_FW_STATE_BITS`: 32 (default), 8 or 4.
+fn state_format_from_env() -> StateFormat {
+    match env::var("EDDY_FW_STATE_BITS") {
+        Ok(s) if !s.trim().is_empty() => s
+            .trim()
+            .parse()
+            .ok()
+            .and_then(StateFormat::from_bits)
+            .unwrap_or_else(|| fail(format!("EDDY_FW_STATE_BITS={s}: want 32, 8 or 4"))),
+        _ => StateFormat::F32,
+    }
+}
+
+/// `EDDY_FW_KV=FORMAT[,SINKS[,WINDOW]]` over the model's own KV cache
+/// options (an empty field keeps the default); `None` when unset.
+fn kv_from_env(model: &Model<'_>) -> Option<KvCacheOptions> {
+    let text = env::var("EDDY_FW_KV").ok().filter(|s| !s.trim().is_empty())?;
+    let Some(mut kv) = model.kv_cache() else {
+        fail(format!(
+            "EDDY_FW_KV={text}: this {} model has no attention layers (no KV cache)",
+            model.architecture().name()
+        ))
+    };
+    let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+    if fields.len() > 3 {
+        fail(format!("EDDY_FW_KV={text}: want FORMAT[,SINKS[,WINDOW]], e.g. q4,4,60"));
+    }
+    if let Some(f) = fields.first().filter(|f| !f.is_empty()) {
+        kv.format = KvFormat::parse(f)
+            .unwrap_or_else(|| fail(format!("EDDY_FW_KV: format `{f}`: want f32, f16, q8 or q4")));
+    }
+    let count = |i: usize, what: &str, default: u32| match fields.get(i).filter(|f| !f.is_empty()) {
+        Some(f) => f.parse().unwrap_or_else(|_| fail(format!("EDDY_FW_KV: {what} `{f}` is not a count"))),
+        None => default,
+    };
+    kv.sinks = count(1, "sinks", kv.sinks);
+    kv.window = count(2, "window", kv.window);
+    Some(kv)
 }

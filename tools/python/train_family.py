@@ -4,7 +4,7 @@ LFM2 conv/attention hybrid) on the same fortunes text, split and tokenizer as
 models/mamba-fortunes, for the quality table (which family survives 2-bit
 weights best).
 
-Saves the layout `eddy convert` reads to models/<family>-fortunes/ (weights
+Saves the layout `eddy convert` reads to models/<family>-fortunes/ (or models/<--name>/; weights
 rounded to float16) with a TRAINING.md record. Test perplexity is measured
 with `eddy eval` on the converted model (golden-tested against PyTorch), the
 same procedure as for the Mamba-1 model. LFM2 has full-attention layers, so a
@@ -170,13 +170,16 @@ def main():
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--name", default=None, help="model folder under models/ (default FAMILY-fortunes)")
     args = ap.parse_args()
+    if args.name is None:
+        args.name = f"{args.family}-fortunes"
     if args.layers is None:
         args.layers = {"gru": 2, "lstm": 2, "mamba2": 4, "rwkv7": 3, "lfm2": 6}[args.family]
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
-    out = os.path.join(ROOT, "models", f"{args.family}-fortunes")
+    out = os.path.join(ROOT, "models", args.name)
     os.makedirs(out, exist_ok=True)
 
     tok = Tokenizer.from_file(TOKENIZER)
@@ -242,14 +245,14 @@ def main():
     cmd = "python3 tools/python/train_family.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
     md = [
-        f"# {args.family}-fortunes: training record",
+        f"# {args.name}: training record",
         "",
         f"Command: `{cmd}`",
         "",
         f"- family: {args.family}, {args.layers} layers, width {args.d_model}"
         + {"mamba2": f", head_dim {args.head_dim}, d_state {args.d_state}, expand 2, 1 group, tied head",
            "rwkv7": f", head size {args.head_dim}, ffn {2 * args.d_model}, LoRA ranks 32/32/16/64, untied head",
-           "lfm2": f", layer_types {cfg.layer_types if cfg is not None else None}, heads {args.heads}, kv heads "
+           "lfm2": f", layer_types {getattr(cfg, 'layer_types', None)}, heads {args.heads}, kv heads "
                    f"{args.kv_heads}, SwiGLU {args.ffn}, conv L_cache 3, RoPE theta 1e6, tied head",
            }.get(args.family, f", hidden {args.hidden}"),
         f"- tokenizer: models/mamba-fortunes/tokenizer.json (same ids as the Mamba-1 model)",

@@ -2,12 +2,14 @@
 //! the prompt, generate greedily, log timing and the tokens. It sees the
 //! board only through [`embedded_io::Write`] and [`Counter`].
 
-use crate::build::{CORRUPT_AT, GENERATE, KERNELS, MODEL_NAME, PROMPT, SCRATCH_BYTES, STATE_BYTES, VOCAB};
+use crate::build::{
+    CORRUPT_AT, GENERATE, KERNELS, KV, MODEL_NAME, PROMPT, SCRATCH_BYTES, STATE_BITS, STATE_BYTES, VOCAB,
+};
 use crate::hal::Counter;
 use crate::log::{message, say, shout};
 use crate::stack;
 use crate::status::Status;
-use eddy::{Model, ModelError, Session, SessionError};
+use eddy::{KvCacheOptions, KvFormat, Model, ModelError, Session, SessionError, StateFormat};
 
 /// Log an error with its code; returns the status.
 fn fail<W: embedded_io::Write>(
@@ -47,6 +49,20 @@ fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
+/// Apply the state format and KV cache options the image was built with
+/// (`EDDY_FW_STATE_BITS`, `EDDY_FW_KV`; build.rs sized the buffers with
+/// the same options on the host, so the sizes agree).
+fn apply_options(model: &mut Model<'_>) -> Result<(), ModelError> {
+    // build.rs wrote a valid width; an unknown one keeps f32, and the
+    // session then reports the buffer sizes as wrong.
+    model.set_state_format(StateFormat::from_bits(STATE_BITS).unwrap_or(StateFormat::F32))?;
+    if let Some((code, sinks, window)) = KV {
+        let format = KvFormat::from_code(code).unwrap_or(KvFormat::Q4);
+        *model = model.with_kv_cache(KvCacheOptions { format, sinks, window })?;
+    }
+    Ok(())
+}
+
 /// Run the demo on `bytes` (the model, in place) with the session memory
 /// `state` and `scratch`; returns the status to exit with.
 pub fn run<W: embedded_io::Write, C: Counter>(
@@ -72,6 +88,9 @@ pub fn run<W: embedded_io::Write, C: Counter>(
         Err(e) => return fail(out, model_status(&e), "model rejected", &e),
     };
     let t_load = counter.count() - t0;
+    if let Err(e) = apply_options(&mut model) {
+        return fail(out, model_status(&e), "model options", &e);
+    }
     if let Some(name) = KERNELS {
         match eddy_kernels::by_name(name) {
             Some(k) => model.set_kernels(k),
@@ -83,12 +102,17 @@ pub fn run<W: embedded_io::Write, C: Counter>(
     }
     say!(
         out,
-        "model: vocab {}, kernels {}, state {} bytes, scratch {} bytes (static)",
+        "model: {}, vocab {}, kernels {}, state {} bytes, scratch {} bytes (static)",
+        model.architecture().name(),
         VOCAB,
         model.kernels().name,
         STATE_BYTES,
         SCRATCH_BYTES
     );
+    say!(out, "options: state {}-bit", STATE_BITS);
+    if let Some(kv) = model.kv_cache() {
+        say!(out, "options: kv {}, sinks {}, window {}", kv.format.name(), kv.sinks, kv.window);
+    }
     let mut session = match Session::new(&model, state, scratch) {
         Ok(s) => s,
         Err(e) => return fail(out, session_status(&e), "session", &e),
