@@ -76,6 +76,7 @@ fn lfm2(d_model: u32, n_heads: u32, d_ffn: u32) -> NamedShape {
         rope_theta: 1_000_000.0,
         layer_kinds: &LFM2_16_LAYERS,
         kv: KvCacheOptions { format: KvFormat::Q4, sinks: 4, window: 4092 },
+        kv_distance_limit: None,
     })
 }
 
@@ -119,6 +120,7 @@ pub fn named(name: &str) -> Option<NamedShape> {
             tied_embeddings: true,
             layer_kinds: &GRIFFIN_26_LAYERS,
             kv: KvCacheOptions { format: KvFormat::Q4, sinks: 0, window: 2048 },
+            kv_distance_limit: None,
         }),
         _ => return None,
     })
