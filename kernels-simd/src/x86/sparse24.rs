@@ -43,17 +43,39 @@ pub fn matvec_sparse24_i8(w: SparseMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32
         crate::scalar::matvec_sparse24_i8(w, acts, out);
         return;
     }
-    let code_bytes = group / 2 * bits as usize / 8;
-    for (o, row) in out.iter_mut().zip(w.bytes.chunks_exact(row_bytes)) {
+    let shape = (group, bits as usize, group_bytes, row_bytes);
+    // SAFETY: AVX2 is available (checked above) and the shape and buffer
+    // lengths were checked against each other.
+    unsafe { rows(w.bytes, shape, acts, out) }
+}
+
+/// Every row of the product, the group loop inlined.
+///
+/// # Safety
+/// AVX2 must be available; `bytes` holds `out.len()` rows of `row_bytes`,
+/// groups of `group` (a multiple of 32) weights in `group_bytes`, and the
+/// activations a whole row's values and scales.
+#[target_feature(enable = "avx2")]
+unsafe fn rows(
+    bytes: &[u8],
+    (group, bits, group_bytes, row_bytes): (usize, usize, usize, usize),
+    acts: &ActsI8<'_>,
+    out: &mut [f32],
+) {
+    let code_bytes = group / 2 * bits / 8;
+    for (o, row) in out.iter_mut().zip(bytes.chunks_exact(row_bytes)) {
         let mut result = 0f32;
         for (g, src) in row.chunks_exact(group_bytes).enumerate() {
             let (scale, min) = eddy_quant::group_header(src);
-            let (codes, meta) = src[4..].split_at(code_bytes);
-            // SAFETY: AVX2 is available (checked above); the group has
-            // `code_bytes` codes and `group / 8` position bytes, and the
-            // activations hold the group's `group` values (cols checked).
-            let (acc, sum) = unsafe { group_dot(bits, codes, meta, &acts.q[g * group..(g + 1) * group]) };
-            result += acts.scales[g] * (scale * acc as f32 + min * sum as f32);
+            let codes = src.as_ptr().add(4);
+            let meta = codes.add(code_bytes);
+            let x = acts.q.as_ptr().add(g * group);
+            let (acc, sum) = match bits {
+                8 => group_dot::<8>(codes, meta, x, group),
+                4 => group_dot::<4>(codes, meta, x, group),
+                _ => group_dot::<2>(codes, meta, x, group),
+            };
+            result += *acts.scales.get_unchecked(g) * (scale * acc as f32 + min * sum as f32);
         }
         *o = result;
     }
@@ -62,28 +84,34 @@ pub fn matvec_sparse24_i8(w: SparseMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32
 /// `(Σ code_k · x[p_k], Σ x[p_k])` over one group, exact.
 ///
 /// # Safety
-/// AVX2 must be available; `codes` holds the group's kept codes, `meta`
-/// `xq.len() / 8` position bytes and `xq.len()` is a multiple of 32.
-#[target_feature(enable = "avx2")]
-unsafe fn group_dot(bits: u32, codes: &[u8], meta: &[u8], xq: &[i8]) -> (i32, i32) {
+/// AVX2 must be available (the caller is an AVX2 function); `codes` holds
+/// the group's kept codes, `meta` `group / 8` position bytes, `xq` `group`
+/// activations, and `group` is a multiple of 32.
+#[inline(always)]
+unsafe fn group_dot<const BITS: usize>(
+    codes: *const u8,
+    meta: *const u8,
+    xq: *const i8,
+    group: usize,
+) -> (i32, i32) {
     let (mut acc, mut sum) = (_mm_setzero_si128(), _mm_setzero_si128());
     let ones8 = _mm_set1_epi8(1);
     let ones16 = _mm_set1_epi16(1);
-    for u in 0..xq.len() / 32 {
-        let x = xq.as_ptr().add(32 * u);
-        let m = meta.as_ptr().add(4 * u);
+    for u in 0..group / 32 {
+        let x = xq.add(32 * u);
+        let m = meta.add(4 * u);
         let gathered = _mm_unpacklo_epi64(gather16(x, m), gather16(x.add(16), m.add(2)));
         sum = _mm_add_epi32(sum, _mm_madd_epi16(_mm_maddubs_epi16(ones8, gathered), ones16));
-        let products = match bits {
+        let products = match BITS {
             8 => {
                 // Codes as c - 128 (i8): |w| × x·sign(w) cannot saturate
                 // (pairs <= 2·128·127); the 128 Σx is added back below.
-                let c = _mm_loadu_si128(codes.as_ptr().add(16 * u) as *const __m128i);
+                let c = _mm_loadu_si128(codes.add(16 * u) as *const __m128i);
                 let w = _mm_xor_si128(c, _mm_set1_epi8(-128));
                 _mm_maddubs_epi16(_mm_abs_epi8(w), _mm_sign_epi8(gathered, w))
             }
-            4 => _mm_maddubs_epi16(unpack_w4(codes.as_ptr().add(8 * u)), gathered),
-            _ => _mm_maddubs_epi16(unpack_w2(codes.as_ptr().add(4 * u)), gathered),
+            4 => _mm_maddubs_epi16(unpack_w4(codes.add(8 * u)), gathered),
+            _ => _mm_maddubs_epi16(unpack_w2(codes.add(4 * u)), gathered),
         };
         acc = _mm_add_epi32(acc, _mm_madd_epi16(products, ones16));
     }
@@ -93,7 +121,7 @@ unsafe fn group_dot(bits: u32, codes: &[u8], meta: &[u8], xq: &[i8]) -> (i32, i3
     };
     let (acc, sum) = (total(acc), total(sum));
     // Exact in i32: |Σ| <= 128 · 127 · 128 for the largest group.
-    (if bits == 8 { acc + 128 * sum } else { acc }, sum)
+    (if BITS == 8 { acc + 128 * sum } else { acc }, sum)
 }
 
 /// The 8 kept activations of 16 (4 blocks), in kept order, in the low 8
