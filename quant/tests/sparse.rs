@@ -75,14 +75,14 @@ fn round_trip_keeps_the_kept_weights_and_zeros_the_rest() {
 fn masks_that_are_not_two_of_four_are_refused() {
     let f = Sparse24::new(TensorFormat::W4 { group: 32 }).unwrap();
     let w = vec![1.0f32; 32];
-    let mut keep = vec![true, false, true, false].repeat(8);
+    let mut keep = [true, false, true, false].repeat(8);
     keep[5] = true;
     let mut bytes = vec![0u8; f.group_bytes()];
     assert_eq!(f.quantize_row(&w, &keep, &mut bytes), Err(QuantError::NotTwoOfFour { block: 1 }));
     assert_eq!(f.quantize_row(&w, &keep[..28], &mut bytes), Err(QuantError::BadLength));
     let mut nan = w.clone();
     nan[3] = f32::NAN;
-    let keep = vec![true, false, false, true].repeat(8);
+    let keep = [true, false, false, true].repeat(8);
     assert_eq!(f.quantize_row(&nan, &keep, &mut bytes), Err(QuantError::NonFinite { index: 3 }));
 }
 

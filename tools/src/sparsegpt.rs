@@ -133,7 +133,7 @@ mod tests {
     /// activations of a trained model are; returns the weights, the
     /// inputs and `H = XᵀX / samples`.
     fn fixture(rows: usize, cols: usize, samples: usize) -> (Vec<f32>, Vec<f32>, Vec<f64>) {
-        let mut seed = 0x5eed_2a4u64;
+        let mut seed = 0x05ee_d2a4_u64;
         let w: Vec<f32> = (0..rows * cols).map(|_| lcg(&mut seed)).collect();
         let scales: Vec<f32> = (0..cols).map(|_| 10f32.powf(lcg(&mut seed))).collect();
         let mut x = vec![0f32; samples * cols];
