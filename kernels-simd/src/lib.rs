@@ -25,6 +25,7 @@
 //! | `matmat.rs` | integer matrix × several tokens | ✓ | ✓ (+ `matmat_neon.rs`) | | |
 //! | `token_lanes.rs` | the same, one token per lane | ✓ | ✓ | | |
 //! | `group.rs` | one group's code unpacking and dot product | ✓ | ✓ | ✓ | ✓ |
+//! | `sparse24.rs` | 2:4 sparse integer matrix × one token | ✓ | | | |
 //! | `float.rs` | f32/f16 matrix × vector | ✓ | ✓ | | ✓ (f16) |
 //! | `float_tokens.rs` | f16 matrix × several tokens | ✓ | ✓ | | |
 //! | `float_tiles.rs` | f32 matrix × several tokens | ✓ | | | |
@@ -101,7 +102,7 @@ mod wkv_pass;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
-use eddy_quant::{KvFormat, TensorFormat};
+use eddy_quant::{KvFormat, Sparse24, TensorFormat};
 pub use reference::{
     CausalConv, ConvWeights, DeltaRule, DeltaRuleArgs, DiagonalScanHeads, GatedOuterProduct,
     GatedOuterProductArgs, GeneralizedDeltaRule, GeneralizedDeltaRuleArgs, GruGates, HeadScanArgs, LstmGates,
@@ -137,6 +138,24 @@ pub struct QuantMatrix<'m> {
     /// Weights per row.
     pub cols: usize,
 }
+
+/// A 2:4 sparse quantized matrix (`eddy_quant::Sparse24` rows), as the
+/// sparse kernels take it: `cols` weights per row, rows one after another
+/// in `bytes`.
+#[derive(Clone, Copy, Debug)]
+pub struct SparseMatrix<'m> {
+    /// The sparse format of the rows.
+    pub format: Sparse24,
+    /// The encoded rows.
+    pub bytes: &'m [u8],
+    /// Weights per row (pruned ones included).
+    pub cols: usize,
+}
+
+/// 2:4 sparse matrix times int8 activations: `out[r]` is exactly
+/// `eddy_quant::Sparse24::dot_row_i8` of row `r` (the first `out.len()`
+/// rows), the kept weights' activations gathered by their positions.
+pub type MatvecSparse24I8 = fn(w: SparseMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32]);
 
 /// Geometry of a quantized matrix, as the SIMD kernels walk it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -392,6 +411,8 @@ pub struct Kernels {
     pub auto: fn() -> bool,
     /// Quantized weights × int8 activations.
     pub matvec_i8: MatvecI8,
+    /// 2:4 sparse quantized weights × int8 activations.
+    pub matvec_sparse24_i8: MatvecSparse24I8,
     /// Quantized weights × several tokens' activations, if this set has a
     /// kernel that is faster than one `matvec_i8` per token.
     pub matmat_i8: Option<MatmatI8>,
@@ -470,6 +491,7 @@ pub const SCALAR: Kernels = Kernels {
     available: always_available,
     auto: always_available,
     matvec_i8: scalar::matvec_i8,
+    matvec_sparse24_i8: scalar::matvec_sparse24_i8,
     matmat_i8: None,
     matmat_f16: None,
     matmat_f32: None,

@@ -1,11 +1,16 @@
 //! The scalar kernels: thin wrappers over `eddy-quant`'s references.
 
-use crate::{ActsI8, KvRows, QuantMatrix};
+use crate::{ActsI8, KvRows, QuantMatrix, SparseMatrix};
 use eddy_quant::{dot_f16_f32, dot_f32, kv_axpy, kv_dot};
 
 /// See [`crate::MatvecI8`].
 pub fn matvec_i8(w: QuantMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32], _perm: &mut [i8]) {
     eddy_quant::matvec_i8(w.format, w.bytes, w.cols, acts.q, acts.scales, acts.sums, out);
+}
+
+/// See [`crate::MatvecSparse24I8`].
+pub fn matvec_sparse24_i8(w: SparseMatrix<'_>, acts: &ActsI8<'_>, out: &mut [f32]) {
+    w.format.matvec_i8(w.bytes, w.cols, acts.q, acts.scales, out);
 }
 
 /// See [`crate::MatvecF32`].

@@ -227,6 +227,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
         auto: _,
         available,
         matvec_i8,
+        matvec_sparse24_i8,
         matmat_i8,
         matmat_f16,
         matmat_f32,
@@ -255,6 +256,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
     vec![
         ("available", available as usize),
         ("matvec_i8", matvec_i8 as usize),
+        ("matvec_sparse24_i8", matvec_sparse24_i8 as usize),
         ("matmat_i8", matmat_i8.map_or(0, |f| f as usize)),
         ("matmat_f16", matmat_f16.map_or(0, |f| f as usize)),
         ("matmat_f32", matmat_f32.map_or(0, |f| f as usize)),
@@ -284,6 +286,7 @@ fn operations(k: &Kernels) -> Vec<(&'static str, usize)> {
 
 /// The operations of AVX2 that have SIMD versions, after its CPU check.
 const AVX2_OPERATIONS: &[&str] = &[
+    "matvec_sparse24_i8",
     "matmat_f32",
     "available",
     "matvec_i8",
@@ -313,10 +316,11 @@ const AVX2_OPERATIONS: &[&str] = &[
 ];
 
 /// The operations of NEON that have SIMD versions: AVX2's without the
-/// f32 multi-token kernel (no NEON version yet: NEON multiplies f32
-/// matrices a token at a time) and without the CPU check (every aarch64
-/// CPU with NEON runs them).
-const NEON_OPERATIONS: &[&str] = AVX2_OPERATIONS.split_at(2).1;
+/// 2:4 sparse product and the f32 multi-token kernel (no NEON versions
+/// yet: NEON takes the sparse reference and multiplies f32 matrices a
+/// token at a time) and without the CPU check (every aarch64 CPU with
+/// NEON runs them).
+const NEON_OPERATIONS: &[&str] = AVX2_OPERATIONS.split_at(3).1;
 
 /// Each set, the set it is built on, and the operations it replaces
 /// (every other one must be the base's): `avx512-vnni` is the AVX2 set

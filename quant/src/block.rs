@@ -52,6 +52,11 @@ pub enum QuantError {
     Format(FormatError),
     /// The format is not an integer format.
     NotInteger,
+    /// A 2:4 keep mask does not keep exactly two of these four weights.
+    NotTwoOfFour {
+        /// Index of the block of four in the row.
+        block: usize,
+    },
 }
 
 impl core::fmt::Display for QuantError {
@@ -64,6 +69,9 @@ impl core::fmt::Display for QuantError {
             QuantError::BadLength => write!(f, "buffer length does not match format and input"),
             QuantError::Format(e) => write!(f, "{e}"),
             QuantError::NotInteger => write!(f, "not an integer (W8/W4/W2) format"),
+            QuantError::NotTwoOfFour { block } => {
+                write!(f, "block {block} of four weights does not keep exactly two (2:4 sparsity)")
+            }
         }
     }
 }
@@ -85,7 +93,8 @@ pub fn code_at(bits: u32, codes: &[u8], i: usize) -> u8 {
     }
 }
 
-fn put_code(bits: u32, codes: &mut [u8], i: usize, c: u8) {
+/// Write code `i` into a group's zeroed packed code bytes.
+pub(crate) fn put_code(bits: u32, codes: &mut [u8], i: usize, c: u8) {
     match bits {
         8 => codes[i] = c,
         4 => codes[i / 2] |= c << ((i % 2) * 4),

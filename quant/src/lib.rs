@@ -15,6 +15,7 @@ mod block;
 mod float;
 mod format;
 mod kv;
+mod sparse;
 mod state;
 
 pub use block::{
@@ -26,4 +27,5 @@ pub use float::{
 };
 pub use format::{FormatError, TensorFormat, GROUP_HEADER_BYTES, GROUP_SIZES};
 pub use kv::{decode_kv_row, encode_kv_row, kv_axpy, kv_dot, kv_group, KvFormat};
+pub use sparse::{positions as sparse24_positions, sparse_group_dot_i32, Sparse24};
 pub use state::{dequantize_state_group, requantize_state_group, StateBits};

@@ -18,6 +18,12 @@
 //! and outputs are computed directly on the stored rows by the kernel
 //! set's `kv_scores`/`kv_mix`: no dequantized copy of the cache exists.
 //!
+//! Optionally ([`CacheLayout::with_distance_limit`], LM-Infinite) the
+//! relative distance a query sees is clamped: a key further than `limit`
+//! tokens back is scored as if it were exactly `limit` back
+//! ([`distance_limit`]), so a model streaming past its trained context
+//! never sees a rotary distance it was not trained on.
+//!
 //! A prefill chunk ([`attend_chunk`]) stores its keys and values first and
 //! then runs its queries split across workers, bit-identical to stepping,
 //! as long as no token of the chunk overwrites a slot an earlier query of
@@ -27,6 +33,8 @@ use crate::family::Compute;
 use crate::ops::rms_norm_in_place;
 use eddy_kernels::{Kernels, KvRows};
 use eddy_quant::{encode_kv_row, KvFormat};
+
+mod distance_limit;
 
 /// How an attention layer caches keys and values: the storage format and
 /// the Lambda window. Part of a model's run-time options, as it sets the
@@ -74,6 +82,8 @@ pub(crate) struct CacheLayout {
     kv_heads: usize,
     head_dim: usize,
     row_bytes: usize,
+    /// LM-Infinite's distance limit (`None`: distances are not clamped).
+    distance_limit: Option<u64>,
 }
 
 impl CacheLayout {
@@ -91,7 +101,18 @@ impl CacheLayout {
             kv_heads: shape.n_kv_heads,
             head_dim: shape.head_dim,
             row_bytes: options.format.row_bytes(shape.head_dim)?,
+            distance_limit: None,
         })
+    }
+
+    /// The same layout with relative distances clamped at `limit` tokens
+    /// (`None`: not clamped); `None` if `limit` is `Some(0)`.
+    pub(crate) fn with_distance_limit(mut self, limit: Option<u32>) -> Option<Self> {
+        if limit == Some(0) {
+            return None;
+        }
+        self.distance_limit = limit.map(u64::from);
+        Some(self)
     }
 
     /// Cache slots (`sinks + window`).
@@ -137,9 +158,16 @@ const QUERY_LANES: usize = 8;
 
 /// f32 words of scratch [`attend`] (`tokens = 1`) and [`attend_chunk`]
 /// for chunks of up to `tokens` tokens need: a rotary table, then one
-/// score buffer per query job (up to [`QUERY_LANES`]).
+/// lane per query job (up to [`QUERY_LANES`]).
 pub(crate) fn scratch_words(shape: &AttentionShape, layout: &CacheLayout, tokens: usize) -> usize {
-    shape.rotary_dims + layout.slots() * tokens.clamp(1, QUERY_LANES)
+    shape.rotary_dims + lane_words(shape, layout) * tokens.clamp(1, QUERY_LANES)
+}
+
+/// f32 words of one query job's lane: a score per slot, then with a
+/// distance limit the work of [`distance_limit::rescore_far_keys`].
+fn lane_words(shape: &AttentionShape, layout: &CacheLayout) -> usize {
+    let far = if layout.distance_limit.is_some() { distance_limit::work_words(shape) } else { 0 };
+    layout.slots() + far
 }
 
 /// Apply rotary embedding in place to one head vector, with `table` from
@@ -196,7 +224,7 @@ pub(crate) fn attend(
 ) {
     let (table, scores) = scratch.split_at_mut(shape.rotary_dims);
     store_token(shape, layout, cache, pos, (r.q, r.k, r.v), table);
-    attend_heads(shape, layout, cache, layout.live(pos), r.q, r.out, scores, kernels);
+    attend_heads(shape, layout, cache, pos, r.q, r.out, scores, kernels);
 }
 
 /// The first half of [`attend`]: rotate `q` and `k` at `pos` (`table`
@@ -228,22 +256,25 @@ fn store_token(
     }
 }
 
-/// Every query head of one token over the first `live` cached slots:
-/// scores, scaling, softmax and the weighted sum of values into `out`
-/// (`scores` holds at least `live` words).
+/// Every query head of the token at `pos` over the slots live then:
+/// scores (far keys rescored under a distance limit), scaling, softmax
+/// and the weighted sum of values into `out` (`lane` holds
+/// [`lane_words`]).
 #[allow(clippy::too_many_arguments)] // the pieces of one attention step
 fn attend_heads(
     shape: &AttentionShape,
     layout: &CacheLayout,
     cache: &[u8],
-    live: usize,
+    pos: u64,
     q: &[f32],
     out: &mut [f32],
-    scores: &mut [f32],
+    lane: &mut [f32],
     kernels: &Kernels,
 ) {
     let (hd, rb, slot_bytes) = (shape.head_dim, layout.row_bytes, layout.slot_bytes());
     let values_at = layout.slots() * slot_bytes;
+    let (scores, far_work) = lane.split_at_mut(layout.slots());
+    let live = layout.live(pos);
     let scores = &mut scores[..live];
     let group = shape.n_heads / shape.n_kv_heads;
     for (h, (qh, oh)) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
@@ -256,6 +287,10 @@ fn attend_heads(
             head_dim: hd,
         };
         (kernels.kv_scores)(rows(0), qh, scores);
+        if let Some(limit) = layout.distance_limit {
+            let far = distance_limit::FarKeys { shape, layout, cache, kv, pos, limit };
+            far.rescore(qh, scores, far_work, kernels);
+        }
         for s in scores.iter_mut() {
             *s *= shape.score_scale;
         }
@@ -317,7 +352,8 @@ pub(crate) fn attend_chunk(
     };
     let slots = layout.slots();
     let fresh = (slots as u64).saturating_sub(pos).min(n as u64) as usize;
-    let score_lanes = scratch.len().saturating_sub(shape.rotary_dims) / slots.max(1);
+    let lane = lane_words(shape, layout);
+    let score_lanes = scratch.len().saturating_sub(shape.rotary_dims) / lane.max(1);
     let batched = if fresh > 1 && score_lanes > 0 { fresh } else { 0 };
     if batched > 0 {
         let (table, lanes) = scratch.split_at_mut(shape.rotary_dims);
@@ -333,12 +369,12 @@ pub(crate) fn attend_chunk(
             &mut r.out[..batched * qd],
             per_job * qd,
             lanes,
-            slots,
+            lane,
             |j, out, scores| {
                 for (i, ot) in out.chunks_exact_mut(qd).enumerate() {
                     let t = j * per_job + i;
-                    let live = layout.live(pos + t as u64);
-                    attend_heads(shape, layout, cache, live, &q[t * qd..(t + 1) * qd], ot, scores, kernels);
+                    let at = pos + t as u64;
+                    attend_heads(shape, layout, cache, at, &q[t * qd..(t + 1) * qd], ot, scores, kernels);
                 }
             },
         );

@@ -226,6 +226,11 @@ pub enum ModelError {
         /// Window asked for.
         window: u32,
     },
+    /// A KV distance limit of 0 (LM-Infinite's limit must be at least 1).
+    BadKvDistanceLimit {
+        /// Limit asked for.
+        limit: u32,
+    },
 }
 
 impl From<FileError> for ModelError {
@@ -303,6 +308,10 @@ impl fmt::Display for ModelError {
                 f,
                 "KV cache {format} with {sinks} sinks + window {window} is unusable for heads of {head_dim} values: the window must be at least 1, sinks + window at most {}, and q4 needs an even head size",
                 crate::attention::MAX_CACHE_SLOTS
+            ),
+            ModelError::BadKvDistanceLimit { limit } => write!(
+                f,
+                "KV distance limit {limit} is unusable: it must be at least 1 (use the model's trained context, or leave it off)"
             ),
         }
     }

@@ -126,6 +126,21 @@ pub(crate) trait Family<'a> {
         Ok(*self)
     }
 
+    /// LM-Infinite's distance limit of the attention layers (`None`: off
+    /// or no attention).
+    fn kv_distance_limit(&self) -> Option<u32> {
+        None
+    }
+
+    /// The same model with another distance limit; families without
+    /// attention layers return themselves unchanged.
+    fn with_kv_distance_limit(&self, _limit: Option<u32>) -> Result<Self, crate::error::ModelError>
+    where
+        Self: Sized + Copy,
+    {
+        Ok(*self)
+    }
+
     /// Advance the state by one token; if `want_logits`, return the logits
     /// (a slice of `scratch` at `logits_offset_words`). Open each layer's
     /// state with `state.layers()` and call `end_token` after its update.
@@ -448,6 +463,18 @@ macro_rules! layer_major_family {
         ) -> Result<Self, $crate::error::ModelError> {
             let mut config = self.config;
             config.kv = options;
+            config.cache()?;
+            Self::check_sizes(&config)?;
+            Ok(Self { config, file: self.file })
+        }
+
+        fn kv_distance_limit(&self) -> Option<u32> {
+            self.config.kv_distance_limit
+        }
+
+        fn with_kv_distance_limit(&self, limit: Option<u32>) -> Result<Self, $crate::error::ModelError> {
+            let mut config = self.config;
+            config.kv_distance_limit = limit;
             config.cache()?;
             Self::check_sizes(&config)?;
             Ok(Self { config, file: self.file })

@@ -139,6 +139,25 @@ impl<'a> Model<'a> {
         Ok(Model { inner, state_words, scratch_words, work_words, ..*self })
     }
 
+    /// LM-Infinite's distance limit of the attention layers (`None`: off,
+    /// the default, or a model without attention).
+    pub fn kv_distance_limit(&self) -> Option<u32> {
+        with_family!(&self.inner, m => m.kv_distance_limit())
+    }
+
+    /// The same model with attention scoring any key further back than
+    /// `limit` tokens as if it were exactly `limit` back (LM-Infinite;
+    /// set it to the trained context to stream past it; `None`: off).
+    /// The cache layout and state are unchanged, so sessions and
+    /// snapshots stay valid; scratch grows by a few words. A limit of 0 is
+    /// `BadKvDistanceLimit`. Models without attention layers are returned
+    /// unchanged.
+    pub fn with_kv_distance_limit(&self, limit: Option<u32>) -> Result<Self, ModelError> {
+        let inner = map_family!(&self.inner, m => m.with_kv_distance_limit(limit));
+        let (state_words, scratch_words, work_words) = Self::sizes(&inner, self.state_format)?;
+        Ok(Model { inner, state_words, scratch_words, work_words, ..*self })
+    }
+
     /// The kernel set running this model's matrix products (chosen once at
     /// load: the best this CPU supports).
     pub fn kernels(&self) -> &'static Kernels {

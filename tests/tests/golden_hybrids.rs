@@ -174,3 +174,34 @@ fn lfm2_honours_rotary_dims() {
         step_and_prefill(&with_format(&Model::from_bytes(half.as_slice()).unwrap(), KvFormat::F32), &ids);
     assert!(max_abs_diff(&want, &other) > 1e-4, "rotary_dims = head_dim / 2 must change the logits");
 }
+
+/// LM-Infinite's distance limit as a model option: a limit no distance
+/// reaches changes nothing (bit for bit), a binding one changes the logits
+/// past it; prefill equals stepping with it; the state layout is the
+/// same (snapshots restore across it); 0 is refused with a reason.
+#[test]
+fn kv_distance_limit_is_a_model_option() {
+    let bytes = convert("lfm2-tiny", WeightDtype::F32);
+    let model = with_format(&Model::from_bytes(bytes.as_slice()).unwrap(), KvFormat::F32);
+    assert_eq!(model.kv_distance_limit(), None, "off by default");
+    let e = model.with_kv_distance_limit(Some(0)).unwrap_err();
+    assert!(e.to_string().contains("distance limit"), "{e}");
+    let ids: Vec<u32> = (0..24).map(|i| (i * 7 + 3) % 50).collect();
+    let far = model.with_kv_distance_limit(Some(1000)).unwrap();
+    let near = model.with_kv_distance_limit(Some(4)).unwrap();
+    assert_eq!((far.kv_distance_limit(), near.state_bytes()), (Some(1000), model.state_bytes()));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    let (plain, _) = step_and_prefill(&model, &ids);
+    let (unreached, _) = step_and_prefill(&far, &ids);
+    assert_eq!(bits(&plain), bits(&unreached), "a limit no distance reaches changes nothing");
+    let (stepped, prefilled) = step_and_prefill(&near, &ids);
+    assert_eq!(bits(&stepped), bits(&prefilled), "prefill equals stepping with a limit");
+    let vocab = plain.len() / ids.len();
+    // Distances reach 4 from the sixth token on: the first five agree.
+    assert_eq!(bits(&plain[..5 * vocab]), bits(&stepped[..5 * vocab]));
+    assert!(
+        max_abs_diff(&plain[5 * vocab..], &stepped[5 * vocab..]) > 1e-4,
+        "a binding limit changes logits"
+    );
+    assert!(restore_one_step_snapshot(&model, &near).is_ok(), "the state layout is unchanged");
+}

@@ -25,6 +25,7 @@ pub mod recipe;
 pub mod sample;
 pub mod serve;
 pub mod shapes;
+pub mod sparsegpt;
 pub mod state_file;
 pub mod text;
 pub mod validate;

@@ -61,6 +61,11 @@ struct Cli {
     /// window, or 4092 for full-attention layers).
     #[arg(long, global = true)]
     kv_window: Option<u32>,
+    /// LM-Infinite's distance limit for attention layers: keys further
+    /// back than N tokens are scored as if N back (set it to the trained
+    /// context to stream past it; default off).
+    #[arg(long, global = true, value_name = "N")]
+    kv_distance_limit: Option<u32>,
 }
 
 /// `--kv`, `--kv-sinks`, `--kv-window` as given.
@@ -69,6 +74,7 @@ struct KvArgs {
     format: Option<String>,
     sinks: Option<u32>,
     window: Option<u32>,
+    distance_limit: Option<u32>,
 }
 
 static KV_ARG: std::sync::OnceLock<KvArgs> = std::sync::OnceLock::new();
@@ -76,12 +82,13 @@ static KV_ARG: std::sync::OnceLock<KvArgs> = std::sync::OnceLock::new();
 /// Apply the KV cache flags to a model with attention layers.
 fn configure_kv(model: &mut Model<'_>) -> Result<()> {
     let args = KV_ARG.get().cloned().unwrap_or_default();
-    if args.format.is_none() && args.sinks.is_none() && args.window.is_none() {
+    if args.format.is_none() && args.sinks.is_none() && args.window.is_none() && args.distance_limit.is_none()
+    {
         return Ok(());
     }
     let Some(mut kv) = model.kv_cache() else {
         bail!(
-            "--kv/--kv-sinks/--kv-window set the KV cache of attention layers; this {} model has none",
+            "--kv/--kv-sinks/--kv-window/--kv-distance-limit set the KV cache of attention layers; this {} model has none",
             model.architecture().name()
         )
     };
@@ -92,6 +99,9 @@ fn configure_kv(model: &mut Model<'_>) -> Result<()> {
     kv.sinks = args.sinks.unwrap_or(kv.sinks);
     kv.window = args.window.unwrap_or(kv.window);
     *model = model.with_kv_cache(kv)?;
+    if args.distance_limit.is_some() {
+        *model = model.with_kv_distance_limit(args.distance_limit)?;
+    }
     Ok(())
 }
 
@@ -582,6 +592,7 @@ fn check_options_apply(cli: &Cli) -> Result<()> {
         ("--kv", state, cli.kv.is_some()),
         ("--kv-sinks", state, cli.kv_sinks.is_some()),
         ("--kv-window", state, cli.kv_window.is_some()),
+        ("--kv-distance-limit", state, cli.kv_distance_limit.is_some()),
     ];
     match given.iter().find(|(_, applies, set)| *set && !applies) {
         Some((flag, _, _)) => bail!("{flag} does not apply to `eddy {name}` (it would be ignored)"),
@@ -601,7 +612,12 @@ fn main() {
     let _ = THREADS_ARG.set(cli.threads);
     let _ = BACKEND_ARG.set((cli.backend, cli.fpga_scan));
     let _ = STATE_ARG.set(cli.state_bits);
-    let _ = KV_ARG.set(KvArgs { format: cli.kv.clone(), sinks: cli.kv_sinks, window: cli.kv_window });
+    let _ = KV_ARG.set(KvArgs {
+        format: cli.kv.clone(),
+        sinks: cli.kv_sinks,
+        window: cli.kv_window,
+        distance_limit: cli.kv_distance_limit,
+    });
     let result = match cli.command {
         Command::Convert { hf_dir, output, dtype, recipe, quant } => {
             cmd_convert(hf_dir, output, dtype, recipe, quant)

@@ -1,7 +1,8 @@
 //! x86-64 kernels: AVX2 (+F16C for f16 weights and parameters, +FMA where
 //! a fused multiply-add is provably exact, see [`kv`]).
 //!
-//! Integer weights × int8 activations: see [`matvec`] and [`matmat`]. Attention over the KV
+//! Integer weights × int8 activations: see [`matvec`] and [`matmat`]
+//! (2:4 sparse weights: `sparse24`). Attention over the KV
 //! cache (`kv_scores`, `kv_mix`): see [`kv`]. Activation quantization: see
 //! [`acts`]; the f32 work of the recurrent layers (selective scan): see
 //! [`scan`] (one token) and `scan_tokens` (a prefill chunk).
@@ -26,6 +27,7 @@ pub mod scan;
 mod scan_heads;
 mod scan_tokens;
 mod silu_mul;
+mod sparse24;
 mod state_lanes;
 mod token_lanes;
 pub mod vnni;
@@ -46,6 +48,7 @@ pub const AVX2: Kernels = vector_set! {
     name: "avx2",
     available: avx2_available,
     matvec_i8,
+    matvec_sparse24_i8: sparse24::matvec_sparse24_i8,
     matmat_i8: Some(matmat_i8),
     matmat_f16: Some(float_tokens::matmat_f16),
     matmat_f32: Some(float_tiles::matmat_f32),

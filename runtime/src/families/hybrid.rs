@@ -83,6 +83,9 @@ pub(crate) trait HybridConfig {
     /// How attention layers cache keys and values.
     fn kv_options(&self) -> KvCacheOptions;
 
+    /// LM-Infinite's distance limit of attention layers (`None`: off).
+    fn kv_distance_limit(&self) -> Option<u32>;
+
     /// One byte per layer: 1 for attention.
     fn layer_kinds(&self) -> &[u8];
 
@@ -103,9 +106,12 @@ pub(crate) trait HybridConfig {
         }
     }
 
-    /// Cache layout of every attention layer.
+    /// Cache layout of every attention layer (with its distance limit).
     fn cache(&self) -> Result<CacheLayout, ModelError> {
-        cache_layout(&self.attention(), self.kv_options())
+        let limit = self.kv_distance_limit();
+        cache_layout(&self.attention(), self.kv_options())?
+            .with_distance_limit(limit)
+            .ok_or(ModelError::BadKvDistanceLimit { limit: limit.unwrap_or(0) })
     }
 
     /// Whether layer `i` is an attention layer.
@@ -130,8 +136,8 @@ pub(crate) trait HybridConfig {
 }
 
 /// Implements [`HybridConfig`] for a config type with the fields
-/// `n_heads`, `n_kv_heads`, `head_dim`, `rotary_dims`, `rope_theta`, `kv`
-/// and `layer_kinds`; `$words` gives the state words of a layer that is
+/// `n_heads`, `n_kv_heads`, `head_dim`, `rotary_dims`, `rope_theta`, `kv`,
+/// `kv_distance_limit` and `layer_kinds`; `$words` gives the state words of a layer that is
 /// not attention, with `$c` bound to the config.
 macro_rules! hybrid_config {
     ($ty:ty, mixer_state_words = |$c:ident| $words:expr) => {
@@ -142,6 +148,10 @@ macro_rules! hybrid_config {
 
             fn kv_options(&self) -> $crate::attention::KvCacheOptions {
                 self.kv
+            }
+
+            fn kv_distance_limit(&self) -> Option<u32> {
+                self.kv_distance_limit
             }
 
             fn layer_kinds(&self) -> &[u8] {

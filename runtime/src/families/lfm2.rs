@@ -70,6 +70,9 @@ pub struct Lfm2Config<'a> {
     pub layer_kinds: &'a [u8],
     /// How attention layers cache keys and values.
     pub kv: KvCacheOptions,
+    /// LM-Infinite's distance limit of attention layers: relative
+    /// distances beyond it are scored as if exactly it (`None`: off).
+    pub kv_distance_limit: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -107,6 +110,7 @@ impl<'a> Lfm2Config<'a> {
             rope_theta: attention.rope_theta,
             layer_kinds: LayerKinds::from_file(file, n_layer)?.as_bytes(),
             kv,
+            kv_distance_limit: None,
         };
         c.cache()?;
         Ok(c)

@@ -76,6 +76,9 @@ pub struct RecurrentGemmaConfig<'a> {
     pub layer_kinds: &'a [u8],
     /// How attention blocks cache keys and values.
     pub kv: KvCacheOptions,
+    /// LM-Infinite's distance limit of attention blocks: relative
+    /// distances beyond it are scored as if exactly it (`None`: off).
+    pub kv_distance_limit: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -122,6 +125,7 @@ impl<'a> RecurrentGemmaConfig<'a> {
             tied_embeddings: flag(file, HParam::TiedEmbeddings)?,
             layer_kinds: LayerKinds::from_file(file, n_layer)?.as_bytes(),
             kv: default_kv_options(Some(window)),
+            kv_distance_limit: None,
         };
         if c.lru_width % c.n_heads != 0 {
             return Err(ModelError::BadHParam { name: HParam::DInner.name(), value: c.lru_width });

@@ -107,6 +107,7 @@ pub(super) fn lfm2_config<'k>(
         rope_theta: rope_theta(cfg)?,
         layer_kinds: kinds,
         kv: KvCacheOptions { format: DEFAULT_KV_FORMAT, sinks: DEFAULT_SINKS, window: DEFAULT_WINDOW },
+        kv_distance_limit: None,
     })
 }
 

@@ -90,6 +90,7 @@ pub(super) fn recurrent_gemma_config<'k>(
         tied_embeddings: get_bool(cfg, "tie_word_embeddings", true)?,
         layer_kinds: kinds,
         kv: KvCacheOptions { format: DEFAULT_KV_FORMAT, sinks: 0, window },
+        kv_distance_limit: None,
     })
 }
 
