@@ -280,6 +280,9 @@ fn expected_matmat_sets() -> Vec<&'static str> {
         {
             names.push("avx512-vnni");
             names.push("avx2-vnni-prefill");
+            if amx_expected() {
+                names.push("avx512-amx");
+            }
         }
     }
     #[cfg(target_arch = "aarch64")]
@@ -290,6 +293,19 @@ fn expected_matmat_sets() -> Vec<&'static str> {
         }
     }
     names
+}
+
+/// True if the `avx512-amx` set must run here: Linux lists `amx_tile` and
+/// `amx_int8` among the CPU flags (it hides them when it does not support
+/// the tile state) and `EDDY_AMX` does not turn the set off. Where AMX
+/// faults in spite of the flags, set `EDDY_AMX=0`.
+#[cfg(target_arch = "x86_64")]
+fn amx_expected() -> bool {
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has =
+        |flag: &str| flags.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == flag));
+    let disabled = std::env::var("EDDY_AMX").is_ok_and(|v| matches!(v.trim(), "0" | "off"));
+    has("amx_tile") && has("amx_int8") && !disabled
 }
 
 /// The sets with a multi-token kernel, checked against the expected ones.
@@ -417,6 +433,9 @@ fn multi_token_kernels_at_model_shapes() {
         check_matmat(k, &mut rng, TensorFormat::W2 { group: 128 }, 771, 7, 1536);
         check_matmat(k, &mut rng, TensorFormat::W8 { group: 64 }, 301, 9, 1024);
         check_matmat(k, &mut rng, TensorFormat::W4 { group: 64 }, 205, 11, 768);
+        // Enough tokens for the AMX tiles (two passes of 32, the last short).
+        check_matmat(k, &mut rng, TensorFormat::W2 { group: 128 }, 1541, 37, 768);
+        check_matmat(k, &mut rng, TensorFormat::W8 { group: 64 }, 301, 50, 1024);
     }
 }
 
@@ -430,6 +449,8 @@ fn multi_token_kernels_span_cache_blocks() {
         check_matmat(k, &mut rng, TensorFormat::W2 { group: 32 }, 3001, 5, 64);
         check_matmat(k, &mut rng, TensorFormat::W4 { group: 64 }, 1003, 6, 128);
         check_matmat(k, &mut rng, TensorFormat::W8 { group: 128 }, 603, 4, 128);
+        // The AMX kernel's blocks (48 KiB of unpacked codes: 768 rows of 64).
+        check_matmat(k, &mut rng, TensorFormat::W2 { group: 32 }, 1601, 21, 64);
     }
 }
 
@@ -511,15 +532,19 @@ fn x86_sets_follow_the_cpu_features() {
         "avx512f" => std::is_x86_feature_detected!("avx512f"),
         "avx512vl" => std::is_x86_feature_detected!("avx512vl"),
         "avx512vnni" => std::is_x86_feature_detected!("avx512vnni"),
+        // AMX-TILE and AMX-INT8 as Linux reports them (OS support
+        // included), unless `EDDY_AMX` turns the set off.
+        "amx" => amx_expected(),
         _ => unreachable!("feature {f} is not in the table"),
     };
     // (set, CPU features it needs)
     const VNNI: &[&str] = &["avx2", "fma", "f16c", "avx512f", "avx512vl", "avx512vnni"];
-    let table: [(&str, &[&str]); 4] = [
+    let table: [(&str, &[&str]); 5] = [
         ("scalar", &[]),
         ("avx2", &["avx2", "fma", "f16c"]),
         ("avx512-vnni", VNNI),
         ("avx2-vnni-prefill", VNNI),
+        ("avx512-amx", &["avx2", "fma", "f16c", "avx512f", "avx512vl", "avx512vnni", "amx"]),
     ];
     let mut want = Vec::new();
     for (set, needs) in table {
