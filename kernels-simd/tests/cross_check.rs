@@ -521,7 +521,8 @@ fn unsupported_sets_fall_back_bit_exactly() {
 /// AVX-512 (F/BW/VL/VNNI). `avx512-vnni` and `avx2-vnni-prefill` are
 /// supported (and tested above) exactly when the CPU has AVX-512F+VL+VNNI
 /// on top of AVX2+FMA+F16C; `avx512-vnni` is never the automatic choice,
-/// `avx2-vnni-prefill` is on AMD CPUs, else `avx2` (README, "Kernels").
+/// `avx512-amx` is wherever it runs (AMX tiles, see `amx_expected`),
+/// else `avx2-vnni-prefill` on AMD CPUs, else `avx2` (README, "Kernels").
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn x86_sets_follow_the_cpu_features() {
@@ -560,6 +561,7 @@ fn x86_sets_follow_the_cpu_features() {
     let amd = std::fs::read_to_string("/proc/cpuinfo")
         .is_ok_and(|s| s.lines().any(|l| l.starts_with("vendor_id") && l.ends_with("AuthenticAMD")));
     let best = match (want.contains(&"avx2-vnni-prefill") && amd, want.contains(&"avx2")) {
+        _ if want.contains(&"avx512-amx") => "avx512-amx",
         (true, _) => "avx2-vnni-prefill",
         (false, true) => "avx2",
         (false, false) => "scalar",

@@ -91,11 +91,14 @@ pub const AVX2_VNNI_PREFILL: Kernels = Kernels {
 
 /// The `avx512-vnni` set with AMX tiles for the multi-token integer
 /// products (prefill, [`amx`]): only where the guarded check
-/// ([`amx::amx_available`]) passes.
+/// ([`amx::amx_available`]) passes, and then automatic: on the Xeon it
+/// was measured on, its prefill beat every other set's (BENCHMARKS.md,
+/// "AMX tiles for prefill"), and its decode is `avx512-vnni`'s, which
+/// decodes faster than `avx2` on Intel (README, "Kernels").
 pub const AVX512_AMX: Kernels = Kernels {
     name: "avx512-amx",
     available: amx::amx_available,
-    auto: crate::by_name_only,
+    auto: crate::always_available,
     matmat_i8: Some(amx::matmat_i8),
     ..AVX512_VNNI
 };
