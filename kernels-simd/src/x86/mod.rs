@@ -92,9 +92,10 @@ pub const AVX2_VNNI_PREFILL: Kernels = Kernels {
 /// The `avx512-vnni` set with AMX tiles for the multi-token integer
 /// products (prefill, [`amx`]): only where the guarded check
 /// ([`amx::amx_available`]) passes, and then automatic: on the Xeon it
-/// was measured on, its prefill beat every other set's (BENCHMARKS.md,
-/// "AMX tiles for prefill"), and its decode is `avx512-vnni`'s, which
-/// decodes faster than `avx2` on Intel (README, "Kernels").
+/// was measured on, it prefilled faster than the other sets (most at
+/// w2a8; BENCHMARKS.md, "AMX tiles for prefill"), and its decode is
+/// `avx512-vnni`'s, which decodes faster than `avx2` on Intel (README,
+/// "Kernels").
 pub const AVX512_AMX: Kernels = Kernels {
     name: "avx512-amx",
     available: amx::amx_available,
