@@ -295,17 +295,39 @@ fn expected_matmat_sets() -> Vec<&'static str> {
     names
 }
 
-/// True if the `avx512-amx` set must run here: Linux lists `amx_tile` and
-/// `amx_int8` among the CPU flags (it hides them when it does not support
-/// the tile state) and `EDDY_AMX` does not turn the set off. Where AMX
-/// faults in spite of the flags, set `EDDY_AMX=0`.
+/// True if the `avx512-amx` set runs here, checked against Linux's CPU
+/// flags (it lists `amx_tile` and `amx_int8` only when it supports the tile
+/// state): the set's own check must agree with them on the CPUID and XCR0
+/// bits and on the `avx512-vnni` features. Only its last steps may turn
+/// the set off on a CPU with the flags: `EDDY_AMX=0`, the `arch_prctl`
+/// permission, and the forked probe (machines whose tile instructions
+/// fault although CPUID lists them).
 #[cfg(target_arch = "x86_64")]
 fn amx_expected() -> bool {
+    use eddy_kernels::x86::amx::{amx_status, AmxStatus};
     let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let has =
         |flag: &str| flags.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == flag));
-    let disabled = std::env::var("EDDY_AMX").is_ok_and(|v| matches!(v.trim(), "0" | "off"));
-    has("amx_tile") && has("amx_int8") && !disabled
+    let vnni = std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni");
+    let listed = has("amx_tile") && has("amx_int8") && vnni;
+    let status = amx_status();
+    println!("AMX: CPU flags {}, check says {status:?}", if listed { "listed" } else { "absent" });
+    match status {
+        AmxStatus::Usable => {
+            assert!(listed, "AMX usable but Linux lists no amx_tile/amx_int8 (or the VNNI features)");
+            true
+        }
+        AmxStatus::DisabledByEnv | AmxStatus::PermissionRefused | AmxStatus::ProbeFailed => false,
+        other => {
+            assert!(!listed, "Linux lists AMX and the VNNI features but the check says {other:?}");
+            false
+        }
+    }
 }
 
 /// The sets with a multi-token kernel, checked against the expected ones.

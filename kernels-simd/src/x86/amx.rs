@@ -28,7 +28,7 @@ use crate::{ActsI8, IntShape, QuantMatrix};
 use core::arch::x86_64::*;
 use eddy_quant::GROUP_HEADER_BYTES;
 
-pub use super::amx_tiles::amx_available;
+pub use super::amx_tiles::{amx_available, amx_status, AmxStatus};
 
 /// Tokens and rows of one pass (two tiles of 16 each).
 const PASS: usize = 2 * TILE_ROWS;
@@ -120,6 +120,7 @@ struct Layout {
 }
 
 impl Layout {
+    /// The layout for `tokens` tokens of `cols` codes in `groups` groups.
     fn new(cols: usize, tokens: usize, groups: usize) -> Layout {
         let token_tiles = tokens.div_ceil(PASS) * 2;
         let block_rows = (UNPACKED_BYTES / cols.max(1)) / PASS * PASS;

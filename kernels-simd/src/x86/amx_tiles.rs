@@ -148,22 +148,51 @@ pub(super) unsafe fn store_accumulators(dst: *mut u8) {
     );
 }
 
-/// True if this CPU, OS and process run the `avx512-amx` set: the
-/// `avx512-vnni` set's features, CPUID AMX-TILE and AMX-INT8, XCR0 tile
-/// state enabled, the Linux permission granted, and a probe of the tile
-/// instructions in a forked child that exits cleanly with the right
-/// result. Once per process (cached); always false without `std` or off
-/// Linux, and when `EDDY_AMX` is `0` or `off`.
-pub fn amx_available() -> bool {
+/// Why the `avx512-amx` set does or does not run here ([`amx_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AmxStatus {
+    /// Every check passed: the set runs.
+    Usable,
+    /// `EDDY_AMX` is `0` or `off`.
+    DisabledByEnv,
+    /// No `std`, or not Linux: the checks cannot run.
+    Unsupported,
+    /// The CPU lacks the `avx512-vnni` set's features (AVX2, FMA, F16C,
+    /// AVX-512F, VL, VNNI).
+    NoVnni,
+    /// CPUID does not report AMX-TILE and AMX-INT8.
+    NoAmxInCpuid,
+    /// The OS has not enabled the tile state (XCR0 bits 17 and 18).
+    TileStateOff,
+    /// Linux refused the tile state to this process (`arch_prctl`).
+    PermissionRefused,
+    /// The tile instructions faulted or gave a wrong sum in the forked
+    /// probe (or the fork failed).
+    ProbeFailed,
+}
+
+/// Which check decided whether this CPU, OS and process run the
+/// `avx512-amx` set: the `avx512-vnni` set's features, CPUID AMX-TILE and
+/// AMX-INT8, XCR0 tile state enabled, the Linux permission granted, and a
+/// probe of the tile instructions in a forked child that exits cleanly
+/// with the right result. Once per process (cached).
+pub fn amx_status() -> AmxStatus {
     #[cfg(all(feature = "std", target_os = "linux"))]
     {
-        static AMX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AMX.get_or_init(probe::usable)
+        static AMX: std::sync::OnceLock<AmxStatus> = std::sync::OnceLock::new();
+        *AMX.get_or_init(probe::status)
     }
     #[cfg(not(all(feature = "std", target_os = "linux")))]
     {
-        false
+        AmxStatus::Unsupported
     }
+}
+
+/// True if the `avx512-amx` set runs here ([`amx_status`] is
+/// [`AmxStatus::Usable`]); always false without `std` or off Linux, and
+/// when `EDDY_AMX` is `0` or `off`.
+pub fn amx_available() -> bool {
+    amx_status() == AmxStatus::Usable
 }
 
 /// The uncached checks behind [`amx_available`].
@@ -178,14 +207,23 @@ mod probe {
     const XFEATURE_XTILEDATA: libc::c_ulong = 18;
 
     /// Every check, cheapest first (the fork only when the rest pass).
-    pub(super) fn usable() -> bool {
+    pub(super) fn status() -> AmxStatus {
         let disabled = std::env::var("EDDY_AMX").is_ok_and(|v| matches!(v.trim(), "0" | "off"));
-        !disabled
-            && super::super::vnni::vnni_available()
-            && cpu_has_amx()
-            && os_enabled_tiles()
-            && permission_granted()
-            && tiles_run_in_child()
+        if disabled {
+            AmxStatus::DisabledByEnv
+        } else if !super::super::vnni::vnni_available() {
+            AmxStatus::NoVnni
+        } else if !cpu_has_amx() {
+            AmxStatus::NoAmxInCpuid
+        } else if !os_enabled_tiles() {
+            AmxStatus::TileStateOff
+        } else if !permission_granted() {
+            AmxStatus::PermissionRefused
+        } else if !tiles_run_in_child() {
+            AmxStatus::ProbeFailed
+        } else {
+            AmxStatus::Usable
+        }
     }
 
     /// CPUID leaf 7: AMX-TILE (EDX bit 24) and AMX-INT8 (EDX bit 25).
