@@ -85,7 +85,8 @@ pub(crate) const fn scratch_len(cols: usize, tokens: usize) -> usize {
     let block = if PASS * cols > UNPACKED_BYTES { PASS * cols } else { UNPACKED_BYTES };
     // Interleaved activations, per-token group scales and sums (8 bytes
     // per group of at least 32 codes), one permuted token, the unpacked
-    // block and its headers, the stored tiles and the pass's results.
+    // block and its headers, the stored tiles and the pass's results, and
+    // the two cache-line roundings of [`Layout`].
     ALIGN - 1
         + passes * PASS * cols
         + passes * PASS * (cols / 32) * 8
@@ -93,6 +94,7 @@ pub(crate) const fn scratch_len(cols: usize, tokens: usize) -> usize {
         + block
         + block / 4
         + 2 * TILES_BYTES
+        + 2 * ALIGN
 }
 
 /// Where each part of the scratch starts, in bytes from the aligned start.
@@ -304,6 +306,28 @@ unsafe fn unpack_block<C: Codes>(
             let header = (group as *const i32).read_unaligned();
             let pair = _mm_cvtph_ps(_mm_cvtsi32_si128(header));
             _mm_storel_epi64(headers.add(2 * g) as *mut __m128i, _mm_castps_si128(pair));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scratch the callers size with [`scratch_len`] always holds the
+    /// layout the tile kernel needs, so the kernel never falls back for
+    /// want of scratch.
+    #[test]
+    fn scratch_len_covers_the_layout() {
+        for group in [32, 64, 128, 256] {
+            for groups in 1..=80 {
+                let cols = group * groups;
+                for tokens in [MIN_TOKENS, 17, 31, 32, 33, 64, 65] {
+                    let need = Layout::new(cols, tokens, groups).len;
+                    assert!(need <= scratch_len(cols, tokens), "{cols} cols, {tokens} tokens");
+                    assert!(scratch_len(cols, tokens) <= crate::matmat_scratch_len(cols, tokens));
+                }
+            }
         }
     }
 }
