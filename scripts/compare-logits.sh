@@ -2,7 +2,8 @@
 # Check that two eddy binaries (e.g. before and after a refactor) give
 # byte-identical converted files and logits on the shipped models and
 # fixtures: f32, w2a8 and w4a8, each prefilled, stepped, on two threads,
-# on the scalar kernels and (where the CPU has it) on avx512-vnni and avx2.
+# on the scalar kernels and (where the CPU has it) on avx512-vnni and avx2;
+# where the CPU has AMX, NEW's avx512-amx logits must equal OLD's scalar ones.
 # Usage: scripts/compare-logits.sh OLD_EDDY NEW_EDDY [OUT_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,15 @@ for src in models/*-fortunes tests/fixtures/{gla,gated-deltanet,recurrentgemma,r
         cmp -s "$OUT/$b-old$tag.npy" "$OUT/$b-new$tag.npy" && { same=$((same + 1)); continue; }
       echo "$b $mode: logits differ (or a run failed)"; diff=$((diff + 1))
     done
+    # AMX tiles (prefill of 16 tokens or more) against the scalar reference.
+    if grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+      if "$NEW" logits "$f" --tokens $TOK -o "$OUT/$b-newamx.npy" --kernels avx512-amx >/dev/null 2>&1 &&
+        cmp -s "$OUT/$b-oldkernelsscalar.npy" "$OUT/$b-newamx.npy"; then
+        same=$((same + 1))
+      else
+        echo "$b --kernels avx512-amx: logits differ from scalar (or a run failed)"; diff=$((diff + 1))
+      fi
+    fi
   done
 done
 echo "identical: $same, different or failed: $diff (files in $OUT)"

@@ -249,7 +249,9 @@ pub const fn matmat_scratch_len(cols: usize, tokens: usize) -> usize {
     {
         let lanes = x86::matmat_scratch_len(cols, tokens);
         let float = x86::float_tokens::scratch_len(cols);
+        let tiles = x86::amx::scratch_len(cols, tokens);
         let most = if lanes > float { lanes } else { float };
+        let most = if tiles > most { tiles } else { most };
         if most > tokens * cols {
             return most;
         }
@@ -519,7 +521,8 @@ pub const SCALAR: Kernels = Kernels {
 };
 
 #[cfg(target_arch = "x86_64")]
-static COMPILED: [&Kernels; 4] = [&SCALAR, &x86::AVX2, &x86::AVX512_VNNI, &x86::AVX2_VNNI_PREFILL];
+static COMPILED: [&Kernels; 5] =
+    [&SCALAR, &x86::AVX2, &x86::AVX512_VNNI, &x86::AVX2_VNNI_PREFILL, &x86::AVX512_AMX];
 #[cfg(all(target_arch = "arm", eddy_dsp, not(eddy_mve)))]
 static COMPILED: [&Kernels; 2] = [&SCALAR, &arm::dsp::DSP];
 #[cfg(all(target_arch = "arm", eddy_mve))]

@@ -280,6 +280,9 @@ fn expected_matmat_sets() -> Vec<&'static str> {
         {
             names.push("avx512-vnni");
             names.push("avx2-vnni-prefill");
+            if amx_expected() {
+                names.push("avx512-amx");
+            }
         }
     }
     #[cfg(target_arch = "aarch64")]
@@ -290,6 +293,41 @@ fn expected_matmat_sets() -> Vec<&'static str> {
         }
     }
     names
+}
+
+/// True if the `avx512-amx` set runs here, checked against Linux's CPU
+/// flags (it lists `amx_tile` and `amx_int8` only when it supports the tile
+/// state): the set's own check must agree with them on the CPUID and XCR0
+/// bits and on the `avx512-vnni` features. Only its last steps may turn
+/// the set off on a CPU with the flags: `EDDY_AMX=0`, the `arch_prctl`
+/// permission, and the forked probe (machines whose tile instructions
+/// fault although CPUID lists them).
+#[cfg(target_arch = "x86_64")]
+fn amx_expected() -> bool {
+    use eddy_kernels::x86::amx::{amx_status, AmxStatus};
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let has =
+        |flag: &str| flags.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == flag));
+    let vnni = std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni");
+    let listed = has("amx_tile") && has("amx_int8") && vnni;
+    let status = amx_status();
+    println!("AMX: CPU flags {}, check says {status:?}", if listed { "listed" } else { "absent" });
+    match status {
+        AmxStatus::Usable => {
+            assert!(listed, "AMX usable but Linux lists no amx_tile/amx_int8 (or the VNNI features)");
+            true
+        }
+        AmxStatus::DisabledByEnv | AmxStatus::PermissionRefused | AmxStatus::ProbeFailed => false,
+        other => {
+            assert!(!listed, "Linux lists AMX and the VNNI features but the check says {other:?}");
+            false
+        }
+    }
 }
 
 /// The sets with a multi-token kernel, checked against the expected ones.
@@ -417,6 +455,9 @@ fn multi_token_kernels_at_model_shapes() {
         check_matmat(k, &mut rng, TensorFormat::W2 { group: 128 }, 771, 7, 1536);
         check_matmat(k, &mut rng, TensorFormat::W8 { group: 64 }, 301, 9, 1024);
         check_matmat(k, &mut rng, TensorFormat::W4 { group: 64 }, 205, 11, 768);
+        // Enough tokens for the AMX tiles (two passes of 32, the last short).
+        check_matmat(k, &mut rng, TensorFormat::W2 { group: 128 }, 1541, 37, 768);
+        check_matmat(k, &mut rng, TensorFormat::W8 { group: 64 }, 301, 50, 1024);
     }
 }
 
@@ -430,6 +471,8 @@ fn multi_token_kernels_span_cache_blocks() {
         check_matmat(k, &mut rng, TensorFormat::W2 { group: 32 }, 3001, 5, 64);
         check_matmat(k, &mut rng, TensorFormat::W4 { group: 64 }, 1003, 6, 128);
         check_matmat(k, &mut rng, TensorFormat::W8 { group: 128 }, 603, 4, 128);
+        // The AMX kernel's blocks (48 KiB of unpacked codes: 768 rows of 64).
+        check_matmat(k, &mut rng, TensorFormat::W2 { group: 32 }, 1601, 21, 64);
     }
 }
 
@@ -500,7 +543,8 @@ fn unsupported_sets_fall_back_bit_exactly() {
 /// AVX-512 (F/BW/VL/VNNI). `avx512-vnni` and `avx2-vnni-prefill` are
 /// supported (and tested above) exactly when the CPU has AVX-512F+VL+VNNI
 /// on top of AVX2+FMA+F16C; `avx512-vnni` is never the automatic choice,
-/// `avx2-vnni-prefill` is on AMD CPUs, else `avx2` (README, "Kernels").
+/// `avx512-amx` is wherever it runs (AMX tiles, see `amx_expected`),
+/// else `avx2-vnni-prefill` on AMD CPUs, else `avx2` (README, "Kernels").
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn x86_sets_follow_the_cpu_features() {
@@ -511,15 +555,19 @@ fn x86_sets_follow_the_cpu_features() {
         "avx512f" => std::is_x86_feature_detected!("avx512f"),
         "avx512vl" => std::is_x86_feature_detected!("avx512vl"),
         "avx512vnni" => std::is_x86_feature_detected!("avx512vnni"),
+        // AMX-TILE and AMX-INT8 as Linux reports them (OS support
+        // included), unless `EDDY_AMX` turns the set off.
+        "amx" => amx_expected(),
         _ => unreachable!("feature {f} is not in the table"),
     };
     // (set, CPU features it needs)
     const VNNI: &[&str] = &["avx2", "fma", "f16c", "avx512f", "avx512vl", "avx512vnni"];
-    let table: [(&str, &[&str]); 4] = [
+    let table: [(&str, &[&str]); 5] = [
         ("scalar", &[]),
         ("avx2", &["avx2", "fma", "f16c"]),
         ("avx512-vnni", VNNI),
         ("avx2-vnni-prefill", VNNI),
+        ("avx512-amx", &["avx2", "fma", "f16c", "avx512f", "avx512vl", "avx512vnni", "amx"]),
     ];
     let mut want = Vec::new();
     for (set, needs) in table {
@@ -535,6 +583,7 @@ fn x86_sets_follow_the_cpu_features() {
     let amd = std::fs::read_to_string("/proc/cpuinfo")
         .is_ok_and(|s| s.lines().any(|l| l.starts_with("vendor_id") && l.ends_with("AuthenticAMD")));
     let best = match (want.contains(&"avx2-vnni-prefill") && amd, want.contains(&"avx2")) {
+        _ if want.contains(&"avx512-amx") => "avx512-amx",
         (true, _) => "avx2-vnni-prefill",
         (false, true) => "avx2",
         (false, false) => "scalar",

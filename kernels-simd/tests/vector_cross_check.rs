@@ -325,14 +325,16 @@ const NEON_OPERATIONS: &[&str] = AVX2_OPERATIONS.split_at(3).1;
 /// Each set, the set it is built on, and the operations it replaces
 /// (every other one must be the base's): `avx512-vnni` is the AVX2 set
 /// with VNNI integer products, `avx2-vnni-prefill` with VNNI multi-token
-/// products only, `neon-sdot` NEON with `sdot`, `dsp` the
+/// products only, `avx512-amx` `avx512-vnni` with AMX multi-token
+/// products, `neon-sdot` NEON with `sdot`, `dsp` the
 /// scalar set with `SMLAD` products. A set missing here fails the test, so
 /// a new set must say what it is built on.
 #[allow(clippy::type_complexity)]
-const BUILT_ON: [(&str, &str, &[&str]); 7] = [
+const BUILT_ON: [(&str, &str, &[&str]); 8] = [
     ("avx2", "scalar", AVX2_OPERATIONS),
     ("avx512-vnni", "avx2", &["available", "matvec_i8", "matmat_i8"]),
     ("avx2-vnni-prefill", "avx2", &["available", "matmat_i8"]),
+    ("avx512-amx", "avx512-vnni", &["available", "matmat_i8"]),
     ("neon", "scalar", NEON_OPERATIONS),
     ("neon-sdot", "neon", &["available", "matvec_i8", "matmat_i8"]),
     ("dsp", "scalar", &["matvec_i8"]),

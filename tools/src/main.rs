@@ -27,7 +27,8 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Kernel set: scalar, avx2, avx2-vnni-prefill, avx512-vnni (x86-64; avx512-vnni only when named,
-    /// avx2-vnni-prefill automatic on AMD CPUs with AVX-512 VNNI), neon, neon-sdot (aarch64)
+    /// avx2-vnni-prefill automatic on AMD CPUs with AVX-512 VNNI), avx512-amx (x86-64 with AMX:
+    /// automatic where its guarded check passes; EDDY_AMX=0 turns it off), neon, neon-sdot (aarch64)
     /// (default: the best this CPU supports; also settable with the
     /// EDDY_KERNELS environment variable).
     #[arg(long, global = true)]

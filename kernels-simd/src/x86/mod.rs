@@ -8,6 +8,8 @@
 //! [`scan`] (one token) and `scan_tokens` (a prefill chunk).
 
 pub mod acts;
+pub mod amx;
+mod amx_tiles;
 mod causal_conv;
 pub mod conv;
 mod conv_tokens;
@@ -88,6 +90,21 @@ pub const AVX2_VNNI_PREFILL: Kernels = Kernels {
     auto: amd_cpu,
     matmat_i8: Some(vnni::matmat_i8),
     ..AVX2
+};
+
+/// The `avx512-vnni` set with AMX tiles for the multi-token integer
+/// products (prefill, [`amx`]): only where the guarded check
+/// ([`amx::amx_available`]) passes, and then automatic: on the Xeon it
+/// was measured on, it prefilled faster than the other sets (most at
+/// w2a8; BENCHMARKS.md, "AMX tiles for prefill"), and its decode is
+/// `avx512-vnni`'s, which decodes faster than `avx2` on Intel (README,
+/// "Kernels").
+pub const AVX512_AMX: Kernels = Kernels {
+    name: "avx512-amx",
+    available: amx::amx_available,
+    auto: crate::always_available,
+    matmat_i8: Some(amx::matmat_i8),
+    ..AVX512_VNNI
 };
 
 /// True on an AMD CPU (CPUID vendor string "AuthenticAMD").

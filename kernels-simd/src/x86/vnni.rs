@@ -109,11 +109,11 @@ unsafe fn dot_dpbusd<D: DotInstruction>(w: &Unpacked, acts: *const i8, blocks: u
 }
 
 /// W2 codes unpacked as for AVX2, multiplied by `vpdpbusd`.
-struct W2Dp<const G: usize, D = Hardware>(core::marker::PhantomData<D>);
+pub(super) struct W2Dp<const G: usize, D = Hardware>(core::marker::PhantomData<D>);
 /// W4 codes unpacked as for AVX2, multiplied by `vpdpbusd`.
-struct W4Dp<const G: usize, D = Hardware>(core::marker::PhantomData<D>);
+pub(super) struct W4Dp<const G: usize, D = Hardware>(core::marker::PhantomData<D>);
 /// W8 codes as stored (unsigned bytes), multiplied by `vpdpbusd`.
-struct W8Dp<const G: usize, D = Hardware>(core::marker::PhantomData<D>);
+pub(super) struct W8Dp<const G: usize, D = Hardware>(core::marker::PhantomData<D>);
 
 impl<const G: usize, D: DotInstruction> Codes for W2Dp<G, D> {
     const GROUP: usize = G;
