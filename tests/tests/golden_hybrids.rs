@@ -1,6 +1,7 @@
-//! Golden logits for the hybrid families (LFM2, RecurrentGemma): eddy's
+//! Golden logits for the hybrid families (LFM2, RecurrentGemma, Qwen3-Next): eddy's
 //! converter + runtime against transformers on tiny random models
-//! (fixtures from tools/python/make_hybrid_fixtures.py), the Lambda window
+//! (fixtures from tools/python/make_hybrid_fixtures.py and, for Qwen3-Next,
+//! make_moe_fixtures.py), the Lambda window
 //! against a masked-attention reference, and the KV cache formats.
 
 use eddy::file::AlignedBytes;
@@ -15,8 +16,12 @@ use safetensors::SafeTensors;
 /// f32 tolerance: only summation order and exp/tanh implementations differ.
 const F32_TOL: f32 = 1e-4;
 
-const HYBRIDS: [(&str, Architecture); 2] =
-    [("lfm2-tiny", Architecture::Lfm2), ("recurrentgemma-tiny", Architecture::RecurrentGemma)];
+const HYBRIDS: [(&str, Architecture); 3] = [
+    ("lfm2-tiny", Architecture::Lfm2),
+    ("recurrentgemma-tiny", Architecture::RecurrentGemma),
+    // Qwen3-Next as released: Gated DeltaNet + gated attention + experts.
+    ("qwen3next-tiny", Architecture::GatedDeltaNet),
+];
 
 /// The model with its cache in `format`, keeping the default window.
 fn with_format<'a>(model: &Model<'a>, format: KvFormat) -> Model<'a> {
