@@ -88,9 +88,14 @@ fn lambda_window_matches_masked_attention() {
 /// Worst logit errors against the f32 cache, per format f16/q8/q4: bounds
 /// about 2-3x the measurement (lfm2 0.0012/0.033/0.42, recurrentgemma
 /// 0.0012/0.017/0.38; random tiny heads of 16 and 12 values, one scale
-/// group per head); fewer bits must cost more.
-const KV_BOUNDS: [(&str, [f32; 3]); 2] =
-    [("lfm2-tiny", [0.003, 0.08, 0.9]), ("recurrentgemma-tiny", [0.003, 0.04, 0.8])];
+/// group per head; qwen3next 0.015/0.15/2.29, higher as its output-gated
+/// attention feeds expert routers, and a router that picks another
+/// expert moves the logits by a jump); fewer bits must cost more.
+const KV_BOUNDS: [(&str, [f32; 3]); 3] = [
+    ("lfm2-tiny", [0.003, 0.08, 0.9]),
+    ("recurrentgemma-tiny", [0.003, 0.04, 0.8]),
+    ("qwen3next-tiny", [0.04, 0.4, 5.0]),
+];
 
 #[test]
 fn kv_formats_stay_bounded_and_snapshots_are_exact() {
