@@ -86,15 +86,6 @@ impl MoeShape {
         }
     }
 
-    /// Weights of the block (`total`) and those one token reads
-    /// (`active`: the router, `top_k` experts and the shared expert).
-    pub fn parameters(&self, d_model: u64) -> (u64, u64) {
-        let (e, k, fe, fs) = (self.experts as u64, self.top_k as u64, self.d_expert as u64, self.d_shared as u64);
-        let per_expert = 3 * fe * d_model;
-        let always = e * d_model + 3 * fs * d_model + if fs > 0 { d_model } else { 0 };
-        (always + e * per_expert, always + k * per_expert)
-    }
-
     /// Scratch words of the block's rows for `n` tokens (see
     /// [`MoeRows`]), `None` on overflow.
     pub(crate) fn scratch_words(&self, n: usize, d_model: usize) -> Option<usize> {
@@ -275,5 +266,58 @@ impl MoeWeights<'_> {
             }
         }
         crate::ops::add_assign(&mut x[..n * dm], &r.acc[..n * dm]);
+    }
+}
+
+/// Parameters and weight bytes of a file (`total`) and those one token
+/// reads (`active`): a stacked expert matrix counts `top_k / experts` of
+/// itself as active, every other tensor all of itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActiveWeights {
+    /// Parameters in the file.
+    pub total_params: u64,
+    /// Parameters a token reads.
+    pub active_params: u64,
+    /// Weight bytes in the file.
+    pub total_bytes: u64,
+    /// Weight bytes a token reads.
+    pub active_bytes: u64,
+}
+
+/// [`ActiveWeights`] of `file` (all active without experts).
+pub fn active_weights(file: &EddyFile<'_>) -> ActiveWeights {
+    let experts = file.hparam(HParam::NExperts).unwrap_or(0) as u64;
+    let top_k = file.hparam(HParam::ExpertsPerToken).unwrap_or(0) as u64;
+    let mut w = ActiveWeights { total_params: 0, active_params: 0, total_bytes: 0, active_bytes: 0 };
+    for t in file.tensors() {
+        let (params, bytes) = (t.numel(), t.data.len() as u64);
+        w.total_params += params;
+        w.total_bytes += bytes;
+        // Whole experts: each holds `1 / experts` of the stacked rows.
+        let share = |v: u64| if experts > 0 && t.name.contains(".moe.experts_") { v / experts * top_k } else { v };
+        w.active_params += share(params);
+        w.active_bytes += share(bytes);
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route;
+
+    #[test]
+    fn route_takes_the_top_k_with_ties_to_the_lower_index() {
+        let logits = [0.5, 2.0, -1.0, 2.0, 1.0];
+        let mut picks = [0.0; 6];
+        route(&logits, &mut picks, false);
+        assert_eq!([picks[0], picks[2], picks[4]], [1.0, 3.0, 4.0]);
+        let total: f32 = logits.iter().map(|&l| libm::expf(l - 2.0)).sum();
+        assert_eq!(picks[1], 1.0 / total);
+        assert_eq!(picks[1], picks[3]);
+        assert!(picks[5] < picks[1]);
+        route(&logits, &mut picks, true);
+        let sum = picks[1] + picks[3] + picks[5];
+        assert!((sum - 1.0).abs() < 1e-6, "{sum}");
+        assert_eq!([picks[0], picks[2], picks[4]], [1.0, 3.0, 4.0]);
     }
 }
