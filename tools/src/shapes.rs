@@ -5,7 +5,9 @@
 //! the family's converter plans a file from. Values are the published
 //! `config.json` settings of each model (each entry says which).
 
+use eddy::gated_deltanet::{GatedDeltaNetConfig, Qwen3NextLayers};
 use eddy::lfm2::Lfm2Config;
+use eddy::moe::MoeShape;
 use eddy::mamba::Mamba1Config;
 use eddy::mamba2::Mamba2Config;
 use eddy::recurrent_gemma::RecurrentGemmaConfig;
@@ -20,6 +22,19 @@ static LFM2_16_LAYERS: [u8; 16] = [0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 1, 
 static GRIFFIN_26_LAYERS: [u8; 26] =
     [0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0];
 
+/// Layer kinds of Qwen3-Next-80B-A3B: (Gated DeltaNet, Gated DeltaNet,
+/// Gated DeltaNet, gated attention) x 12, every MLP a mixture of experts
+/// (bit 1).
+static QWEN3_NEXT_48_LAYERS: [u8; 48] = {
+    let mut kinds = [2u8; 48];
+    let mut i = 3;
+    while i < 48 {
+        kinds[i] = 3;
+        i += 4;
+    }
+    kinds
+};
+
 /// A named public model shape.
 #[derive(Clone, Copy, Debug)]
 pub enum NamedShape {
@@ -31,11 +46,13 @@ pub enum NamedShape {
     Lfm2(Lfm2Config<'static>),
     /// A RecurrentGemma checkpoint.
     RecurrentGemma(RecurrentGemmaConfig<'static>),
+    /// A Qwen3-Next checkpoint (the Gated DeltaNet family).
+    Qwen3Next(GatedDeltaNetConfig<'static>),
 }
 
 /// Names [`named`] knows.
 pub const SHAPE_NAMES: &[&str] =
-    &["mamba-130m", "mamba-2.8b", "mamba2-2.7b", "lfm2-350m", "lfm2-1.2b", "recurrentgemma-2b"];
+    &["mamba-130m", "mamba-2.8b", "mamba2-2.7b", "lfm2-350m", "lfm2-1.2b", "recurrentgemma-2b", "qwen3-next-80b-a3b"];
 
 fn mamba1(d_model: u32, n_layer: u32) -> NamedShape {
     NamedShape::Mamba1(mamba1_config(d_model, n_layer))
@@ -120,6 +137,30 @@ pub fn named(name: &str) -> Option<NamedShape> {
             layer_kinds: &GRIFFIN_26_LAYERS,
             kv: KvCacheOptions { format: KvFormat::Q4, sinks: 0, window: 2048 },
         }),
+        // Qwen/Qwen3-Next-80B-A3B-Instruct's config.json.
+        "qwen3-next-80b-a3b" => NamedShape::Qwen3Next(GatedDeltaNetConfig {
+            vocab_size: 151_936,
+            d_model: 2048,
+            n_layer: 48,
+            n_v_heads: 32,
+            n_k_heads: 16,
+            head_k_dim: 128,
+            head_v_dim: 128,
+            d_conv: 4,
+            d_ffn: 5120,
+            norm_eps: 1e-6,
+            tied_embeddings: false,
+            hybrid: Some(Qwen3NextLayers {
+                n_heads: 16,
+                n_kv_heads: 2,
+                head_dim: 256,
+                rotary_dims: 64,
+                rope_theta: 10_000_000.0,
+                moe: Some(MoeShape { experts: 512, top_k: 10, d_expert: 512, d_shared: 512, norm_top_k: true }),
+                layer_kinds: &QWEN3_NEXT_48_LAYERS,
+                kv: KvCacheOptions { format: KvFormat::Q4, sinks: 4, window: 4092 },
+            }),
+        }),
         _ => return None,
     })
 }
@@ -132,6 +173,7 @@ impl NamedShape {
             NamedShape::Mamba2(_) => "mamba2",
             NamedShape::Lfm2(_) => "lfm2",
             NamedShape::RecurrentGemma(_) => "recurrent-gemma",
+            NamedShape::Qwen3Next(_) => "gated-deltanet",
         }
     }
 
@@ -140,6 +182,7 @@ impl NamedShape {
         match self {
             NamedShape::Lfm2(c) => Some(c.kv),
             NamedShape::RecurrentGemma(c) => Some(c.kv),
+            NamedShape::Qwen3Next(c) => c.hybrid.map(|h| h.kv),
             _ => None,
         }
     }
@@ -153,6 +196,10 @@ impl NamedShape {
             (NamedShape::Lfm2(c), kv) => Lfm2Config { kv: kv.unwrap_or(c.kv), ..c }.state_words(),
             (NamedShape::RecurrentGemma(c), kv) => {
                 RecurrentGemmaConfig { kv: kv.unwrap_or(c.kv), ..c }.state_words()
+            }
+            (NamedShape::Qwen3Next(c), kv) => {
+                let hybrid = c.hybrid.map(|h| Qwen3NextLayers { kv: kv.unwrap_or(h.kv), ..h });
+                GatedDeltaNetConfig { hybrid, ..c }.state_words()
             }
         }?;
         words.checked_add(STATE_HEADER_WORDS)?.checked_mul(4)
