@@ -7,9 +7,9 @@
 
 use eddy::gated_deltanet::{GatedDeltaNetConfig, Qwen3NextLayers};
 use eddy::lfm2::Lfm2Config;
-use eddy::moe::MoeShape;
 use eddy::mamba::Mamba1Config;
 use eddy::mamba2::Mamba2Config;
+use eddy::moe::MoeShape;
 use eddy::recurrent_gemma::RecurrentGemmaConfig;
 use eddy::{KvCacheOptions, KvFormat, STATE_HEADER_WORDS};
 
@@ -51,8 +51,15 @@ pub enum NamedShape {
 }
 
 /// Names [`named`] knows.
-pub const SHAPE_NAMES: &[&str] =
-    &["mamba-130m", "mamba-2.8b", "mamba2-2.7b", "lfm2-350m", "lfm2-1.2b", "recurrentgemma-2b", "qwen3-next-80b-a3b"];
+pub const SHAPE_NAMES: &[&str] = &[
+    "mamba-130m",
+    "mamba-2.8b",
+    "mamba2-2.7b",
+    "lfm2-350m",
+    "lfm2-1.2b",
+    "recurrentgemma-2b",
+    "qwen3-next-80b-a3b",
+];
 
 fn mamba1(d_model: u32, n_layer: u32) -> NamedShape {
     NamedShape::Mamba1(mamba1_config(d_model, n_layer))
@@ -156,7 +163,13 @@ pub fn named(name: &str) -> Option<NamedShape> {
                 head_dim: 256,
                 rotary_dims: 64,
                 rope_theta: 10_000_000.0,
-                moe: Some(MoeShape { experts: 512, top_k: 10, d_expert: 512, d_shared: 512, norm_top_k: true }),
+                moe: Some(MoeShape {
+                    experts: 512,
+                    top_k: 10,
+                    d_expert: 512,
+                    d_shared: 512,
+                    norm_top_k: true,
+                }),
                 layer_kinds: &QWEN3_NEXT_48_LAYERS,
                 kv: KvCacheOptions { format: KvFormat::Q4, sinks: 4, window: 4092 },
             }),

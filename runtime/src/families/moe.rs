@@ -207,8 +207,10 @@ impl MoeWeights<'_> {
         let (e_count, k, fe) = (s.experts as usize, s.top_k as usize, s.d_expert as usize);
         let r = MoeRows::carve(s, n, dm, scratch);
         let normed = &normed[..n * dm];
-        for ((xs, logits), picks) in
-            normed.chunks_exact(dm).zip(r.logits.chunks_exact_mut(e_count)).zip(r.picks.chunks_exact_mut(2 * k))
+        for ((xs, logits), picks) in normed
+            .chunks_exact(dm)
+            .zip(r.logits.chunks_exact_mut(e_count))
+            .zip(r.picks.chunks_exact_mut(2 * k))
         {
             for (l, w) in logits.iter_mut().zip(self.router.chunks_exact(dm)) {
                 *l = dot(w, xs);
@@ -258,7 +260,9 @@ impl MoeWeights<'_> {
             rc.project(&sh.up, normed, up, n);
             silu_mul(gate, up);
             rc.project(&sh.down, gate, &mut r.out[..n * dm], n);
-            for ((a, y), xs) in r.acc.chunks_exact_mut(dm).zip(r.out.chunks_exact(dm)).zip(normed.chunks_exact(dm)) {
+            for ((a, y), xs) in
+                r.acc.chunks_exact_mut(dm).zip(r.out.chunks_exact(dm)).zip(normed.chunks_exact(dm))
+            {
                 let g = sigmoid(dot(sh.weight, xs));
                 for (av, v) in a.iter_mut().zip(y) {
                     *av += g * v;
@@ -294,7 +298,8 @@ pub fn active_weights(file: &EddyFile<'_>) -> ActiveWeights {
         w.total_params += params;
         w.total_bytes += bytes;
         // Whole experts: each holds `1 / experts` of the stacked rows.
-        let share = |v: u64| if experts > 0 && t.name.contains(".moe.experts_") { v / experts * top_k } else { v };
+        let share =
+            |v: u64| if experts > 0 && t.name.contains(".moe.experts_") { v / experts * top_k } else { v };
         w.active_params += share(params);
         w.active_bytes += share(bytes);
     }

@@ -21,13 +21,13 @@ use std::path::{Path, PathBuf};
 mod checkpoint;
 mod common;
 mod gated_deltanet;
-mod qwen3_next;
 pub mod gguf;
 mod gla;
 mod lfm2;
 mod mamba1;
 mod mamba2;
 mod planned;
+mod qwen3_next;
 mod recurrent_gemma;
 mod rnn;
 mod rwkv4;
@@ -496,9 +496,10 @@ fn convert_dir_into<W: Write + Seek>(
     for spec in &plan.specs {
         let parts = plan.layout.hf_parts(spec);
         for hf in &parts {
-            let shape = ckpt
-                .check_readable(hf)?
-                .ok_or_else(|| ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy_name(spec) })?;
+            let shape = ckpt.check_readable(hf)?.ok_or_else(|| ConvertError::MissingTensor {
+                hf_name: hf.clone(),
+                eddy_name: eddy_name(spec),
+            })?;
             let expected = plan.layout.hf_shape(spec);
             if shape != expected {
                 return Err(ConvertError::ShapeMismatch { hf_name: hf.clone(), expected, found: shape });

@@ -138,7 +138,9 @@ impl FamilyLayout for HybridLayout {
             "layers.{i}.moe.experts_gate_up.weight" => {
                 (0..self.experts).flat_map(|e| [expert(e, "gate_proj"), expert(e, "up_proj")]).collect()
             }
-            "layers.{i}.moe.experts_down.weight" => (0..self.experts).map(|e| expert(e, "down_proj")).collect(),
+            "layers.{i}.moe.experts_down.weight" => {
+                (0..self.experts).map(|e| expert(e, "down_proj")).collect()
+            }
             _ => vec![self.hf_name(spec)],
         }
     }
