@@ -184,3 +184,28 @@ fn lfm2_honours_rotary_dims() {
         step_and_prefill(&with_format(&Model::from_bytes(half.as_slice()).unwrap(), KvFormat::F32), &ids);
     assert!(max_abs_diff(&want, &other) > 1e-4, "rotary_dims = head_dim / 2 must change the logits");
 }
+
+/// Qwen3-Next's experts: a token reads `top_k` of each layer's stacked
+/// expert matrices (inspect and bench count those as its active
+/// parameters), every other tensor whole.
+#[test]
+fn experts_count_only_the_chosen_as_active() {
+    use eddy::HParam;
+    let bytes = convert("qwen3next-tiny", WeightDtype::F32);
+    let model = Model::from_bytes(bytes.as_slice()).unwrap();
+    let file = model.file();
+    let h = |k| file.hparam(k).unwrap() as u64;
+    let (experts, top_k) = (h(HParam::NExperts), h(HParam::ExpertsPerToken));
+    assert_eq!((experts, top_k), (8, 2));
+    let stacked: u64 = file.tensors().filter(|t| t.name.contains(".moe.experts_")).map(|t| t.numel()).sum();
+    // Three layers with experts, gate+up and down of d_expert 32, width 64.
+    assert_eq!(stacked, 3 * experts * 3 * 32 * 64);
+    let w = eddy::moe::active_weights(file);
+    assert_eq!(w.total_params, file.tensors().map(|t| t.numel()).sum::<u64>());
+    assert_eq!(w.total_params - w.active_params, stacked / experts * (experts - top_k));
+    assert_eq!(w.total_bytes - w.active_bytes, 4 * (w.total_params - w.active_params));
+    // Decode also reads one row of the (untied) embedding table.
+    let embed = file.tensors().next().unwrap();
+    let unread = embed.data.len() as u64 / embed.rows() * (embed.rows() - 1);
+    assert_eq!(eddy_cli::bench::decode_bytes_per_token(&model), w.active_bytes - unread);
+}

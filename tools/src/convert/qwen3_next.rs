@@ -75,8 +75,9 @@ fn rotary(cfg: &Value, head_dim: u32) -> Result<(u32, f32), ConvertError> {
         .or(cfg.get("partial_rotary_factor"))
         .and_then(Value::as_f64)
         .unwrap_or(0.25);
-    let dims = (head_dim as f64 * factor).round();
-    if !(dims >= 2.0 && dims <= head_dim as f64 && dims as u32 % 2 == 0) {
+    let exact = head_dim as f64 * factor;
+    let dims = exact.round();
+    if !((exact - dims).abs() < 1e-6 && dims >= 2.0 && dims <= head_dim as f64 && dims as u32 % 2 == 0) {
         return Err(bad(
             "partial_rotary_factor",
             factor.to_string(),
@@ -222,4 +223,42 @@ pub(super) fn plan(cfg: &Value, c: GatedDeltaNetConfig<'static>) -> Result<Plan,
     let full = GatedDeltaNetConfig { hybrid: Some(hybrid), ..c };
     Ok(Plan::new(Architecture::GatedDeltaNet, hparams, |visit| tensor_schema(&full, visit), layout, shape)
         .with_blob(BlobKind::LayerKinds, kinds.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{layer_kinds, rotary};
+    use serde_json::json;
+
+    #[test]
+    fn layer_kinds_follow_transformers_sparse_rule() {
+        let cfg = json!({
+            "layer_types": ["linear_attention", "full_attention", "linear_attention", "full_attention"],
+            "mlp_only_layers": [2], "decoder_sparse_step": 1,
+        });
+        assert_eq!(layer_kinds(&cfg, 4, 8).unwrap(), [2, 3, 0, 3]);
+        // No experts: dense everywhere; every second layer sparse with step 2.
+        assert_eq!(layer_kinds(&cfg, 4, 0).unwrap(), [0, 1, 0, 1]);
+        let step2 = json!({"layer_types": cfg["layer_types"], "decoder_sparse_step": 2});
+        assert_eq!(layer_kinds(&step2, 4, 8).unwrap(), [0, 3, 0, 3]);
+        let e = layer_kinds(&json!({"layer_types": ["linear_attention", "mamba"]}), 2, 0).unwrap_err();
+        assert!(e.to_string().contains("full_attention"), "{e}");
+        let e = layer_kinds(&cfg, 3, 0).unwrap_err();
+        assert!(e.to_string().contains("one type per layer"), "{e}");
+    }
+
+    #[test]
+    fn partial_rotary_is_a_share_of_the_head() {
+        let cfg = json!({"rope_parameters": {"rope_type": "default", "rope_theta": 1e7, "partial_rotary_factor": 0.25}});
+        assert_eq!(rotary(&cfg, 256).unwrap(), (64, 1e7));
+        for factor in [0.1, 0.3, 1.5] {
+            // 1.6, 4.8 and 24 values of a 16-value head: refused.
+            let bad = json!({"rope_parameters": {"partial_rotary_factor": factor}});
+            assert!(rotary(&bad, 16).is_err(), "{factor}");
+        }
+        let half = json!({"rope_parameters": {"partial_rotary_factor": 0.5}});
+        assert_eq!(rotary(&half, 16).unwrap(), (8, 10_000.0));
+        let scaled = json!({"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e7}});
+        assert!(rotary(&scaled, 256).is_err());
+    }
 }
