@@ -70,11 +70,24 @@ pub enum HParam {
     AttentionWindow,
     /// Final logits soft cap `c * tanh(x / c)` (f32 bits; 0: none).
     LogitSoftCap,
+    /// Routed experts of a mixture-of-experts MLP (0: none).
+    NExperts,
+    /// Experts each token is routed to (top-k).
+    ExpertsPerToken,
+    /// Hidden width of one routed expert.
+    DExpert,
+    /// Hidden width of the shared expert (0: none).
+    DSharedExpert,
+    /// 1 if the top-k router probabilities are renormalized to sum to 1.
+    NormTopK,
+    /// Query heads of attention layers when `n_heads` counts another
+    /// mixer's heads (Qwen3-Next).
+    NAttnHeads,
 }
 
 impl HParam {
     /// All keys this version knows.
-    pub const ALL: [HParam; 30] = [
+    pub const ALL: [HParam; 36] = [
         HParam::VocabSize,
         HParam::DModel,
         HParam::NLayer,
@@ -105,6 +118,12 @@ impl HParam {
         HParam::RotaryDims,
         HParam::AttentionWindow,
         HParam::LogitSoftCap,
+        HParam::NExperts,
+        HParam::ExpertsPerToken,
+        HParam::DExpert,
+        HParam::DSharedExpert,
+        HParam::NormTopK,
+        HParam::NAttnHeads,
     ];
 
     /// File code of the key.
@@ -140,6 +159,12 @@ impl HParam {
             HParam::RotaryDims => 28,
             HParam::AttentionWindow => 29,
             HParam::LogitSoftCap => 30,
+            HParam::NExperts => 31,
+            HParam::ExpertsPerToken => 32,
+            HParam::DExpert => 33,
+            HParam::DSharedExpert => 34,
+            HParam::NormTopK => 35,
+            HParam::NAttnHeads => 36,
         }
     }
 
@@ -182,6 +207,12 @@ impl HParam {
             HParam::RotaryDims => "rotary_dims",
             HParam::AttentionWindow => "attention_window",
             HParam::LogitSoftCap => "logit_soft_cap",
+            HParam::NExperts => "n_experts",
+            HParam::ExpertsPerToken => "experts_per_token",
+            HParam::DExpert => "d_expert",
+            HParam::DSharedExpert => "d_shared_expert",
+            HParam::NormTopK => "norm_top_k",
+            HParam::NAttnHeads => "n_attn_heads",
         }
     }
 

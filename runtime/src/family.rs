@@ -443,7 +443,9 @@ pub(crate) use scratch_rows;
 /// `config.n_layer`, `config.vocab_size` and `tensor_schema`. Hybrids
 /// (`hybrid`) also provide `config.cache()`, `config.kv` and
 /// `config.layer_kinds`: their position words are a state layer before the
-/// model's layers.
+/// model's layers. Families whose files may or may not have attention
+/// layers (`optional_attention`) provide `config.state_layers()`,
+/// `config.kv_cache()` and `config.with_kv_cache(options)` instead.
 macro_rules! layer_major_family {
     (@state_layers $self:ident) => {
         $self.config.n_layer as usize
@@ -451,7 +453,24 @@ macro_rules! layer_major_family {
     (@state_layers $self:ident, hybrid) => {
         $self.config.n_layer as usize + 1
     };
+    (@state_layers $self:ident, optional_attention) => {
+        $self.config.state_layers()
+    };
     (@kv) => {};
+    (@kv optional_attention) => {
+        fn kv_cache(&self) -> Option<$crate::attention::KvCacheOptions> {
+            self.config.kv_cache()
+        }
+
+        fn with_kv_cache(
+            &self,
+            options: $crate::attention::KvCacheOptions,
+        ) -> Result<Self, $crate::error::ModelError> {
+            let config = self.config.with_kv_cache(options)?;
+            Self::check_sizes(&config)?;
+            Ok(Self { config, file: self.file })
+        }
+    };
     (@kv hybrid) => {
         fn kv_cache(&self) -> Option<$crate::attention::KvCacheOptions> {
             self.config.layer_kinds.contains(&1).then_some(self.config.kv)

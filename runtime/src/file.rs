@@ -131,6 +131,19 @@ impl<'a> TensorView<'a> {
         self.dims[..self.ndim as usize - 1].iter().map(|&d| d as u64).product()
     }
 
+    /// Rows `first..first + count` of a matrix as a matrix of their own
+    /// (one expert of a stacked tensor: every format stores whole rows
+    /// one after another); `None` if out of range.
+    pub fn row_block(&self, first: u64, count: u64) -> Option<TensorView<'a>> {
+        let cols = self.cols();
+        let end = first.checked_add(count).filter(|&e| e <= self.rows() && self.ndim == 2)?;
+        let start_byte = usize::try_from(self.format.byte_len(first, cols).ok()?).ok()?;
+        let end_byte = usize::try_from(self.format.byte_len(end, cols).ok()?).ok()?;
+        let mut dims = self.dims;
+        dims[0] = count as u32;
+        Some(TensorView { dims, data: self.data.get(start_byte..end_byte)?, ..*self })
+    }
+
     /// Total element count.
     pub fn numel(&self) -> u64 {
         self.rows() * self.cols()

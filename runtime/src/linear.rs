@@ -119,6 +119,12 @@ impl<'a> Linear<'a> {
         self.weight.rows() as usize
     }
 
+    /// Rows `first..first + count` as a layer of their own (no bias; one
+    /// expert of a stacked matrix); `None` if out of range.
+    pub(crate) fn row_block(&self, first: usize, count: usize) -> Option<Linear<'a>> {
+        Some(Linear { weight: self.weight.row_block(first as u64, count as u64)?, bias: None })
+    }
+
     /// Bytes of one stored row.
     fn row_bytes(&self) -> usize {
         self.weight.format.byte_len(1, self.weight.cols()).unwrap_or(0) as usize

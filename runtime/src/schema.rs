@@ -201,6 +201,11 @@ impl<'f, 'a> TensorCursor<'f, 'a> {
         TensorCursor { file, next: index }
     }
 
+    /// The index the next read takes.
+    pub(crate) fn next_index(&self) -> u32 {
+        self.next
+    }
+
     fn take(&mut self) -> Option<TensorView<'a>> {
         let t = self.file.tensor_at(self.next);
         self.next += 1;

@@ -7,7 +7,7 @@
 //! snapshot/restore, quantized presets bounded.
 
 use eddy::file::AlignedBytes;
-use eddy::{Architecture, Model};
+use eddy::{Architecture, KvCacheOptions, KvFormat, Model};
 use eddy_cli::calibrate::{collect_activation_stats, CalibrationOptions};
 use eddy_cli::convert::WeightDtype;
 use eddy_cli::quantize::quantize_model;
@@ -76,29 +76,82 @@ const BOUNDS: [(&str, [f32; 3]); 7] = [
     ("rwkv4-tiny", [0.2, 2.0, 8.0]),
 ];
 
+/// The model with an f32 KV cache if it has attention layers (only the
+/// weights' error is measured here; golden_hybrids.rs bounds the cache's).
+fn exact_kv_cache(model: Model<'_>) -> Model<'_> {
+    match model.kv_cache() {
+        Some(kv) => model.with_kv_cache(KvCacheOptions { format: KvFormat::F32, ..kv }).unwrap(),
+        None => model,
+    }
+}
+
+/// Quantize `fixture` with the w8a8, w4a8 and w2a8 presets (calibrated
+/// on its reversed ids) and hand `check(preset, stepwise logits,
+/// reference)` each quantized model's logits (an f32 KV cache, prefill
+/// checked equal to stepping).
+fn for_each_preset(fixture: &str, mut check: impl FnMut(&str, &[f32], &eddy_tests::Reference)) {
+    let opts = CalibrationOptions { clip_search: true, activation_aware: true, gptq: true };
+    let bytes = convert(fixture, WeightDtype::F32);
+    let model = Model::from_bytes(bytes.as_slice()).unwrap();
+    let reference = load_reference(fixture);
+    let calib: Vec<u32> = reference.input_ids.iter().rev().copied().collect();
+    let stats = collect_activation_stats(&model, &calib, true, |_| {}).unwrap();
+    assert!(!stats.mean_sq.is_empty(), "{fixture}: calibration saw no linear layer");
+    for preset in ["w8a8", "w4a8", "w2a8"] {
+        let recipe = Recipe::preset(preset).unwrap();
+        let (q, _) = quantize_model(&model, &recipe, Some(&stats), calib.len(), opts, |_, _| {}).unwrap();
+        let q = AlignedBytes::copy_from(&q);
+        let qm = exact_kv_cache(Model::from_bytes(q.as_slice()).unwrap());
+        let (stepwise, batched) = step_and_prefill(&qm, &reference.input_ids);
+        assert_eq!(stepwise, batched, "{fixture} {preset}: prefill != step");
+        check(preset, &stepwise, &reference);
+    }
+}
+
 #[test]
 fn quantized_presets_stay_bounded() {
-    let opts = CalibrationOptions { clip_search: true, activation_aware: true, gptq: true };
     for (fixture, bounds) in BOUNDS {
-        let bytes = convert(fixture, WeightDtype::F32);
-        let model = Model::from_bytes(bytes.as_slice()).unwrap();
-        let reference = load_reference(fixture);
-        let calib: Vec<u32> = reference.input_ids.iter().rev().copied().collect();
-        let stats = collect_activation_stats(&model, &calib, true, |_| {}).unwrap();
-        assert!(!stats.mean_sq.is_empty(), "{fixture}: calibration saw no linear layer");
         let mut prev = 0.0;
-        for (preset, bound) in ["w8a8", "w4a8", "w2a8"].into_iter().zip(bounds) {
-            let recipe = Recipe::preset(preset).unwrap();
-            let (q, _) = quantize_model(&model, &recipe, Some(&stats), calib.len(), opts, |_, _| {}).unwrap();
-            let q = AlignedBytes::copy_from(&q);
-            let qm = Model::from_bytes(q.as_slice()).unwrap();
-            let (stepwise, batched) = step_and_prefill(&qm, &reference.input_ids);
-            assert_eq!(stepwise, batched, "{fixture} {preset}: prefill != step");
-            let err = max_abs_diff(&stepwise, &reference.logits_decode);
+        let mut bounds = bounds.into_iter();
+        for_each_preset(fixture, |preset, stepwise, reference| {
+            let bound = bounds.next().unwrap();
+            let err = max_abs_diff(stepwise, &reference.logits_decode);
             println!("{fixture} {preset}: max abs logit error {err:.4}");
             assert!(err <= bound, "{fixture} {preset}: {err} > {bound}");
             assert!(err > prev, "{fixture} {preset}: fewer bits must cost more ({err} <= {prev})");
             prev = err;
-        }
+        });
     }
+}
+
+/// Bounds on the median over tokens of the max abs logit error of
+/// Qwen3-Next (qwen3next-tiny, experts) vs transformers, w8a8 / w4a8 /
+/// w2a8: measured medians 0.385 / 2.47 / 4.83, bounds ~50% above. The
+/// median, because a quantized model routes a few tokens to other experts
+/// than the f32 one (a jump: measured maxima 4.82 / 4.45 / 6.35, not
+/// monotonic in the bits), which is a real effect of quantizing a mixture
+/// of experts but says nothing of the quantization's size.
+const EXPERT_BOUNDS: [f32; 3] = [0.6, 3.7, 7.2];
+
+#[test]
+fn quantized_experts_stay_bounded() {
+    let fixture = "qwen3next-tiny";
+    let mut prev = 0.0;
+    let mut bounds = EXPERT_BOUNDS.into_iter();
+    for_each_preset(fixture, |preset, stepwise, reference| {
+        let bound = bounds.next().unwrap();
+        let v = reference.vocab;
+        let mut per_token: Vec<f32> = stepwise
+            .chunks_exact(v)
+            .zip(reference.logits_decode.chunks_exact(v))
+            .map(|(a, b)| max_abs_diff(a, b))
+            .collect();
+        per_token.sort_by(f32::total_cmp);
+        let (median, max) = (per_token[per_token.len() / 2], per_token[per_token.len() - 1]);
+        println!("{fixture} {preset}: per-token max abs logit error: median {median:.4}, max {max:.4}");
+        assert!(median <= bound, "{fixture} {preset}: median {median} > {bound}");
+        assert!(median > prev, "{fixture} {preset}: fewer bits must cost more ({median} <= {prev})");
+        assert!(max.is_finite());
+        prev = median;
+    });
 }

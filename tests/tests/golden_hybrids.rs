@@ -1,6 +1,7 @@
-//! Golden logits for the hybrid families (LFM2, RecurrentGemma): eddy's
+//! Golden logits for the hybrid families (LFM2, RecurrentGemma, Qwen3-Next): eddy's
 //! converter + runtime against transformers on tiny random models
-//! (fixtures from tools/python/make_hybrid_fixtures.py), the Lambda window
+//! (fixtures from tools/python/make_hybrid_fixtures.py and, for Qwen3-Next,
+//! make_moe_fixtures.py), the Lambda window
 //! against a masked-attention reference, and the KV cache formats.
 
 use eddy::file::AlignedBytes;
@@ -15,8 +16,12 @@ use safetensors::SafeTensors;
 /// f32 tolerance: only summation order and exp/tanh implementations differ.
 const F32_TOL: f32 = 1e-4;
 
-const HYBRIDS: [(&str, Architecture); 2] =
-    [("lfm2-tiny", Architecture::Lfm2), ("recurrentgemma-tiny", Architecture::RecurrentGemma)];
+const HYBRIDS: [(&str, Architecture); 3] = [
+    ("lfm2-tiny", Architecture::Lfm2),
+    ("recurrentgemma-tiny", Architecture::RecurrentGemma),
+    // Qwen3-Next as released: Gated DeltaNet + gated attention + experts.
+    ("qwen3next-tiny", Architecture::GatedDeltaNet),
+];
 
 /// The model with its cache in `format`, keeping the default window.
 fn with_format<'a>(model: &Model<'a>, format: KvFormat) -> Model<'a> {
@@ -83,9 +88,14 @@ fn lambda_window_matches_masked_attention() {
 /// Worst logit errors against the f32 cache, per format f16/q8/q4: bounds
 /// about 2-3x the measurement (lfm2 0.0012/0.033/0.42, recurrentgemma
 /// 0.0012/0.017/0.38; random tiny heads of 16 and 12 values, one scale
-/// group per head); fewer bits must cost more.
-const KV_BOUNDS: [(&str, [f32; 3]); 2] =
-    [("lfm2-tiny", [0.003, 0.08, 0.9]), ("recurrentgemma-tiny", [0.003, 0.04, 0.8])];
+/// group per head; qwen3next 0.015/0.15/2.29, higher as its output-gated
+/// attention feeds expert routers, and a router that picks another
+/// expert moves the logits by a jump); fewer bits must cost more.
+const KV_BOUNDS: [(&str, [f32; 3]); 3] = [
+    ("lfm2-tiny", [0.003, 0.08, 0.9]),
+    ("recurrentgemma-tiny", [0.003, 0.04, 0.8]),
+    ("qwen3next-tiny", [0.04, 0.4, 5.0]),
+];
 
 #[test]
 fn kv_formats_stay_bounded_and_snapshots_are_exact() {
@@ -204,4 +214,29 @@ fn kv_distance_limit_is_a_model_option() {
         "a binding limit changes logits"
     );
     assert!(restore_one_step_snapshot(&model, &near).is_ok(), "the state layout is unchanged");
+}
+
+/// Qwen3-Next's experts: a token reads `top_k` of each layer's stacked
+/// expert matrices (inspect and bench count those as its active
+/// parameters), every other tensor whole.
+#[test]
+fn experts_count_only_the_chosen_as_active() {
+    use eddy::HParam;
+    let bytes = convert("qwen3next-tiny", WeightDtype::F32);
+    let model = Model::from_bytes(bytes.as_slice()).unwrap();
+    let file = model.file();
+    let h = |k| file.hparam(k).unwrap() as u64;
+    let (experts, top_k) = (h(HParam::NExperts), h(HParam::ExpertsPerToken));
+    assert_eq!((experts, top_k), (8, 2));
+    let stacked: u64 = file.tensors().filter(|t| t.name.contains(".moe.experts_")).map(|t| t.numel()).sum();
+    // Three layers with experts, gate+up and down of d_expert 32, width 64.
+    assert_eq!(stacked, 3 * experts * 3 * 32 * 64);
+    let w = eddy::moe::active_weights(file);
+    assert_eq!(w.total_params, file.tensors().map(|t| t.numel()).sum::<u64>());
+    assert_eq!(w.total_params - w.active_params, stacked / experts * (experts - top_k));
+    assert_eq!(w.total_bytes - w.active_bytes, 4 * (w.total_params - w.active_params));
+    // Decode also reads one row of the (untied) embedding table.
+    let embed = file.tensors().next().unwrap();
+    let unread = embed.data.len() as u64 / embed.rows() * (embed.rows() - 1);
+    assert_eq!(eddy_cli::bench::decode_bytes_per_token(&model), w.active_bytes - unread);
 }

@@ -125,9 +125,12 @@ pub enum BenchError {
 }
 
 /// Bytes of weights one decode step reads: every tensor once, except an
-/// untied embedding table, of which only one row is read.
+/// untied embedding table, of which only one row is read, and stacked
+/// experts, of which only the `top_k` chosen are read.
 pub fn decode_bytes_per_token(model: &Model<'_>) -> u64 {
     let tied = model.file().hparam(eddy::HParam::TiedEmbeddings) == Some(1);
+    let experts = model.file().hparam(eddy::HParam::NExperts).unwrap_or(0) as u64;
+    let top_k = model.file().hparam(eddy::HParam::ExpertsPerToken).unwrap_or(0) as u64;
     model
         .file()
         .tensors()
@@ -135,6 +138,8 @@ pub fn decode_bytes_per_token(model: &Model<'_>) -> u64 {
             let bytes = t.data.len() as u64;
             if t.name == "embed.weight" && !tied {
                 bytes / t.rows().max(1)
+            } else if experts > 0 && t.name.contains(".moe.experts_") {
+                bytes / experts * top_k
             } else {
                 bytes
             }

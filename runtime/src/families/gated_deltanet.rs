@@ -15,6 +15,11 @@
 //! f32 state the delta rule then runs blocks of heads over the whole chunk
 //! on the workers, with a coded state token by token (no chunked WY form
 //! yet).
+//!
+//! Qwen3-Next as released also has gated full-attention layers and
+//! mixture-of-experts MLPs: a file with a layer-kinds table runs them
+//! ([`qwen3_next`]); a file without one is all Gated DeltaNet with
+//! dense MLPs, exactly as before.
 
 use crate::arch::HParam;
 use crate::error::ModelError;
@@ -29,11 +34,14 @@ use crate::schema::{
     dim, epsilon, flag, gated_mlp_specs, visit_head, TensorCursor, TensorKind, TensorSpec, MAX_DIM,
 };
 use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
+#[path = "qwen3_next.rs"]
+pub mod qwen3_next;
+pub use qwen3_next::Qwen3NextLayers;
 use eddy_kernels::DeltaRuleArgs;
 
 /// Hyper-parameters of a Gated DeltaNet model.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GatedDeltaNetConfig {
+pub struct GatedDeltaNetConfig<'a> {
     /// Vocabulary size.
     pub vocab_size: u32,
     /// Model width.
@@ -56,6 +64,9 @@ pub struct GatedDeltaNetConfig {
     pub norm_eps: f32,
     /// LM head tied to the embedding.
     pub tied_embeddings: bool,
+    /// Qwen3-Next's attention layers and mixture-of-experts MLPs (`None`:
+    /// every layer Gated DeltaNet with a dense MLP).
+    pub hybrid: Option<Qwen3NextLayers<'a>>,
 }
 
 #[derive(Clone, Copy)]
@@ -74,9 +85,9 @@ struct Dims {
     max_cols: usize,
 }
 
-impl GatedDeltaNetConfig {
+impl<'a> GatedDeltaNetConfig<'a> {
     /// Read and check the hyper-parameters of a file.
-    pub fn from_file(file: &EddyFile<'_>) -> Result<Self, ModelError> {
+    pub fn from_file(file: &EddyFile<'a>) -> Result<Self, ModelError> {
         let n_v_heads = dim(file, HParam::NHeads, 4096)?;
         let n_k_heads = dim(file, HParam::NGroups, 4096)?;
         let value_dim = dim(file, HParam::DInner, MAX_DIM)?;
@@ -86,10 +97,11 @@ impl GatedDeltaNetConfig {
         if value_dim % n_v_heads != 0 {
             return Err(ModelError::BadHParam { name: HParam::DInner.name(), value: value_dim });
         }
+        let n_layer = dim(file, HParam::NLayer, 4096)?;
         Ok(GatedDeltaNetConfig {
             vocab_size: dim(file, HParam::VocabSize, MAX_DIM)?,
             d_model: dim(file, HParam::DModel, MAX_DIM)?,
-            n_layer: dim(file, HParam::NLayer, 4096)?,
+            n_layer,
             n_v_heads,
             n_k_heads,
             head_k_dim: dim(file, HParam::DState, 4096)?,
@@ -98,6 +110,7 @@ impl GatedDeltaNetConfig {
             d_ffn: dim(file, HParam::DFfn, MAX_DIM)?,
             norm_eps: epsilon(file, HParam::NormEps)?,
             tied_embeddings: flag(file, HParam::TiedEmbeddings)?,
+            hybrid: Qwen3NextLayers::from_file(file, n_layer)?,
         })
     }
 
@@ -117,25 +130,58 @@ impl GatedDeltaNetConfig {
             keep: self.d_conv as usize - 1,
             ff,
             v: self.vocab_size as usize,
-            max_cols: dm.max(vd).max(ff),
+            max_cols: dm.max(vd).max(ff).max(self.hybrid.map_or(0, |h| h.max_cols())),
         }
     }
 
-    /// f32 words of state: conv window and delta-rule matrices per layer.
-    pub fn state_words(&self) -> Option<usize> {
+    /// f32 words of one Gated DeltaNet layer's state: conv window and
+    /// delta-rule matrices.
+    fn delta_state_words(&self) -> Option<usize> {
         let d = self.dims();
         let conv = d.conv_dim.checked_mul(d.keep)?;
         let mats = d.nv.checked_mul(d.hk)?.checked_mul(d.hv)?;
-        conv.checked_add(mats)?.checked_mul(self.n_layer as usize)
+        conv.checked_add(mats)
+    }
+
+    /// f32 words of state: per layer the conv window and delta-rule
+    /// matrices (or, in Qwen3-Next, after the position, the KV cache of
+    /// an attention layer).
+    pub fn state_words(&self) -> Option<usize> {
+        let delta = self.delta_state_words()?;
+        match &self.hybrid {
+            None => delta.checked_mul(self.n_layer as usize),
+            Some(h) => h.state_words(delta),
+        }
+    }
+
+    /// State layers: one per layer, after the position in Qwen3-Next.
+    fn state_layers(&self) -> usize {
+        self.n_layer as usize + usize::from(self.hybrid.is_some())
+    }
+
+    /// KV cache options of the attention layers (`None`: none).
+    fn kv_cache(&self) -> Option<crate::attention::KvCacheOptions> {
+        self.hybrid.filter(|h| h.has_attention()).map(|h| h.kv)
+    }
+
+    /// The same config with other KV cache options (checked).
+    fn with_kv_cache(&self, kv: crate::attention::KvCacheOptions) -> Result<Self, ModelError> {
+        let mut c = *self;
+        if let Some(h) = &mut c.hybrid {
+            h.kv = kv;
+            h.cache()?;
+        }
+        Ok(c)
     }
 
     /// Scratch sizes for `n` tokens: residual, normed, qkvz, ba, conv out,
-    /// core, out, gate, up, logits rows, the heads' staged outputs,
-    /// activations.
-    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 12] {
+    /// core, out, gate, up, logits rows, the heads' staged outputs, then
+    /// Qwen3-Next's (queries, output gates, keys, values, attention
+    /// output, attention scratch, mixture-of-experts rows), activations.
+    fn sizes(&self, n: usize, logit_rows: usize) -> [Option<usize>; 19] {
         let d = self.dims();
         let rows = |w: usize| n.checked_mul(w);
-        [
+        let own = [
             rows(d.dm),
             rows(d.dm),
             rows(2 * d.kd + 2 * d.vd),
@@ -147,33 +193,52 @@ impl GatedDeltaNetConfig {
             rows(d.ff),
             logit_rows.checked_mul(d.v),
             rows(d.vd),
-            ProductScratch::words(d.max_cols, n),
-        ]
+        ];
+        let hybrid = match &self.hybrid {
+            Some(h) => h.sizes(n, d.dm),
+            None => [Some(0); 7],
+        };
+        let [a, b, c, e, f, g, h] = hybrid;
+        let [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10] = own;
+        [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, a, b, c, e, f, g, h, ProductScratch::words(d.max_cols, n)]
     }
 }
 
 /// Visit the canonical tensor list of a Gated DeltaNet model in file order.
-pub fn tensor_schema(c: &GatedDeltaNetConfig, visit: &mut dyn FnMut(TensorSpec)) {
+pub fn tensor_schema(c: &GatedDeltaNetConfig<'_>, visit: &mut dyn FnMut(TensorSpec)) {
     use TensorKind::{Matrix, F32};
     let d = c.dims();
     let (v, dm, nv) = (d.v as u64, d.dm as u64, d.nv as u64);
     visit(TensorSpec::global("embed.weight", v, dm, Matrix));
     for i in 0..c.n_layer {
         let s = |pattern, rows, cols, kind| TensorSpec::layer(pattern, i, rows, cols, kind);
-        for spec in [
-            s("layers.{i}.norm.weight", 1, dm, F32),
-            s("layers.{i}.in_proj_qkvz.weight", (2 * d.kd + 2 * d.vd) as u64, dm, Matrix),
-            s("layers.{i}.in_proj_ba.weight", 2 * nv, dm, Matrix),
-            s("layers.{i}.conv1d.weight", d.conv_dim as u64, c.d_conv as u64, F32),
-            s("layers.{i}.dt_bias", 1, nv, F32),
-            s("layers.{i}.A", 1, nv, F32),
-            s("layers.{i}.gate_norm.weight", 1, d.hv as u64, F32),
-            s("layers.{i}.out_proj.weight", dm, d.vd as u64, Matrix),
-        ]
-        .into_iter()
-        .chain(gated_mlp_specs(i, "layers.{i}.mlp_norm.weight", dm, d.ff as u64))
-        {
-            visit(spec);
+        visit(s("layers.{i}.norm.weight", 1, dm, F32));
+        match &c.hybrid {
+            Some(h) if h.is_attention(i as usize) => h.visit_attention_specs(i, dm, visit),
+            _ => {
+                for spec in [
+                    s("layers.{i}.in_proj_qkvz.weight", (2 * d.kd + 2 * d.vd) as u64, dm, Matrix),
+                    s("layers.{i}.in_proj_ba.weight", 2 * nv, dm, Matrix),
+                    s("layers.{i}.conv1d.weight", d.conv_dim as u64, c.d_conv as u64, F32),
+                    s("layers.{i}.dt_bias", 1, nv, F32),
+                    s("layers.{i}.A", 1, nv, F32),
+                    s("layers.{i}.gate_norm.weight", 1, d.hv as u64, F32),
+                    s("layers.{i}.out_proj.weight", dm, d.vd as u64, Matrix),
+                ] {
+                    visit(spec);
+                }
+            }
+        }
+        match c.hybrid.and_then(|h| h.moe_of(i as usize)) {
+            Some(moe) => {
+                visit(s("layers.{i}.mlp_norm.weight", 1, dm, F32));
+                moe.visit_specs(i, dm, visit);
+            }
+            None => {
+                for spec in gated_mlp_specs(i, "layers.{i}.mlp_norm.weight", dm, d.ff as u64) {
+                    visit(spec);
+                }
+            }
         }
     }
     visit_head(visit, v, dm, c.tied_embeddings);
@@ -181,15 +246,36 @@ pub fn tensor_schema(c: &GatedDeltaNetConfig, visit: &mut dyn FnMut(TensorSpec))
 
 const PER_LAYER: u32 = 12;
 
-struct LayerWeights<'a> {
-    norm: &'a [f32],
+/// The weights of one Gated DeltaNet mixer.
+struct DeltaWeights<'a> {
     qkvz: Linear<'a>,
     ba: Linear<'a>,
     conv_w: &'a [f32],
     dt_bias: &'a [f32],
     a: &'a [f32],
     gate_norm: &'a [f32],
+    /// Output projection.
     out_proj: Linear<'a>,
+}
+
+impl<'a> DeltaWeights<'a> {
+    /// The mixer at the cursor.
+    fn at(t: &mut TensorCursor<'_, 'a>) -> Self {
+        DeltaWeights {
+            qkvz: t.linear(false),
+            ba: t.linear(false),
+            conv_w: t.f32(),
+            dt_bias: t.f32(),
+            a: t.f32(),
+            gate_norm: t.f32(),
+            out_proj: t.linear(false),
+        }
+    }
+}
+
+struct LayerWeights<'a> {
+    norm: &'a [f32],
+    delta: DeltaWeights<'a>,
     mlp: GatedMlp<'a>,
 }
 
@@ -203,8 +289,9 @@ fn l2_normalize(x: &mut [f32], scale: f32) {
 }
 
 scratch_rows! {
-    /// Per-token vectors of a chunk, `n` rows each (1 for a step).
-    Rows { x, normed, qkvz, ba, conv, core, out, gate, up, logits, blocked }
+    /// Per-token vectors of a chunk, `n` rows each (1 for a step); the
+    /// rows after `blocked` are Qwen3-Next's (empty otherwise).
+    Rows { x, normed, qkvz, ba, conv, core, out, gate, up, logits, blocked, q, q_gate, k, v, attended, attention, moe }
 }
 
 impl<'a> GatedDeltaNet<'a> {
@@ -215,7 +302,15 @@ impl<'a> GatedDeltaNet<'a> {
 
     /// A layer's state: the conv window (exact), then the delta-rule
     /// matrices, `head_k_dim` rows of `head_v_dim` values per value head.
-    fn layer_parts(&self, _layer: usize) -> StateParts {
+    fn layer_parts(&self, layer: usize) -> StateParts {
+        if let Some(h) = &self.config.hybrid {
+            return self.hybrid_layer_parts(h, layer);
+        }
+        self.delta_parts()
+    }
+
+    /// The state parts of a Gated DeltaNet layer.
+    fn delta_parts(&self) -> StateParts {
         let d = self.config.dims();
         StateParts::new([
             StatePart::Exact(d.conv_dim * d.keep),
@@ -225,24 +320,14 @@ impl<'a> GatedDeltaNet<'a> {
 
     fn layer(&self, i: u32) -> LayerWeights<'a> {
         let mut t = TensorCursor::at(&self.file, 1 + i * PER_LAYER);
-        LayerWeights {
-            norm: t.f32(),
-            qkvz: t.linear(false),
-            ba: t.linear(false),
-            conv_w: t.f32(),
-            dt_bias: t.f32(),
-            a: t.f32(),
-            gate_norm: t.f32(),
-            out_proj: t.linear(false),
-            mlp: swiglu_mlp(&mut t),
-        }
+        LayerWeights { norm: t.f32(), delta: DeltaWeights::at(&mut t), mlp: swiglu_mlp(&mut t) }
     }
 
     /// Conv, delta rule and gated norm of the chunk's `n` tokens: `qkvz`
     /// and `ba` rows in (`ba` is turned into `β` and the decay in place),
     /// `core` rows out. The layer state is the conv window, then the
     /// matrices.
-    fn recur(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
+    fn recur(&self, w: &DeltaWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, cx: Compute<'_>) {
         let d = self.config.dims();
         let (qw, window) = (2 * d.kd + 2 * d.vd, d.conv_dim * d.keep);
         let conv_w = eddy_kernels::ConvWeights { weight: w.conv_w, bias: None, width: d.keep + 1 };
@@ -297,7 +382,7 @@ impl<'a> GatedDeltaNet<'a> {
 
     /// Projections, conv, delta rule and gated norm of layer `w` over the
     /// chunk's `n` normed rows, into the `core` rows.
-    fn mix(&self, w: &LayerWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, rc: &mut RunCtx<'_, '_, '_>) {
+    fn mix(&self, w: &DeltaWeights<'_>, layer: &mut LayerState<'_>, r: &mut Rows<'_>, n: usize, rc: &mut RunCtx<'_, '_, '_>) {
         let d = self.config.dims();
         let m = n * d.dm;
         let ys = [&mut r.qkvz[..n * (2 * d.kd + 2 * d.vd)], &mut r.ba[..n * 2 * d.nv]];
@@ -309,6 +394,9 @@ impl<'a> GatedDeltaNet<'a> {
     /// logits of the last `logit_rows` tokens.
     fn run(&self, tokens: &[u32], state: &mut StateStore<'_>, r: &mut Rows<'_>, rc: &mut RunCtx<'_, '_, '_>) {
         let c = &self.config;
+        if let Some(h) = &c.hybrid {
+            return self.run_hybrid(h, tokens, state, r, rc);
+        }
         let d = c.dims();
         let dims = StackDims { n_layer: c.n_layer, d_model: d.dm, value_dim: d.vd, eps: c.norm_eps };
         let head = RmsHead::at(&self.file, 1 + c.n_layer * PER_LAYER, c.norm_eps, c.tied_embeddings);
@@ -317,11 +405,11 @@ impl<'a> GatedDeltaNet<'a> {
                 let Rows { x, normed, core, out, gate, up, logits, .. } = r;
                 StackRows { x, normed, core, out, mlp_gate: gate, mlp_up: up, logits }
             },
-            frame: |w: &LayerWeights<'a>| LayerFrame { norm: w.norm, out_proj: &w.out_proj, mlp: &w.mlp },
+            frame: |w: &LayerWeights<'a>| LayerFrame { norm: w.norm, out_proj: &w.delta.out_proj, mlp: &w.mlp },
         };
         let layer = |i: u32| (self.layer(i), self.layer_parts(i as usize));
         let mix = |w: &LayerWeights<'a>, l: &mut LayerState<'_>, r: &mut Rows<'_>, n, rc: &mut RunCtx<'_, '_, '_>| {
-            self.mix(w, l, r, n, rc)
+            self.mix(&w.delta, l, r, n, rc)
         };
         run_stack(dims, (self.embed(), head), access, layer, mix, tokens, state, (r, rc));
     }
@@ -330,6 +418,7 @@ impl<'a> GatedDeltaNet<'a> {
 layer_major_family!(
     /// A loaded, validated Gated DeltaNet model.
     GatedDeltaNet,
-    config = GatedDeltaNetConfig,
-    logits_slot = 9
+    config = GatedDeltaNetConfig<'a>,
+    logits_slot = 9,
+    optional_attention
 );

@@ -1,7 +1,7 @@
 //! The model families and the registry that names each of them once.
 //!
 //! One module per family (and [`hybrid`], what the hybrids with attention
-//! layers share; `head_blocks`, the per-head recurrences' chunk runner;
+//! layers share; [`moe`], the mixture-of-experts MLP; `head_blocks`, the per-head recurrences' chunk runner;
 //! `mixer_layers`, the layer stack of GLA and Gated DeltaNet;
 //! `step_products`, a step's independent products in one hand-off).
 //! The [`families!`] table below is the only list of families in the
@@ -16,10 +16,12 @@ use crate::file::EddyFile;
 
 #[cfg(any(feature = "gla", feature = "gated-deltanet", feature = "rwkv7"))]
 mod head_blocks;
-#[cfg(any(feature = "lfm2", feature = "recurrent-gemma"))]
+#[cfg(any(feature = "lfm2", feature = "recurrent-gemma", feature = "gated-deltanet"))]
 pub mod hybrid;
 #[cfg(any(feature = "gla", feature = "gated-deltanet"))]
 mod mixer_layers;
+#[cfg(feature = "gated-deltanet")]
+pub mod moe;
 #[cfg(any(feature = "gla", feature = "gated-deltanet", feature = "rwkv7"))]
 mod step_products;
 
@@ -216,7 +218,8 @@ families! { $;
     }
     family gated_deltanet::GatedDeltaNet, feature "gated-deltanet" {
         /// Gated DeltaNet layers with SwiGLU MLPs, as the linear-attention
-        /// layers of `Qwen3NextForCausalLM`.
+        /// layers of `Qwen3NextForCausalLM`; with a layer-kinds table,
+        /// Qwen3-Next as released (gated attention layers, experts).
         GatedDeltaNet = 6, "gated-deltanet", hf ["Qwen3NextForCausalLM"], model_type "qwen3_next";
     }
     family rwkv7::Rwkv7, feature "rwkv7" {

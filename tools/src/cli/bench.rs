@@ -122,10 +122,11 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
     let rows = run_plan(&model, &plan, |done, test| progress.set_with(done as u64, test))?;
     progress.finish();
     let params: u64 = model.file().tensors().map(|t| t.rows() * t.cols()).sum();
+    let active = eddy::moe::active_weights(model.file()).active_params;
     let bpw = bytes.len() as f64 * 8.0 / params.max(1) as f64;
     if a.json {
         let v = serde_json::json!({
-            "model": label, "bytes": bytes.len(), "params": params, "bits_per_weight": bpw,
+            "model": label, "bytes": bytes.len(), "params": params, "active_params": active, "bits_per_weight": bpw,
             "kernels": model.kernels().name, "results": rows, "rooflines": rooflines,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -143,6 +144,14 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
             r.test,
             r.tokens_per_s,
             r.stddev
+        );
+    }
+    if active < params {
+        println!();
+        println!(
+            "experts: {:.1} M of {:.1} M parameters active per token",
+            active as f64 / 1e6,
+            params as f64 / 1e6
         );
     }
     if let Some(rf) = rooflines.first() {

@@ -12,6 +12,16 @@ fn calibrated(report: &serde_json::Value) -> bool {
     report["calib_tokens"].as_u64().is_some_and(|n| n > 0)
 }
 
+/// Total and per-token (active) parameters and weight bytes: they differ
+/// only with experts, of which a token reads its `top_k`.
+fn active_json(file: &eddy::file::EddyFile<'_>) -> serde_json::Value {
+    let w = eddy::moe::active_weights(file);
+    serde_json::json!({
+        "total": w.total_params, "active": w.active_params,
+        "total_bytes": w.total_bytes, "active_bytes": w.active_bytes,
+    })
+}
+
 /// Everything `inspect` prints, as one JSON object.
 fn inspect_json(path: &Path, model: &eddy::Model<'_>) -> serde_json::Value {
     use serde_json::json;
@@ -57,6 +67,7 @@ fn inspect_json(path: &Path, model: &eddy::Model<'_>) -> serde_json::Value {
             Ok(t) => json!({"stored": !t.is_default(), "eos_token_ids": t.eos_token_ids()}),
             Err(e) => json!({"error": e.to_string()}),
         },
+        "parameters": active_json(file),
         "state_bytes": model.state_bytes(),
         "state_format": model.state_format().to_string(),
         "state_bytes_by_bits": state_by_bits,
@@ -105,6 +116,13 @@ pub(crate) fn cmd_inspect(path: PathBuf, json: bool) -> Result<()> {
         "tensor bytes:  {total} ({params} parameters, {:.2} bits/parameter)",
         total as f64 * 8.0 / params as f64
     );
+    let w = eddy::moe::active_weights(file);
+    if w.active_params < w.total_params {
+        println!(
+            "experts:       {} of {} parameters ({} of {} bytes) active per token",
+            w.active_params, w.total_params, w.active_bytes, w.total_bytes
+        );
+    }
     let bits = eddy_cli::calibrate::bits_summary(&model);
     println!(
         "bits/weight:   {:.3} all tensors, {:.3} matrices, {:.3} layer linears (per-layer matrices)",

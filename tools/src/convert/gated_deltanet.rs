@@ -1,6 +1,6 @@
 //! Gated DeltaNet models in Qwen3-Next's layout (`Qwen3NextForCausalLM`
-//! whose layers are all `linear_attention` with dense MLPs). Full-attention
-//! layers and MoE MLPs (the hybrid Qwen3-Next) are not supported yet.
+//! whose layers are all `linear_attention` with dense MLPs); Qwen3-Next
+//! with full-attention layers or experts goes on in [`super::qwen3_next`].
 
 use super::common::{
     conv_or_plain_shape, dims, epsilon, hparams, neg_exp, one_plus, require_activation, require_family,
@@ -12,36 +12,34 @@ use eddy::gated_deltanet::{tensor_schema, GatedDeltaNetConfig};
 use eddy::schema::TensorSpec;
 use serde_json::Value;
 
-/// Read Gated DeltaNet hyper-parameters from a Qwen3-Next `config.json`.
-pub fn gated_deltanet_config(cfg: &Value) -> Result<GatedDeltaNetConfig, ConvertError> {
-    require_family(cfg, "Qwen3NextForCausalLM", "qwen3_next")?;
+/// Whether `cfg` is all `linear_attention` layers with dense MLPs.
+pub(super) fn is_pure_delta(cfg: &Value) -> Result<bool, ConvertError> {
     let n_layer = get_u32(cfg, "num_hidden_layers")?;
-    let types: Vec<&str> = cfg
-        .get("layer_types")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if types.len() != n_layer as usize || types.iter().any(|t| *t != "linear_attention") {
-        return Err(ConvertError::ConfigValue {
-            key: "layer_types",
-            value: format!("{types:?}"),
-            why: "only all-`linear_attention` (Gated DeltaNet) stacks are supported; \
-                  full-attention layers are not implemented yet",
-        });
-    }
+    let types = layer_types(cfg);
     let experts = cfg.get("num_experts").and_then(Value::as_u64).unwrap_or(0);
     let dense: Vec<u64> = cfg
         .get("mlp_only_layers")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
-    if experts > 0 && (0..n_layer as u64).any(|l| !dense.contains(&l)) {
-        return Err(ConvertError::ConfigValue {
-            key: "num_experts",
-            value: experts.to_string(),
-            why: "mixture-of-experts MLPs are not supported; use num_experts 0 or list every layer in mlp_only_layers",
-        });
-    }
+    let linear = types.len() == n_layer as usize && types.iter().all(|t| *t == "linear_attention");
+    Ok(linear && (experts == 0 || (0..n_layer as u64).all(|l| dense.contains(&l))))
+}
+
+/// The `layer_types` list of a Qwen3-Next config.
+pub(super) fn layer_types(cfg: &Value) -> Vec<&str> {
+    cfg.get("layer_types")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Read Gated DeltaNet hyper-parameters from a Qwen3-Next `config.json`
+/// (the linear-attention layers and dense MLPs; no attention layers or
+/// experts: `hybrid` is `None`).
+pub fn gated_deltanet_config(cfg: &Value) -> Result<GatedDeltaNetConfig<'static>, ConvertError> {
+    require_family(cfg, "Qwen3NextForCausalLM", "qwen3_next")?;
+    let n_layer = get_u32(cfg, "num_hidden_layers")?;
     require_activation(cfg, "hidden_act", "silu", &["silu"], "only silu is supported")?;
     let [vocab_size, d_model, _, n_v_heads, n_k_heads, head_k_dim, head_v_dim, d_conv, d_ffn] = dims(
         cfg,
@@ -69,6 +67,7 @@ pub fn gated_deltanet_config(cfg: &Value) -> Result<GatedDeltaNetConfig, Convert
         d_ffn,
         norm_eps: epsilon(cfg, "rms_norm_eps", 1e-6)?,
         tied_embeddings: get_bool(cfg, "tie_word_embeddings", false)?,
+        hybrid: None,
     };
     if c.n_v_heads % c.n_k_heads != 0 {
         return Err(ConvertError::ConfigValue {
@@ -80,14 +79,16 @@ pub fn gated_deltanet_config(cfg: &Value) -> Result<GatedDeltaNetConfig, Convert
     Ok(c)
 }
 
-struct Qwen3NextLayout {
-    config: GatedDeltaNetConfig,
+/// The checkpoint layout of the Gated DeltaNet layers and dense MLPs.
+pub(super) struct Qwen3NextLayout {
+    /// Key heads, key and value head widths, value heads per key head.
+    pub(super) heads: (usize, usize, usize, usize),
 }
 
 /// Rows of `values` (`cols` wide) grouped per key head as blocks of the
 /// given widths, regrouped so that each block kind is contiguous over all
 /// heads (`[q_0 k_0 v_0 z_0 q_1 ...]` becomes `[q_0 q_1 .. k_0 k_1 ..]`).
-fn regroup_rows(values: &[f32], cols: usize, heads: usize, widths: &[usize]) -> Vec<f32> {
+pub(super) fn regroup_rows(values: &[f32], cols: usize, heads: usize, widths: &[usize]) -> Vec<f32> {
     let per_head: usize = widths.iter().sum();
     let mut out = Vec::with_capacity(values.len());
     for (block, &width) in widths.iter().enumerate() {
@@ -122,9 +123,7 @@ impl FamilyLayout for Qwen3NextLayout {
     }
 
     fn transform(&self, spec: &TensorSpec, values: Vec<f32>) -> Vec<f32> {
-        let c = &self.config;
-        let (nk, hk, hv) = (c.n_k_heads as usize, c.head_k_dim as usize, c.head_v_dim as usize);
-        let r = (c.n_v_heads / c.n_k_heads) as usize;
+        let (nk, hk, hv, r) = self.heads;
         let cols = spec.cols as usize;
         match spec.pattern {
             // Qwen3-Next's RMSNorm scales by (1 + w): store the product's factor.
@@ -137,14 +136,25 @@ impl FamilyLayout for Qwen3NextLayout {
     }
 }
 
+impl Qwen3NextLayout {
+    /// The layout of the heads of `c`.
+    pub(super) fn of(c: &GatedDeltaNetConfig<'_>) -> Self {
+        let heads = (c.n_k_heads as usize, c.head_k_dim as usize, c.head_v_dim as usize);
+        Qwen3NextLayout { heads: (heads.0, heads.1, heads.2, (c.n_v_heads / c.n_k_heads) as usize) }
+    }
+}
+
 pub(super) fn plan(cfg: &Value) -> Result<Plan, ConvertError> {
     let c = gated_deltanet_config(cfg)?;
+    if !is_pure_delta(cfg)? {
+        return super::qwen3_next::plan(cfg, c);
+    }
     let hparams = hparams! {
         VocabSize = c.vocab_size, DModel = c.d_model, NLayer = c.n_layer, NHeads = c.n_v_heads,
         NGroups = c.n_k_heads, DState = c.head_k_dim, DInner = c.n_v_heads * c.head_v_dim, DConv = c.d_conv,
         DFfn = c.d_ffn, NormEps = c.norm_eps, TiedEmbeddings = c.tied_embeddings,
     };
     let shape = (c.n_layer, c.d_model, c.vocab_size);
-    let layout = Qwen3NextLayout { config: c };
+    let layout = Qwen3NextLayout::of(&c);
     Ok(Plan::new(Architecture::GatedDeltaNet, hparams, |visit| tensor_schema(&c, visit), layout, shape))
 }

@@ -27,6 +27,7 @@ mod lfm2;
 mod mamba1;
 mod mamba2;
 mod planned;
+mod qwen3_next;
 mod recurrent_gemma;
 mod rnn;
 mod rwkv4;
@@ -330,6 +331,12 @@ trait FamilyLayout {
     /// The checkpoint name of a canonical tensor.
     fn hf_name(&self, spec: &TensorSpec) -> String;
 
+    /// The checkpoint tensors a canonical tensor is stacked from, rows
+    /// after rows (e.g. a layer's experts); each has [`hf_shape`](Self::hf_shape).
+    fn hf_parts(&self, spec: &TensorSpec) -> Vec<String> {
+        vec![self.hf_name(spec)]
+    }
+
     /// The shape the checkpoint stores a canonical tensor with.
     fn hf_shape(&self, spec: &TensorSpec) -> Vec<usize> {
         common::plain_shape(spec)
@@ -487,17 +494,20 @@ fn convert_dir_into<W: Write + Seek>(
     let plan = plan_for(&cfg, &ckpt)?;
     let mut hf_names = Vec::with_capacity(plan.specs.len());
     for spec in &plan.specs {
-        let hf = plan.layout.hf_name(spec);
-        let shape = ckpt
-            .check_readable(&hf)?
-            .ok_or_else(|| ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy_name(spec) })?;
-        let expected = plan.layout.hf_shape(spec);
-        if shape != expected {
-            return Err(ConvertError::ShapeMismatch { hf_name: hf, expected, found: shape });
+        let parts = plan.layout.hf_parts(spec);
+        for hf in &parts {
+            let shape = ckpt.check_readable(hf)?.ok_or_else(|| ConvertError::MissingTensor {
+                hf_name: hf.clone(),
+                eddy_name: eddy_name(spec),
+            })?;
+            let expected = plan.layout.hf_shape(spec);
+            if shape != expected {
+                return Err(ConvertError::ShapeMismatch { hf_name: hf.clone(), expected, found: shape });
+            }
         }
-        hf_names.push(hf);
+        hf_names.push(parts);
     }
-    refuse_extra_layers(&cfg, plan.shape.0, &ckpt, &hf_names)?;
+    refuse_extra_layers(&cfg, plan.shape.0, &ckpt, &hf_names.concat())?;
     let tok_path = dir.join("tokenizer.json");
     let tokenizer = match tok_path.exists() {
         true => Some(crate::validate::read_regular(&tok_path).map_err(io_err(&tok_path))?),
@@ -519,12 +529,17 @@ fn convert_dir_into<W: Write + Seek>(
     let mut w = StreamingFile::new(out, plan.architecture, &hparams, names, blob_count)?;
     let total: u64 = plan.specs.iter().map(|s| s.rows * s.cols).sum();
     let mut done = 0u64;
-    for (spec, hf) in plan.specs.iter().zip(&hf_names) {
-        let missing = || ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy_name(spec) };
-        let (_, values) = ckpt.read_f32(hf)?.ok_or_else(missing)?;
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(ConvertError::NonFinite { hf_name: hf.clone() });
+    for (spec, parts) in plan.specs.iter().zip(&hf_names) {
+        let mut values = Vec::new();
+        for hf in parts {
+            let missing = || ConvertError::MissingTensor { hf_name: hf.clone(), eddy_name: eddy_name(spec) };
+            let (_, part) = ckpt.read_f32(hf)?.ok_or_else(missing)?;
+            if part.iter().any(|v| !v.is_finite()) {
+                return Err(ConvertError::NonFinite { hf_name: hf.clone() });
+            }
+            values.extend(part);
         }
+        let hf = parts.first().cloned().unwrap_or_default();
         let values = plan.layout.transform(spec, values);
         if values.iter().any(|v| !v.is_finite()) {
             return Err(ConvertError::NonFiniteConverted { hf_name: hf.clone(), eddy_name: eddy_name(spec) });
@@ -550,7 +565,7 @@ fn convert_dir_into<W: Write + Seek>(
         w.blob(BlobKind::ChatTemplate, chat.to_bytes())?;
     }
     let (out, len) = w.finish()?;
-    let used: BTreeSet<&String> = hf_names.iter().collect();
+    let used: BTreeSet<&String> = hf_names.iter().flatten().collect();
     let ignored: Vec<String> = ckpt.names().into_iter().filter(|n| !used.contains(n)).collect();
     Ok((
         out,

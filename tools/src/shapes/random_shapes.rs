@@ -156,6 +156,26 @@ pub fn gated_deltanet_shape(d: DeltaNetDims) -> ShapeConfig {
     }))
 }
 
+/// Qwen3-Next-80B-A3B as released: 48 layers, (3 Gated DeltaNet + 1 gated
+/// attention) x 12, every MLP a mixture of 512 experts (10 per token, one
+/// shared expert).
+pub fn qwen3_next_80b_a3b_shape() -> ShapeConfig {
+    let layer_types: Vec<&str> =
+        (0..48).map(|i| if i % 4 == 3 { "full_attention" } else { "linear_attention" }).collect();
+    ShapeConfig::plain(json!({
+        "architectures": ["Qwen3NextForCausalLM"], "model_type": "qwen3_next",
+        "vocab_size": 151_936, "hidden_size": 2048, "num_hidden_layers": 48, "layer_types": layer_types,
+        "linear_num_key_heads": 16, "linear_num_value_heads": 32,
+        "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_conv_kernel_dim": 4,
+        "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 256,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10_000_000.0, "partial_rotary_factor": 0.25},
+        "intermediate_size": 5120, "num_experts": 512, "num_experts_per_tok": 10,
+        "moe_intermediate_size": 512, "shared_expert_intermediate_size": 512, "norm_topk_prob": true,
+        "decoder_sparse_step": 1, "mlp_only_layers": [], "hidden_act": "silu",
+        "rms_norm_eps": 1e-6, "tie_word_embeddings": false,
+    }))
+}
+
 /// Dimensions of a RecurrentGemma (Griffin) model.
 #[derive(Clone, Copy, Debug)]
 pub struct GriffinDims {
@@ -323,6 +343,13 @@ pub static PUBLIC_SHAPES: &[PublicShape] = &[
                 d_ffn: 2560,
             })
         },
+    },
+    PublicShape {
+        name: "qwen3-next-80b-a3b",
+        source: "Qwen/Qwen3-Next-80B-A3B config.json values as recalled (not re-checked against the file): \
+                 2048 wide, 48 layers (3 Gated DeltaNet + 1 gated attention) x 12, 512 experts of 512, 10 \
+                 per token, shared expert 512, vocab 151936",
+        make: qwen3_next_80b_a3b_shape,
     },
     PublicShape {
         name: "recurrentgemma-2b",
