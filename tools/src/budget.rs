@@ -1,13 +1,16 @@
 //! `--target-bpw`: a byte budget instead of a fixed format. Each matrix is
 //! quantized once in every candidate format to measure its expected loss
-//! (calibration-weighted error); formats are then allocated per tensor to
-//! minimise the summed loss with all tensors' bytes within the budget.
+//! (the output error on calibration inputs, through the GPTQ Hessian when
+//! there is one); formats are then allocated per tensor to minimise the
+//! summed loss with all tensors' bytes within the budget.
 //!
 //! The allocation is the greedy solution of a multiple-choice knapsack on
 //! each tensor's lower convex hull of (bytes, loss): upgrades are taken in
 //! order of loss saved per byte, which is optimal at every hull vertex.
 
 use crate::calibrate::{quantize_matrix, tensor_to_f32, ActivationStats, CalibrationOptions};
+use crate::gptq::{gptq_quantize_factored, inverse_hessian_factor};
+use crate::quantize::{output_mse, OUTPUT_MSE_MAX_MACS};
 use crate::recipe::{Recipe, Rule};
 use eddy::{Model, TensorFormat};
 
@@ -203,11 +206,15 @@ pub struct Measured {
 
 /// Measure every candidate format of each matrix `recipe` stores in an
 /// integer format (unless `pinned`, e.g. by --set): its bytes and expected
-/// loss, the calibration-weighted squared error summed over the matrix
-/// (`Σ_r Σ_c E[x_c²] ΔW_rc²`, the output error per token when inputs are
-/// uncorrelated). An embedding is also looked up row by row: the average
-/// row's squared error is added for that use. Other tensors are fixed at
-/// the bytes the recipe gives them.
+/// loss, the squared output error per token on calibration inputs. With
+/// the GPTQ Hessian `H = E[x xᵀ]` (GPTQ on, the matrix small enough for
+/// the report's output error) the candidate is quantized with GPTQ as it
+/// will be and the loss is `tr(ΔW H ΔWᵀ)`; otherwise it is quantized with
+/// the clip search and the loss is the calibration-weighted error
+/// `Σ_r Σ_c E[x_c²] ΔW_rc²` (the same quantity for uncorrelated inputs).
+/// An embedding is also looked up row by row: the average row's squared
+/// error is added for that use. Other tensors are fixed at the bytes the
+/// recipe gives them.
 pub fn measure(
     model: &Model<'_>,
     recipe: &Recipe,
@@ -216,6 +223,7 @@ pub fn measure(
     opts: CalibrationOptions,
 ) -> Result<Measured, BudgetError> {
     let matrices = crate::calibrate::matrix_names(model);
+    let tied = model.file().hparam(eddy::HParam::TiedEmbeddings) == Some(1);
     let mut notes = Vec::new();
     let mut out = Measured { tensors: Vec::new(), fixed_bytes: 0, total_params: 0 };
     for t in model.file().tensors() {
@@ -236,6 +244,15 @@ pub fn measure(
         };
         let imp = stats.and_then(|s| s.mean_sq.get(t.name)).map(Vec::as_slice);
         let (r, c) = (rows as usize, cols as usize);
+        // With a Hessian (GPTQ on) the candidate is quantized as it will be
+        // (GPTQ, except a tied embedding) and its loss is the exact output
+        // error `E|ΔW x|²`, correlations included.
+        let tied_embed = tied && t.name == "embed.weight";
+        let macs = rows.saturating_mul(cols).saturating_mul(cols);
+        let hessian = stats
+            .and_then(|s| s.hessians.get(t.name))
+            .filter(|h| opts.gptq && h.len() == c * c && macs <= OUTPUT_MSE_MAX_MACS);
+        let factor = hessian.filter(|_| !tied_embed).and_then(|h| inverse_hessian_factor(h, c));
         let mut candidates = Vec::new();
         for format in CANDIDATE_FORMATS {
             let Ok(bytes) = format.byte_len(rows, cols) else { continue };
@@ -247,11 +264,23 @@ pub fn measure(
                 format: format.name(),
                 reason,
             };
-            let (_, err) =
-                quantize_matrix(format, r, c, &v, imp, opts).map_err(|e| measure_err(e.to_string()))?;
+            let gptq = match (hessian, factor.as_deref()) {
+                (Some(h), Some(u)) => gptq_quantize_factored(format, r, c, &v, h, Some(u), opts.clip_search)
+                    .map_err(|e| measure_err(e.to_string()))?,
+                _ => None,
+            };
+            let (data, err) = match gptq {
+                Some(done) => done,
+                None => {
+                    quantize_matrix(format, r, c, &v, imp, opts).map_err(|e| measure_err(e.to_string()))?
+                }
+            };
             let n = t.numel() as f64;
             let weighted = if imp.is_some() && opts.activation_aware { err.weighted_mse } else { err.mse };
-            let mut loss = weighted * n;
+            let mut loss = match hessian {
+                Some(h) => output_mse(format, r, c, &v, &data, h) * r as f64,
+                None => weighted * n,
+            };
             if t.name == "embed.weight" {
                 loss += err.mse * n / r.max(1) as f64;
             }
