@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod budget;
 pub mod calibrate;
 pub mod chat_template;
 pub mod cholesky;

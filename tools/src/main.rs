@@ -219,6 +219,13 @@ struct QuantArgs {
     /// a matrix's width: minutes to hours there, versus seconds without).
     #[arg(long)]
     gptq: bool,
+    /// A byte budget instead of fixed formats: choose each matrix's format
+    /// (2, 4 or 8 bits, groups of 32 to 256) from its measured,
+    /// calibration-weighted error so that all tensors fit B bits per weight
+    /// at the least expected loss (recipe default w2a8; its f16/f32 choices
+    /// and --set stay as they are).
+    #[arg(long, value_name = "B")]
+    target_bpw: Option<f64>,
 }
 
 /// Above this many parameters GPTQ is off unless `--gptq` asks for it.
@@ -249,9 +256,10 @@ enum Command {
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
-        /// Recipe: a preset (f32, f16, w8a8, w4a8, w2a8) or a .toml file.
-        #[arg(long)]
-        recipe: String,
+        /// Recipe: a preset (f32, f16, w8a8, w4a8, w2a8) or a .toml file
+        /// (with --target-bpw: the base, w2a8 if not given).
+        #[arg(long, required_unless_present = "target_bpw")]
+        recipe: Option<String>,
         #[command(flatten)]
         quant: QuantArgs,
     },
@@ -408,6 +416,21 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
         }
     };
     let opts = CalibrationOptions { clip_search: !q.no_clip_search, activation_aware: !q.no_act_aware, gptq };
+    let recipe = match q.target_bpw {
+        None => recipe,
+        Some(b) => {
+            let (r, a) = eddy_cli::budget::recipe_for_target(
+                model,
+                &recipe,
+                &q.overrides,
+                stats.as_ref().map(|s| &s.0),
+                opts,
+                b,
+            )?;
+            eprintln!("budget: {} of {} tensor bytes; {}", a.bytes, a.budget, a.summary());
+            r
+        }
+    };
     // Progress in weights, not tensors: the embedding alone can be a fifth.
     let weights_done: Vec<u64> = model
         .file()
@@ -621,9 +644,13 @@ fn main() {
     });
     let result = match cli.command {
         Command::Convert { hf_dir, output, dtype, recipe, quant } => {
+            // --target-bpw alone quantizes too, from the w2a8 base.
+            let recipe = recipe.or_else(|| quant.target_bpw.map(|_| "w2a8".to_string()));
             cmd_convert(hf_dir, output, dtype, recipe, quant)
         }
-        Command::Quantize { model, output, recipe, quant } => cmd_quantize(model, output, recipe, quant),
+        Command::Quantize { model, output, recipe, quant } => {
+            cmd_quantize(model, output, recipe.unwrap_or_else(|| "w2a8".into()), quant)
+        }
         Command::Inspect { model, json } => cmd_inspect(model, json),
         Command::Run(args) => cmd_run(args),
         Command::Chat(args) => cmd_chat(args),

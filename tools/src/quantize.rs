@@ -115,7 +115,7 @@ impl QuantizeReport {
 pub const OUTPUT_MSE_MAX_MACS: u64 = 1 << 30;
 
 /// `tr(ΔW H ΔWᵀ) / rows` for the quantized `data` of f32 `weights`.
-fn output_mse(
+pub(crate) fn output_mse(
     format: TensorFormat,
     rows: usize,
     cols: usize,

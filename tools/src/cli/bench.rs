@@ -77,6 +77,7 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<()> {
                         no_act_aware: true,
                         no_gptq: true,
                         gptq: false,
+                        target_bpw: None,
                     };
                     (AlignedBytes::copy_from(&quantize_bytes(&bytes, &r, &q)?), format!("{label} {r}"))
                 }
