@@ -28,6 +28,10 @@ fn main() -> Result<()> {
     let plan = plan.with_blob(BlobKind::TokenizerJson, json);
     let built = build(&plan, &Storage::Converted(WeightDtype::F32), 1)?;
     std::fs::write(output, built.bytes.as_slice()).with_context(|| format!("cannot write {output}"))?;
-    eprintln!("wrote {output}: {} bytes, {:.1} M parameters", built.bytes.as_slice().len(), plan.parameters() as f64 / 1e6);
+    eprintln!(
+        "wrote {output}: {} bytes, {:.1} M parameters",
+        built.bytes.as_slice().len(),
+        plan.parameters() as f64 / 1e6
+    );
     Ok(())
 }

@@ -12,18 +12,18 @@ use eddy_cli::random::{build, mamba1_hf_config, Storage};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// A Mamba-1 shape of ~44M parameters (~176 MB of f32) in 24 layers of
-/// ~7 MB each, with the fortunes tokenizer's 1,024-token vocabulary (the
+/// A Mamba-1 shape of ~39M parameters (~157 MB of f32) in 24 layers of
+/// ~6.5 MB each, with the fortunes tokenizer's 1,024-token vocabulary (the
 /// embedding is 2 MB).
 fn shape() -> Mamba1Config {
     Mamba1Config {
         vocab_size: 1024,
-        d_model: 768,
+        d_model: 512,
         n_layer: 24,
         d_state: 16,
         d_conv: 4,
-        d_inner: 1536,
-        dt_rank: 48,
+        d_inner: 1024,
+        dt_rank: 32,
         norm_eps: 1e-5,
         tied_embeddings: true,
         proj_bias: false,
@@ -111,12 +111,16 @@ fn calibration_keeps_about_one_layer_of_the_mapped_model_resident() {
     let text = std::fs::read(root.join("data/fortunes/train.txt")).unwrap();
     let cut = text[..64 << 10].iter().rposition(|&b| b == b'\n').unwrap();
     std::fs::write(dir.0.join("calib.txt"), &text[..cut + 1]).unwrap();
-    assert!(size > 170 << 20, "model of {size} bytes");
+    assert!(size > 150 << 20, "model of {size} bytes");
+    // A child's peak includes this process's peak at the time it was
+    // spawned (the kernel carries it over the child's exec): reset ours,
+    // now that the model is written and freed.
+    std::fs::write("/proc/self/clear_refs", "5").expect("cannot reset the peak resident memory");
 
-    // A third of the model: the binary, one layer's weights, the
-    // quantization phase's buffers (a tensor's f32 copy and its output)
-    // fit many times over; the whole mapped model does not.
-    let limit = size / 3;
+    // Half the model: the binary, one layer's weights, the quantization
+    // phase's buffers (a tensor's f32 copy and its output) fit several
+    // times over; the whole mapped model does not.
+    let limit = size / 2;
     let (ok, peak, log) = quantize(Path::new(env!("CARGO_BIN_EXE_eddy")), &dir.0, &model, "new");
     assert!(ok, "quantize failed: {log}");
     assert!(log.contains("calibrated on 256 tokens"), "{log}");
