@@ -44,6 +44,9 @@ fn write_model(path: &Path) -> u64 {
 
 /// Run `eddy` with `args`; its exit status and peak resident memory in
 /// bytes (this child's own, not any other process's).
+// The child is reaped by `wait4` (which `Child::wait` cannot give the
+// resource usage of), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn run_measured(eddy: &Path, args: &[&str], stderr: &Path) -> (bool, u64) {
     let child = Command::new(eddy)
         .args(args)
