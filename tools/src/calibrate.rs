@@ -93,8 +93,28 @@ pub fn collect_activation_stats_for(
     tokens: &[u32],
     context: Option<usize>,
     wants_hessian: &dyn Fn(&str) -> bool,
+    progress: impl FnMut(usize),
+) -> Result<ActivationStats, eddy::SessionError> {
+    collect_activation_stats_paged(model, tokens, context, wants_hessian, &|_| {}, progress)
+}
+
+/// [`collect_activation_stats_for`] that also says, through `release(i)`,
+/// when the weights of tensor `i` (in file order) will not be read again
+/// soon: each layer's once a batched chunk has moved past it, every
+/// tensor's after each chunk. A caller reading the model from a file map
+/// drops those pages (see `MappedInput::release`), so the resident memory
+/// is about one layer's weights instead of the whole model; the next chunk
+/// reads them again from the page cache. The statistics are the same bits.
+pub fn collect_activation_stats_paged(
+    model: &Model<'_>,
+    tokens: &[u32],
+    context: Option<usize>,
+    wants_hessian: &dyn Fn(&str) -> bool,
+    release: &dyn Fn(usize),
     mut progress: impl FnMut(usize),
 ) -> Result<ActivationStats, eddy::SessionError> {
+    let pages = LayerPages::new(model);
+    let mut current_layer: Option<usize> = None;
     let cols: HashMap<String, usize> =
         model.file().tensors().map(|t| (t.name.to_string(), t.cols() as usize)).collect();
     let mut sums: HashMap<String, Vec<f64>> = HashMap::new();
@@ -105,6 +125,14 @@ pub fn collect_activation_stats_for(
         if n == 0 {
             return;
         }
+        // A batched chunk runs the layers in order, all its tokens at
+        // once: a new layer means the previous one is done for this chunk.
+        // Token by token (one row), the next token reads it again at once.
+        let layer = layer_index(name);
+        if xs.len() > n && layer != current_layer {
+            pages.release_layer(current_layer, release);
+        }
+        current_layer = layer;
         let acc = sums.entry(name.to_string()).or_insert_with(|| vec![0.0; n]);
         for x in xs.chunks_exact(n) {
             for (a, v) in acc.iter_mut().zip(x) {
@@ -121,10 +149,52 @@ pub fn collect_activation_stats_for(
     let mut done = 0;
     for sequence in tokens.chunks(context.unwrap_or(tokens.len()).max(1)) {
         let mut session = Session::new_owned(model);
-        session.prefill_observed(sequence, CALIB_CHUNK, &mut observe, |n| progress(done + n))?;
+        session.prefill_observed(sequence, CALIB_CHUNK, &mut observe, |n| {
+            pages.release_all(release);
+            progress(done + n)
+        })?;
         done += sequence.len();
     }
     Ok(ActivationStats::from_sums(sums, outer, tokens.len()))
+}
+
+/// The layer index of a tensor's canonical name (`layers.N.…`), `None`
+/// for the embedding, head and final norm.
+fn layer_index(name: &str) -> Option<usize> {
+    name.strip_prefix("layers.")?.split('.').next()?.parse().ok()
+}
+
+/// Tensor indices (file order) by layer, for releasing a layer's pages.
+struct LayerPages {
+    by_layer: Vec<Vec<usize>>,
+    tensors: usize,
+}
+
+impl LayerPages {
+    fn new(model: &Model<'_>) -> Self {
+        let mut by_layer: Vec<Vec<usize>> = Vec::new();
+        let mut tensors = 0;
+        for (i, t) in model.file().tensors().enumerate() {
+            tensors = i + 1;
+            if let Some(l) = layer_index(t.name) {
+                if by_layer.len() <= l {
+                    by_layer.resize(l + 1, Vec::new());
+                }
+                by_layer[l].push(i);
+            }
+        }
+        LayerPages { by_layer, tensors }
+    }
+
+    fn release_layer(&self, layer: Option<usize>, release: &dyn Fn(usize)) {
+        for &i in layer.and_then(|l| self.by_layer.get(l)).into_iter().flatten() {
+            release(i);
+        }
+    }
+
+    fn release_all(&self, release: &dyn Fn(usize)) {
+        (0..self.tensors).for_each(release);
+    }
 }
 
 /// Add `x xᵀ` of each row `x` of `xs` (rows of `n`, in order) to the upper

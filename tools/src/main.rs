@@ -347,16 +347,17 @@ fn quantize_file(input: &Path, out: BufWriter<File>, recipe: &str, q: &QuantArgs
 
 /// Quantize `model` by `recipe` into `out` tensor by tensor, printing a
 /// summary, each phase's progress and time, and the total time;
-/// `released(i)` is called once tensor `i`'s input is no longer read.
+/// `released(i)` is called once tensor `i`'s input is no longer read (by
+/// calibration too, each time it moves past a layer).
 fn quantize_model_to<W: std::io::Write + std::io::Seek>(
     model: &mut Model<'_>,
     recipe: &str,
     q: &QuantArgs,
     out: W,
-    released: impl FnMut(usize),
+    released: impl Fn(usize),
 ) -> Result<W> {
     use eddy_cli::calibrate::{
-        collect_activation_stats_for, hessian_matrices, matrix_names, CalibrationOptions,
+        collect_activation_stats_paged, hessian_matrices, matrix_names, CalibrationOptions,
     };
     use eddy_cli::progress::Progress;
     let started = Instant::now();
@@ -403,11 +404,12 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
             let context = q.calib_ctx.map(|n| n as usize);
             let phase = if gptq { "calibration (with GPTQ Hessians)" } else { "calibration" };
             let mut bar = Progress::new(phase, tokens.len() as u64, "tokens");
-            let s = collect_activation_stats_for(
+            let s = collect_activation_stats_paged(
                 model,
                 &tokens,
                 context,
                 &|name: &str| hessians.contains(name),
+                &released,
                 |n| bar.set(n as u64),
             )?;
             bar.finish();
@@ -448,7 +450,7 @@ fn quantize_model_to<W: std::io::Write + std::io::Seek>(
         stats.as_ref().map_or(0, |s| s.1),
         opts,
         |done, _| bar.set(weights_done.get(done.saturating_sub(1)).copied().unwrap_or(params)),
-        released,
+        &released,
         out,
     )?;
     bar.finish();

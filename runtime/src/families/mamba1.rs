@@ -278,6 +278,95 @@ impl<'a> Mamba1<'a> {
         let head = if self.config.tied_embeddings { self.embed() } else { t.linear(false) };
         (norm_f, head)
     }
+
+    /// The batched prefill of a chunk (see `prefill_chunk`), handing every
+    /// product's inputs to `observe` when there is one.
+    fn run_chunk<'s>(
+        &self,
+        chunk: Chunk<'_, '_, 's>,
+        cx: Compute<'_>,
+        observe: &mut Option<Observer<'_>>,
+    ) -> &'s [f32] {
+        let Chunk { tokens, state, scratch, logits: wanted } = chunk;
+        let Compute { kernels, workers } = cx;
+        let c = &self.config;
+        let n = tokens.len();
+        let (dm, di, ds, dc, dr, v) = (
+            c.d_model as usize,
+            c.d_inner as usize,
+            c.d_state as usize,
+            c.d_conv as usize,
+            c.dt_rank as usize,
+            c.vocab_size as usize,
+        );
+        let logit_rows = wanted.rows(n);
+        let Some(l) = PrefillLayout::new(c, n, wanted.layout_rows(n)) else {
+            return &[];
+        };
+        let starts = [0, l.normed, l.xz, l.conv_out, l.x_dbl, l.dt_in, l.dt, l.y, l.y_blocked, l.out, l.logits, l.act];
+        let [residual, normed, xz, conv_out, x_dbl, dt_in, dt, y, y_blocked, out, logits, act_words] =
+            split_at_starts(scratch, starts);
+        let act = &mut BatchActScratch::from_words(act_words, l.max_cols, n);
+        let logits = &mut logits[..logit_rows * v];
+
+        for (&token, r) in tokens.iter().zip(residual.chunks_exact_mut(dm)) {
+            self.embed().row(token as usize, r);
+        }
+        let xw = dr + 2 * ds;
+        let conv_words = di * (dc - 1);
+        let mut layers = state.layers();
+        for i in 0..c.n_layer {
+            let w = self.layer(i);
+            let mut layer = layers.next(self.state_parts(i as usize));
+            for (r, o) in residual.chunks_exact(dm).zip(normed.chunks_exact_mut(dm)) {
+                rms_norm(r, w.norm, c.norm_eps, o);
+            }
+            observe_input(observe, &w.in_proj, normed);
+            w.in_proj.matmat(normed, xz, n, act, kernels, workers);
+            let conv_state = &mut layer.words()[..conv_words];
+            let conv = ConvWeights { weight: w.conv_w, bias: w.conv_b, width: dc };
+            let xs = TokenRows { data: xz, stride: 2 * di };
+            conv_silu_chunk(&conv, xs, conv_state, y_blocked, conv_out, cx);
+            observe_input(observe, &w.x_proj, conv_out);
+            w.x_proj.matmat(conv_out, x_dbl, n, act, kernels, workers);
+            for (xd, d) in x_dbl.chunks_exact(xw).zip(dt_in.chunks_exact_mut(dr)) {
+                d.copy_from_slice(&xd[..dr]);
+            }
+            observe_input(observe, &w.dt_proj, dt_in);
+            w.dt_proj.matmat(dt_in, dt, n, act, kernels, workers);
+            if layer.codes_nothing() && workers.offload().is_none() {
+                // f32 state, CPU scan: channel blocks over all the tokens.
+                let chunk = ChunkScan { dt, u: conv_out, xz, x_dbl, dt_rank: dr, d_state: ds };
+                scan_chunk_by_blocks(&w, &chunk, &mut layer.words()[conv_words..], y_blocked, y, cx);
+            } else {
+                for t in 0..n {
+                    let xd = &x_dbl[t * xw..(t + 1) * xw];
+                    let (b, cmat) = xd[dr..].split_at(ds);
+                    let z = &xz[t * 2 * di + di..(t + 1) * 2 * di];
+                    let u = &conv_out[t * di..(t + 1) * di];
+                    let dtt = &dt[t * di..(t + 1) * di];
+                    let ssm_state = &mut layer.words()[conv_words..];
+                    scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, cx);
+                    layer.end_token();
+                }
+            }
+            observe_input(observe, &w.out_proj, y);
+            w.out_proj.matmat(y, out, n, act, kernels, workers);
+            add_assign(residual, out);
+        }
+        let (norm_f, head) = self.head();
+        let first = n - logit_rows;
+        for (r, o) in residual.chunks_exact(dm).skip(first).zip(normed.chunks_exact_mut(dm)) {
+            rms_norm(r, norm_f, c.norm_eps, o);
+        }
+        if let Some(o) = observe {
+            // Calibration wants the head's inputs, not the logits.
+            o(head.weight.name, &normed[..logit_rows * dm]);
+            return &[];
+        }
+        head.matmat(&normed[..logit_rows * dm], logits, logit_rows, act, kernels, workers);
+        logits
+    }
 }
 
 impl<'a> Family<'a> for Mamba1<'a> {
@@ -333,76 +422,19 @@ impl<'a> Family<'a> for Mamba1<'a> {
     /// by `prefill_scratch_words` (checked by the session); tokens checked
     /// by the session.
     fn prefill_chunk<'s>(&self, chunk: Chunk<'_, '_, 's>, cx: Compute<'_>) -> &'s [f32] {
-        let Chunk { tokens, state, scratch, logits: wanted } = chunk;
-        let Compute { kernels, workers } = cx;
-        let c = &self.config;
-        let n = tokens.len();
-        let (dm, di, ds, dc, dr, v) = (
-            c.d_model as usize,
-            c.d_inner as usize,
-            c.d_state as usize,
-            c.d_conv as usize,
-            c.dt_rank as usize,
-            c.vocab_size as usize,
-        );
-        let logit_rows = wanted.rows(n);
-        let Some(l) = PrefillLayout::new(c, n, wanted.layout_rows(n)) else {
-            return &[];
-        };
-        let starts = [0, l.normed, l.xz, l.conv_out, l.x_dbl, l.dt_in, l.dt, l.y, l.y_blocked, l.out, l.logits, l.act];
-        let [residual, normed, xz, conv_out, x_dbl, dt_in, dt, y, y_blocked, out, logits, act_words] =
-            split_at_starts(scratch, starts);
-        let act = &mut BatchActScratch::from_words(act_words, l.max_cols, n);
-        let logits = &mut logits[..logit_rows * v];
+        self.run_chunk(chunk, cx, &mut None)
+    }
 
-        for (&token, r) in tokens.iter().zip(residual.chunks_exact_mut(dm)) {
-            self.embed().row(token as usize, r);
-        }
-        let xw = dr + 2 * ds;
-        let conv_words = di * (dc - 1);
-        let mut layers = state.layers();
-        for i in 0..c.n_layer {
-            let w = self.layer(i);
-            let mut layer = layers.next(self.state_parts(i as usize));
-            for (r, o) in residual.chunks_exact(dm).zip(normed.chunks_exact_mut(dm)) {
-                rms_norm(r, w.norm, c.norm_eps, o);
-            }
-            w.in_proj.matmat(normed, xz, n, act, kernels, workers);
-            let conv_state = &mut layer.words()[..conv_words];
-            let conv = ConvWeights { weight: w.conv_w, bias: w.conv_b, width: dc };
-            let xs = TokenRows { data: xz, stride: 2 * di };
-            conv_silu_chunk(&conv, xs, conv_state, y_blocked, conv_out, cx);
-            w.x_proj.matmat(conv_out, x_dbl, n, act, kernels, workers);
-            for (xd, d) in x_dbl.chunks_exact(xw).zip(dt_in.chunks_exact_mut(dr)) {
-                d.copy_from_slice(&xd[..dr]);
-            }
-            w.dt_proj.matmat(dt_in, dt, n, act, kernels, workers);
-            if layer.codes_nothing() && workers.offload().is_none() {
-                // f32 state, CPU scan: channel blocks over all the tokens.
-                let chunk = ChunkScan { dt, u: conv_out, xz, x_dbl, dt_rank: dr, d_state: ds };
-                scan_chunk_by_blocks(&w, &chunk, &mut layer.words()[conv_words..], y_blocked, y, cx);
-            } else {
-                for t in 0..n {
-                    let xd = &x_dbl[t * xw..(t + 1) * xw];
-                    let (b, cmat) = xd[dr..].split_at(ds);
-                    let z = &xz[t * 2 * di + di..(t + 1) * 2 * di];
-                    let u = &conv_out[t * di..(t + 1) * di];
-                    let dtt = &dt[t * di..(t + 1) * di];
-                    let ssm_state = &mut layer.words()[conv_words..];
-                    scan_step(&w, ssm_state, dtt, u, b, cmat, z, &mut y[t * di..(t + 1) * di], ds, cx);
-                    layer.end_token();
-                }
-            }
-            w.out_proj.matmat(y, out, n, act, kernels, workers);
-            add_assign(residual, out);
-        }
-        let (norm_f, head) = self.head();
-        let first = n - logit_rows;
-        for (r, o) in residual.chunks_exact(dm).skip(first).zip(normed.chunks_exact_mut(dm)) {
-            rms_norm(r, norm_f, c.norm_eps, o);
-        }
-        head.matmat(&normed[..logit_rows * dm], logits, logit_rows, act, kernels, workers);
-        logits
+    /// [`prefill_chunk`](Self::prefill_chunk) observing every product's
+    /// inputs (the head's of every token, its logits not computed).
+    #[cfg(feature = "alloc")]
+    fn prefill_chunk_observed<'s>(
+        &self,
+        chunk: Chunk<'_, '_, 's>,
+        cx: Compute<'_>,
+        observe: Observer<'_>,
+    ) -> &'s [f32] {
+        self.run_chunk(chunk, cx, &mut Some(observe))
     }
 
     /// Advance the state by one token; if `want_logits`, leave the logits in

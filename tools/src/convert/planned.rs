@@ -44,6 +44,13 @@ impl ConfigPlan {
         &self.plan.blobs
     }
 
+    /// The plan with one more blob, e.g. a `tokenizer.json` so that a
+    /// random model can be calibrated on text (`eddy quantize --calib`).
+    pub fn with_blob(mut self, kind: BlobKind, data: Vec<u8>) -> Self {
+        self.plan.blobs.push((kind, data));
+        self
+    }
+
     /// `(layers, width, vocabulary)` as `eddy convert` reports them.
     pub fn shape(&self) -> (u32, u32, u32) {
         self.plan.shape
