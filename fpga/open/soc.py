@@ -50,7 +50,7 @@ def add_gdot(soc):
         i_m_err=dma.err,
         o_m_cti=dma.cti,
         o_m_bte=dma.bte,
-        o_irq=Signal(),  # the firmware polls STATUS
+        o_irq=Signal(name="gdot_irq"),  # unused: the firmware polls STATUS
     )
     for f in ("gdot_mac.v", "gdot_wb.v"):
         soc.platform.add_source(os.path.join(RTL, f))
