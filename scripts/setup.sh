@@ -48,12 +48,13 @@ if ! dpkg -s gcc-arm-none-eabi >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends gcc-arm-none-eabi >/dev/null
 fi
 # The FPGA backend's RTL checks (fpga/tests/rtl.rs): Icarus Verilog
-# simulation and yosys synthesis of the MAC array.
-if ! dpkg -s iverilog >/dev/null 2>&1 || ! dpkg -s yosys >/dev/null 2>&1; then
+# simulation and yosys synthesis of the MAC array; Verilator for the
+# open-flow accelerator's unit test (fpga/open/test.sh).
+if ! dpkg -s iverilog >/dev/null 2>&1 || ! dpkg -s yosys >/dev/null 2>&1 || ! dpkg -s verilator >/dev/null 2>&1; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends iverilog yosys >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends iverilog yosys verilator >/dev/null
 fi
 # aarch64 tests and CLI run in QEMU user mode (qemu-aarch64), linked by the
 # cross gcc against the arm64 C library; the CLI's FPGA C-simulation

@@ -20,6 +20,8 @@ echo "== Cortex-M kernels in QEMU (M4 dsp, M55 helium)"
 bash scripts/test-cortex-m.sh
 echo "== aarch64 NEON kernels and CLI in QEMU (max: neon-sdot, cortex-a53: neon) vs x86 tokens"
 bash scripts/test-aarch64.sh
+echo "== open-flow FPGA accelerator RTL in Verilator vs the golden matvec vectors"
+bash fpga/open/test.sh
 echo "== cargo test"
 cargo test --workspace
 echo "== fuzz: reader and session targets, 10 s each (skipped without nightly + cargo-fuzz)"
