@@ -44,11 +44,15 @@ impl<'a> LayerKinds<'a> {
     }
 }
 
-/// Read the attention shape hyper-parameters (`n_heads`, `n_kv_heads`,
-/// `head_dim`, `rotary_dims`, `rope_theta`); scores are scaled by
-/// `score_scale`.
-pub(crate) fn attention_shape(file: &EddyFile<'_>, score_scale: f32) -> Result<AttentionShape, ModelError> {
-    let n_heads = dim(file, HParam::NHeads, 4096)?;
+/// The attention hyper-parameters of a file, checked: query heads (read
+/// from `heads_key`: families whose recurrent layers use `NHeads` store
+/// them elsewhere), key/value heads, values per head, rotary values per
+/// head, rotary base.
+pub(crate) fn attention_hparams(
+    file: &EddyFile<'_>,
+    heads_key: HParam,
+) -> Result<(u32, u32, u32, u32, f32), ModelError> {
+    let n_heads = dim(file, heads_key, 4096)?;
     let n_kv_heads = dim(file, HParam::NKvHeads, 4096)?;
     if n_heads % n_kv_heads != 0 {
         return Err(ModelError::BadHParam { name: HParam::NKvHeads.name(), value: n_kv_heads });
@@ -63,6 +67,14 @@ pub(crate) fn attention_shape(file: &EddyFile<'_>, score_scale: f32) -> Result<A
     if !(rope_theta.is_finite() && rope_theta > 1.0) {
         return Err(ModelError::BadHParam { name: HParam::RopeTheta.name(), value: theta_bits });
     }
+    Ok((n_heads, n_kv_heads, head_dim, rotary_dims, rope_theta))
+}
+
+/// Read the attention shape hyper-parameters (`n_heads`, `n_kv_heads`,
+/// `head_dim`, `rotary_dims`, `rope_theta`); scores are scaled by
+/// `score_scale`.
+pub(crate) fn attention_shape(file: &EddyFile<'_>, score_scale: f32) -> Result<AttentionShape, ModelError> {
+    let (n_heads, n_kv_heads, head_dim, rotary_dims, rope_theta) = attention_hparams(file, HParam::NHeads)?;
     Ok(AttentionShape {
         n_heads: n_heads as usize,
         n_kv_heads: n_kv_heads as usize,

@@ -20,11 +20,11 @@ use crate::attention::{self, AttentionShape, CacheLayout, ChunkRows, KvCacheOpti
 use crate::error::ModelError;
 use crate::family::{MlpRows, RunCtx};
 use crate::file::{BlobKind, EddyFile};
-use crate::hybrid::{cache_layout, default_kv_options, native_window};
+use crate::hybrid::{attention_hparams, cache_layout, default_kv_options, native_window};
 use crate::linear::Linear;
 use crate::moe::{MoeShape, MoeWeights};
 use crate::ops::{add_assign, rms_norm_rows, sigmoid};
-use crate::schema::{dim, required, TensorCursor, TensorKind, TensorSpec};
+use crate::schema::{TensorCursor, TensorKind, TensorSpec};
 use crate::state_store::{LayerState, StatePart, StateParts, StateStore};
 
 /// Layer-kinds bit of a gated full-attention layer.
@@ -67,21 +67,8 @@ impl<'a> Qwen3NextLayers<'a> {
         if kinds.len() != n_layer as usize || kinds.iter().any(bad) {
             return Err(ModelError::BadLayerKinds);
         }
-        let n_heads = dim(file, HParam::NAttnHeads, 4096)?;
-        let n_kv_heads = dim(file, HParam::NKvHeads, 4096)?;
-        if n_heads % n_kv_heads != 0 {
-            return Err(ModelError::BadHParam { name: HParam::NKvHeads.name(), value: n_kv_heads });
-        }
-        let head_dim = dim(file, HParam::HeadDim, 4096)?;
-        let rotary_dims = file.hparam(HParam::RotaryDims).unwrap_or(head_dim);
-        if rotary_dims % 2 != 0 || rotary_dims > head_dim {
-            return Err(ModelError::BadHParam { name: HParam::RotaryDims.name(), value: rotary_dims });
-        }
-        let theta_bits = required(file, HParam::RopeTheta)?;
-        let rope_theta = f32::from_bits(theta_bits);
-        if !(rope_theta.is_finite() && rope_theta > 1.0) {
-            return Err(ModelError::BadHParam { name: HParam::RopeTheta.name(), value: theta_bits });
-        }
+        let (n_heads, n_kv_heads, head_dim, rotary_dims, rope_theta) =
+            attention_hparams(file, HParam::NAttnHeads)?;
         let layers = Qwen3NextLayers {
             n_heads,
             n_kv_heads,
