@@ -26,7 +26,7 @@ echo "== cargo test"
 cargo test --workspace
 echo "== fuzz: reader and session targets, 10 s each (skipped without nightly + cargo-fuzz)"
 FUZZ_SECONDS=10 FUZZ_TARGETS="from_bytes_nochecksum session" bash scripts/fuzz-smoke.sh
-echo "== miri: eddy-quant, runtime reader and session tests (skipped without the miri component)"
+echo "== miri: eddy-quant and the runtime's reader tests (skipped without the miri component)"
 bash scripts/miri.sh
 echo "== demo firmware in QEMU (M4, M55) vs host tokens"
 bash scripts/test-firmware.sh
